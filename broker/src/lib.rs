@@ -1,0 +1,1 @@
+//! fjord-broker: the Kafka half of Fjord (see DESIGN.md → Broker).
