@@ -1,0 +1,508 @@
+"""Differential test: one scripted, deterministic sequence of a few hundred operations
+run against Apache ZooKeeper 3.8 and against fjord-coord; the records must be identical.
+
+Recorded per op: the result (data, Stat version/cversion/aversion/numChildren/
+dataLength, ephemeralOwner mapped to the owning session's name, zxids mapped to
+their rank among all zxids seen (so the order of writes is compared, not the
+values), sorted children, error name/code), and after every op the watch events
+each session has received (type, state, path), in arrival order.
+Times and absolute zxid values are excepted.
+"""
+import difflib
+import os
+import pprint
+
+import pytest
+
+import zkwire
+from zkwire import (ACL, ALL, CONTAINER, EPHEMERAL, EPHEMERAL_SEQUENTIAL, OPEN_ACL_UNSAFE,
+                    PERSISTENT, PERSISTENT_SEQUENTIAL, PERSISTENT_SEQUENTIAL_WITH_TTL,
+                    PERSISTENT_WITH_TTL, READ, WRITE, CREATE, DELETE, ADMIN, ZKError,
+                    ConnectionClosed)
+from conftest import Server, skip_or_fail_unavailable
+
+
+def digest(user, pw):
+    import base64
+    import hashlib
+    return "%s:%s" % (user, base64.b64encode(hashlib.sha1(("%s:%s" % (user, pw)).encode()).digest()).decode())
+
+
+class Recorder:
+    def __init__(self, server):
+        self.server = server
+        self.sessions = {}
+        self.records = []
+        self.zxids = set()
+
+    # -- sessions
+    def open(self, name, **kw):
+        c = self.server.wire(**kw)
+        self.sessions[name] = c
+        self.records.append(("open", name, "timeout=%s" % c.negotiated_timeout))
+        return c
+
+    def owner(self, eo):
+        if eo == 0:
+            return 0
+        for name, c in self.sessions.items():
+            if c.session_id == eo:
+                return "session:" + name
+        for name, sid in getattr(self, "closed_ids", {}).items():
+            if sid == eo:
+                return "session:" + name
+        return "0x%x" % eo
+
+    def stat(self, st):
+        if st is None:
+            return None
+        for z in (st.czxid, st.mzxid, st.pzxid):
+            self.zxids.add(z)
+        return dict(version=st.version, cversion=st.cversion, aversion=st.aversion,
+                    numChildren=st.numChildren, dataLength=st.dataLength,
+                    ephemeralOwner=self.owner(st.ephemeralOwner),
+                    czxid=("zxid", st.czxid), mzxid=("zxid", st.mzxid), pzxid=("zxid", st.pzxid))
+
+    def norm(self, v):
+        if isinstance(v, zkwire.Stat):
+            return self.stat(v)
+        if isinstance(v, ACL):
+            return (v.perms, v.scheme, v.id)
+        if isinstance(v, bytes):
+            return v if len(v) <= 64 else ("bytes", len(v), __import__("hashlib").sha1(v).hexdigest()[:12])
+        if isinstance(v, (list, tuple)):
+            return type(v)(self.norm(x) for x in v)
+        return v
+
+    # -- ops
+    def do(self, sess, opname, *args, sort=None, unordered_events=False, **kw):
+        """Children lists are compared sorted: their order is unspecified."""
+        if sort is None:
+            sort = opname in ("children", "children2", "get_ephemerals", "who_am_i")
+        c = self.sessions[sess]
+        try:
+            if c.sock is None:
+                raise ConnectionClosed("not connected")
+            res = getattr(c, opname)(*args, **kw)
+            if sort and isinstance(res, list):
+                res = sorted(res)
+            if opname == "children2" and sort:
+                res = (sorted(res[0]), res[1])
+            out = ("ok", self.norm(res))
+        except ZKError as e:
+            out = ("error", e.name, e.code)
+        except (ConnectionClosed, OSError):
+            out = ("closed",)
+        self.records.append(("op", sess, opname, repr(args)[:120], out))
+        self.events(unordered=unordered_events)
+        return out
+
+    def multi(self, sess, ops, read=False):
+        c = self.sessions[sess]
+        try:
+            err, results = (c.multi_read if read else c.multi)(ops)
+            results = [("getChildren", sorted(r[1])) if r[0] == "getChildren" else r for r in results]
+            out = ("ok", err, [self.norm(r) for r in results])
+        except ZKError as e:
+            out = ("error", e.name, e.code)
+        except ConnectionClosed:
+            out = ("closed",)
+        desc = [(o[0], o[1]) + tuple(x for x in o[2:] if not isinstance(x, list)) for o in ops]
+        self.records.append(("multi" if not read else "multiRead", sess, repr(desc)[:300], out))
+        self.events()
+        return out
+
+    def events(self, unordered=False):
+        for name in sorted(self.sessions):
+            c = self.sessions[name]
+            if c.sock is None:
+                continue
+            try:
+                ev = c.drain()
+            except (ConnectionClosed, OSError) as e:
+                self.records.append(("events", name, "connection lost: %s" % type(e).__name__))
+                c.sock = None
+                continue
+            ev = [(zkwire.EVENT_NAMES.get(e.type, e.type), e.state, e.path) for e in ev]
+            if unordered:
+                ev = sorted(ev)
+            if ev:
+                self.records.append(("events", name, ev))
+
+    def finish(self):
+        """Replace zxids by their rank among all zxids seen; return printable lines."""
+        rank = {z: i for i, z in enumerate(sorted(self.zxids))}
+
+        def fix(v):
+            if isinstance(v, tuple) and len(v) == 2 and v[0] == "zxid":
+                return "z%d" % rank[v[1]]
+            if isinstance(v, dict):
+                return {k: fix(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return type(v)(fix(x) for x in v)
+            return v
+        out = []
+        for i, r in enumerate(self.records):
+            out.append("%04d %s" % (i, fix(r)))
+        return out
+
+    def close_all(self):
+        for c in self.sessions.values():
+            try:
+                c.close()
+            except Exception:
+                pass
+
+
+def script(r):
+    """The scripted sequence. Deterministic: one thread, one request at a time,
+    and every session drains its events after every op."""
+    A = r.open("A", timeout_ms=10000)
+    r.open("B", timeout_ms=10000)
+    r.open("C", timeout_ms=10000)
+    r.closed_ids = {}
+    anyone = OPEN_ACL_UNSAFE
+
+    # --- the initial tree
+    r.do("A", "children", "/")
+    r.do("A", "children2", "/zookeeper")
+    r.do("A", "get", "/zookeeper/quota")
+    r.do("A", "exists", "/")
+
+    # --- creates of every mode, with watches
+    r.do("A", "exists", "/d", watch=True)
+    r.do("A", "children", "/", watch=True)
+    r.do("B", "create", "/d", b"root-data")
+    r.do("A", "exists", "/d", watch=True)
+    r.do("B", "create", "/d/p", b"persistent", op="create")
+    r.do("B", "create", "/d/p2", b"persistent2")
+    r.do("B", "create", "/d/e", b"eph", flags=EPHEMERAL)
+    r.do("B", "create", "/d/s-", b"seq", flags=PERSISTENT_SEQUENTIAL)
+    r.do("B", "create", "/d/s-", b"seq", flags=PERSISTENT_SEQUENTIAL, op="create")
+    r.do("B", "create", "/d/es-", b"eseq", flags=EPHEMERAL_SEQUENTIAL)
+    r.do("B", "create", "/d/c", b"container", flags=CONTAINER)
+    r.do("B", "create", "/d/ttl", b"ttl", flags=PERSISTENT_WITH_TTL, ttl=3600000)
+    r.do("B", "create", "/d/ttls-", b"ttlseq", flags=PERSISTENT_SEQUENTIAL_WITH_TTL, ttl=3600000)
+    r.do("B", "create", "/d/", b"trailing-slash-seq", flags=PERSISTENT_SEQUENTIAL)
+    r.do("B", "create", "/d/nulldata", None)
+    r.do("A", "get", "/d/nulldata")
+    r.do("A", "children2", "/d")
+    for p in ("/d/p", "/d/e", "/d/c", "/d/ttl", "/d/s-0000000003"):
+        r.do("A", "get", p)
+    # --- creation errors
+    r.do("B", "create", "/d/p", b"again")
+    r.do("B", "create", "/d/missing/child", b"")
+    r.do("B", "create", "/d/e/child", b"")
+    r.do("B", "create", "/d/e/s-", b"", flags=PERSISTENT_SEQUENTIAL)
+    r.do("B", "create", "/d/", b"")
+    r.do("B", "create", "/d//x", b"")
+    r.do("B", "create", "/d/./x", b"")
+    r.do("B", "create", "/d/../x", b"")
+    r.do("B", "create", "noslash", b"")
+    r.do("B", "create", "/d/noacl", b"", acl=[])
+    r.do("B", "create", "/d/badscheme", b"", acl=[ACL(ALL, "nosuch", "x")])
+    r.do("B", "create", "/d/badworld", b"", acl=[ACL(ALL, "world", "someone")])
+    r.do("B", "create", "/d/badip", b"", acl=[ACL(ALL, "ip", "300.1.2.3")])
+    r.do("B", "create", "/d/authnone", b"", acl=[ACL(ALL, "auth", "")])
+    r.do("B", "create", "/d/ttlzero", b"", flags=PERSISTENT_WITH_TTL, ttl=0)
+    r.do("B", "create", "/d/ttlneg", b"", flags=PERSISTENT_WITH_TTL, ttl=-5)
+    r.do("B", "create", "/d/ttlmode-create2", b"", flags=PERSISTENT_WITH_TTL, op="create2")
+    r.do("B", "create", "/d/ttl-non-ttl-mode", b"", flags=PERSISTENT, op="createTTL", ttl=1000)
+    r.do("B", "create", "/d/container-create2", b"", flags=CONTAINER, op="create2")
+    r.do("B", "create", "/d/badflags", b"", flags=99)
+    r.do("B", "create", "/d/c/kid", b"k")
+    r.do("B", "create", "/d/ttl/kid", b"k")
+    r.do("A", "children2", "/d")
+
+    # --- data watches and sets with versions
+    r.do("A", "get", "/d/p", watch=True)
+    r.do("C", "get", "/d/p", watch=True)
+    r.do("C", "exists", "/d/p", watch=True)       # same session: one event
+    r.do("B", "set", "/d/p", b"v1", version=0)
+    r.do("B", "set", "/d/p", b"v2", version=0)      # BadVersion
+    r.do("B", "set", "/d/p", b"v2", version=1)      # no watch left
+    r.do("B", "set", "/d/p", b"v3", version=-1)
+    r.do("B", "set", "/d/p", b"", version=3)
+    r.do("B", "set", "/d/missing", b"x")
+    r.do("B", "set", "/", b"rootdata")
+    r.do("A", "get", "/")
+    r.do("B", "set", "/", b"")
+    r.do("B", "set", "/d/p2", b"x" * 10000)
+    r.do("A", "get", "/d/p2")
+    r.do("A", "exists", "/d/p2")
+
+    # --- child watches
+    r.do("A", "children", "/d", watch=True)
+    r.do("C", "children2", "/d", watch=True)
+    r.do("B", "create", "/d/k1", b"")
+    r.do("B", "create", "/d/k2", b"")                  # watches already fired
+    r.do("A", "children", "/d/k1", watch=True)
+    r.do("A", "get", "/d/k1", watch=True)
+    r.do("C", "exists", "/d/k1", watch=True)
+    r.do("B", "delete", "/d/k1")                       # A: one NodeDeleted; C: NodeDeleted
+    r.do("A", "exists", "/d/k1", watch=True)
+    r.do("B", "create", "/d/k1", b"again")
+    r.do("B", "create", "/d/k1/g", b"")
+
+    # --- deletes
+    r.do("B", "delete", "/d/k1")                       # NotEmpty
+    r.do("B", "delete", "/d/k1/g", version=5)          # BadVersion
+    r.do("B", "delete", "/d/k1/g", version=0)
+    r.do("B", "delete", "/d/k1/g")                     # NoNode
+    r.do("B", "delete", "/d/k1", version=-1)
+    r.do("B", "delete", "/")
+    r.do("B", "delete", "/zookeeper")
+    r.do("B", "delete", "/d/nonexistent/x")
+    r.do("A", "children2", "/d")
+
+    # --- multi: success
+    r.multi("B", [("create", "/d/m", b"m", anyone, PERSISTENT),
+                  ("create", "/d/m/a", b"", anyone, PERSISTENT),
+                  ("create2", "/d/m/b", b"b", anyone, PERSISTENT),
+                  ("create", "/d/m/s-", b"", anyone, PERSISTENT_SEQUENTIAL),
+                  ("createContainer", "/d/m/c", b"", anyone),
+                  ("createTTL", "/d/m/t", b"", anyone, PERSISTENT_WITH_TTL, 60000),
+                  ("setData", "/d/m", b"m2", 0),
+                  ("check", "/d/m", 1),
+                  ("delete", "/d/m/a", 0),
+                  ("setData", "/d/p", b"from-multi", -1)])
+    r.do("A", "children2", "/d/m")
+    r.do("A", "get", "/d/m", watch=True)
+    r.do("C", "children", "/d/m", watch=True)
+    # --- multi: failures at the start, middle and end
+    r.multi("B", [("check", "/d/m", 7),
+                  ("create", "/d/m/x", b"", anyone, PERSISTENT)])
+    r.multi("B", [("create", "/d/m/x", b"", anyone, PERSISTENT),
+                  ("setData", "/d/m", b"zz", -1),
+                  ("delete", "/d/m", -1),
+                  ("create", "/d/m/y", b"", anyone, PERSISTENT)])
+    r.multi("B", [("create", "/d/m/x", b"", anyone, PERSISTENT),
+                  ("setData", "/d/m", b"zz", -1),
+                  ("create", "/d/m/x", b"", anyone, PERSISTENT)])
+    r.multi("B", [("create", "/d/m/x", b"", anyone, PERSISTENT),
+                  ("create", "/d/e/x", b"", anyone, PERSISTENT)])
+    r.multi("B", [("delete", "/d/m/b", 3)])
+    r.multi("B", [("setData", "/d/nothere", b"", -1), ("check", "/d/m", 1)])
+    r.multi("B", [("createTTL", "/d/m/t0", b"", anyone, PERSISTENT_WITH_TTL, 0)])
+    r.multi("B", [])
+    r.do("A", "children2", "/d/m")
+    # --- multi: success that fires the watches set above
+    r.multi("B", [("create", "/d/m/x", b"", anyone, PERSISTENT),
+                  ("setData", "/d/m", b"m3", 1),
+                  ("delete", "/d/m/x", -1)])
+    r.do("A", "get", "/d/m")
+    # --- multiRead
+    r.multi("A", [("getData", "/d/m"), ("getChildren", "/d/nothere"),
+                  ("getChildren", "/d/m"), ("getData", "/d/p")], read=True)
+
+    # --- persistent and persistent-recursive watches
+    r.do("A", "add_watch", "/d/pw", zkwire.PERSISTENT_WATCH)
+    r.do("C", "add_watch", "/d/rw", zkwire.PERSISTENT_RECURSIVE_WATCH)
+    r.do("C", "add_watch", "/d/rw/x", zkwire.PERSISTENT_WATCH)
+    r.do("B", "create", "/d/pw", b"")
+    r.do("B", "create", "/d/pw/a", b"")
+    r.do("B", "create", "/d/pw/a/b", b"")
+    r.do("B", "set", "/d/pw", b"1")
+    r.do("B", "set", "/d/pw", b"2")
+    r.do("B", "delete", "/d/pw/a/b")
+    r.do("B", "delete", "/d/pw/a")
+    r.do("B", "create", "/d/rw", b"")
+    r.do("B", "create", "/d/rw/x", b"")
+    r.do("B", "create", "/d/rw/x/y", b"")
+    r.do("B", "set", "/d/rw/x/y", b"1")
+    r.do("B", "set", "/d/rw/x", b"1")
+    r.do("B", "create", "/d/rwz", b"")                 # common prefix, not a descendant
+    r.do("C", "get", "/d/rw/x", watch=True)            # one-shot on top of persistent
+    r.do("B", "set", "/d/rw/x", b"2")
+    r.do("B", "delete", "/d/rw/x/y")
+    r.do("C", "check_watches", "/d/rw/x", zkwire.WT_ANY)
+    r.do("C", "check_watches", "/d/nowatch", zkwire.WT_ANY)
+    r.do("C", "remove_watches", "/d/rw/x", zkwire.WT_ANY)
+    r.do("C", "remove_watches", "/d/rw/x", zkwire.WT_ANY)
+    r.do("B", "set", "/d/rw/x", b"3")                  # only the recursive watch on /d/rw
+    r.do("A", "get", "/d/k2", watch=True)
+    r.do("A", "remove_watches", "/d/k2", zkwire.WT_DATA)
+    r.do("A", "remove_watches", "/d/k2", zkwire.WT_CHILDREN)
+    r.do("B", "set", "/d/k2", b"nobody-watches")
+    r.do("A", "remove_watches", "/d/pw", zkwire.WT_ANY)
+    r.do("B", "set", "/d/pw", b"3")
+
+    # --- ACLs
+    r.do("B", "create", "/d/acl", b"secret", acl=[ACL(ALL, "digest", digest("alice", "pw"))])
+    r.do("A", "get", "/d/acl")
+    r.do("A", "get_acl", "/d/acl")
+    r.do("A", "exists", "/d/acl")
+    r.do("A", "set", "/d/acl", b"x")
+    r.do("A", "create", "/d/acl/kid", b"")
+    r.do("A", "set_acl", "/d/acl", OPEN_ACL_UNSAFE)
+    r.do("A", "children", "/d/acl")
+    r.open("D")
+    r.do("D", "add_auth", "digest", b"alice:pw")
+    r.do("D", "who_am_i")
+    r.do("D", "get", "/d/acl")
+    r.do("D", "get_acl", "/d/acl")
+    r.do("D", "create", "/d/acl/kid", b"k", acl=[ACL(ALL, "auth", "")])
+    r.do("D", "get_acl", "/d/acl/kid")
+    r.do("D", "set_acl", "/d/acl", [ACL(READ, "world", "anyone"),
+                                    ACL(ALL, "digest", digest("alice", "pw"))], version=0)
+    r.do("D", "set_acl", "/d/acl", OPEN_ACL_UNSAFE, version=0)   # BadVersion
+    r.do("A", "get", "/d/acl")
+    r.do("A", "get_acl", "/d/acl")
+    r.do("A", "set", "/d/acl", b"y")
+    r.do("A", "delete", "/d/acl/kid")
+    r.do("D", "delete", "/d/acl/kid")
+    r.do("B", "create", "/d/ro", b"ro", acl=[ACL(READ, "world", "anyone")])
+    r.do("B", "set", "/d/ro", b"w")
+    r.do("B", "create", "/d/ro/kid", b"")
+    r.do("B", "create", "/d/cd", b"", acl=[ACL(CREATE | READ, "world", "anyone")])
+    r.do("B", "create", "/d/cd/kid", b"")
+    r.do("B", "delete", "/d/cd/kid")
+    r.do("B", "set_acl", "/d/cd", OPEN_ACL_UNSAFE)
+    r.do("B", "create", "/d/ipacl", b"", acl=[ACL(ALL, "ip", "127.0.0.1"), ACL(READ, "ip", "10.0.0.0/8")])
+    r.do("A", "get_acl", "/d/ipacl")
+    r.do("A", "set", "/d/ipacl", b"ip-ok")
+    r.do("B", "create", "/d/ipdeny", b"", acl=[ACL(ALL, "ip", "10.1.2.3")])
+    r.do("A", "get", "/d/ipdeny")
+    r.do("A", "set_acl", "/d/missing", OPEN_ACL_UNSAFE)
+    r.do("A", "get_acl", "/d/missing")
+    r.do("A", "get_acl", "/d/p")
+    r.do("B", "set_acl", "/d/p", [ACL(READ | WRITE | DELETE | ADMIN, "world", "anyone")], version=0)
+    r.do("A", "exists", "/d/p")
+    r.do("B", "set_acl", "/d/p", [ACL(ALL, "world", "anyone")], version=0)  # BadVersion
+
+    # --- misc ops
+    r.do("A", "sync", "/d")
+    r.do("A", "sync", "/d/missing")
+    r.do("B", "get_ephemerals", "/")
+    r.do("B", "get_ephemerals", "/d/e")
+    r.do("A", "get_ephemerals", "/")
+    r.do("A", "all_children_number", "/d")
+    r.do("A", "all_children_number", "/d/m")
+    r.do("A", "all_children_number", "/d/missing")
+    r.do("A", "who_am_i")
+    r.do("A", "get", "/d/missing")
+    r.do("A", "children", "/d/missing")
+    r.do("A", "exists", "/d/missing")
+    r.do("A", "get", "noslash")
+
+    # --- volume: a loop of creates, versioned sets and deletes with watches
+    r.do("B", "create", "/d/loop", b"")
+    r.do("A", "children", "/d/loop", watch=True)
+    for i in range(30):
+        mode = [PERSISTENT_SEQUENTIAL, EPHEMERAL_SEQUENTIAL, PERSISTENT][i % 3]
+        name = "/d/loop/n-" if mode != PERSISTENT else "/d/loop/p%02d" % i
+        out = r.do("BC"[i % 2], "create", name, b"%d" % i, flags=mode)
+        path = out[1][0] if out[0] == "ok" else None
+        if i % 4 == 0:
+            r.do("A", "get", path, watch=True)
+            r.do("A", "children", "/d/loop", watch=True)
+        r.do("B", "set", path, b"s%d" % i, version=i % 2 - 1 if i % 5 else 3)
+        if i % 3 == 2:
+            r.do("C", "delete", path, version=0 if i % 2 else -1)
+        if i % 7 == 0:
+            r.do("A", "children2", "/d/loop")
+    r.do("A", "children2", "/d/loop")
+    for name in ("B", "C"):
+        r.do(name, "get_ephemerals", "/d/loop")
+
+    # --- sessions: C drops its connection and comes back with setWatches
+    C = r.sessions["C"]
+    r.do("C", "get", "/d/p2", watch=True)
+    r.do("C", "exists", "/d/later", watch=True)
+    r.do("C", "children", "/d/k2", watch=True)
+    r.do("C", "get", "/d/k2", watch=True)
+    sid, pw, seen = C.session_id, C.passwd, C.last_reply_zxid
+    C.close_socket()
+    r.records.append(("disconnect", "C"))
+    r.do("B", "set", "/d/p2", b"changed-while-away")
+    r.do("B", "create", "/d/later", b"")
+    r.do("B", "create", "/d/k2/kid", b"")
+    r.do("B", "delete", "/d/k2/kid")
+    C2 = r.server.wire(timeout_ms=10000, session_id=sid, passwd=pw, last_zxid=seen)
+    r.records.append(("reconnect", "C", C2.session_id == sid, "timeout=%s" % C2.negotiated_timeout))
+    r.sessions["C"] = C2
+    try:
+        C2.set_watches(seen, data=["/d/p2", "/d/k2"], exist=["/d/later"], child=["/d/k2"],
+                       persistent=[], recursive=["/d/rw"])
+        r.records.append(("setWatches2", "C", "ok"))
+    except ZKError as e:
+        r.records.append(("setWatches2", "C", e.name))
+    r.events(unordered=True)
+    r.do("B", "set", "/d/rw/x", b"after-reconnect")   # the recursive watch was restored
+
+    # --- closeSession of a session with ephemerals fires watches
+    r.do("A", "exists", "/d/e", watch=True)
+    r.do("A", "children", "/d", watch=True)
+    r.do("A", "get_ephemerals", "/")
+    r.closed_ids["B"] = r.sessions["B"].session_id
+    B = r.sessions.pop("B")
+    B.close()
+    r.records.append(("closeSession", "B"))
+    r.events(unordered=True)
+    r.do("A", "children2", "/d")
+    r.do("A", "children2", "/d/loop")
+    r.do("A", "exists", "/d/e")
+
+    # --- a bad auth scheme: AuthFailed, then the server closes the connection
+    r.open("E")
+    r.do("E", "add_auth", "nosuchscheme", b"x")
+    r.do("E", "exists", "/d")
+    r.sessions.pop("E").close_socket()
+
+    # --- the final tree
+    r.do("A", "children2", "/")
+    r.do("A", "all_children_number", "/d")
+
+
+def run_on(kind, tmp_overrides=None):
+    s = Server(kind, tmp_overrides or {})
+    r = None
+    try:
+        s.start()
+        r = Recorder(s)
+        try:
+            script(r)
+        finally:
+            r.close_all()
+        return r.finish()
+    finally:
+        s.cleanup()
+
+
+def diff(a, b, na, nb):
+    return "\n".join(difflib.unified_diff(a, b, na, nb, lineterm="", n=3))
+
+
+def test_script_is_deterministic_on_zookeeper():
+    """The script itself must give the same record twice on Apache ZooKeeper."""
+    skip_or_fail_unavailable("zookeeper")
+    a = run_on("zookeeper")
+    b = run_on("zookeeper")
+    assert len(a) > 300
+    assert a == b, "\n" + diff(a, b, "zookeeper-run-1", "zookeeper-run-2")
+
+
+def test_differential_zookeeper_vs_fjord():
+    targets = os.environ.get("FJORD_TEST_TARGETS")
+    if targets and "fjord" not in targets.split(","):
+        pytest.skip("fjord not among FJORD_TEST_TARGETS")
+    skip_or_fail_unavailable("zookeeper")
+    skip_or_fail_unavailable("fjord")
+    zk = run_on("zookeeper")
+    fj = run_on("fjord")
+    out_dir = os.environ.get("FJORD_DIFF_DIR", "/tmp")
+    try:
+        with open(os.path.join(out_dir, "coord-differential-zookeeper.txt"), "w") as f:
+            f.write("\n".join(zk) + "\n")
+        with open(os.path.join(out_dir, "coord-differential-fjord.txt"), "w") as f:
+            f.write("\n".join(fj) + "\n")
+    except OSError:
+        pass
+    if zk != fj:
+        first = next(i for i, (x, y) in enumerate(zip(zk + [None], fj + [None])) if x != y)
+        pytest.fail("fjord-coord differs from Apache ZooKeeper 3.8 first at record %d "
+                    "(%d of %d records differ):\n  zookeeper: %s\n  fjord:     %s\n\n%s"
+                    % (first, sum(1 for x, y in zip(zk, fj) if x != y), len(zk),
+                       zk[first] if first < len(zk) else "<end>",
+                       fj[first] if first < len(fj) else "<end>",
+                       diff(zk, fj, "zookeeper", "fjord")[:20000]), pytrace=False)
