@@ -6,6 +6,7 @@ Env:
                           (default ${CARGO_TARGET_DIR:-~/.cache/fjord-target}/release)
   FJORD_TEST_TARGETS      comma list of targets for semantic tests (default fjord,zookeeper)
   FJORD_REQUIRE_BINARIES  1: a missing fjord-coord / ZooKeeper is a failure, not a skip
+  FJORD_ONLY_TESTS_ON_ZK  1: also run the fjord-only modules against ZooKeeper (to validate them)
   ZK_JAR                  Apache ZooKeeper jar (default /usr/share/java/zookeeper.jar)
 """
 import os
@@ -258,6 +259,9 @@ def pytest_sessionfinish(session, exitstatus):
 def pytest_generate_tests(metafunc):
     if "target" in metafunc.fixturenames:
         allowed = getattr(metafunc.module, "TARGETS", ALL_TARGETS)
+        if os.environ.get("FJORD_ONLY_TESTS_ON_ZK") == "1":
+            # validate the fjord-only modules (crash, malformed) against ZooKeeper too
+            allowed = ALL_TARGETS
         targets = [t for t in selected_targets() if t in allowed]
         if not targets:
             targets = [pytest.param("none", marks=pytest.mark.skip(

@@ -1,0 +1,197 @@
+"""Crash test (fjord-coord): 16 clients make 10,000 acknowledged creates; the server is
+killed with SIGKILL after about half of them were acknowledged and restarted on the
+same dataDir. Every acknowledged node must be there, zxids keep rising, sequential
+counters continue, and a session that has not timed out is still alive with its
+ephemeral.
+
+FJORD_ONLY_TESTS_ON_ZK=1 runs it against Apache ZooKeeper too (to validate the test).
+"""
+import collections
+import threading
+import time
+
+from kazoo.client import KazooClient
+from kazoo.retry import KazooRetry
+
+import zkwire
+
+TARGETS = ["fjord"]
+CLIENTS = 16
+TOTAL = 10000
+WINDOW = 32          # in-flight creates per client
+
+
+class State:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.acked = collections.defaultdict(list)   # tid -> [(path, czxid, phase)]
+        self.count = 0
+        self.failed = 0
+        self.phase = 0          # 0 before the kill, 1 after the restart
+        self.paused = threading.Event()
+        self.stop = threading.Event()
+        self.idle = [threading.Event() for _ in range(CLIENTS)]
+        self.errors = []
+
+
+def writer(client, tid, st):
+    base = "/crash/seq/s-" if tid == 0 else "/crash/t%02d/n" % tid
+    n = 0
+    inflight = collections.deque()
+    try:
+        while not st.stop.is_set():
+            while (len(inflight) < WINDOW and not st.paused.is_set() and not st.stop.is_set()
+                   and st.count + len(inflight) < TOTAL + CLIENTS * WINDOW):
+                path = base if tid == 0 else "%s%06d" % (base, n)
+                n += 1
+                inflight.append((st.phase, client.create_async(path, b"x" * 16, sequence=(tid == 0),
+                                                               include_data=True)))
+            if not inflight:
+                st.idle[tid].set()
+                time.sleep(0.01)
+                continue
+            st.idle[tid].clear()
+            phase, ar = inflight.popleft()
+            try:
+                path, stat = ar.get(timeout=60)
+            except Exception:
+                with st.lock:
+                    st.failed += 1
+                continue
+            with st.lock:
+                st.acked[tid].append((path, stat.czxid, phase))
+                st.count += 1
+                if st.count >= TOTAL:
+                    st.stop.set()
+    except Exception as e:  # pragma: no cover - reported by the test
+        st.errors.append("writer %d: %r" % (tid, e))
+    finally:
+        st.idle[tid].set()
+
+
+def kazoo_client(server, **kw):
+    retry = dict(max_tries=-1, delay=0.1, backoff=1, max_delay=0.3)
+    return KazooClient(hosts=server.hosts, timeout=10.0, connection_retry=KazooRetry(**retry), **kw)
+
+
+def test_crash_kill9_restart(make_server, target):
+    server = make_server({"tickTime": 2000})
+    admin = server.wire(timeout_ms=20000)
+    admin.create("/crash")
+    admin.create("/crash/seq")
+    for t in range(1, CLIENTS):
+        admin.create("/crash/t%02d" % t)
+    # a session that will outlive the crash: 30 s timeout, ephemeral, socket kept open
+    keeper = server.wire(timeout_ms=30000)
+    assert keeper.negotiated_timeout == 30000
+    keeper.create("/crash/keeper", b"alive", flags=zkwire.EPHEMERAL)
+    sid, pw = keeper.session_id, keeper.passwd
+    admin.close()
+
+    st = State()
+    clients = [kazoo_client(server) for _ in range(CLIENTS)]
+    threads = []
+    try:
+        for c in clients:
+            c.start(timeout=20)
+        for tid, c in enumerate(clients):
+            t = threading.Thread(target=writer, args=(c, tid, st), daemon=True)
+            t.start()
+            threads.append(t)
+        deadline = time.time() + 120
+        while st.count < TOTAL // 2 and time.time() < deadline and not st.stop.is_set():
+            time.sleep(0.005)
+        assert st.count >= TOTAL // 2, "only %d creates acknowledged in 120 s" % st.count
+
+        server.kill9()
+        killed_at = time.time()
+        st.paused.set()
+        for ev in st.idle:
+            assert ev.wait(90), "a writer did not drain its in-flight requests"
+        with st.lock:
+            before = {tid: list(v) for tid, v in st.acked.items()}
+        n_before = sum(len(v) for v in before.values())
+        keeper.close_socket()
+
+        server.start()
+        restarted_in = time.time() - killed_at
+
+        # 1. every acknowledged node is there
+        check = server.wire(timeout_ms=20000)
+        missing = []
+        for tid, items in before.items():
+            parent = "/crash/seq" if tid == 0 else "/crash/t%02d" % tid
+            have = set(check.children(parent))
+            missing += [p for p, _, _ in items if p.rsplit("/", 1)[1] not in have]
+        assert not missing, "%d of %d acknowledged creates lost after kill -9, e.g. %s" % (
+            len(missing), n_before, missing[:5])
+
+        # 2. the session that had not timed out is alive, with its ephemeral
+        assert restarted_in < 25, "restart took %.1fs: the keeper session may have timed out" % restarted_in
+        k = KazooClient(hosts=server.hosts, client_id=(sid, pw), timeout=30.0)
+        states = []
+        k.add_listener(states.append)
+        try:
+            k.start(timeout=20)
+            assert k.client_id[0] == sid, "session 0x%x not resumed (got 0x%x)" % (sid, k.client_id[0])
+            est = check.exists("/crash/keeper")
+            assert est is not None, "ephemeral of a live session lost in the restart"
+            assert est.ephemeralOwner == sid
+            assert k.get("/crash/keeper")[0] == b"alive"
+            assert "LOST" not in states
+        finally:
+            k.stop()
+            k.close()
+        assert check.exists("/crash/keeper") is None  # closing the session removes it
+
+        # 3. writers continue to TOTAL acknowledged creates
+        st.phase = 1
+        st.paused.clear()
+        assert st.stop.wait(180), "only %d creates acknowledged after the restart" % st.count
+        for t in threads:
+            t.join(60)
+        assert not st.errors, st.errors
+
+        # 4. everything acknowledged, before and after, is there
+        total = 0
+        missing = []
+        for tid, items in st.acked.items():
+            parent = "/crash/seq" if tid == 0 else "/crash/t%02d" % tid
+            have = set(check.children(parent))
+            total += len(items)
+            missing += [p for p, _, _ in items if p.rsplit("/", 1)[1] not in have]
+        assert total >= TOTAL
+        assert not missing, "%d acknowledged creates missing at the end, e.g. %s" % (len(missing), missing[:5])
+
+        # 5. zxids keep rising across the restart
+        max_before = max(z for v in before.values() for _, z, _ in v)
+        after = [z for v in st.acked.values() for _, z, ph in v if ph == 1]
+        assert after, "no creates acknowledged after the restart"
+        assert min(after) > max_before, "zxid went back: %d after the restart <= %d before" % (
+            min(after), max_before)
+        p, s = check.create("/crash/last")
+        assert s.czxid > max(max_before, max(after))
+
+        # 6. sequential counters continue
+        seq_before = [int(p[-10:]) for p, _, _ in before.get(0, [])]
+        seq_after = [int(p[-10:]) for p, _, ph in st.acked[0] if ph == 1]
+        assert seq_before and seq_after
+        assert min(seq_after) > max(seq_before), "sequential suffix restarted: %d <= %d" % (
+            min(seq_after), max(seq_before))
+        p, _ = check.create("/crash/seq/s-", flags=zkwire.PERSISTENT_SEQUENTIAL)
+        assert int(p[-10:]) > max(seq_after)
+        assert len(set(seq_before + seq_after)) == len(seq_before) + len(seq_after)
+        print("crash test: %d acked before kill -9, %d in total, %d failed (unacknowledged), "
+              "restart %.1fs, seq %d..%d" % (n_before, total, st.failed, restarted_in,
+                                             min(seq_before), max(seq_after)))
+        check.close()
+    finally:
+        st.stop.set()
+        st.paused.clear()
+        for c in clients:
+            try:
+                c.stop()
+                c.close()
+            except Exception:
+                pass
+        keeper.close_socket()
