@@ -214,7 +214,7 @@ impl<T: Record> Record for Vec<T> {
 macro_rules! jute_record {
     ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident : $t:ty),* $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
         pub struct $name { $($(#[$fm])* pub $f: $t),* }
         impl $crate::jute::Record for $name {
             fn read(_r: &mut $crate::jute::Reader) -> Result<Self, $crate::jute::JuteError> {

@@ -1,7 +1,19 @@
 //! fjord-coord: a coordinator that speaks ZooKeeper's wire protocol.
 //!
-//! A request flows socket → `jute`/`proto` (codec) → handler → tree → txn log.
-//! The same `proto` records serve the async `client` that brokers and the CLI use.
+//! A request flows socket (`server`) → codec (`jute`, `proto`) → `handler`
+//! (checks, in ZooKeeper's order) → state (`tree`, `watch`, `session`, in
+//! `core`) → `txnlog` (fsync, group commit) → reply. The same `proto` records
+//! serve the async client that brokers and the CLI use.
 
+pub mod acl;
+pub mod config;
+pub mod core;
+pub mod fourlw;
+pub mod handler;
 pub mod jute;
 pub mod proto;
+pub mod server;
+pub mod session;
+pub mod tree;
+pub mod txnlog;
+pub mod watch;

@@ -1,0 +1,279 @@
+//! zoo.cfg / zookeeper.properties, read unchanged: the keys ZooKeeper users
+//! already have in their files mean the same thing here.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// A config problem, naming the file and the key so the operator can fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: invalid value {value:?} for key {key}: {why}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        value: String,
+        why: String,
+    },
+    #[error("{file}: missing required key {key}")]
+    Missing { file: PathBuf, key: String },
+}
+
+/// One ensemble member line: `server.N=host:peerPort:electionPort`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLine {
+    pub id: u64,
+    pub host: String,
+    pub peer_port: u16,
+    pub election_port: u16,
+}
+
+/// The coordinator's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub tick_time_ms: u64,
+    pub data_dir: PathBuf,
+    pub data_log_dir: PathBuf,
+    pub client_port: u16,
+    pub client_port_address: IpAddr,
+    /// Connections allowed from one IP; 0 = unlimited.
+    pub max_client_cnxns: usize,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub init_limit: u64,
+    pub sync_limit: u64,
+    pub servers: Vec<ServerLine>,
+    pub snap_retain_count: usize,
+    /// Hours between purges of old snapshots/logs; 0 = never.
+    pub purge_interval_hours: u64,
+    /// Four-letter words allowed on the client port ("*" = all).
+    pub four_letter_words: Vec<String>,
+    pub admin_server_port: u16,
+    /// Largest frame accepted from a client, in bytes.
+    pub jute_max_buffer: usize,
+    /// Transactions between snapshots.
+    pub snap_count: u64,
+    /// `digest` user:base64(sha1) that bypasses every ACL.
+    pub super_digest: Option<String>,
+    /// Every key as written, for the `conf` four-letter word.
+    pub raw: Vec<(String, String)>,
+}
+
+const KNOWN: &[&str] = &[
+    "tickTime",
+    "dataDir",
+    "dataLogDir",
+    "clientPort",
+    "clientPortAddress",
+    "maxClientCnxns",
+    "minSessionTimeout",
+    "maxSessionTimeout",
+    "initLimit",
+    "syncLimit",
+    "autopurge.snapRetainCount",
+    "autopurge.purgeInterval",
+    "4lw.commands.whitelist",
+    "admin.serverPort",
+    "admin.enableServer",
+    "jute.maxbuffer",
+    "snapCount",
+    "DigestAuthenticationProvider.superDigest",
+    "zookeeper.DigestAuthenticationProvider.superDigest",
+    "standaloneEnabled",
+    "reconfigEnabled",
+    "metricsProvider.className",
+    "metricsProvider.httpPort",
+    "preAllocSize",
+    "forceSync",
+    "globalOutstandingLimit",
+    "readonlymode.enabled",
+    "quorumListenOnAllIPs",
+];
+
+impl Config {
+    /// Reads a zoo.cfg-style file. Unknown keys are warned about, not fatal,
+    /// as ZooKeeper does; invalid values are fatal.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Self::parse(file, &text)
+    }
+
+    /// Parses the text of `file` (split from `load` so tests need no files).
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        let mut raw = Vec::new();
+        let mut map = HashMap::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let (k, v) = match line.split_once('=').or_else(|| line.split_once(':')) {
+                Some((k, v)) => (k.trim().to_string(), v.trim().to_string()),
+                None => (line.to_string(), String::new()),
+            };
+            if !KNOWN.contains(&k.as_str()) && !k.starts_with("server.") {
+                tracing::warn!(file = %file.display(), key = %k, "unknown configuration key ignored");
+            }
+            map.insert(k.clone(), v.clone());
+            raw.push((k, v));
+        }
+        let p = Parser { file, map: &map };
+        let tick_time_ms: u64 = p.num("tickTime", 2000)?;
+        if tick_time_ms == 0 {
+            return Err(p.invalid("tickTime", "must be positive"));
+        }
+        let data_dir = PathBuf::from(
+            map.get("dataDir")
+                .cloned()
+                .unwrap_or_else(|| "/tmp/fjord/coord".into()),
+        );
+        let data_log_dir = map
+            .get("dataLogDir")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.clone());
+        let client_port: u16 = p.num("clientPort", 2181)?;
+        let client_port_address: IpAddr = p.num("clientPortAddress", IpAddr::from([0, 0, 0, 0]))?;
+        let tick = tick_time_ms.min(i32::MAX as u64 / 20) as i32;
+        let min_session_timeout_ms: i32 = p.num("minSessionTimeout", tick * 2)?;
+        let max_session_timeout_ms: i32 = p.num("maxSessionTimeout", tick * 20)?;
+        if min_session_timeout_ms <= 0 || max_session_timeout_ms < min_session_timeout_ms {
+            return Err(p.invalid(
+                "maxSessionTimeout",
+                "must be positive and not below minSessionTimeout",
+            ));
+        }
+        let mut servers = Vec::new();
+        for (k, v) in &raw {
+            if let Some(id) = k.strip_prefix("server.") {
+                servers.push(parse_server_line(file, k, id, v)?);
+            }
+        }
+        let four_letter_words = match map.get("4lw.commands.whitelist") {
+            None => vec!["srvr".to_string()],
+            Some(v) => v
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        };
+        let jute_max_buffer: usize = p.num("jute.maxbuffer", 0xfffff)?;
+        if jute_max_buffer < 1024 {
+            return Err(p.invalid("jute.maxbuffer", "must be at least 1024"));
+        }
+        let super_digest = map
+            .get("DigestAuthenticationProvider.superDigest")
+            .or_else(|| map.get("zookeeper.DigestAuthenticationProvider.superDigest"))
+            .cloned();
+        Ok(Config {
+            file: file.to_path_buf(),
+            tick_time_ms,
+            data_dir,
+            data_log_dir,
+            client_port,
+            client_port_address,
+            max_client_cnxns: p.num("maxClientCnxns", 60)?,
+            min_session_timeout_ms,
+            max_session_timeout_ms,
+            init_limit: p.num("initLimit", 10)?,
+            sync_limit: p.num("syncLimit", 5)?,
+            servers,
+            snap_retain_count: p.num::<usize>("autopurge.snapRetainCount", 3)?.max(3),
+            purge_interval_hours: p.num("autopurge.purgeInterval", 0)?,
+            four_letter_words,
+            admin_server_port: p.num("admin.serverPort", 8080)?,
+            jute_max_buffer,
+            snap_count: p.num::<u64>("snapCount", 100_000)?.max(1000),
+            super_digest,
+            raw,
+        })
+    }
+
+    /// Whether the four-letter word `cmd` may run.
+    pub fn four_letter_allowed(&self, cmd: &str) -> bool {
+        self.four_letter_words.iter().any(|w| w == "*" || w == cmd)
+    }
+}
+
+struct Parser<'a> {
+    file: &'a Path,
+    map: &'a HashMap<String, String>,
+}
+
+impl Parser<'_> {
+    fn num<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.map.get(key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|e: T::Err| self.invalid(key, &e.to_string())),
+        }
+    }
+
+    fn invalid(&self, key: &str, why: &str) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_path_buf(),
+            key: key.to_string(),
+            value: self.map.get(key).cloned().unwrap_or_default(),
+            why: why.to_string(),
+        }
+    }
+}
+
+fn parse_server_line(file: &Path, key: &str, id: &str, v: &str) -> Result<ServerLine, ConfigError> {
+    let bad = |why: &str| ConfigError::Invalid {
+        file: file.to_path_buf(),
+        key: key.to_string(),
+        value: v.to_string(),
+        why: why.to_string(),
+    };
+    let id: u64 = id.parse().map_err(|_| bad("server id must be a number"))?;
+    // host:peer:election[:role][;clientAddr:clientPort]
+    let addr = v.split(';').next().unwrap_or_default();
+    let parts: Vec<&str> = addr.split(':').collect();
+    if parts.len() < 3 {
+        return Err(bad("expected host:peerPort:electionPort"));
+    }
+    Ok(ServerLine {
+        id,
+        host: parts[0].to_string(),
+        peer_port: parts[1].parse().map_err(|_| bad("bad peer port"))?,
+        election_port: parts[2].parse().map_err(|_| bad("bad election port"))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_zoo_cfg() {
+        let c = Config::parse(
+            Path::new("zoo.cfg"),
+            "tickTime=1000\ndataDir=/d\nclientPort=2999\nserver.1=a:2888:3888\n4lw.commands.whitelist=ruok, srvr\n",
+        )
+        .unwrap();
+        assert_eq!(c.tick_time_ms, 1000);
+        assert_eq!(c.min_session_timeout_ms, 2000);
+        assert_eq!(c.max_session_timeout_ms, 20000);
+        assert_eq!(c.data_log_dir, PathBuf::from("/d"));
+        assert_eq!(c.servers[0].peer_port, 2888);
+        assert!(c.four_letter_allowed("srvr") && !c.four_letter_allowed("mntr"));
+    }
+
+    #[test]
+    fn invalid_value_names_key_and_file() {
+        let e = Config::parse(Path::new("/etc/zoo.cfg"), "tickTime=abc\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("tickTime") && msg.contains("/etc/zoo.cfg"), "{msg}");
+    }
+}

@@ -1,0 +1,229 @@
+//! The member's state behind one lock: tree, watches, session deadlines,
+//! connections, and the log handle. Holding everything under one short lock
+//! (never across an `.await`) gives one total order of changes, which is what
+//! ZooKeeper promises clients; replies and notifications are queued on each
+//! connection in that order and leave once the log has made them durable.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use fjord_proto::coord as pb;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::jute::Record;
+use crate::proto::{frame, state, xid, ReplyHeader, WatcherEvent};
+use crate::session::SessionTracker;
+use crate::tree::{owner_kind, DataTree, OwnerKind, Trigger, Undo};
+use crate::txnlog::TxnLog;
+use crate::watch::{ConnId, WatchManager};
+
+/// What a connection's writer sends, in order. `tag` is the zxid that must be
+/// durable before the bytes may leave (a reply never reveals unsynced state).
+#[derive(Debug)]
+pub enum Out {
+    Frame(i64, Bytes),
+    /// Close after everything queued before it (and `tag`) has gone out.
+    Close(i64),
+}
+
+/// A live client connection as the rest of the member sees it.
+pub struct ConnHandle {
+    pub tx: mpsc::UnboundedSender<Out>,
+    pub addr: SocketAddr,
+    pub session: i64,
+    pub received: Arc<AtomicU64>,
+}
+
+/// Counters for the four-letter words.
+#[derive(Default)]
+pub struct Stats {
+    pub packets_received: AtomicU64,
+    pub packets_sent: AtomicU64,
+}
+
+/// A write being assembled: ops applied to the tree as they are checked, so
+/// later ops of a multi see earlier ones; `undos` take them back on failure.
+pub struct Pending {
+    pub zxid: i64,
+    pub time: i64,
+    pub ops: Vec<pb::Op>,
+    pub triggers: Vec<Trigger>,
+    pub undos: Vec<Undo>,
+}
+
+/// Wall-clock milliseconds, stamped into transactions by the sequencer.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Everything a member knows, guarded by one mutex in [`crate::server`].
+pub struct Core {
+    pub cfg: Arc<Config>,
+    pub tree: DataTree,
+    pub watches: WatchManager,
+    pub sessions: SessionTracker,
+    pub conns: HashMap<ConnId, ConnHandle>,
+    pub stats: Arc<Stats>,
+    pub started: Instant,
+    log: TxnLog,
+    since_snapshot: u64,
+}
+
+impl Core {
+    /// Wraps recovered state; every recovered session gets a full timeout
+    /// from now (a restart must not expire healthy sessions).
+    pub fn new(cfg: Arc<Config>, tree: DataTree, log: TxnLog) -> Core {
+        let mut sessions = SessionTracker::new(0);
+        for (id, s) in &tree.sessions {
+            sessions.add(*id, s.timeout_ms);
+        }
+        Core {
+            cfg,
+            tree,
+            watches: WatchManager::default(),
+            sessions,
+            conns: HashMap::new(),
+            stats: Arc::new(Stats::default()),
+            started: Instant::now(),
+            log,
+            since_snapshot: 0,
+        }
+    }
+
+    /// Starts a write at the next zxid.
+    pub fn begin(&self) -> Pending {
+        Pending {
+            zxid: self.tree.last_zxid + 1,
+            time: now_ms(),
+            ops: Vec::new(),
+            triggers: Vec::new(),
+            undos: Vec::new(),
+        }
+    }
+
+    /// Takes back a failed write.
+    pub fn abort(&mut self, p: Pending) {
+        self.tree.undo(p.undos);
+    }
+
+    /// Makes a write official: logs it (durable later), fires its watches
+    /// (queued behind the durability tag), and snapshots every `snapCount`.
+    /// Returns the zxid replies should carry.
+    pub fn commit(&mut self, session: i64, p: Pending) -> i64 {
+        if p.ops.is_empty() {
+            return self.tree.last_zxid;
+        }
+        let zxid = p.zxid;
+        self.tree.last_zxid = zxid;
+        self.log.append(&pb::Txn {
+            zxid,
+            time_ms: p.time,
+            session_id: session,
+            ops: p.ops,
+        });
+        self.notify(&p.triggers, zxid);
+        self.since_snapshot += 1;
+        if self.since_snapshot >= self.cfg.snap_count {
+            self.since_snapshot = 0;
+            self.log.snapshot(&self.tree);
+        }
+        zxid
+    }
+
+    fn notify(&mut self, triggers: &[Trigger], zxid: i64) {
+        if triggers.is_empty() {
+            return;
+        }
+        for (conn, kind, path) in self.watches.fire(triggers) {
+            if let Some(c) = self.conns.get(&conn) {
+                let mut b = BytesMut::with_capacity(32 + path.len());
+                frame(&mut b, |w| {
+                    ReplyHeader {
+                        xid: xid::NOTIFICATION,
+                        zxid,
+                        err: 0,
+                    }
+                    .write(w);
+                    WatcherEvent {
+                        kind,
+                        state: state::SYNC_CONNECTED,
+                        path,
+                    }
+                    .write(w);
+                });
+                let _ = c.tx.send(Out::Frame(zxid, b.freeze()));
+            }
+        }
+    }
+
+    /// Logs the end of a session and deletes its ephemerals in one transaction.
+    pub fn close_session(&mut self, id: i64) -> i64 {
+        let mut p = self.begin();
+        self.tree.close_session(id, p.zxid, &mut p.triggers);
+        p.ops.push(pb::Op {
+            kind: Some(pb::op::Kind::CloseSession(pb::CloseSession { session_id: id })),
+        });
+        self.sessions.remove(id);
+        self.commit(id, p)
+    }
+
+    /// Expires sessions past their deadline; their connections are closed.
+    pub fn expire_sessions(&mut self) {
+        for id in self.sessions.expired(Instant::now()) {
+            tracing::info!(session = format!("0x{id:x}"), "session expired");
+            let conn = self.sessions.conn_of(id);
+            let zxid = self.close_session(id);
+            if let Some(c) = conn.and_then(|c| self.conns.get(&c)) {
+                let _ = c.tx.send(Out::Close(zxid));
+            }
+        }
+    }
+
+    /// Deletes empty containers that once had children and TTL nodes whose
+    /// TTL has passed without a change (ZooKeeper's ContainerManager).
+    pub fn reap_special(&mut self) {
+        let now = now_ms();
+        let doomed: Vec<String> = self
+            .tree
+            .special
+            .iter()
+            .filter(|p| {
+                self.tree.get(p).is_some_and(|n| {
+                    n.children.is_empty()
+                        && match owner_kind(n.ephemeral_owner) {
+                            OwnerKind::Container => n.cversion > 0,
+                            OwnerKind::Ttl(ttl) => now - n.mtime > ttl,
+                            _ => false,
+                        }
+                })
+            })
+            .cloned()
+            .collect();
+        for path in doomed {
+            let mut p = self.begin();
+            match self.tree.delete(&path, p.zxid, &mut p.triggers) {
+                Ok(u) => {
+                    p.undos.push(u);
+                    p.ops.push(pb::Op {
+                        kind: Some(pb::op::Kind::Delete(pb::Delete { path })),
+                    });
+                    self.commit(0, p);
+                }
+                Err(_) => self.abort(p),
+            }
+        }
+    }
+
+    /// The highest zxid on disk.
+    pub fn durable(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.log.durable()
+    }
+}

@@ -1,0 +1,146 @@
+//! Four-letter words on the client port (ruok, srvr, stat, mntr, ...), shaped
+//! like ZooKeeper's answers so monitoring scripts and zkServer.sh status parse them.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use parking_lot::Mutex;
+
+use crate::config::Config;
+use crate::core::Core;
+
+/// The words we answer.
+pub const COMMANDS: &[&str] = &[
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "wchs", "isro",
+];
+
+/// Version string reported to tools.
+pub const VERSION: &str = "3.8.0-fjord-0.1.0, built on 2026-11-22";
+
+/// Recognises a four-letter word in a connection's first four bytes.
+pub fn command(first: &[u8; 4]) -> Option<&'static str> {
+    let s = std::str::from_utf8(first).ok()?;
+    COMMANDS.iter().copied().find(|c| *c == s)
+}
+
+/// The text to send back for `cmd`.
+pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
+    if !cfg.four_letter_allowed(cmd) {
+        return format!("{cmd} is not executed because it is not in the whitelist.\n");
+    }
+    let core = core.lock();
+    let mut out = String::new();
+    let received = core.stats.packets_received.load(Ordering::Relaxed);
+    let sent = core.stats.packets_sent.load(Ordering::Relaxed);
+    let (watches, watched_paths) = core.watches.counts();
+    match cmd {
+        "ruok" => out.push_str("imok"),
+        "isro" => out.push_str("rw"),
+        "srvr" | "stat" => {
+            let _ = writeln!(out, "Zookeeper version: {VERSION}");
+            if cmd == "stat" {
+                out.push_str("Clients:\n");
+                for c in core.conns.values() {
+                    let _ = writeln!(
+                        out,
+                        " /{}[1](queued=0,recved={},sent=0)",
+                        c.addr,
+                        c.received.load(Ordering::Relaxed)
+                    );
+                }
+                out.push('\n');
+            }
+            let _ = writeln!(out, "Latency min/avg/max: 0/0.0/0");
+            let _ = writeln!(out, "Received: {received}");
+            let _ = writeln!(out, "Sent: {sent}");
+            let _ = writeln!(out, "Connections: {}", core.conns.len());
+            let _ = writeln!(out, "Outstanding: 0");
+            let _ = writeln!(out, "Zxid: 0x{:x}", core.tree.last_zxid);
+            let _ = writeln!(out, "Mode: standalone");
+            let _ = writeln!(out, "Node count: {}", core.tree.node_count());
+        }
+        "mntr" => {
+            let rows: Vec<(&str, String)> = vec![
+                ("zk_version", VERSION.to_string()),
+                ("zk_server_state", "standalone".into()),
+                ("zk_avg_latency", "0.0".into()),
+                ("zk_max_latency", "0".into()),
+                ("zk_min_latency", "0".into()),
+                ("zk_packets_received", received.to_string()),
+                ("zk_packets_sent", sent.to_string()),
+                ("zk_num_alive_connections", core.conns.len().to_string()),
+                ("zk_outstanding_requests", "0".into()),
+                ("zk_znode_count", core.tree.node_count().to_string()),
+                ("zk_watch_count", watches.to_string()),
+                ("zk_ephemerals_count", core.tree.ephemeral_count().to_string()),
+                ("zk_global_sessions", core.sessions.len().to_string()),
+                ("zk_uptime", core.started.elapsed().as_millis().to_string()),
+                ("zk_last_zxid", format!("0x{:x}", core.tree.last_zxid)),
+                ("zk_max_file_descriptor_count", fd_limit().to_string()),
+            ];
+            for (k, v) in rows {
+                let _ = writeln!(out, "{k}\t{v}");
+            }
+        }
+        "conf" => {
+            let _ = writeln!(out, "clientPort={}", cfg.client_port);
+            let _ = writeln!(out, "clientPortAddress={}", cfg.client_port_address);
+            let _ = writeln!(out, "dataDir={}", cfg.data_dir.display());
+            let _ = writeln!(out, "dataLogDir={}", cfg.data_log_dir.display());
+            let _ = writeln!(out, "tickTime={}", cfg.tick_time_ms);
+            let _ = writeln!(out, "maxClientCnxns={}", cfg.max_client_cnxns);
+            let _ = writeln!(out, "minSessionTimeout={}", cfg.min_session_timeout_ms);
+            let _ = writeln!(out, "maxSessionTimeout={}", cfg.max_session_timeout_ms);
+            let _ = writeln!(out, "serverId=0");
+        }
+        "cons" => {
+            for c in core.conns.values() {
+                let _ = writeln!(
+                    out,
+                    " /{}[1](queued=0,recved={},sent=0,sid=0x{:x})",
+                    c.addr,
+                    c.received.load(Ordering::Relaxed),
+                    c.session
+                );
+            }
+            out.push('\n');
+        }
+        "envi" => {
+            out.push_str("Environment:\n");
+            let _ = writeln!(out, "zookeeper.version={VERSION}");
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+            let _ = writeln!(out, "host.name={}", host.trim());
+            let _ = writeln!(out, "os.name={}", std::env::consts::OS);
+            let _ = writeln!(out, "os.arch={}", std::env::consts::ARCH);
+            let _ = writeln!(
+                out,
+                "user.dir={}",
+                std::env::current_dir().unwrap_or_default().display()
+            );
+        }
+        "wchs" => {
+            let _ = writeln!(
+                out,
+                "{} connections watching {} paths\nTotal watches:{}",
+                core.watches.watching_conns(),
+                watched_paths,
+                watches
+            );
+        }
+        _ => {}
+    }
+    out
+}
+
+fn fd_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 {
+        r.rlim_cur
+    } else {
+        0
+    }
+}

@@ -1,0 +1,698 @@
+//! Request handling: one decoded request → checks (path, ACL, version) →
+//! tree change or read → reply queued on the connection. Checks follow
+//! ZooKeeper's PrepRequestProcessor order so error codes match it.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use fjord_proto::coord as pb;
+use tokio::sync::mpsc;
+
+use crate::acl::Identity;
+use crate::core::{Core, Out, Pending};
+use crate::jute::{JuteError, Reader, Record, Writer};
+use crate::proto::*;
+use crate::tree::{acl_to_pb, parent_of, CONTAINER_OWNER, MAX_TTL, TTL_MASK};
+use crate::watch::ConnId;
+
+/// One connection's own state, owned by its reader task.
+pub struct ConnCtx {
+    pub id: ConnId,
+    pub session: i64,
+    pub identity: Identity,
+    pub tx: mpsc::UnboundedSender<Out>,
+}
+
+/// Whether the connection goes on after a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Close,
+}
+
+impl ConnCtx {
+    fn send(&self, tag: i64, xid: i32, zxid: i64, err: ErrorCode, body: impl FnOnce(&mut BytesMut)) {
+        let mut b = BytesMut::with_capacity(64);
+        frame(&mut b, |w| {
+            ReplyHeader {
+                xid,
+                zxid,
+                err: err.code(),
+            }
+            .write(w);
+            if err == ErrorCode::Ok {
+                body(w);
+            }
+        });
+        let _ = self.tx.send(Out::Frame(tag, b.freeze()));
+    }
+}
+
+/// PathUtils.validatePath.
+pub fn validate_path(path: &str) -> Result<(), ErrorCode> {
+    let bad = Err(ErrorCode::BadArguments);
+    if !path.starts_with('/') {
+        return bad;
+    }
+    if path.len() == 1 {
+        return Ok(());
+    }
+    if path.ends_with('/') {
+        return bad;
+    }
+    for seg in path[1..].split('/') {
+        if seg.is_empty() || seg == "." || seg == ".." {
+            return bad;
+        }
+    }
+    if path.chars().any(|c| {
+        matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{f000}'..='\u{f8ff}' | '\u{fff0}'..='\u{ffff}')
+    }) {
+        return bad;
+    }
+    Ok(())
+}
+
+fn check_version(expected: i32, actual: i32) -> Result<(), ErrorCode> {
+    if expected != -1 && expected != actual {
+        return Err(ErrorCode::BadVersion);
+    }
+    Ok(())
+}
+
+fn op(kind: pb::op::Kind) -> pb::Op {
+    pb::Op { kind: Some(kind) }
+}
+
+/// Copies data out of the frame so a stored value does not pin a whole frame.
+fn own(data: Option<Bytes>) -> Option<Bytes> {
+    data.map(|d| Bytes::copy_from_slice(&d))
+}
+
+fn allowed(core: &Core, conn: &ConnCtx, path: &str, perm: i32) -> Result<(), ErrorCode> {
+    let node = core.tree.get(path).ok_or(ErrorCode::NoNode)?;
+    if conn.identity.allowed(&node.acl, perm) {
+        Ok(())
+    } else {
+        Err(ErrorCode::NoAuth)
+    }
+}
+
+fn create(
+    core: &mut Core,
+    conn: &ConnCtx,
+    p: &mut Pending,
+    code: i32,
+    req: CreateTtlRequest,
+) -> Result<(String, Stat), ErrorCode> {
+    use create_mode::*;
+    let (ephemeral, sequential, container, ttl) = match req.flags {
+        PERSISTENT => (false, false, false, false),
+        EPHEMERAL => (true, false, false, false),
+        PERSISTENT_SEQUENTIAL => (false, true, false, false),
+        EPHEMERAL_SEQUENTIAL => (true, true, false, false),
+        CONTAINER => (false, false, true, false),
+        PERSISTENT_WITH_TTL => (false, false, false, true),
+        PERSISTENT_SEQUENTIAL_WITH_TTL => (false, true, false, true),
+        _ => return Err(ErrorCode::BadArguments),
+    };
+    let ttl_ok = if ttl {
+        code == op::CREATE_TTL && req.ttl > 0 && req.ttl <= MAX_TTL
+    } else {
+        code != op::CREATE_TTL
+    };
+    if !ttl_ok || (code == op::CREATE_CONTAINER && !container) {
+        return Err(ErrorCode::BadArguments);
+    }
+    let probe = if sequential {
+        format!("{}1", req.path)
+    } else {
+        req.path.clone()
+    };
+    validate_path(&probe)?;
+    let acl = conn.identity.fixup(&req.acl)?;
+    let parent_path = parent_of(&req.path).to_string();
+    let parent = core.tree.get(&parent_path).ok_or(ErrorCode::NoNode)?;
+    if !conn.identity.allowed(&parent.acl, perms::CREATE) {
+        return Err(ErrorCode::NoAuth);
+    }
+    let path = if sequential {
+        format!("{}{:010}", req.path, parent.cversion)
+    } else {
+        req.path
+    };
+    validate_path(&path)?;
+    let owner = if ephemeral {
+        conn.session
+    } else if container {
+        CONTAINER_OWNER
+    } else if ttl {
+        TTL_MASK | req.ttl
+    } else {
+        0
+    };
+    let data = own(req.data);
+    let undo = core.tree.create(
+        &path,
+        data.clone(),
+        acl.clone(),
+        owner,
+        p.zxid,
+        p.time,
+        &mut p.triggers,
+    )?;
+    p.undos.push(undo);
+    p.ops.push(op(pb::op::Kind::Create(pb::Create {
+        path: path.clone(),
+        data,
+        acl: acl_to_pb(&acl),
+        ephemeral_owner: owner,
+    })));
+    let stat = core.tree.get(&path).map(|n| n.stat()).unwrap_or_default();
+    Ok((path, stat))
+}
+
+fn delete(core: &mut Core, conn: &ConnCtx, p: &mut Pending, req: DeleteRequest) -> Result<(), ErrorCode> {
+    validate_path(&req.path)?;
+    if req.path == "/" {
+        return Err(ErrorCode::BadArguments);
+    }
+    allowed(core, conn, parent_of(&req.path), perms::DELETE)?;
+    let node = core.tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
+    check_version(req.version, node.version)?;
+    let undo = core.tree.delete(&req.path, p.zxid, &mut p.triggers)?;
+    p.undos.push(undo);
+    p.ops.push(op(pb::op::Kind::Delete(pb::Delete { path: req.path })));
+    Ok(())
+}
+
+fn set_data(core: &mut Core, conn: &ConnCtx, p: &mut Pending, req: SetDataRequest) -> Result<Stat, ErrorCode> {
+    validate_path(&req.path)?;
+    let node = core.tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
+    if !conn.identity.allowed(&node.acl, perms::WRITE) {
+        return Err(ErrorCode::NoAuth);
+    }
+    check_version(req.version, node.version)?;
+    let data = own(req.data);
+    let undo = core
+        .tree
+        .set_data(&req.path, data.clone(), p.zxid, p.time, &mut p.triggers)?;
+    p.undos.push(undo);
+    let stat = core.tree.get(&req.path).map(|n| n.stat()).unwrap_or_default();
+    p.ops.push(op(pb::op::Kind::SetData(pb::SetData {
+        path: req.path,
+        data,
+    })));
+    Ok(stat)
+}
+
+fn set_acl(core: &mut Core, conn: &ConnCtx, p: &mut Pending, req: SetAclRequest) -> Result<Stat, ErrorCode> {
+    validate_path(&req.path)?;
+    let acl = conn.identity.fixup(&req.acl)?;
+    let node = core.tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
+    if !conn.identity.allowed(&node.acl, perms::ADMIN) {
+        return Err(ErrorCode::NoAuth);
+    }
+    check_version(req.version, node.aversion)?;
+    let undo = core.tree.set_acl(&req.path, acl.clone())?;
+    p.undos.push(undo);
+    p.ops.push(op(pb::op::Kind::SetAcl(pb::SetAcl {
+        path: req.path.clone(),
+        acl: acl_to_pb(&acl),
+    })));
+    Ok(core.tree.get(&req.path).map(|n| n.stat()).unwrap_or_default())
+}
+
+fn check(core: &Core, conn: &ConnCtx, req: &CheckVersionRequest) -> Result<(), ErrorCode> {
+    validate_path(&req.path)?;
+    let node = core.tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
+    if !conn.identity.allowed(&node.acl, perms::READ) {
+        return Err(ErrorCode::NoAuth);
+    }
+    check_version(req.version, node.version)
+}
+
+fn get_data(core: &Core, conn: &ConnCtx, path: &str) -> Result<(Option<Bytes>, Stat), ErrorCode> {
+    validate_path(path)?;
+    allowed(core, conn, path, perms::READ)?;
+    let n = core.tree.get(path).ok_or(ErrorCode::NoNode)?;
+    Ok((n.data.clone(), n.stat()))
+}
+
+fn get_children(core: &Core, conn: &ConnCtx, path: &str) -> Result<(Vec<String>, Stat), ErrorCode> {
+    validate_path(path)?;
+    allowed(core, conn, path, perms::READ)?;
+    let n = core.tree.get(path).ok_or(ErrorCode::NoNode)?;
+    Ok((n.children.iter().map(|c| c.to_string()).collect(), n.stat()))
+}
+
+/// Runs one write (single op or multi) to completion: commit on success, undo
+/// on failure. Returns the reply's tag/zxid.
+fn write<T>(
+    core: &mut Core,
+    conn: &ConnCtx,
+    f: impl FnOnce(&mut Core, &mut Pending) -> Result<T, ErrorCode>,
+) -> (i64, Result<T, ErrorCode>) {
+    let mut p = core.begin();
+    match f(core, &mut p) {
+        Ok(v) => (core.commit(conn.session, p), Ok(v)),
+        Err(e) => {
+            core.abort(p);
+            (core.tree.last_zxid, Err(e))
+        }
+    }
+}
+
+fn reply_result<T>(
+    conn: &ConnCtx,
+    tag: i64,
+    xid: i32,
+    res: Result<T, ErrorCode>,
+    body: impl FnOnce(&mut BytesMut, T),
+) {
+    match res {
+        Ok(v) => conn.send(tag, xid, tag, ErrorCode::Ok, |w| body(w, v)),
+        Err(e) => conn.send(tag, xid, tag, e, |_| {}),
+    }
+}
+
+fn multi(core: &mut Core, conn: &ConnCtx, ops: Vec<MultiOp>) -> (i64, Vec<MultiResult>) {
+    let mut p = core.begin();
+    let total = ops.len();
+    let mut results = Vec::with_capacity(total);
+    let mut failed = None;
+    for (i, o) in ops.into_iter().enumerate() {
+        let r = match o {
+            MultiOp::Create { op: code, req } => create(core, conn, &mut p, code, req).map(|(path, stat)| {
+                MultiResult::Create {
+                    path,
+                    stat: (code != op::CREATE).then_some(stat),
+                }
+            }),
+            MultiOp::Delete(r) => delete(core, conn, &mut p, r).map(|_| MultiResult::Delete),
+            MultiOp::SetData(r) => set_data(core, conn, &mut p, r).map(MultiResult::SetData),
+            MultiOp::Check(r) => check(core, conn, &r).map(|_| MultiResult::Check),
+            MultiOp::GetChildren(_) | MultiOp::GetData(_) => Err(ErrorCode::BadArguments),
+        };
+        match r {
+            Ok(res) => results.push(res),
+            Err(e) => {
+                failed = Some((i, e));
+                break;
+            }
+        }
+    }
+    match failed {
+        None => (core.commit(conn.session, p), results),
+        Some((i, e)) => {
+            core.abort(p);
+            let out = (0..total)
+                .map(|j| {
+                    MultiResult::Error(match j.cmp(&i) {
+                        std::cmp::Ordering::Less => ErrorCode::Ok,
+                        std::cmp::Ordering::Equal => e,
+                        std::cmp::Ordering::Greater => ErrorCode::RuntimeInconsistency,
+                    })
+                })
+                .collect();
+            (core.tree.last_zxid, out)
+        }
+    }
+}
+
+fn set_watches(core: &mut Core, conn: &ConnCtx, rel: i64, sw: &SetWatches2) {
+    let tag = core.tree.last_zxid;
+    let mut events = Vec::new();
+    for path in &sw.data {
+        match core.tree.get(path) {
+            None => events.push((event::NODE_DELETED, path)),
+            Some(n) if n.mzxid > rel => events.push((event::NODE_DATA_CHANGED, path)),
+            Some(_) => core.watches.add_data(path, conn.id),
+        }
+    }
+    for path in &sw.exist {
+        match core.tree.get(path) {
+            Some(_) => events.push((event::NODE_CREATED, path)),
+            None => core.watches.add_data(path, conn.id),
+        }
+    }
+    for path in &sw.child {
+        match core.tree.get(path) {
+            None => events.push((event::NODE_DELETED, path)),
+            Some(n) if n.pzxid > rel => events.push((event::NODE_CHILDREN_CHANGED, path)),
+            Some(_) => core.watches.add_child(path, conn.id),
+        }
+    }
+    for path in &sw.persistent {
+        core.watches.add_persistent(path, conn.id, false);
+    }
+    for path in &sw.persistent_recursive {
+        core.watches.add_persistent(path, conn.id, true);
+    }
+    for (kind, path) in events {
+        conn.send(tag, xid::NOTIFICATION, tag, ErrorCode::Ok, |w| {
+            WatcherEvent {
+                kind,
+                state: state::SYNC_CONNECTED,
+                path: path.clone(),
+            }
+            .write(w)
+        });
+    }
+}
+
+/// Handles one request frame (after the handshake). Decoding errors close
+/// the connection, as ZooKeeper does for a request it cannot parse.
+pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<Flow, JuteError> {
+    let mut r = Reader::new(frame_body);
+    let h = RequestHeader::read(&mut r)?;
+    core.sessions.touch(conn.session);
+    let last = core.tree.last_zxid;
+    let xid = h.xid;
+    match h.op {
+        op::PING => conn.send(last, xid::PING, last, ErrorCode::Ok, |_| {}),
+        op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
+            let req = if h.op == op::CREATE_TTL {
+                CreateTtlRequest::read(&mut r)?
+            } else {
+                let c = CreateRequest::read(&mut r)?;
+                CreateTtlRequest {
+                    path: c.path,
+                    data: c.data,
+                    acl: c.acl,
+                    flags: c.flags,
+                    ttl: -1,
+                }
+            };
+            let code = h.op;
+            let (tag, res) = write(core, conn, |core, p| create(core, conn, p, code, req));
+            reply_result(conn, tag, xid, res, |w, (path, stat)| {
+                w.put_string(&path);
+                if code != op::CREATE {
+                    stat.write(w);
+                }
+            });
+        }
+        op::DELETE => {
+            let req = DeleteRequest::read(&mut r)?;
+            let (tag, res) = write(core, conn, |core, p| delete(core, conn, p, req));
+            reply_result(conn, tag, xid, res, |_, _| {});
+        }
+        op::SET_DATA => {
+            let req = SetDataRequest::read(&mut r)?;
+            let (tag, res) = write(core, conn, |core, p| set_data(core, conn, p, req));
+            reply_result(conn, tag, xid, res, |w, s| s.write(w));
+        }
+        op::SET_ACL => {
+            let req = SetAclRequest::read(&mut r)?;
+            let (tag, res) = write(core, conn, |core, p| set_acl(core, conn, p, req));
+            reply_result(conn, tag, xid, res, |w, s| s.write(w));
+        }
+        op::CHECK => {
+            let req = CheckVersionRequest::read(&mut r)?;
+            reply_result(conn, last, xid, check(core, conn, &req), |_, _| {});
+        }
+        op::MULTI => {
+            let ops = match read_multi(&mut r) {
+                Ok(o) => o,
+                Err(_) => return Ok(Flow::Close),
+            };
+            let (tag, results) = multi(core, conn, ops);
+            conn.send(tag, xid, tag, ErrorCode::Ok, |w| write_multi_results(&results, w));
+        }
+        op::MULTI_READ => {
+            let ops = match read_multi(&mut r) {
+                Ok(o) => o,
+                Err(_) => return Ok(Flow::Close),
+            };
+            let results: Vec<MultiResult> = ops
+                .iter()
+                .map(|o| match o {
+                    MultiOp::GetData(p) => get_data(core, conn, &p.path)
+                        .map_or_else(MultiResult::Error, |(d, s)| MultiResult::GetData(d, s)),
+                    MultiOp::GetChildren(p) => get_children(core, conn, &p.path)
+                        .map_or_else(MultiResult::Error, |(c, _)| MultiResult::GetChildren(c)),
+                    _ => MultiResult::Error(ErrorCode::BadArguments),
+                })
+                .collect();
+            conn.send(last, xid, last, ErrorCode::Ok, |w| write_multi_results(&results, w));
+        }
+        op::EXISTS => {
+            let req = PathWatchRequest::read(&mut r)?;
+            let res = validate_path(&req.path).and_then(|_| {
+                if req.watch {
+                    core.watches.add_data(&req.path, conn.id);
+                }
+                core.tree.get(&req.path).map(|n| n.stat()).ok_or(ErrorCode::NoNode)
+            });
+            reply_result(conn, last, xid, res, |w, s| s.write(w));
+        }
+        op::GET_DATA => {
+            let req = PathWatchRequest::read(&mut r)?;
+            let res = get_data(core, conn, &req.path);
+            if res.is_ok() && req.watch {
+                core.watches.add_data(&req.path, conn.id);
+            }
+            reply_result(conn, last, xid, res, |w, (d, s)| {
+                w.put_buffer(d.as_deref());
+                s.write(w);
+            });
+        }
+        op::GET_CHILDREN | op::GET_CHILDREN2 => {
+            let req = PathWatchRequest::read(&mut r)?;
+            let res = get_children(core, conn, &req.path);
+            if res.is_ok() && req.watch {
+                core.watches.add_child(&req.path, conn.id);
+            }
+            let two = h.op == op::GET_CHILDREN2;
+            reply_result(conn, last, xid, res, |w, (c, s)| {
+                w.put_strings(&c);
+                if two {
+                    s.write(w);
+                }
+            });
+        }
+        op::GET_ACL => {
+            let req = PathRequest::read(&mut r)?;
+            let res = validate_path(&req.path).and_then(|_| {
+                core.tree
+                    .get(&req.path)
+                    .map(|n| (n.acl.clone(), n.stat()))
+                    .ok_or(ErrorCode::NoNode)
+            });
+            reply_result(conn, last, xid, res, |w, (acl, s)| {
+                acl.to_vec().write(w);
+                s.write(w);
+            });
+        }
+        op::SYNC => {
+            let req = PathRequest::read(&mut r)?;
+            let res = validate_path(&req.path).map(|_| req.path);
+            reply_result(conn, last, xid, res, |w, p| w.put_string(&p));
+        }
+        op::GET_EPHEMERALS => {
+            let req = PathRequest::read(&mut r)?;
+            let mut list: Vec<String> = core
+                .tree
+                .ephemerals_of(conn.session)
+                .filter(|p| p.starts_with(&req.path))
+                .cloned()
+                .collect();
+            list.sort();
+            conn.send(last, xid, last, ErrorCode::Ok, |w| w.put_strings(&list));
+        }
+        op::GET_ALL_CHILDREN_NUMBER => {
+            let req = PathRequest::read(&mut r)?;
+            let res = validate_path(&req.path).and_then(|_| {
+                allowed(core, conn, &req.path, perms::READ)?;
+                Ok(core.tree.descendant_count(&req.path) as i32)
+            });
+            reply_result(conn, last, xid, res, |w, n| w.put_i32(n));
+        }
+        op::CHECK_WATCHES | op::REMOVE_WATCHES => {
+            let req = WatchesRequest::read(&mut r)?;
+            let found = if h.op == op::CHECK_WATCHES {
+                core.watches.check(&req.path, conn.id, req.kind)
+            } else {
+                core.watches.remove(&req.path, conn.id, req.kind)
+            };
+            let res = if found { Ok(()) } else { Err(ErrorCode::NoWatcher) };
+            reply_result(conn, last, xid, res, |_, _| {});
+        }
+        op::ADD_WATCH => {
+            let req = AddWatchRequest::read(&mut r)?;
+            let res = validate_path(&req.path).and_then(|_| match req.mode {
+                add_watch_mode::PERSISTENT => Ok(false),
+                add_watch_mode::PERSISTENT_RECURSIVE => Ok(true),
+                _ => Err(ErrorCode::BadArguments),
+            });
+            if let Ok(recursive) = res {
+                core.watches.add_persistent(&req.path, conn.id, recursive);
+            }
+            reply_result(conn, last, xid, res, |w, _| w.put_i32(0));
+        }
+        op::SET_WATCHES => {
+            let sw = SetWatches::read(&mut r)?;
+            let sw2 = SetWatches2 {
+                relative_zxid: sw.relative_zxid,
+                data: sw.data,
+                exist: sw.exist,
+                child: sw.child,
+                ..Default::default()
+            };
+            set_watches(core, conn, sw2.relative_zxid, &sw2);
+            conn.send(last, xid::SET_WATCHES, last, ErrorCode::Ok, |_| {});
+        }
+        op::SET_WATCHES2 => {
+            let sw = SetWatches2::read(&mut r)?;
+            set_watches(core, conn, sw.relative_zxid, &sw);
+            conn.send(last, xid::SET_WATCHES, last, ErrorCode::Ok, |_| {});
+        }
+        op::AUTH => {
+            let a = AuthPacket::read(&mut r)?;
+            let auth = a.auth.unwrap_or_default();
+            let sup = core.cfg.super_digest.as_deref();
+            match conn.identity.add_auth(&a.scheme, &auth, sup) {
+                Ok(()) => conn.send(last, xid::AUTH, last, ErrorCode::Ok, |_| {}),
+                Err(e) => {
+                    conn.send(last, xid::AUTH, last, e, |_| {});
+                    return Ok(Flow::Close);
+                }
+            }
+        }
+        op::WHO_AM_I => {
+            let infos: Vec<ClientInfo> = conn
+                .identity
+                .ids
+                .iter()
+                .map(|i| ClientInfo {
+                    auth_scheme: i.scheme.clone(),
+                    user: i.id.split(':').next().unwrap_or_default().to_string(),
+                })
+                .collect();
+            conn.send(last, xid, last, ErrorCode::Ok, |w| infos.write(w));
+        }
+        op::CLOSE_SESSION => {
+            let zxid = core.close_session(conn.session);
+            conn.send(zxid, xid, zxid, ErrorCode::Ok, |_| {});
+            let _ = conn.tx.send(Out::Close(zxid));
+            return Ok(Flow::Close);
+        }
+        op::RECONFIG => conn.send(last, xid, last, ErrorCode::ReconfigDisabled, |_| {}),
+        _ => {
+            // ZooKeeper answers an op it does not know with UNIMPLEMENTED and hangs up.
+            conn.send(last, xid, last, ErrorCode::Unimplemented, |_| {});
+            return Ok(Flow::Close);
+        }
+    }
+    Ok(Flow::Continue)
+}
+
+/// The handshake: new session, resumed session, or "expired" (timeout 0).
+/// Returns the frame to send, its durability tag, and whether to go on.
+pub fn connect(core: &mut Core, conn: &mut ConnCtx, req: &ConnectRequest) -> Option<(Bytes, i64, bool)> {
+    if req.last_zxid_seen > core.tree.last_zxid {
+        tracing::info!(
+            client_zxid = req.last_zxid_seen,
+            our_zxid = core.tree.last_zxid,
+            "refusing a client that has seen a newer zxid"
+        );
+        return None;
+    }
+    let timeout = req
+        .timeout
+        .clamp(core.cfg.min_session_timeout_ms, core.cfg.max_session_timeout_ms);
+    let (resp, tag, ok) = if req.session_id == 0 {
+        let id = core.sessions.next_id();
+        let password: [u8; 16] = rand::random();
+        let password = Bytes::copy_from_slice(&password);
+        let mut p = core.begin();
+        core.tree.sessions.insert(
+            id,
+            crate::tree::SessionInfo {
+                timeout_ms: timeout,
+                password: password.clone(),
+            },
+        );
+        p.ops.push(op(pb::op::Kind::CreateSession(pb::CreateSession {
+            session_id: id,
+            timeout_ms: timeout,
+            password: password.clone(),
+        })));
+        core.sessions.add(id, timeout);
+        let tag = core.commit(id, p);
+        (
+            ConnectResponse {
+                protocol_version: 0,
+                timeout,
+                session_id: id,
+                passwd: password,
+                read_only: false,
+            },
+            tag,
+            true,
+        )
+    } else {
+        let known = core
+            .tree
+            .sessions
+            .get(&req.session_id)
+            .filter(|s| s.password == req.passwd && core.sessions.contains(req.session_id))
+            .cloned();
+        match known {
+            Some(s) => (
+                ConnectResponse {
+                    protocol_version: 0,
+                    timeout: s.timeout_ms,
+                    session_id: req.session_id,
+                    passwd: s.password,
+                    read_only: false,
+                },
+                core.tree.last_zxid,
+                true,
+            ),
+            None => (
+                ConnectResponse {
+                    protocol_version: 0,
+                    timeout: 0,
+                    session_id: 0,
+                    passwd: Bytes::from_static(&[0; 16]),
+                    read_only: false,
+                },
+                core.tree.last_zxid,
+                false,
+            ),
+        }
+    };
+    if ok {
+        conn.session = resp.session_id;
+        if let Some(old) = core.sessions.attach(resp.session_id, conn.id) {
+            if let Some(c) = core.conns.get(&old) {
+                let _ = c.tx.send(Out::Close(tag));
+            }
+        }
+    }
+    let mut b = BytesMut::with_capacity(64);
+    frame(&mut b, |w| resp.write(w));
+    Some((b.freeze(), tag, ok))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::child_path;
+
+    #[test]
+    fn paths_validate_like_zookeeper() {
+        for ok in ["/", "/a", "/a/b", "/a.b", "/zookeeper"] {
+            assert_eq!(validate_path(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "a", "/a/", "//a", "/a//b", "/a/./b", "/..", "/a\u{0}"] {
+            assert_eq!(validate_path(bad), Err(ErrorCode::BadArguments), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn child_path_joins() {
+        assert_eq!(child_path("/", "a"), "/a");
+        assert_eq!(child_path("/a", "b"), "/a/b");
+    }
+}

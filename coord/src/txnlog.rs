@@ -1,0 +1,436 @@
+//! Durability: the transaction log (append, group-committed fsync) and
+//! snapshots (so restart time does not grow with history).
+//!
+//! Appends only copy encoded bytes into a pending buffer; one writer thread
+//! writes whatever has accumulated and fsyncs once for all of it, then
+//! publishes the highest durable zxid. Nobody waits on a timer: while one
+//! fsync runs, the next batch fills. Replies wait for the durable zxid.
+//!
+//! Files: `<dataLogDir>/fjord-log/log.<first zxid, hex>` and
+//! `<dataDir>/fjord-snap/snapshot.<zxid, hex>`. Each record is
+//! `[u32 len][u32 crc32c][prost bytes]`; a zero length or bad CRC ends a file
+//! (a torn tail after kill -9).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fjord_proto::coord as pb;
+use parking_lot::{Condvar, Mutex};
+use prost::Message;
+use tokio::sync::watch;
+
+use crate::tree::DataTree;
+
+/// Storage failures at startup (later ones are retried and logged).
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+const SNAP_MAGIC: &[u8; 8] = b"FJSNAP1\n";
+
+enum Item {
+    Bytes(Vec<u8>, i64),
+    /// Close the current file; the next record starts `log.<zxid>`.
+    Roll(i64),
+}
+
+struct Shared {
+    pending: Mutex<Vec<Item>>,
+    wake: Condvar,
+    durable: watch::Sender<i64>,
+}
+
+/// Handle to the log writer; cheap to clone.
+#[derive(Clone)]
+pub struct TxnLog {
+    shared: Arc<Shared>,
+    snap_dir: PathBuf,
+    log_dir: PathBuf,
+    retain: usize,
+}
+
+/// What recovery found on disk.
+pub struct Recovered {
+    pub tree: DataTree,
+    pub txns_replayed: u64,
+}
+
+fn record(buf: &mut Vec<u8>, payload: &[u8]) {
+    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    buf.extend_from_slice(&crc32c::crc32c(payload).to_be_bytes());
+    buf.extend_from_slice(payload);
+}
+
+/// Reads valid records until the end, a zero length or a bad CRC.
+fn read_records(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut pos = 0usize;
+    std::iter::from_fn(move || {
+        let hdr = bytes.get(pos..pos + 8)?;
+        let len = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
+        let crc = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
+        if len == 0 {
+            return None;
+        }
+        let payload = bytes.get(pos + 8..pos + 8 + len)?;
+        if crc32c::crc32c(payload) != crc {
+            return None;
+        }
+        pos += 8 + len;
+        Some(payload)
+    })
+}
+
+fn list(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, StorageError> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).map_err(io_err(dir))? {
+        let e = e.map_err(io_err(dir))?;
+        let name = e.file_name();
+        let Some(hex) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        if let Ok(z) = i64::from_str_radix(hex, 16) {
+            out.push((z, e.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn fsync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+impl TxnLog {
+    /// Recovers the newest valid snapshot plus every logged transaction after
+    /// it, then starts the writer on a fresh log file.
+    pub fn open(
+        data_dir: &Path,
+        data_log_dir: &Path,
+        retain: usize,
+    ) -> Result<(TxnLog, Recovered), StorageError> {
+        let snap_dir = data_dir.join("fjord-snap");
+        let log_dir = data_log_dir.join("fjord-log");
+        fs::create_dir_all(&snap_dir).map_err(io_err(&snap_dir))?;
+        fs::create_dir_all(&log_dir).map_err(io_err(&log_dir))?;
+
+        let mut tree = None;
+        for (zxid, path) in list(&snap_dir, "snapshot.")?.into_iter().rev() {
+            match load_snapshot(&path, zxid) {
+                Ok(t) => {
+                    tracing::info!(path = %path.display(), zxid, nodes = t.node_count(), "loaded snapshot");
+                    tree = Some(t);
+                    break;
+                }
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "skipping unreadable snapshot"),
+            }
+        }
+        let mut tree = tree.unwrap_or_default();
+        let mut replayed = 0u64;
+        let mut triggers = Vec::new();
+        for (_, path) in list(&log_dir, "log.")? {
+            let bytes = fs::read(&path).map_err(io_err(&path))?;
+            for payload in read_records(&bytes) {
+                let Ok(txn) = pb::Txn::decode(payload) else {
+                    tracing::warn!(path = %path.display(), "undecodable log record; ignoring the rest of the file");
+                    break;
+                };
+                if txn.zxid <= tree.last_zxid {
+                    continue;
+                }
+                tree.apply(&txn, &mut triggers);
+                triggers.clear();
+                replayed += 1;
+            }
+        }
+        let start = tree.last_zxid + 1;
+        let file = new_log_file(&log_dir, start)?;
+        let (durable, _) = watch::channel(tree.last_zxid);
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Vec::new()),
+            wake: Condvar::new(),
+            durable,
+        });
+        let writer = shared.clone();
+        let dir = log_dir.clone();
+        std::thread::Builder::new()
+            .name("txnlog-writer".into())
+            .spawn(move || writer_loop(writer, dir, file))
+            .map_err(io_err(&log_dir))?;
+        Ok((
+            TxnLog {
+                shared,
+                snap_dir,
+                log_dir,
+                retain,
+            },
+            Recovered {
+                tree,
+                txns_replayed: replayed,
+            },
+        ))
+    }
+
+    /// Queues a transaction; it is durable once [`TxnLog::durable`] reaches its zxid.
+    pub fn append(&self, txn: &pb::Txn) {
+        let payload = txn.encode_to_vec();
+        let mut p = self.shared.pending.lock();
+        match p.last_mut() {
+            Some(Item::Bytes(buf, last)) => {
+                record(buf, &payload);
+                *last = txn.zxid;
+            }
+            _ => {
+                let mut buf = Vec::with_capacity(payload.len() + 8);
+                record(&mut buf, &payload);
+                p.push(Item::Bytes(buf, txn.zxid));
+            }
+        }
+        drop(p);
+        self.shared.wake.notify_one();
+    }
+
+    /// The highest zxid known to be on disk.
+    pub fn durable(&self) -> watch::Receiver<i64> {
+        self.shared.durable.subscribe()
+    }
+
+    /// Snapshots `tree` (call with the state lock held, so the image is
+    /// consistent at `tree.last_zxid`): encodes in memory, writes in the
+    /// background, and rolls the log so old files can be purged.
+    pub fn snapshot(&self, tree: &DataTree) {
+        let zxid = tree.last_zxid;
+        let mut buf = Vec::with_capacity(tree.node_count() * 160);
+        buf.extend_from_slice(SNAP_MAGIC);
+        let header = pb::SnapshotHeader {
+            zxid,
+            node_count: tree.node_count() as u64,
+            session_count: tree.sessions.len() as u64,
+        };
+        record(&mut buf, &header.encode_to_vec());
+        let mut scratch = Vec::new();
+        for r in tree.snapshot_records() {
+            scratch.clear();
+            if r.encode(&mut scratch).is_ok() {
+                record(&mut buf, &scratch);
+            }
+        }
+        self.shared.pending.lock().push(Item::Roll(zxid + 1));
+        self.shared.wake.notify_one();
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                if let Err(e) = me.write_snapshot(zxid, &buf) {
+                    tracing::error!(error = %e, zxid, "snapshot failed; the log still holds everything");
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start snapshot thread");
+        }
+    }
+
+    fn write_snapshot(&self, zxid: i64, buf: &[u8]) -> Result<(), StorageError> {
+        let path = self.snap_dir.join(format!("snapshot.{zxid:016x}"));
+        let tmp = path.with_extension("tmp");
+        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(buf).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        fsync_dir(&self.snap_dir);
+        tracing::info!(path = %path.display(), bytes = buf.len(), "snapshot written");
+        self.purge()
+    }
+
+    /// Keeps the newest `retain` snapshots and the logs they still need.
+    fn purge(&self) -> Result<(), StorageError> {
+        let snaps = list(&self.snap_dir, "snapshot.")?;
+        if snaps.len() <= self.retain {
+            return Ok(());
+        }
+        let keep_from = snaps[snaps.len() - self.retain].0;
+        for (_, p) in &snaps[..snaps.len() - self.retain] {
+            let _ = fs::remove_file(p);
+        }
+        let logs = list(&self.log_dir, "log.")?;
+        for w in logs.windows(2) {
+            // Every txn in w[0] is below w[1]'s first zxid.
+            if w[1].0 <= keep_from + 1 {
+                let _ = fs::remove_file(&w[0].1);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn new_log_file(dir: &Path, start: i64) -> Result<File, StorageError> {
+    let path = dir.join(format!("log.{start:016x}"));
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    fsync_dir(dir);
+    Ok(f)
+}
+
+fn writer_loop(shared: Arc<Shared>, dir: PathBuf, mut file: File) {
+    loop {
+        let items = {
+            let mut p = shared.pending.lock();
+            while p.is_empty() {
+                shared.wake.wait(&mut p);
+            }
+            std::mem::take(&mut *p)
+        };
+        let mut durable = None;
+        for item in items {
+            match item {
+                Item::Bytes(buf, last) => {
+                    write_retrying(&mut file, &buf, &dir);
+                    durable = Some(last);
+                }
+                Item::Roll(next) => {
+                    sync_retrying(&mut file, &dir);
+                    loop {
+                        match new_log_file(&dir, next) {
+                            Ok(f) => {
+                                file = f;
+                                break;
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot open a new log file; retrying");
+                                std::thread::sleep(Duration::from_secs(1));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        sync_retrying(&mut file, &dir);
+        if let Some(z) = durable {
+            shared.durable.send_replace(z);
+        }
+    }
+}
+
+/// A failed write (full disk) is retried from the last good length: writes
+/// stall and nothing is acknowledged, reads keep being served.
+fn write_retrying(file: &mut File, buf: &[u8], dir: &Path) {
+    loop {
+        let good = file.metadata().map(|m| m.len()).unwrap_or(0);
+        match file.write_all(buf) {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), error = %e, "transaction log write failed; writes stall until it succeeds");
+                let _ = file.set_len(good);
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+fn sync_retrying(file: &mut File, dir: &Path) {
+    while let Err(e) = file.sync_data() {
+        tracing::error!(dir = %dir.display(), error = %e, "transaction log fsync failed; retrying");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn load_snapshot(path: &Path, zxid: i64) -> Result<DataTree, String> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    let body = bytes
+        .strip_prefix(SNAP_MAGIC)
+        .ok_or_else(|| "not a fjord snapshot".to_string())?;
+    let mut recs = read_records(body);
+    let header = recs
+        .next()
+        .and_then(|h| pb::SnapshotHeader::decode(h).ok())
+        .ok_or("missing header")?;
+    if header.zxid != zxid {
+        return Err(format!("header zxid {} != file name", header.zxid));
+    }
+    let mut records = Vec::with_capacity(header.node_count as usize);
+    for r in recs {
+        records.push(pb::SnapshotRecord::decode(r).map_err(|e| e.to_string())?);
+    }
+    if records.len() as u64 != header.node_count + header.session_count {
+        return Err(format!(
+            "truncated: {} of {} records",
+            records.len(),
+            header.node_count + header.session_count
+        ));
+    }
+    Ok(DataTree::from_snapshot(zxid, records))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Acl;
+    use crate::tree::acl_to_pb;
+
+    fn create_txn(zxid: i64, path: &str) -> pb::Txn {
+        pb::Txn {
+            zxid,
+            time_ms: 1,
+            session_id: 0,
+            ops: vec![pb::Op {
+                kind: Some(pb::op::Kind::Create(pb::Create {
+                    path: path.into(),
+                    data: Some(bytes::Bytes::from_static(b"v")),
+                    acl: acl_to_pb(&Acl::open_unsafe()),
+                    ephemeral_owner: 0,
+                })),
+            }],
+        }
+    }
+
+    #[test]
+    fn log_and_snapshot_recover() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (log, rec) = TxnLog::open(dir.path(), dir.path(), 3).unwrap();
+            let mut tree = rec.tree;
+            let mut trig = Vec::new();
+            for i in 1..=5 {
+                let t = create_txn(i, &format!("/n{i}"));
+                tree.apply(&t, &mut trig);
+                log.append(&t);
+            }
+            log.snapshot(&tree);
+            let t = create_txn(6, "/n6");
+            tree.apply(&t, &mut trig);
+            log.append(&t);
+            let mut d = log.durable();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(d.wait_for(|z| *z >= 6)).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // Garbage after the last record (a torn write) is ignored.
+        let logs = list(&dir.path().join("fjord-log"), "log.").unwrap();
+        let mut f = OpenOptions::new().append(true).open(&logs.last().unwrap().1).unwrap();
+        f.write_all(&[0, 0, 0, 9, 1, 2]).unwrap();
+        let (_log, rec) = TxnLog::open(dir.path(), dir.path(), 3).unwrap();
+        assert_eq!(rec.tree.last_zxid, 6);
+        for i in 1..=6 {
+            assert!(rec.tree.get(&format!("/n{i}")).is_some(), "/n{i}");
+        }
+    }
+}
