@@ -6,6 +6,7 @@
 //! serve the async client that brokers and the CLI use.
 
 pub mod acl;
+pub mod client;
 pub mod config;
 pub mod core;
 pub mod fourlw;

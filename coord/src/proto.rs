@@ -428,8 +428,13 @@ pub fn read_multi(r: &mut Reader) -> Result<Vec<MultiOp>, MultiDecodeError> {
             op::DELETE => MultiOp::Delete(DeleteRequest::read(r)?),
             op::SET_DATA => MultiOp::SetData(SetDataRequest::read(r)?),
             op::CHECK => MultiOp::Check(CheckVersionRequest::read(r)?),
-            op::GET_CHILDREN => MultiOp::GetChildren(PathRequest::read(r)?),
-            op::GET_DATA => MultiOp::GetData(PathRequest::read(r)?),
+            // On the wire these are GetChildrenRequest/GetDataRequest: path + watch flag.
+            op::GET_CHILDREN => MultiOp::GetChildren(PathRequest {
+                path: PathWatchRequest::read(r)?.path,
+            }),
+            op::GET_DATA => MultiOp::GetData(PathRequest {
+                path: PathWatchRequest::read(r)?.path,
+            }),
             other => return Err(MultiDecodeError::BadOp(other)),
         };
         ops.push(op);
@@ -457,7 +462,11 @@ pub fn write_multi(ops: &[MultiOp], w: &mut BytesMut) {
             MultiOp::Delete(r) => r.write(w),
             MultiOp::SetData(r) => r.write(w),
             MultiOp::Check(r) => r.write(w),
-            MultiOp::GetChildren(r) | MultiOp::GetData(r) => r.write(w),
+            MultiOp::GetChildren(r) | MultiOp::GetData(r) => PathWatchRequest {
+                path: r.path.clone(),
+                watch: false,
+            }
+            .write(w),
         }
     }
     MultiHeader {
