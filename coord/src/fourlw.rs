@@ -73,6 +73,10 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
                 ("zk_znode_count", core.tree.node_count().to_string()),
                 ("zk_watch_count", watches.to_string()),
                 ("zk_ephemerals_count", core.tree.ephemeral_count().to_string()),
+                (
+                    "zk_approximate_data_size",
+                    core.tree.approximate_data_size().to_string(),
+                ),
                 ("zk_global_sessions", core.sessions.len().to_string()),
                 ("zk_uptime", core.started.elapsed().as_millis().to_string()),
                 ("zk_last_zxid", format!("0x{:x}", core.tree.last_zxid)),

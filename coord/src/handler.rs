@@ -122,13 +122,12 @@ fn create(
     if !ttl_ok || (code == op::CREATE_CONTAINER && !container) {
         return Err(ErrorCode::BadArguments);
     }
-    let probe = if sequential {
-        format!("{}1", req.path)
-    } else {
-        req.path.clone()
-    };
-    validate_path(&probe)?;
+    if !req.path.contains('/') || req.path.contains('\0') {
+        return Err(ErrorCode::BadArguments);
+    }
     let acl = conn.identity.fixup(&req.acl)?;
+    // ZooKeeper looks the parent up before validating the whole path, so
+    // "/a//b" is NoNode (no parent "/a/"), not BadArguments.
     let parent_path = parent_of(&req.path).to_string();
     let parent = core.tree.get(&parent_path).ok_or(ErrorCode::NoNode)?;
     if !conn.identity.allowed(&parent.acl, perms::CREATE) {
@@ -170,9 +169,11 @@ fn create(
     Ok((path, stat))
 }
 
+/// Nodes every ZooKeeper has and nobody may delete (isSpecialPath).
+const SPECIAL: &[&str] = &["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
+
 fn delete(core: &mut Core, conn: &ConnCtx, p: &mut Pending, req: DeleteRequest) -> Result<(), ErrorCode> {
-    validate_path(&req.path)?;
-    if req.path == "/" {
+    if !req.path.contains('/') || req.path.contains('\0') || SPECIAL.contains(&req.path.as_str()) {
         return Err(ErrorCode::BadArguments);
     }
     allowed(core, conn, parent_of(&req.path), perms::DELETE)?;
@@ -231,17 +232,32 @@ fn check(core: &Core, conn: &ConnCtx, req: &CheckVersionRequest) -> Result<(), E
 }
 
 fn get_data(core: &Core, conn: &ConnCtx, path: &str) -> Result<(Option<Bytes>, Stat), ErrorCode> {
-    validate_path(path)?;
     allowed(core, conn, path, perms::READ)?;
     let n = core.tree.get(path).ok_or(ErrorCode::NoNode)?;
     Ok((n.data.clone(), n.stat()))
 }
 
 fn get_children(core: &Core, conn: &ConnCtx, path: &str) -> Result<(Vec<String>, Stat), ErrorCode> {
-    validate_path(path)?;
     allowed(core, conn, path, perms::READ)?;
     let n = core.tree.get(path).ok_or(ErrorCode::NoNode)?;
     Ok((n.children.iter().map(|c| c.to_string()).collect(), n.stat()))
+}
+
+/// getACL needs READ or ADMIN; without ADMIN, digest hashes are masked
+/// (`user:x`), as ZooKeeper 3.5.5+ does.
+fn get_acl(core: &Core, conn: &ConnCtx, path: &str) -> Result<(Vec<Acl>, Stat), ErrorCode> {
+    let n = core.tree.get(path).ok_or(ErrorCode::NoNode)?;
+    if !conn.identity.allowed(&n.acl, perms::READ | perms::ADMIN) {
+        return Err(ErrorCode::NoAuth);
+    }
+    let mut acl = n.acl.to_vec();
+    if !conn.identity.allowed(&n.acl, perms::ADMIN) {
+        for a in acl.iter_mut().filter(|a| a.id.scheme == "digest") {
+            let user = a.id.id.split(':').next().unwrap_or_default();
+            a.id.id = format!("{user}:x");
+        }
+    }
+    Ok((acl, n.stat()))
 }
 
 /// Runs one write (single op or multi) to completion: commit on success, undo
@@ -282,9 +298,10 @@ fn multi(core: &mut Core, conn: &ConnCtx, ops: Vec<MultiOp>) -> (i64, Vec<MultiR
     for (i, o) in ops.into_iter().enumerate() {
         let r = match o {
             MultiOp::Create { op: code, req } => create(core, conn, &mut p, code, req).map(|(path, stat)| {
+                // Inside a multi, ZooKeeper answers create2 like create.
                 MultiResult::Create {
                     path,
-                    stat: (code != op::CREATE).then_some(stat),
+                    stat: (code == op::CREATE_CONTAINER || code == op::CREATE_TTL).then_some(stat),
                 }
             }),
             MultiOp::Delete(r) => delete(core, conn, &mut p, r).map(|_| MultiResult::Delete),
@@ -437,12 +454,10 @@ pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<
         }
         op::EXISTS => {
             let req = PathWatchRequest::read(&mut r)?;
-            let res = validate_path(&req.path).and_then(|_| {
-                if req.watch {
-                    core.watches.add_data(&req.path, conn.id);
-                }
-                core.tree.get(&req.path).map(|n| n.stat()).ok_or(ErrorCode::NoNode)
-            });
+            if req.watch {
+                core.watches.add_data(&req.path, conn.id);
+            }
+            let res = core.tree.get(&req.path).map(|n| n.stat()).ok_or(ErrorCode::NoNode);
             reply_result(conn, last, xid, res, |w, s| s.write(w));
         }
         op::GET_DATA => {
@@ -472,14 +487,9 @@ pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<
         }
         op::GET_ACL => {
             let req = PathRequest::read(&mut r)?;
-            let res = validate_path(&req.path).and_then(|_| {
-                core.tree
-                    .get(&req.path)
-                    .map(|n| (n.acl.clone(), n.stat()))
-                    .ok_or(ErrorCode::NoNode)
-            });
+            let res = get_acl(core, conn, &req.path);
             reply_result(conn, last, xid, res, |w, (acl, s)| {
-                acl.to_vec().write(w);
+                acl.write(w);
                 s.write(w);
             });
         }
@@ -501,10 +511,8 @@ pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<
         }
         op::GET_ALL_CHILDREN_NUMBER => {
             let req = PathRequest::read(&mut r)?;
-            let res = validate_path(&req.path).and_then(|_| {
-                allowed(core, conn, &req.path, perms::READ)?;
-                Ok(core.tree.descendant_count(&req.path) as i32)
-            });
+            let res = allowed(core, conn, &req.path, perms::READ)
+                .map(|_| core.tree.descendant_count(&req.path) as i32);
             reply_result(conn, last, xid, res, |w, n| w.put_i32(n));
         }
         op::CHECK_WATCHES | op::REMOVE_WATCHES => {

@@ -53,6 +53,7 @@ pub struct Node {
     pub ctime: i64,
     pub mtime: i64,
     pub version: i32,
+    /// Number of child creations: the next sequential suffix.
     pub cversion: i32,
     pub aversion: i32,
     pub ephemeral_owner: i64,
@@ -86,9 +87,18 @@ impl Node {
             ctime: self.ctime,
             mtime: self.mtime,
             version: self.version,
-            cversion: self.cversion,
+            // Stored: child creations; reported: creations + deletions
+            // (ZooKeeper's DataNode.copyStat).
+            cversion: self
+                .cversion
+                .wrapping_mul(2)
+                .wrapping_sub(self.children.len() as i32),
             aversion: self.aversion,
-            ephemeral_owner: self.ephemeral_owner,
+            // Container and TTL markers are not shown to clients.
+            ephemeral_owner: match owner_kind(self.ephemeral_owner) {
+                OwnerKind::Ephemeral(s) => s,
+                _ => 0,
+            },
             data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
             num_children: self.children.len() as i32,
             pzxid: self.pzxid,
@@ -211,10 +221,10 @@ impl DataTree {
         t.nodes.insert("/zookeeper".into(), zk);
         t.nodes
             .insert("/zookeeper/quota".into(), Node::new(Some(Bytes::new()), open));
-        t.nodes.insert(
-            "/zookeeper/config".into(),
-            Node::new(Some(Bytes::new()), read_only),
-        );
+        let mut config = Node::new(Some(Bytes::new()), read_only);
+        // ZooKeeper sets this ACL with version -1 at startup.
+        config.aversion = -1;
+        t.nodes.insert("/zookeeper/config".into(), config);
         t
     }
 
@@ -237,6 +247,14 @@ impl DataTree {
     /// Number of znodes, for `mntr`/`srvr`.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Sum of path and data lengths (mntr's zk_approximate_data_size).
+    pub fn approximate_data_size(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|(p, n)| p.len() + n.data.as_ref().map_or(0, |d| d.len()))
+            .sum()
     }
 
     /// Total ephemerals, for `mntr`.
@@ -334,8 +352,7 @@ impl DataTree {
         };
         let undo_parent = (parent.cversion, parent.pzxid);
         parent.children.remove(name_of(path));
-        parent.cversion = parent.cversion.wrapping_add(1);
-        parent.pzxid = zxid;
+        parent.pzxid = parent.pzxid.max(zxid);
         let Some(node) = self.nodes.remove(path) else {
             return Err(ErrorCode::NoNode);
         };
@@ -655,6 +672,14 @@ mod tests {
             .unwrap();
         let a = t.get("/a").unwrap().stat();
         assert_eq!((a.cversion, a.pzxid, a.num_children), (1, 6, 1));
+        let mut tmp = Vec::new();
+        t.create("/a/c", None, Acl::open_unsafe(), 0, 7, 102, &mut tmp).unwrap();
+        let d = t.delete("/a/c", 8, &mut tmp).unwrap();
+        // 2 creates + 1 delete reported; the next sequential suffix is 2.
+        assert_eq!(t.get("/a").unwrap().stat().cversion, 3);
+        assert_eq!(t.get("/a").unwrap().cversion, 2);
+        t.undo(vec![d]);
+        t.delete("/a/c", 9, &mut tmp).unwrap();
         t.undo(vec![u]);
         let a = t.get("/a").unwrap().stat();
         assert_eq!((a.cversion, a.pzxid, a.num_children), (0, 5, 0));
