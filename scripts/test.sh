@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every test, from a fresh Debian machine of this kind: installs what the tests need
+# (Debian packages, pip packages, cargo-fuzz), builds, then runs
+#   1. the Rust unit and integration tests (cargo nextest, or cargo test without it),
+#   2. a short fuzz run of each decoder (scripts/fuzz.sh --quick),
+#   3. the quick benchmarks (scripts/bench-coord.sh --quick; full runs: see README),
+#   4. the acceptance tests with real clients against real processes (pytest tests/python).
+# Env: FJORD_SKIP_FUZZ=1 / FJORD_SKIP_BENCH=1 skip steps 2 / 3; PYTEST_ARGS adds pytest flags.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$FJORD_ROOT"
+
+fjord_install_apt
+fjord_install_pip
+fjord_build
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --release --workspace --no-fail-fast
+else
+  cargo test --release --workspace
+fi
+
+if [ "${FJORD_SKIP_FUZZ:-0}" != 1 ]; then
+  scripts/fuzz.sh --quick
+fi
+
+if [ "${FJORD_SKIP_BENCH:-0}" != 1 ]; then
+  scripts/bench-coord.sh --quick
+fi
+
+export FJORD_REQUIRE_BINARIES=1
+python3 -m pytest tests/python -q -p no:cacheprovider ${PYTEST_ARGS:-}
