@@ -14,6 +14,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +60,7 @@ pub struct TxnLog {
     snap_dir: PathBuf,
     log_dir: PathBuf,
     retain: usize,
+    snapshotting: Arc<AtomicBool>,
 }
 
 /// What recovery found on disk.
@@ -127,6 +129,12 @@ impl TxnLog {
         fs::create_dir_all(&snap_dir).map_err(io_err(&snap_dir))?;
         fs::create_dir_all(&log_dir).map_err(io_err(&log_dir))?;
 
+        // Leftovers of snapshots a crash interrupted.
+        for e in fs::read_dir(&snap_dir).map_err(io_err(&snap_dir))?.flatten() {
+            if e.path().extension().is_some_and(|x| x == "tmp") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
         let mut tree = None;
         for (zxid, path) in list(&snap_dir, "snapshot.")?.into_iter().rev() {
             match load_snapshot(&path, zxid) {
@@ -176,6 +184,7 @@ impl TxnLog {
                 snap_dir,
                 log_dir,
                 retain,
+                snapshotting: Arc::new(AtomicBool::new(false)),
             },
             Recovered {
                 tree,
@@ -209,50 +218,65 @@ impl TxnLog {
     }
 
     /// Snapshots `tree` (call with the state lock held, so the image is
-    /// consistent at `tree.last_zxid`): encodes in memory, writes in the
-    /// background, and rolls the log so old files can be purged.
+    /// consistent at `tree.last_zxid`) and rolls the log so old files can be
+    /// purged. The image is written by a forked child: the fork copies page
+    /// tables, not the tree, so the lock is held for milliseconds instead of
+    /// the seconds a million-node encode takes. One snapshot at a time.
     pub fn snapshot(&self, tree: &DataTree) {
-        let zxid = tree.last_zxid;
-        let mut buf = Vec::with_capacity(tree.node_count() * 160);
-        buf.extend_from_slice(SNAP_MAGIC);
-        let header = pb::SnapshotHeader {
-            zxid,
-            node_count: tree.node_count() as u64,
-            session_count: tree.sessions.len() as u64,
-        };
-        record(&mut buf, &header.encode_to_vec());
-        let mut scratch = Vec::new();
-        for r in tree.snapshot_records() {
-            scratch.clear();
-            if r.encode(&mut scratch).is_ok() {
-                record(&mut buf, &scratch);
-            }
+        if self.snapshotting.swap(true, Ordering::AcqRel) {
+            return;
         }
+        let zxid = tree.last_zxid;
         self.shared.pending.lock().push(Item::Roll(zxid + 1));
         self.shared.wake.notify_one();
+        let path = self.snap_dir.join(format!("snapshot.{zxid:016x}"));
+        let tmp = path.with_extension("tmp");
+        let started = std::time::Instant::now();
+        // SAFETY: the child runs only `write_image` on memory this thread
+        // owns or has locked (the tree, under the caller's lock): it allocates
+        // (glibc's malloc is fork-safe), writes one file, and leaves with
+        // `_exit`, running no destructors, atexit hooks, or other threads' code.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: asks the kernel to kill this child if the parent dies,
+            // so no orphan writes a snapshot beside a restarted server.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+            let code = match write_image(tree, &tmp, &path) {
+                Ok(()) => 0,
+                Err(_) => 1,
+            };
+            // SAFETY: ends the child without touching the parent's state.
+            unsafe { libc::_exit(code) };
+        }
+        tracing::info!(zxid, nodes = tree.node_count(), fork_ms = started.elapsed().as_millis() as u64, "snapshot started");
         let me = self.clone();
         let spawned = std::thread::Builder::new()
             .name("snapshot".into())
             .spawn(move || {
-                if let Err(e) = me.write_snapshot(zxid, &buf) {
-                    tracing::error!(error = %e, zxid, "snapshot failed; the log still holds everything");
+                let ok = if pid > 0 {
+                    let mut status = 0;
+                    // SAFETY: waits for the child we just forked.
+                    unsafe { libc::waitpid(pid, &mut status, 0) };
+                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+                } else {
+                    false
+                };
+                if ok {
+                    fsync_dir(&me.snap_dir);
+                    tracing::info!(path = %path.display(), secs = started.elapsed().as_secs_f64(), "snapshot written");
+                    if let Err(e) = me.purge() {
+                        tracing::warn!(error = %e, "purging old snapshots failed");
+                    }
+                } else {
+                    let _ = fs::remove_file(&tmp);
+                    tracing::error!(zxid, pid, "snapshot failed; the log still holds everything");
                 }
+                me.snapshotting.store(false, Ordering::Release);
             });
         if let Err(e) = spawned {
-            tracing::error!(error = %e, "could not start snapshot thread");
+            tracing::error!(error = %e, "could not start the snapshot waiter");
+            self.snapshotting.store(false, Ordering::Release);
         }
-    }
-
-    fn write_snapshot(&self, zxid: i64, buf: &[u8]) -> Result<(), StorageError> {
-        let path = self.snap_dir.join(format!("snapshot.{zxid:016x}"));
-        let tmp = path.with_extension("tmp");
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(buf).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        fsync_dir(&self.snap_dir);
-        tracing::info!(path = %path.display(), bytes = buf.len(), "snapshot written");
-        self.purge()
     }
 
     /// Keeps the newest `retain` snapshots and the logs they still need.
@@ -274,6 +298,34 @@ impl TxnLog {
         }
         Ok(())
     }
+}
+
+/// Writes the snapshot file (temp name, fsync, rename): runs in the forked child.
+fn write_image(tree: &DataTree, tmp: &Path, path: &Path) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(1 << 20, File::create(tmp)?);
+    out.write_all(SNAP_MAGIC)?;
+    let header = pb::SnapshotHeader {
+        zxid: tree.last_zxid,
+        node_count: tree.node_count() as u64,
+        session_count: tree.sessions.len() as u64,
+    };
+    let mut buf = Vec::with_capacity(4096);
+    record(&mut buf, &header.encode_to_vec());
+    let mut scratch = Vec::new();
+    for r in tree.snapshot_records() {
+        scratch.clear();
+        if r.encode(&mut scratch).is_ok() {
+            record(&mut buf, &scratch);
+        }
+        if buf.len() >= 1 << 20 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf)?;
+    let f = out.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
+    fs::rename(tmp, path)
 }
 
 fn new_log_file(dir: &Path, start: i64) -> Result<File, StorageError> {

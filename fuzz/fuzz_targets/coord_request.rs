@@ -27,7 +27,7 @@ fn state() -> &'static Mutex<State> {
     static S: OnceLock<Mutex<State>> = OnceLock::new();
     S.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let text = format!("dataDir={}\nsnapCount=1000\n", dir.path().display());
+        let text = format!("dataDir={}\nsnapCount=1000000000\n", dir.path().display());
         let cfg = Config::parse(std::path::Path::new("fuzz.cfg"), &text).expect("config");
         let (log, rec) = TxnLog::open(&cfg.data_dir, &cfg.data_log_dir, 3).expect("log");
         let mut core = Core::new(Arc::new(cfg), rec.tree, log);
