@@ -684,3 +684,24 @@ def test_set_watches_on_reconnect_fires_missed_events(server, new_wire, root):
     E, S = zkwire.Event, zkwire.ST_SYNC_CONNECTED
     assert sorted(evs) == sorted([E(3, S, p), E(1, S, root + "/born"), E(4, S, p)])
     del zxid
+
+
+def test_watch_events_respect_read_acl(server, new_wire, root):
+    """CVE-2024-23944 (fixed in Debian's zookeeper 3.8.0-11+deb12u2, ZooKeeper 3.8.4):
+    a watch event is delivered only when the watcher may READ the znode it is about,
+    so a persistent-recursive watch on a readable parent does not reveal unreadable
+    children's paths, and an exists watch on an unreadable node stays silent."""
+    w, a = new_wire(), new_wire()
+    pub = root + "/pub"
+    a.create(pub)
+    w.add_watch(pub, zkwire.PERSISTENT_RECURSIVE_WATCH)
+    deny = [zkwire.ACL(zkwire.ALL, "ip", "10.1.2.3")]
+    a.create(pub + "/secret-user-name", b"", acl=deny)
+    a.create(pub + "/open", b"")
+    E, S = zkwire.Event, zkwire.ST_SYNC_CONNECTED
+    assert w.drain() == [E(zkwire.EV_CREATED, S, pub + "/open")]
+    a.create(root + "/hidden", b"", acl=deny)
+    assert w.exists(root + "/hidden", watch=True) is not None
+    a.delete(root + "/hidden")
+    a.delete(pub + "/secret-user-name")
+    assert w.drain() == []
