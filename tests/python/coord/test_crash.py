@@ -214,3 +214,146 @@ def test_crash_kill9_restart(make_server, target):
             except Exception:
                 pass
         keeper.close_socket()
+
+
+def dump_tree(c, path="/"):
+    """Every znode except ephemerals: path -> (data, full Stat, ACL)."""
+    out = {}
+    data, st = c.get(path)
+    if st.ephemeralOwner == 0:
+        acl, _ = c.get_acl(path)
+        out[path] = (data, tuple(st), tuple(acl))
+    for k in sorted(c.children(path)):
+        out.update(dump_tree(c, (path.rstrip("/") + "/" + k)))
+    return out
+
+
+def build_history(server):
+    """A few thousand writes of every kind, pipelined through kazoo."""
+    from kazoo.security import make_digest_acl
+    k = kazoo_client(server)
+    k.start(timeout=20)
+    try:
+        k.create("/h")
+        k.create("/h/seq")
+        k.create("/h/acl", b"a", acl=[make_digest_acl("u", "p", read=True, write=True, create=True,
+                                                       delete=True, admin=True),
+                                      make_digest_acl("v", "q", read=True)])
+        k.add_auth("digest", "u:p")
+        ars = [k.create_async("/h/n%04d" % i, b"v%d" % i) for i in range(1500)]
+        [a.get(30) for a in ars]
+        ars = [k.set_async("/h/n%04d" % (i % 1500), b"w%d" % i) for i in range(1500)]
+        [a.get(30) for a in ars]
+        ars = [k.delete_async("/h/n%04d" % i) for i in range(0, 1500, 7)]
+        [a.get(30) for a in ars]
+        ars = [k.create_async("/h/seq/s-", b"", sequence=True) for _ in range(300)]
+        names = [a.get(30) for a in ars]
+        ars = [k.delete_async(p) for p in names[::3]]
+        [a.get(30) for a in ars]
+        t = k.transaction()
+        t.create("/h/multi", b"m")
+        t.create("/h/multi/a")
+        t.set_data("/h/n0001", b"in-multi")
+        t.delete("/h/n0002")
+        assert all(not isinstance(r, Exception) for r in t.commit())
+        k.set_acls("/h/n0003", [make_digest_acl("u", "p", all=True)])
+        k.create("/h/acl/kid", b"k")
+        w = server.wire(timeout_ms=20000)
+        w.create("/h/container", flags=zkwire.CONTAINER)
+        w.create("/h/container/kid")
+        w.create("/h/ttl", flags=zkwire.PERSISTENT_WITH_TTL, ttl=3600000)
+        w.close()
+    finally:
+        k.stop()
+        k.close()
+
+
+def authed_wire(server):
+    c = server.wire(timeout_ms=20000)
+    c.add_auth("digest", b"u:p")
+    return c
+
+
+def test_tree_identical_after_restart_and_kill9(make_server, target):
+    """The whole tree (data, every Stat field including zxids and times, ACLs) is the
+    same after a clean restart and after kill -9; new writes continue above it."""
+    server = make_server({"tickTime": 2000})
+    build_history(server)
+    c = authed_wire(server)
+    before = dump_tree(c)
+    c.close()
+    assert len(before) > 1300
+    max_zxid = max(max(st[0], st[1], st[10]) for _, st, _ in before.values())
+
+    server.stop()            # SIGTERM
+    server.start()
+    c = authed_wire(server)
+    after = dump_tree(c)
+    c.close()
+    diff = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+    assert not diff, "after a clean restart %d znodes differ, e.g. %s: %r != %r" % (
+        len(diff), diff[0], before.get(diff[0]), after.get(diff[0]))
+
+    server.kill9()
+    server.start()
+    c = authed_wire(server)
+    after = dump_tree(c)
+    diff = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+    assert not diff, "after kill -9 %d znodes differ, e.g. %s: %r != %r" % (
+        len(diff), diff[0], before.get(diff[0]), after.get(diff[0]))
+
+    p, st = c.create("/h/seq/s-", flags=zkwire.PERSISTENT_SEQUENTIAL)
+    assert p == "/h/seq/s-%010d" % 300, p     # 300 creations before, whatever was deleted
+    assert st.czxid > max_zxid
+    c.close()
+
+
+def test_dead_session_expires_after_restart(make_server, target):
+    """A session whose client went away before the crash is restored and then expires
+    after its timeout: its ephemeral does not live forever."""
+    server = make_server({"tickTime": 2000})
+    s = server.wire(timeout_ms=4000)
+    assert s.negotiated_timeout == 4000
+    s.create("/gone-soon", b"", flags=zkwire.EPHEMERAL)
+    s.close_socket()
+    server.kill9()
+    server.start()
+    c = server.wire(timeout_ms=20000)
+    t0 = time.time()
+    while c.exists("/gone-soon") is not None and time.time() - t0 < 30:
+        time.sleep(0.2)
+    assert c.exists("/gone-soon") is None, "ephemeral of a dead session still there 30 s after restart"
+    r = zkwire.Conn("127.0.0.1", server.port, timeout_ms=4000, session_id=s.session_id, passwd=s.passwd)
+    assert r.negotiated_timeout == 0, "expired session was resumed after restart"
+    r.close_socket()
+    c.close()
+
+
+def test_watches_reregistered_after_restart(make_server, target):
+    """A session survives a restart; its client re-registers its watches with
+    setWatches (relative zxid) and gets the events of later changes, once."""
+    server = make_server({"tickTime": 2000})
+    w = server.wire(timeout_ms=20000)
+    other = server.wire(timeout_ms=20000)
+    other.create("/watched", b"0")
+    other.create("/dir")
+    w.get("/watched", watch=True)
+    w.children("/dir", watch=True)
+    seen = w.last_reply_zxid
+    sid, pw = w.session_id, w.passwd
+    other.close()
+    server.stop()
+    w.close_socket()
+    server.start()
+    w2 = server.wire(timeout_ms=20000, session_id=sid, passwd=pw, last_zxid=seen)
+    assert w2.session_id == sid and w2.negotiated_timeout == 20000
+    w2.set_watches(seen, data=["/watched"], child=["/dir"])
+    assert w2.drain() == []                 # nothing changed meanwhile
+    o2 = server.wire()
+    o2.set("/watched", b"1")
+    o2.create("/dir/kid")
+    o2.set("/watched", b"2")
+    E, S = zkwire.Event, zkwire.ST_SYNC_CONNECTED
+    assert w2.drain() == [E(zkwire.EV_DATA, S, "/watched"), E(zkwire.EV_CHILD, S, "/dir")]
+    o2.close()
+    w2.close()

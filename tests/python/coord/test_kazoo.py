@@ -705,3 +705,13 @@ def test_watch_events_respect_read_acl(server, new_wire, root):
     a.delete(root + "/hidden")
     a.delete(pub + "/secret-user-name")
     assert w.drain() == []
+
+
+def test_min_max_session_timeout_config(make_server):
+    s = make_server({"tickTime": 500, "minSessionTimeout": 3000, "maxSessionTimeout": 6000})
+    for asked, got in ((100, 3000), (4000, 4000), (60000, 6000)):
+        c = s.wire(timeout_ms=asked)
+        try:
+            assert c.negotiated_timeout == got, "asked %d ms" % asked
+        finally:
+            c.close()

@@ -251,3 +251,21 @@ def test_invalid_config_value(tmp_path, target, key, value):
     assert p.returncode == 2, "exit code %r (want 2); stderr: %s" % (p.returncode, err)
     assert key in err, "stderr does not name the key %s: %r" % (key, err)
     assert str(cfg) in err, "stderr does not name the file %s: %r" % (cfg, err)
+
+
+def test_jute_maxbuffer_config(make_server, target):
+    """jute.maxbuffer in the config file (Apache ZooKeeper only reads it as a Java
+    system property, so this is fjord-only): a frame over it closes that connection."""
+    if target != "fjord":
+        pytest.skip("ZooKeeper reads jute.maxbuffer from -Djute.maxbuffer, not zoo.cfg")
+    server = make_server({"jute.maxbuffer": 200000})
+    ok = server.wire()
+    ok.create("/fits", b"x" * 150000)
+    assert ok.get("/fits")[0] == b"x" * 150000
+    big = server.wire()
+    with pytest.raises((zkwire.ConnectionClosed, ConnectionResetError, BrokenPipeError)):
+        big.create("/too-big", b"x" * 250000)
+    assert ok.exists("/too-big") is None
+    assert ok.get("/fits")[1].dataLength == 150000
+    assert server.four("ruok") == "imok"
+    ok.close()
