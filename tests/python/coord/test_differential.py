@@ -411,6 +411,11 @@ def script(r):
     r.do("C", "exists", "/d/later", watch=True)
     r.do("C", "children", "/d/k2", watch=True)
     r.do("C", "get", "/d/k2", watch=True)
+    r.do("B", "create", "/d/doomed", b"")
+    r.do("B", "create", "/d/doomed/kid", b"")
+    r.do("C", "get", "/d/doomed", watch=True)
+    r.do("C", "children", "/d/doomed/kid", watch=True)
+    r.do("C", "exists", "/d/stillnothere", watch=True)
     sid, pw, seen = C.session_id, C.passwd, C.last_reply_zxid
     C.close_socket()
     r.records.append(("disconnect", "C"))
@@ -418,11 +423,14 @@ def script(r):
     r.do("B", "create", "/d/later", b"")
     r.do("B", "create", "/d/k2/kid", b"")
     r.do("B", "delete", "/d/k2/kid")
+    r.do("B", "delete", "/d/doomed/kid")
+    r.do("B", "delete", "/d/doomed")
     C2 = r.server.wire(timeout_ms=10000, session_id=sid, passwd=pw, last_zxid=seen)
     r.records.append(("reconnect", "C", C2.session_id == sid, "timeout=%s" % C2.negotiated_timeout))
     r.sessions["C"] = C2
     try:
-        C2.set_watches(seen, data=["/d/p2", "/d/k2"], exist=["/d/later"], child=["/d/k2"],
+        C2.set_watches(seen, data=["/d/p2", "/d/k2", "/d/doomed"],
+                       exist=["/d/later", "/d/stillnothere"], child=["/d/k2", "/d/doomed/kid"],
                        persistent=[], recursive=["/d/rw"])
         r.records.append(("setWatches2", "C", "ok"))
     except ZKError as e:
@@ -511,6 +519,39 @@ def script(r):
     r.do("C", "delete", "/d/rootwatched")
     r.do("A", "remove_watches", "/", zkwire.WT_ANY)
     r.do("A", "sync", "/")
+
+    # --- ping, a malformed digest credential, addWatch corner cases
+    r.do("A", "ping")
+    r.open("G")
+    r.do("G", "add_auth", "digest", b"nocolon")
+    r.do("G", "exists", "/d")
+    r.sessions.pop("G").close_socket()
+    r.do("A", "add_watch", "/d/not-yet", zkwire.PERSISTENT_WATCH)
+    r.do("A", "add_watch", "/d/k2", 7)
+    r.do("C", "create", "/d/not-yet", b"")
+    r.do("A", "remove_watches", "/d/not-yet", zkwire.WT_DATA)
+    r.do("C", "set", "/d/not-yet", b"1")
+    r.do("A", "remove_watches", "/d/not-yet", zkwire.WT_CHILDREN)
+    r.do("C", "create", "/d/not-yet/kid", b"")
+
+    # --- session expiry: F's client goes away; the server expires F, deletes its
+    # ephemerals in one transaction and fires the watches
+    F = r.open("F", timeout_ms=4000)
+    r.do("F", "create", "/d/f-eph", b"", flags=EPHEMERAL)
+    r.do("F", "create", "/d/loop/f-", b"", flags=EPHEMERAL_SEQUENTIAL)
+    r.do("A", "exists", "/d/f-eph", watch=True)
+    r.do("A", "children", "/d/loop", watch=True)
+    r.closed_ids["F"] = F.session_id
+    fsid, fpw = F.session_id, F.passwd
+    r.sessions.pop("F").close_socket()
+    got = sorted((zkwire.EVENT_NAMES.get(e.type, e.type), e.state, e.path)
+                 for e in r.sessions["A"].wait_events(2, timeout=30))
+    r.records.append(("expiry events", "A", got))
+    r.do("A", "exists", "/d/f-eph")
+    r.do("A", "get_ephemerals", "/d/loop")
+    again = r.server.wire(timeout_ms=4000, session_id=fsid, passwd=fpw)
+    r.records.append(("reconnect expired", "F", again.negotiated_timeout, again.expired))
+    again.close_socket()
 
     # --- the final tree
     r.do("A", "children2", "/")

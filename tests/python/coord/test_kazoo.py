@@ -715,3 +715,41 @@ def test_min_max_session_timeout_config(make_server):
             assert c.negotiated_timeout == got, "asked %d ms" % asked
         finally:
             c.close()
+
+
+def test_pipelined_requests_answered_in_order(server, new_wire, root):
+    """Many requests sent back to back on one connection: replies come in xid order,
+    and every read sees the writes sent before it (read-your-writes per session)."""
+    c = new_wire()
+    Z = zkwire
+    plan = []
+    for i in range(150):
+        p = "%s/p%03d" % (root, i)
+        plan.append(("create", Z.OP["create"], Z.e_str(p) + Z.e_buf(b"c%d" % i) + Z.e_acls(Z.OPEN_ACL_UNSAFE) + Z.e_int(0)))
+        plan.append(("get", Z.OP["getData"], Z.e_str(p) + Z.e_bool(False)))
+        plan.append(("set", Z.OP["setData"], Z.e_str(p) + Z.e_buf(b"s%d" % i) + Z.e_int(0)))
+        plan.append(("get", Z.OP["getData"], Z.e_str(p) + Z.e_bool(False)))
+        plan.append(("exists", Z.OP["exists"], Z.e_str(p + "/none") + Z.e_bool(False)))
+    blob = b""
+    xids = []
+    for kind, op, body in plan:
+        xid = c._next_xid()
+        xids.append(xid)
+        blob += Z.frame(Z.e_int(xid) + Z.e_int(op) + body)
+    c.send_raw(blob)
+    got = []
+    last_zxid = 0
+    for (kind, _, _), xid in zip(plan, xids):
+        r = Z.Reader(c.read_frame())
+        rxid, zxid, err = r.int(), r.long(), r.int()
+        assert rxid == xid, "reply for xid %d arrived when %d was due" % (rxid, xid)
+        assert zxid >= last_zxid, "reply zxid went back"
+        last_zxid = zxid
+        if kind == "get":
+            assert err == 0
+            got.append(r.buf())
+        elif kind == "exists":
+            assert err == -101
+        else:
+            assert err == 0, (kind, err)
+    assert got == [x for i in range(150) for x in (b"c%d" % i, b"s%d" % i)]
