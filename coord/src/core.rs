@@ -14,9 +14,10 @@ use bytes::{Bytes, BytesMut};
 use fjord_proto::coord as pb;
 use tokio::sync::mpsc;
 
+use crate::acl::Identity;
 use crate::config::Config;
 use crate::jute::Record;
-use crate::proto::{frame, state, xid, ReplyHeader, WatcherEvent};
+use crate::proto::{frame, perms, state, xid, ReplyHeader, WatcherEvent};
 use crate::session::SessionTracker;
 use crate::tree::{owner_kind, DataTree, OwnerKind, Trigger, Undo};
 use crate::txnlog::TxnLog;
@@ -37,6 +38,8 @@ pub struct ConnHandle {
     pub addr: SocketAddr,
     pub session: i64,
     pub received: Arc<AtomicU64>,
+    /// Who the client is (kept in step with `addauth`), for watch ACL checks.
+    pub identity: Identity,
 }
 
 /// Counters for the four-letter words.
@@ -142,8 +145,15 @@ impl Core {
         if triggers.is_empty() {
             return;
         }
-        for (conn, kind, path) in self.watches.fire(triggers) {
-            if let Some(c) = self.conns.get(&conn) {
+        for (conn, kind, path, i) in self.watches.fire(triggers) {
+            let Some(c) = self.conns.get(&conn) else {
+                continue;
+            };
+            // ZooKeeper 3.8 tells a watcher only what it may read.
+            if !c.identity.allowed(triggers[i].acl(), perms::READ) {
+                continue;
+            }
+            {
                 let mut b = BytesMut::with_capacity(32 + path.len());
                 frame(&mut b, |w| {
                     ReplyHeader {

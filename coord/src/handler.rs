@@ -559,7 +559,12 @@ pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<
             let auth = a.auth.unwrap_or_default();
             let sup = core.cfg.super_digest.as_deref();
             match conn.identity.add_auth(&a.scheme, &auth, sup) {
-                Ok(()) => conn.send(last, xid::AUTH, last, ErrorCode::Ok, |_| {}),
+                Ok(()) => {
+                    if let Some(h) = core.conns.get_mut(&conn.id) {
+                        h.identity = conn.identity.clone();
+                    }
+                    conn.send(last, xid::AUTH, last, ErrorCode::Ok, |_| {})
+                }
                 Err(e) => {
                     conn.send(last, xid::AUTH, last, e, |_| {});
                     return Ok(Flow::Close);

@@ -196,6 +196,7 @@ impl Server {
                         addr: peer,
                         session: ctx.session,
                         received: received.clone(),
+                        identity: ctx.identity.clone(),
                     },
                 );
             }

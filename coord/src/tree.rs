@@ -113,14 +113,27 @@ pub struct SessionInfo {
     pub password: Bytes,
 }
 
-/// What a change did, for watches: fired only after the change is durable.
+/// What a change did, for watches: fired only after the change is durable,
+/// and only to watchers allowed to READ the node (the ACL it had then).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
-    Created(String),
-    Deleted(String),
-    DataChanged(String),
+    Created(String, Arc<Vec<Acl>>),
+    Deleted(String, Arc<Vec<Acl>>),
+    DataChanged(String, Arc<Vec<Acl>>),
     /// The children of this path changed.
-    ChildrenChanged(String),
+    ChildrenChanged(String, Arc<Vec<Acl>>),
+}
+
+impl Trigger {
+    /// The ACL a watcher needs READ in to be told.
+    pub fn acl(&self) -> &[Acl] {
+        match self {
+            Trigger::Created(_, a)
+            | Trigger::Deleted(_, a)
+            | Trigger::DataChanged(_, a)
+            | Trigger::ChildrenChanged(_, a) => a,
+        }
+    }
 }
 
 /// How to take one primitive back (failed multi).
@@ -310,7 +323,8 @@ impl DataTree {
         parent.children.insert(name_of(path).into());
         parent.cversion = parent.cversion.wrapping_add(1);
         parent.pzxid = zxid;
-        let mut node = Node::new(data, acl);
+        let parent_acl = parent.acl.clone();
+        let mut node = Node::new(data, acl.clone());
         node.czxid = zxid;
         node.mzxid = zxid;
         node.pzxid = zxid;
@@ -327,8 +341,8 @@ impl DataTree {
             OwnerKind::Persistent => {}
         }
         self.nodes.insert(path.into(), node);
-        triggers.push(Trigger::Created(path.to_string()));
-        triggers.push(Trigger::ChildrenChanged(parent_path.to_string()));
+        triggers.push(Trigger::Created(path.to_string(), acl));
+        triggers.push(Trigger::ChildrenChanged(parent_path.to_string(), parent_acl));
         Ok(undo)
     }
 
@@ -353,12 +367,13 @@ impl DataTree {
         let undo_parent = (parent.cversion, parent.pzxid);
         parent.children.remove(name_of(path));
         parent.pzxid = parent.pzxid.max(zxid);
+        let parent_acl = parent.acl.clone();
         let Some(node) = self.nodes.remove(path) else {
             return Err(ErrorCode::NoNode);
         };
         self.forget_owner(path, node.ephemeral_owner);
-        triggers.push(Trigger::Deleted(path.to_string()));
-        triggers.push(Trigger::ChildrenChanged(parent_path.to_string()));
+        triggers.push(Trigger::Deleted(path.to_string(), node.acl.clone()));
+        triggers.push(Trigger::ChildrenChanged(parent_path.to_string(), parent_acl));
         Ok(Undo::Deleted {
             path: path.to_string(),
             node: Box::new(node),
@@ -404,7 +419,7 @@ impl DataTree {
         node.version = node.version.wrapping_add(1);
         node.mzxid = zxid;
         node.mtime = time;
-        triggers.push(Trigger::DataChanged(path.to_string()));
+        triggers.push(Trigger::DataChanged(path.to_string(), node.acl.clone()));
         Ok(undo)
     }
 

