@@ -96,3 +96,44 @@ def test_whitelist(restricted):
     c = restricted.wire()
     assert c.exists("/") is not None
     c.close()
+
+
+def test_srvr_line_order(server):
+    keys = [l.split(":", 1)[0] for l in server.four("srvr").splitlines() if l]
+    assert keys == ["Zookeeper version", "Latency min/avg/max", "Received", "Sent", "Connections",
+                    "Outstanding", "Zxid", "Mode", "Node count"], keys
+
+
+def test_mntr_classic_keys(server):
+    """The keys monitoring tools have read since ZooKeeper 3.4 (e.g. the Prometheus
+    zookeeper exporters): all present, numeric where ZooKeeper's are."""
+    kv = mntr(server)
+    numeric = ["zk_avg_latency", "zk_max_latency", "zk_min_latency", "zk_packets_received",
+               "zk_packets_sent", "zk_num_alive_connections", "zk_outstanding_requests",
+               "zk_znode_count", "zk_watch_count", "zk_ephemerals_count",
+               "zk_approximate_data_size", "zk_open_file_descriptor_count",
+               "zk_max_file_descriptor_count"]
+    missing = [k for k in ["zk_version", "zk_server_state"] + numeric if k not in kv]
+    assert not missing, "mntr lacks %s" % missing
+    for k in numeric:
+        float(kv[k])
+
+
+def test_cons_session_fields(server, new_wire):
+    """cons: one line per connection; a session's line carries ZooKeeper's fields."""
+    c = new_wire(timeout_ms=4000)
+    c.exists("/")
+    line = [l for l in server.four("cons").splitlines() if "sid=0x%x" % c.session_id in l]
+    assert len(line) == 1, server.four("cons")
+    m = re.match(r"^ /127\.0\.0\.1:\d+\[1\]\(queued=\d+,recved=\d+,sent=\d+,sid=0x[0-9a-f]+,(.*)\)$", line[0])
+    assert m, line[0]
+    fields = dict(f.split("=", 1) for f in m.group(1).split(","))
+    for k in ("lop", "est", "to", "lcxid", "lzxid", "lresp", "llat", "minlat", "avglat", "maxlat"):
+        assert k in fields, "cons lacks %s: %s" % (k, line[0])
+    assert fields["to"] == "4000" and fields["lop"] == "EXIS", line[0]
+
+
+def test_kazoo_server_version(zk):
+    """kazoo reads the version from envi: it must parse as 3.8.x."""
+    v = zk.server_version()
+    assert tuple(v[:2]) == (3, 8), v

@@ -3,6 +3,7 @@
 Parametrized over targets (fjord, zookeeper); see conftest.py.
 """
 import queue
+import socket
 import threading
 import time
 
@@ -753,3 +754,73 @@ def test_pipelined_requests_answered_in_order(server, new_wire, root):
         else:
             assert err == 0, (kind, err)
     assert got == [x for i in range(150) for x in (b"c%d" % i, b"s%d" % i)]
+
+
+def test_requests_pipelined_behind_connect(server, root):
+    """Clients send auth, setWatches and requests right behind the ConnectRequest,
+    before the ConnectResponse: the server must buffer and answer them in order.
+    Also a ConnectRequest without the trailing readOnly byte (old clients)."""
+    Z = zkwire
+    for ro_byte in (True, False):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        try:
+            blob = Z.frame(Z.connect_request(timeout_ms=10000, with_ro_byte=ro_byte))
+            blob += Z.frame(Z.e_int(-4) + Z.e_int(100) + Z.e_int(0) + Z.e_str("digest") + Z.e_buf(b"pipe:pw"))
+            blob += Z.frame(Z.e_int(-8) + Z.e_int(101) + Z.e_long(0) + Z.e_strvec([root]) +
+                            Z.e_strvec([]) + Z.e_strvec([]))
+            blob += Z.frame(Z.e_int(1) + Z.e_int(107) + b"")
+            blob += Z.frame(Z.e_int(2) + Z.e_int(3) + Z.e_str(root) + Z.e_bool(False))
+            s.sendall(blob)
+            c = Z.Conn("127.0.0.1", server.port, connect=False)
+            c.sock = s
+            r = Z.Reader(c.read_frame())
+            proto, to, sid = r.int(), r.int(), r.long()
+            assert to == 10000 and sid != 0
+            seen, events = [], []
+            while len(seen) < 4:
+                r = Z.Reader(c.read_frame())
+                xid, zxid, err = r.int(), r.long(), r.int()
+                if xid == -1:  # setWatches with relative zxid 0: the root's data changed
+                    events.append((r.int(), r.int(), r.str()))
+                    continue
+                seen.append((xid, err))
+                if xid == 1:
+                    n = r.int()
+                    ids = sorted((r.str(), r.str()) for _ in range(n))
+                    assert ("digest", "pipe") in ids, ids
+            assert seen == [(-4, 0), (-8, 0), (1, 0), (2, 0)], seen
+            assert events == [(Z.EV_DATA, Z.ST_SYNC_CONNECTED, root)], events
+        finally:
+            s.close()
+
+
+def test_kazoo_watch_recipes_and_treecache(zk, new_zk, root):
+    from kazoo.recipe.cache import TreeCache
+    other = new_zk()
+    data_seen, kids_seen = [], []
+    zk.create(root + "/dw", b"0")
+    zk.DataWatch(root + "/dw")(lambda d, st: data_seen.append(d))
+    zk.ChildrenWatch(root)(lambda ch: kids_seen.append(sorted(ch)))
+    cache = TreeCache(zk, root)
+    cache.start()
+    try:
+        other.set(root + "/dw", b"1")
+        other.create(root + "/a/b", b"ab", makepath=True)
+        other.set(root + "/dw", b"2")
+        wait_for(lambda: data_seen[-1:] == [b"2"], 10, what="DataWatch to see b'2'")
+        wait_for(lambda: kids_seen[-1:] == [["a", "dw"]], 10, what="ChildrenWatch to see [a, dw]")
+        wait_for(lambda: cache.get_data(root + "/a/b") is not None, 10, what="TreeCache to see /a/b")
+        assert cache.get_data(root + "/a/b").data == b"ab"
+        assert sorted(cache.get_children(root)) == ["a", "dw"]
+        other.delete(root + "/a/b")
+        wait_for(lambda: cache.get_data(root + "/a/b") is None, 10, what="TreeCache to drop /a/b")
+        assert b"1" in data_seen or data_seen[-1] == b"2"
+        party = zk.Party(root + "/party", "me")
+        party2 = other.Party(root + "/party", "you")
+        party.join()
+        party2.join()
+        assert sorted(party) == ["me", "you"]
+        party2.leave()
+        assert list(party) == ["me"]
+    finally:
+        cache.close()
