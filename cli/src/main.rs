@@ -1,1 +1,70 @@
-fn main() {}
+//! `fjord`: one command for what kafka-topics, kafka-console-*, kafka-consumer-groups,
+//! kafka-configs and zkCli do (DESIGN.md → CLI).
+//!
+//! Each command family lives in its own module with a clap `Args` struct and an
+//! async `run`; this file only parses and dispatches, so adding `topic`,
+//! `produce`, `consume`, `group`, `config`, `cluster` or `offsets` is one module
+//! plus one enum variant.
+
+mod znode;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// How results are printed: for people (zkCli/Kafka-tool shapes) or for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "fjord", version, about = "Fjord command-line tool")]
+struct Cli {
+    /// Output format: `text` (like zkCli / Kafka's tools) or `json` (one JSON value per command).
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect and edit the coordinator's znodes (like zkCli.sh).
+    Znode(znode::ZnodeArgs),
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Command::Znode(args) => znode::run(args, cli.output).await,
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e, cli.output);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line on stderr: the reason, zkCli-worded where zkCli has words for it.
+fn report(e: &anyhow::Error, output: Output) {
+    let msg = format!("{e:#}");
+    match output {
+        Output::Text => eprintln!("{msg}"),
+        Output::Json => {
+            let mut obj = serde_json::json!({ "error": msg });
+            if let Some(code) = e
+                .downcast_ref::<znode::CliError>()
+                .and_then(|c| c.code.as_ref())
+            {
+                obj["code"] = serde_json::Value::String(code.clone());
+            }
+            eprintln!("{obj}");
+        }
+    }
+}
