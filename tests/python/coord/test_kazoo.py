@@ -824,3 +824,46 @@ def test_kazoo_watch_recipes_and_treecache(zk, new_zk, root):
         assert list(party) == ["me"]
     finally:
         cache.close()
+
+
+def test_super_digest_and_ip_cidr(make_server):
+    """DigestAuthenticationProvider.superDigest in the config (ZooKeeper turns the
+    zoo.cfg key into the system property it reads): the super user passes every ACL."""
+    import base64
+    import hashlib
+    sd = "super:" + base64.b64encode(hashlib.sha1(b"super:s3cret").digest()).decode()
+    s = make_server({"DigestAuthenticationProvider.superDigest": sd})
+    owner, nobody, admin = s.wire(), s.wire(), s.wire()
+    try:
+        owner.add_auth("digest", b"alice:pw")
+        locked = [zkwire.ACL(zkwire.ALL, "auth", "")]
+        owner.create("/locked", b"mine", acl=locked)
+        owner.create("/locked/kid", b"", acl=locked)
+        with pytest.raises(zkwire.ZKError) as ei:
+            nobody.get("/locked")
+        assert ei.value.code == -102
+        admin.add_auth("digest", b"super:s3cret")
+        assert admin.get("/locked")[0] == b"mine"
+        acl, _ = admin.get_acl("/locked")
+        assert acl[0].id.startswith("alice:") and acl[0].id != "alice:x"
+        admin.set("/locked", b"taken")
+        admin.set_acl("/locked/kid", zkwire.OPEN_ACL_UNSAFE)
+        assert nobody.get("/locked/kid")[0] == b""
+        admin.delete("/locked/kid")
+        admin.delete("/locked")
+        bad = s.wire()
+        bad.add_auth("digest", b"super:wrong")
+        owner.create("/locked2", b"", acl=locked)
+        with pytest.raises(zkwire.ZKError) as ei:
+            bad.get("/locked2")
+        assert ei.value.code == -102
+        bad.close()
+        # ip ACLs with a CIDR mask
+        owner.create("/cidr", b"c", acl=[zkwire.ACL(zkwire.ALL, "ip", "127.0.0.0/8")])
+        assert nobody.get("/cidr")[0] == b"c"
+        owner.create("/cidr2", b"c", acl=[zkwire.ACL(zkwire.ALL, "ip", "10.0.0.0/8")])
+        with pytest.raises(zkwire.ZKError):
+            nobody.get("/cidr2")
+    finally:
+        for c in (owner, nobody, admin):
+            c.close()
