@@ -1755,4 +1755,123 @@ mod tests {
         assert!(sws.iter().all(|s| s.relative_zxid == 7));
         assert!(sws.iter().any(|s| s.persistent == vec!["/r/p".to_string()]));
     }
+    /// A fake server: answers the handshake, then answers the first request with
+    /// `bad` (raw bytes). The client must fail that request with ConnectionLoss,
+    /// not panic or allocate the advertised length, and reconnect.
+    async fn bad_reply(bad: Vec<u8>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let mut conns = 0;
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                conns += 1;
+                let mut len = [0u8; 4];
+                s.read_exact(&mut len).await.unwrap();
+                let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+                s.read_exact(&mut body).await.unwrap();
+                let mut out = BytesMut::new();
+                proto::frame(&mut out, |w| {
+                    ConnectResponse {
+                        protocol_version: 0,
+                        timeout: 6000,
+                        session_id: 0x42,
+                        passwd: Bytes::from_static(&[1u8; 16]),
+                        read_only: false,
+                    }
+                    .write(w)
+                });
+                s.write_all(&out).await.unwrap();
+                if conns == 1 {
+                    s.read_exact(&mut len).await.unwrap();
+                    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+                    s.read_exact(&mut body).await.unwrap();
+                    s.write_all(&bad).await.unwrap();
+                    // Keep the socket open: the client must hang up by itself.
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        drop(s);
+                    });
+                } else {
+                    return conns;
+                }
+            }
+        });
+        let zk = ZkClient::connect(&addr, Duration::from_secs(6))
+            .await
+            .unwrap();
+        assert_eq!(zk.session_id(), 0x42);
+        let e = zk.exists("/a").await.unwrap_err();
+        assert!(matches!(e, ZkError::ConnectionLoss), "{e:?}");
+        // It reconnects (to the same fake) and resumes.
+        let conns = tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(conns, 2);
+    }
+
+    #[tokio::test]
+    async fn oversized_frame_from_server_drops_connection() {
+        bad_reply(0x7fff_ffffu32.to_be_bytes().to_vec()).await;
+    }
+
+    #[tokio::test]
+    async fn negative_frame_length_drops_connection() {
+        bad_reply((-5i32).to_be_bytes().to_vec()).await;
+    }
+
+    #[tokio::test]
+    async fn truncated_reply_header_drops_connection() {
+        bad_reply(vec![0, 0, 0, 3, 1, 2, 3]).await;
+    }
+
+    #[tokio::test]
+    async fn reply_with_lying_string_length_fails_cleanly() {
+        // A well-framed reply for xid 1 whose body claims a 1 GB vector.
+        let mut f = BytesMut::new();
+        proto::frame(&mut f, |w| {
+            ReplyHeader {
+                xid: 1,
+                zxid: 5,
+                err: 0,
+            }
+            .write(w);
+            w.put_i32(1 << 30);
+        });
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let bad = f.to_vec();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut len = [0u8; 4];
+            s.read_exact(&mut len).await.unwrap();
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            s.read_exact(&mut body).await.unwrap();
+            let mut out = BytesMut::new();
+            proto::frame(&mut out, |w| {
+                ConnectResponse {
+                    protocol_version: 0,
+                    timeout: 6000,
+                    session_id: 7,
+                    passwd: Bytes::from_static(&[1u8; 16]),
+                    read_only: false,
+                }
+                .write(w)
+            });
+            s.write_all(&out).await.unwrap();
+            s.read_exact(&mut len).await.unwrap();
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            s.read_exact(&mut body).await.unwrap();
+            s.write_all(&bad).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let zk = ZkClient::connect(&addr, Duration::from_secs(6))
+            .await
+            .unwrap();
+        let e = zk.get_children("/").await.unwrap_err();
+        assert!(matches!(e, ZkError::Protocol(_)), "{e:?}");
+    }
 }

@@ -513,3 +513,75 @@ async fn expiry_is_reported() {
     rm_rf(&direct, &r).await;
     direct.close().await;
 }
+
+fn digest(user: &str, pass: &str) -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    let h = sha1::Sha1::digest(format!("{user}:{pass}").as_bytes());
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(h)
+    )
+}
+
+#[tokio::test]
+async fn digest_auth_survives_reconnect() {
+    let Some(s) = server() else { return };
+    let direct = ZkClient::connect(&s, T).await.unwrap();
+    let r = root(&direct, "auth").await;
+    let px = proxy(&s).await;
+    let zk = ZkClient::connect(&px.addr, T).await.unwrap();
+    zk.add_auth("digest", b"u:p").await.unwrap();
+    let secret = format!("{r}/secret");
+    let acl = vec![Acl {
+        perms: fjord_coord::proto::perms::ALL,
+        id: fjord_coord::proto::Id {
+            scheme: "digest".into(),
+            id: digest("u", "p"),
+        },
+    }];
+    zk.create(&secret, b"s", &acl, CreateMode::Persistent)
+        .await
+        .unwrap();
+    let e = direct.get_data(&secret).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::NoAuth));
+    assert_eq!(zk.get_acl(&secret).await.unwrap().0, acl);
+
+    px.cut.notify_waiters();
+    wait_state(&zk, SessionState::Disconnected).await;
+    wait_state(&zk, SessionState::Connected).await;
+    assert_eq!(zk.get_data(&secret).await.unwrap().0, &b"s"[..]);
+
+    direct.add_auth("digest", b"u:p").await.unwrap();
+    assert_eq!(direct.get_data(&secret).await.unwrap().0, &b"s"[..]);
+    zk.close().await;
+    rm_rf(&direct, &r).await;
+    direct.close().await;
+}
+
+#[tokio::test]
+async fn pings_keep_an_idle_session_and_drop_closes_it() {
+    let Some(s) = server() else { return };
+    let direct = ZkClient::connect(&s, T).await.unwrap();
+    let r = root(&direct, "idle").await;
+    let zk = ZkClient::connect(&s, Duration::from_millis(4000))
+        .await
+        .unwrap();
+    let e = format!("{r}/eph");
+    zk.create(&e, b"", &open(), CreateMode::Ephemeral)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(6000)).await;
+    assert_eq!(*zk.state().borrow(), SessionState::Connected);
+    assert!(zk.exists(&e).await.unwrap().is_some());
+
+    // Dropping the last handle closes the session at once (no expiry wait).
+    let (_, gone) = direct.exists_w(&e).await.unwrap();
+    let t0 = std::time::Instant::now();
+    drop(zk);
+    let ev = within(gone).await.unwrap();
+    assert_eq!(ev.event_type, event::NODE_DELETED);
+    assert!(t0.elapsed() < Duration::from_millis(3000));
+    rm_rf(&direct, &r).await;
+    direct.close().await;
+}
