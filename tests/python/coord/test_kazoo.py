@@ -34,7 +34,7 @@ def settle(zk):
     """A round trip on zk's connection: every event queued before it has been
     read by kazoo; give its callback thread a moment to run the watchers."""
     zk.exists("/")
-    time.sleep(0.2)
+    time.sleep(0.3)
 
 
 # ---------------------------------------------------------------- CRUD + Stat
@@ -261,6 +261,7 @@ def test_data_exists_child_watches_fire_once(zk, new_zk, root):
     zk.delete(p)
     settle(w)
     zk.create(p)                                        # nothing is watching any more
+    wait_for(lambda: all(got[k] for k in got), 10, what="all four watches to fire")
     settle(w)
     assert [(e.type, e.path, e.state) for e in got["exists"]] == [(EventType.CREATED, p, "CONNECTED")]
     assert [(e.type, e.path) for e in got["data"]] == [(EventType.CHANGED, p)]
@@ -276,6 +277,7 @@ def test_watch_on_delete_fires_data_and_child(zk, new_zk, root):
     w.get(p, watch=data_ev.append)
     w.get_children(p, watch=child_ev.append)
     zk.delete(p)
+    wait_for(lambda: data_ev and child_ev, 10, what="both watches to fire")
     settle(w)
     assert [(e.type, e.path) for e in data_ev] == [(EventType.DELETED, p)]
     assert [(e.type, e.path) for e in child_ev] == [(EventType.DELETED, p)]
