@@ -483,26 +483,26 @@ async fn command(zk: &ZkClient, cmd: ZnodeCmd, output: Output) -> Result<()> {
     Ok(())
 }
 
-/// `path` and every node below it, depth first, children sorted (zkCli `ls -R`).
+/// `path` and every node below it, breadth first with each node's children
+/// sorted: the order zkCli's `ls -R` (ZKUtil.listSubTreeBFS) prints.
 async fn subtree(zk: &ZkClient, path: &str) -> Result<Vec<String>> {
     // Check the root first so a missing node reads as zkCli's NoNode message.
     zk.exists(path)
         .await
         .map_err(|e| zk_error(e, path))?
         .ok_or_else(|| zk_error(ZkError::Code(ErrorCode::NoNode), path))?;
-    let mut out = Vec::new();
-    let mut stack = vec![path.to_string()];
-    while let Some(p) = stack.pop() {
+    let mut out = vec![path.to_string()];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i].clone();
+        i += 1;
         let mut kids = match zk.get_children(&p).await {
             Ok(k) => k,
             Err(ZkError::Code(ErrorCode::NoNode)) => continue, // raced with a delete
             Err(e) => return Err(zk_error(e, &p)),
         };
         kids.sort();
-        for k in kids.iter().rev() {
-            stack.push(child_path(&p, k));
-        }
-        out.push(p);
+        out.extend(kids.iter().map(|k| child_path(&p, k)));
     }
     Ok(out)
 }

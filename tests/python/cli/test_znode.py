@@ -91,8 +91,10 @@ def test_crud_shapes(server, zk, root):
     assert (rc != 0, err) == (True, "Path must start with / character")
 
     zk.ensure_path(p + "/d/e/f")
+    zk.ensure_path(p + "/c")
+    # Breadth first, children sorted, like zkCli's ls -R.
     assert fj(server, "ls", "-R", p) == (
-        0, [p, p + "/d", p + "/d/e", p + "/d/e/f", p + "/s0000000000"], "")
+        0, [p, p + "/c", p + "/d", p + "/s0000000000", p + "/d/e", p + "/d/e/f"], "")
     assert fj(server, "deleteall", p) == (0, [], "")
     assert zk.exists(p) is None
 
@@ -108,6 +110,12 @@ def test_ephemeral_and_container(server, zk, root):
     assert zk.exists(root + "/c") is not None
     rc, _, err = fj(server, "create", "-c", "-e", root + "/c2")
     assert rc != 0 and err
+    # TTL nodes (the fixture's servers enable extended types, as ZooKeeper needs).
+    assert fj(server, "create", "-t", "60000", root + "/ttl", "v")[:2] == (
+        0, ["Created %s/ttl" % root])
+    assert zk.get(root + "/ttl")[0] == b"v"
+    rc, out, _ = fj(server, "create", "-s", "-t", "60000", root + "/ttls")
+    assert rc == 0 and re.match(r"^Created %s/ttls\d{10}$" % root, out[0]), out
 
 
 def test_json_output(server, zk, root):
