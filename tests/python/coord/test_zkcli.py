@@ -143,10 +143,25 @@ def test_zkcli_addwatch(server, new_wire, root):
         a.create(base + "/z")
         a.create(base + "/z/q")
         a.set(base + "/z", b"2")
-        time.sleep(1.0)
+        a.create(base + "/zz-last")
+        # wait until zkCli has printed the last event (or 20 s)
+        deadline = time.time() + 20
+        buf = ""
+        os.set_blocking(p.stdout.fileno(), False)
+        while time.time() < deadline and base + "/zz-last" not in buf:
+            try:
+                chunk = p.stdout.read()
+            except (BlockingIOError, TypeError):
+                chunk = None
+            if chunk:
+                buf += chunk
+            else:
+                time.sleep(0.1)
+        os.set_blocking(p.stdout.fileno(), True)
         p.stdin.write("quit\n")
         p.stdin.flush()
         out, _ = p.communicate(timeout=30)
+        out = buf + out
     finally:
         if p.poll() is None:
             p.kill()
@@ -162,4 +177,5 @@ def test_zkcli_addwatch(server, new_wire, root):
         ("SyncConnected", "NodeCreated", base + "/z/q"),
         ("SyncConnected", "NodeChildrenChanged", base + "/z"),
         ("SyncConnected", "NodeDataChanged", base + "/z"),
+        ("SyncConnected", "NodeCreated", base + "/zz-last"),
     ], out
