@@ -1354,8 +1354,7 @@ impl Session {
             ..
         } = conn;
         let mut pending: HashMap<i32, Pending> = HashMap::new();
-        let mut auth_waiters: VecDeque<Option<oneshot::Sender<Result<(), ZkError>>>> =
-            VecDeque::new();
+        let mut auth_waiters: VecDeque<AuthWaiter> = VecDeque::new();
         let mut closing: Option<(i32, Vec<oneshot::Sender<()>>, Instant)> = None;
 
         // Re-send credentials first, then watches (the Java client's order).
@@ -1368,7 +1367,7 @@ impl Session {
             }
             .write(&mut b);
             let _ = out.send(encode_frame(xid::AUTH, op::AUTH, &b));
-            auth_waiters.push_back(None);
+            auth_waiters.push_back(((scheme.clone(), auth.clone()), None));
         }
         self.watches.prune();
         if !self.watches.is_empty() {
@@ -1448,7 +1447,7 @@ impl Session {
             return Ended::Closed(w);
         }
         fail_pending(pending, ZkError::ConnectionLoss);
-        for w in auth_waiters.into_iter().flatten() {
+        for w in auth_waiters.into_iter().filter_map(|a| a.1) {
             let _ = w.send(Err(ZkError::ConnectionLoss));
         }
         Ended::Lost(why)
@@ -1460,7 +1459,7 @@ impl Session {
         c: Cmd,
         out: &mpsc::UnboundedSender<Bytes>,
         pending: &mut HashMap<i32, Pending>,
-        auth_waiters: &mut VecDeque<Option<oneshot::Sender<Result<(), ZkError>>>>,
+        auth_waiters: &mut VecDeque<AuthWaiter>,
         closing: &mut Option<(i32, Vec<oneshot::Sender<()>>, Instant)>,
     ) -> Option<Ended> {
         match c {
@@ -1490,9 +1489,9 @@ impl Session {
                     auth: Some(auth.clone()),
                 }
                 .write(&mut b);
-                self.auths.push((scheme, auth));
+                self.auths.push((scheme.clone(), auth.clone()));
                 let _ = out.send(encode_frame(xid::AUTH, op::AUTH, &b));
-                auth_waiters.push_back(Some(reply));
+                auth_waiters.push_back(((scheme, auth), Some(reply)));
             }
             Cmd::Close(tx) => {
                 let x = self.xid();
@@ -1515,7 +1514,7 @@ impl Session {
         &mut self,
         frame: Bytes,
         pending: &mut HashMap<i32, Pending>,
-        auth_waiters: &mut VecDeque<Option<oneshot::Sender<Result<(), ZkError>>>>,
+        auth_waiters: &mut VecDeque<AuthWaiter>,
     ) -> Result<Option<i32>, ZkError> {
         let mut r = Reader::new(frame.clone());
         let hdr = ReplyHeader::read(&mut r)?;
@@ -1541,8 +1540,15 @@ impl Session {
                     warn!("zk auth failed: {}", ErrorCode::from_i32(hdr.err));
                     Err(ZkError::Code(ErrorCode::from_i32(hdr.err)))
                 };
-                if let Some(Some(w)) = auth_waiters.pop_front() {
-                    let _ = w.send(res);
+                if let Some((cred, w)) = auth_waiters.pop_front() {
+                    if res.is_err() {
+                        // Refused credentials are not re-sent on reconnect (the
+                        // server closes the connection after refusing them).
+                        self.auths.retain(|a| *a != cred);
+                    }
+                    if let Some(w) = w {
+                        let _ = w.send(res);
+                    }
                 }
                 return Ok(None);
             }
@@ -1616,6 +1622,12 @@ impl Session {
         out
     }
 }
+
+/// An auth packet awaiting its reply (xid −4): the credentials, and the caller if any.
+type AuthWaiter = (
+    (String, Bytes),
+    Option<oneshot::Sender<Result<(), ZkError>>>,
+);
 
 /// Picks one path list out of a SetWatches2.
 type FieldOf = dyn Fn(&mut SetWatches2) -> &mut Vec<String>;

@@ -585,3 +585,21 @@ async fn pings_keep_an_idle_session_and_drop_closes_it() {
     rm_rf(&direct, &r).await;
     direct.close().await;
 }
+
+#[tokio::test]
+async fn refused_auth_is_an_error_and_the_session_goes_on() {
+    let Some(s) = server() else { return };
+    let zk = ZkClient::connect(&s, T).await.unwrap();
+    let sid = zk.session_id();
+    let e = zk.add_auth("no-such-scheme", b"x").await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::AuthFailed), "{e:?}");
+    // ZooKeeper hangs up after refusing; the client resumes the same session.
+    // A request racing the hang-up may see ConnectionLoss; the next one must work.
+    let st = match within(zk.exists("/")).await {
+        Err(ZkError::ConnectionLoss) => within(zk.exists("/")).await,
+        other => other,
+    };
+    assert!(st.unwrap().is_some());
+    assert_eq!(zk.session_id(), sid);
+    zk.close().await;
+}
