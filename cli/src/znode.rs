@@ -9,7 +9,7 @@ use anyhow::Result;
 use base64::Engine;
 use bytes::Bytes;
 use clap::{Args, Subcommand};
-use fjord_coord::client::{CreateMode, SessionState, ZkClient, ZkError};
+use fjord_coord::client::{CreateMode, SessionState, ZkClient, ZkError, ZkOptions};
 use fjord_coord::proto::{event, state, Acl, ErrorCode, Stat};
 use serde_json::{json, Value};
 
@@ -292,7 +292,13 @@ fn keeper_state_name(s: i32) -> String {
 /// Runs one `fjord znode` command.
 pub async fn run(args: ZnodeArgs, output: Output) -> Result<()> {
     let timeout = Duration::from_millis(args.session_timeout_ms.max(1));
-    let zk = ZkClient::connect(&args.coord, timeout)
+    // Give up on an unreachable coordinator after at most 10 s (zkCli would hang).
+    let opts = ZkOptions {
+        session_timeout: timeout,
+        connect_timeout: Some(timeout.min(Duration::from_secs(10))),
+        ..ZkOptions::default()
+    };
+    let zk = ZkClient::connect_with(&args.coord, opts)
         .await
         .map_err(|e| usage(&format!("Unable to connect to {}: {e}", args.coord)))?;
     let res = command(&zk, args.cmd, output).await;
