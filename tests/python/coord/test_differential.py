@@ -22,7 +22,7 @@ from zkwire import (ACL, ALL, CONTAINER, EPHEMERAL, EPHEMERAL_SEQUENTIAL, OPEN_A
                     PERSISTENT, PERSISTENT_SEQUENTIAL, PERSISTENT_SEQUENTIAL_WITH_TTL,
                     PERSISTENT_WITH_TTL, READ, WRITE, CREATE, DELETE, ADMIN, ZKError,
                     ConnectionClosed)
-from conftest import Server, selected_targets, skip_or_fail_unavailable
+from coordharness import Server, selected_targets, skip_or_fail_unavailable
 
 
 def digest(user, pw):

@@ -17,7 +17,7 @@ from kazoo.security import make_digest_acl, make_acl, OPEN_ACL_UNSAFE
 from kazoo.protocol.states import EventType
 
 import zkwire
-from conftest import TcpProxy
+from coordharness import TcpProxy
 
 
 def wait_for(pred, timeout=10.0, step=0.05, what="condition"):

@@ -16,7 +16,7 @@ import pytest
 
 import zkwire
 from zkwire import e_int, e_long, e_bool, e_buf, e_str, frame, connect_request
-from conftest import HOST, fjord_binary, skip_or_fail_unavailable
+from coordharness import HOST, fjord_binary, skip_or_fail_unavailable
 
 TARGETS = ["fjord"]
 MAXBUF = 1048575  # jute.maxbuffer default

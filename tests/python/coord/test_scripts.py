@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import fjord_bin_dir, four_letter, free_port, skip_or_fail_unavailable
+from coordharness import fjord_bin_dir, four_letter, free_port, skip_or_fail_unavailable
 
 TARGETS = ["fjord"]
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
