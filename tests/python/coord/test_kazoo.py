@@ -869,3 +869,13 @@ def test_super_digest_and_ip_cidr(make_server):
     finally:
         for c in (owner, nobody, admin):
             c.close()
+
+
+def test_client_ahead_of_server_is_refused(server):
+    """A client that has seen a zxid the server has not (it talked to a newer
+    member) is refused: ZooKeeper closes the connection without a ConnectResponse."""
+    with pytest.raises((zkwire.ConnectionClosed, ConnectionResetError)):
+        zkwire.Conn("127.0.0.1", server.port, timeout_ms=4000, last_zxid=(1 << 62))
+    c = server.wire()
+    assert c.exists("/") is not None
+    c.close()
