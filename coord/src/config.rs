@@ -215,7 +215,9 @@ impl Parser<'_> {
     {
         match self.map.get(key) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|e: T::Err| self.invalid(key, &e.to_string())),
+            Some(v) => v
+                .parse()
+                .map_err(|e: T::Err| self.invalid(key, &e.to_string())),
         }
     }
 
@@ -274,6 +276,9 @@ mod tests {
     fn invalid_value_names_key_and_file() {
         let e = Config::parse(Path::new("/etc/zoo.cfg"), "tickTime=abc\n").unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("tickTime") && msg.contains("/etc/zoo.cfg"), "{msg}");
+        assert!(
+            msg.contains("tickTime") && msg.contains("/etc/zoo.cfg"),
+            "{msg}"
+        );
     }
 }

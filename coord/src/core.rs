@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,7 +27,8 @@ use crate::watch::{ConnId, WatchManager};
 /// durable before the bytes may leave (a reply never reveals unsynced state).
 #[derive(Debug)]
 pub enum Out {
-    Frame(i64, Bytes),
+    /// (tag, bytes, when the request it answers arrived: for latency stats)
+    Frame(i64, Bytes, Option<Instant>),
     /// Close after everything queued before it (and `tag`) has gone out.
     Close(i64),
 }
@@ -37,16 +38,78 @@ pub struct ConnHandle {
     pub tx: mpsc::UnboundedSender<Out>,
     pub addr: SocketAddr,
     pub session: i64,
-    pub received: Arc<AtomicU64>,
+    /// This connection's counters (the writer task updates them too).
+    pub stats: Arc<Stats>,
+    pub established_ms: i64,
+    pub timeout_ms: i32,
+    /// Last op as `cons` abbreviates it (CREA, GETD, ...), its xid and zxid.
+    pub last_op: &'static str,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
     /// Who the client is (kept in step with `addauth`), for watch ACL checks.
     pub identity: Identity,
 }
 
 /// Counters for the four-letter words.
-#[derive(Default)]
 pub struct Stats {
     pub packets_received: AtomicU64,
     pub packets_sent: AtomicU64,
+    latency_min_us: AtomicU64,
+    latency_max_us: AtomicU64,
+    latency_total_us: AtomicU64,
+    latency_count: AtomicU64,
+    last_latency_us: AtomicU64,
+    last_response_ms: AtomicU64,
+}
+
+impl Stats {
+    /// Last reply's latency (ms) and wall-clock time (ms), for `cons`.
+    pub fn last_response(&self) -> (f64, u64) {
+        (
+            self.last_latency_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            self.last_response_ms.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Records one request's time from arrival to its reply leaving.
+    pub fn record_latency(&self, us: u64) {
+        self.latency_min_us.fetch_min(us, Ordering::Relaxed);
+        self.latency_max_us.fetch_max(us, Ordering::Relaxed);
+        self.latency_total_us.fetch_add(us, Ordering::Relaxed);
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.last_latency_us.store(us, Ordering::Relaxed);
+        self.last_response_ms
+            .store(now_ms().max(0) as u64, Ordering::Relaxed);
+    }
+
+    /// (min, avg, max) in milliseconds, as `srvr` and `mntr` report them.
+    pub fn latency_ms(&self) -> (f64, f64, f64) {
+        let n = self.latency_count.load(Ordering::Relaxed);
+        if n == 0 {
+            return (0.0, 0.0, 0.0);
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        (
+            ms(self.latency_min_us.load(Ordering::Relaxed)),
+            ms(self.latency_total_us.load(Ordering::Relaxed)) / n as f64,
+            ms(self.latency_max_us.load(Ordering::Relaxed)),
+        )
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            packets_received: AtomicU64::new(0),
+            packets_sent: AtomicU64::new(0),
+            latency_min_us: AtomicU64::new(u64::MAX),
+            latency_max_us: AtomicU64::new(0),
+            latency_total_us: AtomicU64::new(0),
+            latency_count: AtomicU64::new(0),
+            last_latency_us: AtomicU64::new(0),
+            last_response_ms: AtomicU64::new(0),
+        }
+    }
 }
 
 /// A write being assembled: ops applied to the tree as they are checked, so
@@ -169,7 +232,7 @@ impl Core {
                     }
                     .write(w);
                 });
-                let _ = c.tx.send(Out::Frame(zxid, b.freeze()));
+                let _ = c.tx.send(Out::Frame(zxid, b.freeze(), None));
             }
         }
     }
@@ -179,7 +242,9 @@ impl Core {
         let mut p = self.begin();
         self.tree.close_session(id, p.zxid, &mut p.triggers);
         p.ops.push(pb::Op {
-            kind: Some(pb::op::Kind::CloseSession(pb::CloseSession { session_id: id })),
+            kind: Some(pb::op::Kind::CloseSession(pb::CloseSession {
+                session_id: id,
+            })),
         });
         self.sessions.remove(id);
         self.commit(id, p)

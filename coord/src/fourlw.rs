@@ -33,6 +33,7 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
     let received = core.stats.packets_received.load(Ordering::Relaxed);
     let sent = core.stats.packets_sent.load(Ordering::Relaxed);
     let (watches, watched_paths) = core.watches.counts();
+    let (lat_min, lat_avg, lat_max) = core.stats.latency_ms();
     match cmd {
         "ruok" => out.push_str("imok"),
         "isro" => out.push_str("rw"),
@@ -43,14 +44,15 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
                 for c in core.conns.values() {
                     let _ = writeln!(
                         out,
-                        " /{}[1](queued=0,recved={},sent=0)",
+                        " /{}[1](queued=0,recved={},sent={})",
                         c.addr,
-                        c.received.load(Ordering::Relaxed)
+                        c.stats.packets_received.load(Ordering::Relaxed),
+                        c.stats.packets_sent.load(Ordering::Relaxed)
                     );
                 }
                 out.push('\n');
             }
-            let _ = writeln!(out, "Latency min/avg/max: 0/0.0/0");
+            let _ = writeln!(out, "Latency min/avg/max: {lat_min}/{lat_avg:.4}/{lat_max}");
             let _ = writeln!(out, "Received: {received}");
             let _ = writeln!(out, "Sent: {sent}");
             let _ = writeln!(out, "Connections: {}", core.conns.len());
@@ -63,16 +65,19 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
             let rows: Vec<(&str, String)> = vec![
                 ("zk_version", VERSION.to_string()),
                 ("zk_server_state", "standalone".into()),
-                ("zk_avg_latency", "0.0".into()),
-                ("zk_max_latency", "0".into()),
-                ("zk_min_latency", "0".into()),
+                ("zk_avg_latency", format!("{lat_avg:.4}")),
+                ("zk_max_latency", lat_max.to_string()),
+                ("zk_min_latency", lat_min.to_string()),
                 ("zk_packets_received", received.to_string()),
                 ("zk_packets_sent", sent.to_string()),
                 ("zk_num_alive_connections", core.conns.len().to_string()),
                 ("zk_outstanding_requests", "0".into()),
                 ("zk_znode_count", core.tree.node_count().to_string()),
                 ("zk_watch_count", watches.to_string()),
-                ("zk_ephemerals_count", core.tree.ephemeral_count().to_string()),
+                (
+                    "zk_ephemerals_count",
+                    core.tree.ephemeral_count().to_string(),
+                ),
                 (
                     "zk_approximate_data_size",
                     core.tree.approximate_data_size().to_string(),
@@ -81,6 +86,7 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
                 ("zk_uptime", core.started.elapsed().as_millis().to_string()),
                 ("zk_last_zxid", format!("0x{:x}", core.tree.last_zxid)),
                 ("zk_max_file_descriptor_count", fd_limit().to_string()),
+                ("zk_open_file_descriptor_count", open_fds().to_string()),
             ];
             for (k, v) in rows {
                 let _ = writeln!(out, "{k}\t{v}");
@@ -99,12 +105,25 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
         }
         "cons" => {
             for c in core.conns.values() {
+                let (min, avg, max) = c.stats.latency_ms();
+                let (llat, lresp) = c.stats.last_response();
                 let _ = writeln!(
                     out,
-                    " /{}[1](queued=0,recved={},sent=0,sid=0x{:x})",
+                    " /{}[1](queued=0,recved={},sent={},sid=0x{:x},lop={},est={},to={},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat={},minlat={},avglat={:.4},maxlat={})",
                     c.addr,
-                    c.received.load(Ordering::Relaxed),
-                    c.session
+                    c.stats.packets_received.load(Ordering::Relaxed),
+                    c.stats.packets_sent.load(Ordering::Relaxed),
+                    c.session,
+                    c.last_op,
+                    c.established_ms,
+                    c.timeout_ms,
+                    c.last_cxid,
+                    c.last_zxid,
+                    lresp,
+                    llat,
+                    min,
+                    avg,
+                    max
                 );
             }
             out.push('\n');
@@ -134,6 +153,10 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
         _ => {}
     }
     out
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
 fn fd_limit() -> u64 {

@@ -19,6 +19,8 @@ pub struct ConnCtx {
     pub session: i64,
     pub identity: Identity,
     pub tx: mpsc::UnboundedSender<Out>,
+    /// When the request being handled arrived (latency stats).
+    pub arrived: Option<std::time::Instant>,
 }
 
 /// Whether the connection goes on after a request.
@@ -29,7 +31,14 @@ pub enum Flow {
 }
 
 impl ConnCtx {
-    fn send(&self, tag: i64, xid: i32, zxid: i64, err: ErrorCode, body: impl FnOnce(&mut BytesMut)) {
+    fn send(
+        &self,
+        tag: i64,
+        xid: i32,
+        zxid: i64,
+        err: ErrorCode,
+        body: impl FnOnce(&mut BytesMut),
+    ) {
         let mut b = BytesMut::with_capacity(64);
         frame(&mut b, |w| {
             ReplyHeader {
@@ -42,7 +51,7 @@ impl ConnCtx {
                 body(w);
             }
         });
-        let _ = self.tx.send(Out::Frame(tag, b.freeze()));
+        let _ = self.tx.send(Out::Frame(tag, b.freeze(), self.arrived));
     }
 }
 
@@ -172,7 +181,12 @@ fn create(
 /// Nodes every ZooKeeper has and nobody may delete (isSpecialPath).
 const SPECIAL: &[&str] = &["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
 
-fn delete(core: &mut Core, conn: &ConnCtx, p: &mut Pending, req: DeleteRequest) -> Result<(), ErrorCode> {
+fn delete(
+    core: &mut Core,
+    conn: &ConnCtx,
+    p: &mut Pending,
+    req: DeleteRequest,
+) -> Result<(), ErrorCode> {
     if !req.path.contains('/') || req.path.contains('\0') || SPECIAL.contains(&req.path.as_str()) {
         return Err(ErrorCode::BadArguments);
     }
@@ -181,11 +195,17 @@ fn delete(core: &mut Core, conn: &ConnCtx, p: &mut Pending, req: DeleteRequest) 
     check_version(req.version, node.version)?;
     let undo = core.tree.delete(&req.path, p.zxid, &mut p.triggers)?;
     p.undos.push(undo);
-    p.ops.push(op(pb::op::Kind::Delete(pb::Delete { path: req.path })));
+    p.ops
+        .push(op(pb::op::Kind::Delete(pb::Delete { path: req.path })));
     Ok(())
 }
 
-fn set_data(core: &mut Core, conn: &ConnCtx, p: &mut Pending, req: SetDataRequest) -> Result<Stat, ErrorCode> {
+fn set_data(
+    core: &mut Core,
+    conn: &ConnCtx,
+    p: &mut Pending,
+    req: SetDataRequest,
+) -> Result<Stat, ErrorCode> {
     validate_path(&req.path)?;
     let node = core.tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
     if !conn.identity.allowed(&node.acl, perms::WRITE) {
@@ -197,7 +217,11 @@ fn set_data(core: &mut Core, conn: &ConnCtx, p: &mut Pending, req: SetDataReques
         .tree
         .set_data(&req.path, data.clone(), p.zxid, p.time, &mut p.triggers)?;
     p.undos.push(undo);
-    let stat = core.tree.get(&req.path).map(|n| n.stat()).unwrap_or_default();
+    let stat = core
+        .tree
+        .get(&req.path)
+        .map(|n| n.stat())
+        .unwrap_or_default();
     p.ops.push(op(pb::op::Kind::SetData(pb::SetData {
         path: req.path,
         data,
@@ -205,7 +229,12 @@ fn set_data(core: &mut Core, conn: &ConnCtx, p: &mut Pending, req: SetDataReques
     Ok(stat)
 }
 
-fn set_acl(core: &mut Core, conn: &ConnCtx, p: &mut Pending, req: SetAclRequest) -> Result<Stat, ErrorCode> {
+fn set_acl(
+    core: &mut Core,
+    conn: &ConnCtx,
+    p: &mut Pending,
+    req: SetAclRequest,
+) -> Result<Stat, ErrorCode> {
     validate_path(&req.path)?;
     let acl = conn.identity.fixup(&req.acl)?;
     let node = core.tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
@@ -219,7 +248,11 @@ fn set_acl(core: &mut Core, conn: &ConnCtx, p: &mut Pending, req: SetAclRequest)
         path: req.path.clone(),
         acl: acl_to_pb(&acl),
     })));
-    Ok(core.tree.get(&req.path).map(|n| n.stat()).unwrap_or_default())
+    Ok(core
+        .tree
+        .get(&req.path)
+        .map(|n| n.stat())
+        .unwrap_or_default())
 }
 
 fn check(core: &Core, conn: &ConnCtx, req: &CheckVersionRequest) -> Result<(), ErrorCode> {
@@ -297,13 +330,16 @@ fn multi(core: &mut Core, conn: &ConnCtx, ops: Vec<MultiOp>) -> (i64, Vec<MultiR
     let mut failed = None;
     for (i, o) in ops.into_iter().enumerate() {
         let r = match o {
-            MultiOp::Create { op: code, req } => create(core, conn, &mut p, code, req).map(|(path, stat)| {
-                // Inside a multi, ZooKeeper answers create2 like create.
-                MultiResult::Create {
-                    path,
-                    stat: (code == op::CREATE_CONTAINER || code == op::CREATE_TTL).then_some(stat),
-                }
-            }),
+            MultiOp::Create { op: code, req } => {
+                create(core, conn, &mut p, code, req).map(|(path, stat)| {
+                    // Inside a multi, ZooKeeper answers create2 like create.
+                    MultiResult::Create {
+                        path,
+                        stat: (code == op::CREATE_CONTAINER || code == op::CREATE_TTL)
+                            .then_some(stat),
+                    }
+                })
+            }
             MultiOp::Delete(r) => delete(core, conn, &mut p, r).map(|_| MultiResult::Delete),
             MultiOp::SetData(r) => set_data(core, conn, &mut p, r).map(MultiResult::SetData),
             MultiOp::Check(r) => check(core, conn, &r).map(|_| MultiResult::Check),
@@ -384,13 +420,60 @@ pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<
     core.sessions.touch(conn.session);
     let last = core.tree.last_zxid;
     let xid = h.xid;
+    let flow = dispatch(core, conn, &h, &mut r, last)?;
+    if let Some(c) = core.conns.get_mut(&conn.id) {
+        c.last_op = op_name(h.op);
+        c.last_cxid = xid;
+        c.last_zxid = core.tree.last_zxid;
+    }
+    Ok(flow)
+}
+
+/// The four-letter abbreviation `cons` shows for an op (ZooKeeper's lastOp).
+fn op_name(code: i32) -> &'static str {
+    match code {
+        op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => "CREA",
+        op::DELETE => "DELE",
+        op::EXISTS => "EXIS",
+        op::GET_DATA => "GETD",
+        op::SET_DATA => "SETD",
+        op::GET_ACL => "GETA",
+        op::SET_ACL => "SETA",
+        op::GET_CHILDREN | op::GET_CHILDREN2 => "GETC",
+        op::SYNC => "SYNC",
+        op::PING => "PING",
+        op::CHECK => "CHEC",
+        op::MULTI => "MULT",
+        op::MULTI_READ => "MLTR",
+        op::CHECK_WATCHES => "CHKW",
+        op::REMOVE_WATCHES => "REMW",
+        op::SET_WATCHES => "SETW",
+        op::SET_WATCHES2 => "STW2",
+        op::ADD_WATCH => "ADDW",
+        op::GET_EPHEMERALS => "GETE",
+        op::GET_ALL_CHILDREN_NUMBER => "GETACN",
+        op::WHO_AM_I => "HOMI",
+        op::AUTH => "AUTH",
+        op::CLOSE_SESSION => "CLOS",
+        _ => "NA",
+    }
+}
+
+fn dispatch(
+    core: &mut Core,
+    conn: &mut ConnCtx,
+    h: &RequestHeader,
+    r: &mut Reader,
+    last: i64,
+) -> Result<Flow, JuteError> {
+    let xid = h.xid;
     match h.op {
         op::PING => conn.send(last, xid::PING, last, ErrorCode::Ok, |_| {}),
         op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
             let req = if h.op == op::CREATE_TTL {
-                CreateTtlRequest::read(&mut r)?
+                CreateTtlRequest::read(r)?
             } else {
-                let c = CreateRequest::read(&mut r)?;
+                let c = CreateRequest::read(r)?;
                 CreateTtlRequest {
                     path: c.path,
                     data: c.data,
@@ -409,34 +492,36 @@ pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<
             });
         }
         op::DELETE => {
-            let req = DeleteRequest::read(&mut r)?;
+            let req = DeleteRequest::read(r)?;
             let (tag, res) = write(core, conn, |core, p| delete(core, conn, p, req));
             reply_result(conn, tag, xid, res, |_, _| {});
         }
         op::SET_DATA => {
-            let req = SetDataRequest::read(&mut r)?;
+            let req = SetDataRequest::read(r)?;
             let (tag, res) = write(core, conn, |core, p| set_data(core, conn, p, req));
             reply_result(conn, tag, xid, res, |w, s| s.write(w));
         }
         op::SET_ACL => {
-            let req = SetAclRequest::read(&mut r)?;
+            let req = SetAclRequest::read(r)?;
             let (tag, res) = write(core, conn, |core, p| set_acl(core, conn, p, req));
             reply_result(conn, tag, xid, res, |w, s| s.write(w));
         }
         op::CHECK => {
-            let req = CheckVersionRequest::read(&mut r)?;
+            let req = CheckVersionRequest::read(r)?;
             reply_result(conn, last, xid, check(core, conn, &req), |_, _| {});
         }
         op::MULTI => {
-            let ops = match read_multi(&mut r) {
+            let ops = match read_multi(r) {
                 Ok(o) => o,
                 Err(_) => return Ok(Flow::Close),
             };
             let (tag, results) = multi(core, conn, ops);
-            conn.send(tag, xid, tag, ErrorCode::Ok, |w| write_multi_results(&results, w));
+            conn.send(tag, xid, tag, ErrorCode::Ok, |w| {
+                write_multi_results(&results, w)
+            });
         }
         op::MULTI_READ => {
-            let ops = match read_multi(&mut r) {
+            let ops = match read_multi(r) {
                 Ok(o) => o,
                 Err(_) => return Ok(Flow::Close),
             };
@@ -450,18 +535,24 @@ pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<
                     _ => MultiResult::Error(ErrorCode::BadArguments),
                 })
                 .collect();
-            conn.send(last, xid, last, ErrorCode::Ok, |w| write_multi_results(&results, w));
+            conn.send(last, xid, last, ErrorCode::Ok, |w| {
+                write_multi_results(&results, w)
+            });
         }
         op::EXISTS => {
-            let req = PathWatchRequest::read(&mut r)?;
+            let req = PathWatchRequest::read(r)?;
             if req.watch {
                 core.watches.add_data(&req.path, conn.id);
             }
-            let res = core.tree.get(&req.path).map(|n| n.stat()).ok_or(ErrorCode::NoNode);
+            let res = core
+                .tree
+                .get(&req.path)
+                .map(|n| n.stat())
+                .ok_or(ErrorCode::NoNode);
             reply_result(conn, last, xid, res, |w, s| s.write(w));
         }
         op::GET_DATA => {
-            let req = PathWatchRequest::read(&mut r)?;
+            let req = PathWatchRequest::read(r)?;
             let res = get_data(core, conn, &req.path);
             if res.is_ok() && req.watch {
                 core.watches.add_data(&req.path, conn.id);
@@ -472,7 +563,7 @@ pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<
             });
         }
         op::GET_CHILDREN | op::GET_CHILDREN2 => {
-            let req = PathWatchRequest::read(&mut r)?;
+            let req = PathWatchRequest::read(r)?;
             let res = get_children(core, conn, &req.path);
             if res.is_ok() && req.watch {
                 core.watches.add_child(&req.path, conn.id);
@@ -486,7 +577,7 @@ pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<
             });
         }
         op::GET_ACL => {
-            let req = PathRequest::read(&mut r)?;
+            let req = PathRequest::read(r)?;
             let res = get_acl(core, conn, &req.path);
             reply_result(conn, last, xid, res, |w, (acl, s)| {
                 acl.write(w);
@@ -494,12 +585,12 @@ pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<
             });
         }
         op::SYNC => {
-            let req = PathRequest::read(&mut r)?;
+            let req = PathRequest::read(r)?;
             let res = validate_path(&req.path).map(|_| req.path);
             reply_result(conn, last, xid, res, |w, p| w.put_string(&p));
         }
         op::GET_EPHEMERALS => {
-            let req = PathRequest::read(&mut r)?;
+            let req = PathRequest::read(r)?;
             let mut list: Vec<String> = core
                 .tree
                 .ephemerals_of(conn.session)
@@ -510,27 +601,31 @@ pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<
             conn.send(last, xid, last, ErrorCode::Ok, |w| w.put_strings(&list));
         }
         op::GET_ALL_CHILDREN_NUMBER => {
-            let req = PathRequest::read(&mut r)?;
+            let req = PathRequest::read(r)?;
             let res = allowed(core, conn, &req.path, perms::READ)
                 .map(|_| core.tree.descendant_count(&req.path) as i32);
             reply_result(conn, last, xid, res, |w, n| w.put_i32(n));
         }
         op::CHECK_WATCHES | op::REMOVE_WATCHES => {
-            let req = WatchesRequest::read(&mut r)?;
+            let req = WatchesRequest::read(r)?;
             let found = if h.op == op::CHECK_WATCHES {
                 core.watches.check(&req.path, conn.id, req.kind)
             } else {
                 core.watches.remove(&req.path, conn.id, req.kind)
             };
-            let res = if found { Ok(()) } else { Err(ErrorCode::NoWatcher) };
+            let res = if found {
+                Ok(())
+            } else {
+                Err(ErrorCode::NoWatcher)
+            };
             reply_result(conn, last, xid, res, |_, _| {});
         }
         op::ADD_WATCH => {
-            let req = AddWatchRequest::read(&mut r)?;
-            let res = validate_path(&req.path).and_then(|_| match req.mode {
+            let req = AddWatchRequest::read(r)?;
+            let res = validate_path(&req.path).and(match req.mode {
                 add_watch_mode::PERSISTENT => Ok(false),
                 add_watch_mode::PERSISTENT_RECURSIVE => Ok(true),
-                _ => Err(ErrorCode::BadArguments),
+                _ => Err(ErrorCode::MarshallingError),
             });
             if let Ok(recursive) = res {
                 core.watches.add_persistent(&req.path, conn.id, recursive);
@@ -538,7 +633,7 @@ pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<
             reply_result(conn, last, xid, res, |w, _| w.put_i32(0));
         }
         op::SET_WATCHES => {
-            let sw = SetWatches::read(&mut r)?;
+            let sw = SetWatches::read(r)?;
             let sw2 = SetWatches2 {
                 relative_zxid: sw.relative_zxid,
                 data: sw.data,
@@ -550,12 +645,12 @@ pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<
             conn.send(last, xid::SET_WATCHES, last, ErrorCode::Ok, |_| {});
         }
         op::SET_WATCHES2 => {
-            let sw = SetWatches2::read(&mut r)?;
+            let sw = SetWatches2::read(r)?;
             set_watches(core, conn, sw.relative_zxid, &sw);
             conn.send(last, xid::SET_WATCHES, last, ErrorCode::Ok, |_| {});
         }
         op::AUTH => {
-            let a = AuthPacket::read(&mut r)?;
+            let a = AuthPacket::read(r)?;
             let auth = a.auth.unwrap_or_default();
             let sup = core.cfg.super_digest.as_deref();
             match conn.identity.add_auth(&a.scheme, &auth, sup) {
@@ -601,7 +696,11 @@ pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<
 
 /// The handshake: new session, resumed session, or "expired" (timeout 0).
 /// Returns the frame to send, its durability tag, and whether to go on.
-pub fn connect(core: &mut Core, conn: &mut ConnCtx, req: &ConnectRequest) -> Option<(Bytes, i64, bool)> {
+pub fn connect(
+    core: &mut Core,
+    conn: &mut ConnCtx,
+    req: &ConnectRequest,
+) -> Option<(Bytes, i64, bool)> {
     if req.last_zxid_seen > core.tree.last_zxid {
         tracing::info!(
             client_zxid = req.last_zxid_seen,
@@ -610,9 +709,10 @@ pub fn connect(core: &mut Core, conn: &mut ConnCtx, req: &ConnectRequest) -> Opt
         );
         return None;
     }
-    let timeout = req
-        .timeout
-        .clamp(core.cfg.min_session_timeout_ms, core.cfg.max_session_timeout_ms);
+    let timeout = req.timeout.clamp(
+        core.cfg.min_session_timeout_ms,
+        core.cfg.max_session_timeout_ms,
+    );
     let (resp, tag, ok) = if req.session_id == 0 {
         let id = core.sessions.next_id();
         let password: [u8; 16] = rand::random();
@@ -625,11 +725,12 @@ pub fn connect(core: &mut Core, conn: &mut ConnCtx, req: &ConnectRequest) -> Opt
                 password: password.clone(),
             },
         );
-        p.ops.push(op(pb::op::Kind::CreateSession(pb::CreateSession {
-            session_id: id,
-            timeout_ms: timeout,
-            password: password.clone(),
-        })));
+        p.ops
+            .push(op(pb::op::Kind::CreateSession(pb::CreateSession {
+                session_id: id,
+                timeout_ms: timeout,
+                password: password.clone(),
+            })));
         core.sessions.add(id, timeout);
         let tag = core.commit(id, p);
         (

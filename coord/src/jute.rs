@@ -14,7 +14,11 @@ pub enum JuteError {
     #[error("frame truncated: needed {needed} more bytes at offset {offset}")]
     Truncated { offset: usize, needed: usize },
     #[error("length {len} at offset {offset} exceeds the {left} bytes left in the frame")]
-    BadLength { offset: usize, len: i32, left: usize },
+    BadLength {
+        offset: usize,
+        len: i32,
+        left: usize,
+    },
     #[error("string at offset {0} is not UTF-8")]
     Utf8(usize),
 }

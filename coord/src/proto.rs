@@ -365,7 +365,10 @@ jute_record! { pub struct WhoAmIResponse { pub client_info: Vec<ClientInfo> } }
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiOp {
     /// `op` is CREATE, CREATE2, CREATE_CONTAINER or CREATE_TTL (ttl 0 unless TTL).
-    Create { op: i32, req: CreateTtlRequest },
+    Create {
+        op: i32,
+        req: CreateTtlRequest,
+    },
     Delete(DeleteRequest),
     SetData(SetDataRequest),
     Check(CheckVersionRequest),
@@ -625,7 +628,10 @@ mod tests {
         ];
         let mut w = BytesMut::new();
         write_multi_results(&res, &mut w);
-        assert_eq!(read_multi_results(&mut Reader::new(w.freeze())).unwrap(), res);
+        assert_eq!(
+            read_multi_results(&mut Reader::new(w.freeze())).unwrap(),
+            res
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -158,11 +158,8 @@ impl Server {
             .length_field_length(4)
             .max_frame_length(self.cfg.jute_max_buffer)
             .new_codec();
-        let mut frames = FramedRead::with_capacity(
-            std::io::Cursor::new(first).chain(rd),
-            codec,
-            16 * 1024,
-        );
+        let mut frames =
+            FramedRead::with_capacity(std::io::Cursor::new(first).chain(rd), codec, 16 * 1024);
         let Some(connect) = frames.next().await.transpose()? else {
             return Ok(());
         };
@@ -177,32 +174,51 @@ impl Server {
             session: 0,
             identity: Identity::new(&peer.ip().to_string()),
             tx: tx.clone(),
+            arrived: None,
         };
-        let received = Arc::new(AtomicU64::new(1));
+        let conn_stats = Arc::new(crate::core::Stats::default());
+        conn_stats.packets_received.fetch_add(1, Ordering::Relaxed);
         let stats = {
             let mut core = self.core.lock();
             core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
             let Some((bytes, tag, ok)) = handler::connect(&mut core, &mut ctx, &req) else {
                 return Ok(());
             };
-            let _ = tx.send(Out::Frame(tag, bytes));
+            let _ = tx.send(Out::Frame(tag, bytes, None));
             if !ok {
                 let _ = tx.send(Out::Close(tag));
             } else {
+                let timeout_ms = core
+                    .tree
+                    .sessions
+                    .get(&ctx.session)
+                    .map_or(0, |s| s.timeout_ms);
+                let last_zxid = core.tree.last_zxid;
                 core.conns.insert(
                     id,
                     ConnHandle {
                         tx: tx.clone(),
                         addr: peer,
                         session: ctx.session,
-                        received: received.clone(),
+                        stats: conn_stats.clone(),
+                        established_ms: crate::core::now_ms(),
+                        timeout_ms,
+                        last_op: "NA",
+                        last_cxid: 0,
+                        last_zxid,
                         identity: ctx.identity.clone(),
                     },
                 );
             }
             core.stats.clone()
         };
-        tokio::spawn(writer(wr, rx, self.durable.clone(), closed.clone(), stats));
+        tokio::spawn(writer(
+            wr,
+            rx,
+            self.durable.clone(),
+            closed.clone(),
+            [stats, conn_stats.clone()],
+        ));
 
         let result = loop {
             let next = tokio::select! {
@@ -214,7 +230,8 @@ impl Server {
                 Some(Err(e)) => break Err(e),
                 Some(Ok(b)) => b.freeze(),
             };
-            received.fetch_add(1, Ordering::Relaxed);
+            conn_stats.packets_received.fetch_add(1, Ordering::Relaxed);
+            ctx.arrived = Some(std::time::Instant::now());
             let flow = {
                 let mut core = self.core.lock();
                 core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
@@ -246,16 +263,16 @@ async fn writer(
     mut rx: mpsc::UnboundedReceiver<Out>,
     mut durable: watch::Receiver<i64>,
     closed: CancellationToken,
-    stats: Arc<crate::core::Stats>,
+    stats: [Arc<crate::core::Stats>; 2],
 ) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     'outer: while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         let mut close = false;
         while let Some(item) = next.take() {
-            let (tag, bytes): (i64, Option<Bytes>) = match item {
-                Out::Frame(t, b) => (t, Some(b)),
-                Out::Close(t) => (t, None),
+            let (tag, bytes, arrived) = match item {
+                Out::Frame(t, b, a) => (t, Some(b), a),
+                Out::Close(t) => (t, None, None),
             };
             if *durable.borrow() < tag {
                 if !buf.is_empty() && wr.write_all(&buf).await.is_err() {
@@ -269,7 +286,13 @@ async fn writer(
             match bytes {
                 Some(b) => {
                     buf.extend_from_slice(&b);
-                    stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+                    let us = arrived.map(|t| t.elapsed().as_micros() as u64);
+                    for s in &stats {
+                        s.packets_sent.fetch_add(1, Ordering::Relaxed);
+                        if let Some(us) = us {
+                            s.record_latency(us);
+                        }
+                    }
                 }
                 None => {
                     close = true;

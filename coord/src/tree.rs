@@ -232,8 +232,10 @@ impl DataTree {
         zk.children.insert("config".into());
         t.nodes.insert("/".into(), root);
         t.nodes.insert("/zookeeper".into(), zk);
-        t.nodes
-            .insert("/zookeeper/quota".into(), Node::new(Some(Bytes::new()), open));
+        t.nodes.insert(
+            "/zookeeper/quota".into(),
+            Node::new(Some(Bytes::new()), open),
+        );
         let mut config = Node::new(Some(Bytes::new()), read_only);
         // ZooKeeper sets this ACL with version -1 at startup.
         config.aversion = -1;
@@ -296,6 +298,8 @@ impl DataTree {
     }
 
     /// Creates a node (its final path: sequential suffixes already resolved).
+    /// The arguments are exactly a CreateTxn's fields plus its stamp.
+    #[allow(clippy::too_many_arguments)]
     pub fn create(
         &mut self,
         path: &str,
@@ -333,7 +337,10 @@ impl DataTree {
         node.ephemeral_owner = owner;
         match owner_kind(owner) {
             OwnerKind::Ephemeral(s) => {
-                self.ephemerals.entry(s).or_default().insert(path.to_string());
+                self.ephemerals
+                    .entry(s)
+                    .or_default()
+                    .insert(path.to_string());
             }
             OwnerKind::Container | OwnerKind::Ttl(_) => {
                 self.special.insert(path.to_string());
@@ -342,7 +349,10 @@ impl DataTree {
         }
         self.nodes.insert(path.into(), node);
         triggers.push(Trigger::Created(path.to_string(), acl));
-        triggers.push(Trigger::ChildrenChanged(parent_path.to_string(), parent_acl));
+        triggers.push(Trigger::ChildrenChanged(
+            parent_path.to_string(),
+            parent_acl,
+        ));
         Ok(undo)
     }
 
@@ -373,7 +383,10 @@ impl DataTree {
         };
         self.forget_owner(path, node.ephemeral_owner);
         triggers.push(Trigger::Deleted(path.to_string(), node.acl.clone()));
-        triggers.push(Trigger::ChildrenChanged(parent_path.to_string(), parent_acl));
+        triggers.push(Trigger::ChildrenChanged(
+            parent_path.to_string(),
+            parent_acl,
+        ));
         Ok(Undo::Deleted {
             path: path.to_string(),
             node: Box::new(node),
@@ -500,7 +513,10 @@ impl DataTree {
     fn remember_owner(&mut self, path: &str, owner: i64) {
         match owner_kind(owner) {
             OwnerKind::Ephemeral(s) => {
-                self.ephemerals.entry(s).or_default().insert(path.to_string());
+                self.ephemerals
+                    .entry(s)
+                    .or_default()
+                    .insert(path.to_string());
             }
             OwnerKind::Container | OwnerKind::Ttl(_) => {
                 self.special.insert(path.to_string());
@@ -633,7 +649,8 @@ impl DataTree {
         }
         if !t.nodes.contains_key("/") {
             let open = t.intern(Acl::open_unsafe());
-            t.nodes.insert("/".into(), Node::new(Some(Bytes::new()), open));
+            t.nodes
+                .insert("/".into(), Node::new(Some(Bytes::new()), open));
         }
         let paths: Vec<Box<str>> = t.nodes.keys().filter(|p| &***p != "/").cloned().collect();
         for p in paths {
@@ -646,7 +663,6 @@ impl DataTree {
         t
     }
 }
-
 
 /// Wire ACLs → log ACLs.
 pub fn acl_to_pb(acl: &[Acl]) -> Vec<pb::Acl> {
@@ -683,12 +699,21 @@ mod tests {
         t.create("/a", None, Acl::open_unsafe(), 0, 5, 100, &mut trig)
             .unwrap();
         let u = t
-            .create("/a/b", Some(Bytes::from_static(b"x")), Acl::open_unsafe(), 0, 6, 101, &mut trig)
+            .create(
+                "/a/b",
+                Some(Bytes::from_static(b"x")),
+                Acl::open_unsafe(),
+                0,
+                6,
+                101,
+                &mut trig,
+            )
             .unwrap();
         let a = t.get("/a").unwrap().stat();
         assert_eq!((a.cversion, a.pzxid, a.num_children), (1, 6, 1));
         let mut tmp = Vec::new();
-        t.create("/a/c", None, Acl::open_unsafe(), 0, 7, 102, &mut tmp).unwrap();
+        t.create("/a/c", None, Acl::open_unsafe(), 0, 7, 102, &mut tmp)
+            .unwrap();
         let d = t.delete("/a/c", 8, &mut tmp).unwrap();
         // 2 creates + 1 delete reported; the next sequential suffix is 2.
         assert_eq!(t.get("/a").unwrap().stat().cversion, 3);
@@ -706,15 +731,21 @@ mod tests {
         let mut t = DataTree::new();
         let mut trig = Vec::new();
         assert_eq!(
-            t.create("/x/y", None, Acl::open_unsafe(), 0, 1, 0, &mut trig).err(),
+            t.create("/x/y", None, Acl::open_unsafe(), 0, 1, 0, &mut trig)
+                .err(),
             Some(ErrorCode::NoNode)
         );
-        t.create("/e", None, Acl::open_unsafe(), 77, 2, 0, &mut trig).unwrap();
+        t.create("/e", None, Acl::open_unsafe(), 77, 2, 0, &mut trig)
+            .unwrap();
         assert_eq!(
-            t.create("/e/c", None, Acl::open_unsafe(), 0, 3, 0, &mut trig).err(),
+            t.create("/e/c", None, Acl::open_unsafe(), 0, 3, 0, &mut trig)
+                .err(),
             Some(ErrorCode::NoChildrenForEphemerals)
         );
-        assert_eq!(t.delete("/zookeeper", 4, &mut trig).err(), Some(ErrorCode::NotEmpty));
+        assert_eq!(
+            t.delete("/zookeeper", 4, &mut trig).err(),
+            Some(ErrorCode::NotEmpty)
+        );
         t.close_session(77, 5, &mut trig);
         assert!(t.get("/e").is_none());
     }
@@ -723,9 +754,18 @@ mod tests {
     fn snapshot_round_trip() {
         let mut t = DataTree::new();
         let mut trig = Vec::new();
-        t.create("/a", Some(Bytes::from_static(b"1")), Acl::open_unsafe(), 0, 1, 0, &mut trig)
+        t.create(
+            "/a",
+            Some(Bytes::from_static(b"1")),
+            Acl::open_unsafe(),
+            0,
+            1,
+            0,
+            &mut trig,
+        )
+        .unwrap();
+        t.create("/a/b", None, Acl::open_unsafe(), 9, 2, 0, &mut trig)
             .unwrap();
-        t.create("/a/b", None, Acl::open_unsafe(), 9, 2, 0, &mut trig).unwrap();
         let back = DataTree::from_snapshot(2, t.snapshot_records().collect::<Vec<_>>());
         assert_eq!(back.get("/a").unwrap().stat(), t.get("/a").unwrap().stat());
         assert_eq!(back.node_count(), t.node_count());

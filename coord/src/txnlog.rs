@@ -130,7 +130,10 @@ impl TxnLog {
         fs::create_dir_all(&log_dir).map_err(io_err(&log_dir))?;
 
         // Leftovers of snapshots a crash interrupted.
-        for e in fs::read_dir(&snap_dir).map_err(io_err(&snap_dir))?.flatten() {
+        for e in fs::read_dir(&snap_dir)
+            .map_err(io_err(&snap_dir))?
+            .flatten()
+        {
             if e.path().extension().is_some_and(|x| x == "tmp") {
                 let _ = fs::remove_file(e.path());
             }
@@ -143,7 +146,9 @@ impl TxnLog {
                     tree = Some(t);
                     break;
                 }
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "skipping unreadable snapshot"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "skipping unreadable snapshot")
+                }
             }
         }
         let mut tree = tree.unwrap_or_default();
@@ -248,7 +253,12 @@ impl TxnLog {
             // SAFETY: ends the child without touching the parent's state.
             unsafe { libc::_exit(code) };
         }
-        tracing::info!(zxid, nodes = tree.node_count(), fork_ms = started.elapsed().as_millis() as u64, "snapshot started");
+        tracing::info!(
+            zxid,
+            nodes = tree.node_count(),
+            fork_ms = started.elapsed().as_millis() as u64,
+            "snapshot started"
+        );
         let me = self.clone();
         let spawned = std::thread::Builder::new()
             .name("snapshot".into())
@@ -448,7 +458,10 @@ fn write_retrying(file: &File, buf: &[u8], dir: &Path) {
 fn sync_or_exit(file: &File, dir: &Path) {
     if let Err(e) = file.sync_data() {
         tracing::error!(dir = %dir.display(), error = %e, "transaction log fsync failed; stopping");
-        eprintln!("fjord-coord: fsync of the transaction log in {} failed: {e}", dir.display());
+        eprintln!(
+            "fjord-coord: fsync of the transaction log in {} failed: {e}",
+            dir.display()
+        );
         std::process::exit(1);
     }
 }
@@ -522,13 +535,19 @@ mod tests {
             tree.apply(&t, &mut trig);
             log.append(&t);
             let mut d = log.durable();
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(d.wait_for(|z| *z >= 6)).unwrap();
             std::thread::sleep(Duration::from_millis(200));
         }
         // Garbage after the last record (a torn write) is ignored.
         let logs = list(&dir.path().join("fjord-log"), "log.").unwrap();
-        let mut f = OpenOptions::new().append(true).open(&logs.last().unwrap().1).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(&logs.last().unwrap().1)
+            .unwrap();
         f.write_all(&[0, 0, 0, 9, 1, 2]).unwrap();
         let (_log, rec) = TxnLog::open(dir.path(), dir.path(), 3).unwrap();
         assert_eq!(rec.tree.last_zxid, 6);

@@ -140,7 +140,11 @@ impl WatchManager {
             return;
         };
         for (child, path) in set {
-            let table = if child { &mut self.child } else { &mut self.data };
+            let table = if child {
+                &mut self.child
+            } else {
+                &mut self.data
+            };
             if !child && table.has(&path, conn, RECURSIVE) {
                 self.recursive = self.recursive.saturating_sub(1);
             }
@@ -148,12 +152,15 @@ impl WatchManager {
         }
     }
 
+    /// Which bits a checkWatches/removeWatches type covers: (data, child).
+    /// DATA and CHILDREN cover every mode in their table, as ZooKeeper's
+    /// `removeWatcher(path, watcher)` does.
     fn masks(kind: i32) -> Option<(u8, u8)> {
-        // (mask in the data table, mask in the child table)
+        const ALL: u8 = STANDARD | PERSISTENT | RECURSIVE;
         Some(match kind {
-            watcher_type::CHILDREN => (0, STANDARD),
-            watcher_type::DATA => (STANDARD, 0),
-            watcher_type::ANY => (STANDARD | PERSISTENT | RECURSIVE, STANDARD | PERSISTENT),
+            watcher_type::CHILDREN => (0, ALL),
+            watcher_type::DATA => (ALL, 0),
+            watcher_type::ANY => (ALL, ALL),
             watcher_type::PERSISTENT => (PERSISTENT, PERSISTENT),
             watcher_type::PERSISTENT_RECURSIVE => (RECURSIVE, 0),
             _ => return None,
@@ -249,7 +256,10 @@ mod tests {
         w.add_persistent("/a", 2, false);
         let t = [Trigger::DataChanged("/a".into(), open())];
         assert_eq!(w.fire(&t).len(), 2);
-        assert_eq!(w.fire(&t), vec![(2, event::NODE_DATA_CHANGED, "/a".to_string(), 0)]);
+        assert_eq!(
+            w.fire(&t),
+            vec![(2, event::NODE_DATA_CHANGED, "/a".to_string(), 0)]
+        );
     }
 
     #[test]
@@ -262,7 +272,9 @@ mod tests {
         ]);
         assert_eq!(f, vec![(7, event::NODE_CREATED, "/a/b/c".to_string(), 0)]);
         w.remove_conn(7);
-        assert!(w.fire(&[Trigger::Created("/a/x".into(), open())]).is_empty());
+        assert!(w
+            .fire(&[Trigger::Created("/a/x".into(), open())])
+            .is_empty());
     }
 
     #[test]

@@ -37,6 +37,7 @@ fn state() -> &'static Mutex<State> {
             session: 0,
             identity: Identity::new("127.0.0.1"),
             tx,
+            arrived: None,
         };
         let hello = ConnectRequest {
             timeout: 30_000,
