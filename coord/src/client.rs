@@ -108,10 +108,15 @@ impl From<proto::MultiDecodeError> for ZkError {
 /// Where the session stands; watch `state()` to react to loss and expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionState {
+    /// Before the first session is established.
     Connecting,
+    /// A live connection carries the session.
     Connected,
+    /// The connection dropped; reconnecting (the session may still be alive).
     Disconnected,
+    /// The server ended the session: ephemerals are gone; make a new client.
     Expired,
+    /// `close()` was called or every handle dropped.
     Closed,
 }
 
