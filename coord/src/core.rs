@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,9 +33,69 @@ pub enum Out {
     Close(i64),
 }
 
+/// Bytes queued for a client past which its connection stops reading
+/// requests until the writer catches up (a client that pipelines without
+/// reading cannot grow the queue without bound).
+pub const SOFT_QUEUE_BYTES: usize = 4 << 20;
+/// Bytes queued past which a client that does not read its notifications is
+/// disconnected (it resumes its session and re-registers watches on reconnect).
+pub const HARD_QUEUE_BYTES: usize = 64 << 20;
+
+/// A connection's outgoing queue, with a count of the bytes in it.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::UnboundedSender<Out>,
+    queued: Arc<AtomicUsize>,
+    drained: Arc<tokio::sync::Notify>,
+}
+
+impl Outbox {
+    /// A queue and the receiving end its writer task drains.
+    pub fn new() -> (Outbox, mpsc::UnboundedReceiver<Out>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Outbox {
+                tx,
+                queued: Arc::new(AtomicUsize::new(0)),
+                drained: Arc::new(tokio::sync::Notify::new()),
+            },
+            rx,
+        )
+    }
+
+    /// Queues a frame; `tag` is the zxid that must be durable first.
+    pub fn frame(&self, tag: i64, bytes: Bytes, arrived: Option<Instant>) {
+        self.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+        let _ = self.tx.send(Out::Frame(tag, bytes, arrived));
+    }
+
+    /// Queues a close after everything queued so far.
+    pub fn close(&self, tag: i64) {
+        let _ = self.tx.send(Out::Close(tag));
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// The writer reports bytes it has written.
+    pub fn written(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::Relaxed);
+        self.drained.notify_one();
+    }
+
+    /// Waits until the queue is below [`SOFT_QUEUE_BYTES`].
+    pub async fn wait_room(&self) {
+        while self.queued() > SOFT_QUEUE_BYTES {
+            self.drained.notified().await;
+        }
+    }
+}
+
 /// A live client connection as the rest of the member sees it.
 pub struct ConnHandle {
-    pub tx: mpsc::UnboundedSender<Out>,
+    pub tx: Outbox,
     pub addr: SocketAddr,
     pub session: i64,
     /// This connection's counters (the writer task updates them too).
@@ -212,6 +272,11 @@ impl Core {
             let Some(c) = self.conns.get(&conn) else {
                 continue;
             };
+            if c.tx.queued() > HARD_QUEUE_BYTES {
+                tracing::warn!(addr = %c.addr, "client is not reading its notifications; disconnecting it");
+                c.tx.close(zxid);
+                continue;
+            }
             // ZooKeeper 3.8 tells a watcher only what it may read.
             if !c.identity.allowed(triggers[i].acl(), perms::READ) {
                 continue;
@@ -232,7 +297,7 @@ impl Core {
                     }
                     .write(w);
                 });
-                let _ = c.tx.send(Out::Frame(zxid, b.freeze(), None));
+                c.tx.frame(zxid, b.freeze(), None);
             }
         }
     }
@@ -257,7 +322,7 @@ impl Core {
             let conn = self.sessions.conn_of(id);
             let zxid = self.close_session(id);
             if let Some(c) = conn.and_then(|c| self.conns.get(&c)) {
-                let _ = c.tx.send(Out::Close(zxid));
+                c.tx.close(zxid);
             }
         }
     }

@@ -4,10 +4,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use fjord_proto::coord as pb;
-use tokio::sync::mpsc;
 
 use crate::acl::Identity;
-use crate::core::{Core, Out, Pending};
+use crate::core::{Core, Outbox, Pending};
 use crate::jute::{JuteError, Reader, Record, Writer};
 use crate::proto::*;
 use crate::tree::{acl_to_pb, parent_of, CONTAINER_OWNER, MAX_TTL, TTL_MASK};
@@ -18,7 +17,7 @@ pub struct ConnCtx {
     pub id: ConnId,
     pub session: i64,
     pub identity: Identity,
-    pub tx: mpsc::UnboundedSender<Out>,
+    pub tx: Outbox,
     /// When the request being handled arrived (latency stats).
     pub arrived: Option<std::time::Instant>,
 }
@@ -51,7 +50,7 @@ impl ConnCtx {
                 body(w);
             }
         });
-        let _ = self.tx.send(Out::Frame(tag, b.freeze(), self.arrived));
+        self.tx.frame(tag, b.freeze(), self.arrived);
     }
 }
 
@@ -681,7 +680,7 @@ fn dispatch(
         op::CLOSE_SESSION => {
             let zxid = core.close_session(conn.session);
             conn.send(zxid, xid, zxid, ErrorCode::Ok, |_| {});
-            let _ = conn.tx.send(Out::Close(zxid));
+            conn.tx.close(zxid);
             return Ok(Flow::Close);
         }
         op::RECONFIG => conn.send(last, xid, last, ErrorCode::ReconfigDisabled, |_| {}),
@@ -780,7 +779,7 @@ pub fn connect(
         conn.session = resp.session_id;
         if let Some(old) = core.sessions.attach(resp.session_id, conn.id) {
             if let Some(c) = core.conns.get(&old) {
-                let _ = c.tx.send(Out::Close(tag));
+                c.tx.close(tag);
             }
         }
     }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::acl::Identity;
 use crate::config::Config;
-use crate::core::{ConnHandle, Core, Out};
+use crate::core::{ConnHandle, Core, Out, Outbox};
 use crate::fourlw;
 use crate::handler::{self, ConnCtx, Flow};
 use crate::jute::{Reader, Record};
@@ -167,7 +167,7 @@ impl Server {
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
 
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = Outbox::new();
         let closed = CancellationToken::new();
         let mut ctx = ConnCtx {
             id,
@@ -184,9 +184,9 @@ impl Server {
             let Some((bytes, tag, ok)) = handler::connect(&mut core, &mut ctx, &req) else {
                 return Ok(());
             };
-            let _ = tx.send(Out::Frame(tag, bytes, None));
+            tx.frame(tag, bytes, None);
             if !ok {
-                let _ = tx.send(Out::Close(tag));
+                tx.close(tag);
             } else {
                 let timeout_ms = core
                     .tree
@@ -215,12 +215,17 @@ impl Server {
         tokio::spawn(writer(
             wr,
             rx,
+            tx.clone(),
             self.durable.clone(),
             closed.clone(),
             [stats, conn_stats.clone()],
         ));
 
         let result = loop {
+            tokio::select! {
+                _ = tx.wait_room() => {}
+                _ = closed.cancelled() => break Ok(()),
+            }
             let next = tokio::select! {
                 f = frames.next() => f,
                 _ = closed.cancelled() => break Ok(()),
@@ -252,7 +257,7 @@ impl Server {
             core.watches.remove_conn(id);
             core.sessions.detach(ctx.session, id);
             let last = core.tree.last_zxid;
-            let _ = tx.send(Out::Close(last));
+            tx.close(last);
         }
         result
     }
@@ -261,6 +266,7 @@ impl Server {
 async fn writer(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Out>,
+    outbox: Outbox,
     mut durable: watch::Receiver<i64>,
     closed: CancellationToken,
     stats: [Arc<crate::core::Stats>; 2],
@@ -278,6 +284,7 @@ async fn writer(
                 if !buf.is_empty() && wr.write_all(&buf).await.is_err() {
                     break 'outer;
                 }
+                outbox.written(buf.len());
                 buf.clear();
                 if durable.wait_for(|d| *d >= tag).await.is_err() {
                     break 'outer;
@@ -303,6 +310,7 @@ async fn writer(
                 if wr.write_all(&buf).await.is_err() {
                     break 'outer;
                 }
+                outbox.written(buf.len());
                 buf.clear();
             }
             next = rx.try_recv().ok();
@@ -311,6 +319,7 @@ async fn writer(
             if wr.write_all(&buf).await.is_err() {
                 break;
             }
+            outbox.written(buf.len());
             buf.clear();
         }
         if close {

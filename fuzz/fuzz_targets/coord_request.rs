@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bytes::Bytes;
 use fjord_coord::acl::Identity;
 use fjord_coord::config::Config;
-use fjord_coord::core::{Core, Out};
+use fjord_coord::core::{Core, Out, Outbox};
 use fjord_coord::handler::{self, ConnCtx};
 use fjord_coord::jute::{Reader, Record};
 use fjord_coord::proto::ConnectRequest;
@@ -31,7 +31,7 @@ fn state() -> &'static Mutex<State> {
         let cfg = Config::parse(std::path::Path::new("fuzz.cfg"), &text).expect("config");
         let (log, rec) = TxnLog::open(&cfg.data_dir, &cfg.data_log_dir, 3).expect("log");
         let mut core = Core::new(Arc::new(cfg), rec.tree, log);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = Outbox::new();
         let mut ctx = ConnCtx {
             id: 1,
             session: 0,
