@@ -1,0 +1,74 @@
+//! `fjord-broker <server.properties>`: parse config, start, run until SIGTERM/SIGINT.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use fjord_broker::config::{BrokerConfig, ConfigError};
+use fjord_broker::server::{serve, ConnCounter};
+use fjord_broker::Broker;
+use tokio::signal::unix::{signal, SignalKind};
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let Some(path) = std::env::args_os().nth(1).map(PathBuf::from) else {
+        eprintln!("usage: fjord-broker <server.properties>");
+        std::process::exit(2);
+    };
+    let config = match BrokerConfig::load(&path) {
+        Ok(c) => c,
+        Err(e @ ConfigError::Invalid { .. }) => {
+            eprintln!("fjord-broker: {e}");
+            std::process::exit(2);
+        }
+        Err(e) => {
+            eprintln!("fjord-broker: {e}");
+            std::process::exit(1);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fjord-broker: cannot start runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(config)) {
+        eprintln!("fjord-broker: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+    let addr = format!("{}:{}", config.listen.host, config.listen.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let broker = Broker::start(config).await?;
+    tracing::info!(id = broker.id(), %addr, "fjord-broker started");
+    let conns = Arc::new(ConnCounter::default());
+    let server = tokio::spawn(serve(broker.clone(), listener, conns.clone()));
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    broker.begin_shutdown();
+    let _ = server.await;
+    // Let in-flight requests finish (bounded).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while conns.get() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    broker.finish_shutdown().await;
+    tracing::info!("fjord-broker stopped");
+    Ok(())
+}

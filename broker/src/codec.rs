@@ -1,0 +1,221 @@
+//! Kafka wire codec glue over the `kafka-protocol` crate: frame limits, request
+//! header/body decoding, the advertised API version table, response framing.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    api_versions_response::ApiVersion, ApiKey, ApiVersionsResponse, RequestHeader, RequestKind,
+    ResponseHeader, ResponseKind,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+/// Why a frame could not be turned into a request: the connection closes.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("frame too short")]
+    Short,
+    #[error("unknown api key {0}")]
+    UnknownApi(i16),
+    #[error("unsupported version {1} of api {0:?}")]
+    UnsupportedVersion(ApiKey, i16),
+    #[error("malformed request: {0}")]
+    Malformed(String),
+}
+
+/// The API versions this broker serves: overlapping what librdkafka 2.0,
+/// librdkafka 2.1x and kafka-python send, and within the crate's own range.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+    // Groups and offsets (broker/src/group): librdkafka 2.0 needs the group
+    // APIs from v0, OffsetFetch v1 and OffsetCommit <= v2.
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+];
+
+/// Version range we advertise for `key`, if any.
+pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, lo, hi)| (*lo, *hi))
+}
+
+/// The ApiVersions table as sent to clients.
+pub fn api_versions_table() -> Vec<ApiVersion> {
+    SUPPORTED
+        .iter()
+        .map(|(k, lo, hi)| {
+            ApiVersion::default()
+                .with_api_key(*k as i16)
+                .with_min_version(*lo)
+                .with_max_version(*hi)
+        })
+        .collect()
+}
+
+/// A decoded request ready for the handlers.
+#[derive(Debug)]
+pub struct Request {
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub header: RequestHeader,
+    pub body: RequestKind,
+    /// The client's address (set by the connection; group members' host).
+    pub peer: Option<std::net::SocketAddr>,
+}
+
+/// What the connection should do with one frame.
+#[derive(Debug)]
+pub enum Decoded {
+    Request(Box<Request>),
+    /// An ApiVersions request above our max: answer v0-shaped error 35 (Kafka's rule).
+    ApiVersionsFallback { correlation_id: i32 },
+}
+
+/// Decode one frame (without its 4-byte length prefix).
+pub fn decode_request(mut frame: Bytes) -> Result<Decoded, CodecError> {
+    if frame.len() < 8 {
+        return Err(CodecError::Short);
+    }
+    let key_raw = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let api_key = ApiKey::try_from(key_raw).map_err(|_| CodecError::UnknownApi(key_raw))?;
+    let Some((lo, hi)) = supported(api_key) else {
+        return Err(CodecError::UnknownApi(key_raw));
+    };
+    if api_key == ApiKey::ApiVersions && version > hi {
+        let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        return Ok(Decoded::ApiVersionsFallback { correlation_id });
+    }
+    if version < lo || version > hi {
+        return Err(CodecError::UnsupportedVersion(api_key, version));
+    }
+    let hv = api_key.request_header_version(version);
+    let header = RequestHeader::decode(&mut frame, hv)
+        .map_err(|e| CodecError::Malformed(format!("header: {e}")))?;
+    let body = RequestKind::decode(api_key, &mut frame, version)
+        .map_err(|e| CodecError::Malformed(format!("{api_key:?} v{version}: {e}")))?;
+    Ok(Decoded::Request(Box::new(Request {
+        api_key,
+        version,
+        header,
+        body,
+        peer: None,
+    })))
+}
+
+/// Encode a full response frame (length prefix, header, body).
+pub fn encode_response(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> anyhow::Result<Bytes> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    // ApiVersions responses always use header v0 so old clients can parse them.
+    let hv = if api_key == ApiKey::ApiVersions {
+        0
+    } else {
+        api_key.response_header_version(version)
+    };
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, hv)?;
+    body.encode(&mut buf, version)?;
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// The v0-shaped ApiVersions answer with UNSUPPORTED_VERSION (35).
+pub fn api_versions_fallback(correlation_id: i32) -> anyhow::Result<Bytes> {
+    let body = ApiVersionsResponse::default()
+        .with_error_code(35)
+        .with_api_keys(api_versions_table());
+    encode_response(
+        ApiKey::ApiVersions,
+        0,
+        correlation_id,
+        &ResponseKind::ApiVersions(body),
+    )
+}
+
+/// Peek the correlation id of a frame (for logging a rejected request).
+pub fn peek_correlation(frame: &[u8]) -> Option<i32> {
+    let mut b = frame.get(4..8)?;
+    Some(b.get_i32())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::ApiVersionsRequest;
+
+    fn frame(key: i16, version: i16, corr: i32, body: &[u8]) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_i16(key);
+        b.put_i16(version);
+        b.put_i32(corr);
+        b.put_i16(-1); // null client id
+        b.extend_from_slice(body);
+        b.freeze()
+    }
+
+    #[test]
+    fn api_versions_v0_decodes() {
+        match decode_request(frame(18, 0, 7, &[])).unwrap() {
+            Decoded::Request(r) => {
+                assert_eq!(r.header.correlation_id, 7);
+                assert!(matches!(r.body, RequestKind::ApiVersions(_)));
+            }
+            d => panic!("{d:?}"),
+        }
+    }
+
+    #[test]
+    fn api_versions_above_max_falls_back() {
+        assert!(matches!(
+            decode_request(frame(18, 9, 3, &[])).unwrap(),
+            Decoded::ApiVersionsFallback { correlation_id: 3 }
+        ));
+        let r = api_versions_fallback(3).unwrap();
+        assert_eq!(&r[8..10], &[0, 35]);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(decode_request(Bytes::from_static(b"\x00")).is_err());
+        assert!(decode_request(frame(999, 0, 1, &[])).is_err());
+        assert!(decode_request(frame(3, 99, 1, &[])).is_err());
+        // Metadata v1 with a truncated topic array.
+        assert!(decode_request(frame(3, 1, 1, &[0, 0, 0, 5, 0])).is_err());
+        for n in 0..64u8 {
+            let mut b = vec![0u8, 0, 0, 7, 0, 0, 0, 1, 0xff, 0xff];
+            b.extend(std::iter::repeat_n(n.wrapping_mul(37), n as usize));
+            let _ = decode_request(Bytes::from(b));
+        }
+        let _ = ApiVersionsRequest::default();
+    }
+}

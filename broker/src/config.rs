@@ -1,0 +1,390 @@
+//! Broker configuration: Kafka's `server.properties` keys, unchanged, so an
+//! operator's existing file works (DESIGN.md → Broker → Config keys).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a configuration could not be used; the binary maps `Invalid` to exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("cannot read {file}: {source}")]
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
+    /// A key carries a value we cannot use; names the key and the file as Kafka does.
+    #[error("invalid value {value:?} for configuration key {key} in {file}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        file: String,
+        reason: String,
+    },
+}
+
+/// One `listeners` entry: where we accept and what we advertise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Every setting the broker acts on, with Kafka's defaults.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub broker_id: i32,
+    pub listen: Endpoint,
+    pub advertised: Endpoint,
+    pub log_dir: PathBuf,
+    /// `host:port,...[/chroot]`; empty means standalone (cluster state kept locally).
+    pub zookeeper_connect: String,
+    pub zookeeper_session_timeout: Duration,
+    pub zookeeper_connection_timeout: Duration,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub min_insync_replicas: i32,
+    pub auto_create_topics: bool,
+    pub delete_topic_enable: bool,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub retention_check_interval: Duration,
+    pub segment_bytes: i64,
+    pub offsets_topic_replication_factor: i16,
+    pub unclean_leader_election: bool,
+    pub replica_lag_time_max: Duration,
+    pub message_max_bytes: i32,
+    pub socket_request_max_bytes: i32,
+    /// fsync (RocksDB sync write) after this many messages; i64::MAX = never force.
+    pub flush_interval_messages: i64,
+    /// fsync at least this often; None = leave it to the OS.
+    pub flush_interval_ms: Option<u64>,
+    /// The file this came from, for error messages.
+    pub source: String,
+    /// Raw key/values, so DescribeConfigs can echo what was set.
+    pub raw: BTreeMap<String, String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            broker_id: 0,
+            listen: Endpoint {
+                host: "0.0.0.0".into(),
+                port: 9092,
+            },
+            advertised: Endpoint {
+                host: "127.0.0.1".into(),
+                port: 9092,
+            },
+            log_dir: PathBuf::from("/tmp/fjord/broker-0"),
+            zookeeper_connect: String::new(),
+            zookeeper_session_timeout: Duration::from_millis(18_000),
+            zookeeper_connection_timeout: Duration::from_millis(18_000),
+            num_partitions: 1,
+            default_replication_factor: 1,
+            min_insync_replicas: 1,
+            auto_create_topics: true,
+            delete_topic_enable: true,
+            retention_ms: 168 * 3_600_000,
+            retention_bytes: -1,
+            retention_check_interval: Duration::from_millis(300_000),
+            segment_bytes: 1 << 30,
+            offsets_topic_replication_factor: 3,
+            unclean_leader_election: false,
+            replica_lag_time_max: Duration::from_millis(30_000),
+            message_max_bytes: 1_048_588,
+            socket_request_max_bytes: 104_857_600,
+            flush_interval_messages: i64::MAX,
+            flush_interval_ms: None,
+            source: "<defaults>".into(),
+            raw: BTreeMap::new(),
+        }
+    }
+}
+
+/// Keys we recognise but do not act on yet: accepted silently.
+const KNOWN_PASSIVE: &[&str] = &[
+    "num.network.threads",
+    "num.io.threads",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "num.recovery.threads.per.data.dir",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "group.initial.rebalance.delay.ms",
+    "log.cleaner.enable",
+    "auto.leader.rebalance.enable",
+    "controlled.shutdown.enable",
+    "offsets.topic.num.partitions",
+    "listener.security.protocol.map",
+    "inter.broker.listener.name",
+    "broker.rack",
+];
+
+fn parse_endpoint(v: &str) -> Result<Endpoint, String> {
+    // PLAINTEXT://host:port (first listener wins); bare host:port accepted too.
+    let first = v.split(',').next().unwrap_or("").trim();
+    let rest = match first.split_once("://") {
+        Some((proto, rest)) => {
+            if !proto.eq_ignore_ascii_case("PLAINTEXT") {
+                return Err(format!("only PLAINTEXT listeners are supported, got {proto}"));
+            }
+            rest
+        }
+        None => first,
+    };
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| "expected PLAINTEXT://host:port".to_string())?;
+    let port: u16 = port.parse().map_err(|_| format!("bad port {port:?}"))?;
+    Ok(Endpoint {
+        host: host.to_string(),
+        port,
+    })
+}
+
+impl BrokerConfig {
+    /// Read and validate a `server.properties` file.
+    pub fn load(path: &Path) -> Result<BrokerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse properties text; `file` only names the source in errors.
+    pub fn parse(text: &str, file: &str) -> Result<BrokerConfig, ConfigError> {
+        let mut raw = BTreeMap::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let (k, v) = match line.find(['=', ':']) {
+                Some(i) => (line[..i].trim(), line[i + 1..].trim()),
+                None => (line, ""),
+            };
+            raw.insert(k.to_string(), v.to_string());
+        }
+        Self::from_map(raw, file)
+    }
+
+    /// Build from key/values (also used by tests and the standalone mode).
+    pub fn from_map(raw: BTreeMap<String, String>, file: &str) -> Result<BrokerConfig, ConfigError> {
+        let mut c = BrokerConfig {
+            source: file.to_string(),
+            ..Default::default()
+        };
+        let bad = |k: &str, v: &str, reason: String| ConfigError::Invalid {
+            key: k.to_string(),
+            value: v.to_string(),
+            file: file.to_string(),
+            reason,
+        };
+        fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+            v.parse::<T>().map_err(|_| "not a number in range".to_string())
+        }
+        fn boolean(v: &str) -> Result<bool, String> {
+            match v.to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err("expected true or false".into()),
+            }
+        }
+        let mut hours = None;
+        let mut minutes = None;
+        let mut ms = None;
+        let mut advertised = None;
+        for (k, v) in &raw {
+            let r: Result<(), String> = (|| {
+                match k.as_str() {
+                    "broker.id" => {
+                        c.broker_id = num(v)?;
+                        if c.broker_id < 0 {
+                            return Err("must be >= 0".into());
+                        }
+                    }
+                    "listeners" => c.listen = parse_endpoint(v)?,
+                    "advertised.listeners" => advertised = Some(parse_endpoint(v)?),
+                    "log.dirs" | "log.dir" => {
+                        let first = v.split(',').next().unwrap_or("").trim();
+                        if first.is_empty() {
+                            return Err("empty path".into());
+                        }
+                        c.log_dir = PathBuf::from(first);
+                    }
+                    "zookeeper.connect" => c.zookeeper_connect = v.clone(),
+                    "zookeeper.session.timeout.ms" => {
+                        c.zookeeper_session_timeout = Duration::from_millis(num(v)?)
+                    }
+                    "zookeeper.connection.timeout.ms" => {
+                        c.zookeeper_connection_timeout = Duration::from_millis(num(v)?)
+                    }
+                    "num.partitions" => {
+                        c.num_partitions = num(v)?;
+                        if c.num_partitions < 1 {
+                            return Err("must be >= 1".into());
+                        }
+                    }
+                    "default.replication.factor" => {
+                        c.default_replication_factor = num(v)?;
+                        if c.default_replication_factor < 1 {
+                            return Err("must be >= 1".into());
+                        }
+                    }
+                    "min.insync.replicas" => c.min_insync_replicas = num(v)?,
+                    "auto.create.topics.enable" => c.auto_create_topics = boolean(v)?,
+                    "delete.topic.enable" => c.delete_topic_enable = boolean(v)?,
+                    "log.retention.hours" => hours = Some(num::<i64>(v)?),
+                    "log.retention.minutes" => minutes = Some(num::<i64>(v)?),
+                    "log.retention.ms" => ms = Some(num::<i64>(v)?),
+                    "log.retention.bytes" => c.retention_bytes = num(v)?,
+                    "log.retention.check.interval.ms" => {
+                        c.retention_check_interval = Duration::from_millis(num(v)?)
+                    }
+                    "log.segment.bytes" => c.segment_bytes = num(v)?,
+                    "offsets.topic.replication.factor" => {
+                        c.offsets_topic_replication_factor = num(v)?
+                    }
+                    "unclean.leader.election.enable" => c.unclean_leader_election = boolean(v)?,
+                    "replica.lag.time.max.ms" => {
+                        c.replica_lag_time_max = Duration::from_millis(num(v)?)
+                    }
+                    "message.max.bytes" => {
+                        c.message_max_bytes = num(v)?;
+                        if c.message_max_bytes < 64 {
+                            return Err("must be >= 64".into());
+                        }
+                    }
+                    "socket.request.max.bytes" => {
+                        c.socket_request_max_bytes = num(v)?;
+                        if c.socket_request_max_bytes < 1024 {
+                            return Err("must be >= 1024".into());
+                        }
+                    }
+                    "log.flush.interval.messages" => {
+                        c.flush_interval_messages = num(v)?;
+                        if c.flush_interval_messages < 1 {
+                            return Err("must be >= 1".into());
+                        }
+                    }
+                    "log.flush.interval.ms" => c.flush_interval_ms = Some(num(v)?),
+                    other if KNOWN_PASSIVE.contains(&other) => {}
+                    other => tracing::warn!(key = other, file, "unknown configuration key ignored"),
+                }
+                Ok(())
+            })();
+            r.map_err(|reason| bad(k, v, reason))?;
+        }
+        if let Some(ms) = ms {
+            c.retention_ms = ms;
+        } else if let Some(m) = minutes {
+            c.retention_ms = m.saturating_mul(60_000);
+        } else if let Some(h) = hours {
+            c.retention_ms = h.saturating_mul(3_600_000);
+        }
+        c.advertised = match advertised {
+            Some(a) => a,
+            None => {
+                let host = if c.listen.host.is_empty() || c.listen.host == "0.0.0.0" {
+                    "127.0.0.1".to_string()
+                } else {
+                    c.listen.host.clone()
+                };
+                Endpoint {
+                    host,
+                    port: c.listen.port,
+                }
+            }
+        };
+        if raw.get("log.dirs").is_none() && raw.get("log.dir").is_none() {
+            c.log_dir = PathBuf::from(format!("/tmp/fjord/broker-{}", c.broker_id));
+        }
+        c.raw = raw;
+        Ok(c)
+    }
+}
+
+/// Topic-level configs with the broker-level key that supplies their default,
+/// as DescribeConfigs reports them (name, broker key, default).
+pub fn topic_config_defaults(c: &BrokerConfig) -> Vec<(&'static str, Option<&'static str>, String)> {
+    vec![
+        ("cleanup.policy", Some("log.cleanup.policy"), "delete".into()),
+        ("compression.type", Some("compression.type"), "producer".into()),
+        ("retention.ms", Some("log.retention.ms"), c.retention_ms.to_string()),
+        ("retention.bytes", Some("log.retention.bytes"), c.retention_bytes.to_string()),
+        ("segment.bytes", Some("log.segment.bytes"), c.segment_bytes.to_string()),
+        ("max.message.bytes", Some("message.max.bytes"), c.message_max_bytes.to_string()),
+        ("min.insync.replicas", Some("min.insync.replicas"), c.min_insync_replicas.to_string()),
+        (
+            "unclean.leader.election.enable",
+            Some("unclean.leader.election.enable"),
+            c.unclean_leader_election.to_string(),
+        ),
+        ("message.timestamp.type", Some("log.message.timestamp.type"), "CreateTime".into()),
+        (
+            "flush.messages",
+            Some("log.flush.interval.messages"),
+            c.flush_interval_messages.to_string(),
+        ),
+        ("delete.retention.ms", None, "86400000".into()),
+        ("segment.ms", None, "604800000".into()),
+    ]
+}
+
+/// Validate one topic config value; returns a reason when unusable.
+pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
+    match name {
+        "retention.ms" | "retention.bytes" | "segment.ms" | "delete.retention.ms" | "flush.messages" => value
+            .parse::<i64>()
+            .map(|_| ())
+            .map_err(|_| format!("{name} must be an integer")),
+        "segment.bytes" | "max.message.bytes" | "min.insync.replicas" => value
+            .parse::<i32>()
+            .ok()
+            .filter(|v| *v >= 1)
+            .map(|_| ())
+            .ok_or_else(|| format!("{name} must be a positive integer")),
+        "cleanup.policy" => match value {
+            "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
+            _ => Err("cleanup.policy must be delete or compact".into()),
+        },
+        "unclean.leader.election.enable" => match value {
+            "true" | "false" => Ok(()),
+            _ => Err(format!("{name} must be true or false")),
+        },
+        "compression.type" | "message.timestamp.type" => Ok(()),
+        _ => Err(format!("unknown topic config {name}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kafka_keys() {
+        let c = BrokerConfig::parse(
+            "broker.id=3\nlisteners=PLAINTEXT://127.0.0.1:19093\nlog.dirs=/tmp/x,/tmp/y\n\
+             log.retention.hours=1\nzookeeper.connect=127.0.0.1:2181/fjord\n",
+            "t.properties",
+        )
+        .unwrap();
+        assert_eq!(c.broker_id, 3);
+        assert_eq!(c.listen.port, 19093);
+        assert_eq!(c.advertised.host, "127.0.0.1");
+        assert_eq!(c.log_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.retention_ms, 3_600_000);
+        assert_eq!(c.zookeeper_connect, "127.0.0.1:2181/fjord");
+    }
+
+    #[test]
+    fn invalid_value_names_key_and_file() {
+        let e = BrokerConfig::parse("num.partitions=abc\n", "srv.properties").unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("num.partitions") && s.contains("srv.properties"), "{s}");
+    }
+}

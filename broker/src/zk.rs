@@ -1,0 +1,851 @@
+//! Cluster state in fjord-coord, in Kafka's ZooKeeper-mode layout (DESIGN.md →
+//! znode table): registration under `/brokers/ids`, `/cluster/id`, topics under
+//! `/brokers/topics`, configs under `/config/topics`, deletion requests under
+//! `/admin/delete_topics`, and the controller elected through `/controller` +
+//! `/controller_epoch`.
+//!
+//! One sync task owns the session: persistent recursive watches on `/brokers`,
+//! `/config`, `/admin` and `/controller` mark what changed, the task re-reads
+//! just that and swaps a new snapshot into the MetadataCache. Requests never
+//! read the coordinator; admin requests write znodes and wait for the cache.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fjord_coord::client::{CreateMode, SessionState, WatchedEvent, ZkClient, ZkError};
+use fjord_coord::proto::{Acl, ErrorCode, MultiOp};
+use parking_lot::RwLock;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Mutex};
+
+use crate::broker::now_ms;
+use crate::cluster::{new_base64_uuid, parse_base64_uuid, plan_assignment, AdminError, NewTopic};
+use crate::config::BrokerConfig;
+use crate::metadata::{assign_replicas, BrokerInfo, MetadataCache, PartitionMeta, PartitionState, TopicMeta};
+
+/// Why the broker could not join the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ZkStartError {
+    #[error("coordinator unreachable at {0} within zookeeper.connection.timeout.ms: {1}")]
+    Unreachable(String, String),
+    #[error("broker.id already registered: {0} exists and belongs to a live broker")]
+    DuplicateId(String),
+    #[error("coordinator error: {0}")]
+    Other(String),
+}
+
+fn zk_admin(e: ZkError) -> AdminError {
+    AdminError::Unavailable(e.to_string())
+}
+
+fn is_code(e: &ZkError, c: ErrorCode) -> bool {
+    e.code() == Some(c)
+}
+
+const PERSISTENT_PATHS: &[&str] = &[
+    "/brokers",
+    "/brokers/ids",
+    "/brokers/topics",
+    "/brokers/seqid",
+    "/config",
+    "/config/topics",
+    "/config/changes",
+    "/admin",
+    "/admin/delete_topics",
+    "/consumers",
+    "/cluster",
+    "/isr_change_notification",
+];
+
+/// ZooKeeper-backed cluster state.
+pub struct ZkCluster {
+    client: RwLock<ZkClient>,
+    me: BrokerInfo,
+    cache: Arc<MetadataCache>,
+    loaded: Arc<AtomicBool>,
+    /// Our controller epoch while we are controller, else -1.
+    controller_epoch: Arc<AtomicI32>,
+    admin_lock: Mutex<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+struct Shared {
+    me: BrokerInfo,
+    cache: Arc<MetadataCache>,
+    loaded: Arc<AtomicBool>,
+    controller_epoch: Arc<AtomicI32>,
+    unclean: bool,
+}
+
+async fn connect(cs: &str, session: Duration, limit: Duration) -> Result<ZkClient, ZkStartError> {
+    let deadline = Instant::now() + limit;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match ZkClient::connect(cs, session).await {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                if Instant::now() + backoff >= deadline {
+                    return Err(ZkStartError::Unreachable(cs.to_string(), e.to_string()));
+                }
+                tracing::warn!(connect = cs, error = %e, "coordinator not reachable yet; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+async fn ensure_path(zk: &ZkClient, path: &str) -> Result<(), ZkError> {
+    let mut cur = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        cur.push('/');
+        cur.push_str(part);
+        match zk.create(&cur, b"", &Acl::open_unsafe(), CreateMode::Persistent).await {
+            Ok(_) => {}
+            Err(e) if is_code(&e, ErrorCode::NodeExists) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn broker_json(me: &BrokerInfo) -> Vec<u8> {
+    json!({
+        "version": 5,
+        "host": me.host,
+        "port": me.port,
+        "jmx_port": -1,
+        "timestamp": now_ms().to_string(),
+        "endpoints": [format!("PLAINTEXT://{}:{}", me.host, me.port)],
+        "listener_security_protocol_map": {"PLAINTEXT": "PLAINTEXT"},
+        "features": {}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn state_json(s: &PartitionState) -> Vec<u8> {
+    json!({
+        "version": 1,
+        "leader": s.leader,
+        "leader_epoch": s.leader_epoch,
+        "controller_epoch": s.controller_epoch,
+        "isr": s.isr,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn topic_json(partitions: &BTreeMap<i32, Vec<i32>>, topic_id: &str) -> Vec<u8> {
+    let parts: serde_json::Map<String, Value> = partitions
+        .iter()
+        .map(|(p, r)| (p.to_string(), json!(r)))
+        .collect();
+    json!({
+        "version": 3,
+        "partitions": parts,
+        "adding_replicas": {},
+        "removing_replicas": {},
+        "topic_id": topic_id,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn parse_topic(data: &[u8]) -> Option<(BTreeMap<i32, Vec<i32>>, String)> {
+    let v: Value = serde_json::from_slice(data).ok()?;
+    let mut out = BTreeMap::new();
+    for (k, r) in v.get("partitions")?.as_object()? {
+        let p: i32 = k.parse().ok()?;
+        let reps = r
+            .as_array()?
+            .iter()
+            .filter_map(|x| x.as_i64().map(|x| x as i32))
+            .collect();
+        out.insert(p, reps);
+    }
+    let id = v.get("topic_id").and_then(|x| x.as_str()).unwrap_or("").to_string();
+    Some((out, id))
+}
+
+fn parse_broker(id: i32, data: &[u8]) -> Option<BrokerInfo> {
+    let v: Value = serde_json::from_slice(data).ok()?;
+    let from_fields = v
+        .get("host")
+        .and_then(|h| h.as_str())
+        .zip(v.get("port").and_then(|p| p.as_u64()));
+    let (host, port) = match from_fields {
+        Some((h, p)) if !h.is_empty() => (h.to_string(), p as u16),
+        _ => {
+            let ep = v.get("endpoints")?.as_array()?.first()?.as_str()?;
+            let rest = ep.split_once("://")?.1;
+            let (h, p) = rest.rsplit_once(':')?;
+            (h.to_string(), p.parse().ok()?)
+        }
+    };
+    Some(BrokerInfo {
+        id,
+        host,
+        port,
+        rack: v.get("rack").and_then(|r| r.as_str()).map(String::from),
+    })
+}
+
+fn parse_configs(data: &[u8]) -> BTreeMap<String, String> {
+    let v: Value = serde_json::from_slice(data).unwrap_or(Value::Null);
+    v.get("config")
+        .and_then(|c| c.as_object())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Register, then set watches; returns the session and a merged event stream.
+async fn establish(
+    config: &BrokerConfig,
+    me: &BrokerInfo,
+) -> Result<(ZkClient, mpsc::UnboundedReceiver<WatchedEvent>), ZkStartError> {
+    let cs = config.zookeeper_connect.trim().to_string();
+    let session = config.zookeeper_session_timeout;
+    let limit = config.zookeeper_connection_timeout;
+    let other = |e: ZkError| ZkStartError::Other(e.to_string());
+    // Kafka creates the chroot if missing.
+    if let Some(i) = cs.find('/') {
+        let (hosts, chroot) = cs.split_at(i);
+        if chroot.len() > 1 {
+            let z = connect(hosts, session, limit).await?;
+            ensure_path(&z, chroot).await.map_err(other)?;
+            z.close().await;
+        }
+    }
+    let zk = connect(&cs, session, limit).await?;
+    for p in PERSISTENT_PATHS {
+        ensure_path(&zk, p).await.map_err(other)?;
+    }
+    // /cluster/id
+    let (_, cid) = new_base64_uuid();
+    let cid_json = json!({"version": "1", "id": cid}).to_string();
+    match zk
+        .create("/cluster/id", cid_json.as_bytes(), &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+    {
+        Ok(_) => tracing::info!(cluster_id = %cid, "created /cluster/id"),
+        Err(e) if is_code(&e, ErrorCode::NodeExists) => {}
+        Err(e) => return Err(other(e)),
+    }
+    // Registration: a stale ephemeral of our own previous (killed) process may
+    // linger until its session expires; a live broker elsewhere is a duplicate.
+    let path = format!("/brokers/ids/{}", me.id);
+    let data = broker_json(me);
+    let deadline = Instant::now() + session + Duration::from_secs(2);
+    loop {
+        match zk.create(&path, &data, &Acl::open_unsafe(), CreateMode::Ephemeral).await {
+            Ok(_) => break,
+            Err(e) if is_code(&e, ErrorCode::NodeExists) => {
+                let existing = zk.get_data(&path).await.ok();
+                let same_endpoint = existing
+                    .as_ref()
+                    .and_then(|(d, _)| parse_broker(me.id, d))
+                    .is_some_and(|b| b.host == me.host && b.port == me.port);
+                if !same_endpoint || Instant::now() >= deadline {
+                    return Err(ZkStartError::DuplicateId(path));
+                }
+                // Our listener is bound, so the holder of our endpoint is a dead predecessor.
+                tracing::warn!(path, "stale registration from a previous run; waiting for its session to expire");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(other(e)),
+        }
+    }
+    tracing::info!(path, session = format!("0x{:x}", zk.session_id()), "registered broker");
+    let (tx, rx) = mpsc::unbounded_channel();
+    for (p, rec) in [("/brokers", true), ("/config", true), ("/admin", true), ("/controller", false)] {
+        let mut w = zk.add_watch(p, rec).await.map_err(other)?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = w.recv().await {
+                if tx.send(ev).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    Ok((zk, rx))
+}
+
+impl ZkCluster {
+    /// Connect (retrying until zookeeper.connection.timeout.ms), register, load
+    /// state into the cache, start the sync task and the controller candidate.
+    pub async fn start(
+        config: &BrokerConfig,
+        me: BrokerInfo,
+        cache: Arc<MetadataCache>,
+    ) -> Result<ZkCluster, ZkStartError> {
+        let (zk, events) = establish(config, &me).await?;
+        let shared = Arc::new(Shared {
+            me: me.clone(),
+            cache: cache.clone(),
+            loaded: Arc::new(AtomicBool::new(false)),
+            controller_epoch: Arc::new(AtomicI32::new(-1)),
+            unclean: config.unclean_leader_election,
+        });
+        full_load(&zk, &shared).await.map_err(|e| ZkStartError::Other(e.to_string()))?;
+        shared.loaded.store(true, Ordering::SeqCst);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let cluster = ZkCluster {
+            client: RwLock::new(zk.clone()),
+            me,
+            cache,
+            loaded: shared.loaded.clone(),
+            controller_epoch: shared.controller_epoch.clone(),
+            admin_lock: Mutex::new(()),
+            stop,
+        };
+        tokio::spawn(sync_task(zk, events, shared, config.clone(), stop_rx));
+        Ok(cluster)
+    }
+
+    fn zk(&self) -> ZkClient {
+        self.client.read().clone()
+    }
+
+    /// True once the first full load of cluster state reached the cache.
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::SeqCst)
+    }
+
+    /// Whether this broker is the controller right now.
+    pub fn is_controller(&self) -> bool {
+        self.controller_epoch.load(Ordering::SeqCst) >= 0
+    }
+
+    pub(crate) async fn create_topic(&self, t: NewTopic, validate_only: bool) -> Result<(), AdminError> {
+        let _g = self.admin_lock.lock().await;
+        let view = self.cache.view();
+        if view.topics.contains_key(&t.name) {
+            return Err(AdminError::TopicExists);
+        }
+        let live: Vec<i32> = view.brokers.keys().copied().collect();
+        let start = rand::random::<u32>() as usize % live.len().max(1);
+        let a = plan_assignment(&t, &live, start)?;
+        if validate_only {
+            return Ok(());
+        }
+        let zk = self.zk();
+        let (_, tid) = new_base64_uuid();
+        let cfg = json!({"version": 1, "config": t.configs}).to_string();
+        let cfg_path = format!("/config/topics/{}", t.name);
+        let ops = vec![
+            MultiOp::create(&format!("/brokers/topics/{}", t.name), &topic_json(&a, &tid), &Acl::open_unsafe(), CreateMode::Persistent),
+        ];
+        // Config first (so the topic is born with it), tolerating a leftover.
+        match zk.create(&cfg_path, cfg.as_bytes(), &Acl::open_unsafe(), CreateMode::Persistent).await {
+            Ok(_) => {}
+            Err(e) if is_code(&e, ErrorCode::NodeExists) => {
+                zk.set_data(&cfg_path, cfg.as_bytes(), -1).await.map_err(zk_admin)?;
+            }
+            Err(e) => return Err(zk_admin(e)),
+        }
+        match zk.multi(ops).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_code(&e, ErrorCode::NodeExists) => Err(AdminError::TopicExists),
+            Err(e) => Err(zk_admin(e)),
+        }
+        .map(|_| tracing::info!(topic = %t.name, partitions = a.len(), "created topic znode"))
+    }
+
+    pub(crate) async fn delete_topic(&self, name: &str) -> Result<(), AdminError> {
+        let zk = self.zk();
+        if zk
+            .exists(&format!("/brokers/topics/{name}"))
+            .await
+            .map_err(zk_admin)?
+            .is_none()
+        {
+            return Err(AdminError::UnknownTopic);
+        }
+        match zk
+            .create(&format!("/admin/delete_topics/{name}"), b"", &Acl::open_unsafe(), CreateMode::Persistent)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_code(&e, ErrorCode::NodeExists) => Ok(()),
+            Err(e) => Err(zk_admin(e)),
+        }
+    }
+
+    pub(crate) async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
+        let _g = self.admin_lock.lock().await;
+        let zk = self.zk();
+        let path = format!("/brokers/topics/{name}");
+        let (data, stat) = match zk.get_data(&path).await {
+            Ok(x) => x,
+            Err(e) if is_code(&e, ErrorCode::NoNode) => return Err(AdminError::UnknownTopic),
+            Err(e) => return Err(zk_admin(e)),
+        };
+        let (mut parts, tid) = parse_topic(&data).ok_or_else(|| AdminError::Unavailable("bad topic znode".into()))?;
+        let have = parts.len() as i32;
+        if count <= have {
+            return Err(AdminError::InvalidPartitions(format!(
+                "Topic currently has {have} partitions, {count} would not be an increase."
+            )));
+        }
+        let rf = parts.values().next().map(|r| r.len()).unwrap_or(1) as i16;
+        let live: Vec<i32> = self.cache.view().brokers.keys().copied().collect();
+        let extra = assign_replicas(&live, count - have, rf, have as usize, have).ok_or_else(|| {
+            AdminError::InvalidReplicationFactor(format!(
+                "Replication factor: {rf} larger than available brokers: {}.",
+                live.len()
+            ))
+        })?;
+        if validate_only {
+            return Ok(());
+        }
+        parts.extend(extra);
+        match zk.set_data(&path, &topic_json(&parts, &tid), stat.version).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(zk_admin(e)),
+        }
+    }
+
+    pub(crate) async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<(), AdminError> {
+        let zk = self.zk();
+        if !self.cache.view().topics.contains_key(name) {
+            return Err(AdminError::UnknownTopic);
+        }
+        let path = format!("/config/topics/{name}");
+        let data = json!({"version": 1, "config": configs}).to_string();
+        match zk.set_data(&path, data.as_bytes(), -1).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_code(&e, ErrorCode::NoNode) => zk
+                .create(&path, data.as_bytes(), &Acl::open_unsafe(), CreateMode::Persistent)
+                .await
+                .map(|_| ())
+                .map_err(zk_admin),
+            Err(e) => Err(zk_admin(e)),
+        }
+    }
+
+    /// Deregister: closing the session removes `/brokers/ids/<id>` (and
+    /// `/controller` if held) at once.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        self.zk().close().await;
+        tracing::info!(id = self.me.id, "deregistered from coordinator");
+    }
+}
+
+async fn read_opt(zk: &ZkClient, path: &str) -> Result<Option<(bytes::Bytes, i32)>, ZkError> {
+    match zk.get_data(path).await {
+        Ok((d, st)) => Ok(Some((d, st.version))),
+        Err(e) if is_code(&e, ErrorCode::NoNode) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn children_opt(zk: &ZkClient, path: &str) -> Result<Vec<String>, ZkError> {
+    match zk.get_children(path).await {
+        Ok(c) => Ok(c),
+        Err(e) if is_code(&e, ErrorCode::NoNode) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn load_brokers(zk: &ZkClient) -> Result<BTreeMap<i32, BrokerInfo>, ZkError> {
+    let mut out = BTreeMap::new();
+    for c in children_opt(zk, "/brokers/ids").await? {
+        let Ok(id) = c.parse::<i32>() else { continue };
+        if let Some((d, _)) = read_opt(zk, &format!("/brokers/ids/{c}")).await? {
+            if let Some(b) = parse_broker(id, &d) {
+                out.insert(id, b);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn load_controller(zk: &ZkClient) -> Result<i32, ZkError> {
+    Ok(read_opt(zk, "/controller")
+        .await?
+        .and_then(|(d, _)| serde_json::from_slice::<Value>(&d).ok())
+        .and_then(|v| v.get("brokerid").and_then(|b| b.as_i64()))
+        .map(|b| b as i32)
+        .unwrap_or(-1))
+}
+
+async fn load_topic(zk: &ZkClient, name: &str) -> Result<Option<TopicMeta>, ZkError> {
+    let Some((data, _)) = read_opt(zk, &format!("/brokers/topics/{name}")).await? else {
+        return Ok(None);
+    };
+    let Some((parts, tid)) = parse_topic(&data) else {
+        tracing::warn!(topic = name, "unparseable topic znode ignored");
+        return Ok(None);
+    };
+    let mut partitions = Vec::with_capacity(parts.len());
+    for (p, replicas) in parts {
+        let state = read_opt(zk, &format!("/brokers/topics/{name}/partitions/{p}/state"))
+            .await?
+            .and_then(|(d, _)| serde_json::from_slice::<PartitionState>(&d).ok());
+        partitions.push(PartitionMeta { index: p, replicas, state });
+    }
+    let configs = read_opt(zk, &format!("/config/topics/{name}"))
+        .await?
+        .map(|(d, _)| parse_configs(&d))
+        .unwrap_or_default();
+    let deleting = zk
+        .exists(&format!("/admin/delete_topics/{name}"))
+        .await?
+        .is_some();
+    Ok(Some(TopicMeta {
+        name: name.to_string(),
+        topic_id: parse_base64_uuid(&tid).unwrap_or_default(),
+        partitions,
+        configs,
+        deleting,
+    }))
+}
+
+async fn full_load(zk: &ZkClient, sh: &Shared) -> Result<(), ZkError> {
+    let cluster_id = read_opt(zk, "/cluster/id")
+        .await?
+        .and_then(|(d, _)| serde_json::from_slice::<Value>(&d).ok())
+        .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from))
+        .unwrap_or_default();
+    let brokers = load_brokers(zk).await?;
+    let controller = load_controller(zk).await?;
+    let mut topics = HashMap::new();
+    for t in children_opt(zk, "/brokers/topics").await? {
+        if let Some(m) = load_topic(zk, &t).await? {
+            topics.insert(t, Arc::new(m));
+        }
+    }
+    sh.cache.update(|v| {
+        v.cluster_id = cluster_id;
+        v.brokers = brokers;
+        v.controller_id = controller;
+        v.topics = topics;
+    });
+    Ok(())
+}
+
+#[derive(Default)]
+struct Dirty {
+    brokers: bool,
+    controller: bool,
+    topics: BTreeSet<String>,
+    deletes: bool,
+}
+
+impl Dirty {
+    fn mark(&mut self, ev: &WatchedEvent) {
+        let p = ev.path.as_str();
+        let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
+        match parts.as_slice() {
+            ["controller", ..] => self.controller = true,
+            ["brokers", "ids", ..] => self.brokers = true,
+            ["brokers", "topics", t, ..] | ["config", "topics", t] => {
+                self.topics.insert(t.to_string());
+            }
+            ["admin", "delete_topics", t] => {
+                self.topics.insert(t.to_string());
+                self.deletes = true;
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn sync_task(
+    mut zk: ZkClient,
+    mut events: mpsc::UnboundedReceiver<WatchedEvent>,
+    sh: Arc<Shared>,
+    config: BrokerConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut state = zk.state();
+    // Try to become controller at start, and whenever /controller changes.
+    let mut dirty = Dirty {
+        controller: true,
+        deletes: true,
+        ..Default::default()
+    };
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if let Err(e) = apply(&zk, &sh, std::mem::take(&mut dirty)).await {
+            tracing::warn!(error = %e, "metadata refresh failed; retrying");
+            dirty.brokers = true;
+            dirty.controller = true;
+            dirty.deletes = true;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if matches!(e, ZkError::SessionExpired | ZkError::Closed) {
+                // fall through to the state check below
+            } else {
+                continue;
+            }
+        }
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(ev) => {
+                    dirty.mark(&ev);
+                    while let Ok(ev) = events.try_recv() {
+                        dirty.mark(&ev);
+                    }
+                }
+                None => {}
+            },
+            r = state.changed() => {
+                if r.is_err() { return; }
+                let s = *state.borrow();
+                if s == SessionState::Expired {
+                    tracing::error!("coordinator session expired; re-registering");
+                    sh.controller_epoch.store(-1, Ordering::SeqCst);
+                    loop {
+                        if *stop.borrow() { return; }
+                        match establish(&config, &sh.me).await {
+                            Ok((z, ev)) => {
+                                zk = z;
+                                events = ev;
+                                state = zk.state();
+                                break;
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "re-registration failed; retrying");
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
+                        }
+                    }
+                    if let Err(e) = full_load(&zk, &sh).await {
+                        tracing::warn!(error = %e, "reload after expiry failed");
+                    }
+                    dirty.controller = true;
+                    dirty.deletes = true;
+                } else if s == SessionState::Connected {
+                    // Events may have been missed while disconnected: re-read everything.
+                    if let Err(e) = full_load(&zk, &sh).await {
+                        tracing::warn!(error = %e, "reload after reconnect failed");
+                    }
+                    dirty.controller = true;
+                    dirty.deletes = true;
+                }
+            }
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {
+                // Periodic safety net for the controller's duties.
+                dirty.deletes = true;
+            }
+        }
+    }
+}
+
+async fn apply(zk: &ZkClient, sh: &Shared, d: Dirty) -> Result<(), ZkError> {
+    if d.brokers {
+        let b = load_brokers(zk).await?;
+        sh.cache.update(|v| v.brokers = b);
+    }
+    if d.controller {
+        let mut c = load_controller(zk).await?;
+        if c < 0 {
+            c = try_become_controller(zk, sh).await?;
+        } else if c != sh.me.id && sh.controller_epoch.load(Ordering::SeqCst) >= 0 {
+            tracing::warn!(new_controller = c, "lost controllership");
+            sh.controller_epoch.store(-1, Ordering::SeqCst);
+        }
+        sh.cache.update(|v| v.controller_id = c);
+    }
+    for t in &d.topics {
+        let m = load_topic(zk, t).await?;
+        sh.cache.update(|v| match m {
+            Some(m) => {
+                v.topics.insert(t.clone(), Arc::new(m));
+            }
+            None => {
+                v.topics.remove(t);
+            }
+        });
+    }
+    if sh.controller_epoch.load(Ordering::SeqCst) >= 0 {
+        controller_duties(zk, sh, d.deletes || d.brokers || !d.topics.is_empty()).await?;
+    }
+    Ok(())
+}
+
+async fn try_become_controller(zk: &ZkClient, sh: &Shared) -> Result<i32, ZkError> {
+    let data = json!({
+        "version": 2,
+        "brokerid": sh.me.id,
+        "timestamp": now_ms().to_string(),
+        "kraftControllerEpoch": -1
+    })
+    .to_string();
+    match zk
+        .create("/controller", data.as_bytes(), &Acl::open_unsafe(), CreateMode::Ephemeral)
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if is_code(&e, ErrorCode::NodeExists) => return load_controller(zk).await,
+        Err(e) => return Err(e),
+    }
+    // Bump /controller_epoch; its version fences stale controllers.
+    let epoch = loop {
+        match read_opt(zk, "/controller_epoch").await? {
+            None => match zk
+                .create("/controller_epoch", b"1", &Acl::open_unsafe(), CreateMode::Persistent)
+                .await
+            {
+                Ok(_) => break 1,
+                Err(e) if is_code(&e, ErrorCode::NodeExists) => continue,
+                Err(e) => return Err(e),
+            },
+            Some((d, ver)) => {
+                let cur: i32 = std::str::from_utf8(&d)
+                    .ok()
+                    .and_then(|s| s.trim().trim_matches('"').parse().ok())
+                    .unwrap_or(0);
+                let next = cur + 1;
+                match zk.set_data("/controller_epoch", next.to_string().as_bytes(), ver).await {
+                    Ok(_) => break next,
+                    Err(e) if is_code(&e, ErrorCode::BadVersion) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    };
+    sh.controller_epoch.store(epoch, Ordering::SeqCst);
+    tracing::info!(id = sh.me.id, epoch, "became controller");
+    Ok(sh.me.id)
+}
+
+/// The controller's reconciliation: elect leaders for partitions without a
+/// state znode or whose leader is gone, and carry out topic deletions.
+async fn controller_duties(zk: &ZkClient, sh: &Shared, deletes: bool) -> Result<(), ZkError> {
+    let cepoch = sh.controller_epoch.load(Ordering::SeqCst);
+    if deletes {
+        for t in children_opt(zk, "/admin/delete_topics").await? {
+            delete_topic_znodes(zk, &t).await?;
+            tracing::info!(topic = %t, "controller deleted topic");
+            sh.cache.update(|v| {
+                v.topics.remove(&t);
+            });
+        }
+    }
+    let view = sh.cache.view();
+    for t in view.topics.values() {
+        if t.deleting {
+            continue;
+        }
+        let mut created_parent = false;
+        for p in &t.partitions {
+            let live: Vec<i32> = p
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| view.brokers.contains_key(r))
+                .collect();
+            let base = format!("/brokers/topics/{}/partitions/{}", t.name, p.index);
+            match &p.state {
+                None => {
+                    let Some(&leader) = live.first() else { continue };
+                    if !created_parent {
+                        ensure_path(zk, &format!("/brokers/topics/{}/partitions", t.name)).await?;
+                        created_parent = true;
+                    }
+                    ensure_path(zk, &base).await?;
+                    let st = PartitionState {
+                        leader,
+                        leader_epoch: 0,
+                        controller_epoch: cepoch,
+                        isr: vec![leader],
+                    };
+                    match zk
+                        .create(&format!("{base}/state"), &state_json(&st), &Acl::open_unsafe(), CreateMode::Persistent)
+                        .await
+                    {
+                        Ok(_) | Err(ZkError::Code(ErrorCode::NodeExists)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Some(s) if s.leader < 0 || !view.brokers.contains_key(&s.leader) => {
+                    // Leader lost: first live replica in assignment order that is in the ISR.
+                    let in_isr = p
+                        .replicas
+                        .iter()
+                        .copied()
+                        .find(|r| view.brokers.contains_key(r) && s.isr.contains(r) && *r != s.leader);
+                    let pick = in_isr.or_else(|| if sh.unclean { live.first().copied() } else { None });
+                    let new = match pick {
+                        Some(l) => PartitionState {
+                            leader: l,
+                            leader_epoch: s.leader_epoch + 1,
+                            controller_epoch: cepoch,
+                            isr: if in_isr.is_some() {
+                                s.isr.iter().copied().filter(|r| view.brokers.contains_key(r)).collect()
+                            } else {
+                                vec![l]
+                            },
+                        },
+                        None if s.leader >= 0 => PartitionState {
+                            leader: -1,
+                            leader_epoch: s.leader_epoch + 1,
+                            controller_epoch: cepoch,
+                            isr: s.isr.clone(),
+                        },
+                        None => {
+                            // Offline; if the old leader comes back it can resume.
+                            if let Some(&back) = s.isr.iter().find(|r| view.brokers.contains_key(r)) {
+                                PartitionState {
+                                    leader: back,
+                                    leader_epoch: s.leader_epoch + 1,
+                                    controller_epoch: cepoch,
+                                    isr: s.isr.clone(),
+                                }
+                            } else {
+                                continue;
+                            }
+                        }
+                    };
+                    let path = format!("{base}/state");
+                    if let Some((_, ver)) = read_opt(zk, &path).await? {
+                        match zk.set_data(&path, &state_json(&new), ver).await {
+                            Ok(_) => tracing::info!(topic = %t.name, partition = p.index, leader = new.leader, epoch = new.leader_epoch, "controller elected leader"),
+                            Err(ZkError::Code(ErrorCode::BadVersion)) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn delete_topic_znodes(zk: &ZkClient, t: &str) -> Result<(), ZkError> {
+    let base = format!("/brokers/topics/{t}");
+    for p in children_opt(zk, &format!("{base}/partitions")).await? {
+        for leaf in [format!("{base}/partitions/{p}/state"), format!("{base}/partitions/{p}")] {
+            match zk.delete(&leaf, -1).await {
+                Ok(()) | Err(ZkError::Code(ErrorCode::NoNode)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    for n in [
+        format!("{base}/partitions"),
+        base.clone(),
+        format!("/config/topics/{t}"),
+        format!("/admin/delete_topics/{t}"),
+    ] {
+        match zk.delete(&n, -1).await {
+            Ok(()) | Err(ZkError::Code(ErrorCode::NoNode)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Benchmark one fjord-broker against the Tansu 0.6 anchor (in-memory engine), same run,
+# same machine, with ../shared/bench/kbench: produce 100 B and 1 KiB with acks=1 and
+# acks=all, consume from the beginning, e2e at 5,000 msg/s. Prints both side by side.
+#   scripts/bench-broker.sh            full: 1,000,000 messages per produce run, 3 rounds
+#   scripts/bench-broker.sh --quick    200,000 messages, 1 round
+# env: KBENCH (default /root/.cache/bench-target/release/kbench, else /tmp/bench-target/...)
+#      FJORD_BIN, REPS, MSGS, E2E_MSGS, SKIP_TANSU=1, OUT
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+BENCH=${BENCH_DIR:-$here/../../shared/bench}
+[ -d "$BENCH" ] || BENCH=/work/shared/bench
+KBENCH=${KBENCH:-}
+for k in "$KBENCH" /root/.cache/bench-target/release/kbench /tmp/bench-target/release/kbench; do
+  [ -n "$k" ] && [ -x "$k" ] && { KBENCH=$k; break; }
+done
+[ -x "${KBENCH:-}" ] || { echo "kbench not built: cd $BENCH/kbench && CARGO_TARGET_DIR=/tmp/bench-target cargo build --release" >&2; exit 1; }
+BIN_DIR=${FJORD_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/fjord-target}/release}
+REPS=${REPS:-3}; MSGS=${MSGS:-1000000}; E2E_MSGS=${E2E_MSGS:-50000}
+if [ "${1:-}" = "--quick" ]; then REPS=1; MSGS=200000; E2E_MSGS=20000; fi
+OUT=${OUT:-/tmp/bench-broker-$$.txt}
+: >"$OUT"
+WORK=$(mktemp -d /tmp/fjord-bench-XXXX)
+PORT=${FJORD_BENCH_PORT:-29092}
+cleanup() { [ -n "${BPID:-}" ] && kill "$BPID" 2>/dev/null; wait 2>/dev/null; [ -z "${SKIP_TANSU:-}" ] && "$BENCH/anchors/tansu-anchor.sh" stop >/dev/null 2>&1; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+start_fjord() {
+  [ -n "${BPID:-}" ] && { kill "$BPID" 2>/dev/null; wait "$BPID" 2>/dev/null; }
+  rm -rf "$WORK/data"
+  cat >"$WORK/broker.properties" <<P
+broker.id=1
+listeners=PLAINTEXT://127.0.0.1:$PORT
+log.dirs=$WORK/data
+zookeeper.connect=
+num.partitions=1
+P
+  "$BIN_DIR/fjord-broker" "$WORK/broker.properties" >>"$WORK/broker.log" 2>&1 &
+  BPID=$!
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0; sleep 0.1; done
+  echo "fjord-broker did not start" >&2; tail "$WORK/broker.log" >&2; exit 1
+}
+
+run() { # tool brokers label args...
+  local tool=$1 brokers=$2 label=$3; shift 3
+  local line
+  line=$(timeout 600 "$KBENCH" --brokers "$brokers" "$@" 2>>"$OUT.log" | tail -1)
+  echo "label=$tool:$label ${line:-kbench mode=failed}" | tee -a "$OUT"
+}
+
+matrix() { # tool brokers round
+  local tool=$1 b=$2 t=kb$$-$1-r$3
+  run "$tool" "$b" produce-100B-acks1 --mode produce --topic "$t-a1" --messages "$MSGS" --size 100 --acks 1
+  run "$tool" "$b" produce-100B-acksall --mode produce --topic "$t-aall" --messages "$MSGS" --size 100 --acks all
+  run "$tool" "$b" produce-1KiB-acks1 --mode produce --topic "$t-k1" --messages $((MSGS / 4)) --size 1024 --acks 1
+  run "$tool" "$b" produce-1KiB-acksall --mode produce --topic "$t-kall" --messages $((MSGS / 4)) --size 1024 --acks all
+  run "$tool" "$b" consume-100B --mode consume --topic "$t-a1" --messages "$MSGS"
+  run "$tool" "$b" e2e-5000 --mode e2e --topic "$t-e2e" --messages "$E2E_MSGS" --rate 5000 --size 100 --acks 1
+}
+
+for r in $(seq 1 "$REPS"); do
+  start_fjord
+  matrix fjord "127.0.0.1:$PORT" "$r"
+  if [ -z "${SKIP_TANSU:-}" ]; then
+    "$BENCH/anchors/tansu-anchor.sh" restart >>"$OUT.log" 2>&1 && sleep 1 && matrix tansu 127.0.0.1:19092 "$r"
+  fi
+done
+echo "--- medians ($REPS round(s)); raw lines in $OUT"
+python3 "$BENCH/anchors/median.py" --by label "$OUT" 2>/dev/null || cat "$OUT"
