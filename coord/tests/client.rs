@@ -1,7 +1,7 @@
 //! The async ZooKeeper client against a real server: Apache ZooKeeper 3.8 or
-//! fjord-coord. Set `ZK_TEST_CONNECT=127.0.0.1:PORT` to run; without it every
-//! test returns early (skips) with a message. Each test works under its own
-//! root znode so tests can share one server.
+//! fjord-coord. With `ZK_TEST_CONNECT=127.0.0.1:PORT` the tests use that
+//! server; without it each test starts its own fjord-coord. Each test works
+//! under its own root znode so tests can share one server.
 //!
 //! Some tests put a TCP proxy between client and server to cut connections and
 //! check reconnection, session resumption, SetWatches and expiry.
@@ -17,14 +17,80 @@ use tokio::sync::Notify;
 
 const T: Duration = Duration::from_secs(10);
 
-fn server() -> Option<String> {
-    match std::env::var("ZK_TEST_CONNECT") {
-        Ok(s) if !s.is_empty() => Some(s),
-        _ => {
-            eprintln!("SKIP: set ZK_TEST_CONNECT=host:port to run ZooKeeper client tests");
-            None
+/// The server under test: `ZK_TEST_CONNECT` (Apache ZooKeeper or a running
+/// fjord-coord), else a fjord-coord started for this test on a free port and
+/// killed by PID when the test ends.
+struct Server {
+    addr: String,
+    child: Option<std::process::Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for Server {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.addr
+    }
+}
+
+impl std::fmt::Display for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
+}
+
+fn server() -> Option<Server> {
+    if let Ok(s) = std::env::var("ZK_TEST_CONNECT") {
+        if !s.is_empty() {
+            return Some(Server {
+                addr: s,
+                child: None,
+                _dir: None,
+            });
+        }
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=ruok\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("config");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_fjord-coord"))
+        .arg(&cfg)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start fjord-coord");
+    let server = Server {
+        addr: format!("127.0.0.1:{port}"),
+        child: Some(child),
+        _dir: Some(dir),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&server.addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fjord-coord did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(server)
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -379,9 +445,6 @@ async fn chroot_paths_are_stripped() {
 
 #[tokio::test]
 async fn unreachable_server_times_out() {
-    if server().is_none() {
-        return;
-    }
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     drop(l);
