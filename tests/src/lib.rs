@@ -1,1 +1,0 @@
-//! Harness shared by the integration tests.
