@@ -1,20 +1,37 @@
 #!/usr/bin/env bash
-# The one command to try Fjord: install what is missing (Debian packages), build, and run
-# fjord-coord (config/coord.properties) in the foreground. Ctrl-C stops it.
+# The one command to try Fjord: install what is missing (Debian packages), build, start
+# fjord-coord (config/coord.properties) and one fjord-broker (config/broker.properties)
+# in the foreground. Ctrl-C stops both, broker first.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 fjord_install_apt
 fjord_build
+mkdir -p "$FJORD_ROOT/logs"
+# The coordinator runs in its own session so that Ctrl-C stops the broker first
+# (it deregisters), then the EXIT trap stops the coordinator: start coord, then
+# brokers; stop in reverse order.
+setsid "$FJORD_BIN/fjord-coord" "$FJORD_ROOT/config/coord.properties" > "$FJORD_ROOT/logs/fjord-coord.out" 2>&1 &
+COORD_PID=$!
+trap 'kill $COORD_PID 2>/dev/null; wait $COORD_PID 2>/dev/null' EXIT
+for _ in $(seq 1 100); do
+  [ "$( (exec 3<>/dev/tcp/127.0.0.1/2181 && printf ruok >&3 && timeout 1 cat <&3) 2>/dev/null)" = imok ] && break
+  kill -0 $COORD_PID 2>/dev/null || { cat "$FJORD_ROOT/logs/fjord-coord.out" >&2; exit 1; }
+  sleep 0.1
+done
 cat <<MSG
 
-fjord-coord is starting on 127.0.0.1:2181 (config/coord.properties, data in /tmp/fjord/coord).
+fjord-coord is running on 127.0.0.1:2181 (config/coord.properties, log logs/fjord-coord.out);
+fjord-broker is starting on 127.0.0.1:9092 (config/broker.properties, data in /tmp/fjord/broker-0).
 What now, from another terminal:
-  $FJORD_BIN/fjord znode create /hello world
-  $FJORD_BIN/fjord znode ls /
-  $FJORD_BIN/fjord znode get -s /hello
-  /usr/share/zookeeper/bin/zkCli.sh -server 127.0.0.1:2181 ls /
-  echo ruok | nc 127.0.0.1 2181        # four-letter words: ruok srvr stat mntr conf cons envi wchs isro
-Stop with Ctrl-C (or scripts/coord-stop.sh).
+  F=$FJORD_BIN/fjord
+  \$F topic create --topic demo --partitions 3 --bootstrap-server 127.0.0.1:9092
+  seq 1 5 | \$F produce demo --bootstrap-server 127.0.0.1:9092
+  \$F consume demo --from-beginning --max-messages 5 --bootstrap-server 127.0.0.1:9092
+  kcat -b 127.0.0.1:9092 -L                      # Debian's kcat (librdkafka 2.0.2)
+  echo hello | kcat -b 127.0.0.1:9092 -P -t demo && kcat -b 127.0.0.1:9092 -C -t demo -e
+  \$F znode ls -R /brokers                       # cluster state in the coordinator
+  /usr/share/zookeeper/bin/zkCli.sh -server 127.0.0.1:2181 get /brokers/ids/0
+Stop with Ctrl-C: the broker stops first, then the coordinator.
 
 MSG
-exec "$FJORD_ROOT/scripts/coord-start.sh" "$FJORD_ROOT/config/coord.properties"
+"$FJORD_BIN/fjord-broker" "$FJORD_ROOT/config/broker.properties"
