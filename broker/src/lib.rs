@@ -6,6 +6,7 @@
 //! `metadata` (watch-fed cache), `cluster` + `zk` (cluster state), `broker`
 //! (shared state and background tasks).
 
+pub mod alloc_guard;
 pub mod batch;
 pub mod broker;
 pub mod client;

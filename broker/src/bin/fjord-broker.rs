@@ -10,6 +10,10 @@ use fjord_broker::server::{serve, ConnCounter};
 use fjord_broker::Broker;
 use tokio::signal::unix::{signal, SignalKind};
 
+/// Hostile array lengths must not abort the process (see alloc_guard).
+#[global_allocator]
+static ALLOC: fjord_broker::alloc_guard::GuardedAlloc = fjord_broker::alloc_guard::GuardedAlloc;
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
