@@ -300,7 +300,7 @@ impl BrokerConfig {
                 }
             }
         };
-        if raw.get("log.dirs").is_none() && raw.get("log.dir").is_none() {
+        if !raw.contains_key("log.dirs") && !raw.contains_key("log.dir") {
             c.log_dir = PathBuf::from(format!("/tmp/fjord/broker-{}", c.broker_id));
         }
         c.raw = raw;

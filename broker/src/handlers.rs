@@ -200,7 +200,7 @@ fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -> Pending {
                 .with_base_offset(-1);
             let code = if r.transactional_id.is_some() {
                 err::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-            } else if !matches!(acks, 0 | 1 | -1) {
+            } else if !(-1..=1).contains(&acks) {
                 err::INVALID_REQUIRED_ACKS
             } else {
                 match lookup(b, &view, &name, pd.index, -1) {
@@ -795,6 +795,9 @@ fn offset_for_leader_epoch(b: &Arc<Broker>, r: OffsetForLeaderEpochRequest) -> O
     OffsetForLeaderEpochResponse::default().with_topics(topics)
 }
 
+/// (name, value, source, synonyms as (name, value, source)).
+type ConfigEntry = (String, String, i8, Vec<(String, String, i8)>);
+
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
@@ -815,7 +818,7 @@ fn describe_configs(b: &Arc<Broker>, r: DescribeConfigsRequest, version: i16) ->
         let mut out = describe_configs_response::DescribeConfigsResult::default()
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name.clone());
-        let mut entries: Vec<(String, String, i8, Vec<(String, String, i8)>)> = Vec::new();
+        let mut entries: Vec<ConfigEntry> = Vec::new();
         match res.resource_type {
             RESOURCE_TOPIC => match view.topics.get(&name) {
                 None => {

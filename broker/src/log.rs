@@ -478,7 +478,8 @@ impl LogStore {
         wb.delete_range_cf(self.cf(CF_LOG)?, log_key(p.id, 0), log_key(p.id + 1, 0));
         wb.delete_cf(meta, part_key(topic, index));
         wb.delete_cf(meta, start_key(p.id));
-        wb.delete_range_cf(meta, epoch_key(p.id, i32::MIN), epoch_key(p.id, i32::MAX));
+        // Epoch keys sort by their big-endian bytes: bound by the id prefix, not by epoch value.
+        wb.delete_range_cf(meta, epoch_key(p.id, 0), epoch_key(p.id + 1, 0));
         self.db.write(wb)?;
         let mut s = p.state.lock();
         s.offline = true;
@@ -896,6 +897,10 @@ mod tests {
         let r = store.read(&p, 0, 1 << 20).unwrap();
         assert_eq!(r.len(), 2);
         assert!(matches!(store.read(&p, 6, 100), Err(LogError::OffsetOutOfRange)));
+        // Deleting and recreating starts a fresh log; the store keeps working.
+        store.remove("t", 0).unwrap();
+        let p = store.ensure("t", 0).unwrap();
+        assert_eq!(append(&store, &p, make_batch(1, 30, -1, -1)).await.unwrap(), 0);
         store.shutdown();
     }
 

@@ -591,14 +591,11 @@ async fn sync_task(
             }
         }
         tokio::select! {
-            ev = events.recv() => match ev {
-                Some(ev) => {
+            ev = events.recv() => if let Some(ev) = ev {
+                dirty.mark(&ev);
+                while let Ok(ev) = events.try_recv() {
                     dirty.mark(&ev);
-                    while let Ok(ev) = events.try_recv() {
-                        dirty.mark(&ev);
-                    }
                 }
-                None => {}
             },
             r = state.changed() => {
                 if r.is_err() { return; }

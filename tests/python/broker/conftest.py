@@ -237,7 +237,8 @@ class Cluster:
             b.stop()
         if self.coord:
             self.coord.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if os.environ.get("FJORD_KEEP_TMP") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -17,7 +17,8 @@ def admin(bootstrap):
 
 
 def create(bootstrap, name, partitions=1, config=None):
-    fs = admin(bootstrap).create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
+    a = admin(bootstrap)  # keep the handle alive until the futures resolve
+    fs = a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
                                                   config=config or {})])
     for f in fs.values():
         f.result(30)
@@ -62,7 +63,8 @@ def test_admin_create_list_describe_delete(cluster1, topic_name):
 
 
 def test_replication_factor_too_large(cluster1, topic_name):
-    fs = admin(cluster1.bootstrap).create_topics([NewTopic(topic_name, num_partitions=1, replication_factor=3)])
+    a = admin(cluster1.bootstrap)
+    fs = a.create_topics([NewTopic(topic_name, num_partitions=1, replication_factor=3)])
     with pytest.raises(ck.KafkaException) as e:
         list(fs.values())[0].result(10)
     assert e.value.args[0].code() == ck.KafkaError.INVALID_REPLICATION_FACTOR
@@ -81,8 +83,13 @@ def test_idempotent_producer_roundtrip(cluster1, topic_name, compression):
             errors.append(err)
 
     for i in range(N):
-        p.produce(topic_name, value=b"v%08d" % i, key=b"k%d" % (i % 1000), headers=[("h", b"%d" % i)],
-                  on_delivery=dr)
+        while True:
+            try:
+                p.produce(topic_name, value=b"v%08d" % i, key=b"k%d" % (i % 1000), headers=[("h", b"%d" % i)],
+                          on_delivery=dr)
+                break
+            except BufferError:
+                p.poll(0.01)
         if i % 10000 == 0:
             p.poll(0)
     assert p.flush(120) == 0
