@@ -1,0 +1,439 @@
+//! `fjord consume <topic>`: kafka-console-consumer without a group: assign
+//! partitions, start at earliest/latest/an offset, Fetch from each leader and
+//! print records in the DefaultMessageFormatter's shape; "Processed a total
+//! of N messages" goes to stderr at the end.
+//!
+//! `--group G` (joining a consumer group, committing offsets) belongs to the
+//! groups work: see [`run_group`], the one place to plug it in.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use base64::Engine;
+use clap::Args;
+use fjord_broker::client::{decode_records, Client, ClientError, ConsumedRecord, Node, TopicInfo};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use serde_json::json;
+
+use crate::kafka::{text, Bootstrap};
+use crate::Output;
+
+/// `fjord consume ...`
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Topic to read.
+    #[arg(required_unless_present = "topic_flag")]
+    topic: Option<String>,
+    /// Topic (kafka-console-consumer spelling).
+    #[arg(long = "topic", short = 't', conflicts_with = "topic")]
+    topic_flag: Option<String>,
+    #[command(flatten)]
+    bs: Bootstrap,
+    /// Start at the earliest offset rather than the latest.
+    #[arg(long = "from-beginning")]
+    from_beginning: bool,
+    /// Exit after this many messages.
+    #[arg(long = "max-messages")]
+    max_messages: Option<u64>,
+    /// Read only this partition.
+    #[arg(long)]
+    partition: Option<i32>,
+    /// Start offset: a number, `earliest` or `latest`.
+    #[arg(long)]
+    offset: Option<String>,
+    /// Exit when no message arrives for this long (ms).
+    #[arg(long = "timeout-ms")]
+    timeout_ms: Option<u64>,
+    /// Join this consumer group (not yet wired: see the groups work).
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long = "print-key")]
+    print_key: bool,
+    #[arg(long = "print-offset")]
+    print_offset: bool,
+    #[arg(long = "print-partition")]
+    print_partition: bool,
+    #[arg(long = "print-timestamp")]
+    print_timestamp: bool,
+    #[arg(long = "print-headers")]
+    print_headers: bool,
+    /// Separator printed between fields (default TAB).
+    #[arg(long = "key-separator", default_value = "\t")]
+    key_separator: String,
+    /// Most bytes per Fetch response.
+    #[arg(long = "fetch-max-bytes", default_value_t = 50 << 20)]
+    fetch_max_bytes: i32,
+}
+
+/// Where a partition starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Earliest,
+    Latest,
+    At(i64),
+}
+
+fn parse_start(a: &ConsumeArgs) -> anyhow::Result<Start> {
+    Ok(match a.offset.as_deref() {
+        None if a.from_beginning => Start::Earliest,
+        None => Start::Latest,
+        Some("earliest") => Start::Earliest,
+        Some("latest") => Start::Latest,
+        Some(s) => match s.parse::<i64>() {
+            Ok(o) if o >= 0 => Start::At(o),
+            _ => bail!("--offset must be a non-negative number, 'earliest' or 'latest', not '{s}'"),
+        },
+    })
+}
+
+/// Run `fjord consume`.
+pub async fn run(args: ConsumeArgs, out: Output) -> anyhow::Result<()> {
+    let topic = args
+        .topic
+        .clone()
+        .or_else(|| args.topic_flag.clone())
+        .ok_or_else(|| anyhow!("a topic is required"))?;
+    if let Some(g) = args.group.clone() {
+        return run_group(&args, &topic, &g, out).await;
+    }
+    let start = parse_start(&args)?;
+    let mut client = args.bs.connect().await?;
+    let info = client
+        .topic(&topic, false)
+        .await
+        .with_context(|| format!("topic {topic}"))?;
+    let parts: Vec<i32> = match args.partition {
+        Some(p) if info.partitions.iter().any(|x| x.index == p) => vec![p],
+        Some(p) => bail!("partition {p} of topic {topic} does not exist"),
+        None => info.partitions.iter().map(|p| p.index).collect(),
+    };
+    let mut c = Consumer {
+        client,
+        info,
+        positions: BTreeMap::new(),
+        reset_to: if start == Start::Earliest { -2 } else { -1 },
+        fetch_max_bytes: args.fetch_max_bytes.max(1024),
+    };
+    c.init_positions(&parts, start).await?;
+    let printer = Printer::new(&args, out);
+    let mut count = 0u64;
+    let max = args.max_messages;
+    let idle = args.timeout_ms.map(Duration::from_millis);
+    let mut last = Instant::now();
+    let stdout = std::io::stdout();
+    let res: anyhow::Result<()> = async {
+        loop {
+            if max.is_some_and(|m| count >= m) {
+                break;
+            }
+            let wait = match idle {
+                Some(t) => {
+                    let left = t.saturating_sub(last.elapsed());
+                    if left.is_zero() {
+                        break;
+                    }
+                    left.min(Duration::from_millis(500))
+                }
+                None => Duration::from_millis(500),
+            };
+            let fetched = tokio::select! {
+                r = c.poll(wait) => r?,
+                _ = tokio::signal::ctrl_c() => break,
+            };
+            if fetched.is_empty() {
+                continue;
+            }
+            last = Instant::now();
+            let mut lock = stdout.lock();
+            for (p, r) in &fetched {
+                if max.is_some_and(|m| count >= m) {
+                    break;
+                }
+                printer.print(&mut lock, &c.info.name, *p, r)?;
+                count += 1;
+            }
+            lock.flush().ok();
+        }
+        Ok(())
+    }
+    .await;
+    eprintln!("Processed a total of {count} messages");
+    res
+}
+
+/// The `--group` hook: a group consumer (JoinGroup/SyncGroup/Heartbeat,
+/// OffsetFetch/OffsetCommit) plugs in here and reuses [`Printer`] and
+/// [`Consumer::poll`] for the fetching and printing.
+async fn run_group(
+    _args: &ConsumeArgs,
+    _topic: &str,
+    group: &str,
+    _out: Output,
+) -> anyhow::Result<()> {
+    bail!("--group {group}: consuming as a group member is not supported yet; omit --group to read with assigned partitions")
+}
+
+/// Fetch state: the next offset per partition, one Fetch per leader.
+struct Consumer {
+    client: Client,
+    info: TopicInfo,
+    positions: BTreeMap<i32, i64>,
+    /// Where an out-of-range position goes: -2 earliest, -1 latest.
+    reset_to: i64,
+    fetch_max_bytes: i32,
+}
+
+impl Consumer {
+    async fn init_positions(&mut self, parts: &[i32], start: Start) -> anyhow::Result<()> {
+        match start {
+            Start::At(o) => {
+                for p in parts {
+                    self.positions.insert(*p, o);
+                }
+            }
+            Start::Earliest | Start::Latest => {
+                let ts = if start == Start::Earliest { -2 } else { -1 };
+                let offs = self.client.list_offsets(&self.info, parts, ts).await?;
+                for p in parts {
+                    let o = offs.get(p).copied().flatten().map_or(0, |(o, _)| o);
+                    self.positions.insert(*p, o);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn refresh(&mut self) -> anyhow::Result<()> {
+        self.info = self.client.topic(&self.info.name.clone(), false).await?;
+        Ok(())
+    }
+
+    /// One round of Fetches (one per leader); records in partition order.
+    async fn poll(&mut self, wait: Duration) -> anyhow::Result<Vec<(i32, ConsumedRecord)>> {
+        let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+        for p in self.positions.keys() {
+            let leader = self
+                .info
+                .partitions
+                .iter()
+                .find(|x| x.index == *p)
+                .map_or(-1, |x| x.leader);
+            by_leader.entry(leader).or_default().push(*p);
+        }
+        let leaders = by_leader.len().max(1) as u32;
+        let mut out = Vec::new();
+        let mut stale = false;
+        let mut reset = Vec::new();
+        for (leader, parts) in by_leader {
+            if leader < 0 {
+                stale = true;
+                continue;
+            }
+            let topic = FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(self.info.name.clone())))
+                .with_partitions(
+                    parts
+                        .iter()
+                        .map(|p| {
+                            FetchPartition::default()
+                                .with_partition(*p)
+                                .with_fetch_offset(self.positions.get(p).copied().unwrap_or(0))
+                                .with_partition_max_bytes(self.fetch_max_bytes)
+                        })
+                        .collect(),
+                );
+            let max_wait = (wait / leaders).as_millis().clamp(1, 30_000) as i32;
+            let req = FetchRequest::default()
+                .with_max_wait_ms(max_wait)
+                .with_min_bytes(1)
+                .with_max_bytes(self.fetch_max_bytes)
+                .with_topics(vec![topic]);
+            let extra = Duration::from_millis(max_wait as u64);
+            let conn = self.client.conn(Node::Id(leader)).await?;
+            let resp = match conn.call_wait(&req, 12, extra).await {
+                Ok(r) => r,
+                Err(ClientError::Io { .. } | ClientError::Timeout { .. }) => {
+                    self.client.forget(leader);
+                    stale = true;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if resp.error_code != 0 {
+                stale = true;
+                continue;
+            }
+            for t in resp.responses {
+                for pr in t.partitions {
+                    let p = pr.partition_index;
+                    match pr.error_code {
+                        0 => {}
+                        1 => {
+                            reset.push(p);
+                            continue;
+                        }
+                        3 | 5 | 6 | 74 | 75 | 56 => {
+                            stale = true;
+                            continue;
+                        }
+                        code => {
+                            return Err(ClientError::Kafka(fjord_broker::client::KafkaError::new(
+                                code, None,
+                            )))
+                            .with_context(|| format!("fetch {}-{p}", self.info.name));
+                        }
+                    }
+                    let Some(data) = pr.records else { continue };
+                    let from = self.positions.get(&p).copied().unwrap_or(0);
+                    let recs = decode_records(&data, from)
+                        .with_context(|| format!("records of {}-{p}", self.info.name))?;
+                    if let Some(last) = recs.last() {
+                        self.positions.insert(p, last.offset + 1);
+                    }
+                    out.extend(recs.into_iter().map(|r| (p, r)));
+                }
+            }
+        }
+        if !reset.is_empty() {
+            let offs = self
+                .client
+                .list_offsets(&self.info, &reset, self.reset_to)
+                .await?;
+            for p in reset {
+                if let Some(Some((o, _))) = offs.get(&p) {
+                    self.positions.insert(p, *o);
+                }
+            }
+        }
+        if stale {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.refresh().await?;
+        }
+        Ok(out)
+    }
+}
+
+/// Kafka's DefaultMessageFormatter: timestamp, partition, offset, headers, key,
+/// then the value, fields separated by the key separator.
+struct Printer {
+    out: Output,
+    key: bool,
+    offset: bool,
+    partition: bool,
+    timestamp: bool,
+    headers: bool,
+    sep: Vec<u8>,
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+impl Printer {
+    fn new(a: &ConsumeArgs, out: Output) -> Self {
+        Printer {
+            out,
+            key: a.print_key,
+            offset: a.print_offset,
+            partition: a.print_partition,
+            timestamp: a.print_timestamp,
+            headers: a.print_headers,
+            sep: a.key_separator.as_bytes().to_vec(),
+        }
+    }
+
+    fn print(
+        &self,
+        w: &mut impl Write,
+        topic: &str,
+        p: i32,
+        r: &ConsumedRecord,
+    ) -> anyhow::Result<()> {
+        let ts_type = if r.log_append_time {
+            "LogAppendTime"
+        } else {
+            "CreateTime"
+        };
+        if self.out == Output::Json {
+            let opt = |b: &Option<bytes::Bytes>| b.as_ref().map(|b| text(b));
+            let mut v = json!({
+                "topic": topic,
+                "partition": p,
+                "offset": r.offset,
+                "timestamp": r.timestamp,
+                "timestamp_type": ts_type,
+                "key": opt(&r.key),
+                "value": opt(&r.value),
+                "headers": r.headers.iter().map(|(k, v)| json!([k, opt(v)])).collect::<Vec<_>>(),
+            });
+            // Non-UTF-8 payloads also come as base64 so scripts lose nothing.
+            if r.value
+                .as_ref()
+                .is_some_and(|b| std::str::from_utf8(b).is_err())
+            {
+                v["value_base64"] = json!(r.value.as_ref().map(|b| b64(b)));
+            }
+            if r.key
+                .as_ref()
+                .is_some_and(|b| std::str::from_utf8(b).is_err())
+            {
+                v["key_base64"] = json!(r.key.as_ref().map(|b| b64(b)));
+            }
+            writeln!(w, "{v}").context("stdout")?;
+            return Ok(());
+        }
+        let mut line: Vec<u8> = Vec::with_capacity(64);
+        if self.timestamp {
+            if r.timestamp < 0 {
+                line.extend_from_slice(b"NO_TIMESTAMP");
+            } else {
+                line.extend_from_slice(format!("{ts_type}:{}", r.timestamp).as_bytes());
+            }
+            line.extend_from_slice(&self.sep);
+        }
+        if self.partition {
+            line.extend_from_slice(format!("Partition:{p}").as_bytes());
+            line.extend_from_slice(&self.sep);
+        }
+        if self.offset {
+            line.extend_from_slice(format!("Offset:{}", r.offset).as_bytes());
+            line.extend_from_slice(&self.sep);
+        }
+        if self.headers {
+            if r.headers.is_empty() {
+                line.extend_from_slice(b"NO_HEADERS");
+            } else {
+                for (i, (k, v)) in r.headers.iter().enumerate() {
+                    if i > 0 {
+                        line.push(b',');
+                    }
+                    line.extend_from_slice(k.as_bytes());
+                    line.push(b':');
+                    match v {
+                        Some(v) => line.extend_from_slice(v),
+                        None => line.extend_from_slice(b"null"),
+                    }
+                }
+            }
+            line.extend_from_slice(&self.sep);
+        }
+        if self.key {
+            match &r.key {
+                Some(k) => line.extend_from_slice(k),
+                None => line.extend_from_slice(b"null"),
+            }
+            line.extend_from_slice(&self.sep);
+        }
+        match &r.value {
+            Some(v) => line.extend_from_slice(v),
+            None => line.extend_from_slice(b"null"),
+        }
+        line.push(b'\n');
+        w.write_all(&line).context("stdout")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,538 @@
+//! `fjord topic create|list|describe|delete|alter`: what kafka-topics.sh does,
+//! with its output lines (`Created topic X.`, the describe lines).
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context};
+use base64::Engine;
+use clap::{Args, Subcommand};
+use fjord_broker::client::{check, Client, ClientError, KafkaError, Node, TopicInfo};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use serde_json::json;
+
+use crate::kafka::{key_value, Bootstrap};
+use crate::Output;
+
+/// DescribeConfigs resource type for topics.
+const RESOURCE_TOPIC: i8 = 2;
+/// DescribeConfigs config source: set on the topic itself.
+const SOURCE_TOPIC: i8 = 1;
+
+/// `fjord topic ...`
+#[derive(Debug, Args)]
+pub struct TopicArgs {
+    #[command(subcommand)]
+    cmd: TopicCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicCmd {
+    /// Create a topic (prints `Created topic X.`).
+    Create {
+        #[command(flatten)]
+        bs: Bootstrap,
+        #[arg(long, short = 't')]
+        topic: String,
+        /// Partition count (default: the broker's num.partitions).
+        #[arg(long)]
+        partitions: Option<i32>,
+        /// Replication factor (default: the broker's default.replication.factor).
+        #[arg(long = "replication-factor")]
+        replication_factor: Option<i16>,
+        /// Topic config override key=value (repeatable).
+        #[arg(long = "config")]
+        config: Vec<String>,
+        /// Succeed quietly if the topic already exists.
+        #[arg(long = "if-not-exists")]
+        if_not_exists: bool,
+    },
+    /// List topic names.
+    List {
+        #[command(flatten)]
+        bs: Bootstrap,
+        #[arg(long = "exclude-internal")]
+        exclude_internal: bool,
+    },
+    /// Describe topics: partitions, leaders, replicas, ISR, configs.
+    Describe {
+        #[command(flatten)]
+        bs: Bootstrap,
+        /// Topic(s) to describe (default: all).
+        #[arg(long, short = 't')]
+        topic: Vec<String>,
+        /// Only partitions whose ISR is smaller than their replica set.
+        #[arg(long = "under-replicated-partitions")]
+        under_replicated: bool,
+        /// Only partitions without a live leader.
+        #[arg(long = "unavailable-partitions")]
+        unavailable: bool,
+        #[arg(long = "exclude-internal")]
+        exclude_internal: bool,
+    },
+    /// Delete a topic.
+    Delete {
+        #[command(flatten)]
+        bs: Bootstrap,
+        #[arg(long, short = 't', required = true)]
+        topic: Vec<String>,
+        /// Succeed quietly if the topic does not exist.
+        #[arg(long = "if-exists")]
+        if_exists: bool,
+    },
+    /// Add partitions (CreatePartitions) and/or change topic configs.
+    Alter {
+        #[command(flatten)]
+        bs: Bootstrap,
+        #[arg(long, short = 't')]
+        topic: String,
+        /// New (larger) partition count.
+        #[arg(long)]
+        partitions: Option<i32>,
+        /// Set a topic config key=value (repeatable).
+        #[arg(long = "config")]
+        config: Vec<String>,
+        /// Remove a topic config override (repeatable).
+        #[arg(long = "delete-config")]
+        delete_config: Vec<String>,
+    },
+}
+
+/// Run one `fjord topic` command.
+pub async fn run(args: TopicArgs, out: Output) -> anyhow::Result<()> {
+    match args.cmd {
+        TopicCmd::Create {
+            bs,
+            topic,
+            partitions,
+            replication_factor,
+            config,
+            if_not_exists,
+        } => {
+            let mut c = bs.connect().await?;
+            let configs = config
+                .iter()
+                .map(|s| key_value(s))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            create(
+                &mut c,
+                &topic,
+                partitions.unwrap_or(-1),
+                replication_factor.unwrap_or(-1),
+                &configs,
+                if_not_exists,
+                out,
+            )
+            .await
+        }
+        TopicCmd::List {
+            bs,
+            exclude_internal,
+        } => {
+            let mut c = bs.connect().await?;
+            let topics = c.topics(None, false).await?;
+            let names: Vec<&str> = topics
+                .iter()
+                .filter(|t| !(exclude_internal && t.internal))
+                .map(|t| t.name.as_str())
+                .collect();
+            match out {
+                Output::Text => names.iter().for_each(|n| println!("{n}")),
+                Output::Json => println!("{}", json!(names)),
+            }
+            Ok(())
+        }
+        TopicCmd::Describe {
+            bs,
+            topic,
+            under_replicated,
+            unavailable,
+            exclude_internal,
+        } => {
+            let mut c = bs.connect().await?;
+            describe(
+                &mut c,
+                &topic,
+                under_replicated,
+                unavailable,
+                exclude_internal,
+                out,
+            )
+            .await
+        }
+        TopicCmd::Delete {
+            bs,
+            topic,
+            if_exists,
+        } => {
+            let mut c = bs.connect().await?;
+            delete(&mut c, &topic, if_exists, out).await
+        }
+        TopicCmd::Alter {
+            bs,
+            topic,
+            partitions,
+            config,
+            delete_config,
+        } => {
+            if partitions.is_none() && config.is_empty() && delete_config.is_empty() {
+                bail!("nothing to alter: give --partitions, --config or --delete-config");
+            }
+            let mut c = bs.connect().await?;
+            alter(&mut c, &topic, partitions, &config, &delete_config, out).await
+        }
+    }
+}
+
+fn str(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+fn not_found(name: &str) -> anyhow::Error {
+    anyhow::anyhow!("Topic '{name}' does not exist as expected")
+}
+
+async fn create(
+    c: &mut Client,
+    name: &str,
+    partitions: i32,
+    rf: i16,
+    configs: &[(String, String)],
+    if_not_exists: bool,
+    out: Output,
+) -> anyhow::Result<()> {
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(str(name)))
+        .with_num_partitions(partitions)
+        .with_replication_factor(rf)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(str(k))
+                        .with_value(Some(str(v)))
+                })
+                .collect(),
+        );
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![topic])
+        .with_timeout_ms(30_000);
+    let resp = c.call(Node::Any, &req, 7).await?;
+    for t in &resp.topics {
+        match check(t.error_code, t.error_message.as_ref()) {
+            Ok(()) => {}
+            Err(ClientError::Kafka(e)) if e.code == 36 && if_not_exists => {}
+            Err(ClientError::Kafka(e)) if e.code == 36 => {
+                bail!("Topic '{name}' already exists.")
+            }
+            Err(e) => return Err(e).context(format!("create topic '{name}'")),
+        }
+    }
+    match out {
+        Output::Text => println!("Created topic {name}."),
+        Output::Json => println!("{}", json!({ "created": name })),
+    }
+    Ok(())
+}
+
+/// Topic configs set on the topic itself (kafka-topics' `Configs:` field).
+async fn topic_configs(
+    c: &mut Client,
+    names: &[String],
+) -> anyhow::Result<BTreeMap<String, Vec<(String, String)>>> {
+    let mut out = BTreeMap::new();
+    if names.is_empty() {
+        return Ok(out);
+    }
+    let req = DescribeConfigsRequest::default().with_resources(
+        names
+            .iter()
+            .map(|n| {
+                DescribeConfigsResource::default()
+                    .with_resource_type(RESOURCE_TOPIC)
+                    .with_resource_name(str(n))
+                    .with_configuration_keys(None)
+            })
+            .collect(),
+    );
+    let resp = c.call(Node::Any, &req, 4).await?;
+    for r in resp.results {
+        if r.error_code != 0 {
+            continue;
+        }
+        let entries = r
+            .configs
+            .iter()
+            .filter(|e| e.config_source == SOURCE_TOPIC)
+            .map(|e| {
+                (
+                    e.name.to_string(),
+                    if e.is_sensitive {
+                        "[hidden]".to_string()
+                    } else {
+                        e.value.as_ref().map(|v| v.to_string()).unwrap_or_default()
+                    },
+                )
+            })
+            .collect();
+        out.insert(r.resource_name.to_string(), entries);
+    }
+    Ok(out)
+}
+
+fn ids(v: &[i32]) -> String {
+    v.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Kafka's `Uuid.toString()`: URL-safe base64 without padding.
+pub fn topic_id(id: &uuid::Uuid) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+async fn describe(
+    c: &mut Client,
+    names: &[String],
+    under_replicated: bool,
+    unavailable: bool,
+    exclude_internal: bool,
+    out: Output,
+) -> anyhow::Result<()> {
+    let topics: Vec<TopicInfo> = if names.is_empty() {
+        c.topics(None, false).await?
+    } else {
+        let mut v = Vec::new();
+        for n in names {
+            match c.topic(n, false).await {
+                Ok(t) => v.push(t),
+                Err(ClientError::Kafka(KafkaError { code: 3, .. })) => return Err(not_found(n)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        v
+    };
+    let topics: Vec<TopicInfo> = topics
+        .into_iter()
+        .filter(|t| !(exclude_internal && t.internal))
+        .collect();
+    let filtered = under_replicated || unavailable;
+    let live: Vec<i32> = c.brokers.keys().copied().collect();
+    let configs = if filtered {
+        BTreeMap::new()
+    } else {
+        let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+        topic_configs(c, &names).await?
+    };
+    let mut json_out = Vec::new();
+    for t in &topics {
+        let rf = t.partitions.first().map(|p| p.replicas.len()).unwrap_or(0);
+        let cfg = configs.get(&t.name).cloned().unwrap_or_default();
+        let parts: Vec<_> = t
+            .partitions
+            .iter()
+            .filter(|p| {
+                let unavail = p.leader < 0 || !live.contains(&p.leader);
+                (!under_replicated || p.isr.len() < p.replicas.len()) && (!unavailable || unavail)
+            })
+            .collect();
+        match out {
+            Output::Text => {
+                if !filtered {
+                    let cfg_s = cfg
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    println!(
+                        "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
+                        t.name,
+                        topic_id(&t.topic_id),
+                        t.partitions.len(),
+                        rf,
+                        cfg_s
+                    );
+                }
+                for p in &parts {
+                    let leader = if p.leader < 0 {
+                        "none".to_string()
+                    } else {
+                        p.leader.to_string()
+                    };
+                    let mut line = format!(
+                        "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
+                        t.name,
+                        p.index,
+                        leader,
+                        ids(&p.replicas),
+                        ids(&p.isr)
+                    );
+                    if !p.offline.is_empty() {
+                        line.push_str(&format!("\tOffline: {}", ids(&p.offline)));
+                    }
+                    println!("{line}");
+                }
+            }
+            Output::Json => {
+                if filtered && parts.is_empty() {
+                    continue;
+                }
+                json_out.push(json!({
+                    "topic": t.name,
+                    "topic_id": topic_id(&t.topic_id),
+                    "partition_count": t.partitions.len(),
+                    "replication_factor": rf,
+                    "configs": cfg.iter().cloned().collect::<BTreeMap<_, _>>(),
+                    "partitions": parts.iter().map(|p| json!({
+                        "partition": p.index,
+                        "leader": p.leader,
+                        "replicas": p.replicas,
+                        "isr": p.isr,
+                        "offline": p.offline,
+                    })).collect::<Vec<_>>(),
+                }));
+            }
+        }
+    }
+    if out == Output::Json {
+        println!("{}", serde_json::Value::Array(json_out));
+    }
+    Ok(())
+}
+
+async fn delete(
+    c: &mut Client,
+    names: &[String],
+    if_exists: bool,
+    out: Output,
+) -> anyhow::Result<()> {
+    let existing: Vec<String> = c
+        .topics(None, false)
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    let mut todo = Vec::new();
+    for n in names {
+        if existing.contains(n) {
+            todo.push(n.clone());
+        } else if !if_exists {
+            return Err(not_found(n));
+        }
+    }
+    if !todo.is_empty() {
+        let v = c.conn(Node::Any).await?.pick::<DeleteTopicsRequest>(6)?;
+        let mut req = DeleteTopicsRequest::default().with_timeout_ms(30_000);
+        if v >= 6 {
+            req.topics = todo
+                .iter()
+                .map(|n| DeleteTopicState::default().with_name(Some(TopicName(str(n)))))
+                .collect();
+        } else {
+            req.topic_names = todo.iter().map(|n| TopicName(str(n))).collect();
+        }
+        let resp = c.call(Node::Any, &req, 6).await?;
+        for r in &resp.responses {
+            let name = r.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+            check(r.error_code, r.error_message.as_ref())
+                .with_context(|| format!("delete topic '{name}'"))?;
+        }
+    }
+    if out == Output::Json {
+        println!("{}", json!({ "deleted": todo }));
+    }
+    Ok(())
+}
+
+async fn alter(
+    c: &mut Client,
+    name: &str,
+    partitions: Option<i32>,
+    set: &[String],
+    del: &[String],
+    out: Output,
+) -> anyhow::Result<()> {
+    let t = match c.topic(name, false).await {
+        Ok(t) => t,
+        Err(ClientError::Kafka(KafkaError { code: 3, .. })) => return Err(not_found(name)),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(n) = partitions {
+        if n <= t.partitions.len() as i32 {
+            bail!(
+                "The topic {name} currently has {} partition(s); {n} would not be an increase.",
+                t.partitions.len()
+            );
+        }
+        let req = CreatePartitionsRequest::default()
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(TopicName(str(name)))
+                .with_count(n)
+                .with_assignments(None)])
+            .with_timeout_ms(30_000);
+        let resp = c.call(Node::Any, &req, 3).await?;
+        for r in &resp.results {
+            check(r.error_code, r.error_message.as_ref())
+                .with_context(|| format!("add partitions to '{name}'"))?;
+        }
+    }
+    if !set.is_empty() || !del.is_empty() {
+        alter_topic_configs(c, name, set, del).await?;
+    }
+    if out == Output::Json {
+        println!(
+            "{}",
+            json!({ "altered": name, "partitions": partitions, "set": set, "deleted_configs": del })
+        );
+    }
+    Ok(())
+}
+
+/// IncrementalAlterConfigs on one topic: SET for `k=v`, DELETE for names
+/// (also what a `fjord config alter` can call).
+pub async fn alter_topic_configs(
+    c: &mut Client,
+    name: &str,
+    set: &[String],
+    del: &[String],
+) -> anyhow::Result<()> {
+    let mut configs = Vec::new();
+    for s in set {
+        let (k, v) = key_value(s)?;
+        configs.push(
+            AlterableConfig::default()
+                .with_name(str(&k))
+                .with_config_operation(0)
+                .with_value(Some(str(&v))),
+        );
+    }
+    for k in del {
+        configs.push(
+            AlterableConfig::default()
+                .with_name(str(k))
+                .with_config_operation(1)
+                .with_value(None),
+        );
+    }
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(RESOURCE_TOPIC)
+            .with_resource_name(str(name))
+            .with_configs(configs),
+    ]);
+    let resp = c.call(Node::Any, &req, 1).await?;
+    for r in &resp.responses {
+        check(r.error_code, r.error_message.as_ref())
+            .with_context(|| format!("alter configs of '{name}'"))?;
+    }
+    Ok(())
+}
