@@ -342,3 +342,28 @@ def test_cluster_describe_and_api_versions(cluster):
     out, _ = ok(cluster, "--output", "json", "cluster", "api-versions")
     j = json.loads(out)
     assert j[0]["broker"]["id"] == 1 and any(a["name"] == "Metadata" for a in j[0]["api_versions"])
+
+
+def test_three_brokers_route_to_leaders(cluster, topic):
+    """Produce and consume through any one broker of three: each partition's
+    records go to (and come from) its own leader."""
+    c3 = bf.Cluster(3)
+    try:
+        b = c3.brokers[1].bootstrap
+        run = lambda *a, **kw: subprocess.run([FJORD] + list(a) + ["--bootstrap-server", b],  # noqa: E731
+                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, **kw)
+        assert run("topic", "create", "--topic", topic, "--partitions", "6", "--replication-factor", "1").returncode == 0
+        desc = run("topic", "describe", "--topic", topic).stdout.decode().splitlines()[1:]
+        assert {l.split("\t")[3] for l in desc} == {"Leader: 1", "Leader: 2", "Leader: 3"}
+        keys = ["k%d" % i for i in range(600)]
+        p = run("produce", topic, "--key-separator", ":", input="".join("%s:%s\n" % (k, k) for k in keys).encode())
+        assert p.returncode == 0, p.stderr
+        out = run("offsets", topic).stdout.decode().splitlines()
+        want = [0] * 6
+        for k in keys:
+            want[partition_for(k.encode(), 6)] += 1
+        assert out == ["%s:%d:%d" % (topic, i, n) for i, n in enumerate(want)]
+        o = run("consume", topic, "--from-beginning", "--max-messages", "600", "--timeout-ms", "20000")
+        assert sorted(o.stdout.decode().splitlines()) == sorted(keys)
+    finally:
+        c3.close()
