@@ -207,6 +207,9 @@ pub(crate) mod tests {
             split_batches(&b.slice(0..b.len() - 1)).unwrap_err(),
             BatchError::Corrupt
         );
-        assert_eq!(split_batches(&Bytes::new()).unwrap_err(), BatchError::Corrupt);
+        assert_eq!(
+            split_batches(&Bytes::new()).unwrap_err(),
+            BatchError::Corrupt
+        );
     }
 }

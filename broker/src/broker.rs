@@ -131,7 +131,9 @@ impl Broker {
                 continue;
             }
             for p in &t.partitions {
-                if (p.leader() == me || p.replicas.contains(&me)) && self.log.get(&t.name, p.index).is_none() {
+                if (p.leader() == me || p.replicas.contains(&me))
+                    && self.log.get(&t.name, p.index).is_none()
+                {
                     if let Err(e) = self.log.ensure(&t.name, p.index) {
                         tracing::error!(topic = %t.name, partition = p.index, error = %e, "cannot create partition log");
                     }
@@ -144,9 +146,9 @@ impl Broker {
         for p in self.log.all() {
             let keep = view.topics.get(&p.topic).is_some_and(|t| {
                 !t.deleting
-                    && t.partitions
-                        .iter()
-                        .any(|m| m.index == p.index && (m.replicas.contains(&me) || m.leader() == me))
+                    && t.partitions.iter().any(|m| {
+                        m.index == p.index && (m.replicas.contains(&me) || m.leader() == me)
+                    })
             });
             if !keep {
                 if let Err(e) = self.log.remove(&p.topic, p.index) {
@@ -166,7 +168,11 @@ impl Broker {
     /// Effective retention (ms, bytes) for a topic: override or broker default.
     pub fn retention_for(&self, topic: &str) -> (i64, i64) {
         let view = self.cache.view();
-        let cfg = view.topics.get(topic).map(|t| t.configs.clone()).unwrap_or_default();
+        let cfg = view
+            .topics
+            .get(topic)
+            .map(|t| t.configs.clone())
+            .unwrap_or_default();
         let ms = cfg
             .get("retention.ms")
             .and_then(|v| v.parse().ok())
@@ -204,7 +210,10 @@ async fn reconcile_loop(b: Arc<Broker>) {
 
 async fn retention_loop(b: Arc<Broker>) {
     let mut stop = b.shutdown_signal();
-    let every = b.config.retention_check_interval.max(Duration::from_millis(100));
+    let every = b
+        .config
+        .retention_check_interval
+        .max(Duration::from_millis(100));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metadata::{assign_replicas, BrokerInfo, MetadataCache, PartitionMeta, PartitionState, TopicMeta};
+use crate::metadata::{
+    assign_replicas, BrokerInfo, MetadataCache, PartitionMeta, PartitionState, TopicMeta,
+};
 
 /// Admin failures, each mapping onto one Kafka error code.
 #[derive(Debug, thiserror::Error)]
@@ -95,16 +97,22 @@ pub fn plan_assignment(
         }
         for (i, (p, r)) in a.iter().enumerate() {
             if *p != i as i32 || r.is_empty() {
-                return Err(AdminError::InvalidReplicaAssignment(format!("partition {p}")));
+                return Err(AdminError::InvalidReplicaAssignment(format!(
+                    "partition {p}"
+                )));
             }
             let mut d = r.clone();
             d.sort_unstable();
             d.dedup();
             if d.len() != r.len() {
-                return Err(AdminError::InvalidReplicaAssignment("duplicate replica".into()));
+                return Err(AdminError::InvalidReplicaAssignment(
+                    "duplicate replica".into(),
+                ));
             }
             if let Some(b) = r.iter().find(|b| !live.contains(b)) {
-                return Err(AdminError::InvalidReplicaAssignment(format!("unknown broker {b}")));
+                return Err(AdminError::InvalidReplicaAssignment(format!(
+                    "unknown broker {b}"
+                )));
             }
         }
         return Ok(a.clone());
@@ -113,7 +121,9 @@ pub fn plan_assignment(
         return Err(AdminError::InvalidPartitions("must be at least 1".into()));
     }
     if t.replication_factor < 1 {
-        return Err(AdminError::InvalidReplicationFactor("must be at least 1".into()));
+        return Err(AdminError::InvalidReplicationFactor(
+            "must be at least 1".into(),
+        ));
     }
     assign_replicas(live, t.partitions, t.replication_factor, start, 0).ok_or_else(|| {
         AdminError::InvalidReplicationFactor(format!(
@@ -246,7 +256,8 @@ impl Standalone {
 
     fn persist(&self, st: &StoredCluster) -> Result<(), AdminError> {
         let tmp = self.path.with_extension("json.tmp");
-        let data = serde_json::to_vec_pretty(st).map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        let data =
+            serde_json::to_vec_pretty(st).map_err(|e| AdminError::Unavailable(e.to_string()))?;
         std::fs::write(&tmp, data)
             .and_then(|_| std::fs::rename(&tmp, &self.path))
             .map_err(|e| AdminError::Unavailable(format!("{}: {e}", self.path.display())))
@@ -322,7 +333,12 @@ impl Standalone {
         Ok(())
     }
 
-    async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
+    async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
         let mut st = self.state.lock().await;
         let me = self.me.id;
         let t = st.topics.get_mut(name).ok_or(AdminError::UnknownTopic)?;
@@ -343,7 +359,11 @@ impl Standalone {
         Ok(())
     }
 
-    async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<(), AdminError> {
+    async fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), AdminError> {
         let mut st = self.state.lock().await;
         let t = st.topics.get_mut(name).ok_or(AdminError::UnknownTopic)?;
         t.configs = configs;

@@ -90,7 +90,9 @@ pub struct Request {
 pub enum Decoded {
     Request(Box<Request>),
     /// An ApiVersions request above our max: answer v0-shaped error 35 (Kafka's rule).
-    ApiVersionsFallback { correlation_id: i32 },
+    ApiVersionsFallback {
+        correlation_id: i32,
+    },
 }
 
 /// Decode one frame (without its 4-byte length prefix).

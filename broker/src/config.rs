@@ -129,7 +129,9 @@ fn parse_endpoint(v: &str) -> Result<Endpoint, String> {
     let rest = match first.split_once("://") {
         Some((proto, rest)) => {
             if !proto.eq_ignore_ascii_case("PLAINTEXT") {
-                return Err(format!("only PLAINTEXT listeners are supported, got {proto}"));
+                return Err(format!(
+                    "only PLAINTEXT listeners are supported, got {proto}"
+                ));
             }
             rest
         }
@@ -173,7 +175,10 @@ impl BrokerConfig {
     }
 
     /// Build from key/values (also used by tests and the standalone mode).
-    pub fn from_map(raw: BTreeMap<String, String>, file: &str) -> Result<BrokerConfig, ConfigError> {
+    pub fn from_map(
+        raw: BTreeMap<String, String>,
+        file: &str,
+    ) -> Result<BrokerConfig, ConfigError> {
         let mut c = BrokerConfig {
             source: file.to_string(),
             ..Default::default()
@@ -185,7 +190,8 @@ impl BrokerConfig {
             reason,
         };
         fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
-            v.parse::<T>().map_err(|_| "not a number in range".to_string())
+            v.parse::<T>()
+                .map_err(|_| "not a number in range".to_string())
         }
         fn boolean(v: &str) -> Result<bool, String> {
             match v.to_ascii_lowercase().as_str() {
@@ -310,21 +316,55 @@ impl BrokerConfig {
 
 /// Topic-level configs with the broker-level key that supplies their default,
 /// as DescribeConfigs reports them (name, broker key, default).
-pub fn topic_config_defaults(c: &BrokerConfig) -> Vec<(&'static str, Option<&'static str>, String)> {
+pub fn topic_config_defaults(
+    c: &BrokerConfig,
+) -> Vec<(&'static str, Option<&'static str>, String)> {
     vec![
-        ("cleanup.policy", Some("log.cleanup.policy"), "delete".into()),
-        ("compression.type", Some("compression.type"), "producer".into()),
-        ("retention.ms", Some("log.retention.ms"), c.retention_ms.to_string()),
-        ("retention.bytes", Some("log.retention.bytes"), c.retention_bytes.to_string()),
-        ("segment.bytes", Some("log.segment.bytes"), c.segment_bytes.to_string()),
-        ("max.message.bytes", Some("message.max.bytes"), c.message_max_bytes.to_string()),
-        ("min.insync.replicas", Some("min.insync.replicas"), c.min_insync_replicas.to_string()),
+        (
+            "cleanup.policy",
+            Some("log.cleanup.policy"),
+            "delete".into(),
+        ),
+        (
+            "compression.type",
+            Some("compression.type"),
+            "producer".into(),
+        ),
+        (
+            "retention.ms",
+            Some("log.retention.ms"),
+            c.retention_ms.to_string(),
+        ),
+        (
+            "retention.bytes",
+            Some("log.retention.bytes"),
+            c.retention_bytes.to_string(),
+        ),
+        (
+            "segment.bytes",
+            Some("log.segment.bytes"),
+            c.segment_bytes.to_string(),
+        ),
+        (
+            "max.message.bytes",
+            Some("message.max.bytes"),
+            c.message_max_bytes.to_string(),
+        ),
+        (
+            "min.insync.replicas",
+            Some("min.insync.replicas"),
+            c.min_insync_replicas.to_string(),
+        ),
         (
             "unclean.leader.election.enable",
             Some("unclean.leader.election.enable"),
             c.unclean_leader_election.to_string(),
         ),
-        ("message.timestamp.type", Some("log.message.timestamp.type"), "CreateTime".into()),
+        (
+            "message.timestamp.type",
+            Some("log.message.timestamp.type"),
+            "CreateTime".into(),
+        ),
         (
             "flush.messages",
             Some("log.flush.interval.messages"),
@@ -338,7 +378,11 @@ pub fn topic_config_defaults(c: &BrokerConfig) -> Vec<(&'static str, Option<&'st
 /// Validate one topic config value; returns a reason when unusable.
 pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
     match name {
-        "retention.ms" | "retention.bytes" | "segment.ms" | "delete.retention.ms" | "flush.messages" => value
+        "retention.ms"
+        | "retention.bytes"
+        | "segment.ms"
+        | "delete.retention.ms"
+        | "flush.messages" => value
             .parse::<i64>()
             .map(|_| ())
             .map_err(|_| format!("{name} must be an integer")),
@@ -385,6 +429,9 @@ mod tests {
     fn invalid_value_names_key_and_file() {
         let e = BrokerConfig::parse("num.partitions=abc\n", "srv.properties").unwrap_err();
         let s = e.to_string();
-        assert!(s.contains("num.partitions") && s.contains("srv.properties"), "{s}");
+        assert!(
+            s.contains("num.partitions") && s.contains("srv.properties"),
+            "{s}"
+        );
     }
 }

@@ -104,7 +104,9 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
         RequestKind::OffsetForLeaderEpoch(r) => {
             let b = b.clone();
             Box::pin(async move {
-                Some(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch(&b, r)))
+                Some(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch(
+                    &b, r,
+                )))
             })
         }
         RequestKind::DescribeConfigs(r) => {
@@ -126,14 +128,18 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
         RequestKind::CreatePartitions(r) => {
             let b = b.clone();
             Box::pin(async move {
-                Some(ResponseKind::CreatePartitions(create_partitions(&b, r).await))
+                Some(ResponseKind::CreatePartitions(
+                    create_partitions(&b, r).await,
+                ))
             })
         }
         RequestKind::DescribeCluster(r) => {
             let b = b.clone();
             Box::pin(async move { Some(ResponseKind::DescribeCluster(describe_cluster(&b, r, v))) })
         }
-        body if crate::group::handles(&body) => crate::group::dispatch(b, body, v, &req.header, req.peer),
+        body if crate::group::handles(&body) => {
+            crate::group::dispatch(b, body, v, &req.header, req.peer)
+        }
         _ => Box::pin(async { None }),
     }
 }
@@ -144,7 +150,13 @@ enum Lookup {
     Err(i16),
 }
 
-fn lookup(b: &Broker, view: &ClusterView, topic: &str, partition: i32, current_epoch: i32) -> Lookup {
+fn lookup(
+    b: &Broker,
+    view: &ClusterView,
+    topic: &str,
+    partition: i32,
+    current_epoch: i32,
+) -> Lookup {
     let Some(t) = view.topics.get(topic) else {
         return Lookup::Err(err::UNKNOWN_TOPIC_OR_PARTITION);
     };
@@ -175,10 +187,7 @@ fn lookup(b: &Broker, view: &ClusterView, topic: &str, partition: i32, current_e
 fn local_log(b: &Broker, topic: &str, partition: i32) -> Result<Arc<Partition>, i16> {
     match b.log.get(topic, partition) {
         Some(p) => Ok(p),
-        None => b
-            .log
-            .ensure(topic, partition)
-            .map_err(|e| log_err_code(&e)),
+        None => b.log.ensure(topic, partition).map_err(|e| log_err_code(&e)),
     }
 }
 
@@ -188,9 +197,14 @@ fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -> Pending {
     let acks = r.acks;
     let view = b.cache.view();
     let timeout = Duration::from_millis(r.timeout_ms.clamp(0, 300_000) as u64);
-    type Waiter = (usize, usize, tokio::sync::oneshot::Receiver<Result<(), String>>);
+    type Waiter = (
+        usize,
+        usize,
+        tokio::sync::oneshot::Receiver<Result<(), String>>,
+    );
     let mut waits: Vec<Waiter> = Vec::new();
-    let mut topics: Vec<produce_response::TopicProduceResponse> = Vec::with_capacity(r.topic_data.len());
+    let mut topics: Vec<produce_response::TopicProduceResponse> =
+        Vec::with_capacity(r.topic_data.len());
     for (ti, td) in r.topic_data.into_iter().enumerate() {
         let name = td.name.0.to_string();
         let mut parts = Vec::with_capacity(td.partition_data.len());
@@ -235,8 +249,10 @@ fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -> Pending {
                                                 resp.log_start_offset = a.log_start;
                                             }
                                             waits.push((ti, pi, a.done));
-                                            metrics::counter!("kafka_server_brokertopicmetrics_bytesin_total")
-                                                .increment(records.len() as u64);
+                                            metrics::counter!(
+                                                "kafka_server_brokertopicmetrics_bytesin_total"
+                                            )
+                                            .increment(records.len() as u64);
                                             err::NONE
                                         }
                                     },
@@ -268,7 +284,10 @@ fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -> Pending {
                 Err(_) => err::REQUEST_TIMED_OUT,
             };
             if code != err::NONE {
-                if let Some(p) = topics.get_mut(ti).and_then(|t| t.partition_responses.get_mut(pi)) {
+                if let Some(p) = topics
+                    .get_mut(ti)
+                    .and_then(|t| t.partition_responses.get_mut(pi))
+                {
                     p.error_code = code;
                     p.base_offset = -1;
                 }
@@ -277,7 +296,9 @@ fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -> Pending {
         if acks == 0 {
             return None;
         }
-        Some(ResponseKind::Produce(ProduceResponse::default().with_responses(topics)))
+        Some(ResponseKind::Produce(
+            ProduceResponse::default().with_responses(topics),
+        ))
     })
 }
 
@@ -296,14 +317,22 @@ async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> FetchResponse 
     let started = Instant::now();
     let max_wait = Duration::from_millis(r.max_wait_ms.clamp(0, 60_000) as u64);
     let min_bytes = r.min_bytes.max(0) as usize;
-    let max_total = if r.max_bytes <= 0 { usize::MAX } else { r.max_bytes as usize };
+    let max_total = if r.max_bytes <= 0 {
+        usize::MAX
+    } else {
+        r.max_bytes as usize
+    };
     let mut plan: Vec<FetchPart> = Vec::new();
     let mut names = Vec::with_capacity(r.topics.len());
     for (ti, t) in r.topics.iter().enumerate() {
         names.push(t.topic.clone());
         let name = t.topic.0.as_str();
         for p in &t.partitions {
-            let epoch = if version >= 9 { p.current_leader_epoch } else { -1 };
+            let epoch = if version >= 9 {
+                p.current_leader_epoch
+            } else {
+                -1
+            };
             let (part, code) = match lookup(b, &view, name, p.partition, epoch) {
                 Lookup::Err(c) => (None, c),
                 Lookup::Ok(_, _) => match local_log(b, name, p.partition) {
@@ -340,7 +369,11 @@ async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> FetchResponse 
             }
             let avail: usize = plan
                 .iter()
-                .filter_map(|p| p.part.as_ref().map(|l| l.available_bytes(p.offset, min_bytes)))
+                .filter_map(|p| {
+                    p.part
+                        .as_ref()
+                        .map(|l| l.available_bytes(p.offset, min_bytes))
+                })
                 .sum();
             if avail >= min_bytes {
                 break;
@@ -438,7 +471,10 @@ async fn metadata(b: &Arc<Broker>, r: MetadataRequest, version: i16) -> Metadata
     };
     let auto = (version < 4 || r.allow_auto_topic_creation) && b.config.auto_create_topics;
     if let (Some(names), true) = (&requested, auto) {
-        let missing: Vec<&String> = names.iter().filter(|n| !view.topics.contains_key(*n)).collect();
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|n| !view.topics.contains_key(*n))
+            .collect();
         if !missing.is_empty() {
             for n in &missing {
                 let t = NewTopic {
@@ -455,7 +491,11 @@ async fn metadata(b: &Arc<Broker>, r: MetadataRequest, version: i16) -> Metadata
             }
             let want: Vec<String> = missing.iter().map(|s| (*s).clone()).collect();
             wait_for(b, Duration::from_secs(2), |v| {
-                want.iter().all(|n| v.topics.get(n).is_some_and(|t| t.partitions.iter().all(|p| p.leader() >= 0)))
+                want.iter().all(|n| {
+                    v.topics
+                        .get(n)
+                        .is_some_and(|t| t.partitions.iter().all(|p| p.leader() >= 0))
+                })
             })
             .await;
             view = b.cache.view();
@@ -481,7 +521,8 @@ async fn metadata(b: &Arc<Broker>, r: MetadataRequest, version: i16) -> Metadata
     };
     let mut topics = Vec::with_capacity(names.len());
     for n in names {
-        let mut mt = metadata_response::MetadataResponseTopic::default().with_name(Some(TopicName(s(&n))));
+        let mut mt =
+            metadata_response::MetadataResponseTopic::default().with_name(Some(TopicName(s(&n))));
         match view.topics.get(&n) {
             Some(t) if !t.deleting => {
                 if version >= 10 {
@@ -495,7 +536,11 @@ async fn metadata(b: &Arc<Broker>, r: MetadataRequest, version: i16) -> Metadata
                         .with_leader_id(if live { leader } else { -1 }.into())
                         .with_replica_nodes(p.replicas.iter().map(|x| (*x).into()).collect())
                         .with_isr_nodes(p.isr().iter().map(|x| (*x).into()).collect())
-                        .with_error_code(if live { err::NONE } else { err::LEADER_NOT_AVAILABLE });
+                        .with_error_code(if live {
+                            err::NONE
+                        } else {
+                            err::LEADER_NOT_AVAILABLE
+                        });
                     if version >= 7 {
                         mp.leader_epoch = p.leader_epoch();
                     }
@@ -520,7 +565,9 @@ async fn metadata(b: &Arc<Broker>, r: MetadataRequest, version: i16) -> Metadata
         }
         topics.push(mt);
     }
-    let mut resp = MetadataResponse::default().with_brokers(brokers).with_topics(topics);
+    let mut resp = MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_topics(topics);
     if version >= 1 {
         resp.controller_id = view.controller_id.into();
     }
@@ -558,7 +605,11 @@ fn list_offsets(b: &Arc<Broker>, r: ListOffsetsRequest, version: i16) -> ListOff
                 .with_partition_index(p.partition_index)
                 .with_timestamp(-1)
                 .with_offset(-1);
-            let epoch = if version >= 4 { p.current_leader_epoch } else { -1 };
+            let epoch = if version >= 4 {
+                p.current_leader_epoch
+            } else {
+                -1
+            };
             match lookup(b, &view, &name, p.partition_index, epoch) {
                 Lookup::Err(c) => pr.error_code = c,
                 Lookup::Ok(_, le) => match local_log(b, &name, p.partition_index) {
@@ -602,7 +653,11 @@ fn list_offsets(b: &Arc<Broker>, r: ListOffsetsRequest, version: i16) -> ListOff
 
 // ---------------------------------------------------------------- Admin
 
-async fn create_topics(b: &Arc<Broker>, r: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+async fn create_topics(
+    b: &Arc<Broker>,
+    r: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(r.topics.len());
     let mut created = Vec::new();
     for t in r.topics {
@@ -613,11 +668,20 @@ async fn create_topics(b: &Arc<Broker>, r: CreateTopicsRequest, version: i16) ->
             Some(
                 t.assignments
                     .iter()
-                    .map(|a| (a.partition_index, a.broker_ids.iter().map(|x| x.0).collect()))
+                    .map(|a| {
+                        (
+                            a.partition_index,
+                            a.broker_ids.iter().map(|x| x.0).collect(),
+                        )
+                    })
                     .collect(),
             )
         };
-        let partitions = if t.num_partitions == -1 { b.config.num_partitions } else { t.num_partitions };
+        let partitions = if t.num_partitions == -1 {
+            b.config.num_partitions
+        } else {
+            t.num_partitions
+        };
         let rf = if t.replication_factor == -1 {
             b.config.default_replication_factor
         } else {
@@ -626,7 +690,11 @@ async fn create_topics(b: &Arc<Broker>, r: CreateTopicsRequest, version: i16) ->
         let configs = t
             .configs
             .iter()
-            .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+            .filter_map(|c| {
+                c.value
+                    .as_ref()
+                    .map(|v| (c.name.to_string(), v.to_string()))
+            })
             .collect();
         let nt = NewTopic {
             name: name.clone(),
@@ -636,7 +704,8 @@ async fn create_topics(b: &Arc<Broker>, r: CreateTopicsRequest, version: i16) ->
             configs,
         };
         let res = b.cluster.create_topic(nt, r.validate_only).await;
-        let mut tr = create_topics_response::CreatableTopicResult::default().with_name(t.name.clone());
+        let mut tr =
+            create_topics_response::CreatableTopicResult::default().with_name(t.name.clone());
         match res {
             Ok(()) => {
                 if version >= 5 {
@@ -659,7 +728,11 @@ async fn create_topics(b: &Arc<Broker>, r: CreateTopicsRequest, version: i16) ->
     if !created.is_empty() {
         let limit = Duration::from_millis(r.timeout_ms.clamp(0, 30_000) as u64);
         wait_for(b, limit, |v| {
-            created.iter().all(|n| v.topics.get(n).is_some_and(|t| t.partitions.iter().all(|p| p.leader() >= 0)))
+            created.iter().all(|n| {
+                v.topics
+                    .get(n)
+                    .is_some_and(|t| t.partitions.iter().all(|p| p.leader() >= 0))
+            })
         })
         .await;
     }
@@ -674,7 +747,11 @@ async fn create_topics(b: &Arc<Broker>, r: CreateTopicsRequest, version: i16) ->
     CreateTopicsResponse::default().with_topics(results)
 }
 
-async fn delete_topics(b: &Arc<Broker>, r: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+async fn delete_topics(
+    b: &Arc<Broker>,
+    r: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
     let view = b.cache.view();
     let mut names: Vec<(Option<String>, uuid::Uuid)> = Vec::new();
     if version >= 6 {
@@ -682,7 +759,10 @@ async fn delete_topics(b: &Arc<Broker>, r: DeleteTopicsRequest, version: i16) ->
             match &t.name {
                 Some(n) => names.push((Some(n.0.to_string()), t.topic_id)),
                 None => names.push((
-                    view.topics.values().find(|m| m.topic_id == t.topic_id).map(|m| m.name.clone()),
+                    view.topics
+                        .values()
+                        .find(|m| m.topic_id == t.topic_id)
+                        .map(|m| m.name.clone()),
                     t.topic_id,
                 )),
             }
@@ -718,24 +798,36 @@ async fn delete_topics(b: &Arc<Broker>, r: DeleteTopicsRequest, version: i16) ->
     }
     if !deleted.is_empty() {
         let limit = Duration::from_millis(r.timeout_ms.clamp(0, 30_000) as u64);
-        wait_for(b, limit, |v| deleted.iter().all(|n| !v.topics.contains_key(n))).await;
+        wait_for(b, limit, |v| {
+            deleted.iter().all(|n| !v.topics.contains_key(n))
+        })
+        .await;
     }
     DeleteTopicsResponse::default().with_responses(results)
 }
 
-async fn create_partitions(b: &Arc<Broker>, r: CreatePartitionsRequest) -> CreatePartitionsResponse {
+async fn create_partitions(
+    b: &Arc<Broker>,
+    r: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let mut results = Vec::new();
     for t in r.topics {
         let name = t.name.0.to_string();
-        let res = b.cluster.create_partitions(&name, t.count, r.validate_only).await;
-        let mut tr = create_partitions_response::CreatePartitionsTopicResult::default().with_name(t.name);
+        let res = b
+            .cluster
+            .create_partitions(&name, t.count, r.validate_only)
+            .await;
+        let mut tr =
+            create_partitions_response::CreatePartitionsTopicResult::default().with_name(t.name);
         if let Err(e) = res {
             tr.error_code = e.code();
             tr.error_message = Some(s(&e.to_string()));
         } else if !r.validate_only {
             let count = t.count;
             wait_for(b, Duration::from_secs(5), |v| {
-                v.topics.get(&name).is_some_and(|t| t.partitions.len() as i32 >= count)
+                v.topics
+                    .get(&name)
+                    .is_some_and(|t| t.partitions.len() as i32 >= count)
             })
             .await;
         }
@@ -762,7 +854,10 @@ fn init_producer_id(b: &Arc<Broker>, r: InitProducerIdRequest) -> InitProducerId
         .with_producer_epoch(0)
 }
 
-fn offset_for_leader_epoch(b: &Arc<Broker>, r: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+fn offset_for_leader_epoch(
+    b: &Arc<Broker>,
+    r: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
     let view = b.cache.view();
     let mut topics = Vec::new();
     for t in r.topics {
@@ -804,7 +899,11 @@ const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
-fn describe_configs(b: &Arc<Broker>, r: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
+fn describe_configs(
+    b: &Arc<Broker>,
+    r: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
     let view = b.cache.view();
     let defaults = crate::config::topic_config_defaults(&b.config);
     let mut results = Vec::new();
@@ -865,7 +964,12 @@ fn describe_configs(b: &Arc<Broker>, r: DescribeConfigsRequest, version: i16) ->
                     for (_, bk, def) in &defaults {
                         if let Some(bk) = bk {
                             if !b.config.raw.contains_key(*bk) && want(bk) {
-                                entries.push((bk.to_string(), def.clone(), SOURCE_DEFAULT, Vec::new()));
+                                entries.push((
+                                    bk.to_string(),
+                                    def.clone(),
+                                    SOURCE_DEFAULT,
+                                    Vec::new(),
+                                ));
                             }
                         }
                     }
@@ -915,7 +1019,11 @@ async fn alter_configs(b: &Arc<Broker>, r: AlterConfigsRequest) -> AlterConfigsR
             let cfg: BTreeMap<String, String> = res
                 .configs
                 .iter()
-                .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                .filter_map(|c| {
+                    c.value
+                        .as_ref()
+                        .map(|v| (c.name.to_string(), v.to_string()))
+                })
                 .collect();
             let e = if r.validate_only {
                 cfg.iter()
@@ -946,7 +1054,9 @@ async fn incremental_alter_configs(
         let name = res.resource_name.to_string();
         let current = b.cache.view().topics.get(&name).map(|t| t.configs.clone());
         let result = if res.resource_type != RESOURCE_TOPIC {
-            Err(AdminError::InvalidConfig("only topic configs can be altered".into()))
+            Err(AdminError::InvalidConfig(
+                "only topic configs can be altered".into(),
+            ))
         } else if let Some(mut cfg) = current {
             let mut bad = None;
             for c in &res.configs {
@@ -968,7 +1078,11 @@ async fn incremental_alter_configs(
                     }
                     3 => {
                         if let Some(e) = cfg.get_mut(&k) {
-                            *e = e.split(',').filter(|x| *x != v).collect::<Vec<_>>().join(",");
+                            *e = e
+                                .split(',')
+                                .filter(|x| *x != v)
+                                .collect::<Vec<_>>()
+                                .join(",");
                         }
                     }
                     _ => bad = Some(AdminError::InvalidConfig("bad operation".into())),
@@ -986,7 +1100,11 @@ async fn incremental_alter_configs(
             Err(AdminError::UnknownTopic)
         };
         if let Err(e) = result {
-            rr.error_code = if matches!(e, AdminError::InvalidConfig(_)) { err::INVALID_CONFIG } else { e.code() };
+            rr.error_code = if matches!(e, AdminError::InvalidConfig(_)) {
+                err::INVALID_CONFIG
+            } else {
+                e.code()
+            };
             rr.error_message = Some(s(&e.to_string()));
         }
         out.push(rr);
@@ -994,7 +1112,11 @@ async fn incremental_alter_configs(
     IncrementalAlterConfigsResponse::default().with_responses(out)
 }
 
-fn describe_cluster(b: &Arc<Broker>, _r: DescribeClusterRequest, _version: i16) -> DescribeClusterResponse {
+fn describe_cluster(
+    b: &Arc<Broker>,
+    _r: DescribeClusterRequest,
+    _version: i16,
+) -> DescribeClusterResponse {
     let view = b.cache.view();
     DescribeClusterResponse::default()
         .with_cluster_id(s(&view.cluster_id))

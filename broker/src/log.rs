@@ -303,7 +303,8 @@ impl Partition {
 impl LogStore {
     /// Open (or create) the store under `dir` and recover every partition.
     pub fn open(dir: &Path, flush: FlushPolicy) -> Result<Arc<LogStore>, LogError> {
-        std::fs::create_dir_all(dir).map_err(|e| LogError::Meta(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| LogError::Meta(format!("{}: {e}", dir.display())))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -356,7 +357,9 @@ impl LogStore {
         it.seek(b"P");
         let mut found = Vec::new();
         while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
             if k.first() != Some(&b'P') {
                 break;
             }
@@ -366,7 +369,8 @@ impl LogStore {
                 return Err(LogError::Meta("bad partition registry key".into()));
             };
             let topic = String::from_utf8_lossy(&body[..sep]).into_owned();
-            let index = i32::from_be_bytes([body[sep + 1], body[sep + 2], body[sep + 3], body[sep + 4]]);
+            let index =
+                i32::from_be_bytes([body[sep + 1], body[sep + 2], body[sep + 3], body[sep + 4]]);
             found.push((topic, index, id));
             max_id = max_id.max(id);
             it.next();
@@ -383,7 +387,9 @@ impl LogStore {
                 let prefix = epoch_key(id, i32::MIN);
                 eit.seek(&prefix[..5]);
                 while eit.valid() {
-                    let (Some(k), Some(v)) = (eit.key(), eit.value()) else { break };
+                    let (Some(k), Some(v)) = (eit.key(), eit.value()) else {
+                        break;
+                    };
                     if k.len() != 9 || k[..5] != prefix[..5] {
                         break;
                     }
@@ -395,7 +401,9 @@ impl LogStore {
                 lit.seek(log_key(id, 0));
                 let mut next = s.log_start;
                 while lit.valid() {
-                    let (Some(k), Some(v)) = (lit.key(), lit.value()) else { break };
+                    let (Some(k), Some(v)) = (lit.key(), lit.value()) else {
+                        break;
+                    };
                     if k.len() != 12 || be_u32(k) != Some(id) {
                         break;
                     }
@@ -542,11 +550,19 @@ impl LogStore {
                 done: drx,
             });
         }
-        if s.epochs.keys().next_back().is_none_or(|e| *e < leader_epoch) && leader_epoch >= 0 {
+        if s.epochs
+            .keys()
+            .next_back()
+            .is_none_or(|e| *e < leader_epoch)
+            && leader_epoch >= 0
+        {
             let at = s.next_offset;
             s.epochs.insert(leader_epoch, at);
-            self.db
-                .put_cf(self.cf(CF_META)?, epoch_key(p.id, leader_epoch), at.to_be_bytes())?;
+            self.db.put_cf(
+                self.cf(CF_META)?,
+                epoch_key(p.id, leader_epoch),
+                at.to_be_bytes(),
+            )?;
         }
         let first_base = s.next_offset;
         let n = batches.len();
@@ -606,7 +622,12 @@ impl LogStore {
 
     /// Read committed batches from `offset`, at most `max_bytes` but always the
     /// whole batch containing `offset` (at least one batch when any exists).
-    pub fn read(&self, p: &Partition, offset: i64, max_bytes: usize) -> Result<Vec<Bytes>, LogError> {
+    pub fn read(
+        &self,
+        p: &Partition,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<Vec<Bytes>, LogError> {
         let (start_base, hw, from_cache) = {
             let s = p.state.lock();
             if s.offline {
@@ -625,7 +646,9 @@ impl LogStore {
                 .filter(|(_, m)| m.last_offset >= offset)
                 .map(|(b, _)| *b)
                 .or_else(|| s.index.range(offset..).next().map(|(b, _)| *b));
-            let Some(base) = base else { return Ok(Vec::new()) };
+            let Some(base) = base else {
+                return Ok(Vec::new());
+            };
             // Serve from the in-memory tail when it covers the start.
             if s.cache.front().is_some_and(|(b, _, _)| *b <= base) {
                 let mut out = Vec::new();
@@ -668,7 +691,11 @@ impl LogStore {
     }
 
     /// First offset with timestamp >= ts (exact to the record), or None.
-    pub fn offset_for_timestamp(&self, p: &Partition, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+    pub fn offset_for_timestamp(
+        &self,
+        p: &Partition,
+        ts: i64,
+    ) -> Result<Option<(i64, i64)>, LogError> {
         let Some((base, _last)) = p.batch_for_timestamp(ts) else {
             return Ok(None);
         };
@@ -870,7 +897,10 @@ mod tests {
     async fn append(store: &LogStore, p: &Arc<Partition>, b: Bytes) -> Result<i64, LogError> {
         let v = batch::split_batches(&b)?;
         let a = store.append(p, v, 0)?;
-        a.done.await.map_err(|_| LogError::Stopped)?.map_err(LogError::Meta)?;
+        a.done
+            .await
+            .map_err(|_| LogError::Stopped)?
+            .map_err(LogError::Meta)?;
         Ok(a.base_offset)
     }
 
@@ -880,8 +910,14 @@ mod tests {
         {
             let store = LogStore::open(dir.path(), policy()).unwrap();
             let p = store.ensure("t", 0).unwrap();
-            assert_eq!(append(&store, &p, make_batch(3, 10, -1, -1)).await.unwrap(), 0);
-            assert_eq!(append(&store, &p, make_batch(2, 20, -1, -1)).await.unwrap(), 3);
+            assert_eq!(
+                append(&store, &p, make_batch(3, 10, -1, -1)).await.unwrap(),
+                0
+            );
+            assert_eq!(
+                append(&store, &p, make_batch(2, 20, -1, -1)).await.unwrap(),
+                3
+            );
             assert_eq!(p.offsets().high_watermark, 5);
             let r = store.read(&p, 4, 1).unwrap();
             assert_eq!(r.len(), 1);
@@ -893,11 +929,17 @@ mod tests {
         assert_eq!(p.offsets().log_end, 5);
         let r = store.read(&p, 0, 1 << 20).unwrap();
         assert_eq!(r.len(), 2);
-        assert!(matches!(store.read(&p, 6, 100), Err(LogError::OffsetOutOfRange)));
+        assert!(matches!(
+            store.read(&p, 6, 100),
+            Err(LogError::OffsetOutOfRange)
+        ));
         // Deleting and recreating starts a fresh log; the store keeps working.
         store.remove("t", 0).unwrap();
         let p = store.ensure("t", 0).unwrap();
-        assert_eq!(append(&store, &p, make_batch(1, 30, -1, -1)).await.unwrap(), 0);
+        assert_eq!(
+            append(&store, &p, make_batch(1, 30, -1, -1)).await.unwrap(),
+            0
+        );
         store.shutdown();
     }
 
@@ -923,11 +965,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LogStore::open(dir.path(), policy()).unwrap();
         let p = store.ensure("t", 0).unwrap();
-        append(&store, &p, make_batch(2, 1_000, -1, -1)).await.unwrap();
-        append(&store, &p, make_batch(2, 5_000, -1, -1)).await.unwrap();
-        assert_eq!(store.apply_retention(&p, 6_000, 3_000, -1).unwrap(), Some(2));
+        append(&store, &p, make_batch(2, 1_000, -1, -1))
+            .await
+            .unwrap();
+        append(&store, &p, make_batch(2, 5_000, -1, -1))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.apply_retention(&p, 6_000, 3_000, -1).unwrap(),
+            Some(2)
+        );
         assert_eq!(p.offsets().log_start, 2);
-        assert!(matches!(store.read(&p, 0, 100), Err(LogError::OffsetOutOfRange)));
+        assert!(matches!(
+            store.read(&p, 0, 100),
+            Err(LogError::OffsetOutOfRange)
+        ));
         assert_eq!(store.read(&p, 2, 100).unwrap().len(), 1);
         assert_eq!(store.apply_retention(&p, 6_000, -1, 0).unwrap(), Some(4));
         store.shutdown();

@@ -120,7 +120,11 @@ async fn connection(b: Arc<Broker>, sock: TcpStream) -> anyhow::Result<()> {
                 _ = stop.changed() => return Ok(()),
             }
             let len = i32::from_be_bytes(len_buf);
-            let cap = if seen_valid { max } else { max.min(PRE_AUTH_FRAME_CAP) };
+            let cap = if seen_valid {
+                max
+            } else {
+                max.min(PRE_AUTH_FRAME_CAP)
+            };
             if len < 0 || len as usize > cap {
                 anyhow::bail!("frame of {len} bytes exceeds cap {cap}");
             }
@@ -129,7 +133,11 @@ async fn connection(b: Arc<Broker>, sock: TcpStream) -> anyhow::Result<()> {
             let frame = frame.freeze();
             match codec::decode_request(frame) {
                 Ok(Decoded::ApiVersionsFallback { correlation_id }) => {
-                    if tx.send(Out::Raw(codec::api_versions_fallback(correlation_id)?)).await.is_err() {
+                    if tx
+                        .send(Out::Raw(codec::api_versions_fallback(correlation_id)?))
+                        .await
+                        .is_err()
+                    {
                         return Ok(());
                     }
                 }
@@ -140,7 +148,11 @@ async fn connection(b: Arc<Broker>, sock: TcpStream) -> anyhow::Result<()> {
                     let version = req.version;
                     let corr = req.header.correlation_id;
                     let fut = handlers::dispatch(&b, *req);
-                    if tx.send(Out::Pending(key, version, corr, fut)).await.is_err() {
+                    if tx
+                        .send(Out::Pending(key, version, corr, fut))
+                        .await
+                        .is_err()
+                    {
                         return Ok(());
                     }
                 }

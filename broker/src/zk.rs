@@ -23,7 +23,9 @@ use tokio::sync::{mpsc, Mutex};
 use crate::broker::now_ms;
 use crate::cluster::{new_base64_uuid, parse_base64_uuid, plan_assignment, AdminError, NewTopic};
 use crate::config::BrokerConfig;
-use crate::metadata::{assign_replicas, BrokerInfo, MetadataCache, PartitionMeta, PartitionState, TopicMeta};
+use crate::metadata::{
+    assign_replicas, BrokerInfo, MetadataCache, PartitionMeta, PartitionState, TopicMeta,
+};
 
 /// Why the broker could not join the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +104,10 @@ async fn ensure_path(zk: &ZkClient, path: &str) -> Result<(), ZkError> {
     for part in path.split('/').filter(|p| !p.is_empty()) {
         cur.push('/');
         cur.push_str(part);
-        match zk.create(&cur, b"", &Acl::open_unsafe(), CreateMode::Persistent).await {
+        match zk
+            .create(&cur, b"", &Acl::open_unsafe(), CreateMode::Persistent)
+            .await
+        {
             Ok(_) => {}
             Err(e) if is_code(&e, ErrorCode::NodeExists) => {}
             Err(e) => return Err(e),
@@ -166,7 +171,11 @@ fn parse_topic(data: &[u8]) -> Option<(BTreeMap<i32, Vec<i32>>, String)> {
             .collect();
         out.insert(p, reps);
     }
-    let id = v.get("topic_id").and_then(|x| x.as_str()).unwrap_or("").to_string();
+    let id = v
+        .get("topic_id")
+        .and_then(|x| x.as_str())
+        .unwrap_or("")
+        .to_string();
     Some((out, id))
 }
 
@@ -199,7 +208,14 @@ fn parse_configs(data: &[u8]) -> BTreeMap<String, String> {
         .and_then(|c| c.as_object())
         .map(|m| {
             m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string())))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(String::from)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -231,7 +247,12 @@ async fn establish(
     let (_, cid) = new_base64_uuid();
     let cid_json = json!({"version": "1", "id": cid}).to_string();
     match zk
-        .create("/cluster/id", cid_json.as_bytes(), &Acl::open_unsafe(), CreateMode::Persistent)
+        .create(
+            "/cluster/id",
+            cid_json.as_bytes(),
+            &Acl::open_unsafe(),
+            CreateMode::Persistent,
+        )
         .await
     {
         Ok(_) => tracing::info!(cluster_id = %cid, "created /cluster/id"),
@@ -244,7 +265,10 @@ async fn establish(
     let data = broker_json(me);
     let deadline = Instant::now() + session + Duration::from_secs(2);
     loop {
-        match zk.create(&path, &data, &Acl::open_unsafe(), CreateMode::Ephemeral).await {
+        match zk
+            .create(&path, &data, &Acl::open_unsafe(), CreateMode::Ephemeral)
+            .await
+        {
             Ok(_) => break,
             Err(e) if is_code(&e, ErrorCode::NodeExists) => {
                 let existing = zk.get_data(&path).await.ok();
@@ -256,15 +280,27 @@ async fn establish(
                     return Err(ZkStartError::DuplicateId(path));
                 }
                 // Our listener is bound, so the holder of our endpoint is a dead predecessor.
-                tracing::warn!(path, "stale registration from a previous run; waiting for its session to expire");
+                tracing::warn!(
+                    path,
+                    "stale registration from a previous run; waiting for its session to expire"
+                );
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(e) => return Err(other(e)),
         }
     }
-    tracing::info!(path, session = format!("0x{:x}", zk.session_id()), "registered broker");
+    tracing::info!(
+        path,
+        session = format!("0x{:x}", zk.session_id()),
+        "registered broker"
+    );
     let (tx, rx) = mpsc::unbounded_channel();
-    for (p, rec) in [("/brokers", true), ("/config", true), ("/admin", true), ("/controller", false)] {
+    for (p, rec) in [
+        ("/brokers", true),
+        ("/config", true),
+        ("/admin", true),
+        ("/controller", false),
+    ] {
         let mut w = zk.add_watch(p, rec).await.map_err(other)?;
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -294,7 +330,9 @@ impl ZkCluster {
             controller_epoch: Arc::new(AtomicI32::new(-1)),
             unclean: config.unclean_leader_election,
         });
-        full_load(&zk, &shared).await.map_err(|e| ZkStartError::Other(e.to_string()))?;
+        full_load(&zk, &shared)
+            .await
+            .map_err(|e| ZkStartError::Other(e.to_string()))?;
         shared.loaded.store(true, Ordering::SeqCst);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let cluster = ZkCluster {
@@ -324,7 +362,11 @@ impl ZkCluster {
         self.controller_epoch.load(Ordering::SeqCst) >= 0
     }
 
-    pub(crate) async fn create_topic(&self, t: NewTopic, validate_only: bool) -> Result<(), AdminError> {
+    pub(crate) async fn create_topic(
+        &self,
+        t: NewTopic,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
         let _g = self.admin_lock.lock().await;
         let view = self.cache.view();
         if view.topics.contains_key(&t.name) {
@@ -340,14 +382,27 @@ impl ZkCluster {
         let (_, tid) = new_base64_uuid();
         let cfg = json!({"version": 1, "config": t.configs}).to_string();
         let cfg_path = format!("/config/topics/{}", t.name);
-        let ops = vec![
-            MultiOp::create(&format!("/brokers/topics/{}", t.name), &topic_json(&a, &tid), &Acl::open_unsafe(), CreateMode::Persistent),
-        ];
+        let ops = vec![MultiOp::create(
+            &format!("/brokers/topics/{}", t.name),
+            &topic_json(&a, &tid),
+            &Acl::open_unsafe(),
+            CreateMode::Persistent,
+        )];
         // Config first (so the topic is born with it), tolerating a leftover.
-        match zk.create(&cfg_path, cfg.as_bytes(), &Acl::open_unsafe(), CreateMode::Persistent).await {
+        match zk
+            .create(
+                &cfg_path,
+                cfg.as_bytes(),
+                &Acl::open_unsafe(),
+                CreateMode::Persistent,
+            )
+            .await
+        {
             Ok(_) => {}
             Err(e) if is_code(&e, ErrorCode::NodeExists) => {
-                zk.set_data(&cfg_path, cfg.as_bytes(), -1).await.map_err(zk_admin)?;
+                zk.set_data(&cfg_path, cfg.as_bytes(), -1)
+                    .await
+                    .map_err(zk_admin)?;
             }
             Err(e) => return Err(zk_admin(e)),
         }
@@ -370,7 +425,12 @@ impl ZkCluster {
             return Err(AdminError::UnknownTopic);
         }
         match zk
-            .create(&format!("/admin/delete_topics/{name}"), b"", &Acl::open_unsafe(), CreateMode::Persistent)
+            .create(
+                &format!("/admin/delete_topics/{name}"),
+                b"",
+                &Acl::open_unsafe(),
+                CreateMode::Persistent,
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -379,7 +439,12 @@ impl ZkCluster {
         }
     }
 
-    pub(crate) async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
+    pub(crate) async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
         let _g = self.admin_lock.lock().await;
         let zk = self.zk();
         let path = format!("/brokers/topics/{name}");
@@ -388,7 +453,8 @@ impl ZkCluster {
             Err(e) if is_code(&e, ErrorCode::NoNode) => return Err(AdminError::UnknownTopic),
             Err(e) => return Err(zk_admin(e)),
         };
-        let (mut parts, tid) = parse_topic(&data).ok_or_else(|| AdminError::Unavailable("bad topic znode".into()))?;
+        let (mut parts, tid) =
+            parse_topic(&data).ok_or_else(|| AdminError::Unavailable("bad topic znode".into()))?;
         let have = parts.len() as i32;
         if count <= have {
             return Err(AdminError::InvalidPartitions(format!(
@@ -397,23 +463,31 @@ impl ZkCluster {
         }
         let rf = parts.values().next().map(|r| r.len()).unwrap_or(1) as i16;
         let live: Vec<i32> = self.cache.view().brokers.keys().copied().collect();
-        let extra = assign_replicas(&live, count - have, rf, have as usize, have).ok_or_else(|| {
-            AdminError::InvalidReplicationFactor(format!(
-                "Replication factor: {rf} larger than available brokers: {}.",
-                live.len()
-            ))
-        })?;
+        let extra =
+            assign_replicas(&live, count - have, rf, have as usize, have).ok_or_else(|| {
+                AdminError::InvalidReplicationFactor(format!(
+                    "Replication factor: {rf} larger than available brokers: {}.",
+                    live.len()
+                ))
+            })?;
         if validate_only {
             return Ok(());
         }
         parts.extend(extra);
-        match zk.set_data(&path, &topic_json(&parts, &tid), stat.version).await {
+        match zk
+            .set_data(&path, &topic_json(&parts, &tid), stat.version)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => Err(zk_admin(e)),
         }
     }
 
-    pub(crate) async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<(), AdminError> {
+    pub(crate) async fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), AdminError> {
         let zk = self.zk();
         if !self.cache.view().topics.contains_key(name) {
             return Err(AdminError::UnknownTopic);
@@ -423,7 +497,12 @@ impl ZkCluster {
         match zk.set_data(&path, data.as_bytes(), -1).await {
             Ok(_) => Ok(()),
             Err(e) if is_code(&e, ErrorCode::NoNode) => zk
-                .create(&path, data.as_bytes(), &Acl::open_unsafe(), CreateMode::Persistent)
+                .create(
+                    &path,
+                    data.as_bytes(),
+                    &Acl::open_unsafe(),
+                    CreateMode::Persistent,
+                )
                 .await
                 .map(|_| ())
                 .map_err(zk_admin),
@@ -491,7 +570,11 @@ async fn load_topic(zk: &ZkClient, name: &str) -> Result<Option<TopicMeta>, ZkEr
         let state = read_opt(zk, &format!("/brokers/topics/{name}/partitions/{p}/state"))
             .await?
             .and_then(|(d, _)| serde_json::from_slice::<PartitionState>(&d).ok());
-        partitions.push(PartitionMeta { index: p, replicas, state });
+        partitions.push(PartitionMeta {
+            index: p,
+            replicas,
+            state,
+        });
     }
     let configs = read_opt(zk, &format!("/config/topics/{name}"))
         .await?
@@ -682,7 +765,12 @@ async fn try_become_controller(zk: &ZkClient, sh: &Shared) -> Result<i32, ZkErro
     })
     .to_string();
     match zk
-        .create("/controller", data.as_bytes(), &Acl::open_unsafe(), CreateMode::Ephemeral)
+        .create(
+            "/controller",
+            data.as_bytes(),
+            &Acl::open_unsafe(),
+            CreateMode::Ephemeral,
+        )
         .await
     {
         Ok(_) => {}
@@ -693,7 +781,12 @@ async fn try_become_controller(zk: &ZkClient, sh: &Shared) -> Result<i32, ZkErro
     let epoch = loop {
         match read_opt(zk, "/controller_epoch").await? {
             None => match zk
-                .create("/controller_epoch", b"1", &Acl::open_unsafe(), CreateMode::Persistent)
+                .create(
+                    "/controller_epoch",
+                    b"1",
+                    &Acl::open_unsafe(),
+                    CreateMode::Persistent,
+                )
                 .await
             {
                 Ok(_) => break 1,
@@ -706,7 +799,10 @@ async fn try_become_controller(zk: &ZkClient, sh: &Shared) -> Result<i32, ZkErro
                     .and_then(|s| s.trim().trim_matches('"').parse().ok())
                     .unwrap_or(0);
                 let next = cur + 1;
-                match zk.set_data("/controller_epoch", next.to_string().as_bytes(), ver).await {
+                match zk
+                    .set_data("/controller_epoch", next.to_string().as_bytes(), ver)
+                    .await
+                {
                     Ok(_) => break next,
                     Err(e) if is_code(&e, ErrorCode::BadVersion) => continue,
                     Err(e) => return Err(e),
@@ -748,7 +844,9 @@ async fn controller_duties(zk: &ZkClient, sh: &Shared, deletes: bool) -> Result<
             let base = format!("/brokers/topics/{}/partitions/{}", t.name, p.index);
             match &p.state {
                 None => {
-                    let Some(&leader) = live.first() else { continue };
+                    let Some(&leader) = live.first() else {
+                        continue;
+                    };
                     if !created_parent {
                         ensure_path(zk, &format!("/brokers/topics/{}/partitions", t.name)).await?;
                         created_parent = true;
@@ -761,7 +859,12 @@ async fn controller_duties(zk: &ZkClient, sh: &Shared, deletes: bool) -> Result<
                         isr: vec![leader],
                     };
                     match zk
-                        .create(&format!("{base}/state"), &state_json(&st), &Acl::open_unsafe(), CreateMode::Persistent)
+                        .create(
+                            &format!("{base}/state"),
+                            &state_json(&st),
+                            &Acl::open_unsafe(),
+                            CreateMode::Persistent,
+                        )
                         .await
                     {
                         Ok(_) | Err(ZkError::Code(ErrorCode::NodeExists)) => {}
@@ -770,19 +873,27 @@ async fn controller_duties(zk: &ZkClient, sh: &Shared, deletes: bool) -> Result<
                 }
                 Some(s) if s.leader < 0 || !view.brokers.contains_key(&s.leader) => {
                     // Leader lost: first live replica in assignment order that is in the ISR.
-                    let in_isr = p
-                        .replicas
-                        .iter()
-                        .copied()
-                        .find(|r| view.brokers.contains_key(r) && s.isr.contains(r) && *r != s.leader);
-                    let pick = in_isr.or_else(|| if sh.unclean { live.first().copied() } else { None });
+                    let in_isr = p.replicas.iter().copied().find(|r| {
+                        view.brokers.contains_key(r) && s.isr.contains(r) && *r != s.leader
+                    });
+                    let pick = in_isr.or_else(|| {
+                        if sh.unclean {
+                            live.first().copied()
+                        } else {
+                            None
+                        }
+                    });
                     let new = match pick {
                         Some(l) => PartitionState {
                             leader: l,
                             leader_epoch: s.leader_epoch + 1,
                             controller_epoch: cepoch,
                             isr: if in_isr.is_some() {
-                                s.isr.iter().copied().filter(|r| view.brokers.contains_key(r)).collect()
+                                s.isr
+                                    .iter()
+                                    .copied()
+                                    .filter(|r| view.brokers.contains_key(r))
+                                    .collect()
                             } else {
                                 vec![l]
                             },
@@ -795,7 +906,8 @@ async fn controller_duties(zk: &ZkClient, sh: &Shared, deletes: bool) -> Result<
                         },
                         None => {
                             // Offline; if the old leader comes back it can resume.
-                            if let Some(&back) = s.isr.iter().find(|r| view.brokers.contains_key(r)) {
+                            if let Some(&back) = s.isr.iter().find(|r| view.brokers.contains_key(r))
+                            {
                                 PartitionState {
                                     leader: back,
                                     leader_epoch: s.leader_epoch + 1,
@@ -810,7 +922,9 @@ async fn controller_duties(zk: &ZkClient, sh: &Shared, deletes: bool) -> Result<
                     let path = format!("{base}/state");
                     if let Some((_, ver)) = read_opt(zk, &path).await? {
                         match zk.set_data(&path, &state_json(&new), ver).await {
-                            Ok(_) => tracing::info!(topic = %t.name, partition = p.index, leader = new.leader, epoch = new.leader_epoch, "controller elected leader"),
+                            Ok(_) => {
+                                tracing::info!(topic = %t.name, partition = p.index, leader = new.leader, epoch = new.leader_epoch, "controller elected leader")
+                            }
                             Err(ZkError::Code(ErrorCode::BadVersion)) => {}
                             Err(e) => return Err(e),
                         }
@@ -826,7 +940,10 @@ async fn controller_duties(zk: &ZkClient, sh: &Shared, deletes: bool) -> Result<
 async fn delete_topic_znodes(zk: &ZkClient, t: &str) -> Result<(), ZkError> {
     let base = format!("/brokers/topics/{t}");
     for p in children_opt(zk, &format!("{base}/partitions")).await? {
-        for leaf in [format!("{base}/partitions/{p}/state"), format!("{base}/partitions/{p}")] {
+        for leaf in [
+            format!("{base}/partitions/{p}/state"),
+            format!("{base}/partitions/{p}"),
+        ] {
             match zk.delete(&leaf, -1).await {
                 Ok(()) | Err(ZkError::Code(ErrorCode::NoNode)) => {}
                 Err(e) => return Err(e),
