@@ -6,6 +6,13 @@
 //! `produce`, `consume`, `group`, `config`, `cluster` or `offsets` is one module
 //! plus one enum variant.
 
+mod cluster;
+mod consume;
+mod group;
+mod kafka;
+mod offsets;
+mod produce;
+mod topic;
 mod znode;
 
 use std::process::ExitCode;
@@ -34,6 +41,18 @@ struct Cli {
 enum Command {
     /// Inspect and edit the coordinator's znodes (like zkCli.sh).
     Znode(znode::ZnodeArgs),
+    /// Consumer groups: list, describe, reset-offsets, delete (like kafka-consumer-groups).
+    Group(group::GroupArgs),
+    /// Topics: create, list, describe, delete, alter (like kafka-topics).
+    Topic(topic::TopicArgs),
+    /// Send stdin lines as records (like kafka-console-producer).
+    Produce(produce::ProduceArgs),
+    /// Print records (like kafka-console-consumer).
+    Consume(consume::ConsumeArgs),
+    /// Cluster id, brokers, API versions (like kafka-broker-api-versions).
+    Cluster(cluster::ClusterArgs),
+    /// Partition offsets by time (like GetOffsetShell).
+    Offsets(offsets::OffsetsArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -41,6 +60,12 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Znode(args) => znode::run(args, cli.output).await,
+        Command::Group(args) => group::run(args, cli.output).await,
+        Command::Topic(args) => topic::run(args, cli.output).await,
+        Command::Produce(args) => produce::run(args, cli.output).await,
+        Command::Consume(args) => consume::run(args, cli.output).await,
+        Command::Cluster(args) => cluster::run(args, cli.output).await,
+        Command::Offsets(args) => offsets::run(args, cli.output).await,
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
