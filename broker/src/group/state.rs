@@ -645,7 +645,8 @@ impl Group {
         err::NONE
     }
 
-    /// SyncGroup.
+    /// SyncGroup (arguments mirror the request's fields one to one).
+    #[allow(clippy::too_many_arguments)]
     pub fn sync(
         &mut self,
         member_id: &str,
