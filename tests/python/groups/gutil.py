@@ -8,10 +8,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 
 def create_topic(bootstrap, name, partitions=6):
-    fs = AdminClient({"bootstrap.servers": bootstrap}).create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    a = AdminClient({"bootstrap.servers": bootstrap})  # must outlive the futures
+    fs = a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
     for f in fs.values():
         f.result(30)
+    del a
 
 
 def produce(bootstrap, topic, n, partitions=6, prefix="m"):
