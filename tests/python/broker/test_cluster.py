@@ -85,8 +85,10 @@ def test_znode_layout(make_cluster, topic_name):
 
 
 def test_duplicate_broker_id_exits(make_cluster):
-    from conftest import Broker
     c = make_cluster(1)
+    # the fixture's Broker class (a bare `from conftest import` may name another
+    # directory's conftest when the whole tests/python tree is collected)
+    Broker = type(c.brokers[0])
     dup = Broker(c.dir, 1, c.coord.connect)
     dup.log_dir += "-dup"
     dup.start(wait=False)

@@ -3,7 +3,7 @@ import random
 import socket
 import struct
 
-from conftest import HOST
+HOST = "127.0.0.1"
 from kafka_wire import api_versions, frame, metadata_brokers, recv_frame
 
 
