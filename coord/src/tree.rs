@@ -335,18 +335,7 @@ impl DataTree {
         node.ctime = time;
         node.mtime = time;
         node.ephemeral_owner = owner;
-        match owner_kind(owner) {
-            OwnerKind::Ephemeral(s) => {
-                self.ephemerals
-                    .entry(s)
-                    .or_default()
-                    .insert(path.to_string());
-            }
-            OwnerKind::Container | OwnerKind::Ttl(_) => {
-                self.special.insert(path.to_string());
-            }
-            OwnerKind::Persistent => {}
-        }
+        self.remember_owner(path, owner);
         self.nodes.insert(path.into(), node);
         triggers.push(Trigger::Created(path.to_string(), acl));
         triggers.push(Trigger::ChildrenChanged(
