@@ -3,7 +3,7 @@ running in threads (confluent-kafka) that record assignments and messages."""
 import threading
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -51,6 +51,7 @@ class Member(threading.Thread):
         self.assignment = set()
         self.values = []
         self.errors = []
+        self.commit_errors = []
         self.stop_flag = threading.Event()
         self.ready = threading.Event()
         self.lock = threading.Lock()
@@ -79,7 +80,13 @@ class Member(threading.Thread):
                 with self.lock:
                     self.values.append(m.value().decode())
                 if self.commit_sync:
-                    self.c.commit(message=m, asynchronous=False)
+                    try:
+                        self.c.commit(message=m, asynchronous=False)
+                    except KafkaException as e:
+                        # A commit the group refuses (the member was fenced by a
+                        # rebalance or its coordinator moved) is what an app sees
+                        # too: the message comes again, at least once.
+                        self.commit_errors.append(e.args[0])
         finally:
             self.c.close()
 

@@ -69,7 +69,7 @@ def test_group_coordinator_failover_three_brokers(make_gcluster, topic_name, gro
     coord_id = a.describe_consumer_groups([group_name])[group_name].result(20).coordinator.id
     others = [b.id for b in c.brokers if b.id != coord_id]
     assign = [[others[i % 2]] for i in range(6)]
-    for f in a.create_topics([NewTopic(topic_name, replica_assignment=assign)]).values():
+    for f in a.create_topics([NewTopic(topic_name, num_partitions=6, replica_assignment=assign)]).values():
         f.result(30)
     n = 6000
     produce(c.bootstrap, topic_name, n)

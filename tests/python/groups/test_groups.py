@@ -128,12 +128,16 @@ def test_exactly_once_with_synchronous_commits(gcluster, topic_name, group_name)
 def test_pubsub_two_groups_each_get_everything_queue_shares(gcluster, topic_name, group_name):
     n = 600
     create_topic(gcluster.bootstrap, topic_name, 6)
-    produce(gcluster.bootstrap, topic_name, n)
     g1 = [Member(gcluster.bootstrap, group_name + "-a", topic_name, commit_sync=True) for _ in range(2)]
     g2 = [Member(gcluster.bootstrap, group_name + "-b", topic_name)]
     for m in g1 + g2:
         m.start()
     try:
+        # Produce once the queue group has formed, so that it is the group that
+        # shares the messages (not one member that got there first).
+        wait_balanced(g1, 6, sizes=[3, 3])
+        wait_balanced(g2, 6, sizes=[6])
+        produce(gcluster.bootstrap, topic_name, n)
         deadline = time.time() + 60
         while time.time() < deadline and (sum(len(m.values) for m in g1) < n or len(g2[0].values) < n):
             time.sleep(0.2)
