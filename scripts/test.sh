@@ -28,7 +28,9 @@ fi
 if [ "${FJORD_SKIP_BENCH:-0}" != 1 ]; then
   scripts/bench-coord.sh --quick
   # kbench links librdkafka built from source: the first build takes minutes.
+  # kbench-system is the same source on Debian's librdkafka 2.0.2 (old clients too).
   (cd "$FJORD_ROOT/../shared/bench/kbench" && CARGO_TARGET_DIR=$HOME/.cache/bench-target cargo build --release -q)
+  (cd "$FJORD_ROOT/../shared/bench/kbench-system" && CARGO_TARGET_DIR=$HOME/.cache/bench-target cargo build --release -q)
   KBENCH=$HOME/.cache/bench-target/release/kbench scripts/bench-broker.sh --quick
 fi
 

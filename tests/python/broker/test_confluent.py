@@ -9,7 +9,7 @@ ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
 
-N = int(os.environ.get("FJORD_TEST_MESSAGES", "200000"))
+N = int(os.environ.get("FJORD_TEST_MESSAGES", "1000000"))
 
 
 def admin(bootstrap):
