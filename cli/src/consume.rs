@@ -3,8 +3,8 @@
 //! print records in the DefaultMessageFormatter's shape; "Processed a total
 //! of N messages" goes to stderr at the end.
 //!
-//! `--group G` (joining a consumer group, committing offsets) belongs to the
-//! groups work: see [`run_group`], the one place to plug it in.
+//! `--group G` consumes as a member of a consumer group instead: see
+//! [`run_group`].
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -19,6 +19,7 @@ use kafka_protocol::messages::{FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use serde_json::json;
 
+use crate::group::GroupMember;
 use crate::kafka::{text, Bootstrap};
 use crate::Output;
 
@@ -48,7 +49,7 @@ pub struct ConsumeArgs {
     /// Exit when no message arrives for this long (ms).
     #[arg(long = "timeout-ms")]
     timeout_ms: Option<u64>,
-    /// Join this consumer group (not yet wired: see the groups work).
+    /// Consume as a member of this consumer group (partitions assigned by the group, offsets committed).
     #[arg(long)]
     group: Option<String>,
     #[arg(long = "print-key")]
@@ -165,16 +166,159 @@ pub async fn run(args: ConsumeArgs, out: Output) -> anyhow::Result<()> {
     res
 }
 
-/// The `--group` hook: a group consumer (JoinGroup/SyncGroup/Heartbeat,
-/// OffsetFetch/OffsetCommit) plugs in here and reuses [`Printer`] and
-/// [`Consumer::poll`] for the fetching and printing.
+/// `fjord consume --group G`: consume as a member of consumer group G, like
+/// kafka-console-consumer with `--group`. The group assigns the partitions
+/// (range assignor, see [`GroupMember`]); each starts at the group's committed
+/// offset, else at the earliest (`--from-beginning`) or latest offset. What
+/// was printed is committed every second, before every rejoin and on exit,
+/// and the member leaves the group on exit (Ctrl-C, SIGTERM, `--max-messages`,
+/// `--timeout-ms`) so its partitions move at once.
 async fn run_group(
-    _args: &ConsumeArgs,
-    _topic: &str,
+    args: &ConsumeArgs,
+    topic: &str,
     group: &str,
-    _out: Output,
+    out: Output,
 ) -> anyhow::Result<()> {
-    bail!("--group {group}: consuming as a group member is not supported yet; omit --group to read with assigned partitions")
+    if args.partition.is_some() {
+        bail!("--partition cannot be used with --group: the group assigns the partitions");
+    }
+    let start = parse_start(args)?;
+    if let Start::At(_) = start {
+        bail!("--offset N cannot be used with --group: members start at the group's committed offsets (change them with fjord group reset-offsets)");
+    }
+    let mut client = args.bs.connect().await?;
+    let info = client
+        .topic(topic, false)
+        .await
+        .with_context(|| format!("topic {topic}"))?;
+    let mut member = GroupMember::new(client.config().clone(), group, vec![topic.to_string()]);
+    let mut c = Consumer {
+        client,
+        info,
+        positions: BTreeMap::new(),
+        reset_to: if start == Start::Earliest { -2 } else { -1 },
+        fetch_max_bytes: args.fetch_max_bytes.max(1024),
+    };
+    let printer = Printer::new(args, out);
+    let mut count = 0u64;
+    let max = args.max_messages;
+    let idle = args.timeout_ms.map(Duration::from_millis);
+    // Next offset to commit per partition (one past the last record printed).
+    let mut printed: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut committed: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut last_commit = Instant::now();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let stdout = std::io::stdout();
+    let res: anyhow::Result<()> = async {
+        'generation: loop {
+            let assigned = tokio::select! {
+                r = member.join(&mut c.client) => r?,
+                _ = tokio::signal::ctrl_c() => break 'generation,
+                _ = term.recv() => break 'generation,
+            };
+            let parts: Vec<i32> = assigned.get(topic).cloned().unwrap_or_default();
+            let offs = member.committed(&mut c.client, topic, &parts).await?;
+            c.info = c.client.topic(topic, false).await?;
+            c.positions.clear();
+            printed.clear();
+            committed.clear();
+            let missing: Vec<i32> = parts
+                .iter()
+                .filter(|p| !offs.contains_key(p))
+                .copied()
+                .collect();
+            for (p, o) in &offs {
+                c.positions.insert(*p, *o);
+                committed.insert(*p, *o);
+            }
+            if !missing.is_empty() {
+                let found = c.client.list_offsets(&c.info, &missing, c.reset_to).await?;
+                for p in missing {
+                    let o = found.get(&p).copied().flatten().map_or(0, |(o, _)| o);
+                    c.positions.insert(p, o);
+                }
+            }
+            let mut last = Instant::now();
+            loop {
+                if max.is_some_and(|m| count >= m) {
+                    break 'generation;
+                }
+                let due: BTreeMap<i32, i64> = printed
+                    .iter()
+                    .filter(|(p, o)| committed.get(p) != Some(o))
+                    .map(|(p, o)| (*p, *o))
+                    .collect();
+                if member.needs_rejoin() {
+                    // Hand over what we printed before the partitions move.
+                    let _ = member.commit(topic, &due).await;
+                    continue 'generation;
+                }
+                if !due.is_empty() && last_commit.elapsed() >= Duration::from_secs(1) {
+                    if member.commit(topic, &due).await? {
+                        committed.extend(due);
+                    }
+                    last_commit = Instant::now();
+                }
+                let wait = match idle {
+                    Some(t) => {
+                        let left = t.saturating_sub(last.elapsed());
+                        if left.is_zero() {
+                            break 'generation;
+                        }
+                        left.min(Duration::from_millis(500))
+                    }
+                    None => Duration::from_millis(500),
+                };
+                if c.positions.is_empty() {
+                    // An idle member (more members than partitions) just heartbeats.
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => continue,
+                        _ = tokio::signal::ctrl_c() => break 'generation,
+                        _ = term.recv() => break 'generation,
+                    }
+                }
+                let fetched = tokio::select! {
+                    r = c.poll(wait) => r?,
+                    _ = tokio::signal::ctrl_c() => break 'generation,
+                    _ = term.recv() => break 'generation,
+                };
+                if fetched.is_empty() {
+                    continue;
+                }
+                last = Instant::now();
+                let mut lock = stdout.lock();
+                for (p, r) in &fetched {
+                    if max.is_some_and(|m| count >= m) {
+                        break;
+                    }
+                    printer.print(&mut lock, &c.info.name, *p, r)?;
+                    printed.insert(*p, r.offset + 1);
+                    count += 1;
+                }
+                lock.flush().ok();
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if member.active() {
+        let due: BTreeMap<i32, i64> = printed
+            .iter()
+            .filter(|(p, o)| committed.get(p) != Some(o))
+            .map(|(p, o)| (*p, *o))
+            .collect();
+        let committed_ok = member.commit(topic, &due).await;
+        member.leave().await;
+        if res.is_ok() {
+            if let Err(e) = committed_ok {
+                eprintln!("Processed a total of {count} messages");
+                return Err(e.context("final offset commit"));
+            }
+        }
+    }
+    eprintln!("Processed a total of {count} messages");
+    res
 }
 
 /// Fetch state: the next offset per partition, one Fetch per leader.

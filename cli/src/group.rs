@@ -5,11 +5,28 @@
 //! fjord-broker serves, encoded by hand to keep the CLI light.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use clap::{Args, Subcommand};
+use fjord_broker::client::{Client, ClientConfig, Conn as KConn, Node};
+use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopicPartition;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::{
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription, FindCoordinatorRequest, GroupId,
+    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest,
+    SyncGroupRequest, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -914,9 +931,595 @@ fn parse_duration(s: &str) -> Result<i64> {
     Ok(ms)
 }
 
+// ---------------------------------------------------------------- group member
+
+/// What the heartbeat task last learnt about our membership.
+const HB_OK: u8 = 0;
+/// The group is rebalancing (or our generation is stale): rejoin with our id.
+const HB_REJOIN: u8 = 1;
+/// The coordinator forgot us: rejoin with a fresh member id.
+const HB_RESET: u8 = 2;
+/// The coordinator moved or died: find it again, then rejoin.
+const HB_RELOCATE: u8 = 3;
+
+fn sb(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// Kafka's error codes a member reacts to.
+fn member_action(code: i16) -> Option<u8> {
+    match code {
+        0 => None,
+        22 | 27 => Some(HB_REJOIN),
+        25 => Some(HB_RESET),
+        14 | 15 | 16 => Some(HB_RELOCATE),
+        _ => Some(HB_RELOCATE),
+    }
+}
+
+/// One member of a consumer group, as `fjord consume --group` runs it: the
+/// classic protocol (JoinGroup, SyncGroup, Heartbeat, OffsetFetch,
+/// OffsetCommit, LeaveGroup) with the client-side "range" assignor, so it can
+/// share a group with Java, librdkafka and kafka-python consumers.
+///
+/// Heartbeats run in their own task on their own connection, because a
+/// member's Fetch long polls must not delay them past `session.timeout.ms`;
+/// the task only raises a flag, and the consuming loop acts on it between
+/// polls (commit what it printed, then rejoin), as the Java consumer does in
+/// `poll()`.
+pub struct GroupMember {
+    cfg: ClientConfig,
+    group: String,
+    topics: Vec<String>,
+    member_id: String,
+    generation: i32,
+    protocol: String,
+    coord: Option<String>,
+    conn: Option<KConn>,
+    flag: Arc<AtomicU8>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+    session_timeout_ms: i32,
+    rebalance_timeout_ms: i32,
+    heartbeat_interval: Duration,
+}
+
+impl Drop for GroupMember {
+    fn drop(&mut self) {
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+    }
+}
+
+impl GroupMember {
+    /// A member of `group` subscribing to `topics` (not joined yet).
+    pub fn new(cfg: ClientConfig, group: &str, topics: Vec<String>) -> GroupMember {
+        GroupMember {
+            cfg,
+            group: group.to_string(),
+            topics,
+            member_id: String::new(),
+            generation: -1,
+            protocol: "range".into(),
+            coord: None,
+            conn: None,
+            flag: Arc::new(AtomicU8::new(HB_OK)),
+            heartbeat: None,
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            heartbeat_interval: Duration::from_millis(1000),
+        }
+    }
+
+    /// Whether the member must rejoin before consuming on (rebalance, fencing,
+    /// coordinator loss): the consuming loop commits what it has, then calls
+    /// [`GroupMember::join`] again.
+    pub fn needs_rejoin(&self) -> bool {
+        self.flag.load(Ordering::SeqCst) != HB_OK
+    }
+
+    /// Whether the member holds a generation (so commits and a leave make sense).
+    pub fn active(&self) -> bool {
+        self.generation >= 0 && !self.member_id.is_empty()
+    }
+
+    fn stop_heartbeat(&mut self) {
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+    }
+
+    fn relocate(&mut self) {
+        self.conn = None;
+        self.coord = None;
+    }
+
+    /// Find the group's coordinator (retrying while none is available) and connect to it.
+    async fn coordinator(&mut self, client: &mut Client) -> Result<()> {
+        if self.conn.is_some() {
+            return Ok(());
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let req = FindCoordinatorRequest::default().with_key(sb(&self.group));
+            let res = client.call(Node::Any, &req, 3).await;
+            let err = match res {
+                Ok(r) if r.error_code == 0 => {
+                    let addr = format!("{}:{}", r.host, r.port);
+                    match KConn::open(&addr, &self.cfg).await {
+                        Ok(c) => {
+                            self.conn = Some(c);
+                            self.coord = Some(addr);
+                            return Ok(());
+                        }
+                        Err(e) => anyhow!(e),
+                    }
+                }
+                Ok(r) if matches!(r.error_code, 14 | 15) => {
+                    anyhow!("coordinator not available ({})", kafka_error(r.error_code))
+                }
+                Ok(r) => bail!(
+                    "FindCoordinator for group {}: {}",
+                    self.group,
+                    kafka_error(r.error_code)
+                ),
+                Err(e) => {
+                    // The bootstrap broker may be the one that died: start over.
+                    if let Ok(c) = Client::connect(self.cfg.clone()).await {
+                        *client = c;
+                    }
+                    anyhow!(e)
+                }
+            };
+            if std::time::Instant::now() > deadline {
+                return Err(err.context(format!("no coordinator for group {}", self.group)));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    fn subscription(&self) -> Result<Bytes> {
+        let sub = ConsumerProtocolSubscription::default()
+            .with_topics(self.topics.iter().map(|t| sb(t)).collect());
+        let mut b = BytesMut::new();
+        b.put_i16(0);
+        sub.encode(&mut b, 0)
+            .map_err(|e| anyhow!("encoding the subscription: {e}"))?;
+        Ok(b.freeze())
+    }
+
+    /// Join (or rejoin) the group and return the partitions assigned to this
+    /// member, by topic. As leader, runs the range assignor for every member.
+    pub async fn join(&mut self, client: &mut Client) -> Result<BTreeMap<String, Vec<i32>>> {
+        self.stop_heartbeat();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            if std::time::Instant::now() > deadline {
+                bail!("could not join group {} in time", self.group);
+            }
+            match self.flag.swap(HB_OK, Ordering::SeqCst) {
+                HB_RESET => self.member_id.clear(),
+                HB_RELOCATE => self.relocate(),
+                _ => {}
+            }
+            self.coordinator(client).await?;
+            let meta = self.subscription()?;
+            let Some(conn) = self.conn.as_mut() else {
+                continue;
+            };
+            let v = conn.pick::<JoinGroupRequest>(7)?;
+            let mut req = JoinGroupRequest::default()
+                .with_group_id(GroupId(sb(&self.group)))
+                .with_session_timeout_ms(self.session_timeout_ms)
+                .with_member_id(sb(&self.member_id))
+                .with_protocol_type(sb("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default()
+                    .with_name(sb(&self.protocol))
+                    .with_metadata(meta)]);
+            if v >= 1 {
+                req.rebalance_timeout_ms = self.rebalance_timeout_ms;
+            }
+            let wait = Duration::from_millis(self.rebalance_timeout_ms as u64);
+            let resp = match conn.call_wait(&req, 7, wait).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.relocate();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            match resp.error_code {
+                0 => {}
+                79 => {
+                    // MEMBER_ID_REQUIRED (KIP-394): join again with the id handed out.
+                    self.member_id = resp.member_id.to_string();
+                    continue;
+                }
+                code => match member_action(code) {
+                    Some(HB_RESET) => {
+                        self.member_id.clear();
+                        continue;
+                    }
+                    Some(HB_REJOIN) => continue,
+                    _ if matches!(code, 14 | 15 | 16) => {
+                        self.relocate();
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                    _ => bail!("JoinGroup {}: {}", self.group, kafka_error(code)),
+                },
+            }
+            self.member_id = resp.member_id.to_string();
+            self.generation = resp.generation_id;
+            let assignments = if resp.leader == resp.member_id {
+                let members: Vec<(String, Bytes)> = resp
+                    .members
+                    .iter()
+                    .map(|m| (m.member_id.to_string(), m.metadata.clone()))
+                    .collect();
+                self.assign(client, &members).await?
+            } else {
+                Vec::new()
+            };
+            let Some(conn) = self.conn.as_mut() else {
+                continue;
+            };
+            let sv = conn.pick::<SyncGroupRequest>(5)?;
+            let mut sreq = SyncGroupRequest::default()
+                .with_group_id(GroupId(sb(&self.group)))
+                .with_generation_id(self.generation)
+                .with_member_id(sb(&self.member_id))
+                .with_assignments(
+                    assignments
+                        .into_iter()
+                        .map(|(m, a)| {
+                            SyncGroupRequestAssignment::default()
+                                .with_member_id(sb(&m))
+                                .with_assignment(a)
+                        })
+                        .collect(),
+                );
+            if sv >= 5 {
+                sreq.protocol_type = Some(sb("consumer"));
+                sreq.protocol_name = resp.protocol_name.clone();
+            }
+            let sresp = match conn.call_wait(&sreq, 5, wait).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.relocate();
+                    continue;
+                }
+            };
+            if let Some(a) = member_action(sresp.error_code) {
+                match a {
+                    HB_RESET => self.member_id.clear(),
+                    HB_RELOCATE => self.relocate(),
+                    _ => {}
+                }
+                continue;
+            }
+            let mine = decode_assignment(&sresp.assignment)?;
+            self.start_heartbeat().await;
+            return Ok(mine);
+        }
+    }
+
+    async fn start_heartbeat(&mut self) {
+        self.stop_heartbeat();
+        let Some(addr) = self.coord.clone() else {
+            self.flag.store(HB_RELOCATE, Ordering::SeqCst);
+            return;
+        };
+        let cfg = self.cfg.clone();
+        let flag = self.flag.clone();
+        let group = self.group.clone();
+        let member = self.member_id.clone();
+        let generation = self.generation;
+        let every = self.heartbeat_interval;
+        self.heartbeat = Some(tokio::spawn(async move {
+            let mut conn = match KConn::open(&addr, &cfg).await {
+                Ok(c) => c,
+                Err(_) => {
+                    flag.store(HB_RELOCATE, Ordering::SeqCst);
+                    return;
+                }
+            };
+            loop {
+                tokio::time::sleep(every).await;
+                let req = HeartbeatRequest::default()
+                    .with_group_id(GroupId(sb(&group)))
+                    .with_generation_id(generation)
+                    .with_member_id(sb(&member));
+                let code = match conn.call(&req, 3).await {
+                    Ok(r) => r.error_code,
+                    Err(_) => 16,
+                };
+                if let Some(a) = member_action(code) {
+                    flag.store(a, Ordering::SeqCst);
+                    return;
+                }
+            }
+        }));
+    }
+
+    /// The range assignor (Kafka's RangeAssignor): per topic, members that
+    /// subscribe to it in member-id order each get a contiguous range, the
+    /// first `partitions % members` one partition more.
+    async fn assign(
+        &mut self,
+        client: &mut Client,
+        members: &[(String, Bytes)],
+    ) -> Result<Vec<(String, Bytes)>> {
+        let subs: Vec<(String, Vec<String>)> = members
+            .iter()
+            .map(|(id, meta)| (id.clone(), decode_subscription(meta)))
+            .collect();
+        let topics: Vec<String> = subs
+            .iter()
+            .flat_map(|(_, t)| t.iter().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut parts: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        if !topics.is_empty() {
+            for t in client.topics(Some(&topics), false).await? {
+                parts.insert(
+                    t.name.clone(),
+                    t.partitions.iter().map(|p| p.index).collect(),
+                );
+            }
+        }
+        range_assign(&subs, &parts)
+            .into_iter()
+            .map(|(m, a)| Ok((m, encode_assignment(&a)?)))
+            .collect()
+    }
+
+    /// Committed offsets of `parts` (absent: nothing committed).
+    pub async fn committed(
+        &mut self,
+        client: &mut Client,
+        topic: &str,
+        parts: &[i32],
+    ) -> Result<BTreeMap<i32, i64>> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            self.coordinator(client).await?;
+            let Some(conn) = self.conn.as_mut() else {
+                continue;
+            };
+            let req = OffsetFetchRequest::default()
+                .with_group_id(GroupId(sb(&self.group)))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(sb(topic)))
+                    .with_partition_indexes(parts.to_vec())]));
+            let resp = match conn.call(&req, 7).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.relocate();
+                    continue;
+                }
+            };
+            let mut code = resp.error_code;
+            let mut out = BTreeMap::new();
+            for t in &resp.topics {
+                for p in &t.partitions {
+                    if p.error_code != 0 {
+                        code = p.error_code;
+                    } else if p.committed_offset >= 0 {
+                        out.insert(p.partition_index, p.committed_offset);
+                    }
+                }
+            }
+            match code {
+                0 => return Ok(out),
+                14 | 15 | 16 if std::time::Instant::now() < deadline => {
+                    if code != 14 {
+                        self.relocate();
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                _ => bail!(
+                    "OffsetFetch for group {}: {}",
+                    self.group,
+                    kafka_error(code)
+                ),
+            }
+        }
+    }
+
+    /// Commit `offsets` (partition → next offset to read) at our generation.
+    /// Ok(false): the group refused (a rebalance fenced us); the caller rejoins.
+    pub async fn commit(&mut self, topic: &str, offsets: &BTreeMap<i32, i64>) -> Result<bool> {
+        if offsets.is_empty() || !self.active() {
+            return Ok(true);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            self.flag.store(HB_RELOCATE, Ordering::SeqCst);
+            return Ok(false);
+        };
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(sb(&self.group)))
+            .with_generation_id_or_member_epoch(self.generation)
+            .with_member_id(sb(&self.member_id))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(sb(topic)))
+                .with_partitions(
+                    offsets
+                        .iter()
+                        .map(|(p, o)| {
+                            OffsetCommitRequestPartition::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(*o)
+                        })
+                        .collect(),
+                )]);
+        let resp = match conn.call(&req, 7).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.relocate();
+                self.flag.store(HB_RELOCATE, Ordering::SeqCst);
+                return Ok(false);
+            }
+        };
+        for t in &resp.topics {
+            for p in &t.partitions {
+                if let Some(a) = member_action(p.error_code) {
+                    if p.error_code == 3 {
+                        bail!("commit {topic}-{}: {}", p.partition_index, kafka_error(3));
+                    }
+                    self.flag.store(a, Ordering::SeqCst);
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Leave the group (LeaveGroup) so that the others take over at once,
+    /// rather than after our session times out.
+    pub async fn leave(&mut self) {
+        self.stop_heartbeat();
+        if !self.active() {
+            return;
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let Ok(v) = conn.pick::<LeaveGroupRequest>(4) else {
+            return;
+        };
+        let mut req = LeaveGroupRequest::default().with_group_id(GroupId(sb(&self.group)));
+        if v >= 3 {
+            req.members = vec![MemberIdentity::default().with_member_id(sb(&self.member_id))];
+        } else {
+            req.member_id = sb(&self.member_id);
+        }
+        let _ = conn.call(&req, 4).await;
+        self.generation = -1;
+    }
+}
+
+/// Topics in a member's subscription metadata (empty if unreadable: a
+/// member we cannot understand gets nothing rather than failing the group).
+fn decode_subscription(meta: &Bytes) -> Vec<String> {
+    let mut b = meta.clone();
+    if b.len() < 2 {
+        return Vec::new();
+    }
+    let v = b.get_i16();
+    ConsumerProtocolSubscription::decode(&mut b, v.clamp(0, 3))
+        .map(|s| s.topics.iter().map(|t| t.to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// A SyncGroup assignment: partitions by topic (empty bytes: nothing assigned).
+fn decode_assignment(a: &Bytes) -> Result<BTreeMap<String, Vec<i32>>> {
+    let mut b = a.clone();
+    let mut out = BTreeMap::new();
+    if b.len() < 2 {
+        return Ok(out);
+    }
+    let v = b.get_i16();
+    let asg = ConsumerProtocolAssignment::decode(&mut b, v.clamp(0, 3))
+        .map_err(|e| anyhow!("malformed assignment from the group leader: {e}"))?;
+    for tp in asg.assigned_partitions {
+        out.entry(tp.topic.0.to_string())
+            .or_insert_with(Vec::new)
+            .extend(tp.partitions);
+    }
+    Ok(out)
+}
+
+fn encode_assignment(a: &BTreeMap<String, Vec<i32>>) -> Result<Bytes> {
+    let asg = ConsumerProtocolAssignment::default().with_assigned_partitions(
+        a.iter()
+            .map(|(t, ps)| {
+                AssignedTopicPartition::default()
+                    .with_topic(TopicName(sb(t)))
+                    .with_partitions(ps.clone())
+            })
+            .collect(),
+    );
+    let mut b = BytesMut::new();
+    b.put_i16(0);
+    asg.encode(&mut b, 0)
+        .map_err(|e| anyhow!("encoding an assignment: {e}"))?;
+    Ok(b.freeze())
+}
+
+/// Kafka's RangeAssignor over (member, subscribed topics) and partitions per
+/// topic; every member appears in the result, idle ones with nothing.
+fn range_assign(
+    subs: &[(String, Vec<String>)],
+    parts: &BTreeMap<String, Vec<i32>>,
+) -> BTreeMap<String, BTreeMap<String, Vec<i32>>> {
+    let mut out: BTreeMap<String, BTreeMap<String, Vec<i32>>> = subs
+        .iter()
+        .map(|(m, _)| (m.clone(), BTreeMap::new()))
+        .collect();
+    for (topic, ps) in parts {
+        let mut members: Vec<&String> = subs
+            .iter()
+            .filter(|(_, ts)| ts.contains(topic))
+            .map(|(m, _)| m)
+            .collect();
+        members.sort();
+        if members.is_empty() {
+            continue;
+        }
+        let mut ps = ps.clone();
+        ps.sort_unstable();
+        let per = ps.len() / members.len();
+        let extra = ps.len() % members.len();
+        let mut at = 0;
+        for (i, m) in members.iter().enumerate() {
+            let n = per + usize::from(i < extra);
+            if n > 0 {
+                if let Some(e) = out.get_mut(*m) {
+                    e.insert(topic.clone(), ps[at..at + n].to_vec());
+                }
+            }
+            at += n;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn range_assignor_matches_kafka() {
+        let t = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let subs = vec![
+            ("c".to_string(), t(&["a"])),
+            ("a".to_string(), t(&["a", "b"])),
+            ("b".to_string(), t(&["a"])),
+        ];
+        let parts = BTreeMap::from([
+            ("a".to_string(), vec![0, 1, 2, 3, 4, 5, 6]),
+            ("b".to_string(), vec![0, 1]),
+        ]);
+        let r = range_assign(&subs, &parts);
+        assert_eq!(r["a"]["a"], vec![0, 1, 2]);
+        assert_eq!(r["b"]["a"], vec![3, 4]);
+        assert_eq!(r["c"]["a"], vec![5, 6]);
+        assert_eq!(r["a"]["b"], vec![0, 1]);
+        assert!(!r["b"].contains_key("b"));
+        // More members than partitions: the last ones sit idle.
+        let subs: Vec<_> = (0..8).map(|i| (format!("m{i}"), t(&["a"]))).collect();
+        let parts = BTreeMap::from([("a".to_string(), (0..6).collect::<Vec<i32>>())]);
+        let r = range_assign(&subs, &parts);
+        assert_eq!(r.values().filter(|a| a.is_empty()).count(), 2);
+        // Round trip through the wire encoding.
+        let enc = encode_assignment(&r["m0"]).unwrap();
+        assert_eq!(decode_assignment(&enc).unwrap()["a"], vec![0]);
+        assert!(decode_assignment(&Bytes::new()).unwrap().is_empty());
+        assert!(decode_assignment(&Bytes::from_static(b"\x00\x00\xff")).is_err());
+        assert!(decode_subscription(&Bytes::from_static(b"\x00")).is_empty());
+    }
 
     #[test]
     fn datetimes_and_durations() {

@@ -632,12 +632,7 @@ impl OffsetStore {
             }
         }
         let mut c = self.cache.lock();
-        let names: Vec<String> = c.keys().chain(fresh.keys()).cloned().collect();
-        for g in names {
-            let f = fresh.remove(&g).unwrap_or_default();
-            merge_group(c.entry(g.clone()).or_default(), f, start, &g);
-        }
-        c.retain(|_, g| g.node || !g.is_empty());
+        merge_all(&mut c, fresh, start);
         let n: usize = c
             .values()
             .map(|g| g.topics.values().map(|t| t.parts.len()).sum::<usize>())
@@ -724,6 +719,25 @@ impl OffsetStore {
             _ => {}
         }
     }
+}
+
+/// Merge a full re-read (`fresh`, every group under /consumers) into the
+/// cache: what was read wins, except commits that completed after the read
+/// started (`seq > start`).
+fn merge_all(
+    c: &mut HashMap<String, GroupNodes>,
+    mut fresh: HashMap<String, GroupNodes>,
+    start: u64,
+) {
+    // Each group once: a group both cached and re-read must be merged with what
+    // was read, not merged a second time with nothing (which would drop every
+    // offset it had before this reload).
+    let names: std::collections::BTreeSet<String> = c.keys().chain(fresh.keys()).cloned().collect();
+    for g in names {
+        let f = fresh.remove(&g).unwrap_or_default();
+        merge_group(c.entry(g.clone()).or_default(), f, start, &g);
+    }
+    c.retain(|_, g| g.node || !g.is_empty());
 }
 
 fn merge_group(cur: &mut GroupNodes, fresh: GroupNodes, start: u64, _group: &str) {
@@ -896,6 +910,8 @@ async fn zk_task(store: Arc<OffsetStore>, mut shutdown: watch::Receiver<bool>) {
         }
         store.ready.store(true, Ordering::SeqCst);
         let mut state = zk.state();
+        // The load above already covers the current connection.
+        state.borrow_and_update();
         loop {
             tokio::select! {
                 ev = events.recv() => {
@@ -1021,6 +1037,48 @@ mod tests {
         assert_eq!(Committed::parse(&j).unwrap(), c);
         assert_eq!(Committed::parse(b"17").unwrap().offset, 17);
         assert!(Committed::parse(b"zz").is_none());
+    }
+
+    fn one(offset: i64, mzxid: i64, seq: u64) -> GroupNodes {
+        let mut g = GroupNodes {
+            node: true,
+            offsets_node: true,
+            ..Default::default()
+        };
+        let t = g.topics.entry("t".into()).or_default();
+        t.node = true;
+        t.parts.insert(
+            0,
+            Entry {
+                c: Committed {
+                    offset,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    timestamp: 0,
+                },
+                mzxid,
+                seq,
+            },
+        );
+        g
+    }
+
+    #[test]
+    fn reload_keeps_groups_already_cached() {
+        // A reconnect re-reads a group the cache already holds: it must stay.
+        let mut cache = HashMap::from([("g".to_string(), one(40, 5, 0))]);
+        let fresh = HashMap::from([("g".to_string(), one(40, 5, 0))]);
+        merge_all(&mut cache, fresh, 10);
+        assert_eq!(cache["g"].topics["t"].parts[&0].c.offset, 40);
+        // A commit that finished after the read started wins over the read.
+        let mut cache = HashMap::from([("g".to_string(), one(41, 6, 11))]);
+        let fresh = HashMap::from([("g".to_string(), one(40, 5, 0))]);
+        merge_all(&mut cache, fresh, 10);
+        assert_eq!(cache["g"].topics["t"].parts[&0].c.offset, 41);
+        // A group deleted meanwhile (absent from the read, nothing newer) goes.
+        let mut cache = HashMap::from([("g".to_string(), one(40, 5, 3))]);
+        merge_all(&mut cache, HashMap::new(), 10);
+        assert!(cache.is_empty());
     }
 
     #[test]

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Consumer-group benchmark: one fjord-coord (fsync on) + one fjord-broker, offsets in the
+# coordinator, 100 B messages on a 6-partition topic.
+#   1. group-consume: 3 ../shared/bench/kbench processes in one group (--group: subscribe;
+#      librdkafka's range assignor gives each 2 partitions), all consuming at once;
+#      prints each kbench line and the group's total msgs/s.
+#   2. commit-heavy: 3 confluent-kafka consumers in one group committing synchronously
+#      after every poll (scripts/bench_groups.py), once with 1 message per poll (a commit
+#      per message) and once with up to 500; prints msgs/s and commits/s.
+#   scripts/bench-groups.sh            full: 1,500,000 messages, 20 s commit runs
+#   scripts/bench-groups.sh --quick    150,000 messages, 4 s commit runs
+# env: KBENCH, FJORD_BIN, MSGS, COMMIT_SECS, FJORD_BENCH_PORT, KEEP_WORK=1
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+BENCH=${BENCH_DIR:-$here/../../shared/bench}
+[ -d "$BENCH" ] || BENCH=/work/shared/bench
+KBENCH=${KBENCH:-}
+for k in "$KBENCH" /root/.cache/bench-target/release/kbench /tmp/bench-target/release/kbench; do
+  [ -n "$k" ] && [ -x "$k" ] && { KBENCH=$k; break; }
+done
+[ -x "${KBENCH:-}" ] || { echo "kbench not built: cd $BENCH/kbench && CARGO_TARGET_DIR=/tmp/bench-target cargo build --release" >&2; exit 1; }
+BIN_DIR=${FJORD_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/fjord-target}/release}
+MSGS=${MSGS:-1500000}; COMMIT_SECS=${COMMIT_SECS:-20}
+if [ "${1:-}" = "--quick" ]; then MSGS=150000; COMMIT_SECS=4; fi
+MSGS=$(( MSGS / 6 * 6 ))   # every partition gets exactly MSGS/6
+PORT=${FJORD_BENCH_PORT:-29192}; ZK_PORT=$((PORT + 1))
+WORK=$(mktemp -d /tmp/fjord-bench-groups-XXXX)
+BPID=""; CPID=""; KPIDS=()
+cleanup() {
+  for p in "${KPIDS[@]}"; do kill "$p" 2>/dev/null; done
+  [ -n "$BPID" ] && kill "$BPID" 2>/dev/null && wait "$BPID" 2>/dev/null
+  [ -n "$CPID" ] && kill "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null
+  [ "${KEEP_WORK:-0}" = 1 ] && echo "work dir kept: $WORK" >&2 || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wait_port() { # port what logfile
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "$2 did not start; log:" >&2; tail -20 "$3" >&2; exit 1
+}
+
+mkdir -p "$WORK/coord"
+cat >"$WORK/zoo.cfg" <<P
+tickTime=2000
+dataDir=$WORK/coord
+clientPort=$ZK_PORT
+clientPortAddress=127.0.0.1
+P
+"$BIN_DIR/fjord-coord" "$WORK/zoo.cfg" >"$WORK/coord.log" 2>&1 &
+CPID=$!
+wait_port "$ZK_PORT" fjord-coord "$WORK/coord.log"
+cat >"$WORK/broker.properties" <<P
+broker.id=1
+listeners=PLAINTEXT://127.0.0.1:$PORT
+log.dirs=$WORK/data
+zookeeper.connect=127.0.0.1:$ZK_PORT
+num.partitions=6
+P
+"$BIN_DIR/fjord-broker" "$WORK/broker.properties" >"$WORK/broker.log" 2>&1 &
+BPID=$!
+wait_port "$PORT" fjord-broker "$WORK/broker.log"
+BS=127.0.0.1:$PORT
+T=bench-groups-$$
+sleep 1
+python3 - "$BS" "$T" <<'PY' || exit 1
+import sys
+from confluent_kafka.admin import AdminClient, NewTopic
+a = AdminClient({"bootstrap.servers": sys.argv[1]})
+for f in a.create_topics([NewTopic(sys.argv[2], num_partitions=6, replication_factor=1)]).values():
+    f.result(30)
+PY
+t0=$(date +%s.%N)
+python3 "$here/bench_groups.py" produce "$BS" "$T" "$MSGS" || { echo "produce failed" >&2; exit 1; }
+echo "produced $MSGS x 100 B into 6 partitions in $(python3 -c "print('%.2f' % ($(date +%s.%N) - $t0))") s"
+
+# 1. Three kbench consumers in one group, started together (the broker's default
+# group.initial.rebalance.delay.ms of 3 s lets all three into the first generation).
+G=bench-g-$$
+for i in 1 2 3; do
+  timeout 300 "$KBENCH" --brokers "$BS" --mode consume --topic "$T" --group "$G" \
+    --messages $((MSGS / 3)) --timeout-s 20 >"$WORK/kb$i.out" 2>"$WORK/kb$i.err" &
+  KPIDS+=($!)
+done
+fail=0
+for p in "${KPIDS[@]}"; do wait "$p" || fail=1; done
+KPIDS=()
+for i in 1 2 3; do
+  line=$(tail -1 "$WORK/kb$i.out")
+  echo "label=fjord:group-consume-member$i ${line:-kbench mode=failed}"
+done
+python3 - "$WORK" "$MSGS" <<'PY'
+import re, sys
+msgs, secs, ok = 0, 0.0, True
+for i in (1, 2, 3):
+    line = open("%s/kb%d.out" % (sys.argv[1], i)).read().strip().splitlines()[-1:] or [""]
+    kv = dict(re.findall(r"(\w+)=(\S+)", line[0]))
+    msgs += int(kv.get("msgs", 0)); secs = max(secs, float(kv.get("secs", 0)))
+    ok = ok and kv.get("verify") == "ok"
+print("group-consume consumers=3 partitions=6 msgs=%d secs=%.3f msgs_per_s=%.1f verify=%s"
+      % (msgs, secs, msgs / secs if secs else 0.0, "ok" if ok and msgs == int(sys.argv[2]) else "FAIL"))
+PY
+[ $fail = 0 ] || { echo "a kbench consumer failed; stderr:" >&2; tail -5 "$WORK"/kb*.err >&2; }
+
+# 2. Commit-heavy: a synchronous commit after every poll.
+python3 "$here/bench_groups.py" commit-heavy "$BS" "$T" "$MSGS" "$COMMIT_SECS" 1 || fail=1
+python3 "$here/bench_groups.py" commit-heavy "$BS" "$T" "$MSGS" "$COMMIT_SECS" 500 || fail=1
+exit $fail
