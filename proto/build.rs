@@ -3,6 +3,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let mut cfg = prost_build::Config::new();
     cfg.bytes(["."]);
-    cfg.compile_protos(&["proto/coord.proto"], &["proto"])?;
+    cfg.compile_protos(&["proto/coord.proto", "proto/raft.proto"], &["proto"])?;
     Ok(())
 }

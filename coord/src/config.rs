@@ -22,6 +22,9 @@ pub enum ConfigError {
     },
     #[error("{file}: missing required key {key}")]
     Missing { file: PathBuf, key: String },
+    /// `dataDir/myid` is missing, unreadable, or names no `server.N` line.
+    #[error("{file}: {why}")]
+    MyId { file: PathBuf, why: String },
 }
 
 /// One ensemble member line: `server.N=host:peerPort:electionPort`.
@@ -49,6 +52,9 @@ pub struct Config {
     pub init_limit: u64,
     pub sync_limit: u64,
     pub servers: Vec<ServerLine>,
+    /// This member's id from `dataDir/myid`; `Some` exactly when `servers`
+    /// is non-empty (ensemble mode).
+    pub my_id: Option<u64>,
     pub snap_retain_count: usize,
     /// Hours between purges of old snapshots/logs; 0 = never.
     pub purge_interval_hours: u64,
@@ -151,12 +157,22 @@ impl Config {
                 "must be positive and not below minSessionTimeout",
             ));
         }
-        let mut servers = Vec::new();
+        let mut servers: Vec<ServerLine> = Vec::new();
         for (k, v) in &raw {
             if let Some(id) = k.strip_prefix("server.") {
-                servers.push(parse_server_line(file, k, id, v)?);
+                let line = parse_server_line(file, k, id, v)?;
+                if servers.iter().any(|s| s.id == line.id) {
+                    return Err(ConfigError::Invalid {
+                        file: file.to_path_buf(),
+                        key: k.clone(),
+                        value: v.clone(),
+                        why: "duplicate server id".into(),
+                    });
+                }
+                servers.push(line);
             }
         }
+        servers.sort_by_key(|s| s.id);
         let four_letter_words = match map.get("4lw.commands.whitelist") {
             None => vec!["srvr".to_string()],
             Some(v) => v
@@ -186,6 +202,7 @@ impl Config {
             init_limit: p.num("initLimit", 10)?,
             sync_limit: p.num("syncLimit", 5)?,
             servers,
+            my_id: None,
             snap_retain_count: p.num::<usize>("autopurge.snapRetainCount", 3)?.max(3),
             purge_interval_hours: p.num("autopurge.purgeInterval", 0)?,
             four_letter_words,
@@ -195,6 +212,50 @@ impl Config {
             super_digest,
             raw,
         })
+    }
+
+    /// Reads `dataDir/myid` when the file lists `server.N` lines, as
+    /// ZooKeeper does; without them the member runs standalone.
+    pub fn read_my_id(&mut self) -> Result<(), ConfigError> {
+        if self.servers.is_empty() {
+            return Ok(());
+        }
+        let file = self.data_dir.join("myid");
+        let bad = |why: String| ConfigError::MyId {
+            file: file.clone(),
+            why,
+        };
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            bad(format!(
+                "cannot read the member id (needed with server.N lines): {e}"
+            ))
+        })?;
+        let id: u64 = text.trim().parse().map_err(|_| {
+            bad(format!(
+                "invalid member id {:?}: expected a number",
+                text.trim()
+            ))
+        })?;
+        if !self.servers.iter().any(|s| s.id == id) {
+            return Err(bad(format!(
+                "member id {id} has no server.{id} line in {}",
+                self.file.display()
+            )));
+        }
+        self.my_id = Some(id);
+        Ok(())
+    }
+
+    /// The Raft timing ZooKeeper users already tune: a follower that hears
+    /// nothing for between tickTime/2 and tickTime (at most syncLimit ticks)
+    /// starts an election; the leader heartbeats ten times per tick. ZooKeeper
+    /// itself takes about initLimit ticks to elect; Raft needs much less.
+    pub fn raft_timing(&self) -> (u64, u64, u64) {
+        let tick = self.tick_time_ms.max(20);
+        let max = tick.min(tick * self.sync_limit.max(1));
+        let min = (tick / 2).max(10);
+        let heartbeat = (tick / 10).clamp(5, min / 2);
+        (heartbeat, min, max.max(min + 1))
     }
 
     /// Whether the four-letter word `cmd` may run.
@@ -270,6 +331,38 @@ mod tests {
         assert_eq!(c.data_log_dir, PathBuf::from("/d"));
         assert_eq!(c.servers[0].peer_port, 2888);
         assert!(c.four_letter_allowed("srvr") && !c.four_letter_allowed("mntr"));
+    }
+
+    #[test]
+    fn myid_selects_the_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "dataDir={}\nserver.2=127.0.0.1:2889:3889\nserver.1=127.0.0.1:2888:3888\n",
+            dir.path().display()
+        );
+        let mut c = Config::parse(Path::new("zoo.cfg"), &text).unwrap();
+        assert_eq!(c.servers[0].id, 1);
+        let e = c.read_my_id().unwrap_err().to_string();
+        assert!(e.contains("myid"), "{e}");
+        std::fs::write(dir.path().join("myid"), "7\n").unwrap();
+        let e = c.read_my_id().unwrap_err().to_string();
+        assert!(e.contains("server.7"), "{e}");
+        std::fs::write(dir.path().join("myid"), "x").unwrap();
+        assert!(c.read_my_id().is_err());
+        std::fs::write(dir.path().join("myid"), "2\n").unwrap();
+        c.read_my_id().unwrap();
+        assert_eq!(c.my_id, Some(2));
+        let dup = Config::parse(Path::new("z"), "server.1=a:1:2\nserver.1=b:1:2\n").unwrap_err();
+        assert!(dup.to_string().contains("server.1"));
+    }
+
+    #[test]
+    fn standalone_needs_no_myid() {
+        let mut c = Config::parse(Path::new("zoo.cfg"), "dataDir=/nonexistent\n").unwrap();
+        c.read_my_id().unwrap();
+        assert_eq!(c.my_id, None);
+        let (hb, min, max) = c.raft_timing();
+        assert!(hb < min && min < max, "{hb} {min} {max}");
     }
 
     #[test]

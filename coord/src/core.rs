@@ -108,6 +108,9 @@ pub struct ConnHandle {
     pub last_zxid: i64,
     /// Who the client is (kept in step with `addauth`), for watch ACL checks.
     pub identity: Identity,
+    /// Ensemble mode: counts this connection's replicated commands as they
+    /// are applied here, so its reads wait for its own earlier writes.
+    pub applied: Option<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Counters for the four-letter words.
@@ -199,8 +202,18 @@ pub struct Core {
     pub conns: HashMap<ConnId, ConnHandle>,
     pub stats: Arc<Stats>,
     pub started: Instant,
-    log: TxnLog,
+    /// The standalone log; `None` in ensemble mode, where Raft persists
+    /// entries before they reach the tree.
+    log: Option<TxnLog>,
+    /// Ensemble mode: the highest applied (hence quorum-durable) zxid.
+    applied: Option<tokio::sync::watch::Receiver<i64>>,
     since_snapshot: u64,
+    /// Ensemble mode: the leader-stamped time of the entry being applied,
+    /// so every member computes the same ctime/mtime.
+    pub clock: Option<i64>,
+    /// Ensemble mode: this member's Raft role and the leader it knows.
+    pub role: Option<&'static str>,
+    pub leader: Option<u64>,
 }
 
 impl Core {
@@ -219,16 +232,67 @@ impl Core {
             conns: HashMap::new(),
             stats: Arc::new(Stats::default()),
             started: Instant::now(),
-            log,
+            log: Some(log),
+            applied: None,
             since_snapshot: 0,
+            clock: None,
+            role: None,
+            leader: None,
         }
+    }
+
+    /// A member of an ensemble: the tree is built by applying Raft entries
+    /// (see `raft::sm`); replies wait for `applied` instead of a local fsync.
+    /// Session ids carry `member_id` in their top byte, as ZooKeeper's do,
+    /// so members never hand out the same id.
+    pub fn replicated(
+        cfg: Arc<Config>,
+        member_id: u8,
+        applied: tokio::sync::watch::Receiver<i64>,
+    ) -> Core {
+        Core {
+            cfg,
+            tree: DataTree::new(),
+            watches: WatchManager::default(),
+            sessions: SessionTracker::new(member_id),
+            conns: HashMap::new(),
+            stats: Arc::new(Stats::default()),
+            started: Instant::now(),
+            log: None,
+            applied: Some(applied),
+            since_snapshot: 0,
+            clock: None,
+            role: Some("follower"),
+            leader: None,
+        }
+    }
+
+    /// Whether this member is part of a Raft ensemble.
+    pub fn is_replicated(&self) -> bool {
+        self.log.is_none()
+    }
+
+    /// Replaces the tree (a Raft snapshot was installed or loaded); every
+    /// session in it gets a full timeout from now.
+    pub fn replace_tree(&mut self, tree: DataTree) {
+        for id in self.sessions.ids() {
+            if !tree.sessions.contains_key(&id) {
+                self.sessions.remove(id);
+            }
+        }
+        for (id, s) in &tree.sessions {
+            if !self.sessions.contains(*id) {
+                self.sessions.add(*id, s.timeout_ms);
+            }
+        }
+        self.tree = tree;
     }
 
     /// Starts a write at the next zxid.
     pub fn begin(&self) -> Pending {
         Pending {
             zxid: self.tree.last_zxid + 1,
-            time: now_ms(),
+            time: self.clock.unwrap_or_else(now_ms),
             ops: Vec::new(),
             triggers: Vec::new(),
             undos: Vec::new(),
@@ -249,17 +313,21 @@ impl Core {
         }
         let zxid = p.zxid;
         self.tree.last_zxid = zxid;
-        self.log.append(&pb::Txn {
+        self.notify(&p.triggers, zxid);
+        let Some(log) = &self.log else {
+            // Ensemble: the Raft log already holds this entry.
+            return zxid;
+        };
+        log.append(&pb::Txn {
             zxid,
             time_ms: p.time,
             session_id: session,
             ops: p.ops,
         });
-        self.notify(&p.triggers, zxid);
         self.since_snapshot += 1;
         if self.since_snapshot >= self.cfg.snap_count {
             self.since_snapshot = 0;
-            self.log.snapshot(&self.tree);
+            log.snapshot(&self.tree);
         }
         zxid
     }
@@ -327,6 +395,63 @@ impl Core {
         }
     }
 
+    /// Ensemble leader: sessions past their deadline, to be expired through
+    /// Raft. Their deadlines are pushed out so one expiry is proposed at a
+    /// time (if it fails to commit, it is proposed again a timeout later).
+    pub fn take_expired(&mut self) -> Vec<i64> {
+        let ids = self.sessions.expired(Instant::now());
+        for id in &ids {
+            self.sessions.touch(*id);
+        }
+        ids
+    }
+
+    /// Whether `path` is an empty container that once had children, or a TTL
+    /// node unchanged for longer than its TTL at time `now`.
+    pub fn reapable(&self, path: &str, now: i64) -> bool {
+        self.tree.get(path).is_some_and(|n| {
+            n.children.is_empty()
+                && match owner_kind(n.ephemeral_owner) {
+                    OwnerKind::Container => n.cversion > 0,
+                    OwnerKind::Ttl(ttl) => now - n.mtime > ttl,
+                    _ => false,
+                }
+        })
+    }
+
+    /// Deletes `path` if it is still reapable at `now` (ensemble: applied
+    /// from a leader's Reap entry; the check is repeated so every member
+    /// decides the same).
+    pub fn reap(&mut self, path: &str, now: i64) {
+        if !self.reapable(path, now) {
+            return;
+        }
+        let mut p = self.begin();
+        match self.tree.delete(path, p.zxid, &mut p.triggers) {
+            Ok(u) => {
+                p.undos.push(u);
+                p.ops.push(pb::Op {
+                    kind: Some(pb::op::Kind::Delete(pb::Delete {
+                        path: path.to_string(),
+                    })),
+                });
+                self.commit(0, p);
+            }
+            Err(_) => self.abort(p),
+        }
+    }
+
+    /// Container/TTL nodes due for deletion now.
+    pub fn reap_candidates(&self) -> Vec<String> {
+        let now = now_ms();
+        self.tree
+            .special
+            .iter()
+            .filter(|p| self.reapable(p, now))
+            .cloned()
+            .collect()
+    }
+
     /// Deletes empty containers that once had children and TTL nodes whose
     /// TTL has passed without a change (ZooKeeper's ContainerManager).
     pub fn reap_special(&mut self) {
@@ -362,8 +487,13 @@ impl Core {
         }
     }
 
-    /// The highest zxid on disk.
+    /// The highest zxid a reply may reveal: on disk (standalone) or
+    /// applied after a quorum persisted it (ensemble).
     pub fn durable(&self) -> tokio::sync::watch::Receiver<i64> {
-        self.log.durable()
+        match (&self.log, &self.applied) {
+            (Some(log), _) => log.durable(),
+            (None, Some(a)) => a.clone(),
+            (None, None) => tokio::sync::watch::channel(i64::MAX).1,
+        }
     }
 }

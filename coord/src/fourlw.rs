@@ -58,13 +58,14 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
             let _ = writeln!(out, "Connections: {}", core.conns.len());
             let _ = writeln!(out, "Outstanding: 0");
             let _ = writeln!(out, "Zxid: 0x{:x}", core.tree.last_zxid);
-            let _ = writeln!(out, "Mode: standalone");
+            // zkServer.sh status parses this line.
+            let _ = writeln!(out, "Mode: {}", core.role.unwrap_or("standalone"));
             let _ = writeln!(out, "Node count: {}", core.tree.node_count());
         }
         "mntr" => {
             let rows: Vec<(&str, String)> = vec![
                 ("zk_version", VERSION.to_string()),
-                ("zk_server_state", "standalone".into()),
+                ("zk_server_state", core.role.unwrap_or("standalone").into()),
                 ("zk_avg_latency", format!("{lat_avg:.4}")),
                 ("zk_max_latency", lat_max.to_string()),
                 ("zk_min_latency", lat_min.to_string()),
@@ -101,7 +102,14 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
             let _ = writeln!(out, "maxClientCnxns={}", cfg.max_client_cnxns);
             let _ = writeln!(out, "minSessionTimeout={}", cfg.min_session_timeout_ms);
             let _ = writeln!(out, "maxSessionTimeout={}", cfg.max_session_timeout_ms);
-            let _ = writeln!(out, "serverId=0");
+            let _ = writeln!(out, "serverId={}", cfg.my_id.unwrap_or(0));
+            for s in &cfg.servers {
+                let _ = writeln!(
+                    out,
+                    "server.{}={}:{}:{}:participant",
+                    s.id, s.host, s.peer_port, s.election_port
+                );
+            }
         }
         "cons" => {
             for c in core.conns.values() {

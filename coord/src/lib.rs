@@ -4,6 +4,11 @@
 //! (checks, in ZooKeeper's order) → state (`tree`, `watch`, `session`, in
 //! `core`) → `txnlog` (fsync, group commit) → reply. The same `proto` records
 //! serve the async client that brokers and the CLI use.
+//!
+//! In ensemble mode (`server.N` lines) a write instead goes socket → codec →
+//! `raft` (propose, forward to the leader, persist, replicate) → applied on
+//! every member through the same `handler` → state → reply from the member
+//! holding the client's connection.
 
 pub mod acl;
 pub mod client;
@@ -13,6 +18,7 @@ pub mod fourlw;
 pub mod handler;
 pub mod jute;
 pub mod proto;
+pub mod raft;
 pub mod server;
 pub mod session;
 pub mod tree;

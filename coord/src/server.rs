@@ -26,14 +26,18 @@ use crate::core::{ConnHandle, Core, Out, Outbox};
 use crate::fourlw;
 use crate::handler::{self, ConnCtx, Flow};
 use crate::jute::{Reader, Record};
-use crate::proto::ConnectRequest;
+use crate::proto::{op, ConnectRequest};
+use crate::raft::{Ensemble, EnsembleError};
 use crate::txnlog::{StorageError, TxnLog};
+use fjord_proto::raft as rpb;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Ensemble(#[from] EnsembleError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -48,32 +52,81 @@ pub struct Server {
     durable: watch::Receiver<i64>,
     next_conn: AtomicU64,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Ensemble mode (`server.N` lines): writes go through Raft.
+    ens: Option<Arc<Ensemble>>,
+}
+
+/// Ops that change replicated state, so go through Raft in ensemble mode.
+/// `sync` too: applied locally only after everything committed before it,
+/// which is exactly the catch-up ZooKeeper promises.
+fn replicated_op(code: i32) -> bool {
+    matches!(
+        code,
+        op::CREATE
+            | op::CREATE2
+            | op::CREATE_CONTAINER
+            | op::CREATE_TTL
+            | op::DELETE
+            | op::SET_DATA
+            | op::SET_ACL
+            | op::MULTI
+            | op::SYNC
+            | op::CLOSE_SESSION
+    )
+}
+
+fn op_of(body: &[u8]) -> Option<i32> {
+    body.get(4..8)
+        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Recovers state from disk, binds the client port and serves until `shutdown`.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     let cfg = Arc::new(cfg);
-    let (log, rec) = TxnLog::open(&cfg.data_dir, &cfg.data_log_dir, cfg.snap_retain_count)?;
-    tracing::info!(
-        zxid = format!("0x{:x}", rec.tree.last_zxid),
-        nodes = rec.tree.node_count(),
-        sessions = rec.tree.sessions.len(),
-        replayed = rec.txns_replayed,
-        "state recovered"
-    );
-    let durable = log.durable();
-    let core = Core::new(cfg.clone(), rec.tree, log);
+    let (core, ens) = match cfg.my_id {
+        None => {
+            let (log, rec) = TxnLog::open(&cfg.data_dir, &cfg.data_log_dir, cfg.snap_retain_count)?;
+            tracing::info!(
+                zxid = format!("0x{:x}", rec.tree.last_zxid),
+                nodes = rec.tree.node_count(),
+                sessions = rec.tree.sessions.len(),
+                replayed = rec.txns_replayed,
+                "state recovered"
+            );
+            (
+                Arc::new(Mutex::new(Core::new(cfg.clone(), rec.tree, log))),
+                None,
+            )
+        }
+        Some(my_id) => {
+            let (applied_tx, applied_rx) = watch::channel(0i64);
+            let core = Arc::new(Mutex::new(Core::replicated(
+                cfg.clone(),
+                (my_id & 0xff) as u8,
+                applied_rx,
+            )));
+            let ens = Ensemble::start(cfg.clone(), core.clone(), applied_tx).await?;
+            tracing::info!(
+                member = my_id,
+                members = cfg.servers.len(),
+                "ensemble member started"
+            );
+            (core, Some(ens))
+        }
+    };
+    let durable = core.lock().durable();
     let addr = SocketAddr::new(cfg.client_port_address, cfg.client_port);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
     tracing::info!(%addr, "fjord-coord serving clients");
     let server = Arc::new(Server {
-        core: Arc::new(Mutex::new(core)),
+        core,
         cfg: cfg.clone(),
         durable,
         next_conn: AtomicU64::new(1),
         per_ip: Mutex::new(HashMap::new()),
+        ens,
     });
     spawn_housekeeping(&server);
     let accept = {
@@ -94,11 +147,58 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         _ = accept => {}
         _ = shutdown => tracing::info!("shutting down"),
     }
+    if let Some(ens) = &server.ens {
+        let _ = ens.raft.shutdown().await;
+    }
     Ok(())
 }
 
 fn spawn_housekeeping(server: &Arc<Server>) {
     let tick = Duration::from_millis((server.cfg.tick_time_ms / 2).clamp(10, 1000));
+    if let Some(ens) = server.ens.clone() {
+        // Only the leader judges liveness; expiry and reaping are proposed
+        // so every member deletes the same nodes at the same zxid.
+        let core = server.core.clone();
+        tokio::spawn(async move {
+            let mut iv = tokio::time::interval(tick);
+            let mut n = 0u64;
+            loop {
+                iv.tick().await;
+                n += 1;
+                if !ens.is_leader() {
+                    continue;
+                }
+                let (expired, reap) = {
+                    let mut core = core.lock();
+                    let reap = if n.is_multiple_of((2000 / tick.as_millis().max(1) as u64).max(1)) {
+                        core.reap_candidates()
+                    } else {
+                        Vec::new()
+                    };
+                    (core.take_expired(), reap)
+                };
+                let now = crate::core::now_ms();
+                for id in expired {
+                    ens.propose(rpb::Command {
+                        origin: ens.my_id,
+                        session_id: id,
+                        time_ms: now,
+                        kind: Some(rpb::command::Kind::Expire(id)),
+                        ..Default::default()
+                    });
+                }
+                for path in reap {
+                    ens.propose(rpb::Command {
+                        origin: ens.my_id,
+                        time_ms: now,
+                        kind: Some(rpb::command::Kind::Reap(path)),
+                        ..Default::default()
+                    });
+                }
+            }
+        });
+        return;
+    }
     let core = server.core.clone();
     tokio::spawn(async move {
         let mut iv = tokio::time::interval(tick);
@@ -178,7 +278,62 @@ impl Server {
         };
         let conn_stats = Arc::new(crate::core::Stats::default());
         conn_stats.packets_received.fetch_add(1, Ordering::Relaxed);
-        let stats = {
+        let (applied_tx, mut applied_rx) = watch::channel(0u64);
+        let mut applied_tx = Some(applied_tx);
+        // Replicated commands this connection sent; its reads wait until
+        // that many were applied here (a client's ops stay in order).
+        let mut submitted = 0u64;
+        let stats = if let (Some(ens), 0) = (&self.ens, req.session_id) {
+            // Ensemble: a new session is a Raft entry; the ConnectResponse
+            // is sent when it is applied here (see raft::sm).
+            let mut core = self.core.lock();
+            core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+            if req.last_zxid_seen > core.tree.last_zxid {
+                tracing::info!(
+                    client_zxid = req.last_zxid_seen,
+                    our_zxid = core.tree.last_zxid,
+                    "refusing a client that has seen a newer zxid"
+                );
+                return Ok(());
+            }
+            let timeout = req.timeout.clamp(
+                core.cfg.min_session_timeout_ms,
+                core.cfg.max_session_timeout_ms,
+            );
+            let session = core.sessions.next_id();
+            let password: [u8; 16] = rand::random();
+            ctx.session = session;
+            let last_zxid = core.tree.last_zxid;
+            core.conns.insert(
+                id,
+                ConnHandle {
+                    tx: tx.clone(),
+                    addr: peer,
+                    session,
+                    stats: conn_stats.clone(),
+                    established_ms: crate::core::now_ms(),
+                    timeout_ms: timeout,
+                    last_op: "NA",
+                    last_cxid: 0,
+                    last_zxid,
+                    identity: ctx.identity.clone(),
+                    applied: applied_tx.take(),
+                },
+            );
+            ens.propose(rpb::Command {
+                origin: ens.my_id,
+                conn: id,
+                session_id: session,
+                time_ms: crate::core::now_ms(),
+                kind: Some(rpb::command::Kind::NewSession(rpb::NewSession {
+                    session_id: session,
+                    timeout_ms: timeout,
+                    password: bytes::Bytes::copy_from_slice(&password),
+                })),
+            });
+            submitted = 1;
+            core.stats.clone()
+        } else {
             let mut core = self.core.lock();
             core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
             let Some((bytes, tag, ok)) = handler::connect(&mut core, &mut ctx, &req) else {
@@ -207,6 +362,7 @@ impl Server {
                         last_cxid: 0,
                         last_zxid,
                         identity: ctx.identity.clone(),
+                        applied: applied_tx.take(),
                     },
                 );
             }
@@ -237,6 +393,45 @@ impl Server {
             };
             conn_stats.packets_received.fetch_add(1, Ordering::Relaxed);
             ctx.arrived = Some(std::time::Instant::now());
+            if let Some(ens) = &self.ens {
+                if op_of(&body).is_some_and(replicated_op) {
+                    {
+                        let mut core = self.core.lock();
+                        core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+                        core.sessions.touch(ctx.session);
+                    }
+                    ens.propose(rpb::Command {
+                        origin: ens.my_id,
+                        conn: id,
+                        session_id: ctx.session,
+                        time_ms: crate::core::now_ms(),
+                        kind: Some(rpb::command::Kind::Request(rpb::Request {
+                            frame: body,
+                            ids: ctx
+                                .identity
+                                .ids
+                                .iter()
+                                .map(|i| rpb::AuthId {
+                                    scheme: i.scheme.clone(),
+                                    id: i.id.clone(),
+                                })
+                                .collect(),
+                            is_super: ctx.identity.is_super,
+                        })),
+                    });
+                    submitted += 1;
+                    continue;
+                }
+                if *applied_rx.borrow() < submitted {
+                    let caught_up = tokio::select! {
+                        r = applied_rx.wait_for(|n| *n >= submitted) => r.is_ok(),
+                        _ = closed.cancelled() => false,
+                    };
+                    if !caught_up {
+                        break Ok(());
+                    }
+                }
+            }
             let flow = {
                 let mut core = self.core.lock();
                 core.stats.packets_received.fetch_add(1, Ordering::Relaxed);

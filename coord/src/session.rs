@@ -77,6 +77,15 @@ impl SessionTracker {
         }
     }
 
+    /// A new leader's fresh start: every session gets a full timeout, since
+    /// the touches the old leader saw are lost with it.
+    pub fn touch_all(&mut self) {
+        let now = Instant::now();
+        for l in self.live.values_mut() {
+            l.deadline = now + l.timeout;
+        }
+    }
+
     /// Binds a session to a connection; returns the connection that held it.
     pub fn attach(&mut self, id: i64, conn: ConnId) -> Option<ConnId> {
         let l = self.live.get_mut(&id)?;
@@ -106,6 +115,11 @@ impl SessionTracker {
             .filter(|(_, l)| l.deadline <= now)
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// Every tracked session id.
+    pub fn ids(&self) -> Vec<i64> {
+        self.live.keys().copied().collect()
     }
 
     pub fn len(&self) -> usize {

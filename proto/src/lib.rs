@@ -9,3 +9,8 @@
 pub mod coord {
     include!(concat!(env!("OUT_DIR"), "/fjord.coord.rs"));
 }
+
+/// The coordinator ensemble's Raft peer messages and log records (`proto/raft.proto`).
+pub mod raft {
+    include!(concat!(env!("OUT_DIR"), "/fjord.raft.rs"));
+}

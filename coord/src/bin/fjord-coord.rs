@@ -9,7 +9,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // openraft narrates every vote at info; its warnings are what an operator needs.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -17,7 +18,7 @@ fn main() -> ExitCode {
         eprintln!("usage: fjord-coord <config file (zoo.cfg keys)>");
         return ExitCode::from(2);
     };
-    let cfg = match Config::load(&path) {
+    let cfg = match Config::load(&path).and_then(|mut c| c.read_my_id().map(|_| c)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("fjord-coord: invalid configuration: {e}");

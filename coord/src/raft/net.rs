@@ -1,0 +1,566 @@
+//! Peer links between ensemble members: `PeerRequest`/`PeerResponse` prost
+//! messages, 4-byte length-prefixed (tokio-util framed TCP), on each
+//! member's `server.N` peer port.
+//!
+//! One outgoing connection per peer carries every request to it, tagged with
+//! an id so responses may come back in any order; requests leave in the order
+//! they were made, which keeps forwarded client writes in their clients'
+//! order. A broken connection fails its in-flight calls and is re-dialed on
+//! the next call.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fjord_proto::raft as pb;
+use futures_util::{SinkExt, StreamExt};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use parking_lot::Mutex;
+use prost::Message;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+
+use super::sm::{meta_from_pb, meta_to_pb};
+use super::{
+    entry_from_pb, entry_to_pb, opt_log_id_from_pb, opt_log_id_to_pb, vote_from_pb, vote_to_pb,
+    Ensemble, EnsembleError, NodeId, TypeConfig,
+};
+use crate::config::ServerLine;
+use crate::core::Core;
+
+/// Largest peer frame (an AppendEntries batch or a snapshot chunk).
+const MAX_FRAME: usize = 256 << 20;
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Why a call to a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("member {0} unreachable: {1}")]
+    Unreachable(NodeId, String),
+    #[error("member {0}: connection lost")]
+    Lost(NodeId),
+    #[error("member {0}: timed out")]
+    Timeout(NodeId),
+    #[error("member {0} failed the request: {1}")]
+    Remote(NodeId, String),
+    #[error("member {0}: unexpected response")]
+    Unexpected(NodeId),
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<pb::PeerResponse>>>>;
+
+struct Link {
+    tx: mpsc::UnboundedSender<pb::PeerRequest>,
+    pending: Pending,
+}
+
+/// Outgoing links to every other member.
+pub struct Peers {
+    my_id: NodeId,
+    addrs: HashMap<NodeId, String>,
+    links: Mutex<HashMap<NodeId, Arc<Link>>>,
+    next_id: AtomicU64,
+}
+
+fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .max_frame_length(MAX_FRAME)
+        .new_codec()
+}
+
+impl Peers {
+    pub fn new(my_id: NodeId, servers: &[ServerLine]) -> Peers {
+        Peers {
+            my_id,
+            addrs: servers
+                .iter()
+                .map(|s| (s.id, format!("{}:{}", s.host, s.peer_port)))
+                .collect(),
+            links: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    async fn link(&self, target: NodeId) -> Result<Arc<Link>, PeerError> {
+        if let Some(l) = self.links.lock().get(&target) {
+            if !l.tx.is_closed() {
+                return Ok(l.clone());
+            }
+        }
+        let addr = self
+            .addrs
+            .get(&target)
+            .ok_or_else(|| PeerError::Unreachable(target, "not a member".into()))?;
+        let sock = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(PeerError::Unreachable(target, e.to_string())),
+            Err(_) => return Err(PeerError::Unreachable(target, "connect timed out".into())),
+        };
+        let _ = sock.set_nodelay(true);
+        let (rd, wr) = sock.into_split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<pb::PeerRequest>();
+        let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
+        let link = Arc::new(Link {
+            tx,
+            pending: pending.clone(),
+        });
+        let done = tokio_util::sync::CancellationToken::new();
+        {
+            let done = done.clone();
+            tokio::spawn(async move {
+                let mut out = FramedWrite::new(wr, codec());
+                loop {
+                    let req = tokio::select! {
+                        r = rx.recv() => r,
+                        _ = done.cancelled() => None,
+                    };
+                    let Some(req) = req else { break };
+                    if out.feed(Bytes::from(req.encode_to_vec())).await.is_err() {
+                        break;
+                    }
+                    // Send everything queued behind it in the same write.
+                    while let Ok(req) = rx.try_recv() {
+                        if out.feed(Bytes::from(req.encode_to_vec())).await.is_err() {
+                            break;
+                        }
+                    }
+                    if SinkExt::<Bytes>::flush(&mut out).await.is_err() {
+                        break;
+                    }
+                }
+                done.cancel();
+            });
+        }
+        {
+            let pending = pending.clone();
+            tokio::spawn(async move {
+                let mut input = FramedRead::new(rd, codec());
+                loop {
+                    let next = tokio::select! {
+                        f = input.next() => f,
+                        _ = done.cancelled() => None,
+                    };
+                    let Some(Ok(frame)) = next else { break };
+                    let Ok(resp) = pb::PeerResponse::decode(frame.freeze()) else {
+                        break;
+                    };
+                    if let Some(tx) = pending.lock().remove(&resp.id) {
+                        let _ = tx.send(resp);
+                    }
+                }
+                done.cancel();
+                // Fail every call still waiting on this connection.
+                pending.lock().clear();
+            });
+        }
+        self.links.lock().insert(target, link.clone());
+        Ok(link)
+    }
+
+    /// Queues a request to `target` (dialing if needed); the returned
+    /// [`Waiting`] resolves with its response. Requests queued one after the
+    /// other reach the peer in that order.
+    pub async fn send(
+        &self,
+        target: NodeId,
+        body: pb::peer_request::Body,
+    ) -> Result<Waiting, PeerError> {
+        let link = self.link(target).await?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        link.pending.lock().insert(id, tx);
+        let req = pb::PeerRequest {
+            id,
+            from: self.my_id,
+            body: Some(body),
+        };
+        if link.tx.send(req).is_err() {
+            link.pending.lock().remove(&id);
+            return Err(PeerError::Lost(target));
+        }
+        Ok(Waiting {
+            link,
+            id,
+            rx,
+            target,
+        })
+    }
+
+    /// One request/response exchange with `target`.
+    pub async fn call(
+        &self,
+        target: NodeId,
+        body: pb::peer_request::Body,
+        timeout: Option<Duration>,
+    ) -> Result<pb::peer_response::Body, PeerError> {
+        self.send(target, body).await?.wait(timeout).await
+    }
+
+    /// Forwards client writes to the leader. Returns once they are queued
+    /// on the link (so successive calls keep their order); the future then
+    /// resolves with one error string per command (empty = committed).
+    pub async fn forward(
+        &self,
+        leader: NodeId,
+        commands: Vec<pb::Command>,
+    ) -> Result<impl std::future::Future<Output = Result<Vec<String>, PeerError>>, PeerError> {
+        let n = commands.len();
+        let w = self
+            .send(
+                leader,
+                pb::peer_request::Body::Forward(pb::ForwardReq { commands }),
+            )
+            .await?;
+        Ok(async move {
+            match w.wait(None).await? {
+                pb::peer_response::Body::Forward(r) if r.errors.len() == n => Ok(r.errors),
+                _ => Err(PeerError::Unexpected(leader)),
+            }
+        })
+    }
+
+    /// Tells the leader which sessions are alive here.
+    pub async fn touch(&self, leader: NodeId, sessions: Vec<i64>) -> Result<(), PeerError> {
+        self.call(
+            leader,
+            pb::peer_request::Body::Touch(pb::TouchReq { sessions }),
+            Some(Duration::from_secs(5)),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// A request on its way; resolves with the peer's response.
+pub struct Waiting {
+    link: Arc<Link>,
+    id: u64,
+    rx: oneshot::Receiver<pb::PeerResponse>,
+    target: NodeId,
+}
+
+impl Waiting {
+    pub async fn wait(
+        self,
+        timeout: Option<Duration>,
+    ) -> Result<pb::peer_response::Body, PeerError> {
+        let target = self.target;
+        let resp = match timeout {
+            Some(t) => match tokio::time::timeout(t, self.rx).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.link.pending.lock().remove(&self.id);
+                    return Err(PeerError::Timeout(target));
+                }
+            },
+            None => self.rx.await,
+        };
+        match resp {
+            Ok(pb::PeerResponse {
+                body: Some(pb::peer_response::Body::Error(e)),
+                ..
+            }) => Err(PeerError::Remote(target, e)),
+            Ok(pb::PeerResponse { body: Some(b), .. }) => Ok(b),
+            Ok(_) => Err(PeerError::Unexpected(target)),
+            Err(_) => Err(PeerError::Lost(target)),
+        }
+    }
+}
+
+/// openraft's per-target client.
+pub struct Network {
+    peers: Arc<Peers>,
+    target: NodeId,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Arc<Peers> {
+    type Network = Network;
+
+    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Network {
+        Network {
+            peers: self.clone(),
+            target,
+        }
+    }
+}
+
+fn rpc_err<E: std::error::Error>(e: PeerError) -> RPCError<NodeId, BasicNode, E> {
+    match e {
+        PeerError::Unreachable(..) => RPCError::Unreachable(Unreachable::new(&e)),
+        _ => RPCError::Network(NetworkError::new(&e)),
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Network {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        let body = pb::peer_request::Body::Append(pb::AppendReq {
+            vote: Some(vote_to_pb(&rpc.vote)),
+            prev: opt_log_id_to_pb(&rpc.prev_log_id),
+            entries: rpc.entries.iter().map(entry_to_pb).collect(),
+            commit: opt_log_id_to_pb(&rpc.leader_commit),
+        });
+        let resp = self
+            .peers
+            .call(self.target, body, Some(option.hard_ttl()))
+            .await
+            .map_err(rpc_err)?;
+        use pb::append_resp::R;
+        match resp {
+            pb::peer_response::Body::Append(a) => Ok(match a.r {
+                Some(R::Success(_)) => AppendEntriesResponse::Success,
+                Some(R::Partial(p)) => {
+                    AppendEntriesResponse::PartialSuccess(opt_log_id_from_pb(&p.matched))
+                }
+                Some(R::Conflict(_)) => AppendEntriesResponse::Conflict,
+                Some(R::HigherVote(v)) => AppendEntriesResponse::HigherVote(vote_from_pb(&Some(v))),
+                None => return Err(rpc_err(PeerError::Unexpected(self.target))),
+            }),
+            _ => Err(rpc_err(PeerError::Unexpected(self.target))),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        let body = pb::peer_request::Body::Snapshot(pb::SnapshotReq {
+            vote: Some(vote_to_pb(&rpc.vote)),
+            meta: Some(meta_to_pb(&rpc.meta)),
+            offset: rpc.offset,
+            data: Bytes::from(rpc.data),
+            done: rpc.done,
+        });
+        let resp = self
+            .peers
+            .call(self.target, body, Some(option.hard_ttl()))
+            .await
+            .map_err(rpc_err)?;
+        match resp {
+            pb::peer_response::Body::Snapshot(s) => Ok(InstallSnapshotResponse {
+                vote: vote_from_pb(&s.vote),
+            }),
+            _ => Err(rpc_err(PeerError::Unexpected(self.target))),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        let body = pb::peer_request::Body::Vote(pb::VoteReq {
+            vote: Some(vote_to_pb(&rpc.vote)),
+            last: opt_log_id_to_pb(&rpc.last_log_id),
+        });
+        let resp = self
+            .peers
+            .call(self.target, body, Some(option.hard_ttl()))
+            .await
+            .map_err(rpc_err)?;
+        match resp {
+            pb::peer_response::Body::Vote(v) => Ok(VoteResponse {
+                vote: vote_from_pb(&v.vote),
+                vote_granted: v.granted,
+                last_log_id: opt_log_id_from_pb(&v.last),
+            }),
+            _ => Err(rpc_err(PeerError::Unexpected(self.target))),
+        }
+    }
+}
+
+// ---- the receiving side ---------------------------------------------------
+
+/// Binds this member's peer port and serves other members' requests.
+pub async fn serve(
+    me: &ServerLine,
+    ens: Arc<Ensemble>,
+    core: Arc<parking_lot::Mutex<Core>>,
+) -> Result<(), EnsembleError> {
+    let addr = format!("{}:{}", me.host, me.peer_port);
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|source| EnsembleError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    tracing::info!(%addr, member = me.id, "listening for ensemble peers");
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((sock, peer)) => {
+                    let _ = sock.set_nodelay(true);
+                    let ens = ens.clone();
+                    let core = core.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = serve_conn(sock, ens, core).await {
+                            tracing::debug!(%peer, error = %e, "peer connection ended");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "peer accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+fn error_body(e: impl std::fmt::Display) -> pb::peer_response::Body {
+    pb::peer_response::Body::Error(e.to_string())
+}
+
+async fn serve_conn(
+    sock: TcpStream,
+    ens: Arc<Ensemble>,
+    core: Arc<parking_lot::Mutex<Core>>,
+) -> std::io::Result<()> {
+    let (rd, wr) = sock.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<pb::PeerResponse>();
+    tokio::spawn(async move {
+        let mut out = FramedWrite::new(wr, codec());
+        while let Some(r) = rx.recv().await {
+            if out.feed(Bytes::from(r.encode_to_vec())).await.is_err() {
+                return;
+            }
+            while let Ok(r) = rx.try_recv() {
+                if out.feed(Bytes::from(r.encode_to_vec())).await.is_err() {
+                    return;
+                }
+            }
+            if SinkExt::<Bytes>::flush(&mut out).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut input = FramedRead::new(rd, codec());
+    while let Some(frame) = input.next().await {
+        let req = pb::PeerRequest::decode(frame?.freeze())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let id = req.id;
+        let reply = {
+            let tx = tx.clone();
+            move |body: pb::peer_response::Body| {
+                let _ = tx.send(pb::PeerResponse {
+                    id,
+                    body: Some(body),
+                });
+            }
+        };
+        let raft = ens.raft.clone();
+        match req.body {
+            Some(pb::peer_request::Body::Append(a)) => {
+                let rpc = AppendEntriesRequest {
+                    vote: vote_from_pb(&a.vote),
+                    prev_log_id: opt_log_id_from_pb(&a.prev),
+                    entries: a.entries.iter().map(entry_from_pb).collect(),
+                    leader_commit: opt_log_id_from_pb(&a.commit),
+                };
+                tokio::spawn(async move {
+                    use pb::append_resp::R;
+                    reply(match raft.append_entries(rpc).await {
+                        Ok(r) => pb::peer_response::Body::Append(pb::AppendResp {
+                            r: Some(match r {
+                                AppendEntriesResponse::Success => R::Success(true),
+                                AppendEntriesResponse::PartialSuccess(m) => {
+                                    R::Partial(pb::PartialSuccess {
+                                        matched: opt_log_id_to_pb(&m),
+                                    })
+                                }
+                                AppendEntriesResponse::Conflict => R::Conflict(true),
+                                AppendEntriesResponse::HigherVote(v) => {
+                                    R::HigherVote(vote_to_pb(&v))
+                                }
+                            }),
+                        }),
+                        Err(e) => error_body(e),
+                    })
+                });
+            }
+            Some(pb::peer_request::Body::Vote(v)) => {
+                let rpc = VoteRequest {
+                    vote: vote_from_pb(&v.vote),
+                    last_log_id: opt_log_id_from_pb(&v.last),
+                };
+                tokio::spawn(async move {
+                    reply(match raft.vote(rpc).await {
+                        Ok(r) => pb::peer_response::Body::Vote(pb::VoteResp {
+                            vote: Some(vote_to_pb(&r.vote)),
+                            granted: r.vote_granted,
+                            last: opt_log_id_to_pb(&r.last_log_id),
+                        }),
+                        Err(e) => error_body(e),
+                    })
+                });
+            }
+            Some(pb::peer_request::Body::Snapshot(s)) => {
+                let rpc = InstallSnapshotRequest {
+                    vote: vote_from_pb(&s.vote),
+                    meta: meta_from_pb(&s.meta.unwrap_or_default()),
+                    offset: s.offset,
+                    data: s.data.to_vec(),
+                    done: s.done,
+                };
+                tokio::spawn(async move {
+                    reply(match raft.install_snapshot(rpc).await {
+                        Ok(r) => pb::peer_response::Body::Snapshot(pb::SnapshotResp {
+                            vote: Some(vote_to_pb(&r.vote)),
+                        }),
+                        Err(e) => error_body(e),
+                    })
+                });
+            }
+            Some(pb::peer_request::Body::Forward(f)) => {
+                // Submitted here, in arrival order; awaited elsewhere.
+                let mut rxs = Vec::with_capacity(f.commands.len());
+                for c in f.commands {
+                    rxs.push(raft.client_write_ff(c).await.ok());
+                }
+                tokio::spawn(async move {
+                    let mut errors = Vec::with_capacity(rxs.len());
+                    for rx in rxs {
+                        errors.push(match rx {
+                            None => "raft stopped".to_string(),
+                            Some(rx) => match rx.await {
+                                Ok(Ok(_)) => String::new(),
+                                Ok(Err(e)) => e.to_string(),
+                                Err(_) => "raft stopped".to_string(),
+                            },
+                        });
+                    }
+                    reply(pb::peer_response::Body::Forward(pb::ForwardResp { errors }))
+                });
+            }
+            Some(pb::peer_request::Body::Touch(t)) => {
+                {
+                    let mut core = core.lock();
+                    for s in t.sessions {
+                        core.sessions.touch(s);
+                    }
+                }
+                reply(pb::peer_response::Body::Touch(pb::Empty {}));
+            }
+            None => reply(error_body("empty request")),
+        }
+    }
+    Ok(())
+}
