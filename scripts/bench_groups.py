@@ -4,11 +4,12 @@
   bench_groups.py produce BOOTSTRAP TOPIC N
       N messages of 100 B, spread evenly over the topic's 6 partitions
       (partition = i % 6), so that 3 group members own exactly N/3 each.
-  bench_groups.py commit-heavy BOOTSTRAP TOPIC N SECONDS BATCH
+  bench_groups.py commit-heavy BOOTSTRAP TOPIC N SECONDS BATCH [sync|async]
       3 confluent-kafka consumers in one new group, each polling up to BATCH
-      messages and committing synchronously after every poll, until the N
+      messages and committing after every poll (sync: waiting for each commit;
+      async: commits pipelined, counted when acknowledged), until the N
       messages are consumed or SECONDS pass. Prints one line:
-      commit-heavy consumers=3 batch=B msgs=.. commits=.. secs=.. msgs_per_s=.. commits_per_s=..
+      commit-heavy mode=.. consumers=3 batch=B msgs=.. commits=.. secs=.. msgs_per_s=.. commits_per_s=..
 """
 import multiprocessing as mp
 import sys
@@ -34,17 +35,34 @@ def produce(bs, topic, n):
     assert p.flush(120) == 0, "messages left unflushed"
 
 
-def member(bs, topic, group, seconds, batch, ready, go, out):
+def member(bs, topic, group, seconds, batch, mode, ready, go, out):
+    acked = {"ok": 0, "failed": 0, "last": None}
+
+    def on_commit(err, _parts):
+        acked["failed" if err else "ok"] += 1
+        acked["last"] = time.time()
+
     c = Consumer({"bootstrap.servers": bs, "group.id": group, "auto.offset.reset": "earliest",
                   "enable.auto.commit": False, "session.timeout.ms": 10000,
-                  "heartbeat.interval.ms": 1000, "fetch.wait.max.ms": 50})
+                  "heartbeat.interval.ms": 1000, "fetch.wait.max.ms": 50, "on_commit": on_commit})
     assigned = []
-    c.subscribe([topic], on_assign=lambda _c, ps: assigned.append(len(ps)))
+
+    def on_assign(cons, ps):
+        # Hold still until every member is in: paused partitions fetch nothing,
+        # but polling goes on, so the member takes part in rebalances.
+        cons.assign(ps)
+        if not go.is_set():
+            cons.pause(ps)
+        assigned.append(len(ps))
+
+    c.subscribe([topic], on_assign=on_assign)
     while not assigned:
         c.poll(0.1)
     ready.put(1)
-    go.wait()
-    msgs = commits = 0
+    while not go.is_set():
+        c.poll(0.1)
+    c.resume(c.assignment())
+    msgs = issued = 0
     first = last = None
     deadline = time.time() + seconds
     idle_since = time.time()
@@ -57,17 +75,24 @@ def member(bs, topic, group, seconds, batch, ready, go, out):
         first = first or now
         idle_since = now
         msgs += len(ms)
-        c.commit(asynchronous=False)
-        commits += 1
+        c.commit(asynchronous=(mode != "sync"))
+        issued += 1
         last = time.time()
+    if mode != "sync":
+        # Pipelined commits: count them once acknowledged.
+        until = time.time() + 30
+        while time.time() < until and acked["ok"] + acked["failed"] < issued:
+            c.poll(0.05)
+        last = acked["last"] or last
+    commits = acked["ok"] if mode != "sync" else issued
     c.close()
     out.put((msgs, commits, (last - first) if first and last else 0.0))
 
 
-def commit_heavy(bs, topic, n, seconds, batch):
+def commit_heavy(bs, topic, n, seconds, batch, mode):
     group = "bench-commit-" + uuid.uuid4().hex[:8]
     ready, out, go = mp.Queue(), mp.Queue(), mp.Event()
-    procs = [mp.Process(target=member, args=(bs, topic, group, seconds, batch, ready, go, out))
+    procs = [mp.Process(target=member, args=(bs, topic, group, seconds, batch, mode, ready, go, out))
              for _ in range(3)]
     for p in procs:
         p.start()
@@ -81,8 +106,8 @@ def commit_heavy(bs, topic, n, seconds, batch):
     msgs = sum(r[0] for r in res)
     commits = sum(r[1] for r in res)
     secs = max(r[2] for r in res) or 1e-9
-    print("commit-heavy consumers=3 partitions=6 batch=%d msgs=%d commits=%d secs=%.3f "
-          "msgs_per_s=%.1f commits_per_s=%.1f" % (batch, msgs, commits, secs, msgs / secs, commits / secs),
+    print("commit-heavy mode=%s consumers=3 partitions=6 batch=%d msgs=%d commits=%d secs=%.3f "
+          "msgs_per_s=%.1f commits_per_s=%.1f" % (mode, batch, msgs, commits, secs, msgs / secs, commits / secs),
           flush=True)
 
 
@@ -90,7 +115,8 @@ def main():
     if len(sys.argv) >= 5 and sys.argv[1] == "produce":
         produce(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif len(sys.argv) >= 7 and sys.argv[1] == "commit-heavy":
-        commit_heavy(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]))
+        mode = sys.argv[7] if len(sys.argv) > 7 else "sync"
+        commit_heavy(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]), mode)
     else:
         sys.exit(__doc__)
 

@@ -952,7 +952,8 @@ fn member_action(code: i16) -> Option<u8> {
         0 => None,
         22 | 27 => Some(HB_REJOIN),
         25 => Some(HB_RESET),
-        14 | 15 | 16 => Some(HB_RELOCATE),
+        // COORDINATOR_LOAD_IN_PROGRESS, _NOT_AVAILABLE, NOT_COORDINATOR, and
+        // anything unexpected: ask for the coordinator again.
         _ => Some(HB_RELOCATE),
     }
 }
@@ -1141,7 +1142,7 @@ impl GroupMember {
                         continue;
                     }
                     Some(HB_REJOIN) => continue,
-                    _ if matches!(code, 14 | 15 | 16) => {
+                    _ if (14..=16).contains(&code) => {
                         self.relocate();
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
@@ -1313,7 +1314,7 @@ impl GroupMember {
             }
             match code {
                 0 => return Ok(out),
-                14 | 15 | 16 if std::time::Instant::now() < deadline => {
+                14..=16 if std::time::Instant::now() < deadline => {
                     if code != 14 {
                         self.relocate();
                     }
