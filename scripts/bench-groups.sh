@@ -11,7 +11,7 @@
 #      pipelined: what the broker + coordinator sustain); prints msgs/s and commits/s.
 #   scripts/bench-groups.sh            full: 1,500,000 messages, 20 s commit runs
 #   scripts/bench-groups.sh --quick    150,000 messages, 4 s commit runs
-# env: KBENCH, FJORD_BIN, MSGS, COMMIT_SECS, FJORD_BENCH_PORT, KEEP_WORK=1
+# env: KBENCH, FJORD_BIN, MSGS, COMMIT_SECS, FJORD_BENCH_PORT (default: a free port), KEEP_WORK=1
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 BENCH=${BENCH_DIR:-$here/../../shared/bench}
@@ -25,7 +25,8 @@ BIN_DIR=${FJORD_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/fjord-target}/release}
 MSGS=${MSGS:-1500000}; COMMIT_SECS=${COMMIT_SECS:-20}
 if [ "${1:-}" = "--quick" ]; then MSGS=150000; COMMIT_SECS=4; fi
 MSGS=$(( MSGS / 6 * 6 ))   # every partition gets exactly MSGS/6
-PORT=${FJORD_BENCH_PORT:-29192}; ZK_PORT=$((PORT + 1))
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=${FJORD_BENCH_PORT:-$(free_port)}; ZK_PORT=$(free_port)
 WORK=$(mktemp -d /tmp/fjord-bench-groups-XXXX)
 BPID=""; CPID=""; KPIDS=()
 cleanup() {
@@ -36,8 +37,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() { # port what logfile
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done
+wait_port() { # port what logfile pid: our process listening (not some other one on the port)
+  for _ in $(seq 100); do
+    kill -0 "$4" 2>/dev/null || break
+    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
   echo "$2 did not start; log:" >&2; tail -20 "$3" >&2; exit 1
 }
 
@@ -50,7 +55,7 @@ clientPortAddress=127.0.0.1
 P
 "$BIN_DIR/fjord-coord" "$WORK/zoo.cfg" >"$WORK/coord.log" 2>&1 &
 CPID=$!
-wait_port "$ZK_PORT" fjord-coord "$WORK/coord.log"
+wait_port "$ZK_PORT" fjord-coord "$WORK/coord.log" "$CPID"
 cat >"$WORK/broker.properties" <<P
 broker.id=1
 listeners=PLAINTEXT://127.0.0.1:$PORT
@@ -60,7 +65,7 @@ num.partitions=6
 P
 "$BIN_DIR/fjord-broker" "$WORK/broker.properties" >"$WORK/broker.log" 2>&1 &
 BPID=$!
-wait_port "$PORT" fjord-broker "$WORK/broker.log"
+wait_port "$PORT" fjord-broker "$WORK/broker.log" "$BPID"
 BS=127.0.0.1:$PORT
 T=bench-groups-$$
 sleep 1
