@@ -2,29 +2,13 @@
 loaded under its own module name) with group settings suited to tests:
 no initial rebalance delay and short session timeouts allowed.
 """
-import importlib.util
 import os
 import sys
-import time
 
 import pytest
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_BROKER = os.path.join(os.path.dirname(_HERE), "broker")
-sys.path.insert(0, _BROKER)
-sys.path.insert(0, _HERE)
-
-_spec = importlib.util.spec_from_file_location("fjord_broker_fixtures", os.path.join(_BROKER, "conftest.py"))
-bf = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bf)
-
-GROUP_OVERRIDES = {
-    "group.initial.rebalance.delay.ms": 0,
-    "group.min.session.timeout.ms": 1000,
-    "num.partitions": 6,
-}
-
-FJORD_CLI = os.environ.get("FJORD_CLI") or os.path.join(bf.bin_dir(), "fjord")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gconf import GROUP_OVERRIDES, bf  # noqa: E402
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -83,13 +67,3 @@ def topic_name(request):
 def group_name(request):
     _counter[0] += 1
     return "grp%d-%s-%d" % (_counter[0], request.node.originalname[:24].replace("_", "-"), os.getpid())
-
-
-def wait_until(pred, timeout, step=0.1, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))

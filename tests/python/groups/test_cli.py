@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("confluent_kafka")
 from confluent_kafka import Consumer  # noqa: E402
 
-from conftest import FJORD_CLI, wait_until  # noqa: E402
+from gconf import FJORD_CLI, wait_until  # noqa: E402
 from gutil import Member, committed, consumer_conf, create_topic, produce, wait_balanced  # noqa: E402
 
 COLUMNS = ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG",

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("confluent_kafka")
 from confluent_kafka import Consumer  # noqa: E402
 
-from conftest import FJORD_CLI, bf  # noqa: E402
+from gconf import FJORD_CLI, bf  # noqa: E402
 from gutil import Member, committed, consumer_conf, create_topic, produce  # noqa: E402
 
 
