@@ -3,8 +3,8 @@
 # (Debian packages, pip packages, cargo-fuzz), builds, then runs
 #   1. the Rust unit and integration tests (cargo nextest, or cargo test without it),
 #   2. a short fuzz run of each decoder (scripts/fuzz.sh --quick),
-#   3. the quick benchmarks (scripts/bench-coord.sh --quick, scripts/bench-broker.sh --quick;
-#      full runs: see README),
+#   3. the quick benchmarks (scripts/bench-coord.sh --quick, scripts/bench-broker.sh --quick,
+#      scripts/bench-groups.sh --quick; full runs: see README),
 #   4. the acceptance tests with real clients against real processes (pytest tests/python).
 # Env: FJORD_SKIP_FUZZ=1 / FJORD_SKIP_BENCH=1 skip steps 2 / 3; PYTEST_ARGS adds pytest flags.
 set -euo pipefail
@@ -32,9 +32,8 @@ if [ "${FJORD_SKIP_BENCH:-0}" != 1 ]; then
   (cd "$FJORD_ROOT/../shared/bench/kbench" && CARGO_TARGET_DIR=$HOME/.cache/bench-target cargo build --release -q)
   (cd "$FJORD_ROOT/../shared/bench/kbench-system" && CARGO_TARGET_DIR=$HOME/.cache/bench-target cargo build --release -q)
   KBENCH=$HOME/.cache/bench-target/release/kbench scripts/bench-broker.sh --quick
+  KBENCH=$HOME/.cache/bench-target/release/kbench scripts/bench-groups.sh --quick
 fi
 
 export FJORD_REQUIRE_BINARIES=1
-# tests/python/groups belongs to the consumer-group issue, still in progress: some of its
-# acceptance tests do not pass yet, so it runs on its own (see README), not here.
-python3 -m pytest tests/python -q -p no:cacheprovider --ignore=tests/python/groups ${PYTEST_ARGS:-}
+python3 -m pytest tests/python -q -p no:cacheprovider ${PYTEST_ARGS:-}

@@ -104,7 +104,8 @@ impl Default for BrokerConfig {
     }
 }
 
-/// Keys we recognise but do not act on yet: accepted silently.
+/// Keys accepted silently: recognised but not acted on yet, or read from `raw`
+/// by the module that uses them.
 const KNOWN_PASSIVE: &[&str] = &[
     "num.network.threads",
     "num.io.threads",
@@ -113,7 +114,11 @@ const KNOWN_PASSIVE: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
+    // Read from `raw` by the group coordinator (broker/src/group).
     "group.initial.rebalance.delay.ms",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "offset.metadata.max.bytes",
     "log.cleaner.enable",
     "auto.leader.rebalance.enable",
     "controlled.shutdown.enable",
