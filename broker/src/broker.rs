@@ -32,6 +32,8 @@ pub struct Broker {
     pub cluster: Cluster,
     /// Consumer groups and committed offsets (see `group`).
     pub groups: Arc<crate::group::Groups>,
+    /// Replication roles, replica fetchers and ISR upkeep (see `replica`).
+    pub replicas: crate::replica::ReplicaManager,
     next_pid: AtomicI64,
     shutdown: watch::Sender<bool>,
 }
@@ -70,6 +72,7 @@ impl Broker {
         let broker = Arc::new(Broker {
             next_pid: AtomicI64::new(0),
             groups: crate::group::Groups::start(&config, cache.clone(), shutdown.subscribe()),
+            replicas: crate::replica::ReplicaManager::new(),
             config,
             log,
             cache,
@@ -79,6 +82,7 @@ impl Broker {
         broker.reconcile();
         tokio::spawn(reconcile_loop(broker.clone()));
         tokio::spawn(retention_loop(broker.clone()));
+        tokio::spawn(crate::replica::isr_loop(broker.clone()));
         Ok(broker)
     }
 
@@ -122,8 +126,9 @@ impl Broker {
     }
 
     /// Make local logs match the cache: create logs for partitions this broker
-    /// replicates, delete logs of topics that are gone.
-    pub fn reconcile(&self) {
+    /// replicates, delete logs of topics that are gone, then apply leader and
+    /// follower roles from the state znodes.
+    pub fn reconcile(self: &Arc<Self>) {
         let view = self.cache.view();
         let me = self.id();
         for t in view.topics.values() {
@@ -156,6 +161,7 @@ impl Broker {
                 }
             }
         }
+        crate::replica::reconcile_roles(self);
     }
 
     fn cluster_loaded(&self) -> bool {

@@ -284,6 +284,7 @@ impl Standalone {
                                 controller_epoch: 1,
                                 isr: vec![me.id],
                             }),
+                            state_version: 0,
                         })
                         .collect(),
                     configs: t.configs.clone(),

@@ -62,9 +62,12 @@ fn log_err_code(e: &LogError) -> i16 {
         LogError::OutOfOrderSequence => err::OUT_OF_ORDER_SEQUENCE_NUMBER,
         LogError::InvalidProducerEpoch => err::INVALID_PRODUCER_EPOCH,
         LogError::OffsetOutOfRange => err::OFFSET_OUT_OF_RANGE,
-        LogError::Offline | LogError::Db(_) | LogError::Stopped | LogError::Meta(_) => {
-            err::KAFKA_STORAGE_ERROR
-        }
+        LogError::NotLeader => err::NOT_LEADER_OR_FOLLOWER,
+        LogError::Offline
+        | LogError::Db(_)
+        | LogError::Stopped
+        | LogError::Meta(_)
+        | LogError::NonContiguous { .. } => err::KAFKA_STORAGE_ERROR,
     }
 }
 
@@ -197,10 +200,12 @@ fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -> Pending {
     let acks = r.acks;
     let view = b.cache.view();
     let timeout = Duration::from_millis(r.timeout_ms.clamp(0, 300_000) as u64);
+    /// (topic index, partition index, write done, acks=all: partition + last offset).
     type Waiter = (
         usize,
         usize,
         tokio::sync::oneshot::Receiver<Result<(), String>>,
+        Option<(Arc<Partition>, i64)>,
     );
     let mut waits: Vec<Waiter> = Vec::new();
     let mut topics: Vec<produce_response::TopicProduceResponse> =
@@ -248,7 +253,9 @@ fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -> Pending {
                                             if version >= 5 {
                                                 resp.log_start_offset = a.log_start;
                                             }
-                                            waits.push((ti, pi, a.done));
+                                            let all =
+                                                (acks == -1).then(|| (p.clone(), a.last_offset));
+                                            waits.push((ti, pi, a.done, all));
                                             metrics::counter!(
                                                 "kafka_server_brokertopicmetrics_bytesin_total"
                                             )
@@ -276,13 +283,16 @@ fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -> Pending {
     }
     Box::pin(async move {
         let deadline = tokio::time::Instant::now() + timeout.max(Duration::from_millis(1));
-        for (ti, pi, rx) in waits {
+        for (ti, pi, rx, all) in waits {
             let res = tokio::time::timeout_at(deadline, rx).await;
-            let code = match res {
+            let mut code = match res {
                 Ok(Ok(Ok(()))) => err::NONE,
                 Ok(Ok(Err(_))) | Ok(Err(_)) => err::KAFKA_STORAGE_ERROR,
                 Err(_) => err::REQUEST_TIMED_OUT,
             };
+            if let (err::NONE, Some((p, last))) = (code, all) {
+                code = wait_committed(&p, last, deadline).await;
+            }
             if code != err::NONE {
                 if let Some(p) = topics
                     .get_mut(ti)
@@ -300,6 +310,30 @@ fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -> Pending {
             ProduceResponse::default().with_responses(topics),
         ))
     })
+}
+
+/// acks=all: wait until the high watermark covers `last` (every ISR member
+/// has it), the deadline passes (REQUEST_TIMED_OUT) or this replica stops
+/// leading (NOT_LEADER_OR_FOLLOWER: the producer retries on the new leader,
+/// idempotence making the retry safe). Solo partitions return at once.
+async fn wait_committed(p: &Arc<Partition>, last: i64, deadline: tokio::time::Instant) -> i16 {
+    if p.offsets().high_watermark > last {
+        return err::NONE;
+    }
+    let notify = Arc::new(Notify::new());
+    loop {
+        p.add_waiter(&notify);
+        if p.offsets().high_watermark > last {
+            return err::NONE;
+        }
+        if p.role().0 != crate::log::Role::Leader {
+            return err::NOT_LEADER_OR_FOLLOWER;
+        }
+        tokio::select! {
+            _ = notify.notified() => {}
+            _ = tokio::time::sleep_until(deadline) => return err::REQUEST_TIMED_OUT,
+        }
+    }
 }
 
 // ---------------------------------------------------------------- Fetch
@@ -322,12 +356,35 @@ async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> FetchResponse 
     } else {
         r.max_bytes as usize
     };
+    // A follower's fetch (replica_id >= 0) is honoured only from a registered
+    // broker, and only for partitions it replicates (checked per partition).
+    let replica = r.replica_id.0;
+    let from_replica = replica >= 0;
+    let registered = from_replica && view.brokers.contains_key(&replica);
     let mut plan: Vec<FetchPart> = Vec::new();
     let mut names = Vec::with_capacity(r.topics.len());
+    let mut isr_candidates = Vec::new();
     for (ti, t) in r.topics.iter().enumerate() {
         names.push(t.topic.clone());
         let name = t.topic.0.as_str();
         for p in &t.partitions {
+            if from_replica {
+                let replicates = view.topics.get(name).is_some_and(|tm| {
+                    tm.partitions
+                        .iter()
+                        .any(|pm| pm.index == p.partition && pm.replicas.contains(&replica))
+                });
+                if !registered || !replicates {
+                    plan.push(FetchPart {
+                        topic_idx: ti,
+                        part: None,
+                        offset: p.fetch_offset,
+                        max_bytes: 0,
+                        code: err::NOT_LEADER_OR_FOLLOWER,
+                    });
+                    continue;
+                }
+            }
             let epoch = if version >= 9 {
                 p.current_leader_epoch
             } else {
@@ -338,9 +395,17 @@ async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> FetchResponse 
                 Lookup::Ok(_, _) => match local_log(b, name, p.partition) {
                     Ok(l) => {
                         let o = l.offsets();
-                        if p.fetch_offset < o.log_start || p.fetch_offset > o.high_watermark {
+                        let end = if from_replica {
+                            l.durable_end()
+                        } else {
+                            o.high_watermark
+                        };
+                        if p.fetch_offset < o.log_start || p.fetch_offset > end {
                             (Some(l), err::OFFSET_OUT_OF_RANGE)
                         } else {
+                            if from_replica && l.follower_fetched(replica, p.fetch_offset) {
+                                isr_candidates.push(l.clone());
+                            }
                             (Some(l), err::NONE)
                         }
                     }
@@ -355,6 +420,9 @@ async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> FetchResponse 
                 code,
             });
         }
+    }
+    if !isr_candidates.is_empty() {
+        b.replicas.nudge_isr();
     }
     // Long poll: answer as soon as min_bytes are available or max_wait passes.
     let has_error = plan.iter().any(|p| p.code != err::NONE);
@@ -372,7 +440,7 @@ async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> FetchResponse 
                 .filter_map(|p| {
                     p.part
                         .as_ref()
-                        .map(|l| l.available_bytes(p.offset, min_bytes))
+                        .map(|l| l.available_bytes(p.offset, min_bytes, from_replica))
                 })
                 .sum();
             if avail >= min_bytes {
@@ -416,7 +484,12 @@ async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> FetchResponse 
                     // At least one batch overall, even past max_bytes (KIP-74).
                     let budget = if total == 0 { budget.max(1) } else { budget };
                     if budget > 0 {
-                        match b.log.read(l, fp.offset, budget) {
+                        let read = if from_replica {
+                            b.log.read_replica(l, fp.offset, budget)
+                        } else {
+                            b.log.read(l, fp.offset, budget)
+                        };
+                        match read {
                             Ok(batches) => {
                                 let n: usize = batches.iter().map(|x| x.len()).sum();
                                 total += n;

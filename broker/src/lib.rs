@@ -17,6 +17,7 @@ pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod metadata;
+pub mod replica;
 pub mod server;
 pub mod zk;
 

@@ -54,6 +54,46 @@ pub enum LogError {
     Stopped,
     #[error("corrupt metadata in the log store: {0}")]
     Meta(String),
+    #[error("this replica is not the partition's leader")]
+    NotLeader,
+    #[error("replicated batch at offset {got} does not continue the log end {expected}")]
+    NonContiguous { expected: i64, got: i64 },
+}
+
+/// Which side of replication this broker is on for a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Accepts produce; HW = min LEO over the ISR (the local log end when solo).
+    Leader,
+    /// Appends the leader's batches verbatim; HW follows the leader's.
+    Follower,
+}
+
+/// What the leader knows about one follower, from its fetches.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowerState {
+    /// The follower's log end offset: its last fetch offset (-1 = unknown yet).
+    pub leo: i64,
+    /// Last time the follower was known to have everything the leader had (Kafka's lastCaughtUpTime).
+    pub caught_up: Instant,
+    last_fetch: Instant,
+    /// The leader's log end when that last fetch arrived.
+    leo_at_last_fetch: i64,
+}
+
+/// Replication bookkeeping of one partition. Kept under the partition lock so
+/// that the HW, the role check of an append and the follower LEOs move together.
+#[derive(Debug)]
+struct Repl {
+    role: Role,
+    epoch: i32,
+    /// ISR counted for the HW. Maximal: a member being added counts from the
+    /// moment the leader decides to add it (before the znode write), a member
+    /// being removed until the write is committed. Fewer than two members:
+    /// solo, HW = durable log end (the replication-factor-1 fast path).
+    isr: Vec<i32>,
+    me: i32,
+    followers: HashMap<i32, FollowerState>,
 }
 
 /// Index entry for one stored batch.
@@ -74,8 +114,11 @@ struct ProducerEntry {
 struct PState {
     /// Log end offset: next offset to assign.
     next_offset: i64,
-    /// Everything below is written to RocksDB and readable.
+    /// High watermark: what consumers may read (committed).
     hw: i64,
+    /// Everything below is written to RocksDB (served to followers).
+    durable: i64,
+    repl: Repl,
     log_start: i64,
     index: BTreeMap<i64, BatchMeta>,
     /// Recent committed-or-pending batches, contiguous up to next_offset.
@@ -111,6 +154,8 @@ pub struct Offsets {
 /// duplicate), and a receiver that fires when the batch is durable-in-WAL.
 pub struct Appended {
     pub base_offset: i64,
+    /// Last offset of the appended (or duplicate) batches: acks=all waits for HW > this.
+    pub last_offset: i64,
     pub log_start: i64,
     pub done: oneshot::Receiver<Result<(), String>>,
 }
@@ -189,6 +234,14 @@ impl Partition {
             state: Mutex::new(PState {
                 next_offset: 0,
                 hw: 0,
+                durable: 0,
+                repl: Repl {
+                    role: Role::Leader,
+                    epoch: -1,
+                    isr: Vec::new(),
+                    me: -1,
+                    followers: HashMap::new(),
+                },
                 log_start: 0,
                 index: BTreeMap::new(),
                 cache: VecDeque::new(),
@@ -213,6 +266,123 @@ impl Partition {
         }
     }
 
+    /// Role and leader epoch as last applied from the state znode.
+    pub fn role(&self) -> (Role, i32) {
+        let s = self.state.lock();
+        (s.repl.role, s.repl.epoch)
+    }
+
+    /// Become (or stay) leader at `epoch` with the committed `isr`. Follower
+    /// LEOs are forgotten on an epoch change: the HW only moves again once
+    /// every ISR member has fetched from this leader (never backwards).
+    pub fn become_leader(&self, me: i32, epoch: i32, isr: &[i32]) {
+        let mut s = self.state.lock();
+        if s.repl.role != Role::Leader || s.repl.epoch != epoch {
+            s.repl.followers.clear();
+        }
+        s.repl.role = Role::Leader;
+        s.repl.epoch = epoch;
+        s.repl.me = me;
+        s.repl.isr = isr.to_vec();
+        recompute_hw(&mut s);
+        wake(&mut s);
+    }
+
+    /// Become follower at `epoch`: produce is refused from now on and waiting
+    /// acks=all requests are woken (they answer NOT_LEADER_OR_FOLLOWER).
+    pub fn become_follower(&self, me: i32, epoch: i32) {
+        let mut s = self.state.lock();
+        s.repl.role = Role::Follower;
+        s.repl.epoch = epoch;
+        s.repl.me = me;
+        s.repl.isr.clear();
+        s.repl.followers.clear();
+        wake(&mut s);
+    }
+
+    /// Leader: add `r` to the ISR counted for the HW (before its znode write).
+    pub fn isr_add(&self, r: i32) {
+        let mut s = self.state.lock();
+        if s.repl.role == Role::Leader && !s.repl.isr.contains(&r) {
+            if s.repl.isr.is_empty() {
+                let me = s.repl.me;
+                s.repl.isr.push(me);
+            }
+            s.repl.isr.push(r);
+            recompute_hw(&mut s);
+        }
+    }
+
+    /// Leader: the ISR now committed in the state znode (a shrink counts from here).
+    pub fn set_isr(&self, isr: &[i32]) {
+        let mut s = self.state.lock();
+        if s.repl.role == Role::Leader {
+            s.repl.isr = isr.to_vec();
+            recompute_hw(&mut s);
+            wake(&mut s);
+        }
+    }
+
+    /// Leader: the ISR counted for the HW and what is known of each follower.
+    pub fn isr_view(&self) -> (Vec<i32>, Vec<(i32, FollowerState)>, i64) {
+        let s = self.state.lock();
+        (
+            s.repl.isr.clone(),
+            s.repl.followers.iter().map(|(k, v)| (*k, *v)).collect(),
+            s.hw,
+        )
+    }
+
+    /// Leader: a follower fetched from `offset`. Records its LEO, advances the
+    /// HW, and says whether it is a candidate to (re)join the ISR: not in it,
+    /// and caught up to the HW and into the current epoch.
+    pub fn follower_fetched(&self, replica: i32, offset: i64) -> bool {
+        let now = Instant::now();
+        let mut s = self.state.lock();
+        if s.repl.role != Role::Leader || offset > s.durable {
+            return false;
+        }
+        let leo_now = s.durable;
+        let f = s.repl.followers.entry(replica).or_insert(FollowerState {
+            leo: -1,
+            caught_up: now - Duration::from_secs(3600),
+            last_fetch: now,
+            leo_at_last_fetch: leo_now,
+        });
+        if offset >= leo_now {
+            f.caught_up = now;
+        } else if offset >= f.leo_at_last_fetch && f.leo >= 0 {
+            f.caught_up = f.caught_up.max(f.last_fetch);
+        }
+        f.leo = offset;
+        f.last_fetch = now;
+        f.leo_at_last_fetch = leo_now;
+        let before = s.hw;
+        recompute_hw(&mut s);
+        if s.hw != before {
+            wake(&mut s);
+        }
+        let epoch_start = s.epochs.get(&s.repl.epoch).copied().unwrap_or(0);
+        !s.repl.isr.contains(&replica) && offset >= s.hw && offset >= epoch_start
+    }
+
+    /// Follower: adopt the leader's HW, capped by what is written locally.
+    pub fn set_follower_hw(&self, leader_hw: i64) {
+        let mut s = self.state.lock();
+        if s.repl.role == Role::Follower {
+            let hw = leader_hw.min(s.durable).max(s.log_start);
+            if hw != s.hw {
+                s.hw = hw;
+                wake(&mut s);
+            }
+        }
+    }
+
+    /// Log end offset of what is written to RocksDB.
+    pub fn durable_end(&self) -> i64 {
+        self.state.lock().durable
+    }
+
     /// Bytes stored (for size retention and DescribeLogDirs).
     pub fn size_bytes(&self) -> u64 {
         self.state.lock().size_bytes
@@ -225,10 +395,12 @@ impl Partition {
         s.waiters.push(Arc::downgrade(n));
     }
 
-    /// Bytes committed at or after `offset` (bounded by `limit`), for min_bytes.
-    pub fn available_bytes(&self, offset: i64, limit: usize) -> usize {
+    /// Bytes readable at or after `offset` (bounded by `limit`), for
+    /// min_bytes: committed ones for consumers, written ones for followers.
+    pub fn available_bytes(&self, offset: i64, limit: usize, replica: bool) -> usize {
         let s = self.state.lock();
-        if offset >= s.hw {
+        let bound = if replica { s.durable } else { s.hw };
+        if offset >= bound {
             return 0;
         }
         let mut total = 0usize;
@@ -239,7 +411,7 @@ impl Partition {
             .map(|(b, _)| *b)
             .unwrap_or(offset);
         for (_, m) in s.index.range(start..) {
-            if m.last_offset >= s.hw {
+            if m.last_offset >= bound {
                 break;
             }
             total += m.size as usize;
@@ -432,6 +604,7 @@ impl LogStore {
                 }
                 s.next_offset = next.max(s.log_start);
                 s.hw = s.next_offset;
+                s.durable = s.next_offset;
             }
             tracing::info!(topic = %p.topic, partition = index, log_end = p.offsets().log_end, "recovered partition");
             self.parts.insert((topic, index), Arc::new(p));
@@ -506,8 +679,12 @@ impl LogStore {
         if s.offline || p.deleted.load(Ordering::Relaxed) {
             return Err(LogError::Offline);
         }
+        // Fencing: a replica demoted by a newer state znode takes no more produce.
+        if s.repl.role != Role::Leader {
+            return Err(LogError::NotLeader);
+        }
         // Idempotence: check every batch before assigning anything.
-        let mut dup_of: Option<i64> = None;
+        let mut dup_of: Option<(i64, i64)> = None;
         for (h, _) in &batches {
             if h.producer_id < 0 {
                 continue;
@@ -522,7 +699,7 @@ impl LogStore {
                         .iter()
                         .find(|r| r.0 == h.base_sequence && r.1 == h.last_sequence())
                     {
-                        dup_of = Some(d.2);
+                        dup_of = Some((d.2, d.3));
                         continue;
                     }
                     if let Some(last) = e.recent.back() {
@@ -534,7 +711,7 @@ impl LogStore {
                 }
             }
         }
-        if let Some(base) = dup_of {
+        if let Some((base, last)) = dup_of {
             // Acknowledge once more, after whatever is queued before it is written.
             let (dtx, drx) = oneshot::channel();
             let log_start = s.log_start;
@@ -546,6 +723,7 @@ impl LogStore {
             .map_err(|_| LogError::Stopped)?;
             return Ok(Appended {
                 base_offset: base,
+                last_offset: last,
                 log_start,
                 done: drx,
             });
@@ -611,13 +789,197 @@ impl LogStore {
             .map_err(|_| LogError::Stopped)?;
         }
         let log_start = s.log_start;
+        let last_offset = s.next_offset - 1;
         drop(s);
         let done = result_rx.ok_or(LogError::Batch(batch::BatchError::Corrupt))?;
         Ok(Appended {
             base_offset: first_base,
+            last_offset,
             log_start,
             done,
         })
+    }
+
+    /// Append batches fetched from the leader (follower path): offsets and
+    /// leader epochs are already assigned, so the bytes are stored verbatim.
+    /// Batches wholly below the log end are skipped (a re-fetch after a
+    /// reconnect); a gap is an error (the caller re-truncates). Returns the
+    /// receiver of the last batch's write, or None if nothing was new.
+    pub fn append_replica(
+        &self,
+        p: &Arc<Partition>,
+        batches: Vec<(BatchHeader, Bytes)>,
+    ) -> Result<Option<oneshot::Receiver<Result<(), String>>>, LogError> {
+        let tx = self.writer.lock().clone().ok_or(LogError::Stopped)?;
+        let mut s = p.state.lock();
+        if s.offline || p.deleted.load(Ordering::Relaxed) {
+            return Err(LogError::Offline);
+        }
+        if s.repl.role != Role::Follower {
+            return Err(LogError::NotLeader);
+        }
+        let mut result_rx = None;
+        let mut jobs = Vec::new();
+        for (h, data) in batches {
+            let base = h.base_offset;
+            let last = base + h.last_offset_delta as i64;
+            if last < s.next_offset {
+                continue;
+            }
+            if base != s.next_offset {
+                return Err(LogError::NonContiguous {
+                    expected: s.next_offset,
+                    got: base,
+                });
+            }
+            // Leader-epoch cache (KIP-101): first offset of each epoch seen.
+            if h.leader_epoch >= 0
+                && s.epochs
+                    .keys()
+                    .next_back()
+                    .is_none_or(|e| *e < h.leader_epoch)
+            {
+                s.epochs.insert(h.leader_epoch, base);
+                self.db.put_cf(
+                    self.cf(CF_META)?,
+                    epoch_key(p.id, h.leader_epoch),
+                    base.to_be_bytes(),
+                )?;
+            }
+            s.next_offset = last + 1;
+            s.index.insert(
+                base,
+                BatchMeta {
+                    last_offset: last,
+                    max_timestamp: h.max_timestamp,
+                    size: data.len() as u32,
+                },
+            );
+            s.size_bytes += data.len() as u64;
+            s.cache_bytes += data.len();
+            s.cache.push_back((base, last, data.clone()));
+            while s.cache_bytes > TAIL_CACHE_BYTES && s.cache.len() > 1 {
+                if let Some((_, _, d)) = s.cache.pop_front() {
+                    s.cache_bytes -= d.len();
+                }
+            }
+            if h.producer_id >= 0 {
+                note_producer(&mut s.producers, &h, base, last);
+            }
+            jobs.push(WriteEntry {
+                part: p.clone(),
+                base,
+                last,
+                data,
+                msgs: h.record_count as i64,
+            });
+        }
+        let n = jobs.len();
+        for (i, entry) in jobs.into_iter().enumerate() {
+            let done = if i + 1 == n {
+                let (dtx, drx) = oneshot::channel();
+                result_rx = Some(drx);
+                Some(dtx)
+            } else {
+                None
+            };
+            tx.send(WriteJob {
+                entry: Some(entry),
+                done,
+            })
+            .map_err(|_| LogError::Stopped)?;
+        }
+        Ok(result_rx)
+    }
+
+    /// Wait until every write queued so far has been applied (before a truncation).
+    pub async fn barrier(&self) -> Result<(), LogError> {
+        let tx = self.writer.lock().clone().ok_or(LogError::Stopped)?;
+        let (dtx, drx) = oneshot::channel();
+        tx.send(WriteJob {
+            entry: None,
+            done: Some(dtx),
+        })
+        .map_err(|_| LogError::Stopped)?;
+        drx.await
+            .map_err(|_| LogError::Stopped)?
+            .map_err(LogError::Meta)
+    }
+
+    /// Follower: cut the log back to `offset` (KIP-101: the end of the largest
+    /// epoch shared with the leader), on a batch boundary at or below it.
+    /// Drops the epochs and producer entries that start past the new end so a
+    /// later leadership of this replica never answers for truncated batches.
+    /// Call after [`LogStore::barrier`], with no appends in flight.
+    pub fn truncate(&self, p: &Partition, offset: i64) -> Result<i64, LogError> {
+        let mut s = p.state.lock();
+        if s.repl.role != Role::Follower {
+            return Err(LogError::NotLeader);
+        }
+        if offset >= s.next_offset {
+            return Ok(s.next_offset);
+        }
+        let mut end = offset.max(s.log_start);
+        if let Some((b, m)) = s.index.range(..end).next_back() {
+            if m.last_offset >= end {
+                end = *b;
+            }
+        }
+        let meta = self.cf(CF_META)?;
+        let mut wb = WriteBatch::default();
+        wb.delete_range_cf(self.cf(CF_LOG)?, log_key(p.id, end), log_key(p.id + 1, 0));
+        let gone: Vec<i32> = s
+            .epochs
+            .iter()
+            .filter(|(_, o)| **o >= end)
+            .map(|(e, _)| *e)
+            .collect();
+        for e in &gone {
+            wb.delete_cf(meta, epoch_key(p.id, *e));
+        }
+        self.db.write(wb)?;
+        for e in gone {
+            s.epochs.remove(&e);
+        }
+        let dropped = s.index.split_off(&end);
+        let bytes: u64 = dropped.values().map(|m| m.size as u64).sum();
+        s.size_bytes = s.size_bytes.saturating_sub(bytes);
+        while s.cache.back().is_some_and(|(b, _, _)| *b >= end) {
+            if let Some((_, _, d)) = s.cache.pop_back() {
+                s.cache_bytes -= d.len();
+            }
+        }
+        for e in s.producers.values_mut() {
+            e.recent.retain(|r| r.3 < end);
+        }
+        s.producers.retain(|_, e| !e.recent.is_empty());
+        let from = s.next_offset;
+        s.next_offset = end;
+        s.durable = end;
+        s.hw = s.hw.min(end);
+        tracing::info!(topic = %p.topic, partition = p.index, from, to = end, "truncated follower log");
+        Ok(end)
+    }
+
+    /// Follower whose log is entirely below the leader's log start (retention
+    /// on the leader): drop everything and restart the log at `start`.
+    pub fn reset_to(&self, p: &Partition, start: i64) -> Result<(), LogError> {
+        let mut s = p.state.lock();
+        let mut wb = WriteBatch::default();
+        wb.put_cf(self.cf(CF_META)?, start_key(p.id), start.to_be_bytes());
+        wb.delete_range_cf(self.cf(CF_LOG)?, log_key(p.id, 0), log_key(p.id + 1, 0));
+        self.db.write(wb)?;
+        s.index.clear();
+        s.cache.clear();
+        s.cache_bytes = 0;
+        s.size_bytes = 0;
+        s.producers.clear();
+        s.log_start = start;
+        s.next_offset = start;
+        s.durable = start;
+        s.hw = start;
+        tracing::info!(topic = %p.topic, partition = p.index, start, "reset follower log to the leader's log start");
+        Ok(())
     }
 
     /// Read committed batches from `offset`, at most `max_bytes` but always the
@@ -628,15 +990,37 @@ impl LogStore {
         offset: i64,
         max_bytes: usize,
     ) -> Result<Vec<Bytes>, LogError> {
+        self.read_bounded(p, offset, max_bytes, false)
+    }
+
+    /// Like [`LogStore::read`], for a follower's fetch: up to the written log
+    /// end instead of the high watermark.
+    pub fn read_replica(
+        &self,
+        p: &Partition,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<Vec<Bytes>, LogError> {
+        self.read_bounded(p, offset, max_bytes, true)
+    }
+
+    fn read_bounded(
+        &self,
+        p: &Partition,
+        offset: i64,
+        max_bytes: usize,
+        replica: bool,
+    ) -> Result<Vec<Bytes>, LogError> {
         let (start_base, hw, from_cache) = {
             let s = p.state.lock();
             if s.offline {
                 return Err(LogError::Offline);
             }
-            if offset < s.log_start || offset > s.hw {
+            if offset < s.log_start || offset > s.durable.max(s.hw) {
                 return Err(LogError::OffsetOutOfRange);
             }
-            if offset == s.hw {
+            let bound = if replica { s.durable } else { s.hw };
+            if offset >= bound {
                 return Ok(Vec::new());
             }
             let base = s
@@ -655,7 +1039,7 @@ impl LogStore {
                 let mut total = 0usize;
                 let i = s.cache.partition_point(|(b, _, _)| *b < base);
                 for (_, last, d) in s.cache.range(i..) {
-                    if *last >= s.hw || (total > 0 && total + d.len() > max_bytes) {
+                    if *last >= bound || (total > 0 && total + d.len() > max_bytes) {
                         break;
                     }
                     total += d.len();
@@ -663,7 +1047,7 @@ impl LogStore {
                 }
                 return Ok(out);
             }
-            (base, s.hw, false)
+            (base, bound, false)
         };
         debug_assert!(!from_cache);
         let log = self.cf(CF_LOG)?;
@@ -803,6 +1187,31 @@ fn note_producer(map: &mut HashMap<i64, ProducerEntry>, h: &BatchHeader, base: i
     }
 }
 
+/// Leader HW: solo → the written log end; else max(HW, min(written end, LEO of
+/// every other ISR member)). A member that has not fetched yet holds it back.
+fn recompute_hw(s: &mut PState) {
+    if s.repl.role != Role::Leader {
+        return;
+    }
+    if s.repl.isr.len() < 2 {
+        s.hw = s.durable;
+        return;
+    }
+    let mut hw = s.durable;
+    for r in &s.repl.isr {
+        if *r == s.repl.me {
+            continue;
+        }
+        match s.repl.followers.get(r) {
+            Some(f) if f.leo >= 0 => hw = hw.min(f.leo),
+            _ => return,
+        }
+    }
+    if hw > s.hw {
+        s.hw = hw;
+    }
+}
+
 fn wake(s: &mut PState) {
     for w in s.waiters.drain(..) {
         if let Some(n) = w.upgrade() {
@@ -866,8 +1275,11 @@ fn writer_loop(db: Arc<DB>, rx: mpsc::Receiver<WriteJob>, flush: FlushPolicy) {
                 let mut s = e.part.state.lock();
                 if err.is_some() {
                     s.offline = true;
-                } else if e.last + 1 > s.hw {
-                    s.hw = e.last + 1;
+                } else if e.last + 1 > s.durable {
+                    s.durable = e.last + 1;
+                    if s.repl.role == Role::Leader {
+                        recompute_hw(&mut s);
+                    }
                 }
                 wake(&mut s);
             }
@@ -886,6 +1298,7 @@ fn writer_loop(db: Arc<DB>, rx: mpsc::Receiver<WriteJob>, flush: FlushPolicy) {
 mod tests {
     use super::*;
     use crate::batch::tests::make_batch;
+    use bytes::BytesMut;
 
     fn policy() -> FlushPolicy {
         FlushPolicy {
@@ -957,6 +1370,111 @@ mod tests {
             append(&store, &p, make_batch(1, 1, 7, 9)).await,
             Err(LogError::OutOfOrderSequence)
         ));
+        store.shutdown();
+    }
+
+    /// Leader with an ISR of three: the HW waits for the slowest ISR member,
+    /// consumers read only below it, followers up to the written end, and a
+    /// demoted leader refuses produce.
+    #[tokio::test]
+    async fn leader_hw_follows_isr() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path(), policy()).unwrap();
+        let p = store.ensure("t", 0).unwrap();
+        p.become_leader(1, 3, &[1, 2, 3]);
+        append(&store, &p, make_batch(3, 10, -1, -1)).await.unwrap();
+        append(&store, &p, make_batch(2, 20, -1, -1)).await.unwrap();
+        assert_eq!(p.durable_end(), 5);
+        assert_eq!(p.offsets().high_watermark, 0);
+        assert!(store.read(&p, 0, 1 << 20).unwrap().is_empty());
+        assert_eq!(store.read_replica(&p, 0, 1 << 20).unwrap().len(), 2);
+        p.follower_fetched(2, 5);
+        assert_eq!(p.offsets().high_watermark, 0, "replica 3 has not fetched");
+        p.follower_fetched(3, 3);
+        assert_eq!(p.offsets().high_watermark, 3);
+        assert_eq!(store.read(&p, 0, 1 << 20).unwrap().len(), 1);
+        // Shrink to the leader alone: HW = log end, as for replication factor 1.
+        p.set_isr(&[1]);
+        assert_eq!(p.offsets().high_watermark, 5);
+        assert_eq!(p.latest_epoch(), 0);
+        p.become_follower(1, 4);
+        let v = batch::split_batches(&make_batch(1, 30, -1, -1)).unwrap();
+        assert!(matches!(store.append(&p, v, 4), Err(LogError::NotLeader)));
+        store.shutdown();
+    }
+
+    /// Follower: appends the leader's batches verbatim (offsets and epochs
+    /// kept), skips re-sent ones, refuses gaps, truncates to a batch boundary
+    /// dropping later epochs and producer state, and survives a restart.
+    #[tokio::test]
+    async fn follower_append_and_truncate() {
+        let dir = tempfile::tempdir().unwrap();
+        let leader_dir = tempfile::tempdir().unwrap();
+        let leader = LogStore::open(leader_dir.path(), policy()).unwrap();
+        let lp = leader.ensure("t", 0).unwrap();
+        lp.become_leader(1, 0, &[1]);
+        append(&leader, &lp, make_batch(2, 10, 7, 0)).await.unwrap();
+        let v = batch::split_batches(&make_batch(3, 11, 7, 2)).unwrap();
+        leader
+            .append(&lp, v, 2)
+            .unwrap()
+            .done
+            .await
+            .unwrap()
+            .unwrap();
+        let fetched: Vec<Bytes> = leader.read_replica(&lp, 0, 1 << 20).unwrap();
+        assert_eq!(fetched.len(), 2);
+        {
+            let store = LogStore::open(dir.path(), policy()).unwrap();
+            let p = store.ensure("t", 0).unwrap();
+            p.become_follower(2, 2);
+            let mut all = BytesMut::new();
+            for b in &fetched {
+                all.extend_from_slice(b);
+            }
+            let batches = batch::split_batches(&all.freeze()).unwrap();
+            let done = store.append_replica(&p, batches.clone()).unwrap().unwrap();
+            done.await.unwrap().unwrap();
+            assert_eq!(p.offsets().log_end, 5);
+            assert_eq!(p.end_offset_for_epoch(0), (0, 2));
+            assert_eq!(p.end_offset_for_epoch(2), (2, 5));
+            // Re-sent batches are skipped; a gap is refused.
+            assert!(store.append_replica(&p, batches.clone()).unwrap().is_none());
+            let mut gap = batches[1].clone();
+            let mut raw = BytesMut::from(&gap.1[..]);
+            raw[..8].copy_from_slice(&9i64.to_be_bytes());
+            gap.0.base_offset = 9;
+            gap.1 = raw.freeze();
+            assert!(matches!(
+                store.append_replica(&p, vec![gap]),
+                Err(LogError::NonContiguous {
+                    expected: 5,
+                    got: 9
+                })
+            ));
+            p.set_follower_hw(4);
+            assert_eq!(p.offsets().high_watermark, 4);
+            // Truncating inside the second batch cuts at its base.
+            store.barrier().await.unwrap();
+            assert_eq!(store.truncate(&p, 3).unwrap(), 2);
+            assert_eq!(p.offsets().log_end, 2);
+            assert_eq!(p.offsets().high_watermark, 2);
+            assert_eq!(p.latest_epoch(), 0);
+            // Leader again after truncation: the truncated producer batch is
+            // not remembered, so its retry is appended, not acknowledged as a duplicate.
+            p.become_leader(2, 5, &[2]);
+            let v = batch::split_batches(&make_batch(3, 11, 7, 2)).unwrap();
+            let a = store.append(&p, v, 5).unwrap();
+            assert_eq!(a.base_offset, 2);
+            a.done.await.unwrap().unwrap();
+            store.shutdown();
+        }
+        let store = LogStore::open(dir.path(), policy()).unwrap();
+        let p = store.get("t", 0).unwrap();
+        assert_eq!(p.offsets().log_end, 5);
+        assert_eq!(p.end_offset_for_epoch(2), (0, 2));
+        assert_eq!(p.latest_epoch(), 5);
+        leader.shutdown();
         store.shutdown();
     }
 

@@ -35,6 +35,8 @@ pub struct PartitionMeta {
     pub replicas: Vec<i32>,
     /// None until the controller has written the state znode.
     pub state: Option<PartitionState>,
+    /// The state znode's version: the leader's conditional ISR writes start from it.
+    pub state_version: i32,
 }
 
 impl PartitionMeta {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fjord_coord::client::{CreateMode, SessionState, WatchedEvent, ZkClient, ZkError};
-use fjord_coord::proto::{Acl, ErrorCode, MultiOp};
+use fjord_coord::proto::{Acl, ErrorCode, MultiOp, MultiResult};
 use parking_lot::RwLock;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Mutex};
@@ -63,7 +63,9 @@ const PERSISTENT_PATHS: &[&str] = &[
 
 /// ZooKeeper-backed cluster state.
 pub struct ZkCluster {
-    client: RwLock<ZkClient>,
+    /// The live session; the sync task swaps in the new one after an expiry
+    /// (admin and ISR writes through a dead session would fail forever).
+    client: Arc<RwLock<ZkClient>>,
     me: BrokerInfo,
     cache: Arc<MetadataCache>,
     loaded: Arc<AtomicBool>,
@@ -78,6 +80,9 @@ struct Shared {
     cache: Arc<MetadataCache>,
     loaded: Arc<AtomicBool>,
     controller_epoch: Arc<AtomicI32>,
+    /// Version of `/controller_epoch` when we bumped it: every state write of
+    /// ours is a multi checking it, so a deposed controller cannot write.
+    controller_epoch_version: AtomicI32,
     unclean: bool,
 }
 
@@ -328,6 +333,7 @@ impl ZkCluster {
             cache: cache.clone(),
             loaded: Arc::new(AtomicBool::new(false)),
             controller_epoch: Arc::new(AtomicI32::new(-1)),
+            controller_epoch_version: AtomicI32::new(-1),
             unclean: config.unclean_leader_election,
         });
         full_load(&zk, &shared)
@@ -336,7 +342,7 @@ impl ZkCluster {
         shared.loaded.store(true, Ordering::SeqCst);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let cluster = ZkCluster {
-            client: RwLock::new(zk.clone()),
+            client: Arc::new(RwLock::new(zk.clone())),
             me,
             cache,
             loaded: shared.loaded.clone(),
@@ -344,7 +350,14 @@ impl ZkCluster {
             admin_lock: Mutex::new(()),
             stop,
         };
-        tokio::spawn(sync_task(zk, events, shared, config.clone(), stop_rx));
+        tokio::spawn(sync_task(
+            zk,
+            cluster.client.clone(),
+            events,
+            shared,
+            config.clone(),
+            stop_rx,
+        ));
         Ok(cluster)
     }
 
@@ -510,6 +523,107 @@ impl ZkCluster {
         }
     }
 
+    /// Leader's ISR change (DESIGN.md → Replication): a conditional setData of
+    /// the state znode, first at the version from our cache, re-reading on
+    /// BadVersion (the controller may have written meanwhile). Returns the
+    /// committed ISR and the new version, or None if the znode no longer names
+    /// us leader at `epoch` (we were replaced: nothing to write). Each change
+    /// also leaves an `/isr_change_notification/isr_change_` node, as Kafka does.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn write_isr(
+        &self,
+        topic: &str,
+        partition: i32,
+        me: i32,
+        epoch: i32,
+        cached_isr: &[i32],
+        cached_version: i32,
+        add: &[i32],
+        remove: &[i32],
+    ) -> Result<Option<(Vec<i32>, i32)>, ZkError> {
+        let zk = self.zk();
+        let path = format!("/brokers/topics/{topic}/partitions/{partition}/state");
+        let cached_cepoch = self
+            .cache
+            .view()
+            .topics
+            .get(topic)
+            .and_then(|t| t.partitions.iter().find(|p| p.index == partition))
+            .and_then(|p| p.state.as_ref().map(|s| s.controller_epoch))
+            .unwrap_or(0);
+        let mut cur = (cached_version >= 0).then(|| {
+            (
+                PartitionState {
+                    leader: me,
+                    leader_epoch: epoch,
+                    controller_epoch: cached_cepoch,
+                    isr: cached_isr.to_vec(),
+                },
+                cached_version,
+            )
+        });
+        for _ in 0..20 {
+            let (st, ver) = match cur.take() {
+                Some(x) => x,
+                None => {
+                    let Some((d, v)) = read_opt(&zk, &path).await? else {
+                        return Ok(None);
+                    };
+                    let Ok(st) = serde_json::from_slice::<PartitionState>(&d) else {
+                        return Ok(None);
+                    };
+                    (st, v)
+                }
+            };
+            if st.leader != me || st.leader_epoch != epoch {
+                return Ok(None);
+            }
+            let mut isr: Vec<i32> = st
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| !remove.contains(r))
+                .collect();
+            for r in add {
+                if !isr.contains(r) {
+                    isr.push(*r);
+                }
+            }
+            if !isr.contains(&me) {
+                isr.insert(0, me);
+            }
+            if isr == st.isr {
+                return Ok(Some((isr, ver)));
+            }
+            let new = PartitionState {
+                isr: isr.clone(),
+                ..st
+            };
+            match zk.set_data(&path, &state_json(&new), ver).await {
+                Ok(stat) => {
+                    let note = json!({"version": 1, "partitions": [{"topic": topic, "partition": partition}]})
+                        .to_string();
+                    if let Err(e) = zk
+                        .create(
+                            "/isr_change_notification/isr_change_",
+                            note.as_bytes(),
+                            &Acl::open_unsafe(),
+                            CreateMode::PersistentSequential,
+                        )
+                        .await
+                    {
+                        tracing::warn!(error = %e, "cannot write isr_change_notification");
+                    }
+                    return Ok(Some((isr, stat.version)));
+                }
+                Err(e) if is_code(&e, ErrorCode::BadVersion) => continue,
+                Err(e) if is_code(&e, ErrorCode::NoNode) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ZkError::Code(ErrorCode::BadVersion))
+    }
+
     /// Deregister: closing the session removes `/brokers/ids/<id>` (and
     /// `/controller` if held) at once.
     pub async fn shutdown(&self) {
@@ -567,13 +681,14 @@ async fn load_topic(zk: &ZkClient, name: &str) -> Result<Option<TopicMeta>, ZkEr
     };
     let mut partitions = Vec::with_capacity(parts.len());
     for (p, replicas) in parts {
-        let state = read_opt(zk, &format!("/brokers/topics/{name}/partitions/{p}/state"))
-            .await?
-            .and_then(|(d, _)| serde_json::from_slice::<PartitionState>(&d).ok());
+        let raw = read_opt(zk, &format!("/brokers/topics/{name}/partitions/{p}/state")).await?;
+        let state_version = raw.as_ref().map(|(_, v)| *v).unwrap_or(-1);
+        let state = raw.and_then(|(d, _)| serde_json::from_slice::<PartitionState>(&d).ok());
         partitions.push(PartitionMeta {
             index: p,
             replicas,
             state,
+            state_version,
         });
     }
     let configs = read_opt(zk, &format!("/config/topics/{name}"))
@@ -645,6 +760,7 @@ impl Dirty {
 
 async fn sync_task(
     mut zk: ZkClient,
+    shared_client: Arc<RwLock<ZkClient>>,
     mut events: mpsc::UnboundedReceiver<WatchedEvent>,
     sh: Arc<Shared>,
     config: BrokerConfig,
@@ -691,6 +807,7 @@ async fn sync_task(
                         match establish(&config, &sh.me).await {
                             Ok((z, ev)) => {
                                 zk = z;
+                                *shared_client.write() = zk.clone();
                                 events = ev;
                                 state = zk.state();
                                 break;
@@ -778,7 +895,7 @@ async fn try_become_controller(zk: &ZkClient, sh: &Shared) -> Result<i32, ZkErro
         Err(e) => return Err(e),
     }
     // Bump /controller_epoch; its version fences stale controllers.
-    let epoch = loop {
+    let (epoch, zkv) = loop {
         match read_opt(zk, "/controller_epoch").await? {
             None => match zk
                 .create(
@@ -789,7 +906,7 @@ async fn try_become_controller(zk: &ZkClient, sh: &Shared) -> Result<i32, ZkErro
                 )
                 .await
             {
-                Ok(_) => break 1,
+                Ok(_) => break (1, 0),
                 Err(e) if is_code(&e, ErrorCode::NodeExists) => continue,
                 Err(e) => return Err(e),
             },
@@ -803,13 +920,14 @@ async fn try_become_controller(zk: &ZkClient, sh: &Shared) -> Result<i32, ZkErro
                     .set_data("/controller_epoch", next.to_string().as_bytes(), ver)
                     .await
                 {
-                    Ok(_) => break next,
+                    Ok(stat) => break (next, stat.version),
                     Err(e) if is_code(&e, ErrorCode::BadVersion) => continue,
                     Err(e) => return Err(e),
                 }
             }
         }
     };
+    sh.controller_epoch_version.store(zkv, Ordering::SeqCst);
     sh.controller_epoch.store(epoch, Ordering::SeqCst);
     tracing::info!(id = sh.me.id, epoch, "became controller");
     Ok(sh.me.id)
@@ -826,6 +944,17 @@ async fn controller_duties(zk: &ZkClient, sh: &Shared, deletes: bool) -> Result<
             sh.cache.update(|v| {
                 v.topics.remove(&t);
             });
+        }
+    }
+    // ISR change notifications are for the controller; our brokers watch the
+    // state znodes themselves, so consuming them is just deleting them.
+    for n in children_opt(zk, "/isr_change_notification").await? {
+        match zk
+            .delete(&format!("/isr_change_notification/{n}"), -1)
+            .await
+        {
+            Ok(()) | Err(ZkError::Code(ErrorCode::NoNode)) => {}
+            Err(e) => return Err(e),
         }
     }
     let view = sh.cache.view();
@@ -852,11 +981,13 @@ async fn controller_duties(zk: &ZkClient, sh: &Shared, deletes: bool) -> Result<
                         created_parent = true;
                     }
                     ensure_path(zk, &base).await?;
+                    // Kafka starts a partition with every live replica in the
+                    // ISR: acks=all then waits for all of them from the start.
                     let st = PartitionState {
                         leader,
                         leader_epoch: 0,
                         controller_epoch: cepoch,
-                        isr: vec![leader],
+                        isr: live.clone(),
                     };
                     match zk
                         .create(
@@ -921,12 +1052,36 @@ async fn controller_duties(zk: &ZkClient, sh: &Shared, deletes: bool) -> Result<
                     };
                     let path = format!("{base}/state");
                     if let Some((_, ver)) = read_opt(zk, &path).await? {
-                        match zk.set_data(&path, &state_json(&new), ver).await {
-                            Ok(_) => {
-                                tracing::info!(topic = %t.name, partition = p.index, leader = new.leader, epoch = new.leader_epoch, "controller elected leader")
-                            }
-                            Err(ZkError::Code(ErrorCode::BadVersion)) => {}
-                            Err(e) => return Err(e),
+                        if fenced_set(zk, sh, &path, &state_json(&new), ver).await? {
+                            tracing::info!(topic = %t.name, partition = p.index, leader = new.leader, epoch = new.leader_epoch, isr = ?new.isr, "controller elected leader");
+                        }
+                    }
+                }
+                Some(s)
+                    if s.isr.iter().any(|r| !view.brokers.contains_key(r)) && s.isr.len() > 1 =>
+                {
+                    // A follower's broker is gone: take it out of the ISR now
+                    // (as Kafka's controller does) rather than letting acks=all
+                    // stall for replica.lag.time.max.ms. Same leader and epoch;
+                    // the leader's own ISR writes retry on the version change.
+                    let isr: Vec<i32> = s
+                        .isr
+                        .iter()
+                        .copied()
+                        .filter(|r| view.brokers.contains_key(r) || *r == s.leader)
+                        .collect();
+                    let new = PartitionState {
+                        isr,
+                        controller_epoch: cepoch,
+                        ..s.clone()
+                    };
+                    let path = format!("{base}/state");
+                    if let Some((d, ver)) = read_opt(zk, &path).await? {
+                        // Only over what we based the decision on.
+                        if serde_json::from_slice::<PartitionState>(&d).ok().as_ref() == Some(s)
+                            && fenced_set(zk, sh, &path, &state_json(&new), ver).await?
+                        {
+                            tracing::info!(topic = %t.name, partition = p.index, isr = ?new.isr, "controller removed dead replicas from the ISR");
                         }
                     }
                 }
@@ -935,6 +1090,36 @@ async fn controller_duties(zk: &ZkClient, sh: &Shared, deletes: bool) -> Result<
         }
     }
     Ok(())
+}
+
+/// A state-znode write by the controller: conditional on the znode's version
+/// and fenced by `/controller_epoch`'s version in the same multi. False if
+/// either moved (a BadVersion on the epoch check means we were deposed).
+async fn fenced_set(
+    zk: &ZkClient,
+    sh: &Shared,
+    path: &str,
+    data: &[u8],
+    ver: i32,
+) -> Result<bool, ZkError> {
+    let cv = sh.controller_epoch_version.load(Ordering::SeqCst);
+    let res = zk
+        .multi(vec![
+            MultiOp::check("/controller_epoch", cv),
+            MultiOp::set_data(path, data, ver),
+        ])
+        .await?;
+    match res.first() {
+        Some(MultiResult::Error(ErrorCode::BadVersion))
+        | Some(MultiResult::Error(ErrorCode::NoNode)) => {
+            tracing::warn!("controller epoch moved on: no longer controller");
+            sh.controller_epoch.store(-1, Ordering::SeqCst);
+            Ok(false)
+        }
+        _ => Ok(!res
+            .iter()
+            .any(|r| matches!(r, MultiResult::Error(c) if *c != ErrorCode::Ok))),
+    }
 }
 
 async fn delete_topic_znodes(zk: &ZkClient, t: &str) -> Result<(), ZkError> {
