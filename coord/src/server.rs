@@ -286,6 +286,10 @@ impl Server {
         let stats = if let (Some(ens), 0) = (&self.ens, req.session_id) {
             // Ensemble: a new session is a Raft entry; the ConnectResponse
             // is sent when it is applied here (see raft::sm).
+            if !ens.serving() {
+                tracing::debug!(%peer, "refusing a client: this member has no quorum");
+                return Ok(());
+            }
             let mut core = self.core.lock();
             core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
             if req.last_zxid_seen > core.tree.last_zxid {
@@ -334,6 +338,10 @@ impl Server {
             submitted = 1;
             core.stats.clone()
         } else {
+            if self.ens.as_ref().is_some_and(|e| !e.serving()) {
+                tracing::debug!(%peer, "refusing a client: this member has no quorum");
+                return Ok(());
+            }
             let mut core = self.core.lock();
             core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
             let Some((bytes, tag, ok)) = handler::connect(&mut core, &mut ctx, &req) else {

@@ -179,6 +179,9 @@ pub struct Ensemble {
     pub my_id: NodeId,
     proposals: mpsc::UnboundedSender<Proposal>,
     peers: Arc<net::Peers>,
+    /// False while this member is cut off from a quorum (see [`guard`]):
+    /// it then refuses clients so they move to a member that can serve them.
+    serving: std::sync::atomic::AtomicBool,
 }
 
 impl Ensemble {
@@ -230,6 +233,7 @@ impl Ensemble {
             my_id,
             proposals: tx,
             peers: peers.clone(),
+            serving: std::sync::atomic::AtomicBool::new(true),
         });
         let me = cfg
             .servers
@@ -258,7 +262,9 @@ impl Ensemble {
         }
         tokio::spawn(proposer(ens.clone(), core.clone(), rx));
         tokio::spawn(watch_role(ens.clone(), core.clone()));
-        tokio::spawn(forward_touches(ens.clone(), core, cfg.tick_time_ms));
+        tokio::spawn(forward_touches(ens.clone(), core.clone(), cfg.tick_time_ms));
+        let limit = Duration::from_millis(cfg.tick_time_ms * cfg.sync_limit.max(1));
+        tokio::spawn(guard(ens.clone(), core, limit));
         Ok(ens)
     }
 
@@ -274,6 +280,12 @@ impl Ensemble {
 
     pub fn is_leader(&self) -> bool {
         self.leader() == Some(self.my_id)
+    }
+
+    /// Whether this member can currently take clients (it has a leader that
+    /// has a quorum, as far as it can tell).
+    pub fn serving(&self) -> bool {
+        self.serving.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Submits commands to the local openraft (we are the leader), in order;
@@ -410,6 +422,51 @@ async fn watch_role(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>) {
         was_leader = is_leader;
         if metrics.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// ZooKeeper's rule that a member cut off from the quorum stops serving: a
+/// leader that cannot confirm its leadership with a quorum within syncLimit
+/// ticks, or a member that has known no leader for that long, closes its
+/// client connections and refuses new ones until it is back. Clients then
+/// resume their sessions on members that can still commit (otherwise their
+/// pings would be answered here while the real leader expires them).
+async fn guard(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>, limit: Duration) {
+    let mut iv = tokio::time::interval((limit / 10).max(Duration::from_millis(20)));
+    let mut bad_since: Option<tokio::time::Instant> = None;
+    loop {
+        iv.tick().await;
+        let ok = if ens.is_leader() {
+            matches!(
+                tokio::time::timeout(limit, ens.raft.ensure_linearizable()).await,
+                Ok(Ok(_))
+            )
+        } else {
+            ens.leader().is_some()
+        };
+        let now = tokio::time::Instant::now();
+        let cut_off = if ok {
+            bad_since = None;
+            false
+        } else {
+            now.duration_since(*bad_since.get_or_insert(now)) >= limit
+        };
+        let was_serving = ens
+            .serving
+            .swap(!cut_off, std::sync::atomic::Ordering::Relaxed);
+        if cut_off && was_serving {
+            tracing::warn!(
+                member = ens.my_id,
+                "no quorum for syncLimit ticks; closing client connections until it is back"
+            );
+            let core = core.lock();
+            let last = core.tree.last_zxid;
+            for c in core.conns.values() {
+                c.tx.close(last);
+            }
+        } else if !cut_off && !was_serving {
+            tracing::info!(member = ens.my_id, "quorum is back; serving clients again");
         }
     }
 }

@@ -284,3 +284,47 @@ def test_bad_ensemble_config_exits_2_naming_the_file(case, tmp_path):
     p = subprocess.run([fjord_coord(), str(cfg)], capture_output=True, text=True, timeout=20)
     assert p.returncode == 2, p.stderr
     assert "myid" in p.stderr, p.stderr
+
+
+def test_paused_leader_is_replaced_and_rejoins_without_losses(ensemble3):
+    """SIGSTOP the leader (a GC pause, a frozen VM): the others elect a new
+    leader; after SIGCONT the old one steps down and catches up."""
+    import signal
+    e = ensemble3
+    w = Writers(e, 6, prefix="/pause")
+    leader = e.leader()
+    try:
+        w.start()
+        time.sleep(1.0)
+        paused_at = time.time()
+        os.kill(leader.proc.pid, signal.SIGSTOP)
+        try:
+            deadline = time.time() + 10
+            new = None
+            while time.time() < deadline:
+                ls = [m for m in e.members if m is not leader and m.mode() == "leader"]
+                if ls:
+                    new = ls[0]
+                    break
+                time.sleep(0.05)
+            assert new is not None, "no new leader while the old one is paused"
+            time.sleep(4.0)
+        finally:
+            os.kill(leader.proc.pid, signal.SIGCONT)
+        time.sleep(2.0)
+        w.finish()
+        assert not w.errors, w.errors
+        assert [t for t in w.ack_times if t > paused_at + 0.5], "writes did not resume"
+        deadline = time.time() + 10
+        while time.time() < deadline and len({m.zxid() for m in e.members}) != 1:
+            time.sleep(0.1)
+        assert sorted(m.mode() for m in e.members) == ["follower", "follower", "leader"]
+        for m in e.members:
+            have = all_children(e, m, "/pause")
+            missing = [p for p in w.acked if p.rsplit("/", 1)[1] not in have]
+            assert not missing, "member %d lost %d acknowledged writes" % (m.sid, len(missing))
+        for i, c in enumerate(w.clients):
+            assert c.client_id[0] == w.sessions[i]
+            assert c.exists("/pause/eph-%d" % i) is not None, "ephemeral of client %d gone" % i
+    finally:
+        w.close()
