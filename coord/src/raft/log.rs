@@ -481,10 +481,12 @@ mod tests {
     fn entry(term: u64, index: u64) -> Entry<TypeConfig> {
         Entry {
             log_id: LogId::new(LeaderId::new(term, 1), index),
-            payload: EntryPayload::Normal(pb::Command {
-                origin: 1,
-                conn: index,
-                ..Default::default()
+            payload: EntryPayload::Normal(pb::CommandBatch {
+                commands: vec![pb::Command {
+                    origin: 1,
+                    conn: index,
+                    ..Default::default()
+                }],
             }),
         }
     }

@@ -27,7 +27,8 @@ use std::time::Duration;
 use fjord_proto::raft as pb;
 use openraft::{BasicNode, Entry, EntryPayload, LeaderId, LogId, Membership, ServerState, Vote};
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use prost::Message;
+use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::core::Core;
@@ -38,7 +39,7 @@ pub type NodeId = u64;
 openraft::declare_raft_types!(
     /// openraft's type bundle for the coordinator.
     pub TypeConfig:
-        D = pb::Command,
+        D = pb::CommandBatch,
         R = (),
         NodeId = NodeId,
         Node = BasicNode,
@@ -162,6 +163,27 @@ pub(crate) fn entry_from_pb(e: &pb::Entry) -> Entry<TypeConfig> {
     }
 }
 
+// ---- zxids ----------------------------------------------------------------
+
+/// Commands of one entry get consecutive zxids under the entry's index:
+/// zxid = (log index << 16) + position, so zxids stay unique and ordered
+/// like the log while one Raft entry carries a whole batch.
+pub const ZXID_SHIFT: u32 = 16;
+/// Most commands in one entry.
+pub const MAX_BATCH: usize = (1 << ZXID_SHIFT) - 1;
+/// Roughly the most bytes of requests in one entry (at least one command).
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
+
+/// The first zxid of the entry at `index`.
+pub fn zxid_base(index: u64) -> i64 {
+    (index as i64) << ZXID_SHIFT
+}
+
+/// The zxid a member reports once it has applied the entry at `index`.
+pub fn zxid_after(index: u64) -> i64 {
+    zxid_base(index) | MAX_BATCH as i64
+}
+
 // ---- the running ensemble -------------------------------------------------
 
 /// A write waiting to be proposed: the command and the connection to close
@@ -169,9 +191,6 @@ pub(crate) fn entry_from_pb(e: &pb::Entry) -> Entry<TypeConfig> {
 struct Proposal {
     cmd: pb::Command,
 }
-
-/// Where openraft reports a proposed entry's fate (tokio runtime).
-pub(crate) type WriteReceiver = oneshot::Receiver<openraft::raft::ClientWriteResult<TypeConfig>>;
 
 /// Handle the client path uses to replicate writes.
 pub struct Ensemble {
@@ -287,16 +306,6 @@ impl Ensemble {
     pub fn serving(&self) -> bool {
         self.serving.load(std::sync::atomic::Ordering::Relaxed)
     }
-
-    /// Submits commands to the local openraft (we are the leader), in order;
-    /// returns one result receiver per command.
-    pub(crate) async fn submit_local(&self, cmds: Vec<pb::Command>) -> Vec<Option<WriteReceiver>> {
-        let mut out = Vec::with_capacity(cmds.len());
-        for c in cmds {
-            out.push(self.raft.client_write_ff(c).await.ok());
-        }
-        out
-    }
 }
 
 /// Closes the client connections whose writes have an unknown fate: the
@@ -325,10 +334,14 @@ async fn proposer(
 ) {
     let mut metrics = ens.raft.metrics();
     while let Some(first) = rx.recv().await {
+        let mut bytes = first.cmd.encoded_len();
         let mut batch = vec![first.cmd];
-        while batch.len() < 4096 {
+        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
-                Ok(p) => batch.push(p.cmd),
+                Ok(p) => {
+                    bytes += p.cmd.encoded_len();
+                    batch.push(p.cmd)
+                }
                 Err(_) => break,
             }
         }
@@ -350,18 +363,20 @@ async fn proposer(
         match leader {
             None => fail(&core, &origins, ens.my_id, "no leader"),
             Some(l) if l == ens.my_id => {
-                let rxs = ens.submit_local(batch).await;
+                let rx = ens
+                    .raft
+                    .client_write_ff(pb::CommandBatch { commands: batch })
+                    .await
+                    .ok();
                 let core = core.clone();
                 let my_id = ens.my_id;
                 tokio::spawn(async move {
-                    for (rx, origin) in rxs.into_iter().zip(origins) {
-                        let ok = match rx {
-                            Some(rx) => matches!(rx.await, Ok(Ok(_))),
-                            None => false,
-                        };
-                        if !ok {
-                            fail(&core, &[origin], my_id, "leadership lost");
-                        }
+                    let ok = match rx {
+                        Some(rx) => matches!(rx.await, Ok(Ok(_))),
+                        None => false,
+                    };
+                    if !ok {
+                        fail(&core, &origins, my_id, "leadership lost");
                     }
                 });
             }

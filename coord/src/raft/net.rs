@@ -530,24 +530,26 @@ async fn serve_conn(
                 });
             }
             Some(pb::peer_request::Body::Forward(f)) => {
-                // Submitted here, in arrival order; awaited elsewhere.
-                let mut rxs = Vec::with_capacity(f.commands.len());
-                for c in f.commands {
-                    rxs.push(raft.client_write_ff(c).await.ok());
-                }
+                // Submitted here, in arrival order, as one entry; awaited elsewhere.
+                let n = f.commands.len();
+                let rx = raft
+                    .client_write_ff(pb::CommandBatch {
+                        commands: f.commands,
+                    })
+                    .await
+                    .ok();
                 tokio::spawn(async move {
-                    let mut errors = Vec::with_capacity(rxs.len());
-                    for rx in rxs {
-                        errors.push(match rx {
-                            None => "raft stopped".to_string(),
-                            Some(rx) => match rx.await {
-                                Ok(Ok(_)) => String::new(),
-                                Ok(Err(e)) => e.to_string(),
-                                Err(_) => "raft stopped".to_string(),
-                            },
-                        });
-                    }
-                    reply(pb::peer_response::Body::Forward(pb::ForwardResp { errors }))
+                    let error = match rx {
+                        None => "raft stopped".to_string(),
+                        Some(rx) => match rx.await {
+                            Ok(Ok(_)) => String::new(),
+                            Ok(Err(e)) => e.to_string(),
+                            Err(_) => "raft stopped".to_string(),
+                        },
+                    };
+                    reply(pb::peer_response::Body::Forward(pb::ForwardResp {
+                        errors: vec![error; n],
+                    }))
                 });
             }
             Some(pb::peer_request::Body::Touch(t)) => {

@@ -28,8 +28,8 @@ use parking_lot::Mutex;
 use prost::Message;
 
 use super::{
-    membership_from_pb, membership_to_pb, opt_log_id_from_pb, opt_log_id_to_pb, NodeId,
-    StorageError, TypeConfig,
+    membership_from_pb, membership_to_pb, opt_log_id_from_pb, opt_log_id_to_pb, zxid_after,
+    zxid_base, NodeId, StorageError, TypeConfig,
 };
 use crate::acl::Identity;
 use crate::core::{Core, Outbox};
@@ -105,7 +105,7 @@ fn decode(bytes: &[u8]) -> io::Result<(pb::SnapshotMeta, DataTree)> {
     while buf.has_remaining() {
         records.push(cpb::SnapshotRecord::decode_length_delimited(&mut buf).map_err(bad)?);
     }
-    let zxid = meta.last.as_ref().map_or(0, |l| l.index as i64);
+    let zxid = meta.last.as_ref().map_or(0, |l| zxid_after(l.index));
     Ok((meta, DataTree::from_snapshot(zxid, records)))
 }
 
@@ -258,16 +258,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut core = self.core.lock();
         let mut applied = self.applied.lock();
         for e in entries {
-            let index = e.log_id.index as i64;
-            core.tree.last_zxid = index - 1;
+            let base = zxid_base(e.log_id.index);
             match e.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Membership(m) => {
                     applied.membership = StoredMembership::new(Some(e.log_id), m);
                 }
-                EntryPayload::Normal(cmd) => apply_command(&mut core, self.my_id, cmd),
+                EntryPayload::Normal(batch) => {
+                    for (i, cmd) in batch.commands.into_iter().enumerate() {
+                        // The handler's next write takes last_zxid + 1.
+                        core.tree.last_zxid = base + i as i64 - 1;
+                        apply_command(&mut core, self.my_id, cmd);
+                    }
+                }
             }
-            core.tree.last_zxid = index;
+            core.tree.last_zxid = zxid_after(e.log_id.index);
             applied.last = Some(e.log_id);
             out.push(());
         }
