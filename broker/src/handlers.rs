@@ -35,6 +35,7 @@ pub mod err {
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
     pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+    pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
     pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
@@ -200,12 +201,13 @@ fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -> Pending {
     let acks = r.acks;
     let view = b.cache.view();
     let timeout = Duration::from_millis(r.timeout_ms.clamp(0, 300_000) as u64);
-    /// (topic index, partition index, write done, acks=all: partition + last offset).
+    /// (topic index, partition index, write done, acks=all: partition, last
+    /// offset, min.insync.replicas).
     type Waiter = (
         usize,
         usize,
         tokio::sync::oneshot::Receiver<Result<(), String>>,
-        Option<(Arc<Partition>, i64)>,
+        Option<(Arc<Partition>, i64, usize)>,
     );
     let mut waits: Vec<Waiter> = Vec::new();
     let mut topics: Vec<produce_response::TopicProduceResponse> =
@@ -253,8 +255,9 @@ fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -> Pending {
                                             if version >= 5 {
                                                 resp.log_start_offset = a.log_start;
                                             }
-                                            let all =
-                                                (acks == -1).then(|| (p.clone(), a.last_offset));
+                                            let all = (acks == -1).then(|| {
+                                                (p.clone(), a.last_offset, min_isr.max(1) as usize)
+                                            });
                                             waits.push((ti, pi, a.done, all));
                                             metrics::counter!(
                                                 "kafka_server_brokertopicmetrics_bytesin_total"
@@ -290,8 +293,8 @@ fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -> Pending {
                 Ok(Ok(Err(_))) | Ok(Err(_)) => err::KAFKA_STORAGE_ERROR,
                 Err(_) => err::REQUEST_TIMED_OUT,
             };
-            if let (err::NONE, Some((p, last))) = (code, all) {
-                code = wait_committed(&p, last, deadline).await;
+            if let (err::NONE, Some((p, last, min_isr))) = (code, all) {
+                code = wait_committed(&p, last, min_isr, deadline).await;
             }
             if code != err::NONE {
                 if let Some(p) = topics
@@ -316,15 +319,31 @@ fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -> Pending {
 /// has it), the deadline passes (REQUEST_TIMED_OUT) or this replica stops
 /// leading (NOT_LEADER_OR_FOLLOWER: the producer retries on the new leader,
 /// idempotence making the retry safe). Solo partitions return at once.
-async fn wait_committed(p: &Arc<Partition>, last: i64, deadline: tokio::time::Instant) -> i16 {
-    if p.offsets().high_watermark > last {
-        return err::NONE;
+/// Committed while the ISR had shrunk below min.insync.replicas: the batch is
+/// in the log but on fewer copies than asked, NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+async fn wait_committed(
+    p: &Arc<Partition>,
+    last: i64,
+    min_isr: usize,
+    deadline: tokio::time::Instant,
+) -> i16 {
+    let committed = || {
+        if p.offsets().high_watermark <= last {
+            return None;
+        }
+        if min_isr > 1 && p.isr_view().0.len().max(1) < min_isr {
+            return Some(err::NOT_ENOUGH_REPLICAS_AFTER_APPEND);
+        }
+        Some(err::NONE)
+    };
+    if let Some(c) = committed() {
+        return c;
     }
     let notify = Arc::new(Notify::new());
     loop {
         p.add_waiter(&notify);
-        if p.offsets().high_watermark > last {
-            return err::NONE;
+        if let Some(c) = committed() {
+            return c;
         }
         if p.role().0 != crate::log::Role::Leader {
             return err::NOT_LEADER_OR_FOLLOWER;
