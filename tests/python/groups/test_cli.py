@@ -209,3 +209,30 @@ def test_fjord_consume_group_shares_a_group_with_librdkafka(gcluster, topic_name
     everything = mine + rd.values
     assert sorted(everything) == sorted("m-%d" % i for i in range(n))  # each exactly once
     assert "Processed a total of %d messages" % len(mine) in err
+
+
+def test_group_list_delete_offsets_and_delete(gcluster, topic_name, group_name):
+    bs = gcluster.bootstrap
+    create_topic(bs, topic_name, 2)
+    produce(bs, topic_name, 40, partitions=2)
+    c = consume_some(bs, group_name, topic_name, 40)
+    try:
+        assert group_name in fjord("group", "list", "--bootstrap-server", bs).stdout.split()
+        p = fjord("group", "delete", "--group", group_name, "--bootstrap-server", bs, check=False)
+        assert p.returncode != 0 and "NON_EMPTY_GROUP" in p.stderr, p.stderr
+        # Offsets of a topic the active group subscribes to stay (GROUP_SUBSCRIBED_TO_TOPIC).
+        p = fjord("group", "delete-offsets", "--group", group_name, "--topic", topic_name,
+                  "--bootstrap-server", bs)
+        assert "GROUP_SUBSCRIBED_TO_TOPIC" in p.stdout
+    finally:
+        c.close()
+    p = fjord("group", "delete-offsets", "--group", group_name, "--topic", topic_name + ":1",
+              "--bootstrap-server", bs)
+    assert "Successful" in p.stdout
+    assert committed(bs, group_name, topic_name, 2) == {0: 20, 1: -1001}
+    fjord("group", "delete", "--group", group_name, "--bootstrap-server", bs)
+    p = fjord("group", "describe", "--group", group_name, "--bootstrap-server", bs, check=False)
+    assert p.returncode != 0 and "does not exist" in p.stderr
+    assert group_name not in fjord("group", "list", "--bootstrap-server", bs).stdout.split()
+    z = fjord("znode", "--coord", gcluster.coord.connect, "ls", "/consumers")
+    assert group_name not in z.stdout
