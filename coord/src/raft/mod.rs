@@ -325,6 +325,13 @@ fn fail(core: &Arc<Mutex<Core>>, conns: &[(u64, u64)], my_id: NodeId, why: &str)
     }
 }
 
+/// Entries this member may have proposed and not yet seen committed.
+/// openraft 0.9 flushes its log once per entry, so submitting every command
+/// as it arrives would cost one fsync each; instead commands queue here while
+/// this many entries are in flight and leave together as the next entry
+/// (group commit). Two keep the pipeline busy while one is being committed.
+const IN_FLIGHT_ENTRIES: usize = 2;
+
 /// Hands queued commands to the leader in queue order: to openraft directly
 /// when this member leads, else as one forward batch to the leader.
 async fn proposer(
@@ -333,7 +340,11 @@ async fn proposer(
     mut rx: mpsc::UnboundedReceiver<Proposal>,
 ) {
     let mut metrics = ens.raft.metrics();
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_ENTRIES));
     while let Some(first) = rx.recv().await {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let mut bytes = first.cmd.encoded_len();
         let mut batch = vec![first.cmd];
         while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
@@ -375,6 +386,7 @@ async fn proposer(
                         Some(rx) => matches!(rx.await, Ok(Ok(_))),
                         None => false,
                     };
+                    drop(permit);
                     if !ok {
                         fail(&core, &origins, my_id, "leadership lost");
                     }
@@ -391,7 +403,9 @@ async fn proposer(
                 let core = core.clone();
                 let my_id = ens.my_id;
                 tokio::spawn(async move {
-                    match call.await {
+                    let result = call.await;
+                    drop(permit);
+                    match result {
                         Ok(errors) => {
                             for (e, origin) in errors.iter().zip(&origins) {
                                 if !e.is_empty() {
