@@ -111,6 +111,9 @@ pub struct ConnHandle {
     /// Ensemble mode: counts this connection's replicated commands as they
     /// are applied here, so its reads wait for its own earlier writes.
     pub applied: Option<tokio::sync::watch::Sender<u64>>,
+    /// Ensemble mode: reads waiting for this connection's earlier writes:
+    /// (how many of its commands must be applied first, frame, arrival).
+    pub deferred: std::collections::VecDeque<(u64, Bytes, Option<Instant>)>,
 }
 
 /// Counters for the four-letter words.

@@ -75,6 +75,25 @@ fn replicated_op(code: i32) -> bool {
     )
 }
 
+/// Reads that, behind a connection's pending writes, can wait in its queue
+/// and run at the apply that releases them. (auth and setWatches change the
+/// connection itself, so the reader waits for those instead.)
+fn deferrable_op(code: i32) -> bool {
+    matches!(
+        code,
+        op::EXISTS
+            | op::GET_DATA
+            | op::GET_CHILDREN
+            | op::GET_CHILDREN2
+            | op::GET_ACL
+            | op::CHECK
+            | op::MULTI_READ
+            | op::PING
+            | op::GET_EPHEMERALS
+            | op::GET_ALL_CHILDREN_NUMBER
+    )
+}
+
 fn op_of(body: &[u8]) -> Option<i32> {
     body.get(4..8)
         .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
@@ -322,6 +341,7 @@ impl Server {
                     last_zxid,
                     identity: ctx.identity.clone(),
                     applied: applied_tx.take(),
+                    deferred: Default::default(),
                 },
             );
             ens.propose(rpb::Command {
@@ -371,6 +391,7 @@ impl Server {
                         last_zxid,
                         identity: ctx.identity.clone(),
                         applied: applied_tx.take(),
+                        deferred: Default::default(),
                     },
                 );
             }
@@ -429,6 +450,19 @@ impl Server {
                     });
                     submitted += 1;
                     continue;
+                }
+                if op_of(&body).is_some_and(deferrable_op) {
+                    // Behind this connection's own pending writes: run it when
+                    // they are applied (raft::sm), in order, without stopping
+                    // this reader (later writes keep flowing to the leader).
+                    let mut core = self.core.lock();
+                    if *applied_rx.borrow() < submitted {
+                        core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+                        if let Some(c) = core.conns.get_mut(&id) {
+                            c.deferred.push_back((submitted, body, ctx.arrived));
+                        }
+                        continue;
+                    }
                 }
                 if *applied_rx.borrow() < submitted {
                     let caught_up = tokio::select! {

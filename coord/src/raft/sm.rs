@@ -231,9 +231,46 @@ fn apply_command(core: &mut Core, my_id: NodeId, cmd: pb::Command) {
         None => {}
     }
     core.clock = None;
-    if let Some(c) = local.then(|| core.conns.get(&cmd.conn)).flatten() {
-        if let Some(a) = &c.applied {
-            a.send_modify(|n| *n += 1);
+    if local {
+        run_deferred(core, cmd.conn);
+    }
+}
+
+/// Counts one more applied command of connection `conn` and runs the reads
+/// that were waiting for it, before the next entry changes the tree: they
+/// see their session's earlier writes and none of its later ones, and their
+/// replies queue in request order.
+fn run_deferred(core: &mut Core, conn: u64) {
+    let Some(c) = core.conns.get_mut(&conn) else {
+        return;
+    };
+    let Some(a) = &c.applied else {
+        return;
+    };
+    a.send_modify(|n| *n += 1);
+    let done = *a.borrow();
+    let mut ready = Vec::new();
+    while c.deferred.front().is_some_and(|(need, _, _)| *need <= done) {
+        if let Some((_, frame, arrived)) = c.deferred.pop_front() {
+            ready.push((frame, arrived));
+        }
+    }
+    if ready.is_empty() {
+        return;
+    }
+    let mut ctx = ConnCtx {
+        id: conn,
+        session: c.session,
+        identity: c.identity.clone(),
+        tx: c.tx.clone(),
+        arrived: None,
+    };
+    for (frame, arrived) in ready {
+        ctx.arrived = arrived;
+        if let Err(e) = handler::handle(core, &mut ctx, frame) {
+            tracing::info!(error = %e, "malformed request; closing the connection");
+            ctx.tx.close(core.tree.last_zxid);
+            return;
         }
     }
 }
