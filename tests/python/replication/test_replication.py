@@ -8,6 +8,9 @@ three fjord-brokers, confluent-kafka (librdkafka) clients, `fjord topic describe
 - min.insync.replicas: two of three down → NOT_ENOUGH_REPLICAS for acks=all
   (acks=1 still works); the leader of an ISR-of-one partition dying leaves the
   partition offline (unclean election off) until that broker returns, data intact.
+- unclean.leader.election.enable=true: an out-of-sync replica leads when every ISR
+  member is dead; only the old leader's unreplicated acks=1 write is lost, and the old
+  leader truncates it on return (its log never diverges at an offset).
 - a fault-injection run of the checker (kill -9 / SIGSTOP / restart every 5 s).
 """
 import os
@@ -166,3 +169,48 @@ def test_checker_under_nemesis(cluster):
     assert r["acknowledged"] > 0
     for k in ("lost", "changed", "duplicates", "reordered", "divergent"):
         assert r[k] == 0, (k, r)
+
+
+def test_unclean_election_loses_only_unreplicated_and_truncates_old_leader():
+    """unclean.leader.election.enable=true: with every ISR member dead, a returning
+    out-of-sync replica leads; what only the old leader had (acks=1 after the ISR
+    shrank) is the bounded loss, and the old leader, back as follower, truncates it
+    (KIP-101) instead of keeping a divergent offset."""
+    for b in (h.bf.broker_binary(), h.FJORD):
+        if not os.access(b, os.X_OK):
+            pytest.skip("%s not built" % b)
+    c = h.start_cluster(3, {"unclean.leader.election.enable": "true"})
+    try:
+        topic = "unclean"
+        h.create_topic(c.bootstrap, topic, 1, 3, {"min.insync.replicas": "1"})
+        h.wait_until(lambda: len(part0(c, topic)["isr"]) == 3, 30, "ISR of 3")
+        leader = part0(c, topic)["leader"]
+        f1, f2 = [b for b in c.brokers if b.id != leader]
+
+        def send(acks, value):
+            res = []
+            p = Producer({"bootstrap.servers": c.bootstrap, "acks": acks, "retries": 5,
+                          "message.timeout.ms": 20000, "log_level": 3})
+            p.produce(topic, value=value, partition=0,
+                      on_delivery=lambda e, m: res.append((e, m.offset())))
+            p.flush(25)
+            assert res and res[0][0] is None, res
+            return res[0][1]
+
+        assert send("all", b"a") == 0
+        f1.kill9()
+        f2.kill9()
+        h.wait_until(lambda: part0(c, topic)["isr"] == [leader], 30, "ISR shrunk to the leader")
+        assert send("1", b"b") == 1
+        broker(c, leader).kill9()
+        f1.start()
+        h.wait_until(lambda: part0(c, topic)["leader"] == f1.id, 30, "unclean election of %d" % f1.id)
+        assert [v for _, v in checker.read_all(c.bootstrap, topic, 1)[0]] == [b"a"]
+        assert send("all", b"c") == 1
+        broker(c, leader).start()
+        h.wait_until(lambda: leader in part0(c, topic)["isr"], 30, "old leader back in the ISR")
+        f1.kill9()
+        h.wait_until(lambda: part0(c, topic)["leader"] == leader, 30, "old leader leads again")
+        assert [v for _, v in checker.read_all(c.bootstrap, topic, 1)[0]] == [b"a", b"c"]
+    finally:
+        c.close()
