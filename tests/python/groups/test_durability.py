@@ -9,7 +9,7 @@ import time
 import pytest
 
 pytest.importorskip("confluent_kafka")
-from confluent_kafka import Consumer  # noqa: E402
+from confluent_kafka import Consumer, KafkaException  # noqa: E402
 
 from gconf import FJORD_CLI, bf  # noqa: E402
 from gutil import Member, committed, consumer_conf, create_topic, produce  # noqa: E402
@@ -59,6 +59,19 @@ def test_offsets_survive_restart_of_brokers_and_coordinator(make_gcluster, topic
     assert committed(c.bootstrap, group_name, topic_name, 1) == {0: 100}
 
 
+def coordinator_of(admin, group, timeout=30):
+    """The group's coordinator id, retrying retriable answers (a broker that has
+    just started answers COORDINATOR_LOAD_IN_PROGRESS until its offsets are loaded)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return admin.describe_consumer_groups([group])[group].result(20).coordinator.id
+        except KafkaException:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def test_group_coordinator_failover_three_brokers(make_gcluster, topic_name, group_name):
     """kill -9 the group's coordinator broker (which holds none of the topic's
     partitions, since the log is not replicated yet): the group re-forms on
@@ -66,7 +79,7 @@ def test_group_coordinator_failover_three_brokers(make_gcluster, topic_name, gro
     from confluent_kafka.admin import AdminClient, NewTopic
     c = make_gcluster(3)
     a = AdminClient({"bootstrap.servers": c.bootstrap})
-    coord_id = a.describe_consumer_groups([group_name])[group_name].result(20).coordinator.id
+    coord_id = coordinator_of(a, group_name)
     others = [b.id for b in c.brokers if b.id != coord_id]
     assign = [[others[i % 2]] for i in range(6)]
     for f in a.create_topics([NewTopic(topic_name, num_partitions=6, replica_assignment=assign)]).values():
@@ -91,7 +104,7 @@ def test_group_coordinator_failover_three_brokers(make_gcluster, topic_name, gro
         for m in ms:
             m.stop()
     live = ",".join(b.bootstrap for b in c.brokers if b.alive())
-    new_coord = a.describe_consumer_groups([group_name])[group_name].result(30).coordinator.id
+    new_coord = coordinator_of(a, group_name)
     assert new_coord != coord_id
     offs = committed(live, group_name, topic_name)
     assert sum(offs.values()) == n, offs
