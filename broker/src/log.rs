@@ -749,26 +749,7 @@ impl LogStore {
             let base = s.next_offset;
             let last = base + h.last_offset_delta as i64;
             let data = batch::patched(&raw, base, leader_epoch.max(0));
-            s.next_offset = last + 1;
-            s.index.insert(
-                base,
-                BatchMeta {
-                    last_offset: last,
-                    max_timestamp: h.max_timestamp,
-                    size: data.len() as u32,
-                },
-            );
-            s.size_bytes += data.len() as u64;
-            s.cache_bytes += data.len();
-            s.cache.push_back((base, last, data.clone()));
-            while s.cache_bytes > TAIL_CACHE_BYTES && s.cache.len() > 1 {
-                if let Some((_, _, d)) = s.cache.pop_front() {
-                    s.cache_bytes -= d.len();
-                }
-            }
-            if h.producer_id >= 0 {
-                note_producer(&mut s.producers, &h, base, last);
-            }
+            s.record_batch(&h, base, last, &data);
             let done = if i + 1 == n {
                 let (dtx, drx) = oneshot::channel();
                 result_rx = Some(drx);
@@ -846,26 +827,7 @@ impl LogStore {
                     base.to_be_bytes(),
                 )?;
             }
-            s.next_offset = last + 1;
-            s.index.insert(
-                base,
-                BatchMeta {
-                    last_offset: last,
-                    max_timestamp: h.max_timestamp,
-                    size: data.len() as u32,
-                },
-            );
-            s.size_bytes += data.len() as u64;
-            s.cache_bytes += data.len();
-            s.cache.push_back((base, last, data.clone()));
-            while s.cache_bytes > TAIL_CACHE_BYTES && s.cache.len() > 1 {
-                if let Some((_, _, d)) = s.cache.pop_front() {
-                    s.cache_bytes -= d.len();
-                }
-            }
-            if h.producer_id >= 0 {
-                note_producer(&mut s.producers, &h, base, last);
-            }
+            s.record_batch(&h, base, last, &data);
             jobs.push(WriteEntry {
                 part: p.clone(),
                 base,
@@ -1170,6 +1132,34 @@ impl LogStore {
         }
         if let Err(e) = self.db.flush_wal(true) {
             tracing::warn!(error = %e, "WAL flush at shutdown failed");
+        }
+    }
+}
+
+impl PState {
+    /// Account a batch just placed at `base..=last`: index it, keep it in the
+    /// tail cache (evicting the oldest past the cap) and note its producer's
+    /// sequence. The leader's and the follower's appends share this.
+    fn record_batch(&mut self, h: &BatchHeader, base: i64, last: i64, data: &Bytes) {
+        self.next_offset = last + 1;
+        self.index.insert(
+            base,
+            BatchMeta {
+                last_offset: last,
+                max_timestamp: h.max_timestamp,
+                size: data.len() as u32,
+            },
+        );
+        self.size_bytes += data.len() as u64;
+        self.cache_bytes += data.len();
+        self.cache.push_back((base, last, data.clone()));
+        while self.cache_bytes > TAIL_CACHE_BYTES && self.cache.len() > 1 {
+            if let Some((_, _, d)) = self.cache.pop_front() {
+                self.cache_bytes -= d.len();
+            }
+        }
+        if h.producer_id >= 0 {
+            note_producer(&mut self.producers, h, base, last);
         }
     }
 }
