@@ -743,32 +743,22 @@ impl LogStore {
             )?;
         }
         let first_base = s.next_offset;
-        let n = batches.len();
-        let mut result_rx = None;
-        for (i, (h, raw)) in batches.into_iter().enumerate() {
+        let mut jobs = Vec::with_capacity(batches.len());
+        for (h, raw) in batches {
             let base = s.next_offset;
             let last = base + h.last_offset_delta as i64;
             let data = batch::patched(&raw, base, leader_epoch.max(0));
             s.record_batch(&h, base, last, &data);
-            let done = if i + 1 == n {
-                let (dtx, drx) = oneshot::channel();
-                result_rx = Some(drx);
-                Some(dtx)
-            } else {
-                None
-            };
-            tx.send(WriteJob {
-                entry: Some(WriteEntry {
-                    part: p.clone(),
-                    base,
-                    last,
-                    data,
-                    msgs: h.record_count as i64,
-                }),
-                done,
-            })
-            .map_err(|_| LogError::Stopped)?;
+            jobs.push(WriteEntry {
+                part: p.clone(),
+                base,
+                last,
+                data,
+                msgs: h.record_count as i64,
+            });
         }
+        // Queued under the partition lock, so the writer sees offsets in order.
+        let result_rx = send_entries(&tx, jobs)?;
         let log_start = s.log_start;
         let last_offset = s.next_offset - 1;
         drop(s);
@@ -799,7 +789,6 @@ impl LogStore {
         if s.repl.role != Role::Follower {
             return Err(LogError::NotLeader);
         }
-        let mut result_rx = None;
         let mut jobs = Vec::new();
         for (h, data) in batches {
             let base = h.base_offset;
@@ -836,22 +825,7 @@ impl LogStore {
                 msgs: h.record_count as i64,
             });
         }
-        let n = jobs.len();
-        for (i, entry) in jobs.into_iter().enumerate() {
-            let done = if i + 1 == n {
-                let (dtx, drx) = oneshot::channel();
-                result_rx = Some(drx);
-                Some(dtx)
-            } else {
-                None
-            };
-            tx.send(WriteJob {
-                entry: Some(entry),
-                done,
-            })
-            .map_err(|_| LogError::Stopped)?;
-        }
-        Ok(result_rx)
+        send_entries(&tx, jobs)
     }
 
     /// Wait until every write queued so far has been applied (before a truncation).
@@ -1134,6 +1108,29 @@ impl LogStore {
             tracing::warn!(error = %e, "WAL flush at shutdown failed");
         }
     }
+}
+
+/// Queue `entries` for the writer thread; only the last carries a completion,
+/// since the writer finishes a partition's jobs in order. None when empty.
+fn send_entries(
+    tx: &mpsc::Sender<WriteJob>,
+    entries: Vec<WriteEntry>,
+) -> Result<Option<oneshot::Receiver<Result<(), String>>>, LogError> {
+    let n = entries.len();
+    let mut result_rx = None;
+    for (i, entry) in entries.into_iter().enumerate() {
+        let done = (i + 1 == n).then(|| {
+            let (dtx, drx) = oneshot::channel();
+            result_rx = Some(drx);
+            dtx
+        });
+        tx.send(WriteJob {
+            entry: Some(entry),
+            done,
+        })
+        .map_err(|_| LogError::Stopped)?;
+    }
+    Ok(result_rx)
 }
 
 impl PState {
