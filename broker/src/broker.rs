@@ -101,6 +101,70 @@ impl Broker {
         let _ = self.shutdown.send(true);
     }
 
+    /// Controlled shutdown (controlled.shutdown.enable, before the listener
+    /// closes): stop following, announce it, then wait until the controller
+    /// has handed every partition we lead to another in-sync replica and
+    /// taken us out of the other ISRs, so clients and acks=all see no gap.
+    /// Gives up after controlled.shutdown.max.retries × retry.backoff.ms.
+    pub async fn controlled_shutdown(self: &Arc<Self>) {
+        let Cluster::Zk(z) = &self.cluster else {
+            return;
+        };
+        if !self.config.controlled_shutdown {
+            return;
+        }
+        let started = std::time::Instant::now();
+        self.replicas.stop_following();
+        let b = self.clone();
+        let _ = tokio::task::spawn_blocking(move || b.reconcile()).await;
+        if let Err(e) = z.announce_shutdown().await {
+            tracing::warn!(error = %e, "cannot announce controlled shutdown; stopping anyway");
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + self.config.controlled_shutdown_timeout;
+        let mut rx = self.cache.subscribe();
+        loop {
+            let pending = self.shutdown_pending();
+            if pending == 0 {
+                tracing::info!(
+                    ms = started.elapsed().as_millis() as u64,
+                    "controlled shutdown complete: no partition left to hand over"
+                );
+                return;
+            }
+            tokio::select! {
+                _ = rx.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(pending, "controlled shutdown incomplete; stopping anyway");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Partitions the controller still owes a controlled shutdown: led by us
+    /// with another live, in-sync, not-stopping replica to take over, or led
+    /// elsewhere with us still in the ISR.
+    fn shutdown_pending(&self) -> usize {
+        let view = self.cache.view();
+        let me = self.id();
+        let other_ok =
+            |r: &i32| *r != me && view.brokers.contains_key(r) && !view.shutting_down.contains(r);
+        view.topics
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            .filter_map(|p| p.state.as_ref())
+            .filter(|s| {
+                if s.leader == me {
+                    s.isr.iter().any(other_ok)
+                } else {
+                    s.isr.contains(&me) && other_ok(&s.leader)
+                }
+            })
+            .count()
+    }
+
     /// Flush logs and deregister (after connections drained).
     pub async fn finish_shutdown(&self) {
         self.cluster.shutdown().await;

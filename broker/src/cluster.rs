@@ -36,6 +36,8 @@ pub enum AdminError {
     Timeout,
     #[error("coordinator unavailable: {0}")]
     Unavailable(String),
+    #[error("this broker is not the controller")]
+    NotController,
 }
 
 impl AdminError {
@@ -52,6 +54,7 @@ impl AdminError {
             AdminError::DeletionDisabled => 73,
             AdminError::Timeout => 7,
             AdminError::Unavailable(_) => 15,
+            AdminError::NotController => 41,
         }
     }
 }
@@ -285,6 +288,8 @@ impl Standalone {
                                 isr: vec![me.id],
                             }),
                             state_version: 0,
+                            adding: Vec::new(),
+                            removing: Vec::new(),
                         })
                         .collect(),
                     configs: t.configs.clone(),

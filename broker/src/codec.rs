@@ -38,6 +38,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    // Reassignment (KIP-455), answered by the controller.
+    (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     // Groups and offsets (broker/src/group): librdkafka 2.0 needs the group
     // APIs from v0, OffsetFetch v1 and OffsetCommit <= v2.
     (ApiKey::FindCoordinator, 0, 4),

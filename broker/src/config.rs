@@ -54,6 +54,15 @@ pub struct BrokerConfig {
     pub offsets_topic_replication_factor: i16,
     pub unclean_leader_election: bool,
     pub replica_lag_time_max: Duration,
+    /// SIGTERM first hands this broker's leaderships to other ISR members.
+    pub controlled_shutdown: bool,
+    /// How long a controlled shutdown waits for the controller (Kafka's
+    /// retries × backoff) before stopping anyway.
+    pub controlled_shutdown_timeout: Duration,
+    /// The controller moves leadership back to preferred replicas.
+    pub auto_leader_rebalance: bool,
+    pub leader_imbalance_check_interval: Duration,
+    pub leader_imbalance_per_broker_percentage: u32,
     pub message_max_bytes: i32,
     pub socket_request_max_bytes: i32,
     /// fsync (RocksDB sync write) after this many messages; i64::MAX = never force.
@@ -94,6 +103,11 @@ impl Default for BrokerConfig {
             offsets_topic_replication_factor: 3,
             unclean_leader_election: false,
             replica_lag_time_max: Duration::from_millis(30_000),
+            controlled_shutdown: true,
+            controlled_shutdown_timeout: Duration::from_millis(3 * 5_000),
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval: Duration::from_secs(300),
+            leader_imbalance_per_broker_percentage: 10,
             message_max_bytes: 1_048_588,
             socket_request_max_bytes: 104_857_600,
             flush_interval_messages: i64::MAX,
@@ -120,8 +134,6 @@ const KNOWN_PASSIVE: &[&str] = &[
     "group.max.session.timeout.ms",
     "offset.metadata.max.bytes",
     "log.cleaner.enable",
-    "auto.leader.rebalance.enable",
-    "controlled.shutdown.enable",
     "offsets.topic.num.partitions",
     "listener.security.protocol.map",
     "inter.broker.listener.name",
@@ -209,6 +221,7 @@ impl BrokerConfig {
         let mut minutes = None;
         let mut ms = None;
         let mut advertised = None;
+        let (mut cs_retries, mut cs_backoff) = (3u64, 5_000u64);
         for (k, v) in &raw {
             let r: Result<(), String> = (|| {
                 match k.as_str() {
@@ -264,6 +277,23 @@ impl BrokerConfig {
                     "replica.lag.time.max.ms" => {
                         c.replica_lag_time_max = Duration::from_millis(num(v)?)
                     }
+                    "controlled.shutdown.enable" => c.controlled_shutdown = boolean(v)?,
+                    "controlled.shutdown.max.retries" => cs_retries = num(v)?,
+                    "controlled.shutdown.retry.backoff.ms" => cs_backoff = num(v)?,
+                    "auto.leader.rebalance.enable" => c.auto_leader_rebalance = boolean(v)?,
+                    "leader.imbalance.check.interval.seconds" => {
+                        let s: u64 = num(v)?;
+                        if s < 1 {
+                            return Err("must be >= 1".into());
+                        }
+                        c.leader_imbalance_check_interval = Duration::from_secs(s);
+                    }
+                    "leader.imbalance.per.broker.percentage" => {
+                        c.leader_imbalance_per_broker_percentage = num(v)?;
+                        if c.leader_imbalance_per_broker_percentage > 100 {
+                            return Err("must be between 0 and 100".into());
+                        }
+                    }
                     "message.max.bytes" => {
                         c.message_max_bytes = num(v)?;
                         if c.message_max_bytes < 64 {
@@ -290,6 +320,8 @@ impl BrokerConfig {
             })();
             r.map_err(|reason| bad(k, v, reason))?;
         }
+        c.controlled_shutdown_timeout =
+            Duration::from_millis(cs_retries.max(1).saturating_mul(cs_backoff));
         if let Some(ms) = ms {
             c.retention_ms = ms;
         } else if let Some(m) = minutes {

@@ -5,7 +5,7 @@
 //! connection's read order (so offsets follow request order), and returns a
 //! future that waits for the group commit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use crate::batch;
 use crate::broker::Broker;
-use crate::cluster::{AdminError, NewTopic};
+use crate::cluster::{AdminError, Cluster, NewTopic};
 use crate::codec::{api_versions_table, Request};
 use crate::log::{LogError, Partition};
 use crate::metadata::{ClusterView, TopicMeta};
@@ -134,6 +134,22 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
             Box::pin(async move {
                 Some(ResponseKind::CreatePartitions(
                     create_partitions(&b, r).await,
+                ))
+            })
+        }
+        RequestKind::AlterPartitionReassignments(r) => {
+            let b = b.clone();
+            Box::pin(async move {
+                Some(ResponseKind::AlterPartitionReassignments(
+                    alter_reassignments(&b, r).await,
+                ))
+            })
+        }
+        RequestKind::ListPartitionReassignments(r) => {
+            let b = b.clone();
+            Box::pin(async move {
+                Some(ResponseKind::ListPartitionReassignments(
+                    list_reassignments(&b, r),
                 ))
             })
         }
@@ -926,6 +942,116 @@ async fn create_partitions(
         results.push(tr);
     }
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// AlterPartitionReassignments (kafka-reassign-partitions, `fjord topic alter
+/// --replica-assignment`): only the controller records them (NOT_CONTROLLER
+/// elsewhere, as Kafka answers); the controller's duties carry them out.
+async fn alter_reassignments(
+    b: &Arc<Broker>,
+    r: AlterPartitionReassignmentsRequest,
+) -> AlterPartitionReassignmentsResponse {
+    use alter_partition_reassignments_response::{
+        ReassignablePartitionResponse, ReassignableTopicResponse,
+    };
+    let Cluster::Zk(z) = &b.cluster else {
+        return AlterPartitionReassignmentsResponse::default()
+            .with_error_code(err::INVALID_REQUEST)
+            .with_error_message(Some(s(
+                "reassignment needs a coordinator (standalone mode)",
+            )));
+    };
+    let mut out = Vec::new();
+    for t in r.topics {
+        let changes: Vec<(i32, Option<Vec<i32>>)> = t
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.partition_index,
+                    p.replicas.as_ref().map(|r| r.iter().map(|b| b.0).collect()),
+                )
+            })
+            .collect();
+        let results = match z.reassign(&t.name.0, &changes).await {
+            Ok(r) => r,
+            Err(AdminError::NotController) => {
+                return AlterPartitionReassignmentsResponse::default()
+                    .with_error_code(AdminError::NotController.code())
+                    .with_error_message(Some(s("not the controller")));
+            }
+            Err(e) => changes
+                .iter()
+                .map(|(p, _)| (*p, e.code(), Some(e.to_string())))
+                .collect(),
+        };
+        out.push(
+            ReassignableTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(
+                    results
+                        .into_iter()
+                        .map(|(p, code, msg)| {
+                            ReassignablePartitionResponse::default()
+                                .with_partition_index(p)
+                                .with_error_code(code)
+                                .with_error_message(msg.map(|m| s(&m)))
+                        })
+                        .collect(),
+                ),
+        );
+    }
+    AlterPartitionReassignmentsResponse::default().with_responses(out)
+}
+
+/// ListPartitionReassignments: the reassignments in progress, from the cache.
+fn list_reassignments(
+    b: &Arc<Broker>,
+    r: ListPartitionReassignmentsRequest,
+) -> ListPartitionReassignmentsResponse {
+    use list_partition_reassignments_response::{
+        OngoingPartitionReassignment, OngoingTopicReassignment,
+    };
+    let view = b.cache.view();
+    let wanted: Option<HashMap<String, Vec<i32>>> = r.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let mut topics: Vec<OngoingTopicReassignment> = Vec::new();
+    let mut names: Vec<&String> = view.topics.keys().collect();
+    names.sort();
+    for name in names {
+        let Some(t) = view.topics.get(name) else {
+            continue;
+        };
+        let only = wanted.as_ref().map(|w| w.get(name));
+        if only == Some(None) {
+            continue;
+        }
+        let parts: Vec<OngoingPartitionReassignment> = t
+            .partitions
+            .iter()
+            .filter(|p| !p.adding.is_empty() || !p.removing.is_empty())
+            .filter(|p| only.flatten().is_none_or(|ix| ix.contains(&p.index)))
+            .map(|p| {
+                let ids = |v: &[i32]| v.iter().map(|b| (*b).into()).collect();
+                OngoingPartitionReassignment::default()
+                    .with_partition_index(p.index)
+                    .with_replicas(ids(&p.replicas))
+                    .with_adding_replicas(ids(&p.adding))
+                    .with_removing_replicas(ids(&p.removing))
+            })
+            .collect();
+        if !parts.is_empty() {
+            topics.push(
+                OngoingTopicReassignment::default()
+                    .with_name(s(&t.name).into())
+                    .with_partitions(parts),
+            );
+        }
+    }
+    ListPartitionReassignmentsResponse::default().with_topics(topics)
 }
 
 fn init_producer_id(b: &Arc<Broker>, r: InitProducerIdRequest) -> InitProducerIdResponse {

@@ -2,7 +2,7 @@
 //! and topic configs, fed by coordinator watches (or the standalone store) and
 //! read lock-free-ish on every request (an `Arc` snapshot swapped on change).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -37,6 +37,11 @@ pub struct PartitionMeta {
     pub state: Option<PartitionState>,
     /// The state znode's version: the leader's conditional ISR writes start from it.
     pub state_version: i32,
+    /// A reassignment in progress (KIP-455): replicas being added (catching
+    /// up, not yet counted as the target's) and being removed (kept until the
+    /// target set is in sync). Both empty when none.
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
 }
 
 impl PartitionMeta {
@@ -75,6 +80,9 @@ pub struct ClusterView {
     pub controller_id: i32,
     pub brokers: BTreeMap<i32, BrokerInfo>,
     pub topics: HashMap<String, Arc<TopicMeta>>,
+    /// Brokers in controlled shutdown (`/admin/controlled_shutdown/<id>`):
+    /// never chosen as leader, never taken back into an ISR.
+    pub shutting_down: BTreeSet<i32>,
 }
 
 /// Shared, swappable cluster view plus a change signal for the reconciler.

@@ -10,6 +10,7 @@
 //! append and the role check use, so produce never races a demotion.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,9 @@ pub struct ReplicaManager {
     led: Mutex<HashMap<Key, Led>>,
     /// Nudged by the fetch handler when a follower may rejoin the ISR.
     isr_check: Notify,
+    /// Controlled shutdown under way: follow nobody, so no leader takes this
+    /// broker back into an ISR it is about to leave.
+    stopping: AtomicBool,
 }
 
 impl ReplicaManager {
@@ -71,6 +75,16 @@ impl ReplicaManager {
             fetchers: Mutex::new(HashMap::new()),
             led: Mutex::new(HashMap::new()),
             isr_check: Notify::new(),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// Stop fetching for good (controlled shutdown): every fetcher goes idle
+    /// and reconcile_roles starts no new one.
+    pub fn stop_following(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for f in self.fetchers.lock().values() {
+            f.parts.lock().clear();
         }
     }
 
@@ -152,7 +166,7 @@ pub fn reconcile_roles(b: &Arc<Broker>) {
                 part.become_follower(me, st.leader_epoch);
                 tracing::info!(topic = %part.topic, partition = part.index, leader = st.leader, epoch = st.leader_epoch, "became follower");
             }
-            if st.leader < 0 {
+            if st.leader < 0 || rm.stopping.load(Ordering::SeqCst) {
                 rm.unfollow(&key);
                 continue;
             }
@@ -535,7 +549,12 @@ pub async fn isr_loop(b: Arc<Broker>) {
                 .replicas
                 .iter()
                 .copied()
-                .filter(|r| !committed.contains(r) && view.brokers.contains_key(r))
+                .filter(|r| {
+                    !committed.contains(r)
+                        && !pm.removing.contains(r)
+                        && view.brokers.contains_key(r)
+                        && !view.shutting_down.contains(r)
+                })
                 .filter(|r| {
                     f(*r).is_some_and(|s| {
                         s.leo >= hw

@@ -24,7 +24,8 @@ use crate::broker::now_ms;
 use crate::cluster::{new_base64_uuid, parse_base64_uuid, plan_assignment, AdminError, NewTopic};
 use crate::config::BrokerConfig;
 use crate::metadata::{
-    assign_replicas, BrokerInfo, MetadataCache, PartitionMeta, PartitionState, TopicMeta,
+    assign_replicas, BrokerInfo, ClusterView, MetadataCache, PartitionMeta, PartitionState,
+    TopicMeta,
 };
 
 /// Why the broker could not join the cluster.
@@ -56,6 +57,7 @@ const PERSISTENT_PATHS: &[&str] = &[
     "/config/changes",
     "/admin",
     "/admin/delete_topics",
+    "/admin/controlled_shutdown",
     "/consumers",
     "/cluster",
     "/isr_change_notification",
@@ -84,6 +86,10 @@ struct Shared {
     /// ours is a multi checking it, so a deposed controller cannot write.
     controller_epoch_version: AtomicI32,
     unclean: bool,
+    /// auto.leader.rebalance.enable and its threshold (percent of a broker's
+    /// preferred partitions led elsewhere).
+    rebalance: bool,
+    imbalance_pct: u32,
 }
 
 async fn connect(cs: &str, session: Duration, limit: Duration) -> Result<ZkClient, ZkStartError> {
@@ -148,40 +154,63 @@ fn state_json(s: &PartitionState) -> Vec<u8> {
     .into_bytes()
 }
 
-fn topic_json(partitions: &BTreeMap<i32, Vec<i32>>, topic_id: &str) -> Vec<u8> {
-    let parts: serde_json::Map<String, Value> = partitions
-        .iter()
-        .map(|(p, r)| (p.to_string(), json!(r)))
-        .collect();
+/// `/brokers/topics/<t>` as Kafka 2.4+ writes it: the assignment, plus any
+/// reassignment in progress (replicas being added and being removed).
+#[derive(Debug, Clone, Default)]
+struct TopicZnode {
+    partitions: BTreeMap<i32, Vec<i32>>,
+    adding: BTreeMap<i32, Vec<i32>>,
+    removing: BTreeMap<i32, Vec<i32>>,
+    topic_id: String,
+}
+
+fn topic_json(t: &TopicZnode) -> Vec<u8> {
+    let map = |m: &BTreeMap<i32, Vec<i32>>| -> serde_json::Map<String, Value> {
+        m.iter()
+            .filter(|(_, r)| !r.is_empty())
+            .map(|(p, r)| (p.to_string(), json!(r)))
+            .collect()
+    };
     json!({
         "version": 3,
-        "partitions": parts,
-        "adding_replicas": {},
-        "removing_replicas": {},
-        "topic_id": topic_id,
+        "partitions": map(&t.partitions),
+        "adding_replicas": map(&t.adding),
+        "removing_replicas": map(&t.removing),
+        "topic_id": t.topic_id,
     })
     .to_string()
     .into_bytes()
 }
 
-fn parse_topic(data: &[u8]) -> Option<(BTreeMap<i32, Vec<i32>>, String)> {
+fn parse_topic(data: &[u8]) -> Option<TopicZnode> {
     let v: Value = serde_json::from_slice(data).ok()?;
-    let mut out = BTreeMap::new();
-    for (k, r) in v.get("partitions")?.as_object()? {
-        let p: i32 = k.parse().ok()?;
-        let reps = r
-            .as_array()?
-            .iter()
-            .filter_map(|x| x.as_i64().map(|x| x as i32))
-            .collect();
-        out.insert(p, reps);
+    fn map(v: Option<&Value>) -> Option<BTreeMap<i32, Vec<i32>>> {
+        let mut out = BTreeMap::new();
+        let Some(obj) = v.and_then(|v| v.as_object()) else {
+            return Some(out);
+        };
+        for (k, r) in obj {
+            let p: i32 = k.parse().ok()?;
+            let reps = r
+                .as_array()?
+                .iter()
+                .filter_map(|x| x.as_i64().map(|x| x as i32))
+                .collect();
+            out.insert(p, reps);
+        }
+        Some(out)
     }
-    let id = v
-        .get("topic_id")
-        .and_then(|x| x.as_str())
-        .unwrap_or("")
-        .to_string();
-    Some((out, id))
+    v.get("partitions")?.as_object()?;
+    Some(TopicZnode {
+        partitions: map(v.get("partitions"))?,
+        adding: map(v.get("adding_replicas"))?,
+        removing: map(v.get("removing_replicas"))?,
+        topic_id: v
+            .get("topic_id")
+            .and_then(|x| x.as_str())
+            .unwrap_or("")
+            .to_string(),
+    })
 }
 
 fn parse_broker(id: i32, data: &[u8]) -> Option<BrokerInfo> {
@@ -335,6 +364,8 @@ impl ZkCluster {
             controller_epoch: Arc::new(AtomicI32::new(-1)),
             controller_epoch_version: AtomicI32::new(-1),
             unclean: config.unclean_leader_election,
+            rebalance: config.auto_leader_rebalance,
+            imbalance_pct: config.leader_imbalance_per_broker_percentage,
         });
         full_load(&zk, &shared)
             .await
@@ -397,7 +428,11 @@ impl ZkCluster {
         let cfg_path = format!("/config/topics/{}", t.name);
         let ops = vec![MultiOp::create(
             &format!("/brokers/topics/{}", t.name),
-            &topic_json(&a, &tid),
+            &topic_json(&TopicZnode {
+                partitions: a.clone(),
+                topic_id: tid,
+                ..Default::default()
+            }),
             &Acl::open_unsafe(),
             CreateMode::Persistent,
         )];
@@ -466,15 +501,15 @@ impl ZkCluster {
             Err(e) if is_code(&e, ErrorCode::NoNode) => return Err(AdminError::UnknownTopic),
             Err(e) => return Err(zk_admin(e)),
         };
-        let (mut parts, tid) =
+        let mut tz =
             parse_topic(&data).ok_or_else(|| AdminError::Unavailable("bad topic znode".into()))?;
-        let have = parts.len() as i32;
+        let have = tz.partitions.len() as i32;
         if count <= have {
             return Err(AdminError::InvalidPartitions(format!(
                 "Topic currently has {have} partitions, {count} would not be an increase."
             )));
         }
-        let rf = parts.values().next().map(|r| r.len()).unwrap_or(1) as i16;
+        let rf = tz.partitions.values().next().map(|r| r.len()).unwrap_or(1) as i16;
         let live: Vec<i32> = self.cache.view().brokers.keys().copied().collect();
         let extra =
             assign_replicas(&live, count - have, rf, have as usize, have).ok_or_else(|| {
@@ -486,11 +521,8 @@ impl ZkCluster {
         if validate_only {
             return Ok(());
         }
-        parts.extend(extra);
-        match zk
-            .set_data(&path, &topic_json(&parts, &tid), stat.version)
-            .await
-        {
+        tz.partitions.extend(extra);
+        match zk.set_data(&path, &topic_json(&tz), stat.version).await {
             Ok(_) => Ok(()),
             Err(e) => Err(zk_admin(e)),
         }
@@ -624,6 +656,114 @@ impl ZkCluster {
         Err(ZkError::Code(ErrorCode::BadVersion))
     }
 
+    /// Controlled shutdown, step one: announce it with an ephemeral
+    /// `/admin/controlled_shutdown/<id>`. The controller then moves our
+    /// leaderships and takes us out of every ISR (level-triggered, so a
+    /// controller that changes meanwhile picks it up too).
+    pub async fn announce_shutdown(&self) -> Result<(), ZkError> {
+        let path = format!("/admin/controlled_shutdown/{}", self.me.id);
+        match self
+            .zk()
+            .create(&path, b"", &Acl::open_unsafe(), CreateMode::Ephemeral)
+            .await
+        {
+            Ok(_) | Err(ZkError::Code(ErrorCode::NodeExists)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// AlterPartitionReassignments, on the controller: record each target
+    /// replica list in the topic znode as Kafka 2.4+ does (replicas = target
+    /// then the originals, plus adding/removing); `None` cancels. The
+    /// controller's duties then carry it out. Per-partition error codes.
+    pub async fn reassign(
+        &self,
+        topic: &str,
+        changes: &[(i32, Option<Vec<i32>>)],
+    ) -> Result<Vec<(i32, i16, Option<String>)>, AdminError> {
+        if !self.is_controller() {
+            return Err(AdminError::NotController);
+        }
+        let _g = self.admin_lock.lock().await;
+        let zk = self.zk();
+        let path = format!("/brokers/topics/{topic}");
+        let live = self.cache.view().brokers.clone();
+        for _ in 0..10 {
+            let Some((d, ver)) = read_opt(&zk, &path).await.map_err(zk_admin)? else {
+                return Err(AdminError::UnknownTopic);
+            };
+            let mut tz =
+                parse_topic(&d).ok_or_else(|| AdminError::Unavailable("bad topic znode".into()))?;
+            let mut out = Vec::new();
+            for (p, target) in changes {
+                let Some(current) = tz.partitions.get(p).cloned() else {
+                    out.push((*p, 3, Some("unknown partition".to_string())));
+                    continue;
+                };
+                let adding = tz.adding.get(p).cloned().unwrap_or_default();
+                let original: Vec<i32> = current
+                    .iter()
+                    .copied()
+                    .filter(|r| !adding.contains(r))
+                    .collect();
+                let in_progress = !adding.is_empty() || tz.removing.contains_key(p);
+                let Some(target) = target else {
+                    if !in_progress {
+                        out.push((*p, 85, Some("no reassignment in progress".into())));
+                        continue;
+                    }
+                    tz.partitions.insert(*p, original);
+                    tz.adding.remove(p);
+                    tz.removing.remove(p);
+                    out.push((*p, 0, None));
+                    continue;
+                };
+                let mut dedup = target.clone();
+                dedup.sort_unstable();
+                dedup.dedup();
+                if target.is_empty() || dedup.len() != target.len() {
+                    out.push((*p, 39, Some("empty or duplicate replicas".into())));
+                    continue;
+                }
+                if let Some(b) = target.iter().find(|b| !live.contains_key(b)) {
+                    out.push((*p, 39, Some(format!("unknown broker {b}"))));
+                    continue;
+                }
+                let add: Vec<i32> = target
+                    .iter()
+                    .copied()
+                    .filter(|r| !original.contains(r))
+                    .collect();
+                let remove: Vec<i32> = original
+                    .iter()
+                    .copied()
+                    .filter(|r| !target.contains(r))
+                    .collect();
+                let mut full = target.clone();
+                full.extend(remove.iter().copied());
+                tz.partitions.insert(*p, full);
+                if add.is_empty() && remove.is_empty() {
+                    // Same set, new order: only the preferred leader changes.
+                    tz.adding.remove(p);
+                    tz.removing.remove(p);
+                } else {
+                    tz.adding.insert(*p, add);
+                    tz.removing.insert(*p, remove);
+                }
+                out.push((*p, 0, None));
+            }
+            match zk.set_data(&path, &topic_json(&tz), ver).await {
+                Ok(_) => {
+                    tracing::info!(topic, changes = ?changes, "reassignment recorded");
+                    return Ok(out);
+                }
+                Err(e) if is_code(&e, ErrorCode::BadVersion) => continue,
+                Err(e) => return Err(zk_admin(e)),
+            }
+        }
+        Err(AdminError::Timeout)
+    }
+
     /// Deregister: closing the session removes `/brokers/ids/<id>` (and
     /// `/controller` if held) at once.
     pub async fn shutdown(&self) {
@@ -675,12 +815,12 @@ async fn load_topic(zk: &ZkClient, name: &str) -> Result<Option<TopicMeta>, ZkEr
     let Some((data, _)) = read_opt(zk, &format!("/brokers/topics/{name}")).await? else {
         return Ok(None);
     };
-    let Some((parts, tid)) = parse_topic(&data) else {
+    let Some(tz) = parse_topic(&data) else {
         tracing::warn!(topic = name, "unparseable topic znode ignored");
         return Ok(None);
     };
-    let mut partitions = Vec::with_capacity(parts.len());
-    for (p, replicas) in parts {
+    let mut partitions = Vec::with_capacity(tz.partitions.len());
+    for (p, replicas) in tz.partitions {
         let raw = read_opt(zk, &format!("/brokers/topics/{name}/partitions/{p}/state")).await?;
         let state_version = raw.as_ref().map(|(_, v)| *v).unwrap_or(-1);
         let state = raw.and_then(|(d, _)| serde_json::from_slice::<PartitionState>(&d).ok());
@@ -689,6 +829,8 @@ async fn load_topic(zk: &ZkClient, name: &str) -> Result<Option<TopicMeta>, ZkEr
             replicas,
             state,
             state_version,
+            adding: tz.adding.get(&p).cloned().unwrap_or_default(),
+            removing: tz.removing.get(&p).cloned().unwrap_or_default(),
         });
     }
     let configs = read_opt(zk, &format!("/config/topics/{name}"))
@@ -701,7 +843,7 @@ async fn load_topic(zk: &ZkClient, name: &str) -> Result<Option<TopicMeta>, ZkEr
         .is_some();
     Ok(Some(TopicMeta {
         name: name.to_string(),
-        topic_id: parse_base64_uuid(&tid).unwrap_or_default(),
+        topic_id: parse_base64_uuid(&tz.topic_id).unwrap_or_default(),
         partitions,
         configs,
         deleting,
@@ -716,6 +858,7 @@ async fn full_load(zk: &ZkClient, sh: &Shared) -> Result<(), ZkError> {
         .unwrap_or_default();
     let brokers = load_brokers(zk).await?;
     let controller = load_controller(zk).await?;
+    let shutting_down = load_shutting_down(zk).await?;
     let mut topics = HashMap::new();
     for t in children_opt(zk, "/brokers/topics").await? {
         if let Some(m) = load_topic(zk, &t).await? {
@@ -727,8 +870,19 @@ async fn full_load(zk: &ZkClient, sh: &Shared) -> Result<(), ZkError> {
         v.brokers = brokers;
         v.controller_id = controller;
         v.topics = topics;
+        v.shutting_down = shutting_down;
     });
     Ok(())
+}
+
+/// Brokers that announced a controlled shutdown (ephemeral children of
+/// `/admin/controlled_shutdown`, gone with the broker's session).
+async fn load_shutting_down(zk: &ZkClient) -> Result<BTreeSet<i32>, ZkError> {
+    Ok(children_opt(zk, "/admin/controlled_shutdown")
+        .await?
+        .iter()
+        .filter_map(|c| c.parse().ok())
+        .collect())
 }
 
 #[derive(Default)]
@@ -737,6 +891,8 @@ struct Dirty {
     controller: bool,
     topics: BTreeSet<String>,
     deletes: bool,
+    shutdowns: bool,
+    rebalance: bool,
 }
 
 impl Dirty {
@@ -749,6 +905,7 @@ impl Dirty {
             ["brokers", "topics", t, ..] | ["config", "topics", t] => {
                 self.topics.insert(t.to_string());
             }
+            ["admin", "controlled_shutdown", ..] => self.shutdowns = true,
             ["admin", "delete_topics", t] => {
                 self.topics.insert(t.to_string());
                 self.deletes = true;
@@ -767,6 +924,8 @@ async fn sync_task(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut state = zk.state();
+    let mut rebalance = tokio::time::interval(config.leader_imbalance_check_interval);
+    rebalance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Try to become controller at start, and whenever /controller changes.
     let mut dirty = Dirty {
         controller: true,
@@ -833,6 +992,7 @@ async fn sync_task(
                 }
             }
             _ = stop.changed() => return,
+            _ = rebalance.tick() => dirty.rebalance = true,
             _ = tokio::time::sleep(Duration::from_secs(30)) => {
                 // Periodic safety net for the controller's duties.
                 dirty.deletes = true;
@@ -845,6 +1005,10 @@ async fn apply(zk: &ZkClient, sh: &Shared, d: Dirty) -> Result<(), ZkError> {
     if d.brokers {
         let b = load_brokers(zk).await?;
         sh.cache.update(|v| v.brokers = b);
+    }
+    if d.shutdowns || d.brokers {
+        let s = load_shutting_down(zk).await?;
+        sh.cache.update(|v| v.shutting_down = s);
     }
     if d.controller {
         let mut c = load_controller(zk).await?;
@@ -868,7 +1032,15 @@ async fn apply(zk: &ZkClient, sh: &Shared, d: Dirty) -> Result<(), ZkError> {
         });
     }
     if sh.controller_epoch.load(Ordering::SeqCst) >= 0 {
-        controller_duties(zk, sh, d.deletes || d.brokers || !d.topics.is_empty()).await?;
+        controller_duties(
+            zk,
+            sh,
+            d.deletes || d.brokers || d.shutdowns || !d.topics.is_empty(),
+        )
+        .await?;
+        if d.rebalance && sh.rebalance {
+            rebalance_leaders(zk, sh).await?;
+        }
     }
     Ok(())
 }
@@ -962,33 +1134,24 @@ async fn controller_duties(zk: &ZkClient, sh: &Shared, deletes: bool) -> Result<
         if t.deleting {
             continue;
         }
+        let unclean = t
+            .configs
+            .get("unclean.leader.election.enable")
+            .map(|v| v == "true")
+            .unwrap_or(sh.unclean);
         let mut created_parent = false;
         for p in &t.partitions {
-            let live: Vec<i32> = p
-                .replicas
-                .iter()
-                .copied()
-                .filter(|r| view.brokers.contains_key(r))
-                .collect();
+            let Some(plan) = plan_partition(p, &view, unclean, cepoch) else {
+                continue;
+            };
             let base = format!("/brokers/topics/{}/partitions/{}", t.name, p.index);
-            match &p.state {
-                None => {
-                    let Some(&leader) = live.first() else {
-                        continue;
-                    };
+            match plan {
+                Plan::Create(st) => {
                     if !created_parent {
                         ensure_path(zk, &format!("/brokers/topics/{}/partitions", t.name)).await?;
                         created_parent = true;
                     }
                     ensure_path(zk, &base).await?;
-                    // Kafka starts a partition with every live replica in the
-                    // ISR: acks=all then waits for all of them from the start.
-                    let st = PartitionState {
-                        leader,
-                        leader_epoch: 0,
-                        controller_epoch: cepoch,
-                        isr: live.clone(),
-                    };
                     match zk
                         .create(
                             &format!("{base}/state"),
@@ -1002,94 +1165,243 @@ async fn controller_duties(zk: &ZkClient, sh: &Shared, deletes: bool) -> Result<
                         Err(e) => return Err(e),
                     }
                 }
-                Some(s) if s.leader < 0 || !view.brokers.contains_key(&s.leader) => {
-                    // Leader lost: first live replica in assignment order that is in the ISR.
-                    let in_isr = p.replicas.iter().copied().find(|r| {
-                        view.brokers.contains_key(r) && s.isr.contains(r) && *r != s.leader
-                    });
-                    let pick = in_isr.or_else(|| {
-                        if sh.unclean {
-                            live.first().copied()
-                        } else {
-                            None
-                        }
-                    });
-                    let new = match pick {
-                        Some(l) => PartitionState {
-                            leader: l,
-                            leader_epoch: s.leader_epoch + 1,
-                            controller_epoch: cepoch,
-                            isr: if in_isr.is_some() {
-                                s.isr
-                                    .iter()
-                                    .copied()
-                                    .filter(|r| view.brokers.contains_key(r))
-                                    .collect()
-                            } else {
-                                vec![l]
-                            },
-                        },
-                        None if s.leader >= 0 => PartitionState {
-                            leader: -1,
-                            leader_epoch: s.leader_epoch + 1,
-                            controller_epoch: cepoch,
-                            isr: s.isr.clone(),
-                        },
-                        None => {
-                            // Offline; if the old leader comes back it can resume.
-                            if let Some(&back) = s.isr.iter().find(|r| view.brokers.contains_key(r))
-                            {
-                                PartitionState {
-                                    leader: back,
-                                    leader_epoch: s.leader_epoch + 1,
-                                    controller_epoch: cepoch,
-                                    isr: s.isr.clone(),
-                                }
-                            } else {
-                                continue;
-                            }
-                        }
-                    };
+                Plan::Set(new, why) => {
                     let path = format!("{base}/state");
-                    if let Some((_, ver)) = read_opt(zk, &path).await? {
-                        if fenced_set(zk, sh, &path, &state_json(&new), ver).await? {
-                            tracing::info!(topic = %t.name, partition = p.index, leader = new.leader, epoch = new.leader_epoch, isr = ?new.isr, "controller elected leader");
-                        }
+                    let Some((d, ver)) = read_opt(zk, &path).await? else {
+                        continue;
+                    };
+                    // Only over what the decision was based on.
+                    let current = serde_json::from_slice::<PartitionState>(&d).ok();
+                    if current.as_ref() == p.state.as_ref()
+                        && fenced_set(zk, sh, &path, &state_json(&new), ver).await?
+                    {
+                        tracing::info!(topic = %t.name, partition = p.index, leader = new.leader, epoch = new.leader_epoch, isr = ?new.isr, why, "controller changed partition state");
                     }
                 }
-                Some(s)
-                    if s.isr.iter().any(|r| !view.brokers.contains_key(r)) && s.isr.len() > 1 =>
-                {
-                    // A follower's broker is gone: take it out of the ISR now
-                    // (as Kafka's controller does) rather than letting acks=all
-                    // stall for replica.lag.time.max.ms. Same leader and epoch;
-                    // the leader's own ISR writes retry on the version change.
-                    let isr: Vec<i32> = s
-                        .isr
-                        .iter()
-                        .copied()
-                        .filter(|r| view.brokers.contains_key(r) || *r == s.leader)
-                        .collect();
-                    let new = PartitionState {
-                        isr,
-                        controller_epoch: cepoch,
-                        ..s.clone()
+                Plan::FinishReassignment(target) => {
+                    let path = format!("/brokers/topics/{}", t.name);
+                    let Some((d, ver)) = read_opt(zk, &path).await? else {
+                        continue;
                     };
-                    let path = format!("{base}/state");
-                    if let Some((d, ver)) = read_opt(zk, &path).await? {
-                        // Only over what we based the decision on.
-                        if serde_json::from_slice::<PartitionState>(&d).ok().as_ref() == Some(s)
-                            && fenced_set(zk, sh, &path, &state_json(&new), ver).await?
-                        {
-                            tracing::info!(topic = %t.name, partition = p.index, isr = ?new.isr, "controller removed dead replicas from the ISR");
-                        }
+                    let Some(mut tz) = parse_topic(&d) else {
+                        continue;
+                    };
+                    tz.partitions.insert(p.index, target.clone());
+                    tz.adding.remove(&p.index);
+                    tz.removing.remove(&p.index);
+                    if fenced_set(zk, sh, &path, &topic_json(&tz), ver).await? {
+                        tracing::info!(topic = %t.name, partition = p.index, replicas = ?target, "reassignment complete");
                     }
                 }
-                Some(_) => {}
             }
         }
     }
     Ok(())
+}
+
+/// One write the controller owes a partition.
+#[derive(Debug, PartialEq)]
+enum Plan {
+    /// First state znode of a new partition.
+    Create(PartitionState),
+    /// A new state (leader, epoch, ISR), written only over the cached one.
+    Set(PartitionState, &'static str),
+    /// Every target replica is in sync and leads or follows: drop the
+    /// reassignment's extra replicas from the topic znode.
+    FinishReassignment(Vec<i32>),
+}
+
+/// The controller's rules for one partition, from the cache alone (pure, so
+/// they are unit-tested): first leader; a new leader when the leader's broker
+/// is gone (first live in-ISR replica in assignment order, else offline unless
+/// unclean election) or in controlled shutdown; reassignment steps; dead or
+/// stopping followers out of the ISR so acks=all does not wait for them.
+fn plan_partition(
+    p: &PartitionMeta,
+    view: &ClusterView,
+    unclean: bool,
+    cepoch: i32,
+) -> Option<Plan> {
+    let alive = |r: &i32| view.brokers.contains_key(r);
+    let eligible = |r: &i32| alive(r) && !view.shutting_down.contains(r);
+    let reassigning = !p.adding.is_empty() || !p.removing.is_empty();
+    let target: Vec<i32> = p
+        .replicas
+        .iter()
+        .copied()
+        .filter(|r| !p.removing.contains(r))
+        .collect();
+    let Some(s) = &p.state else {
+        let live: Vec<i32> = p.replicas.iter().copied().filter(alive).collect();
+        let leader = target
+            .iter()
+            .copied()
+            .find(eligible)
+            .or_else(|| live.first().copied())?;
+        // Kafka starts a partition with every live replica in the ISR:
+        // acks=all then waits for all of them from the start.
+        return Some(Plan::Create(PartitionState {
+            leader,
+            leader_epoch: 0,
+            controller_epoch: cepoch,
+            isr: live,
+        }));
+    };
+    let next = |leader: i32, isr: Vec<i32>| PartitionState {
+        leader,
+        leader_epoch: s.leader_epoch + 1,
+        controller_epoch: cepoch,
+        isr,
+    };
+    if s.leader < 0 || !alive(&s.leader) {
+        // Leader lost: first in-ISR replica in assignment order, preferring
+        // brokers not shutting down.
+        let in_isr = |ok: &dyn Fn(&i32) -> bool| {
+            p.replicas
+                .iter()
+                .copied()
+                .find(|r| ok(r) && s.isr.contains(r) && *r != s.leader)
+        };
+        let clean = in_isr(&eligible).or_else(|| in_isr(&alive));
+        let pick = clean.or_else(|| {
+            unclean
+                .then(|| {
+                    p.replicas
+                        .iter()
+                        .copied()
+                        .find(eligible)
+                        .or_else(|| p.replicas.iter().copied().find(alive))
+                })
+                .flatten()
+        });
+        return match pick {
+            Some(l) if clean.is_some() => Some(Plan::Set(
+                next(l, s.isr.iter().copied().filter(alive).collect()),
+                "leader lost: elected an in-sync replica",
+            )),
+            Some(l) => Some(Plan::Set(
+                next(l, vec![l]),
+                "leader lost: unclean election of an out-of-sync replica",
+            )),
+            None if s.leader >= 0 => Some(Plan::Set(
+                next(-1, s.isr.clone()),
+                "leader lost and no in-sync replica alive: offline",
+            )),
+            None => None,
+        };
+    }
+    let stopping = |r: &i32| view.shutting_down.contains(r);
+    if stopping(&s.leader) || (reassigning && !target.contains(&s.leader)) {
+        // Hand leadership to the first eligible in-sync target replica; the
+        // stopping (or removed) broker leaves the ISR in the same write.
+        let new = target
+            .iter()
+            .copied()
+            .find(|r| *r != s.leader && eligible(r) && s.isr.contains(r))?;
+        let isr = s
+            .isr
+            .iter()
+            .copied()
+            .filter(|r| !stopping(r) && (!reassigning || target.contains(r)))
+            .collect();
+        let why = if stopping(&s.leader) {
+            "controlled shutdown: moved leadership"
+        } else {
+            "reassignment: moved leadership into the target replicas"
+        };
+        return Some(Plan::Set(next(new, isr), why));
+    }
+    if reassigning && target.iter().all(|r| s.isr.contains(r)) {
+        if s.isr.iter().any(|r| !target.contains(r)) {
+            let isr = s
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| target.contains(r))
+                .collect();
+            return Some(Plan::Set(
+                next(s.leader, isr),
+                "reassignment: removed replicas leave the ISR",
+            ));
+        }
+        return Some(Plan::FinishReassignment(target));
+    }
+    let keep = |r: &i32| *r == s.leader || (eligible(r) && p.replicas.contains(r));
+    if s.isr.len() > 1 && !s.isr.iter().all(keep) {
+        // A follower's broker is gone, stopping or no longer a replica: out of
+        // the ISR now (as Kafka's controller does) rather than letting acks=all
+        // stall for replica.lag.time.max.ms. Same leader and epoch; the
+        // leader's own ISR writes retry on the version change.
+        let isr = s.isr.iter().copied().filter(keep).collect();
+        return Some(Plan::Set(
+            PartitionState {
+                isr,
+                controller_epoch: cepoch,
+                ..s.clone()
+            },
+            "dead or stopping replicas left the ISR",
+        ));
+    }
+    None
+}
+
+/// auto.leader.rebalance.enable: for each broker whose preferred partitions
+/// (it is first in the assignment) are led elsewhere more than
+/// leader.imbalance.per.broker.percentage, hand them back where it is alive,
+/// in sync and not shutting down.
+async fn rebalance_leaders(zk: &ZkClient, sh: &Shared) -> Result<(), ZkError> {
+    let view = sh.cache.view();
+    let cepoch = sh.controller_epoch.load(Ordering::SeqCst);
+    for (topic, p, new) in preferred_moves(&view, sh.imbalance_pct, cepoch) {
+        let path = format!("/brokers/topics/{topic}/partitions/{}/state", p.index);
+        let Some((d, ver)) = read_opt(zk, &path).await? else {
+            continue;
+        };
+        if serde_json::from_slice::<PartitionState>(&d).ok().as_ref() == p.state.as_ref()
+            && fenced_set(zk, sh, &path, &state_json(&new), ver).await?
+        {
+            tracing::info!(topic = %topic, partition = p.index, leader = new.leader, epoch = new.leader_epoch, "preferred replica election");
+        }
+    }
+    Ok(())
+}
+
+/// One leadership move: topic, the partition as cached, its new state.
+type Move = (String, PartitionMeta, PartitionState);
+
+/// The preferred-leader moves a rebalance makes (pure; see rebalance_leaders).
+fn preferred_moves(view: &ClusterView, pct: u32, cepoch: i32) -> Vec<Move> {
+    // Per preferred broker: its partitions, and the movable ones led elsewhere.
+    let mut per: BTreeMap<i32, (usize, Vec<Move>)> = BTreeMap::new();
+    for t in view.topics.values().filter(|t| !t.deleting) {
+        for p in &t.partitions {
+            let (Some(s), Some(&pref)) = (&p.state, p.replicas.first()) else {
+                continue;
+            };
+            if p.replicas.len() < 2 || !p.adding.is_empty() || !p.removing.is_empty() {
+                continue;
+            }
+            let e = per.entry(pref).or_default();
+            e.0 += 1;
+            if s.leader != pref
+                && view.brokers.contains_key(&pref)
+                && !view.shutting_down.contains(&pref)
+                && s.isr.contains(&pref)
+            {
+                let new = PartitionState {
+                    leader: pref,
+                    leader_epoch: s.leader_epoch + 1,
+                    controller_epoch: cepoch,
+                    isr: s.isr.clone(),
+                };
+                e.1.push((t.name.clone(), p.clone(), new));
+            }
+        }
+    }
+    per.into_values()
+        .filter(|(total, off)| !off.is_empty() && off.len() * 100 > *total * pct as usize)
+        .flat_map(|(_, off)| off)
+        .collect()
 }
 
 /// A state-znode write by the controller: conditional on the znode's version
@@ -1147,4 +1459,156 @@ async fn delete_topic_znodes(zk: &ZkClient, t: &str) -> Result<(), ZkError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(live: &[i32], stopping: &[i32]) -> ClusterView {
+        ClusterView {
+            brokers: live
+                .iter()
+                .map(|id| {
+                    (
+                        *id,
+                        BrokerInfo {
+                            id: *id,
+                            host: "h".into(),
+                            port: 1,
+                            rack: None,
+                        },
+                    )
+                })
+                .collect(),
+            shutting_down: stopping.iter().copied().collect(),
+            ..Default::default()
+        }
+    }
+
+    fn part(replicas: &[i32], leader: i32, epoch: i32, isr: &[i32]) -> PartitionMeta {
+        PartitionMeta {
+            index: 0,
+            replicas: replicas.to_vec(),
+            state: Some(PartitionState {
+                leader,
+                leader_epoch: epoch,
+                controller_epoch: 1,
+                isr: isr.to_vec(),
+            }),
+            state_version: 0,
+            adding: vec![],
+            removing: vec![],
+        }
+    }
+
+    fn set(plan: Option<Plan>) -> (i32, i32, Vec<i32>) {
+        match plan {
+            Some(Plan::Set(s, _)) => (s.leader, s.leader_epoch, s.isr),
+            other => panic!("expected a state write, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lost_leader_goes_to_first_live_isr_replica_in_assignment_order() {
+        let p = part(&[1, 2, 3], 1, 4, &[1, 3, 2]);
+        assert_eq!(
+            set(plan_partition(&p, &view(&[2, 3], &[]), false, 7)),
+            (2, 5, vec![3, 2])
+        );
+        // A broker in controlled shutdown is passed over while another can lead.
+        assert_eq!(set(plan_partition(&p, &view(&[2, 3], &[2]), false, 7)).0, 3);
+    }
+
+    #[test]
+    fn no_isr_member_alive_is_offline_unless_unclean() {
+        let p = part(&[1, 2, 3], 1, 4, &[1]);
+        assert_eq!(
+            set(plan_partition(&p, &view(&[2, 3], &[]), false, 7)),
+            (-1, 5, vec![1])
+        );
+        assert_eq!(
+            set(plan_partition(&p, &view(&[2, 3], &[]), true, 7)),
+            (2, 5, vec![2])
+        );
+    }
+
+    #[test]
+    fn controlled_shutdown_moves_leadership_and_leaves_the_isr() {
+        let p = part(&[1, 2, 3], 1, 4, &[1, 2, 3]);
+        assert_eq!(
+            set(plan_partition(&p, &view(&[1, 2, 3], &[1]), false, 7)),
+            (2, 5, vec![2, 3])
+        );
+        // Nobody else in sync: it stays (the stopping broker gives up waiting).
+        let solo = part(&[1, 2, 3], 1, 4, &[1]);
+        assert_eq!(
+            plan_partition(&solo, &view(&[1, 2, 3], &[1]), false, 7),
+            None
+        );
+        // As a follower it leaves the ISR, same leader and epoch.
+        let f = part(&[2, 1, 3], 2, 4, &[2, 1, 3]);
+        assert_eq!(
+            set(plan_partition(&f, &view(&[1, 2, 3], &[1]), false, 7)),
+            (2, 4, vec![2, 3])
+        );
+    }
+
+    #[test]
+    fn reassignment_waits_for_the_target_then_switches_and_finishes() {
+        // 1,2 -> 3,2: replicas [3,2,1], adding [3], removing [1], leader 1.
+        let mut p = part(&[3, 2, 1], 1, 4, &[1, 2]);
+        p.adding = vec![3];
+        p.removing = vec![1];
+        let v = view(&[1, 2, 3], &[]);
+        // Leader 1 is being removed: leadership moves first, to an in-sync
+        // target member, and 1 leaves the ISR.
+        assert_eq!(set(plan_partition(&p, &v, false, 7)), (2, 5, vec![2]));
+        // Leader 2 kept, 3 still catching up: nothing to do yet.
+        p.state = Some(PartitionState {
+            leader: 2,
+            leader_epoch: 5,
+            controller_epoch: 7,
+            isr: vec![2, 1],
+        });
+        assert_eq!(plan_partition(&p, &v, false, 7), None);
+        // 3 in sync: the removed replica leaves the ISR, then the topic znode.
+        p.state.as_mut().unwrap().isr = vec![2, 1, 3];
+        assert_eq!(set(plan_partition(&p, &v, false, 7)), (2, 6, vec![2, 3]));
+        p.state.as_mut().unwrap().isr = vec![2, 3];
+        assert_eq!(
+            plan_partition(&p, &v, false, 7),
+            Some(Plan::FinishReassignment(vec![3, 2]))
+        );
+    }
+
+    #[test]
+    fn rebalance_moves_back_only_past_the_imbalance_threshold() {
+        let mut v = view(&[1, 2, 3], &[]);
+        let parts: Vec<PartitionMeta> = (0..10)
+            .map(|i| {
+                let mut p = part(&[1, 2, 3], if i == 0 { 2 } else { 1 }, 3, &[1, 2, 3]);
+                p.index = i;
+                p
+            })
+            .collect();
+        v.topics.insert(
+            "t".into(),
+            Arc::new(TopicMeta {
+                name: "t".into(),
+                topic_id: uuid::Uuid::nil(),
+                partitions: parts,
+                configs: BTreeMap::new(),
+                deleting: false,
+            }),
+        );
+        // 1 of broker 1's 10 preferred partitions led elsewhere: 10%, not > 10%.
+        assert!(preferred_moves(&v, 10, 7).is_empty());
+        let moves = preferred_moves(&v, 5, 7);
+        assert_eq!(moves.len(), 1);
+        assert_eq!((moves[0].2.leader, moves[0].2.leader_epoch), (1, 4));
+        // Never to a broker in controlled shutdown.
+        v.shutting_down.insert(1);
+        assert!(preferred_moves(&v, 5, 7).is_empty());
+    }
 }

@@ -102,6 +102,14 @@ enum TopicCmd {
         /// Remove a topic config override (repeatable).
         #[arg(long = "delete-config")]
         delete_config: Vec<String>,
+        /// Move replicas online, kafka-topics' format: partitions separated
+        /// by ',', each a ':'-separated broker list ("1:2,2:3" = partition 0
+        /// on 1 and 2, partition 1 on 2 and 3; the first is the preferred leader).
+        #[arg(long = "replica-assignment")]
+        replica_assignment: Option<String>,
+        /// With --replica-assignment: wait until the moves are complete.
+        #[arg(long)]
+        wait: bool,
     },
 }
 
@@ -181,12 +189,26 @@ pub async fn run(args: TopicArgs, out: Output) -> anyhow::Result<()> {
             partitions,
             config,
             delete_config,
+            replica_assignment,
+            wait,
         } => {
-            if partitions.is_none() && config.is_empty() && delete_config.is_empty() {
-                bail!("nothing to alter: give --partitions, --config or --delete-config");
+            if partitions.is_none()
+                && config.is_empty()
+                && delete_config.is_empty()
+                && replica_assignment.is_none()
+            {
+                bail!("nothing to alter: give --partitions, --config, --delete-config or --replica-assignment");
             }
+            let moves = replica_assignment
+                .as_deref()
+                .map(parse_replica_assignment)
+                .transpose()?;
             let mut c = bs.connect().await?;
-            alter(&mut c, &topic, partitions, &config, &delete_config, out).await
+            alter(&mut c, &topic, partitions, &config, &delete_config, out).await?;
+            if let Some(m) = moves {
+                reassign(&mut c, &topic, &m, wait, out).await?;
+            }
+            Ok(())
         }
     }
 }
@@ -333,6 +355,15 @@ async fn describe(
         let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
         topic_configs(c, &names).await?
     };
+    // Reassignments in progress, as kafka-topics shows them (best effort).
+    let mut moving = BTreeMap::new();
+    if !filtered {
+        for t in &topics {
+            if let Ok(m) = reassignments_in_progress(c, &t.name).await {
+                moving.insert(t.name.clone(), m);
+            }
+        }
+    }
     let mut json_out = Vec::new();
     for t in &topics {
         let rf = t.partitions.first().map(|p| p.replicas.len()).unwrap_or(0);
@@ -379,6 +410,16 @@ async fn describe(
                     if !p.offline.is_empty() {
                         line.push_str(&format!("\tOffline: {}", ids(&p.offline)));
                     }
+                    if let Some((_, add, rem)) = moving
+                        .get(&t.name)
+                        .and_then(|m| m.iter().find(|m| m.0 == p.index))
+                    {
+                        line.push_str(&format!(
+                            "\tAdding Replicas: {}\tRemoving Replicas: {}",
+                            ids(add),
+                            ids(rem)
+                        ));
+                    }
                     println!("{line}");
                 }
             }
@@ -392,13 +433,22 @@ async fn describe(
                     "partition_count": t.partitions.len(),
                     "replication_factor": rf,
                     "configs": cfg.iter().cloned().collect::<BTreeMap<_, _>>(),
-                    "partitions": parts.iter().map(|p| json!({
-                        "partition": p.index,
-                        "leader": p.leader,
-                        "replicas": p.replicas,
-                        "isr": p.isr,
-                        "offline": p.offline,
-                    })).collect::<Vec<_>>(),
+                    "partitions": parts.iter().map(|p| {
+                        let (add, rem) = moving
+                            .get(&t.name)
+                            .and_then(|m| m.iter().find(|m| m.0 == p.index))
+                            .map(|m| (m.1.clone(), m.2.clone()))
+                            .unwrap_or_default();
+                        json!({
+                            "partition": p.index,
+                            "leader": p.leader,
+                            "replicas": p.replicas,
+                            "isr": p.isr,
+                            "offline": p.offline,
+                            "adding_replicas": add,
+                            "removing_replicas": rem,
+                        })
+                    }).collect::<Vec<_>>(),
                 }));
             }
         }
@@ -488,6 +538,9 @@ async fn alter(
     if !set.is_empty() || !del.is_empty() {
         alter_topic_configs(c, name, set, del).await?;
     }
+    if partitions.is_none() && set.is_empty() && del.is_empty() {
+        return Ok(());
+    }
     if out == Output::Json {
         println!(
             "{}",
@@ -495,6 +548,146 @@ async fn alter(
         );
     }
     Ok(())
+}
+
+/// Parse kafka-topics' `--replica-assignment` ("1:2,2:3").
+pub fn parse_replica_assignment(s: &str) -> anyhow::Result<Vec<Vec<i32>>> {
+    s.split(',')
+        .map(|part| {
+            part.split(':')
+                .map(|b| {
+                    b.trim()
+                        .parse::<i32>()
+                        .with_context(|| format!("bad broker id {b:?} in --replica-assignment"))
+                })
+                .collect::<anyhow::Result<Vec<i32>>>()
+        })
+        .collect()
+}
+
+/// AlterPartitionReassignments to the controller (partition i of `moves` is
+/// partition i of the topic), then optionally wait until
+/// ListPartitionReassignments shows none left for the topic.
+async fn reassign(
+    c: &mut Client,
+    name: &str,
+    moves: &[Vec<i32>],
+    wait: bool,
+    out: Output,
+) -> anyhow::Result<()> {
+    use alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    let t = c.topic(name, false).await?;
+    if moves.len() > t.partitions.len() {
+        bail!(
+            "--replica-assignment names {} partitions; '{name}' has {}",
+            moves.len(),
+            t.partitions.len()
+        );
+    }
+    let req = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![ReassignableTopic::default()
+            .with_name(TopicName(str(name)))
+            .with_partitions(
+                moves
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        ReassignablePartition::default()
+                            .with_partition_index(i as i32)
+                            .with_replicas(Some(r.iter().map(|b| (*b).into()).collect()))
+                    })
+                    .collect(),
+            )]);
+    // Only the controller takes it; it can move while we ask.
+    let mut tries = 0;
+    let resp = loop {
+        c.metadata(None, false).await?;
+        let resp = c.call(Node::Id(c.controller_id), &req, 0).await?;
+        if resp.error_code == 41 && tries < 10 {
+            tries += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            continue;
+        }
+        check(resp.error_code, resp.error_message.as_ref())
+            .with_context(|| format!("reassign partitions of '{name}'"))?;
+        break resp;
+    };
+    for t in &resp.responses {
+        for p in &t.partitions {
+            check(p.error_code, p.error_message.as_ref())
+                .with_context(|| format!("reassign {name}-{}", p.partition_index))?;
+        }
+    }
+    if out == Output::Text {
+        println!(
+            "Reassignment of {} partition(s) of {name} started.",
+            moves.len()
+        );
+    }
+    let started = std::time::Instant::now();
+    loop {
+        if !wait {
+            break;
+        }
+        // Done when no broker lists it in progress and Metadata shows the
+        // target (a broker's cache may not have seen the request yet).
+        let pending = reassignments_in_progress(c, name).await?;
+        let t = c.topic(name, false).await?;
+        let placed = moves.iter().enumerate().all(|(i, r)| {
+            t.partitions
+                .iter()
+                .any(|p| p.index == i as i32 && &p.replicas == r)
+        });
+        if pending.is_empty() && placed {
+            if out == Output::Text {
+                println!("Reassignment of {name} complete.");
+            }
+            break;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(300) {
+            bail!("reassignment of '{name}' still in progress after 300 s: {pending:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    if out == Output::Json {
+        println!(
+            "{}",
+            json!({ "reassigned": name, "replicas": moves, "waited": wait })
+        );
+    }
+    Ok(())
+}
+
+/// Partitions of `name` with a reassignment in progress: (partition, adding, removing).
+async fn reassignments_in_progress(
+    c: &mut Client,
+    name: &str,
+) -> anyhow::Result<Vec<(i32, Vec<i32>, Vec<i32>)>> {
+    use list_partition_reassignments_request::ListPartitionReassignmentsTopics;
+    let t = c.topic(name, false).await?;
+    let req = ListPartitionReassignmentsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(Some(vec![ListPartitionReassignmentsTopics::default()
+            .with_name(TopicName(str(name)))
+            .with_partition_indexes(
+                t.partitions.iter().map(|p| p.index).collect(),
+            )]));
+    let resp = c.call(Node::Any, &req, 0).await?;
+    check(resp.error_code, resp.error_message.as_ref())?;
+    let ids = |v: &[BrokerId]| v.iter().map(|b| b.0).collect::<Vec<i32>>();
+    Ok(resp
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| {
+            (
+                p.partition_index,
+                ids(&p.adding_replicas),
+                ids(&p.removing_replicas),
+            )
+        })
+        .collect())
 }
 
 /// IncrementalAlterConfigs on one topic: SET for `k=v`, DELETE for names

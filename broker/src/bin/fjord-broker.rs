@@ -68,6 +68,8 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
     }
+    // Still serving while leadership moves: clients get NOT_LEADER and follow.
+    broker.controlled_shutdown().await;
     broker.begin_shutdown();
     let _ = server.await;
     // Let in-flight requests finish (bounded).
