@@ -319,8 +319,12 @@ def main():
     ap.add_argument("--rate", type=int, default=300, help="messages per second")
     ap.add_argument("--seed", type=int)
     ap.add_argument("--verify-kills", type=int, default=3)
+    ap.add_argument("--broker-config", action="append", default=[], metavar="KEY=VALUE",
+                    help="server.properties override for every broker (repeatable), e.g. "
+                         "zookeeper.session.timeout.ms=18000 to measure failover with Kafka's "
+                         "default instead of the harness's 4000")
     args = ap.parse_args()
-    c = h.start_cluster(3)
+    c = h.start_cluster(3, dict(kv.split("=", 1) for kv in args.broker_config))
     try:
         r = run(c, args.duration, args.interval, args.partitions, args.rate, args.seed, args.verify_kills)
     finally:
