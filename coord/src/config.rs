@@ -27,13 +27,49 @@ pub enum ConfigError {
     MyId { file: PathBuf, why: String },
 }
 
-/// One ensemble member line: `server.N=host:peerPort:electionPort`.
+/// One ensemble member line:
+/// `server.N=host:peerPort:electionPort[:role][;[clientAddr:]clientPort]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerLine {
     pub id: u64,
     pub host: String,
     pub peer_port: u16,
     pub election_port: u16,
+    /// The client address after `;`, as written (for `/zookeeper/config`).
+    pub client: Option<String>,
+}
+
+impl ServerLine {
+    /// The member as Raft membership stores it (openraft's `BasicNode`
+    /// address): `host:peer:election[;client]`, so `/zookeeper/config` can
+    /// be rendered from the membership alone.
+    pub fn spec(&self) -> String {
+        let mut s = format!("{}:{}:{}", self.host, self.peer_port, self.election_port);
+        if let Some(c) = &self.client {
+            s.push(';');
+            s.push_str(c);
+        }
+        s
+    }
+
+    /// Parses a `server.N=...` entry as `reconfig` sends it (`joining`,
+    /// `newMembers`): `None` if malformed.
+    pub fn parse_entry(entry: &str) -> Option<ServerLine> {
+        let (k, v) = entry.trim().split_once('=')?;
+        let id = k.trim().strip_prefix("server.")?;
+        parse_server_line(Path::new("reconfig"), k, id, v.trim()).ok()
+    }
+}
+
+/// The peer address (`host:peerPort`) of a membership node address, which
+/// is a [`ServerLine::spec`] (or a bare `host:port` from older logs).
+pub fn peer_addr(spec: &str) -> String {
+    let addr = spec.split(';').next().unwrap_or_default();
+    let mut parts = addr.split(':');
+    match (parts.next(), parts.next()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        _ => addr.to_string(),
+    }
 }
 
 /// The coordinator's settings.
@@ -67,6 +103,12 @@ pub struct Config {
     pub snap_count: u64,
     /// `digest` user:base64(sha1) that bypasses every ACL.
     pub super_digest: Option<String>,
+    /// `reconfigEnabled`: whether clients may change the membership.
+    pub reconfig_enabled: bool,
+    /// `readonlymode.enabled` (a Java system property in ZooKeeper; here a
+    /// key, or `-Dreadonlymode.enabled=true` in SERVER_JVMFLAGS/JVMFLAGS):
+    /// a member cut off from the quorum serves read-only clients.
+    pub read_only_enabled: bool,
     /// Every key as written, for the `conf` four-letter word.
     pub raw: Vec<(String, String)>,
 }
@@ -189,6 +231,10 @@ impl Config {
             .get("DigestAuthenticationProvider.superDigest")
             .or_else(|| map.get("zookeeper.DigestAuthenticationProvider.superDigest"))
             .cloned();
+        let from_jvm_flags = ["SERVER_JVMFLAGS", "JVMFLAGS"]
+            .iter()
+            .any(|k| std::env::var(k).is_ok_and(|v| v.contains("-Dreadonlymode.enabled=true")));
+        let read_only_enabled = p.flag("readonlymode.enabled")? || from_jvm_flags;
         Ok(Config {
             file: file.to_path_buf(),
             tick_time_ms,
@@ -210,6 +256,8 @@ impl Config {
             jute_max_buffer,
             snap_count: p.num::<u64>("snapCount", 100_000)?.max(1000),
             super_digest,
+            reconfig_enabled: p.flag("reconfigEnabled")?,
+            read_only_enabled,
             raw,
         })
     }
@@ -282,6 +330,16 @@ impl Parser<'_> {
         }
     }
 
+    /// A boolean key, false when absent (ZooKeeper's `true`/`false`).
+    fn flag(&self, key: &str) -> Result<bool, ConfigError> {
+        match self.map.get(key).map(|v| v.to_ascii_lowercase()) {
+            None => Ok(false),
+            Some(v) if v == "true" || v == "yes" => Ok(true),
+            Some(v) if v == "false" || v == "no" => Ok(false),
+            Some(_) => Err(self.invalid(key, "expected true or false")),
+        }
+    }
+
     fn invalid(&self, key: &str, why: &str) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.to_path_buf(),
@@ -301,7 +359,12 @@ fn parse_server_line(file: &Path, key: &str, id: &str, v: &str) -> Result<Server
     };
     let id: u64 = id.parse().map_err(|_| bad("server id must be a number"))?;
     // host:peer:election[:role][;clientAddr:clientPort]
-    let addr = v.split(';').next().unwrap_or_default();
+    let mut halves = v.splitn(2, ';');
+    let addr = halves.next().unwrap_or_default();
+    let client = halves
+        .next()
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
     let parts: Vec<&str> = addr.split(':').collect();
     if parts.len() < 3 {
         return Err(bad("expected host:peerPort:electionPort"));
@@ -311,6 +374,7 @@ fn parse_server_line(file: &Path, key: &str, id: &str, v: &str) -> Result<Server
         host: parts[0].to_string(),
         peer_port: parts[1].parse().map_err(|_| bad("bad peer port"))?,
         election_port: parts[2].parse().map_err(|_| bad("bad election port"))?,
+        client,
     })
 }
 
@@ -330,6 +394,12 @@ mod tests {
         assert_eq!(c.max_session_timeout_ms, 20000);
         assert_eq!(c.data_log_dir, PathBuf::from("/d"));
         assert_eq!(c.servers[0].peer_port, 2888);
+        assert!(!c.reconfig_enabled && !c.read_only_enabled);
+        let l = ServerLine::parse_entry("server.4=h:1:2:participant;127.0.0.1:2184").unwrap();
+        assert_eq!((l.id, l.spec()), (4, "h:1:2;127.0.0.1:2184".to_string()));
+        assert_eq!(peer_addr(&l.spec()), "h:1");
+        assert_eq!(peer_addr("h:7"), "h:7");
+        assert!(ServerLine::parse_entry("server.x=h:1:2").is_none());
         assert!(c.four_letter_allowed("srvr") && !c.four_letter_allowed("mntr"));
     }
 

@@ -217,6 +217,9 @@ pub struct Core {
     /// Ensemble mode: this member's Raft role and the leader it knows.
     pub role: Option<&'static str>,
     pub leader: Option<u64>,
+    /// Ensemble mode: cut off from the quorum and serving read-only
+    /// clients (`readonlymode.enabled`); `srvr` says `Mode: read-only`.
+    pub read_only: bool,
 }
 
 impl Core {
@@ -241,6 +244,7 @@ impl Core {
             clock: None,
             role: None,
             leader: None,
+            read_only: false,
         }
     }
 
@@ -267,6 +271,7 @@ impl Core {
             clock: None,
             role: Some("follower"),
             leader: None,
+            read_only: false,
         }
     }
 

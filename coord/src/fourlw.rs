@@ -36,7 +36,7 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
     let (lat_min, lat_avg, lat_max) = core.stats.latency_ms();
     match cmd {
         "ruok" => out.push_str("imok"),
-        "isro" => out.push_str("rw"),
+        "isro" => out.push_str(if core.read_only { "ro" } else { "rw" }),
         "srvr" | "stat" => {
             let _ = writeln!(out, "Zookeeper version: {VERSION}");
             if cmd == "stat" {
@@ -59,13 +59,13 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
             let _ = writeln!(out, "Outstanding: 0");
             let _ = writeln!(out, "Zxid: 0x{:x}", core.tree.last_zxid);
             // zkServer.sh status parses this line.
-            let _ = writeln!(out, "Mode: {}", core.role.unwrap_or("standalone"));
+            let _ = writeln!(out, "Mode: {}", mode(&core));
             let _ = writeln!(out, "Node count: {}", core.tree.node_count());
         }
         "mntr" => {
             let rows: Vec<(&str, String)> = vec![
                 ("zk_version", VERSION.to_string()),
-                ("zk_server_state", core.role.unwrap_or("standalone").into()),
+                ("zk_server_state", mode(&core).into()),
                 ("zk_avg_latency", format!("{lat_avg:.4}")),
                 ("zk_max_latency", lat_max.to_string()),
                 ("zk_min_latency", lat_min.to_string()),
@@ -177,5 +177,15 @@ fn fd_limit() -> u64 {
         r.rlim_cur
     } else {
         0
+    }
+}
+
+/// The `Mode:` ZooKeeper reports: read-only while cut off and serving
+/// read-only clients, else the Raft role (standalone without an ensemble).
+fn mode(core: &crate::core::Core) -> &'static str {
+    if core.read_only {
+        "read-only"
+    } else {
+        core.role.unwrap_or("standalone")
     }
 }

@@ -30,7 +30,7 @@ pub enum Flow {
 }
 
 impl ConnCtx {
-    fn send(
+    pub(crate) fn send(
         &self,
         tag: i64,
         xid: i32,

@@ -358,6 +358,15 @@ jute_record! { pub struct GetAclResponse { pub acl: Vec<Acl>, pub stat: Stat } }
 jute_record! { pub struct GetAllChildrenNumberResponse { pub total: i32 } }
 jute_record! { pub struct StringsResponse { pub items: Vec<String> } }
 jute_record! { pub struct ErrorResponse { pub err: i32 } }
+jute_record! {
+    /// ZooKeeper 3.5+ dynamic reconfiguration (op 16); null strings read as empty.
+    pub struct ReconfigRequest {
+        pub joining_servers: String,
+        pub leaving_servers: String,
+        pub new_members: String,
+        pub cur_config_id: i64,
+    }
+}
 jute_record! { pub struct ClientInfo { pub auth_scheme: String, pub user: String } }
 jute_record! { pub struct WhoAmIResponse { pub client_info: Vec<ClientInfo> } }
 

@@ -26,7 +26,10 @@ use crate::core::{ConnHandle, Core, Out, Outbox};
 use crate::fourlw;
 use crate::handler::{self, ConnCtx, Flow};
 use crate::jute::{Reader, Record};
-use crate::proto::{op, ConnectRequest};
+use crate::proto::{
+    frame, op, ConnectRequest, ConnectResponse, ErrorCode, GetDataResponse, ReconfigRequest,
+    RequestHeader,
+};
 use crate::raft::{Ensemble, EnsembleError};
 use crate::txnlog::{StorageError, TxnLog};
 use fjord_proto::raft as rpb;
@@ -306,6 +309,12 @@ impl Server {
             // Ensemble: a new session is a Raft entry; the ConnectResponse
             // is sent when it is applied here (see raft::sm).
             if !ens.serving() {
+                if ens.read_only() && req.read_only {
+                    return self
+                        .clone()
+                        .serve_read_only(ens.clone(), frames, wr, req, peer)
+                        .await;
+                }
                 tracing::debug!(%peer, "refusing a client: this member has no quorum");
                 return Ok(());
             }
@@ -358,7 +367,13 @@ impl Server {
             submitted = 1;
             core.stats.clone()
         } else {
-            if self.ens.as_ref().is_some_and(|e| !e.serving()) {
+            if let Some(ens) = self.ens.as_ref().filter(|e| !e.serving()) {
+                if ens.read_only() && req.read_only {
+                    return self
+                        .clone()
+                        .serve_read_only(ens.clone(), frames, wr, req, peer)
+                        .await;
+                }
                 tracing::debug!(%peer, "refusing a client: this member has no quorum");
                 return Ok(());
             }
@@ -473,6 +488,260 @@ impl Server {
                         break Ok(());
                     }
                 }
+                if op_of(&body) == Some(op::RECONFIG) {
+                    // This connection waits for it (ZooKeeper answers once
+                    // the new membership is committed).
+                    if let Err(e) = self.reconfig(ens, &ctx, body).await {
+                        tracing::info!(%peer, error = %e, "malformed reconfig; closing the connection");
+                        break Ok(());
+                    }
+                    continue;
+                }
+            }
+            let flow = {
+                let mut core = self.core.lock();
+                core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+                handler::handle(&mut core, &mut ctx, body)
+            };
+            match flow {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Close) => break Ok(()),
+                Err(e) => {
+                    tracing::info!(%peer, error = %e, "malformed request; closing the connection");
+                    break Ok(());
+                }
+            }
+        };
+        {
+            let mut core = self.core.lock();
+            core.conns.remove(&id);
+            core.watches.remove_conn(id);
+            core.sessions.detach(ctx.session, id);
+            let last = core.tree.last_zxid;
+            tx.close(last);
+        }
+        result
+    }
+}
+
+impl Server {
+    /// `reconfig` in ensemble mode: the checks ZooKeeper makes
+    /// (reconfigEnabled, WRITE on /zookeeper/config, which only the super
+    /// user has by default), then the leader runs it; the reply is
+    /// /zookeeper/config's data and stat once applied here.
+    async fn reconfig(
+        &self,
+        ens: &Arc<Ensemble>,
+        ctx: &ConnCtx,
+        body: bytes::Bytes,
+    ) -> Result<(), crate::jute::JuteError> {
+        let mut r = Reader::new(body);
+        let h = RequestHeader::read(&mut r)?;
+        let req = ReconfigRequest::read(&mut r)?;
+        let refused = {
+            let core = self.core.lock();
+            let allowed = core
+                .tree
+                .get(crate::raft::CONFIG_NODE)
+                .is_some_and(|n| ctx.identity.allowed(&n.acl, crate::proto::perms::WRITE));
+            if !core.cfg.reconfig_enabled {
+                Some(ErrorCode::ReconfigDisabled)
+            } else if !allowed {
+                Some(ErrorCode::NoAuth)
+            } else {
+                None
+            }
+        };
+        let result = match refused {
+            Some(e) => Err(e),
+            None => {
+                ens.reconfig(rpb::ReconfigReq {
+                    joining: req.joining_servers,
+                    leaving: req.leaving_servers,
+                    new_members: req.new_members,
+                    from_config: req.cur_config_id,
+                })
+                .await
+            }
+        };
+        if let Ok(index) = result {
+            let mut applied = self.durable.clone();
+            let _ = tokio::time::timeout(
+                Duration::from_secs(10),
+                applied.wait_for(|z| *z >= crate::raft::zxid_base(index)),
+            )
+            .await;
+        }
+        let core = self.core.lock();
+        let last = core.tree.last_zxid;
+        match result {
+            Ok(_) => {
+                let (data, stat) = core
+                    .tree
+                    .get(crate::raft::CONFIG_NODE)
+                    .map(|n| (n.data.clone(), n.stat()))
+                    .unwrap_or_default();
+                ctx.send(last, h.xid, last, ErrorCode::Ok, |w| {
+                    GetDataResponse { data, stat }.write(w)
+                });
+            }
+            Err(e) => ctx.send(last, h.xid, last, e, |_| {}),
+        }
+        Ok(())
+    }
+
+    /// A read-only client (`readOnly` in its ConnectRequest) while this
+    /// member is cut off from the quorum with `readonlymode.enabled`, as
+    /// ZooKeeper's ReadOnlyZooKeeperServer: a local session (or the
+    /// client's own, resumed), reads from the local tree, writes answered
+    /// ZNOTREADONLY. When the quorum is back the connection is closed so
+    /// the client reconnects to a read-write member.
+    async fn serve_read_only<R>(
+        self: Arc<Self>,
+        ens: Arc<Ensemble>,
+        mut frames: FramedRead<R, LengthDelimitedCodec>,
+        wr: OwnedWriteHalf,
+        req: ConnectRequest,
+        peer: SocketAddr,
+    ) -> std::io::Result<()>
+    where
+        R: tokio::io::AsyncRead + Unpin,
+    {
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = Outbox::new();
+        let closed = CancellationToken::new();
+        let mut ctx = ConnCtx {
+            id,
+            session: 0,
+            identity: Identity::new(&peer.ip().to_string()),
+            tx: tx.clone(),
+            arrived: None,
+        };
+        let conn_stats = Arc::new(crate::core::Stats::default());
+        conn_stats.packets_received.fetch_add(1, Ordering::Relaxed);
+        let stats = 'admit: {
+            let mut core = self.core.lock();
+            core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+            let last = core.tree.last_zxid;
+            let timeout = req.timeout.clamp(
+                core.cfg.min_session_timeout_ms,
+                core.cfg.max_session_timeout_ms,
+            );
+            let session = if req.session_id == 0 {
+                let password: [u8; 16] = rand::random();
+                Some((
+                    core.sessions.next_id(),
+                    bytes::Bytes::copy_from_slice(&password),
+                    timeout,
+                ))
+            } else {
+                core.tree
+                    .sessions
+                    .get(&req.session_id)
+                    .filter(|s| s.password == req.passwd)
+                    .map(|s| (req.session_id, s.password.clone(), s.timeout_ms))
+            };
+            let resp = match &session {
+                Some((sid, passwd, timeout)) => ConnectResponse {
+                    protocol_version: 0,
+                    timeout: *timeout,
+                    session_id: *sid,
+                    passwd: passwd.clone(),
+                    read_only: true,
+                },
+                None => ConnectResponse {
+                    protocol_version: 0,
+                    timeout: 0,
+                    session_id: 0,
+                    passwd: bytes::Bytes::from_static(&[0; 16]),
+                    read_only: true,
+                },
+            };
+            let mut b = BytesMut::with_capacity(64);
+            frame(&mut b, |w| resp.write(w));
+            tx.frame(last, b.freeze(), None);
+            let Some((sid, _, timeout_ms)) = session else {
+                // Unknown or expired session: the client sees Expired.
+                tx.close(last);
+                break 'admit None;
+            };
+            ctx.session = sid;
+            tracing::info!(%peer, session = format!("0x{sid:x}"), "read-only client connected");
+            core.conns.insert(
+                id,
+                ConnHandle {
+                    tx: tx.clone(),
+                    addr: peer,
+                    session: sid,
+                    stats: conn_stats.clone(),
+                    established_ms: crate::core::now_ms(),
+                    timeout_ms,
+                    last_op: "NA",
+                    last_cxid: 0,
+                    last_zxid: last,
+                    identity: ctx.identity.clone(),
+                    applied: None,
+                    deferred: Default::default(),
+                },
+            );
+            Some(core.stats.clone())
+        };
+        let Some(stats) = stats else {
+            writer(
+                wr,
+                rx,
+                tx,
+                self.durable.clone(),
+                closed,
+                [Arc::new(Default::default()), conn_stats],
+            )
+            .await;
+            return Ok(());
+        };
+        tokio::spawn(writer(
+            wr,
+            rx,
+            tx.clone(),
+            self.durable.clone(),
+            closed.clone(),
+            [stats, conn_stats.clone()],
+        ));
+        let mut serving = ens.serving_watch();
+        let result = loop {
+            tokio::select! {
+                _ = tx.wait_room() => {}
+                _ = closed.cancelled() => break Ok(()),
+            }
+            let next = tokio::select! {
+                f = frames.next() => f,
+                _ = closed.cancelled() => break Ok(()),
+                _ = async { let _ = serving.wait_for(|s| *s).await; } => {
+                    tracing::info!(%peer, "quorum is back; closing a read-only client");
+                    break Ok(());
+                }
+            };
+            let body = match next {
+                None => break Ok(()),
+                Some(Err(e)) => break Err(e),
+                Some(Ok(b)) => b.freeze(),
+            };
+            conn_stats.packets_received.fetch_add(1, Ordering::Relaxed);
+            ctx.arrived = Some(std::time::Instant::now());
+            let code = op_of(&body);
+            if code.is_some_and(|c| replicated_op(c) || c == op::RECONFIG) {
+                let xid = body
+                    .get(..4)
+                    .map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                let core = self.core.lock();
+                let last = core.tree.last_zxid;
+                if code == Some(op::CLOSE_SESSION) {
+                    // A local session: nothing to replicate.
+                    ctx.send(last, xid, last, ErrorCode::Ok, |_| {});
+                    tx.close(last);
+                    break Ok(());
+                }
+                ctx.send(last, xid, last, ErrorCode::NotReadOnly, |_| {});
+                continue;
             }
             let flow = {
                 let mut core = self.core.lock();

@@ -30,8 +30,9 @@ use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::mpsc;
 
-use crate::config::Config;
+use crate::config::{Config, ServerLine};
 use crate::core::Core;
+use crate::proto::ErrorCode;
 
 /// Member ids are ZooKeeper's `server.N` numbers.
 pub type NodeId = u64;
@@ -184,6 +185,53 @@ pub fn zxid_after(index: u64) -> i64 {
     zxid_base(index) | MAX_BATCH as i64
 }
 
+// ---- membership as ZooKeeper shows it ------------------------------------
+
+/// The znode holding the membership, as in ZooKeeper 3.5+.
+pub const CONFIG_NODE: &str = "/zookeeper/config";
+
+/// ZooKeeper's dynamic-config text for a membership:
+/// `server.N=host:peer:election:participant;clientAddr:clientPort` per member
+/// (non-voters, i.e. members being added, as `observer`), then
+/// `version=<hex zxid of the membership entry>`.
+pub fn render_config(m: &Membership<NodeId, BasicNode>, zxid: i64) -> String {
+    let voters: BTreeSet<NodeId> = m.voter_ids().collect();
+    let mut out = String::new();
+    for (id, node) in m.nodes() {
+        let mut halves = node.addr.splitn(2, ';');
+        let addr = halves.next().unwrap_or_default();
+        let role = if voters.contains(id) {
+            "participant"
+        } else {
+            "observer"
+        };
+        out.push_str(&format!("server.{id}={addr}:{role}"));
+        if let Some(client) = halves.next() {
+            if client.contains(':') {
+                out.push_str(&format!(";{client}"));
+            } else {
+                out.push_str(&format!(";0.0.0.0:{client}"));
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!("version={zxid:x}"));
+    out
+}
+
+/// The `server.N=...` entries of a reconfig string (comma or newline separated).
+fn parse_servers(list: &str) -> Result<Vec<ServerLine>, ErrorCode> {
+    list.split([',', '\n'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| ServerLine::parse_entry(e).ok_or(ErrorCode::BadArguments))
+        .collect()
+}
+
+/// How long a reconfig may wait for a joining member to catch up, and for
+/// the new membership to commit.
+const RECONFIG_STEP: Duration = Duration::from_secs(10);
+
 // ---- the running ensemble -------------------------------------------------
 
 /// A write waiting to be proposed: the command and the connection to close
@@ -199,8 +247,13 @@ pub struct Ensemble {
     proposals: mpsc::UnboundedSender<Proposal>,
     peers: Arc<net::Peers>,
     /// False while this member is cut off from a quorum (see [`guard`]):
-    /// it then refuses clients so they move to a member that can serve them.
-    serving: std::sync::atomic::AtomicBool,
+    /// it then refuses clients so they move to a member that can serve them
+    /// (or, with `readonlymode.enabled`, serves read-only ones).
+    serving: tokio::sync::watch::Sender<bool>,
+    /// `readonlymode.enabled`.
+    read_only_enabled: bool,
+    /// One reconfig at a time (ZooKeeper: ZRECONFIGINPROGRESS).
+    reconfig_lock: tokio::sync::Mutex<()>,
 }
 
 impl Ensemble {
@@ -252,7 +305,9 @@ impl Ensemble {
             my_id,
             proposals: tx,
             peers: peers.clone(),
-            serving: std::sync::atomic::AtomicBool::new(true),
+            serving: tokio::sync::watch::channel(true).0,
+            read_only_enabled: cfg.read_only_enabled,
+            reconfig_lock: tokio::sync::Mutex::new(()),
         });
         let me = cfg
             .servers
@@ -267,17 +322,7 @@ impl Ensemble {
             .await
             .map_err(|e| EnsembleError::Raft(e.to_string()))?
         {
-            let members: BTreeMap<NodeId, BasicNode> = cfg
-                .servers
-                .iter()
-                .map(|s| (s.id, BasicNode::new(format!("{}:{}", s.host, s.peer_port))))
-                .collect();
-            // Every member of a new ensemble initializes with the same
-            // membership (identical first entry), so whichever starts first
-            // can be elected once a quorum is up.
-            if let Err(e) = raft.initialize(members).await {
-                tracing::info!(error = %e, "raft already initialized");
-            }
+            tokio::spawn(bootstrap(ens.clone(), cfg.clone()));
         }
         tokio::spawn(proposer(ens.clone(), core.clone(), rx));
         tokio::spawn(watch_role(ens.clone(), core.clone()));
@@ -304,7 +349,179 @@ impl Ensemble {
     /// Whether this member can currently take clients (it has a leader that
     /// has a quorum, as far as it can tell).
     pub fn serving(&self) -> bool {
-        self.serving.load(std::sync::atomic::Ordering::Relaxed)
+        *self.serving.borrow()
+    }
+
+    /// Follows [`Ensemble::serving`] (read-only clients leave when it
+    /// turns true).
+    pub fn serving_watch(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.serving.subscribe()
+    }
+
+    /// Whether this member now takes read-only clients: cut off from the
+    /// quorum with `readonlymode.enabled`.
+    pub fn read_only(&self) -> bool {
+        self.read_only_enabled && !self.serving()
+    }
+
+    /// A client's `reconfig`: run on the leader (here or over the peer
+    /// link). Returns the log index of the membership then in force.
+    pub async fn reconfig(&self, req: pb::ReconfigReq) -> Result<u64, ErrorCode> {
+        match self.leader() {
+            Some(l) if l == self.my_id => self.execute_reconfig(&req).await,
+            Some(l) => match self.peers.reconfig(l, req, RECONFIG_STEP * 3).await {
+                Ok((0, index)) => Ok(index),
+                Ok((code, _)) => Err(ErrorCode::from_i32(code)),
+                Err(e) => {
+                    tracing::info!(leader = l, error = %e, "reconfig not delivered to the leader");
+                    Err(ErrorCode::ConnectionLoss)
+                }
+            },
+            None => Err(ErrorCode::ConnectionLoss),
+        }
+    }
+
+    /// The leader's side of `reconfig`, ZooKeeper's semantics on openraft:
+    /// joiners become learners first (blocking until they caught up, else
+    /// ZNEWCONFIGNOQUORUM), then one `change_membership` installs the new
+    /// voter set through joint consensus. `from_config` other than -1 must
+    /// be the current version (the zxid of the membership entry), else
+    /// ZBADVERSION.
+    pub async fn execute_reconfig(&self, r: &pb::ReconfigReq) -> Result<u64, ErrorCode> {
+        let Ok(_one) = self.reconfig_lock.try_lock() else {
+            return Err(ErrorCode::ReconfigInProgress);
+        };
+        let stored = self.raft.metrics().borrow().membership_config.clone();
+        let current = stored.membership();
+        if current.get_joint_config().len() > 1 {
+            return Err(ErrorCode::ReconfigInProgress);
+        }
+        let current_index = stored.log_id().map_or(0, |l| l.index);
+        if r.from_config != -1 && r.from_config != zxid_base(current_index) {
+            return Err(ErrorCode::BadVersion);
+        }
+        let voters: BTreeSet<NodeId> = current.voter_ids().collect();
+        let (joining, new_set) = if !r.new_members.trim().is_empty() {
+            let all = parse_servers(&r.new_members)?;
+            let set: BTreeSet<NodeId> = all.iter().map(|s| s.id).collect();
+            (all, set)
+        } else {
+            let joining = parse_servers(&r.joining)?;
+            let mut set = voters.clone();
+            for l in r
+                .leaving
+                .split(',')
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+            {
+                let id: NodeId = l.parse().map_err(|_| ErrorCode::BadArguments)?;
+                if !set.remove(&id) {
+                    return Err(ErrorCode::BadArguments);
+                }
+            }
+            for j in &joining {
+                set.insert(j.id);
+            }
+            (joining, set)
+        };
+        if new_set.is_empty() {
+            return Err(ErrorCode::BadArguments);
+        }
+        for j in joining.iter().filter(|j| !voters.contains(&j.id)) {
+            tracing::info!(member = j.id, addr = %j.spec(), "reconfig: adding a learner; waiting for it to catch up");
+            self.peers.learn(j.id, &j.spec());
+            match tokio::time::timeout(
+                RECONFIG_STEP,
+                self.raft.add_learner(j.id, BasicNode::new(j.spec()), true),
+            )
+            .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(member = j.id, error = %e, "reconfig: cannot add the member");
+                    return Err(ErrorCode::NewConfigNoQuorum);
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        member = j.id,
+                        "reconfig: the new member did not catch up in time"
+                    );
+                    return Err(ErrorCode::NewConfigNoQuorum);
+                }
+            }
+        }
+        if new_set == voters {
+            let index = self
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .log_id()
+                .map_or(0, |l| l.index);
+            return Ok(index);
+        }
+        tracing::info!(from = ?voters, to = ?new_set, "reconfig: changing the voters");
+        match tokio::time::timeout(RECONFIG_STEP, self.raft.change_membership(new_set, false)).await
+        {
+            Ok(Ok(resp)) => Ok(resp.log_id.index),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "reconfig: membership change failed");
+                Err(ErrorCode::NewConfigNoQuorum)
+            }
+            Err(_) => Err(ErrorCode::NewConfigNoQuorum),
+        }
+    }
+}
+
+/// Starts a new ensemble, or joins one: a member with an empty log asks the
+/// members its `server.N` lines name. If any already runs an ensemble, this
+/// member waits to be added (`reconfig`) or caught up by the leader; if a
+/// majority of the lines answer and none does, the lowest id among those
+/// that answered initializes the membership from the lines (members that
+/// race to do it write the identical first entry).
+async fn bootstrap(ens: Arc<Ensemble>, cfg: Arc<Config>) {
+    let members: BTreeMap<NodeId, BasicNode> = cfg
+        .servers
+        .iter()
+        .map(|s| (s.id, BasicNode::new(s.spec())))
+        .collect();
+    let others: Vec<NodeId> = members
+        .keys()
+        .copied()
+        .filter(|id| *id != ens.my_id)
+        .collect();
+    let need = members.len() / 2 + 1;
+    let mut told = false;
+    loop {
+        if ens.raft.is_initialized().await.unwrap_or(true) {
+            return;
+        }
+        let answers =
+            futures_util::future::join_all(others.iter().map(|id| ens.peers.initialized(*id)))
+                .await;
+        let joined = answers.iter().any(|a| matches!(a, Ok(true)));
+        let fresh: Vec<NodeId> = others
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| matches!(a, Ok(false)))
+            .map(|(id, _)| *id)
+            .collect();
+        if joined {
+            if !told {
+                tracing::info!(
+                    member = ens.my_id,
+                    "an ensemble already runs; waiting to be added (reconfig) or caught up"
+                );
+                told = true;
+            }
+        } else if fresh.len() + 1 >= need && fresh.iter().all(|id| *id > ens.my_id) {
+            tracing::info!(member = ens.my_id, members = ?members.keys().collect::<Vec<_>>(), "initializing a new ensemble");
+            if let Err(e) = ens.raft.initialize(members.clone()).await {
+                tracing::info!(error = %e, "raft already initialized");
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -430,6 +647,9 @@ async fn watch_role(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>) {
     loop {
         let (state, leader) = {
             let m = metrics.borrow_and_update();
+            for (id, node) in m.membership_config.membership().nodes() {
+                ens.peers.learn(*id, &node.addr);
+            }
             (m.state, m.current_leader)
         };
         let is_leader = state == ServerState::Leader;
@@ -481,20 +701,22 @@ async fn guard(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>, limit: Duration) {
         } else {
             now.duration_since(*bad_since.get_or_insert(now)) >= limit
         };
-        let was_serving = ens
-            .serving
-            .swap(!cut_off, std::sync::atomic::Ordering::Relaxed);
+        let was_serving = ens.serving.send_replace(!cut_off);
         if cut_off && was_serving {
             tracing::warn!(
                 member = ens.my_id,
+                read_only = ens.read_only_enabled,
                 "no quorum for syncLimit ticks; closing client connections until it is back"
             );
-            let core = core.lock();
+            let mut core = core.lock();
+            core.read_only = ens.read_only_enabled;
             let last = core.tree.last_zxid;
             for c in core.conns.values() {
                 c.tx.close(last);
             }
         } else if !cut_off && !was_serving {
+            // Read-only connections end themselves (they follow `serving`).
+            core.lock().read_only = false;
             tracing::info!(member = ens.my_id, "quorum is back; serving clients again");
         }
     }

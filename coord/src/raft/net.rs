@@ -66,7 +66,9 @@ struct Link {
 /// Outgoing links to every other member.
 pub struct Peers {
     my_id: NodeId,
-    addrs: HashMap<NodeId, String>,
+    /// Peer addresses: the `server.N` lines, then whatever the Raft
+    /// membership says (members added by `reconfig` are only there).
+    addrs: Mutex<HashMap<NodeId, String>>,
     links: Mutex<HashMap<NodeId, Arc<Link>>>,
     next_id: AtomicU64,
 }
@@ -82,13 +84,36 @@ impl Peers {
     pub fn new(my_id: NodeId, servers: &[ServerLine]) -> Peers {
         Peers {
             my_id,
-            addrs: servers
-                .iter()
-                .map(|s| (s.id, format!("{}:{}", s.host, s.peer_port)))
-                .collect(),
+            addrs: Mutex::new(
+                servers
+                    .iter()
+                    .map(|s| (s.id, format!("{}:{}", s.host, s.peer_port)))
+                    .collect(),
+            ),
             links: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         }
+    }
+
+    /// Records a member's address from a membership node (`spec`, see
+    /// [`crate::config::ServerLine::spec`]); a changed address drops the
+    /// old link so the next call dials the new one.
+    pub fn learn(&self, id: NodeId, spec: &str) {
+        if id == self.my_id {
+            return;
+        }
+        let addr = crate::config::peer_addr(spec);
+        let old = self.addrs.lock().insert(id, addr.clone());
+        if old.is_some_and(|o| o != addr) {
+            tracing::info!(member = id, %addr, "member moved to a new peer address");
+            self.links.lock().remove(&id);
+        }
+    }
+
+    /// The members this one knows an address for (from its `server.N`
+    /// lines and the membership it has seen).
+    pub fn known(&self) -> Vec<NodeId> {
+        self.addrs.lock().keys().copied().collect()
     }
 
     async fn link(&self, target: NodeId) -> Result<Arc<Link>, PeerError> {
@@ -99,9 +124,11 @@ impl Peers {
         }
         let addr = self
             .addrs
+            .lock()
             .get(&target)
+            .cloned()
             .ok_or_else(|| PeerError::Unreachable(target, "not a member".into()))?;
-        let sock = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        let sock = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(PeerError::Unreachable(target, e.to_string())),
             Err(_) => return Err(PeerError::Unreachable(target, "connect timed out".into())),
@@ -229,6 +256,38 @@ impl Peers {
         })
     }
 
+    /// Asks the leader to run a client's `reconfig`; returns (ZooKeeper
+    /// error code, log index of the membership in force).
+    pub async fn reconfig(
+        &self,
+        leader: NodeId,
+        req: pb::ReconfigReq,
+        timeout: Duration,
+    ) -> Result<(i32, u64), PeerError> {
+        match self
+            .call(leader, pb::peer_request::Body::Reconfig(req), Some(timeout))
+            .await?
+        {
+            pb::peer_response::Body::Reconfig(r) => Ok((r.err, r.index)),
+            _ => Err(PeerError::Unexpected(leader)),
+        }
+    }
+
+    /// Whether `target` already belongs to an initialized ensemble.
+    pub async fn initialized(&self, target: NodeId) -> Result<bool, PeerError> {
+        match self
+            .call(
+                target,
+                pb::peer_request::Body::Status(pb::Empty {}),
+                Some(Duration::from_millis(500)),
+            )
+            .await?
+        {
+            pb::peer_response::Body::Status(s) => Ok(s.initialized),
+            _ => Err(PeerError::Unexpected(target)),
+        }
+    }
+
     /// Tells the leader which sessions are alive here.
     pub async fn touch(&self, leader: NodeId, sessions: Vec<i64>) -> Result<(), PeerError> {
         self.call(
@@ -286,7 +345,8 @@ pub struct Network {
 impl RaftNetworkFactory<TypeConfig> for Arc<Peers> {
     type Network = Network;
 
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Network {
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Network {
+        self.learn(target, &node.addr);
         Network {
             peers: self.clone(),
             target,
@@ -560,6 +620,27 @@ async fn serve_conn(
                     }
                 }
                 reply(pb::peer_response::Body::Touch(pb::Empty {}));
+            }
+            Some(pb::peer_request::Body::Reconfig(r)) => {
+                let ens = ens.clone();
+                tokio::spawn(async move {
+                    let (err, index) = match ens.execute_reconfig(&r).await {
+                        Ok(index) => (0, index),
+                        Err(e) => (e.code(), 0),
+                    };
+                    reply(pb::peer_response::Body::Reconfig(pb::ReconfigResp {
+                        err,
+                        index,
+                    }))
+                });
+            }
+            Some(pb::peer_request::Body::Status(_)) => {
+                tokio::spawn(async move {
+                    let initialized = raft.is_initialized().await.unwrap_or(false);
+                    reply(pb::peer_response::Body::Status(pb::StatusResp {
+                        initialized,
+                    }))
+                });
             }
             None => reply(error_body("empty request")),
         }

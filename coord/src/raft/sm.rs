@@ -236,6 +236,39 @@ fn apply_command(core: &mut Core, my_id: NodeId, cmd: pb::Command) {
     }
 }
 
+/// Writes the membership into `/zookeeper/config` in ZooKeeper's format at
+/// zxid `zxid` (the entry's), firing its watches. The time is 0 on purpose:
+/// a membership entry carries no leader-stamped clock, and every member
+/// must build the same stat.
+fn set_config_node(core: &mut Core, m: &openraft::Membership<NodeId, BasicNode>, zxid: i64) {
+    let data = Bytes::from(super::render_config(m, zxid));
+    core.clock = Some(0);
+    let mut p = core.begin();
+    core.clock = None;
+    match core.tree.set_data(
+        super::CONFIG_NODE,
+        Some(data.clone()),
+        p.zxid,
+        p.time,
+        &mut p.triggers,
+    ) {
+        Ok(undo) => {
+            p.undos.push(undo);
+            p.ops.push(cpb::Op {
+                kind: Some(cpb::op::Kind::SetData(cpb::SetData {
+                    path: super::CONFIG_NODE.to_string(),
+                    data: Some(data),
+                })),
+            });
+            core.commit(0, p);
+        }
+        Err(e) => {
+            tracing::warn!(error = ?e, "cannot update /zookeeper/config");
+            core.abort(p);
+        }
+    }
+}
+
 /// Counts one more applied command of connection `conn` and runs the reads
 /// that were waiting for it, before the next entry changes the tree: they
 /// see their session's earlier writes and none of its later ones, and their
@@ -299,6 +332,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             match e.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Membership(m) => {
+                    // The entry's own zxid, on every member alike.
+                    core.tree.last_zxid = base - 1;
+                    set_config_node(&mut core, &m, base);
                     applied.membership = StoredMembership::new(Some(e.log_id), m);
                 }
                 EntryPayload::Normal(batch) => {

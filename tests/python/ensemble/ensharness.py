@@ -74,7 +74,11 @@ class Member:
             for k, v in lines.items():
                 f.write("%s=%s\n" % (k, v))
             for m in self.ens.members:
-                f.write("server.%d=%s:%d:%d\n" % (m.sid, HOST, m.peer_port, m.election_port))
+                f.write("server.%d=%s\n" % (m.sid, m.spec()))
+
+    def spec(self):
+        """ZooKeeper's `host:peer:election;clientHost:clientPort` (reconfig syntax)."""
+        return "%s:%d:%d;%s:%d" % (HOST, self.peer_port, self.election_port, HOST, self.port)
 
     def start(self):
         logf = open(self.log, "ab")
@@ -129,6 +133,17 @@ class Ensemble:
                         for i in range(n)]
         for m in self.members:
             m.write_config(extra or {})
+
+    def add_member(self, extra=None):
+        """A new member (next id, fresh ports) whose config lists every member
+        so far plus itself, as ZooKeeper's docs say to start a joining server;
+        it is started and waits until a `reconfig` adds it."""
+        ports = free_ports(3)
+        m = Member(self, max(x.sid for x in self.members) + 1, *ports)
+        self.members.append(m)
+        m.write_config(extra or {})
+        m.start()
+        return m
 
     def start(self, timeout=20.0):
         for m in self.members:

@@ -1,0 +1,227 @@
+"""Membership changes and read-only mode of a fjord-coord ensemble, with kazoo
+against real processes: ZooKeeper 3.5+ `reconfig` (add a member started with
+the current servers plus itself, remove one, replace one, membership kept
+across restarts, /zookeeper/config in ZooKeeper's format), ZRECONFIGDISABLED
+without `reconfigEnabled`, and `readonlymode.enabled` (a member cut off from
+the quorum serves read-only clients until the quorum is back)."""
+import base64
+import hashlib
+import os
+import time
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import (BadVersionError, NoAuthError, NotReadOnlyCallError,
+                              ReconfigDisabledError)
+
+from ensharness import HOST, Ensemble, fjord_coord
+
+
+def _require():
+    if not os.path.exists(fjord_coord()):
+        if os.environ.get("FJORD_REQUIRE_BINARIES") == "1":
+            pytest.fail("fjord-coord not built: %s" % fjord_coord())
+        pytest.skip("fjord-coord not built: %s" % fjord_coord())
+
+SUPER = "super:secret"
+DIGEST = "super:" + base64.b64encode(hashlib.sha1(SUPER.encode()).digest()).decode()
+RECONFIG = {"reconfigEnabled": "true", "DigestAuthenticationProvider.superDigest": DIGEST}
+
+
+def client(members, read_only=False, auth=True, timeout=10):
+    zk = KazooClient(hosts=",".join("%s:%d" % (HOST, m.port) for m in members), timeout=6.0,
+                     randomize_hosts=False, read_only=read_only,
+                     auth_data=[("digest", SUPER)] if auth else None)
+    zk.start(timeout=timeout)
+    return zk
+
+
+def config_members(data):
+    """{id: line} of a /zookeeper/config text, plus its version."""
+    text = data.decode() if isinstance(data, bytes) else data
+    out, version = {}, None
+    for line in text.splitlines():
+        k, _, v = line.partition("=")
+        if k.startswith("server."):
+            out[int(k[len("server."):])] = v
+        elif k == "version":
+            version = int(v, 16)
+    return out, version
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception:  # noqa: BLE001 - retried until the deadline
+            pass
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def retry_write(zk, path, timeout=15):
+    def attempt():
+        try:
+            zk.create(path, b"x")
+        except Exception:  # noqa: BLE001
+            if zk.exists(path):
+                return True
+            raise
+        return True
+    return wait_for(attempt, timeout, "write " + path)
+
+
+@pytest.fixture
+def ens_reconfig():
+    _require()
+    e = Ensemble(3, extra=RECONFIG)
+    try:
+        yield e.start()
+    finally:
+        e.cleanup()
+
+
+def test_add_then_remove_a_member(ens_reconfig):
+    e = ens_reconfig
+    m1, m2, m3 = e.members
+    zk = client([m1, m2])
+    data, stat = zk.get("/zookeeper/config")
+    members, version = config_members(data)
+    assert sorted(members) == [1, 2, 3], data
+    assert members[1] == "%s:%d:%d:participant;%s:%d" % (
+        HOST, m1.peer_port, m1.election_port, HOST, m1.port)
+    for i in range(50):
+        zk.create("/before/n%03d" % i, b"v%d" % i, makepath=True)
+
+    m4 = e.add_member(RECONFIG)
+    # A joiner with an empty log must not start its own ensemble.
+    time.sleep(1.0)
+    assert m4.mode() in (None, "observer"), m4.mode()
+    with pytest.raises(BadVersionError):
+        zk.reconfig(joining="server.4=" + m4.spec(), leaving=None, new_members=None,
+                    from_config=version + 1)
+    with pytest.raises(NoAuthError):
+        anon = client([m1], auth=False)
+        try:
+            anon.reconfig(joining="server.4=" + m4.spec(), leaving=None, new_members=None)
+        finally:
+            anon.stop()
+    data, stat = zk.reconfig(joining="server.4=" + m4.spec(), leaving=None, new_members=None,
+                             from_config=version)
+    members, version2 = config_members(data)
+    assert sorted(members) == [1, 2, 3, 4], data
+    assert members[4].endswith(":participant;%s:%d" % (HOST, m4.port)), data
+    assert version2 > version
+    assert stat.mzxid == version2
+
+    # Writes made before are on the new member, and new ones reach it.
+    zk4 = client([m4])
+    assert len(zk4.get_children("/before")) == 50
+    assert zk4.get("/before/n007")[0] == b"v7"
+    zk4.create("/via4", b"4")
+    assert zk.get("/via4")[0] == b"4"
+    assert m4.mode() in ("leader", "follower")
+    zk4.stop()
+
+    # Remove member 3 (ZooKeeper's -remove 3), then stop it.
+    data, _ = zk.reconfig(joining=None, leaving="3", new_members=None)
+    members, _ = config_members(data)
+    assert sorted(members) == [1, 2, 4], data
+    m3.kill9()
+    # {1,2,4} survives the loss of one more: kill -9 member 1.
+    zk.stop()
+    m1.kill9()
+    e.wait_leader(15)
+    zk = client([m2, m4])
+    retry_write(zk, "/after-removal")
+    for i in range(20):
+        zk.create("/after/n%02d" % i, b"", makepath=True)
+    members, _ = config_members(zk.get("/zookeeper/config")[0])
+    assert sorted(members) == [1, 2, 4]
+    zk.stop()
+
+
+def test_replace_a_member_and_restart(ens_reconfig):
+    e = ens_reconfig
+    m1, m2, m3 = e.members
+    zk = client([m1, m2])
+    zk.create("/kept", b"k")
+    m4 = e.add_member(RECONFIG)
+    # One reconfig swaps 3 for 4 (joint consensus underneath).
+    data, _ = zk.reconfig(joining="server.4=" + m4.spec(), leaving="3", new_members=None)
+    assert sorted(config_members(data)[0]) == [1, 2, 4], data
+    m3.kill9()
+    retry_write(zk, "/replaced")
+    zk.stop()
+
+    # The membership is in the Raft log: restart everyone, members 1 and 2
+    # still with their original files (which name 3, not 4).
+    for m in (m1, m2, m4):
+        m.kill9()
+    for m in (m1, m2, m4):
+        m.start()
+    e.wait_leader(20)
+    zk = client([m2, m4])
+    retry_write(zk, "/after-restart")
+    assert zk.get("/kept")[0] == b"k"
+    members, _ = config_members(zk.get("/zookeeper/config")[0])
+    assert sorted(members) == [1, 2, 4]
+    zk.stop()
+    # Member 4 alone with member 1 is a quorum of {1,2,4}.
+    m2.kill9()
+    e.wait_leader(15)
+    zk = client([m1, m4])
+    retry_write(zk, "/two-of-three")
+    zk.stop()
+
+
+def test_reconfig_disabled(ensemble3):
+    zk = client(ensemble3.members[:1])
+    try:
+        with pytest.raises(ReconfigDisabledError):
+            zk.reconfig(joining=None, leaving="3", new_members=None)
+        assert zk.exists("/zookeeper/config") is not None
+    finally:
+        zk.stop()
+
+
+def test_read_only_mode():
+    _require()
+    e = Ensemble(3, extra={"readonlymode.enabled": "true"})
+    try:
+        e.start()
+        m1, m2, m3 = e.members
+        zk = client([m1])
+        zk.create("/ro", b"data")
+        zk.stop()
+        m2.kill9()
+        m3.kill9()
+        wait_for(lambda: m1.mode() == "read-only", 15, "Mode: read-only")
+        assert "ro" == __import__("zkwire").four_letter(m1.port, "isro", HOST, 2.0).strip()
+
+        # A client that cannot take read-only is refused, as today.
+        with pytest.raises(Exception):
+            client([m1], timeout=3)
+
+        ro = client([m1], read_only=True)
+        try:
+            assert ro.get("/ro")[0] == b"data"
+            assert "ro" in ro.get_children("/")
+            with pytest.raises(NotReadOnlyCallError):
+                ro.create("/nope", b"")
+            with pytest.raises(NotReadOnlyCallError):
+                ro.set("/ro", b"new")
+
+            # Quorum back: read-only sessions are closed, the client comes
+            # back read-write (a new session) and writes work again.
+            m2.start()
+            wait_for(lambda: m1.mode() in ("leader", "follower"), 20, "quorum back")
+            retry_write(ro, "/after-ro", timeout=20)
+            assert ro.get("/ro")[0] == b"data"
+        finally:
+            ro.stop()
+    finally:
+        e.cleanup()
