@@ -680,20 +680,33 @@ async fn watch_role(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>) {
 /// ticks, or a member that has known no leader for that long, closes its
 /// client connections and refuses new ones until it is back. Clients then
 /// resume their sessions on members that can still commit (otherwise their
-/// pings would be answered here while the real leader expires them).
+/// pings would be answered here while the real leader expires them). A
+/// member a reconfig removed counts as cut off. With `readonlymode.enabled`
+/// it then takes read-only clients (see `server`), which leave when the
+/// quorum is back.
 async fn guard(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>, limit: Duration) {
     let mut iv = tokio::time::interval((limit / 10).max(Duration::from_millis(20)));
     let mut bad_since: Option<tokio::time::Instant> = None;
     loop {
         iv.tick().await;
-        let ok = if ens.is_leader() {
-            matches!(
-                tokio::time::timeout(limit, ens.raft.ensure_linearizable()).await,
-                Ok(Ok(_))
-            )
-        } else {
-            ens.leader().is_some()
-        };
+        // A member a reconfig removed has no quorum to serve from either.
+        let member = ens
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&ens.my_id)
+            .is_some();
+        let ok = member
+            && if ens.is_leader() {
+                matches!(
+                    tokio::time::timeout(limit, ens.raft.ensure_linearizable()).await,
+                    Ok(Ok(_))
+                )
+            } else {
+                ens.leader().is_some()
+            };
         let now = tokio::time::Instant::now();
         let cut_off = if ok {
             bad_since = None;

@@ -7,6 +7,7 @@ the quorum serves read-only clients until the quorum is back)."""
 import base64
 import hashlib
 import os
+import subprocess
 import time
 
 import pytest
@@ -25,6 +26,9 @@ def _require():
 
 SUPER = "super:secret"
 DIGEST = "super:" + base64.b64encode(hashlib.sha1(SUPER.encode()).digest()).decode()
+ZKCLI = os.environ.get("ZKCLI", "/usr/share/zookeeper/bin/zkCli.sh")
+ZKCLI_ENV = dict(os.environ, CLIENT_JVMFLAGS="-XX:TieredStopAtLevel=1 -Xshare:auto "
+                 "-XX:+UseSerialGC -Xmx128m")
 RECONFIG = {"reconfigEnabled": "true", "DigestAuthenticationProvider.superDigest": DIGEST}
 
 
@@ -150,9 +154,23 @@ def test_replace_a_member_and_restart(ens_reconfig):
     zk = client([m1, m2])
     zk.create("/kept", b"k")
     m4 = e.add_member(RECONFIG)
-    # One reconfig swaps 3 for 4 (joint consensus underneath).
-    data, _ = zk.reconfig(joining="server.4=" + m4.spec(), leaving="3", new_members=None)
-    assert sorted(config_members(data)[0]) == [1, 2, 4], data
+    # One reconfig swaps 3 for 4 (joint consensus underneath), with
+    # ZooKeeper's own zkCli.sh when installed: `reconfig -add ... -remove 3`.
+    if os.access(ZKCLI, os.X_OK):
+        cmds = "addauth digest %s\nreconfig -add server.4=%s -remove 3\nconfig\nquit\n" % (
+            SUPER, m4.spec())
+        p = subprocess.run([ZKCLI, "-server", e.hosts([m1, m2])], input=cmds, env=ZKCLI_ENV,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=60)
+        assert "Committed new configuration:" in p.stdout, p.stdout
+        printed = [l for l in p.stdout.splitlines() if l.startswith("server.")]
+        # zkCli prints the new config twice: after reconfig, then for `config`.
+        assert sorted({int(l.split("=")[0][7:]) for l in printed}) == [1, 2, 4], p.stdout
+        assert "server.4=%s:%d:%d:participant;%s:%d" % (
+            HOST, m4.peer_port, m4.election_port, HOST, m4.port) in printed, p.stdout
+    else:
+        data, _ = zk.reconfig(joining="server.4=" + m4.spec(), leaving="3", new_members=None)
+        assert sorted(config_members(data)[0]) == [1, 2, 4], data
     m3.kill9()
     retry_write(zk, "/replaced")
     zk.stop()
