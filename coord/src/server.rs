@@ -421,6 +421,9 @@ impl Server {
             [stats, conn_stats.clone()],
         ));
 
+        // A reconfig this connection is waiting for (ensemble mode).
+        let mut reconfig: Option<tokio::task::JoinHandle<Result<(), crate::jute::JuteError>>> =
+            None;
         let result = loop {
             tokio::select! {
                 _ = tx.wait_room() => {}
@@ -438,6 +441,27 @@ impl Server {
             conn_stats.packets_received.fetch_add(1, Ordering::Relaxed);
             ctx.arrived = Some(std::time::Instant::now());
             if let Some(ens) = &self.ens {
+                if let Some(task) = reconfig.as_mut() {
+                    if op_of(&body) == Some(op::PING) && !task.is_finished() {
+                        // Clients match ping replies by their special xid, so
+                        // one may pass a reconfig still waiting for a joiner
+                        // to catch up (else the client would time out).
+                        let core = self.core.lock();
+                        core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+                        let last = core.tree.last_zxid;
+                        ctx.send(last, crate::proto::xid::PING, last, ErrorCode::Ok, |_| {});
+                        continue;
+                    }
+                    let ok = tokio::select! {
+                        r = task => matches!(r, Ok(Ok(()))),
+                        _ = closed.cancelled() => false,
+                    };
+                    reconfig = None;
+                    if !ok {
+                        tracing::info!(%peer, "malformed reconfig; closing the connection");
+                        break Ok(());
+                    }
+                }
                 if op_of(&body).is_some_and(replicated_op) {
                     {
                         let mut core = self.core.lock();
@@ -489,12 +513,13 @@ impl Server {
                     }
                 }
                 if op_of(&body) == Some(op::RECONFIG) {
-                    // This connection waits for it (ZooKeeper answers once
-                    // the new membership is committed).
-                    if let Err(e) = self.reconfig(ens, &ctx, body).await {
-                        tracing::info!(%peer, error = %e, "malformed reconfig; closing the connection");
-                        break Ok(());
-                    }
+                    // Answered once the new membership is committed; later
+                    // requests of this connection wait for it (but pings).
+                    let (server, ens) = (self.clone(), ens.clone());
+                    let (identity, tx) = (ctx.identity.clone(), ctx.tx.clone());
+                    reconfig = Some(tokio::spawn(async move {
+                        server.reconfig(&ens, identity, tx, body).await
+                    }));
                     continue;
                 }
             }
@@ -532,9 +557,17 @@ impl Server {
     async fn reconfig(
         &self,
         ens: &Arc<Ensemble>,
-        ctx: &ConnCtx,
+        identity: Identity,
+        tx: Outbox,
         body: bytes::Bytes,
     ) -> Result<(), crate::jute::JuteError> {
+        let ctx = ConnCtx {
+            id: 0,
+            session: 0,
+            identity,
+            tx,
+            arrived: Some(std::time::Instant::now()),
+        };
         let mut r = Reader::new(body);
         let h = RequestHeader::read(&mut r)?;
         let req = ReconfigRequest::read(&mut r)?;

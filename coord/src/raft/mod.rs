@@ -228,10 +228,6 @@ fn parse_servers(list: &str) -> Result<Vec<ServerLine>, ErrorCode> {
         .collect()
 }
 
-/// How long a reconfig may wait for a joining member to catch up, and for
-/// the new membership to commit.
-const RECONFIG_STEP: Duration = Duration::from_secs(10);
-
 // ---- the running ensemble -------------------------------------------------
 
 /// A write waiting to be proposed: the command and the connection to close
@@ -254,6 +250,10 @@ pub struct Ensemble {
     read_only_enabled: bool,
     /// One reconfig at a time (ZooKeeper: ZRECONFIGINPROGRESS).
     reconfig_lock: tokio::sync::Mutex<()>,
+    /// How long a reconfig waits for a joiner to catch up, and for the new
+    /// membership to commit: initLimit ticks, ZooKeeper's bound for a
+    /// learner to sync with the leader.
+    reconfig_step: Duration,
 }
 
 impl Ensemble {
@@ -308,6 +308,9 @@ impl Ensemble {
             serving: tokio::sync::watch::channel(true).0,
             read_only_enabled: cfg.read_only_enabled,
             reconfig_lock: tokio::sync::Mutex::new(()),
+            reconfig_step: Duration::from_millis(
+                (cfg.tick_time_ms * cfg.init_limit.max(1)).max(1000),
+            ),
         });
         let me = cfg
             .servers
@@ -369,7 +372,7 @@ impl Ensemble {
     pub async fn reconfig(&self, req: pb::ReconfigReq) -> Result<u64, ErrorCode> {
         match self.leader() {
             Some(l) if l == self.my_id => self.execute_reconfig(&req).await,
-            Some(l) => match self.peers.reconfig(l, req, RECONFIG_STEP * 3).await {
+            Some(l) => match self.peers.reconfig(l, req, self.reconfig_step * 3).await {
                 Ok((0, index)) => Ok(index),
                 Ok((code, _)) => Err(ErrorCode::from_i32(code)),
                 Err(e) => {
@@ -382,8 +385,8 @@ impl Ensemble {
     }
 
     /// The leader's side of `reconfig`, ZooKeeper's semantics on openraft:
-    /// joiners become learners first (blocking until they caught up, else
-    /// ZNEWCONFIGNOQUORUM), then one `change_membership` installs the new
+    /// joiners become learners first (blocking until they caught up within
+    /// initLimit ticks, else ZNEWCONFIGNOQUORUM), then one `change_membership` installs the new
     /// voter set through joint consensus. `from_config` other than -1 must
     /// be the current version (the zxid of the membership entry), else
     /// ZBADVERSION.
@@ -430,24 +433,50 @@ impl Ensemble {
         for j in joining.iter().filter(|j| !voters.contains(&j.id)) {
             tracing::info!(member = j.id, addr = %j.spec(), "reconfig: adding a learner; waiting for it to catch up");
             self.peers.learn(j.id, &j.spec());
-            match tokio::time::timeout(
-                RECONFIG_STEP,
-                self.raft.add_learner(j.id, BasicNode::new(j.spec()), true),
-            )
-            .await
+            // openraft's own blocking add_learner counts a learner within
+            // `replication_lag_threshold` entries as caught up, even one that
+            // never answered; so wait here until it holds the entry that
+            // added it.
+            let added = match self
+                .raft
+                .add_learner(j.id, BasicNode::new(j.spec()), false)
+                .await
             {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
+                Ok(r) => r.log_id.index,
+                Err(e) => {
                     tracing::warn!(member = j.id, error = %e, "reconfig: cannot add the member");
                     return Err(ErrorCode::NewConfigNoQuorum);
                 }
-                Err(_) => {
-                    tracing::warn!(
-                        member = j.id,
-                        "reconfig: the new member did not catch up in time"
-                    );
-                    return Err(ErrorCode::NewConfigNoQuorum);
+            };
+            let id = j.id;
+            let caught_up = self
+                .raft
+                .wait(Some(self.reconfig_step))
+                .metrics(
+                    move |m| {
+                        m.replication
+                            .as_ref()
+                            .and_then(|r| r.get(&id))
+                            .and_then(|l| l.as_ref())
+                            .is_some_and(|l| l.index >= added)
+                    },
+                    "joining member caught up",
+                )
+                .await;
+            if caught_up.is_err() {
+                tracing::warn!(
+                    member = j.id,
+                    "reconfig: the new member did not catch up within initLimit ticks; dropping it"
+                );
+                let gone = BTreeSet::from([j.id]);
+                if let Err(e) = self
+                    .raft
+                    .change_membership(openraft::ChangeMembers::RemoveNodes(gone), false)
+                    .await
+                {
+                    tracing::warn!(member = j.id, error = %e, "reconfig: cannot drop the learner");
                 }
+                return Err(ErrorCode::NewConfigNoQuorum);
             }
         }
         if new_set == voters {
@@ -461,7 +490,11 @@ impl Ensemble {
             return Ok(index);
         }
         tracing::info!(from = ?voters, to = ?new_set, "reconfig: changing the voters");
-        match tokio::time::timeout(RECONFIG_STEP, self.raft.change_membership(new_set, false)).await
+        match tokio::time::timeout(
+            self.reconfig_step,
+            self.raft.change_membership(new_set, false),
+        )
+        .await
         {
             Ok(Ok(resp)) => Ok(resp.log_id.index),
             Ok(Err(e)) => {

@@ -12,8 +12,8 @@ import time
 
 import pytest
 from kazoo.client import KazooClient
-from kazoo.exceptions import (BadVersionError, NoAuthError, NotReadOnlyCallError,
-                              ReconfigDisabledError)
+from kazoo.exceptions import (BadVersionError, NewConfigNoQuorumError, NoAuthError,
+                              NotReadOnlyCallError, ReconfigDisabledError)
 
 from ensharness import HOST, Ensemble, fjord_coord
 
@@ -99,6 +99,18 @@ def test_add_then_remove_a_member(ens_reconfig):
         HOST, m1.peer_port, m1.election_port, HOST, m1.port)
     for i in range(50):
         zk.create("/before/n%03d" % i, b"v%d" % i, makepath=True)
+
+    # A joiner that never comes up: ZNEWCONFIGNOQUORUM after initLimit ticks
+    # (5 s here, longer than kazoo's read timeout: pings are answered meanwhile).
+    t0 = time.time()
+    with pytest.raises(NewConfigNoQuorumError):
+        zk.reconfig(joining="server.9=%s:1:2;%s:3" % (HOST, HOST), leaving=None,
+                    new_members=None)
+    assert time.time() - t0 > 4.5
+    assert zk.connected and zk.client_id is not None
+    # (Adding and dropping the learner were membership entries: a new version.)
+    members, version = config_members(zk.get("/zookeeper/config")[0])
+    assert sorted(members) == [1, 2, 3]
 
     m4 = e.add_member(RECONFIG)
     # A joiner with an empty log must not start its own ensemble.
