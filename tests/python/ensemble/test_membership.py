@@ -233,8 +233,13 @@ def test_read_only_mode():
         assert "ro" == __import__("zkwire").four_letter(m1.port, "isro", HOST, 2.0).strip()
 
         # A client that cannot take read-only is refused, as today.
-        with pytest.raises(Exception):
-            client([m1], timeout=3)
+        rw = KazooClient(hosts="%s:%d" % (HOST, m1.port), timeout=6.0)
+        try:
+            with pytest.raises(Exception):
+                rw.start(timeout=3)
+        finally:
+            rw.stop()
+            rw.close()
 
         ro = client([m1], read_only=True)
         try:
