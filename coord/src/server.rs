@@ -523,28 +523,11 @@ impl Server {
                     continue;
                 }
             }
-            let flow = {
-                let mut core = self.core.lock();
-                core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
-                handler::handle(&mut core, &mut ctx, body)
-            };
-            match flow {
-                Ok(Flow::Continue) => {}
-                Ok(Flow::Close) => break Ok(()),
-                Err(e) => {
-                    tracing::info!(%peer, error = %e, "malformed request; closing the connection");
-                    break Ok(());
-                }
+            if !self.handle_one(&mut ctx, body, peer) {
+                break Ok(());
             }
         };
-        {
-            let mut core = self.core.lock();
-            core.conns.remove(&id);
-            core.watches.remove_conn(id);
-            core.sessions.detach(ctx.session, id);
-            let last = core.tree.last_zxid;
-            tx.close(last);
-        }
+        self.detach(id, &ctx, &tx);
         result
     }
 }
@@ -776,29 +759,43 @@ impl Server {
                 ctx.send(last, xid, last, ErrorCode::NotReadOnly, |_| {});
                 continue;
             }
-            let flow = {
-                let mut core = self.core.lock();
-                core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
-                handler::handle(&mut core, &mut ctx, body)
-            };
-            match flow {
-                Ok(Flow::Continue) => {}
-                Ok(Flow::Close) => break Ok(()),
-                Err(e) => {
-                    tracing::info!(%peer, error = %e, "malformed request; closing the connection");
-                    break Ok(());
-                }
+            if !self.handle_one(&mut ctx, body, peer) {
+                break Ok(());
             }
         };
-        {
-            let mut core = self.core.lock();
-            core.conns.remove(&id);
-            core.watches.remove_conn(id);
-            core.sessions.detach(ctx.session, id);
-            let last = core.tree.last_zxid;
-            tx.close(last);
-        }
+        self.detach(id, &ctx, &tx);
         result
+    }
+}
+
+impl Server {
+    /// One request through the handler under the state lock; false when the
+    /// connection must close (closeSession, or a malformed request).
+    fn handle_one(&self, ctx: &mut ConnCtx, body: bytes::Bytes, peer: SocketAddr) -> bool {
+        let flow = {
+            let mut core = self.core.lock();
+            core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+            handler::handle(&mut core, ctx, body)
+        };
+        match flow {
+            Ok(Flow::Continue) => true,
+            Ok(Flow::Close) => false,
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "malformed request; closing the connection");
+                false
+            }
+        }
+    }
+
+    /// A connection ended: forget it, its watches and its attachment to the
+    /// session (which lives on until it expires or is closed).
+    fn detach(&self, id: u64, ctx: &ConnCtx, tx: &Outbox) {
+        let mut core = self.core.lock();
+        core.conns.remove(&id);
+        core.watches.remove_conn(id);
+        core.sessions.detach(ctx.session, id);
+        let last = core.tree.last_zxid;
+        tx.close(last);
     }
 }
 
