@@ -4,7 +4,8 @@
 #   1. the Rust unit and integration tests (cargo nextest, or cargo test without it),
 #   2. a short fuzz run of each decoder (scripts/fuzz.sh --quick),
 #   3. the quick benchmarks (scripts/bench-coord.sh --quick, scripts/bench-broker.sh --quick,
-#      scripts/bench-groups.sh --quick; full runs: see README),
+#      scripts/bench-groups.sh --quick, scripts/bench-replication.sh --quick,
+#      scripts/ensemble-bench.sh --quick; full runs: see README),
 #   4. the acceptance tests with real clients against real processes (pytest tests/python).
 # Env: FJORD_SKIP_FUZZ=1 / FJORD_SKIP_BENCH=1 skip steps 2 / 3; PYTEST_ARGS adds pytest flags.
 set -euo pipefail
@@ -33,6 +34,8 @@ if [ "${FJORD_SKIP_BENCH:-0}" != 1 ]; then
   (cd "$FJORD_ROOT/../shared/bench/kbench-system" && CARGO_TARGET_DIR=$HOME/.cache/bench-target cargo build --release -q)
   KBENCH=$HOME/.cache/bench-target/release/kbench scripts/bench-broker.sh --quick
   KBENCH=$HOME/.cache/bench-target/release/kbench scripts/bench-groups.sh --quick
+  KBENCH=$HOME/.cache/bench-target/release/kbench scripts/bench-replication.sh --quick
+  scripts/ensemble-bench.sh --quick
 fi
 
 export FJORD_REQUIRE_BINARIES=1
