@@ -1,4 +1,4 @@
-"""The ensemble fault-injection checker (ens_nemesis.py) for 45 s: kill -9,
+"""The ensemble fault-injection checker (ens_nemesis.py) for 30 s: kill -9,
 SIGSTOP/SIGCONT and restarts of members (the leader included) every 4 s under
 creates, CASes and reads from 10 kazoo clients; nothing acknowledged lost, no
 stale read within a session, every register's history linearizable. Longer
@@ -17,7 +17,7 @@ def test_nemesis_loses_nothing_and_every_register_is_linearizable():
             pytest.fail("fjord-coord not built: %s" % fjord_coord())
         pytest.skip("fjord-coord not built: %s" % fjord_coord())
     pytest.importorskip("kazoo")
-    secs = float(os.environ.get("FJORD_ENS_CHAOS_SECONDS", "45"))
+    secs = float(os.environ.get("FJORD_ENS_CHAOS_SECONDS", "30"))
     r = ens_nemesis.run(members=3, duration=secs, interval=4.0, extra={"tickTime": "2000"})
     nem = r.pop("nemesis")
     print("ensemble checker: %s" % r)

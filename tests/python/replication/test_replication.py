@@ -163,7 +163,7 @@ def test_min_insync_and_offline_without_unclean_election(cluster):
 def test_checker_under_nemesis(cluster):
     """kill -9 / SIGSTOP+SIGCONT / restart of random brokers every 5 s (the
     leaders and the controller included); longer runs: scripts/chaos.sh."""
-    secs = float(os.environ.get("FJORD_CHAOS_SECONDS", "60"))
+    secs = float(os.environ.get("FJORD_CHAOS_SECONDS", "45"))
     r = checker.run(cluster, duration=secs, interval=5.0, partitions=3, rate=300, verify_kills=1)
     print("checker: %s" % {k: v for k, v in r.items() if k != "nemesis"})
     assert r["acknowledged"] > 0
