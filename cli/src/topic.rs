@@ -359,7 +359,7 @@ async fn describe(
     let mut moving = BTreeMap::new();
     if !filtered {
         for t in &topics {
-            if let Ok(m) = reassignments_in_progress(c, &t.name).await {
+            if let Ok(m) = reassignments_in_progress(c, t).await {
                 moving.insert(t.name.clone(), m);
             }
         }
@@ -625,30 +625,8 @@ async fn reassign(
             moves.len()
         );
     }
-    let started = std::time::Instant::now();
-    loop {
-        if !wait {
-            break;
-        }
-        // Done when no broker lists it in progress and Metadata shows the
-        // target (a broker's cache may not have seen the request yet).
-        let pending = reassignments_in_progress(c, name).await?;
-        let t = c.topic(name, false).await?;
-        let placed = moves.iter().enumerate().all(|(i, r)| {
-            t.partitions
-                .iter()
-                .any(|p| p.index == i as i32 && &p.replicas == r)
-        });
-        if pending.is_empty() && placed {
-            if out == Output::Text {
-                println!("Reassignment of {name} complete.");
-            }
-            break;
-        }
-        if started.elapsed() > std::time::Duration::from_secs(300) {
-            bail!("reassignment of '{name}' still in progress after 300 s: {pending:?}");
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    if wait {
+        wait_reassigned(c, name, moves, out).await?;
     }
     if out == Output::Json {
         println!(
@@ -659,17 +637,47 @@ async fn reassign(
     Ok(())
 }
 
-/// Partitions of `name` with a reassignment in progress: (partition, adding, removing).
-async fn reassignments_in_progress(
+/// Poll until the reassignment of `name` to `moves` is complete (300 s at most).
+async fn wait_reassigned(
     c: &mut Client,
     name: &str,
+    moves: &[Vec<i32>],
+    out: Output,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        // Done when no broker lists it in progress and Metadata shows the
+        // target (a broker's cache may not have seen the request yet).
+        let t = c.topic(name, false).await?;
+        let pending = reassignments_in_progress(c, &t).await?;
+        let placed = moves.iter().enumerate().all(|(i, r)| {
+            t.partitions
+                .iter()
+                .any(|p| p.index == i as i32 && &p.replicas == r)
+        });
+        if pending.is_empty() && placed {
+            if out == Output::Text {
+                println!("Reassignment of {name} complete.");
+            }
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(300) {
+            bail!("reassignment of '{name}' still in progress after 300 s: {pending:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// Partitions of `t` with a reassignment in progress: (partition, adding, removing).
+async fn reassignments_in_progress(
+    c: &mut Client,
+    t: &TopicInfo,
 ) -> anyhow::Result<Vec<(i32, Vec<i32>, Vec<i32>)>> {
     use list_partition_reassignments_request::ListPartitionReassignmentsTopics;
-    let t = c.topic(name, false).await?;
     let req = ListPartitionReassignmentsRequest::default()
         .with_timeout_ms(30_000)
         .with_topics(Some(vec![ListPartitionReassignmentsTopics::default()
-            .with_name(TopicName(str(name)))
+            .with_name(TopicName(str(&t.name)))
             .with_partition_indexes(
                 t.partitions.iter().map(|p| p.index).collect(),
             )]));

@@ -338,20 +338,14 @@ impl Server {
             let last_zxid = core.tree.last_zxid;
             core.conns.insert(
                 id,
-                ConnHandle {
-                    tx: tx.clone(),
-                    addr: peer,
-                    session,
-                    stats: conn_stats.clone(),
-                    established_ms: crate::core::now_ms(),
-                    timeout_ms: timeout,
-                    last_op: "NA",
-                    last_cxid: 0,
+                conn_handle(
+                    &ctx,
+                    peer,
+                    &conn_stats,
+                    timeout,
                     last_zxid,
-                    identity: ctx.identity.clone(),
-                    applied: applied_tx.take(),
-                    deferred: Default::default(),
-                },
+                    applied_tx.take(),
+                ),
             );
             ens.propose(rpb::Command {
                 origin: ens.my_id,
@@ -394,20 +388,14 @@ impl Server {
                 let last_zxid = core.tree.last_zxid;
                 core.conns.insert(
                     id,
-                    ConnHandle {
-                        tx: tx.clone(),
-                        addr: peer,
-                        session: ctx.session,
-                        stats: conn_stats.clone(),
-                        established_ms: crate::core::now_ms(),
+                    conn_handle(
+                        &ctx,
+                        peer,
+                        &conn_stats,
                         timeout_ms,
-                        last_op: "NA",
-                        last_cxid: 0,
                         last_zxid,
-                        identity: ctx.identity.clone(),
-                        applied: applied_tx.take(),
-                        deferred: Default::default(),
-                    },
+                        applied_tx.take(),
+                    ),
                 );
             }
             core.stats.clone()
@@ -685,20 +673,7 @@ impl Server {
             tracing::info!(%peer, session = format!("0x{sid:x}"), "read-only client connected");
             core.conns.insert(
                 id,
-                ConnHandle {
-                    tx: tx.clone(),
-                    addr: peer,
-                    session: sid,
-                    stats: conn_stats.clone(),
-                    established_ms: crate::core::now_ms(),
-                    timeout_ms,
-                    last_op: "NA",
-                    last_cxid: 0,
-                    last_zxid: last,
-                    identity: ctx.identity.clone(),
-                    applied: None,
-                    deferred: Default::default(),
-                },
+                conn_handle(&ctx, peer, &conn_stats, timeout_ms, last, None),
             );
             Some(core.stats.clone())
         };
@@ -796,6 +771,32 @@ impl Server {
         core.sessions.detach(ctx.session, id);
         let last = core.tree.last_zxid;
         tx.close(last);
+    }
+}
+
+/// The registry entry of a connection whose session is settled (`ctx.session`):
+/// what `cons`/`stat` show and what the apply path needs to reach it.
+fn conn_handle(
+    ctx: &ConnCtx,
+    peer: SocketAddr,
+    stats: &Arc<crate::core::Stats>,
+    timeout_ms: i32,
+    last_zxid: i64,
+    applied: Option<watch::Sender<u64>>,
+) -> ConnHandle {
+    ConnHandle {
+        tx: ctx.tx.clone(),
+        addr: peer,
+        session: ctx.session,
+        stats: stats.clone(),
+        established_ms: crate::core::now_ms(),
+        timeout_ms,
+        last_op: "NA",
+        last_cxid: 0,
+        last_zxid,
+        identity: ctx.identity.clone(),
+        applied,
+        deferred: Default::default(),
     }
 }
 
