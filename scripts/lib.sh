@@ -69,11 +69,11 @@ stop_pid() {
   wait "$1" 2>/dev/null || true
 }
 
-# stop_all: stops every spawned process still running (all signalled first, then awaited)
+# stop_all: stops every spawned process still running, the last started first (a broker
+# before the coordinator it registered with)
 stop_all() {
-  local p
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]:-}"; do stop_pid "$p"; done
+  local i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}"; done
   PIDS=()
 }
 
