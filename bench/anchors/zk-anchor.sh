@@ -11,6 +11,7 @@
 # ZooKeeper's default forceSync=yes (an fsync per transaction). The JVM gets -Xmx1000m (the
 # heap upstream's zkEnv.sh uses by default) and logs INFO to a rolling file in ZKA_DIR/log.
 set -euo pipefail
+source "$(dirname "$0")/pidfile.sh"
 DIR=${ZKA_DIR:-/tmp/zkanchor}
 PORT=${ZKA_PORT:-22181}
 CONF=${ZKA_CONF:-$DIR/conf/zoo.cfg}
@@ -36,7 +37,7 @@ fourlw() { ( exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf '%s' "$1" >&3 && timeo
 
 case "${1:-}" in
 start)
-  if [ -f "$PIDF" ] && kill -0 "$(cat "$PIDF")" 2>/dev/null; then echo "already running pid $(cat "$PIDF")"; exit 0; fi
+  if pidfile_running "$PIDF"; then echo "already running pid $(cat "$PIDF")"; exit 0; fi
   mkdir -p "$DIR/conf" "$DIR/log"
   [ -n "${ZKA_CONF:-}" ] || write_conf
   cp /etc/zookeeper/conf_example/log4j.properties "$DIR/conf/"
@@ -45,18 +46,11 @@ start)
     -cp "$CP" org.apache.zookeeper.server.quorum.QuorumPeerMain "$CONF" \
     > "$DIR/log/stdout.log" 2>&1 < /dev/null &
   echo $! > "$PIDF"
-  for _ in $(seq 1 50); do
-    if [ "$(fourlw ruok)" = imok ]; then
-      echo "zookeeper up on 127.0.0.1:$PORT pid $(cat "$PIDF")"; exit 0; fi
-    sleep 0.2
-  done
+  imok() { [ "$(fourlw ruok)" = imok ]; }
+  if pidfile_wait "$PIDF" imok; then echo "zookeeper up on 127.0.0.1:$PORT pid $(cat "$PIDF")"; exit 0; fi
   echo "zookeeper did not answer ruok; see $DIR/log" >&2; exit 1 ;;
 stop)
-  if [ -f "$PIDF" ]; then
-    pid=$(cat "$PIDF"); kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    rm -f "$PIDF"; echo stopped
-  fi ;;
+  pidfile_stop "$PIDF" ;;
 status)
   fourlw srvr ;;
 wipe)
