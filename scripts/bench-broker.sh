@@ -1,37 +1,29 @@
 #!/usr/bin/env bash
 # Benchmark one fjord-broker against the Tansu 0.6 anchor (in-memory engine), same run,
-# same machine, with ../shared/bench/kbench: produce 100 B and 1 KiB with acks=1 and
+# same machine, with bench/kbench: produce 100 B and 1 KiB with acks=1 and
 # acks=all, consume from the beginning, e2e at 5,000 msg/s. Prints both side by side.
 #   scripts/bench-broker.sh            full: 1,000,000 messages per produce run, 3 rounds
 #   scripts/bench-broker.sh --quick    200,000 messages, 1 round
 # Old clients too: kbench-system (the same source on Debian's librdkafka 2.0.2, what kcat
 # uses) produces and consumes 1,000,000 messages against each server (Tansu fails there).
 # Exits 1 if any fjord run fails to verify (so the quick run in the test command is a test).
-# env: KBENCH (default /root/.cache/bench-target/release/kbench, else /tmp/bench-target/...)
+# env: KBENCH (default ~/.cache/bench-target/release/kbench, built from bench/kbench)
 #      KBENCH_SYSTEM (default: kbench-system beside KBENCH; missing = that step is skipped)
 #      FJORD_BIN, REPS, MSGS, E2E_MSGS, SYSTEM_MSGS, SKIP_TANSU=1, OUT
 set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-BENCH=${BENCH_DIR:-$here/../../shared/bench}
-[ -d "$BENCH" ] || BENCH=/work/shared/bench
-KBENCH=${KBENCH:-}
-for k in "$KBENCH" /root/.cache/bench-target/release/kbench /tmp/bench-target/release/kbench; do
-  [ -n "$k" ] && [ -x "$k" ] && { KBENCH=$k; break; }
-done
-KBENCH_SYSTEM=${KBENCH_SYSTEM:-$(dirname "${KBENCH:-/nonexistent}")/kbench-system}
-[ -x "${KBENCH:-}" ] || { echo "kbench not built: cd $BENCH/kbench && CARGO_TARGET_DIR=/tmp/bench-target cargo build --release" >&2; exit 1; }
-BIN_DIR=${FJORD_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/fjord-target}/release}
+source "$(dirname "$0")/lib.sh"
+require_tool "$KBENCH" kbench
 REPS=${REPS:-3}; MSGS=${MSGS:-1000000}; E2E_MSGS=${E2E_MSGS:-50000}; SYSTEM_MSGS=${SYSTEM_MSGS:-1000000}
 if [ "${1:-}" = "--quick" ]; then REPS=1; MSGS=200000; E2E_MSGS=20000; fi
 OUT=${OUT:-/tmp/bench-broker-$$.txt}
 : >"$OUT"
 WORK=$(mktemp -d /tmp/fjord-bench-XXXX)
 PORT=${FJORD_BENCH_PORT:-29092}
-cleanup() { [ -n "${BPID:-}" ] && kill "$BPID" 2>/dev/null; wait 2>/dev/null; [ -z "${SKIP_TANSU:-}" ] && "$BENCH/anchors/tansu-anchor.sh" stop >/dev/null 2>&1; rm -rf "$WORK"; }
+cleanup() { stop_all; [ -z "${SKIP_TANSU:-}" ] && "$ANCHORS/tansu-anchor.sh" stop >/dev/null 2>&1; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 start_fjord() {
-  [ -n "${BPID:-}" ] && { kill "$BPID" 2>/dev/null; wait "$BPID" 2>/dev/null; }
+  stop_all
   rm -rf "$WORK/data"
   cat >"$WORK/broker.properties" <<P
 broker.id=1
@@ -40,10 +32,8 @@ log.dirs=$WORK/data
 zookeeper.connect=
 num.partitions=1
 P
-  "$BIN_DIR/fjord-broker" "$WORK/broker.properties" >>"$WORK/broker.log" 2>&1 &
-  BPID=$!
-  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0; sleep 0.1; done
-  echo "fjord-broker did not start" >&2; tail "$WORK/broker.log" >&2; exit 1
+  spawn "$WORK/broker.log" "$FJORD_BIN/fjord-broker" "$WORK/broker.properties"
+  wait_port "$PORT" fjord-broker "$WORK/broker.log" "$SPAWNED"
 }
 
 run() { # tool brokers label args...
@@ -79,11 +69,11 @@ for r in $(seq 1 "$REPS"); do
   start_fjord
   matrix fjord "127.0.0.1:$PORT" "$r"
   if [ -z "${SKIP_TANSU:-}" ]; then
-    "$BENCH/anchors/tansu-anchor.sh" restart >>"$OUT.log" 2>&1 && sleep 1 && matrix tansu 127.0.0.1:19092 "$r"
+    "$ANCHORS/tansu-anchor.sh" restart >>"$OUT.log" 2>&1 && sleep 1 && matrix tansu 127.0.0.1:19092 "$r"
   fi
 done
 echo "--- medians ($REPS round(s)); raw lines in $OUT"
-python3 "$BENCH/anchors/median.py" --by label "$OUT" 2>/dev/null || cat "$OUT"
+python3 "$ANCHORS/median.py" --by label "$OUT" 2>/dev/null || cat "$OUT"
 if grep "^label=fjord:" "$OUT" | grep -qv "verify=ok"; then
   echo "FAILED: a fjord run did not verify:" >&2
   grep "^label=fjord:" "$OUT" | grep -v "verify=ok" >&2

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Consumer-group benchmark: one fjord-coord (fsync on) + one fjord-broker, offsets in the
 # coordinator, 100 B messages on a 6-partition topic.
-#   1. group-consume: 3 ../shared/bench/kbench processes in one group (--group: subscribe;
+#   1. group-consume: 3 bench/kbench processes in one group (--group: subscribe;
 #      librdkafka's range assignor gives each 2 partitions), all consuming at once;
 #      prints each kbench line and the group's total msgs/s.
 #   2. commit-heavy: 3 confluent-kafka consumers in one group committing after every poll
@@ -13,38 +13,21 @@
 #   scripts/bench-groups.sh --quick    150,000 messages, 4 s commit runs
 # env: KBENCH, FJORD_BIN, MSGS, COMMIT_SECS, FJORD_BENCH_PORT (default: a free port), KEEP_WORK=1
 set -uo pipefail
+source "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
-BENCH=${BENCH_DIR:-$here/../../shared/bench}
-[ -d "$BENCH" ] || BENCH=/work/shared/bench
-KBENCH=${KBENCH:-}
-for k in "$KBENCH" /root/.cache/bench-target/release/kbench /tmp/bench-target/release/kbench; do
-  [ -n "$k" ] && [ -x "$k" ] && { KBENCH=$k; break; }
-done
-[ -x "${KBENCH:-}" ] || { echo "kbench not built: cd $BENCH/kbench && CARGO_TARGET_DIR=/tmp/bench-target cargo build --release" >&2; exit 1; }
-BIN_DIR=${FJORD_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/fjord-target}/release}
+require_tool "$KBENCH" kbench
 MSGS=${MSGS:-1500000}; COMMIT_SECS=${COMMIT_SECS:-20}
 if [ "${1:-}" = "--quick" ]; then MSGS=150000; COMMIT_SECS=4; fi
 MSGS=$(( MSGS / 6 * 6 ))   # every partition gets exactly MSGS/6
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT=${FJORD_BENCH_PORT:-$(free_port)}; ZK_PORT=$(free_port)
 WORK=$(mktemp -d /tmp/fjord-bench-groups-XXXX)
-BPID=""; CPID=""; KPIDS=()
+KPIDS=()
 cleanup() {
   for p in "${KPIDS[@]}"; do kill "$p" 2>/dev/null; done
-  [ -n "$BPID" ] && kill "$BPID" 2>/dev/null && wait "$BPID" 2>/dev/null
-  [ -n "$CPID" ] && kill "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null
+  stop_all
   [ "${KEEP_WORK:-0}" = 1 ] && echo "work dir kept: $WORK" >&2 || rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-wait_port() { # port what logfile pid: our process listening (not some other one on the port)
-  for _ in $(seq 100); do
-    kill -0 "$4" 2>/dev/null || break
-    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "$2 did not start; log:" >&2; tail -20 "$3" >&2; exit 1
-}
 
 mkdir -p "$WORK/coord"
 cat >"$WORK/zoo.cfg" <<P
@@ -53,9 +36,8 @@ dataDir=$WORK/coord
 clientPort=$ZK_PORT
 clientPortAddress=127.0.0.1
 P
-"$BIN_DIR/fjord-coord" "$WORK/zoo.cfg" >"$WORK/coord.log" 2>&1 &
-CPID=$!
-wait_port "$ZK_PORT" fjord-coord "$WORK/coord.log" "$CPID"
+spawn "$WORK/coord.log" "$FJORD_BIN/fjord-coord" "$WORK/zoo.cfg"
+wait_port "$ZK_PORT" fjord-coord "$WORK/coord.log" "$SPAWNED"
 cat >"$WORK/broker.properties" <<P
 broker.id=1
 listeners=PLAINTEXT://127.0.0.1:$PORT
@@ -63,9 +45,8 @@ log.dirs=$WORK/data
 zookeeper.connect=127.0.0.1:$ZK_PORT
 num.partitions=6
 P
-"$BIN_DIR/fjord-broker" "$WORK/broker.properties" >"$WORK/broker.log" 2>&1 &
-BPID=$!
-wait_port "$PORT" fjord-broker "$WORK/broker.log" "$BPID"
+spawn "$WORK/broker.log" "$FJORD_BIN/fjord-broker" "$WORK/broker.properties"
+wait_port "$PORT" fjord-broker "$WORK/broker.log" "$SPAWNED"
 BS=127.0.0.1:$PORT
 T=bench-groups-$$
 sleep 1

@@ -4,16 +4,15 @@
 # topic in the same cluster and run, and prints both and the ratio.
 #   scripts/bench-replication.sh            200,000 messages per run, 3 rounds (medians)
 #   scripts/bench-replication.sh --quick    50,000 messages, 1 round
-# env: KBENCH (default /root/.cache/bench-target/release/kbench), FJORD_BIN, MSGS, REPS
+# env: KBENCH (default ~/.cache/bench-target/release/kbench, built from bench/kbench),
+#      FJORD_BIN, MSGS, REPS
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-KBENCH=${KBENCH:-/root/.cache/bench-target/release/kbench}
-[ -x "$KBENCH" ] || KBENCH=/tmp/bench-target/release/kbench
-[ -x "$KBENCH" ] || { echo "kbench not built (see scripts/bench-broker.sh)" >&2; exit 1; }
+source "$(dirname "$0")/lib.sh"
+require_tool "$KBENCH" kbench
 MSGS=${MSGS:-200000}; REPS=${REPS:-3}
 if [ "${1:-}" = "--quick" ]; then MSGS=50000; REPS=1; fi
 export KBENCH MSGS REPS
-exec python3 - "$here/../tests/python/replication" <<'PY'
+exec python3 - "$FJORD_ROOT/tests/python/replication" <<'PY'
 import os, re, statistics, subprocess, sys
 sys.path.insert(0, sys.argv[1])
 import replharness as h

@@ -9,9 +9,5 @@
 # env: FJORD_BIN (binaries, default ${CARGO_TARGET_DIR:-~/.cache/fjord-target}/release),
 #      FJORD_KEEP_TMP=1 keeps the brokers' logs and data.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-args=("$@")
-if ! printf '%s\n' "${args[@]:-}" | grep -q -- '--duration'; then
-  args+=(--duration 1800)
-fi
-exec python3 "$here/../tests/python/replication/checker.py" "${args[@]}"
+source "$(dirname "$0")/lib.sh"
+exec_with_duration 1800 "$FJORD_ROOT/tests/python/replication/checker.py" "$@"

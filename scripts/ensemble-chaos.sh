@@ -8,9 +8,5 @@
 #   scripts/ensemble-chaos.sh --members 5 --duration 120   (any ens_nemesis.py option)
 # env: FJORD_BIN (binaries dir), FJORD_KEEP_TMP=1 keeps the members' data and logs.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-args=("$@")
-if ! printf '%s\n' "${args[@]:-}" | grep -q -- '--duration'; then
-  args+=(--duration 600)
-fi
-exec python3 "$here/../tests/python/ensemble/ens_nemesis.py" "${args[@]}"
+source "$(dirname "$0")/lib.sh"
+exec_with_duration 600 "$FJORD_ROOT/tests/python/ensemble/ens_nemesis.py" "$@"

@@ -9,7 +9,7 @@
 #   4. the acceptance tests with real clients against real processes (pytest tests/python).
 # Env: FJORD_SKIP_FUZZ=1 / FJORD_SKIP_BENCH=1 skip steps 2 / 3; PYTEST_ARGS adds pytest flags.
 set -euo pipefail
-source "$(dirname "$0")/env.sh"
+source "$(dirname "$0")/lib.sh"
 cd "$FJORD_ROOT"
 
 fjord_install_apt
@@ -27,14 +27,14 @@ if [ "${FJORD_SKIP_FUZZ:-0}" != 1 ]; then
 fi
 
 if [ "${FJORD_SKIP_BENCH:-0}" != 1 ]; then
-  scripts/bench-coord.sh --quick
+  # The load generators in bench/, built into $BENCH_TARGET (~/.cache/bench-target).
   # kbench links librdkafka built from source: the first build takes minutes.
   # kbench-system is the same source on Debian's librdkafka 2.0.2 (old clients too).
-  (cd "$FJORD_ROOT/../shared/bench/kbench" && CARGO_TARGET_DIR=$HOME/.cache/bench-target cargo build --release -q)
-  (cd "$FJORD_ROOT/../shared/bench/kbench-system" && CARGO_TARGET_DIR=$HOME/.cache/bench-target cargo build --release -q)
-  KBENCH=$HOME/.cache/bench-target/release/kbench scripts/bench-broker.sh --quick
-  KBENCH=$HOME/.cache/bench-target/release/kbench scripts/bench-groups.sh --quick
-  KBENCH=$HOME/.cache/bench-target/release/kbench scripts/bench-replication.sh --quick
+  bench_build zkbench kbench kbench-system
+  scripts/bench-coord.sh --quick
+  scripts/bench-broker.sh --quick
+  scripts/bench-groups.sh --quick
+  scripts/bench-replication.sh --quick
   scripts/ensemble-bench.sh --quick
 fi
 
