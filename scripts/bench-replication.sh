@@ -13,7 +13,7 @@ KBENCH=${KBENCH:-/root/.cache/bench-target/release/kbench}
 MSGS=${MSGS:-200000}; REPS=${REPS:-3}
 if [ "${1:-}" = "--quick" ]; then MSGS=50000; REPS=1; fi
 export KBENCH MSGS REPS
-exec python3 - "$here/../tests/python/replication" <<'PY'
+PYTHONPATH="$here/../tests/python${PYTHONPATH:+:$PYTHONPATH}" exec python3 - "$here/../tests/python/replication" <<'PY'
 import os, re, statistics, subprocess, sys
 sys.path.insert(0, sys.argv[1])
 import replharness as h

@@ -14,4 +14,4 @@ args=("$@")
 if ! printf '%s\n' "${args[@]:-}" | grep -q -- '--duration'; then
   args+=(--duration 1800)
 fi
-exec python3 "$here/../tests/python/replication/checker.py" "${args[@]}"
+PYTHONPATH="$here/../tests/python${PYTHONPATH:+:$PYTHONPATH}" exec python3 "$here/../tests/python/replication/checker.py" "${args[@]}"

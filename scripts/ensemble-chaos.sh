@@ -13,4 +13,4 @@ args=("$@")
 if ! printf '%s\n' "${args[@]:-}" | grep -q -- '--duration'; then
   args+=(--duration 600)
 fi
-exec python3 "$here/../tests/python/ensemble/ens_nemesis.py" "${args[@]}"
+PYTHONPATH="$here/../tests/python${PYTHONPATH:+:$PYTHONPATH}" exec python3 "$here/../tests/python/ensemble/ens_nemesis.py" "${args[@]}"

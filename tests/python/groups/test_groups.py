@@ -11,7 +11,8 @@ import time
 import pytest
 
 pytest.importorskip("confluent_kafka")
-from gutil import Member, committed, create_topic, produce, wait_balanced  # noqa: E402
+from fjordtest.kafka import create_topic  # noqa: E402
+from groups.gutil import Member, committed, produce, wait_balanced  # noqa: E402
 
 
 def test_three_consumers_six_partitions_get_two_each(gcluster, topic_name, group_name):
