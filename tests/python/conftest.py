@@ -86,17 +86,8 @@ def root(server, request):
 @pytest.fixture
 def new_zk(server):
     """Factory of started kazoo clients; every one is stopped and closed at teardown."""
-    clients = []
-
-    def make(**kw):
-        c = server.kazoo(**kw)
-        clients.append(c)
-        return c
-
-    try:
+    with cleanup.made_by(server.kazoo, lambda c: close_kazoo([c])) as make:
         yield make
-    finally:
-        close_kazoo(clients)
 
 
 @pytest.fixture
@@ -107,20 +98,5 @@ def zk(new_zk):
 @pytest.fixture
 def new_wire(server):
     """Factory of raw zkwire sessions; closed at teardown."""
-    conns = []
-
-    def make(**kw):
-        c = server.wire(**kw)
-        conns.append(c)
-        return c
-
-    try:
+    with cleanup.made_by(server.wire, lambda c: c.close()) as make:
         yield make
-    finally:
-        for c in conns:
-            try:
-                c.close()
-            except Exception:
-                pass
-
-

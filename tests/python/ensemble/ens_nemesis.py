@@ -31,6 +31,7 @@ from fjordtest import cleanup
 from fjordtest.ensemble import Ensemble
 from fjordtest.linearizability import Op, check
 from fjordtest.nemesis import Nemesis, longest_gap, make_log, print_report
+from fjordtest.workers import Workers
 
 log = make_log("ens-nemesis")
 
@@ -41,12 +42,11 @@ def _lost_conn_errors():
     return (ConnectionLoss, OperationTimeoutError, SessionExpiredError, KazooTimeoutError)
 
 
-class Workload:
+class Workload(Workers):
     def __init__(self, ens, registers, cas_clients, writers, rng):
+        super().__init__()
         self.ens = ens
         self.rng = rng
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
         self.regs = ["/reg/r%d" % i for i in range(registers)]
         self.history = {r: [] for r in self.regs}
         self.acked = []
@@ -154,23 +154,6 @@ class Workload:
                 self.acked.append(path)
                 self.write_times.append(time.time())
                 self.counts["create_ok"] += 1
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
-
-    def close(self):
-        for c in self.clients:
-            try:
-                c.stop()
-                c.close()
-            except Exception:  # noqa: BLE001
-                pass
 
 
 def nemesis(ens, interval, rng):

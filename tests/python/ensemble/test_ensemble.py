@@ -14,20 +14,21 @@ from kazoo.exceptions import ConnectionLoss, NodeExistsError, OperationTimeoutEr
 from kazoo.handlers.threading import KazooTimeoutError
 
 from fjordtest.binaries import coord_binary, require
-from fjordtest.coord import close_kazoo, four_letter
+from fjordtest.coord import four_letter
 from fjordtest.ensemble import running
+from fjordtest.workers import Workers
 
 
-class Writers:
+class Writers(Workers):
     """Clients creating unique znodes in a loop; records what was acknowledged."""
+    join_timeout = 20
 
     def __init__(self, ens, n, prefix="/load"):
+        super().__init__()
         self.ens = ens
         self.prefix = prefix
-        self.stop = threading.Event()
         self.acked = []
         self.ack_times = []
-        self.lock = threading.Lock()
         self.errors = []
         zk = ens.kazoo()
         zk.ensure_path(prefix)
@@ -61,18 +62,6 @@ class Writers:
             with self.lock:
                 self.acked.append(path)
                 self.ack_times.append(time.time())
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(20)
-
-    def close(self):
-        close_kazoo(self.clients)
 
 
 def all_children(ens, member, path):

@@ -17,6 +17,7 @@ ensemble/ens_nemesis.py) are run with PYTHONPATH=tests/python by the scripts.
   kafka       topic helpers: create_topic, describe (fjord topic describe JSON)
   names       unique topic and group names
   proxy       TcpProxy: a forwarder that can cut a client off
+  workers     Workers: kazoo clients driven by threads until stopped
   nemesis     the fault injector and report helpers the two checkers share
   zkcli       Debian's zkCli.sh: path, JVM flags, its stat output
   zkwire, kafka_wire, murmur2, linearizability   wire/algorithm helpers

@@ -6,7 +6,6 @@ brokers in one temp dir.
 Env:
   FJORD_BROKER_COORD   fjord | zookeeper | standalone (default: fjord if built, else zookeeper)
 """
-import contextlib
 import os
 import time
 
@@ -135,22 +134,14 @@ def require_brokers(*more):
     require(broker_binary(), *more)
 
 
-@contextlib.contextmanager
 def clusters(base_overrides=None):
-    """A factory make(n=1, overrides=None, coord=None) -> Cluster whose clusters
-    (started with base_overrides, then overrides) are all closed on exit."""
+    """A context manager yielding make(n=1, overrides=None, coord=None) -> Cluster:
+    clusters started with base_overrides, then overrides; all closed on exit."""
     require_brokers()
-    made = []
 
     def make(n=1, overrides=None, coord=None):
         o = dict(base_overrides or {})
         o.update(overrides or {})
-        c = Cluster(n, o, coord)
-        made.append(c)
-        return c
+        return Cluster(n, o, coord)
 
-    try:
-        yield make
-    finally:
-        for c in made:
-            c.close()
+    return cleanup.made_by(make, Cluster.close)

@@ -3,8 +3,12 @@ processes and temporary directories. Whatever is still registered is killed
 (SIGKILL) or removed by clean_up(), which the root conftest.py calls when the
 pytest session finishes and which also runs at interpreter exit.
 
-FJORD_KEEP_TMP=1 keeps every temp dir (logs and data) for a post-mortem."""
+FJORD_KEEP_TMP=1 keeps every temp dir (logs and data) for a post-mortem.
+
+made_by() is the scoped counterpart for fixtures: a factory whose products are
+all closed when the fixture ends."""
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -51,3 +55,24 @@ def clean_up():
 
 
 atexit.register(clean_up)
+
+
+@contextlib.contextmanager
+def made_by(make, close):
+    """Yields f(*a, **kw) = make(*a, **kw), remembering each product; on exit
+    close(product) for every one, errors ignored (teardown goes on)."""
+    made = []
+
+    def f(*a, **kw):
+        x = make(*a, **kw)
+        made.append(x)
+        return x
+
+    try:
+        yield f
+    finally:
+        for x in made:
+            try:
+                close(x)
+            except Exception:  # noqa: BLE001 - teardown goes on
+                pass
