@@ -1,5 +1,6 @@
 """Helpers for group tests: producing, and consumer-group members running in
 threads (confluent-kafka) that record assignments and messages."""
+import contextlib
 import threading
 import time
 
@@ -88,6 +89,20 @@ class Member(threading.Thread):
     def parts(self):
         with self.lock:
             return set(self.assignment)
+
+
+@contextlib.contextmanager
+def members(n, bootstrap, group, topic, **kw):
+    """n started Members of one group (Member's keyword arguments); on exit every
+    one still in the yielded list is stopped."""
+    ms = [Member(bootstrap, group, topic, **kw) for _ in range(n)]
+    for m in ms:
+        m.start()
+    try:
+        yield ms
+    finally:
+        for m in ms:
+            m.stop()
 
 
 def assignments(members):

@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, KafkaException  # noqa: E402
 
 from fjordtest.binaries import fjord_cli  # noqa: E402
 from fjordtest.kafka import create_topic  # noqa: E402
-from groups.gutil import Member, committed, consumer_conf, produce  # noqa: E402
+from groups.gutil import committed, consumer_conf, members, produce  # noqa: E402
 
 FJORD_CLI = fjord_cli()
 
@@ -89,11 +89,8 @@ def test_group_coordinator_failover_three_brokers(make_gcluster, topic_name, gro
         f.result(30)
     n = 6000
     produce(c.bootstrap, topic_name, n)
-    ms = [Member(c.bootstrap, group_name, topic_name, commit_sync=True) for _ in range(2)]
-    for m in ms:
-        m.start()
     victim = c.broker(coord_id)
-    try:
+    with members(2, c.bootstrap, group_name, topic_name, commit_sync=True) as ms:
         deadline = time.time() + 60
         while sum(len(m.values) for m in ms) < n // 4 and time.time() < deadline:
             time.sleep(0.02)
@@ -103,9 +100,6 @@ def test_group_coordinator_failover_three_brokers(make_gcluster, topic_name, gro
             time.sleep(0.2)
         allv = [v for m in ms for v in m.values]
         assert set(allv) == set("m-%d" % i for i in range(n)), len(set(allv))
-    finally:
-        for m in ms:
-            m.stop()
     live = ",".join(b.bootstrap for b in c.brokers if b.alive())
     new_coord = coordinator_of(a, group_name)
     assert new_coord != coord_id

@@ -223,8 +223,8 @@ def run(cluster, duration=60.0, interval=5.0, partitions=3, rate=300, seed=None,
         victim = cluster.broker(victim_id)
         victim.kill9()
         wait_until(lambda: all(p["leader"] not in (-1, victim_id)
-                                 for p in leaders(cluster.bootstrap, topic).values()),
-                     60, "leaders off broker %d" % victim_id, interval=0.5)
+                               for p in leaders(cluster.bootstrap, topic).values()),
+                   60, "leaders off broker %d" % victim_id, interval=0.5)
         again = read_all(cluster.bootstrap, topic, partitions)
         d = compare(got, again)
         divergent += d

@@ -110,7 +110,7 @@ def test_rolling_restart_with_controlled_shutdown_loses_nothing(cluster, tmp_pat
             print("broker %d: handed over %d leaderships, restarted, back in every ISR" % (b.id, len(led)))
         # auto.leader.rebalance.enable: leadership returns to the preferred replicas.
         wait_until(lambda: {p: v["leader"] for p, v in parts(c, topic).items()} == preferred,
-                     30, "preferred leaders restored")
+                   30, "preferred leaders restored")
         time.sleep(1)
         watch.finish()
         left = w.finish(120)
@@ -164,7 +164,7 @@ def test_reassignment_moves_replicas_onto_a_new_broker_online(cluster):
     # The data is on the new broker: once it leads (preferred replica), every
     # other broker is killed and broker 4 alone serves every acked message.
     wait_until(lambda: all(v["leader"] == 4 for v in parts(c, topic).values()), 30,
-                 "preferred leader 4 after the move")
+               "preferred leader 4 after the move")
     for b in c.brokers:
         if b.id != 4:
             b.kill9()

@@ -37,11 +37,16 @@ def part0(c, topic):
     return d[0]["partitions"][0]
 
 
+def rf3_topic(c, topic, min_insync):
+    """A one-partition topic on all three brokers, once its ISR holds all three."""
+    create_topic(c.bootstrap, topic, 1, 3, {"min.insync.replicas": str(min_insync)})
+    wait_until(lambda: len(part0(c, topic)["isr"]) == 3, 30, "ISR of 3")
+
+
 def test_leader_kill_keeps_every_acknowledged_message(cluster):
     c = cluster
     topic = "failover"
-    create_topic(c.bootstrap, topic, 1, 3, {"min.insync.replicas": "2"})
-    wait_until(lambda: len(part0(c, topic)["isr"]) == 3, 30, "ISR of 3")
+    rf3_topic(c, topic, 2)
     old = part0(c, topic)["leader"]
     acked = {}
     errors = []
@@ -110,8 +115,7 @@ def test_leader_kill_keeps_every_acknowledged_message(cluster):
 def test_min_insync_and_offline_without_unclean_election(cluster):
     c = cluster
     topic = "mis"
-    create_topic(c.bootstrap, topic, 1, 3, {"min.insync.replicas": "2"})
-    wait_until(lambda: len(part0(c, topic)["isr"]) == 3, 30, "ISR of 3")
+    rf3_topic(c, topic, 2)
     leader = part0(c, topic)["leader"]
     others = [b for b in c.brokers if b.id != leader]
 
@@ -166,8 +170,7 @@ def test_unclean_election_loses_only_unreplicated_and_truncates_old_leader(make_
     (KIP-101) instead of keeping a divergent offset."""
     c = make_cluster(3, {"unclean.leader.election.enable": "true"})
     topic = "unclean"
-    create_topic(c.bootstrap, topic, 1, 3, {"min.insync.replicas": "1"})
-    wait_until(lambda: len(part0(c, topic)["isr"]) == 3, 30, "ISR of 3")
+    rf3_topic(c, topic, 1)
     leader = part0(c, topic)["leader"]
     f1, f2 = [b for b in c.brokers if b.id != leader]
 
