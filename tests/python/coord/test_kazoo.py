@@ -634,7 +634,7 @@ def test_container_and_ttl_nodes(server, new_wire, root):
     # the empty container and the expired TTL nodes are removed by the server
     # (ZooKeeper checks every znode.container.checkIntervalMs: 1 s in these tests, 60 s by default)
     wait_until(lambda: a.exists(cont) is None and a.exists(ttl) is None and a.exists(sq) is None,
-             75, 0.5, what="empty container and expired TTL nodes to be deleted")
+               75, what="empty container and expired TTL nodes to be deleted", interval=0.5)
     assert a.exists(keep) is not None
     assert a.exists(ttl_busy) is not None
 

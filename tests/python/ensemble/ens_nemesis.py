@@ -15,7 +15,7 @@ Then: heal, wait for the members to agree, and check
 - stale reads: a session reading an older version of a register than it
   already read or wrote (ZooKeeper's per-session guarantee; must be 0);
 - every register's history of sync'd reads and CASes linearizable
-  (linearizability.py, Wing–Gong–Lowe);
+  (fjordtest/linearizability.py, Wing–Gong–Lowe);
 - the longest window without any acknowledged write.
 
     PYTHONPATH=tests/python python3 tests/python/ensemble/ens_nemesis.py --duration 600
