@@ -12,10 +12,9 @@ require_tool "$KBENCH" kbench
 MSGS=${MSGS:-200000}; REPS=${REPS:-3}
 if [ "${1:-}" = "--quick" ]; then MSGS=50000; REPS=1; fi
 export KBENCH MSGS REPS
-exec python3 - "$FJORD_ROOT/tests/python/replication" <<'PY'
+exec python3 - <<'PY'
 import os, re, statistics, subprocess, sys
-sys.path.insert(0, sys.argv[1])
-import replharness as h
+from replication import replharness as h
 
 kb, msgs, reps = os.environ["KBENCH"], int(os.environ["MSGS"]), int(os.environ["REPS"])
 c = h.start_cluster(3, {"min.insync.replicas": 2, "log.retention.check.interval.ms": 60000})

@@ -4,6 +4,8 @@
 # Everything else (FJORD_ROOT, FJORD_BIN, the Debian packages) comes from env.sh.
 
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+# The Python programs (checkers, harness users) import the test harness package fjordtest.
+export PYTHONPATH="$FJORD_ROOT/tests/python${PYTHONPATH:+:$PYTHONPATH}"
 
 # ------------------------------------------------------------------ load generators
 # bench/ holds the project's own load generators (zkbench, kbench, kbench-system) and the

@@ -1,54 +1,24 @@
-"""Shared fixtures: start fjord-coord or Apache ZooKeeper 3.8 on free 127.0.0.1 ports
-in temp dirs, and always stop them by PID.
+"""Fixtures shared below tests/python: the coordinator targets (fjord-coord or
+Apache ZooKeeper 3.8, fjordtest.coord) for the coord and cli suites, and the end
+of the session, which cleans up whatever fjordtest's registry still holds.
 
 Env:
-  FJORD_BIN               directory holding fjord-coord
-                          (default ${CARGO_TARGET_DIR:-~/.cache/fjord-target}/release)
   FJORD_TEST_TARGETS      comma list of targets for semantic tests (default fjord,zookeeper)
-  FJORD_REQUIRE_BINARIES  1: a missing fjord-coord / ZooKeeper is a failure, not a skip
   FJORD_ONLY_TESTS_ON_ZK  1: also run the fjord-only modules against ZooKeeper (to validate them)
-  ZK_JAR                  Apache ZooKeeper jar (default /usr/share/java/zookeeper.jar)
+  (and fjordtest.binaries' FJORD_BIN, FJORD_REQUIRE_BINARIES, ZK_JAR)
 """
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "coord"))
-import zkwire  # noqa: E402,F401
-from coordharness import (  # noqa: E402,F401  (re-exported for `from conftest import ...`)
-    ALL_TARGETS, HOST, Server, TcpProxy, ZK_JAR, _LIVE, fjord_bin_dir, fjord_binary,
-    four_letter, free_port, require_binaries, selected_targets, skip_or_fail_unavailable,
-    target_available)
-
-_THIS = sys.modules[__name__]
-_HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def pytest_collectstart(collector):
-    """Several conftest.py files live under tests/python (broker/ has its own) and all
-    are importable as `conftest`; make `from conftest import ...` in a test module
-    below this directory (and not below another conftest.py) mean this one."""
-    path = str(getattr(collector, "path", "") or getattr(collector, "fspath", ""))
-    if not path.endswith(".py"):
-        return
-    d = os.path.dirname(path)
-    while d.startswith(_HERE) and d != _HERE:
-        if os.path.exists(os.path.join(d, "conftest.py")):
-            return
-        d = os.path.dirname(d)
-    if d == _HERE:
-        sys.modules["conftest"] = _THIS
-
+from fjordtest import cleanup
+from fjordtest.coord import (ALL_TARGETS, Server, close_kazoo, selected_targets,
+                             skip_or_fail_unavailable)
 
 
 def pytest_sessionfinish(session, exitstatus):
     # Belt and braces: nothing we started survives the run.
-    for s in list(_LIVE):
-        try:
-            s.kill9()
-        except Exception:
-            pass
+    cleanup.clean_up()
 
 
 def pytest_generate_tests(metafunc):
@@ -116,22 +86,8 @@ def root(server, request):
 @pytest.fixture
 def new_zk(server):
     """Factory of started kazoo clients; every one is stopped and closed at teardown."""
-    clients = []
-
-    def make(**kw):
-        c = server.kazoo(**kw)
-        clients.append(c)
-        return c
-
-    try:
+    with cleanup.made_by(server.kazoo, lambda c: close_kazoo([c])) as make:
         yield make
-    finally:
-        for c in clients:
-            try:
-                c.stop()
-                c.close()
-            except Exception:
-                pass
 
 
 @pytest.fixture
@@ -142,20 +98,5 @@ def zk(new_zk):
 @pytest.fixture
 def new_wire(server):
     """Factory of raw zkwire sessions; closed at teardown."""
-    conns = []
-
-    def make(**kw):
-        c = server.wire(**kw)
-        conns.append(c)
-        return c
-
-    try:
+    with cleanup.made_by(server.wire, lambda c: c.close()) as make:
         yield make
-    finally:
-        for c in conns:
-            try:
-                c.close()
-            except Exception:
-                pass
-
-

@@ -9,6 +9,8 @@ ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
+from fjordtest.broker import Broker  # noqa: E402
+
 
 def test_three_brokers_spread_leaders(make_cluster, topic_name):
     c = make_cluster(3)
@@ -52,7 +54,7 @@ def test_znode_layout(make_cluster, topic_name):
     for f in a.create_topics([NewTopic(topic_name, num_partitions=2, replication_factor=1,
                                        config={"retention.ms": "1000"})]).values():
         f.result(30)
-    zk = kazoo.KazooClient(hosts=c.coord.connect)
+    zk = kazoo.KazooClient(hosts=c.coord.hosts)
     zk.start(15)
     try:
         assert sorted(zk.get_children("/brokers/ids")) == ["1", "2"]
@@ -86,12 +88,9 @@ def test_znode_layout(make_cluster, topic_name):
 
 def test_duplicate_broker_id_exits(make_cluster):
     c = make_cluster(1)
-    # the fixture's Broker class (a bare `from conftest import` may name another
-    # directory's conftest when the whole tests/python tree is collected)
-    Broker = type(c.brokers[0])
-    dup = Broker(c.dir, 1, c.coord.connect)
+    dup = Broker(c.dir, 1, c.coord.hosts)
     dup.log_dir += "-dup"
     dup.start(wait=False)
     rc = dup.proc.wait(30)
     assert rc != 0
-    assert "/brokers/ids/1" in dup.log()
+    assert "/brokers/ids/1" in dup.log_tail()

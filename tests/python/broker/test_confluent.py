@@ -9,19 +9,13 @@ ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
 
+from fjordtest.kafka import create_topic  # noqa: E402
+
 N = int(os.environ.get("FJORD_TEST_MESSAGES", "1000000"))
 
 
 def admin(bootstrap):
     return AdminClient({"bootstrap.servers": bootstrap})
-
-
-def create(bootstrap, name, partitions=1, config=None):
-    a = admin(bootstrap)  # keep the handle alive until the futures resolve
-    fs = a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
-                                                  config=config or {})])
-    for f in fs.values():
-        f.result(30)
 
 
 def consume_all(bootstrap, topic, partitions, expect, timeout=120):
@@ -40,7 +34,7 @@ def consume_all(bootstrap, topic, partitions, expect, timeout=120):
 
 def test_admin_create_list_describe_delete(cluster1, topic_name):
     a = admin(cluster1.bootstrap)
-    create(cluster1.bootstrap, topic_name, 3, {"retention.ms": "123456"})
+    create_topic(cluster1.bootstrap, topic_name, 3, configs={"retention.ms": "123456"})
     md = a.list_topics(timeout=10)
     assert topic_name in md.topics and len(md.topics[topic_name].partitions) == 3
     fs = a.create_topics([NewTopic(topic_name, num_partitions=1, replication_factor=1)])
@@ -73,7 +67,7 @@ def test_replication_factor_too_large(cluster1, topic_name):
 @pytest.mark.parametrize("compression", ["gzip", "snappy", "lz4", "zstd"])
 def test_idempotent_producer_roundtrip(cluster1, topic_name, compression):
     parts = 3
-    create(cluster1.bootstrap, topic_name, parts)
+    create_topic(cluster1.bootstrap, topic_name, parts)
     p = Producer({"bootstrap.servers": cluster1.bootstrap, "enable.idempotence": True,
                   "compression.type": compression, "linger.ms": 5, "acks": "all"})
     errors = []
@@ -110,7 +104,7 @@ def test_idempotent_producer_roundtrip(cluster1, topic_name, compression):
 
 
 def test_offsets_for_times(cluster1, topic_name):
-    create(cluster1.bootstrap, topic_name, 1)
+    create_topic(cluster1.bootstrap, topic_name, 1)
     p = Producer({"bootstrap.servers": cluster1.bootstrap, "linger.ms": 50})
     base = 1_700_000_000_000
     for i in range(100):

@@ -1,26 +1,18 @@
 """kcat (Debian, librdkafka 2.0.2) against fjord-broker: metadata, 100k-line round trip,
 murmur2 keyed produce."""
-import os
 import shutil
 import subprocess
 
 import pytest
 
-from murmur2 import partition_for
+from fjordtest.kafka import create_topic
+from fjordtest.murmur2 import partition_for
 
 pytestmark = pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat not installed")
 
 
 def kcat(args, stdin=None, timeout=120):
     return subprocess.run(["kcat"] + args, input=stdin, capture_output=True, timeout=timeout, check=False)
-
-
-def create_topic(bootstrap, name, partitions):
-    from confluent_kafka.admin import AdminClient, NewTopic
-    a = AdminClient({"bootstrap.servers": bootstrap})
-    fs = a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-    for f in fs.values():
-        f.result(30)
 
 
 def test_metadata_lists_broker_and_topics(cluster1, topic_name):

@@ -3,8 +3,8 @@ import random
 import socket
 import struct
 
-HOST = "127.0.0.1"
-from kafka_wire import api_versions, frame, metadata_brokers, recv_frame
+from fjordtest.kafka_wire import api_versions, frame, metadata_brokers, recv_frame
+from fjordtest.net import HOST
 
 
 def send_and_expect_close(port, data):

@@ -1,47 +1,30 @@
 """`fjord topic|produce|consume|cluster|offsets` end to end against a real
-fjord-coord + fjord-broker (fixtures from tests/python/broker/conftest.py, loaded
-under their own module name), cross-checked with clients we did not write:
-Debian's kcat (librdkafka 2.0) and confluent-kafka (PyPI).
+fjord-coord + fjord-broker (fjordtest.broker), cross-checked with clients we did
+not write: Debian's kcat (librdkafka 2.0) and confluent-kafka (PyPI).
 """
-import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
-import tempfile
 import time
 
 import pytest
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_BROKER = os.path.join(os.path.dirname(_HERE), "broker")
-sys.path.insert(0, _BROKER)
-_spec = importlib.util.spec_from_file_location("fjord_broker_fixtures_cli", os.path.join(_BROKER, "conftest.py"))
-bf = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bf)
+from fjordtest.binaries import fjord_cli
+from fjordtest.broker import Cluster, require_brokers
+from fjordtest.murmur2 import murmur2, partition_for
+from fjordtest.net import free_port
 
-from murmur2 import murmur2, partition_for  # noqa: E402  (tests/python/broker/murmur2.py)
-
-FJORD = os.environ.get("FJORD_CLI") or os.path.join(bf.bin_dir(), "fjord")
+FJORD = fjord_cli()
 KCAT = shutil.which("kcat") or shutil.which("kafkacat")
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    for b, what in ((bf.broker_binary(), "fjord-broker"), (FJORD, "fjord CLI")):
-        if not os.access(b, os.X_OK):
-            if os.environ.get("FJORD_REQUIRE_BINARIES") == "1":
-                pytest.fail("%s not built at %s" % (what, b))
-            pytest.skip("%s not built at %s" % (what, b))
-    c = bf.Cluster(1, overrides={"num.partitions": 3, "auto.create.topics.enable": "true"})
-    try:
+    require_brokers(FJORD)
+    with Cluster(1, overrides={"num.partitions": 3, "auto.create.topics.enable": "true"}) as c:
         yield c
-    finally:
-        c.close()
-        for p in list(bf._LIVE):
-            p.kill9()
 
 
 _n = [0]
@@ -98,11 +81,8 @@ def kcat(cluster, *args, stdin=None, timeout=60):
 @pytest.fixture
 def own_cluster(cluster):
     """A separate broker for tests that delete topics, so the shared one stays clean."""
-    c = bf.Cluster(1, overrides={"num.partitions": 3})
-    try:
+    with Cluster(1, overrides={"num.partitions": 3}) as c:
         yield c
-    finally:
-        c.close()
 
 
 def test_topic_lifecycle(own_cluster, topic):
@@ -166,7 +146,7 @@ def test_topic_lifecycle(own_cluster, topic):
 
 
 def test_unreachable_bootstrap_is_one_line(cluster):
-    port = bf.free_port()
+    port = free_port()
     rc, out, err = fj(cluster, "topic", "list", "--bootstrap-server", "127.0.0.1:%d" % port, bootstrap=False)
     assert rc != 0 and out == "" and len(err.strip().splitlines()) == 1 and str(port) in err
     rc, out, err = fj(cluster, "--output", "json", "topic", "list", "--bootstrap-server",
@@ -357,7 +337,7 @@ def test_cluster_describe_and_api_versions(cluster):
 def test_three_brokers_route_to_leaders(cluster, topic):
     """Produce and consume through any one broker of three: each partition's
     records go to (and come from) its own leader."""
-    c3 = bf.Cluster(3)
+    c3 = Cluster(3)
     try:
         b = c3.brokers[1].bootstrap
         run = lambda *a, **kw: subprocess.run([FJORD] + list(a) + ["--bootstrap-server", b],  # noqa: E731

@@ -3,27 +3,21 @@
 zkCli.sh's (ZooKeeper 3.8), checked against real zkCli runs.
 """
 import json
-import os
 import re
 import subprocess
 import time
 
 import pytest
 
-from conftest import fjord_bin_dir, require_binaries
+from fjordtest.binaries import fjord_cli, require
+from fjordtest.zkcli import STAT_KEYS, parse_stat
 
-FJORD = os.environ.get("FJORD_CLI") or os.path.join(fjord_bin_dir(), "fjord")
-
-STAT_KEYS = ["cZxid", "ctime", "mZxid", "mtime", "pZxid", "cversion", "dataVersion",
-             "aclVersion", "ephemeralOwner", "dataLength", "numChildren"]
+FJORD = fjord_cli()
 
 
 @pytest.fixture(autouse=True)
 def need_fjord():
-    if not os.access(FJORD, os.X_OK):
-        if require_binaries():
-            pytest.fail("fjord CLI not found at %s" % FJORD)
-        pytest.skip("fjord CLI not found at %s" % FJORD)
+    require(FJORD)
 
 
 def fj(server, *args, coord=None, timeout=30):
@@ -31,15 +25,6 @@ def fj(server, *args, coord=None, timeout=30):
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                        timeout=timeout)
     return p.returncode, p.stdout.splitlines(), p.stderr.strip()
-
-
-def parse_stat(lines):
-    st = {}
-    for l in lines:
-        m = re.match(r"^(\w+) = (.*)$", l)
-        if m:
-            st[m.group(1)] = m.group(2)
-    return st
 
 
 def test_crud_shapes(server, zk, root):

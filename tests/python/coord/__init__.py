@@ -1,1 +1,1 @@
-"""Coordinator acceptance tests (a package so that module names do not clash with tests/python/broker)."""
+"""Coordinator acceptance tests, on fjord-coord and Apache ZooKeeper 3.8 (fixtures in ../conftest.py)."""

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-import zkwire
+from fjordtest import zkwire
 
 
 def mntr(server):

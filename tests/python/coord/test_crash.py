@@ -13,7 +13,8 @@ import time
 from kazoo.client import KazooClient
 from kazoo.retry import KazooRetry
 
-import zkwire
+from fjordtest import zkwire
+from fjordtest.coord import close_kazoo
 
 TARGETS = ["fjord"]
 CLIENTS = 16
@@ -208,12 +209,7 @@ def test_crash_kill9_restart(make_server, target):
     finally:
         st.stop.set()
         st.paused.clear()
-        for c in clients:
-            try:
-                c.stop()
-                c.close()
-            except Exception:
-                pass
+        close_kazoo(clients)
         keeper.close_socket()
 
 

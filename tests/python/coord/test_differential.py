@@ -13,16 +13,15 @@ fix: a watch event is delivered only if the watcher may READ the znode it is abo
 """
 import difflib
 import os
-import pprint
 
 import pytest
 
-import zkwire
-from zkwire import (ACL, ALL, CONTAINER, EPHEMERAL, EPHEMERAL_SEQUENTIAL, OPEN_ACL_UNSAFE,
+from fjordtest import zkwire
+from fjordtest.zkwire import (ACL, ALL, CONTAINER, EPHEMERAL, EPHEMERAL_SEQUENTIAL, OPEN_ACL_UNSAFE,
                     PERSISTENT, PERSISTENT_SEQUENTIAL, PERSISTENT_SEQUENTIAL_WITH_TTL,
                     PERSISTENT_WITH_TTL, READ, WRITE, CREATE, DELETE, ADMIN, ZKError,
                     ConnectionClosed)
-from coordharness import Server, selected_targets, skip_or_fail_unavailable
+from fjordtest.coord import Server, selected_targets, skip_or_fail_unavailable
 
 
 def digest(user, pw):

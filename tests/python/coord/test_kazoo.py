@@ -16,18 +16,9 @@ from kazoo.exceptions import (BadVersionError, ConnectionLoss, NoAuthError,
 from kazoo.security import make_digest_acl, make_acl, OPEN_ACL_UNSAFE
 from kazoo.protocol.states import EventType
 
-import zkwire
-from coordharness import TcpProxy
-
-
-def wait_for(pred, timeout=10.0, step=0.05, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+from fjordtest import zkwire
+from fjordtest.proxy import TcpProxy
+from fjordtest.waits import wait_until
 
 
 def settle(zk):
@@ -143,8 +134,8 @@ def test_ephemeral_gone_after_expiry(server, zk, root):
         assert ev.type == EventType.DELETED and ev.path == p
         assert zk.exists(p) is None
         proxy.unblock()
-        wait_for(lambda: KazooState.LOST in states, 20, what="kazoo to report LOST (expired)")
-        wait_for(lambda: c.connected, 20, what="kazoo to open a new session")
+        wait_until(lambda: KazooState.LOST in states, 20, what="kazoo to report LOST (expired)")
+        wait_until(lambda: c.connected, 20, what="kazoo to open a new session")
         assert c.client_id[0] != sid
     finally:
         c.stop()
@@ -165,7 +156,7 @@ def test_expired_and_bad_password_get_timeout_zero(server, new_wire, root):
     bad.close_socket()
     a.close_socket()  # no closeSession: let it expire
     b = new_wire()
-    wait_for(lambda: b.exists(root + "/e") is None, 15, what="ephemeral of expired session to go")
+    wait_until(lambda: b.exists(root + "/e") is None, 15, what="ephemeral of expired session to go")
     c = zkwire.Conn("127.0.0.1", server.port, timeout_ms=1000, session_id=sid, passwd=pw)
     assert c.negotiated_timeout == 0 and c.expired, c.connect_response
     c.close_socket()
@@ -261,7 +252,7 @@ def test_data_exists_child_watches_fire_once(zk, new_zk, root):
     zk.delete(p)
     settle(w)
     zk.create(p)                                        # nothing is watching any more
-    wait_for(lambda: all(got[k] for k in got), 10, what="all four watches to fire")
+    wait_until(lambda: all(got[k] for k in got), 10, what="all four watches to fire")
     settle(w)
     assert [(e.type, e.path, e.state) for e in got["exists"]] == [(EventType.CREATED, p, "CONNECTED")]
     assert [(e.type, e.path) for e in got["data"]] == [(EventType.CHANGED, p)]
@@ -277,7 +268,7 @@ def test_watch_on_delete_fires_data_and_child(zk, new_zk, root):
     w.get(p, watch=data_ev.append)
     w.get_children(p, watch=child_ev.append)
     zk.delete(p)
-    wait_for(lambda: data_ev and child_ev, 10, what="both watches to fire")
+    wait_until(lambda: data_ev and child_ev, 10, what="both watches to fire")
     settle(w)
     assert [(e.type, e.path) for e in data_ev] == [(EventType.DELETED, p)]
     assert [(e.type, e.path) for e in child_ev] == [(EventType.DELETED, p)]
@@ -453,7 +444,7 @@ def test_512k_value_works_2m_value_connection_loss(server, zk, new_zk, root):
     fresh = new_zk()
     assert fresh.get(root + "/after")[0] == b"ok"
     # the victim's session reconnects and keeps working
-    wait_for(lambda: victim.connected, 15, what="victim to reconnect")
+    wait_until(lambda: victim.connected, 15, what="victim to reconnect")
     assert victim.get(root + "/after")[0] == b"ok"
 
 
@@ -494,7 +485,7 @@ def test_election_recipe(new_zk, root):
     assert leader.get(timeout=10) == "c1"
     t2 = threading.Thread(target=e2.run, args=(lead, "c2", stop2))
     t2.start()
-    wait_for(lambda: len(e1.contenders()) == 2, 10, what="two contenders")
+    wait_until(lambda: len(e1.contenders()) == 2, 10, what="two contenders")
     assert e2.contenders() == ["c1", "c2"]
     assert leader.empty()
     stop1.set()
@@ -642,8 +633,8 @@ def test_container_and_ttl_nodes(server, new_wire, root):
     assert ei.value.code == -8  # BadArguments
     # the empty container and the expired TTL nodes are removed by the server
     # (ZooKeeper checks every znode.container.checkIntervalMs: 1 s in these tests, 60 s by default)
-    wait_for(lambda: a.exists(cont) is None and a.exists(ttl) is None and a.exists(sq) is None,
-             75, 0.5, what="empty container and expired TTL nodes to be deleted")
+    wait_until(lambda: a.exists(cont) is None and a.exists(ttl) is None and a.exists(sq) is None,
+               75, what="empty container and expired TTL nodes to be deleted", interval=0.5)
     assert a.exists(keep) is not None
     assert a.exists(ttl_busy) is not None
 
@@ -809,13 +800,13 @@ def test_kazoo_watch_recipes_and_treecache(zk, new_zk, root):
         other.set(root + "/dw", b"1")
         other.create(root + "/a/b", b"ab", makepath=True)
         other.set(root + "/dw", b"2")
-        wait_for(lambda: data_seen[-1:] == [b"2"], 10, what="DataWatch to see b'2'")
-        wait_for(lambda: kids_seen[-1:] == [["a", "dw"]], 10, what="ChildrenWatch to see [a, dw]")
-        wait_for(lambda: cache.get_data(root + "/a/b") is not None, 10, what="TreeCache to see /a/b")
+        wait_until(lambda: data_seen[-1:] == [b"2"], 10, what="DataWatch to see b'2'")
+        wait_until(lambda: kids_seen[-1:] == [["a", "dw"]], 10, what="ChildrenWatch to see [a, dw]")
+        wait_until(lambda: cache.get_data(root + "/a/b") is not None, 10, what="TreeCache to see /a/b")
         assert cache.get_data(root + "/a/b").data == b"ab"
         assert sorted(cache.get_children(root)) == ["a", "dw"]
         other.delete(root + "/a/b")
-        wait_for(lambda: cache.get_data(root + "/a/b") is None, 10, what="TreeCache to drop /a/b")
+        wait_until(lambda: cache.get_data(root + "/a/b") is None, 10, what="TreeCache to drop /a/b")
         assert b"1" in data_seen or data_seen[-1] == b"2"
         party = zk.Party(root + "/party", "me")
         party2 = other.Party(root + "/party", "you")

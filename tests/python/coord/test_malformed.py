@@ -5,7 +5,6 @@ maxClientCnxns and an invalid config value.
 
 FJORD_ONLY_TESTS_ON_ZK=1 runs it against Apache ZooKeeper too (to validate the test).
 """
-import os
 import random
 import socket
 import struct
@@ -14,9 +13,11 @@ import time
 
 import pytest
 
-import zkwire
-from zkwire import e_int, e_long, e_bool, e_buf, e_str, frame, connect_request
-from coordharness import HOST, fjord_binary, skip_or_fail_unavailable
+from fjordtest import zkwire
+from fjordtest.binaries import coord_binary
+from fjordtest.coord import skip_or_fail_unavailable
+from fjordtest.net import HOST
+from fjordtest.zkwire import e_int, e_long, e_bool, e_buf, e_str, frame, connect_request
 
 TARGETS = ["fjord"]
 MAXBUF = 1048575  # jute.maxbuffer default
@@ -240,7 +241,7 @@ def test_invalid_config_value(tmp_path, target, key, value):
              "clientPortAddress": HOST}
     lines[key] = value
     cfg.write_text("".join("%s=%s\n" % kv for kv in lines.items()))
-    p = subprocess.Popen([fjord_binary(), str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    p = subprocess.Popen([coord_binary(), str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     try:
         out, err = p.communicate(timeout=20)

@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-from coordharness import fjord_bin_dir, four_letter, free_port, skip_or_fail_unavailable
+from fjordtest.binaries import bin_dir
+from fjordtest.coord import four_letter, skip_or_fail_unavailable
+from fjordtest.net import free_port
 
 TARGETS = ["fjord"]
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -42,7 +44,7 @@ def wait_imok(port, timeout=20):
 
 
 def env_for(tmp_path):
-    return dict(os.environ, FJORD_BIN=fjord_bin_dir(), PID_DIR=str(tmp_path), LOG_DIR=str(tmp_path / "logs"))
+    return dict(os.environ, FJORD_BIN=bin_dir(), PID_DIR=str(tmp_path), LOG_DIR=str(tmp_path / "logs"))
 
 
 def test_start_daemon_then_stop(tmp_path, target):

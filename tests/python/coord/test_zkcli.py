@@ -10,20 +10,17 @@ import time
 
 import pytest
 
-ZKCLI = os.environ.get("ZKCLI", "/usr/share/zookeeper/bin/zkCli.sh")
-ENV = dict(os.environ, CLIENT_JVMFLAGS="-XX:TieredStopAtLevel=1 -Xshare:auto -XX:+UseSerialGC -Xmx128m")
+from fjordtest.binaries import require
+from fjordtest.zkcli import STAT_KEYS, ZKCLI, ZKCLI_ENV, parse_stat
 
 
 @pytest.fixture(autouse=True)
 def need_zkcli():
-    if not os.access(ZKCLI, os.X_OK):
-        if os.environ.get("FJORD_REQUIRE_BINARIES") == "1":
-            pytest.fail("zkCli.sh not found at %s" % ZKCLI)
-        pytest.skip("zkCli.sh not found at %s" % ZKCLI)
+    require(ZKCLI)
 
 
 def cli(server, *args, timeout=60):
-    p = subprocess.run([ZKCLI, "-server", server.hosts] + list(args), env=ENV,
+    p = subprocess.run([ZKCLI, "-server", server.hosts] + list(args), env=ZKCLI_ENV,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=timeout)
     # drop JVM/log noise; keep what zkCli prints for the command
@@ -32,19 +29,6 @@ def cli(server, *args, timeout=60):
              and not l.startswith("Connecting to ")
              and l != "WatchedEvent state:SyncConnected type:None path:null"]
     return p.returncode, lines
-
-
-STAT_KEYS = ["cZxid", "ctime", "mZxid", "mtime", "pZxid", "cversion", "dataVersion",
-             "aclVersion", "ephemeralOwner", "dataLength", "numChildren"]
-
-
-def parse_stat(lines):
-    st = {}
-    for l in lines:
-        m = re.match(r"^(\w+) = (.*)$", l)
-        if m:
-            st[m.group(1)] = m.group(2)
-    return st
 
 
 def test_zkcli_commands(server, new_wire, root):
@@ -124,7 +108,7 @@ def test_zkcli_addwatch(server, new_wire, root):
     a.create(base)
     w0 = watched_paths(server)
     p = subprocess.Popen([ZKCLI, "-server", server.hosts], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ZKCLI_ENV)
     try:
         p.stdin.write("addWatch %s\naddWatch -m PERSISTENT %s/z\nls %s\n" % (base, base, base))
         p.stdin.flush()

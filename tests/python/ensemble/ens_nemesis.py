@@ -15,29 +15,25 @@ Then: heal, wait for the members to agree, and check
 - stale reads: a session reading an older version of a register than it
   already read or wrote (ZooKeeper's per-session guarantee; must be 0);
 - every register's history of sync'd reads and CASes linearizable
-  (linearizability.py, Wing–Gong–Lowe);
+  (fjordtest/linearizability.py, Wing–Gong–Lowe);
 - the longest window without any acknowledged write.
 
-    python3 tests/python/ensemble/ens_nemesis.py --duration 600   # scripts/ensemble-chaos.sh
+    PYTHONPATH=tests/python python3 tests/python/ensemble/ens_nemesis.py --duration 600
+    (what scripts/ensemble-chaos.sh runs)
 Prints a JSON report; exit 1 on any violation."""
 import argparse
-import json
-import os
 import random
-import signal
 import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from ensharness import Ensemble  # noqa: E402
-from linearizability import Op, check  # noqa: E402
+from fjordtest import cleanup
+from fjordtest.ensemble import Ensemble
+from fjordtest.linearizability import Op, check
+from fjordtest.nemesis import Nemesis, longest_gap, make_log, print_report
+from fjordtest.workers import Workers
 
-
-def log(msg):
-    sys.stderr.write("[ens-nemesis %s] %s\n" % (time.strftime("%H:%M:%S"), msg))
-    sys.stderr.flush()
+log = make_log("ens-nemesis")
 
 
 def _lost_conn_errors():
@@ -46,12 +42,11 @@ def _lost_conn_errors():
     return (ConnectionLoss, OperationTimeoutError, SessionExpiredError, KazooTimeoutError)
 
 
-class Workload:
+class Workload(Workers):
     def __init__(self, ens, registers, cas_clients, writers, rng):
+        super().__init__()
         self.ens = ens
         self.rng = rng
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
         self.regs = ["/reg/r%d" % i for i in range(registers)]
         self.history = {r: [] for r in self.regs}
         self.acked = []
@@ -160,88 +155,23 @@ class Workload:
                 self.write_times.append(time.time())
                 self.counts["create_ok"] += 1
 
-    def start(self):
-        for t in self.threads:
-            t.start()
 
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
+def nemesis(ens, interval, rng):
+    """Every `interval` s: heal the last fault, then kill -9, SIGSTOP or restart
+    one member, the leader or any live one."""
+    def pick(rng):
+        what = rng.choice(["kill", "kill-leader", "pause", "pause-leader", "restart"])
+        m = None
+        if what.endswith("leader"):
+            m = ens.leader()
+        m = m or rng.choice(ens.live())
+        return m, what.split("-")[0], what
 
-    def close(self):
-        for c in self.clients:
-            try:
-                c.stop()
-                c.close()
-            except Exception:  # noqa: BLE001
-                pass
-
-
-class Nemesis:
-    """Every `interval` s: heal the last fault, then break one member."""
-
-    def __init__(self, ens, interval, rng):
-        self.ens = ens
-        self.interval = interval
-        self.rng = rng
-        self.stop = threading.Event()
-        self.broken = None
-        self.history = []
-        self.t = threading.Thread(target=self._run, daemon=True)
-
-    def heal(self):
-        if self.broken is None:
-            return
-        m, what = self.broken
-        self.broken = None
-        if what == "pause":
-            os.kill(m.proc.pid, signal.SIGCONT)
-        else:
-            m.start()
-        self.history.append((time.time(), "heal", m.sid, what))
-
-    def _run(self):
-        while not self.stop.wait(self.interval / 2):
-            try:
-                self.heal()
-                if self.stop.wait(self.interval / 2):
-                    return
-                what = self.rng.choice(["kill", "kill-leader", "pause", "pause-leader", "restart"])
-                m = None
-                if what.endswith("leader"):
-                    m = self.ens.leader()
-                m = m or self.rng.choice(self.ens.live())
-                if what.startswith("kill"):
-                    m.kill9()
-                    self.broken = (m, "kill")
-                elif what.startswith("pause"):
-                    os.kill(m.proc.pid, signal.SIGSTOP)
-                    self.broken = (m, "pause")
-                else:
-                    m.stop()
-                    m.start()
-                self.history.append((time.time(), what, m.sid, ""))
-                log("nemesis: %s member %d" % (what, m.sid))
-            except Exception as e:  # noqa: BLE001 - a nemesis must keep going
-                log("nemesis error: %r" % (e,))
-
-    def start(self):
-        self.t.start()
-
-    def finish(self):
-        self.stop.set()
-        self.t.join(60)
-        self.heal()
-
-
-def longest_gap(times, start, end):
-    pts = [start] + sorted(t for t in times if start <= t <= end) + [end]
-    return max((b - a, a) for a, b in zip(pts, pts[1:]))
+    return Nemesis(interval, rng, pick, lambda m: m.sid, log, "member", first_wait=interval / 2)
 
 
 def run(members=3, duration=60.0, interval=4.0, registers=4, cas_clients=6, writers=4,
-        seed=None, extra=None, keep=False):
+        seed=None, extra=None):
     seed = seed if seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     ens = Ensemble(members, extra or {})
@@ -253,12 +183,8 @@ def run(members=3, duration=60.0, interval=4.0, registers=4, cas_clients=6, writ
         w = Workload(ens, registers, cas_clients, writers, rng)
         w.start()
         time.sleep(1)
-        nem = Nemesis(ens, interval, rng)
-        t0 = time.time()
-        nem.start()
-        time.sleep(duration)
-        nem.finish()
-        t1 = time.time()
+        nem = nemesis(ens, interval, rng)
+        t0, t1 = nem.run_for(duration)
         log("nemesis done; healing")
         ens.wait_leader(30)
         time.sleep(2)
@@ -318,12 +244,9 @@ def run(members=3, duration=60.0, interval=4.0, registers=4, cas_clients=6, writ
     finally:
         if w is not None:
             w.close()
-        if keep:
+        if cleanup.keep_tmp():
             log("kept %s" % ens.dir)
-            for m in ens.members:
-                m.kill9()
-        else:
-            ens.cleanup()
+        ens.cleanup()
 
 
 def violations(r):
@@ -344,12 +267,8 @@ def main():
                     help="zoo.cfg tickTime (ZooKeeper's default 2000)")
     args = ap.parse_args()
     r = run(args.members, args.duration, args.interval, args.registers, args.cas_clients,
-            args.writers, args.seed, {"tickTime": str(args.tick_time)},
-            keep=os.environ.get("FJORD_KEEP_TMP") == "1")
-    nem = r.pop("nemesis")
-    print(json.dumps(r, indent=1))
-    print("nemesis: " + "; ".join("%.1fs %s m%d%s" % (t, a, s, (" (" + x + ")") if x else "")
-                                  for t, a, s, x in nem))
+            args.writers, args.seed, {"tickTime": str(args.tick_time)})
+    print_report(r, "m")
     return 1 if violations(r) else 0
 
 

@@ -5,18 +5,12 @@ stale read within a session, every register's history linearizable. Longer
 runs: scripts/ensemble-chaos.sh (10 minutes)."""
 import os
 
-import pytest
-
-import ens_nemesis
-from ensharness import fjord_coord
+from ensemble import ens_nemesis
+from fjordtest.ensemble import require_ensemble
 
 
 def test_nemesis_loses_nothing_and_every_register_is_linearizable():
-    if not os.path.exists(fjord_coord()):
-        if os.environ.get("FJORD_REQUIRE_BINARIES") == "1":
-            pytest.fail("fjord-coord not built: %s" % fjord_coord())
-        pytest.skip("fjord-coord not built: %s" % fjord_coord())
-    pytest.importorskip("kazoo")
+    require_ensemble()
     secs = float(os.environ.get("FJORD_ENS_CHAOS_SECONDS", "30"))
     r = ens_nemesis.run(members=3, duration=secs, interval=4.0, extra={"tickTime": "2000"})
     nem = r.pop("nemesis")

@@ -13,19 +13,22 @@ import pytest
 from kazoo.exceptions import ConnectionLoss, NodeExistsError, OperationTimeoutError, SessionExpiredError
 from kazoo.handlers.threading import KazooTimeoutError
 
-from ensharness import Ensemble, fjord_coord
+from fjordtest.binaries import coord_binary, require
+from fjordtest.coord import four_letter
+from fjordtest.ensemble import running
+from fjordtest.workers import Workers
 
 
-class Writers:
+class Writers(Workers):
     """Clients creating unique znodes in a loop; records what was acknowledged."""
+    join_timeout = 20
 
     def __init__(self, ens, n, prefix="/load"):
+        super().__init__()
         self.ens = ens
         self.prefix = prefix
-        self.stop = threading.Event()
         self.acked = []
         self.ack_times = []
-        self.lock = threading.Lock()
         self.errors = []
         zk = ens.kazoo()
         zk.ensure_path(prefix)
@@ -60,23 +63,6 @@ class Writers:
                 self.acked.append(path)
                 self.ack_times.append(time.time())
 
-    def start(self):
-        for t in self.threads:
-            t.start()
-
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(20)
-
-    def close(self):
-        for c in self.clients:
-            try:
-                c.stop()
-                c.close()
-            except Exception:
-                pass
-
 
 def all_children(ens, member, path):
     zk = ens.kazoo(member=member)
@@ -91,8 +77,7 @@ def test_one_leader_and_writes_through_every_member(ensemble3):
     e = ensemble3
     modes = sorted(m.mode() for m in e.members)
     assert modes == ["follower", "follower", "leader"], modes
-    from ensharness import four
-    states = sorted(dict(l.split("\t", 1) for l in four(m.port, "mntr").splitlines() if "\t" in l)
+    states = sorted(dict(l.split("\t", 1) for l in four_letter(m.port, "mntr", timeout=2.0).splitlines() if "\t" in l)
                     ["zk_server_state"] for m in e.members)
     assert states == ["follower", "follower", "leader"]
     for m in e.members:
@@ -245,12 +230,8 @@ def test_five_members_survive_two_losses_and_stop_at_three(ensemble5):
 def test_member_down_for_100k_writes_catches_up_from_a_snapshot():
     """Issue 6: a member down while 100,000 writes commit restarts and catches
     up through a snapshot (the log it missed was purged), with every write."""
-    if not os.path.exists(fjord_coord()):
-        pytest.skip("fjord-coord not built")
     n = int(os.environ.get("FJORD_CATCHUP_WRITES", "100000"))
-    e = Ensemble(3, {"snapCount": "2000"})
-    try:
-        e.start()
+    with running(3, {"snapCount": "2000"}) as e:
         follower = [m for m in e.members if m.mode() == "follower"][0]
         follower.kill9()
         zk = e.kazoo(member=[m for m in e.live()][0])
@@ -282,14 +263,11 @@ def test_member_down_for_100k_writes_catches_up_from_a_snapshot():
         assert len(all_children(e, follower, "/bulk")) == n
         print("%d writes in %.1fs while a follower was down; it caught up in %.1fs" % (
             n, wrote, caught_up))
-    finally:
-        e.cleanup()
 
 
 @pytest.mark.parametrize("case", ["no-myid", "unknown-id", "bad-myid"])
 def test_bad_ensemble_config_exits_2_naming_the_file(case, tmp_path):
-    if not os.path.exists(fjord_coord()):
-        pytest.skip("fjord-coord not built")
+    require(coord_binary())
     data = tmp_path / "data"
     data.mkdir()
     if case == "unknown-id":
@@ -298,7 +276,7 @@ def test_bad_ensemble_config_exits_2_naming_the_file(case, tmp_path):
         (data / "myid").write_text("one\n")
     cfg = tmp_path / "zoo.cfg"
     cfg.write_text("dataDir=%s\nclientPort=0\nserver.1=127.0.0.1:1:2\nserver.2=127.0.0.1:3:4\n" % data)
-    p = subprocess.run([fjord_coord(), str(cfg)], capture_output=True, text=True, timeout=20)
+    p = subprocess.run([coord_binary(), str(cfg)], capture_output=True, text=True, timeout=20)
     assert p.returncode == 2, p.stderr
     assert "myid" in p.stderr, p.stderr
 

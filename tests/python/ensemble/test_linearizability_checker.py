@@ -1,7 +1,7 @@
 """The linearizability checker itself, on hand-made histories: it must accept
 the linearizable ones and reject the ones that are not (a checker that cannot
 say no proves nothing)."""
-from linearizability import Op, check
+from fjordtest.linearizability import Op, check
 
 INIT = (b"0", 0)
 

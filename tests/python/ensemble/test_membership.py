@@ -15,20 +15,14 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import (BadVersionError, NewConfigNoQuorumError, NoAuthError,
                               NotReadOnlyCallError, ReconfigDisabledError)
 
-from ensharness import HOST, Ensemble, fjord_coord
-
-
-def _require():
-    if not os.path.exists(fjord_coord()):
-        if os.environ.get("FJORD_REQUIRE_BINARIES") == "1":
-            pytest.fail("fjord-coord not built: %s" % fjord_coord())
-        pytest.skip("fjord-coord not built: %s" % fjord_coord())
+from fjordtest import zkwire
+from fjordtest.ensemble import running
+from fjordtest.net import HOST
+from fjordtest.waits import wait_until
+from fjordtest.zkcli import ZKCLI, ZKCLI_ENV
 
 SUPER = "super:secret"
 DIGEST = "super:" + base64.b64encode(hashlib.sha1(SUPER.encode()).digest()).decode()
-ZKCLI = os.environ.get("ZKCLI", "/usr/share/zookeeper/bin/zkCli.sh")
-ZKCLI_ENV = dict(os.environ, CLIENT_JVMFLAGS="-XX:TieredStopAtLevel=1 -Xshare:auto "
-                 "-XX:+UseSerialGC -Xmx128m")
 RECONFIG = {"reconfigEnabled": "true", "DigestAuthenticationProvider.superDigest": DIGEST}
 
 
@@ -53,19 +47,6 @@ def config_members(data):
     return out, version
 
 
-def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            v = pred()
-            if v:
-                return v
-        except Exception:  # noqa: BLE001 - retried until the deadline
-            pass
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
-
-
 def retry_write(zk, path, timeout=15):
     def attempt():
         try:
@@ -75,17 +56,13 @@ def retry_write(zk, path, timeout=15):
                 return True
             raise
         return True
-    return wait_for(attempt, timeout, "write " + path)
+    return wait_until(attempt, timeout, "write " + path, retry_on=Exception)
 
 
 @pytest.fixture
 def ens_reconfig():
-    _require()
-    e = Ensemble(3, extra=RECONFIG)
-    try:
-        yield e.start()
-    finally:
-        e.cleanup()
+    with running(3, RECONFIG) as e:
+        yield e
 
 
 def test_add_then_remove_a_member(ens_reconfig):
@@ -219,18 +196,15 @@ def test_reconfig_disabled(ensemble3):
 
 
 def test_read_only_mode():
-    _require()
-    e = Ensemble(3, extra={"readonlymode.enabled": "true"})
-    try:
-        e.start()
+    with running(3, {"readonlymode.enabled": "true"}) as e:
         m1, m2, m3 = e.members
         zk = client([m1])
         zk.create("/ro", b"data")
         zk.stop()
         m2.kill9()
         m3.kill9()
-        wait_for(lambda: m1.mode() == "read-only", 15, "Mode: read-only")
-        assert "ro" == __import__("zkwire").four_letter(m1.port, "isro", HOST, 2.0).strip()
+        wait_until(lambda: m1.mode() == "read-only", 15, "Mode: read-only", retry_on=Exception)
+        assert "ro" == zkwire.four_letter(m1.port, "isro", HOST, 2.0).strip()
 
         # A client that cannot take read-only is refused, as today.
         rw = KazooClient(hosts="%s:%d" % (HOST, m1.port), timeout=6.0)
@@ -253,10 +227,9 @@ def test_read_only_mode():
             # Quorum back: read-only sessions are closed, the client comes
             # back read-write (a new session) and writes work again.
             m2.start()
-            wait_for(lambda: m1.mode() in ("leader", "follower"), 20, "quorum back")
+            wait_until(lambda: m1.mode() in ("leader", "follower"), 20, "quorum back",
+                       retry_on=Exception)
             retry_write(ro, "/after-ro", timeout=20)
             assert ro.get("/ro")[0] == b"data"
         finally:
             ro.stop()
-    finally:
-        e.cleanup()

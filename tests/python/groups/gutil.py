@@ -1,18 +1,10 @@
-"""Helpers for group tests: topic creation, producing, and consumer-group members
-running in threads (confluent-kafka) that record assignments and messages."""
+"""Helpers for group tests: producing, and consumer-group members running in
+threads (confluent-kafka) that record assignments and messages."""
+import contextlib
 import threading
 import time
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
-
-
-def create_topic(bootstrap, name, partitions=6):
-    a = AdminClient({"bootstrap.servers": bootstrap})  # must outlive the futures
-    fs = a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-    for f in fs.values():
-        f.result(30)
-    del a
 
 
 def produce(bootstrap, topic, n, partitions=6, prefix="m"):
@@ -97,6 +89,20 @@ class Member(threading.Thread):
     def parts(self):
         with self.lock:
             return set(self.assignment)
+
+
+@contextlib.contextmanager
+def members(n, bootstrap, group, topic, **kw):
+    """n started Members of one group (Member's keyword arguments); on exit every
+    one still in the yielded list is stopped."""
+    ms = [Member(bootstrap, group, topic, **kw) for _ in range(n)]
+    for m in ms:
+        m.start()
+    try:
+        yield ms
+    finally:
+        for m in ms:
+            m.stop()
 
 
 def assignments(members):

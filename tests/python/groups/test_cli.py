@@ -3,7 +3,6 @@ against real groups of confluent-kafka consumers: describe's lag and columns,
 reset-offsets (dry run, --execute, refused while members are active,
 --to-earliest, --to-datetime), and the CLI as a group member that commits."""
 import json
-import os
 import signal
 import subprocess
 import time
@@ -13,8 +12,12 @@ import pytest
 pytest.importorskip("confluent_kafka")
 from confluent_kafka import Consumer  # noqa: E402
 
-from gconf import FJORD_CLI, wait_until  # noqa: E402
-from gutil import Member, committed, consumer_conf, create_topic, produce, wait_balanced  # noqa: E402
+from fjordtest.binaries import fjord_cli, require  # noqa: E402
+from fjordtest.kafka import create_topic  # noqa: E402
+from fjordtest.waits import wait_until  # noqa: E402
+from groups.gutil import Member, committed, consumer_conf, produce, wait_balanced  # noqa: E402
+
+FJORD_CLI = fjord_cli()
 
 COLUMNS = ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG",
            "CONSUMER-ID", "HOST", "CLIENT-ID"]
@@ -22,8 +25,7 @@ COLUMNS = ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "L
 
 @pytest.fixture(autouse=True)
 def _need_cli():
-    if not os.access(FJORD_CLI, os.X_OK):
-        pytest.skip("fjord CLI not built at %s" % FJORD_CLI)
+    require(FJORD_CLI)
 
 
 def fjord(*args, check=True, timeout=60):
@@ -234,5 +236,5 @@ def test_group_list_delete_offsets_and_delete(gcluster, topic_name, group_name):
     p = fjord("group", "describe", "--group", group_name, "--bootstrap-server", bs, check=False)
     assert p.returncode != 0 and "does not exist" in p.stderr
     assert group_name not in fjord("group", "list", "--bootstrap-server", bs).stdout.split()
-    z = fjord("znode", "--coord", gcluster.coord.connect, "ls", "/consumers")
+    z = fjord("znode", "--coord", gcluster.coord.hosts, "ls", "/consumers")
     assert group_name not in z.stdout

@@ -2,11 +2,11 @@
 KafkaConsumer(group_id=...) join, consume and commit."""
 import shutil
 import subprocess
-import time
 
 import pytest
 
-from gutil import committed, create_topic, produce
+from fjordtest.kafka import create_topic
+from groups.gutil import committed, produce
 
 
 def test_kcat_balanced_consumer_joins_consumes_commits(gcluster, topic_name, group_name):

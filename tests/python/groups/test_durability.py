@@ -11,8 +11,11 @@ import pytest
 pytest.importorskip("confluent_kafka")
 from confluent_kafka import Consumer, KafkaException  # noqa: E402
 
-from gconf import FJORD_CLI, bf  # noqa: E402
-from gutil import Member, committed, consumer_conf, create_topic, produce  # noqa: E402
+from fjordtest.binaries import fjord_cli  # noqa: E402
+from fjordtest.kafka import create_topic  # noqa: E402
+from groups.gutil import committed, consumer_conf, members, produce  # noqa: E402
+
+FJORD_CLI = fjord_cli()
 
 
 def consume_n(bootstrap, group, topic, n, timeout=60):
@@ -40,7 +43,7 @@ def test_offsets_survive_restart_of_brokers_and_coordinator(make_gcluster, topic
     assert len(first) == 40
     assert committed(c.bootstrap, group_name, topic_name, 1) == {0: 40}
     if os.access(FJORD_CLI, os.X_OK) and c.coord is not None:
-        p = subprocess.run([FJORD_CLI, "znode", "--coord", c.coord.connect, "get",
+        p = subprocess.run([FJORD_CLI, "znode", "--coord", c.coord.hosts, "get",
                             "/consumers/%s/offsets/%s/0" % (group_name, topic_name)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
         assert p.returncode == 0, p.stderr
@@ -86,11 +89,8 @@ def test_group_coordinator_failover_three_brokers(make_gcluster, topic_name, gro
         f.result(30)
     n = 6000
     produce(c.bootstrap, topic_name, n)
-    ms = [Member(c.bootstrap, group_name, topic_name, commit_sync=True) for _ in range(2)]
-    for m in ms:
-        m.start()
-    victim = [b for b in c.brokers if b.id == coord_id][0]
-    try:
+    victim = c.broker(coord_id)
+    with members(2, c.bootstrap, group_name, topic_name, commit_sync=True) as ms:
         deadline = time.time() + 60
         while sum(len(m.values) for m in ms) < n // 4 and time.time() < deadline:
             time.sleep(0.02)
@@ -100,9 +100,6 @@ def test_group_coordinator_failover_three_brokers(make_gcluster, topic_name, gro
             time.sleep(0.2)
         allv = [v for m in ms for v in m.values]
         assert set(allv) == set("m-%d" % i for i in range(n)), len(set(allv))
-    finally:
-        for m in ms:
-            m.stop()
     live = ",".join(b.bootstrap for b in c.brokers if b.alive())
     new_coord = coordinator_of(a, group_name)
     assert new_coord != coord_id

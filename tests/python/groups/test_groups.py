@@ -11,40 +11,26 @@ import time
 import pytest
 
 pytest.importorskip("confluent_kafka")
-from gutil import Member, committed, create_topic, produce, wait_balanced  # noqa: E402
+from fjordtest.kafka import create_topic  # noqa: E402
+from groups.gutil import Member, committed, members, produce, wait_balanced  # noqa: E402
 
 
 def test_three_consumers_six_partitions_get_two_each(gcluster, topic_name, group_name):
     create_topic(gcluster.bootstrap, topic_name, 6)
-    ms = [Member(gcluster.bootstrap, group_name, topic_name) for _ in range(3)]
-    for m in ms:
-        m.start()
-    try:
+    with members(3, gcluster.bootstrap, group_name, topic_name) as ms:
         a = wait_balanced(ms, 6, sizes=[2, 2, 2])
         assert all(len(x) == 2 for x in a)
-    finally:
-        for m in ms:
-            m.stop()
 
 
 def test_eight_consumers_six_busy_two_idle(gcluster, topic_name, group_name):
     create_topic(gcluster.bootstrap, topic_name, 6)
-    ms = [Member(gcluster.bootstrap, group_name, topic_name) for _ in range(8)]
-    for m in ms:
-        m.start()
-    try:
+    with members(8, gcluster.bootstrap, group_name, topic_name) as ms:
         wait_balanced(ms, 6, sizes=[0, 0, 1, 1, 1, 1, 1, 1])
-    finally:
-        for m in ms:
-            m.stop()
 
 
 def test_closing_a_member_moves_its_partitions(gcluster, topic_name, group_name):
     create_topic(gcluster.bootstrap, topic_name, 6)
-    ms = [Member(gcluster.bootstrap, group_name, topic_name) for _ in range(3)]
-    for m in ms:
-        m.start()
-    try:
+    with members(3, gcluster.bootstrap, group_name, topic_name) as ms:
         wait_balanced(ms, 6, sizes=[2, 2, 2])
         gone = ms.pop()
         t0 = time.time()
@@ -52,9 +38,6 @@ def test_closing_a_member_moves_its_partitions(gcluster, topic_name, group_name)
         wait_balanced(ms, 6, sizes=[3, 3], timeout=20)
         # A LeaveGroup rebalances at once, not after session.timeout.ms.
         assert time.time() - t0 < 6, time.time() - t0
-    finally:
-        for m in ms:
-            m.stop()
 
 
 CHILD = textwrap.dedent("""
@@ -128,11 +111,8 @@ def test_exactly_once_with_synchronous_commits(gcluster, topic_name, group_name)
 def test_pubsub_two_groups_each_get_everything_queue_shares(gcluster, topic_name, group_name):
     n = 600
     create_topic(gcluster.bootstrap, topic_name, 6)
-    g1 = [Member(gcluster.bootstrap, group_name + "-a", topic_name, commit_sync=True) for _ in range(2)]
-    g2 = [Member(gcluster.bootstrap, group_name + "-b", topic_name)]
-    for m in g1 + g2:
-        m.start()
-    try:
+    with members(2, gcluster.bootstrap, group_name + "-a", topic_name, commit_sync=True) as g1, \
+            members(1, gcluster.bootstrap, group_name + "-b", topic_name) as g2:
         # Produce once the queue group has formed, so that it is the group that
         # shares the messages (not one member that got there first).
         wait_balanced(g1, 6, sizes=[3, 3])
@@ -146,6 +126,3 @@ def test_pubsub_two_groups_each_get_everything_queue_shares(gcluster, topic_name
         assert sorted(a) == sorted(set(a)) and len(a) == n       # queue: shared, once each
         assert all(len(m.values) > 0 for m in g1)
         assert set(g2[0].values) == set(a)                       # pub-sub: everything again
-    finally:
-        for m in g1 + g2:
-            m.stop()

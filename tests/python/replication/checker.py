@@ -18,24 +18,20 @@ Reports (all must be 0 except the windows):
               while the nemesis ran
 
 Usable from pytest (run()) and from the command line / scripts/chaos.sh:
-  python3 tests/python/replication/checker.py --duration 1800
+  PYTHONPATH=tests/python python3 tests/python/replication/checker.py --duration 1800
 """
 import argparse
-import json
-import os
 import random
-import signal
 import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import replharness as h  # noqa: E402
+from fjordtest import cleanup
+from fjordtest.kafka import create_topic, describe
+from fjordtest.nemesis import Nemesis, longest_gap, make_log, print_report
+from replication.replharness import start_cluster, wait_until
 
-
-def log(msg):
-    sys.stderr.write("[checker %s] %s\n" % (time.strftime("%H:%M:%S"), msg))
-    sys.stderr.flush()
+log = make_log("checker")
 
 
 class Workload:
@@ -100,60 +96,20 @@ class Workload:
         return left
 
 
-class Nemesis:
+def nemesis(cluster, interval, rng):
     """Every `interval` seconds: heal what the last round broke, then break one
     random broker (kill -9, SIGSTOP, or a clean restart). One broker at most is
     down at a time, so with RF=3 and min.insync.replicas=2 the topic stays writable."""
-
-    def __init__(self, cluster, interval, rng):
-        self.c = cluster
-        self.interval = interval
-        self.rng = rng
-        self.stop = threading.Event()
-        self.history = []
-        self.broken = None
-        self.t = threading.Thread(target=self._run, daemon=True)
-
-    def heal(self):
-        if self.broken is None:
-            return
-        b, what = self.broken
-        self.broken = None
+    def pick(rng):
+        b = rng.choice(cluster.brokers)
+        what = rng.choice(["kill", "stop", "restart"])
+        if what == "kill":
+            return b, "kill", "kill"
         if what == "stop":
-            os.kill(b.pid, signal.SIGCONT)
-        elif what == "kill":
-            b.start()
-        self.history.append((time.time(), "heal", b.id, what))
+            return b, "pause", "stop"
+        return b, "restart", "restarted"
 
-    def _run(self):
-        while not self.stop.wait(self.interval):
-            try:
-                self.heal()
-                if self.stop.wait(self.interval / 2):
-                    return
-                b = self.rng.choice(self.c.brokers)
-                what = self.rng.choice(["kill", "stop", "restart"])
-                if what == "kill":
-                    b.kill9()
-                elif what == "stop":
-                    os.kill(b.pid, signal.SIGSTOP)
-                else:
-                    b.stop()
-                    b.start()
-                    what = "restarted"
-                self.broken = (b, what) if what in ("kill", "stop") else None
-                self.history.append((time.time(), what, b.id, ""))
-                log("nemesis: %s broker %d" % (what, b.id))
-            except Exception as e:  # noqa: BLE001 - a nemesis must keep going
-                log("nemesis error: %r" % (e,))
-
-    def start(self):
-        self.t.start()
-
-    def finish(self):
-        self.stop.set()
-        self.t.join(60)
-        self.heal()
+    return Nemesis(interval, rng, pick, lambda b: b.id, log, "broker")
 
 
 def read_all(bootstrap, topic, partitions, timeout=120):
@@ -165,8 +121,8 @@ def read_all(bootstrap, topic, partitions, timeout=120):
     try:
         ends = {}
         for p in range(partitions):
-            ends[p] = h.wait_until(lambda: c.get_watermark_offsets(TopicPartition(topic, p), 5)[1] + 1,
-                                   60, "watermarks of %s-%d" % (topic, p)) - 1
+            ends[p] = wait_until(lambda: c.get_watermark_offsets(TopicPartition(topic, p), 5)[1] + 1,
+                                 60, "watermarks of %s-%d" % (topic, p)) - 1
         c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         got = {p: [] for p in range(partitions)}
         done = {p for p in range(partitions) if ends[p] == 0}
@@ -191,7 +147,7 @@ def read_all(bootstrap, topic, partitions, timeout=120):
 
 
 def leaders(bootstrap, topic):
-    d, _ = h.describe(bootstrap, topic)
+    d, _ = describe(bootstrap, topic)
     return {p["partition"]: p for p in d[0]["partitions"]}
 
 
@@ -199,7 +155,7 @@ def wait_isr_full(cluster, topic, rf, timeout=60):
     def full():
         ps = leaders(cluster.bootstrap, topic)
         return all(p["leader"] >= 0 and len(p["isr"]) == rf for p in ps.values()) and ps
-    return h.wait_until(full, timeout, "every partition's ISR back to %d" % rf, interval=0.5)
+    return wait_until(full, timeout, "every partition's ISR back to %d" % rf, interval=0.5)
 
 
 def analyse(acked, got):
@@ -241,32 +197,18 @@ def compare(a, b):
     return bad
 
 
-def longest_gap(times, start, end):
-    ts = sorted(t for t in times if start <= t <= end)
-    pts = [start] + ts + [end]
-    best = (0.0, start)
-    for x, y in zip(pts, pts[1:]):
-        if y - x > best[0]:
-            best = (y - x, x)
-    return best
-
-
 def run(cluster, duration=60.0, interval=5.0, partitions=3, rate=300, seed=None,
         verify_kills=1, topic="chaos"):
     seed = seed if seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     log("seed %d, %d brokers, %.0fs, nemesis every %.1fs" % (seed, len(cluster.brokers), duration, interval))
-    h.create_topic(cluster.bootstrap, topic, partitions, 3, {"min.insync.replicas": "2"})
+    create_topic(cluster.bootstrap, topic, partitions, 3, {"min.insync.replicas": "2"})
     wait_isr_full(cluster, topic, 3)
     w = Workload(cluster.bootstrap, topic, partitions, rate)
     w.start()
     time.sleep(2)
-    nem = Nemesis(cluster, interval, rng)
-    t0 = time.time()
-    nem.start()
-    time.sleep(duration)
-    nem.finish()
-    t1 = time.time()
+    nem = nemesis(cluster, interval, rng)
+    t0, t1 = nem.run_for(duration)
     log("nemesis done; healing and draining the producer")
     left = w.finish(300)
     gap, gap_at = longest_gap(w.ack_times, t0, t1)
@@ -278,11 +220,11 @@ def run(cluster, duration=60.0, interval=5.0, partitions=3, rate=300, seed=None,
     for _ in range(verify_kills):
         ls = leaders(cluster.bootstrap, topic)
         victim_id = rng.choice(sorted({p["leader"] for p in ls.values()}))
-        victim = [b for b in cluster.brokers if b.id == victim_id][0]
+        victim = cluster.broker(victim_id)
         victim.kill9()
-        h.wait_until(lambda: all(p["leader"] not in (-1, victim_id)
-                                 for p in leaders(cluster.bootstrap, topic).values()),
-                     60, "leaders off broker %d" % victim_id, interval=0.5)
+        wait_until(lambda: all(p["leader"] not in (-1, victim_id)
+                               for p in leaders(cluster.bootstrap, topic).values()),
+                   60, "leaders off broker %d" % victim_id, interval=0.5)
         again = read_all(cluster.bootstrap, topic, partitions)
         d = compare(got, again)
         divergent += d
@@ -324,16 +266,14 @@ def main():
                          "zookeeper.session.timeout.ms=18000 to measure failover with Kafka's "
                          "default instead of the harness's 4000")
     args = ap.parse_args()
-    c = h.start_cluster(3, dict(kv.split("=", 1) for kv in args.broker_config))
+    c = start_cluster(3, dict(kv.split("=", 1) for kv in args.broker_config))
     try:
         r = run(c, args.duration, args.interval, args.partitions, args.rate, args.seed, args.verify_kills)
     finally:
-        if os.environ.get("FJORD_KEEP_TMP") == "1":
+        if cleanup.keep_tmp():
             log("logs kept in %s" % c.dir)
         c.close()
-    nem = r.pop("nemesis")
-    print(json.dumps(r, indent=1))
-    print("nemesis: " + "; ".join("%.1fs %s %d%s" % (t, a, b, (" (" + x + ")") if x else "") for t, a, b, x in nem))
+    print_report(r)
     bad = r["lost"] + r["changed"] + r["duplicates"] + r["reordered"] + r["divergent"]
     return 1 if bad else 0
 

@@ -14,8 +14,12 @@ import pytest
 
 pytest.importorskip("confluent_kafka")
 
-import replharness as h  # noqa: E402
-import checker  # noqa: E402
+from fjordtest.binaries import bin_dir, fjord_cli  # noqa: E402
+from fjordtest.broker import Broker  # noqa: E402
+from fjordtest.kafka import create_topic  # noqa: E402
+from fjordtest.nemesis import longest_gap  # noqa: E402
+from replication import checker  # noqa: E402
+from replication.replharness import DEFAULT_OVERRIDES, wait_until  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SCRIPTS = os.path.join(ROOT, "scripts")
@@ -25,15 +29,8 @@ OVERRIDES = {"leader.imbalance.check.interval.seconds": 2, "min.insync.replicas"
 
 
 @pytest.fixture
-def cluster():
-    for b, what in ((h.bf.broker_binary(), "fjord-broker"), (h.FJORD, "fjord CLI")):
-        if not os.access(b, os.X_OK):
-            pytest.skip("%s not built at %s" % (what, b))
-    c = h.start_cluster(3, OVERRIDES)
-    try:
-        yield c
-    finally:
-        c.close()
+def cluster(make_cluster):
+    return make_cluster(3, OVERRIDES)
 
 
 def every(c):
@@ -79,10 +76,10 @@ def script(name, *args, env):
 def test_rolling_restart_with_controlled_shutdown_loses_nothing(cluster, tmp_path):
     c = cluster
     topic = "roll"
-    h.create_topic(c.bootstrap, topic, 6, 3)
+    create_topic(c.bootstrap, topic, 6, 3)
     checker.wait_isr_full(c, topic, 3)
     preferred = {p: v["replicas"][0] for p, v in parts(c, topic).items()}
-    env = dict(os.environ, FJORD_RUN_DIR=str(tmp_path), FJORD_BIN=h.bf.bin_dir())
+    env = dict(os.environ, FJORD_RUN_DIR=str(tmp_path), FJORD_BIN=bin_dir())
     w = checker.Workload(c.bootstrap, topic, 6, 300)
     w.start()
     watch = Watcher(c, topic)
@@ -100,7 +97,7 @@ def test_rolling_restart_with_controlled_shutdown_loses_nothing(cluster, tmp_pat
             b.proc.wait(40)
             out, _ = stopper.communicate(timeout=40)
             assert stopper.returncode == 0, out
-            log = b.log()
+            log = b.log_tail()
             assert "controlled shutdown complete" in log, log[-3000:]
             # Leadership moved while the broker still served, before it deregistered.
             assert log.rindex("controlled shutdown complete") < log.rindex("deregistered"), log[-3000:]
@@ -112,8 +109,8 @@ def test_rolling_restart_with_controlled_shutdown_loses_nothing(cluster, tmp_pat
             checker.wait_isr_full(every(c), topic, 3, 60)
             print("broker %d: handed over %d leaderships, restarted, back in every ISR" % (b.id, len(led)))
         # auto.leader.rebalance.enable: leadership returns to the preferred replicas.
-        h.wait_until(lambda: {p: v["leader"] for p, v in parts(c, topic).items()} == preferred,
-                     30, "preferred leaders restored")
+        wait_until(lambda: {p: v["leader"] for p, v in parts(c, topic).items()} == preferred,
+                   30, "preferred leaders restored")
         time.sleep(1)
         watch.finish()
         left = w.finish(120)
@@ -126,7 +123,7 @@ def test_rolling_restart_with_controlled_shutdown_loses_nothing(cluster, tmp_pat
     assert left == 0, "unacknowledged at end: %d" % left
     assert not w.errors, "produce errors reached the client: %r" % w.errors[:5]
     res, examples = checker.analyse(w.acked, got)
-    gap, _ = checker.longest_gap(w.ack_times, min(w.ack_times), max(w.ack_times))
+    gap, _ = longest_gap(w.ack_times, min(w.ack_times), max(w.ack_times))
     print("acknowledged %d, longest gap between acks %.2f s, describe samples %d" % (
         len(w.acked), gap, watch.samples))
     assert len(w.acked) > 1000
@@ -137,7 +134,7 @@ def test_rolling_restart_with_controlled_shutdown_loses_nothing(cluster, tmp_pat
 def test_reassignment_moves_replicas_onto_a_new_broker_online(cluster):
     c = cluster
     topic = "moving"
-    h.create_topic(c.bootstrap, topic, 2, 2)
+    create_topic(c.bootstrap, topic, 2, 2)
     checker.wait_isr_full(c, topic, 2)
     w = checker.Workload(c.bootstrap, topic, 2, 200)
     w.start()
@@ -145,13 +142,13 @@ def test_reassignment_moves_replicas_onto_a_new_broker_online(cluster):
         time.sleep(2)
         # The cluster grows: broker 4 joins, then takes over a replica of each
         # partition, and the leaders' old replicas are dropped.
-        b4 = h.bf.Broker(c.dir, 4, c.coord.connect, dict(h.DEFAULT_OVERRIDES, **OVERRIDES))
+        b4 = Broker(c.dir, 4, c.coord.hosts, dict(DEFAULT_OVERRIDES, **OVERRIDES))
         c.brokers.append(b4)
         b4.start()
         before = parts(c, topic)
         target = {p: [4, v["leader"]] for p, v in before.items()}
         spec = ",".join(":".join(str(x) for x in target[p]) for p in sorted(target))
-        out = subprocess.run([h.FJORD, "topic", "alter", "--bootstrap-server", c.bootstrap,
+        out = subprocess.run([fjord_cli(), "topic", "alter", "--bootstrap-server", c.bootstrap,
                               "--topic", topic, "--replica-assignment", spec, "--wait"],
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stdout + out.stderr
@@ -166,8 +163,8 @@ def test_reassignment_moves_replicas_onto_a_new_broker_online(cluster):
     assert left == 0 and not w.errors, (left, w.errors[:5])
     # The data is on the new broker: once it leads (preferred replica), every
     # other broker is killed and broker 4 alone serves every acked message.
-    h.wait_until(lambda: all(v["leader"] == 4 for v in parts(c, topic).values()), 30,
-                 "preferred leader 4 after the move")
+    wait_until(lambda: all(v["leader"] == 4 for v in parts(c, topic).values()), 30,
+               "preferred leader 4 after the move")
     for b in c.brokers:
         if b.id != 4:
             b.kill9()

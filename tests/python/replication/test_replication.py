@@ -22,38 +22,31 @@ import pytest
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka import KafkaError, Producer  # noqa: E402
 
-import replharness as h  # noqa: E402
-import checker  # noqa: E402
+from fjordtest.kafka import create_topic, describe  # noqa: E402
+from replication import checker  # noqa: E402
+from replication.replharness import wait_until  # noqa: E402
 
 
 @pytest.fixture
-def cluster():
-    for b, what in ((h.bf.broker_binary(), "fjord-broker"), (h.FJORD, "fjord CLI")):
-        if not os.access(b, os.X_OK):
-            if os.environ.get("FJORD_REQUIRE_BINARIES") == "1":
-                pytest.fail("%s not built at %s" % (what, b))
-            pytest.skip("%s not built at %s" % (what, b))
-    c = h.start_cluster(3)
-    try:
-        yield c
-    finally:
-        c.close()
+def cluster(make_cluster):
+    return make_cluster(3)
 
 
 def part0(c, topic):
-    d, _ = h.describe(c.bootstrap, topic)
+    d, _ = describe(c.bootstrap, topic)
     return d[0]["partitions"][0]
 
 
-def broker(c, bid):
-    return [b for b in c.brokers if b.id == bid][0]
+def rf3_topic(c, topic, min_insync):
+    """A one-partition topic on all three brokers, once its ISR holds all three."""
+    create_topic(c.bootstrap, topic, 1, 3, {"min.insync.replicas": str(min_insync)})
+    wait_until(lambda: len(part0(c, topic)["isr"]) == 3, 30, "ISR of 3")
 
 
 def test_leader_kill_keeps_every_acknowledged_message(cluster):
     c = cluster
     topic = "failover"
-    h.create_topic(c.bootstrap, topic, 1, 3, {"min.insync.replicas": "2"})
-    h.wait_until(lambda: len(part0(c, topic)["isr"]) == 3, 30, "ISR of 3")
+    rf3_topic(c, topic, 2)
     old = part0(c, topic)["leader"]
     acked = {}
     errors = []
@@ -83,11 +76,11 @@ def test_leader_kill_keeps_every_acknowledged_message(cluster):
 
     t = threading.Thread(target=produce, daemon=True)
     t.start()
-    h.wait_until(lambda: len(acked) >= 3000, 60, "3000 acknowledged before the kill")
-    broker(c, old).kill9()
+    wait_until(lambda: len(acked) >= 3000, 60, "3000 acknowledged before the kill")
+    c.broker(old).kill9()
     killed_at = time.time()
     at_kill = len(acked)
-    h.wait_until(lambda: len(acked) >= at_kill + 3000, 60, "acknowledgements from the new leader")
+    wait_until(lambda: len(acked) >= at_kill + 3000, 60, "acknowledgements from the new leader")
     resumed = time.time() - killed_at
     stop.set()
     t.join(10)
@@ -109,12 +102,12 @@ def test_leader_kill_keeps_every_acknowledged_message(cluster):
     assert not moved, "acknowledged offsets changed: %r" % moved[:3]
     print("acknowledged %d, first ack from the new leader %.2fs after kill -9" % (len(acked), resumed))
     # The restarted broker truncates, catches up and rejoins the ISR.
-    broker(c, old).start()
-    h.wait_until(lambda: old in part0(c, topic)["isr"], 60, "broker %d back in the ISR" % old)
+    c.broker(old).start()
+    wait_until(lambda: old in part0(c, topic)["isr"], 60, "broker %d back in the ISR" % old)
     # And it holds the same log: make it the only survivor's peer and read through it.
     new = part0(c, topic)["leader"]
-    broker(c, new).kill9()
-    h.wait_until(lambda: part0(c, topic)["leader"] not in (-1, new), 60, "a third leader")
+    c.broker(new).kill9()
+    wait_until(lambda: part0(c, topic)["leader"] not in (-1, new), 60, "a third leader")
     again = checker.read_all(c.bootstrap, topic, 1)[0]
     assert again[:len(got)] == got
 
@@ -122,8 +115,7 @@ def test_leader_kill_keeps_every_acknowledged_message(cluster):
 def test_min_insync_and_offline_without_unclean_election(cluster):
     c = cluster
     topic = "mis"
-    h.create_topic(c.bootstrap, topic, 1, 3, {"min.insync.replicas": "2"})
-    h.wait_until(lambda: len(part0(c, topic)["isr"]) == 3, 30, "ISR of 3")
+    rf3_topic(c, topic, 2)
     leader = part0(c, topic)["leader"]
     others = [b for b in c.brokers if b.id != leader]
 
@@ -140,22 +132,22 @@ def test_min_insync_and_offline_without_unclean_election(cluster):
     assert e is None and off == 0, e
     for b in others:
         b.kill9()
-    h.wait_until(lambda: part0(c, topic)["isr"] == [leader], 30, "ISR shrunk to the leader")
+    wait_until(lambda: part0(c, topic)["isr"] == [leader], 30, "ISR shrunk to the leader")
     e, _ = send("all", b"refused")
     assert e is not None and e.code() == KafkaError.NOT_ENOUGH_REPLICAS, e
     e, off = send("1", b"acks1")
     assert e is None and off == 1, e
     # The last ISR member dies: offline, not an out-of-sync leader (unclean off).
-    broker(c, leader).kill9()
+    c.broker(leader).kill9()
     others[0].start()
-    h.wait_until(lambda: part0(c, topic)["leader"] == -1, 30, "partition offline")
+    wait_until(lambda: part0(c, topic)["leader"] == -1, 30, "partition offline")
     time.sleep(2)
     st = part0(c, topic)
     assert st["leader"] == -1 and others[0].id not in st["isr"], st
     # It comes back: leader again, nothing lost; the follower rejoins the ISR.
-    broker(c, leader).start()
-    h.wait_until(lambda: part0(c, topic)["leader"] == leader, 30, "old leader back")
-    h.wait_until(lambda: others[0].id in part0(c, topic)["isr"], 30, "follower back in the ISR")
+    c.broker(leader).start()
+    wait_until(lambda: part0(c, topic)["leader"] == leader, 30, "old leader back")
+    wait_until(lambda: others[0].id in part0(c, topic)["isr"], 30, "follower back in the ISR")
     got = checker.read_all(c.bootstrap, topic, 1)[0]
     assert [v for _, v in got] == [b"before", b"acks1"]
 
@@ -171,46 +163,39 @@ def test_checker_under_nemesis(cluster):
         assert r[k] == 0, (k, r)
 
 
-def test_unclean_election_loses_only_unreplicated_and_truncates_old_leader():
+def test_unclean_election_loses_only_unreplicated_and_truncates_old_leader(make_cluster):
     """unclean.leader.election.enable=true: with every ISR member dead, a returning
     out-of-sync replica leads; what only the old leader had (acks=1 after the ISR
     shrank) is the bounded loss, and the old leader, back as follower, truncates it
     (KIP-101) instead of keeping a divergent offset."""
-    for b in (h.bf.broker_binary(), h.FJORD):
-        if not os.access(b, os.X_OK):
-            pytest.skip("%s not built" % b)
-    c = h.start_cluster(3, {"unclean.leader.election.enable": "true"})
-    try:
-        topic = "unclean"
-        h.create_topic(c.bootstrap, topic, 1, 3, {"min.insync.replicas": "1"})
-        h.wait_until(lambda: len(part0(c, topic)["isr"]) == 3, 30, "ISR of 3")
-        leader = part0(c, topic)["leader"]
-        f1, f2 = [b for b in c.brokers if b.id != leader]
+    c = make_cluster(3, {"unclean.leader.election.enable": "true"})
+    topic = "unclean"
+    rf3_topic(c, topic, 1)
+    leader = part0(c, topic)["leader"]
+    f1, f2 = [b for b in c.brokers if b.id != leader]
 
-        def send(acks, value):
-            res = []
-            p = Producer({"bootstrap.servers": c.bootstrap, "acks": acks, "retries": 5,
-                          "message.timeout.ms": 20000, "log_level": 3})
-            p.produce(topic, value=value, partition=0,
-                      on_delivery=lambda e, m: res.append((e, m.offset())))
-            p.flush(25)
-            assert res and res[0][0] is None, res
-            return res[0][1]
+    def send(acks, value):
+        res = []
+        p = Producer({"bootstrap.servers": c.bootstrap, "acks": acks, "retries": 5,
+                      "message.timeout.ms": 20000, "log_level": 3})
+        p.produce(topic, value=value, partition=0,
+                  on_delivery=lambda e, m: res.append((e, m.offset())))
+        p.flush(25)
+        assert res and res[0][0] is None, res
+        return res[0][1]
 
-        assert send("all", b"a") == 0
-        f1.kill9()
-        f2.kill9()
-        h.wait_until(lambda: part0(c, topic)["isr"] == [leader], 30, "ISR shrunk to the leader")
-        assert send("1", b"b") == 1
-        broker(c, leader).kill9()
-        f1.start()
-        h.wait_until(lambda: part0(c, topic)["leader"] == f1.id, 30, "unclean election of %d" % f1.id)
-        assert [v for _, v in checker.read_all(c.bootstrap, topic, 1)[0]] == [b"a"]
-        assert send("all", b"c") == 1
-        broker(c, leader).start()
-        h.wait_until(lambda: leader in part0(c, topic)["isr"], 30, "old leader back in the ISR")
-        f1.kill9()
-        h.wait_until(lambda: part0(c, topic)["leader"] == leader, 30, "old leader leads again")
-        assert [v for _, v in checker.read_all(c.bootstrap, topic, 1)[0]] == [b"a", b"c"]
-    finally:
-        c.close()
+    assert send("all", b"a") == 0
+    f1.kill9()
+    f2.kill9()
+    wait_until(lambda: part0(c, topic)["isr"] == [leader], 30, "ISR shrunk to the leader")
+    assert send("1", b"b") == 1
+    c.broker(leader).kill9()
+    f1.start()
+    wait_until(lambda: part0(c, topic)["leader"] == f1.id, 30, "unclean election of %d" % f1.id)
+    assert [v for _, v in checker.read_all(c.bootstrap, topic, 1)[0]] == [b"a"]
+    assert send("all", b"c") == 1
+    c.broker(leader).start()
+    wait_until(lambda: leader in part0(c, topic)["isr"], 30, "old leader back in the ISR")
+    f1.kill9()
+    wait_until(lambda: part0(c, topic)["leader"] == leader, 30, "old leader leads again")
+    assert [v for _, v in checker.read_all(c.bootstrap, topic, 1)[0]] == [b"a", b"c"]

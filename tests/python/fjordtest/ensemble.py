@@ -1,59 +1,27 @@
-"""Start, kill and restart a fjord-coord ensemble: N real processes on free
-127.0.0.1 ports, each with its own dataDir/myid, configured with ZooKeeper's
-`server.N=host:peerPort:electionPort` lines. Processes are stopped by PID."""
+"""A fjord-coord ensemble: N real processes on free 127.0.0.1 ports, each with
+its own dataDir/myid, configured with ZooKeeper's
+`server.N=host:peerPort:electionPort;clientHost:clientPort` lines; started,
+killed, paused and restarted by PID."""
+import contextlib
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "coord"))
-import zkwire  # noqa: E402
-
-HOST = "127.0.0.1"
-
-
-def fjord_coord():
-    d = os.environ.get("FJORD_BIN") or os.path.join(
-        os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/fjord-target")), "release")
-    return os.path.join(d, "fjord-coord")
+from fjordtest import cleanup, zkwire
+from fjordtest.binaries import coord_binary, require
+from fjordtest.net import HOST, free_ports, hostport
+from fjordtest.proc import Proc
 
 
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind((HOST, 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
-def four(port, cmd, timeout=2.0):
-    try:
-        return zkwire.four_letter(port, cmd, HOST, timeout)
-    except OSError:
-        return ""
-
-
-class Member:
+class Member(Proc):
     def __init__(self, ens, sid, client_port, peer_port, election_port):
+        super().__init__("coord", os.path.join(ens.dir, "m%d" % sid))
         self.ens = ens
         self.sid = sid
         self.port = client_port
         self.peer_port = peer_port
         self.election_port = election_port
-        self.dir = os.path.join(ens.dir, "m%d" % sid)
         self.data_dir = os.path.join(self.dir, "data")
         self.cfg = os.path.join(self.dir, "zoo.cfg")
-        self.log = os.path.join(self.dir, "coord.log")
-        self.proc = None
 
     def write_config(self, extra):
         os.makedirs(self.data_dir, exist_ok=True)
@@ -81,30 +49,15 @@ class Member:
         return "%s:%d:%d;%s:%d" % (HOST, self.peer_port, self.election_port, HOST, self.port)
 
     def start(self):
-        logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([fjord_coord(), self.cfg], stdout=logf, stderr=logf,
-                                     stdin=subprocess.DEVNULL)
-        logf.close()
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill9(self):
-        if self.alive():
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self):
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill9()
+        self.launch([coord_binary(), self.cfg])
 
     def srvr(self):
         out = {}
-        for line in four(self.port, "srvr").splitlines():
+        try:
+            text = zkwire.four_letter(self.port, "srvr", HOST, 2.0)
+        except OSError:
+            return out
+        for line in text.splitlines():
             if ":" in line:
                 k, v = line.split(":", 1)
                 out[k.strip()] = v.strip()
@@ -117,17 +70,10 @@ class Member:
         z = self.srvr().get("Zxid")
         return int(z, 16) if z else None
 
-    def log_tail(self, n=3000):
-        try:
-            with open(self.log, "rb") as f:
-                return f.read()[-n:].decode("utf-8", "replace")
-        except OSError:
-            return ""
-
 
 class Ensemble:
     def __init__(self, n, extra=None):
-        self.dir = tempfile.mkdtemp(prefix="fjord-ensemble-")
+        self.dir = cleanup.temp_dir("fjord-ensemble-")
         ports = free_ports(3 * n)
         self.members = [Member(self, i + 1, ports[3 * i], ports[3 * i + 1], ports[3 * i + 2])
                         for i in range(n)]
@@ -152,7 +98,7 @@ class Ensemble:
         return self
 
     def hosts(self, members=None):
-        return ",".join("%s:%d" % (HOST, m.port) for m in (members or self.members))
+        return ",".join(hostport(m.port) for m in (members or self.members))
 
     def live(self):
         return [m for m in self.members if m.alive()]
@@ -170,15 +116,15 @@ class Ensemble:
             time.sleep(0.05)
         raise AssertionError("no single leader within %.0fs:\n%s" % (
             timeout, "\n".join("m%d %s %s" % (m.sid, m.alive(), m.mode()) for m in self.members)
-            + "\n" + "\n".join(m.log_tail() for m in self.members)))
+            + "\n" + "\n".join(m.log_tail(3000) for m in self.members)))
 
     def kazoo(self, member=None, timeout=5.0, **kw):
         from kazoo.client import KazooClient
         hosts = self.hosts([member] if member else None)
         if member is not None:
             # Own member first, then the others, so it can fail over.
-            hosts = ",".join(["%s:%d" % (HOST, member.port)] + [
-                "%s:%d" % (HOST, m.port) for m in self.members if m is not member])
+            hosts = ",".join([hostport(member.port)] + [
+                hostport(m.port) for m in self.members if m is not member])
         zk = KazooClient(hosts=hosts, timeout=timeout, randomize_hosts=False, **kw)
         zk.start(timeout=10)
         return zk
@@ -186,4 +132,22 @@ class Ensemble:
     def cleanup(self):
         for m in self.members:
             m.kill9()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        cleanup.remove_dir(self.dir)
+
+
+def require_ensemble():
+    """fjord-coord built and kazoo installed (skip_or_fail / skip otherwise)."""
+    require(coord_binary())
+    import pytest
+    pytest.importorskip("kazoo")
+
+
+@contextlib.contextmanager
+def running(n, extra=None):
+    """A started ensemble of n members, cleaned up on exit (for fixtures)."""
+    require_ensemble()
+    e = Ensemble(n, extra)
+    try:
+        yield e.start()
+    finally:
+        e.cleanup()

@@ -1,0 +1,1 @@
+"""Consumer groups: real clients in groups on fjord-brokers, and `fjord group`."""
