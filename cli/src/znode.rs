@@ -9,8 +9,8 @@ use anyhow::Result;
 use base64::Engine;
 use bytes::Bytes;
 use clap::{Args, Subcommand};
-use fjord_coord::client::{CreateMode, SessionState, ZkClient, ZkError, ZkOptions};
-use fjord_coord::proto::{event, state, Acl, ErrorCode, Stat};
+use fjord_zk::client::{CreateMode, SessionState, ZkClient, ZkError, ZkOptions};
+use fjord_zk::proto::{event, state, Acl, ErrorCode, Stat};
 use serde_json::{json, Value};
 
 use crate::Output;

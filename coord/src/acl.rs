@@ -4,7 +4,7 @@
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
-use crate::proto::{perms, Acl, ErrorCode, Id};
+use fjord_zk::proto::{perms, Acl, ErrorCode, Id};
 
 /// `user:password` → `user:base64(sha1(user:password))`, the digest id stored in ACLs.
 pub fn digest_id(user_pass: &str) -> String {

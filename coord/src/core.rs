@@ -16,12 +16,12 @@ use tokio::sync::mpsc;
 
 use crate::acl::Identity;
 use crate::config::Config;
-use crate::jute::Record;
-use crate::proto::{frame, perms, state, xid, ReplyHeader, WatcherEvent};
 use crate::session::SessionTracker;
 use crate::tree::{owner_kind, DataTree, OwnerKind, Trigger, Undo};
 use crate::txnlog::TxnLog;
 use crate::watch::{ConnId, WatchManager};
+use fjord_zk::jute::Record;
+use fjord_zk::proto::{frame, perms, state, xid, ReplyHeader, WatcherEvent};
 
 /// What a connection's writer sends, in order. `tag` is the zxid that must be
 /// durable before the bytes may leave (a reply never reveals unsynced state).
@@ -198,13 +198,13 @@ pub fn now_ms() -> i64 {
 
 /// Everything a member knows, guarded by one mutex in [`crate::server`].
 pub struct Core {
-    pub cfg: Arc<Config>,
-    pub tree: DataTree,
-    pub watches: WatchManager,
-    pub sessions: SessionTracker,
-    pub conns: HashMap<ConnId, ConnHandle>,
-    pub stats: Arc<Stats>,
-    pub started: Instant,
+    cfg: Arc<Config>,
+    tree: DataTree,
+    watches: WatchManager,
+    sessions: SessionTracker,
+    conns: HashMap<ConnId, ConnHandle>,
+    stats: Arc<Stats>,
+    started: Instant,
     /// The standalone log; `None` in ensemble mode, where Raft persists
     /// entries before they reach the tree.
     log: Option<TxnLog>,
@@ -213,13 +213,12 @@ pub struct Core {
     since_snapshot: u64,
     /// Ensemble mode: the leader-stamped time of the entry being applied,
     /// so every member computes the same ctime/mtime.
-    pub clock: Option<i64>,
-    /// Ensemble mode: this member's Raft role and the leader it knows.
-    pub role: Option<&'static str>,
-    pub leader: Option<u64>,
+    clock: Option<i64>,
+    /// Ensemble mode: this member's Raft role.
+    role: Option<&'static str>,
     /// Ensemble mode: cut off from the quorum and serving read-only
     /// clients (`readonlymode.enabled`); `srvr` says `Mode: read-only`.
-    pub read_only: bool,
+    read_only: bool,
 }
 
 impl Core {
@@ -243,7 +242,6 @@ impl Core {
             since_snapshot: 0,
             clock: None,
             role: None,
-            leader: None,
             read_only: false,
         }
     }
@@ -270,9 +268,99 @@ impl Core {
             since_snapshot: 0,
             clock: None,
             role: Some("follower"),
-            leader: None,
             read_only: false,
         }
+    }
+
+    /// The configuration this member runs with.
+    pub fn cfg(&self) -> &Arc<Config> {
+        &self.cfg
+    }
+
+    /// The znode tree and the session registry.
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+
+    /// The tree, to change it (handlers, replay, Raft apply).
+    pub fn tree_mut(&mut self) -> &mut DataTree {
+        &mut self.tree
+    }
+
+    /// The zxid of the last change applied to the tree.
+    pub fn last_zxid(&self) -> i64 {
+        self.tree.last_zxid
+    }
+
+    /// The watches clients have set.
+    pub fn watches(&self) -> &WatchManager {
+        &self.watches
+    }
+
+    /// The watches, to set or remove one.
+    pub fn watches_mut(&mut self) -> &mut WatchManager {
+        &mut self.watches
+    }
+
+    /// Session deadlines and which connection carries each session.
+    pub fn sessions(&self) -> &SessionTracker {
+        &self.sessions
+    }
+
+    /// Session deadlines, to add, touch, attach or remove a session.
+    pub fn sessions_mut(&mut self) -> &mut SessionTracker {
+        &mut self.sessions
+    }
+
+    /// The live client connections, by id.
+    pub fn conns(&self) -> &HashMap<ConnId, ConnHandle> {
+        &self.conns
+    }
+
+    /// The live client connections, to register, update or forget one.
+    pub fn conns_mut(&mut self) -> &mut HashMap<ConnId, ConnHandle> {
+        &mut self.conns
+    }
+
+    /// The member's counters (connections keep their own too).
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// Counts one packet received by the member.
+    pub fn count_received(&self) {
+        self.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How long this member has been up.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// Ensemble mode: stamps changes with the time of the entry being
+    /// applied (`None`: the wall clock).
+    pub fn set_clock(&mut self, clock: Option<i64>) {
+        self.clock = clock;
+    }
+
+    /// Ensemble mode: this member's Raft role (`None` standalone).
+    pub fn role(&self) -> Option<&'static str> {
+        self.role
+    }
+
+    /// Ensemble mode: records the Raft role `srvr` and `mntr` report.
+    pub fn set_role(&mut self, role: &'static str) {
+        self.role = Some(role);
+    }
+
+    /// Whether this member serves read-only clients (cut off from the quorum).
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Ensemble mode: enters or leaves read-only service.
+    pub fn set_read_only(&mut self, read_only: bool) {
+        self.read_only = read_only;
     }
 
     /// Whether this member is part of a Raft ensemble.
@@ -451,7 +539,10 @@ impl Core {
 
     /// Container/TTL nodes due for deletion now.
     pub fn reap_candidates(&self) -> Vec<String> {
-        let now = now_ms();
+        self.reapable_paths(now_ms())
+    }
+
+    fn reapable_paths(&self, now: i64) -> Vec<String> {
         self.tree
             .special
             .iter()
@@ -464,34 +555,8 @@ impl Core {
     /// TTL has passed without a change (ZooKeeper's ContainerManager).
     pub fn reap_special(&mut self) {
         let now = now_ms();
-        let doomed: Vec<String> = self
-            .tree
-            .special
-            .iter()
-            .filter(|p| {
-                self.tree.get(p).is_some_and(|n| {
-                    n.children.is_empty()
-                        && match owner_kind(n.ephemeral_owner) {
-                            OwnerKind::Container => n.cversion > 0,
-                            OwnerKind::Ttl(ttl) => now - n.mtime > ttl,
-                            _ => false,
-                        }
-                })
-            })
-            .cloned()
-            .collect();
-        for path in doomed {
-            let mut p = self.begin();
-            match self.tree.delete(&path, p.zxid, &mut p.triggers) {
-                Ok(u) => {
-                    p.undos.push(u);
-                    p.ops.push(pb::Op {
-                        kind: Some(pb::op::Kind::Delete(pb::Delete { path })),
-                    });
-                    self.commit(0, p);
-                }
-                Err(_) => self.abort(p),
-            }
+        for path in self.reapable_paths(now) {
+            self.reap(&path, now);
         }
     }
 

@@ -30,18 +30,18 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
     }
     let core = core.lock();
     let mut out = String::new();
-    let received = core.stats.packets_received.load(Ordering::Relaxed);
-    let sent = core.stats.packets_sent.load(Ordering::Relaxed);
-    let (watches, watched_paths) = core.watches.counts();
-    let (lat_min, lat_avg, lat_max) = core.stats.latency_ms();
+    let received = core.stats().packets_received.load(Ordering::Relaxed);
+    let sent = core.stats().packets_sent.load(Ordering::Relaxed);
+    let (watches, watched_paths) = core.watches().counts();
+    let (lat_min, lat_avg, lat_max) = core.stats().latency_ms();
     match cmd {
         "ruok" => out.push_str("imok"),
-        "isro" => out.push_str(if core.read_only { "ro" } else { "rw" }),
+        "isro" => out.push_str(if core.read_only() { "ro" } else { "rw" }),
         "srvr" | "stat" => {
             let _ = writeln!(out, "Zookeeper version: {VERSION}");
             if cmd == "stat" {
                 out.push_str("Clients:\n");
-                for c in core.conns.values() {
+                for c in core.conns().values() {
                     let _ = writeln!(
                         out,
                         " /{}[1](queued=0,recved={},sent={})",
@@ -55,12 +55,12 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
             let _ = writeln!(out, "Latency min/avg/max: {lat_min}/{lat_avg:.4}/{lat_max}");
             let _ = writeln!(out, "Received: {received}");
             let _ = writeln!(out, "Sent: {sent}");
-            let _ = writeln!(out, "Connections: {}", core.conns.len());
+            let _ = writeln!(out, "Connections: {}", core.conns().len());
             let _ = writeln!(out, "Outstanding: 0");
-            let _ = writeln!(out, "Zxid: 0x{:x}", core.tree.last_zxid);
+            let _ = writeln!(out, "Zxid: 0x{:x}", core.last_zxid());
             // zkServer.sh status parses this line.
             let _ = writeln!(out, "Mode: {}", mode(&core));
-            let _ = writeln!(out, "Node count: {}", core.tree.node_count());
+            let _ = writeln!(out, "Node count: {}", core.tree().node_count());
         }
         "mntr" => {
             let rows: Vec<(&str, String)> = vec![
@@ -71,21 +71,21 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
                 ("zk_min_latency", lat_min.to_string()),
                 ("zk_packets_received", received.to_string()),
                 ("zk_packets_sent", sent.to_string()),
-                ("zk_num_alive_connections", core.conns.len().to_string()),
+                ("zk_num_alive_connections", core.conns().len().to_string()),
                 ("zk_outstanding_requests", "0".into()),
-                ("zk_znode_count", core.tree.node_count().to_string()),
+                ("zk_znode_count", core.tree().node_count().to_string()),
                 ("zk_watch_count", watches.to_string()),
                 (
                     "zk_ephemerals_count",
-                    core.tree.ephemeral_count().to_string(),
+                    core.tree().ephemeral_count().to_string(),
                 ),
                 (
                     "zk_approximate_data_size",
-                    core.tree.approximate_data_size().to_string(),
+                    core.tree().approximate_data_size().to_string(),
                 ),
-                ("zk_global_sessions", core.sessions.len().to_string()),
-                ("zk_uptime", core.started.elapsed().as_millis().to_string()),
-                ("zk_last_zxid", format!("0x{:x}", core.tree.last_zxid)),
+                ("zk_global_sessions", core.sessions().len().to_string()),
+                ("zk_uptime", core.uptime().as_millis().to_string()),
+                ("zk_last_zxid", format!("0x{:x}", core.last_zxid())),
                 ("zk_max_file_descriptor_count", fd_limit().to_string()),
                 ("zk_open_file_descriptor_count", open_fds().to_string()),
             ];
@@ -112,7 +112,7 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
             }
         }
         "cons" => {
-            for c in core.conns.values() {
+            for c in core.conns().values() {
                 let (min, avg, max) = c.stats.latency_ms();
                 let (llat, lresp) = c.stats.last_response();
                 let _ = writeln!(
@@ -153,7 +153,7 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
             let _ = writeln!(
                 out,
                 "{} connections watching {} paths\nTotal watches:{}",
-                core.watches.watching_conns(),
+                core.watches().watching_conns(),
                 watched_paths,
                 watches
             );
@@ -183,9 +183,9 @@ fn fd_limit() -> u64 {
 /// The `Mode:` ZooKeeper reports: read-only while cut off and serving
 /// read-only clients, else the Raft role (standalone without an ensemble).
 fn mode(core: &crate::core::Core) -> &'static str {
-    if core.read_only {
+    if core.read_only() {
         "read-only"
     } else {
-        core.role.unwrap_or("standalone")
+        core.role().unwrap_or("standalone")
     }
 }

@@ -7,10 +7,10 @@ use fjord_proto::coord as pb;
 
 use crate::acl::Identity;
 use crate::core::{Core, Outbox, Pending};
-use crate::jute::{JuteError, Reader, Record, Writer};
-use crate::proto::*;
 use crate::tree::{acl_to_pb, parent_of, CONTAINER_OWNER, MAX_TTL, TTL_MASK};
 use crate::watch::ConnId;
+use fjord_zk::jute::{JuteError, Reader, Record, Writer};
+use fjord_zk::proto::*;
 
 /// One connection's own state, owned by its reader task.
 pub struct ConnCtx {
@@ -96,7 +96,7 @@ fn own(data: Option<Bytes>) -> Option<Bytes> {
 }
 
 fn allowed(core: &Core, conn: &ConnCtx, path: &str, perm: i32) -> Result<(), ErrorCode> {
-    let node = core.tree.get(path).ok_or(ErrorCode::NoNode)?;
+    let node = core.tree().get(path).ok_or(ErrorCode::NoNode)?;
     if conn.identity.allowed(&node.acl, perm) {
         Ok(())
     } else {
@@ -137,7 +137,7 @@ fn create(
     // ZooKeeper looks the parent up before validating the whole path, so
     // "/a//b" is NoNode (no parent "/a/"), not BadArguments.
     let parent_path = parent_of(&req.path).to_string();
-    let parent = core.tree.get(&parent_path).ok_or(ErrorCode::NoNode)?;
+    let parent = core.tree().get(&parent_path).ok_or(ErrorCode::NoNode)?;
     if !conn.identity.allowed(&parent.acl, perms::CREATE) {
         return Err(ErrorCode::NoAuth);
     }
@@ -157,7 +157,7 @@ fn create(
         0
     };
     let data = own(req.data);
-    let undo = core.tree.create(
+    let undo = core.tree_mut().create(
         &path,
         data.clone(),
         acl.clone(),
@@ -173,7 +173,7 @@ fn create(
         acl: acl_to_pb(&acl),
         ephemeral_owner: owner,
     })));
-    let stat = core.tree.get(&path).map(|n| n.stat()).unwrap_or_default();
+    let stat = core.tree().get(&path).map(|n| n.stat()).unwrap_or_default();
     Ok((path, stat))
 }
 
@@ -190,9 +190,9 @@ fn delete(
         return Err(ErrorCode::BadArguments);
     }
     allowed(core, conn, parent_of(&req.path), perms::DELETE)?;
-    let node = core.tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
+    let node = core.tree().get(&req.path).ok_or(ErrorCode::NoNode)?;
     check_version(req.version, node.version)?;
-    let undo = core.tree.delete(&req.path, p.zxid, &mut p.triggers)?;
+    let undo = core.tree_mut().delete(&req.path, p.zxid, &mut p.triggers)?;
     p.undos.push(undo);
     p.ops
         .push(op(pb::op::Kind::Delete(pb::Delete { path: req.path })));
@@ -206,18 +206,18 @@ fn set_data(
     req: SetDataRequest,
 ) -> Result<Stat, ErrorCode> {
     validate_path(&req.path)?;
-    let node = core.tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
+    let node = core.tree().get(&req.path).ok_or(ErrorCode::NoNode)?;
     if !conn.identity.allowed(&node.acl, perms::WRITE) {
         return Err(ErrorCode::NoAuth);
     }
     check_version(req.version, node.version)?;
     let data = own(req.data);
-    let undo = core
-        .tree
-        .set_data(&req.path, data.clone(), p.zxid, p.time, &mut p.triggers)?;
+    let undo =
+        core.tree_mut()
+            .set_data(&req.path, data.clone(), p.zxid, p.time, &mut p.triggers)?;
     p.undos.push(undo);
     let stat = core
-        .tree
+        .tree()
         .get(&req.path)
         .map(|n| n.stat())
         .unwrap_or_default();
@@ -236,19 +236,19 @@ fn set_acl(
 ) -> Result<Stat, ErrorCode> {
     validate_path(&req.path)?;
     let acl = conn.identity.fixup(&req.acl)?;
-    let node = core.tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
+    let node = core.tree().get(&req.path).ok_or(ErrorCode::NoNode)?;
     if !conn.identity.allowed(&node.acl, perms::ADMIN) {
         return Err(ErrorCode::NoAuth);
     }
     check_version(req.version, node.aversion)?;
-    let undo = core.tree.set_acl(&req.path, acl.clone())?;
+    let undo = core.tree_mut().set_acl(&req.path, acl.clone())?;
     p.undos.push(undo);
     p.ops.push(op(pb::op::Kind::SetAcl(pb::SetAcl {
         path: req.path.clone(),
         acl: acl_to_pb(&acl),
     })));
     Ok(core
-        .tree
+        .tree()
         .get(&req.path)
         .map(|n| n.stat())
         .unwrap_or_default())
@@ -256,7 +256,7 @@ fn set_acl(
 
 fn check(core: &Core, conn: &ConnCtx, req: &CheckVersionRequest) -> Result<(), ErrorCode> {
     validate_path(&req.path)?;
-    let node = core.tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
+    let node = core.tree().get(&req.path).ok_or(ErrorCode::NoNode)?;
     if !conn.identity.allowed(&node.acl, perms::READ) {
         return Err(ErrorCode::NoAuth);
     }
@@ -265,20 +265,20 @@ fn check(core: &Core, conn: &ConnCtx, req: &CheckVersionRequest) -> Result<(), E
 
 fn get_data(core: &Core, conn: &ConnCtx, path: &str) -> Result<(Option<Bytes>, Stat), ErrorCode> {
     allowed(core, conn, path, perms::READ)?;
-    let n = core.tree.get(path).ok_or(ErrorCode::NoNode)?;
+    let n = core.tree().get(path).ok_or(ErrorCode::NoNode)?;
     Ok((n.data.clone(), n.stat()))
 }
 
 fn get_children(core: &Core, conn: &ConnCtx, path: &str) -> Result<(Vec<String>, Stat), ErrorCode> {
     allowed(core, conn, path, perms::READ)?;
-    let n = core.tree.get(path).ok_or(ErrorCode::NoNode)?;
+    let n = core.tree().get(path).ok_or(ErrorCode::NoNode)?;
     Ok((n.children.iter().map(|c| c.to_string()).collect(), n.stat()))
 }
 
 /// getACL needs READ or ADMIN; without ADMIN, digest hashes are masked
 /// (`user:x`), as ZooKeeper 3.5.5+ does.
 fn get_acl(core: &Core, conn: &ConnCtx, path: &str) -> Result<(Vec<Acl>, Stat), ErrorCode> {
-    let n = core.tree.get(path).ok_or(ErrorCode::NoNode)?;
+    let n = core.tree().get(path).ok_or(ErrorCode::NoNode)?;
     if !conn.identity.allowed(&n.acl, perms::READ | perms::ADMIN) {
         return Err(ErrorCode::NoAuth);
     }
@@ -304,7 +304,7 @@ fn write<T>(
         Ok(v) => (core.commit(conn.session, p), Ok(v)),
         Err(e) => {
             core.abort(p);
-            (core.tree.last_zxid, Err(e))
+            (core.last_zxid(), Err(e))
         }
     }
 }
@@ -365,39 +365,46 @@ fn multi(core: &mut Core, conn: &ConnCtx, ops: Vec<MultiOp>) -> (i64, Vec<MultiR
                     })
                 })
                 .collect();
-            (core.tree.last_zxid, out)
+            (core.last_zxid(), out)
         }
     }
 }
 
 fn set_watches(core: &mut Core, conn: &ConnCtx, rel: i64, sw: &SetWatches2) {
-    let tag = core.tree.last_zxid;
+    let tag = core.last_zxid();
     let mut events = Vec::new();
-    for path in &sw.data {
-        match core.tree.get(path) {
-            None => events.push((event::NODE_DELETED, path)),
-            Some(n) if n.mzxid > rel => events.push((event::NODE_DATA_CHANGED, path)),
-            Some(_) => core.watches.add_data(path, conn.id),
-        }
+    // A watch whose event the client missed while away gets that event
+    // now (and is spent); the others are armed again.
+    #[derive(PartialEq)]
+    enum Kind {
+        Data,
+        Exist,
+        Child,
     }
-    for path in &sw.exist {
-        match core.tree.get(path) {
-            Some(_) => events.push((event::NODE_CREATED, path)),
-            None => core.watches.add_data(path, conn.id),
-        }
-    }
-    for path in &sw.child {
-        match core.tree.get(path) {
-            None => events.push((event::NODE_DELETED, path)),
-            Some(n) if n.pzxid > rel => events.push((event::NODE_CHILDREN_CHANGED, path)),
-            Some(_) => core.watches.add_child(path, conn.id),
+    for (paths, kind) in [
+        (&sw.data, Kind::Data),
+        (&sw.exist, Kind::Exist),
+        (&sw.child, Kind::Child),
+    ] {
+        for path in paths {
+            let missed = match (&kind, core.tree().get(path)) {
+                (Kind::Exist, node) => node.map(|_| event::NODE_CREATED),
+                (_, None) => Some(event::NODE_DELETED),
+                (Kind::Data, Some(n)) => (n.mzxid > rel).then_some(event::NODE_DATA_CHANGED),
+                (Kind::Child, Some(n)) => (n.pzxid > rel).then_some(event::NODE_CHILDREN_CHANGED),
+            };
+            match missed {
+                Some(ev) => events.push((ev, path)),
+                None if kind == Kind::Child => core.watches_mut().add_child(path, conn.id),
+                None => core.watches_mut().add_data(path, conn.id),
+            }
         }
     }
     for path in &sw.persistent {
-        core.watches.add_persistent(path, conn.id, false);
+        core.watches_mut().add_persistent(path, conn.id, false);
     }
     for path in &sw.persistent_recursive {
-        core.watches.add_persistent(path, conn.id, true);
+        core.watches_mut().add_persistent(path, conn.id, true);
     }
     for (kind, path) in events {
         conn.send(tag, xid::NOTIFICATION, tag, ErrorCode::Ok, |w| {
@@ -416,14 +423,15 @@ fn set_watches(core: &mut Core, conn: &ConnCtx, rel: i64, sw: &SetWatches2) {
 pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<Flow, JuteError> {
     let mut r = Reader::new(frame_body);
     let h = RequestHeader::read(&mut r)?;
-    core.sessions.touch(conn.session);
-    let last = core.tree.last_zxid;
+    core.sessions_mut().touch(conn.session);
+    let last = core.last_zxid();
     let xid = h.xid;
     let flow = dispatch(core, conn, &h, &mut r, last)?;
-    if let Some(c) = core.conns.get_mut(&conn.id) {
+    let last_zxid = core.last_zxid();
+    if let Some(c) = core.conns_mut().get_mut(&conn.id) {
         c.last_op = op_name(h.op);
         c.last_cxid = xid;
-        c.last_zxid = core.tree.last_zxid;
+        c.last_zxid = last_zxid;
     }
     Ok(flow)
 }
@@ -541,10 +549,10 @@ fn dispatch(
         op::EXISTS => {
             let req = PathWatchRequest::read(r)?;
             if req.watch {
-                core.watches.add_data(&req.path, conn.id);
+                core.watches_mut().add_data(&req.path, conn.id);
             }
             let res = core
-                .tree
+                .tree()
                 .get(&req.path)
                 .map(|n| n.stat())
                 .ok_or(ErrorCode::NoNode);
@@ -554,7 +562,7 @@ fn dispatch(
             let req = PathWatchRequest::read(r)?;
             let res = get_data(core, conn, &req.path);
             if res.is_ok() && req.watch {
-                core.watches.add_data(&req.path, conn.id);
+                core.watches_mut().add_data(&req.path, conn.id);
             }
             reply_result(conn, last, xid, res, |w, (d, s)| {
                 w.put_buffer(d.as_deref());
@@ -565,7 +573,7 @@ fn dispatch(
             let req = PathWatchRequest::read(r)?;
             let res = get_children(core, conn, &req.path);
             if res.is_ok() && req.watch {
-                core.watches.add_child(&req.path, conn.id);
+                core.watches_mut().add_child(&req.path, conn.id);
             }
             let two = h.op == op::GET_CHILDREN2;
             reply_result(conn, last, xid, res, |w, (c, s)| {
@@ -591,7 +599,7 @@ fn dispatch(
         op::GET_EPHEMERALS => {
             let req = PathRequest::read(r)?;
             let mut list: Vec<String> = core
-                .tree
+                .tree()
                 .ephemerals_of(conn.session)
                 .filter(|p| p.starts_with(&req.path))
                 .cloned()
@@ -602,15 +610,15 @@ fn dispatch(
         op::GET_ALL_CHILDREN_NUMBER => {
             let req = PathRequest::read(r)?;
             let res = allowed(core, conn, &req.path, perms::READ)
-                .map(|_| core.tree.descendant_count(&req.path) as i32);
+                .map(|_| core.tree().descendant_count(&req.path) as i32);
             reply_result(conn, last, xid, res, |w, n| w.put_i32(n));
         }
         op::CHECK_WATCHES | op::REMOVE_WATCHES => {
             let req = WatchesRequest::read(r)?;
             let found = if h.op == op::CHECK_WATCHES {
-                core.watches.check(&req.path, conn.id, req.kind)
+                core.watches_mut().check(&req.path, conn.id, req.kind)
             } else {
-                core.watches.remove(&req.path, conn.id, req.kind)
+                core.watches_mut().remove(&req.path, conn.id, req.kind)
             };
             let res = if found {
                 Ok(())
@@ -627,7 +635,8 @@ fn dispatch(
                 _ => Err(ErrorCode::MarshallingError),
             });
             if let Ok(recursive) = res {
-                core.watches.add_persistent(&req.path, conn.id, recursive);
+                core.watches_mut()
+                    .add_persistent(&req.path, conn.id, recursive);
             }
             reply_result(conn, last, xid, res, |w, _| w.put_i32(0));
         }
@@ -651,10 +660,10 @@ fn dispatch(
         op::AUTH => {
             let a = AuthPacket::read(r)?;
             let auth = a.auth.unwrap_or_default();
-            let sup = core.cfg.super_digest.as_deref();
+            let sup = core.cfg().super_digest.as_deref();
             match conn.identity.add_auth(&a.scheme, &auth, sup) {
                 Ok(()) => {
-                    if let Some(h) = core.conns.get_mut(&conn.id) {
+                    if let Some(h) = core.conns_mut().get_mut(&conn.id) {
                         h.identity = conn.identity.clone();
                     }
                     conn.send(last, xid::AUTH, last, ErrorCode::Ok, |_| {})
@@ -700,24 +709,24 @@ pub fn connect(
     conn: &mut ConnCtx,
     req: &ConnectRequest,
 ) -> Option<(Bytes, i64, bool)> {
-    if req.last_zxid_seen > core.tree.last_zxid {
+    if req.last_zxid_seen > core.last_zxid() {
         tracing::info!(
             client_zxid = req.last_zxid_seen,
-            our_zxid = core.tree.last_zxid,
+            our_zxid = core.last_zxid(),
             "refusing a client that has seen a newer zxid"
         );
         return None;
     }
     let timeout = req.timeout.clamp(
-        core.cfg.min_session_timeout_ms,
-        core.cfg.max_session_timeout_ms,
+        core.cfg().min_session_timeout_ms,
+        core.cfg().max_session_timeout_ms,
     );
     let (resp, tag, ok) = if req.session_id == 0 {
-        let id = core.sessions.next_id();
+        let id = core.sessions_mut().next_id();
         let password: [u8; 16] = rand::random();
         let password = Bytes::copy_from_slice(&password);
         let mut p = core.begin();
-        core.tree.sessions.insert(
+        core.tree_mut().sessions.insert(
             id,
             crate::tree::SessionInfo {
                 timeout_ms: timeout,
@@ -730,7 +739,7 @@ pub fn connect(
                 timeout_ms: timeout,
                 password: password.clone(),
             })));
-        core.sessions.add(id, timeout);
+        core.sessions_mut().add(id, timeout);
         let tag = core.commit(id, p);
         (
             ConnectResponse {
@@ -745,10 +754,10 @@ pub fn connect(
         )
     } else {
         let known = core
-            .tree
+            .tree()
             .sessions
             .get(&req.session_id)
-            .filter(|s| s.password == req.passwd && core.sessions.contains(req.session_id))
+            .filter(|s| s.password == req.passwd && core.sessions().contains(req.session_id))
             .cloned();
         match known {
             Some(s) => (
@@ -759,7 +768,7 @@ pub fn connect(
                     passwd: s.password,
                     read_only: false,
                 },
-                core.tree.last_zxid,
+                core.last_zxid(),
                 true,
             ),
             None => (
@@ -770,15 +779,15 @@ pub fn connect(
                     passwd: Bytes::from_static(&[0; 16]),
                     read_only: false,
                 },
-                core.tree.last_zxid,
+                core.last_zxid(),
                 false,
             ),
         }
     };
     if ok {
         conn.session = resp.session_id;
-        if let Some(old) = core.sessions.attach(resp.session_id, conn.id) {
-            if let Some(c) = core.conns.get(&old) {
+        if let Some(old) = core.sessions_mut().attach(resp.session_id, conn.id) {
+            if let Some(c) = core.conns().get(&old) {
                 c.tx.close(tag);
             }
         }

@@ -1,9 +1,10 @@
 //! fjord-coord: a coordinator that speaks ZooKeeper's wire protocol.
 //!
-//! A request flows socket (`server`) → codec (`jute`, `proto`) → `handler`
-//! (checks, in ZooKeeper's order) → state (`tree`, `watch`, `session`, in
-//! `core`) → `txnlog` (fsync, group commit) → reply. The same `proto` records
-//! serve the async client that brokers and the CLI use.
+//! A request flows socket (`server`) → codec (`fjord_zk::jute`,
+//! `fjord_zk::proto`) → `handler` (checks, in ZooKeeper's order) → state
+//! (`tree`, `watch`, `session`, in `core`) → `txnlog` (fsync, group commit) →
+//! reply. The same `proto` records serve the async client
+//! (`fjord_zk::client`) that brokers and the CLI use.
 //!
 //! In ensemble mode (`server.N` lines) a write instead goes socket → codec →
 //! `raft` (propose, forward to the leader, persist, replicate) → applied on
@@ -11,16 +12,18 @@
 //! holding the client's connection.
 
 pub mod acl;
-pub mod client;
 pub mod config;
 pub mod core;
 pub mod fourlw;
 pub mod handler;
-pub mod jute;
-pub mod proto;
 pub mod raft;
+pub mod recfile;
 pub mod server;
 pub mod session;
 pub mod tree;
 pub mod txnlog;
 pub mod watch;
+
+// Temporary: the broker still reaches the ZooKeeper client through this crate
+// (`fjord_coord::client`, `fjord_coord::proto`); remove once it uses fjord_zk.
+pub use fjord_zk::{client, jute, proto};

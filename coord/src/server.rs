@@ -25,14 +25,14 @@ use crate::config::Config;
 use crate::core::{ConnHandle, Core, Out, Outbox};
 use crate::fourlw;
 use crate::handler::{self, ConnCtx, Flow};
-use crate::jute::{Reader, Record};
-use crate::proto::{
-    frame, op, ConnectRequest, ConnectResponse, ErrorCode, GetDataResponse, ReconfigRequest,
-    RequestHeader,
-};
 use crate::raft::{Ensemble, EnsembleError};
 use crate::txnlog::{StorageError, TxnLog};
 use fjord_proto::raft as rpb;
+use fjord_zk::jute::{Reader, Record};
+use fjord_zk::proto::{
+    frame, op, xid, ConnectRequest, ConnectResponse, ErrorCode, GetDataResponse, ReconfigRequest,
+    RequestHeader,
+};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -266,6 +266,9 @@ impl Server {
         });
     }
 
+    /// One client connection: a four-letter word, or the handshake, then
+    /// requests until either side closes. What happens to a request is the
+    /// connection's [`Route`]; the loop around it is the same for all.
     async fn serve(self: Arc<Self>, sock: TcpStream, peer: SocketAddr) -> std::io::Result<()> {
         let (mut rd, wr) = sock.into_split();
         let mut first = [0u8; 4];
@@ -300,105 +303,53 @@ impl Server {
         };
         let conn_stats = Arc::new(crate::core::Stats::default());
         conn_stats.packets_received.fetch_add(1, Ordering::Relaxed);
-        let (applied_tx, mut applied_rx) = watch::channel(0u64);
-        let mut applied_tx = Some(applied_tx);
-        // Replicated commands this connection sent; its reads wait until
-        // that many were applied here (a client's ops stay in order).
-        let mut submitted = 0u64;
-        let stats = if let (Some(ens), 0) = (&self.ens, req.session_id) {
-            // Ensemble: a new session is a Raft entry; the ConnectResponse
-            // is sent when it is applied here (see raft::sm).
-            if !ens.serving() {
-                if ens.read_only() && req.read_only {
-                    return self
-                        .clone()
-                        .serve_read_only(ens.clone(), frames, wr, req, peer)
-                        .await;
+        let (applied_tx, applied_rx) = watch::channel(0u64);
+        let (admission, mut route) = match &self.ens {
+            Some(ens) if !ens.serving() => {
+                if !(ens.read_only() && req.read_only) {
+                    tracing::debug!(%peer, "refusing a client: this member has no quorum");
+                    return Ok(());
                 }
-                tracing::debug!(%peer, "refusing a client: this member has no quorum");
-                return Ok(());
+                (
+                    self.handshake_read_only(&mut ctx, &req, peer, &conn_stats),
+                    Route::ReadOnly(ens.serving_watch()),
+                )
             }
-            let mut core = self.core.lock();
-            core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
-            if req.last_zxid_seen > core.tree.last_zxid {
-                tracing::info!(
-                    client_zxid = req.last_zxid_seen,
-                    our_zxid = core.tree.last_zxid,
-                    "refusing a client that has seen a newer zxid"
-                );
-                return Ok(());
-            }
-            let timeout = req.timeout.clamp(
-                core.cfg.min_session_timeout_ms,
-                core.cfg.max_session_timeout_ms,
-            );
-            let session = core.sessions.next_id();
-            let password: [u8; 16] = rand::random();
-            ctx.session = session;
-            let last_zxid = core.tree.last_zxid;
-            core.conns.insert(
-                id,
-                conn_handle(
-                    &ctx,
-                    peer,
-                    &conn_stats,
-                    timeout,
-                    last_zxid,
-                    applied_tx.take(),
-                ),
-            );
-            ens.propose(rpb::Command {
-                origin: ens.my_id,
-                conn: id,
-                session_id: session,
-                time_ms: crate::core::now_ms(),
-                kind: Some(rpb::command::Kind::NewSession(rpb::NewSession {
-                    session_id: session,
-                    timeout_ms: timeout,
-                    password: bytes::Bytes::copy_from_slice(&password),
-                })),
-            });
-            submitted = 1;
-            core.stats.clone()
-        } else {
-            if let Some(ens) = self.ens.as_ref().filter(|e| !e.serving()) {
-                if ens.read_only() && req.read_only {
-                    return self
-                        .clone()
-                        .serve_read_only(ens.clone(), frames, wr, req, peer)
-                        .await;
-                }
-                tracing::debug!(%peer, "refusing a client: this member has no quorum");
-                return Ok(());
-            }
-            let mut core = self.core.lock();
-            core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
-            let Some((bytes, tag, ok)) = handler::connect(&mut core, &mut ctx, &req) else {
-                return Ok(());
-            };
-            tx.frame(tag, bytes, None);
-            if !ok {
-                tx.close(tag);
-            } else {
-                let timeout_ms = core
-                    .tree
-                    .sessions
-                    .get(&ctx.session)
-                    .map_or(0, |s| s.timeout_ms);
-                let last_zxid = core.tree.last_zxid;
-                core.conns.insert(
-                    id,
-                    conn_handle(
-                        &ctx,
+            Some(ens) => {
+                let mut raft = RaftConn {
+                    ens: ens.clone(),
+                    submitted: 0,
+                    applied: applied_rx,
+                    reconfig: None,
+                };
+                let admission = if req.session_id == 0 {
+                    self.handshake_new_session(
+                        &mut ctx,
+                        &req,
                         peer,
                         &conn_stats,
-                        timeout_ms,
-                        last_zxid,
-                        applied_tx.take(),
-                    ),
-                );
+                        applied_tx,
+                        &mut raft,
+                    )
+                } else {
+                    self.handshake(&mut ctx, &req, peer, &conn_stats, Some(applied_tx))
+                };
+                (admission, Route::Raft(raft))
             }
-            core.stats.clone()
+            None => (
+                self.handshake(&mut ctx, &req, peer, &conn_stats, Some(applied_tx)),
+                Route::Local,
+            ),
+        };
+        let stats = match admission {
+            Admission::Refused => return Ok(()),
+            Admission::Expired => {
+                // Only the ConnectResponse (and the close) are left to send.
+                let stats = [Arc::new(Default::default()), conn_stats];
+                writer(wr, rx, tx, self.durable.clone(), closed, stats).await;
+                return Ok(());
+            }
+            Admission::Admitted(stats) => stats,
         };
         tokio::spawn(writer(
             wr,
@@ -409,9 +360,6 @@ impl Server {
             [stats, conn_stats.clone()],
         ));
 
-        // A reconfig this connection is waiting for (ensemble mode).
-        let mut reconfig: Option<tokio::task::JoinHandle<Result<(), crate::jute::JuteError>>> =
-            None;
         let result = loop {
             tokio::select! {
                 _ = tx.wait_room() => {}
@@ -420,6 +368,10 @@ impl Server {
             let next = tokio::select! {
                 f = frames.next() => f,
                 _ = closed.cancelled() => break Ok(()),
+                _ = quorum_back(&mut route) => {
+                    tracing::info!(%peer, "quorum is back; closing a read-only client");
+                    break Ok(());
+                }
             };
             let body = match next {
                 None => break Ok(()),
@@ -428,95 +380,293 @@ impl Server {
             };
             conn_stats.packets_received.fetch_add(1, Ordering::Relaxed);
             ctx.arrived = Some(std::time::Instant::now());
-            if let Some(ens) = &self.ens {
-                if let Some(task) = reconfig.as_mut() {
-                    if op_of(&body) == Some(op::PING) && !task.is_finished() {
-                        // Clients match ping replies by their special xid, so
-                        // one may pass a reconfig still waiting for a joiner
-                        // to catch up (else the client would time out).
-                        let core = self.core.lock();
-                        core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
-                        let last = core.tree.last_zxid;
-                        ctx.send(last, crate::proto::xid::PING, last, ErrorCode::Ok, |_| {});
-                        continue;
-                    }
-                    let ok = tokio::select! {
-                        r = task => matches!(r, Ok(Ok(()))),
-                        _ = closed.cancelled() => false,
-                    };
-                    reconfig = None;
-                    if !ok {
-                        tracing::info!(%peer, "malformed reconfig; closing the connection");
+            let routed = match &mut route {
+                Route::Local => Routed::Here(body),
+                Route::Raft(raft) => self.route_raft(raft, &ctx, body, &closed, peer).await,
+                Route::ReadOnly(_) => self.refuse_write(&ctx, body),
+            };
+            match routed {
+                Routed::Here(body) => {
+                    if !self.handle_one(&mut ctx, body, peer) {
                         break Ok(());
                     }
                 }
-                if op_of(&body).is_some_and(replicated_op) {
-                    {
-                        let mut core = self.core.lock();
-                        core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
-                        core.sessions.touch(ctx.session);
-                    }
-                    ens.propose(rpb::Command {
-                        origin: ens.my_id,
-                        conn: id,
-                        session_id: ctx.session,
-                        time_ms: crate::core::now_ms(),
-                        kind: Some(rpb::command::Kind::Request(rpb::Request {
-                            frame: body,
-                            ids: ctx
-                                .identity
-                                .ids
-                                .iter()
-                                .map(|i| rpb::AuthId {
-                                    scheme: i.scheme.clone(),
-                                    id: i.id.clone(),
-                                })
-                                .collect(),
-                            is_super: ctx.identity.is_super,
-                        })),
-                    });
-                    submitted += 1;
-                    continue;
-                }
-                if op_of(&body).is_some_and(deferrable_op) {
-                    // Behind this connection's own pending writes: run it when
-                    // they are applied (raft::sm), in order, without stopping
-                    // this reader (later writes keep flowing to the leader).
-                    let mut core = self.core.lock();
-                    if *applied_rx.borrow() < submitted {
-                        core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
-                        if let Some(c) = core.conns.get_mut(&id) {
-                            c.deferred.push_back((submitted, body, ctx.arrived));
-                        }
-                        continue;
-                    }
-                }
-                if *applied_rx.borrow() < submitted {
-                    let caught_up = tokio::select! {
-                        r = applied_rx.wait_for(|n| *n >= submitted) => r.is_ok(),
-                        _ = closed.cancelled() => false,
-                    };
-                    if !caught_up {
-                        break Ok(());
-                    }
-                }
-                if op_of(&body) == Some(op::RECONFIG) {
-                    // Answered once the new membership is committed; later
-                    // requests of this connection wait for it (but pings).
-                    let (server, ens) = (self.clone(), ens.clone());
-                    let (identity, tx) = (ctx.identity.clone(), ctx.tx.clone());
-                    reconfig = Some(tokio::spawn(async move {
-                        server.reconfig(&ens, identity, tx, body).await
-                    }));
-                    continue;
-                }
-            }
-            if !self.handle_one(&mut ctx, body, peer) {
-                break Ok(());
+                Routed::Done => {}
+                Routed::Close => break Ok(()),
             }
         };
         self.detach(id, &ctx, &tx);
         result
+    }
+
+    /// The handshake through the handler (standalone, or a session resumed
+    /// on an ensemble member): a new or resumed session, or the refusal the
+    /// handler wrote (the connection then closes once it is sent).
+    fn handshake(
+        &self,
+        ctx: &mut ConnCtx,
+        req: &ConnectRequest,
+        peer: SocketAddr,
+        conn_stats: &Arc<crate::core::Stats>,
+        applied: Option<watch::Sender<u64>>,
+    ) -> Admission {
+        let mut core = self.core.lock();
+        core.count_received();
+        let Some((bytes, tag, ok)) = handler::connect(&mut core, ctx, req) else {
+            return Admission::Refused;
+        };
+        ctx.tx.frame(tag, bytes, None);
+        if !ok {
+            ctx.tx.close(tag);
+        } else {
+            let timeout_ms = core
+                .tree()
+                .sessions
+                .get(&ctx.session)
+                .map_or(0, |s| s.timeout_ms);
+            let last_zxid = core.last_zxid();
+            core.conns_mut().insert(
+                ctx.id,
+                conn_handle(ctx, peer, conn_stats, timeout_ms, last_zxid, applied),
+            );
+        }
+        Admission::Admitted(core.stats().clone())
+    }
+
+    /// A new session on an ensemble member is a Raft entry; the
+    /// ConnectResponse is sent when it is applied here (see raft::sm).
+    fn handshake_new_session(
+        &self,
+        ctx: &mut ConnCtx,
+        req: &ConnectRequest,
+        peer: SocketAddr,
+        conn_stats: &Arc<crate::core::Stats>,
+        applied: watch::Sender<u64>,
+        raft: &mut RaftConn,
+    ) -> Admission {
+        let mut core = self.core.lock();
+        core.count_received();
+        if req.last_zxid_seen > core.last_zxid() {
+            tracing::info!(
+                client_zxid = req.last_zxid_seen,
+                our_zxid = core.last_zxid(),
+                "refusing a client that has seen a newer zxid"
+            );
+            return Admission::Refused;
+        }
+        let timeout = req.timeout.clamp(
+            core.cfg().min_session_timeout_ms,
+            core.cfg().max_session_timeout_ms,
+        );
+        let session = core.sessions_mut().next_id();
+        let password: [u8; 16] = rand::random();
+        ctx.session = session;
+        let last_zxid = core.last_zxid();
+        core.conns_mut().insert(
+            ctx.id,
+            conn_handle(ctx, peer, conn_stats, timeout, last_zxid, Some(applied)),
+        );
+        let ens = &raft.ens;
+        ens.propose(rpb::Command {
+            origin: ens.my_id,
+            conn: ctx.id,
+            session_id: session,
+            time_ms: crate::core::now_ms(),
+            kind: Some(rpb::command::Kind::NewSession(rpb::NewSession {
+                session_id: session,
+                timeout_ms: timeout,
+                password: bytes::Bytes::copy_from_slice(&password),
+            })),
+        });
+        raft.submitted = 1;
+        Admission::Admitted(core.stats().clone())
+    }
+
+    /// A read-only client (`readOnly` in its ConnectRequest) while this
+    /// member is cut off from the quorum with `readonlymode.enabled`, as
+    /// ZooKeeper's ReadOnlyZooKeeperServer: a local session (or the
+    /// client's own, resumed), reads from the local tree, writes answered
+    /// ZNOTREADONLY. When the quorum is back the connection is closed so
+    /// the client reconnects to a read-write member.
+    fn handshake_read_only(
+        &self,
+        ctx: &mut ConnCtx,
+        req: &ConnectRequest,
+        peer: SocketAddr,
+        conn_stats: &Arc<crate::core::Stats>,
+    ) -> Admission {
+        let mut core = self.core.lock();
+        core.count_received();
+        let last = core.last_zxid();
+        let timeout = req.timeout.clamp(
+            core.cfg().min_session_timeout_ms,
+            core.cfg().max_session_timeout_ms,
+        );
+        let session = if req.session_id == 0 {
+            let password: [u8; 16] = rand::random();
+            Some((
+                core.sessions_mut().next_id(),
+                bytes::Bytes::copy_from_slice(&password),
+                timeout,
+            ))
+        } else {
+            core.tree()
+                .sessions
+                .get(&req.session_id)
+                .filter(|s| s.password == req.passwd)
+                .map(|s| (req.session_id, s.password.clone(), s.timeout_ms))
+        };
+        let resp = match &session {
+            Some((sid, passwd, timeout)) => ConnectResponse {
+                protocol_version: 0,
+                timeout: *timeout,
+                session_id: *sid,
+                passwd: passwd.clone(),
+                read_only: true,
+            },
+            None => ConnectResponse {
+                protocol_version: 0,
+                timeout: 0,
+                session_id: 0,
+                passwd: bytes::Bytes::from_static(&[0; 16]),
+                read_only: true,
+            },
+        };
+        let mut b = BytesMut::with_capacity(64);
+        frame(&mut b, |w| resp.write(w));
+        ctx.tx.frame(last, b.freeze(), None);
+        let Some((sid, _, timeout_ms)) = session else {
+            // Unknown or expired session: the client sees Expired.
+            ctx.tx.close(last);
+            return Admission::Expired;
+        };
+        ctx.session = sid;
+        tracing::info!(%peer, session = format!("0x{sid:x}"), "read-only client connected");
+        core.conns_mut().insert(
+            ctx.id,
+            conn_handle(ctx, peer, conn_stats, timeout_ms, last, None),
+        );
+        Admission::Admitted(core.stats().clone())
+    }
+
+    /// Ensemble mode: a write (or sync) is proposed to Raft and answered when
+    /// applied here; a read waits behind this connection's own pending
+    /// writes; a reconfig runs on its own task and holds back later requests.
+    async fn route_raft(
+        self: &Arc<Self>,
+        raft: &mut RaftConn,
+        ctx: &ConnCtx,
+        body: bytes::Bytes,
+        closed: &CancellationToken,
+        peer: SocketAddr,
+    ) -> Routed {
+        let code = op_of(&body);
+        if let Some(task) = raft.reconfig.as_mut() {
+            if code == Some(op::PING) && !task.is_finished() {
+                // Clients match ping replies by their special xid, so
+                // one may pass a reconfig still waiting for a joiner
+                // to catch up (else the client would time out).
+                let core = self.core.lock();
+                core.count_received();
+                let last = core.last_zxid();
+                ctx.send(last, xid::PING, last, ErrorCode::Ok, |_| {});
+                return Routed::Done;
+            }
+            let ok = tokio::select! {
+                r = task => matches!(r, Ok(Ok(()))),
+                _ = closed.cancelled() => false,
+            };
+            raft.reconfig = None;
+            if !ok {
+                tracing::info!(%peer, "malformed reconfig; closing the connection");
+                return Routed::Close;
+            }
+        }
+        let ens = &raft.ens;
+        if code.is_some_and(replicated_op) {
+            {
+                let mut core = self.core.lock();
+                core.count_received();
+                core.sessions_mut().touch(ctx.session);
+            }
+            ens.propose(rpb::Command {
+                origin: ens.my_id,
+                conn: ctx.id,
+                session_id: ctx.session,
+                time_ms: crate::core::now_ms(),
+                kind: Some(rpb::command::Kind::Request(rpb::Request {
+                    frame: body,
+                    ids: ctx
+                        .identity
+                        .ids
+                        .iter()
+                        .map(|i| rpb::AuthId {
+                            scheme: i.scheme.clone(),
+                            id: i.id.clone(),
+                        })
+                        .collect(),
+                    is_super: ctx.identity.is_super,
+                })),
+            });
+            raft.submitted += 1;
+            return Routed::Done;
+        }
+        let submitted = raft.submitted;
+        if code.is_some_and(deferrable_op) {
+            // Behind this connection's own pending writes: run it when
+            // they are applied (raft::sm), in order, without stopping
+            // this reader (later writes keep flowing to the leader).
+            let mut core = self.core.lock();
+            if *raft.applied.borrow() < submitted {
+                core.count_received();
+                if let Some(c) = core.conns_mut().get_mut(&ctx.id) {
+                    c.deferred.push_back((submitted, body, ctx.arrived));
+                }
+                return Routed::Done;
+            }
+        }
+        if *raft.applied.borrow() < submitted {
+            let caught_up = tokio::select! {
+                r = raft.applied.wait_for(|n| *n >= submitted) => r.is_ok(),
+                _ = closed.cancelled() => false,
+            };
+            if !caught_up {
+                return Routed::Close;
+            }
+        }
+        if code == Some(op::RECONFIG) {
+            // Answered once the new membership is committed; later
+            // requests of this connection wait for it (but pings).
+            let (server, ens) = (self.clone(), ens.clone());
+            let (identity, tx) = (ctx.identity.clone(), ctx.tx.clone());
+            raft.reconfig = Some(tokio::spawn(async move {
+                server.reconfig(&ens, identity, tx, body).await
+            }));
+            return Routed::Done;
+        }
+        Routed::Here(body)
+    }
+
+    /// Read-only member: writes are answered ZNOTREADONLY; closeSession
+    /// ends the (local) session and the connection.
+    fn refuse_write(&self, ctx: &ConnCtx, body: bytes::Bytes) -> Routed {
+        let code = op_of(&body);
+        if !code.is_some_and(|c| replicated_op(c) || c == op::RECONFIG) {
+            return Routed::Here(body);
+        }
+        let xid = body
+            .get(..4)
+            .map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let core = self.core.lock();
+        let last = core.last_zxid();
+        if code == Some(op::CLOSE_SESSION) {
+            // A local session: nothing to replicate.
+            ctx.send(last, xid, last, ErrorCode::Ok, |_| {});
+            ctx.tx.close(last);
+            return Routed::Close;
+        }
+        ctx.send(last, xid, last, ErrorCode::NotReadOnly, |_| {});
+        Routed::Done
     }
 }
 
@@ -531,7 +681,7 @@ impl Server {
         identity: Identity,
         tx: Outbox,
         body: bytes::Bytes,
-    ) -> Result<(), crate::jute::JuteError> {
+    ) -> Result<(), fjord_zk::jute::JuteError> {
         let ctx = ConnCtx {
             id: 0,
             session: 0,
@@ -545,10 +695,10 @@ impl Server {
         let refused = {
             let core = self.core.lock();
             let allowed = core
-                .tree
+                .tree()
                 .get(crate::raft::CONFIG_NODE)
-                .is_some_and(|n| ctx.identity.allowed(&n.acl, crate::proto::perms::WRITE));
-            if !core.cfg.reconfig_enabled {
+                .is_some_and(|n| ctx.identity.allowed(&n.acl, fjord_zk::proto::perms::WRITE));
+            if !core.cfg().reconfig_enabled {
                 Some(ErrorCode::ReconfigDisabled)
             } else if !allowed {
                 Some(ErrorCode::NoAuth)
@@ -577,11 +727,11 @@ impl Server {
             .await;
         }
         let core = self.core.lock();
-        let last = core.tree.last_zxid;
+        let last = core.last_zxid();
         match result {
             Ok(_) => {
                 let (data, stat) = core
-                    .tree
+                    .tree()
                     .get(crate::raft::CONFIG_NODE)
                     .map(|n| (n.data.clone(), n.stat()))
                     .unwrap_or_default();
@@ -593,154 +743,6 @@ impl Server {
         }
         Ok(())
     }
-
-    /// A read-only client (`readOnly` in its ConnectRequest) while this
-    /// member is cut off from the quorum with `readonlymode.enabled`, as
-    /// ZooKeeper's ReadOnlyZooKeeperServer: a local session (or the
-    /// client's own, resumed), reads from the local tree, writes answered
-    /// ZNOTREADONLY. When the quorum is back the connection is closed so
-    /// the client reconnects to a read-write member.
-    async fn serve_read_only<R>(
-        self: Arc<Self>,
-        ens: Arc<Ensemble>,
-        mut frames: FramedRead<R, LengthDelimitedCodec>,
-        wr: OwnedWriteHalf,
-        req: ConnectRequest,
-        peer: SocketAddr,
-    ) -> std::io::Result<()>
-    where
-        R: tokio::io::AsyncRead + Unpin,
-    {
-        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = Outbox::new();
-        let closed = CancellationToken::new();
-        let mut ctx = ConnCtx {
-            id,
-            session: 0,
-            identity: Identity::new(&peer.ip().to_string()),
-            tx: tx.clone(),
-            arrived: None,
-        };
-        let conn_stats = Arc::new(crate::core::Stats::default());
-        conn_stats.packets_received.fetch_add(1, Ordering::Relaxed);
-        let stats = 'admit: {
-            let mut core = self.core.lock();
-            core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
-            let last = core.tree.last_zxid;
-            let timeout = req.timeout.clamp(
-                core.cfg.min_session_timeout_ms,
-                core.cfg.max_session_timeout_ms,
-            );
-            let session = if req.session_id == 0 {
-                let password: [u8; 16] = rand::random();
-                Some((
-                    core.sessions.next_id(),
-                    bytes::Bytes::copy_from_slice(&password),
-                    timeout,
-                ))
-            } else {
-                core.tree
-                    .sessions
-                    .get(&req.session_id)
-                    .filter(|s| s.password == req.passwd)
-                    .map(|s| (req.session_id, s.password.clone(), s.timeout_ms))
-            };
-            let resp = match &session {
-                Some((sid, passwd, timeout)) => ConnectResponse {
-                    protocol_version: 0,
-                    timeout: *timeout,
-                    session_id: *sid,
-                    passwd: passwd.clone(),
-                    read_only: true,
-                },
-                None => ConnectResponse {
-                    protocol_version: 0,
-                    timeout: 0,
-                    session_id: 0,
-                    passwd: bytes::Bytes::from_static(&[0; 16]),
-                    read_only: true,
-                },
-            };
-            let mut b = BytesMut::with_capacity(64);
-            frame(&mut b, |w| resp.write(w));
-            tx.frame(last, b.freeze(), None);
-            let Some((sid, _, timeout_ms)) = session else {
-                // Unknown or expired session: the client sees Expired.
-                tx.close(last);
-                break 'admit None;
-            };
-            ctx.session = sid;
-            tracing::info!(%peer, session = format!("0x{sid:x}"), "read-only client connected");
-            core.conns.insert(
-                id,
-                conn_handle(&ctx, peer, &conn_stats, timeout_ms, last, None),
-            );
-            Some(core.stats.clone())
-        };
-        let Some(stats) = stats else {
-            writer(
-                wr,
-                rx,
-                tx,
-                self.durable.clone(),
-                closed,
-                [Arc::new(Default::default()), conn_stats],
-            )
-            .await;
-            return Ok(());
-        };
-        tokio::spawn(writer(
-            wr,
-            rx,
-            tx.clone(),
-            self.durable.clone(),
-            closed.clone(),
-            [stats, conn_stats.clone()],
-        ));
-        let mut serving = ens.serving_watch();
-        let result = loop {
-            tokio::select! {
-                _ = tx.wait_room() => {}
-                _ = closed.cancelled() => break Ok(()),
-            }
-            let next = tokio::select! {
-                f = frames.next() => f,
-                _ = closed.cancelled() => break Ok(()),
-                _ = async { let _ = serving.wait_for(|s| *s).await; } => {
-                    tracing::info!(%peer, "quorum is back; closing a read-only client");
-                    break Ok(());
-                }
-            };
-            let body = match next {
-                None => break Ok(()),
-                Some(Err(e)) => break Err(e),
-                Some(Ok(b)) => b.freeze(),
-            };
-            conn_stats.packets_received.fetch_add(1, Ordering::Relaxed);
-            ctx.arrived = Some(std::time::Instant::now());
-            let code = op_of(&body);
-            if code.is_some_and(|c| replicated_op(c) || c == op::RECONFIG) {
-                let xid = body
-                    .get(..4)
-                    .map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-                let core = self.core.lock();
-                let last = core.tree.last_zxid;
-                if code == Some(op::CLOSE_SESSION) {
-                    // A local session: nothing to replicate.
-                    ctx.send(last, xid, last, ErrorCode::Ok, |_| {});
-                    tx.close(last);
-                    break Ok(());
-                }
-                ctx.send(last, xid, last, ErrorCode::NotReadOnly, |_| {});
-                continue;
-            }
-            if !self.handle_one(&mut ctx, body, peer) {
-                break Ok(());
-            }
-        };
-        self.detach(id, &ctx, &tx);
-        result
-    }
 }
 
 impl Server {
@@ -749,7 +751,7 @@ impl Server {
     fn handle_one(&self, ctx: &mut ConnCtx, body: bytes::Bytes, peer: SocketAddr) -> bool {
         let flow = {
             let mut core = self.core.lock();
-            core.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+            core.count_received();
             handler::handle(&mut core, ctx, body)
         };
         match flow {
@@ -766,11 +768,63 @@ impl Server {
     /// session (which lives on until it expires or is closed).
     fn detach(&self, id: u64, ctx: &ConnCtx, tx: &Outbox) {
         let mut core = self.core.lock();
-        core.conns.remove(&id);
-        core.watches.remove_conn(id);
-        core.sessions.detach(ctx.session, id);
-        let last = core.tree.last_zxid;
+        core.conns_mut().remove(&id);
+        core.watches_mut().remove_conn(id);
+        core.sessions_mut().detach(ctx.session, id);
+        let last = core.last_zxid();
         tx.close(last);
+    }
+}
+
+/// How a connection's requests are served: by the handler here
+/// (standalone), through Raft (ensemble member with a quorum), or with
+/// writes refused (read-only member cut off from the quorum).
+enum Route {
+    Local,
+    Raft(RaftConn),
+    ReadOnly(watch::Receiver<bool>),
+}
+
+/// A connection's ensemble bookkeeping.
+struct RaftConn {
+    ens: Arc<Ensemble>,
+    /// Replicated commands this connection sent; its reads wait until
+    /// that many were applied here (a client's ops stay in order).
+    submitted: u64,
+    /// How many of them were applied here.
+    applied: watch::Receiver<u64>,
+    /// A reconfig this connection is waiting for.
+    reconfig: Option<tokio::task::JoinHandle<Result<(), fjord_zk::jute::JuteError>>>,
+}
+
+/// What routing made of one request.
+enum Routed {
+    /// Run it through the handler here.
+    Here(bytes::Bytes),
+    /// Answered or queued already.
+    Done,
+    /// Close the connection.
+    Close,
+}
+
+/// How a handshake ended.
+enum Admission {
+    /// Nothing was answered: drop the connection.
+    Refused,
+    /// Only the answer (session expired) and the close are left to send.
+    Expired,
+    /// Serving requests; the member's counters the writer updates.
+    Admitted(Arc<crate::core::Stats>),
+}
+
+/// Resolves when a read-only connection must end because the quorum is
+/// back; never for any other route.
+async fn quorum_back(route: &mut Route) {
+    match route {
+        Route::ReadOnly(serving) => {
+            let _ = serving.wait_for(|s| *s).await;
+        }
+        _ => std::future::pending().await,
     }
 }
 

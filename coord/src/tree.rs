@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use fjord_proto::coord as pb;
 
-use crate::proto::{perms, Acl, ErrorCode, Id, Stat};
+use fjord_zk::proto::{perms, Acl, ErrorCode, Id, Stat};
 
 /// `ephemeralOwner` of container nodes (EphemeralType.CONTAINER).
 pub const CONTAINER_OWNER: i64 = i64::MIN;

@@ -7,9 +7,8 @@
 //! fsync runs, the next batch fills. Replies wait for the durable zxid.
 //!
 //! Files: `<dataLogDir>/fjord-log/log.<first zxid, hex>` and
-//! `<dataDir>/fjord-snap/snapshot.<zxid, hex>`. Each record is
-//! `[u32 len][u32 crc32c][prost bytes]`; a zero length or bad CRC ends a file
-//! (a torn tail after kill -9).
+//! `<dataDir>/fjord-snap/snapshot.<zxid, hex>`, both record files
+//! ([`crate::recfile`]): a torn tail after kill -9 ends a file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -23,6 +22,7 @@ use parking_lot::{Condvar, Mutex};
 use prost::Message;
 use tokio::sync::watch;
 
+use crate::recfile::{self, Queue};
 use crate::tree::DataTree;
 
 /// Storage failures at startup (later ones are retried and logged).
@@ -48,8 +48,7 @@ enum Item {
 }
 
 struct Shared {
-    pending: Mutex<Vec<Item>>,
-    wake: Condvar,
+    pending: Queue<Item>,
     durable: watch::Sender<i64>,
 }
 
@@ -67,31 +66,6 @@ pub struct TxnLog {
 pub struct Recovered {
     pub tree: DataTree,
     pub txns_replayed: u64,
-}
-
-fn record(buf: &mut Vec<u8>, payload: &[u8]) {
-    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    buf.extend_from_slice(&crc32c::crc32c(payload).to_be_bytes());
-    buf.extend_from_slice(payload);
-}
-
-/// Reads valid records until the end, a zero length or a bad CRC.
-fn read_records(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut pos = 0usize;
-    std::iter::from_fn(move || {
-        let hdr = bytes.get(pos..pos + 8)?;
-        let len = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
-        let crc = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
-        if len == 0 {
-            return None;
-        }
-        let payload = bytes.get(pos + 8..pos + 8 + len)?;
-        if crc32c::crc32c(payload) != crc {
-            return None;
-        }
-        pos += 8 + len;
-        Some(payload)
-    })
 }
 
 fn list(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, StorageError> {
@@ -156,7 +130,7 @@ impl TxnLog {
         let mut triggers = Vec::new();
         for (_, path) in list(&log_dir, "log.")? {
             let bytes = fs::read(&path).map_err(io_err(&path))?;
-            for payload in read_records(&bytes) {
+            for payload in recfile::records(&bytes) {
                 let Ok(txn) = pb::Txn::decode(payload) else {
                     tracing::warn!(path = %path.display(), "undecodable log record; ignoring the rest of the file");
                     break;
@@ -173,8 +147,7 @@ impl TxnLog {
         let file = new_log_file(&log_dir, start)?;
         let (durable, _) = watch::channel(tree.last_zxid);
         let shared = Arc::new(Shared {
-            pending: Mutex::new(Vec::new()),
-            wake: Condvar::new(),
+            pending: Queue::default(),
             durable,
         });
         let writer = shared.clone();
@@ -201,20 +174,17 @@ impl TxnLog {
     /// Queues a transaction; it is durable once [`TxnLog::durable`] reaches its zxid.
     pub fn append(&self, txn: &pb::Txn) {
         let payload = txn.encode_to_vec();
-        let mut p = self.shared.pending.lock();
-        match p.last_mut() {
+        self.shared.pending.update(|p| match p.last_mut() {
             Some(Item::Bytes(buf, last)) => {
-                record(buf, &payload);
+                recfile::put(buf, &payload);
                 *last = txn.zxid;
             }
             _ => {
                 let mut buf = Vec::with_capacity(payload.len() + 8);
-                record(&mut buf, &payload);
+                recfile::put(&mut buf, &payload);
                 p.push(Item::Bytes(buf, txn.zxid));
             }
-        }
-        drop(p);
-        self.shared.wake.notify_one();
+        });
     }
 
     /// The highest zxid known to be on disk.
@@ -232,8 +202,7 @@ impl TxnLog {
             return;
         }
         let zxid = tree.last_zxid;
-        self.shared.pending.lock().push(Item::Roll(zxid + 1));
-        self.shared.wake.notify_one();
+        self.shared.pending.push(Item::Roll(zxid + 1));
         let path = self.snap_dir.join(format!("snapshot.{zxid:016x}"));
         let tmp = path.with_extension("tmp");
         let started = std::time::Instant::now();
@@ -320,12 +289,12 @@ fn write_image(tree: &DataTree, tmp: &Path, path: &Path) -> io::Result<()> {
         session_count: tree.sessions.len() as u64,
     };
     let mut buf = Vec::with_capacity(4096);
-    record(&mut buf, &header.encode_to_vec());
+    recfile::put_message(&mut buf, &header);
     let mut scratch = Vec::new();
     for r in tree.snapshot_records() {
         scratch.clear();
         if r.encode(&mut scratch).is_ok() {
-            record(&mut buf, &scratch);
+            recfile::put(&mut buf, &scratch);
         }
         if buf.len() >= 1 << 20 {
             out.write_all(&buf)?;
@@ -375,13 +344,7 @@ fn writer_loop(shared: Arc<Shared>, dir: PathBuf, file: File) {
     }
     let mut file = Arc::new(file);
     loop {
-        let items = {
-            let mut p = shared.pending.lock();
-            while p.is_empty() {
-                shared.wake.wait(&mut p);
-            }
-            std::mem::take(&mut *p)
-        };
+        let items = shared.pending.take_all();
         let mut written = None;
         for item in items {
             match item {
@@ -474,7 +437,7 @@ fn load_snapshot(path: &Path, zxid: i64) -> Result<DataTree, String> {
     let body = bytes
         .strip_prefix(SNAP_MAGIC)
         .ok_or_else(|| "not a fjord snapshot".to_string())?;
-    let mut recs = read_records(body);
+    let mut recs = recfile::records(body);
     let header = recs
         .next()
         .and_then(|h| pb::SnapshotHeader::decode(h).ok())
@@ -499,8 +462,8 @@ fn load_snapshot(path: &Path, zxid: i64) -> Result<DataTree, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::Acl;
     use crate::tree::acl_to_pb;
+    use fjord_zk::proto::Acl;
 
     fn create_txn(zxid: i64, path: &str) -> pb::Txn {
         pb::Txn {

@@ -6,8 +6,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::proto::{event, watcher_type};
 use crate::tree::{parent_of, Trigger};
+use fjord_zk::proto::{event, watcher_type};
 
 /// A client connection, as watches and sessions refer to it.
 pub type ConnId = u64;
@@ -242,7 +242,7 @@ impl WatchManager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::Acl;
+    use fjord_zk::proto::Acl;
     use std::sync::Arc;
 
     fn open() -> Arc<Vec<Acl>> {

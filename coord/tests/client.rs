@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fjord_coord::client::{CreateMode, SessionState, ZkClient, ZkError};
-use fjord_coord::proto::{event, state, Acl, ErrorCode, MultiOp, MultiResult};
+use fjord_zk::client::{CreateMode, SessionState, WatchedEvent, ZkClient, ZkError};
+use fjord_zk::proto::{event, state, Acl, ErrorCode, MultiOp, MultiResult};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
@@ -126,6 +126,22 @@ fn open() -> Vec<Acl> {
     Acl::open_unsafe()
 }
 
+/// Creates `path` with no data and the open ACL.
+async fn create_empty(zk: &ZkClient, path: &str, mode: CreateMode) {
+    zk.create(path, b"", &open(), mode).await.unwrap();
+}
+
+/// Removes a test's root and ends the client's session.
+async fn cleanup(zk: &ZkClient, root: &str) {
+    rm_rf(zk, root).await;
+    zk.close().await;
+}
+
+/// Asserts a node event's type and path.
+fn assert_event(ev: &WatchedEvent, event_type: i32, path: &str) {
+    assert_eq!((ev.event_type, ev.path.as_str()), (event_type, path));
+}
+
 #[tokio::test]
 async fn crud_and_errors() {
     let Some(s) = server() else { return };
@@ -156,9 +172,7 @@ async fn crud_and_errors() {
     let e = zk.set_data(&a, b"x", 0).await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::BadVersion));
 
-    zk.create(&format!("{a}/c1"), b"", &open(), CreateMode::Persistent)
-        .await
-        .unwrap();
+    create_empty(&zk, &format!("{a}/c1"), CreateMode::Persistent).await;
     let e = zk.delete(&a, -1).await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::NotEmpty));
     let (kids, pst) = zk.get_children2(&a).await.unwrap();
@@ -214,8 +228,7 @@ async fn crud_and_errors() {
     for f in futs {
         within(f).await.unwrap();
     }
-    rm_rf(&zk, &r).await;
-    zk.close().await;
+    cleanup(&zk, &r).await;
     assert_eq!(*zk.state().borrow(), SessionState::Closed);
     assert!(matches!(zk.exists("/").await, Err(ZkError::Closed)));
 }
@@ -248,9 +261,7 @@ async fn sequential_ephemeral_and_close() {
     assert_eq!(p1, format!("{r}/s-0000000000"));
     assert_eq!(p2, format!("{r}/s-0000000001"));
     let e = format!("{r}/eph");
-    zk.create(&e, b"", &open(), CreateMode::Ephemeral)
-        .await
-        .unwrap();
+    create_empty(&zk, &e, CreateMode::Ephemeral).await;
     let st = other.exists(&e).await.unwrap().unwrap();
     assert_eq!(st.ephemeral_owner, zk.session_id());
     let err = zk
@@ -262,14 +273,10 @@ async fn sequential_ephemeral_and_close() {
     let (_, w) = other.exists_w(&e).await.unwrap();
     zk.close().await;
     let ev = within(w).await.unwrap();
-    assert_eq!(
-        (ev.event_type, ev.path.as_str()),
-        (event::NODE_DELETED, &e[..])
-    );
+    assert_event(&ev, event::NODE_DELETED, &e);
     assert!(other.exists(&e).await.unwrap().is_none());
     assert!(other.exists(&p2).await.unwrap().is_none());
-    rm_rf(&other, &r).await;
-    other.close().await;
+    cleanup(&other, &r).await;
 }
 
 #[tokio::test]
@@ -302,18 +309,10 @@ async fn one_shot_and_persistent_watches() {
     w2.set_data(&a, b"2", -1).await.unwrap();
     w2.set_data(&a, b"3", -1).await.unwrap();
     let ev = within(dw).await.unwrap();
-    assert_eq!(
-        (ev.event_type, ev.path.as_str()),
-        (event::NODE_DATA_CHANGED, &a[..])
-    );
-    w2.create(&format!("{r}/b"), b"", &open(), CreateMode::Persistent)
-        .await
-        .unwrap();
+    assert_event(&ev, event::NODE_DATA_CHANGED, &a);
+    create_empty(&w2, &format!("{r}/b"), CreateMode::Persistent).await;
     let ev = within(cw).await.unwrap();
-    assert_eq!(
-        (ev.event_type, ev.path.as_str()),
-        (event::NODE_CHILDREN_CHANGED, &r[..])
-    );
+    assert_event(&ev, event::NODE_CHILDREN_CHANGED, &r);
 
     // The recursive watch saw: created /a, two data changes, created /b.
     let mut got = Vec::new();
@@ -333,13 +332,9 @@ async fn one_shot_and_persistent_watches() {
     // The plain persistent watch on the root saw two child changes.
     for _ in 0..2 {
         let ev = within(pers.recv()).await.unwrap();
-        assert_eq!(
-            (ev.event_type, ev.path.as_str()),
-            (event::NODE_CHILDREN_CHANGED, &r[..])
-        );
+        assert_event(&ev, event::NODE_CHILDREN_CHANGED, &r);
     }
-    rm_rf(&zk, &r).await;
-    zk.close().await;
+    cleanup(&zk, &r).await;
     w2.close().await;
 }
 
@@ -392,16 +387,15 @@ async fn multi_results() {
 
     let res = zk
         .multi(vec![
-            MultiOp::GetData(fjord_coord::proto::PathRequest { path: a.clone() }),
-            MultiOp::GetChildren(fjord_coord::proto::PathRequest { path: r.clone() }),
+            MultiOp::GetData(fjord_zk::proto::PathRequest { path: a.clone() }),
+            MultiOp::GetChildren(fjord_zk::proto::PathRequest { path: r.clone() }),
         ])
         .await
         .unwrap();
     assert_eq!(res.len(), 2, "{res:?}");
     assert!(matches!(&res[0], MultiResult::GetData(Some(d), _) if d[..] == b"y"[..]));
     assert!(matches!(&res[1], MultiResult::GetChildren(c) if c.len() == 2));
-    rm_rf(&zk, &r).await;
-    zk.close().await;
+    cleanup(&zk, &r).await;
 }
 
 #[tokio::test]
@@ -423,9 +417,7 @@ async fn chroot_paths_are_stripped() {
         .is_some());
     let (_, w) = cz.exists_w("/y").await.unwrap();
     let mut pw = cz.add_watch("/", true).await.unwrap();
-    zk.create(&format!("{r}/y"), b"", &open(), CreateMode::Persistent)
-        .await
-        .unwrap();
+    create_empty(&zk, &format!("{r}/y"), CreateMode::Persistent).await;
     assert_eq!(within(w).await.unwrap().path, "/y");
     assert_eq!(within(pw.recv()).await.unwrap().path, "/y");
     let res = cz
@@ -439,8 +431,7 @@ async fn chroot_paths_are_stripped() {
         .unwrap();
     assert!(matches!(&res[0], MultiResult::Create { path, .. } if path == "/m"));
     cz.close().await;
-    rm_rf(&zk, &r).await;
-    zk.close().await;
+    cleanup(&zk, &r).await;
 }
 
 #[tokio::test]
@@ -487,6 +478,15 @@ async fn proxy(target: &str) -> Proxy {
     Proxy { addr, cut, blocked }
 }
 
+/// A direct client with a fresh root znode `name`, and a proxy to the
+/// server for the client under test.
+async fn proxied(s: &Server, name: &str) -> (ZkClient, String, Proxy) {
+    let direct = ZkClient::connect(s, T).await.unwrap();
+    let r = root(&direct, name).await;
+    let px = proxy(s).await;
+    (direct, r, px)
+}
+
 async fn wait_state(zk: &ZkClient, want: SessionState) {
     let mut st = zk.state();
     within(st.wait_for(|s| *s == want)).await.unwrap();
@@ -495,15 +495,11 @@ async fn wait_state(zk: &ZkClient, want: SessionState) {
 #[tokio::test]
 async fn reconnect_resumes_session_and_rearms_watches() {
     let Some(s) = server() else { return };
-    let direct = ZkClient::connect(&s, T).await.unwrap();
-    let r = root(&direct, "reconnect").await;
-    let px = proxy(&s).await;
+    let (direct, r, px) = proxied(&s, "reconnect").await;
     let zk = ZkClient::connect(&px.addr, T).await.unwrap();
     let sid = zk.session_id();
     let e = format!("{r}/eph");
-    zk.create(&e, b"", &open(), CreateMode::Ephemeral)
-        .await
-        .unwrap();
+    create_empty(&zk, &e, CreateMode::Ephemeral).await;
     let (_, dw) = zk.exists_w(&e).await.unwrap();
     let mut rec = zk.add_watch(&r, true).await.unwrap();
 
@@ -514,10 +510,7 @@ async fn reconnect_resumes_session_and_rearms_watches() {
     wait_state(&zk, SessionState::Connected).await;
     assert_eq!(zk.session_id(), sid, "session resumed");
     let ev = within(dw).await.unwrap();
-    assert_eq!(
-        (ev.event_type, ev.path.as_str()),
-        (event::NODE_DATA_CHANGED, &e[..])
-    );
+    assert_event(&ev, event::NODE_DATA_CHANGED, &e);
     let mut kinds = Vec::new();
     while kinds.len() < 3 {
         let ev = within(rec.recv()).await.unwrap();
@@ -536,24 +529,19 @@ async fn reconnect_resumes_session_and_rearms_watches() {
         "ephemeral survived"
     );
     zk.close().await;
-    rm_rf(&direct, &r).await;
-    direct.close().await;
+    cleanup(&direct, &r).await;
 }
 
 #[tokio::test]
 async fn expiry_is_reported() {
     let Some(s) = server() else { return };
-    let direct = ZkClient::connect(&s, T).await.unwrap();
-    let r = root(&direct, "expiry").await;
-    let px = proxy(&s).await;
+    let (direct, r, px) = proxied(&s, "expiry").await;
     // The server clamps to at least 2 ticks (4 s with tickTime 2000).
     let zk = ZkClient::connect(&px.addr, Duration::from_millis(4000))
         .await
         .unwrap();
     let e = format!("{r}/eph");
-    zk.create(&e, b"", &open(), CreateMode::Ephemeral)
-        .await
-        .unwrap();
+    create_empty(&zk, &e, CreateMode::Ephemeral).await;
     let (_, _, dw) = zk.get_data_w(&e).await.unwrap();
     let (_, gone) = direct.exists_w(&e).await.unwrap();
 
@@ -573,8 +561,7 @@ async fn expiry_is_reported() {
         (event::NONE, state::EXPIRED)
     );
     assert!(matches!(zk.exists("/").await, Err(ZkError::SessionExpired)));
-    rm_rf(&direct, &r).await;
-    direct.close().await;
+    cleanup(&direct, &r).await;
 }
 
 fn digest(user: &str, pass: &str) -> String {
@@ -590,15 +577,13 @@ fn digest(user: &str, pass: &str) -> String {
 #[tokio::test]
 async fn digest_auth_survives_reconnect() {
     let Some(s) = server() else { return };
-    let direct = ZkClient::connect(&s, T).await.unwrap();
-    let r = root(&direct, "auth").await;
-    let px = proxy(&s).await;
+    let (direct, r, px) = proxied(&s, "auth").await;
     let zk = ZkClient::connect(&px.addr, T).await.unwrap();
     zk.add_auth("digest", b"u:p").await.unwrap();
     let secret = format!("{r}/secret");
     let acl = vec![Acl {
-        perms: fjord_coord::proto::perms::ALL,
-        id: fjord_coord::proto::Id {
+        perms: fjord_zk::proto::perms::ALL,
+        id: fjord_zk::proto::Id {
             scheme: "digest".into(),
             id: digest("u", "p"),
         },
@@ -618,8 +603,7 @@ async fn digest_auth_survives_reconnect() {
     direct.add_auth("digest", b"u:p").await.unwrap();
     assert_eq!(direct.get_data(&secret).await.unwrap().0, &b"s"[..]);
     zk.close().await;
-    rm_rf(&direct, &r).await;
-    direct.close().await;
+    cleanup(&direct, &r).await;
 }
 
 #[tokio::test]
@@ -631,9 +615,7 @@ async fn pings_keep_an_idle_session_and_drop_closes_it() {
         .await
         .unwrap();
     let e = format!("{r}/eph");
-    zk.create(&e, b"", &open(), CreateMode::Ephemeral)
-        .await
-        .unwrap();
+    create_empty(&zk, &e, CreateMode::Ephemeral).await;
     tokio::time::sleep(Duration::from_millis(6000)).await;
     assert_eq!(*zk.state().borrow(), SessionState::Connected);
     assert!(zk.exists(&e).await.unwrap().is_some());
@@ -645,8 +627,7 @@ async fn pings_keep_an_idle_session_and_drop_closes_it() {
     let ev = within(gone).await.unwrap();
     assert_eq!(ev.event_type, event::NODE_DELETED);
     assert!(t0.elapsed() < Duration::from_millis(3000));
-    rm_rf(&direct, &r).await;
-    direct.close().await;
+    cleanup(&direct, &r).await;
 }
 
 #[tokio::test]

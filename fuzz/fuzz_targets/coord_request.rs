@@ -10,9 +10,9 @@ use fjord_coord::acl::Identity;
 use fjord_coord::config::Config;
 use fjord_coord::core::{Core, Out, Outbox};
 use fjord_coord::handler::{self, ConnCtx};
-use fjord_coord::jute::{Reader, Record};
-use fjord_coord::proto::ConnectRequest;
 use fjord_coord::txnlog::TxnLog;
+use fjord_zk::jute::{Reader, Record};
+use fjord_zk::proto::ConnectRequest;
 use libfuzzer_sys::fuzz_target;
 use tokio::sync::mpsc;
 

@@ -1,7 +1,7 @@
 //! The Raft log on disk: one append-only file of `LogRecord`s (entries,
-//! truncations, purges, votes, the commit point), each framed as
-//! `[u32 len][u32 crc32c][prost bytes]` like the standalone txnlog, with the
-//! live entries mirrored in memory for replication reads.
+//! truncations, purges, votes, the commit point), a record file
+//! ([`crate::recfile`]) like the standalone txnlog, with the live entries
+//! mirrored in memory for replication reads.
 //!
 //! Why a file and not RocksDB: the log is written sequentially and read
 //! mostly from memory, so a single fdatasync'ed file is the cheapest durable
@@ -22,13 +22,14 @@ use std::sync::Arc;
 use fjord_proto::raft as pb;
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, StorageIOError, Vote};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use prost::Message;
 
 use super::{
     entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb, opt_log_id_to_pb, vote_from_pb,
     vote_to_pb, NodeId, StorageError, TypeConfig,
 };
+use crate::recfile::{self, Queue};
 
 /// Log file size past which a purge may trigger a rewrite.
 const REWRITE_MIN_BYTES: u64 = 16 << 20;
@@ -49,11 +50,6 @@ enum Job {
     Rewrite(Vec<u8>),
 }
 
-struct Writer {
-    jobs: Mutex<Vec<Job>>,
-    wake: Condvar,
-}
-
 #[derive(Default)]
 struct Inner {
     entries: BTreeMap<u64, pb::Entry>,
@@ -69,14 +65,11 @@ struct Inner {
 #[derive(Clone)]
 pub struct LogStore {
     inner: Arc<Mutex<Inner>>,
-    writer: Arc<Writer>,
+    writer: Arc<Queue<Job>>,
 }
 
-fn frame(buf: &mut Vec<u8>, rec: &pb::LogRecord) {
-    let payload = rec.encode_to_vec();
-    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    buf.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
-    buf.extend_from_slice(&payload);
+fn frame(buf: &mut Vec<u8>, kind: pb::log_record::Kind) {
+    recfile::put_message(buf, &pb::LogRecord { kind: Some(kind) });
 }
 
 fn io_to_storage(e: io::Error) -> StorageError {
@@ -95,21 +88,14 @@ impl LogStore {
             f.read_to_end(&mut bytes)?;
         }
         let mut inner = Inner::default();
+        let mut records = recfile::records(&bytes);
         let mut pos = 0usize;
-        while let Some(hdr) = bytes.get(pos..pos + 8) {
-            let len = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
-            let crc = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
-            let Some(payload) = bytes.get(pos + 8..pos + 8 + len) else {
-                break;
-            };
-            if len == 0 || crc32c::crc32c(payload) != crc {
-                break;
-            }
+        while let Some(payload) = records.next() {
             let Ok(rec) = pb::LogRecord::decode(payload) else {
                 break;
             };
             inner.replay(rec);
-            pos += 8 + len;
+            pos = records.offset();
         }
         if pos < bytes.len() {
             tracing::warn!(path = %path.display(), valid = pos, len = bytes.len(), "cutting a torn tail off the raft log");
@@ -124,10 +110,7 @@ impl LogStore {
             last = inner.entries.keys().next_back().copied().unwrap_or(0),
             "raft log recovered"
         );
-        let writer = Arc::new(Writer {
-            jobs: Mutex::new(Vec::new()),
-            wake: Condvar::new(),
-        });
+        let writer = Arc::new(Queue::default());
         {
             let writer = writer.clone();
             let dir = dir.to_path_buf();
@@ -142,8 +125,34 @@ impl LogStore {
     }
 
     fn push(&self, job: Job) {
-        self.writer.jobs.lock().push(job);
-        self.writer.wake.notify_one();
+        self.writer.push(job);
+    }
+
+    /// Queues one record behind everything queued before it, counting its
+    /// bytes in the file; `done` hears when it is written (and, if `sync`,
+    /// on disk).
+    fn write_record(
+        &self,
+        inner: &mut Inner,
+        kind: pb::log_record::Kind,
+        sync: bool,
+        done: Option<Done>,
+    ) {
+        let mut bytes = Vec::new();
+        frame(&mut bytes, kind);
+        inner.file_bytes += bytes.len() as u64;
+        self.push(Job::Append { bytes, sync, done });
+    }
+
+    /// `write_record` with an fsync, and a receiver for its outcome.
+    fn write_record_synced(
+        &self,
+        inner: &mut Inner,
+        kind: pb::log_record::Kind,
+    ) -> tokio::sync::oneshot::Receiver<io::Result<()>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.write_record(inner, kind, true, Some(Done::Notify(tx)));
+        rx
     }
 }
 
@@ -190,29 +199,18 @@ impl Inner {
         .into_iter()
         .flatten()
         {
-            frame(&mut buf, &pb::LogRecord { kind: Some(kind) });
+            frame(&mut buf, kind);
         }
         for e in self.entries.values() {
-            frame(
-                &mut buf,
-                &pb::LogRecord {
-                    kind: Some(Kind::Entry(e.clone())),
-                },
-            );
+            frame(&mut buf, Kind::Entry(e.clone()));
         }
         buf
     }
 }
 
-fn writer_loop(w: Arc<Writer>, dir: PathBuf, mut file: File) {
+fn writer_loop(w: Arc<Queue<Job>>, dir: PathBuf, mut file: File) {
     loop {
-        let jobs = {
-            let mut q = w.jobs.lock();
-            while q.is_empty() {
-                w.wake.wait(&mut q);
-            }
-            std::mem::take(&mut *q)
-        };
+        let jobs = w.take_all();
         let mut result: io::Result<()> = Ok(());
         let mut sync = false;
         let mut dones = Vec::new();
@@ -316,19 +314,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut inner = self.inner.lock();
             inner.vote = Some(v);
             inner.dead_records += 1;
-            let rec = pb::LogRecord {
-                kind: Some(pb::log_record::Kind::Vote(v)),
-            };
-            let mut bytes = Vec::new();
-            frame(&mut bytes, &rec);
-            inner.file_bytes += bytes.len() as u64;
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            self.push(Job::Append {
-                bytes,
-                sync: true,
-                done: Some(Done::Notify(tx)),
-            });
-            rx
+            self.write_record_synced(&mut inner, pb::log_record::Kind::Vote(v))
         };
         match rx.await {
             Ok(r) => r.map_err(|e| StorageError::IO {
@@ -355,19 +341,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut inner = self.inner.lock();
         inner.committed = Some(c);
         inner.dead_records += 1;
-        let mut bytes = Vec::new();
-        frame(
-            &mut bytes,
-            &pb::LogRecord {
-                kind: Some(pb::log_record::Kind::Committed(c)),
-            },
-        );
-        inner.file_bytes += bytes.len() as u64;
-        self.push(Job::Append {
-            bytes,
-            sync: false,
-            done: None,
-        });
+        self.write_record(&mut inner, pb::log_record::Kind::Committed(c), false, None);
         Ok(())
     }
 
@@ -389,12 +363,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut bytes = Vec::new();
         for e in entries {
             let pe = entry_to_pb(&e);
-            frame(
-                &mut bytes,
-                &pb::LogRecord {
-                    kind: Some(pb::log_record::Kind::Entry(pe.clone())),
-                },
-            );
+            frame(&mut bytes, pb::log_record::Kind::Entry(pe.clone()));
             inner.entries.insert(e.log_id.index, pe);
         }
         inner.file_bytes += bytes.len() as u64;
@@ -415,21 +384,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut inner = self.inner.lock();
             let gone = inner.entries.split_off(&log_id.index);
             inner.dead_records += gone.len() as u64 + 1;
-            let mut bytes = Vec::new();
-            frame(
-                &mut bytes,
-                &pb::LogRecord {
-                    kind: Some(pb::log_record::Kind::TruncateFrom(log_id.index)),
-                },
-            );
-            inner.file_bytes += bytes.len() as u64;
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            self.push(Job::Append {
-                bytes,
-                sync: true,
-                done: Some(Done::Notify(tx)),
-            });
-            rx
+            let truncate = pb::log_record::Kind::TruncateFrom(log_id.index);
+            self.write_record_synced(&mut inner, truncate)
         };
         match rx.await {
             Ok(r) => r.map_err(io_to_storage),
@@ -443,19 +399,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         inner.dead_records += inner.entries.len() as u64 + 1;
         inner.entries = keep;
         inner.purged = Some(log_id_to_pb(&log_id));
-        let mut bytes = Vec::new();
-        frame(
-            &mut bytes,
-            &pb::LogRecord {
-                kind: Some(pb::log_record::Kind::Purged(log_id_to_pb(&log_id))),
-            },
-        );
-        inner.file_bytes += bytes.len() as u64;
-        self.push(Job::Append {
-            bytes,
-            sync: false,
-            done: None,
-        });
+        let purged = pb::log_record::Kind::Purged(log_id_to_pb(&log_id));
+        self.write_record(&mut inner, purged, false, None);
         if inner.file_bytes > REWRITE_MIN_BYTES
             && inner.dead_records > 2 * inner.entries.len() as u64
         {
@@ -508,12 +453,7 @@ mod tests {
                 let mut bytes = Vec::new();
                 for i in 1..=10 {
                     let pe = entry_to_pb(&entry(3, i));
-                    frame(
-                        &mut bytes,
-                        &pb::LogRecord {
-                            kind: Some(pb::log_record::Kind::Entry(pe.clone())),
-                        },
-                    );
+                    frame(&mut bytes, pb::log_record::Kind::Entry(pe.clone()));
                     inner.entries.insert(i, pe);
                 }
                 s.push(Job::Append {

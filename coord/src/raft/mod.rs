@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, ServerLine};
 use crate::core::Core;
-use crate::proto::ErrorCode;
+use fjord_zk::proto::ErrorCode;
 
 /// Member ids are ZooKeeper's `server.N` numbers.
 pub type NodeId = u64;
@@ -563,12 +563,12 @@ async fn bootstrap(ens: Arc<Ensemble>, cfg: Arc<Config>) {
 /// resumes its session, as with ZooKeeper when a leader goes away.
 fn fail(core: &Arc<Mutex<Core>>, conns: &[(u64, u64)], my_id: NodeId, why: &str) {
     let core = core.lock();
-    let last = core.tree.last_zxid;
+    let last = core.last_zxid();
     for (origin, conn) in conns {
         if *origin != my_id || *conn == 0 {
             continue;
         }
-        if let Some(c) = core.conns.get(conn) {
+        if let Some(c) = core.conns().get(conn) {
             tracing::info!(addr = %c.addr, why, "write not replicated; closing the client connection");
             c.tx.close(last);
         }
@@ -678,27 +678,26 @@ async fn watch_role(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>) {
     let mut metrics = ens.raft.metrics();
     let mut was_leader = false;
     loop {
-        let (state, leader) = {
+        let state = {
             let m = metrics.borrow_and_update();
             for (id, node) in m.membership_config.membership().nodes() {
                 ens.peers.learn(*id, &node.addr);
             }
-            (m.state, m.current_leader)
+            m.state
         };
         let is_leader = state == ServerState::Leader;
         {
             let mut core = core.lock();
-            core.role = Some(match state {
+            core.set_role(match state {
                 ServerState::Leader => "leader",
                 ServerState::Follower => "follower",
                 ServerState::Candidate => "candidate",
                 ServerState::Learner => "observer",
                 ServerState::Shutdown => "shutdown",
             });
-            core.leader = leader;
             if is_leader && !was_leader {
                 tracing::info!(member = ens.my_id, "this member is now the leader");
-                core.sessions.touch_all();
+                core.sessions_mut().touch_all();
             }
         }
         was_leader = is_leader;
@@ -755,14 +754,14 @@ async fn guard(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>, limit: Duration) {
                 "no quorum for syncLimit ticks; closing client connections until it is back"
             );
             let mut core = core.lock();
-            core.read_only = ens.read_only_enabled;
-            let last = core.tree.last_zxid;
-            for c in core.conns.values() {
+            core.set_read_only(ens.read_only_enabled);
+            let last = core.last_zxid();
+            for c in core.conns().values() {
                 c.tx.close(last);
             }
         } else if !cut_off && !was_serving {
             // Read-only connections end themselves (they follow `serving`).
-            core.lock().read_only = false;
+            core.lock().set_read_only(false);
             tracing::info!(member = ens.my_id, "quorum is back; serving clients again");
         }
     }
@@ -782,7 +781,7 @@ async fn forward_touches(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>, tick_ms: u6
         }
         let sessions: Vec<i64> = {
             let core = core.lock();
-            core.conns
+            core.conns()
                 .values()
                 .map(|c| c.session)
                 .filter(|s| *s != 0)

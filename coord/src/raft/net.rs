@@ -25,6 +25,7 @@ use openraft::raft::{
 use openraft::BasicNode;
 use parking_lot::Mutex;
 use prost::Message;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
@@ -78,6 +79,35 @@ fn codec() -> LengthDelimitedCodec {
         .length_field_length(4)
         .max_frame_length(MAX_FRAME)
         .new_codec()
+}
+
+/// Sends the messages queued on `rx`, framed, each together with everything
+/// queued behind it in one flush, until the queue closes, a write fails or
+/// `stop` is cancelled. Both directions of a peer link use it.
+async fn write_batched<M: Message>(
+    wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<M>,
+    stop: &tokio_util::sync::CancellationToken,
+) {
+    let mut out = FramedWrite::new(wr, codec());
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => m,
+            _ = stop.cancelled() => None,
+        };
+        let Some(msg) = msg else { return };
+        if out.feed(Bytes::from(msg.encode_to_vec())).await.is_err() {
+            return;
+        }
+        while let Ok(msg) = rx.try_recv() {
+            if out.feed(Bytes::from(msg.encode_to_vec())).await.is_err() {
+                return;
+            }
+        }
+        if SinkExt::<Bytes>::flush(&mut out).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Peers {
@@ -135,7 +165,7 @@ impl Peers {
         };
         let _ = sock.set_nodelay(true);
         let (rd, wr) = sock.into_split();
-        let (tx, mut rx) = mpsc::unbounded_channel::<pb::PeerRequest>();
+        let (tx, rx) = mpsc::unbounded_channel::<pb::PeerRequest>();
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let link = Arc::new(Link {
             tx,
@@ -145,26 +175,7 @@ impl Peers {
         {
             let done = done.clone();
             tokio::spawn(async move {
-                let mut out = FramedWrite::new(wr, codec());
-                loop {
-                    let req = tokio::select! {
-                        r = rx.recv() => r,
-                        _ = done.cancelled() => None,
-                    };
-                    let Some(req) = req else { break };
-                    if out.feed(Bytes::from(req.encode_to_vec())).await.is_err() {
-                        break;
-                    }
-                    // Send everything queued behind it in the same write.
-                    while let Ok(req) = rx.try_recv() {
-                        if out.feed(Bytes::from(req.encode_to_vec())).await.is_err() {
-                            break;
-                        }
-                    }
-                    if SinkExt::<Bytes>::flush(&mut out).await.is_err() {
-                        break;
-                    }
-                }
+                write_batched(wr, rx, &done).await;
                 done.cancel();
             });
         }
@@ -361,6 +372,25 @@ fn rpc_err<E: std::error::Error>(e: PeerError) -> RPCError<NodeId, BasicNode, E>
     }
 }
 
+impl Network {
+    /// One exchange with the target within openraft's deadline.
+    async fn rpc<E: std::error::Error>(
+        &self,
+        body: pb::peer_request::Body,
+        option: &RPCOption,
+    ) -> Result<pb::peer_response::Body, RPCError<NodeId, BasicNode, E>> {
+        self.peers
+            .call(self.target, body, Some(option.hard_ttl()))
+            .await
+            .map_err(rpc_err)
+    }
+
+    /// The target answered with the wrong kind of response.
+    fn unexpected<E: std::error::Error>(&self) -> RPCError<NodeId, BasicNode, E> {
+        rpc_err(PeerError::Unexpected(self.target))
+    }
+}
+
 impl RaftNetwork<TypeConfig> for Network {
     async fn append_entries(
         &mut self,
@@ -373,11 +403,7 @@ impl RaftNetwork<TypeConfig> for Network {
             entries: rpc.entries.iter().map(entry_to_pb).collect(),
             commit: opt_log_id_to_pb(&rpc.leader_commit),
         });
-        let resp = self
-            .peers
-            .call(self.target, body, Some(option.hard_ttl()))
-            .await
-            .map_err(rpc_err)?;
+        let resp = self.rpc(body, &option).await?;
         use pb::append_resp::R;
         match resp {
             pb::peer_response::Body::Append(a) => Ok(match a.r {
@@ -387,9 +413,9 @@ impl RaftNetwork<TypeConfig> for Network {
                 }
                 Some(R::Conflict(_)) => AppendEntriesResponse::Conflict,
                 Some(R::HigherVote(v)) => AppendEntriesResponse::HigherVote(vote_from_pb(&Some(v))),
-                None => return Err(rpc_err(PeerError::Unexpected(self.target))),
+                None => return Err(self.unexpected()),
             }),
-            _ => Err(rpc_err(PeerError::Unexpected(self.target))),
+            _ => Err(self.unexpected()),
         }
     }
 
@@ -408,16 +434,12 @@ impl RaftNetwork<TypeConfig> for Network {
             data: Bytes::from(rpc.data),
             done: rpc.done,
         });
-        let resp = self
-            .peers
-            .call(self.target, body, Some(option.hard_ttl()))
-            .await
-            .map_err(rpc_err)?;
+        let resp = self.rpc(body, &option).await?;
         match resp {
             pb::peer_response::Body::Snapshot(s) => Ok(InstallSnapshotResponse {
                 vote: vote_from_pb(&s.vote),
             }),
-            _ => Err(rpc_err(PeerError::Unexpected(self.target))),
+            _ => Err(self.unexpected()),
         }
     }
 
@@ -430,18 +452,14 @@ impl RaftNetwork<TypeConfig> for Network {
             vote: Some(vote_to_pb(&rpc.vote)),
             last: opt_log_id_to_pb(&rpc.last_log_id),
         });
-        let resp = self
-            .peers
-            .call(self.target, body, Some(option.hard_ttl()))
-            .await
-            .map_err(rpc_err)?;
+        let resp = self.rpc(body, &option).await?;
         match resp {
             pb::peer_response::Body::Vote(v) => Ok(VoteResponse {
                 vote: vote_from_pb(&v.vote),
                 vote_granted: v.granted,
                 last_log_id: opt_log_id_from_pb(&v.last),
             }),
-            _ => Err(rpc_err(PeerError::Unexpected(self.target))),
+            _ => Err(self.unexpected()),
         }
     }
 }
@@ -495,22 +513,9 @@ async fn serve_conn(
     core: Arc<parking_lot::Mutex<Core>>,
 ) -> std::io::Result<()> {
     let (rd, wr) = sock.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<pb::PeerResponse>();
+    let (tx, rx) = mpsc::unbounded_channel::<pb::PeerResponse>();
     tokio::spawn(async move {
-        let mut out = FramedWrite::new(wr, codec());
-        while let Some(r) = rx.recv().await {
-            if out.feed(Bytes::from(r.encode_to_vec())).await.is_err() {
-                return;
-            }
-            while let Ok(r) = rx.try_recv() {
-                if out.feed(Bytes::from(r.encode_to_vec())).await.is_err() {
-                    return;
-                }
-            }
-            if SinkExt::<Bytes>::flush(&mut out).await.is_err() {
-                return;
-            }
-        }
+        write_batched(wr, rx, &tokio_util::sync::CancellationToken::new()).await;
     });
     let mut input = FramedRead::new(rd, codec());
     while let Some(frame) = input.next().await {
@@ -616,7 +621,7 @@ async fn serve_conn(
                 {
                     let mut core = core.lock();
                     for s in t.sessions {
-                        core.sessions.touch(s);
+                        core.sessions_mut().touch(s);
                     }
                 }
                 reply(pb::peer_response::Body::Touch(pb::Empty {}));

@@ -34,9 +34,9 @@ use super::{
 use crate::acl::Identity;
 use crate::core::{Core, Outbox};
 use crate::handler::{self, ConnCtx};
-use crate::jute::Record;
-use crate::proto::{frame, ConnectResponse, Id};
 use crate::tree::{DataTree, SessionInfo};
+use fjord_zk::jute::Record;
+use fjord_zk::proto::{frame, ConnectResponse, Id};
 
 /// What has been applied; read and written only under the core lock so a
 /// snapshot's metadata always matches the tree it was cut from.
@@ -167,9 +167,9 @@ impl StateMachine {
 fn apply_command(core: &mut Core, my_id: NodeId, cmd: pb::Command) {
     let local = cmd.origin == my_id && cmd.conn != 0;
     let tx = local
-        .then(|| core.conns.get(&cmd.conn).map(|c| c.tx.clone()))
+        .then(|| core.conns().get(&cmd.conn).map(|c| c.tx.clone()))
         .flatten();
-    core.clock = Some(cmd.time_ms);
+    core.set_clock(Some(cmd.time_ms));
     match cmd.kind {
         Some(pb::command::Kind::Request(req)) => {
             let mut ctx = ConnCtx {
@@ -196,16 +196,16 @@ fn apply_command(core: &mut Core, my_id: NodeId, cmd: pb::Command) {
             }
         }
         Some(pb::command::Kind::NewSession(s)) => {
-            core.tree.sessions.insert(
+            core.tree_mut().sessions.insert(
                 s.session_id,
                 SessionInfo {
                     timeout_ms: s.timeout_ms,
                     password: s.password.clone(),
                 },
             );
-            core.sessions.add(s.session_id, s.timeout_ms);
+            core.sessions_mut().add(s.session_id, s.timeout_ms);
             if let Some(tx) = &tx {
-                core.sessions.attach(s.session_id, cmd.conn);
+                core.sessions_mut().attach(s.session_id, cmd.conn);
                 let resp = ConnectResponse {
                     protocol_version: 0,
                     timeout: s.timeout_ms,
@@ -215,14 +215,14 @@ fn apply_command(core: &mut Core, my_id: NodeId, cmd: pb::Command) {
                 };
                 let mut b = BytesMut::with_capacity(64);
                 frame(&mut b, |w| resp.write(w));
-                tx.frame(core.tree.last_zxid + 1, b.freeze(), None);
+                tx.frame(core.last_zxid() + 1, b.freeze(), None);
             }
         }
-        Some(pb::command::Kind::Expire(id)) if core.tree.sessions.contains_key(&id) => {
+        Some(pb::command::Kind::Expire(id)) if core.tree().sessions.contains_key(&id) => {
             tracing::info!(session = format!("0x{id:x}"), "session expired");
-            let conn = core.sessions.conn_of(id);
+            let conn = core.sessions().conn_of(id);
             let zxid = core.close_session(id);
-            if let Some(c) = conn.and_then(|c| core.conns.get(&c)) {
+            if let Some(c) = conn.and_then(|c| core.conns().get(&c)) {
                 c.tx.close(zxid);
             }
         }
@@ -230,7 +230,7 @@ fn apply_command(core: &mut Core, my_id: NodeId, cmd: pb::Command) {
         Some(pb::command::Kind::Reap(path)) => core.reap(&path, cmd.time_ms),
         None => {}
     }
-    core.clock = None;
+    core.set_clock(None);
     if local {
         run_deferred(core, cmd.conn);
     }
@@ -242,10 +242,10 @@ fn apply_command(core: &mut Core, my_id: NodeId, cmd: pb::Command) {
 /// must build the same stat.
 fn set_config_node(core: &mut Core, m: &openraft::Membership<NodeId, BasicNode>, zxid: i64) {
     let data = Bytes::from(super::render_config(m, zxid));
-    core.clock = Some(0);
+    core.set_clock(Some(0));
     let mut p = core.begin();
-    core.clock = None;
-    match core.tree.set_data(
+    core.set_clock(None);
+    match core.tree_mut().set_data(
         super::CONFIG_NODE,
         Some(data.clone()),
         p.zxid,
@@ -274,7 +274,7 @@ fn set_config_node(core: &mut Core, m: &openraft::Membership<NodeId, BasicNode>,
 /// see their session's earlier writes and none of its later ones, and their
 /// replies queue in request order.
 fn run_deferred(core: &mut Core, conn: u64) {
-    let Some(c) = core.conns.get_mut(&conn) else {
+    let Some(c) = core.conns_mut().get_mut(&conn) else {
         return;
     };
     let Some(a) = &c.applied else {
@@ -302,7 +302,7 @@ fn run_deferred(core: &mut Core, conn: u64) {
         ctx.arrived = arrived;
         if let Err(e) = handler::handle(core, &mut ctx, frame) {
             tracing::info!(error = %e, "malformed request; closing the connection");
-            ctx.tx.close(core.tree.last_zxid);
+            ctx.tx.close(core.last_zxid());
             return;
         }
     }
@@ -333,23 +333,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => {}
                 EntryPayload::Membership(m) => {
                     // The entry's own zxid, on every member alike.
-                    core.tree.last_zxid = base - 1;
+                    core.tree_mut().last_zxid = base - 1;
                     set_config_node(&mut core, &m, base);
                     applied.membership = StoredMembership::new(Some(e.log_id), m);
                 }
                 EntryPayload::Normal(batch) => {
                     for (i, cmd) in batch.commands.into_iter().enumerate() {
                         // The handler's next write takes last_zxid + 1.
-                        core.tree.last_zxid = base + i as i64 - 1;
+                        core.tree_mut().last_zxid = base + i as i64 - 1;
                         apply_command(&mut core, self.my_id, cmd);
                     }
                 }
             }
-            core.tree.last_zxid = zxid_after(e.log_id.index);
+            core.tree_mut().last_zxid = zxid_after(e.log_id.index);
             applied.last = Some(e.log_id);
             out.push(());
         }
-        self.applied_tx.send_replace(core.tree.last_zxid);
+        self.applied_tx.send_replace(core.last_zxid());
         Ok(out)
     }
 
@@ -383,7 +383,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         core.replace_tree(tree);
         applied.last = meta.last_log_id;
         applied.membership = meta.last_membership.clone();
-        self.applied_tx.send_replace(core.tree.last_zxid);
+        self.applied_tx.send_replace(core.last_zxid());
         Ok(())
     }
 
@@ -421,14 +421,14 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                     crate::core::now_ms()
                 ),
             };
-            let mut bytes = Vec::with_capacity(core.tree.approximate_data_size() + 1024);
+            let mut bytes = Vec::with_capacity(core.tree().approximate_data_size() + 1024);
             let header = pb::SnapshotFileHeader {
                 meta: Some(meta_to_pb(&meta)),
             };
             header
                 .encode_length_delimited(&mut bytes)
                 .map_err(|e| io_write(io::Error::other(e)))?;
-            for r in core.tree.snapshot_records() {
+            for r in core.tree().snapshot_records() {
                 r.encode_length_delimited(&mut bytes)
                     .map_err(|e| io_write(io::Error::other(e)))?;
             }

@@ -156,49 +156,35 @@ pub trait Record: Sized {
     fn write(&self, w: &mut BytesMut);
 }
 
-impl Record for i32 {
-    fn read(r: &mut Reader) -> Result<Self, JuteError> {
-        r.i32()
+/// An empty body: requests and replies that carry nothing after their header.
+impl Record for () {
+    fn read(_: &mut Reader) -> Result<Self, JuteError> {
+        Ok(())
     }
-    fn write(&self, w: &mut BytesMut) {
-        w.put_i32(*self)
-    }
+    fn write(&self, _: &mut BytesMut) {}
 }
 
-impl Record for i64 {
-    fn read(r: &mut Reader) -> Result<Self, JuteError> {
-        r.i64()
-    }
-    fn write(&self, w: &mut BytesMut) {
-        w.put_i64(*self)
-    }
+/// Records that are one jute primitive: the reader method and how to write it.
+macro_rules! primitive_records {
+    ($($t:ty => $read:ident, |$w:ident, $v:ident| $write:expr;)*) => {$(
+        impl Record for $t {
+            fn read(r: &mut Reader) -> Result<Self, JuteError> {
+                r.$read()
+            }
+            fn write(&self, $w: &mut BytesMut) {
+                let $v = self;
+                $write
+            }
+        }
+    )*};
 }
 
-impl Record for bool {
-    fn read(r: &mut Reader) -> Result<Self, JuteError> {
-        r.bool()
-    }
-    fn write(&self, w: &mut BytesMut) {
-        w.put_bool_j(*self)
-    }
-}
-
-impl Record for String {
-    fn read(r: &mut Reader) -> Result<Self, JuteError> {
-        r.string()
-    }
-    fn write(&self, w: &mut BytesMut) {
-        w.put_string(self)
-    }
-}
-
-impl Record for Option<Bytes> {
-    fn read(r: &mut Reader) -> Result<Self, JuteError> {
-        r.buffer()
-    }
-    fn write(&self, w: &mut BytesMut) {
-        w.put_buffer(self.as_deref())
-    }
+primitive_records! {
+    i32 => i32, |w, v| w.put_i32(*v);
+    i64 => i64, |w, v| w.put_i64(*v);
+    bool => bool, |w, v| w.put_bool_j(*v);
+    String => string, |w, v| w.put_string(v);
+    Option<Bytes> => buffer, |w, v| w.put_buffer(v.as_deref());
 }
 
 impl<T: Record> Record for Vec<T> {

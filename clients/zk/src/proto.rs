@@ -51,10 +51,29 @@ pub mod xid {
     pub const SET_WATCHES: i32 = -8;
 }
 
-/// KeeperException codes as they travel in `ReplyHeader.err`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(i32)]
-pub enum ErrorCode {
+/// Declares [`ErrorCode`] and its conversion from the wire from one list.
+macro_rules! error_codes {
+    ($($name:ident = $code:literal,)*) => {
+        /// KeeperException codes as they travel in `ReplyHeader.err`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(i32)]
+        pub enum ErrorCode {
+            $($name = $code,)*
+        }
+
+        impl ErrorCode {
+            /// Maps a wire code back; codes we do not know become `SystemError`.
+            pub fn from_i32(code: i32) -> ErrorCode {
+                match code {
+                    $($code => ErrorCode::$name,)*
+                    _ => ErrorCode::SystemError,
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
     Ok = 0,
     SystemError = -1,
     RuntimeInconsistency = -2,
@@ -90,45 +109,6 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Maps a wire code back; codes we do not know become `SystemError`.
-    pub fn from_i32(code: i32) -> ErrorCode {
-        use ErrorCode::*;
-        match code {
-            0 => Ok,
-            -2 => RuntimeInconsistency,
-            -3 => DataInconsistency,
-            -4 => ConnectionLoss,
-            -5 => MarshallingError,
-            -6 => Unimplemented,
-            -7 => OperationTimeout,
-            -8 => BadArguments,
-            -12 => UnknownSession,
-            -13 => NewConfigNoQuorum,
-            -14 => ReconfigInProgress,
-            -100 => ApiError,
-            -101 => NoNode,
-            -102 => NoAuth,
-            -103 => BadVersion,
-            -108 => NoChildrenForEphemerals,
-            -110 => NodeExists,
-            -111 => NotEmpty,
-            -112 => SessionExpired,
-            -113 => InvalidCallback,
-            -114 => InvalidAcl,
-            -115 => AuthFailed,
-            -118 => SessionMoved,
-            -119 => NotReadOnly,
-            -120 => EphemeralOnLocalSession,
-            -121 => NoWatcher,
-            -122 => RequestTimeout,
-            -123 => ReconfigDisabled,
-            -124 => SessionClosedRequireSasl,
-            -125 => QuotaExceeded,
-            -127 => Throttled,
-            _ => SystemError,
-        }
-    }
-
     pub fn code(self) -> i32 {
         self as i32
     }

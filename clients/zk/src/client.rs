@@ -409,6 +409,15 @@ enum WatchReg {
     Persistent(String, bool, mpsc::UnboundedSender<WatchedEvent>),
 }
 
+/// A one-shot watch of `kind` on `path` and the receiver it fires into.
+fn one_shot(
+    kind: fn(String, oneshot::Sender<WatchedEvent>) -> WatchReg,
+    path: &str,
+) -> (WatchReg, oneshot::Receiver<WatchedEvent>) {
+    let (tx, rx) = oneshot::channel();
+    (kind(path.to_string(), tx), rx)
+}
+
 type Reply = Result<(ReplyHeader, Bytes), ZkError>;
 
 /// One request travelling to the session task.
@@ -568,18 +577,34 @@ impl ZkClient {
         self.shared.cs.strip(server_path)
     }
 
-    /// Sends one request and waits for its reply; a non-zero reply code is an error.
-    async fn call(
+    /// Sends one request and decodes its reply as `R` (`()` for none); a
+    /// non-zero reply code is an error. Every request but multi goes through here.
+    async fn request<R: Record>(
         &self,
         op: i32,
         body: impl Record,
         watch: Option<WatchReg>,
-    ) -> Result<Reader, ZkError> {
+    ) -> Result<R, ZkError> {
         let (hdr, rest) = self.call_raw(op, body, watch).await?;
         if hdr.err != 0 {
             return Err(ZkError::from_code(hdr.err));
         }
-        Ok(Reader::new(rest))
+        Ok(R::read(&mut Reader::new(rest))?)
+    }
+
+    /// A read of one node (exists, getData, getChildren[2]) that arms `watch`
+    /// if the server accepts it.
+    async fn read_node<R: Record>(
+        &self,
+        op: i32,
+        path: &str,
+        watch: Option<WatchReg>,
+    ) -> Result<R, ZkError> {
+        let req = PathWatchRequest {
+            path: self.path(path, false)?,
+            watch: watch.is_some(),
+        };
+        self.request(op, req, watch).await
     }
 
     async fn call_raw(
@@ -624,8 +649,8 @@ impl ZkClient {
             acl: acl.to_vec(),
             flags: mode.flags(),
         };
-        let mut r = self.call(op::CREATE, req, None).await?;
-        Ok(self.strip(&CreateResponse::read(&mut r)?.path))
+        let resp: CreateResponse = self.request(op::CREATE, req, None).await?;
+        Ok(self.strip(&resp.path))
     }
 
     /// Creates a node and returns its Stat too.
@@ -650,7 +675,7 @@ impl ZkClient {
         let path = self.path(path, mode.is_sequential())?;
         let data = data.map(Bytes::copy_from_slice);
         let op_code = mode.create2_op();
-        let mut r = match mode.ttl() {
+        let resp: Create2Response = match mode.ttl() {
             Some(ttl) => {
                 let req = CreateTtlRequest {
                     path,
@@ -659,7 +684,7 @@ impl ZkClient {
                     flags: mode.flags(),
                     ttl,
                 };
-                self.call(op_code, req, None).await?
+                self.request(op_code, req, None).await?
             }
             None => {
                 let req = CreateRequest {
@@ -668,10 +693,9 @@ impl ZkClient {
                     acl: acl.to_vec(),
                     flags: mode.flags(),
                 };
-                self.call(op_code, req, None).await?
+                self.request(op_code, req, None).await?
             }
         };
-        let resp = Create2Response::read(&mut r)?;
         Ok((self.strip(&resp.path), resp.stat))
     }
 
@@ -681,8 +705,7 @@ impl ZkClient {
             path: self.path(path, false)?,
             version,
         };
-        self.call(op::DELETE, req, None).await?;
-        Ok(())
+        self.request(op::DELETE, req, None).await
     }
 
     /// The node's Stat, or `None` if it does not exist.
@@ -695,11 +718,8 @@ impl ZkClient {
         &self,
         path: &str,
     ) -> Result<(Option<Stat>, oneshot::Receiver<WatchedEvent>), ZkError> {
-        let (tx, rx) = oneshot::channel();
-        let st = self
-            .exists_inner(path, Some(WatchReg::Exists(path.to_string(), tx)))
-            .await?;
-        Ok((st, rx))
+        let (watch, rx) = one_shot(WatchReg::Exists, path);
+        Ok((self.exists_inner(path, Some(watch)).await?, rx))
     }
 
     async fn exists_inner(
@@ -707,12 +727,11 @@ impl ZkClient {
         path: &str,
         watch: Option<WatchReg>,
     ) -> Result<Option<Stat>, ZkError> {
-        let req = PathWatchRequest {
-            path: self.path(path, false)?,
-            watch: watch.is_some(),
-        };
-        match self.call(op::EXISTS, req, watch).await {
-            Ok(mut r) => Ok(Some(StatResponse::read(&mut r)?.stat)),
+        match self
+            .read_node::<StatResponse>(op::EXISTS, path, watch)
+            .await
+        {
+            Ok(r) => Ok(Some(r.stat)),
             Err(ZkError::Code(ErrorCode::NoNode)) => Ok(None),
             Err(e) => Err(e),
         }
@@ -720,13 +739,14 @@ impl ZkClient {
 
     /// The node's data (null data reads as empty) and Stat.
     pub async fn get_data(&self, path: &str) -> Result<(Bytes, Stat), ZkError> {
-        let (d, st) = self.get_data_inner(path, None).await?;
+        let (d, st) = self.get_data_opt(path).await?;
         Ok((d.unwrap_or_default(), st))
     }
 
     /// `get_data` keeping null distinct from empty (zkCli prints `null`).
     pub async fn get_data_opt(&self, path: &str) -> Result<(Option<Bytes>, Stat), ZkError> {
-        self.get_data_inner(path, None).await
+        let r: GetDataResponse = self.read_node(op::GET_DATA, path, None).await?;
+        Ok((r.data, r.stat))
     }
 
     /// `get_data` plus a one-shot watch: fires on data change or deletion.
@@ -734,25 +754,9 @@ impl ZkClient {
         &self,
         path: &str,
     ) -> Result<(Bytes, Stat, oneshot::Receiver<WatchedEvent>), ZkError> {
-        let (tx, rx) = oneshot::channel();
-        let (d, st) = self
-            .get_data_inner(path, Some(WatchReg::Data(path.to_string(), tx)))
-            .await?;
-        Ok((d.unwrap_or_default(), st, rx))
-    }
-
-    async fn get_data_inner(
-        &self,
-        path: &str,
-        watch: Option<WatchReg>,
-    ) -> Result<(Option<Bytes>, Stat), ZkError> {
-        let req = PathWatchRequest {
-            path: self.path(path, false)?,
-            watch: watch.is_some(),
-        };
-        let mut r = self.call(op::GET_DATA, req, watch).await?;
-        let resp = GetDataResponse::read(&mut r)?;
-        Ok((resp.data, resp.stat))
+        let (watch, rx) = one_shot(WatchReg::Data, path);
+        let r: GetDataResponse = self.read_node(op::GET_DATA, path, Some(watch)).await?;
+        Ok((r.data.unwrap_or_default(), r.stat, rx))
     }
 
     /// Replaces the data if the version matches (`-1`: any); returns the new Stat.
@@ -762,13 +766,14 @@ impl ZkClient {
             data: Some(Bytes::copy_from_slice(data)),
             version,
         };
-        let mut r = self.call(op::SET_DATA, req, None).await?;
-        Ok(StatResponse::read(&mut r)?.stat)
+        let r: StatResponse = self.request(op::SET_DATA, req, None).await?;
+        Ok(r.stat)
     }
 
     /// The names (not paths) of the node's children, in server order.
     pub async fn get_children(&self, path: &str) -> Result<Vec<String>, ZkError> {
-        self.get_children_inner(path, None).await
+        let r: GetChildrenResponse = self.read_node(op::GET_CHILDREN, path, None).await?;
+        Ok(r.children)
     }
 
     /// `get_children` plus a one-shot watch: fires on child change or deletion.
@@ -776,35 +781,15 @@ impl ZkClient {
         &self,
         path: &str,
     ) -> Result<(Vec<String>, oneshot::Receiver<WatchedEvent>), ZkError> {
-        let (tx, rx) = oneshot::channel();
-        let c = self
-            .get_children_inner(path, Some(WatchReg::Child(path.to_string(), tx)))
-            .await?;
-        Ok((c, rx))
-    }
-
-    async fn get_children_inner(
-        &self,
-        path: &str,
-        watch: Option<WatchReg>,
-    ) -> Result<Vec<String>, ZkError> {
-        let req = PathWatchRequest {
-            path: self.path(path, false)?,
-            watch: watch.is_some(),
-        };
-        let mut r = self.call(op::GET_CHILDREN, req, watch).await?;
-        Ok(GetChildrenResponse::read(&mut r)?.children)
+        let (watch, rx) = one_shot(WatchReg::Child, path);
+        let r: GetChildrenResponse = self.read_node(op::GET_CHILDREN, path, Some(watch)).await?;
+        Ok((r.children, rx))
     }
 
     /// Children plus the parent's Stat.
     pub async fn get_children2(&self, path: &str) -> Result<(Vec<String>, Stat), ZkError> {
-        let req = PathWatchRequest {
-            path: self.path(path, false)?,
-            watch: false,
-        };
-        let mut r = self.call(op::GET_CHILDREN2, req, None).await?;
-        let resp = GetChildren2Response::read(&mut r)?;
-        Ok((resp.children, resp.stat))
+        let r: GetChildren2Response = self.read_node(op::GET_CHILDREN2, path, None).await?;
+        Ok((r.children, r.stat))
     }
 
     /// The node's ACL and Stat.
@@ -812,9 +797,8 @@ impl ZkClient {
         let req = PathRequest {
             path: self.path(path, false)?,
         };
-        let mut r = self.call(op::GET_ACL, req, None).await?;
-        let resp = GetAclResponse::read(&mut r)?;
-        Ok((resp.acl, resp.stat))
+        let r: GetAclResponse = self.request(op::GET_ACL, req, None).await?;
+        Ok((r.acl, r.stat))
     }
 
     /// Replaces the ACL if the ACL version matches (`-1`: any).
@@ -824,8 +808,8 @@ impl ZkClient {
             acl: acl.to_vec(),
             version,
         };
-        let mut r = self.call(op::SET_ACL, req, None).await?;
-        Ok(StatResponse::read(&mut r)?.stat)
+        let r: StatResponse = self.request(op::SET_ACL, req, None).await?;
+        Ok(r.stat)
     }
 
     /// Runs the ops atomically (multi) or, if all are reads, as a multiRead. A
@@ -849,6 +833,7 @@ impl ZkClient {
             }
         }
         let code = if read { op::MULTI_READ } else { op::MULTI };
+        // Not `request`: a failed multi still carries its per-op results.
         let (hdr, rest) = self.call_raw(code, Body(ops), None).await?;
         match proto::read_multi_results(&mut Reader::new(rest)) {
             Ok(mut results) => {
@@ -869,8 +854,7 @@ impl ZkClient {
         let req = PathRequest {
             path: self.path(path, false)?,
         };
-        self.call(op::SYNC, req, None).await?;
-        Ok(())
+        self.request(op::SYNC, req, None).await
     }
 
     /// A persistent watch (addWatch): every event on `path` (and, if `recursive`,
@@ -891,12 +875,8 @@ impl ZkClient {
                 add_watch_mode::PERSISTENT
             },
         };
-        self.call(
-            op::ADD_WATCH,
-            req,
-            Some(WatchReg::Persistent(path.to_string(), recursive, tx)),
-        )
-        .await?;
+        let watch = WatchReg::Persistent(path.to_string(), recursive, tx);
+        self.request::<()>(op::ADD_WATCH, req, Some(watch)).await?;
         Ok(rx)
     }
 
@@ -1122,6 +1102,18 @@ fn encode_frame(xid: i32, op_code: i32, body: &[u8]) -> Bytes {
         w.put_slice(body);
     });
     out.freeze()
+}
+
+/// The frame that presents credentials (answered under xid −4).
+fn auth_frame(scheme: &str, auth: &Bytes) -> Bytes {
+    let mut b = BytesMut::new();
+    AuthPacket {
+        kind: 0,
+        scheme: scheme.to_string(),
+        auth: Some(auth.clone()),
+    }
+    .write(&mut b);
+    encode_frame(xid::AUTH, op::AUTH, &b)
 }
 
 /// A live connection with an established (or resumed) session.
@@ -1364,14 +1356,7 @@ impl Session {
 
         // Re-send credentials first, then watches (the Java client's order).
         for (scheme, auth) in &self.auths {
-            let mut b = BytesMut::new();
-            AuthPacket {
-                kind: 0,
-                scheme: scheme.clone(),
-                auth: Some(auth.clone()),
-            }
-            .write(&mut b);
-            let _ = out.send(encode_frame(xid::AUTH, op::AUTH, &b));
+            let _ = out.send(auth_frame(scheme, auth));
             auth_waiters.push_back(((scheme.clone(), auth.clone()), None));
         }
         self.watches.prune();
@@ -1487,15 +1472,8 @@ impl Session {
                 auth,
                 reply,
             } => {
-                let mut b = BytesMut::new();
-                AuthPacket {
-                    kind: 0,
-                    scheme: scheme.clone(),
-                    auth: Some(auth.clone()),
-                }
-                .write(&mut b);
                 self.auths.push((scheme.clone(), auth.clone()));
-                let _ = out.send(encode_frame(xid::AUTH, op::AUTH, &b));
+                let _ = out.send(auth_frame(&scheme, &auth));
                 auth_waiters.push_back(((scheme, auth), Some(reply)));
             }
             Cmd::Close(tx) => {
@@ -1772,11 +1750,35 @@ mod tests {
         assert!(sws.iter().all(|s| s.relative_zxid == 7));
         assert!(sws.iter().any(|s| s.persistent == vec!["/r/p".to_string()]));
     }
+    /// A fake server's side of one frame from the client (read and dropped).
+    async fn skip_frame(s: &mut TcpStream) {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).await.unwrap();
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).await.unwrap();
+    }
+
+    /// A fake server's handshake: reads the ConnectRequest, grants `session_id`.
+    async fn grant_session(s: &mut TcpStream, session_id: i64) {
+        skip_frame(s).await;
+        let mut out = BytesMut::new();
+        proto::frame(&mut out, |w| {
+            ConnectResponse {
+                protocol_version: 0,
+                timeout: 6000,
+                session_id,
+                passwd: Bytes::from_static(&[1u8; 16]),
+                read_only: false,
+            }
+            .write(w)
+        });
+        s.write_all(&out).await.unwrap();
+    }
+
     /// A fake server: answers the handshake, then answers the first request with
     /// `bad` (raw bytes). The client must fail that request with ConnectionLoss,
     /// not panic or allocate the advertised length, and reconnect.
     async fn bad_reply(bad: Vec<u8>) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap().to_string();
         let server = tokio::spawn(async move {
@@ -1784,26 +1786,9 @@ mod tests {
             loop {
                 let (mut s, _) = l.accept().await.unwrap();
                 conns += 1;
-                let mut len = [0u8; 4];
-                s.read_exact(&mut len).await.unwrap();
-                let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-                s.read_exact(&mut body).await.unwrap();
-                let mut out = BytesMut::new();
-                proto::frame(&mut out, |w| {
-                    ConnectResponse {
-                        protocol_version: 0,
-                        timeout: 6000,
-                        session_id: 0x42,
-                        passwd: Bytes::from_static(&[1u8; 16]),
-                        read_only: false,
-                    }
-                    .write(w)
-                });
-                s.write_all(&out).await.unwrap();
+                grant_session(&mut s, 0x42).await;
                 if conns == 1 {
-                    s.read_exact(&mut len).await.unwrap();
-                    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-                    s.read_exact(&mut body).await.unwrap();
+                    skip_frame(&mut s).await;
                     s.write_all(&bad).await.unwrap();
                     // Keep the socket open: the client must hang up by itself.
                     tokio::spawn(async move {
@@ -1857,31 +1842,13 @@ mod tests {
             .write(w);
             w.put_i32(1 << 30);
         });
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap().to_string();
         let bad = f.to_vec();
         tokio::spawn(async move {
             let (mut s, _) = l.accept().await.unwrap();
-            let mut len = [0u8; 4];
-            s.read_exact(&mut len).await.unwrap();
-            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-            s.read_exact(&mut body).await.unwrap();
-            let mut out = BytesMut::new();
-            proto::frame(&mut out, |w| {
-                ConnectResponse {
-                    protocol_version: 0,
-                    timeout: 6000,
-                    session_id: 7,
-                    passwd: Bytes::from_static(&[1u8; 16]),
-                    read_only: false,
-                }
-                .write(w)
-            });
-            s.write_all(&out).await.unwrap();
-            s.read_exact(&mut len).await.unwrap();
-            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-            s.read_exact(&mut body).await.unwrap();
+            grant_session(&mut s, 7).await;
+            skip_frame(&mut s).await;
             s.write_all(&bad).await.unwrap();
             tokio::time::sleep(Duration::from_secs(5)).await;
         });
