@@ -69,6 +69,13 @@ pub struct BrokerConfig {
     pub flush_interval_messages: i64,
     /// fsync at least this often; None = leave it to the OS.
     pub flush_interval_ms: Option<u64>,
+    /// How long a new group waits for more members before its first rebalance.
+    pub group_initial_rebalance_delay: Duration,
+    /// The session timeouts a JoinGroup may ask for, inclusive.
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    /// Longest metadata string an OffsetCommit may attach to an offset.
+    pub offset_metadata_max_bytes: usize,
     /// The file this came from, for error messages.
     pub source: String,
     /// Raw key/values, so DescribeConfigs can echo what was set.
@@ -112,14 +119,17 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             flush_interval_messages: i64::MAX,
             flush_interval_ms: None,
+            group_initial_rebalance_delay: Duration::from_millis(3000),
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            offset_metadata_max_bytes: 4096,
             source: "<defaults>".into(),
             raw: BTreeMap::new(),
         }
     }
 }
 
-/// Keys accepted silently: recognised but not acted on yet, or read from `raw`
-/// by the module that uses them.
+/// Keys accepted silently: recognised but not acted on yet.
 const KNOWN_PASSIVE: &[&str] = &[
     "num.network.threads",
     "num.io.threads",
@@ -128,11 +138,6 @@ const KNOWN_PASSIVE: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
-    // Read from `raw` by the group coordinator (broker/src/group).
-    "group.initial.rebalance.delay.ms",
-    "group.min.session.timeout.ms",
-    "group.max.session.timeout.ms",
-    "offset.metadata.max.bytes",
     "log.cleaner.enable",
     "offsets.topic.num.partitions",
     "listener.security.protocol.map",
@@ -313,12 +318,33 @@ impl BrokerConfig {
                         }
                     }
                     "log.flush.interval.ms" => c.flush_interval_ms = Some(num(v)?),
+                    "group.initial.rebalance.delay.ms" => {
+                        c.group_initial_rebalance_delay = Duration::from_millis(num(v)?)
+                    }
+                    "group.min.session.timeout.ms" => {
+                        c.group_min_session_timeout_ms = num(v)?;
+                        if c.group_min_session_timeout_ms < 0 {
+                            return Err("must be >= 0".into());
+                        }
+                    }
+                    "group.max.session.timeout.ms" => {
+                        c.group_max_session_timeout_ms = num(v)?;
+                        if c.group_max_session_timeout_ms < 0 {
+                            return Err("must be >= 0".into());
+                        }
+                    }
+                    "offset.metadata.max.bytes" => c.offset_metadata_max_bytes = num(v)?,
                     other if KNOWN_PASSIVE.contains(&other) => {}
                     other => tracing::warn!(key = other, file, "unknown configuration key ignored"),
                 }
                 Ok(())
             })();
             r.map_err(|reason| bad(k, v, reason))?;
+        }
+        if c.group_max_session_timeout_ms < c.group_min_session_timeout_ms {
+            let k = "group.max.session.timeout.ms";
+            let v = raw.get(k).map_or("", String::as_str);
+            return Err(bad(k, v, "must be >= group.min.session.timeout.ms".into()));
         }
         c.controlled_shutdown_timeout =
             Duration::from_millis(cs_retries.max(1).saturating_mul(cs_backoff));
@@ -460,6 +486,52 @@ mod tests {
         assert_eq!(c.log_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.retention_ms, 3_600_000);
         assert_eq!(c.zookeeper_connect, "127.0.0.1:2181/fjord");
+    }
+
+    #[test]
+    fn group_keys_are_typed_and_validated() {
+        let c = BrokerConfig::parse(
+            "group.initial.rebalance.delay.ms=0\ngroup.min.session.timeout.ms=100\n\
+             group.max.session.timeout.ms=200\noffset.metadata.max.bytes=10\n",
+            "g.properties",
+        )
+        .unwrap();
+        assert_eq!(c.group_initial_rebalance_delay, Duration::ZERO);
+        assert_eq!(c.group_min_session_timeout_ms, 100);
+        assert_eq!(c.group_max_session_timeout_ms, 200);
+        assert_eq!(c.offset_metadata_max_bytes, 10);
+        let d = BrokerConfig::parse("", "d.properties").unwrap();
+        assert_eq!(d.group_initial_rebalance_delay, Duration::from_millis(3000));
+        assert_eq!(
+            (
+                d.group_min_session_timeout_ms,
+                d.group_max_session_timeout_ms
+            ),
+            (6000, 1_800_000)
+        );
+        assert_eq!(d.offset_metadata_max_bytes, 4096);
+        for bad in [
+            "group.initial.rebalance.delay.ms=soon",
+            "group.initial.rebalance.delay.ms=-1",
+            "group.min.session.timeout.ms=6s",
+            "group.min.session.timeout.ms=-5",
+            "group.max.session.timeout.ms=99999999999",
+            "offset.metadata.max.bytes=-1",
+            "group.min.session.timeout.ms=10\ngroup.max.session.timeout.ms=5",
+        ] {
+            let e = BrokerConfig::parse(bad, "srv.properties").unwrap_err();
+            let key = bad
+                .lines()
+                .last()
+                .and_then(|l| l.split('=').next())
+                .unwrap();
+            let s = e.to_string();
+            assert!(matches!(e, ConfigError::Invalid { .. }), "{bad}: {s}");
+            assert!(
+                s.contains(key) && s.contains("srv.properties"),
+                "{bad}: {s}"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! brokers, and kafka-broker-api-versions' per-broker version table.
 
 use clap::{Args, Subcommand};
-use fjord_broker::client::{BrokerInfo, Node};
+use fjord_kafka::client::{BrokerInfo, Node};
 use kafka_protocol::messages::{ApiKey, DescribeClusterRequest};
 use serde_json::json;
 

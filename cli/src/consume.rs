@@ -10,28 +10,27 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use base64::Engine;
 use clap::Args;
-use fjord_broker::client::{decode_records, Client, ClientError, ConsumedRecord, Node, TopicInfo};
+use fjord_kafka::client::{
+    decode_records, Client, ClientError, ConsumedRecord, KafkaError, Node, TopicInfo,
+};
+use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use serde_json::json;
 
-use crate::group::GroupMember;
-use crate::kafka::{text, Bootstrap};
+use crate::kafka::{text, Bootstrap, TopicArg};
 use crate::Output;
+use fjord_kafka::member::GroupMember;
 
 /// `fjord consume ...`
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
-    /// Topic to read.
-    #[arg(required_unless_present = "topic_flag")]
-    topic: Option<String>,
-    /// Topic (kafka-console-consumer spelling).
-    #[arg(long = "topic", short = 't', conflicts_with = "topic")]
-    topic_flag: Option<String>,
+    #[command(flatten)]
+    topic: TopicArg,
     #[command(flatten)]
     bs: Bootstrap,
     /// Start at the earliest offset rather than the latest.
@@ -93,31 +92,17 @@ fn parse_start(a: &ConsumeArgs) -> anyhow::Result<Start> {
 
 /// Run `fjord consume`.
 pub async fn run(args: ConsumeArgs, out: Output) -> anyhow::Result<()> {
-    let topic = args
-        .topic
-        .clone()
-        .or_else(|| args.topic_flag.clone())
-        .ok_or_else(|| anyhow!("a topic is required"))?;
+    let topic = args.topic.name()?;
     if let Some(g) = args.group.clone() {
         return run_group(&args, &topic, &g, out).await;
     }
     let start = parse_start(&args)?;
-    let mut client = args.bs.connect().await?;
-    let info = client
-        .topic(&topic, false)
-        .await
-        .with_context(|| format!("topic {topic}"))?;
+    let mut c = Consumer::open(&args, &topic, start).await?;
+    let info = &c.info;
     let parts: Vec<i32> = match args.partition {
         Some(p) if info.partitions.iter().any(|x| x.index == p) => vec![p],
         Some(p) => bail!("partition {p} of topic {topic} does not exist"),
         None => info.partitions.iter().map(|p| p.index).collect(),
-    };
-    let mut c = Consumer {
-        client,
-        info,
-        positions: BTreeMap::new(),
-        reset_to: if start == Start::Earliest { -2 } else { -1 },
-        fetch_max_bytes: args.fetch_max_bytes.max(1024),
     };
     c.init_positions(&parts, start).await?;
     let printer = Printer::new(&args, out);
@@ -125,21 +110,13 @@ pub async fn run(args: ConsumeArgs, out: Output) -> anyhow::Result<()> {
     let max = args.max_messages;
     let idle = args.timeout_ms.map(Duration::from_millis);
     let mut last = Instant::now();
-    let stdout = std::io::stdout();
     let res: anyhow::Result<()> = async {
         loop {
             if max.is_some_and(|m| count >= m) {
                 break;
             }
-            let wait = match idle {
-                Some(t) => {
-                    let left = t.saturating_sub(last.elapsed());
-                    if left.is_zero() {
-                        break;
-                    }
-                    left.min(Duration::from_millis(500))
-                }
-                None => Duration::from_millis(500),
+            let Some(wait) = poll_wait(idle, last) else {
+                break;
             };
             let fetched = tokio::select! {
                 r = c.poll(wait) => r?,
@@ -149,15 +126,7 @@ pub async fn run(args: ConsumeArgs, out: Output) -> anyhow::Result<()> {
                 continue;
             }
             last = Instant::now();
-            let mut lock = stdout.lock();
-            for (p, r) in &fetched {
-                if max.is_some_and(|m| count >= m) {
-                    break;
-                }
-                printer.print(&mut lock, &c.info.name, *p, r)?;
-                count += 1;
-            }
-            lock.flush().ok();
+            printer.print_all(&c.info.name, &fetched, max, &mut count)?;
         }
         Ok(())
     }
@@ -186,19 +155,9 @@ async fn run_group(
     if let Start::At(_) = start {
         bail!("--offset N cannot be used with --group: members start at the group's committed offsets (change them with fjord group reset-offsets)");
     }
-    let mut client = args.bs.connect().await?;
-    let info = client
-        .topic(topic, false)
-        .await
-        .with_context(|| format!("topic {topic}"))?;
-    let mut member = GroupMember::new(client.config().clone(), group, vec![topic.to_string()]);
-    let mut c = Consumer {
-        client,
-        info,
-        positions: BTreeMap::new(),
-        reset_to: if start == Start::Earliest { -2 } else { -1 },
-        fetch_max_bytes: args.fetch_max_bytes.max(1024),
-    };
+    let mut c = Consumer::open(args, topic, start).await?;
+    let cfg = c.client.config().clone();
+    let mut member = GroupMember::new(cfg, group, vec![topic.to_string()]);
     let printer = Printer::new(args, out);
     let mut count = 0u64;
     let max = args.max_messages;
@@ -209,7 +168,6 @@ async fn run_group(
     let mut last_commit = Instant::now();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    let stdout = std::io::stdout();
     let res: anyhow::Result<()> = async {
         'generation: loop {
             let assigned = tokio::select! {
@@ -260,15 +218,8 @@ async fn run_group(
                     }
                     last_commit = Instant::now();
                 }
-                let wait = match idle {
-                    Some(t) => {
-                        let left = t.saturating_sub(last.elapsed());
-                        if left.is_zero() {
-                            break 'generation;
-                        }
-                        left.min(Duration::from_millis(500))
-                    }
-                    None => Duration::from_millis(500),
+                let Some(wait) = poll_wait(idle, last) else {
+                    break 'generation;
                 };
                 if c.positions.is_empty() {
                     // An idle member (more members than partitions) just heartbeats.
@@ -287,16 +238,7 @@ async fn run_group(
                     continue;
                 }
                 last = Instant::now();
-                let mut lock = stdout.lock();
-                for (p, r) in &fetched {
-                    if max.is_some_and(|m| count >= m) {
-                        break;
-                    }
-                    printer.print(&mut lock, &c.info.name, *p, r)?;
-                    printed.insert(*p, r.offset + 1);
-                    count += 1;
-                }
-                lock.flush().ok();
+                printed.extend(printer.print_all(&c.info.name, &fetched, max, &mut count)?);
             }
         }
         Ok(())
@@ -313,12 +255,25 @@ async fn run_group(
         if res.is_ok() {
             if let Err(e) = committed_ok {
                 eprintln!("Processed a total of {count} messages");
-                return Err(e.context("final offset commit"));
+                return Err(anyhow::Error::new(e).context("final offset commit"));
             }
         }
     }
     eprintln!("Processed a total of {count} messages");
     res
+}
+
+/// How long the next poll may wait: at most 500 ms, and None once
+/// `--timeout-ms` (`idle`) has passed since the last message.
+fn poll_wait(idle: Option<Duration>, last: Instant) -> Option<Duration> {
+    let most = Duration::from_millis(500);
+    match idle {
+        Some(t) => {
+            let left = t.saturating_sub(last.elapsed());
+            (!left.is_zero()).then(|| left.min(most))
+        }
+        None => Some(most),
+    }
 }
 
 /// Fetch state: the next offset per partition, one Fetch per leader.
@@ -332,6 +287,22 @@ struct Consumer {
 }
 
 impl Consumer {
+    /// Connect and look `topic` up; no partition has a position yet.
+    async fn open(args: &ConsumeArgs, topic: &str, start: Start) -> anyhow::Result<Consumer> {
+        let mut client = args.bs.connect().await?;
+        let info = client
+            .topic(topic, false)
+            .await
+            .with_context(|| format!("topic {topic}"))?;
+        Ok(Consumer {
+            client,
+            info,
+            positions: BTreeMap::new(),
+            reset_to: if start == Start::Earliest { -2 } else { -1 },
+            fetch_max_bytes: args.fetch_max_bytes.max(1024),
+        })
+    }
+
     async fn init_positions(&mut self, parts: &[i32], start: Start) -> anyhow::Result<()> {
         match start {
             Start::At(o) => {
@@ -414,21 +385,27 @@ impl Consumer {
             for t in resp.responses {
                 for pr in t.partitions {
                     let p = pr.partition_index;
-                    match pr.error_code {
-                        0 => {}
-                        1 => {
+                    match pr.error_code.err() {
+                        None => {}
+                        Some(ResponseError::OffsetOutOfRange) => {
                             reset.push(p);
                             continue;
                         }
-                        3 | 5 | 6 | 74 | 75 | 56 => {
+                        // The leader moved or is not known yet: refresh metadata.
+                        Some(
+                            ResponseError::UnknownTopicOrPartition
+                            | ResponseError::LeaderNotAvailable
+                            | ResponseError::NotLeaderOrFollower
+                            | ResponseError::FencedLeaderEpoch
+                            | ResponseError::UnknownLeaderEpoch
+                            | ResponseError::KafkaStorageError,
+                        ) => {
                             stale = true;
                             continue;
                         }
-                        code => {
-                            return Err(ClientError::Kafka(fjord_broker::client::KafkaError::new(
-                                code, None,
-                            )))
-                            .with_context(|| format!("fetch {}-{p}", self.info.name));
+                        Some(_) => {
+                            return Err(ClientError::Kafka(KafkaError::new(pr.error_code, None)))
+                                .with_context(|| format!("fetch {}-{p}", self.info.name));
                         }
                     }
                     let Some(data) = pr.records else { continue };
@@ -488,6 +465,30 @@ impl Printer {
             headers: a.print_headers,
             sep: a.key_separator.as_bytes().to_vec(),
         }
+    }
+
+    /// Print `fetched` to stdout until `count` reaches `max`; returns, per
+    /// partition, the offset after the last record printed.
+    fn print_all(
+        &self,
+        topic: &str,
+        fetched: &[(i32, ConsumedRecord)],
+        max: Option<u64>,
+        count: &mut u64,
+    ) -> anyhow::Result<BTreeMap<i32, i64>> {
+        let stdout = std::io::stdout();
+        let mut lock = stdout.lock();
+        let mut next = BTreeMap::new();
+        for (p, r) in fetched {
+            if max.is_some_and(|m| *count >= m) {
+                break;
+            }
+            self.print(&mut lock, topic, *p, r)?;
+            next.insert(*p, r.offset + 1);
+            *count += 1;
+        }
+        lock.flush().ok();
+        Ok(next)
     }
 
     fn print(

@@ -1,11 +1,12 @@
 //! What the Kafka-side commands (topic, produce, consume, cluster, offsets)
-//! share: the `--bootstrap-server` flag and turning it into a connected client.
+//! share: the `--bootstrap-server` flag and turning it into a connected
+//! client, and the console tools' topic argument.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use fjord_broker::client::{Client, ClientConfig};
+use fjord_kafka::client::{Client, ClientConfig};
 
 /// `--bootstrap-server` as the Kafka tools spell it (`--broker-list` too).
 #[derive(Debug, Clone, Args)]
@@ -32,6 +33,28 @@ impl Bootstrap {
         Client::connect(cfg)
             .await
             .with_context(|| format!("bootstrap {}", self.bootstrap_server))
+    }
+}
+
+/// The topic of `fjord produce` / `fjord consume`: positional, or `--topic`
+/// as kafka-console-producer and -consumer spell it.
+#[derive(Debug, Clone, Args)]
+pub struct TopicArg {
+    /// Topic name.
+    #[arg(required_unless_present = "topic_flag")]
+    topic: Option<String>,
+    /// Topic (kafka-console-* spelling).
+    #[arg(long = "topic", short = 't', conflicts_with = "topic")]
+    topic_flag: Option<String>,
+}
+
+impl TopicArg {
+    /// The topic, however it was given.
+    pub fn name(&self) -> anyhow::Result<String> {
+        self.topic
+            .clone()
+            .or_else(|| self.topic_flag.clone())
+            .ok_or_else(|| anyhow::anyhow!("a topic is required"))
     }
 }
 

@@ -12,10 +12,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
 use clap::Args;
-use fjord_broker::client::{
+use fjord_kafka::client::{
     encode_batch, parse_compression, partition_for_key, Client, ClientError, KafkaError, Node,
     ProducerRecord, TopicInfo,
 };
+use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -23,18 +24,14 @@ use kafka_protocol::records::Compression;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::kafka::{key_value, Bootstrap};
+use crate::kafka::{key_value, Bootstrap, TopicArg};
 use crate::Output;
 
 /// `fjord produce ...`
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
-    /// Topic to produce to.
-    #[arg(required_unless_present = "topic_flag")]
-    topic: Option<String>,
-    /// Topic (kafka-console-producer spelling).
-    #[arg(long = "topic", short = 't', conflicts_with = "topic")]
-    topic_flag: Option<String>,
+    #[command(flatten)]
+    topic: TopicArg,
     #[command(flatten)]
     bs: Bootstrap,
     /// Split each line at the first SEP into key and value (implies --parse-key).
@@ -247,7 +244,18 @@ fn spawn_reader(tx: mpsc::Sender<anyhow::Result<Vec<Vec<u8>>>>, chunk_bytes: usi
 
 /// Error codes worth a metadata refresh and a retry.
 fn retriable(code: i16) -> bool {
-    matches!(code, 3 | 5 | 6 | 7 | 19 | 20 | 56)
+    matches!(
+        code.err(),
+        Some(
+            ResponseError::UnknownTopicOrPartition
+                | ResponseError::LeaderNotAvailable
+                | ResponseError::NotLeaderOrFollower
+                | ResponseError::RequestTimedOut
+                | ResponseError::NotEnoughReplicas
+                | ResponseError::NotEnoughReplicasAfterAppend
+                | ResponseError::KafkaStorageError
+        )
+    )
 }
 
 struct Producer {
@@ -317,7 +325,7 @@ impl Producer {
             for (leader, parts) in by_leader {
                 if leader < 0 {
                     for p in parts {
-                        failed.push((p, KafkaError::new(5, None)));
+                        failed.push((p, KafkaError::of(ResponseError::LeaderNotAvailable, None)));
                     }
                     continue;
                 }
@@ -352,7 +360,10 @@ impl Producer {
                     Err(e @ (ClientError::Io { .. } | ClientError::Timeout { .. })) => {
                         self.client.forget(leader);
                         for p in parts {
-                            failed.push((p, KafkaError::new(7, Some(e.to_string()))));
+                            failed.push((
+                                p,
+                                KafkaError::of(ResponseError::RequestTimedOut, Some(e.to_string())),
+                            ));
                         }
                         continue;
                     }
@@ -381,7 +392,10 @@ impl Producer {
             }
             let (p, e) = failed.first().cloned().unwrap_or((
                 *batches.keys().next().unwrap_or(&-1),
-                KafkaError::new(-1, Some("no response for partition".into())),
+                KafkaError::of(
+                    ResponseError::UnknownServerError,
+                    Some("no response for partition".into()),
+                ),
             ));
             attempt += 1;
             if !failed.iter().all(|(_, e)| retriable(e.code)) || attempt > self.retries {
@@ -404,11 +418,7 @@ impl Producer {
 
 /// Run `fjord produce`.
 pub async fn run(args: ProduceArgs, out: Output) -> anyhow::Result<()> {
-    let topic_name = args
-        .topic
-        .clone()
-        .or_else(|| args.topic_flag.clone())
-        .ok_or_else(|| anyhow!("a topic is required"))?;
+    let topic_name = args.topic.name()?;
     let fmt = LineFormat::from_args(&args)?;
     let acks = parse_acks(&args.acks)?;
     let compression = parse_compression(&args.compression).ok_or_else(|| {

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context};
 use base64::Engine;
 use clap::{Args, Subcommand};
-use fjord_broker::client::{check, Client, ClientError, KafkaError, Node, TopicInfo};
+use fjord_kafka::client::{check, Client, ClientError, KafkaError, Node, TopicInfo};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -221,6 +222,10 @@ fn not_found(name: &str) -> anyhow::Error {
     anyhow::anyhow!("Topic '{name}' does not exist as expected")
 }
 
+fn unknown_topic(e: &KafkaError) -> bool {
+    e.error() == Some(ResponseError::UnknownTopicOrPartition)
+}
+
 async fn create(
     c: &mut Client,
     name: &str,
@@ -251,9 +256,10 @@ async fn create(
     for t in &resp.topics {
         match check(t.error_code, t.error_message.as_ref()) {
             Ok(()) => {}
-            Err(ClientError::Kafka(e)) if e.code == 36 && if_not_exists => {}
-            Err(ClientError::Kafka(e)) if e.code == 36 => {
-                bail!("Topic '{name}' already exists.")
+            Err(ClientError::Kafka(e)) if e.error() == Some(ResponseError::TopicAlreadyExists) => {
+                if !if_not_exists {
+                    bail!("Topic '{name}' already exists.")
+                }
             }
             Err(e) => return Err(e).context(format!("create topic '{name}'")),
         }
@@ -337,7 +343,7 @@ async fn describe(
         for n in names {
             match c.topic(n, false).await {
                 Ok(t) => v.push(t),
-                Err(ClientError::Kafka(KafkaError { code: 3, .. })) => return Err(not_found(n)),
+                Err(ClientError::Kafka(e)) if unknown_topic(&e) => return Err(not_found(n)),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -513,7 +519,7 @@ async fn alter(
 ) -> anyhow::Result<()> {
     let t = match c.topic(name, false).await {
         Ok(t) => t,
-        Err(ClientError::Kafka(KafkaError { code: 3, .. })) => return Err(not_found(name)),
+        Err(ClientError::Kafka(e)) if unknown_topic(&e) => return Err(not_found(name)),
         Err(e) => return Err(e.into()),
     };
     if let Some(n) = partitions {
@@ -604,7 +610,7 @@ async fn reassign(
     let resp = loop {
         c.metadata(None, false).await?;
         let resp = c.call(Node::Id(c.controller_id), &req, 0).await?;
-        if resp.error_code == 41 && tries < 10 {
+        if resp.error_code == ResponseError::NotController.code() && tries < 10 {
             tries += 1;
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             continue;

@@ -4,9 +4,9 @@
 //! partition's record batches and patch their headers, and re-encode the body.
 //! Whatever arrives, nothing may panic or abort.
 //!
-//! The broker's `codec`, `batch` and `alloc_guard` modules are compiled in
-//! directly (they depend on nothing else in the crate), so this target needs
-//! no RocksDB build. The allocator guard is installed as in fjord-broker: the
+//! The broker's `codec` and `alloc_guard` modules and fjord-kafka's `batch`
+//! are compiled in directly (they depend on nothing else in their crates), so
+//! this target needs no RocksDB build. The allocator guard is installed as in fjord-broker: the
 //! `kafka-protocol` decoder reserves capacity from wire lengths, and the guard
 //! is what keeps a hostile length from aborting the process.
 #![no_main]
@@ -14,7 +14,7 @@
 #[path = "../../broker/src/alloc_guard.rs"]
 #[allow(dead_code)]
 mod alloc_guard;
-#[path = "../../broker/src/batch.rs"]
+#[path = "../../clients/kafka/src/batch.rs"]
 #[allow(dead_code)]
 mod batch;
 #[path = "../../broker/src/codec.rs"]

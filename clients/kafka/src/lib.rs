@@ -1,0 +1,20 @@
+//! fjord-kafka: the Kafka client every Fjord program shares — the broker's
+//! replica fetchers, the `fjord` CLI and the benchmarks.
+//!
+//! Modules: `client` (connections, version negotiation, one generic
+//! request/response call over the kafka-protocol crate's types, metadata and
+//! offsets helpers, record batches for producing and consuming), `batch`
+//! (record batch v2 headers: parse, CRC, patch), `assignor` (the consumer
+//! protocol's subscription/assignment encoding and the range assignor),
+//! `member` (one consumer-group member: join, sync, heartbeat, commit, leave),
+//! `admin` (the group administration calls kafka-consumer-groups makes).
+//! Every Kafka error code reaches callers as a [`client::KafkaError`], named
+//! through kafka-protocol's `ResponseError`.
+
+pub mod admin;
+pub mod assignor;
+pub mod batch;
+pub mod client;
+pub mod member;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
