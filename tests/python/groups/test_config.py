@@ -1,12 +1,11 @@
 """A bad group coordinator key in server.properties stops fjord-broker at
 startup like any other bad key: exit code 2, naming the key and the file
 (before, the group coordinator silently fell back to its default)."""
-import os
 import subprocess
 
 import pytest
 
-from gconf import bf  # noqa: E402
+from fjordtest.binaries import broker_binary, require
 
 BAD = [
     ("group.initial.rebalance.delay.ms", "soon"),
@@ -18,12 +17,11 @@ BAD = [
 
 @pytest.mark.parametrize("key,value", BAD)
 def test_bad_group_key_exits_2(tmp_path, key, value):
-    if not os.access(bf.broker_binary(), os.X_OK):
-        pytest.skip("fjord-broker not built at %s" % bf.broker_binary())
+    require(broker_binary())
     cfg = tmp_path / "server.properties"
     cfg.write_text("broker.id=0\nlisteners=PLAINTEXT://127.0.0.1:0\nlog.dirs=%s\n%s=%s\n"
                    % (tmp_path / "data", key, value))
-    p = subprocess.run([bf.broker_binary(), str(cfg)], stdout=subprocess.PIPE,
+    p = subprocess.run([broker_binary(), str(cfg)], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True, timeout=20)
     assert p.returncode == 2, "exit code %r (want 2); stderr: %s" % (p.returncode, p.stderr)
     assert key in p.stderr, "stderr does not name the key %s: %r" % (key, p.stderr)
