@@ -17,7 +17,7 @@ mod alloc_guard;
 #[path = "../../broker/src/batch.rs"]
 #[allow(dead_code)]
 mod batch;
-#[path = "../../broker/src/codec.rs"]
+#[path = "../../broker/src/wire/codec.rs"]
 #[allow(dead_code)]
 mod codec;
 
