@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """Report import cycles between the modules of a Rust crate.
 
-Usage: check-cycles.py <crate src dir>   (e.g. broker/src)
+Usage: check-cycles.py [--graph] <crate src dir>   (e.g. broker/src)
 
 Nodes are the crate's top-level modules and, for a directory module
 (`foo/mod.rs`), each of its direct children (`foo::bar`); `foo` itself is the
 node of `foo/mod.rs`. Edges come from `crate::a::b` paths (in `use` lines and
 inline), `super::x` paths and `self::x` paths, resolved against the file's
-own module. Children declared with `mod x;` do NOT count as edges from the
-parent (a parent naming its children is structure, not a dependency), so a
-parent must not be referenced by its children either. Code under
-`#[cfg(test)]` is ignored. Prints every cycle found and exits 1, else exits 0.
+own module. A directory module depends on the children it declares with
+`mod x;` (it re-exports or uses them), so a child must never reference its
+parent directory module: that is reported as a cycle. Code under
+`#[cfg(test)]` is ignored, and so are whole files declared as
+`#[cfg(test)] mod x;`. Prints every cycle found and exits 1, else exits 0.
+With --graph, also prints every dependency edge (module -> module).
 Standard library only.
 """
 
@@ -110,15 +112,27 @@ def node_of(mods, dirs, path):
 
 
 def main():
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    graph = "--graph" in args
+    args = [a for a in args if a != "--graph"]
+    if len(args) != 1:
         print(__doc__)
         return 2
-    src = sys.argv[1]
+    src = args[0]
     files = []
     for root, _, names in os.walk(src):
         if os.path.relpath(root, src).split(os.sep)[0] == "bin":
             continue
         files.extend(os.path.join(root, n) for n in names if n.endswith(".rs"))
+    # Files declared under #[cfg(test)] are test code: skip them.
+    test_only = set()
+    for f in files:
+        raw = strip_comments(open(f, encoding="utf-8").read())
+        for m in re.finditer(r"#\[cfg\(test\)\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", raw):
+            base = os.path.dirname(f) if os.path.basename(f) in ("mod.rs", "lib.rs", "main.rs") else f[:-3]
+            for cand in (os.path.join(base, m.group(1) + ".rs"), os.path.join(base, m.group(1), "mod.rs")):
+                test_only.add(os.path.normpath(cand))
+    files = [f for f in files if os.path.normpath(f) not in test_only]
     mods = set()
     dirs = {}
     for f in files:
@@ -137,6 +151,9 @@ def main():
             continue
         text = strip_comments(strip_tests(open(f, encoding="utf-8").read()))
         refs = expand_use_groups(text)
+        # A directory module depends on the children it declares.
+        if os.path.basename(f) == "mod.rs" and len(mp) == 1:
+            refs += ["self::" + c for c in re.findall(r"\bmod\s+(\w+)\s*;", text)]
         refs += re.findall(r"(?<![\w:])((?:crate|super|self)(?:::\w+)+)", text)
         for r in refs:
             segs = [s for s in r.split("::") if s]
@@ -159,6 +176,9 @@ def main():
                 continue
             edges.setdefault(me, set()).add(t)
             where.setdefault((me, t), os.path.relpath(f, src))
+    if graph:
+        for a in sorted(edges):
+            print(f"{a} -> {', '.join(sorted(edges[a]))}")
     # Find cycles: strongly connected components (Tarjan) with > 1 node.
     index, low, stack, on, sccs = {}, {}, [], set(), []
     counter = [0]
