@@ -71,6 +71,22 @@ pub(crate) fn local_log(b: &Broker, topic: &str, partition: i32) -> Result<Arc<P
     }
 }
 
+/// The local log of a partition this broker leads at the caller's epoch
+/// (`lookup`, then `local_log`), with the current leader epoch; else the
+/// error code to answer.
+pub(crate) fn leader_log(
+    b: &Broker,
+    view: &ClusterView,
+    topic: &str,
+    partition: i32,
+    current_epoch: i32,
+) -> Result<(i32, Arc<Partition>), i16> {
+    match lookup(b, view, topic, partition, current_epoch) {
+        Lookup::Err(c) => Err(c),
+        Lookup::Ok(_, epoch) => Ok((epoch, local_log(b, topic, partition)?)),
+    }
+}
+
 /// Wait (bounded) until the cache satisfies `pred`.
 pub(crate) async fn wait_for(
     b: &Broker,

@@ -69,27 +69,24 @@ pub(super) async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> Fet
             } else {
                 -1
             };
-            let (part, code) = match lookup(b, &view, name, p.partition, epoch) {
-                Lookup::Err(c) => (None, c),
-                Lookup::Ok(_, _) => match local_log(b, name, p.partition) {
-                    Ok(l) => {
-                        let o = l.offsets();
-                        let end = if from_replica {
-                            l.durable_end()
-                        } else {
-                            o.high_watermark
-                        };
-                        if p.fetch_offset < o.log_start || p.fetch_offset > end {
-                            (Some(l), err::OFFSET_OUT_OF_RANGE)
-                        } else {
-                            if from_replica && l.follower_fetched(replica, p.fetch_offset) {
-                                isr_candidates.push(l.clone());
-                            }
-                            (Some(l), err::NONE)
+            let (part, code) = match leader_log(b, &view, name, p.partition, epoch) {
+                Err(c) => (None, c),
+                Ok((_, l)) => {
+                    let o = l.offsets();
+                    let end = if from_replica {
+                        l.durable_end()
+                    } else {
+                        o.high_watermark
+                    };
+                    if p.fetch_offset < o.log_start || p.fetch_offset > end {
+                        (Some(l), err::OFFSET_OUT_OF_RANGE)
+                    } else {
+                        if from_replica && l.follower_fetched(replica, p.fetch_offset) {
+                            isr_candidates.push(l.clone());
                         }
+                        (Some(l), err::NONE)
                     }
-                    Err(c) => (None, c),
-                },
+                }
             };
             plan.push(FetchPart {
                 topic_idx: ti,

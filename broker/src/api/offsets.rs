@@ -31,35 +31,32 @@ pub(super) fn list_offsets(
             } else {
                 -1
             };
-            match lookup(b, &view, &name, p.partition_index, epoch) {
-                Lookup::Err(c) => pr.error_code = c,
-                Lookup::Ok(_, le) => match local_log(b, &name, p.partition_index) {
-                    Err(c) => pr.error_code = c,
-                    Ok(l) => {
-                        let o = l.offsets();
-                        if version >= 4 {
-                            pr.leader_epoch = le;
-                        }
-                        match p.timestamp {
-                            -1 => pr.offset = o.high_watermark,
-                            -2 => pr.offset = o.log_start,
-                            -3 => {
-                                if let Some((ts, off)) = l.max_timestamp() {
-                                    pr.timestamp = ts;
-                                    pr.offset = off;
-                                }
-                            }
-                            ts => match b.log.offset_for_timestamp(&l, ts) {
-                                Ok(Some((off, t))) => {
-                                    pr.offset = off;
-                                    pr.timestamp = t;
-                                }
-                                Ok(None) => {}
-                                Err(e) => pr.error_code = err::log_error(&e),
-                            },
-                        }
+            match leader_log(b, &view, &name, p.partition_index, epoch) {
+                Err(c) => pr.error_code = c,
+                Ok((le, l)) => {
+                    let o = l.offsets();
+                    if version >= 4 {
+                        pr.leader_epoch = le;
                     }
-                },
+                    match p.timestamp {
+                        -1 => pr.offset = o.high_watermark,
+                        -2 => pr.offset = o.log_start,
+                        -3 => {
+                            if let Some((ts, off)) = l.max_timestamp() {
+                                pr.timestamp = ts;
+                                pr.offset = off;
+                            }
+                        }
+                        ts => match b.log.offset_for_timestamp(&l, ts) {
+                            Ok(Some((off, t))) => {
+                                pr.offset = off;
+                                pr.timestamp = t;
+                            }
+                            Ok(None) => {}
+                            Err(e) => pr.error_code = err::log_error(&e),
+                        },
+                    }
+                }
             }
             parts.push(pr);
         }
@@ -86,16 +83,13 @@ pub(super) fn offset_for_leader_epoch(
                 .with_partition(p.partition)
                 .with_leader_epoch(-1)
                 .with_end_offset(-1);
-            match lookup(b, &view, &name, p.partition, p.current_leader_epoch) {
-                Lookup::Err(c) => e.error_code = c,
-                Lookup::Ok(..) => match local_log(b, &name, p.partition) {
-                    Err(c) => e.error_code = c,
-                    Ok(l) => {
-                        let (ep, end) = l.end_offset_for_epoch(p.leader_epoch);
-                        e.leader_epoch = ep;
-                        e.end_offset = end;
-                    }
-                },
+            match leader_log(b, &view, &name, p.partition, p.current_leader_epoch) {
+                Err(c) => e.error_code = c,
+                Ok((_, l)) => {
+                    let (ep, end) = l.end_offset_for_epoch(p.leader_epoch);
+                    e.leader_epoch = ep;
+                    e.end_offset = end;
+                }
             }
             parts.push(e);
         }

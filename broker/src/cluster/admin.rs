@@ -36,6 +36,21 @@ pub enum AdminError {
     NeedsCoordinator,
 }
 
+/// A leader's ISR change for one partition: who writes (`me`, leading at
+/// `epoch`), what it last saw (`cached_isr` at znode version
+/// `cached_version`, -1 = unknown) and the members to add and remove.
+#[derive(Debug, Clone, Copy)]
+pub struct IsrChange<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub me: i32,
+    pub epoch: i32,
+    pub cached_isr: &'a [i32],
+    pub cached_version: i32,
+    pub add: &'a [i32],
+    pub remove: &'a [i32],
+}
+
 /// A topic to create, as CreateTopics (or auto-creation) describes it.
 #[derive(Debug, Clone)]
 pub struct NewTopic {

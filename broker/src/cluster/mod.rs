@@ -17,7 +17,7 @@ pub mod zk;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use admin::{validate_topic_name, AdminError, NewTopic};
+pub use admin::{validate_topic_name, AdminError, IsrChange, NewTopic};
 use metadata::{BrokerInfo, MetadataCache};
 use standalone::Standalone;
 use zk::{ZkCluster, ZkStartError};
@@ -118,31 +118,14 @@ impl Cluster {
     /// A leader's ISR change, written conditionally on the state znode's
     /// version (see `zk::ZkCluster::write_isr`). Standalone has no followers:
     /// nothing to write.
-    #[allow(clippy::too_many_arguments)]
     pub async fn write_isr(
         &self,
-        topic: &str,
-        partition: i32,
-        me: i32,
-        epoch: i32,
-        cached_isr: &[i32],
-        cached_version: i32,
-        add: &[i32],
-        remove: &[i32],
+        change: &IsrChange<'_>,
     ) -> Result<Option<(Vec<i32>, i32)>, AdminError> {
         match self {
             Cluster::Standalone(_) => Ok(None),
             Cluster::Zk(z) => z
-                .write_isr(
-                    topic,
-                    partition,
-                    me,
-                    epoch,
-                    cached_isr,
-                    cached_version,
-                    add,
-                    remove,
-                )
+                .write_isr(change)
                 .await
                 .map_err(|e| AdminError::Unavailable(e.to_string())),
         }

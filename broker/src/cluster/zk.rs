@@ -19,7 +19,9 @@ use fjord_coord::proto::{Acl, ErrorCode, MultiOp, MultiResult};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Mutex};
 
-use super::admin::{new_base64_uuid, parse_base64_uuid, plan_assignment, AdminError, NewTopic};
+use super::admin::{
+    new_base64_uuid, parse_base64_uuid, plan_assignment, AdminError, IsrChange, NewTopic,
+};
 use super::controller::{plan_partition, preferred_moves, Plan};
 use super::metadata::{
     assign_replicas, BrokerInfo, MetadataCache, PartitionMeta, PartitionState, TopicMeta,
@@ -567,18 +569,20 @@ impl ZkCluster {
     /// committed ISR and the new version, or None if the znode no longer names
     /// us leader at `epoch` (we were replaced: nothing to write). Each change
     /// also leaves an `/isr_change_notification/isr_change_` node, as Kafka does.
-    #[allow(clippy::too_many_arguments)]
     pub async fn write_isr(
         &self,
-        topic: &str,
-        partition: i32,
-        me: i32,
-        epoch: i32,
-        cached_isr: &[i32],
-        cached_version: i32,
-        add: &[i32],
-        remove: &[i32],
+        change: &IsrChange<'_>,
     ) -> Result<Option<(Vec<i32>, i32)>, ZkError> {
+        let IsrChange {
+            topic,
+            partition,
+            me,
+            epoch,
+            cached_isr,
+            cached_version,
+            add,
+            remove,
+        } = *change;
         let zk = self.zk();
         let path = format!("/brokers/topics/{topic}/partitions/{partition}/state");
         let cached_cepoch = self

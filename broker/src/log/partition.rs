@@ -328,15 +328,7 @@ impl PState {
     /// sequence. The leader's and the follower's appends share this.
     pub(crate) fn record_batch(&mut self, h: &BatchHeader, base: i64, last: i64, data: &Bytes) {
         self.next_offset = last + 1;
-        self.index.insert(
-            base,
-            BatchMeta {
-                last_offset: last,
-                max_timestamp: h.max_timestamp,
-                size: data.len() as u32,
-            },
-        );
-        self.size_bytes += data.len() as u64;
+        self.index_batch(h, base, last, data.len());
         self.cache_bytes += data.len();
         self.cache.push_back((base, last, data.clone()));
         while self.cache_bytes > TAIL_CACHE_BYTES && self.cache.len() > 1 {
@@ -344,6 +336,20 @@ impl PState {
                 self.cache_bytes -= d.len();
             }
         }
+    }
+
+    /// Index a stored batch at `base..=last` of `size` bytes and note its
+    /// producer's sequence (recovery, and every append through `record_batch`).
+    pub(crate) fn index_batch(&mut self, h: &BatchHeader, base: i64, last: i64, size: usize) {
+        self.index.insert(
+            base,
+            BatchMeta {
+                last_offset: last,
+                max_timestamp: h.max_timestamp,
+                size: size as u32,
+            },
+        );
+        self.size_bytes += size as u64;
         if h.producer_id >= 0 {
             note_producer(&mut self.producers, h, base, last);
         }

@@ -99,18 +99,7 @@ impl LogStore {
                         // Left behind by a retention run interrupted before DeleteRange.
                         return Ok(true);
                     }
-                    s.index.insert(
-                        base,
-                        BatchMeta {
-                            last_offset: last,
-                            max_timestamp: h.max_timestamp,
-                            size: v.len() as u32,
-                        },
-                    );
-                    s.size_bytes += v.len() as u64;
-                    if h.producer_id >= 0 {
-                        note_producer(&mut s.producers, &h, base, last);
-                    }
+                    s.index_batch(&h, base, last, v.len());
                     next = last + 1;
                     Ok(true)
                 })?;

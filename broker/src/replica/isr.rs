@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::manager::{Key, ReplicaManager};
+use crate::cluster::IsrChange;
 use crate::log::Partition;
 
 /// Leader side: every so often (and when nudged), shrink the ISR by followers
@@ -90,9 +91,16 @@ pub async fn isr_loop(rm: Arc<ReplicaManager>) {
             }
             let res = rm
                 .cluster
-                .write_isr(
-                    &key.0, key.1, rm.me, epoch, &committed, version, &add, &remove,
-                )
+                .write_isr(&IsrChange {
+                    topic: &key.0,
+                    partition: key.1,
+                    me: rm.me,
+                    epoch,
+                    cached_isr: &committed,
+                    cached_version: version,
+                    add: &add,
+                    remove: &remove,
+                })
                 .await;
             let mut led = rm.led.lock();
             let Some(l) = led.get_mut(&key) else { continue };
