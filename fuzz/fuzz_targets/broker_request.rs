@@ -4,7 +4,7 @@
 //! partition's record batches and patch their headers, and re-encode the body.
 //! Whatever arrives, nothing may panic or abort.
 //!
-//! The broker's `codec`, `batch` and `alloc_guard` modules are compiled in
+//! The broker's `wire::codec`, `batch` and `alloc_guard` modules are compiled in
 //! directly (they depend on nothing else in the crate), so this target needs
 //! no RocksDB build. The allocator guard is installed as in fjord-broker: the
 //! `kafka-protocol` decoder reserves capacity from wire lengths, and the guard
