@@ -1,25 +1,34 @@
-//! fjord-broker: the Kafka half of Fjord (see DESIGN.md → Broker).
+//! fjord-broker: the Kafka half of Fjord (docs/architecture.md → Broker).
 //!
-//! Modules: `config` (server.properties), `codec` (wire glue over the
-//! kafka-protocol crate), `server` (listener and connections), `handlers` (API
-//! handlers), `batch` (record batch headers), `log` (partition log on RocksDB),
-//! `metadata` (watch-fed cache), `cluster` + `zk` (cluster state), `broker`
-//! (shared state and background tasks).
+//! Modules, top down (dependencies point one way; `scripts/check-cycles.py
+//! broker/src` checks there is no cycle):
+//! * `server` — listener and connections; hands each decoded request to
+//! * `api` — one file per Kafka API group and the one dispatch `match`;
+//! * `broker` — wires the pieces below together (the handles `api` reads);
+//! * `group` — consumer groups and committed offsets (state, no wire);
+//! * `replica` — roles, follower fetchers, ISR upkeep, acks=all waits;
+//! * `log` — the partition log on RocksDB (partition state, group commit,
+//!   the high-watermark rule, retention);
+//! * `cluster` — cluster state in fjord-coord or standalone, behind one
+//!   interface, with the metadata cache and the controller's pure rules;
+//! * `wire` — request/response codec, Kafka error codes, the clock.
+//!
+//! Beside them: `config` (server.properties), `batch` (record batch headers),
+//! `client` (the Kafka client the replica fetchers and the CLI use) and
+//! `alloc_guard` (the process allocator guard).
 
 pub mod alloc_guard;
+pub mod api;
 pub mod batch;
 pub mod broker;
 pub mod client;
 pub mod cluster;
-pub mod codec;
 pub mod config;
 pub mod group;
-pub mod handlers;
 pub mod log;
-pub mod metadata;
 pub mod replica;
 pub mod server;
-pub mod zk;
+pub mod wire;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

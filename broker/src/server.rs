@@ -10,9 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::api::{self, Pending};
 use crate::broker::Broker;
-use crate::codec::{self, Decoded};
-use crate::handlers::{self, Pending};
+use crate::wire::codec::{self, Decoded};
 
 /// Frames allowed before the first valid request (a stranger's first bytes
 /// must not make us allocate socket.request.max.bytes).
@@ -147,7 +147,7 @@ async fn connection(b: Arc<Broker>, sock: TcpStream) -> anyhow::Result<()> {
                     let key = req.api_key;
                     let version = req.version;
                     let corr = req.header.correlation_id;
-                    let fut = handlers::dispatch(&b, *req);
+                    let fut = api::dispatch(&b, *req);
                     if tx
                         .send(Out::Pending(key, version, corr, fut))
                         .await

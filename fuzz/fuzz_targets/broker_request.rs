@@ -4,7 +4,7 @@
 //! partition's record batches and patch their headers, and re-encode the body.
 //! Whatever arrives, nothing may panic or abort.
 //!
-//! The broker's `codec` and `alloc_guard` modules and fjord-kafka's `batch`
+//! The broker's `wire::codec` and `alloc_guard` modules and fjord-kafka's `batch`
 //! are compiled in directly (they depend on nothing else in their crates), so
 //! this target needs no RocksDB build. The allocator guard is installed as in fjord-broker: the
 //! `kafka-protocol` decoder reserves capacity from wire lengths, and the guard
@@ -17,7 +17,7 @@ mod alloc_guard;
 #[path = "../../clients/kafka/src/batch.rs"]
 #[allow(dead_code)]
 mod batch;
-#[path = "../../broker/src/codec.rs"]
+#[path = "../../broker/src/wire/codec.rs"]
 #[allow(dead_code)]
 mod codec;
 

@@ -1,4 +1,5 @@
-//! Committed offsets, kept in the coordinator as DESIGN.md's znode table says:
+//! Committed offsets, kept in the coordinator as the znode table says
+//! (docs/architecture.md):
 //! `/consumers/<group>/offsets/<topic>/<partition>` holding
 //! `{"version":1,"offset":42,"leader_epoch":-1,"metadata":"","timestamp":<ms>}`.
 //!
@@ -7,7 +8,9 @@
 //! group's coordinator already knows its offsets. A commit of many partitions
 //! is one multi (creating missing nodes, setting existing ones), and commits
 //! from many requests are pipelined on one session, so throughput is bounded by
-//! the coordinator's group commit, not by a round trip per partition.
+//! the coordinator's group commit, not by a round trip per partition. That
+//! session is the broker's one coordinator session, owned by `cluster::zk`
+//! and handed over at startup as a watch of the current session.
 //!
 //! Without `zookeeper.connect` (standalone mode) offsets live in
 //! `<log.dirs>/consumer-offsets.json`, written behind a coalescing writer.
@@ -157,8 +160,8 @@ enum Backend {
 }
 
 struct ZkBackend {
-    connect: String,
-    session: Duration,
+    /// The broker's coordinator session while it is usable (None between
+    /// sessions and after shutdown).
     client: RwLock<Option<ZkClient>>,
     /// Watch events our own successful writes will cause (skipped, not re-read).
     expected: Mutex<HashMap<String, u32>>,
@@ -186,16 +189,16 @@ enum Applied {
 }
 
 impl OffsetStore {
-    /// Start the store: a coordinator session (with watch and loader) when
-    /// `connect` is set, else the local file. Returns at once; `ready()` turns
-    /// true once offsets are loaded.
+    /// Start the store: on the broker's coordinator session (`sessions`: the
+    /// current one and each one after an expiry; a watch and a loader run on
+    /// it), or, standalone (None), on the local file. Returns at once;
+    /// `ready()` turns true once offsets are loaded.
     pub fn start(
-        connect: &str,
-        session: Duration,
+        sessions: Option<watch::Receiver<ZkClient>>,
         log_dir: PathBuf,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<OffsetStore> {
-        if connect.trim().is_empty() {
+        let Some(sessions) = sessions else {
             let (persisted, _) = watch::channel(0);
             let store = Arc::new(OffsetStore {
                 cache: Mutex::new(HashMap::new()),
@@ -211,19 +214,17 @@ impl OffsetStore {
             store.load_local();
             tokio::spawn(local_writer(store.clone(), shutdown));
             return store;
-        }
+        };
         let store = Arc::new(OffsetStore {
             cache: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
             seq: AtomicU64::new(0),
             backend: Backend::Zk(ZkBackend {
-                connect: connect.trim().to_string(),
-                session,
                 client: RwLock::new(None),
                 expected: Mutex::new(HashMap::new()),
             }),
         });
-        tokio::spawn(zk_task(store.clone(), shutdown));
+        tokio::spawn(zk_task(store.clone(), sessions, shutdown));
         store
     }
 
@@ -819,34 +820,42 @@ async fn load_group(zk: &ZkClient, group: &str) -> Result<GroupNodes, ZkError> {
     Ok(gn)
 }
 
-async fn connect_retry(z: &ZkBackend, shutdown: &mut watch::Receiver<bool>) -> Option<ZkClient> {
-    let mut backoff = Duration::from_millis(100);
+/// The broker's coordinator session once usable: the current one, or after
+/// an expiry the next one the cluster state establishes. None on shutdown.
+async fn next_session(
+    sessions: &mut watch::Receiver<ZkClient>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<ZkClient> {
     loop {
         if *shutdown.borrow() {
             return None;
         }
-        match ZkClient::connect(&z.connect, z.session).await {
-            Ok(c) => return Some(c),
-            Err(e) => {
-                tracing::warn!(error = %e, "offsets: coordinator not reachable; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => return None,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
+        let zk = sessions.borrow_and_update().clone();
+        let state = *zk.state().borrow();
+        if !matches!(state, SessionState::Expired | SessionState::Closed) {
+            return Some(zk);
+        }
+        tokio::select! {
+            r = sessions.changed() => if r.is_err() { return None },
+            _ = shutdown.changed() => return None,
         }
     }
 }
 
-/// Owns the offsets session: connect, watch /consumers, load, keep the cache
-/// fed; reconnect on expiry; close on shutdown.
-async fn zk_task(store: Arc<OffsetStore>, mut shutdown: watch::Receiver<bool>) {
+/// Runs the offsets side of the broker's session: watch /consumers, load,
+/// keep the cache fed; after an expiry, start over on the cluster's next
+/// session. The session itself belongs to the cluster state (`cluster::zk`),
+/// which opens, re-establishes and closes it.
+async fn zk_task(
+    store: Arc<OffsetStore>,
+    mut sessions: watch::Receiver<ZkClient>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let Backend::Zk(z) = &store.backend else {
         return;
     };
     'session: loop {
-        let Some(zk) = connect_retry(z, &mut shutdown).await else {
+        let Some(zk) = next_session(&mut sessions, &mut shutdown).await else {
             return;
         };
         let mut events = loop {
@@ -871,6 +880,7 @@ async fn zk_task(store: Arc<OffsetStore>, mut shutdown: watch::Receiver<bool>) {
                 Err(e) => {
                     tracing::warn!(error = %e, "offsets: cannot watch /consumers; retrying");
                     if matches!(e, ZkError::SessionExpired | ZkError::Closed) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         continue 'session;
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -953,7 +963,7 @@ async fn zk_task(store: Arc<OffsetStore>, mut shutdown: watch::Receiver<bool>) {
                     let s = *state.borrow();
                     match s {
                         SessionState::Expired => {
-                            tracing::warn!("offsets: coordinator session expired; reconnecting");
+                            tracing::warn!("offsets: coordinator session expired; waiting for the next one");
                             break;
                         }
                         SessionState::Closed => break,
@@ -969,7 +979,6 @@ async fn zk_task(store: Arc<OffsetStore>, mut shutdown: watch::Receiver<bool>) {
                 }
                 _ = shutdown.changed() => {
                     *z.client.write() = None;
-                    zk.close().await;
                     applier.abort();
                     return;
                 }
@@ -977,7 +986,6 @@ async fn zk_task(store: Arc<OffsetStore>, mut shutdown: watch::Receiver<bool>) {
         }
         *z.client.write() = None;
         applier.abort();
-        zk.close().await;
     }
 }
 

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 use tokio::sync::oneshot;
 
-use super::err;
+use crate::wire::error as err;
 
 /// How long a brand-new member may wait in a join without heartbeating (Kafka's
 /// NewMemberJoinTimeoutMs).

@@ -157,7 +157,7 @@ pub fn encode_response(
 /// The v0-shaped ApiVersions answer with UNSUPPORTED_VERSION (35).
 pub fn api_versions_fallback(correlation_id: i32) -> anyhow::Result<Bytes> {
     let body = ApiVersionsResponse::default()
-        .with_error_code(35)
+        .with_error_code(kafka_protocol::error::ResponseError::UnsupportedVersion.code())
         .with_api_keys(api_versions_table());
     encode_response(
         ApiKey::ApiVersions,

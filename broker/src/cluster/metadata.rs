@@ -85,6 +85,28 @@ pub struct ClusterView {
     pub shutting_down: BTreeSet<i32>,
 }
 
+impl ClusterView {
+    /// Partitions the controller still owes a controlled shutdown of broker
+    /// `me`: led by it with another live, in-sync, not-stopping replica to
+    /// take over, or led elsewhere with `me` still in the ISR.
+    pub fn shutdown_pending(&self, me: i32) -> usize {
+        let other_ok =
+            |r: &i32| *r != me && self.brokers.contains_key(r) && !self.shutting_down.contains(r);
+        self.topics
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            .filter_map(|p| p.state.as_ref())
+            .filter(|s| {
+                if s.leader == me {
+                    s.isr.iter().any(other_ok)
+                } else {
+                    s.isr.contains(&me) && other_ok(&s.leader)
+                }
+            })
+            .count()
+    }
+}
+
 /// Shared, swappable cluster view plus a change signal for the reconciler.
 pub struct MetadataCache {
     view: RwLock<Arc<ClusterView>>,

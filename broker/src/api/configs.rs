@@ -1,0 +1,235 @@
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs: topic
+//! overrides (kept by `cluster::Cluster`) and the broker's static config, with
+//! Kafka's config sources and synonyms.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::*;
+
+use super::common::*;
+use crate::broker::Broker;
+use crate::cluster::AdminError;
+use crate::wire::error as err;
+
+/// (name, value, source, synonyms as (name, value, source)).
+type ConfigEntry = (String, String, i8, Vec<(String, String, i8)>);
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+pub(super) fn describe_configs(
+    b: &Arc<Broker>,
+    r: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
+    let view = b.cache.view();
+    let defaults = crate::config::topic_config_defaults(&b.config);
+    let mut results = Vec::new();
+    for res in r.resources {
+        let name = res.resource_name.to_string();
+        let keys: Option<Vec<String>> = res
+            .configuration_keys
+            .as_ref()
+            .map(|k| k.iter().map(|x| x.to_string()).collect());
+        let want = |k: &str| keys.as_ref().is_none_or(|ks| ks.iter().any(|x| x == k));
+        let mut out = describe_configs_response::DescribeConfigsResult::default()
+            .with_resource_type(res.resource_type)
+            .with_resource_name(res.resource_name.clone());
+        let mut entries: Vec<ConfigEntry> = Vec::new();
+        match res.resource_type {
+            RESOURCE_TOPIC => match view.topics.get(&name) {
+                None => {
+                    out.error_code = err::UNKNOWN_TOPIC_OR_PARTITION;
+                    out.error_message = Some(s("unknown topic"));
+                }
+                Some(t) => {
+                    for (k, broker_key, def) in &defaults {
+                        if !want(k) {
+                            continue;
+                        }
+                        let mut syn = Vec::new();
+                        let static_val = broker_key.and_then(|bk| b.config.raw.get(bk).cloned());
+                        let (val, src) = match t.configs.get(*k) {
+                            Some(v) => {
+                                syn.push((k.to_string(), v.clone(), SOURCE_DYNAMIC_TOPIC));
+                                (v.clone(), SOURCE_DYNAMIC_TOPIC)
+                            }
+                            None => match &static_val {
+                                Some(v) => (v.clone(), SOURCE_STATIC_BROKER),
+                                None => (def.clone(), SOURCE_DEFAULT),
+                            },
+                        };
+                        if let (Some(bk), Some(v)) = (broker_key, &static_val) {
+                            syn.push((bk.to_string(), v.clone(), SOURCE_STATIC_BROKER));
+                        }
+                        if let Some(bk) = broker_key {
+                            syn.push((bk.to_string(), def.clone(), SOURCE_DEFAULT));
+                        }
+                        entries.push((k.to_string(), val, src, syn));
+                    }
+                }
+            },
+            RESOURCE_BROKER => {
+                if name.parse::<i32>().ok().is_some_and(|id| id != b.id()) && !name.is_empty() {
+                    out.error_code = err::INVALID_REQUEST;
+                    out.error_message = Some(s("not this broker"));
+                } else {
+                    for (k, v) in &b.config.raw {
+                        if want(k) {
+                            entries.push((k.clone(), v.clone(), SOURCE_STATIC_BROKER, Vec::new()));
+                        }
+                    }
+                    for (_, bk, def) in &defaults {
+                        if let Some(bk) = bk {
+                            if !b.config.raw.contains_key(*bk) && want(bk) {
+                                entries.push((
+                                    bk.to_string(),
+                                    def.clone(),
+                                    SOURCE_DEFAULT,
+                                    Vec::new(),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {
+                out.error_code = err::INVALID_REQUEST;
+                out.error_message = Some(s("unsupported resource type"));
+            }
+        }
+        for (k, v, src, syn) in entries {
+            let mut c = describe_configs_response::DescribeConfigsResourceResult::default()
+                .with_name(s(&k))
+                .with_value(Some(s(&v)))
+                .with_config_source(src);
+            if r.include_synonyms {
+                c.synonyms = syn
+                    .into_iter()
+                    .map(|(n, v, src)| {
+                        describe_configs_response::DescribeConfigsSynonym::default()
+                            .with_name(s(&n))
+                            .with_value(Some(s(&v)))
+                            .with_source(src)
+                    })
+                    .collect();
+            }
+            if version >= 3 {
+                c.config_type = 0;
+            }
+            out.configs.push(c);
+        }
+        results.push(out);
+    }
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+pub(super) async fn alter_configs(b: &Arc<Broker>, r: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut out = Vec::new();
+    for res in r.resources {
+        let mut rr = alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(res.resource_type)
+            .with_resource_name(res.resource_name.clone());
+        if res.resource_type != RESOURCE_TOPIC {
+            rr.error_code = err::INVALID_REQUEST;
+            rr.error_message = Some(s("only topic configs can be altered"));
+        } else {
+            let cfg: BTreeMap<String, String> = res
+                .configs
+                .iter()
+                .filter_map(|c| {
+                    c.value
+                        .as_ref()
+                        .map(|v| (c.name.to_string(), v.to_string()))
+                })
+                .collect();
+            let e = if r.validate_only {
+                cfg.iter()
+                    .try_for_each(|(k, v)| crate::config::validate_topic_config(k, v))
+                    .map_err(AdminError::InvalidConfig)
+            } else {
+                b.cluster.set_topic_configs(&res.resource_name, cfg).await
+            };
+            if let Err(e) = e {
+                rr.error_code = err::admin_error(&e);
+                rr.error_message = Some(s(&e.to_string()));
+            }
+        }
+        out.push(rr);
+    }
+    AlterConfigsResponse::default().with_responses(out)
+}
+
+pub(super) async fn incremental_alter_configs(
+    b: &Arc<Broker>,
+    r: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut out = Vec::new();
+    for res in r.resources {
+        let mut rr = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(res.resource_type)
+            .with_resource_name(res.resource_name.clone());
+        let name = res.resource_name.to_string();
+        let current = b.cache.view().topics.get(&name).map(|t| t.configs.clone());
+        let result = if res.resource_type != RESOURCE_TOPIC {
+            Err(AdminError::InvalidConfig(
+                "only topic configs can be altered".into(),
+            ))
+        } else if let Some(mut cfg) = current {
+            let mut bad = None;
+            for c in &res.configs {
+                let k = c.name.to_string();
+                let v = c.value.as_ref().map(|x| x.to_string()).unwrap_or_default();
+                match c.config_operation {
+                    0 => {
+                        cfg.insert(k, v);
+                    }
+                    1 => {
+                        cfg.remove(&k);
+                    }
+                    2 => {
+                        let e = cfg.entry(k).or_default();
+                        if !e.is_empty() {
+                            e.push(',');
+                        }
+                        e.push_str(&v);
+                    }
+                    3 => {
+                        if let Some(e) = cfg.get_mut(&k) {
+                            *e = e
+                                .split(',')
+                                .filter(|x| *x != v)
+                                .collect::<Vec<_>>()
+                                .join(",");
+                        }
+                    }
+                    _ => bad = Some(AdminError::InvalidConfig("bad operation".into())),
+                }
+            }
+            match bad {
+                Some(e) => Err(e),
+                None if r.validate_only => cfg
+                    .iter()
+                    .try_for_each(|(k, v)| crate::config::validate_topic_config(k, v))
+                    .map_err(AdminError::InvalidConfig),
+                None => b.cluster.set_topic_configs(&name, cfg).await,
+            }
+        } else {
+            Err(AdminError::UnknownTopic)
+        };
+        if let Err(e) = result {
+            rr.error_code = if matches!(e, AdminError::InvalidConfig(_)) {
+                err::INVALID_CONFIG
+            } else {
+                err::admin_error(&e)
+            };
+            rr.error_message = Some(s(&e.to_string()));
+        }
+        out.push(rr);
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(out)
+}

@@ -1,0 +1,145 @@
+//! Produce: validate each partition (leader, acks, size, min.insync.replicas),
+//! append in the connection's read order (so offsets follow request order),
+//! then wait for the group commit and, for acks=all, the high watermark.
+//! The submit half runs synchronously in `dispatch`; the returned future waits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::*;
+
+use super::common::*;
+use crate::batch;
+use crate::broker::Broker;
+use crate::cluster::metadata::TopicMeta;
+use crate::log::{LogError, Partition};
+use crate::wire::error as err;
+
+pub(super) fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -> Pending {
+    let acks = r.acks;
+    let view = b.cache.view();
+    let timeout = Duration::from_millis(r.timeout_ms.clamp(0, 300_000) as u64);
+    /// (topic index, partition index, write done, acks=all: partition, last
+    /// offset, min.insync.replicas).
+    type Waiter = (
+        usize,
+        usize,
+        tokio::sync::oneshot::Receiver<Result<(), String>>,
+        Option<(Arc<Partition>, i64, usize)>,
+    );
+    let mut waits: Vec<Waiter> = Vec::new();
+    let mut topics: Vec<produce_response::TopicProduceResponse> =
+        Vec::with_capacity(r.topic_data.len());
+    for (ti, td) in r.topic_data.into_iter().enumerate() {
+        let name = td.name.0.to_string();
+        let mut parts = Vec::with_capacity(td.partition_data.len());
+        for (pi, pd) in td.partition_data.into_iter().enumerate() {
+            let mut resp = produce_response::PartitionProduceResponse::default()
+                .with_index(pd.index)
+                .with_base_offset(-1);
+            let code = if r.transactional_id.is_some() {
+                err::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            } else if !(-1..=1).contains(&acks) {
+                err::INVALID_REQUIRED_ACKS
+            } else {
+                match lookup(b, &view, &name, pd.index, -1) {
+                    Lookup::Err(c) => c,
+                    Lookup::Ok(t, epoch) => {
+                        let records = pd.records.unwrap_or_default();
+                        let isr_len = t
+                            .partitions
+                            .iter()
+                            .find(|p| p.index == pd.index)
+                            .map(|p| p.isr().len() as i32)
+                            .unwrap_or(0);
+                        let min_isr = t
+                            .configs
+                            .get("min.insync.replicas")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(b.config.min_insync_replicas);
+                        if records.len() > max_message_bytes(b, &t) + 12 {
+                            err::MESSAGE_TOO_LARGE
+                        } else if acks == -1 && isr_len < min_isr {
+                            err::NOT_ENOUGH_REPLICAS
+                        } else {
+                            match local_log(b, &name, pd.index) {
+                                Err(c) => c,
+                                Ok(p) => match batch::split_batches(&records) {
+                                    Err(e) => err::log_error(&LogError::Batch(e)),
+                                    Ok(batches) => match b.log.append(&p, batches, epoch) {
+                                        Err(e) => err::log_error(&e),
+                                        Ok(a) => {
+                                            resp.base_offset = a.base_offset;
+                                            if version >= 5 {
+                                                resp.log_start_offset = a.log_start;
+                                            }
+                                            let all = (acks == -1).then(|| {
+                                                (p.clone(), a.last_offset, min_isr.max(1) as usize)
+                                            });
+                                            waits.push((ti, pi, a.done, all));
+                                            metrics::counter!(
+                                                "kafka_server_brokertopicmetrics_bytesin_total"
+                                            )
+                                            .increment(records.len() as u64);
+                                            err::NONE
+                                        }
+                                    },
+                                },
+                            }
+                        }
+                    }
+                }
+            };
+            resp.error_code = code;
+            if code != err::NONE {
+                resp.base_offset = -1;
+            }
+            parts.push(resp);
+        }
+        topics.push(
+            produce_response::TopicProduceResponse::default()
+                .with_name(td.name)
+                .with_partition_responses(parts),
+        );
+    }
+    Box::pin(async move {
+        let deadline = tokio::time::Instant::now() + timeout.max(Duration::from_millis(1));
+        for (ti, pi, rx, all) in waits {
+            let res = tokio::time::timeout_at(deadline, rx).await;
+            let mut code = match res {
+                Ok(Ok(Ok(()))) => err::NONE,
+                Ok(Ok(Err(_))) | Ok(Err(_)) => err::KAFKA_STORAGE_ERROR,
+                Err(_) => err::REQUEST_TIMED_OUT,
+            };
+            if let (err::NONE, Some((p, last, min_isr))) = (code, all) {
+                code = crate::replica::wait_committed(&p, last, min_isr, deadline).await;
+            }
+            if code != err::NONE {
+                if let Some(p) = topics
+                    .get_mut(ti)
+                    .and_then(|t| t.partition_responses.get_mut(pi))
+                {
+                    p.error_code = code;
+                    p.base_offset = -1;
+                }
+            }
+        }
+        if acks == 0 {
+            return None;
+        }
+        Some(ResponseKind::Produce(
+            ProduceResponse::default().with_responses(topics),
+        ))
+    })
+}
+
+/// Topic-level message size limit: max.message.bytes, else the broker's
+/// message.max.bytes.
+fn max_message_bytes(b: &Broker, topic: &TopicMeta) -> usize {
+    topic
+        .configs
+        .get("max.message.bytes")
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or(b.config.message_max_bytes)
+        .max(0) as usize
+}

@@ -1,0 +1,29 @@
+//! The log's failure type. A leaf: the codes clients see for each variant
+//! are chosen in `wire::error`.
+
+use crate::batch;
+
+/// Log failures, mapped to Kafka error codes in `wire::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("rocksdb: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("corrupt record batch: {0}")]
+    Batch(#[from] batch::BatchError),
+    #[error("out of order sequence number")]
+    OutOfOrderSequence,
+    #[error("invalid producer epoch")]
+    InvalidProducerEpoch,
+    #[error("offset out of range")]
+    OffsetOutOfRange,
+    #[error("partition log is offline after a storage error")]
+    Offline,
+    #[error("log writer stopped")]
+    Stopped,
+    #[error("corrupt metadata in the log store: {0}")]
+    Meta(String),
+    #[error("this replica is not the partition's leader")]
+    NotLeader,
+    #[error("replicated batch at offset {got} does not continue the log end {expected}")]
+    NonContiguous { expected: i64, got: i64 },
+}

@@ -1,0 +1,40 @@
+//! The partition log on RocksDB (docs/architecture.md → Log).
+//!
+//! One DB per broker. Column family `log`: key = partition id (u32 BE) + base
+//! offset (u64 BE), value = the producer's batch bytes verbatim with only
+//! baseOffset and partitionLeaderEpoch patched. Column family `meta`: partition
+//! registry, log start offsets, leader-epoch cache.
+//!
+//! Appends assign offsets under the partition's lock and hand the batch to one
+//! writer thread, which drains everything queued into a single RocksDB
+//! WriteBatch (group commit); the high watermark advances when that write
+//! returns, and waiting fetches are woken. Per-partition state (offsets, batch
+//! index, recent batches, producer sequences) lives in memory and is rebuilt
+//! from the DB on open.
+//!
+//! Children, bottom up: `error`, `hw` (roles, follower state, the
+//! high-watermark rule), `partition` (in-memory state), `partition_store`
+//! (the storage trait) with `rocks` (RocksDB, key layout in `keys`) and
+//! `memory` (its in-memory twin for tests), `writer` (group commit), `store`
+//! (`LogStore`), `retention` (the periodic retention task), `producer_ids`
+//! (producer id allocation).
+//! This file only re-exports; children never reference it.
+
+pub mod error;
+pub mod hw;
+pub mod keys;
+pub mod memory;
+pub mod partition;
+pub mod partition_store;
+pub mod producer_ids;
+pub mod retention;
+pub mod rocks;
+pub mod store;
+pub mod writer;
+
+pub use error::LogError;
+pub use hw::{FollowerState, Role};
+pub use partition::{Offsets, Partition};
+pub use partition_store::PartitionStore;
+pub use store::{Appended, LogStore};
+pub use writer::FlushPolicy;

@@ -1,0 +1,207 @@
+//! The RocksDB `PartitionStore`: one DB per broker with the key layout of
+//! `keys` (column family `log` for batches, `meta` for the registry, log
+//! starts and epochs), tuned for large sequential batches.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+
+use super::error::LogError;
+use super::keys::*;
+use super::partition_store::{PartitionStore, Registered, Visit};
+
+/// Partition logs in a RocksDB database.
+pub struct RocksStore {
+    db: DB,
+}
+
+impl RocksStore {
+    /// Open (or create) the database under `<dir>/rocksdb`.
+    pub fn open(dir: &Path) -> Result<RocksStore, LogError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| LogError::Meta(format!("{}: {e}", dir.display())))?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_background_jobs(2);
+        opts.set_bytes_per_sync(8 << 20);
+        opts.set_max_total_wal_size(512 << 20);
+        let mut log_opts = Options::default();
+        log_opts.set_write_buffer_size(64 << 20);
+        log_opts.set_max_write_buffer_number(4);
+        log_opts.set_target_file_size_base(128 << 20);
+        log_opts.set_compression_type(rocksdb::DBCompressionType::None);
+        // Blob files (BlobDB) were measured: consume from offset 0 dropped from
+        // ~720k to ~390k msgs/s (one blob read per batch), so batches stay inline.
+        log_opts.set_enable_blob_files(false);
+        let meta_opts = Options::default();
+        let cfs = vec![
+            ColumnFamilyDescriptor::new(CF_LOG, log_opts),
+            ColumnFamilyDescriptor::new(CF_META, meta_opts),
+        ];
+        let db = DB::open_cf_descriptors(&opts, dir.join("rocksdb"), cfs)?;
+        Ok(RocksStore { db })
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, LogError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| LogError::Meta(format!("missing column family {name}")))
+    }
+}
+
+impl PartitionStore for RocksStore {
+    fn registered(&self) -> Result<Vec<Registered>, LogError> {
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_META)?);
+        it.seek(b"P");
+        let mut found = Vec::new();
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if k.first() != Some(&b'P') {
+                break;
+            }
+            let body = &k[1..];
+            let sep = body.len().checked_sub(5).filter(|&i| body[i] == 0);
+            let (Some(sep), Some(id)) = (sep, be_u32(v)) else {
+                return Err(LogError::Meta("bad partition registry key".into()));
+            };
+            let topic = String::from_utf8_lossy(&body[..sep]).into_owned();
+            let index =
+                i32::from_be_bytes([body[sep + 1], body[sep + 2], body[sep + 3], body[sep + 4]]);
+            found.push(Registered { topic, index, id });
+            it.next();
+        }
+        Ok(found)
+    }
+
+    fn log_start(&self, id: u32) -> Result<Option<i64>, LogError> {
+        Ok(self
+            .db
+            .get_cf(self.cf(CF_META)?, start_key(id))?
+            .map(|v| be_i64(&v).unwrap_or(0)))
+    }
+
+    fn epochs(&self, id: u32) -> Result<Vec<(i32, i64)>, LogError> {
+        let mut eit = self.db.raw_iterator_cf(self.cf(CF_META)?);
+        let prefix = epoch_key(id, i32::MIN);
+        eit.seek(&prefix[..5]);
+        let mut out = Vec::new();
+        while eit.valid() {
+            let (Some(k), Some(v)) = (eit.key(), eit.value()) else {
+                break;
+            };
+            if k.len() != 9 || k[..5] != prefix[..5] {
+                break;
+            }
+            let e = i32::from_be_bytes([k[5], k[6], k[7], k[8]]);
+            out.push((e, be_i64(v).unwrap_or(0)));
+            eit.next();
+        }
+        Ok(out)
+    }
+
+    fn scan(&self, id: u32, from: i64, to: i64, visit: Visit<'_>) -> Result<(), LogError> {
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_iterate_upper_bound(if to == i64::MAX {
+            log_key(id + 1, 0).to_vec()
+        } else {
+            log_key(id, to).to_vec()
+        });
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_LOG)?, ro);
+        it.seek(log_key(id, from));
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if k.len() != 12 || be_u32(k) != Some(id) || !visit(v)? {
+                break;
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+
+    fn register(&self, topic: &str, index: i32, id: u32) -> Result<(), LogError> {
+        self.db
+            .put_cf(self.cf(CF_META)?, part_key(topic, index), id.to_be_bytes())?;
+        Ok(())
+    }
+
+    fn put_epoch(&self, id: u32, epoch: i32, offset: i64) -> Result<(), LogError> {
+        self.db.put_cf(
+            self.cf(CF_META)?,
+            epoch_key(id, epoch),
+            offset.to_be_bytes(),
+        )?;
+        Ok(())
+    }
+
+    fn remove(&self, topic: &str, index: i32, id: u32) -> Result<(), LogError> {
+        let meta = self.cf(CF_META)?;
+        let mut wb = WriteBatch::default();
+        wb.delete_range_cf(self.cf(CF_LOG)?, log_key(id, 0), log_key(id + 1, 0));
+        wb.delete_cf(meta, part_key(topic, index));
+        wb.delete_cf(meta, start_key(id));
+        // Epoch keys sort by their big-endian bytes: bound by the id prefix, not by epoch value.
+        wb.delete_range_cf(meta, epoch_key(id, 0), epoch_key(id + 1, 0));
+        self.db.write(wb)?;
+        Ok(())
+    }
+
+    fn truncate(&self, id: u32, end: i64, epochs: &[i32]) -> Result<(), LogError> {
+        let meta = self.cf(CF_META)?;
+        let mut wb = WriteBatch::default();
+        wb.delete_range_cf(self.cf(CF_LOG)?, log_key(id, end), log_key(id + 1, 0));
+        for e in epochs {
+            wb.delete_cf(meta, epoch_key(id, *e));
+        }
+        self.db.write(wb)?;
+        Ok(())
+    }
+
+    fn reset(&self, id: u32, start: i64) -> Result<(), LogError> {
+        let mut wb = WriteBatch::default();
+        wb.put_cf(self.cf(CF_META)?, start_key(id), start.to_be_bytes());
+        wb.delete_range_cf(self.cf(CF_LOG)?, log_key(id, 0), log_key(id + 1, 0));
+        self.db.write(wb)?;
+        Ok(())
+    }
+
+    fn advance_start(&self, id: u32, start: i64) -> Result<(), LogError> {
+        let mut wb = WriteBatch::default();
+        wb.put_cf(self.cf(CF_META)?, start_key(id), start.to_be_bytes());
+        wb.delete_range_cf(self.cf(CF_LOG)?, log_key(id, 0), log_key(id, start));
+        self.db.write(wb)?;
+        Ok(())
+    }
+
+    fn append(&self, batches: &[(u32, i64, &Bytes)], sync: bool) -> Result<(), String> {
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let cf = self.cf(CF_LOG).map_err(|e| e.to_string())?;
+        let mut wb = WriteBatch::default();
+        for (id, base, data) in batches {
+            wb.put_cf(cf, log_key(*id, *base), data);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        self.db.write_opt(wb, &wo).map_err(|e| e.to_string())
+    }
+
+    fn compact(&self, id: u32) {
+        if let Ok(cf) = self.cf(CF_LOG) {
+            self.db
+                .compact_range_cf(cf, Some(log_key(id, 0)), Some(log_key(id, i64::MAX)));
+        }
+    }
+
+    fn flush(&self) -> Result<(), LogError> {
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+}
