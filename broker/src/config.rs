@@ -1,5 +1,5 @@
 //! Broker configuration: Kafka's `server.properties` keys, unchanged, so an
-//! operator's existing file works (DESIGN.md → Broker → Config keys).
+//! operator's existing file works (docs/operations.md lists them).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -13,15 +13,13 @@
 //!   interface, with the metadata cache and the controller's pure rules;
 //! * `wire` — request/response codec, Kafka error codes, the clock.
 //!
-//! Beside them: `config` (server.properties), `batch` (record batch headers),
-//! `client` (the Kafka client the replica fetchers and the CLI use) and
-//! `alloc_guard` (the process allocator guard).
+//! Beside them: `config` (server.properties) and `alloc_guard` (the process
+//! allocator guard). Record batches and the Kafka client the replica fetchers
+//! use come from `fjord-kafka`; the coordinator client from `fjord-zk`.
 
 pub mod alloc_guard;
 pub mod api;
-pub mod batch;
 pub mod broker;
-pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod group;

@@ -1,5 +1,5 @@
 //! `fjord`: one command for what kafka-topics, kafka-console-*, kafka-consumer-groups,
-//! kafka-configs and zkCli do (DESIGN.md → CLI).
+//! kafka-configs and zkCli do (README → Running it like ZooKeeper / Kafka).
 //!
 //! Each command family lives in its own module with a clap `Args` struct and an
 //! async `run`; this file only parses and dispatches, so adding `topic`,

@@ -23,7 +23,3 @@ pub mod session;
 pub mod tree;
 pub mod txnlog;
 pub mod watch;
-
-// Temporary: the broker still reaches the ZooKeeper client through this crate
-// (`fjord_coord::client`, `fjord_coord::proto`); remove once it uses fjord_zk.
-pub use fjord_zk::{client, jute, proto};

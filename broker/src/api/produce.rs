@@ -9,11 +9,11 @@ use std::time::Duration;
 use kafka_protocol::messages::*;
 
 use super::common::*;
-use crate::batch;
 use crate::broker::Broker;
 use crate::cluster::metadata::TopicMeta;
 use crate::log::{LogError, Partition};
 use crate::wire::error as err;
+use fjord_kafka::batch;
 
 pub(super) fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -> Pending {
     let acks = r.acks;

@@ -14,7 +14,6 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::dispatch;
-use crate::batch::tests::make_batch;
 use crate::broker::Broker;
 use crate::cluster::metadata::{
     BrokerInfo, MetadataCache, PartitionMeta, PartitionState, TopicMeta,
@@ -24,6 +23,7 @@ use crate::config::BrokerConfig;
 use crate::log::{FlushPolicy, LogStore};
 use crate::wire::codec::{self, Request, SUPPORTED};
 use crate::wire::error as err;
+use fjord_kafka::testing::make_batch;
 
 /// A running in-process broker and the directory its files live in.
 struct TestBroker {
@@ -421,12 +421,12 @@ async fn produce_then_fetch_round_trips_the_batches() {
     assert_eq!(p.error_code, err::NONE);
     assert_eq!(p.high_watermark, 6);
     let records = p.records.expect("records");
-    let batches = crate::batch::split_batches(&records).expect("batches");
+    let batches = fjord_kafka::batch::split_batches(&records).expect("batches");
     let bases: Vec<i64> = batches.iter().map(|(h, _)| h.base_offset).collect();
     assert_eq!(bases, vec![0, 3, 5]);
     // From the middle of a batch: the whole batch containing it.
     let p = fetch(&t.b, "rt", 4).await;
-    let batches = crate::batch::split_batches(&p.records.expect("records")).expect("batches");
+    let batches = fjord_kafka::batch::split_batches(&p.records.expect("records")).expect("batches");
     assert_eq!(batches[0].0.base_offset, 3);
     // At the end: nothing; past it: OFFSET_OUT_OF_RANGE.
     assert_eq!(fetch(&t.b, "rt", 6).await.records.map(|r| r.len()), Some(0));

@@ -157,7 +157,7 @@ impl Cluster {
 
     /// The coordinator session (None standalone): the one session of this
     /// broker, shared with the offsets store; a new value after an expiry.
-    pub fn sessions(&self) -> Option<tokio::sync::watch::Receiver<fjord_coord::client::ZkClient>> {
+    pub fn sessions(&self) -> Option<tokio::sync::watch::Receiver<fjord_zk::client::ZkClient>> {
         match self {
             Cluster::Standalone(_) => None,
             Cluster::Zk(z) => Some(z.sessions()),

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fjord_coord::client::{CreateMode, SessionState, WatchedEvent, ZkClient, ZkError};
-use fjord_coord::proto::{Acl, ErrorCode, MultiOp, MultiResult};
+use fjord_zk::client::{CreateMode, SessionState, WatchedEvent, ZkClient, ZkError};
+use fjord_zk::proto::{Acl, ErrorCode, MultiOp, MultiResult};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Mutex};
 
@@ -563,7 +563,7 @@ impl ZkCluster {
         }
     }
 
-    /// Leader's ISR change (DESIGN.md → Replication): a conditional setData of
+    /// Leader's ISR change (docs/architecture.md → Replication): a conditional setData of
     /// the state znode, first at the version from our cache, re-reading on
     /// BadVersion (the controller may have written meanwhile). Returns the
     /// committed ISR and the new version, or None if the znode no longer names

@@ -17,7 +17,7 @@ pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::{watch, Notify};
@@ -68,13 +68,6 @@ pub struct Groups {
     pub offsets: Arc<OffsetStore>,
 }
 
-fn cfg_i64(c: &BrokerConfig, key: &str, default: i64) -> i64 {
-    c.raw
-        .get(key)
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
 impl Groups {
     /// Build the coordinator and start its background tasks (offsets watch on
     /// the broker's coordinator session `sessions`, or the local file when
@@ -82,7 +75,7 @@ impl Groups {
     pub fn start(
         config: &BrokerConfig,
         cache: Arc<MetadataCache>,
-        sessions: Option<watch::Receiver<fjord_coord::client::ZkClient>>,
+        sessions: Option<watch::Receiver<fjord_zk::client::ZkClient>>,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Groups> {
         let offsets = OffsetStore::start(sessions, config.log_dir.clone(), shutdown.clone());
@@ -90,13 +83,11 @@ impl Groups {
             me: config.broker_id,
             cache,
             timing: Timing {
-                initial_rebalance_delay: Duration::from_millis(
-                    cfg_i64(config, "group.initial.rebalance.delay.ms", 3000).max(0) as u64,
-                ),
+                initial_rebalance_delay: config.group_initial_rebalance_delay,
             },
-            min_session: cfg_i64(config, "group.min.session.timeout.ms", 6000) as i32,
-            max_session: cfg_i64(config, "group.max.session.timeout.ms", 1_800_000) as i32,
-            metadata_max: cfg_i64(config, "offset.metadata.max.bytes", 4096).max(0) as usize,
+            min_session: config.group_min_session_timeout_ms,
+            max_session: config.group_max_session_timeout_ms,
+            metadata_max: config.offset_metadata_max_bytes,
             groups: Mutex::new(HashMap::new()),
             offsets,
         });

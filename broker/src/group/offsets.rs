@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fjord_coord::client::{CreateMode, SessionState, ZkClient, ZkError};
-use fjord_coord::proto::{event, Acl, ErrorCode, MultiOp, MultiResult, Stat};
+use fjord_zk::client::{CreateMode, SessionState, ZkClient, ZkError};
+use fjord_zk::proto::{event, Acl, ErrorCode, MultiOp, MultiResult, Stat};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Notify};
@@ -59,7 +59,7 @@ fn minus_one() -> i32 {
 }
 
 impl Committed {
-    /// The znode body (DESIGN.md's JSON).
+    /// The znode body (docs/architecture.md's znode table).
     pub fn to_json(&self) -> Vec<u8> {
         let meta = serde_json::to_string(&self.metadata).unwrap_or_else(|_| "\"\"".into());
         format!(

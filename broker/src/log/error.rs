@@ -1,7 +1,7 @@
 //! The log's failure type. A leaf: the codes clients see for each variant
 //! are chosen in `wire::error`.
 
-use crate::batch;
+use fjord_kafka::batch;
 
 /// Log failures, mapped to Kafka error codes in `wire::error`.
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::hw::{FollowerState, Repl, Role};
-use crate::batch::BatchHeader;
+use fjord_kafka::batch::BatchHeader;
 
 /// Recent batches kept in memory per partition for tail fetches.
 pub(crate) const TAIL_CACHE_BYTES: usize = 32 << 20;

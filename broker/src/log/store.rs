@@ -20,7 +20,7 @@ use super::partition::*;
 use super::partition_store::{PartitionStore, Registered};
 use super::rocks::RocksStore;
 use super::writer::*;
-use crate::batch::{self, BatchHeader};
+use fjord_kafka::batch::{self, BatchHeader};
 
 /// Result of an append: base offset assigned (or the original one for a
 /// duplicate), and a receiver that fires when the batch is durable-in-WAL.
@@ -578,8 +578,8 @@ impl LogStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::tests::make_batch;
     use bytes::BytesMut;
+    use fjord_kafka::testing::make_batch;
 
     fn policy() -> FlushPolicy {
         FlushPolicy {

@@ -13,10 +13,10 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::manager::{Followed, Key, ReplicaManager};
-use crate::batch;
-use crate::client::{ClientConfig, Conn};
 use crate::log::LogError;
 use crate::wire::error as err;
+use fjord_kafka::batch;
+use fjord_kafka::client::{ClientConfig, Conn};
 
 fn fetch_config(rm: &ReplicaManager) -> ClientConfig {
     let mut cfg = ClientConfig::new("");
@@ -105,7 +105,7 @@ async fn pause(stop: &mut tokio::sync::watch::Receiver<bool>, wake: &Notify, d: 
 #[derive(Debug, thiserror::Error)]
 enum RoundError {
     #[error("{0}")]
-    Client(#[from] crate::client::ClientError),
+    Client(#[from] fjord_kafka::client::ClientError),
     #[error("{0}")]
     Log(#[from] LogError),
 }

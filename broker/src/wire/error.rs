@@ -10,9 +10,9 @@
 
 use kafka_protocol::error::ResponseError as E;
 
-use crate::batch::BatchError;
 use crate::cluster::admin::AdminError;
 use crate::log::error::LogError;
+use fjord_kafka::batch::BatchError;
 
 /// No error.
 pub const NONE: i16 = 0;

@@ -1,7 +1,7 @@
 //! The Kafka wire, below everything else in the broker: request decoding and
 //! response framing over the kafka-protocol crate (`codec`), the one table of
 //! Kafka error codes and how internal errors map onto them (`error`), and the
-//! wall clock in Kafka's unit (`clock`). Record batches are `crate::batch`.
+//! wall clock in Kafka's unit (`clock`). Record batches are `fjord_kafka::batch`.
 
 pub mod clock;
 pub mod codec;

@@ -1,5 +1,5 @@
 """Three brokers on one coordinator: leaders spread, clients bootstrapped at any
-broker reach every partition; znode layout as DESIGN.md says."""
+broker reach every partition; znode layout as docs/architecture.md says."""
 import json
 import time
 
