@@ -16,6 +16,9 @@ fjord_install_apt
 fjord_install_pip
 fjord_build
 
+# The broker's modules import one way only (docs/architecture.md → The broker).
+python3 scripts/check-cycles.py broker/src
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --release --workspace --no-fail-fast
 else
