@@ -329,16 +329,7 @@ impl Consumer {
 
     /// One round of Fetches (one per leader); records in partition order.
     async fn poll(&mut self, wait: Duration) -> anyhow::Result<Vec<(i32, ConsumedRecord)>> {
-        let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-        for p in self.positions.keys() {
-            let leader = self
-                .info
-                .partitions
-                .iter()
-                .find(|x| x.index == *p)
-                .map_or(-1, |x| x.leader);
-            by_leader.entry(leader).or_default().push(*p);
-        }
+        let by_leader = self.info.by_leader(self.positions.keys().copied());
         let leaders = by_leader.len().max(1) as u32;
         let mut out = Vec::new();
         let mut stale = false;

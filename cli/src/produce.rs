@@ -311,16 +311,7 @@ impl Producer {
         }
         let mut attempt = 0;
         while !batches.is_empty() {
-            let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-            for p in batches.keys() {
-                let leader = self
-                    .topic
-                    .partitions
-                    .iter()
-                    .find(|x| x.index == *p)
-                    .map_or(-1, |x| x.leader);
-                by_leader.entry(leader).or_default().push(*p);
-            }
+            let by_leader = self.topic.by_leader(batches.keys().copied());
             let mut failed: Vec<(i32, KafkaError)> = Vec::new();
             for (leader, parts) in by_leader {
                 if leader < 0 {

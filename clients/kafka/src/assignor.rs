@@ -32,10 +32,15 @@ fn sb(v: &str) -> StrBytes {
 pub fn encode_subscription(topics: &[String]) -> Result<Bytes, AssignorError> {
     let sub =
         ConsumerProtocolSubscription::default().with_topics(topics.iter().map(|t| sb(t)).collect());
+    encode_v0(&sub, "subscription")
+}
+
+/// `msg` as consumer protocol v0: the version, then the body.
+fn encode_v0(msg: &impl Encodable, what: &'static str) -> Result<Bytes, AssignorError> {
     let mut b = BytesMut::new();
     b.put_i16(0);
-    sub.encode(&mut b, 0).map_err(|e| AssignorError::Encode {
-        what: "subscription",
+    msg.encode(&mut b, 0).map_err(|e| AssignorError::Encode {
+        what,
         msg: e.to_string(),
     })?;
     Ok(b.freeze())
@@ -83,13 +88,7 @@ pub fn encode_assignment(a: &Assignment) -> Result<Bytes, AssignorError> {
             })
             .collect(),
     );
-    let mut b = BytesMut::new();
-    b.put_i16(0);
-    asg.encode(&mut b, 0).map_err(|e| AssignorError::Encode {
-        what: "assignment",
-        msg: e.to_string(),
-    })?;
-    Ok(b.freeze())
+    encode_v0(&asg, "assignment")
 }
 
 /// The (topic, partition) pairs of an assignment payload, in payload order;

@@ -298,16 +298,14 @@ def script(r):
     r.do("A", "add_watch", "/d/pw", zkwire.PERSISTENT_WATCH)
     r.do("C", "add_watch", "/d/rw", zkwire.PERSISTENT_RECURSIVE_WATCH)
     r.do("C", "add_watch", "/d/rw/x", zkwire.PERSISTENT_WATCH)
-    r.do("B", "create", "/d/pw", b"")
-    r.do("B", "create", "/d/pw/a", b"")
-    r.do("B", "create", "/d/pw/a/b", b"")
+    for path in ("/d/pw", "/d/pw/a", "/d/pw/a/b"):
+        r.do("B", "create", path, b"")
     r.do("B", "set", "/d/pw", b"1")
     r.do("B", "set", "/d/pw", b"2")
     r.do("B", "delete", "/d/pw/a/b")
     r.do("B", "delete", "/d/pw/a")
-    r.do("B", "create", "/d/rw", b"")
-    r.do("B", "create", "/d/rw/x", b"")
-    r.do("B", "create", "/d/rw/x/y", b"")
+    for path in ("/d/rw", "/d/rw/x", "/d/rw/x/y"):
+        r.do("B", "create", path, b"")
     r.do("B", "set", "/d/rw/x/y", b"1")
     r.do("B", "set", "/d/rw/x", b"1")
     r.do("B", "create", "/d/rwz", b"")                 # common prefix, not a descendant
@@ -495,9 +493,8 @@ def script(r):
 
     # --- names: unicode, spaces, odd characters; the /zookeeper subtree; the root
     r.do("C", "create", "/d/\u00fcnic\u00f8de \u2603", b"snow")
-    r.do("C", "create", "/d/with space", b"")
-    r.do("C", "create", "/d/a\u0000b", b"")
-    r.do("C", "create", "/d/zookeeper", b"")
+    for path in ("/d/with space", "/d/a\u0000b", "/d/zookeeper"):
+        r.do("C", "create", path, b"")
     r.do("A", "children", "/d")
     r.do("A", "get", "/d/\u00fcnic\u00f8de \u2603")
     r.do("C", "create", "/s-", b"", flags=PERSISTENT_SEQUENTIAL)

@@ -449,24 +449,30 @@ def test_512k_value_works_2m_value_connection_loss(server, zk, new_zk, root):
 
 
 # ---------------------------------------------------------------- recipes
+def blocks_until(wait, release, pause):
+    """`wait(timeout=15)` run in a thread must still block after `pause`
+    seconds, then return true once `release()` has run."""
+    done = threading.Event()
+
+    def waiter():
+        if wait(timeout=15):
+            done.set()
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(pause)
+    assert not done.is_set()
+    release()
+    t.join(20)
+    assert done.is_set()
+
+
 def test_lock_recipe(new_zk, root):
     c1, c2 = new_zk(), new_zk()
     l1, l2 = c1.Lock(root + "/lock", "one"), c2.Lock(root + "/lock", "two")
     assert l1.acquire(timeout=5)
     assert not l2.acquire(blocking=False)
     assert l2.contenders() == ["one"]
-    got = threading.Event()
-
-    def take():
-        if l2.acquire(timeout=15):
-            got.set()
-    t = threading.Thread(target=take)
-    t.start()
-    time.sleep(0.5)
-    assert not got.is_set()
-    l1.release()
-    t.join(20)
-    assert got.is_set()
+    blocks_until(l2.acquire, l1.release, 0.5)
     assert l2.is_acquired
     l2.release()
 
@@ -517,18 +523,7 @@ def test_barrier_recipe(new_zk, root):
     b1, b2 = c1.Barrier(root + "/barrier"), c2.Barrier(root + "/barrier")
     b1.create()
     assert b2.wait(timeout=0.5) is False
-    passed = threading.Event()
-
-    def waiter():
-        if b2.wait(timeout=15):
-            passed.set()
-    t = threading.Thread(target=waiter)
-    t.start()
-    time.sleep(0.3)
-    assert not passed.is_set()
-    b1.remove()
-    t.join(20)
-    assert passed.is_set()
+    blocks_until(b2.wait, b1.remove, 0.3)
     # double barrier across the two clients
     d1 = c1.DoubleBarrier(root + "/dbl", 2)
     d2 = c2.DoubleBarrier(root + "/dbl", 2)

@@ -19,3 +19,15 @@ def parse_stat(lines):
         if m:
             st[m.group(1)] = m.group(2)
     return st
+
+
+def check_stat(st, stat, versions, tail):
+    """A printed Stat `st` (from parse_stat) against the server's `stat`: every
+    key in order, the zxids in hex, (cversion, dataVersion, aclVersion) equal to
+    `versions` and (ephemeralOwner, dataLength, numChildren) equal to `tail`."""
+    assert list(st) == STAT_KEYS, st
+    assert st["cZxid"] == "0x%x" % stat.czxid
+    assert st["mZxid"] == "0x%x" % stat.mzxid
+    assert st["pZxid"] == "0x%x" % stat.pzxid
+    assert (st["cversion"], st["dataVersion"], st["aclVersion"]) == versions
+    assert (st["ephemeralOwner"], st["dataLength"], st["numChildren"]) == tail

@@ -329,6 +329,12 @@ class Conn:
         if err != 0:
             raise ZKError(err, op, path)
 
+    def _ok(self, op, path, body, xid=None):
+        """The reply to `op` (named as in OP) on `path`; ZKError unless it succeeded."""
+        _, err, r = self.call(OP[op], body, xid)
+        self._check(err, op, path)
+        return r
+
     # -- operations
     def create(self, path, data=b"", acl=OPEN_ACL_UNSAFE, flags=PERSISTENT, ttl=None, op=None):
         """create2-style: returns (path, stat). op defaults to create2 / createTTL /
@@ -343,15 +349,13 @@ class Conn:
         body = e_str(path) + e_buf(data) + e_acls(acl) + e_int(flags)
         if op == "createTTL":
             body += e_long(ttl if ttl is not None else 0)
-        _, err, r = self.call(OP[op], body)
-        self._check(err, op, path)
+        r = self._ok(op, path, body)
         if op == "create":
             return r.str(), None
         return r.str(), r.stat()
 
     def delete(self, path, version=-1):
-        _, err, _ = self.call(OP["delete"], e_str(path) + e_int(version))
-        self._check(err, "delete", path)
+        self._ok("delete", path, e_str(path) + e_int(version))
 
     def exists(self, path, watch=False):
         _, err, r = self.call(OP["exists"], e_str(path) + e_bool(watch))
@@ -361,73 +365,52 @@ class Conn:
         return r.stat()
 
     def get(self, path, watch=False):
-        _, err, r = self.call(OP["getData"], e_str(path) + e_bool(watch))
-        self._check(err, "getData", path)
+        r = self._ok("getData", path, e_str(path) + e_bool(watch))
         return r.buf(), r.stat()
 
     def set(self, path, data, version=-1):
-        _, err, r = self.call(OP["setData"], e_str(path) + e_buf(data) + e_int(version))
-        self._check(err, "setData", path)
-        return r.stat()
+        return self._ok("setData", path, e_str(path) + e_buf(data) + e_int(version)).stat()
 
     def get_acl(self, path):
-        _, err, r = self.call(OP["getACL"], e_str(path))
-        self._check(err, "getACL", path)
+        r = self._ok("getACL", path, e_str(path))
         return r.acls(), r.stat()
 
     def set_acl(self, path, acls, version=-1):
-        _, err, r = self.call(OP["setACL"], e_str(path) + e_acls(acls) + e_int(version))
-        self._check(err, "setACL", path)
-        return r.stat()
+        return self._ok("setACL", path, e_str(path) + e_acls(acls) + e_int(version)).stat()
 
     def children(self, path, watch=False):
-        _, err, r = self.call(OP["getChildren"], e_str(path) + e_bool(watch))
-        self._check(err, "getChildren", path)
-        return r.strvec()
+        return self._ok("getChildren", path, e_str(path) + e_bool(watch)).strvec()
 
     def children2(self, path, watch=False):
-        _, err, r = self.call(OP["getChildren2"], e_str(path) + e_bool(watch))
-        self._check(err, "getChildren2", path)
+        r = self._ok("getChildren2", path, e_str(path) + e_bool(watch))
         return r.strvec(), r.stat()
 
     def sync(self, path):
-        _, err, r = self.call(OP["sync"], e_str(path))
-        self._check(err, "sync", path)
-        return r.str()
+        return self._ok("sync", path, e_str(path)).str()
 
     def ping(self):
-        _, err, _ = self.call(OP["ping"], b"", xid=-2)
-        self._check(err, "ping", None)
+        self._ok("ping", None, b"", xid=-2)
 
     def add_auth(self, scheme, auth):
-        _, err, _ = self.call(OP["auth"], e_int(0) + e_str(scheme) + e_buf(auth), xid=-4)
-        self._check(err, "auth", scheme)
+        self._ok("auth", scheme, e_int(0) + e_str(scheme) + e_buf(auth), xid=-4)
 
     def add_watch(self, path, mode):
-        _, err, _ = self.call(OP["addWatch"], e_str(path) + e_int(mode))
-        self._check(err, "addWatch", path)
+        self._ok("addWatch", path, e_str(path) + e_int(mode))
 
     def remove_watches(self, path, wtype):
-        _, err, _ = self.call(OP["removeWatches"], e_str(path) + e_int(wtype))
-        self._check(err, "removeWatches", path)
+        self._ok("removeWatches", path, e_str(path) + e_int(wtype))
 
     def check_watches(self, path, wtype):
-        _, err, _ = self.call(OP["checkWatches"], e_str(path) + e_int(wtype))
-        self._check(err, "checkWatches", path)
+        self._ok("checkWatches", path, e_str(path) + e_int(wtype))
 
     def get_ephemerals(self, prefix="/"):
-        _, err, r = self.call(OP["getEphemerals"], e_str(prefix))
-        self._check(err, "getEphemerals", prefix)
-        return r.strvec()
+        return self._ok("getEphemerals", prefix, e_str(prefix)).strvec()
 
     def all_children_number(self, path):
-        _, err, r = self.call(OP["getAllChildrenNumber"], e_str(path))
-        self._check(err, "getAllChildrenNumber", path)
-        return r.int()
+        return self._ok("getAllChildrenNumber", path, e_str(path)).int()
 
     def who_am_i(self):
-        _, err, r = self.call(OP["whoAmI"], b"")
-        self._check(err, "whoAmI", None)
+        r = self._ok("whoAmI", None, b"")
         n = r.int()
         return [(r.str(), r.str()) for _ in range(max(n, 0))]
 
@@ -437,8 +420,7 @@ class Conn:
         if persistent is not None or recursive is not None:
             op = "setWatches2"
             body += e_strvec(list(persistent or [])) + e_strvec(list(recursive or []))
-        _, err, _ = self.call(OP[op], body, xid=-8)
-        self._check(err, op, None)
+        self._ok(op, None, body, xid=-8)
 
     def multi(self, ops):
         """Returns a list of per-op results: ('create', path) / ('create2', path, stat) /

@@ -63,11 +63,17 @@ def consume_some(bs, group, topic, n):
     return c
 
 
+def member_with_commits(bs, group, topic, partitions, produced, consumed):
+    """A new topic of `partitions` holding `produced` records, and a live member
+    of `group` that has consumed and committed `consumed` of them."""
+    create_topic(bs, topic, partitions)
+    produce(bs, topic, produced, partitions=partitions)
+    return consume_some(bs, group, topic, consumed)
+
+
 def test_describe_shows_lag_while_a_consumer_is_stopped_midway(gcluster, topic_name, group_name):
     bs = gcluster.bootstrap
-    create_topic(bs, topic_name, 3)
-    produce(bs, topic_name, 300, partitions=3)
-    c = consume_some(bs, group_name, topic_name, 120)
+    c = member_with_commits(bs, group_name, topic_name, 3, 300, 120)
     try:
         # Which partitions the 120 came from is the client's business; a partition
         # with nothing committed shows "-" for CURRENT-OFFSET and LAG, as Kafka's does.
@@ -103,9 +109,7 @@ def test_describe_shows_lag_while_a_consumer_is_stopped_midway(gcluster, topic_n
 def test_reset_offsets_to_earliest_execute_makes_the_next_consumer_reread(gcluster, topic_name, group_name):
     bs = gcluster.bootstrap
     n = 240
-    create_topic(bs, topic_name, 3)
-    produce(bs, topic_name, n, partitions=3)
-    c = consume_some(bs, group_name, topic_name, n)
+    c = member_with_commits(bs, group_name, topic_name, 3, n, n)
     try:
         # Refused while the group has an active member, as Kafka refuses it.
         p = fjord("group", "reset-offsets", "--group", group_name, "--topic", topic_name,
@@ -215,9 +219,7 @@ def test_fjord_consume_group_shares_a_group_with_librdkafka(gcluster, topic_name
 
 def test_group_list_delete_offsets_and_delete(gcluster, topic_name, group_name):
     bs = gcluster.bootstrap
-    create_topic(bs, topic_name, 2)
-    produce(bs, topic_name, 40, partitions=2)
-    c = consume_some(bs, group_name, topic_name, 40)
+    c = member_with_commits(bs, group_name, topic_name, 2, 40, 40)
     try:
         assert group_name in fjord("group", "list", "--bootstrap-server", bs).stdout.split()
         p = fjord("group", "delete", "--group", group_name, "--bootstrap-server", bs, check=False)

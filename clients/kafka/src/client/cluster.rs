@@ -63,6 +63,23 @@ pub struct TopicInfo {
     pub partitions: Vec<PartitionInfo>,
 }
 
+impl TopicInfo {
+    /// `partitions` grouped by their leader (-1 when none is known), each
+    /// group in the order given: one request per leader.
+    pub fn by_leader(&self, partitions: impl IntoIterator<Item = i32>) -> BTreeMap<i32, Vec<i32>> {
+        let mut out: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+        for p in partitions {
+            let leader = self
+                .partitions
+                .iter()
+                .find(|x| x.index == p)
+                .map_or(-1, |x| x.leader);
+            out.entry(leader).or_default().push(p);
+        }
+        out
+    }
+}
+
 /// One partition: leader (-1 when none), replicas, in-sync replicas.
 #[derive(Debug, Clone)]
 pub struct PartitionInfo {
