@@ -7,7 +7,7 @@ use fjord_proto::coord as pb;
 
 use crate::acl::Identity;
 use crate::core::{Core, Outbox, Pending};
-use crate::tree::{acl_to_pb, parent_of, CONTAINER_OWNER, MAX_TTL, TTL_MASK};
+use crate::tree::{acl_to_pb, parent_of, Node, CONTAINER_OWNER, MAX_TTL, TTL_MASK};
 use crate::watch::ConnId;
 use fjord_zk::jute::{JuteError, Reader, Record, Writer};
 use fjord_zk::proto::*;
@@ -95,10 +95,16 @@ fn own(data: Option<Bytes>) -> Option<Bytes> {
     data.map(|d| Bytes::copy_from_slice(&d))
 }
 
-fn allowed(core: &Core, conn: &ConnCtx, path: &str, perm: i32) -> Result<(), ErrorCode> {
+/// The node at `path` if `conn` may do `perm` to it (NoNode, else NoAuth).
+fn allowed<'a>(
+    core: &'a Core,
+    conn: &ConnCtx,
+    path: &str,
+    perm: i32,
+) -> Result<&'a Node, ErrorCode> {
     let node = core.tree().get(path).ok_or(ErrorCode::NoNode)?;
     if conn.identity.allowed(&node.acl, perm) {
-        Ok(())
+        Ok(node)
     } else {
         Err(ErrorCode::NoAuth)
     }
@@ -137,10 +143,7 @@ fn create(
     // ZooKeeper looks the parent up before validating the whole path, so
     // "/a//b" is NoNode (no parent "/a/"), not BadArguments.
     let parent_path = parent_of(&req.path).to_string();
-    let parent = core.tree().get(&parent_path).ok_or(ErrorCode::NoNode)?;
-    if !conn.identity.allowed(&parent.acl, perms::CREATE) {
-        return Err(ErrorCode::NoAuth);
-    }
+    let parent = allowed(core, conn, &parent_path, perms::CREATE)?;
     let path = if sequential {
         format!("{}{:010}", req.path, parent.cversion)
     } else {
@@ -206,10 +209,7 @@ fn set_data(
     req: SetDataRequest,
 ) -> Result<Stat, ErrorCode> {
     validate_path(&req.path)?;
-    let node = core.tree().get(&req.path).ok_or(ErrorCode::NoNode)?;
-    if !conn.identity.allowed(&node.acl, perms::WRITE) {
-        return Err(ErrorCode::NoAuth);
-    }
+    let node = allowed(core, conn, &req.path, perms::WRITE)?;
     check_version(req.version, node.version)?;
     let data = own(req.data);
     let undo =
@@ -236,10 +236,7 @@ fn set_acl(
 ) -> Result<Stat, ErrorCode> {
     validate_path(&req.path)?;
     let acl = conn.identity.fixup(&req.acl)?;
-    let node = core.tree().get(&req.path).ok_or(ErrorCode::NoNode)?;
-    if !conn.identity.allowed(&node.acl, perms::ADMIN) {
-        return Err(ErrorCode::NoAuth);
-    }
+    let node = allowed(core, conn, &req.path, perms::ADMIN)?;
     check_version(req.version, node.aversion)?;
     let undo = core.tree_mut().set_acl(&req.path, acl.clone())?;
     p.undos.push(undo);
@@ -256,32 +253,24 @@ fn set_acl(
 
 fn check(core: &Core, conn: &ConnCtx, req: &CheckVersionRequest) -> Result<(), ErrorCode> {
     validate_path(&req.path)?;
-    let node = core.tree().get(&req.path).ok_or(ErrorCode::NoNode)?;
-    if !conn.identity.allowed(&node.acl, perms::READ) {
-        return Err(ErrorCode::NoAuth);
-    }
+    let node = allowed(core, conn, &req.path, perms::READ)?;
     check_version(req.version, node.version)
 }
 
 fn get_data(core: &Core, conn: &ConnCtx, path: &str) -> Result<(Option<Bytes>, Stat), ErrorCode> {
-    allowed(core, conn, path, perms::READ)?;
-    let n = core.tree().get(path).ok_or(ErrorCode::NoNode)?;
+    let n = allowed(core, conn, path, perms::READ)?;
     Ok((n.data.clone(), n.stat()))
 }
 
 fn get_children(core: &Core, conn: &ConnCtx, path: &str) -> Result<(Vec<String>, Stat), ErrorCode> {
-    allowed(core, conn, path, perms::READ)?;
-    let n = core.tree().get(path).ok_or(ErrorCode::NoNode)?;
+    let n = allowed(core, conn, path, perms::READ)?;
     Ok((n.children.iter().map(|c| c.to_string()).collect(), n.stat()))
 }
 
 /// getACL needs READ or ADMIN; without ADMIN, digest hashes are masked
 /// (`user:x`), as ZooKeeper 3.5.5+ does.
 fn get_acl(core: &Core, conn: &ConnCtx, path: &str) -> Result<(Vec<Acl>, Stat), ErrorCode> {
-    let n = core.tree().get(path).ok_or(ErrorCode::NoNode)?;
-    if !conn.identity.allowed(&n.acl, perms::READ | perms::ADMIN) {
-        return Err(ErrorCode::NoAuth);
-    }
+    let n = allowed(core, conn, path, perms::READ | perms::ADMIN)?;
     let mut acl = n.acl.to_vec();
     if !conn.identity.allowed(&n.acl, perms::ADMIN) {
         for a in acl.iter_mut().filter(|a| a.id.scheme == "digest") {

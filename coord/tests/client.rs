@@ -109,6 +109,13 @@ async fn root(zk: &ZkClient, name: &str) -> String {
     p
 }
 
+/// A client of `s` and a fresh root made by it for the test `name`.
+async fn rooted(s: &Server, name: &str) -> (ZkClient, String) {
+    let zk = ZkClient::connect(s, T).await.unwrap();
+    let r = root(&zk, name).await;
+    (zk, r)
+}
+
 async fn rm_rf(zk: &ZkClient, p: &str) {
     if let Ok(children) = zk.get_children(p).await {
         for c in children {
@@ -341,8 +348,7 @@ async fn one_shot_and_persistent_watches() {
 #[tokio::test]
 async fn multi_results() {
     let Some(s) = server() else { return };
-    let zk = ZkClient::connect(&s, T).await.unwrap();
-    let r = root(&zk, "multi").await;
+    let (zk, r) = rooted(&s, "multi").await;
     let a = format!("{r}/a");
     let res = zk
         .multi(vec![
@@ -401,8 +407,7 @@ async fn multi_results() {
 #[tokio::test]
 async fn chroot_paths_are_stripped() {
     let Some(s) = server() else { return };
-    let zk = ZkClient::connect(&s, T).await.unwrap();
-    let r = root(&zk, "chroot").await;
+    let (zk, r) = rooted(&s, "chroot").await;
     let cz = ZkClient::connect(&format!("{s}{r}"), T).await.unwrap();
     let p = cz
         .create("/x-", b"v", &open(), CreateMode::EphemeralSequential)
@@ -481,8 +486,7 @@ async fn proxy(target: &str) -> Proxy {
 /// A direct client with a fresh root znode `name`, and a proxy to the
 /// server for the client under test.
 async fn proxied(s: &Server, name: &str) -> (ZkClient, String, Proxy) {
-    let direct = ZkClient::connect(s, T).await.unwrap();
-    let r = root(&direct, name).await;
+    let (direct, r) = rooted(s, name).await;
     let px = proxy(s).await;
     (direct, r, px)
 }
@@ -609,8 +613,7 @@ async fn digest_auth_survives_reconnect() {
 #[tokio::test]
 async fn pings_keep_an_idle_session_and_drop_closes_it() {
     let Some(s) = server() else { return };
-    let direct = ZkClient::connect(&s, T).await.unwrap();
-    let r = root(&direct, "idle").await;
+    let (direct, r) = rooted(&s, "idle").await;
     let zk = ZkClient::connect(&s, Duration::from_millis(4000))
         .await
         .unwrap();
