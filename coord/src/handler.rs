@@ -722,12 +722,11 @@ pub fn connect(
                 password: password.clone(),
             },
         );
-        p.ops
-            .push(op(pb::op::Kind::CreateSession(pb::CreateSession {
-                session_id: id,
-                timeout_ms: timeout,
-                password: password.clone(),
-            })));
+        p.ops.push(op(pb::op::Kind::CreateSession(pb::Session {
+            session_id: id,
+            timeout_ms: timeout,
+            password: password.clone(),
+        })));
         core.sessions_mut().add(id, timeout);
         let tag = core.commit(id, p);
         (

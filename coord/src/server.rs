@@ -472,11 +472,13 @@ impl Server {
             conn: ctx.id,
             session_id: session,
             time_ms: crate::core::now_ms(),
-            kind: Some(rpb::command::Kind::NewSession(rpb::NewSession {
-                session_id: session,
-                timeout_ms: timeout,
-                password: bytes::Bytes::copy_from_slice(&password),
-            })),
+            kind: Some(rpb::command::Kind::NewSession(
+                fjord_proto::coord::Session {
+                    session_id: session,
+                    timeout_ms: timeout,
+                    password: bytes::Bytes::copy_from_slice(&password),
+                },
+            )),
         });
         raft.submitted = 1;
         Admission::Admitted(core.stats().clone())
