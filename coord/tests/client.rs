@@ -243,26 +243,16 @@ async fn crud_and_errors() {
 #[tokio::test]
 async fn sequential_ephemeral_and_close() {
     let Some(s) = server() else { return };
-    let zk = ZkClient::connect(&s, T).await.unwrap();
+    let (zk, r) = rooted(&s, "seq").await;
     let other = ZkClient::connect(&s, T).await.unwrap();
-    let r = root(&zk, "seq").await;
 
+    let seq = format!("{r}/s-");
     let p1 = zk
-        .create(
-            &format!("{r}/s-"),
-            b"",
-            &open(),
-            CreateMode::PersistentSequential,
-        )
+        .create(&seq, b"", &open(), CreateMode::PersistentSequential)
         .await
         .unwrap();
     let p2 = zk
-        .create(
-            &format!("{r}/s-"),
-            b"",
-            &open(),
-            CreateMode::EphemeralSequential,
-        )
+        .create(&seq, b"", &open(), CreateMode::EphemeralSequential)
         .await
         .unwrap();
     assert_eq!(p1, format!("{r}/s-0000000000"));
@@ -289,9 +279,8 @@ async fn sequential_ephemeral_and_close() {
 #[tokio::test]
 async fn one_shot_and_persistent_watches() {
     let Some(s) = server() else { return };
-    let zk = ZkClient::connect(&s, T).await.unwrap();
+    let (zk, r) = rooted(&s, "watch").await;
     let w2 = ZkClient::connect(&s, T).await.unwrap();
-    let r = root(&zk, "watch").await;
     let a = format!("{r}/a");
 
     // exists on a missing node fires on creation, once.
