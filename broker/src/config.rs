@@ -382,60 +382,63 @@ impl BrokerConfig {
 pub fn topic_config_defaults(
     c: &BrokerConfig,
 ) -> Vec<(&'static str, Option<&'static str>, String)> {
-    vec![
-        (
-            "cleanup.policy",
-            Some("log.cleanup.policy"),
-            "delete".into(),
-        ),
+    let with_broker_key = [
+        ("cleanup.policy", "log.cleanup.policy", "delete".to_string()),
         (
             "compression.type",
-            Some("compression.type"),
-            "producer".into(),
+            "compression.type",
+            "producer".to_string(),
         ),
         (
             "retention.ms",
-            Some("log.retention.ms"),
+            "log.retention.ms",
             c.retention_ms.to_string(),
         ),
         (
             "retention.bytes",
-            Some("log.retention.bytes"),
+            "log.retention.bytes",
             c.retention_bytes.to_string(),
         ),
         (
             "segment.bytes",
-            Some("log.segment.bytes"),
+            "log.segment.bytes",
             c.segment_bytes.to_string(),
         ),
         (
             "max.message.bytes",
-            Some("message.max.bytes"),
+            "message.max.bytes",
             c.message_max_bytes.to_string(),
         ),
         (
             "min.insync.replicas",
-            Some("min.insync.replicas"),
+            "min.insync.replicas",
             c.min_insync_replicas.to_string(),
         ),
         (
             "unclean.leader.election.enable",
-            Some("unclean.leader.election.enable"),
+            "unclean.leader.election.enable",
             c.unclean_leader_election.to_string(),
         ),
         (
             "message.timestamp.type",
-            Some("log.message.timestamp.type"),
-            "CreateTime".into(),
+            "log.message.timestamp.type",
+            "CreateTime".to_string(),
         ),
         (
             "flush.messages",
-            Some("log.flush.interval.messages"),
+            "log.flush.interval.messages",
             c.flush_interval_messages.to_string(),
         ),
-        ("delete.retention.ms", None, "86400000".into()),
-        ("segment.ms", None, "604800000".into()),
-    ]
+    ];
+    let topic_only = [
+        ("delete.retention.ms", "86400000"),
+        ("segment.ms", "604800000"),
+    ];
+    with_broker_key
+        .into_iter()
+        .map(|(k, bk, v)| (k, Some(bk), v))
+        .chain(topic_only.map(|(k, v)| (k, None, v.to_string())))
+        .collect()
 }
 
 /// Validate one topic config value; returns a reason when unusable.
