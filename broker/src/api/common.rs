@@ -1,6 +1,7 @@
-//! Helpers every API handler shares: the `Pending` response future, where a
-//! partition request stands against the cache (`lookup`), the local log of a
-//! partition, and waiting (bounded) for the cache to show a change.
+//! Helpers every API handler shares: the `Pending` response future, the
+//! request context `Ctx`, where a partition request stands against the cache
+//! (`lookup`), the local log of a partition, and waiting (bounded) for the
+//! cache to show a change.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,21 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub type Pending = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>>;
+
+/// What a handler needs besides its request: the broker it reached and the
+/// API version the request speaks. The cluster view is taken on demand.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub b: &'a Arc<Broker>,
+    pub version: i16,
+}
+
+impl Ctx<'_> {
+    /// The cluster view as the cache holds it now.
+    pub fn view(&self) -> Arc<ClusterView> {
+        self.b.cache.view()
+    }
+}
 
 pub(crate) fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())

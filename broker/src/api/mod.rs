@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::*;
 
+use common::Ctx;
 pub use common::Pending;
 
 use crate::broker::Broker;
@@ -61,8 +62,15 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
         }
         RequestKind::Produce(r) => produce::produce_submit(b, r, v),
         RequestKind::Fetch(r) => later!(b, Fetch, |b| fetch::fetch(&b, r, v).await),
-        RequestKind::Metadata(r) => later!(b, Metadata, |b| metadata::metadata(&b, r, v).await),
-        RequestKind::ListOffsets(r) => later!(b, ListOffsets, |b| offsets::list_offsets(&b, r, v)),
+        RequestKind::Metadata(r) => later!(b, Metadata, |b| metadata::metadata(
+            Ctx { b: &b, version: v },
+            r
+        )
+        .await),
+        RequestKind::ListOffsets(r) => later!(b, ListOffsets, |b| offsets::list_offsets(
+            Ctx { b: &b, version: v },
+            r
+        )),
         RequestKind::CreateTopics(r) => {
             later!(b, CreateTopics, |b| topics::create_topics(&b, r, v).await)
         }
@@ -74,11 +82,14 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
             later!(b, OffsetForLeaderEpoch, |b| {
-                offsets::offset_for_leader_epoch(&b, r)
+                offsets::offset_for_leader_epoch(Ctx { b: &b, version: v }, r)
             })
         }
         RequestKind::DescribeConfigs(r) => {
-            later!(b, DescribeConfigs, |b| configs::describe_configs(&b, r, v))
+            later!(b, DescribeConfigs, |b| configs::describe_configs(
+                Ctx { b: &b, version: v },
+                r
+            ))
         }
         RequestKind::AlterConfigs(r) => {
             later!(b, AlterConfigs, |b| configs::alter_configs(&b, r).await)
@@ -103,7 +114,10 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
             })
         }
         RequestKind::DescribeCluster(r) => {
-            later!(b, DescribeCluster, |b| metadata::describe_cluster(&b, r, v))
+            later!(b, DescribeCluster, |b| metadata::describe_cluster(
+                Ctx { b: &b, version: v },
+                r
+            ))
         }
         body if groups::handles(&body) => groups::dispatch(b, body, v, &req.header, req.peer),
         _ => Box::pin(async { None }),
