@@ -485,22 +485,8 @@ pub(super) fn describe_groups(
 }
 
 pub(super) fn list_groups(g: &Groups, r: ListGroupsRequest, version: i16) -> ListGroupsResponse {
-    let states: Vec<String> = if version >= 4 {
-        r.states_filter
-            .iter()
-            .map(|x| x.to_string().to_lowercase())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let types: Vec<String> = if version >= 5 {
-        r.types_filter
-            .iter()
-            .map(|x| x.to_string().to_lowercase())
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let states = lowercase_filter(version >= 4, &r.states_filter);
+    let types = lowercase_filter(version >= 5, &r.types_filter);
     let groups = g
         .list()
         .into_iter()
@@ -520,6 +506,18 @@ pub(super) fn list_groups(g: &Groups, r: ListGroupsRequest, version: i16) -> Lis
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)
+}
+
+/// A ListGroups filter, lowercased; empty (no filter) where the version
+/// does not carry it.
+fn lowercase_filter(carried: bool, filter: &[StrBytes]) -> Vec<String> {
+    if !carried {
+        return Vec::new();
+    }
+    filter
+        .iter()
+        .map(|x| x.to_string().to_lowercase())
+        .collect()
 }
 
 pub(super) async fn delete_groups(g: &Arc<Groups>, r: DeleteGroupsRequest) -> DeleteGroupsResponse {

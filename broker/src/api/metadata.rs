@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
 
 use super::common::*;
+use crate::cluster::metadata::ClusterView;
 use crate::cluster::{AdminError, NewTopic};
 use crate::wire::error as err;
 
@@ -62,16 +64,12 @@ pub(super) async fn metadata(cx: Ctx<'_>, r: MetadataRequest) -> MetadataRespons
             view = cx.view();
         }
     }
-    let brokers = view
-        .brokers
-        .values()
-        .map(|x| {
-            metadata_response::MetadataResponseBroker::default()
-                .with_node_id(x.id.into())
-                .with_host(s(&x.host))
-                .with_port(x.port as i32)
-        })
-        .collect();
+    let brokers = live_brokers(&view, |id, host, port| {
+        metadata_response::MetadataResponseBroker::default()
+            .with_node_id(id)
+            .with_host(host)
+            .with_port(port)
+    });
     let names: Vec<String> = match requested {
         Some(n) => n,
         None => {
@@ -144,15 +142,18 @@ pub(super) fn describe_cluster(cx: Ctx<'_>, _r: DescribeClusterRequest) -> Descr
     DescribeClusterResponse::default()
         .with_cluster_id(s(&view.cluster_id))
         .with_controller_id(view.controller_id.into())
-        .with_brokers(
-            view.brokers
-                .values()
-                .map(|x| {
-                    describe_cluster_response::DescribeClusterBroker::default()
-                        .with_broker_id(x.id.into())
-                        .with_host(s(&x.host))
-                        .with_port(x.port as i32)
-                })
-                .collect(),
-        )
+        .with_brokers(live_brokers(&view, |id, host, port| {
+            describe_cluster_response::DescribeClusterBroker::default()
+                .with_broker_id(id)
+                .with_host(host)
+                .with_port(port)
+        }))
+}
+
+/// The live brokers as (id, host, port), built into each API's broker type.
+fn live_brokers<T>(view: &ClusterView, make: impl Fn(BrokerId, StrBytes, i32) -> T) -> Vec<T> {
+    view.brokers
+        .values()
+        .map(|x| make(x.id.into(), s(&x.host), x.port as i32))
+        .collect()
 }

@@ -67,30 +67,34 @@ pub(super) fn offset_for_leader_epoch(
     r: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let view = cx.view();
-    let mut topics = Vec::new();
-    for t in r.topics {
-        let name = t.topic.0.to_string();
-        let mut parts = Vec::new();
-        for p in t.partitions {
-            let mut e = offset_for_leader_epoch_response::EpochEndOffset::default()
-                .with_partition(p.partition)
-                .with_leader_epoch(-1)
-                .with_end_offset(-1);
-            match leader_log(cx.b, &view, &name, p.partition, p.current_leader_epoch) {
-                Err(c) => e.error_code = c,
-                Ok((_, l)) => {
-                    let (ep, end) = l.end_offset_for_epoch(p.leader_epoch);
-                    e.leader_epoch = ep;
-                    e.end_offset = end;
-                }
-            }
-            parts.push(e);
-        }
-        topics.push(
+    let topics = r
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.topic.0.to_string();
+            let parts = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let mut e = offset_for_leader_epoch_response::EpochEndOffset::default()
+                        .with_partition(p.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    match leader_log(cx.b, &view, &name, p.partition, p.current_leader_epoch) {
+                        Err(c) => e.error_code = c,
+                        Ok((_, l)) => {
+                            let (ep, end) = l.end_offset_for_epoch(p.leader_epoch);
+                            e.leader_epoch = ep;
+                            e.end_offset = end;
+                        }
+                    }
+                    e
+                })
+                .collect();
             offset_for_leader_epoch_response::OffsetForLeaderTopicResult::default()
                 .with_topic(t.topic)
-                .with_partitions(parts),
-        );
-    }
+                .with_partitions(parts)
+        })
+        .collect();
     OffsetForLeaderEpochResponse::default().with_topics(topics)
 }
