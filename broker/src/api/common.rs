@@ -3,6 +3,7 @@
 //! (`lookup`), the local log of a partition, and waiting (bounded) for the
 //! cache to show a change.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use kafka_protocol::messages::*;
 
 use crate::broker::Broker;
 use crate::cluster::metadata::{ClusterView, TopicMeta};
+use crate::cluster::AdminError;
 use crate::log::Partition;
 use crate::wire::error as err;
 use kafka_protocol::protocol::StrBytes;
@@ -31,6 +33,21 @@ impl Ctx<'_> {
     pub fn view(&self) -> Arc<ClusterView> {
         self.b.cache.view()
     }
+}
+
+/// Kafka's error code for a failed admin change, and its message where the
+/// response version carries one.
+pub(crate) fn admin_failure(e: &AdminError, with_message: bool) -> (i16, Option<StrBytes>) {
+    (err::admin_error(e), with_message.then(|| s(&e.to_string())))
+}
+
+/// A request's configs that carry a value, by name (null values dropped).
+pub(crate) fn valued_configs<'a>(
+    configs: impl Iterator<Item = (&'a StrBytes, Option<&'a StrBytes>)>,
+) -> BTreeMap<String, String> {
+    configs
+        .filter_map(|(name, value)| value.map(|v| (name.to_string(), v.to_string())))
+        .collect()
 }
 
 pub(crate) fn s(v: &str) -> StrBytes {

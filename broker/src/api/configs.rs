@@ -2,7 +2,6 @@
 //! overrides (kept by `cluster::Cluster`) and the broker's static config, with
 //! Kafka's config sources and synonyms.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::*;
@@ -134,15 +133,7 @@ pub(super) async fn alter_configs(b: &Arc<Broker>, r: AlterConfigsRequest) -> Al
             rr.error_code = err::INVALID_REQUEST;
             rr.error_message = Some(s("only topic configs can be altered"));
         } else {
-            let cfg: BTreeMap<String, String> = res
-                .configs
-                .iter()
-                .filter_map(|c| {
-                    c.value
-                        .as_ref()
-                        .map(|v| (c.name.to_string(), v.to_string()))
-                })
-                .collect();
+            let cfg = valued_configs(res.configs.iter().map(|c| (&c.name, c.value.as_ref())));
             let e = if r.validate_only {
                 cfg.iter()
                     .try_for_each(|(k, v)| crate::config::validate_topic_config(k, v))
@@ -151,8 +142,7 @@ pub(super) async fn alter_configs(b: &Arc<Broker>, r: AlterConfigsRequest) -> Al
                 b.cluster.set_topic_configs(&res.resource_name, cfg).await
             };
             if let Err(e) = e {
-                rr.error_code = err::admin_error(&e);
-                rr.error_message = Some(s(&e.to_string()));
+                (rr.error_code, rr.error_message) = admin_failure(&e, true);
             }
         }
         out.push(rr);
