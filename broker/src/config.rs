@@ -222,6 +222,16 @@ impl BrokerConfig {
                 _ => Err("expected true or false".into()),
             }
         }
+        fn at_least<T>(v: &str, min: T) -> Result<T, String>
+        where
+            T: std::str::FromStr + PartialOrd + std::fmt::Display,
+        {
+            let n: T = num(v)?;
+            if n < min {
+                return Err(format!("must be >= {min}"));
+            }
+            Ok(n)
+        }
         let mut hours = None;
         let mut minutes = None;
         let mut ms = None;
@@ -230,12 +240,7 @@ impl BrokerConfig {
         for (k, v) in &raw {
             let r: Result<(), String> = (|| {
                 match k.as_str() {
-                    "broker.id" => {
-                        c.broker_id = num(v)?;
-                        if c.broker_id < 0 {
-                            return Err("must be >= 0".into());
-                        }
-                    }
+                    "broker.id" => c.broker_id = at_least(v, 0)?,
                     "listeners" => c.listen = parse_endpoint(v)?,
                     "advertised.listeners" => advertised = Some(parse_endpoint(v)?),
                     "log.dirs" | "log.dir" => {
@@ -252,18 +257,8 @@ impl BrokerConfig {
                     "zookeeper.connection.timeout.ms" => {
                         c.zookeeper_connection_timeout = Duration::from_millis(num(v)?)
                     }
-                    "num.partitions" => {
-                        c.num_partitions = num(v)?;
-                        if c.num_partitions < 1 {
-                            return Err("must be >= 1".into());
-                        }
-                    }
-                    "default.replication.factor" => {
-                        c.default_replication_factor = num(v)?;
-                        if c.default_replication_factor < 1 {
-                            return Err("must be >= 1".into());
-                        }
-                    }
+                    "num.partitions" => c.num_partitions = at_least(v, 1)?,
+                    "default.replication.factor" => c.default_replication_factor = at_least(v, 1)?,
                     "min.insync.replicas" => c.min_insync_replicas = num(v)?,
                     "auto.create.topics.enable" => c.auto_create_topics = boolean(v)?,
                     "delete.topic.enable" => c.delete_topic_enable = boolean(v)?,
@@ -287,11 +282,7 @@ impl BrokerConfig {
                     "controlled.shutdown.retry.backoff.ms" => cs_backoff = num(v)?,
                     "auto.leader.rebalance.enable" => c.auto_leader_rebalance = boolean(v)?,
                     "leader.imbalance.check.interval.seconds" => {
-                        let s: u64 = num(v)?;
-                        if s < 1 {
-                            return Err("must be >= 1".into());
-                        }
-                        c.leader_imbalance_check_interval = Duration::from_secs(s);
+                        c.leader_imbalance_check_interval = Duration::from_secs(at_least(v, 1)?)
                     }
                     "leader.imbalance.per.broker.percentage" => {
                         c.leader_imbalance_per_broker_percentage = num(v)?;
@@ -299,39 +290,18 @@ impl BrokerConfig {
                             return Err("must be between 0 and 100".into());
                         }
                     }
-                    "message.max.bytes" => {
-                        c.message_max_bytes = num(v)?;
-                        if c.message_max_bytes < 64 {
-                            return Err("must be >= 64".into());
-                        }
-                    }
-                    "socket.request.max.bytes" => {
-                        c.socket_request_max_bytes = num(v)?;
-                        if c.socket_request_max_bytes < 1024 {
-                            return Err("must be >= 1024".into());
-                        }
-                    }
-                    "log.flush.interval.messages" => {
-                        c.flush_interval_messages = num(v)?;
-                        if c.flush_interval_messages < 1 {
-                            return Err("must be >= 1".into());
-                        }
-                    }
+                    "message.max.bytes" => c.message_max_bytes = at_least(v, 64)?,
+                    "socket.request.max.bytes" => c.socket_request_max_bytes = at_least(v, 1024)?,
+                    "log.flush.interval.messages" => c.flush_interval_messages = at_least(v, 1)?,
                     "log.flush.interval.ms" => c.flush_interval_ms = Some(num(v)?),
                     "group.initial.rebalance.delay.ms" => {
                         c.group_initial_rebalance_delay = Duration::from_millis(num(v)?)
                     }
                     "group.min.session.timeout.ms" => {
-                        c.group_min_session_timeout_ms = num(v)?;
-                        if c.group_min_session_timeout_ms < 0 {
-                            return Err("must be >= 0".into());
-                        }
+                        c.group_min_session_timeout_ms = at_least(v, 0)?
                     }
                     "group.max.session.timeout.ms" => {
-                        c.group_max_session_timeout_ms = num(v)?;
-                        if c.group_max_session_timeout_ms < 0 {
-                            return Err("must be >= 0".into());
-                        }
+                        c.group_max_session_timeout_ms = at_least(v, 0)?
                     }
                     "offset.metadata.max.bytes" => c.offset_metadata_max_bytes = num(v)?,
                     other if KNOWN_PASSIVE.contains(&other) => {}
@@ -382,60 +352,29 @@ impl BrokerConfig {
 pub fn topic_config_defaults(
     c: &BrokerConfig,
 ) -> Vec<(&'static str, Option<&'static str>, String)> {
-    vec![
-        (
-            "cleanup.policy",
-            Some("log.cleanup.policy"),
-            "delete".into(),
-        ),
-        (
-            "compression.type",
-            Some("compression.type"),
-            "producer".into(),
-        ),
-        (
-            "retention.ms",
-            Some("log.retention.ms"),
-            c.retention_ms.to_string(),
-        ),
-        (
-            "retention.bytes",
-            Some("log.retention.bytes"),
-            c.retention_bytes.to_string(),
-        ),
-        (
-            "segment.bytes",
-            Some("log.segment.bytes"),
-            c.segment_bytes.to_string(),
-        ),
-        (
-            "max.message.bytes",
-            Some("message.max.bytes"),
-            c.message_max_bytes.to_string(),
-        ),
-        (
-            "min.insync.replicas",
-            Some("min.insync.replicas"),
-            c.min_insync_replicas.to_string(),
-        ),
-        (
-            "unclean.leader.election.enable",
-            Some("unclean.leader.election.enable"),
-            c.unclean_leader_election.to_string(),
-        ),
-        (
-            "message.timestamp.type",
-            Some("log.message.timestamp.type"),
-            "CreateTime".into(),
-        ),
-        (
-            "flush.messages",
-            Some("log.flush.interval.messages"),
-            c.flush_interval_messages.to_string(),
-        ),
-        ("delete.retention.ms", None, "86400000".into()),
-        ("segment.ms", None, "604800000".into()),
-    ]
+    #[rustfmt::skip]
+    let with_broker_key = [
+        ("cleanup.policy", "log.cleanup.policy", "delete".to_string()),
+        ("compression.type", "compression.type", "producer".to_string()),
+        ("retention.ms", "log.retention.ms", c.retention_ms.to_string()),
+        ("retention.bytes", "log.retention.bytes", c.retention_bytes.to_string()),
+        ("segment.bytes", "log.segment.bytes", c.segment_bytes.to_string()),
+        ("max.message.bytes", "message.max.bytes", c.message_max_bytes.to_string()),
+        ("min.insync.replicas", "min.insync.replicas", c.min_insync_replicas.to_string()),
+        ("unclean.leader.election.enable", "unclean.leader.election.enable",
+            c.unclean_leader_election.to_string()),
+        ("message.timestamp.type", "log.message.timestamp.type", "CreateTime".to_string()),
+        ("flush.messages", "log.flush.interval.messages", c.flush_interval_messages.to_string()),
+    ];
+    let topic_only = [
+        ("delete.retention.ms", "86400000"),
+        ("segment.ms", "604800000"),
+    ];
+    with_broker_key
+        .into_iter()
+        .map(|(k, bk, v)| (k, Some(bk), v))
+        .chain(topic_only.map(|(k, v)| (k, None, v.to_string())))
+        .collect()
 }
 
 /// Validate one topic config value; returns a reason when unusable.

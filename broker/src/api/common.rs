@@ -1,7 +1,9 @@
-//! Helpers every API handler shares: the `Pending` response future, where a
-//! partition request stands against the cache (`lookup`), the local log of a
-//! partition, and waiting (bounded) for the cache to show a change.
+//! Helpers every API handler shares: the `Pending` response future, the
+//! request context `Ctx`, where a partition request stands against the cache
+//! (`lookup`), the local log of a partition, and waiting (bounded) for the
+//! cache to show a change.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +11,7 @@ use kafka_protocol::messages::*;
 
 use crate::broker::Broker;
 use crate::cluster::metadata::{ClusterView, TopicMeta};
+use crate::cluster::AdminError;
 use crate::log::Partition;
 use crate::wire::error as err;
 use kafka_protocol::protocol::StrBytes;
@@ -16,6 +19,36 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub type Pending = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>>;
+
+/// What a handler needs besides its request: the broker it reached and the
+/// API version the request speaks. The cluster view is taken on demand.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub b: &'a Arc<Broker>,
+    pub version: i16,
+}
+
+impl Ctx<'_> {
+    /// The cluster view as the cache holds it now.
+    pub fn view(&self) -> Arc<ClusterView> {
+        self.b.cache.view()
+    }
+}
+
+/// Kafka's error code for a failed admin change, and its message where the
+/// response version carries one.
+pub(crate) fn admin_failure(e: &AdminError, with_message: bool) -> (i16, Option<StrBytes>) {
+    (err::admin_error(e), with_message.then(|| s(&e.to_string())))
+}
+
+/// A request's configs that carry a value, by name (null values dropped).
+pub(crate) fn valued_configs<'a>(
+    configs: impl Iterator<Item = (&'a StrBytes, Option<&'a StrBytes>)>,
+) -> BTreeMap<String, String> {
+    configs
+        .filter_map(|(name, value)| value.map(|v| (name.to_string(), v.to_string())))
+        .collect()
+}
 
 pub(crate) fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())

@@ -2,7 +2,6 @@
 //! overrides (kept by `cluster::Cluster`) and the broker's static config, with
 //! Kafka's config sources and synonyms.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::*;
@@ -21,13 +20,9 @@ const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
-pub(super) fn describe_configs(
-    b: &Arc<Broker>,
-    r: DescribeConfigsRequest,
-    version: i16,
-) -> DescribeConfigsResponse {
-    let view = b.cache.view();
-    let defaults = crate::config::topic_config_defaults(&b.config);
+pub(super) fn describe_configs(cx: Ctx<'_>, r: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let view = cx.view();
+    let defaults = crate::config::topic_config_defaults(&cx.b.config);
     let mut results = Vec::new();
     for res in r.resources {
         let name = res.resource_name.to_string();
@@ -52,7 +47,7 @@ pub(super) fn describe_configs(
                             continue;
                         }
                         let mut syn = Vec::new();
-                        let static_val = broker_key.and_then(|bk| b.config.raw.get(bk).cloned());
+                        let static_val = broker_key.and_then(|bk| cx.b.config.raw.get(bk).cloned());
                         let (val, src) = match t.configs.get(*k) {
                             Some(v) => {
                                 syn.push((k.to_string(), v.clone(), SOURCE_DYNAMIC_TOPIC));
@@ -74,18 +69,18 @@ pub(super) fn describe_configs(
                 }
             },
             RESOURCE_BROKER => {
-                if name.parse::<i32>().ok().is_some_and(|id| id != b.id()) && !name.is_empty() {
+                if name.parse::<i32>().ok().is_some_and(|id| id != cx.b.id()) && !name.is_empty() {
                     out.error_code = err::INVALID_REQUEST;
                     out.error_message = Some(s("not this broker"));
                 } else {
-                    for (k, v) in &b.config.raw {
+                    for (k, v) in &cx.b.config.raw {
                         if want(k) {
                             entries.push((k.clone(), v.clone(), SOURCE_STATIC_BROKER, Vec::new()));
                         }
                     }
                     for (_, bk, def) in &defaults {
                         if let Some(bk) = bk {
-                            if !b.config.raw.contains_key(*bk) && want(bk) {
+                            if !cx.b.config.raw.contains_key(*bk) && want(bk) {
                                 entries.push((
                                     bk.to_string(),
                                     def.clone(),
@@ -118,7 +113,7 @@ pub(super) fn describe_configs(
                     })
                     .collect();
             }
-            if version >= 3 {
+            if cx.version >= 3 {
                 c.config_type = 0;
             }
             out.configs.push(c);
@@ -138,15 +133,7 @@ pub(super) async fn alter_configs(b: &Arc<Broker>, r: AlterConfigsRequest) -> Al
             rr.error_code = err::INVALID_REQUEST;
             rr.error_message = Some(s("only topic configs can be altered"));
         } else {
-            let cfg: BTreeMap<String, String> = res
-                .configs
-                .iter()
-                .filter_map(|c| {
-                    c.value
-                        .as_ref()
-                        .map(|v| (c.name.to_string(), v.to_string()))
-                })
-                .collect();
+            let cfg = valued_configs(res.configs.iter().map(|c| (&c.name, c.value.as_ref())));
             let e = if r.validate_only {
                 cfg.iter()
                     .try_for_each(|(k, v)| crate::config::validate_topic_config(k, v))
@@ -155,8 +142,7 @@ pub(super) async fn alter_configs(b: &Arc<Broker>, r: AlterConfigsRequest) -> Al
                 b.cluster.set_topic_configs(&res.resource_name, cfg).await
             };
             if let Err(e) = e {
-                rr.error_code = err::admin_error(&e);
-                rr.error_message = Some(s(&e.to_string()));
+                (rr.error_code, rr.error_message) = admin_failure(&e, true);
             }
         }
         out.push(rr);

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
-use super::common::{s, Pending};
+use super::common::{s, Ctx, Pending};
 use crate::broker::Broker;
 use crate::group::offsets::Committed;
 use crate::group::state::{Group, JoinParams, JoinResult, Reply, State, SyncResult};
@@ -59,7 +59,7 @@ pub(super) fn dispatch(
         .unwrap_or_else(|| "/unknown".into());
     match body {
         RequestKind::FindCoordinator(r) => {
-            let resp = find_coordinator(b, r, version);
+            let resp = find_coordinator(Ctx { b, version }, r);
             Box::pin(async move { Some(ResponseKind::FindCoordinator(resp)) })
         }
         RequestKind::JoinGroup(r) => {
@@ -151,13 +151,9 @@ pub(super) fn dispatch(
 
 // ---------------------------------------------------------------- FindCoordinator
 
-pub(super) fn find_coordinator(
-    b: &Arc<Broker>,
-    r: FindCoordinatorRequest,
-    version: i16,
-) -> FindCoordinatorResponse {
-    let view = b.cache.view();
-    let keys: Vec<StrBytes> = if version >= 4 {
+pub(super) fn find_coordinator(cx: Ctx<'_>, r: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let view = cx.view();
+    let keys: Vec<StrBytes> = if cx.version >= 4 {
         r.coordinator_keys.clone()
     } else {
         vec![r.key.clone()]
@@ -195,7 +191,7 @@ pub(super) fn find_coordinator(
         };
         coords.push(c);
     }
-    if version >= 4 {
+    if cx.version >= 4 {
         return FindCoordinatorResponse::default().with_coordinators(coords);
     }
     let c = coords.pop().unwrap_or_default();
@@ -204,7 +200,7 @@ pub(super) fn find_coordinator(
         .with_node_id(c.node_id)
         .with_host(c.host)
         .with_port(c.port);
-    resp.error_message = if version >= 1 {
+    resp.error_message = if cx.version >= 1 {
         c.error_message
     } else {
         Some(s(""))
@@ -489,22 +485,8 @@ pub(super) fn describe_groups(
 }
 
 pub(super) fn list_groups(g: &Groups, r: ListGroupsRequest, version: i16) -> ListGroupsResponse {
-    let states: Vec<String> = if version >= 4 {
-        r.states_filter
-            .iter()
-            .map(|x| x.to_string().to_lowercase())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let types: Vec<String> = if version >= 5 {
-        r.types_filter
-            .iter()
-            .map(|x| x.to_string().to_lowercase())
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let states = lowercase_filter(version >= 4, &r.states_filter);
+    let types = lowercase_filter(version >= 5, &r.types_filter);
     let groups = g
         .list()
         .into_iter()
@@ -524,6 +506,18 @@ pub(super) fn list_groups(g: &Groups, r: ListGroupsRequest, version: i16) -> Lis
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)
+}
+
+/// A ListGroups filter, lowercased; empty (no filter) where the version
+/// does not carry it.
+fn lowercase_filter(carried: bool, filter: &[StrBytes]) -> Vec<String> {
+    if !carried {
+        return Vec::new();
+    }
+    filter
+        .iter()
+        .map(|x| x.to_string().to_lowercase())
+        .collect()
 }
 
 pub(super) async fn delete_groups(g: &Arc<Groups>, r: DeleteGroupsRequest) -> DeleteGroupsResponse {

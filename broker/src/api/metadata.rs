@@ -2,27 +2,23 @@
 //! knows of brokers, topics, partition leaders, ISRs and the controller.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
 
 use super::common::*;
-use crate::broker::Broker;
+use crate::cluster::metadata::ClusterView;
 use crate::cluster::{AdminError, NewTopic};
 use crate::wire::error as err;
 
 // ---------------------------------------------------------------- Metadata
 
-pub(super) async fn metadata(
-    b: &Arc<Broker>,
-    r: MetadataRequest,
-    version: i16,
-) -> MetadataResponse {
-    let mut view = b.cache.view();
+pub(super) async fn metadata(cx: Ctx<'_>, r: MetadataRequest) -> MetadataResponse {
+    let mut view = cx.view();
     let requested: Option<Vec<String>> = match &r.topics {
         None => None,
-        Some(ts) if ts.is_empty() && version == 0 => None,
+        Some(ts) if ts.is_empty() && cx.version == 0 => None,
         Some(ts) => Some(
             ts.iter()
                 .filter_map(|t| {
@@ -36,7 +32,7 @@ pub(super) async fn metadata(
                 .collect(),
         ),
     };
-    let auto = (version < 4 || r.allow_auto_topic_creation) && b.config.auto_create_topics;
+    let auto = (cx.version < 4 || r.allow_auto_topic_creation) && cx.b.config.auto_create_topics;
     if let (Some(names), true) = (&requested, auto) {
         let missing: Vec<&String> = names
             .iter()
@@ -46,18 +42,18 @@ pub(super) async fn metadata(
             for n in &missing {
                 let t = NewTopic {
                     name: (*n).clone(),
-                    partitions: b.config.num_partitions,
-                    replication_factor: b.config.default_replication_factor,
+                    partitions: cx.b.config.num_partitions,
+                    replication_factor: cx.b.config.default_replication_factor,
                     assignments: None,
                     configs: BTreeMap::new(),
                 };
-                match b.cluster.create_topic(t, false).await {
+                match cx.b.cluster.create_topic(t, false).await {
                     Ok(()) | Err(AdminError::TopicExists) => {}
                     Err(e) => tracing::info!(topic = %n, error = %e, "auto-create failed"),
                 }
             }
             let want: Vec<String> = missing.iter().map(|s| (*s).clone()).collect();
-            wait_for(b, Duration::from_secs(2), |v| {
+            wait_for(cx.b, Duration::from_secs(2), |v| {
                 want.iter().all(|n| {
                     v.topics
                         .get(n)
@@ -65,19 +61,15 @@ pub(super) async fn metadata(
                 })
             })
             .await;
-            view = b.cache.view();
+            view = cx.view();
         }
     }
-    let brokers = view
-        .brokers
-        .values()
-        .map(|x| {
-            metadata_response::MetadataResponseBroker::default()
-                .with_node_id(x.id.into())
-                .with_host(s(&x.host))
-                .with_port(x.port as i32)
-        })
-        .collect();
+    let brokers = live_brokers(&view, |id, host, port| {
+        metadata_response::MetadataResponseBroker::default()
+            .with_node_id(id)
+            .with_host(host)
+            .with_port(port)
+    });
     let names: Vec<String> = match requested {
         Some(n) => n,
         None => {
@@ -92,7 +84,7 @@ pub(super) async fn metadata(
             metadata_response::MetadataResponseTopic::default().with_name(Some(TopicName(s(&n))));
         match view.topics.get(&n) {
             Some(t) if !t.deleting => {
-                if version >= 10 {
+                if cx.version >= 10 {
                     mt.topic_id = t.topic_id;
                 }
                 for p in &t.partitions {
@@ -108,10 +100,10 @@ pub(super) async fn metadata(
                         } else {
                             err::LEADER_NOT_AVAILABLE
                         });
-                    if version >= 7 {
+                    if cx.version >= 7 {
                         mp.leader_epoch = p.leader_epoch();
                     }
-                    if version >= 5 {
+                    if cx.version >= 5 {
                         mp.offline_replicas = p
                             .replicas
                             .iter()
@@ -135,34 +127,33 @@ pub(super) async fn metadata(
     let mut resp = MetadataResponse::default()
         .with_brokers(brokers)
         .with_topics(topics);
-    if version >= 1 {
+    if cx.version >= 1 {
         resp.controller_id = view.controller_id.into();
     }
-    if version >= 2 {
+    if cx.version >= 2 {
         resp.cluster_id = Some(s(&view.cluster_id));
     }
     resp
 }
 
 /// DescribeCluster: the cluster id, the controller and the live brokers.
-pub(super) fn describe_cluster(
-    b: &Arc<Broker>,
-    _r: DescribeClusterRequest,
-    _version: i16,
-) -> DescribeClusterResponse {
-    let view = b.cache.view();
+pub(super) fn describe_cluster(cx: Ctx<'_>, _r: DescribeClusterRequest) -> DescribeClusterResponse {
+    let view = cx.view();
     DescribeClusterResponse::default()
         .with_cluster_id(s(&view.cluster_id))
         .with_controller_id(view.controller_id.into())
-        .with_brokers(
-            view.brokers
-                .values()
-                .map(|x| {
-                    describe_cluster_response::DescribeClusterBroker::default()
-                        .with_broker_id(x.id.into())
-                        .with_host(s(&x.host))
-                        .with_port(x.port as i32)
-                })
-                .collect(),
-        )
+        .with_brokers(live_brokers(&view, |id, host, port| {
+            describe_cluster_response::DescribeClusterBroker::default()
+                .with_broker_id(id)
+                .with_host(host)
+                .with_port(port)
+        }))
+}
+
+/// The live brokers as (id, host, port), built into each API's broker type.
+fn live_brokers<T>(view: &ClusterView, make: impl Fn(BrokerId, StrBytes, i32) -> T) -> Vec<T> {
+    view.brokers
+        .values()
+        .map(|x| make(x.id.into(), s(&x.host), x.port as i32))
+        .collect()
 }

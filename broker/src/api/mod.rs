@@ -37,10 +37,20 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::*;
 
+use common::Ctx;
 pub use common::Pending;
 
 use crate::broker::Broker;
 use crate::wire::codec::Request;
+
+/// A `Pending` that, when first polled, runs `$call` with `$b` a clone of
+/// the broker handle and answers `ResponseKind::$kind` of its result.
+macro_rules! later {
+    ($broker:expr, $kind:ident, |$b:ident| $call:expr) => {{
+        let $b = $broker.clone();
+        Box::pin(async move { Some(ResponseKind::$kind($call)) })
+    }};
+}
 
 /// Dispatch one request. Runs in read order; the returned future may wait.
 pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
@@ -51,109 +61,63 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
             Box::pin(async move { Some(ResponseKind::ApiVersions(r)) })
         }
         RequestKind::Produce(r) => produce::produce_submit(b, r, v),
-        RequestKind::Fetch(r) => {
-            let b = b.clone();
-            Box::pin(async move { Some(ResponseKind::Fetch(fetch::fetch(&b, r, v).await)) })
-        }
-        RequestKind::Metadata(r) => {
-            let b = b.clone();
-            Box::pin(
-                async move { Some(ResponseKind::Metadata(metadata::metadata(&b, r, v).await)) },
-            )
-        }
-        RequestKind::ListOffsets(r) => {
-            let b = b.clone();
-            Box::pin(
-                async move { Some(ResponseKind::ListOffsets(offsets::list_offsets(&b, r, v))) },
-            )
-        }
+        RequestKind::Fetch(r) => later!(b, Fetch, |b| fetch::fetch(&b, r, v).await),
+        RequestKind::Metadata(r) => later!(b, Metadata, |b| metadata::metadata(
+            Ctx { b: &b, version: v },
+            r
+        )
+        .await),
+        RequestKind::ListOffsets(r) => later!(b, ListOffsets, |b| offsets::list_offsets(
+            Ctx { b: &b, version: v },
+            r
+        )),
         RequestKind::CreateTopics(r) => {
-            let b = b.clone();
-            Box::pin(async move {
-                Some(ResponseKind::CreateTopics(
-                    topics::create_topics(&b, r, v).await,
-                ))
-            })
+            later!(b, CreateTopics, |b| topics::create_topics(&b, r, v).await)
         }
         RequestKind::DeleteTopics(r) => {
-            let b = b.clone();
-            Box::pin(async move {
-                Some(ResponseKind::DeleteTopics(
-                    topics::delete_topics(&b, r, v).await,
-                ))
-            })
+            later!(b, DeleteTopics, |b| topics::delete_topics(&b, r, v).await)
         }
         RequestKind::InitProducerId(r) => {
-            let b = b.clone();
-            Box::pin(async move {
-                Some(ResponseKind::InitProducerId(producer_id::init_producer_id(
-                    &b, r,
-                )))
-            })
+            later!(b, InitProducerId, |b| producer_id::init_producer_id(&b, r))
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
-            let b = b.clone();
-            Box::pin(async move {
-                Some(ResponseKind::OffsetForLeaderEpoch(
-                    offsets::offset_for_leader_epoch(&b, r),
-                ))
+            later!(b, OffsetForLeaderEpoch, |b| {
+                offsets::offset_for_leader_epoch(Ctx { b: &b, version: v }, r)
             })
         }
         RequestKind::DescribeConfigs(r) => {
-            let b = b.clone();
-            Box::pin(async move {
-                Some(ResponseKind::DescribeConfigs(configs::describe_configs(
-                    &b, r, v,
-                )))
-            })
+            later!(b, DescribeConfigs, |b| configs::describe_configs(
+                Ctx { b: &b, version: v },
+                r
+            ))
         }
         RequestKind::AlterConfigs(r) => {
-            let b = b.clone();
-            Box::pin(async move {
-                Some(ResponseKind::AlterConfigs(
-                    configs::alter_configs(&b, r).await,
-                ))
-            })
+            later!(b, AlterConfigs, |b| configs::alter_configs(&b, r).await)
         }
         RequestKind::IncrementalAlterConfigs(r) => {
-            let b = b.clone();
-            Box::pin(async move {
-                Some(ResponseKind::IncrementalAlterConfigs(
-                    configs::incremental_alter_configs(&b, r).await,
-                ))
+            later!(b, IncrementalAlterConfigs, |b| {
+                configs::incremental_alter_configs(&b, r).await
             })
         }
         RequestKind::CreatePartitions(r) => {
-            let b = b.clone();
-            Box::pin(async move {
-                Some(ResponseKind::CreatePartitions(
-                    topics::create_partitions(&b, r).await,
-                ))
-            })
+            later!(b, CreatePartitions, |b| topics::create_partitions(&b, r)
+                .await)
         }
         RequestKind::AlterPartitionReassignments(r) => {
-            let b = b.clone();
-            Box::pin(async move {
-                Some(ResponseKind::AlterPartitionReassignments(
-                    reassign::alter_reassignments(&b, r).await,
-                ))
+            later!(b, AlterPartitionReassignments, |b| {
+                reassign::alter_reassignments(&b, r).await
             })
         }
         RequestKind::ListPartitionReassignments(r) => {
-            let b = b.clone();
-            Box::pin(async move {
-                Some(ResponseKind::ListPartitionReassignments(
-                    reassign::list_reassignments(&b, r),
-                ))
+            later!(b, ListPartitionReassignments, |b| {
+                reassign::list_reassignments(&b, r)
             })
         }
         RequestKind::DescribeCluster(r) => {
-            let b = b.clone();
-            Box::pin(async move {
-                Some(ResponseKind::DescribeCluster(metadata::describe_cluster(
-                    &b, r, v,
-                )))
-            })
+            later!(b, DescribeCluster, |b| metadata::describe_cluster(
+                Ctx { b: &b, version: v },
+                r
+            ))
         }
         body if groups::handles(&body) => groups::dispatch(b, body, v, &req.header, req.peer),
         _ => Box::pin(async { None }),

@@ -1,22 +1,15 @@
 //! ListOffsets (earliest, latest, max timestamp, by timestamp) and
 //! OffsetForLeaderEpoch (KIP-101: where an epoch ends on this leader's log).
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::*;
 
 use super::common::*;
-use crate::broker::Broker;
 use crate::wire::error as err;
 
 // ---------------------------------------------------------------- ListOffsets
 
-pub(super) fn list_offsets(
-    b: &Arc<Broker>,
-    r: ListOffsetsRequest,
-    version: i16,
-) -> ListOffsetsResponse {
-    let view = b.cache.view();
+pub(super) fn list_offsets(cx: Ctx<'_>, r: ListOffsetsRequest) -> ListOffsetsResponse {
+    let view = cx.view();
     let mut topics = Vec::with_capacity(r.topics.len());
     for t in r.topics {
         let name = t.name.0.to_string();
@@ -26,16 +19,16 @@ pub(super) fn list_offsets(
                 .with_partition_index(p.partition_index)
                 .with_timestamp(-1)
                 .with_offset(-1);
-            let epoch = if version >= 4 {
+            let epoch = if cx.version >= 4 {
                 p.current_leader_epoch
             } else {
                 -1
             };
-            match leader_log(b, &view, &name, p.partition_index, epoch) {
+            match leader_log(cx.b, &view, &name, p.partition_index, epoch) {
                 Err(c) => pr.error_code = c,
                 Ok((le, l)) => {
                     let o = l.offsets();
-                    if version >= 4 {
+                    if cx.version >= 4 {
                         pr.leader_epoch = le;
                     }
                     match p.timestamp {
@@ -47,7 +40,7 @@ pub(super) fn list_offsets(
                                 pr.offset = off;
                             }
                         }
-                        ts => match b.log.offset_for_timestamp(&l, ts) {
+                        ts => match cx.b.log.offset_for_timestamp(&l, ts) {
                             Ok(Some((off, t))) => {
                                 pr.offset = off;
                                 pr.timestamp = t;
@@ -70,34 +63,38 @@ pub(super) fn list_offsets(
 }
 
 pub(super) fn offset_for_leader_epoch(
-    b: &Arc<Broker>,
+    cx: Ctx<'_>,
     r: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
-    let view = b.cache.view();
-    let mut topics = Vec::new();
-    for t in r.topics {
-        let name = t.topic.0.to_string();
-        let mut parts = Vec::new();
-        for p in t.partitions {
-            let mut e = offset_for_leader_epoch_response::EpochEndOffset::default()
-                .with_partition(p.partition)
-                .with_leader_epoch(-1)
-                .with_end_offset(-1);
-            match leader_log(b, &view, &name, p.partition, p.current_leader_epoch) {
-                Err(c) => e.error_code = c,
-                Ok((_, l)) => {
-                    let (ep, end) = l.end_offset_for_epoch(p.leader_epoch);
-                    e.leader_epoch = ep;
-                    e.end_offset = end;
-                }
-            }
-            parts.push(e);
-        }
-        topics.push(
+    let view = cx.view();
+    let topics = r
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.topic.0.to_string();
+            let parts = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let mut e = offset_for_leader_epoch_response::EpochEndOffset::default()
+                        .with_partition(p.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    match leader_log(cx.b, &view, &name, p.partition, p.current_leader_epoch) {
+                        Err(c) => e.error_code = c,
+                        Ok((_, l)) => {
+                            let (ep, end) = l.end_offset_for_epoch(p.leader_epoch);
+                            e.leader_epoch = ep;
+                            e.end_offset = end;
+                        }
+                    }
+                    e
+                })
+                .collect();
             offset_for_leader_epoch_response::OffsetForLeaderTopicResult::default()
                 .with_topic(t.topic)
-                .with_partitions(parts),
-        );
-    }
+                .with_partitions(parts)
+        })
+        .collect();
     OffsetForLeaderEpochResponse::default().with_topics(topics)
 }

@@ -10,7 +10,6 @@ use kafka_protocol::messages::*;
 use super::common::*;
 use crate::broker::Broker;
 use crate::cluster::{AdminError, NewTopic};
-use crate::wire::error as err;
 
 // ---------------------------------------------------------------- Admin
 
@@ -48,15 +47,7 @@ pub(super) async fn create_topics(
         } else {
             t.replication_factor
         };
-        let configs = t
-            .configs
-            .iter()
-            .filter_map(|c| {
-                c.value
-                    .as_ref()
-                    .map(|v| (c.name.to_string(), v.to_string()))
-            })
-            .collect();
+        let configs = valued_configs(t.configs.iter().map(|c| (&c.name, c.value.as_ref())));
         let nt = NewTopic {
             name: name.clone(),
             partitions,
@@ -77,12 +68,7 @@ pub(super) async fn create_topics(
                     created.push(name);
                 }
             }
-            Err(e) => {
-                tr.error_code = err::admin_error(&e);
-                if version >= 1 {
-                    tr.error_message = Some(s(&e.to_string()));
-                }
-            }
+            Err(e) => (tr.error_code, tr.error_message) = admin_failure(&e, version >= 1),
         }
         results.push(tr);
     }
@@ -148,12 +134,7 @@ pub(super) async fn delete_topics(
         };
         match res {
             Ok(()) => deleted.extend(name),
-            Err(e) => {
-                tr.error_code = err::admin_error(&e);
-                if version >= 5 {
-                    tr.error_message = Some(s(&e.to_string()));
-                }
-            }
+            Err(e) => (tr.error_code, tr.error_message) = admin_failure(&e, version >= 5),
         }
         results.push(tr);
     }
@@ -168,7 +149,7 @@ pub(super) async fn delete_topics(
 }
 
 pub(super) async fn create_partitions(
-    b: &Arc<Broker>,
+    b: &Broker,
     r: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::new();
@@ -181,8 +162,7 @@ pub(super) async fn create_partitions(
         let mut tr =
             create_partitions_response::CreatePartitionsTopicResult::default().with_name(t.name);
         if let Err(e) = res {
-            tr.error_code = err::admin_error(&e);
-            tr.error_message = Some(s(&e.to_string()));
+            (tr.error_code, tr.error_message) = admin_failure(&e, true);
         } else if !r.validate_only {
             let count = t.count;
             wait_for(b, Duration::from_secs(5), |v| {

@@ -60,6 +60,13 @@ impl Standalone {
         Ok(s)
     }
 
+    /// Write `st` to disk, then show it in the metadata cache.
+    fn commit(&self, st: &StoredCluster) -> Result<(), AdminError> {
+        self.persist(st)?;
+        self.publish(st);
+        Ok(())
+    }
+
     fn persist(&self, st: &StoredCluster) -> Result<(), AdminError> {
         let tmp = self.path.with_extension("json.tmp");
         let data =
@@ -131,9 +138,7 @@ impl Standalone {
                 configs: t.configs,
             },
         );
-        self.persist(&st)?;
-        self.publish(&st);
-        Ok(())
+        self.commit(&st)
     }
 
     pub(crate) async fn delete_topic(&self, name: &str) -> Result<(), AdminError> {
@@ -141,9 +146,7 @@ impl Standalone {
         if st.topics.remove(name).is_none() {
             return Err(AdminError::UnknownTopic);
         }
-        self.persist(&st)?;
-        self.publish(&st);
-        Ok(())
+        self.commit(&st)
     }
 
     pub(crate) async fn create_partitions(
@@ -167,9 +170,7 @@ impl Standalone {
         for p in have..count {
             t.partitions.insert(p, vec![me]);
         }
-        self.persist(&st)?;
-        self.publish(&st);
-        Ok(())
+        self.commit(&st)
     }
 
     pub(crate) async fn set_topic_configs(
@@ -180,8 +181,6 @@ impl Standalone {
         let mut st = self.state.lock().await;
         let t = st.topics.get_mut(name).ok_or(AdminError::UnknownTopic)?;
         t.configs = configs;
-        self.persist(&st)?;
-        self.publish(&st);
-        Ok(())
+        self.commit(&st)
     }
 }

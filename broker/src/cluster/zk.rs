@@ -48,6 +48,16 @@ fn is_code(e: &ZkError, c: ErrorCode) -> bool {
     e.code() == Some(c)
 }
 
+/// Create `path` with the open ACL every znode of the broker carries.
+async fn create_open(
+    zk: &ZkClient,
+    path: &str,
+    data: &[u8],
+    mode: CreateMode,
+) -> Result<String, ZkError> {
+    zk.create(path, data, &Acl::open_unsafe(), mode).await
+}
+
 const PERSISTENT_PATHS: &[&str] = &[
     "/brokers",
     "/brokers/ids",
@@ -282,14 +292,13 @@ async fn establish(
     // /cluster/id
     let (_, cid) = new_base64_uuid();
     let cid_json = json!({"version": "1", "id": cid}).to_string();
-    match zk
-        .create(
-            "/cluster/id",
-            cid_json.as_bytes(),
-            &Acl::open_unsafe(),
-            CreateMode::Persistent,
-        )
-        .await
+    match create_open(
+        &zk,
+        "/cluster/id",
+        cid_json.as_bytes(),
+        CreateMode::Persistent,
+    )
+    .await
     {
         Ok(_) => tracing::info!(cluster_id = %cid, "created /cluster/id"),
         Err(e) if is_code(&e, ErrorCode::NodeExists) => {}
@@ -445,15 +454,7 @@ impl ZkCluster {
             CreateMode::Persistent,
         )];
         // Config first (so the topic is born with it), tolerating a leftover.
-        match zk
-            .create(
-                &cfg_path,
-                cfg.as_bytes(),
-                &Acl::open_unsafe(),
-                CreateMode::Persistent,
-            )
-            .await
-        {
+        match create_open(&zk, &cfg_path, cfg.as_bytes(), CreateMode::Persistent).await {
             Ok(_) => {}
             Err(e) if is_code(&e, ErrorCode::NodeExists) => {
                 zk.set_data(&cfg_path, cfg.as_bytes(), -1)
@@ -480,14 +481,13 @@ impl ZkCluster {
         {
             return Err(AdminError::UnknownTopic);
         }
-        match zk
-            .create(
-                &format!("/admin/delete_topics/{name}"),
-                b"",
-                &Acl::open_unsafe(),
-                CreateMode::Persistent,
-            )
-            .await
+        match create_open(
+            &zk,
+            &format!("/admin/delete_topics/{name}"),
+            b"",
+            CreateMode::Persistent,
+        )
+        .await
         {
             Ok(_) => Ok(()),
             Err(e) if is_code(&e, ErrorCode::NodeExists) => Ok(()),
@@ -549,16 +549,12 @@ impl ZkCluster {
         let data = json!({"version": 1, "config": configs}).to_string();
         match zk.set_data(&path, data.as_bytes(), -1).await {
             Ok(_) => Ok(()),
-            Err(e) if is_code(&e, ErrorCode::NoNode) => zk
-                .create(
-                    &path,
-                    data.as_bytes(),
-                    &Acl::open_unsafe(),
-                    CreateMode::Persistent,
-                )
-                .await
-                .map(|_| ())
-                .map_err(zk_admin),
+            Err(e) if is_code(&e, ErrorCode::NoNode) => {
+                create_open(&zk, &path, data.as_bytes(), CreateMode::Persistent)
+                    .await
+                    .map(|_| ())
+                    .map_err(zk_admin)
+            }
             Err(e) => Err(zk_admin(e)),
         }
     }
@@ -645,14 +641,13 @@ impl ZkCluster {
                 Ok(stat) => {
                     let note = json!({"version": 1, "partitions": [{"topic": topic, "partition": partition}]})
                         .to_string();
-                    if let Err(e) = zk
-                        .create(
-                            "/isr_change_notification/isr_change_",
-                            note.as_bytes(),
-                            &Acl::open_unsafe(),
-                            CreateMode::PersistentSequential,
-                        )
-                        .await
+                    if let Err(e) = create_open(
+                        &zk,
+                        "/isr_change_notification/isr_change_",
+                        note.as_bytes(),
+                        CreateMode::PersistentSequential,
+                    )
+                    .await
                     {
                         tracing::warn!(error = %e, "cannot write isr_change_notification");
                     }
@@ -1063,15 +1058,7 @@ async fn try_become_controller(zk: &ZkClient, sh: &Shared) -> Result<i32, ZkErro
         "kraftControllerEpoch": -1
     })
     .to_string();
-    match zk
-        .create(
-            "/controller",
-            data.as_bytes(),
-            &Acl::open_unsafe(),
-            CreateMode::Ephemeral,
-        )
-        .await
-    {
+    match create_open(zk, "/controller", data.as_bytes(), CreateMode::Ephemeral).await {
         Ok(_) => {}
         Err(e) if is_code(&e, ErrorCode::NodeExists) => return load_controller(zk).await,
         Err(e) => return Err(e),
@@ -1079,19 +1066,13 @@ async fn try_become_controller(zk: &ZkClient, sh: &Shared) -> Result<i32, ZkErro
     // Bump /controller_epoch; its version fences stale controllers.
     let (epoch, zkv) = loop {
         match read_opt(zk, "/controller_epoch").await? {
-            None => match zk
-                .create(
-                    "/controller_epoch",
-                    b"1",
-                    &Acl::open_unsafe(),
-                    CreateMode::Persistent,
-                )
-                .await
-            {
-                Ok(_) => break (1, 0),
-                Err(e) if is_code(&e, ErrorCode::NodeExists) => continue,
-                Err(e) => return Err(e),
-            },
+            None => {
+                match create_open(zk, "/controller_epoch", b"1", CreateMode::Persistent).await {
+                    Ok(_) => break (1, 0),
+                    Err(e) if is_code(&e, ErrorCode::NodeExists) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
             Some((d, ver)) => {
                 let cur: i32 = std::str::from_utf8(&d)
                     .ok()
@@ -1162,14 +1143,13 @@ async fn controller_duties(zk: &ZkClient, sh: &Shared, deletes: bool) -> Result<
                         created_parent = true;
                     }
                     ensure_path(zk, &base).await?;
-                    match zk
-                        .create(
-                            &format!("{base}/state"),
-                            &state_json(&st),
-                            &Acl::open_unsafe(),
-                            CreateMode::Persistent,
-                        )
-                        .await
+                    match create_open(
+                        zk,
+                        &format!("{base}/state"),
+                        &state_json(&st),
+                        CreateMode::Persistent,
+                    )
+                    .await
                     {
                         Ok(_) | Err(ZkError::Code(ErrorCode::NodeExists)) => {}
                         Err(e) => return Err(e),

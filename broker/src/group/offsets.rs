@@ -346,21 +346,12 @@ impl OffsetStore {
                 let c = self.cache.lock();
                 let g = c.get(group);
                 let acl = Acl::open_unsafe();
-                if !g.is_some_and(|g| g.node) {
-                    ops.push(MultiOp::create(
-                        &group_path(group),
-                        b"",
-                        &acl,
-                        CreateMode::Persistent,
-                    ));
-                }
-                if !g.is_some_and(|g| g.offsets_node) {
-                    ops.push(MultiOp::create(
-                        &offsets_path(group),
-                        b"",
-                        &acl,
-                        CreateMode::Persistent,
-                    ));
+                let missing = [
+                    (g.is_some_and(|g| g.node), group_path(group)),
+                    (g.is_some_and(|g| g.offsets_node), offsets_path(group)),
+                ];
+                for (_, path) in missing.iter().filter(|(exists, _)| !exists) {
+                    ops.push(MultiOp::create(path, b"", &acl, CreateMode::Persistent));
                 }
                 let mut topics_done: Vec<&str> = Vec::new();
                 for (t, p, v) in items {

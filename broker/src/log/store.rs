@@ -159,6 +159,24 @@ impl LogStore {
         Ok(())
     }
 
+    /// The writer's queue and `p`'s state, locked, once `p` is online and
+    /// in `role` (NotLeader otherwise).
+    fn open_for_append<'a>(
+        &self,
+        p: &'a Partition,
+        role: Role,
+    ) -> Result<(mpsc::Sender<WriteJob>, parking_lot::MutexGuard<'a, PState>), LogError> {
+        let tx = self.writer.lock().clone().ok_or(LogError::Stopped)?;
+        let s = p.state.lock();
+        if s.offline || p.deleted.load(Ordering::Relaxed) {
+            return Err(LogError::Offline);
+        }
+        if s.repl.role != role {
+            return Err(LogError::NotLeader);
+        }
+        Ok((tx, s))
+    }
+
     /// Append a produce request's batches for one partition (leader path).
     /// Offsets are assigned here, in call order; the write itself is grouped.
     pub fn append(
@@ -167,15 +185,8 @@ impl LogStore {
         batches: Vec<(BatchHeader, Bytes)>,
         leader_epoch: i32,
     ) -> Result<Appended, LogError> {
-        let tx = self.writer.lock().clone().ok_or(LogError::Stopped)?;
-        let mut s = p.state.lock();
-        if s.offline || p.deleted.load(Ordering::Relaxed) {
-            return Err(LogError::Offline);
-        }
         // Fencing: a replica demoted by a newer state znode takes no more produce.
-        if s.repl.role != Role::Leader {
-            return Err(LogError::NotLeader);
-        }
+        let (tx, mut s) = self.open_for_append(p, Role::Leader)?;
         // Idempotence: check every batch before assigning anything.
         let mut dup_of: Option<(i64, i64)> = None;
         for (h, _) in &batches {
@@ -237,14 +248,7 @@ impl LogStore {
             let base = s.next_offset;
             let last = base + h.last_offset_delta as i64;
             let data = batch::patched(&raw, base, leader_epoch.max(0));
-            s.record_batch(&h, base, last, &data);
-            jobs.push(WriteEntry {
-                part: p.clone(),
-                base,
-                last,
-                data,
-                msgs: h.record_count as i64,
-            });
+            jobs.push(record(&mut s, p, &h, base, last, data));
         }
         // Queued under the partition lock, so the writer sees offsets in order.
         let result_rx = send_entries(&tx, jobs)?;
@@ -270,14 +274,7 @@ impl LogStore {
         p: &Arc<Partition>,
         batches: Vec<(BatchHeader, Bytes)>,
     ) -> Result<Option<oneshot::Receiver<Result<(), String>>>, LogError> {
-        let tx = self.writer.lock().clone().ok_or(LogError::Stopped)?;
-        let mut s = p.state.lock();
-        if s.offline || p.deleted.load(Ordering::Relaxed) {
-            return Err(LogError::Offline);
-        }
-        if s.repl.role != Role::Follower {
-            return Err(LogError::NotLeader);
-        }
+        let (tx, mut s) = self.open_for_append(p, Role::Follower)?;
         let mut jobs = Vec::new();
         for (h, data) in batches {
             let base = h.base_offset;
@@ -301,14 +298,7 @@ impl LogStore {
                 s.epochs.insert(h.leader_epoch, base);
                 self.db.put_epoch(p.id, h.leader_epoch, base)?;
             }
-            s.record_batch(&h, base, last, &data);
-            jobs.push(WriteEntry {
-                part: p.clone(),
-                base,
-                last,
-                data,
-                msgs: h.record_count as i64,
-            });
+            jobs.push(record(&mut s, p, &h, base, last, data));
         }
         send_entries(&tx, jobs)
     }
@@ -575,6 +565,26 @@ impl LogStore {
     }
 }
 
+/// Record one batch (offsets `base..=last`) in the partition's state and make
+/// its write entry.
+fn record(
+    s: &mut PState,
+    p: &Arc<Partition>,
+    h: &BatchHeader,
+    base: i64,
+    last: i64,
+    data: Bytes,
+) -> WriteEntry {
+    s.record_batch(h, base, last, &data);
+    WriteEntry {
+        part: p.clone(),
+        base,
+        last,
+        data,
+        msgs: h.record_count as i64,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -586,6 +596,15 @@ mod tests {
             interval_messages: i64::MAX,
             interval: None,
         }
+    }
+
+    /// A store in a fresh directory with partition t-0; keep the directory
+    /// guard alive as long as the store.
+    fn fresh() -> (tempfile::TempDir, Arc<LogStore>, Arc<Partition>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path(), policy()).unwrap();
+        let p = store.ensure("t", 0).unwrap();
+        (dir, store, p)
     }
 
     async fn append(store: &LogStore, p: &Arc<Partition>, b: Bytes) -> Result<i64, LogError> {
@@ -639,9 +658,7 @@ mod tests {
 
     #[tokio::test]
     async fn idempotent_dedupe_and_gap() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path(), policy()).unwrap();
-        let p = store.ensure("t", 0).unwrap();
+        let (_dir, store, p) = fresh();
         assert_eq!(append(&store, &p, make_batch(2, 1, 7, 0)).await.unwrap(), 0);
         assert_eq!(append(&store, &p, make_batch(2, 1, 7, 2)).await.unwrap(), 2);
         // retry of the first batch: same offsets, nothing stored
@@ -659,9 +676,7 @@ mod tests {
     /// demoted leader refuses produce.
     #[tokio::test]
     async fn leader_hw_follows_isr() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path(), policy()).unwrap();
-        let p = store.ensure("t", 0).unwrap();
+        let (_dir, store, p) = fresh();
         p.become_leader(1, 3, &[1, 2, 3]);
         append(&store, &p, make_batch(3, 10, -1, -1)).await.unwrap();
         append(&store, &p, make_batch(2, 20, -1, -1)).await.unwrap();
@@ -690,9 +705,7 @@ mod tests {
     #[tokio::test]
     async fn follower_append_and_truncate() {
         let dir = tempfile::tempdir().unwrap();
-        let leader_dir = tempfile::tempdir().unwrap();
-        let leader = LogStore::open(leader_dir.path(), policy()).unwrap();
-        let lp = leader.ensure("t", 0).unwrap();
+        let (_leader_dir, leader, lp) = fresh();
         lp.become_leader(1, 0, &[1]);
         append(&leader, &lp, make_batch(2, 10, 7, 0)).await.unwrap();
         let v = batch::split_batches(&make_batch(3, 11, 7, 2)).unwrap();
@@ -761,9 +774,7 @@ mod tests {
 
     #[tokio::test]
     async fn retention_by_time_and_size() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path(), policy()).unwrap();
-        let p = store.ensure("t", 0).unwrap();
+        let (_dir, store, p) = fresh();
         append(&store, &p, make_batch(2, 1_000, -1, -1))
             .await
             .unwrap();
