@@ -71,18 +71,8 @@ fi
 if [ "$ONLY" != zk ]; then
   if [ -x "$FJORD" ]; then
     FJ_PORT=$(free_port)
-    mkdir -p "$WORK/fjord/data"
-    cat > "$WORK/fjord/coord.cfg" <<CFG
-tickTime=2000
-dataDir=$WORK/fjord/data
-clientPort=$FJ_PORT
-clientPortAddress=127.0.0.1
-maxClientCnxns=0
-4lw.commands.whitelist=*
-forceSync=yes
-CFG
     echo "== fjord-coord on 127.0.0.1:$FJ_PORT (fsync on)" >&2
-    spawn "$WORK/fjord/server.log" "$FJORD" "$WORK/fjord/coord.cfg"
+    spawn_coord "$WORK/fjord" "$FJ_PORT" forceSync=yes
     FJORD_PID=$SPAWNED
     if wait_ruok "$FJ_PORT" "$FJORD_PID"; then
       zk_run_modes fjord "127.0.0.1:$FJ_PORT"

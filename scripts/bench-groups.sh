@@ -29,15 +29,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$WORK/coord"
-cat >"$WORK/zoo.cfg" <<P
-tickTime=2000
-dataDir=$WORK/coord
-clientPort=$ZK_PORT
-clientPortAddress=127.0.0.1
-P
-spawn "$WORK/coord.log" "$FJORD_BIN/fjord-coord" "$WORK/zoo.cfg"
-wait_port "$ZK_PORT" fjord-coord "$WORK/coord.log" "$SPAWNED"
+spawn_coord "$WORK/coord" "$ZK_PORT"
+wait_port "$ZK_PORT" fjord-coord "$WORK/coord/server.log" "$SPAWNED"
 cat >"$WORK/broker.properties" <<P
 broker.id=1
 listeners=PLAINTEXT://127.0.0.1:$PORT

@@ -62,6 +62,17 @@ spawn() {
   PIDS+=("$SPAWNED")
 }
 
+# spawn_coord DIR PORT [LINE...]: writes DIR/coord.cfg (standalone fjord-coord on
+# 127.0.0.1:PORT, data in DIR/data, plus LINEs) and spawns it, logging to DIR/server.log
+spawn_coord() {
+  local dir=$1 port=$2; shift 2
+  mkdir -p "$dir/data"
+  printf '%s\n' "tickTime=2000" "dataDir=$dir/data" "clientPort=$port" \
+    "clientPortAddress=127.0.0.1" "maxClientCnxns=0" "4lw.commands.whitelist=*" "$@" \
+    > "$dir/coord.cfg"
+  spawn "$dir/server.log" "$FJORD_BIN/fjord-coord" "$dir/coord.cfg"
+}
+
 # stop_pid PID: SIGTERM, up to 5 s to exit, then SIGKILL
 stop_pid() {
   [ -n "$1" ] || return 0
