@@ -1019,6 +1019,13 @@ async fn apply(zk: &ZkClient, sh: &Shared, d: Dirty) -> Result<(), ZkError> {
         let mut c = load_controller(zk).await?;
         if c < 0 {
             c = try_become_controller(zk, sh).await?;
+        } else if c == sh.me.id
+            && sh.controller_epoch.load(Ordering::SeqCst) < 0
+            && owns_controller_node(zk).await?
+        {
+            // Our create of /controller went through but its reply was lost
+            // (connection loss): the node is ours, so finish the takeover.
+            c = take_over_controller(zk, sh).await?;
         } else if c != sh.me.id && sh.controller_epoch.load(Ordering::SeqCst) >= 0 {
             tracing::warn!(new_controller = c, "lost controllership");
             sh.controller_epoch.store(-1, Ordering::SeqCst);
@@ -1063,7 +1070,21 @@ async fn try_become_controller(zk: &ZkClient, sh: &Shared) -> Result<i32, ZkErro
         Err(e) if is_code(&e, ErrorCode::NodeExists) => return load_controller(zk).await,
         Err(e) => return Err(e),
     }
-    // Bump /controller_epoch; its version fences stale controllers.
+    take_over_controller(zk, sh).await
+}
+
+/// Whether `/controller` is this session's ephemeral (not a previous
+/// incarnation's, still waiting for its session to expire).
+async fn owns_controller_node(zk: &ZkClient) -> Result<bool, ZkError> {
+    match zk.exists("/controller").await? {
+        Some(st) => Ok(st.ephemeral_owner == zk.session_id()),
+        None => Ok(false),
+    }
+}
+
+/// Having created `/controller`: bump `/controller_epoch`, whose version
+/// fences stale controllers, and start acting as the controller.
+async fn take_over_controller(zk: &ZkClient, sh: &Shared) -> Result<i32, ZkError> {
     let (epoch, zkv) = loop {
         match read_opt(zk, "/controller_epoch").await? {
             None => {
