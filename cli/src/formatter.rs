@@ -190,7 +190,11 @@ impl Printer {
         ];
         let more = |i: usize| fields[i + 1..].iter().any(|x| *x);
         let sep = |line: &mut Vec<u8>, i: usize| {
-            line.extend_from_slice(if more(i) { &self.key_sep } else { &self.line_sep })
+            line.extend_from_slice(if more(i) {
+                &self.key_sep
+            } else {
+                &self.line_sep
+            })
         };
         if self.timestamp {
             if r.timestamp < 0 {
@@ -296,7 +300,10 @@ mod tests {
             log_append_time: false,
             key: Some(Bytes::from_static(b"k")),
             value: Some(Bytes::from_static(b"v")),
-            headers: vec![("h1".into(), Some(Bytes::from_static(b"x"))), ("h2".into(), None)],
+            headers: vec![
+                ("h1".into(), Some(Bytes::from_static(b"x"))),
+                ("h2".into(), None),
+            ],
         }
     }
 
@@ -340,8 +347,12 @@ mod tests {
             "k;"
         );
         assert_eq!(
-            show(&["print.headers=true", "headers.separator=|", "headers.key.separator=="])
-                .unwrap(),
+            show(&[
+                "print.headers=true",
+                "headers.separator=|",
+                "headers.key.separator=="
+            ])
+            .unwrap(),
             "h1=x|h2=null\tv\n"
         );
     }
@@ -358,7 +369,10 @@ mod tests {
         // A one-byte value is not an Integer.
         assert!(show(&["value.deserializer=IntegerDeserializer"]).is_err());
         let e = show(&["print.keys=true"]).unwrap_err();
-        assert!(e.to_string().contains("unknown --property print.keys"), "{e}");
+        assert!(
+            e.to_string().contains("unknown --property print.keys"),
+            "{e}"
+        );
         assert!(show(&["print.key"]).is_err());
     }
 }

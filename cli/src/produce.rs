@@ -597,7 +597,10 @@ mod tests {
         let mut lenient = fmt(Some("|"), true);
         lenient.ignore_error = true;
         let r = lenient.record(b"nodelimiter", 1, 5).unwrap();
-        assert_eq!((r.key, r.value.as_deref()), (None, Some(&b"nodelimiter"[..])));
+        assert_eq!(
+            (r.key, r.value.as_deref()),
+            (None, Some(&b"nodelimiter"[..]))
+        );
         assert!(r.headers.is_empty());
         let r = lenient.record(b"a:1,b\tk|v", 1, 5).unwrap();
         assert_eq!(

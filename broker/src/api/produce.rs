@@ -10,8 +10,8 @@ use kafka_protocol::messages::*;
 
 use super::common::*;
 use crate::broker::Broker;
-use crate::cluster::validate_topic_name;
 use crate::cluster::metadata::TopicMeta;
+use crate::cluster::validate_topic_name;
 use crate::log::{LogError, Partition};
 use crate::wire::error as err;
 use fjord_kafka::batch;
