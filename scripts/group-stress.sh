@@ -8,5 +8,5 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$FJORD_ROOT/tests/python"
-FJORD_GROUP_STRESS_SECS=${1:-600} exec python3 -m pytest -x -q \
+FJORD_GROUP_STRESS_SECS=${1:-600} exec python3 -m pytest -x -q -s -p no:cacheprovider \
   "groups/test_join.py::test_random_joins_and_leaves_each_complete_a_generation"

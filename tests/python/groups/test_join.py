@@ -99,7 +99,7 @@ def test_random_joins_and_leaves_each_complete_a_generation(gcluster, topic_name
     create_topic(gcluster.bootstrap, topic_name, PARTITIONS)
     rnd = random.Random(os.environ.get("FJORD_GROUP_STRESS_SEED", str(time.time())))
     live = []
-    steps = 0
+    steps, slowest = 0, 0.0
     deadline = time.time() + STRESS_SECS
     try:
         while time.time() < deadline or not live:
@@ -112,9 +112,10 @@ def test_random_joins_and_leaves_each_complete_a_generation(gcluster, topic_name
                     m = live.pop(rnd.randrange(len(live)))
                     m.stop()
                 time.sleep(rnd.choice([0, 0.05, 0.2]))
-            balanced(live, 30)
+            slowest = max(slowest, balanced(live, 30))
             steps += 1
     finally:
         for m in live:
             m.stop()
+    print("group stress: %d changes settled, slowest %.2f s" % (steps, slowest))
     assert steps >= 3
