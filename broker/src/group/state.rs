@@ -391,7 +391,7 @@ impl Group {
             return self.add_member_and_rebalance(p, new_id, now);
         }
         if p.require_known_member_id {
-            if self.state == State::PreparingRebalance && self.initial_delay.is_some() {
+            if self.state == State::PreparingRebalance && self.generation == 0 {
                 // A member on its way in: keep the first join phase open for it.
                 self.new_member_added = true;
             }
@@ -453,7 +453,7 @@ impl Group {
             self.leader = Some(id.clone());
         }
         self.members.insert(id, m);
-        if self.state == State::PreparingRebalance && self.initial_delay.is_some() {
+        if self.state == State::PreparingRebalance && self.generation == 0 {
             self.new_member_added = true;
         }
         self.maybe_prepare_rebalance(now);
