@@ -9,15 +9,22 @@
 #      message: bound by each client's commit round trip, i.e. the coordinator's fsync),
 #      synchronously with up to 500 per poll, and asynchronously with 1 per poll (commits
 #      pipelined: what the broker + coordinator sustain); prints msgs/s and commits/s.
+#   3. --join only: group join time, with group.initial.rebalance.delay.ms=0: 1, 3 and 10
+#      confluent-kafka consumers (one process each) subscribe to a 12-partition topic in a
+#      new group at the same moment; the time until every one holds partitions and each
+#      partition is held once (scripts/bench_groups.py join); median of JOIN_ROUNDS (5).
 #   scripts/bench-groups.sh            full: 1,500,000 messages, 20 s commit runs
 #   scripts/bench-groups.sh --quick    150,000 messages, 4 s commit runs
-# env: KBENCH, FJORD_BIN, MSGS, COMMIT_SECS, FJORD_BENCH_PORT (default: a free port), KEEP_WORK=1
+#   scripts/bench-groups.sh --join     the join times only
+# env: KBENCH, FJORD_BIN, MSGS, COMMIT_SECS, JOIN_ROUNDS, FJORD_BENCH_PORT (default: a free
+#      port), KEEP_WORK=1
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
-require_tool "$KBENCH" kbench
-MSGS=${MSGS:-1500000}; COMMIT_SECS=${COMMIT_SECS:-20}
-if [ "${1:-}" = "--quick" ]; then MSGS=150000; COMMIT_SECS=4; fi
+MODE=${1:-full}
+[ "$MODE" = --join ] || require_tool "$KBENCH" kbench
+MSGS=${MSGS:-1500000}; COMMIT_SECS=${COMMIT_SECS:-20}; JOIN_ROUNDS=${JOIN_ROUNDS:-5}
+if [ "$MODE" = "--quick" ]; then MSGS=150000; COMMIT_SECS=4; fi
 MSGS=$(( MSGS / 6 * 6 ))   # every partition gets exactly MSGS/6
 PORT=${FJORD_BENCH_PORT:-$(free_port)}; ZK_PORT=$(free_port)
 WORK=$(mktemp -d /tmp/fjord-bench-groups-XXXX)
@@ -38,18 +45,28 @@ log.dirs=$WORK/data
 zookeeper.connect=127.0.0.1:$ZK_PORT
 num.partitions=6
 P
+[ "$MODE" = --join ] && echo "group.initial.rebalance.delay.ms=0" >>"$WORK/broker.properties"
 spawn "$WORK/broker.log" "$FJORD_BIN/fjord-broker" "$WORK/broker.properties"
 wait_port "$PORT" fjord-broker "$WORK/broker.log" "$SPAWNED"
 BS=127.0.0.1:$PORT
 T=bench-groups-$$
 sleep 1
-python3 - "$BS" "$T" <<'PY' || exit 1
+PARTS=6; [ "$MODE" = --join ] && PARTS=12
+python3 - "$BS" "$T" "$PARTS" <<'PY' || exit 1
 import sys
 from confluent_kafka.admin import AdminClient, NewTopic
 a = AdminClient({"bootstrap.servers": sys.argv[1]})
-for f in a.create_topics([NewTopic(sys.argv[2], num_partitions=6, replication_factor=1)]).values():
+for f in a.create_topics([NewTopic(sys.argv[2], num_partitions=int(sys.argv[3]),
+                                   replication_factor=1)]).values():
     f.result(30)
 PY
+if [ "$MODE" = --join ]; then
+  fail=0
+  for n in 1 3 10; do
+    python3 "$here/bench_groups.py" join "$BS" "$T" 12 "$n" "$JOIN_ROUNDS" || fail=1
+  done
+  exit $fail
+fi
 t0=$(date +%s.%N)
 python3 "$here/bench_groups.py" produce "$BS" "$T" "$MSGS" || { echo "produce failed" >&2; exit 1; }
 echo "produced $MSGS x 100 B into 6 partitions in $(python3 -c "print('%.2f' % ($(date +%s.%N) - $t0))") s"

@@ -10,6 +10,13 @@
       async: pipelined, at most 30,000 per consumer, counted when acknowledged), until the N
       messages are consumed or SECONDS pass. Prints one line:
       commit-heavy mode=.. consumers=3 batch=B msgs=.. commits=.. secs=.. msgs_per_s=.. commits_per_s=..
+  bench_groups.py join BOOTSTRAP TOPIC PARTITIONS N ROUNDS
+      Group join time: N confluent-kafka consumer processes (range assignor, Kafka's
+      default timeouts) subscribe to TOPIC in a new group at the same moment; the time
+      from that moment until every member holds partitions and together they hold each
+      of the PARTITIONS exactly once (the time to a generation including all N).
+      ROUNDS rounds, a new group each; prints one line:
+      group-join consumers=N rounds=R median_s=.. min_s=.. max_s=..
 """
 import multiprocessing as mp
 import sys
@@ -119,12 +126,69 @@ def commit_heavy(bs, topic, n, seconds, batch, mode):
           flush=True)
 
 
+def joiner(bs, topic, group, go, events, stop):
+    c = Consumer({"bootstrap.servers": bs, "group.id": group, "enable.auto.commit": False})
+    me = mp.current_process().name
+
+    def on_assign(cons, ps):
+        events.put((me, time.time(), sorted(p.partition for p in ps)))
+
+    def on_revoke(cons, ps):
+        events.put((me, time.time(), []))
+
+    go.wait()
+    c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
+    while not stop.is_set():
+        c.poll(0.05)
+    c.close()
+
+
+def join_round(bs, topic, partitions, n):
+    """Seconds from the common start until the group first covers every partition
+    once with all n members holding some (None if not within 60 s)."""
+    group = "bench-join-" + uuid.uuid4().hex[:8]
+    go, stop, events = mp.Event(), mp.Event(), mp.Queue()
+    procs = [mp.Process(target=joiner, args=(bs, topic, group, go, events, stop), name="m%d" % i)
+             for i in range(n)]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # every process is up and waiting on `go`
+    t0 = time.time()
+    go.set()
+    held, done = {}, None
+    while done is None and time.time() < t0 + 60:
+        try:
+            who, at, parts = events.get(timeout=1)
+        except Exception:  # noqa: BLE001 - queue.Empty: keep waiting
+            continue
+        held[who] = parts
+        every = [p for ps in held.values() for p in ps]
+        if (len(held) == n and all(held.values()) and sorted(every) == list(range(partitions))):
+            done = at - t0
+    stop.set()
+    for p in procs:
+        p.join(30)
+    return done
+
+
+def join(bs, topic, partitions, n, rounds):
+    times = []
+    for _ in range(rounds):
+        t = join_round(bs, topic, partitions, n)
+        times.append(t if t is not None else float("inf"))
+    times.sort()
+    print("group-join consumers=%d partitions=%d rounds=%d median_s=%.3f min_s=%.3f max_s=%.3f"
+          % (n, partitions, rounds, times[len(times) // 2], times[0], times[-1]), flush=True)
+
+
 def main():
     if len(sys.argv) >= 5 and sys.argv[1] == "produce":
         produce(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif len(sys.argv) >= 7 and sys.argv[1] == "commit-heavy":
         mode = sys.argv[7] if len(sys.argv) > 7 else "sync"
         commit_heavy(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]), mode)
+    elif len(sys.argv) >= 7 and sys.argv[1] == "join":
+        join(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
     else:
         sys.exit(__doc__)
 

@@ -403,6 +403,67 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
             _ => Err(format!("{name} must be true or false")),
         },
         "compression.type" | "message.timestamp.type" => Ok(()),
+        _ => validate_ignored_topic_config(name, value),
+    }
+}
+
+/// Topic configs Kafka 3.x accepts that Fjord stores and reports but does not
+/// act on (legacy ones such as `message.format.version`, and knobs of Kafka's
+/// own log layout, cleaner and tiered storage). Kafka's type checks still apply,
+/// so a typo in a value fails as it would on Kafka; unknown names fail.
+fn validate_ignored_topic_config(name: &str, value: &str) -> Result<(), String> {
+    let int = |min: i64| {
+        value
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v >= min)
+            .map(|_| ())
+            .ok_or_else(|| format!("{name} must be an integer >= {min}"))
+    };
+    let boolean = || match value {
+        "true" | "false" => Ok(()),
+        _ => Err(format!("{name} must be true or false")),
+    };
+    match name {
+        "segment.jitter.ms"
+        | "flush.ms"
+        | "file.delete.delay.ms"
+        | "min.compaction.lag.ms"
+        | "max.compaction.lag.ms"
+        | "message.timestamp.difference.max.ms"
+        | "message.timestamp.before.max.ms"
+        | "message.timestamp.after.max.ms" => int(0),
+        "local.retention.ms" | "local.retention.bytes" => int(-2),
+        "segment.index.bytes" | "index.interval.bytes" => int(0),
+        "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => {
+            int(i32::MIN as i64)
+        }
+        "preallocate"
+        | "message.downconversion.enable"
+        | "remote.storage.enable"
+        | "remote.log.copy.disable"
+        | "remote.log.delete.on.disable" => boolean(),
+        "min.cleanable.dirty.ratio" => value
+            .parse::<f64>()
+            .ok()
+            .filter(|v| (0.0..=1.0).contains(v))
+            .map(|_| ())
+            .ok_or_else(|| format!("{name} must be a number in [0, 1]")),
+        "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => {
+            Ok(())
+        }
+        // Deprecated since 3.0 and ignored by Kafka for the 3.x protocol; any
+        // Kafka version string (0.10.0, 0.10.0.0, 2.8-IV1, 3.0) is accepted.
+        "message.format.version" => {
+            let (v, iv) = value.split_once("-IV").unwrap_or((value, "0"));
+            let parts: Vec<&str> = v.split('.').collect();
+            let numeric = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+            if (2..=4).contains(&parts.len()) && parts.iter().all(|x| numeric(x)) && numeric(iv) {
+                Ok(())
+            } else {
+                Err(format!("{value} is not a valid Kafka version for {name}"))
+            }
+        }
         _ => Err(format!("unknown topic config {name}")),
     }
 }
@@ -410,6 +471,31 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legacy_topic_configs_accepted_unknown_rejected() {
+        for (k, v) in [
+            ("message.format.version", "0.10.0.0"),
+            ("message.format.version", "2.8-IV1"),
+            ("message.format.version", "3.0"),
+            ("preallocate", "true"),
+            ("min.cleanable.dirty.ratio", "0.5"),
+            ("segment.jitter.ms", "10"),
+            ("message.timestamp.difference.max.ms", "1000"),
+            ("follower.replication.throttled.replicas", "*"),
+        ] {
+            assert_eq!(validate_topic_config(k, v), Ok(()), "{k}={v}");
+        }
+        for (k, v) in [
+            ("message.format.version", "ten"),
+            ("preallocate", "yes"),
+            ("min.cleanable.dirty.ratio", "2"),
+            ("segment.jitter.ms", "-1"),
+            ("no.such.config", "1"),
+        ] {
+            assert!(validate_topic_config(k, v).is_err(), "{k}={v}");
+        }
+    }
 
     #[test]
     fn parses_kafka_keys() {

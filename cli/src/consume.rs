@@ -11,7 +11,6 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use base64::Engine;
 use clap::Args;
 use fjord_kafka::client::{
     decode_records, Client, ClientError, ConsumedRecord, KafkaError, Node, TopicInfo,
@@ -20,9 +19,9 @@ use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use serde_json::json;
 
-use crate::kafka::{text, Bootstrap, TopicArg};
+use crate::formatter::{Flags, Printer};
+use crate::kafka::{Bootstrap, TopicArg};
 use crate::Output;
 use fjord_kafka::member::GroupMember;
 
@@ -64,6 +63,13 @@ pub struct ConsumeArgs {
     /// Separator printed between fields (default TAB).
     #[arg(long = "key-separator", default_value = "\t")]
     key_separator: String,
+    /// Formatter property as in kafka-console-consumer (repeatable): print.key,
+    /// print.value, print.timestamp, print.partition, print.offset,
+    /// print.headers, key.separator, line.separator, headers.separator,
+    /// headers.key.separator, null.literal, key.deserializer,
+    /// value.deserializer, headers.deserializer.
+    #[arg(long = "property", value_name = "KEY=VALUE")]
+    property: Vec<String>,
     /// Most bytes per Fetch response.
     #[arg(long = "fetch-max-bytes", default_value_t = 50 << 20)]
     fetch_max_bytes: i32,
@@ -105,7 +111,7 @@ pub async fn run(args: ConsumeArgs, out: Output) -> anyhow::Result<()> {
         None => info.partitions.iter().map(|p| p.index).collect(),
     };
     c.init_positions(&parts, start).await?;
-    let printer = Printer::new(&args, out);
+    let printer = Lines::new(&args, out)?;
     let mut count = 0u64;
     let max = args.max_messages;
     let idle = args.timeout_ms.map(Duration::from_millis);
@@ -158,7 +164,7 @@ async fn run_group(
     let mut c = Consumer::open(args, topic, start).await?;
     let cfg = c.client.config().clone();
     let mut member = GroupMember::new(cfg, group, vec![topic.to_string()]);
-    let printer = Printer::new(args, out);
+    let printer = Lines::new(args, out)?;
     let mut count = 0u64;
     let max = args.max_messages;
     let idle = args.timeout_ms.map(Duration::from_millis);
@@ -429,33 +435,24 @@ impl Consumer {
     }
 }
 
-/// Kafka's DefaultMessageFormatter: timestamp, partition, offset, headers, key,
-/// then the value, fields separated by the key separator.
-struct Printer {
-    out: Output,
-    key: bool,
-    offset: bool,
-    partition: bool,
-    timestamp: bool,
-    headers: bool,
-    sep: Vec<u8>,
+/// Prints batches of fetched records (the line layout is [`Printer`]'s).
+struct Lines {
+    printer: Printer,
 }
 
-fn b64(b: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(b)
-}
-
-impl Printer {
-    fn new(a: &ConsumeArgs, out: Output) -> Self {
-        Printer {
-            out,
+impl Lines {
+    fn new(a: &ConsumeArgs, out: Output) -> anyhow::Result<Self> {
+        let flags = Flags {
             key: a.print_key,
             offset: a.print_offset,
             partition: a.print_partition,
             timestamp: a.print_timestamp,
             headers: a.print_headers,
-            sep: a.key_separator.as_bytes().to_vec(),
-        }
+            key_separator: &a.key_separator,
+        };
+        Ok(Lines {
+            printer: Printer::new(flags, &a.property, out)?,
+        })
     }
 
     /// Print `fetched` to stdout until `count` reaches `max`; returns, per
@@ -474,102 +471,11 @@ impl Printer {
             if max.is_some_and(|m| *count >= m) {
                 break;
             }
-            self.print(&mut lock, topic, *p, r)?;
+            self.printer.print(&mut lock, topic, *p, r)?;
             next.insert(*p, r.offset + 1);
             *count += 1;
         }
         lock.flush().ok();
         Ok(next)
-    }
-
-    fn print(
-        &self,
-        w: &mut impl Write,
-        topic: &str,
-        p: i32,
-        r: &ConsumedRecord,
-    ) -> anyhow::Result<()> {
-        let ts_type = if r.log_append_time {
-            "LogAppendTime"
-        } else {
-            "CreateTime"
-        };
-        if self.out == Output::Json {
-            let opt = |b: &Option<bytes::Bytes>| b.as_ref().map(|b| text(b));
-            let mut v = json!({
-                "topic": topic,
-                "partition": p,
-                "offset": r.offset,
-                "timestamp": r.timestamp,
-                "timestamp_type": ts_type,
-                "key": opt(&r.key),
-                "value": opt(&r.value),
-                "headers": r.headers.iter().map(|(k, v)| json!([k, opt(v)])).collect::<Vec<_>>(),
-            });
-            // Non-UTF-8 payloads also come as base64 so scripts lose nothing.
-            if r.value
-                .as_ref()
-                .is_some_and(|b| std::str::from_utf8(b).is_err())
-            {
-                v["value_base64"] = json!(r.value.as_ref().map(|b| b64(b)));
-            }
-            if r.key
-                .as_ref()
-                .is_some_and(|b| std::str::from_utf8(b).is_err())
-            {
-                v["key_base64"] = json!(r.key.as_ref().map(|b| b64(b)));
-            }
-            writeln!(w, "{v}").context("stdout")?;
-            return Ok(());
-        }
-        let mut line: Vec<u8> = Vec::with_capacity(64);
-        if self.timestamp {
-            if r.timestamp < 0 {
-                line.extend_from_slice(b"NO_TIMESTAMP");
-            } else {
-                line.extend_from_slice(format!("{ts_type}:{}", r.timestamp).as_bytes());
-            }
-            line.extend_from_slice(&self.sep);
-        }
-        if self.partition {
-            line.extend_from_slice(format!("Partition:{p}").as_bytes());
-            line.extend_from_slice(&self.sep);
-        }
-        if self.offset {
-            line.extend_from_slice(format!("Offset:{}", r.offset).as_bytes());
-            line.extend_from_slice(&self.sep);
-        }
-        if self.headers {
-            if r.headers.is_empty() {
-                line.extend_from_slice(b"NO_HEADERS");
-            } else {
-                for (i, (k, v)) in r.headers.iter().enumerate() {
-                    if i > 0 {
-                        line.push(b',');
-                    }
-                    line.extend_from_slice(k.as_bytes());
-                    line.push(b':');
-                    match v {
-                        Some(v) => line.extend_from_slice(v),
-                        None => line.extend_from_slice(b"null"),
-                    }
-                }
-            }
-            line.extend_from_slice(&self.sep);
-        }
-        if self.key {
-            match &r.key {
-                Some(k) => line.extend_from_slice(k),
-                None => line.extend_from_slice(b"null"),
-            }
-            line.extend_from_slice(&self.sep);
-        }
-        match &r.value {
-            Some(v) => line.extend_from_slice(v),
-            None => line.extend_from_slice(b"null"),
-        }
-        line.push(b'\n');
-        w.write_all(&line).context("stdout")?;
-        Ok(())
     }
 }

@@ -8,6 +8,7 @@
 
 mod cluster;
 mod consume;
+mod formatter;
 mod group;
 mod kafka;
 mod offsets;

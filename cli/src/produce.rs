@@ -49,10 +49,10 @@ pub struct ProduceArgs {
     /// none, gzip, snappy, lz4 or zstd.
     #[arg(long, visible_alias = "compression-codec", default_value = "none")]
     compression: String,
-    /// Producer properties as in the console producer: parse.key, key.separator,
-    /// parse.headers, headers.delimiter, headers.separator, headers.key.separator,
-    /// null.marker.
-    #[arg(long = "property")]
+    /// Line reader properties as in kafka-console-producer (repeatable):
+    /// parse.key, key.separator, parse.headers, headers.delimiter,
+    /// headers.separator, headers.key.separator, null.marker, ignore.error.
+    #[arg(long = "property", value_name = "KEY=VALUE")]
     property: Vec<String>,
     /// Most payload bytes per Produce request.
     #[arg(long = "batch-size", default_value_t = 900 * 1024)]
@@ -68,7 +68,22 @@ struct LineFormat {
     key_sep: Option<Vec<u8>>,
     headers: Option<HeaderFormat>,
     null_marker: Option<Vec<u8>>,
+    /// A line without a separator it should have is sent anyway (no key, no
+    /// headers, a header without value) instead of failing: `ignore.error`.
+    ignore_error: bool,
 }
+
+/// kafka-console-producer's LineMessageReader properties.
+const PROPERTIES: [&str; 8] = [
+    "parse.key",
+    "key.separator",
+    "parse.headers",
+    "headers.delimiter",
+    "headers.separator",
+    "headers.key.separator",
+    "null.marker",
+    "ignore.error",
+];
 
 #[derive(Debug, Clone)]
 struct HeaderFormat {
@@ -92,10 +107,20 @@ impl LineFormat {
     fn from_args(a: &ProduceArgs) -> anyhow::Result<Self> {
         let mut props = BTreeMap::new();
         for p in &a.property {
-            let (k, v) = key_value(p)?;
+            let (k, v) = key_value(p).context("--property")?;
+            if !PROPERTIES.contains(&k.as_str()) {
+                bail!(
+                    "unknown --property {k}; kafka-console-producer's line reader properties are: {}",
+                    PROPERTIES.join(", ")
+                );
+            }
             props.insert(k, v);
         }
-        let truthy = |k: &str| props.get(k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let truthy = |k: &str| {
+            props
+                .get(k)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        };
         let parse_key = a.parse_key || a.key_separator.is_some() || truthy("parse.key");
         let sep = a
             .key_separator
@@ -116,10 +141,40 @@ impl LineFormat {
                 .get("headers.key.separator")
                 .map_or(b":".to_vec(), |s| s.as_bytes().to_vec()),
         });
+        let null_marker = props.get("null.marker").map(|s| s.as_bytes().to_vec());
+        // The reader's own consistency checks (LineMessageReader.configure).
+        let get = |k: &str, d: &str| props.get(k).cloned().unwrap_or_else(|| d.to_string());
+        let (hd, hs, hk) = (
+            get("headers.delimiter", "\t"),
+            get("headers.separator", ","),
+            get("headers.key.separator", ":"),
+        );
+        for (a, an, b, bn) in [
+            (&hd, "headers.delimiter", &hs, "headers.separator"),
+            (&hd, "headers.delimiter", &hk, "headers.key.separator"),
+            (&hs, "headers.separator", &hk, "headers.key.separator"),
+        ] {
+            if a == b {
+                bail!("{an} and {bn} may not be equal");
+            }
+        }
+        if let Some(m) = props.get("null.marker") {
+            for (v, n) in [
+                (&sep, "key.separator"),
+                (&hs, "headers.separator"),
+                (&hd, "headers.delimiter"),
+                (&hk, "headers.key.separator"),
+            ] {
+                if m == v {
+                    bail!("null.marker and {n} may not be equal");
+                }
+            }
+        }
         Ok(LineFormat {
             key_sep: parse_key.then(|| sep.into_bytes()),
             headers,
-            null_marker: props.get("null.marker").map(|s| s.as_bytes().to_vec()),
+            null_marker,
+            ignore_error: truthy("ignore.error"),
         })
     }
 
@@ -136,34 +191,29 @@ impl LineFormat {
         let mut rest = line;
         let mut headers = Vec::new();
         if let Some(h) = &self.headers {
-            let Some((hs, r)) = split_at(rest, &h.delimiter) else {
-                bail!(
+            match split_at(rest, &h.delimiter) {
+                Some((hs, r)) => {
+                    rest = r;
+                    if self.null_marker.as_deref() != Some(hs) {
+                        headers = self.headers(h, hs, lineno)?;
+                    }
+                }
+                None if self.ignore_error => {}
+                None => bail!(
                     "No headers delimiter found on line number {lineno}: '{}'",
                     shown()
-                );
-            };
-            rest = r;
-            for one in split_all(hs, &h.separator) {
-                if one.is_empty() {
-                    continue;
-                }
-                let (k, v) = match split_at(one, &h.key_separator) {
-                    Some((k, v)) => (k, self.nullable(v)),
-                    None => (one, None),
-                };
-                headers.push((String::from_utf8_lossy(k).into_owned(), v));
+                ),
             }
         }
         let (key, value) = match &self.key_sep {
-            Some(sep) => {
-                let Some((k, v)) = split_at(rest, sep) else {
-                    bail!(
-                        "No key separator found on line number {lineno}: '{}'",
-                        shown()
-                    );
-                };
-                (self.nullable(k), self.nullable(v))
-            }
+            Some(sep) => match split_at(rest, sep) {
+                Some((k, v)) => (self.nullable(k), self.nullable(v)),
+                None if self.ignore_error => (None, self.nullable(rest)),
+                None => bail!(
+                    "No key separator found on line number {lineno}: '{}'",
+                    shown()
+                ),
+            },
             None => (None, self.nullable(rest)),
         };
         Ok(ProducerRecord {
@@ -172,6 +222,36 @@ impl LineFormat {
             headers,
             timestamp: ts,
         })
+    }
+}
+
+impl LineFormat {
+    /// `k:v,k2:v2` → headers (a header key may not be the null marker).
+    fn headers(
+        &self,
+        h: &HeaderFormat,
+        hs: &[u8],
+        lineno: u64,
+    ) -> anyhow::Result<Vec<(String, Option<Bytes>)>> {
+        let mut out = Vec::new();
+        for one in split_all(hs, &h.separator) {
+            if one.is_empty() {
+                continue;
+            }
+            let (k, v) = match split_at(one, &h.key_separator) {
+                Some((k, v)) => (k, self.nullable(v)),
+                None if self.ignore_error => (one, None),
+                None => bail!(
+                    "No header key separator found in pair '{}' on line number {lineno}",
+                    String::from_utf8_lossy(one)
+                ),
+            };
+            if self.null_marker.as_deref() == Some(k) {
+                bail!("Header keys should not be equal to the null marker as they can't be null (line number {lineno})");
+            }
+            out.push((String::from_utf8_lossy(k).into_owned(), v));
+        }
+        Ok(out)
     }
 }
 
@@ -491,6 +571,7 @@ mod tests {
                 key_separator: b":".to_vec(),
             }),
             null_marker: None,
+            ignore_error: false,
         }
     }
 
@@ -506,7 +587,22 @@ mod tests {
         );
         let r = fmt(None, false).record(b"plain", 1, 5).unwrap();
         assert_eq!((r.key, r.value.as_deref()), (None, Some(&b"plain"[..])));
-        let r = fmt(Some("|"), true).record(b"a:1,b\tk|v", 1, 5).unwrap();
+        let e = fmt(Some("|"), true)
+            .record(b"a:1,b\tk|v", 3, 5)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "No header key separator found in pair 'b' on line number 3"
+        );
+        let mut lenient = fmt(Some("|"), true);
+        lenient.ignore_error = true;
+        let r = lenient.record(b"nodelimiter", 1, 5).unwrap();
+        assert_eq!(
+            (r.key, r.value.as_deref()),
+            (None, Some(&b"nodelimiter"[..]))
+        );
+        assert!(r.headers.is_empty());
+        let r = lenient.record(b"a:1,b\tk|v", 1, 5).unwrap();
         assert_eq!(
             r.headers,
             vec![

@@ -66,6 +66,13 @@ pub(super) fn describe_configs(cx: Ctx<'_>, r: DescribeConfigsRequest) -> Descri
                         }
                         entries.push((k.to_string(), val, src, syn));
                     }
+                    // Overrides Fjord accepts but does not act on (legacy names).
+                    for (k, v) in &t.configs {
+                        if want(k) && !defaults.iter().any(|(d, _, _)| d == k) {
+                            let syn = vec![(k.clone(), v.clone(), SOURCE_DYNAMIC_TOPIC)];
+                            entries.push((k.clone(), v.clone(), SOURCE_DYNAMIC_TOPIC, syn));
+                        }
+                    }
                 }
             },
             RESOURCE_BROKER => {

@@ -9,7 +9,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::common::*;
 use crate::cluster::metadata::ClusterView;
-use crate::cluster::{AdminError, NewTopic};
+use crate::cluster::{validate_topic_name, AdminError, NewTopic};
 use crate::wire::error as err;
 
 // ---------------------------------------------------------------- Metadata
@@ -34,9 +34,10 @@ pub(super) async fn metadata(cx: Ctx<'_>, r: MetadataRequest) -> MetadataRespons
     };
     let auto = (cx.version < 4 || r.allow_auto_topic_creation) && cx.b.config.auto_create_topics;
     if let (Some(names), true) = (&requested, auto) {
+        // Invalid names are answered INVALID_TOPIC_EXCEPTION below, never created.
         let missing: Vec<&String> = names
             .iter()
-            .filter(|n| !view.topics.contains_key(*n))
+            .filter(|n| !view.topics.contains_key(*n) && validate_topic_name(n).is_ok())
             .collect();
         if !missing.is_empty() {
             for n in &missing {
@@ -115,7 +116,7 @@ pub(super) async fn metadata(cx: Ctx<'_>, r: MetadataRequest) -> MetadataRespons
                 }
             }
             _ => {
-                mt.error_code = if crate::cluster::admin::validate_topic_name(&n).is_err() {
+                mt.error_code = if validate_topic_name(&n).is_err() {
                     err::INVALID_TOPIC_EXCEPTION
                 } else {
                     err::UNKNOWN_TOPIC_OR_PARTITION

@@ -11,6 +11,7 @@ use kafka_protocol::messages::*;
 use super::common::*;
 use crate::broker::Broker;
 use crate::cluster::metadata::TopicMeta;
+use crate::cluster::validate_topic_name;
 use crate::log::{LogError, Partition};
 use crate::wire::error as err;
 use fjord_kafka::batch;
@@ -41,6 +42,10 @@ pub(super) fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -
                 err::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
             } else if !(-1..=1).contains(&acks) {
                 err::INVALID_REQUIRED_ACKS
+            } else if validate_topic_name(&name).is_err() {
+                // Kafka's answer, which librdkafka treats as permanent (no retry
+                // until the message timeout).
+                err::INVALID_TOPIC_EXCEPTION
             } else {
                 match lookup(b, &view, &name, pd.index, -1) {
                     Lookup::Err(c) => c,

@@ -644,6 +644,14 @@ async fn produce_rejects_bad_requests_with_kafkas_codes() {
         produce(&t.b, "missing", make_batch(1, 1, -1, -1), 1).await,
         (err::UNKNOWN_TOPIC_OR_PARTITION, -1)
     );
+    let long = "x".repeat(250);
+    for name in ["foo$#!", long.as_str(), ".", ".."] {
+        assert_eq!(
+            produce(&t.b, name, make_batch(1, 1, -1, -1), 1).await,
+            (err::INVALID_TOPIC_EXCEPTION, -1),
+            "{name}"
+        );
+    }
     let r = ask!(
         &t.b,
         Produce,

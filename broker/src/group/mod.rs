@@ -50,6 +50,10 @@ pub fn coordinator_for(view: &ClusterView, group: &str) -> Option<i32> {
         .max_by_key(|id| (rendezvous_score(group, *id), *id))
 }
 
+/// See [`Timing::first_join_window`]: long enough for clients started together,
+/// short beside a heartbeat interval.
+const FIRST_JOIN_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
+
 pub(crate) struct GroupHandle {
     pub(crate) g: Mutex<Group>,
     pub(crate) wake: Notify,
@@ -84,6 +88,7 @@ impl Groups {
             cache,
             timing: Timing {
                 initial_rebalance_delay: config.group_initial_rebalance_delay,
+                first_join_window: FIRST_JOIN_WINDOW,
             },
             min_session: config.group_min_session_timeout_ms,
             max_session: config.group_max_session_timeout_ms,

@@ -146,6 +146,14 @@ pub struct JoinParams {
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     pub initial_rebalance_delay: Duration,
+    /// The least time an empty group's first join phase stays open, even with
+    /// `group.initial.rebalance.delay.ms=0`, and by how much each new member
+    /// extends it (as the initial delay does). Consumers started together reach
+    /// the coordinator a few milliseconds apart; without this the first one's
+    /// generation completes alone and the others are rebalanced in only when
+    /// its next heartbeat (heartbeat.interval.ms, 3 s by default) reports the
+    /// rebalance.
+    pub first_join_window: Duration,
 }
 
 struct InitialDelay {
@@ -206,6 +214,13 @@ impl Group {
             Some(i) => self.static_members.get(i).is_some_and(|m| m != member_id),
             None => false,
         }
+    }
+
+    /// The initial delay of an empty group's first join phase.
+    fn initial_delay(&self) -> Duration {
+        self.timing
+            .initial_rebalance_delay
+            .max(self.timing.first_join_window)
     }
 
     fn max_rebalance_timeout(&self) -> Duration {
@@ -376,6 +391,10 @@ impl Group {
             return self.add_member_and_rebalance(p, new_id, now);
         }
         if p.require_known_member_id {
+            if self.state == State::PreparingRebalance && self.generation == 0 {
+                // A member on its way in: keep the first join phase open for it.
+                self.new_member_added = true;
+            }
             let deadline = now + p.session_timeout;
             self.pending.insert(new_id.clone(), deadline);
             return Reply::Now(JoinResult::error(&new_id, err::MEMBER_ID_REQUIRED));
@@ -476,7 +495,7 @@ impl Group {
         }
         let timeout = self.max_rebalance_timeout();
         if self.state == State::Empty {
-            let delay = self.timing.initial_rebalance_delay;
+            let delay = self.initial_delay();
             self.initial_delay = Some(InitialDelay {
                 deadline: now + delay,
                 remaining: timeout.saturating_sub(delay),
@@ -871,7 +890,7 @@ impl Group {
         }
         if let Some(d) = &self.initial_delay {
             if d.deadline <= now {
-                let delay = self.timing.initial_rebalance_delay;
+                let delay = self.initial_delay();
                 if self.new_member_added && !d.remaining.is_zero() {
                     let step = delay.min(d.remaining);
                     let remaining = d.remaining.saturating_sub(delay);
@@ -923,6 +942,7 @@ mod tests {
     fn timing(ms: u64) -> Timing {
         Timing {
             initial_rebalance_delay: Duration::from_millis(ms),
+            first_join_window: Duration::ZERO,
         }
     }
 
@@ -1000,6 +1020,30 @@ mod tests {
         assert!(rx.try_recv().is_err());
         g.tick(t + Duration::from_secs(3));
         assert_eq!(rx.try_recv().unwrap().generation, 1);
+    }
+
+    #[test]
+    fn first_join_window_waits_for_members_arriving_together() {
+        let t = Instant::now();
+        let mut g = Group::new(
+            "g",
+            Timing {
+                initial_rebalance_delay: Duration::ZERO,
+                first_join_window: Duration::from_millis(100),
+            },
+        );
+        let a = g.join(params("", false), t);
+        let b = g.join(params("", false), t + Duration::from_millis(80));
+        // b arrived inside the window: the phase is extended past t + 100 ms.
+        g.tick(t + Duration::from_millis(100));
+        let (Reply::Later(mut a), Reply::Later(mut b)) = (a, b) else {
+            panic!()
+        };
+        assert!(a.try_recv().is_err());
+        g.tick(t + Duration::from_millis(200));
+        let (ra, rb) = (a.try_recv().unwrap(), b.try_recv().unwrap());
+        assert_eq!((ra.generation, rb.generation), (1, 1));
+        assert_eq!(ra.members.len() + rb.members.len(), 2);
     }
 
     #[test]

@@ -252,6 +252,57 @@ def test_print_formats_match_console_consumer(cluster, topic):
         ("k1", "v1", 0, 1700000000123, [["h1", "x"], ["h2", "y"]])
 
 
+def test_console_properties_round_trip(cluster, topic):
+    """kafka-console-producer/-consumer --property names, verbatim as in the Kafka
+    material: produce with parse.key/parse.headers, print with print.*, and kcat
+    (librdkafka) reads back the same keys, values and headers."""
+    create(cluster, topic, 1)
+    lines = b"h1:a,h2:b\tk1|v1\nNO\tk2|v2\nNULL\tk3|v3\nh3:c\tNULL|v4\nplain line\n"
+    reader = ["--property", "parse.key=true", "--property", "key.separator=|",
+              "--property", "parse.headers=true", "--property", "null.marker=NULL"]
+    # Without ignore.error a header pair without its separator fails the line.
+    rc, _, err = fj(cluster, "produce", topic, *reader, stdin=b"NO\tk|v\n")
+    assert rc != 0 and "No header key separator found in pair 'NO' on line number 1" in err, err
+    # With it: a header without value; a line without delimiters is all value.
+    ok(cluster, "produce", topic, *reader, "--property", "ignore.error=true", stdin=lines)
+    out, _ = ok(cluster, "consume", topic, "--from-beginning", "--max-messages", "5",
+                "--property", "print.key=true", "--property", "key.separator=|")
+    assert out.splitlines() == ["k1|v1", "k2|v2", "k3|v3", "null|v4", "null|plain line"]
+    out, _ = ok(cluster, "consume", topic, "--from-beginning", "--max-messages", "5",
+                "--property", "print.timestamp=true", "--property", "print.partition=true",
+                "--property", "print.offset=true", "--property", "print.headers=true",
+                "--property", "print.key=true", "--property", "key.separator= | ",
+                "--property", "headers.separator=;", "--property", "null.literal=<nil>")
+    got = [re.sub(r"^CreateTime:\d{13} \| ", "TS | ", l) for l in out.splitlines()]
+    assert got == [
+        "TS | Partition:0 | Offset:0 | h1:a;h2:b | k1 | v1",
+        "TS | Partition:0 | Offset:1 | NO:<nil> | k2 | v2",
+        "TS | Partition:0 | Offset:2 | NO_HEADERS | k3 | v3",
+        "TS | Partition:0 | Offset:3 | h3:c | <nil> | v4",
+        "TS | Partition:0 | Offset:4 | NO_HEADERS | <nil> | plain line",
+    ], out
+    out, _ = ok(cluster, "consume", topic, "--from-beginning", "--max-messages", "5",
+                "--property", "print.key=true", "--property", "print.value=false",
+                "--property", "line.separator=;", "--property",
+                "value.deserializer=org.apache.kafka.common.serialization.StringDeserializer")
+    assert out == "k1;k2;k3;null;null;"
+    # kcat reads the same records (-Z: NULL for a null key).
+    raw = kcat(cluster, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-Z", "-f", "%k|%s|%h\n").decode()
+    rows = raw.splitlines()
+    assert [r.split("|")[:2] for r in rows] == [["k1", "v1"], ["k2", "v2"], ["k3", "v3"], ["NULL", "v4"],
+                                                ["NULL", "plain line"]]
+    assert rows[0].split("|")[2] == "h1=a,h2=b" and rows[3].split("|")[2] == "h3=c"
+    # Unknown names and classes are refused, not ignored.
+    for args, words in [(("consume", topic, "--property", "print.keys=true"), "unknown --property print.keys"),
+                        (("consume", topic, "--property", "value.deserializer=com.example.AvroDeserializer"),
+                         "unsupported deserializer"),
+                        (("produce", topic, "--property", "parse.keys=true"), "unknown --property parse.keys"),
+                        (("produce", topic, "--property", "null.marker=|", "--property", "key.separator=|"),
+                         "null.marker and key.separator may not be equal")]:
+        rc, _, err = fj(cluster, *args, stdin=b"x\n", timeout=20)
+        assert rc != 0 and words in err, (args, err)
+
+
 @pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
 def test_compressed_produce_read_by_confluent(cluster, topic, codec):
     from confluent_kafka import Consumer, TopicPartition
