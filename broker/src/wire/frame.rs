@@ -249,7 +249,8 @@ mod tests {
     #[test]
     fn anything_else_falls_back_to_the_generic_encoder() {
         let mut f = response(12, &[Some(Bytes::from(vec![1u8; 5000]))]);
-        f.responses[0].partitions[0].aborted_transactions = Some(vec![AbortedTransaction::default()]);
+        f.responses[0].partitions[0].aborted_transactions =
+            Some(vec![AbortedTransaction::default()]);
         let kind = ResponseKind::Fetch(f);
         let got = encode_response(ApiKey::Fetch, 12, 1, &kind).unwrap();
         assert_eq!(got.len(), 1);
