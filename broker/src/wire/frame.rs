@@ -108,7 +108,6 @@ fn encode_fetch(version: i16, correlation_id: i32, f: &FetchResponse) -> Option<
         cur: BytesMut::with_capacity(256),
     };
     let b = &mut c.cur;
-    b.put_i32(0); // frame length, patched below
     b.put_i32(correlation_id);
     if flex {
         b.put_u8(0); // response header v1: no tagged fields
@@ -160,15 +159,13 @@ fn encode_fetch(version: i16, correlation_id: i32, f: &FetchResponse) -> Option<
     if flex {
         c.cur.put_u8(0); // response tagged fields
     }
-    let mut chunks = c.done;
+    let mut chunks = Vec::with_capacity(c.done.len() + 2);
+    let total: usize = c.done.iter().map(|x| x.len()).sum::<usize>() + c.cur.len();
+    chunks.push(Bytes::copy_from_slice(
+        &i32::try_from(total).ok()?.to_be_bytes(),
+    ));
+    chunks.extend(c.done);
     chunks.push(c.cur.freeze());
-    let total: usize = chunks.iter().map(|x| x.len()).sum();
-    let len = i32::try_from(total - 4).ok()?.to_be_bytes();
-    // The length prefix is the first four bytes of the first chunk.
-    let first = chunks.first_mut()?;
-    let mut head = BytesMut::from(&first[..]);
-    head[..4].copy_from_slice(&len);
-    *first = head.freeze();
     Some(chunks)
 }
 
