@@ -55,6 +55,7 @@ matrix() { # tool brokers round
   # local queue passes queued.min.messages: a broker that answers faster than the client
   # drains pays a 1 s pause per trip. The same read with the pause at 1 ms shows the rate.
   run "$tool" "$b" consume-100B-qbackoff1 --mode consume --topic "$t-a1" --messages "$MSGS" --set fetch.queue.backoff.ms=1
+  run "$tool" "$b" consume-1KiB-qbackoff1 --mode consume --topic "$t-k1" --messages $((MSGS / 4)) --set fetch.queue.backoff.ms=1
   run "$tool" "$b" e2e-5000 --mode e2e --topic "$t-e2e" --messages "$E2E_MSGS" --rate 5000 --size 100 --acks 1
   # The producer's own linger.ms (kbench default 5) is part of the figure above; this one
   # shows what the broker adds.

@@ -1,24 +1,34 @@
 //! The Kafka listener: length-framed requests over TCP, decoded in read order,
 //! answered in request order. Each connection has a reader (frames → handler
-//! futures, in order) and a writer (awaits them in order, batches writes).
+//! futures, in order) and a writer (awaits them in order, batches writes;
+//! fetched records go to the socket by reference, with vectored writes).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::api::{self, Pending};
 use crate::broker::Broker;
 use crate::wire::codec::{self, Decoded};
+use crate::wire::frame;
 
 /// Frames allowed before the first valid request (a stranger's first bytes
 /// must not make us allocate socket.request.max.bytes).
 const PRE_AUTH_FRAME_CAP: usize = 1 << 20;
 /// Requests a connection may have in flight before we stop reading.
 const PIPELINE_DEPTH: usize = 256;
+/// Queued response bytes that are written even while more responses are ready.
+const FLUSH_BYTES: usize = 256 << 10;
+/// Chunks per vectored write (Linux's IOV_MAX is 1024).
+const MAX_IOVECS: usize = 512;
 
 /// Counts open connections so shutdown can wait for them.
 #[derive(Default)]
@@ -69,6 +79,60 @@ pub async fn serve(b: Arc<Broker>, listener: TcpListener, conns: Arc<ConnCounter
     }
 }
 
+/// Response bytes waiting for the socket: small pieces copied together,
+/// large ones (the records of a fetch) kept as the shared chunks they are,
+/// all handed to the kernel with vectored writes.
+#[derive(Default)]
+struct OutQueue {
+    chunks: VecDeque<Bytes>,
+    small: BytesMut,
+    bytes: usize,
+}
+
+impl OutQueue {
+    fn push(&mut self, c: Bytes) {
+        self.bytes += c.len();
+        if c.len() < frame::SHARE_MIN {
+            self.small.extend_from_slice(&c);
+        } else {
+            if !self.small.is_empty() {
+                self.chunks.push_back(self.small.split().freeze());
+            }
+            self.chunks.push_back(c);
+        }
+    }
+
+    async fn flush(&mut self, w: &mut OwnedWriteHalf) -> std::io::Result<()> {
+        if !self.small.is_empty() {
+            self.chunks.push_back(self.small.split().freeze());
+        }
+        while !self.chunks.is_empty() {
+            let mut n = {
+                let io: Vec<IoSlice<'_>> = self
+                    .chunks
+                    .iter()
+                    .take(MAX_IOVECS)
+                    .map(|c| IoSlice::new(c))
+                    .collect();
+                w.write_vectored(&io).await?
+            };
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            while let Some(front) = self.chunks.front_mut() {
+                if n < front.len() {
+                    front.advance(n);
+                    break;
+                }
+                n -= front.len();
+                self.chunks.pop_front();
+            }
+        }
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
 enum Out {
     Pending(kafka_protocol::messages::ApiKey, i16, i32, Pending),
     Raw(Bytes),
@@ -79,31 +143,28 @@ async fn connection(b: Arc<Broker>, sock: TcpStream) -> anyhow::Result<()> {
     let (mut rd, wr) = sock.into_split();
     let (tx, mut rx) = mpsc::channel::<Out>(PIPELINE_DEPTH);
     let writer = tokio::spawn(async move {
-        let mut w = BufWriter::with_capacity(64 * 1024, wr);
+        let mut w = wr;
+        let mut q = OutQueue::default();
         while let Some(o) = rx.recv().await {
-            let bytes = match o {
-                Out::Raw(b) => Some(b),
-                Out::Pending(key, version, corr, fut) => match fut.await {
-                    None => None,
-                    Some(body) => match codec::encode_response(key, version, corr, &body) {
-                        Ok(b) => Some(b),
-                        Err(e) => {
-                            tracing::error!(?key, version, error = %e, "cannot encode response; closing");
-                            return;
+            match o {
+                Out::Raw(b) => q.push(b),
+                Out::Pending(key, version, corr, fut) => {
+                    if let Some(body) = fut.await {
+                        match frame::encode_response(key, version, corr, &body) {
+                            Ok(chunks) => chunks.into_iter().for_each(|c| q.push(c)),
+                            Err(e) => {
+                                tracing::error!(?key, version, error = %e, "cannot encode response; closing");
+                                return;
+                            }
                         }
-                    },
-                },
-            };
-            if let Some(bytes) = bytes {
-                if w.write_all(&bytes).await.is_err() {
-                    return;
+                    }
                 }
             }
-            if rx.is_empty() && w.flush().await.is_err() {
+            if (rx.is_empty() || q.bytes >= FLUSH_BYTES) && q.flush(&mut w).await.is_err() {
                 return;
             }
         }
-        let _ = w.flush().await;
+        let _ = q.flush(&mut w).await;
     });
     let max = b.config.socket_request_max_bytes.max(1024) as usize;
     let mut seen_valid = false;

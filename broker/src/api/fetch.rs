@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::*;
 use tokio::sync::Notify;
 
@@ -138,7 +138,12 @@ pub(super) async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> Fet
         .into_iter()
         .map(|n| fetch_response::FetchableTopicResponse::default().with_topic(n))
         .collect();
+    // KIP-74: `max_bytes` bounds the records of the whole response and each
+    // partition's `partition_max_bytes` its own, except that the first batch
+    // of the first non-empty partition is always returned, so a consumer
+    // makes progress past a batch larger than either limit.
     let mut total = 0usize;
+    let mut min_one = true;
     let mut idx = 0usize;
     for t in &r.topics {
         for p in &t.partitions {
@@ -149,33 +154,31 @@ pub(super) async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> Fet
                 .with_records(Some(Bytes::new()));
             let mut code = fp.code;
             if let Some(l) = &fp.part {
+                let budget = fp.max_bytes.min(max_total.saturating_sub(total));
+                if code == err::NONE && (budget > 0 || min_one) {
+                    match b
+                        .log
+                        .read_for_fetch(l, fp.offset, budget, min_one, from_replica)
+                    {
+                        Ok(records) => {
+                            let n = records.len();
+                            if n > 0 {
+                                min_one = false;
+                                total += n;
+                                metrics::counter!("kafka_server_brokertopicmetrics_bytesout_total")
+                                    .increment(n as u64);
+                            }
+                            pd.records = Some(records);
+                        }
+                        Err(e) => code = err::log_error(&e),
+                    }
+                }
+                // Taken after the read: the HW answered covers what was read.
                 let o = l.offsets();
                 pd.high_watermark = o.high_watermark;
                 pd.last_stable_offset = o.high_watermark;
                 if version >= 5 {
                     pd.log_start_offset = o.log_start;
-                }
-                if code == err::NONE {
-                    let budget = fp.max_bytes.min(max_total.saturating_sub(total));
-                    // At least one batch overall, even past max_bytes (KIP-74).
-                    let budget = if total == 0 { budget.max(1) } else { budget };
-                    if budget > 0 {
-                        let read = if from_replica {
-                            b.log.read_replica(l, fp.offset, budget)
-                        } else {
-                            b.log.read(l, fp.offset, budget)
-                        };
-                        match read {
-                            Ok(batches) => {
-                                let n: usize = batches.iter().map(|x| x.len()).sum();
-                                total += n;
-                                pd.records = Some(concat(batches, n));
-                                metrics::counter!("kafka_server_brokertopicmetrics_bytesout_total")
-                                    .increment(n as u64);
-                            }
-                            Err(e) => code = err::log_error(&e),
-                        }
-                    }
                 }
             }
             pd.error_code = code;
@@ -185,15 +188,4 @@ pub(super) async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> Fet
         }
     }
     FetchResponse::default().with_responses(out)
-}
-
-pub(super) fn concat(batches: Vec<Bytes>, n: usize) -> Bytes {
-    if batches.len() == 1 {
-        return batches.into_iter().next().unwrap_or_default();
-    }
-    let mut m = BytesMut::with_capacity(n);
-    for x in batches {
-        m.extend_from_slice(&x);
-    }
-    m.freeze()
 }

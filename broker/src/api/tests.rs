@@ -1058,3 +1058,91 @@ async fn group_join_sync_heartbeat_commit_fetch_leave() {
     let r = ask!(&t.b, OffsetFetch, 7, fetch_offsets_req("grp", "gt"));
     assert_eq!(r.topics[0].partitions[0].committed_offset, -1);
 }
+
+/// A consumer fetch of `name`'s partitions from the given offsets.
+fn fetch_parts_req(name: &str, offsets: &[i64], max_bytes: i32, part_max: i32) -> FetchRequest {
+    let parts = offsets
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            fetch_request::FetchPartition::default()
+                .with_partition(i as i32)
+                .with_current_leader_epoch(-1)
+                .with_fetch_offset(*o)
+                .with_partition_max_bytes(part_max)
+        })
+        .collect();
+    fetch_req(name, 0, -1)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(topic(name))
+            .with_partitions(parts)])
+}
+
+/// Batches per partition in a fetch response.
+fn batch_counts(r: &FetchResponse) -> Vec<usize> {
+    r.responses[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            assert_eq!(p.error_code, err::NONE);
+            let records = p.records.clone().unwrap_or_default();
+            if records.is_empty() {
+                return 0;
+            }
+            fjord_kafka::batch::split_batches(&records)
+                .expect("whole batches")
+                .len()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn fetch_honours_max_bytes_and_partition_max_bytes_with_one_batch_always() {
+    let t = start().await;
+    assert_eq!(create_topic(&t.b, "lim", 3).await, err::NONE);
+    let one = make_batch(5, 1000, -1, -1);
+    let size = one.len() as i32;
+    for part in 0..3 {
+        for _ in 0..2 {
+            let r = ask!(&t.b, Produce, 9, produce_req("lim", part, one.clone(), -1));
+            assert_eq!(r.responses[0].partition_responses[0].error_code, err::NONE);
+        }
+    }
+    let fetch = |offsets: [i64; 3], max: i32, part_max: i32| {
+        let b = t.b.clone();
+        async move {
+            ask!(
+                &b,
+                Fetch,
+                12,
+                fetch_parts_req("lim", &offsets, max, part_max)
+            )
+        }
+    };
+    // Room for everything: two batches from each partition.
+    assert_eq!(
+        batch_counts(&fetch([0; 3], 1 << 20, 1 << 20).await),
+        [2, 2, 2]
+    );
+    // Limits below one batch: still the first batch of the first partition, nothing else.
+    assert_eq!(batch_counts(&fetch([0; 3], 1, 1).await), [1, 0, 0]);
+    assert_eq!(batch_counts(&fetch([0; 3], 1 << 20, 1).await), [1, 0, 0]);
+    // The first non-empty partition is the one that always makes progress.
+    assert_eq!(batch_counts(&fetch([10, 0, 0], 1, 1).await), [0, 1, 0]);
+    // max_bytes over the whole response: 2.5 batches hold two, and no
+    // partition adds a batch past the rest of the budget.
+    assert_eq!(
+        batch_counts(&fetch([0; 3], size * 5 / 2, 1 << 20).await),
+        [2, 0, 0]
+    );
+    assert_eq!(
+        batch_counts(&fetch([0; 3], size * 7 / 2, 1 << 20).await),
+        [2, 1, 0]
+    );
+    // partition_max_bytes per partition: one batch and a half hold one each.
+    assert_eq!(
+        batch_counts(&fetch([0; 3], 1 << 20, size * 3 / 2).await),
+        [1, 1, 1]
+    );
+}

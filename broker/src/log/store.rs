@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -30,6 +30,14 @@ pub struct Appended {
     pub last_offset: i64,
     pub log_start: i64,
     pub done: oneshot::Receiver<Result<(), String>>,
+}
+
+/// What a read returns, as `LogStore::plan` decided it.
+enum Planned {
+    /// The batches, shared from the partition's tail cache.
+    Cached(Vec<Bytes>),
+    /// Stored batches with base offsets in `from..to`, `bytes` in all.
+    Stored { from: i64, to: i64, bytes: usize },
 }
 
 /// The broker's partition store.
@@ -385,7 +393,8 @@ impl LogStore {
     }
 
     /// Read committed batches from `offset`, at most `max_bytes` but always the
-    /// whole batch containing `offset` (at least one batch when any exists).
+    /// whole batch containing `offset` (at least one batch when any exists),
+    /// one `Bytes` per batch.
     pub fn read(
         &self,
         p: &Partition,
@@ -413,62 +422,122 @@ impl LogStore {
         max_bytes: usize,
         replica: bool,
     ) -> Result<Vec<Bytes>, LogError> {
-        let (start_base, hw, from_cache) = {
-            let s = p.state.lock();
-            if s.offline {
-                return Err(LogError::Offline);
-            }
-            if offset < s.log_start || offset > s.durable.max(s.hw) {
-                return Err(LogError::OffsetOutOfRange);
-            }
-            let bound = if replica { s.durable } else { s.hw };
-            if offset >= bound {
-                return Ok(Vec::new());
-            }
-            let base = s
-                .index
-                .range(..=offset)
-                .next_back()
-                .filter(|(_, m)| m.last_offset >= offset)
-                .map(|(b, _)| *b)
-                .or_else(|| s.index.range(offset..).next().map(|(b, _)| *b));
-            let Some(base) = base else {
-                return Ok(Vec::new());
-            };
-            // Serve from the in-memory tail when it covers the start.
-            if s.cache.front().is_some_and(|(b, _, _)| *b <= base) {
+        Ok(match self.plan(p, offset, max_bytes, true, replica)? {
+            None => Vec::new(),
+            Some(Planned::Cached(v)) => v,
+            Some(Planned::Stored { from, to, bytes }) => {
                 let mut out = Vec::new();
                 let mut total = 0usize;
-                let i = s.cache.partition_point(|(b, _, _)| *b < base);
-                for (_, last, d) in s.cache.range(i..) {
-                    if *last >= bound || (total > 0 && total + d.len() > max_bytes) {
-                        break;
-                    }
-                    total += d.len();
-                    out.push(d.clone());
+                self.db.scan(p.id, from, to, &mut |v| {
+                    total += v.len();
+                    out.push(Bytes::copy_from_slice(v));
+                    Ok(total < bytes)
+                })?;
+                out
+            }
+        })
+    }
+
+    /// A fetch's read of one partition, as one contiguous buffer: the whole
+    /// batches from the one holding `offset` while they fit in `max_bytes`;
+    /// with `min_one` the first batch even if it alone is larger (KIP-74:
+    /// the first non-empty partition of a fetch always makes progress).
+    /// Up to the high watermark, or for a follower (`replica`) the written end.
+    /// A single cached batch is shared, not copied; stored batches are copied
+    /// once, straight into the result.
+    pub fn read_for_fetch(
+        &self,
+        p: &Partition,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        replica: bool,
+    ) -> Result<Bytes, LogError> {
+        Ok(match self.plan(p, offset, max_bytes, min_one, replica)? {
+            None => Bytes::new(),
+            Some(Planned::Cached(v)) if v.len() == 1 => v.into_iter().next().unwrap_or_default(),
+            Some(Planned::Cached(v)) => {
+                let mut m = BytesMut::with_capacity(v.iter().map(|x| x.len()).sum());
+                for x in v {
+                    m.extend_from_slice(&x);
                 }
-                return Ok(out);
+                m.freeze()
             }
-            (base, bound, false)
+            Some(Planned::Stored { from, to, bytes }) => {
+                let mut m = BytesMut::with_capacity(bytes);
+                self.db.scan(p.id, from, to, &mut |v| {
+                    if m.len() + v.len() > bytes {
+                        return Ok(false);
+                    }
+                    m.extend_from_slice(v);
+                    Ok(m.len() < bytes)
+                })?;
+                m.freeze()
+            }
+        })
+    }
+
+    /// Which batches a read returns, decided from the in-memory index alone
+    /// (no bytes touched): the cached ones themselves, or a key range of the
+    /// store with its total size. `None` when nothing is readable.
+    fn plan(
+        &self,
+        p: &Partition,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        replica: bool,
+    ) -> Result<Option<Planned>, LogError> {
+        let s = p.state.lock();
+        if s.offline {
+            return Err(LogError::Offline);
+        }
+        if offset < s.log_start || offset > s.durable.max(s.hw) {
+            return Err(LogError::OffsetOutOfRange);
+        }
+        let bound = if replica { s.durable } else { s.hw };
+        if offset >= bound {
+            return Ok(None);
+        }
+        let base = s
+            .index
+            .range(..=offset)
+            .next_back()
+            .filter(|(_, m)| m.last_offset >= offset)
+            .map(|(b, _)| *b)
+            .or_else(|| s.index.range(offset..).next().map(|(b, _)| *b));
+        let Some(base) = base else {
+            return Ok(None);
         };
-        debug_assert!(!from_cache);
-        let mut out = Vec::new();
-        let mut total = 0usize;
-        self.db.scan(p.id, start_base, hw, &mut |v| {
-            if total > 0 && total + v.len() > max_bytes {
-                return Ok(false);
+        let (mut bytes, mut count, mut to) = (0usize, 0usize, base);
+        for m in s.index.range(base..).map(|(_, m)| m) {
+            let size = m.size as usize;
+            if m.last_offset >= bound || (bytes + size > max_bytes && !(min_one && count == 0)) {
+                break;
             }
-            let Ok(h) = batch::parse_header(v) else {
-                return Ok(false);
-            };
-            if h.base_offset + h.last_offset_delta as i64 >= hw {
-                return Ok(false);
-            }
-            total += v.len();
-            out.push(Bytes::copy_from_slice(v));
-            Ok(true)
-        })?;
-        Ok(out)
+            bytes += size;
+            count += 1;
+            to = m.last_offset + 1;
+        }
+        if count == 0 {
+            return Ok(None);
+        }
+        // Serve from the in-memory tail when it covers the start.
+        if s.cache.front().is_some_and(|(b, _, _)| *b <= base) {
+            let i = s.cache.partition_point(|(b, _, _)| *b < base);
+            let v: Vec<Bytes> = s
+                .cache
+                .range(i..)
+                .take_while(|(_, last, _)| *last < to)
+                .map(|(_, _, d)| d.clone())
+                .collect();
+            return Ok(Some(Planned::Cached(v)));
+        }
+        Ok(Some(Planned::Stored {
+            from: base,
+            to,
+            bytes,
+        }))
     }
 
     /// First offset with timestamp >= ts (exact to the record), or None.
