@@ -531,7 +531,9 @@ impl ZkClient {
                 match *st.borrow_and_update() {
                     SessionState::Connected => return Ok(()),
                     SessionState::Expired => return Err(ZkError::SessionExpired),
-                    SessionState::Closed => return Err(ZkError::Closed),
+                    SessionState::Closed => {
+                        return Err(gave_up.try_recv().unwrap_or(ZkError::Closed))
+                    }
                     _ => {}
                 }
                 tokio::select! {

@@ -16,8 +16,8 @@ import time
 from kazoo.exceptions import ConnectionLoss, OperationTimeoutError, SessionExpiredError
 from kazoo.protocol.states import KazooState
 
-ROUNDS = int(os.environ.get("FJORD_REPLY_ROUTING_ROUNDS", "200"))
-IN_FLIGHT = int(os.environ.get("FJORD_REPLY_ROUTING_INFLIGHT", "200"))
+ROUNDS = int(os.environ.get("FJORD_REPLY_ROUTING_ROUNDS", "150"))
+IN_FLIGHT = int(os.environ.get("FJORD_REPLY_ROUTING_INFLIGHT", "60"))
 
 
 class Captured(logging.Handler):
