@@ -1763,6 +1763,7 @@ mod tests {
             auths: vec![],
             queued: VecDeque::new(),
             next_xid: 1,
+            give_up: None,
         };
         s.watches.persistent.insert("/p".into(), vec![tx]);
         for i in 0..20_000 {
