@@ -292,10 +292,12 @@ fn keeper_state_name(s: i32) -> String {
 /// Runs one `fjord znode` command.
 pub async fn run(args: ZnodeArgs, output: Output) -> Result<()> {
     let timeout = Duration::from_millis(args.session_timeout_ms.max(1));
-    // Give up on an unreachable coordinator after at most 10 s (zkCli would hang).
+    // Give up on an unreachable coordinator after at most 10 s (zkCli would
+    // hang), and at once when every host refused the connection.
     let opts = ZkOptions {
         session_timeout: timeout,
         connect_timeout: Some(timeout.min(Duration::from_secs(10))),
+        fail_fast: true,
         ..ZkOptions::default()
     };
     let zk = ZkClient::connect_with(&args.coord, opts)

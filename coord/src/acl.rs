@@ -83,13 +83,18 @@ impl Identity {
     }
 
     /// Checks an ACL given in create/setACL and expands `auth` entries into
-    /// this connection's authenticated ids, as ZooKeeper's fixupACL does.
+    /// this connection's authenticated ids, as ZooKeeper's fixupACL does;
+    /// an entry repeated in the request is kept once (ZooKeeper 3.5+,
+    /// ZOOKEEPER-1877).
     pub fn fixup(&self, acl: &[Acl]) -> Result<Vec<Acl>, ErrorCode> {
         if acl.is_empty() {
             return Err(ErrorCode::InvalidAcl);
         }
         let mut out = Vec::with_capacity(acl.len());
-        for a in acl {
+        for (i, a) in acl.iter().enumerate() {
+            if acl[..i].contains(a) {
+                continue;
+            }
             if a.perms & !perms::ALL != 0 {
                 return Err(ErrorCode::InvalidAcl);
             }

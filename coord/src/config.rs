@@ -105,10 +105,13 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// `reconfigEnabled`: whether clients may change the membership.
     pub reconfig_enabled: bool,
-    /// `readonlymode.enabled` (a Java system property in ZooKeeper; here a
-    /// key, or `-Dreadonlymode.enabled=true` in SERVER_JVMFLAGS/JVMFLAGS):
-    /// a member cut off from the quorum serves read-only clients.
+    /// `readonlymode.enabled`: a member cut off from the quorum serves
+    /// read-only clients.
     pub read_only_enabled: bool,
+    /// `skipACL=yes` (`-Dzookeeper.skipACL=yes`): no ACL is checked.
+    pub skip_acl: bool,
+    /// `maxCnxns`: client connections allowed in all; 0 = unlimited.
+    pub max_cnxns: usize,
     /// Every key as written, for the `conf` four-letter word.
     pub raw: Vec<(String, String)>,
 }
@@ -142,7 +145,48 @@ const KNOWN: &[&str] = &[
     "globalOutstandingLimit",
     "readonlymode.enabled",
     "quorumListenOnAllIPs",
+    "skipACL",
+    "maxCnxns",
 ];
+
+/// The Java system properties ZooKeeper reads that fjord-coord implements,
+/// with the config key each sets here. Given as `-Dname=value` in
+/// `SERVER_JVMFLAGS` or `JVMFLAGS` (the later wins, as on zkServer.sh's java
+/// command line), they apply when the config file does not set the key.
+pub const SYSTEM_PROPERTIES: &[(&str, &str)] = &[
+    (
+        "zookeeper.DigestAuthenticationProvider.superDigest",
+        "zookeeper.DigestAuthenticationProvider.superDigest",
+    ),
+    ("zookeeper.skipACL", "skipACL"),
+    ("zookeeper.maxCnxns", "maxCnxns"),
+    ("readonlymode.enabled", "readonlymode.enabled"),
+    ("jute.maxbuffer", "jute.maxbuffer"),
+    ("zookeeper.4lw.commands.whitelist", "4lw.commands.whitelist"),
+    ("zookeeper.snapCount", "snapCount"),
+];
+
+/// The `-Dname=value` flags of a JVM flags string (`-Dname` alone is
+/// `name=""`, as Java reads it); everything else in it is ignored.
+fn jvm_properties(flags: &str) -> Vec<(String, String)> {
+    flags
+        .split_whitespace()
+        .filter_map(|f| f.strip_prefix("-D"))
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_string(), v.trim_matches(['"', '\'']).to_string())
+        })
+        .collect()
+}
+
+/// `SERVER_JVMFLAGS` then `JVMFLAGS`, as zkServer.sh passes them to java.
+fn jvm_flags_from_env() -> String {
+    ["SERVER_JVMFLAGS", "JVMFLAGS"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 impl Config {
     /// Reads a zoo.cfg-style file. Unknown keys are warned about, not fatal,
@@ -155,8 +199,19 @@ impl Config {
         Self::parse(file, &text)
     }
 
-    /// Parses the text of `file` (split from `load` so tests need no files).
+    /// Parses the text of `file` (split from `load` so tests need no files),
+    /// with the system properties in `SERVER_JVMFLAGS`/`JVMFLAGS`.
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        Self::parse_with_flags(file, text, &jvm_flags_from_env())
+    }
+
+    /// [`Config::parse`] with the JVM flags given: the keys the file does
+    /// not set are taken from its [`SYSTEM_PROPERTIES`].
+    pub fn parse_with_flags(
+        file: &Path,
+        text: &str,
+        jvm_flags: &str,
+    ) -> Result<Config, ConfigError> {
         let mut raw = Vec::new();
         let mut map = HashMap::new();
         for line in text.lines() {
@@ -173,6 +228,24 @@ impl Config {
             }
             map.insert(k.clone(), v.clone());
             raw.push((k, v));
+        }
+        let mut from_env: Vec<(String, String)> = Vec::new();
+        for (prop, v) in jvm_properties(jvm_flags) {
+            let Some((_, key)) = SYSTEM_PROPERTIES.iter().find(|(p, _)| *p == prop) else {
+                tracing::debug!(property = %prop, "JVM flag ignored: not a property fjord-coord implements");
+                continue;
+            };
+            from_env.retain(|(k, _)| k != key);
+            from_env.push((key.to_string(), v));
+        }
+        for (k, v) in from_env {
+            let file_sets = map.contains_key(&k)
+                || (k == "zookeeper.DigestAuthenticationProvider.superDigest"
+                    && map.contains_key("DigestAuthenticationProvider.superDigest"));
+            if !file_sets {
+                map.insert(k.clone(), v.clone());
+                raw.push((k, v));
+            }
         }
         let p = Parser { file, map: &map };
         let tick_time_ms: u64 = p.num("tickTime", 2000)?;
@@ -231,10 +304,7 @@ impl Config {
             .get("DigestAuthenticationProvider.superDigest")
             .or_else(|| map.get("zookeeper.DigestAuthenticationProvider.superDigest"))
             .cloned();
-        let from_jvm_flags = ["SERVER_JVMFLAGS", "JVMFLAGS"]
-            .iter()
-            .any(|k| std::env::var(k).is_ok_and(|v| v.contains("-Dreadonlymode.enabled=true")));
-        let read_only_enabled = p.flag("readonlymode.enabled")? || from_jvm_flags;
+        let read_only_enabled = p.flag("readonlymode.enabled")?;
         Ok(Config {
             file: file.to_path_buf(),
             tick_time_ms,
@@ -258,6 +328,8 @@ impl Config {
             super_digest,
             reconfig_enabled: p.flag("reconfigEnabled")?,
             read_only_enabled,
+            skip_acl: p.flag("skipACL")?,
+            max_cnxns: p.num("maxCnxns", 0)?,
             raw,
         })
     }
@@ -433,6 +505,29 @@ mod tests {
         assert_eq!(c.my_id, None);
         let (hb, min, max) = c.raft_timing();
         assert!(hb < min && min < max, "{hb} {min} {max}");
+    }
+
+    #[test]
+    fn jvm_flags_fill_what_the_file_leaves_unset() {
+        let flags = "-Xmx512m -Dzookeeper.skipACL=yes -Djute.maxbuffer=4096 \
+                     -Dzookeeper.maxCnxns=7 -Dsome.other=1 -Dzookeeper.snapCount=5000 \
+                     -Dzookeeper.DigestAuthenticationProvider.superDigest=super:abc \
+                     -Dreadonlymode.enabled=true -Dzookeeper.maxCnxns=9";
+        let c = Config::parse_with_flags(Path::new("z"), "snapCount=2000\n", flags).unwrap();
+        assert!(c.skip_acl && c.read_only_enabled);
+        assert_eq!(c.jute_max_buffer, 4096);
+        assert_eq!(c.max_cnxns, 9, "the later flag wins");
+        assert_eq!(c.snap_count, 2000, "the file wins");
+        assert_eq!(c.super_digest.as_deref(), Some("super:abc"));
+        let c = Config::parse_with_flags(
+            Path::new("z"),
+            "DigestAuthenticationProvider.superDigest=super:file\n",
+            flags,
+        )
+        .unwrap();
+        assert_eq!(c.super_digest.as_deref(), Some("super:file"));
+        let c = Config::parse_with_flags(Path::new("z"), "", "").unwrap();
+        assert!(!c.skip_acl && c.max_cnxns == 0 && c.super_digest.is_none());
     }
 
     #[test]

@@ -389,6 +389,10 @@ pub struct ZkOptions {
     pub connect_timeout: Option<Duration>,
     /// Largest reply frame accepted (jute.maxbuffer); `FRAME_SLACK` is added on top.
     pub max_frame: usize,
+    /// Give up, with the socket's error, as soon as every host failed once
+    /// before the first session (a one-shot tool facing a refused port);
+    /// otherwise hosts are retried until `connect_timeout`.
+    pub fail_fast: bool,
 }
 
 impl Default for ZkOptions {
@@ -397,6 +401,7 @@ impl Default for ZkOptions {
             session_timeout: Duration::from_secs(30),
             connect_timeout: None,
             max_frame: DEFAULT_MAX_FRAME,
+            fail_fast: false,
         }
     }
 }
@@ -491,6 +496,7 @@ impl ZkClient {
             session_id: AtomicI64::new(0),
             cs: cs.clone(),
         });
+        let (give_up, mut gave_up) = oneshot::channel();
         let mut hosts = cs.hosts.clone();
         // Spread sessions over an ensemble like the Java client's shuffle.
         if hosts.len() > 1 {
@@ -513,21 +519,31 @@ impl ZkClient {
             auths: Vec::new(),
             queued: VecDeque::new(),
             next_xid: 1,
+            give_up: Some(give_up),
         };
         tokio::spawn(task.run());
         let client = ZkClient { shared };
         let wait = opts.connect_timeout.unwrap_or(opts.session_timeout);
         let mut st = state_rx;
+        let mut given_up = false;
         let res = tokio::time::timeout(wait, async {
             loop {
                 match *st.borrow_and_update() {
                     SessionState::Connected => return Ok(()),
                     SessionState::Expired => return Err(ZkError::SessionExpired),
-                    SessionState::Closed => return Err(ZkError::Closed),
+                    SessionState::Closed => {
+                        return Err(gave_up.try_recv().unwrap_or(ZkError::Closed))
+                    }
                     _ => {}
                 }
-                if st.changed().await.is_err() {
-                    return Err(ZkError::Closed);
+                tokio::select! {
+                    r = st.changed() => if r.is_err() {
+                        return Err(ZkError::Closed);
+                    },
+                    e = &mut gave_up, if !given_up => match e {
+                        Ok(e) => return Err(e),
+                        Err(_) => given_up = true,
+                    },
                 }
             }
         })
@@ -1190,6 +1206,8 @@ struct Session {
     /// Requests (and auths) waiting for a connection.
     queued: VecDeque<Cmd>,
     next_xid: i32,
+    /// Where `fail_fast` sends the first round's failure.
+    give_up: Option<oneshot::Sender<ZkError>>,
 }
 
 impl Session {
@@ -1246,6 +1264,14 @@ impl Session {
                     Ok(c) => break c,
                     Err(e) => {
                         debug!("zk connect to {}:{} failed: {e}", host.0, host.1);
+                        if self.next_host == 0 && self.session_id == 0 && self.opts.fail_fast {
+                            if let Some(give_up) = self.give_up.take() {
+                                let _ = give_up.send(e);
+                                self.finish(SessionState::Closed, state::CLOSED, ZkError::Closed)
+                                    .await;
+                                return;
+                            }
+                        }
                         if self.next_host == 0 {
                             round_failures += 1;
                             // Short, jittered backoff between full rounds.
@@ -1737,6 +1763,7 @@ mod tests {
             auths: vec![],
             queued: VecDeque::new(),
             next_xid: 1,
+            give_up: None,
         };
         s.watches.persistent.insert("/p".into(), vec![tx]);
         for i in 0..20_000 {

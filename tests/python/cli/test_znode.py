@@ -138,6 +138,18 @@ def test_unreachable_coordinator():
     assert p.returncode != 0 and "Unable to connect" in p.stderr
 
 
+def test_refused_connection_is_reported_at_once():
+    """Port 1 refuses at once: no 10 s wait (the default session timeout
+    would allow one) before saying so."""
+    t0 = time.monotonic()
+    p = subprocess.run([FJORD, "znode", "--coord", "127.0.0.1:1", "ls", "/"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+    took = time.monotonic() - t0
+    assert p.returncode != 0, p
+    assert "Unable to connect to 127.0.0.1:1" in p.stderr and "refused" in p.stderr.lower(), p.stderr
+    assert took < 3.0, "took %.1fs to report a refused connection" % took
+
+
 def read_lines(proc, n, timeout=10.0):
     """Up to n stdout lines within timeout (a reader thread: select() cannot see
     lines already sitting in Python's buffer)."""

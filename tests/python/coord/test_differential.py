@@ -359,6 +359,13 @@ def script(r):
     r.do("A", "get_acl", "/d/ipacl")
     r.do("A", "set", "/d/ipacl", b"ip-ok")
     r.do("B", "create", "/d/ipdeny", b"", acl=[ACL(ALL, "ip", "10.1.2.3")])
+    # Repeated entries are kept once, in first-seen order (ZooKeeper 3.5+).
+    r.do("B", "create", "/d/dupacl", b"", acl=[ACL(ALL, "world", "anyone"), ACL(READ, "ip", "10.0.0.1"),
+                                               ACL(ALL, "world", "anyone"), ACL(READ, "ip", "10.0.0.1")])
+    r.do("A", "get_acl", "/d/dupacl")
+    r.do("B", "set_acl", "/d/dupacl", [ACL(READ, "ip", "10.0.0.2"), ACL(ALL, "world", "anyone"),
+                                       ACL(READ, "ip", "10.0.0.2"), ACL(READ | WRITE, "ip", "10.0.0.2")])
+    r.do("A", "get_acl", "/d/dupacl")
     r.do("A", "get", "/d/ipdeny")
     r.do("A", "set_acl", "/d/missing", OPEN_ACL_UNSAFE)
     r.do("A", "get_acl", "/d/missing")

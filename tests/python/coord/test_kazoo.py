@@ -370,6 +370,17 @@ def test_errors(zk, root):
     assert zk.exists(root + "/a").version == 0
 
 
+def test_duplicate_acl_entries_are_kept_once(zk, root):
+    """ZooKeeper 3.5+ removes repeated entries on create and setACL."""
+    acl = make_acl("world", "anyone", all=True)
+    ip = make_acl("ip", "10.0.0.1", read=True)
+    p = root + "/dupacl"
+    zk.create(p, b"", acl=[acl, acl])
+    assert zk.get_acls(p)[0] == [acl]
+    zk.set_acls(p, [ip, acl, ip, acl])
+    assert zk.get_acls(p)[0] == [ip, acl]
+
+
 def test_digest_acl_noauth(server, zk, new_zk, root):
     acl = make_digest_acl("alice", "secret", all=True)
     p = root + "/private"

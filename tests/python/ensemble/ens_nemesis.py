@@ -16,12 +16,15 @@ Then: heal, wait for the members to agree, and check
   already read or wrote (ZooKeeper's per-session guarantee; must be 0);
 - every register's history of sync'd reads and CASes linearizable
   (fjordtest/linearizability.py, Wing–Gong–Lowe);
-- the longest window without any acknowledged write.
+- the longest window without any acknowledged write;
+- client connection-thread errors (kazoo's `xids do not match`, a reply
+  that reached the wrong connection): must be 0.
 
     PYTHONPATH=tests/python python3 tests/python/ensemble/ens_nemesis.py --duration 600
     (what scripts/ensemble-chaos.sh runs)
 Prints a JSON report; exit 1 on any violation."""
 import argparse
+import logging
 import random
 import sys
 import threading
@@ -40,6 +43,18 @@ def _lost_conn_errors():
     from kazoo.exceptions import ConnectionLoss, OperationTimeoutError, SessionExpiredError
     from kazoo.handlers.threading import KazooTimeoutError
     return (ConnectionLoss, OperationTimeoutError, SessionExpiredError, KazooTimeoutError)
+
+
+class ThreadErrors(logging.Handler):
+    """What kazoo's connection threads log at error level (they die after it)."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.seen = []
+
+    def emit(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        self.seen.append("%s%s" % (record.getMessage(), " | %r" % (exc,) if exc else ""))
 
 
 class Workload(Workers):
@@ -178,6 +193,9 @@ def run(members=3, duration=60.0, interval=4.0, registers=4, cas_clients=6, writ
     log("seed %d, %d members, %.0fs, nemesis every %.1fs, dir %s" % (
         seed, members, duration, interval, ens.dir))
     w = None
+    thread_errors = ThreadErrors()
+    kazoo_log = logging.getLogger("kazoo.client")
+    kazoo_log.addHandler(thread_errors)
     try:
         ens.start()
         w = Workload(ens, registers, cas_clients, writers, rng)
@@ -236,12 +254,15 @@ def run(members=3, duration=60.0, interval=4.0, registers=4, cas_clients=6, writ
             "all_linearizable": all(x["linearizable"] is True for x in lin.values()),
             "members_agree": agree and len(set(zxids)) == 1,
             "zxids": [hex(z) if z else None for z in zxids],
+            "client_thread_errors": len(thread_errors.seen),
+            "client_thread_error_examples": thread_errors.seen[:5],
             "longest_write_unavailability_s": round(gap, 2),
             "longest_write_unavailability_at_s": round(gap_at - t0, 1),
             "nemesis": [(round(t - t0, 1), a, s, x) for t, a, s, x in nem.history],
         }
         return report
     finally:
+        kazoo_log.removeHandler(thread_errors)
         if w is not None:
             w.close()
         if cleanup.keep_tmp():
@@ -251,7 +272,7 @@ def run(members=3, duration=60.0, interval=4.0, registers=4, cas_clients=6, writ
 
 def violations(r):
     return r["lost"] + r["stale_reads"] + (0 if r["all_linearizable"] else 1) + \
-        (0 if r["members_agree"] else 1)
+        (0 if r["members_agree"] else 1) + r["client_thread_errors"]
 
 
 def main():

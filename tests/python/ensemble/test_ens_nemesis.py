@@ -1,7 +1,8 @@
 """The ensemble fault-injection checker (ens_nemesis.py) for 30 s: kill -9,
 SIGSTOP/SIGCONT and restarts of members (the leader included) every 4 s under
 creates, CASes and reads from 10 kazoo clients; nothing acknowledged lost, no
-stale read within a session, every register's history linearizable. Longer
+stale read within a session, every register's history linearizable, no
+kazoo connection thread dying (a reply on the wrong connection). Longer
 runs: scripts/ensemble-chaos.sh (10 minutes)."""
 import os
 
@@ -22,3 +23,4 @@ def test_nemesis_loses_nothing_and_every_register_is_linearizable():
     assert r["stale_reads"] == 0, r["stale_examples"]
     assert r["all_linearizable"], r["registers"]
     assert r["members_agree"], r["zxids"]
+    assert r["client_thread_errors"] == 0, r["client_thread_error_examples"]
