@@ -296,7 +296,8 @@ impl Config {
 
     /// The Raft timing ZooKeeper users already tune: a follower that hears
     /// nothing for between tickTime/2 and tickTime (at most syncLimit ticks)
-    /// starts an election; the leader heartbeats ten times per tick. ZooKeeper
+    /// campaigns (one whose leader's process died campaigns at once, see
+    /// `raft::elect`); the leader heartbeats ten times per tick. ZooKeeper
     /// itself takes about initLimit ticks to elect; Raft needs much less.
     pub fn raft_timing(&self) -> (u64, u64, u64) {
         let tick = self.tick_time_ms.max(20);

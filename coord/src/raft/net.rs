@@ -299,6 +299,45 @@ impl Peers {
         }
     }
 
+    /// Whether `target`'s peer port takes a new connection within
+    /// `timeout` (dropped at once): refused means its process is gone.
+    pub async fn probe(&self, target: NodeId, timeout: Duration) -> Result<(), PeerError> {
+        let addr = self
+            .addrs
+            .lock()
+            .get(&target)
+            .cloned()
+            .ok_or_else(|| PeerError::Unreachable(target, "not a member".into()))?;
+        match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(PeerError::Unreachable(target, e.to_string())),
+            // No answer at all is no evidence (a partition, a paused host).
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Dials `target` unless a link is already up: fails (nothing sent)
+    /// when it cannot be reached.
+    pub async fn connect(&self, target: NodeId) -> Result<(), PeerError> {
+        self.link(target).await.map(|_| ())
+    }
+
+    /// Asks `target` whether it would vote for this member (see `elect`).
+    pub async fn pre_vote(
+        &self,
+        target: NodeId,
+        req: pb::PreVoteReq,
+        timeout: Duration,
+    ) -> Result<pb::PreVoteResp, PeerError> {
+        match self
+            .call(target, pb::peer_request::Body::PreVote(req), Some(timeout))
+            .await?
+        {
+            pb::peer_response::Body::PreVote(r) => Ok(r),
+            _ => Err(PeerError::Unexpected(target)),
+        }
+    }
+
     /// Tells the leader which sessions are alive here.
     pub async fn touch(&self, leader: NodeId, sessions: Vec<i64>) -> Result<(), PeerError> {
         self.call(
@@ -488,8 +527,12 @@ pub async fn serve(
                     let ens = ens.clone();
                     let core = core.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = serve_conn(sock, ens, core).await {
+                        let mut leader = None;
+                        if let Err(e) = serve_conn(sock, &ens, core, &mut leader).await {
                             tracing::debug!(%peer, error = %e, "peer connection ended");
+                        }
+                        if let Some(from) = leader {
+                            super::elect::Elector::link_closed(&ens, from);
                         }
                     });
                 }
@@ -507,10 +550,14 @@ fn error_body(e: impl std::fmt::Display) -> pb::peer_response::Body {
     pb::peer_response::Body::Error(e.to_string())
 }
 
+/// Serves one peer connection until it ends; `appends_from` is set to the
+/// member that sent AppendEntries on it (a leader), whose connection ending
+/// may mean its process died (see `elect`).
 async fn serve_conn(
     sock: TcpStream,
-    ens: Arc<Ensemble>,
+    ens: &Arc<Ensemble>,
     core: Arc<parking_lot::Mutex<Core>>,
+    appends_from: &mut Option<NodeId>,
 ) -> std::io::Result<()> {
     let (rd, wr) = sock.into_split();
     let (tx, rx) = mpsc::unbounded_channel::<pb::PeerResponse>();
@@ -534,6 +581,8 @@ async fn serve_conn(
         let raft = ens.raft.clone();
         match req.body {
             Some(pb::peer_request::Body::Append(a)) => {
+                *appends_from = Some(req.from);
+                let ens = ens.clone();
                 let rpc = AppendEntriesRequest {
                     vote: vote_from_pb(&a.vote),
                     prev_log_id: opt_log_id_from_pb(&a.prev),
@@ -542,7 +591,12 @@ async fn serve_conn(
                 };
                 tokio::spawn(async move {
                     use pb::append_resp::R;
-                    reply(match raft.append_entries(rpc).await {
+                    let resp = raft.append_entries(rpc).await;
+                    if matches!(&resp, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_)))
+                    {
+                        ens.elector.heard_from_leader();
+                    }
+                    reply(match resp {
                         Ok(r) => pb::peer_response::Body::Append(pb::AppendResp {
                             r: Some(match r {
                                 AppendEntriesResponse::Success => R::Success(true),
@@ -566,8 +620,13 @@ async fn serve_conn(
                     vote: vote_from_pb(&v.vote),
                     last_log_id: opt_log_id_from_pb(&v.last),
                 };
+                let ens = ens.clone();
                 tokio::spawn(async move {
-                    reply(match raft.vote(rpc).await {
+                    let resp = raft.vote(rpc).await;
+                    if matches!(&resp, Ok(r) if r.vote_granted) {
+                        ens.elector.granted_vote();
+                    }
+                    reply(match resp {
                         Ok(r) => pb::peer_response::Body::Vote(pb::VoteResp {
                             vote: Some(vote_to_pb(&r.vote)),
                             granted: r.vote_granted,
@@ -646,6 +705,11 @@ async fn serve_conn(
                         initialized,
                     }))
                 });
+            }
+            Some(pb::peer_request::Body::PreVote(p)) => {
+                reply(pb::peer_response::Body::PreVote(
+                    ens.elector.pre_vote(ens, req.from, &p),
+                ));
             }
             None => reply(error_body("empty request")),
         }
