@@ -103,9 +103,14 @@ impl Elector {
         }
     }
 
-    /// A leader's AppendEntries was accepted here: a leader is alive.
-    pub fn heard_from_leader(&self) {
+    /// `leader`'s AppendEntries was accepted here: a leader is alive
+    /// (unless it is the one known gone: its last requests can still be
+    /// processed after its connection closed).
+    pub fn heard_from_leader(&self, leader: NodeId) {
         let mut s = self.state.lock();
+        if s.gone == Some(leader) {
+            return;
+        }
         let now = Instant::now();
         s.last_contact = now;
         s.last_append = now;
@@ -290,9 +295,11 @@ pub async fn run(ens: Arc<Ensemble>) {
     let me = &ens.elector;
     let t = me.timing;
     let mut timeout = random_between(t.timeout_min, t.timeout_max);
-    // After a split vote: when (the timeout is short until a leader or a
-    // vote is heard of).
-    let mut split: Option<Instant> = None;
+    // This member's own next campaign waits until then (after one that
+    // failed), apart from what it heard from leaders, which its answers to
+    // other members' pre-votes go by.
+    let mut not_before = Instant::now();
+    let mut told = false;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(t.heartbeat / 4) => {}
@@ -301,21 +308,17 @@ pub async fn run(ens: Arc<Ensemble>) {
         let Some(sets) = me.voter_sets(&ens) else {
             // Leading (or not a voter): the timeout starts afresh after.
             me.state.lock().last_contact = Instant::now();
-            split = None;
-            timeout = random_between(t.timeout_min, t.timeout_max);
             continue;
         };
-        let (gone, last_contact) = {
+        let (gone, quiet) = {
             let s = me.state.lock();
-            (s.gone, s.last_contact)
+            (s.gone, s.last_contact.elapsed())
         };
-        if split.is_some_and(|at| last_contact > at) {
-            // A leader (or a vote) since: back to a whole timeout.
-            split = None;
-            timeout = random_between(t.timeout_min, t.timeout_max);
-        }
-        let quiet = last_contact.elapsed();
         if gone.is_none() && quiet < timeout {
+            told = false;
+            continue;
+        }
+        if gone.is_none() && Instant::now() < not_before {
             continue;
         }
         if let Some(g) = gone {
@@ -325,38 +328,31 @@ pub async fn run(ens: Arc<Ensemble>) {
             if me.state.lock().gone.is_none() {
                 continue;
             }
-        } else if split.is_none() {
+        } else if !told {
             tracing::info!(
                 member = me.my_id,
                 quiet_ms = quiet.as_millis() as u64,
                 "no leader heard within the election timeout; campaigning"
             );
+            told = true;
         }
         me.state.lock().campaigning = true;
         let outcome = me.campaign(&ens, &sets).await;
         me.state.lock().campaigning = false;
         timeout = random_between(t.timeout_min, t.timeout_max);
-        split = None;
-        match outcome {
-            Outcome::Settled => {}
-            Outcome::Refused if gone.is_some() => {
-                // The others may not have seen the leader go yet.
-                tokio::time::sleep(random_between(t.heartbeat / 4, t.heartbeat / 2)).await;
-            }
-            Outcome::Refused => {
-                // A live leader elsewhere: wait a whole timeout again.
-                me.state.lock().last_contact = Instant::now();
-            }
+        let pause = match outcome {
+            Outcome::Settled => Duration::ZERO,
+            // The others may not have seen the leader go yet, or one with a
+            // longer log campaigns: try again soon.
+            Outcome::Refused => random_between(t.heartbeat / 4, t.heartbeat * 3 / 2),
             Outcome::Split => {
                 tracing::info!(
                     member = me.my_id,
                     "no leader came out of the election; retrying soon"
                 );
-                let now = Instant::now();
-                me.state.lock().last_contact = now;
-                split = Some(now);
-                timeout = random_between(t.heartbeat / 2, t.heartbeat * 3 / 2);
+                random_between(t.heartbeat / 2, t.heartbeat * 3 / 2)
             }
-        }
+        };
+        not_before = Instant::now() + pause;
     }
 }

@@ -299,20 +299,29 @@ impl Peers {
         }
     }
 
-    /// Whether `target`'s peer port takes a new connection within
-    /// `timeout` (dropped at once): refused means its process is gone.
+    /// Whether `target`'s process is alive, as far as its kernel says: its
+    /// peer port takes a connection and keeps it open for `timeout`. A
+    /// refused connection, or one reset at once (the listener of a process
+    /// being torn down can still accept), means its process is gone; no
+    /// answer at all (a partition, a paused host) is no evidence.
     pub async fn probe(&self, target: NodeId, timeout: Duration) -> Result<(), PeerError> {
+        use tokio::io::AsyncReadExt;
         let addr = self
             .addrs
             .lock()
             .get(&target)
             .cloned()
             .ok_or_else(|| PeerError::Unreachable(target, "not a member".into()))?;
-        match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
-            Ok(Ok(_)) => Ok(()),
+        let mut sock = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(PeerError::Unreachable(target, e.to_string())),
+            Err(_) => return Ok(()),
+        };
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(timeout, sock.read(&mut byte)).await {
+            Err(_) | Ok(Ok(1..)) => Ok(()),
+            Ok(Ok(0)) => Err(PeerError::Unreachable(target, "closed at once".into())),
             Ok(Err(e)) => Err(PeerError::Unreachable(target, e.to_string())),
-            // No answer at all is no evidence (a partition, a paused host).
-            Err(_) => Ok(()),
         }
     }
 
@@ -582,7 +591,7 @@ async fn serve_conn(
         match req.body {
             Some(pb::peer_request::Body::Append(a)) => {
                 *appends_from = Some(req.from);
-                let ens = ens.clone();
+                let (ens, from) = (ens.clone(), req.from);
                 let rpc = AppendEntriesRequest {
                     vote: vote_from_pb(&a.vote),
                     prev_log_id: opt_log_id_from_pb(&a.prev),
@@ -594,7 +603,7 @@ async fn serve_conn(
                     let resp = raft.append_entries(rpc).await;
                     if matches!(&resp, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_)))
                     {
-                        ens.elector.heard_from_leader();
+                        ens.elector.heard_from_leader(from);
                     }
                     reply(match resp {
                         Ok(r) => pb::peer_response::Body::Append(pb::AppendResp {
