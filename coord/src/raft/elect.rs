@@ -218,14 +218,11 @@ impl Elector {
         let req = pb::PreVoteReq {
             last: opt_log_id_to_pb(&self.log.last_log_id()),
         };
-        let answers = futures_util::future::join_all(others.iter().map(|id| {
-            let req = req.clone();
-            async move {
-                (
-                    *id,
-                    ens.peers.pre_vote(*id, req, self.timing.heartbeat).await,
-                )
-            }
+        let answers = futures_util::future::join_all(others.iter().map(|id| async move {
+            (
+                *id,
+                ens.peers.pre_vote(*id, req, self.timing.heartbeat).await,
+            )
         }))
         .await;
         let mut backers = BTreeSet::from([self.my_id]);
