@@ -56,6 +56,9 @@ struct State {
     gone: Option<NodeId>,
     /// This member is running a campaign.
     campaigning: bool,
+    /// Last time this member backed another's pre-vote: it then holds back
+    /// its own campaign for a while, as Raft's voters reset their timer.
+    backed: Option<Instant>,
 }
 
 /// Decides when this member campaigns and answers other members' pre-votes.
@@ -98,6 +101,7 @@ impl Elector {
                 last_append: now,
                 gone: None,
                 campaigning: false,
+                backed: None,
             }),
             wake: Notify::new(),
         }
@@ -164,7 +168,7 @@ impl Elector {
         };
         let theirs = opt_log_id_from_pb(&req.last);
         let mine = self.log.last_log_id();
-        let s = self.state.lock();
+        let mut s = self.state.lock();
         let now = Instant::now();
         let refused = if state == ServerState::Leader {
             Some("this member leads")
@@ -181,6 +185,9 @@ impl Elector {
         } else {
             None
         };
+        if refused.is_none() {
+            s.backed = Some(now);
+        }
         let lease = (s.last_append + self.timing.lease).saturating_duration_since(now);
         tracing::debug!(
             candidate = from,
@@ -209,6 +216,7 @@ impl Elector {
     /// One campaign: pre-vote, wait out the voters' lease, elect, and wait
     /// (briefly) for a leader to come out of it.
     async fn campaign(&self, ens: &Ensemble, sets: &[BTreeSet<NodeId>]) -> Outcome {
+        let started = Instant::now();
         let others: BTreeSet<NodeId> = sets
             .iter()
             .flatten()
@@ -247,9 +255,17 @@ impl Elector {
         if !lease.is_zero() {
             tokio::time::sleep(lease + Duration::from_millis(5)).await;
         }
-        if self.state.lock().last_contact != contact {
-            // A leader turned up (or this member voted) meanwhile.
-            return Outcome::Settled;
+        {
+            let s = self.state.lock();
+            if s.last_contact != contact {
+                // A leader turned up (or this member voted) meanwhile.
+                return Outcome::Settled;
+            }
+            if s.backed.is_some_and(|b| b >= started) {
+                // Another candidate (with a log at least as long) asked
+                // meanwhile and this member backed it: let it win.
+                return Outcome::Refused;
+            }
         }
         tracing::info!(member = self.my_id, backers = ?backers, "pre-vote won; starting an election");
         if ens.raft.trigger().elect().await.is_err() {
@@ -307,10 +323,13 @@ pub async fn run(ens: Arc<Ensemble>) {
             me.state.lock().last_contact = Instant::now();
             continue;
         };
-        let (gone, quiet) = {
+        let (gone, quiet, backed) = {
             let s = me.state.lock();
-            (s.gone, s.last_contact.elapsed())
+            (s.gone, s.last_contact.elapsed(), s.backed)
         };
+        if backed.is_some_and(|b| b.elapsed() < t.lease + t.heartbeat * 2) {
+            continue; // another member's campaign goes first
+        }
         if gone.is_none() && quiet < timeout {
             told = false;
             continue;
