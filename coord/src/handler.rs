@@ -764,7 +764,7 @@ pub fn connect(
                     session = format!("0x{:x}", req.session_id),
                     in_tree = core.tree().sessions.contains_key(&req.session_id),
                     live = core.sessions().contains(req.session_id),
-                    "a client resumes a session this member does not know: expired"
+                    "a client resumes an unknown session (or with a wrong password): told it expired"
                 );
                 (
                     ConnectResponse {

@@ -14,6 +14,10 @@
 //! propose them; the leader owns expiry and proposes it; followers forward
 //! which sessions have a live connection (touches); a new leader gives every
 //! session a fresh timeout, so a leader change expires nobody.
+//!
+//! Elections: `elect` decides when a member campaigns (at once when its
+//! leader's process died, else after the election timeout) and runs a
+//! pre-vote first; openraft's own election timer is off.
 
 pub mod elect;
 pub mod log;

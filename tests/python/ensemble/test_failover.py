@@ -5,7 +5,8 @@ time). Measured per kill: from the kill to the first acknowledged write sent
 after it. Fjord, 10 kills: median <= 1 s, max <= 2 s, nothing acknowledged
 lost, no session lost. Apache ZooKeeper 3.8 runs the same measurement beside
 it (FAILOVER_ZK_KILLS kills, default 3 here; scripts/bench-failover.sh runs
-10 and 10) and both print a table line."""
+10 and 10) and both print a table line. Pre-vote: a follower paused for
+longer than the election timeout, then resumed, does not depose the leader."""
 import os
 import statistics
 import threading
@@ -152,6 +153,37 @@ def test_leader_kill_failover_within_a_second_beside_zookeeper(capsys):
         print("\n" + "\n".join(rows))
     assert statistics.median(fjord) <= 1.0, rows[0]
     assert max(fjord) <= 2.0, rows[0]
+
+
+def test_follower_back_from_a_pause_does_not_depose_the_leader(ensemble3):
+    """Pre-vote: a follower that heard nothing for longer than the election
+    timeout (paused 2 s at tickTime=500) campaigns when it resumes, but the
+    others still hear the leader and refuse, so the term stays and the same
+    member leads; its writes are never interrupted."""
+    e = ensemble3
+    leader = e.leader()
+    zk = e.kazoo(member=leader, timeout=10.0)
+    try:
+        zk.ensure_path("/pv")
+        follower = [m for m in e.members if m is not leader][0]
+        for _ in range(3):
+            follower.pause()
+            time.sleep(2.0)
+            follower.resume()
+            deadline = time.time() + 1.5
+            while time.time() < deadline:
+                # Writes keep committing on the leader throughout.
+                zk.create("/pv/n-", b"", sequence=True)
+                time.sleep(0.05)
+            assert e.leader() is leader, "leader changed: %s" % [m.mode() for m in e.members]
+        deadline = time.time() + 5
+        while time.time() < deadline and follower.mode() != "follower":
+            time.sleep(0.05)
+        assert follower.mode() == "follower"
+        assert "pre-vote won" not in follower.log_tail(200000)
+    finally:
+        zk.stop()
+        zk.close()
 
 
 if __name__ == "__main__":
