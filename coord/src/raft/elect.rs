@@ -268,6 +268,9 @@ impl Elector {
             }
         }
         tracing::info!(member = self.my_id, backers = ?backers, "pre-vote won; starting an election");
+        // Until the election is under way the metrics still name the old
+        // leader: wait for a leader of a later term.
+        let term = ens.raft.metrics().borrow().current_term;
         if ens.raft.trigger().elect().await.is_err() {
             return Outcome::Split;
         }
@@ -276,7 +279,7 @@ impl Elector {
             .raft
             .wait(Some(window))
             .metrics(
-                |m| m.current_leader.is_some(),
+                move |m| m.current_term > term && m.current_leader.is_some(),
                 "a leader after the election",
             )
             .await
