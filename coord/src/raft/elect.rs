@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use super::log::LogStore;
 use super::{opt_log_id_from_pb, opt_log_id_to_pb, Ensemble, NodeId};
 
-/// Election timings, from tickTime and syncLimit (`Config::raft_timing`).
+/// Election timings, from tickTime (`Config::raft_timing`).
 #[derive(Clone, Copy, Debug)]
 pub struct Timing {
     /// The leader's heartbeat interval.
