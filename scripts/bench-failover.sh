@@ -22,4 +22,4 @@ while [ $# -gt 0 ]; do
 done
 cd "$FJORD_ROOT/tests/python"
 FAILOVER_FJORD_KILLS=$KILLS FAILOVER_ZK_KILLS=$KILLS \
-  exec python3 -m pytest -q -p no:logging -p no:cacheprovider ensemble/test_failover.py
+  exec python3 -m pytest -q -p no:logging -p no:cacheprovider ensemble/test_failover.py -k failover_within
