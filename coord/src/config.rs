@@ -367,15 +367,15 @@ impl Config {
     }
 
     /// The Raft timing ZooKeeper users already tune: a follower that hears
-    /// nothing for between tickTime/2 and tickTime (at most syncLimit ticks)
-    /// starts an election; the leader heartbeats ten times per tick. ZooKeeper
-    /// itself takes about initLimit ticks to elect; Raft needs much less.
+    /// nothing from a leader for between 1.5 and 2 ticks campaigns (what
+    /// openraft's timer plus lease gave before; a leader whose process
+    /// died is replaced at once instead, see `raft::elect`); the leader
+    /// heartbeats ten times per tick. Returns (heartbeat, election timeout
+    /// min, max) in ms.
     pub fn raft_timing(&self) -> (u64, u64, u64) {
         let tick = self.tick_time_ms.max(20);
-        let max = tick.min(tick * self.sync_limit.max(1));
-        let min = (tick / 2).max(10);
-        let heartbeat = (tick / 10).clamp(5, min / 2);
-        (heartbeat, min, max.max(min + 1))
+        let heartbeat = (tick / 10).max(5);
+        (heartbeat, tick * 3 / 2, tick * 2)
     }
 
     /// Whether the four-letter word `cmd` may run.

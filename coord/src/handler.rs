@@ -759,17 +759,25 @@ pub fn connect(
                 core.last_zxid(),
                 true,
             ),
-            None => (
-                ConnectResponse {
-                    protocol_version: 0,
-                    timeout: 0,
-                    session_id: 0,
-                    passwd: Bytes::from_static(&[0; 16]),
-                    read_only: false,
-                },
-                core.last_zxid(),
-                false,
-            ),
+            None => {
+                tracing::info!(
+                    session = format!("0x{:x}", req.session_id),
+                    in_tree = core.tree().sessions.contains_key(&req.session_id),
+                    live = core.sessions().contains(req.session_id),
+                    "a client resumes an unknown session (or with a wrong password): told it expired"
+                );
+                (
+                    ConnectResponse {
+                        protocol_version: 0,
+                        timeout: 0,
+                        session_id: 0,
+                        passwd: Bytes::from_static(&[0; 16]),
+                        read_only: false,
+                    },
+                    core.last_zxid(),
+                    false,
+                )
+            }
         }
     };
     if ok {

@@ -197,7 +197,7 @@ fn spawn_housekeeping(server: &Arc<Server>) {
             loop {
                 iv.tick().await;
                 n += 1;
-                if !ens.is_leader() {
+                if !ens.owns_expiry() {
                     continue;
                 }
                 let (expired, reap) = {

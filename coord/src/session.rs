@@ -34,9 +34,14 @@ impl SessionTracker {
         }
     }
 
-    /// A fresh id, above every id already known.
+    /// A fresh id, above every id of this member's already known. Ids of
+    /// other members (another top byte) do not count: stepping past one
+    /// would hand out ids in that member's range, which it hands out too —
+    /// two sessions with one id, the second overwriting the first's
+    /// password, so the first client's next resume is told "expired".
     pub fn next_id(&mut self) -> i64 {
-        if let Some(max) = self.live.keys().max() {
+        let mine = self.next_id >> 56;
+        if let Some(max) = self.live.keys().filter(|k| *k >> 56 == mine).max() {
             if *max >= self.next_id {
                 self.next_id = max + 1;
             }
@@ -147,5 +152,16 @@ mod tests {
         s.touch(a);
         assert!(s.attach(a, 3).is_none());
         assert_eq!(s.attach(a, 4), Some(3));
+    }
+
+    #[test]
+    fn ids_stay_in_this_members_range() {
+        let mut two = SessionTracker::new(2);
+        let mut three = SessionTracker::new(3);
+        let theirs = three.next_id();
+        two.add(theirs, 1000); // a session member 3 created, replicated here
+        let mine = two.next_id();
+        assert_eq!(mine >> 56, 2, "{mine:x}");
+        assert_ne!(mine, three.next_id());
     }
 }

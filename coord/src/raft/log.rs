@@ -128,6 +128,12 @@ impl LogStore {
         self.writer.push(job);
     }
 
+    /// The id of the last entry held (appended, possibly not yet flushed):
+    /// what a pre-vote compares against a candidate's log.
+    pub fn last_log_id(&self) -> Option<LogId<NodeId>> {
+        self.inner.lock().last_log_id().as_ref().map(log_id_from_pb)
+    }
+
     /// Queues one record behind everything queued before it, counting its
     /// bytes in the file; `done` hears when it is written (and, if `sync`,
     /// on disk).

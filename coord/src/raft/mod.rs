@@ -14,13 +14,19 @@
 //! propose them; the leader owns expiry and proposes it; followers forward
 //! which sessions have a live connection (touches); a new leader gives every
 //! session a fresh timeout, so a leader change expires nobody.
+//!
+//! Elections: `elect` decides when a member campaigns (at once when its
+//! leader's process died, else after the election timeout) and runs a
+//! pre-vote first; openraft's own election timer is off.
 
+pub mod elect;
 pub mod log;
 pub mod net;
 pub mod sm;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -242,6 +248,11 @@ pub struct Ensemble {
     pub my_id: NodeId,
     proposals: mpsc::UnboundedSender<Proposal>,
     peers: Arc<net::Peers>,
+    /// When this member campaigns, and its answers to pre-votes.
+    elector: elect::Elector,
+    /// Set once this member leads and gave every session a fresh timeout
+    /// (see [`watch_role`]); only then may it expire sessions.
+    owns_expiry: AtomicBool,
     /// False while this member is cut off from a quorum (see [`guard`]):
     /// it then refuses clients so they move to a member that can serve them
     /// (or, with `readonlymode.enabled`, serves read-only ones).
@@ -268,11 +279,17 @@ impl Ensemble {
     ) -> Result<Arc<Ensemble>, EnsembleError> {
         let my_id = cfg.my_id.unwrap_or(0);
         let (heartbeat, min, max) = cfg.raft_timing();
+        // openraft's election timer is off (`elect` decides); its
+        // election_timeout_max is then only its leader lease, during which
+        // a voter refuses real votes after hearing from a leader: kept just
+        // above the heartbeat so a dead leader's followers can elect soon.
+        let lease = heartbeat + heartbeat / 4 + 2;
         let rcfg = openraft::Config {
             cluster_name: "fjord-coord".into(),
             heartbeat_interval: heartbeat,
-            election_timeout_min: min,
-            election_timeout_max: max,
+            election_timeout_min: heartbeat + 1,
+            election_timeout_max: lease,
+            enable_elect: false,
             install_snapshot_timeout: (cfg.tick_time_ms * cfg.init_limit.max(1)).max(1000),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snap_count),
             max_in_snapshot_log_to_keep: 1000,
@@ -295,6 +312,16 @@ impl Ensemble {
                 source,
             })?;
         let peers = Arc::new(net::Peers::new(my_id, &cfg.servers));
+        let elector = elect::Elector::new(
+            my_id,
+            elect::Timing {
+                heartbeat: Duration::from_millis(heartbeat),
+                timeout_min: Duration::from_millis(min),
+                timeout_max: Duration::from_millis(max),
+                lease: Duration::from_millis(lease),
+            },
+            log_store.clone(),
+        );
         let raft = Raft::new(my_id, rcfg, peers.clone(), log_store, state_machine)
             .await
             .map_err(|e| EnsembleError::Raft(e.to_string()))?;
@@ -305,6 +332,8 @@ impl Ensemble {
             my_id,
             proposals: tx,
             peers: peers.clone(),
+            elector,
+            owns_expiry: AtomicBool::new(false),
             serving: tokio::sync::watch::channel(true).0,
             read_only_enabled: cfg.read_only_enabled,
             reconfig_lock: tokio::sync::Mutex::new(()),
@@ -328,6 +357,7 @@ impl Ensemble {
             tokio::spawn(bootstrap(ens.clone(), cfg.clone()));
         }
         tokio::spawn(proposer(ens.clone(), core.clone(), rx));
+        tokio::spawn(elect::run(ens.clone()));
         tokio::spawn(watch_role(ens.clone(), core.clone()));
         tokio::spawn(forward_touches(ens.clone(), core.clone(), cfg.tick_time_ms));
         let limit = Duration::from_millis(cfg.tick_time_ms * cfg.sync_limit.max(1));
@@ -347,6 +377,13 @@ impl Ensemble {
 
     pub fn is_leader(&self) -> bool {
         self.leader() == Some(self.my_id)
+    }
+
+    /// Whether this member may expire sessions: it leads, and has given
+    /// every session a fresh timeout since it took over (it did not see
+    /// the touches the old leader saw), as ZooKeeper's new leader does.
+    pub fn owns_expiry(&self) -> bool {
+        self.owns_expiry.load(Ordering::Acquire) && self.is_leader()
     }
 
     /// Whether this member can currently take clients (it has a leader that
@@ -606,18 +643,28 @@ async fn proposer(
                 Err(_) => break,
             }
         }
-        // Wait (bounded) for a leader to be known.
-        let leader = {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            loop {
-                let l = metrics.borrow().current_leader;
-                if let Some(l) = l {
-                    break Some(l);
-                }
-                match tokio::time::timeout_at(deadline, metrics.changed()).await {
-                    Ok(Ok(())) => {}
-                    _ => break None,
-                }
+        // Wait (bounded) for a leader to be known, and reachable: a leader
+        // whose peer port refuses connections has died, and the writes
+        // (not sent yet) wait for its successor rather than failing.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut dead: Option<NodeId> = None;
+        let leader = loop {
+            let l = metrics.borrow().current_leader.filter(|l| Some(*l) != dead);
+            match l {
+                Some(l) if l == ens.my_id => break Some(l),
+                Some(l) => match ens.peers.connect(l).await {
+                    Ok(()) => break Some(l),
+                    Err(e) => {
+                        tracing::debug!(leader = l, error = %e, "leader unreachable; waiting for another");
+                        dead = Some(l);
+                        continue;
+                    }
+                },
+                None => {}
+            }
+            match tokio::time::timeout_at(deadline, metrics.changed()).await {
+                Ok(Ok(())) => {}
+                _ => break None,
             }
         };
         let origins: Vec<(u64, u64)> = batch.iter().map(|c| (c.origin, c.conn)).collect();
@@ -676,31 +723,49 @@ async fn proposer(
 /// the touches the old leader saw).
 async fn watch_role(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>) {
     let mut metrics = ens.raft.metrics();
-    let mut was_leader = false;
+    // The term this member last led in (a leader change the metrics
+    // coalesced away still counts as a new leadership).
+    let mut led_in: Option<u64> = None;
     loop {
-        let state = {
+        let (state, no_membership, voted, term) = {
             let m = metrics.borrow_and_update();
             for (id, node) in m.membership_config.membership().nodes() {
                 ens.peers.learn(*id, &node.addr);
             }
-            m.state
+            let no_membership = m.membership_config.membership().nodes().next().is_none();
+            (
+                m.state,
+                no_membership,
+                m.vote.leader_id.term > 0,
+                m.current_term,
+            )
         };
         let is_leader = state == ServerState::Leader;
+        if !is_leader {
+            ens.owns_expiry.store(false, Ordering::Release);
+        }
         {
             let mut core = core.lock();
             core.set_role(match state {
                 ServerState::Leader => "leader",
                 ServerState::Follower => "follower",
                 ServerState::Candidate => "candidate",
+                // A fresh member that voted in the first election is a
+                // voter whose membership entry has not arrived yet, not an
+                // observer (a learner added by reconfig never votes).
+                ServerState::Learner if no_membership && voted => "follower",
                 ServerState::Learner => "observer",
                 ServerState::Shutdown => "shutdown",
             });
-            if is_leader && !was_leader {
-                tracing::info!(member = ens.my_id, "this member is now the leader");
+            if is_leader && led_in != Some(term) {
+                tracing::info!(member = ens.my_id, term, "this member is now the leader");
                 core.sessions_mut().touch_all();
             }
         }
-        was_leader = is_leader;
+        if is_leader {
+            ens.owns_expiry.store(true, Ordering::Release);
+        }
+        led_in = is_leader.then_some(term);
         if metrics.changed().await.is_err() {
             return;
         }

@@ -299,6 +299,54 @@ impl Peers {
         }
     }
 
+    /// Whether `target`'s process is alive, as far as its kernel says: its
+    /// peer port takes a connection and keeps it open for `timeout`. A
+    /// refused connection, or one reset at once (the listener of a process
+    /// being torn down can still accept), means its process is gone; no
+    /// answer at all (a partition, a paused host) is no evidence.
+    pub async fn probe(&self, target: NodeId, timeout: Duration) -> Result<(), PeerError> {
+        use tokio::io::AsyncReadExt;
+        let addr = self
+            .addrs
+            .lock()
+            .get(&target)
+            .cloned()
+            .ok_or_else(|| PeerError::Unreachable(target, "not a member".into()))?;
+        let mut sock = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(PeerError::Unreachable(target, e.to_string())),
+            Err(_) => return Ok(()),
+        };
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(timeout, sock.read(&mut byte)).await {
+            Err(_) | Ok(Ok(1..)) => Ok(()),
+            Ok(Ok(0)) => Err(PeerError::Unreachable(target, "closed at once".into())),
+            Ok(Err(e)) => Err(PeerError::Unreachable(target, e.to_string())),
+        }
+    }
+
+    /// Dials `target` unless a link is already up: fails (nothing sent)
+    /// when it cannot be reached.
+    pub async fn connect(&self, target: NodeId) -> Result<(), PeerError> {
+        self.link(target).await.map(|_| ())
+    }
+
+    /// Asks `target` whether it would vote for this member (see `elect`).
+    pub async fn pre_vote(
+        &self,
+        target: NodeId,
+        req: pb::PreVoteReq,
+        timeout: Duration,
+    ) -> Result<pb::PreVoteResp, PeerError> {
+        match self
+            .call(target, pb::peer_request::Body::PreVote(req), Some(timeout))
+            .await?
+        {
+            pb::peer_response::Body::PreVote(r) => Ok(r),
+            _ => Err(PeerError::Unexpected(target)),
+        }
+    }
+
     /// Tells the leader which sessions are alive here.
     pub async fn touch(&self, leader: NodeId, sessions: Vec<i64>) -> Result<(), PeerError> {
         self.call(
@@ -488,8 +536,12 @@ pub async fn serve(
                     let ens = ens.clone();
                     let core = core.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = serve_conn(sock, ens, core).await {
+                        let mut leader = None;
+                        if let Err(e) = serve_conn(sock, &ens, core, &mut leader).await {
                             tracing::debug!(%peer, error = %e, "peer connection ended");
+                        }
+                        if let Some(from) = leader {
+                            super::elect::Elector::link_closed(&ens, from);
                         }
                     });
                 }
@@ -507,10 +559,14 @@ fn error_body(e: impl std::fmt::Display) -> pb::peer_response::Body {
     pb::peer_response::Body::Error(e.to_string())
 }
 
+/// Serves one peer connection until it ends; `appends_from` is set to the
+/// member that sent AppendEntries on it (a leader), whose connection ending
+/// may mean its process died (see `elect`).
 async fn serve_conn(
     sock: TcpStream,
-    ens: Arc<Ensemble>,
+    ens: &Arc<Ensemble>,
     core: Arc<parking_lot::Mutex<Core>>,
+    appends_from: &mut Option<NodeId>,
 ) -> std::io::Result<()> {
     let (rd, wr) = sock.into_split();
     let (tx, rx) = mpsc::unbounded_channel::<pb::PeerResponse>();
@@ -534,6 +590,8 @@ async fn serve_conn(
         let raft = ens.raft.clone();
         match req.body {
             Some(pb::peer_request::Body::Append(a)) => {
+                *appends_from = Some(req.from);
+                let (ens, from) = (ens.clone(), req.from);
                 let rpc = AppendEntriesRequest {
                     vote: vote_from_pb(&a.vote),
                     prev_log_id: opt_log_id_from_pb(&a.prev),
@@ -542,7 +600,12 @@ async fn serve_conn(
                 };
                 tokio::spawn(async move {
                     use pb::append_resp::R;
-                    reply(match raft.append_entries(rpc).await {
+                    let resp = raft.append_entries(rpc).await;
+                    if matches!(&resp, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_)))
+                    {
+                        ens.elector.heard_from_leader(from);
+                    }
+                    reply(match resp {
                         Ok(r) => pb::peer_response::Body::Append(pb::AppendResp {
                             r: Some(match r {
                                 AppendEntriesResponse::Success => R::Success(true),
@@ -566,8 +629,13 @@ async fn serve_conn(
                     vote: vote_from_pb(&v.vote),
                     last_log_id: opt_log_id_from_pb(&v.last),
                 };
+                let ens = ens.clone();
                 tokio::spawn(async move {
-                    reply(match raft.vote(rpc).await {
+                    let resp = raft.vote(rpc).await;
+                    if matches!(&resp, Ok(r) if r.vote_granted) {
+                        ens.elector.granted_vote();
+                    }
+                    reply(match resp {
                         Ok(r) => pb::peer_response::Body::Vote(pb::VoteResp {
                             vote: Some(vote_to_pb(&r.vote)),
                             granted: r.vote_granted,
@@ -646,6 +714,11 @@ async fn serve_conn(
                         initialized,
                     }))
                 });
+            }
+            Some(pb::peer_request::Body::PreVote(p)) => {
+                reply(pb::peer_response::Body::PreVote(
+                    ens.elector.pre_vote(ens, req.from, &p),
+                ));
             }
             None => reply(error_body("empty request")),
         }

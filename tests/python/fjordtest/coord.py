@@ -41,6 +41,26 @@ def four_letter(port, cmd, timeout=5.0):
     return zkwire.four_letter(port, cmd, HOST, timeout)
 
 
+def zookeeper_command(workdir, cfg_path):
+    """The command running Apache ZooKeeper (QuorumPeerMain) on cfg_path,
+    logging WARN and above to its output (log4j config under workdir/conf)."""
+    conf_dir = os.path.join(workdir, "conf")
+    os.makedirs(conf_dir, exist_ok=True)
+    with open(os.path.join(conf_dir, "log4j.properties"), "w") as f:
+        f.write("log4j.rootLogger=WARN, CONSOLE\n"
+                "log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\n"
+                "log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\n"
+                "log4j.appender.CONSOLE.layout.ConversionPattern=%d %-5p [%t] %c{1}: %m%n\n")
+    return ["java", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-Xshare:auto",
+            "-Dzookeeper.extendedTypesEnabled=true",
+            "-Dznode.container.checkIntervalMs=1000",
+            "-Dzookeeper.admin.enableServer=false",
+            "-Dzookeeper.root.logger=WARN,CONSOLE",
+            "-cp", zookeeper_classpath(conf_dir),
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg_path]
+
+
 class Server(Proc):
     """One server process (fjord-coord or Apache ZooKeeper) in a work dir: its
     own temp dir (removed by cleanup()), or `workdir` (kept)."""
@@ -86,21 +106,7 @@ class Server(Proc):
     def command(self):
         if self.kind == "fjord":
             return [coord_binary(), self.cfg_path]
-        conf_dir = os.path.join(self.dir, "conf")
-        os.makedirs(conf_dir, exist_ok=True)
-        with open(os.path.join(conf_dir, "log4j.properties"), "w") as f:
-            f.write("log4j.rootLogger=WARN, CONSOLE\n"
-                    "log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\n"
-                    "log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\n"
-                    "log4j.appender.CONSOLE.layout.ConversionPattern=%d %-5p [%t] %c{1}: %m%n\n")
-        return ["java", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                "-Xshare:auto",
-                "-Dzookeeper.extendedTypesEnabled=true",
-                "-Dznode.container.checkIntervalMs=1000",
-                "-Dzookeeper.admin.enableServer=false",
-                "-Dzookeeper.root.logger=WARN,CONSOLE",
-                "-cp", zookeeper_classpath(conf_dir),
-                "org.apache.zookeeper.server.quorum.QuorumPeerMain", self.cfg_path]
+        return zookeeper_command(self.dir, self.cfg_path)
 
     # -- lifecycle
     def start(self, wait=True, timeout=30.0):

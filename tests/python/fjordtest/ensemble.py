@@ -1,4 +1,5 @@
-"""A fjord-coord ensemble: N real processes on free 127.0.0.1 ports, each with
+"""A fjord-coord ensemble (or, with kind="zookeeper", an Apache ZooKeeper 3.8
+one for comparison): N real processes on free 127.0.0.1 ports, each with
 its own dataDir/myid, configured with ZooKeeper's
 `server.N=host:peerPort:electionPort;clientHost:clientPort` lines; started,
 killed, paused and restarted by PID."""
@@ -8,6 +9,7 @@ import time
 
 from fjordtest import cleanup, zkwire
 from fjordtest.binaries import coord_binary, require
+from fjordtest.coord import zookeeper_command
 from fjordtest.net import HOST, free_ports, hostport
 from fjordtest.proc import Proc
 
@@ -37,6 +39,8 @@ class Member(Proc):
             "4lw.commands.whitelist": "*",
             "maxClientCnxns": "0",
         }
+        if self.ens.kind == "zookeeper":
+            lines["admin.enableServer"] = "false"
         lines.update(extra)
         with open(self.cfg, "w") as f:
             for k, v in lines.items():
@@ -49,7 +53,10 @@ class Member(Proc):
         return "%s:%d:%d;%s:%d" % (HOST, self.peer_port, self.election_port, HOST, self.port)
 
     def start(self):
-        self.launch([coord_binary(), self.cfg])
+        if self.ens.kind == "zookeeper":
+            self.launch(zookeeper_command(self.dir, self.cfg))
+        else:
+            self.launch([coord_binary(), self.cfg])
 
     def srvr(self):
         out = {}
@@ -72,8 +79,9 @@ class Member(Proc):
 
 
 class Ensemble:
-    def __init__(self, n, extra=None):
-        self.dir = cleanup.temp_dir("fjord-ensemble-")
+    def __init__(self, n, extra=None, kind="fjord"):
+        self.kind = kind
+        self.dir = cleanup.temp_dir("fjord-ensemble-" if kind == "fjord" else "zk-ensemble-")
         ports = free_ports(3 * n)
         self.members = [Member(self, i + 1, ports[3 * i], ports[3 * i + 1], ports[3 * i + 2])
                         for i in range(n)]
