@@ -131,6 +131,25 @@ impl PartitionStore for RocksStore {
         Ok(())
     }
 
+    fn hw_checkpoint(&self, id: u32) -> Result<Option<i64>, LogError> {
+        Ok(self
+            .db
+            .get_cf(self.cf(CF_META)?, hw_key(id))?
+            .and_then(|v| be_i64(&v)))
+    }
+
+    fn put_hw_checkpoints(&self, hws: &[(u32, i64)]) -> Result<(), LogError> {
+        let meta = self.cf(CF_META)?;
+        let mut wb = WriteBatch::default();
+        for (id, hw) in hws {
+            wb.put_cf(meta, hw_key(*id), hw.to_be_bytes());
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(wb, &wo)?;
+        Ok(())
+    }
+
     fn put_epoch(&self, id: u32, epoch: i32, offset: i64) -> Result<(), LogError> {
         self.db.put_cf(
             self.cf(CF_META)?,
@@ -146,6 +165,7 @@ impl PartitionStore for RocksStore {
         wb.delete_range_cf(self.cf(CF_LOG)?, log_key(id, 0), log_key(id + 1, 0));
         wb.delete_cf(meta, part_key(topic, index));
         wb.delete_cf(meta, start_key(id));
+        wb.delete_cf(meta, hw_key(id));
         // Epoch keys sort by their big-endian bytes: bound by the id prefix, not by epoch value.
         wb.delete_range_cf(meta, epoch_key(id, 0), epoch_key(id + 1, 0));
         self.db.write(wb)?;

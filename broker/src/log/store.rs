@@ -104,7 +104,14 @@ impl LogStore {
                     Ok(true)
                 })?;
                 s.next_offset = next.max(s.log_start);
-                s.hw = s.next_offset;
+                // Kafka's rule: the HW is the checkpointed one (log start
+                // without one), never the log end: records above it were
+                // never known committed. A leader moves it on from there.
+                s.hw = self
+                    .db
+                    .hw_checkpoint(id)?
+                    .unwrap_or(s.log_start)
+                    .clamp(s.log_start, s.next_offset);
                 s.durable = s.next_offset;
             }
             tracing::info!(topic = %p.topic, partition = index, log_end = p.offsets().log_end, "recovered partition");
@@ -553,7 +560,27 @@ impl LogStore {
         self.db.compact(p.id);
     }
 
-    /// Stop the writer after draining queued appends, then flush memtables.
+    /// Checkpoint every partition's high watermark (fsynced) when any moved
+    /// since `last`, which it updates. Run every
+    /// replica.high.watermark.checkpoint.interval.ms and at shutdown.
+    pub fn checkpoint_hw(&self, last: &mut std::collections::HashMap<u32, i64>) {
+        let hws: Vec<(u32, i64)> = self
+            .all()
+            .iter()
+            .map(|p| (p.id, p.offsets().high_watermark))
+            .filter(|(id, hw)| last.get(id) != Some(hw))
+            .collect();
+        if hws.is_empty() {
+            return;
+        }
+        match self.db.put_hw_checkpoints(&hws) {
+            Ok(()) => last.extend(hws),
+            Err(e) => tracing::warn!(error = %e, "high-watermark checkpoint failed"),
+        }
+    }
+
+    /// Stop the writer after draining queued appends, flush the WAL, then
+    /// checkpoint every high watermark (controlled shutdown included).
     pub fn shutdown(&self) {
         self.writer.lock().take();
         if let Some(h) = self.writer_thread.lock().take() {
@@ -562,6 +589,7 @@ impl LogStore {
         if let Err(e) = self.db.flush() {
             tracing::warn!(error = %e, "WAL flush at shutdown failed");
         }
+        self.checkpoint_hw(&mut std::collections::HashMap::new());
     }
 }
 
