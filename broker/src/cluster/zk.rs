@@ -1113,9 +1113,7 @@ async fn depose_dead_controller(zk: &ZkClient, sh: &Shared) -> Result<(), ZkErro
             tracing::warn!(controller = c, "controller failure detected; deposed it");
             Ok(())
         }
-        Err(ZkError::Code(ErrorCode::NoNode)) | Err(ZkError::Code(ErrorCode::BadVersion)) => {
-            Ok(())
-        }
+        Err(ZkError::Code(ErrorCode::NoNode)) | Err(ZkError::Code(ErrorCode::BadVersion)) => Ok(()),
         Err(e) => Err(e),
     }
 }

@@ -113,6 +113,9 @@ impl LogStore {
                     .unwrap_or(s.log_start)
                     .clamp(s.log_start, s.next_offset);
                 s.durable = s.next_offset;
+                // No role until the metadata gives one: as the initial solo
+                // leader a stray recompute would lift the HW to the log end.
+                s.repl.role = Role::Follower;
             }
             tracing::info!(topic = %p.topic, partition = index, log_end = p.offsets().log_end, "recovered partition");
             self.parts.insert((topic, index), Arc::new(p));
@@ -643,6 +646,52 @@ mod tests {
             .map_err(|_| LogError::Stopped)?
             .map_err(LogError::Meta)?;
         Ok(a.base_offset)
+    }
+
+    #[tokio::test]
+    async fn restart_takes_the_checkpointed_high_watermark_not_the_log_end() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = LogStore::open(dir.path(), policy()).unwrap();
+            let p = store.ensure("t", 0).unwrap();
+            let solo = store.ensure("s", 0).unwrap();
+            p.become_leader(1, 0, &[1, 2]);
+            solo.become_leader(1, 0, &[1]);
+            append(&store, &p, make_batch(3, 10, -1, -1)).await.unwrap();
+            append(&store, &solo, make_batch(3, 10, -1, -1))
+                .await
+                .unwrap();
+            p.follower_fetched(2, 3);
+            assert_eq!(p.offsets().high_watermark, 3);
+            store.checkpoint_hw(&mut std::collections::HashMap::new());
+            // Above the HW: follower 2 has not fetched these (acks=1).
+            append(&store, &p, make_batch(2, 20, -1, -1)).await.unwrap();
+            append(&store, &solo, make_batch(2, 20, -1, -1))
+                .await
+                .unwrap();
+            assert_eq!(p.offsets().high_watermark, 3);
+            // kill -9: no shutdown, so no final checkpoint.
+            store.writer.lock().take();
+            let writer = store.writer_thread.lock().take();
+            if let Some(h) = writer {
+                h.join().unwrap();
+            }
+        }
+        let store = LogStore::open(dir.path(), policy()).unwrap();
+        let p = store.get("t", 0).unwrap();
+        assert_eq!(p.offsets().log_end, 5);
+        assert_eq!(p.offsets().high_watermark, 3);
+        assert_eq!(store.read(&p, 0, 1 << 20).unwrap().len(), 1);
+        // Leading with followers again: the HW waits for them.
+        p.become_leader(1, 1, &[1, 2]);
+        assert_eq!(p.offsets().high_watermark, 3);
+        p.follower_fetched(2, 5);
+        assert_eq!(p.offsets().high_watermark, 5);
+        // Alone (RF=1): the log end as soon as it leads.
+        let solo = store.get("s", 0).unwrap();
+        assert_eq!(solo.offsets().high_watermark, 3);
+        solo.become_leader(1, 1, &[1]);
+        assert_eq!(solo.offsets().high_watermark, 5);
     }
 
     #[tokio::test]

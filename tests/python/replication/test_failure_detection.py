@@ -15,9 +15,8 @@ against real processes: one fjord-coord, three fjord-brokers, confluent-kafka.
   serves all its acknowledged data after a kill -9.
 """
 import socket
-import struct
 import statistics
-import threading
+import struct
 import time
 
 import pytest
@@ -25,10 +24,10 @@ import pytest
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition  # noqa: E402
 
-from fjordtest.kafka import create_topic, describe  # noqa: E402
+from fjordtest.kafka import create_topic  # noqa: E402
 from fjordtest.kafka_wire import frame, recv_frame  # noqa: E402
 from replication import checker  # noqa: E402
-from replication.replharness import wait_until  # noqa: E402
+from replication.replharness import Stream, part0, wait_until  # noqa: E402
 
 # Kafka's own defaults, not the suite's short ones.
 KAFKA_DEFAULTS = {
@@ -38,66 +37,9 @@ KAFKA_DEFAULTS = {
 NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, FENCED_LEADER_EPOCH = 6, 7, 74
 
 
-def part0(c, topic, skip=()):
-    """Partition 0 as `fjord topic describe` sees it, asking only brokers not
-    in skip (a paused broker would hold the CLI up)."""
-    d, _ = describe(",".join(b.bootstrap for b in c.brokers if b.alive() and b.id not in skip),
-                    topic)
-    return d[0]["partitions"][0]
-
-
 def rf3_topic(c, topic, min_insync):
     create_topic(c.bootstrap, topic, 1, 3, {"min.insync.replicas": str(min_insync)})
     wait_until(lambda: len(part0(c, topic)["isr"]) == 3, 60, "ISR of 3")
-
-
-class Stream:
-    """An idempotent acks=all producer with the client's defaults, writing
-    numbered messages every few ms; remembers when each was sent and acked."""
-
-    def __init__(self, bootstrap, topic):
-        self.topic = topic
-        self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all",
-                           "enable.idempotence": True, "log_level": 3})
-        self.sent_at = {}
-        self.acked = {}          # value -> (offset, ack time)
-        self.errors = []
-        self.lock = threading.Lock()
-        self.stop_ev = threading.Event()
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
-
-    def _dr(self, err, msg):
-        now = time.time()
-        with self.lock:
-            if err is None:
-                self.acked[msg.value()] = (msg.offset(), now)
-            else:
-                self.errors.append(err)
-
-    def _run(self):
-        n = 0
-        while not self.stop_ev.is_set():
-            v = b"%09d" % n
-            try:
-                self.p.produce(self.topic, value=v, partition=0, on_delivery=self._dr)
-                self.sent_at[v] = time.time()
-                n += 1
-            except BufferError:
-                pass
-            self.p.poll(0.005)
-
-    def first_ack_after(self, t0):
-        """Seconds from t0 to the first ack of a message sent after t0."""
-        with self.lock:
-            acks = [at for v, (_, at) in self.acked.items() if self.sent_at.get(v, 0) > t0]
-        return min(acks) - t0 if acks else None
-
-    def close(self):
-        self.stop_ev.set()
-        self.t.join(10)
-        assert self.p.flush(120) == 0
-        assert not self.errors, self.errors[:3]
 
 
 def check_log(c, topic, s):
