@@ -3,7 +3,7 @@
 # (zookeeper.session.timeout.ms=18000, replica.lag.time.max.ms=30000), an RF=3 topic
 # with min.insync.replicas=2, an idempotent acks=all confluent-kafka producer with the
 # client's defaults writing every few ms; the partition's leader is killed with kill -9
-# KILLS times (restarted and back in the ISR before the next kill). Prints, per kill,
+# KILLS times (restarted, back in the ISR and 5 s of steady state before the next kill). Prints, per kill,
 # the time from the kill to the first acknowledgement of a message produced after it,
 # then the median and max.
 #   scripts/bench-failover-broker.sh                     10 kills of $FJORD_BIN's brokers
@@ -37,6 +37,9 @@ try:
         c.broker(old).start(wait=False)
         wait_until(lambda: c.broker(old).alive() and len(part0(c, "failover")["isr"]) == 3,
                    120, "broker %d back in the ISR" % old)
+        # Steady state again before the next kill: the client's reconnect
+        # backoff towards the broker it just saw die must not be measured.
+        time.sleep(5)
     s.close()
 finally:
     c.close()

@@ -2,10 +2,11 @@
 //! the coordinator session (which only expires after
 //! `zookeeper.session.timeout.ms`, 18 s by default): one probe task per other
 //! registered broker sends a tiny ApiVersions request over the Kafka protocol
-//! every `broker.failure.detection.ms / 6`. A broker counts as dead when its
-//! port refuses connections (its process died: the kernel closed its
-//! sockets) or when it has not answered for `broker.failure.detection.ms`
-//! (paused, hung). The controller plans with dead brokers left out
+//! every `broker.failure.detection.ms / 6` and watches the idle connection in
+//! between. A broker counts as dead when its port refuses connections (its
+//! process died: the kernel closed its sockets, which the open connection
+//! shows at once) or when it has not answered for
+//! `broker.failure.detection.ms` (paused, hung). The controller plans with dead brokers left out
 //! (`zk::controller_duties`); the others use it to depose a dead controller.
 //!
 //! A probe whose own timer fired far too late says this process was paused
@@ -16,9 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fjord_kafka::client::{ClientConfig, ClientError, Conn};
-use kafka_protocol::messages::ApiVersionsRequest;
 use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -29,7 +30,8 @@ pub struct Liveness {
     me: i32,
     detect: Duration,
     dead: Arc<watch::Sender<BTreeSet<i32>>>,
-    probes: Mutex<HashMap<i32, (String, JoinHandle<()>)>>,
+    /// Per broker: its address and registration's session, and the probe.
+    probes: Mutex<HashMap<i32, ((String, i64), JoinHandle<()>)>>,
 }
 
 impl Liveness {
@@ -43,14 +45,20 @@ impl Liveness {
         }
     }
 
-    /// Probe exactly the registered brokers other than this one (a new
-    /// address restarts its probe; an unregistered broker is forgotten).
-    pub fn track(&self, brokers: &BTreeMap<i32, BrokerInfo>) {
+    /// Probe exactly the registered brokers other than this one, given the
+    /// session of each registration. A new address or session (a restarted
+    /// broker: alive, it just registered) restarts its probe with a clean
+    /// verdict; an unregistered broker is forgotten.
+    pub fn track(&self, brokers: &BTreeMap<i32, BrokerInfo>, sessions: &BTreeMap<i32, i64>) {
+        let key = |id: &i32, b: &BrokerInfo| {
+            (
+                format!("{}:{}", b.host, b.port),
+                sessions.get(id).copied().unwrap_or(0),
+            )
+        };
         let mut probes = self.probes.lock();
-        probes.retain(|id, (addr, task)| {
-            let keep = brokers
-                .get(id)
-                .is_some_and(|b| format!("{}:{}", b.host, b.port) == *addr);
+        probes.retain(|id, (k, task)| {
+            let keep = brokers.get(id).is_some_and(|b| key(id, b) == *k);
             if !keep {
                 task.abort();
             }
@@ -65,9 +73,9 @@ impl Liveness {
             if *id == self.me || probes.contains_key(id) {
                 continue;
             }
-            let addr = format!("{}:{}", b.host, b.port);
-            let task = tokio::spawn(probe(self.dead.clone(), *id, addr.clone(), self.detect));
-            probes.insert(*id, (addr, task));
+            let k = key(id, b);
+            let task = tokio::spawn(probe(self.dead.clone(), *id, k.0.clone(), self.detect));
+            probes.insert(*id, (k, task));
         }
     }
 
@@ -95,16 +103,23 @@ impl Drop for Liveness {
     }
 }
 
+/// What one probe round found.
+enum Outcome {
+    Answered,
+    /// The port refused a connection: nothing listens there any more.
+    Refused,
+    /// The connection broke (closed, reset): reconnect at once to find out.
+    Broken,
+    /// No answer within the deadline.
+    Silent,
+}
+
 /// Probe broker `id` at `addr` until aborted, updating `dead`.
 async fn probe(dead: Arc<watch::Sender<BTreeSet<i32>>>, id: i32, addr: String, detect: Duration) {
     let every = detect / 6;
     // A request unanswered this long, after an answer at most `every`
     // before it was sent, means no answer for about `detect`.
     let wait = detect.saturating_sub(every);
-    let mut cfg = ClientConfig::new("");
-    cfg.client_id = "fjord-liveness".into();
-    cfg.request_timeout = wait;
-    cfg.max_frame = 1 << 20;
     let mark = |is_dead: bool| {
         dead.send_if_modified(|d| {
             let changed = if is_dead { d.insert(id) } else { d.remove(&id) };
@@ -118,20 +133,49 @@ async fn probe(dead: Arc<watch::Sender<BTreeSet<i32>>>, id: i32, addr: String, d
             changed
         });
     };
-    let mut conn: Option<Conn> = None;
+    let mut conn: Option<TcpStream> = None;
+    let mut corr = 0i32;
     loop {
+        corr = corr.wrapping_add(1);
         let sent = Instant::now();
-        let had_conn = conn.is_some();
-        let res = match conn.as_mut() {
-            Some(c) => c.call(&ApiVersionsRequest::default(), 0).await.map(|_| ()),
-            None => Conn::open(&addr, &cfg).await.map(|c| conn = Some(c)),
-        };
-        match res {
-            Ok(()) => {
+        let outcome = tokio::time::timeout(wait, exchange(&mut conn, &addr, corr))
+            .await
+            .unwrap_or(Outcome::Silent);
+        match outcome {
+            Outcome::Answered => {
                 mark(false);
+                // Between probes, a connection that turns readable was closed
+                // by the peer's kernel (its process died): look again at once.
+                let closed = async {
+                    let Some(s) = conn.as_ref() else {
+                        return std::future::pending().await;
+                    };
+                    loop {
+                        if s.readable().await.is_err() {
+                            return;
+                        }
+                        // Readiness can be stale: only EOF or bytes count.
+                        match s.try_read(&mut [0u8; 1]) {
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                            _ => return,
+                        }
+                    }
+                };
+                let eof = tokio::select! {
+                    _ = tokio::time::sleep(every) => false,
+                    _ = closed => true,
+                };
+                if eof {
+                    conn = None;
+                }
+            }
+            Outcome::Broken => conn = None,
+            Outcome::Refused => {
+                conn = None;
+                mark(true);
                 tokio::time::sleep(every).await;
             }
-            Err(ClientError::Timeout { .. }) => {
+            Outcome::Silent => {
                 conn = None;
                 if sent.elapsed() > wait + Duration::from_secs(1) {
                     // Our own timer fired late: we were paused, not it.
@@ -139,18 +183,56 @@ async fn probe(dead: Arc<watch::Sender<BTreeSet<i32>>>, id: i32, addr: String, d
                 }
                 mark(true);
             }
-            Err(_) if had_conn => {
-                // Connection closed or reset: reconnect at once; a refusal
-                // then is the evidence.
-                conn = None;
-            }
-            Err(e) => {
-                conn = None;
-                if matches!(e, ClientError::Connect { .. }) {
-                    mark(true);
-                }
-                tokio::time::sleep(every).await;
-            }
         }
     }
+}
+
+/// Connect if needed, then one ApiVersions v0 round trip.
+async fn exchange(conn: &mut Option<TcpStream>, addr: &str, corr: i32) -> Outcome {
+    if conn.is_none() {
+        match TcpStream::connect(addr).await {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                *conn = Some(s);
+            }
+            Err(_) => return Outcome::Refused,
+        }
+    }
+    let Some(s) = conn.as_mut() else {
+        return Outcome::Refused;
+    };
+    match ping(s, corr).await {
+        Ok(()) => Outcome::Answered,
+        Err(_) => {
+            *conn = None;
+            Outcome::Broken
+        }
+    }
+}
+
+/// ApiVersions v0 (request header v1, empty body); the answer is read whole
+/// and only its correlation id checked.
+async fn ping(s: &mut TcpStream, corr: i32) -> std::io::Result<()> {
+    const CLIENT: &[u8] = b"fjord-liveness";
+    let mut req = Vec::with_capacity(14 + CLIENT.len());
+    req.extend_from_slice(&(10 + CLIENT.len() as i32).to_be_bytes());
+    req.extend_from_slice(&18i16.to_be_bytes());
+    req.extend_from_slice(&0i16.to_be_bytes());
+    req.extend_from_slice(&corr.to_be_bytes());
+    req.extend_from_slice(&(CLIENT.len() as i16).to_be_bytes());
+    req.extend_from_slice(CLIENT);
+    s.write_all(&req).await?;
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).await?;
+    let n = i32::from_be_bytes(size);
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "bad answer");
+    if !(4..=1 << 20).contains(&n) {
+        return Err(bad());
+    }
+    let mut body = vec![0u8; n as usize];
+    s.read_exact(&mut body).await?;
+    if body.get(..4) != Some(&corr.to_be_bytes()[..]) {
+        return Err(bad());
+    }
+    Ok(())
 }

@@ -816,17 +816,26 @@ async fn children_opt(zk: &ZkClient, path: &str) -> Result<Vec<String>, ZkError>
     }
 }
 
-async fn load_brokers(zk: &ZkClient) -> Result<BTreeMap<i32, BrokerInfo>, ZkError> {
+/// Registered brokers, and the session holding each registration (a new one
+/// means a new incarnation of that broker).
+async fn load_brokers(
+    zk: &ZkClient,
+) -> Result<(BTreeMap<i32, BrokerInfo>, BTreeMap<i32, i64>), ZkError> {
     let mut out = BTreeMap::new();
+    let mut sessions = BTreeMap::new();
     for c in children_opt(zk, "/brokers/ids").await? {
         let Ok(id) = c.parse::<i32>() else { continue };
-        if let Some((d, _)) = read_opt(zk, &format!("/brokers/ids/{c}")).await? {
-            if let Some(b) = parse_broker(id, &d) {
-                out.insert(id, b);
-            }
+        let (d, st) = match zk.get_data(&format!("/brokers/ids/{c}")).await {
+            Ok(x) => x,
+            Err(e) if is_code(&e, ErrorCode::NoNode) => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(b) = parse_broker(id, &d) {
+            out.insert(id, b);
+            sessions.insert(id, st.ephemeral_owner);
         }
     }
-    Ok(out)
+    Ok((out, sessions))
 }
 
 async fn load_controller(zk: &ZkClient) -> Result<i32, ZkError> {
@@ -883,8 +892,8 @@ async fn full_load(zk: &ZkClient, sh: &Shared) -> Result<(), ZkError> {
         .and_then(|(d, _)| serde_json::from_slice::<Value>(&d).ok())
         .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from))
         .unwrap_or_default();
-    let brokers = load_brokers(zk).await?;
-    sh.liveness.track(&brokers);
+    let (brokers, sessions) = load_brokers(zk).await?;
+    sh.liveness.track(&brokers, &sessions);
     let controller = load_controller(zk).await?;
     let shutting_down = load_shutting_down(zk).await?;
     let mut topics = HashMap::new();
@@ -1035,8 +1044,8 @@ async fn sync_task(
 
 async fn apply(zk: &ZkClient, sh: &Shared, d: Dirty) -> Result<(), ZkError> {
     if d.brokers {
-        let b = load_brokers(zk).await?;
-        sh.liveness.track(&b);
+        let (b, sessions) = load_brokers(zk).await?;
+        sh.liveness.track(&b, &sessions);
         sh.cache.update(|v| v.brokers = b);
     }
     if d.shutdowns || d.brokers {
