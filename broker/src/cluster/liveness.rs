@@ -25,13 +25,16 @@ use tokio::task::JoinHandle;
 
 use super::metadata::BrokerInfo;
 
+/// A broker's address and the session of its registration.
+type Incarnation = (String, i64);
+
 /// The brokers this one currently believes dead, and the probes behind it.
 pub struct Liveness {
     me: i32,
     detect: Duration,
     dead: Arc<watch::Sender<BTreeSet<i32>>>,
     /// Per broker: its address and registration's session, and the probe.
-    probes: Mutex<HashMap<i32, ((String, i64), JoinHandle<()>)>>,
+    probes: Mutex<HashMap<i32, (Incarnation, JoinHandle<()>)>>,
 }
 
 impl Liveness {
