@@ -1,8 +1,7 @@
 //! The RocksDB key layout of the log (docs/architecture.md → RocksDB keys):
 //! column family `log` keyed by partition id (u32 BE) + base offset (u64 BE);
 //! column family `meta` holding the partition registry (`P` topic NUL index),
-//! log start offsets (`S` id), the leader-epoch cache (`E` id epoch) and the
-//! high-watermark checkpoint (`H` id, Kafka's replication-offset-checkpoint).
+//! log start offsets (`S` id) and the leader-epoch cache (`E` id epoch).
 
 pub(crate) const CF_LOG: &str = "log";
 pub(crate) const CF_META: &str = "meta";
@@ -25,12 +24,6 @@ pub(crate) fn part_key(topic: &str, index: i32) -> Vec<u8> {
 
 pub(crate) fn start_key(id: u32) -> [u8; 5] {
     let mut k = [b'S'; 5];
-    k[1..].copy_from_slice(&id.to_be_bytes());
-    k
-}
-
-pub(crate) fn hw_key(id: u32) -> [u8; 5] {
-    let mut k = [b'H'; 5];
     k[1..].copy_from_slice(&id.to_be_bytes());
     k
 }
