@@ -1,7 +1,7 @@
 //! The broker's wiring: open the log, reach cluster state, build the group
 //! coordinator and the replica manager, each handed the handles it uses, and
 //! start the background tasks (reconciling logs and roles with the metadata
-//! cache, retention, ISR upkeep). `Broker` is the bundle of those handles the
+//! cache, retention, HW checkpoints, ISR upkeep). `Broker` is the bundle of those handles the
 //! API handlers read; it holds no logic of its own beyond startup and the
 //! order of shutdown.
 
@@ -108,6 +108,11 @@ impl Broker {
             log,
             Arc::new(move |topic: &str| retention_for(&limits_cache, defaults, topic)),
             broker.config.retention_check_interval,
+            broker.shutdown_signal(),
+        ));
+        tokio::spawn(crate::log::checkpoint::hw_checkpoint_loop(
+            broker.log.clone(),
+            broker.config.hw_checkpoint_interval,
             broker.shutdown_signal(),
         ));
         tokio::spawn(crate::replica::isr_loop(replicas));

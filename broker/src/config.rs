@@ -54,6 +54,13 @@ pub struct BrokerConfig {
     pub offsets_topic_replication_factor: i16,
     pub unclean_leader_election: bool,
     pub replica_lag_time_max: Duration,
+    /// replica.high.watermark.checkpoint.interval.ms: how often HWs are
+    /// checkpointed (a restart starts from there, never the log end).
+    pub hw_checkpoint_interval: Duration,
+    /// broker.failure.detection.ms: a broker that has not answered the
+    /// probes of the others for this long (or whose port refuses) counts as
+    /// dead for the controller, before its coordinator session expires.
+    pub broker_failure_detection: Duration,
     /// SIGTERM first hands this broker's leaderships to other ISR members.
     pub controlled_shutdown: bool,
     /// How long a controlled shutdown waits for the controller (Kafka's
@@ -110,6 +117,8 @@ impl Default for BrokerConfig {
             offsets_topic_replication_factor: 3,
             unclean_leader_election: false,
             replica_lag_time_max: Duration::from_millis(30_000),
+            hw_checkpoint_interval: Duration::from_millis(5_000),
+            broker_failure_detection: Duration::from_millis(3_000),
             controlled_shutdown: true,
             controlled_shutdown_timeout: Duration::from_millis(3 * 5_000),
             auto_leader_rebalance: true,
@@ -276,6 +285,12 @@ impl BrokerConfig {
                     "unclean.leader.election.enable" => c.unclean_leader_election = boolean(v)?,
                     "replica.lag.time.max.ms" => {
                         c.replica_lag_time_max = Duration::from_millis(num(v)?)
+                    }
+                    "replica.high.watermark.checkpoint.interval.ms" => {
+                        c.hw_checkpoint_interval = Duration::from_millis(at_least(v, 1)?)
+                    }
+                    "broker.failure.detection.ms" => {
+                        c.broker_failure_detection = Duration::from_millis(at_least(v, 300)?)
                     }
                     "controlled.shutdown.enable" => c.controlled_shutdown = boolean(v)?,
                     "controlled.shutdown.max.retries" => cs_retries = num(v)?,

@@ -5,11 +5,13 @@
 //! the rest of the broker reads the cache and calls `Cluster`'s methods.
 //!
 //! Children: `metadata` (the cache), `admin` (errors, NewTopic, pure
-//! planning), `controller` (the controller's pure decisions), `standalone`,
+//! planning), `controller` (the controller's pure decisions), `liveness`
+//! (probes finding dead brokers before their sessions expire), `standalone`,
 //! `zk`. Children never reference this file, only their siblings.
 
 pub mod admin;
 pub mod controller;
+pub mod liveness;
 pub mod metadata;
 pub mod standalone;
 pub mod zk;

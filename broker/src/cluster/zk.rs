@@ -23,8 +23,10 @@ use super::admin::{
     new_base64_uuid, parse_base64_uuid, plan_assignment, AdminError, IsrChange, NewTopic,
 };
 use super::controller::{plan_partition, preferred_moves, Plan};
+use super::liveness::Liveness;
 use super::metadata::{
-    assign_replicas, BrokerInfo, MetadataCache, PartitionMeta, PartitionState, TopicMeta,
+    assign_replicas, BrokerInfo, ClusterView, MetadataCache, PartitionMeta, PartitionState,
+    TopicMeta,
 };
 use crate::config::BrokerConfig;
 use crate::wire::clock::now_ms;
@@ -87,6 +89,7 @@ pub struct ZkCluster {
     controller_epoch: Arc<AtomicI32>,
     admin_lock: Mutex<()>,
     stop: tokio::sync::watch::Sender<bool>,
+    liveness: Arc<Liveness>,
 }
 
 struct Shared {
@@ -102,6 +105,8 @@ struct Shared {
     /// preferred partitions led elsewhere).
     rebalance: bool,
     imbalance_pct: u32,
+    /// Which brokers this one's probes find dead (broker.failure.detection.ms).
+    liveness: Arc<Liveness>,
 }
 
 async fn connect(cs: &str, session: Duration, limit: Duration) -> Result<ZkClient, ZkStartError> {
@@ -267,6 +272,16 @@ fn parse_configs(data: &[u8]) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// Delete `path` if it is an ephemeral of another session (a dead
+/// predecessor of this broker), best effort.
+async fn delete_stale(zk: &ZkClient, path: &str) {
+    if let Ok(Some(st)) = zk.exists(path).await {
+        if st.ephemeral_owner != zk.session_id() {
+            let _ = zk.delete(path, st.version).await;
+        }
+    }
+}
+
 /// Register, then set watches; returns the session and a merged event stream.
 async fn establish(
     config: &BrokerConfig,
@@ -324,12 +339,16 @@ async fn establish(
                 if !same_endpoint || Instant::now() >= deadline {
                     return Err(ZkStartError::DuplicateId(path));
                 }
-                // Our listener is bound, so the holder of our endpoint is a dead predecessor.
-                tracing::warn!(
-                    path,
-                    "stale registration from a previous run; waiting for its session to expire"
-                );
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                // Our listener is bound, so the holder of our endpoint is a
+                // dead predecessor: remove its registration now rather than
+                // wait for its session to expire (the controller's probes
+                // already took it out of every ISR it could not serve).
+                tracing::warn!(path, "stale registration from a previous run; replacing it");
+                match zk.delete(&path, -1).await {
+                    Ok(()) | Err(ZkError::Code(ErrorCode::NoNode)) => {}
+                    Err(e) => return Err(other(e)),
+                }
+                delete_stale(&zk, &format!("/admin/controlled_shutdown/{}", me.id)).await;
             }
             Err(e) => return Err(other(e)),
         }
@@ -377,6 +396,7 @@ impl ZkCluster {
             unclean: config.unclean_leader_election,
             rebalance: config.auto_leader_rebalance,
             imbalance_pct: config.leader_imbalance_per_broker_percentage,
+            liveness: Arc::new(Liveness::new(me.id, config.broker_failure_detection)),
         });
         full_load(&zk, &shared)
             .await
@@ -391,6 +411,7 @@ impl ZkCluster {
             controller_epoch: shared.controller_epoch.clone(),
             admin_lock: Mutex::new(()),
             stop,
+            liveness: shared.liveness.clone(),
         };
         tokio::spawn(sync_task(
             zk,
@@ -773,6 +794,7 @@ impl ZkCluster {
     /// `/controller` if held) at once.
     pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
+        self.liveness.stop();
         self.zk().close().await;
         tracing::info!(id = self.me.id, "deregistered from coordinator");
     }
@@ -794,17 +816,26 @@ async fn children_opt(zk: &ZkClient, path: &str) -> Result<Vec<String>, ZkError>
     }
 }
 
-async fn load_brokers(zk: &ZkClient) -> Result<BTreeMap<i32, BrokerInfo>, ZkError> {
+/// Registered brokers, and the session holding each registration (a new one
+/// means a new incarnation of that broker).
+async fn load_brokers(
+    zk: &ZkClient,
+) -> Result<(BTreeMap<i32, BrokerInfo>, BTreeMap<i32, i64>), ZkError> {
     let mut out = BTreeMap::new();
+    let mut sessions = BTreeMap::new();
     for c in children_opt(zk, "/brokers/ids").await? {
         let Ok(id) = c.parse::<i32>() else { continue };
-        if let Some((d, _)) = read_opt(zk, &format!("/brokers/ids/{c}")).await? {
-            if let Some(b) = parse_broker(id, &d) {
-                out.insert(id, b);
-            }
+        let (d, st) = match zk.get_data(&format!("/brokers/ids/{c}")).await {
+            Ok(x) => x,
+            Err(e) if is_code(&e, ErrorCode::NoNode) => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(b) = parse_broker(id, &d) {
+            out.insert(id, b);
+            sessions.insert(id, st.ephemeral_owner);
         }
     }
-    Ok(out)
+    Ok((out, sessions))
 }
 
 async fn load_controller(zk: &ZkClient) -> Result<i32, ZkError> {
@@ -861,7 +892,8 @@ async fn full_load(zk: &ZkClient, sh: &Shared) -> Result<(), ZkError> {
         .and_then(|(d, _)| serde_json::from_slice::<Value>(&d).ok())
         .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from))
         .unwrap_or_default();
-    let brokers = load_brokers(zk).await?;
+    let (brokers, sessions) = load_brokers(zk).await?;
+    sh.liveness.track(&brokers, &sessions);
     let controller = load_controller(zk).await?;
     let shutting_down = load_shutting_down(zk).await?;
     let mut topics = HashMap::new();
@@ -898,6 +930,8 @@ struct Dirty {
     deletes: bool,
     shutdowns: bool,
     rebalance: bool,
+    /// This broker's probes changed their verdict on some broker.
+    liveness: bool,
 }
 
 impl Dirty {
@@ -929,6 +963,7 @@ async fn sync_task(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut state = zk.state();
+    let mut dead = sh.liveness.subscribe();
     let mut rebalance = tokio::time::interval(config.leader_imbalance_check_interval);
     rebalance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Try to become controller at start, and whenever /controller changes.
@@ -997,6 +1032,7 @@ async fn sync_task(
                 }
             }
             _ = stop.changed() => return,
+            _ = dead.changed() => dirty.liveness = true,
             _ = rebalance.tick() => dirty.rebalance = true,
             _ = tokio::time::sleep(Duration::from_secs(30)) => {
                 // Periodic safety net for the controller's duties.
@@ -1008,7 +1044,8 @@ async fn sync_task(
 
 async fn apply(zk: &ZkClient, sh: &Shared, d: Dirty) -> Result<(), ZkError> {
     if d.brokers {
-        let b = load_brokers(zk).await?;
+        let (b, sessions) = load_brokers(zk).await?;
+        sh.liveness.track(&b, &sessions);
         sh.cache.update(|v| v.brokers = b);
     }
     if d.shutdowns || d.brokers {
@@ -1026,11 +1063,18 @@ async fn apply(zk: &ZkClient, sh: &Shared, d: Dirty) -> Result<(), ZkError> {
             // Our create of /controller went through but its reply was lost
             // (connection loss): the node is ours, so finish the takeover.
             c = take_over_controller(zk, sh).await?;
+        } else if c == sh.me.id && sh.controller_epoch.load(Ordering::SeqCst) < 0 {
+            // Our dead predecessor's node (killed, session not expired yet).
+            delete_stale(zk, "/controller").await;
+            c = try_become_controller(zk, sh).await?;
         } else if c != sh.me.id && sh.controller_epoch.load(Ordering::SeqCst) >= 0 {
             tracing::warn!(new_controller = c, "lost controllership");
             sh.controller_epoch.store(-1, Ordering::SeqCst);
         }
         sh.cache.update(|v| v.controller_id = c);
+    }
+    if (d.liveness || d.controller) && sh.controller_epoch.load(Ordering::SeqCst) < 0 {
+        depose_dead_controller(zk, sh).await?;
     }
     for t in &d.topics {
         let m = load_topic(zk, t).await?;
@@ -1055,6 +1099,42 @@ async fn apply(zk: &ZkClient, sh: &Shared, d: Dirty) -> Result<(), ZkError> {
         }
     }
     Ok(())
+}
+
+/// The controller our probes find dead (process gone, or silent for
+/// broker.failure.detection.ms) is deposed by deleting its `/controller`
+/// node, without waiting for its session to expire; the brokers then race to
+/// take over and the winner's `/controller_epoch` bump fences the old one's
+/// writes should it still be alive.
+async fn depose_dead_controller(zk: &ZkClient, sh: &Shared) -> Result<(), ZkError> {
+    let c = sh.cache.view().controller_id;
+    if c < 0 || c == sh.me.id || !sh.liveness.dead().contains(&c) {
+        return Ok(());
+    }
+    let Some(st) = zk.exists("/controller").await? else {
+        return Ok(());
+    };
+    if load_controller(zk).await? != c {
+        return Ok(());
+    }
+    match zk.delete("/controller", st.version).await {
+        Ok(()) => {
+            tracing::warn!(controller = c, "controller failure detected; deposed it");
+            Ok(())
+        }
+        Err(ZkError::Code(ErrorCode::NoNode)) | Err(ZkError::Code(ErrorCode::BadVersion)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The cluster as the controller plans with it: brokers its probes find
+/// dead are left out, as if their sessions had expired.
+fn planning_view(sh: &Shared) -> ClusterView {
+    let mut view = (*sh.cache.view()).clone();
+    for id in sh.liveness.dead() {
+        view.brokers.remove(&id);
+    }
+    view
 }
 
 async fn try_become_controller(zk: &ZkClient, sh: &Shared) -> Result<i32, ZkError> {
@@ -1141,7 +1221,7 @@ async fn controller_duties(zk: &ZkClient, sh: &Shared, deletes: bool) -> Result<
             Err(e) => return Err(e),
         }
     }
-    let view = sh.cache.view();
+    let view = planning_view(sh);
     for t in view.topics.values() {
         if t.deleting {
             continue;
@@ -1215,7 +1295,7 @@ async fn controller_duties(zk: &ZkClient, sh: &Shared, deletes: bool) -> Result<
 /// leader.imbalance.per.broker.percentage, hand them back where it is alive,
 /// in sync and not shutting down.
 async fn rebalance_leaders(zk: &ZkClient, sh: &Shared) -> Result<(), ZkError> {
-    let view = sh.cache.view();
+    let view = planning_view(sh);
     let cepoch = sh.controller_epoch.load(Ordering::SeqCst);
     for (topic, p, new) in preferred_moves(&view, sh.imbalance_pct, cepoch) {
         let path = format!("/brokers/topics/{topic}/partitions/{}/state", p.index);

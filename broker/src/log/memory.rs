@@ -14,6 +14,7 @@ use super::partition_store::{PartitionStore, Registered, Visit};
 struct Mem {
     registry: BTreeMap<(String, i32), u32>,
     starts: HashMap<u32, i64>,
+    hws: HashMap<u32, i64>,
     epochs: HashMap<u32, BTreeMap<i32, i64>>,
     batches: HashMap<u32, BTreeMap<i64, Bytes>>,
 }
@@ -84,6 +85,15 @@ impl PartitionStore for MemStore {
         Ok(())
     }
 
+    fn hw_checkpoint(&self, id: u32) -> Result<Option<i64>, LogError> {
+        Ok(self.m.lock().hws.get(&id).copied())
+    }
+
+    fn put_hw_checkpoints(&self, hws: &[(u32, i64)]) -> Result<(), LogError> {
+        self.m.lock().hws.extend(hws.iter().copied());
+        Ok(())
+    }
+
     fn put_epoch(&self, id: u32, epoch: i32, offset: i64) -> Result<(), LogError> {
         self.m
             .lock()
@@ -98,6 +108,7 @@ impl PartitionStore for MemStore {
         let mut m = self.m.lock();
         m.registry.remove(&(topic.to_string(), index));
         m.starts.remove(&id);
+        m.hws.remove(&id);
         m.epochs.remove(&id);
         m.batches.remove(&id);
         Ok(())

@@ -16,10 +16,12 @@
 //! high-watermark rule), `partition` (in-memory state), `partition_store`
 //! (the storage trait) with `rocks` (RocksDB, key layout in `keys`) and
 //! `memory` (its in-memory twin for tests), `writer` (group commit), `store`
-//! (`LogStore`), `retention` (the periodic retention task), `producer_ids`
+//! (`LogStore`), `retention` (the periodic retention task), `checkpoint`
+//! (the periodic high-watermark checkpoint), `producer_ids`
 //! (producer id allocation).
 //! This file only re-exports; children never reference it.
 
+pub mod checkpoint;
 pub mod error;
 pub mod hw;
 pub mod keys;

@@ -2,7 +2,8 @@
 //! the log's logic (offsets, idempotence, HW, truncation, retention) runs the
 //! same over RocksDB in the broker (`rocks::RocksStore`) and over memory in
 //! unit tests (`memory::MemStore`). Stored per partition id: the batches by
-//! base offset, the log start offset and the leader-epoch cache; plus the
+//! base offset, the log start offset, the leader-epoch cache and the HW
+//! checkpoint; plus the
 //! registry topic/partition → id.
 
 use bytes::Bytes;
@@ -33,6 +34,11 @@ pub trait PartitionStore: Send + Sync {
     fn scan(&self, id: u32, from: i64, to: i64, visit: Visit<'_>) -> Result<(), LogError>;
     /// Register `topic`/`index` under `id`.
     fn register(&self, topic: &str, index: i32, id: u32) -> Result<(), LogError>;
+    /// The high watermark last checkpointed for `id`, if any.
+    fn hw_checkpoint(&self, id: u32) -> Result<Option<i64>, LogError>;
+    /// Checkpoint high watermarks (partition id, HW) in one fsynced write
+    /// (Kafka's replication-offset-checkpoint).
+    fn put_hw_checkpoints(&self, hws: &[(u32, i64)]) -> Result<(), LogError>;
     /// Record that `epoch` starts at `offset` in `id`.
     fn put_epoch(&self, id: u32, epoch: i32, offset: i64) -> Result<(), LogError>;
     /// Forget a partition and everything stored for it, atomically.

@@ -1,6 +1,7 @@
 //! The RocksDB `PartitionStore`: one DB per broker with the key layout of
 //! `keys` (column family `log` for batches, `meta` for the registry, log
-//! starts and epochs), tuned for large sequential batches.
+//! starts and epochs), tuned for large sequential batches; the HW
+//! checkpoint beside it in `replication-offset-checkpoint`.
 
 use std::path::Path;
 
@@ -14,6 +15,11 @@ use super::partition_store::{PartitionStore, Registered, Visit};
 /// Partition logs in a RocksDB database.
 pub struct RocksStore {
     db: DB,
+    /// `<dir>/replication-offset-checkpoint` and its content (partition id →
+    /// HW): a small file rewritten with fsync + rename, as Kafka does, so a
+    /// checkpoint never forces an fsync of the whole RocksDB WAL.
+    hw_file: std::path::PathBuf,
+    hws: parking_lot::Mutex<std::collections::HashMap<u32, i64>>,
 }
 
 impl RocksStore {
@@ -44,7 +50,9 @@ impl RocksStore {
             ColumnFamilyDescriptor::new(CF_META, meta_opts),
         ];
         let db = DB::open_cf_descriptors(&opts, dir.join("rocksdb"), cfs)?;
-        Ok(RocksStore { db })
+        let hw_file = dir.join(HW_CHECKPOINT_FILE);
+        let hws = parking_lot::Mutex::new(read_hw_file(&hw_file));
+        Ok(RocksStore { db, hw_file, hws })
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, LogError> {
@@ -139,6 +147,17 @@ impl PartitionStore for RocksStore {
         Ok(())
     }
 
+    fn hw_checkpoint(&self, id: u32) -> Result<Option<i64>, LogError> {
+        Ok(self.hws.lock().get(&id).copied())
+    }
+
+    fn put_hw_checkpoints(&self, hws: &[(u32, i64)]) -> Result<(), LogError> {
+        let mut all = self.hws.lock();
+        all.extend(hws.iter().copied());
+        write_hw_file(&self.hw_file, &all)
+            .map_err(|e| LogError::Meta(format!("{}: {e}", self.hw_file.display())))
+    }
+
     fn put_epoch(&self, id: u32, epoch: i32, offset: i64) -> Result<(), LogError> {
         self.db.put_cf(
             self.cf(CF_META)?,
@@ -149,6 +168,8 @@ impl PartitionStore for RocksStore {
     }
 
     fn remove(&self, topic: &str, index: i32, id: u32) -> Result<(), LogError> {
+        // Ids are never reused; the file forgets it at the next checkpoint.
+        self.hws.lock().remove(&id);
         let meta = self.cf(CF_META)?;
         let mut wb = WriteBatch::default();
         wb.delete_range_cf(self.cf(CF_LOG)?, log_key(id, 0), log_key(id + 1, 0));
@@ -212,4 +233,45 @@ impl PartitionStore for RocksStore {
         self.db.flush_wal(true)?;
         Ok(())
     }
+}
+
+/// The HW checkpoint file's name in the log directory (Kafka's).
+const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
+
+/// Parse the checkpoint: a version line `0`, a count, then `<id> <hw>` lines.
+/// Anything unreadable counts as no checkpoint (HW = log start).
+fn read_hw_file(path: &Path) -> std::collections::HashMap<u32, i64> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Default::default();
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some("0") {
+        return Default::default();
+    }
+    lines
+        .skip(1)
+        .filter_map(|l| {
+            let (id, hw) = l.split_once(' ')?;
+            Some((id.parse().ok()?, hw.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Write the whole checkpoint to a temporary file, fsync it, rename it over
+/// the old one and fsync the directory: it is the old or the new, never torn.
+fn write_hw_file(path: &Path, hws: &std::collections::HashMap<u32, i64>) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut text = format!("0\n{}\n", hws.len());
+    for (id, hw) in hws {
+        text.push_str(&format!("{id} {hw}\n"));
+    }
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }

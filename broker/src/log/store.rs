@@ -112,8 +112,18 @@ impl LogStore {
                     Ok(true)
                 })?;
                 s.next_offset = next.max(s.log_start);
-                s.hw = s.next_offset;
+                // Kafka's rule: the HW is the checkpointed one (log start
+                // without one), never the log end: records above it were
+                // never known committed. A leader moves it on from there.
+                s.hw = self
+                    .db
+                    .hw_checkpoint(id)?
+                    .unwrap_or(s.log_start)
+                    .clamp(s.log_start, s.next_offset);
                 s.durable = s.next_offset;
+                // No role until the metadata gives one: as the initial solo
+                // leader a stray recompute would lift the HW to the log end.
+                s.repl.role = Role::Follower;
             }
             tracing::info!(topic = %p.topic, partition = index, log_end = p.offsets().log_end, "recovered partition");
             self.parts.insert((topic, index), Arc::new(p));
@@ -622,7 +632,27 @@ impl LogStore {
         self.db.compact(p.id);
     }
 
-    /// Stop the writer after draining queued appends, then flush memtables.
+    /// Checkpoint every partition's high watermark (fsynced) when any moved
+    /// since `last`, which it updates. Run every
+    /// replica.high.watermark.checkpoint.interval.ms and at shutdown.
+    pub fn checkpoint_hw(&self, last: &mut std::collections::HashMap<u32, i64>) {
+        let hws: Vec<(u32, i64)> = self
+            .all()
+            .iter()
+            .map(|p| (p.id, p.offsets().high_watermark))
+            .filter(|(id, hw)| last.get(id) != Some(hw))
+            .collect();
+        if hws.is_empty() {
+            return;
+        }
+        match self.db.put_hw_checkpoints(&hws) {
+            Ok(()) => last.extend(hws),
+            Err(e) => tracing::warn!(error = %e, "high-watermark checkpoint failed"),
+        }
+    }
+
+    /// Stop the writer after draining queued appends, flush the WAL, then
+    /// checkpoint every high watermark (controlled shutdown included).
     pub fn shutdown(&self) {
         self.writer.lock().take();
         if let Some(h) = self.writer_thread.lock().take() {
@@ -631,6 +661,7 @@ impl LogStore {
         if let Err(e) = self.db.flush() {
             tracing::warn!(error = %e, "WAL flush at shutdown failed");
         }
+        self.checkpoint_hw(&mut std::collections::HashMap::new());
     }
 }
 
@@ -684,6 +715,52 @@ mod tests {
             .map_err(|_| LogError::Stopped)?
             .map_err(LogError::Meta)?;
         Ok(a.base_offset)
+    }
+
+    #[tokio::test]
+    async fn restart_takes_the_checkpointed_high_watermark_not_the_log_end() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = LogStore::open(dir.path(), policy()).unwrap();
+            let p = store.ensure("t", 0).unwrap();
+            let solo = store.ensure("s", 0).unwrap();
+            p.become_leader(1, 0, &[1, 2]);
+            solo.become_leader(1, 0, &[1]);
+            append(&store, &p, make_batch(3, 10, -1, -1)).await.unwrap();
+            append(&store, &solo, make_batch(3, 10, -1, -1))
+                .await
+                .unwrap();
+            p.follower_fetched(2, 3);
+            assert_eq!(p.offsets().high_watermark, 3);
+            store.checkpoint_hw(&mut std::collections::HashMap::new());
+            // Above the HW: follower 2 has not fetched these (acks=1).
+            append(&store, &p, make_batch(2, 20, -1, -1)).await.unwrap();
+            append(&store, &solo, make_batch(2, 20, -1, -1))
+                .await
+                .unwrap();
+            assert_eq!(p.offsets().high_watermark, 3);
+            // kill -9: no shutdown, so no final checkpoint.
+            store.writer.lock().take();
+            let writer = store.writer_thread.lock().take();
+            if let Some(h) = writer {
+                h.join().unwrap();
+            }
+        }
+        let store = LogStore::open(dir.path(), policy()).unwrap();
+        let p = store.get("t", 0).unwrap();
+        assert_eq!(p.offsets().log_end, 5);
+        assert_eq!(p.offsets().high_watermark, 3);
+        assert_eq!(store.read(&p, 0, 1 << 20).unwrap().len(), 1);
+        // Leading with followers again: the HW waits for them.
+        p.become_leader(1, 1, &[1, 2]);
+        assert_eq!(p.offsets().high_watermark, 3);
+        p.follower_fetched(2, 5);
+        assert_eq!(p.offsets().high_watermark, 5);
+        // Alone (RF=1): the log end as soon as it leads.
+        let solo = store.get("s", 0).unwrap();
+        assert_eq!(solo.offsets().high_watermark, 3);
+        solo.become_leader(1, 1, &[1]);
+        assert_eq!(solo.offsets().high_watermark, 5);
     }
 
     #[tokio::test]

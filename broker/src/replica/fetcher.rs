@@ -174,6 +174,11 @@ async fn fetch_round(
         for pd in t.partitions {
             let key = (topic.clone(), pd.partition_index);
             let Some(f) = lookup.get(&key) else { continue };
+            // Moved to another leader or epoch while this fetch was out: the
+            // answer of a deposed leader must not reach the log.
+            if parts.lock().get(&key).is_none_or(|x| x.epoch != f.epoch) {
+                continue;
+            }
             match pd.error_code {
                 err::NONE => {
                     let records = pd.records.unwrap_or_default();

@@ -111,6 +111,15 @@ pub async fn isr_loop(rm: Arc<ReplicaManager>) {
                     l.version = new_version;
                     part.set_isr(&new_isr);
                 }
+                Ok(None) if l.epoch == epoch => {
+                    // The state znode no longer names us leader at this epoch
+                    // (the controller elected another): stop taking produce
+                    // now, before the cache catches up; waiting acks=all
+                    // requests answer NOT_LEADER_OR_FOLLOWER.
+                    tracing::warn!(topic = %key.0, partition = key.1, epoch, "ISR write refused: replaced as leader; stepping down");
+                    part.become_follower(rm.me, epoch);
+                    led.remove(&key);
+                }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(topic = %key.0, partition = key.1, error = %e, "ISR write failed; will retry");

@@ -96,7 +96,9 @@ class Cluster:
             kind = coord or coord_kind()
             zk = ""
             if kind != "standalone":
-                self.coord = Server(kind, {"tickTime": 500, "maxClientCnxns": 0},
+                self.coord = Server(kind, {"tickTime": 500, "maxClientCnxns": 0,
+                                             # Kafka's 18 s session fits.
+                                             "maxSessionTimeout": 60000},
                                     workdir=os.path.join(self.dir, "coord")).start()
                 zk = self.coord.hosts
             self.brokers = [Broker(self.dir, i + 1, zk, overrides) for i in range(n)]
