@@ -14,7 +14,15 @@ from collections import OrderedDict
 
 FIELDS = {
     "zkbench": ["ops_per_s", "p50_us", "p99_us", "p999_us", "errors"],
-    "kbench": ["msgs_per_s", "mb_per_s", "secs", "p50_ms", "p99_ms", "startup_ms"],
+    "kbench": [
+        "msgs_per_s",
+        "mb_per_s",
+        "secs",
+        "p50_ms",
+        "p99_ms",
+        "startup_ms",
+        "broker_cpu_ms_per_M",
+    ],
 }
 
 
