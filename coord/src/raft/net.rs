@@ -146,18 +146,22 @@ impl Peers {
         self.addrs.lock().keys().copied().collect()
     }
 
+    /// The peer address of member `target`.
+    fn addr_of(&self, target: NodeId) -> Result<String, PeerError> {
+        self.addrs
+            .lock()
+            .get(&target)
+            .cloned()
+            .ok_or_else(|| PeerError::Unreachable(target, "not a member".into()))
+    }
+
     async fn link(&self, target: NodeId) -> Result<Arc<Link>, PeerError> {
         if let Some(l) = self.links.lock().get(&target) {
             if !l.tx.is_closed() {
                 return Ok(l.clone());
             }
         }
-        let addr = self
-            .addrs
-            .lock()
-            .get(&target)
-            .cloned()
-            .ok_or_else(|| PeerError::Unreachable(target, "not a member".into()))?;
+        let addr = self.addr_of(target)?;
         let sock = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(PeerError::Unreachable(target, e.to_string())),
@@ -306,12 +310,7 @@ impl Peers {
     /// answer at all (a partition, a paused host) is no evidence.
     pub async fn probe(&self, target: NodeId, timeout: Duration) -> Result<(), PeerError> {
         use tokio::io::AsyncReadExt;
-        let addr = self
-            .addrs
-            .lock()
-            .get(&target)
-            .cloned()
-            .ok_or_else(|| PeerError::Unreachable(target, "not a member".into()))?;
+        let addr = self.addr_of(target)?;
         let mut sock = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(PeerError::Unreachable(target, e.to_string())),
