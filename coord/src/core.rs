@@ -466,8 +466,11 @@ impl Core {
         }
     }
 
-    /// Logs the end of a session and deletes its ephemerals in one transaction.
-    pub fn close_session(&mut self, id: i64) -> i64 {
+    /// Logs the end of a session and deletes its ephemerals in one
+    /// transaction, then closes the connection holding the session unless it
+    /// is `except` (the one asking, which answers first; 0 for none).
+    pub fn close_session(&mut self, id: i64, except: ConnId) -> i64 {
+        let holder = self.sessions.conn_of(id);
         let mut p = self.begin();
         self.tree.close_session(id, p.zxid, &mut p.triggers);
         p.ops.push(pb::Op {
@@ -476,18 +479,23 @@ impl Core {
             })),
         });
         self.sessions.remove(id);
-        self.commit(id, p)
+        let zxid = self.commit(id, p);
+        // Whatever ended the session (its own closeSession, one sent on an
+        // earlier connection, expiry), the connection holding it ends too,
+        // as ZooKeeper's; `except` answers first and closes itself.
+        if let Some(c) = holder.filter(|c| *c != except) {
+            if let Some(c) = self.conns.get(&c) {
+                c.tx.close(zxid);
+            }
+        }
+        zxid
     }
 
     /// Expires sessions past their deadline; their connections are closed.
     pub fn expire_sessions(&mut self) {
         for id in self.sessions.expired(Instant::now()) {
             tracing::info!(session = format!("0x{id:x}"), "session expired");
-            let conn = self.sessions.conn_of(id);
-            let zxid = self.close_session(id);
-            if let Some(c) = conn.and_then(|c| self.conns.get(&c)) {
-                c.tx.close(zxid);
-            }
+            self.close_session(id, 0);
         }
     }
 

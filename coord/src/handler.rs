@@ -676,7 +676,7 @@ fn dispatch(
             conn.send(last, xid, last, ErrorCode::Ok, |w| infos.write(w));
         }
         op::CLOSE_SESSION => {
-            let zxid = core.close_session(conn.session);
+            let zxid = core.close_session(conn.session, conn.id);
             conn.send(zxid, xid, zxid, ErrorCode::Ok, |_| {});
             conn.tx.close(zxid);
             return Ok(Flow::Close);

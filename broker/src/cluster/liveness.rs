@@ -17,9 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fjord_kafka::client::{ClientConfig, ClientError, Conn};
+use kafka_protocol::messages::ApiVersionsRequest;
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -136,32 +136,21 @@ async fn probe(dead: Arc<watch::Sender<BTreeSet<i32>>>, id: i32, addr: String, d
             changed
         });
     };
-    let mut conn: Option<TcpStream> = None;
-    let mut corr = 0i32;
+    let mut conn: Option<Conn> = None;
     loop {
-        corr = corr.wrapping_add(1);
         let sent = Instant::now();
-        let outcome = tokio::time::timeout(wait, exchange(&mut conn, &addr, corr))
+        let outcome = tokio::time::timeout(wait, exchange(&mut conn, &addr))
             .await
             .unwrap_or(Outcome::Silent);
         match outcome {
             Outcome::Answered => {
                 mark(false);
-                // Between probes, a connection that turns readable was closed
-                // by the peer's kernel (its process died): look again at once.
+                // Between probes, a connection the peer's kernel closed (its
+                // process died) says so at once: look again without waiting.
                 let closed = async {
-                    let Some(s) = conn.as_ref() else {
-                        return std::future::pending().await;
-                    };
-                    loop {
-                        if s.readable().await.is_err() {
-                            return;
-                        }
-                        // Readiness can be stale: only EOF or bytes count.
-                        match s.try_read(&mut [0u8; 1]) {
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                            _ => return,
-                        }
+                    match conn.as_ref() {
+                        Some(c) => c.closed().await,
+                        None => std::future::pending().await,
                     }
                 };
                 let eof = tokio::select! {
@@ -190,22 +179,21 @@ async fn probe(dead: Arc<watch::Sender<BTreeSet<i32>>>, id: i32, addr: String, d
     }
 }
 
-/// Connect if needed, then one ApiVersions v0 round trip.
-async fn exchange(conn: &mut Option<TcpStream>, addr: &str, corr: i32) -> Outcome {
-    if conn.is_none() {
-        match TcpStream::connect(addr).await {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                *conn = Some(s);
+/// Connect if needed (opening runs ApiVersions), else one ApiVersions v0
+/// round trip on the open connection.
+async fn exchange(conn: &mut Option<Conn>, addr: &str) -> Outcome {
+    let Some(c) = conn.as_mut() else {
+        return match Conn::open(addr, &probe_config()).await {
+            Ok(c) => {
+                *conn = Some(c);
+                Outcome::Answered
             }
-            Err(_) => return Outcome::Refused,
-        }
-    }
-    let Some(s) = conn.as_mut() else {
-        return Outcome::Refused;
+            Err(ClientError::Connect { .. }) => Outcome::Refused,
+            Err(_) => Outcome::Broken,
+        };
     };
-    match ping(s, corr).await {
-        Ok(()) => Outcome::Answered,
+    match c.call(&ApiVersionsRequest::default(), 0).await {
+        Ok(_) => Outcome::Answered,
         Err(_) => {
             *conn = None;
             Outcome::Broken
@@ -213,29 +201,12 @@ async fn exchange(conn: &mut Option<TcpStream>, addr: &str, corr: i32) -> Outcom
     }
 }
 
-/// ApiVersions v0 (request header v1, empty body); the answer is read whole
-/// and only its correlation id checked.
-async fn ping(s: &mut TcpStream, corr: i32) -> std::io::Result<()> {
-    const CLIENT: &[u8] = b"fjord-liveness";
-    let mut req = Vec::with_capacity(14 + CLIENT.len());
-    req.extend_from_slice(&(10 + CLIENT.len() as i32).to_be_bytes());
-    req.extend_from_slice(&18i16.to_be_bytes());
-    req.extend_from_slice(&0i16.to_be_bytes());
-    req.extend_from_slice(&corr.to_be_bytes());
-    req.extend_from_slice(&(CLIENT.len() as i16).to_be_bytes());
-    req.extend_from_slice(CLIENT);
-    s.write_all(&req).await?;
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size).await?;
-    let n = i32::from_be_bytes(size);
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "bad answer");
-    if !(4..=1 << 20).contains(&n) {
-        return Err(bad());
-    }
-    let mut body = vec![0u8; n as usize];
-    s.read_exact(&mut body).await?;
-    if body.get(..4) != Some(&corr.to_be_bytes()[..]) {
-        return Err(bad());
-    }
-    Ok(())
+/// The probe's client settings: its own client id (visible in the peer's
+/// logs), small frames, and no timeout of its own (the caller's bounds it).
+fn probe_config() -> ClientConfig {
+    let mut cfg = ClientConfig::new("");
+    cfg.client_id = "fjord-liveness".into();
+    cfg.max_frame = 1 << 20;
+    cfg.request_timeout = Duration::from_secs(3600);
+    cfg
 }

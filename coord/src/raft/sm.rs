@@ -189,21 +189,10 @@ fn apply_command(core: &mut Core, my_id: NodeId, cmd: pb::Command) {
                 tx: tx.clone().unwrap_or_else(|| Outbox::new().0),
                 arrived: None,
             };
-            let holder = core.sessions().conn_of(cmd.session_id);
             if let Err(e) = handler::handle(core, &mut ctx, req.frame) {
                 // The origin decoded it before proposing; a member that
                 // cannot is a bug, but it must not stop the log.
                 tracing::warn!(error = %e, "replicated request did not decode");
-            }
-            // A closeSession sent on an earlier connection ends the one
-            // that holds the session now, as ZooKeeper does; its reply
-            // went to the sender's connection only (or nowhere).
-            if !core.sessions().contains(cmd.session_id) {
-                if let Some(c) = holder.filter(|c| *c != ctx.id) {
-                    if let Some(c) = core.conns().get(&c) {
-                        c.tx.close(core.last_zxid());
-                    }
-                }
             }
         }
         Some(pb::command::Kind::NewSession(s)) => {
@@ -231,11 +220,7 @@ fn apply_command(core: &mut Core, my_id: NodeId, cmd: pb::Command) {
         }
         Some(pb::command::Kind::Expire(id)) if core.tree().sessions.contains_key(&id) => {
             tracing::info!(session = format!("0x{id:x}"), "session expired");
-            let conn = core.sessions().conn_of(id);
-            let zxid = core.close_session(id);
-            if let Some(c) = conn.and_then(|c| core.conns().get(&c)) {
-                c.tx.close(zxid);
-            }
+            core.close_session(id, 0);
         }
         Some(pb::command::Kind::Expire(_)) => {}
         Some(pb::command::Kind::Reap(path)) => core.reap(&path, cmd.time_ms),

@@ -6,62 +6,15 @@ snapshot when it missed more than the log keeps), quorum loss stopping writes.""
 import os
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
-from kazoo.exceptions import ConnectionLoss, NodeExistsError, OperationTimeoutError, SessionExpiredError
-from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.exceptions import ConnectionLoss, OperationTimeoutError
 
 from fjordtest.binaries import coord_binary, require
 from fjordtest.coord import four_letter
 from fjordtest.ensemble import running
-from fjordtest.workers import Workers
-
-
-class Writers(Workers):
-    """Clients creating unique znodes in a loop; records what was acknowledged."""
-    join_timeout = 20
-
-    def __init__(self, ens, n, prefix="/load"):
-        super().__init__()
-        self.ens = ens
-        self.prefix = prefix
-        self.acked = []
-        self.ack_times = []
-        self.errors = []
-        zk = ens.kazoo()
-        zk.ensure_path(prefix)
-        zk.stop()
-        members = ens.live()
-        self.clients = [ens.kazoo(member=members[i % len(members)], timeout=6.0) for i in range(n)]
-        self.sessions = [c.client_id[0] for c in self.clients]
-        self.home = [members[i % len(members)] for i in range(n)]
-        for i, c in enumerate(self.clients):
-            c.create("%s/eph-%d" % (prefix, i), b"", ephemeral=True)
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
-                        for i in range(n)]
-
-    def _run(self, i):
-        zk = self.clients[i]
-        k = 0
-        while not self.stop.is_set():
-            path = "%s/c%02d-%06d" % (self.prefix, i, k)
-            k += 1
-            try:
-                zk.create(path, b"x")
-            except NodeExistsError:
-                # An earlier attempt with a lost reply did commit: acknowledged now.
-                pass
-            except (ConnectionLoss, OperationTimeoutError, KazooTimeoutError):
-                time.sleep(0.02)
-                continue
-            except SessionExpiredError as e:
-                self.errors.append("client %d: %r" % (i, e))
-                return
-            with self.lock:
-                self.acked.append(path)
-                self.ack_times.append(time.time())
+from fjordtest.workers import Writers
 
 
 def all_children(ens, member, path):
@@ -117,16 +70,16 @@ def test_leader_kill_loses_no_acknowledged_write_and_no_session(ensemble3):
         time.sleep(2.5)
         w.finish()
         assert not w.errors, w.errors
-        after = [t for t in w.ack_times if t > killed_at]
+        after = w.acked_after(killed_at)
         assert after, "no write acknowledged after the leader was killed"
         resumed = min(after) - killed_at
         print("writes resumed %.2fs after kill -9 of the leader; %d acknowledged" % (
-            resumed, len(w.acked)))
+            resumed, len(w.paths())))
         assert resumed < 3.0, resumed
         # Zero acknowledged writes lost, on every surviving member.
         for m in e.live():
             have = all_children(e, m, "/load")
-            missing = [p for p in w.acked if p.rsplit("/", 1)[1] not in have]
+            missing = [p for p in w.paths() if p.rsplit("/", 1)[1] not in have]
             assert not missing, "member %d lost %d acknowledged writes, e.g. %s" % (
                 m.sid, len(missing), missing[:3])
         # Sessions all alive, the killed member's clients included (they moved).
@@ -309,14 +262,14 @@ def test_paused_leader_is_replaced_and_rejoins_without_losses(ensemble3):
         time.sleep(2.0)
         w.finish()
         assert not w.errors, w.errors
-        assert [t for t in w.ack_times if t > paused_at + 0.5], "writes did not resume"
+        assert w.acked_after(paused_at + 0.5), "writes did not resume"
         deadline = time.time() + 10
         while time.time() < deadline and len({m.zxid() for m in e.members}) != 1:
             time.sleep(0.1)
         assert sorted(m.mode() for m in e.members) == ["follower", "follower", "leader"]
         for m in e.members:
             have = all_children(e, m, "/pause")
-            missing = [p for p in w.acked if p.rsplit("/", 1)[1] not in have]
+            missing = [p for p in w.paths() if p.rsplit("/", 1)[1] not in have]
             assert not missing, "member %d lost %d acknowledged writes" % (m.sid, len(missing))
         for i, c in enumerate(w.clients):
             assert c.client_id[0] == w.sessions[i]

@@ -9,72 +9,19 @@ it (FAILOVER_ZK_KILLS kills, default 3 here; scripts/bench-failover.sh runs
 longer than the election timeout, then resumed, does not depose the leader."""
 import os
 import statistics
-import threading
 import time
 
 import pytest
-from kazoo.exceptions import ConnectionLoss, NodeExistsError, OperationTimeoutError, SessionExpiredError
-from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 
 from fjordtest.binaries import zookeeper_available
 from fjordtest.ensemble import Ensemble, require_ensemble
-from fjordtest.workers import Workers
+from fjordtest.workers import Writers
 
 ZK_TIMING = {"tickTime": "2000", "initLimit": "10", "syncLimit": "5"}
 CLIENTS = 8
 FJORD_KILLS = int(os.environ.get("FAILOVER_FJORD_KILLS", "10"))
 ZK_KILLS = int(os.environ.get("FAILOVER_ZK_KILLS", "3"))
-
-
-class Writers(Workers):
-    """Clients creating unique znodes in a loop, spread over the members;
-    record (sent, acknowledged) times of every acknowledged create and every
-    kazoo state change."""
-    join_timeout = 30
-
-    def __init__(self, ens, n):
-        super().__init__()
-        self.acked = []            # (sent, acked, path)
-        self.errors = []
-        self.states = []
-        zk = ens.kazoo(timeout=10.0)
-        zk.ensure_path("/fo")
-        zk.stop()
-        zk.close()
-        members = ens.live()
-        self.clients = [ens.kazoo(member=members[i % len(members)], timeout=10.0)
-                        for i in range(n)]
-        self.sessions = [c.client_id[0] for c in self.clients]
-        for i, c in enumerate(self.clients):
-            c.add_listener(lambda state, i=i: self.states.append((i, state)))
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
-                        for i in range(n)]
-
-    def _run(self, i):
-        zk = self.clients[i]
-        k = 0
-        while not self.stop.is_set():
-            path = "/fo/c%d-%07d" % (i, k)
-            k += 1
-            sent = time.time()
-            try:
-                zk.create(path, b"x")
-            except NodeExistsError:
-                pass  # an earlier attempt whose reply was lost did commit
-            except (ConnectionLoss, OperationTimeoutError, KazooTimeoutError):
-                time.sleep(0.01)
-                continue
-            except SessionExpiredError as e:
-                self.errors.append("client %d: %r" % (i, e))
-                return
-            with self.lock:
-                self.acked.append((sent, time.time(), path))
-
-    def first_ack_sent_after(self, t):
-        with self.lock:
-            acks = [a for s, a, _ in self.acked if s >= t]
-        return min(acks) if acks else None
 
 
 def wait_rejoined(ens, member, timeout=60.0):
@@ -94,7 +41,7 @@ def measure(kind, kills):
     w = None
     try:
         ens.start(timeout=60)
-        w = Writers(ens, CLIENTS)
+        w = Writers(ens, CLIENTS, prefix="/fo", timeout=10.0)
         w.start()
         times = []
         for _ in range(kills):
@@ -126,7 +73,7 @@ def measure(kind, kills):
         finally:
             zk.stop()
             zk.close()
-        missing = [p for _, _, p in w.acked if p.rsplit("/", 1)[1] not in have]
+        missing = [p for p in w.paths() if p.rsplit("/", 1)[1] not in have]
         assert not missing, "%s: %d acknowledged writes lost, e.g. %s" % (kind, len(missing), missing[:3])
         return times
     finally:

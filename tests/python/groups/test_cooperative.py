@@ -21,56 +21,55 @@ def close_within(c, seconds):
     return done[0] if done else None
 
 
-def test_close_returns_after_subscribed_topic_deleted(gcluster, topic_name, group_name):
-    other = topic_name + "-keep"
-    create_topic(gcluster.bootstrap, topic_name, 3)
-    create_topic(gcluster.bootstrap, other, 3)
-    produce(gcluster.bootstrap, topic_name, 30, partitions=3)
-    produce(gcluster.bootstrap, other, 30, partitions=3)
-    c = Consumer(consumer_conf(gcluster.bootstrap, group_name,
+def cooperative_consumer(gcluster, group, topics):
+    """A cooperative-sticky consumer of `topics`, polled until it has read a
+    message of each."""
+    c = Consumer(consumer_conf(gcluster.bootstrap, group,
                                **{"partition.assignment.strategy": "cooperative-sticky"}))
-    c.subscribe([topic_name, other])
+    c.subscribe(topics)
     seen = set()
     deadline = time.time() + 30
-    while len(seen) < 2 and time.time() < deadline:
+    while seen != set(topics) and time.time() < deadline:
         m = c.poll(0.2)
         if m is not None and m.error() is None:
             seen.add(m.topic())
-    assert seen == {topic_name, other}
+    assert seen == set(topics)
+    return c
+
+
+def delete_topic_and_poll(gcluster, c, topic):
+    """Delete `topic`, then keep polling past a metadata refresh (2 s in
+    consumer_conf): the client notices the topic is gone and rebalances
+    incrementally."""
     a = AdminClient({"bootstrap.servers": gcluster.bootstrap})
-    for f in a.delete_topics([topic_name], operation_timeout=30).values():
+    for f in a.delete_topics([topic], operation_timeout=30).values():
         f.result(30)
-    # Keep polling past a metadata refresh (2 s in consumer_conf): the client
-    # notices the topic is gone and rebalances incrementally.
     deadline = time.time() + 6
     while time.time() < deadline:
         c.poll(0.2)
-    left = {(p.topic, p.partition) for p in c.assignment()}
-    assert left == {(other, p) for p in range(3)}, left
+
+
+def assert_closes_promptly(c):
     took = close_within(c, 10)
     assert took is not None, "close() still blocked after 10 s"
     assert took < 5, "close() took %.1f s" % took
+
+
+def test_close_returns_after_subscribed_topic_deleted(gcluster, topic_name, group_name):
+    other = topic_name + "-keep"
+    for t in (topic_name, other):
+        create_topic(gcluster.bootstrap, t, 3)
+        produce(gcluster.bootstrap, t, 30, partitions=3)
+    c = cooperative_consumer(gcluster, group_name, [topic_name, other])
+    delete_topic_and_poll(gcluster, c, topic_name)
+    left = {(p.topic, p.partition) for p in c.assignment()}
+    assert left == {(other, p) for p in range(3)}, left
+    assert_closes_promptly(c)
 
 
 def test_close_returns_when_only_topic_deleted(gcluster, topic_name, group_name):
     create_topic(gcluster.bootstrap, topic_name, 3)
     produce(gcluster.bootstrap, topic_name, 30, partitions=3)
-    c = Consumer(consumer_conf(gcluster.bootstrap, group_name,
-                               **{"partition.assignment.strategy": "cooperative-sticky"}))
-    c.subscribe([topic_name])
-    got = None
-    deadline = time.time() + 30
-    while got is None and time.time() < deadline:
-        m = c.poll(0.2)
-        if m is not None and m.error() is None:
-            got = m
-    assert got is not None
-    a = AdminClient({"bootstrap.servers": gcluster.bootstrap})
-    for f in a.delete_topics([topic_name], operation_timeout=30).values():
-        f.result(30)
-    deadline = time.time() + 6
-    while time.time() < deadline:
-        c.poll(0.2)
-    took = close_within(c, 10)
-    assert took is not None, "close() still blocked after 10 s"
-    assert took < 5, "close() took %.1f s" % took
+    c = cooperative_consumer(gcluster, group_name, [topic_name])
+    delete_topic_and_poll(gcluster, c, topic_name)
+    assert_closes_promptly(c)

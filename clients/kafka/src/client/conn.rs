@@ -158,6 +158,23 @@ impl Conn {
         self.write(&frame).await
     }
 
+    /// Resolves once the idle connection is closed by the peer (EOF, reset,
+    /// or bytes nobody asked for: the stream is no longer usable). A dead
+    /// peer's kernel closes its sockets at once, so a watcher learns of it
+    /// without sending anything.
+    pub async fn closed(&self) {
+        loop {
+            if self.stream.readable().await.is_err() {
+                return;
+            }
+            // Readiness can be stale: only EOF, an error or bytes count.
+            match self.stream.try_read(&mut [0u8; 1]) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                _ => return,
+            }
+        }
+    }
+
     fn next_corr(&mut self) -> i32 {
         let c = self.next_corr;
         self.next_corr = self.next_corr.wrapping_add(1).max(1);
