@@ -322,6 +322,7 @@ fn minimal_request(key: ApiKey) -> RequestKind {
         }
         ApiKey::OffsetCommit => RequestKind::OffsetCommit(commit_req("g", "t", 0, 1)),
         ApiKey::OffsetFetch => RequestKind::OffsetFetch(fetch_offsets_req("g", "t")),
+        ApiKey::WriteTxnMarkers => RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::default()),
         other => panic!("no minimal request for {other:?}: add one"),
     }
 }
@@ -1146,3 +1147,7 @@ async fn fetch_honours_max_bytes_and_partition_max_bytes_with_one_batch_always()
         [1, 1, 1]
     );
 }
+
+/// Transactions, the partition side (WriteTxnMarkers, transactional produce,
+/// LSO, read_committed): in `tests/txn.rs`, with the helpers above.
+mod txn;

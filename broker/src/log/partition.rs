@@ -367,6 +367,10 @@ pub(crate) fn note_producer(
         e.epoch = h.producer_epoch;
         e.recent.clear();
     }
+    if h.is_control() {
+        // Markers take no sequence numbers: only their epoch counts.
+        return;
+    }
     e.recent
         .push_back((h.base_sequence, h.last_sequence(), base, last));
     while e.recent.len() > PRODUCER_WINDOW {

@@ -215,7 +215,8 @@ impl LogStore {
                 if h.producer_epoch < e.epoch {
                     return Err(LogError::InvalidProducerEpoch);
                 }
-                if h.producer_epoch == e.epoch {
+                // A transaction marker carries no sequence.
+                if h.producer_epoch == e.epoch && !h.is_control() {
                     if let Some(d) = e
                         .recent
                         .iter()
