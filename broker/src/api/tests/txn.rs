@@ -145,3 +145,126 @@ async fn write_txn_markers_wait_for_the_isr() {
         vec![err::NOT_ENOUGH_REPLICAS]
     );
 }
+
+/// (base offset, is control) of each batch in a fetch answer.
+fn shape(p: &fetch_response::PartitionData) -> Vec<(i64, bool)> {
+    batches_of(p)
+        .iter()
+        .map(|(h, _)| (h.base_offset, h.is_control()))
+        .collect()
+}
+
+async fn fetch_isolated(b: &Arc<Broker>, name: &str, offset: i64, isolation: i8) -> fetch_response::PartitionData {
+    let r = ask!(b, Fetch, 12, fetch_req(name, offset, -1).with_isolation_level(isolation));
+    r.responses[0].partitions[0].clone()
+}
+
+async fn latest(b: &Arc<Broker>, name: &str, isolation: i8) -> i64 {
+    let r = ask!(
+        b,
+        ListOffsets,
+        7,
+        list_offsets_req(name, -1, -1).with_isolation_level(isolation)
+    );
+    r.topics[0].partitions[0].offset
+}
+
+fn aborted(p: &fetch_response::PartitionData) -> Vec<(i64, i64)> {
+    p.aborted_transactions
+        .iter()
+        .flatten()
+        .map(|a| (a.producer_id.0, a.first_offset))
+        .collect()
+}
+
+/// read_committed reads up to the last stable offset and gets the aborted
+/// transactions of what it read; read_uncommitted reads up to the HW; both
+/// are told the LSO; ListOffsets latest follows the isolation level.
+#[tokio::test]
+async fn read_committed_stops_at_the_lso_with_the_aborted_transactions() {
+    let t = start().await;
+    assert_eq!(create_topic(&t.b, "rc", 1).await, err::NONE);
+    let tx = |n, pid, seq| make_txn_batch(n, 1, pid, 0, seq);
+    assert_eq!(produce(&t.b, "rc", tx(3, 1, 0), -1).await, (err::NONE, 0));
+    assert_eq!(produce(&t.b, "rc", make_batch(1, 1, -1, -1), -1).await, (err::NONE, 3));
+    assert_eq!(produce(&t.b, "rc", tx(2, 2, 0), -1).await, (err::NONE, 4));
+    assert_eq!(
+        markers(&t.b, 1, marker_req(1, 0, false, "rc", &[0])).await,
+        vec![err::NONE]
+    );
+    // Producer 2's transaction (from 4) is open: LSO 4, HW 7.
+    let p = fetch_isolated(&t.b, "rc", 0, 1).await;
+    assert_eq!((p.high_watermark, p.last_stable_offset), (7, 4));
+    assert_eq!(shape(&p), vec![(0, false), (3, false)]);
+    assert_eq!(aborted(&p), vec![(1, 0)]);
+    let p = fetch_isolated(&t.b, "rc", 0, 0).await;
+    assert_eq!((p.high_watermark, p.last_stable_offset), (7, 4));
+    assert_eq!(shape(&p), vec![(0, false), (3, false), (4, false), (6, true)]);
+    assert_eq!(aborted(&p), vec![]);
+    assert!(fetch_isolated(&t.b, "rc", 4, 1).await.records.unwrap_or_default().is_empty());
+    assert_eq!(latest(&t.b, "rc", 1).await, 4);
+    assert_eq!(latest(&t.b, "rc", 0).await, 7);
+    // COMMIT of producer 2: everything is stable.
+    assert_eq!(
+        markers(&t.b, 1, marker_req(2, 0, true, "rc", &[0])).await,
+        vec![err::NONE]
+    );
+    let p = fetch_isolated(&t.b, "rc", 4, 1).await;
+    assert_eq!(p.last_stable_offset, 8);
+    assert_eq!(shape(&p), vec![(4, false), (6, true), (7, true)]);
+    // Producer 1's abort (0..=6) overlaps 4..8.
+    assert_eq!(aborted(&p), vec![(1, 0)]);
+    assert_eq!(aborted(&fetch_isolated(&t.b, "rc", 7, 1).await), vec![]);
+    assert_eq!(latest(&t.b, "rc", 1).await, 8);
+}
+
+/// Producer epochs fence transactional writes and markers; a producer with
+/// an open transaction cannot write outside it; markers never come through
+/// Produce; a stale coordinator's marker is refused.
+#[tokio::test]
+async fn transactional_produce_is_fenced_by_epoch() {
+    let t = start().await;
+    assert_eq!(create_topic(&t.b, "fence", 1).await, err::NONE);
+    let r = ask!(
+        &t.b,
+        Produce,
+        9,
+        produce_req("fence", 0, make_txn_batch(2, 1, 9, 1, 0), -1)
+            .with_transactional_id(Some(s("app").into()))
+    );
+    assert_eq!(r.responses[0].partition_responses[0].error_code, err::NONE);
+    assert_eq!(
+        produce(&t.b, "fence", make_txn_batch(1, 1, 9, 0, 0), -1).await.0,
+        err::INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(
+        produce(&t.b, "fence", make_batch(1, 1, 9, 2), -1).await.0,
+        48 // INVALID_TXN_STATE
+    );
+    let m = ControlMarker {
+        commit: true,
+        coordinator_epoch: 4,
+    };
+    assert_eq!(
+        produce(&t.b, "fence", batch::control_batch(9, 1, m, 1), -1).await.0,
+        err::INVALID_RECORD
+    );
+    assert_eq!(
+        markers(&t.b, 1, marker_req(9, 0, true, "fence", &[0])).await,
+        vec![err::INVALID_PRODUCER_EPOCH]
+    );
+    assert_eq!(
+        markers(&t.b, 1, marker_req(9, 1, true, "fence", &[0])).await,
+        vec![err::NONE]
+    );
+    // The coordinator epoch of that marker was 4: an older one is fenced.
+    let mut stale = marker_req(9, 1, false, "fence", &[0]);
+    stale.markers[0].coordinator_epoch = 3;
+    assert_eq!(markers(&t.b, 1, stale).await, vec![52]);
+    // The same producer's next transaction, continuing its sequence.
+    assert_eq!(
+        produce(&t.b, "fence", make_txn_batch(1, 1, 9, 1, 2), -1).await,
+        (err::NONE, 3)
+    );
+    assert_eq!(latest(&t.b, "fence", 1).await, 3);
+}
