@@ -15,8 +15,8 @@ use tokio::sync::Notify;
 use super::common::*;
 use crate::broker::Broker;
 use crate::log::{Partition, Upto};
-use fjord_kafka::batch;
 use crate::wire::error as err;
+use fjord_kafka::batch;
 
 // ---------------------------------------------------------------- Fetch
 
@@ -167,10 +167,7 @@ pub(super) async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> Fet
             if let Some(l) = &fp.part {
                 let budget = fp.max_bytes.min(max_total.saturating_sub(total));
                 if code == err::NONE && (budget > 0 || min_one) {
-                    match b
-                        .log
-                        .read_for_fetch(l, fp.offset, budget, min_one, upto)
-                    {
+                    match b.log.read_for_fetch(l, fp.offset, budget, min_one, upto) {
                         Ok(records) => {
                             let n = records.len();
                             if read_committed && n > 0 {

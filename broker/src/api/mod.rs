@@ -122,8 +122,10 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
             ))
         }
         RequestKind::WriteTxnMarkers(r) => {
-            later!(b, WriteTxnMarkers, |b| txn_markers::write_txn_markers(&b, r)
-                .await)
+            later!(b, WriteTxnMarkers, |b| txn_markers::write_txn_markers(
+                &b, r
+            )
+            .await)
         }
         body if groups::handles(&body) => groups::dispatch(b, body, v, &req.header, req.peer),
         _ => Box::pin(async { None }),

@@ -83,14 +83,13 @@ pub(super) async fn write_txn_markers(
             let name = t.name.0.to_string();
             let mut parts = Vec::with_capacity(t.partition_indexes.len());
             for (pi, index) in t.partition_indexes.into_iter().enumerate() {
-                let code =
-                    match append_marker(b, &name, index, pid, m.producer_epoch, marker) {
-                        Err(c) => c,
-                        Ok((p, a, min_isr)) => {
-                            waits.push((mi, ti, pi, p, a, min_isr));
-                            err::NONE
-                        }
-                    };
+                let code = match append_marker(b, &name, index, pid, m.producer_epoch, marker) {
+                    Err(c) => c,
+                    Ok((p, a, min_isr)) => {
+                        waits.push((mi, ti, pi, p, a, min_isr));
+                        err::NONE
+                    }
+                };
                 parts.push(
                     WritableTxnMarkerPartitionResult::default()
                         .with_partition_index(index)

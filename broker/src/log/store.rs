@@ -146,11 +146,13 @@ impl LogStore {
     /// longer in the log are kept, markers without an entry get one.
     fn reconcile_aborted(&self, id: u32, s: &mut PState) -> Result<(), LogError> {
         let stored = self.db.aborted(id)?;
-        if stored.last().is_some_and(|a| a.last_offset >= s.next_offset) {
+        if stored
+            .last()
+            .is_some_and(|a| a.last_offset >= s.next_offset)
+        {
             self.db.drop_aborted(id, s.next_offset, i64::MAX)?;
         }
-        let known: std::collections::HashSet<i64> =
-            stored.iter().map(|a| a.last_offset).collect();
+        let known: std::collections::HashSet<i64> = stored.iter().map(|a| a.last_offset).collect();
         for a in s.txn.aborted_all() {
             if !known.contains(&a.last_offset) {
                 self.db.put_aborted(id, a)?;

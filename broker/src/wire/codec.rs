@@ -354,20 +354,28 @@ mod tests {
         };
         let mk = &m.markers[0];
         assert_eq!(
-            (mk.producer_id.0, mk.producer_epoch, mk.transaction_result, mk.coordinator_epoch),
+            (
+                mk.producer_id.0,
+                mk.producer_epoch,
+                mk.transaction_result,
+                mk.coordinator_epoch
+            ),
             (4242, 3, true, 9)
         );
         assert_eq!(mk.topics[0].name.0.as_str(), "tx");
         assert_eq!(mk.topics[0].partition_indexes, vec![0, 5]);
         for cut in 0..body.len() {
-            assert!(decode_request(frame(27, 0, 1, &body[..cut])).is_err(), "{cut}");
+            assert!(
+                decode_request(frame(27, 0, 1, &body[..cut])).is_err(),
+                "{cut}"
+            );
         }
         let mut hostile = BytesMut::new();
         hostile.put_i32(i32::MAX);
         assert!(decode_request(frame(27, 0, 1, &hostile)).is_err());
 
-        let resp = ResponseKind::WriteTxnMarkers(
-            WriteTxnMarkersResponse::default().with_markers(vec![WritableTxnMarkerResult::default()
+        let resp = ResponseKind::WriteTxnMarkers(WriteTxnMarkersResponse::default().with_markers(
+            vec![WritableTxnMarkerResult::default()
                 .with_producer_id(4242.into())
                 .with_topics(vec![WritableTxnMarkerTopicResult::default()
                     .with_name(kafka_protocol::messages::TopicName(
@@ -375,8 +383,8 @@ mod tests {
                     ))
                     .with_partitions(vec![WritableTxnMarkerPartitionResult::default()
                         .with_partition_index(5)
-                        .with_error_code(6)])])]),
-        );
+                        .with_error_code(6)])])],
+        ));
         let out = encode_response(ApiKey::WriteTxnMarkers, 0, 11, &resp).unwrap();
         let mut want = BytesMut::new();
         want.put_i32(0);

@@ -54,8 +54,7 @@ fn plain_partition(p: &PartitionData, version: i16) -> bool {
         && p.current_leader == d.current_leader
         && p.snapshot_id == d.snapshot_id
         && p.unknown_tagged_fields.is_empty()
-        && p
-            .aborted_transactions
+        && p.aborted_transactions
             .as_ref()
             .is_none_or(|a| a.iter().all(|t| t.unknown_tagged_fields.is_empty()))
         && (version >= 11 || p.preferred_read_replica == -1)
@@ -271,9 +270,9 @@ mod tests {
     #[test]
     fn anything_else_falls_back_to_the_generic_encoder() {
         let mut f = response(12, &[Some(Bytes::from(vec![1u8; 5000]))]);
-        f.responses[0].partitions[0].aborted_transactions = Some(vec![
-            AbortedTransaction::default().with_unknown_tagged_field(5, Bytes::from_static(b"x")),
-        ]);
+        f.responses[0].partitions[0].aborted_transactions =
+            Some(vec![AbortedTransaction::default()
+                .with_unknown_tagged_field(5, Bytes::from_static(b"x"))]);
         let kind = ResponseKind::Fetch(f);
         let got = encode_response(ApiKey::Fetch, 12, 1, &kind).unwrap();
         assert_eq!(got.len(), 1);

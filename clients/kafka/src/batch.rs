@@ -276,7 +276,10 @@ mod tests {
             let v = split_batches(&b).unwrap();
             let h = v[0].0;
             assert!(h.is_control() && h.is_transactional());
-            assert_eq!((h.producer_id, h.producer_epoch, h.record_count), (42, 3, 1));
+            assert_eq!(
+                (h.producer_id, h.producer_epoch, h.record_count),
+                (42, 3, 1)
+            );
             assert_eq!((h.base_sequence, h.last_offset_delta), (-1, 0));
             assert_eq!(control_marker(&b, &h), Some(m));
         }

@@ -18,7 +18,8 @@ import time
 import pytest
 
 from fjordtest.broker import Cluster, require_brokers
-from fjordtest.names import unique
+import itertools
+import os
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 kafka = pytest.importorskip("kafka")
@@ -26,6 +27,11 @@ kafka = pytest.importorskip("kafka")
 from transactions.partwire import Conn, batch, control  # noqa: E402
 
 INVALID_PRODUCER_EPOCH, INVALID_RECORD = 47, 87
+_n = itertools.count()
+
+
+def unique(prefix):
+    return "%s%d-%d" % (prefix, next(_n), os.getpid())
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,13 @@ use super::*;
 use fjord_kafka::batch::{self, ControlMarker};
 use fjord_kafka::testing::make_txn_batch;
 
-fn marker_req(pid: i64, epoch: i16, commit: bool, name: &str, parts: &[i32]) -> WriteTxnMarkersRequest {
+fn marker_req(
+    pid: i64,
+    epoch: i16,
+    commit: bool,
+    name: &str,
+    parts: &[i32],
+) -> WriteTxnMarkersRequest {
     WriteTxnMarkersRequest::default().with_markers(vec![
         write_txn_markers_request::WritableTxnMarker::default()
             .with_producer_id(pid.into())
@@ -154,8 +160,18 @@ fn shape(p: &fetch_response::PartitionData) -> Vec<(i64, bool)> {
         .collect()
 }
 
-async fn fetch_isolated(b: &Arc<Broker>, name: &str, offset: i64, isolation: i8) -> fetch_response::PartitionData {
-    let r = ask!(b, Fetch, 12, fetch_req(name, offset, -1).with_isolation_level(isolation));
+async fn fetch_isolated(
+    b: &Arc<Broker>,
+    name: &str,
+    offset: i64,
+    isolation: i8,
+) -> fetch_response::PartitionData {
+    let r = ask!(
+        b,
+        Fetch,
+        12,
+        fetch_req(name, offset, -1).with_isolation_level(isolation)
+    );
     r.responses[0].partitions[0].clone()
 }
 
@@ -186,7 +202,10 @@ async fn read_committed_stops_at_the_lso_with_the_aborted_transactions() {
     assert_eq!(create_topic(&t.b, "rc", 1).await, err::NONE);
     let tx = |n, pid, seq| make_txn_batch(n, 1, pid, 0, seq);
     assert_eq!(produce(&t.b, "rc", tx(3, 1, 0), -1).await, (err::NONE, 0));
-    assert_eq!(produce(&t.b, "rc", make_batch(1, 1, -1, -1), -1).await, (err::NONE, 3));
+    assert_eq!(
+        produce(&t.b, "rc", make_batch(1, 1, -1, -1), -1).await,
+        (err::NONE, 3)
+    );
     assert_eq!(produce(&t.b, "rc", tx(2, 2, 0), -1).await, (err::NONE, 4));
     assert_eq!(
         markers(&t.b, 1, marker_req(1, 0, false, "rc", &[0])).await,
@@ -199,9 +218,16 @@ async fn read_committed_stops_at_the_lso_with_the_aborted_transactions() {
     assert_eq!(aborted(&p), vec![(1, 0)]);
     let p = fetch_isolated(&t.b, "rc", 0, 0).await;
     assert_eq!((p.high_watermark, p.last_stable_offset), (7, 4));
-    assert_eq!(shape(&p), vec![(0, false), (3, false), (4, false), (6, true)]);
+    assert_eq!(
+        shape(&p),
+        vec![(0, false), (3, false), (4, false), (6, true)]
+    );
     assert_eq!(aborted(&p), vec![]);
-    assert!(fetch_isolated(&t.b, "rc", 4, 1).await.records.unwrap_or_default().is_empty());
+    assert!(fetch_isolated(&t.b, "rc", 4, 1)
+        .await
+        .records
+        .unwrap_or_default()
+        .is_empty());
     assert_eq!(latest(&t.b, "rc", 1).await, 4);
     assert_eq!(latest(&t.b, "rc", 0).await, 7);
     // COMMIT of producer 2: everything is stable.
@@ -234,7 +260,9 @@ async fn transactional_produce_is_fenced_by_epoch() {
     );
     assert_eq!(r.responses[0].partition_responses[0].error_code, err::NONE);
     assert_eq!(
-        produce(&t.b, "fence", make_txn_batch(1, 1, 9, 0, 0), -1).await.0,
+        produce(&t.b, "fence", make_txn_batch(1, 1, 9, 0, 0), -1)
+            .await
+            .0,
         err::INVALID_PRODUCER_EPOCH
     );
     assert_eq!(
@@ -246,7 +274,9 @@ async fn transactional_produce_is_fenced_by_epoch() {
         coordinator_epoch: 4,
     };
     assert_eq!(
-        produce(&t.b, "fence", batch::control_batch(9, 1, m, 1), -1).await.0,
+        produce(&t.b, "fence", batch::control_batch(9, 1, m, 1), -1)
+            .await
+            .0,
         err::INVALID_RECORD
     );
     assert_eq!(
