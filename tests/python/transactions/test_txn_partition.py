@@ -20,6 +20,8 @@ import pytest
 from fjordtest.broker import Cluster, require_brokers
 import itertools
 import os
+import shutil
+import subprocess
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 kafka = pytest.importorskip("kafka")
@@ -96,6 +98,17 @@ def kafka_python_read(cluster, topic, isolation, expect, timeout=20.0):
         c.close()
 
 
+def kcat_read(cluster, topic, isolation):
+    """kcat (Debian's librdkafka 2.0.2) from the beginning to the partition's
+    end at `isolation` (-e): (offset, value) per delivered message."""
+    out = subprocess.run(
+        ["kcat", "-b", cluster.bootstrap, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-e",
+         "-q", "-X", "isolation.level=" + isolation, "-f", "%o %s\\n"],
+        capture_output=True, timeout=30, check=True)
+    return [(int(o), v.encode()) for o, v in
+            (line.split(" ", 1) for line in out.stdout.decode().splitlines() if line)]
+
+
 def write_scenario(conn, topic):
     """offsets: 0-2 txn A (pid 1000, aborted at 6), 3 plain, 4-5 txn B (pid
     2000, committed at 7), 8 txn C (pid 3000, left open), 9 plain."""
@@ -132,6 +145,9 @@ def test_read_committed_with_librdkafka_and_kafka_python(cluster):
     try:
         write_scenario(conn, topic)
         check_open_state(cluster, conn, topic)
+        if shutil.which("kcat"):
+            assert kcat_read(cluster, topic, "read_committed") == STABLE
+            assert kcat_read(cluster, topic, "read_uncommitted") == ALL_DATA
         # A marker for a producer with nothing open is an empty transaction.
         assert conn.markers(2000, 0, False, topic, [0]) == {0: 0}
         # Producer 2000 moves to epoch 1 (as after a fencing InitProducerId):
