@@ -206,3 +206,55 @@ def test_open_transaction_blocks_then_commits_and_survives_restart():
             assert conn.latest(topic, 0, 1) == 11
         finally:
             conn.close()
+
+
+def partition0(bootstrap, topic):
+    """(leader, isr) of partition 0 as Metadata shows it."""
+    from confluent_kafka.admin import AdminClient
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    p = md.topics[topic].partitions[0]
+    return p.leader, sorted(p.isrs)
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception:  # noqa: BLE001 - leaders move meanwhile
+            pass
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def test_a_new_leader_answers_the_same_lso_and_aborted_transactions():
+    """RF 3: the followers build the transaction state from the batches they
+    replicate, so after a kill -9 of the leader the new one serves the same
+    read_committed view (aborted records skipped, the stop at the open
+    transaction) and the same ListOffsets answers."""
+    require_brokers()
+    with Cluster(3, {"replica.lag.time.max.ms": 3000, "zookeeper.session.timeout.ms": 4000}) as c:
+        topic = unique("txl")
+        from confluent_kafka.admin import AdminClient, NewTopic
+        a = AdminClient({"bootstrap.servers": c.bootstrap})
+        a.create_topics([NewTopic(topic, 1, 3)])[topic].result(20)
+        leader, _ = wait_for(lambda: (lambda p: p if len(p[1]) == 3 and p[0] >= 0 else None)(
+            partition0(c.bootstrap, topic)), 20, "a leader with the full ISR")
+        conn = Conn(c.broker(leader).bootstrap)
+        write_scenario(conn, topic)  # acks=all and markers: every replica has them
+        conn.close()
+        c.broker(leader).kill9()
+        new = wait_for(lambda: (lambda p: p[0] if p[0] not in (-1, leader) else None)(
+            partition0(c.bootstrap, topic)), 30, "a new leader")
+        conn = Conn(c.broker(new).bootstrap)
+        try:
+            wait_for(lambda: conn.latest(topic, 0, 0) == 10, 20, "the new leader's HW")
+            check_open_state(c, conn, topic)
+            assert conn.markers(3000, 0, False, topic, [0]) == {0: 0}
+            assert conn.latest(topic, 0, 1) == 11
+            got, pos = confluent_read(c, topic, "read_committed", 11, expect=3)
+            assert got == STABLE + [(9, b"p1")], "C aborted on the new leader"
+        finally:
+            conn.close()
