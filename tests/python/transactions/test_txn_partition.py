@@ -11,7 +11,10 @@ written with raw frames (transactions/partwire.py), then confluent-kafka
 - a marker from an older producer epoch is refused (INVALID_PRODUCER_EPOCH),
   as is a control batch sent through Produce (INVALID_RECORD);
 - after a restart of the broker the aborted index and the open transaction
-  are still there (same answers).
+  are still there (same answers);
+- with RF 3, after a kill -9 of the leader the new leader (whose state was
+  built from the batches it replicated) gives the same answers;
+- kcat (Debian's librdkafka 2.0.2) reads the same at both isolation levels.
 """
 import time
 
