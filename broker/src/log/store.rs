@@ -744,6 +744,12 @@ fn record(
     if let Some(a) = apply_txn(&mut s.txn, h, &data, base, last) {
         db.put_aborted(p.id, &a)?;
     }
+    if h.is_control() {
+        // Forget what the HW has passed even where nobody asks for the LSO
+        // (a follower), so decided transactions do not pile up.
+        let (hw, start) = (s.hw, s.log_start);
+        s.txn.last_stable(hw, start);
+    }
     s.record_batch(h, base, last, &data);
     Ok(WriteEntry {
         part: p.clone(),
