@@ -13,6 +13,7 @@
 //! | `configs.rs` | DescribeConfigs, AlterConfigs, IncrementalAlterConfigs |
 //! | `producer_id.rs` | InitProducerId |
 //! | `reassign.rs` | AlterPartitionReassignments, ListPartitionReassignments |
+//! | `txn_markers.rs` | WriteTxnMarkers (the partition side of ending a transaction) |
 //! | `groups.rs` | FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups, OffsetDelete, OffsetCommit, OffsetFetch |
 //!
 //! Each handler takes a decoded request and returns a response body built
@@ -32,6 +33,7 @@ mod reassign;
 #[cfg(test)]
 mod tests;
 mod topics;
+mod txn_markers;
 
 use std::sync::Arc;
 
@@ -118,6 +120,12 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
                 Ctx { b: &b, version: v },
                 r
             ))
+        }
+        RequestKind::WriteTxnMarkers(r) => {
+            later!(b, WriteTxnMarkers, |b| txn_markers::write_txn_markers(
+                &b, r
+            )
+            .await)
         }
         body if groups::handles(&body) => groups::dispatch(b, body, v, &req.header, req.peer),
         _ => Box::pin(async { None }),
