@@ -55,6 +55,9 @@ pub(crate) struct PState {
     pub(crate) epochs: BTreeMap<i32, i64>,
     pub(crate) waiters: Vec<Weak<Notify>>,
     pub(crate) offline: bool,
+    /// Bumped by every change that may put different bytes at an offset
+    /// already indexed (truncation, reset): the cleaner's swap re-checks it.
+    pub(crate) generation: u64,
 }
 
 /// One partition's log (leader or follower: the log does not care).
@@ -101,6 +104,7 @@ impl Partition {
                 epochs: BTreeMap::new(),
                 waiters: Vec::new(),
                 offline: false,
+                generation: 0,
             }),
             deleted: AtomicBool::new(false),
         }

@@ -19,6 +19,7 @@ pub const NONE: i16 = 0;
 pub const UNKNOWN_SERVER_ERROR: i16 = E::UnknownServerError.code();
 pub const OFFSET_OUT_OF_RANGE: i16 = E::OffsetOutOfRange.code();
 pub const CORRUPT_MESSAGE: i16 = E::CorruptMessage.code();
+pub const INVALID_RECORD: i16 = E::InvalidRecord.code();
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = E::UnknownTopicOrPartition.code();
 pub const LEADER_NOT_AVAILABLE: i16 = E::LeaderNotAvailable.code();
 pub const NOT_LEADER_OR_FOLLOWER: i16 = E::NotLeaderOrFollower.code();

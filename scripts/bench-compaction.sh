@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Produce latency while the log cleaner compacts a big partition (issue 14): one
+# fjord-broker; a compacted topic filled with 1 GiB of 1 KiB records over 10,000 keys
+# (segment.ms of an hour, so nothing is cleanable yet); then a confluent-kafka producer
+# sends keyed 1 KiB records to that same partition at a fixed rate (acks=1, linger 0),
+# latency = send -> delivery report: first with the cleaner idle (baseline), then right
+# after segment.ms is lowered so the cleaner compacts the whole partition, until its pass
+# is logged done. Prints p50/p99/max of both phases, the cleaning time and the SST
+# bytes under log.dirs before and after.
+#   scripts/bench-compaction.sh           1 GiB partition, 2,000 msg/s probe, >= 15 s per phase
+#   scripts/bench-compaction.sh --quick   ~100 MiB partition, >= 5 s per phase
+# env: FJORD_BIN, FILL_MB, RATE, PHASE_S
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+FILL_MB=${FILL_MB:-1024}; RATE=${RATE:-2000}; PHASE_S=${PHASE_S:-15}
+if [ "${1:-}" = "--quick" ]; then FILL_MB=${FILL_MB_QUICK:-100}; PHASE_S=5; fi
+export FILL_MB RATE PHASE_S
+exec python3 - <<'PY'
+import glob, os, re, sys, time
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+from fjordtest.broker import Cluster
+from fjordtest.kafka import create_topic
+
+fill_mb, rate, phase_s = int(os.environ["FILL_MB"]), int(os.environ["RATE"]), float(os.environ["PHASE_S"])
+KEYS, VALUE = 10_000, b"v" * 1024
+c = Cluster(1, {"log.cleaner.backoff.ms": 200, "log.retention.check.interval.ms": 60000})
+b = c.brokers[0]
+topic = "compaction-bench"
+
+
+def sst_mb():
+    return sum(os.path.getsize(f) for f in glob.glob(os.path.join(b.log_dir, "rocksdb", "*.sst"))) / 2**20
+
+
+def cleaned_lines():
+    with open(b.log_path, "rb") as f:
+        return [l for l in f.read().decode("utf-8", "replace").splitlines()
+                if "cleaned partition" in l and topic in l]
+
+
+def probe(p, until):
+    """Keyed 1 KiB sends at `rate`/s until until() holds; latencies in ms."""
+    lat = []
+    t0 = time.time()
+    n = 0
+    def cb(err, msg, sent):
+        if err is None:
+            lat.append((time.perf_counter() - sent) * 1000)
+    while not until(time.time() - t0):
+        due = t0 + n / rate
+        now = time.time()
+        if due > now:
+            p.poll(min(due - now, 0.01))
+            continue
+        sent = time.perf_counter()
+        p.produce(topic, key=b"probe-%d" % (n % 1000), value=VALUE, partition=0,
+                  on_delivery=lambda e, m, s=sent: cb(e, m, s))
+        p.poll(0)
+        n += 1
+    p.flush(60)
+    lat.sort()
+    q = lambda x: lat[min(len(lat) - 1, int(x * len(lat)))] if lat else float("nan")
+    return n, len(lat), q(0.5), q(0.99), lat[-1] if lat else float("nan")
+
+
+try:
+    create_topic(c.bootstrap, topic, configs={"cleanup.policy": "compact", "segment.ms": "3600000",
+                                              "min.cleanable.dirty.ratio": "0.01"})
+    fill = Producer({"bootstrap.servers": c.bootstrap, "linger.ms": 20, "batch.size": 1 << 20,
+                     "queue.buffering.max.kbytes": 1 << 20})
+    n = fill_mb * 1024
+    t = time.time()
+    for i in range(n):
+        while True:
+            try:
+                fill.produce(topic, key=b"key-%05d" % (i % KEYS), value=VALUE, partition=0)
+                break
+            except BufferError:
+                fill.poll(0.05)
+    assert fill.flush(300) == 0
+    print("compaction-bench fill msgs=%d mb=%d secs=%.1f" % (n, fill_mb, time.time() - t), flush=True)
+    time.sleep(2)
+    sst_before = sst_mb()
+    p = Producer({"bootstrap.servers": c.bootstrap, "linger.ms": 0, "acks": 1})
+    sent, ok, p50, p99, mx = probe(p, lambda el: el >= phase_s)
+    print("compaction-bench phase=baseline sent=%d delivered=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f"
+          % (sent, ok, p50, p99, mx), flush=True)
+    a = AdminClient({"bootstrap.servers": c.bootstrap})
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("segment.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
+    for f in a.incremental_alter_configs([res]).values():
+        f.result(30)
+    t_clean = time.time()
+    done_at = []
+    def until(el):
+        if not done_at and cleaned_lines():
+            done_at.append(time.time())
+        return (done_at and el >= phase_s) or el >= 600
+    sent, ok, p50c, p99c, mxc = probe(p, until)
+    clean_s = (done_at[0] - t_clean) if done_at else float("nan")
+    print("compaction-bench phase=cleaning sent=%d delivered=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f"
+          % (sent, ok, p50c, p99c, mxc), flush=True)
+    line = (cleaned_lines() or [""])[0]
+    m = re.search(r"bytes_before=(\d+).*bytes_after=(\d+)", line)
+    time.sleep(2)
+    print("compaction-bench partition_mb=%d cleaned_mb_before=%s cleaned_mb_after=%s clean_s=%.1f "
+          "sst_mb_before=%.1f sst_mb_after=%.1f p99_ratio_cleaning_over_baseline=%.2f"
+          % (fill_mb, "%.1f" % (int(m.group(1)) / 2**20) if m else "?",
+             "%.2f" % (int(m.group(2)) / 2**20) if m else "?", clean_s, sst_before, sst_mb(),
+             p99c / p99 if p99 else float("nan")), flush=True)
+    if not done_at:
+        print("the cleaner did not finish its pass", file=sys.stderr)
+        sys.exit(1)
+finally:
+    c.close()
+PY
