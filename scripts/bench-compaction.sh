@@ -3,7 +3,7 @@
 # fjord-broker; a compacted topic filled with 1 GiB of 1 KiB records over 10,000 keys
 # (segment.ms of an hour, so nothing is cleanable yet); then a confluent-kafka producer
 # sends keyed 1 KiB records to that same partition at a fixed rate (acks=1, linger 0),
-# latency = send -> delivery report: first with the cleaner idle (baseline), then right
+# latency = produce() -> delivery report as librdkafka measures it: first with the cleaner idle (baseline), then right
 # after segment.ms is lowered so the cleaner compacts the whole partition, until its pass
 # is logged done. Prints p50/p99/max of both phases, the cleaning time and the SST
 # bytes under log.dirs before and after.
@@ -44,18 +44,17 @@ def probe(p, until):
     lat = []
     t0 = time.time()
     n = 0
-    def cb(err, msg, sent):
-        if err is None:
-            lat.append((time.perf_counter() - sent) * 1000)
+    def cb(err, msg):
+        # librdkafka's own produce() -> delivery time, independent of poll timing.
+        if err is None and msg.latency() is not None:
+            lat.append(msg.latency() * 1000)
     while not until(time.time() - t0):
         due = t0 + n / rate
         now = time.time()
         if due > now:
             p.poll(min(due - now, 0.01))
             continue
-        sent = time.perf_counter()
-        p.produce(topic, key=b"probe-%d" % (n % 1000), value=VALUE, partition=0,
-                  on_delivery=lambda e, m, s=sent: cb(e, m, s))
+        p.produce(topic, key=b"probe-%d" % (n % 1000), value=VALUE, partition=0, on_delivery=cb)
         p.poll(0)
         n += 1
     p.flush(60)

@@ -750,6 +750,7 @@ async fn keyless_records_refused_on_compacted_topics() {
     let rec = Record {
         transactional: false,
         control: false,
+        delete_horizon: false,
         partition_leader_epoch: 0,
         producer_id: -1,
         producer_epoch: -1,

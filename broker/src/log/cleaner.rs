@@ -262,7 +262,9 @@ impl Cleaner {
         let mut tail_start = *last_base;
         for (b, m) in s.index.iter().rev() {
             tail_bytes += m.size as i64;
-            if tail_bytes > cfg.segment_bytes || m.max_timestamp < now.saturating_sub(cfg.segment_ms) {
+            if tail_bytes > cfg.segment_bytes
+                || m.max_timestamp < now.saturating_sub(cfg.segment_ms)
+            {
                 break;
             }
             tail_start = *b;
@@ -335,7 +337,8 @@ impl Cleaner {
             let Ok(h) = batch::parse_header(v) else {
                 return Ok(true);
             };
-            if h.is_control() || h.is_transactional() || !snap.batches.contains_key(&h.base_offset) {
+            if h.is_control() || h.is_transactional() || !snap.batches.contains_key(&h.base_offset)
+            {
                 return Ok(true);
             }
             let Ok(recs) = records::records(v, &h) else {
@@ -454,7 +457,10 @@ impl Cleaner {
             return Ok(());
         }
         let mut s = p.state.lock();
-        if s.generation != snap.generation || s.offline || p.deleted.load(std::sync::atomic::Ordering::Relaxed) {
+        if s.generation != snap.generation
+            || s.offline
+            || p.deleted.load(std::sync::atomic::Ordering::Relaxed)
+        {
             pending.clear();
             return Err(LogError::Meta("partition changed during cleaning".into()));
         }

@@ -53,7 +53,11 @@ fn varint(b: &mut Bytes) -> Result<i64, RecordsError> {
 
 /// The batch's records section, decompressed.
 fn body(batch: &[u8], h: &BatchHeader) -> Result<Bytes, RecordsError> {
-    let raw = Bytes::copy_from_slice(batch.get(HEADER_LEN..h.total_len()).ok_or(RecordsError::Corrupt)?);
+    let raw = Bytes::copy_from_slice(
+        batch
+            .get(HEADER_LEN..h.total_len())
+            .ok_or(RecordsError::Corrupt)?,
+    );
     let mut b = raw.clone();
     let take = |x: &mut Bytes| -> anyhow::Result<Bytes> { Ok(x.copy_to_bytes(x.remaining())) };
     let out = match h.attributes & 0x7 {
@@ -170,6 +174,7 @@ mod tests {
             .map(|(i, (k, v))| Record {
                 transactional: false,
                 control: false,
+                delete_horizon: false,
                 partition_leader_epoch: 0,
                 producer_id: 7,
                 producer_epoch: 0,
@@ -236,7 +241,10 @@ mod tests {
                 .collect();
             assert_eq!(
                 got,
-                vec![(101, 1_001, None), (102, 1_002, Some(Bytes::from_static(b"2")))],
+                vec![
+                    (101, 1_001, None),
+                    (102, 1_002, Some(Bytes::from_static(b"2")))
+                ],
                 "{c:?}"
             );
             // Nothing left: an empty batch that still spans the same offsets.

@@ -106,8 +106,12 @@ def test_compaction_keeps_latest_per_key_then_drops_tombstones(cluster, request)
                                                           incremental_operation=AlterConfigOpType.SET)])
     for f in a.incremental_alter_configs([res]).values():
         f.result(30)
-    described = a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
-    cfg = list(described.values())[0].result(30)
+    def described():
+        fs = a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
+        cfg = list(fs.values())[0].result(30)
+        # The change reaches the broker through the coordinator's watch.
+        return cfg if cfg["segment.ms"].value == "500" else None
+    cfg = wait_until(described, 30, "segment.ms=500 in DescribeConfigs", interval=0.2)
     assert cfg["cleanup.policy"].value == "compact"
     assert cfg["delete.retention.ms"].value == str(DELETE_RETENTION_MS)
     assert cfg["segment.ms"].value == "500"
