@@ -123,6 +123,9 @@ pub struct Cleaner {
 /// The partition as the cleaner saw it under the lock, before reading.
 struct Snapshot {
     generation: u64,
+    /// The log's last batch: never deleted (kept empty if need be), so a
+    /// restart finds the log end.
+    last_base: i64,
     log_start: i64,
     limit: i64,
     /// Batches (base → meta) in `[log_start, limit)`.
@@ -246,9 +249,8 @@ impl Cleaner {
 
     /// The clean limit and the batches below it, from the in-memory state.
     /// The limit is the smallest of: the stable end (HW, later the LSO), the
-    /// start of the active tail (`segment.ms`/`segment.bytes`), the first
-    /// batch younger than `min.compaction.lag.ms`, and the last batch (kept
-    /// so a restart finds the log end).
+    /// start of the active tail (`segment.ms`/`segment.bytes`) and the first
+    /// batch younger than `min.compaction.lag.ms`.
     fn snapshot(&self, p: &Arc<Partition>, cfg: &CompactionConfig, now: i64) -> Option<Snapshot> {
         let s = p.state.lock();
         if s.offline || p.deleted.load(std::sync::atomic::Ordering::Relaxed) {
@@ -256,10 +258,10 @@ impl Cleaner {
         }
         let mut limit = self.txn.stable_end(p, s.hw).min(s.hw);
         let (last_base, _) = s.index.iter().next_back()?;
-        limit = limit.min(*last_base);
+        let last_base = *last_base;
         // The active tail, walking back from the end.
         let mut tail_bytes = 0i64;
-        let mut tail_start = *last_base;
+        let mut tail_start = s.next_offset;
         for (b, m) in s.index.iter().rev() {
             tail_bytes += m.size as i64;
             if tail_bytes > cfg.segment_bytes
@@ -286,6 +288,7 @@ impl Cleaner {
         let limit = batches.values().next_back().map(|m| m.last_offset + 1)?;
         Some(Snapshot {
             generation: s.generation,
+            last_base,
             log_start: s.log_start,
             limit,
             batches,
@@ -421,7 +424,9 @@ impl Cleaner {
             return None;
         }
         let removed = (recs.len() - keep.len()) as u64;
-        if keep.is_empty() && !(h.producer_id >= 0 && snap.producer_last.contains(&base)) {
+        let keep_empty =
+            base == snap.last_base || (h.producer_id >= 0 && snap.producer_last.contains(&base));
+        if keep.is_empty() && !keep_empty {
             return Some(Change::Delete {
                 base,
                 old_size: meta.size,
