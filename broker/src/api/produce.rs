@@ -153,7 +153,11 @@ pub(super) fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -
 
 /// True when `topic` is compacted and a record of `batches` has no key (or
 /// cannot be read, which a compacted topic cannot accept either).
-fn keyless_on_compacted(b: &Broker, topic: &str, batches: &[(batch::BatchHeader, bytes::Bytes)]) -> bool {
+fn keyless_on_compacted(
+    b: &Broker,
+    topic: &str,
+    batches: &[(batch::BatchHeader, bytes::Bytes)],
+) -> bool {
     if !crate::broker::is_compacted(&b.cache, &b.config, topic) {
         return false;
     }

@@ -772,7 +772,10 @@ async fn keyless_records_refused_on_compacted_topics() {
         },
     )
     .expect("encode");
-    assert_eq!(produce(&t.b, "cmp", keyed.freeze(), 1).await, (err::NONE, 0));
+    assert_eq!(
+        produce(&t.b, "cmp", keyed.freeze(), 1).await,
+        (err::NONE, 0)
+    );
     let r = ask!(
         &t.b,
         DescribeConfigs,
@@ -791,11 +794,25 @@ async fn keyless_records_refused_on_compacted_topics() {
     let got: Vec<(String, String)> = r.results[0]
         .configs
         .iter()
-        .map(|c| (c.name.to_string(), c.value.as_deref().unwrap_or("").to_string()))
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.value.as_deref().unwrap_or("").to_string(),
+            )
+        })
         .collect();
-    assert!(got.contains(&("cleanup.policy".into(), "compact".into())), "{got:?}");
-    assert!(got.contains(&("delete.retention.ms".into(), "86400000".into())), "{got:?}");
-    assert!(got.contains(&("min.compaction.lag.ms".into(), "0".into())), "{got:?}");
+    assert!(
+        got.contains(&("cleanup.policy".into(), "compact".into())),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("delete.retention.ms".into(), "86400000".into())),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("min.compaction.lag.ms".into(), "0".into())),
+        "{got:?}"
+    );
 }
 
 #[tokio::test]

@@ -482,7 +482,7 @@ impl Cleaner {
                     old_size,
                     data,
                     removed: n,
-                } if unchanged(&*s, base, old_size) => {
+                } if unchanged(&s, base, old_size) => {
                     puts.push((base, data));
                     removed.push(n);
                 }
@@ -490,7 +490,7 @@ impl Cleaner {
                     base,
                     old_size,
                     removed: n,
-                } if unchanged(&*s, base, old_size) => {
+                } if unchanged(&s, base, old_size) => {
                     deletes.push(base);
                     stats.records_removed += n;
                 }
