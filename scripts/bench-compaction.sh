@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Produce latency while the log cleaner compacts a big partition (issue 14): one
 # fjord-broker; a compacted topic filled with 1 GiB of 1 KiB records over 10,000 keys
-# (segment.ms of an hour, so nothing is cleanable yet); then a confluent-kafka producer
+# (segment.ms of an hour and segment.bytes of 2 GiB, so nothing is cleanable yet); then a confluent-kafka producer
 # sends keyed 1 KiB records to that same partition at a fixed rate (acks=1, linger 0),
 # latency = produce() -> delivery report as librdkafka measures it: first with the cleaner idle (baseline), then right
 # after segment.ms is lowered so the cleaner compacts the whole partition: the sends made
@@ -70,6 +70,7 @@ def probe(p, until):
 
 try:
     create_topic(c.bootstrap, topic, configs={"cleanup.policy": "compact", "segment.ms": "3600000",
+                                              "segment.bytes": "2147483647",
                                               "min.cleanable.dirty.ratio": "0.01"})
     fill = Producer({"bootstrap.servers": c.bootstrap, "linger.ms": 20, "batch.size": 1 << 20,
                      "queue.buffering.max.kbytes": 1 << 20})
@@ -97,12 +98,13 @@ try:
     for f in a.incremental_alter_configs([res]).values():
         f.result(30)
     t_clean = time.time()
+    seen = len(cleaned_lines())
     done_at, checked = [], [0.0]
     def until(el):
         now = time.time()
         if not done_at and now - checked[0] > 0.1:
             checked[0] = now
-            if cleaned_lines():
+            if len(cleaned_lines()) > seen:
                 done_at.append(now)
         return (done_at and now >= done_at[0] + 1) or el >= 600
     sent, out = probe(p, until)
@@ -111,7 +113,7 @@ try:
     n1, p50c, p99c, mxc = stats([l for t, l in out if t <= end])
     print("compaction-bench phase=cleaning sent=%d delivered=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f"
           " (sends from segment.ms lowered to the pass logged done)" % (sent, n1, p50c, p99c, mxc), flush=True)
-    line = (cleaned_lines() or [""])[0]
+    line = (cleaned_lines()[seen:] or [""])[0]
     m = re.search(r"bytes_before=(\d+).*bytes_after=(\d+)", line)
     time.sleep(2)
     print("compaction-bench partition_mb=%d cleaned_mb_before=%s cleaned_mb_after=%s clean_s=%.1f "
