@@ -1,7 +1,7 @@
 //! The broker's wiring: open the log, reach cluster state, build the group
 //! coordinator and the replica manager, each handed the handles it uses, and
 //! start the background tasks (reconciling logs and roles with the metadata
-//! cache, retention, HW checkpoints, ISR upkeep). `Broker` is the bundle of those handles the
+//! cache, retention, the log cleaner, HW checkpoints, ISR upkeep). `Broker` is the bundle of those handles the
 //! API handlers read; it holds no logic of its own beyond startup and the
 //! order of shutdown.
 
@@ -14,6 +14,7 @@ use crate::cluster::metadata::{BrokerInfo, MetadataCache};
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 use crate::group::Groups;
+use crate::log::cleaner::{cleaner_loop, Cleaner, CompactionConfig, NoTxnIndex};
 use crate::log::producer_ids::ProducerIds;
 use crate::log::retention::retention_loop;
 use crate::log::{FlushPolicy, LogStore};
@@ -104,12 +105,30 @@ impl Broker {
         ));
         let defaults = (broker.config.retention_ms, broker.config.retention_bytes);
         let limits_cache = cache.clone();
+        let policy_default = broker.config.cleaner.cleanup_policy.clone();
         tokio::spawn(retention_loop(
-            log,
-            Arc::new(move |topic: &str| retention_for(&limits_cache, defaults, topic)),
+            log.clone(),
+            Arc::new(move |topic: &str| {
+                retention_for(&limits_cache, defaults, &policy_default, topic)
+            }),
             broker.config.retention_check_interval,
             broker.shutdown_signal(),
         ));
+        if broker.config.cleaner.enable {
+            let cleaner = Arc::new(Cleaner::new(
+                log,
+                Arc::new(NoTxnIndex),
+                broker.config.cleaner.dedupe_buffer_size as usize,
+            ));
+            let (config_cache, cfg) = (cache.clone(), broker.config.clone());
+            tokio::spawn(cleaner_loop(
+                cleaner,
+                Arc::new(move |topic: &str| compaction_for(&config_cache, &cfg, topic)),
+                broker.config.cleaner.threads,
+                broker.config.cleaner.backoff,
+                broker.shutdown_signal(),
+            ));
+        }
         tokio::spawn(crate::log::checkpoint::hw_checkpoint_loop(
             broker.log.clone(),
             broker.config.hw_checkpoint_interval,
@@ -182,15 +201,60 @@ impl Broker {
 }
 
 /// Effective retention (ms, bytes) for a topic: its override, else the
-/// broker default.
-fn retention_for(cache: &MetadataCache, defaults: (i64, i64), topic: &str) -> (i64, i64) {
+/// broker default; none at all when its cleanup.policy lacks `delete`.
+fn retention_for(
+    cache: &MetadataCache,
+    defaults: (i64, i64),
+    policy_default: &str,
+    topic: &str,
+) -> (i64, i64) {
     let view = cache.view();
     let cfg = view.topics.get(topic).map(|t| &t.configs);
+    let policy = cfg
+        .and_then(|c| c.get("cleanup.policy"))
+        .map_or(policy_default, String::as_str);
+    if crate::config::cleanup_policy(policy).is_some_and(|(_, delete)| !delete) {
+        return (-1, -1);
+    }
     let get = |k: &str| cfg.and_then(|c| c.get(k)).and_then(|v| v.parse().ok());
     (
         get("retention.ms").unwrap_or(defaults.0),
         get("retention.bytes").unwrap_or(defaults.1),
     )
+}
+
+/// A topic's compaction settings (overrides, else broker defaults), or None
+/// when its cleanup.policy does not include `compact`.
+pub(crate) fn compaction_for(
+    cache: &MetadataCache,
+    c: &BrokerConfig,
+    topic: &str,
+) -> Option<CompactionConfig> {
+    let view = cache.view();
+    let cfg = view.topics.get(topic).map(|t| &t.configs)?;
+    let policy = cfg
+        .get("cleanup.policy")
+        .map_or(c.cleaner.cleanup_policy.as_str(), String::as_str);
+    if !crate::config::cleanup_policy(policy).is_some_and(|(compact, _)| compact) {
+        return None;
+    }
+    let int = |k: &str, d: i64| cfg.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
+    Some(CompactionConfig {
+        min_cleanable_ratio: cfg
+            .get("min.cleanable.dirty.ratio")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(c.cleaner.min_cleanable_ratio),
+        min_compaction_lag_ms: int("min.compaction.lag.ms", c.cleaner.min_compaction_lag_ms),
+        max_compaction_lag_ms: int("max.compaction.lag.ms", c.cleaner.max_compaction_lag_ms),
+        delete_retention_ms: int("delete.retention.ms", c.cleaner.delete_retention_ms),
+        segment_ms: int("segment.ms", c.cleaner.segment_ms),
+        segment_bytes: int("segment.bytes", c.segment_bytes),
+    })
+}
+
+/// True when `topic`'s cleanup.policy includes `compact` (keyless records refused).
+pub(crate) fn is_compacted(cache: &MetadataCache, c: &BrokerConfig, topic: &str) -> bool {
+    compaction_for(cache, c, topic).is_some()
 }
 
 /// Re-apply logs and roles on every metadata change.

@@ -51,6 +51,9 @@ pub struct BrokerConfig {
     pub retention_bytes: i64,
     pub retention_check_interval: Duration,
     pub segment_bytes: i64,
+    /// Compaction (docs/architecture.md → Log compaction): the broker
+    /// defaults of the topic configs and the cleaner's own knobs.
+    pub cleaner: CleanerDefaults,
     pub offsets_topic_replication_factor: i16,
     pub unclean_leader_election: bool,
     pub replica_lag_time_max: Duration,
@@ -114,6 +117,7 @@ impl Default for BrokerConfig {
             retention_bytes: -1,
             retention_check_interval: Duration::from_millis(300_000),
             segment_bytes: 1 << 30,
+            cleaner: CleanerDefaults::default(),
             offsets_topic_replication_factor: 3,
             unclean_leader_election: false,
             replica_lag_time_max: Duration::from_millis(30_000),
@@ -138,6 +142,49 @@ impl Default for BrokerConfig {
     }
 }
 
+/// The log cleaner's broker-level settings (Kafka's `log.cleaner.*`,
+/// `log.cleanup.policy`, `log.roll.*`) with Kafka's defaults.
+#[derive(Debug, Clone)]
+pub struct CleanerDefaults {
+    /// log.cleaner.enable: run the cleaner at all.
+    pub enable: bool,
+    /// log.cleaner.threads: partitions cleaned at the same time.
+    pub threads: usize,
+    /// log.cleaner.backoff.ms: sleep when nothing was cleanable.
+    pub backoff: Duration,
+    /// log.cleanup.policy: the topic default (`delete`, `compact`, both).
+    pub cleanup_policy: String,
+    /// log.cleaner.delete.retention.ms: how long a cleaned tombstone stays.
+    pub delete_retention_ms: i64,
+    /// log.cleaner.min.cleanable.ratio.
+    pub min_cleanable_ratio: f64,
+    /// log.cleaner.min.compaction.lag.ms.
+    pub min_compaction_lag_ms: i64,
+    /// log.cleaner.max.compaction.lag.ms.
+    pub max_compaction_lag_ms: i64,
+    /// log.roll.ms / log.roll.hours: the default segment.ms.
+    pub segment_ms: i64,
+    /// log.cleaner.dedupe.buffer.size: memory for the key → offset map of one pass.
+    pub dedupe_buffer_size: i64,
+}
+
+impl Default for CleanerDefaults {
+    fn default() -> Self {
+        CleanerDefaults {
+            enable: true,
+            threads: 1,
+            backoff: Duration::from_millis(15_000),
+            cleanup_policy: "delete".into(),
+            delete_retention_ms: 86_400_000,
+            min_cleanable_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            segment_ms: 604_800_000,
+            dedupe_buffer_size: 128 << 20,
+        }
+    }
+}
+
 /// Keys accepted silently: recognised but not acted on yet.
 const KNOWN_PASSIVE: &[&str] = &[
     "num.network.threads",
@@ -147,7 +194,6 @@ const KNOWN_PASSIVE: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
-    "log.cleaner.enable",
     "offsets.topic.num.partitions",
     "listener.security.protocol.map",
     "inter.broker.listener.name",
@@ -245,6 +291,7 @@ impl BrokerConfig {
         let mut minutes = None;
         let mut ms = None;
         let mut advertised = None;
+        let (mut roll_ms, mut roll_hours) = (None, None);
         let (mut cs_retries, mut cs_backoff) = (3u64, 5_000u64);
         for (k, v) in &raw {
             let r: Result<(), String> = (|| {
@@ -278,7 +325,40 @@ impl BrokerConfig {
                     "log.retention.check.interval.ms" => {
                         c.retention_check_interval = Duration::from_millis(num(v)?)
                     }
-                    "log.segment.bytes" => c.segment_bytes = num(v)?,
+                    "log.segment.bytes" => c.segment_bytes = at_least(v, 1)?,
+                    "log.cleaner.enable" => c.cleaner.enable = boolean(v)?,
+                    "log.cleaner.threads" => c.cleaner.threads = at_least(v, 1)?,
+                    "log.cleaner.backoff.ms" => {
+                        c.cleaner.backoff = Duration::from_millis(at_least(v, 1)?)
+                    }
+                    "log.cleanup.policy" => {
+                        validate_topic_config("cleanup.policy", v)?;
+                        c.cleaner.cleanup_policy = v.clone();
+                    }
+                    "log.cleaner.delete.retention.ms" => {
+                        c.cleaner.delete_retention_ms = at_least(v, 0)?
+                    }
+                    "log.cleaner.min.cleanable.ratio" => {
+                        let r: f64 = num(v)?;
+                        if !(0.0..=1.0).contains(&r) {
+                            return Err("must be between 0 and 1".into());
+                        }
+                        c.cleaner.min_cleanable_ratio = r;
+                    }
+                    "log.cleaner.min.compaction.lag.ms" => {
+                        c.cleaner.min_compaction_lag_ms = at_least(v, 0)?
+                    }
+                    "log.cleaner.max.compaction.lag.ms" => {
+                        c.cleaner.max_compaction_lag_ms = at_least(v, 1)?
+                    }
+                    "log.cleaner.dedupe.buffer.size" => {
+                        c.cleaner.dedupe_buffer_size = at_least(v, 1 << 20)?
+                    }
+                    "log.roll.ms" => roll_ms = Some(at_least::<i64>(v, 1)?),
+                    "log.roll.hours" => roll_hours = Some(at_least::<i64>(v, 1)?),
+                    "log.cleaner.io.max.bytes.per.second"
+                    | "log.cleaner.io.buffer.size"
+                    | "log.cleaner.io.buffer.load.factor" => {}
                     "offsets.topic.replication.factor" => {
                         c.offsets_topic_replication_factor = num(v)?
                     }
@@ -333,6 +413,11 @@ impl BrokerConfig {
         }
         c.controlled_shutdown_timeout =
             Duration::from_millis(cs_retries.max(1).saturating_mul(cs_backoff));
+        if let Some(ms) = roll_ms {
+            c.cleaner.segment_ms = ms;
+        } else if let Some(h) = roll_hours {
+            c.cleaner.segment_ms = h.saturating_mul(3_600_000);
+        }
         if let Some(ms) = ms {
             c.retention_ms = ms;
         } else if let Some(m) = minutes {
@@ -369,7 +454,16 @@ pub fn topic_config_defaults(
 ) -> Vec<(&'static str, Option<&'static str>, String)> {
     #[rustfmt::skip]
     let with_broker_key = [
-        ("cleanup.policy", "log.cleanup.policy", "delete".to_string()),
+        ("cleanup.policy", "log.cleanup.policy", c.cleaner.cleanup_policy.clone()),
+        ("delete.retention.ms", "log.cleaner.delete.retention.ms",
+            c.cleaner.delete_retention_ms.to_string()),
+        ("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio",
+            c.cleaner.min_cleanable_ratio.to_string()),
+        ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms",
+            c.cleaner.min_compaction_lag_ms.to_string()),
+        ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms",
+            c.cleaner.max_compaction_lag_ms.to_string()),
+        ("segment.ms", "log.roll.ms", c.cleaner.segment_ms.to_string()),
         ("compression.type", "compression.type", "producer".to_string()),
         ("retention.ms", "log.retention.ms", c.retention_ms.to_string()),
         ("retention.bytes", "log.retention.bytes", c.retention_bytes.to_string()),
@@ -381,25 +475,30 @@ pub fn topic_config_defaults(
         ("message.timestamp.type", "log.message.timestamp.type", "CreateTime".to_string()),
         ("flush.messages", "log.flush.interval.messages", c.flush_interval_messages.to_string()),
     ];
-    let topic_only = [
-        ("delete.retention.ms", "86400000"),
-        ("segment.ms", "604800000"),
-    ];
     with_broker_key
         .into_iter()
         .map(|(k, bk, v)| (k, Some(bk), v))
-        .chain(topic_only.map(|(k, v)| (k, None, v.to_string())))
         .collect()
+}
+
+/// `cleanup.policy` as (compact, delete): a comma-separated list of
+/// `compact` and `delete`, as Kafka's list type (spaces trimmed).
+pub fn cleanup_policy(value: &str) -> Option<(bool, bool)> {
+    let (mut compact, mut delete) = (false, false);
+    for part in value.split(',').map(str::trim) {
+        match part {
+            "compact" => compact = true,
+            "delete" => delete = true,
+            _ => return None,
+        }
+    }
+    Some((compact, delete))
 }
 
 /// Validate one topic config value; returns a reason when unusable.
 pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
     match name {
-        "retention.ms"
-        | "retention.bytes"
-        | "segment.ms"
-        | "delete.retention.ms"
-        | "flush.messages" => value
+        "retention.ms" | "retention.bytes" | "flush.messages" => value
             .parse::<i64>()
             .map(|_| ())
             .map_err(|_| format!("{name} must be an integer")),
@@ -409,10 +508,27 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
             .filter(|v| *v >= 1)
             .map(|_| ())
             .ok_or_else(|| format!("{name} must be a positive integer")),
-        "cleanup.policy" => match value {
-            "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
-            _ => Err("cleanup.policy must be delete or compact".into()),
-        },
+        "segment.ms" | "max.compaction.lag.ms" => value
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v >= 1)
+            .map(|_| ())
+            .ok_or_else(|| format!("{name} must be an integer >= 1")),
+        "delete.retention.ms" | "min.compaction.lag.ms" => value
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v >= 0)
+            .map(|_| ())
+            .ok_or_else(|| format!("{name} must be an integer >= 0")),
+        "min.cleanable.dirty.ratio" => value
+            .parse::<f64>()
+            .ok()
+            .filter(|v| (0.0..=1.0).contains(v))
+            .map(|_| ())
+            .ok_or_else(|| format!("{name} must be a number in [0, 1]")),
+        "cleanup.policy" => cleanup_policy(value)
+            .map(|_| ())
+            .ok_or_else(|| "cleanup.policy must be delete, compact or compact,delete".into()),
         "unclean.leader.election.enable" => match value {
             "true" | "false" => Ok(()),
             _ => Err(format!("{name} must be true or false")),
@@ -443,8 +559,6 @@ fn validate_ignored_topic_config(name: &str, value: &str) -> Result<(), String> 
         "segment.jitter.ms"
         | "flush.ms"
         | "file.delete.delay.ms"
-        | "min.compaction.lag.ms"
-        | "max.compaction.lag.ms"
         | "message.timestamp.difference.max.ms"
         | "message.timestamp.before.max.ms"
         | "message.timestamp.after.max.ms" => int(0),
@@ -458,12 +572,6 @@ fn validate_ignored_topic_config(name: &str, value: &str) -> Result<(), String> 
         | "remote.storage.enable"
         | "remote.log.copy.disable"
         | "remote.log.delete.on.disable" => boolean(),
-        "min.cleanable.dirty.ratio" => value
-            .parse::<f64>()
-            .ok()
-            .filter(|v| (0.0..=1.0).contains(v))
-            .map(|_| ())
-            .ok_or_else(|| format!("{name} must be a number in [0, 1]")),
         "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => {
             Ok(())
         }
@@ -495,6 +603,10 @@ mod tests {
             ("message.format.version", "3.0"),
             ("preallocate", "true"),
             ("min.cleanable.dirty.ratio", "0.5"),
+            ("cleanup.policy", "compact, delete"),
+            ("min.compaction.lag.ms", "0"),
+            ("max.compaction.lag.ms", "1"),
+            ("delete.retention.ms", "0"),
             ("segment.jitter.ms", "10"),
             ("message.timestamp.difference.max.ms", "1000"),
             ("follower.replication.throttled.replicas", "*"),
@@ -505,6 +617,10 @@ mod tests {
             ("message.format.version", "ten"),
             ("preallocate", "yes"),
             ("min.cleanable.dirty.ratio", "2"),
+            ("cleanup.policy", "compacted"),
+            ("max.compaction.lag.ms", "0"),
+            ("delete.retention.ms", "-1"),
+            ("segment.ms", "0"),
             ("segment.jitter.ms", "-1"),
             ("no.such.config", "1"),
         ] {
@@ -571,6 +687,34 @@ mod tests {
                 s.contains(key) && s.contains("srv.properties"),
                 "{bad}: {s}"
             );
+        }
+    }
+
+    #[test]
+    fn cleaner_keys_parse_and_reach_topic_defaults() {
+        let c = BrokerConfig::parse(
+            "log.cleanup.policy=compact\nlog.cleaner.backoff.ms=50\nlog.cleaner.threads=2\n\
+             log.cleaner.delete.retention.ms=100\nlog.cleaner.min.cleanable.ratio=0.1\n\
+             log.roll.hours=2\nlog.cleaner.enable=false\n",
+            "c.properties",
+        )
+        .unwrap();
+        assert!(!c.cleaner.enable);
+        assert_eq!(c.cleaner.threads, 2);
+        assert_eq!(c.cleaner.backoff, Duration::from_millis(50));
+        assert_eq!(c.cleaner.segment_ms, 7_200_000);
+        let d = topic_config_defaults(&c);
+        let get = |k: &str| d.iter().find(|x| x.0 == k).map(|x| x.2.clone());
+        assert_eq!(get("cleanup.policy").as_deref(), Some("compact"));
+        assert_eq!(get("delete.retention.ms").as_deref(), Some("100"));
+        assert_eq!(get("min.cleanable.dirty.ratio").as_deref(), Some("0.1"));
+        assert_eq!(get("segment.ms").as_deref(), Some("7200000"));
+        for bad in [
+            "log.cleanup.policy=shred",
+            "log.cleaner.min.cleanable.ratio=1.5",
+            "log.cleaner.threads=0",
+        ] {
+            assert!(BrokerConfig::parse(bad, "c.properties").is_err(), "{bad}");
         }
     }
 

@@ -75,6 +75,19 @@ pub(super) fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -
                                     Ok(batches) if batches.iter().any(|(h, _)| h.is_control()) => {
                                         err::INVALID_RECORD
                                     }
+                                    Ok(batches) if keyless_on_compacted(b, &name, &batches) => {
+                                        // Kafka's answer: INVALID_RECORD (CORRUPT_MESSAGE
+                                        // before v8), with the message from v8 on.
+                                        if version >= 8 {
+                                            resp.error_message = Some(s(&format!(
+                                                "Compacted topic cannot accept message without key in topic partition {name}-{}.",
+                                                pd.index
+                                            )));
+                                            err::INVALID_RECORD
+                                        } else {
+                                            err::CORRUPT_MESSAGE
+                                        }
+                                    }
                                     Ok(batches) => match b.log.append(&p, batches, epoch) {
                                         Err(e) => err::log_error(&e),
                                         Ok(a) => {
@@ -140,6 +153,21 @@ pub(super) fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -
             ProduceResponse::default().with_responses(topics),
         ))
     })
+}
+
+/// True when `topic` is compacted and a record of `batches` has no key (or
+/// cannot be read, which a compacted topic cannot accept either).
+fn keyless_on_compacted(
+    b: &Broker,
+    topic: &str,
+    batches: &[(batch::BatchHeader, bytes::Bytes)],
+) -> bool {
+    if !crate::broker::is_compacted(&b.cache, &b.config, topic) {
+        return false;
+    }
+    batches
+        .iter()
+        .any(|(h, raw)| crate::log::records::has_keyless(raw, h).unwrap_or(true))
 }
 
 /// Topic-level message size limit: max.message.bytes, else the broker's

@@ -714,6 +714,113 @@ async fn produce_rejects_bad_requests_with_kafkas_codes() {
     );
 }
 
+/// Keyless records on a compacted topic: INVALID_RECORD with Kafka's message
+/// from Produce v8, CORRUPT_MESSAGE before; keyed ones are accepted; the
+/// topic's compaction configs show in DescribeConfigs.
+#[tokio::test]
+async fn keyless_records_refused_on_compacted_topics() {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let t = start().await;
+    let r = ask!(
+        &t.b,
+        CreateTopics,
+        7,
+        CreateTopicsRequest::default()
+            .with_timeout_ms(1000)
+            .with_topics(vec![create_topics_request::CreatableTopic::default()
+                .with_name(topic("cmp"))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(vec![
+                    create_topics_request::CreatableTopicConfig::default()
+                        .with_name(s("cleanup.policy"))
+                        .with_value(Some(s("compact"))),
+                ])])
+    );
+    assert_eq!(r.topics[0].error_code, err::NONE);
+    let keyless = make_batch(2, 1, -1, -1);
+    let r = ask!(&t.b, Produce, 9, produce_req("cmp", 0, keyless.clone(), 1));
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (err::INVALID_RECORD, -1));
+    assert_eq!(
+        p.error_message.as_deref(),
+        Some("Compacted topic cannot accept message without key in topic partition cmp-0.")
+    );
+    let r = ask!(&t.b, Produce, 7, produce_req("cmp", 0, keyless, 1));
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code,
+        err::CORRUPT_MESSAGE
+    );
+    let rec = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1,
+        key: Some(Bytes::from_static(b"k")),
+        value: Some(Bytes::from_static(b"v")),
+        headers: Default::default(),
+    };
+    let mut keyed = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut keyed,
+        [&rec],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::Gzip,
+        },
+    )
+    .expect("encode");
+    assert_eq!(
+        produce(&t.b, "cmp", keyed.freeze(), 1).await,
+        (err::NONE, 0)
+    );
+    let r = ask!(
+        &t.b,
+        DescribeConfigs,
+        4,
+        DescribeConfigsRequest::default().with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("cmp"))
+                .with_configuration_keys(Some(vec![
+                    s("cleanup.policy"),
+                    s("delete.retention.ms"),
+                    s("min.compaction.lag.ms"),
+                ])),
+        ])
+    );
+    let got: Vec<(String, String)> = r.results[0]
+        .configs
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.value.as_deref().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        got.contains(&("cleanup.policy".into(), "compact".into())),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("delete.retention.ms".into(), "86400000".into())),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("min.compaction.lag.ms".into(), "0".into())),
+        "{got:?}"
+    );
+}
+
 #[tokio::test]
 async fn metadata_lists_and_auto_creates_topics() {
     let t = start().await;

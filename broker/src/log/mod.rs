@@ -16,13 +16,17 @@
 //! high-watermark rule), `partition` (in-memory state), `partition_store`
 //! (the storage trait) with `rocks` (RocksDB, key layout in `keys`) and
 //! `memory` (its in-memory twin for tests), `writer` (group commit), `store`
-//! (`LogStore`), `retention` (the periodic retention task), `checkpoint`
+//! (`LogStore`), `retention` (the periodic retention task), `records`
+//! (the records inside a batch) and `cleaner` (log compaction), `checkpoint`
 //! (the periodic high-watermark checkpoint), `producer_ids`
 //! (producer id allocation), `txn` (transactions: open ones, the last
 //! stable offset, the aborted-transaction index).
 //! This file only re-exports; children never reference it.
 
 pub mod checkpoint;
+pub mod cleaner;
+#[cfg(test)]
+mod cleaner_tests;
 pub mod error;
 pub mod hw;
 pub mod keys;
@@ -30,6 +34,7 @@ pub mod memory;
 pub mod partition;
 pub mod partition_store;
 pub mod producer_ids;
+pub mod records;
 pub mod retention;
 pub mod rocks;
 pub mod store;

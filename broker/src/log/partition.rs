@@ -59,6 +59,9 @@ pub(crate) struct PState {
     pub(crate) offline: bool,
     /// Open transactions, the LSO and the aborted-transaction index.
     pub(crate) txn: TxnState,
+    /// Bumped by every change that may put different bytes at an offset
+    /// already indexed (truncation, reset): the cleaner's swap re-checks it.
+    pub(crate) generation: u64,
 }
 
 /// One partition's log (leader or follower: the log does not care).
@@ -119,6 +122,7 @@ impl Partition {
                 waiters: Vec::new(),
                 offline: false,
                 txn: TxnState::default(),
+                generation: 0,
             }),
             deleted: AtomicBool::new(false),
         }

@@ -54,6 +54,10 @@ pub trait PartitionStore: Send + Sync {
     /// Write batches (partition id, base offset, bytes) as one atomic write,
     /// fsynced when `sync` (the group commit).
     fn append(&self, batches: &[(u32, i64, &Bytes)], sync: bool) -> Result<(), String>;
+    /// The cleaner's swap: replace the batches of `id` at the `puts` base
+    /// offsets and drop those at `deletes`, as one atomic write (a crash
+    /// leaves every batch either old or new, each whole).
+    fn rewrite(&self, id: u32, puts: &[(i64, Bytes)], deletes: &[i64]) -> Result<(), LogError>;
     /// Reclaim the space of dropped ranges of `id` (best effort).
     fn compact(&self, id: u32);
     /// Make everything written durable (shutdown).

@@ -223,6 +223,19 @@ impl PartitionStore for RocksStore {
         self.db.write_opt(wb, &wo).map_err(|e| e.to_string())
     }
 
+    fn rewrite(&self, id: u32, puts: &[(i64, Bytes)], deletes: &[i64]) -> Result<(), LogError> {
+        let cf = self.cf(CF_LOG)?;
+        let mut wb = WriteBatch::default();
+        for (base, data) in puts {
+            wb.put_cf(cf, log_key(id, *base), data);
+        }
+        for base in deletes {
+            wb.delete_cf(cf, log_key(id, *base));
+        }
+        self.db.write(wb)?;
+        Ok(())
+    }
+
     fn compact(&self, id: u32) {
         if let Ok(cf) = self.cf(CF_LOG) {
             self.db

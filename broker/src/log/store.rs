@@ -340,7 +340,8 @@ impl LogStore {
     /// Append batches fetched from the leader (follower path): offsets and
     /// leader epochs are already assigned, so the bytes are stored verbatim.
     /// Batches wholly below the log end are skipped (a re-fetch after a
-    /// reconnect); a gap is an error (the caller re-truncates). Returns the
+    /// reconnect); an overlap is an error (the caller re-truncates), a gap
+    /// is not (batches the leader's cleaner removed). Returns the
     /// receiver of the last batch's write, or None if nothing was new.
     pub fn append_replica(
         &self,
@@ -355,7 +356,9 @@ impl LogStore {
             if last < s.next_offset {
                 continue;
             }
-            if base != s.next_offset {
+            // A gap is legitimate: the leader's cleaner removed whole batches
+            // (log compaction), as Kafka's follower accepts; an overlap is not.
+            if base < s.next_offset {
                 return Err(LogError::NonContiguous {
                     expected: s.next_offset,
                     got: base,
@@ -432,6 +435,7 @@ impl LogStore {
         }
         s.producers.retain(|_, e| !e.recent.is_empty());
         let from = s.next_offset;
+        s.generation += 1;
         s.next_offset = end;
         s.durable = end;
         s.hw = s.hw.min(end);
@@ -450,6 +454,7 @@ impl LogStore {
         self.db.reset(p.id, start)?;
         self.db.drop_aborted(p.id, 0, i64::MAX)?;
         s.txn = TxnState::default();
+        s.generation += 1;
         s.index.clear();
         s.cache.clear();
         s.cache_bytes = 0;
@@ -689,6 +694,11 @@ impl LogStore {
         }
         tracing::info!(topic = %p.topic, partition = p.index, from = old_start_key, to = new_start, "retention advanced log start");
         Ok(Some(new_start))
+    }
+
+    /// The durable storage under the log (the cleaner rewrites through it).
+    pub(crate) fn db(&self) -> &Arc<dyn PartitionStore> {
+        &self.db
     }
 
     /// Ask RocksDB to reclaim space of deleted ranges (compaction of the range).
@@ -971,18 +981,18 @@ mod tests {
             assert_eq!(p.offsets().log_end, 5);
             assert_eq!(p.end_offset_for_epoch(0), (0, 2));
             assert_eq!(p.end_offset_for_epoch(2), (2, 5));
-            // Re-sent batches are skipped; a gap is refused.
+            // Re-sent batches are skipped; an overlap is refused.
             assert!(store.append_replica(&p, batches.clone()).unwrap().is_none());
             let mut gap = batches[1].clone();
             let mut raw = BytesMut::from(&gap.1[..]);
-            raw[..8].copy_from_slice(&9i64.to_be_bytes());
-            gap.0.base_offset = 9;
+            raw[..8].copy_from_slice(&4i64.to_be_bytes());
+            gap.0.base_offset = 4;
             gap.1 = raw.freeze();
             assert!(matches!(
                 store.append_replica(&p, vec![gap]),
                 Err(LogError::NonContiguous {
                     expected: 5,
-                    got: 9
+                    got: 4
                 })
             ));
             p.set_follower_hw(4);
