@@ -13,6 +13,7 @@
 //! | `configs.rs` | DescribeConfigs, AlterConfigs, IncrementalAlterConfigs |
 //! | `producer_id.rs` | InitProducerId |
 //! | `reassign.rs` | AlterPartitionReassignments, ListPartitionReassignments |
+//! | `transactions.rs` | AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeTransactions, ListTransactions (InitProducerId with a transactional id) |
 //! | `groups.rs` | FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups, OffsetDelete, OffsetCommit, OffsetFetch |
 //!
 //! Each handler takes a decoded request and returns a response body built
@@ -32,6 +33,7 @@ mod reassign;
 #[cfg(test)]
 mod tests;
 mod topics;
+mod transactions;
 
 use std::sync::Arc;
 
@@ -78,7 +80,8 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
             later!(b, DeleteTopics, |b| topics::delete_topics(&b, r, v).await)
         }
         RequestKind::InitProducerId(r) => {
-            later!(b, InitProducerId, |b| producer_id::init_producer_id(&b, r))
+            later!(b, InitProducerId, |b| producer_id::init_producer_id(&b, r, v)
+                .await)
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
             later!(b, OffsetForLeaderEpoch, |b| {
@@ -118,6 +121,32 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
                 Ctx { b: &b, version: v },
                 r
             ))
+        }
+        RequestKind::AddPartitionsToTxn(r) => {
+            later!(b, AddPartitionsToTxn, |b| transactions::add_partitions(&b, r, v)
+                .await)
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            later!(b, AddOffsetsToTxn, |b| transactions::add_offsets(&b, r, v)
+                .await)
+        }
+        RequestKind::EndTxn(r) => later!(b, EndTxn, |b| transactions::end_txn(&b, r, v).await),
+        RequestKind::TxnOffsetCommit(r) => {
+            later!(b, TxnOffsetCommit, |b| transactions::txn_offset_commit(
+                &b, r, v
+            )
+            .await)
+        }
+        RequestKind::DescribeTransactions(r) => {
+            later!(b, DescribeTransactions, |b| {
+                transactions::describe_transactions(&b, r).await
+            })
+        }
+        RequestKind::ListTransactions(r) => {
+            later!(b, ListTransactions, |b| transactions::list_transactions(
+                &b, r, v
+            )
+            .await)
         }
         body if groups::handles(&body) => groups::dispatch(b, body, v, &req.header, req.peer),
         _ => Box::pin(async { None }),

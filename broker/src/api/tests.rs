@@ -115,6 +115,9 @@ macro_rules! ask {
     };
 }
 
+// Transaction coordinator tests (they use the helpers above).
+mod txn;
+
 async fn create_topic(b: &Arc<Broker>, name: &str, partitions: i32) -> i16 {
     let r = ask!(
         b,
@@ -322,6 +325,18 @@ fn minimal_request(key: ApiKey) -> RequestKind {
         }
         ApiKey::OffsetCommit => RequestKind::OffsetCommit(commit_req("g", "t", 0, 1)),
         ApiKey::OffsetFetch => RequestKind::OffsetFetch(fetch_offsets_req("g", "t")),
+        ApiKey::AddPartitionsToTxn => {
+            RequestKind::AddPartitionsToTxn(AddPartitionsToTxnRequest::default())
+        }
+        ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(AddOffsetsToTxnRequest::default()),
+        ApiKey::EndTxn => RequestKind::EndTxn(EndTxnRequest::default()),
+        ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(TxnOffsetCommitRequest::default()),
+        ApiKey::DescribeTransactions => RequestKind::DescribeTransactions(
+            DescribeTransactionsRequest::default().with_transactional_ids(vec![s("x").into()]),
+        ),
+        ApiKey::ListTransactions => {
+            RequestKind::ListTransactions(ListTransactionsRequest::default())
+        }
         other => panic!("no minimal request for {other:?}: add one"),
     }
 }
