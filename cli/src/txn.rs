@@ -129,8 +129,11 @@ pub async fn run(args: TxnArgs, output: Output) -> Result<()> {
                     );
                 }
                 Output::Text => {
-                    let parts: Vec<String> =
-                        d.partitions.iter().map(|(t, p)| format!("{t}-{p}")).collect();
+                    let parts: Vec<String> = d
+                        .partitions
+                        .iter()
+                        .map(|(t, p)| format!("{t}-{p}"))
+                        .collect();
                     print_table(&[
                         vec![
                             "CoordinatorId".to_string(),

@@ -80,8 +80,10 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
             later!(b, DeleteTopics, |b| topics::delete_topics(&b, r, v).await)
         }
         RequestKind::InitProducerId(r) => {
-            later!(b, InitProducerId, |b| producer_id::init_producer_id(&b, r, v)
-                .await)
+            later!(b, InitProducerId, |b| producer_id::init_producer_id(
+                &b, r, v
+            )
+            .await)
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
             later!(b, OffsetForLeaderEpoch, |b| {
@@ -123,8 +125,10 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
             ))
         }
         RequestKind::AddPartitionsToTxn(r) => {
-            later!(b, AddPartitionsToTxn, |b| transactions::add_partitions(&b, r, v)
-                .await)
+            later!(b, AddPartitionsToTxn, |b| transactions::add_partitions(
+                &b, r, v
+            )
+            .await)
         }
         RequestKind::AddOffsetsToTxn(r) => {
             later!(b, AddOffsetsToTxn, |b| transactions::add_offsets(&b, r, v)

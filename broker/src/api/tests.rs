@@ -116,7 +116,7 @@ macro_rules! ask {
 }
 
 // Transaction coordinator tests (they use the helpers above).
-mod txn;
+mod txn_coord;
 
 async fn create_topic(b: &Arc<Broker>, name: &str, partitions: i32) -> i16 {
     let r = ask!(

@@ -274,7 +274,9 @@ pub(super) async fn txn_offset_commit(
     TxnOffsetCommitResponse::default().with_topics(topics)
 }
 
-fn topic_data(parts: &BTreeMap<String, BTreeSet<i32>>) -> Vec<describe_transactions_response::TopicData> {
+fn topic_data(
+    parts: &BTreeMap<String, BTreeSet<i32>>,
+) -> Vec<describe_transactions_response::TopicData> {
     parts
         .iter()
         .map(|(t, ps)| {
@@ -302,13 +304,13 @@ pub(super) async fn describe_transactions(
                 let m = d.meta;
                 st.with_transaction_state(s(m.state.name()))
                     .with_transaction_timeout_ms(m.timeout_ms)
-                    .with_transaction_start_time_ms(if m.state == TxnState::Ongoing
-                        || m.state.is_prepare()
-                    {
-                        m.start_ms
-                    } else {
-                        -1
-                    })
+                    .with_transaction_start_time_ms(
+                        if m.state == TxnState::Ongoing || m.state.is_prepare() {
+                            m.start_ms
+                        } else {
+                            -1
+                        },
+                    )
                     .with_producer_id(m.producer_id.into())
                     .with_producer_epoch(m.producer_epoch)
                     .with_topics(topic_data(&m.partitions))
@@ -372,7 +374,11 @@ pub(super) async fn list_transactions(
 pub(super) async fn mark_unstable(b: &Arc<Broker>, resp: &mut OffsetFetchResponse, group: &str) {
     for t in resp.topics.iter_mut() {
         for p in t.partitions.iter_mut() {
-            if p.error_code == err::NONE && b.txns.unstable(group, t.name.as_str(), p.partition_index).await {
+            if p.error_code == err::NONE
+                && b.txns
+                    .unstable(group, t.name.as_str(), p.partition_index)
+                    .await
+            {
                 p.error_code = codes::UNSTABLE_OFFSET_COMMIT;
                 p.committed_offset = -1;
             }
@@ -382,7 +388,9 @@ pub(super) async fn mark_unstable(b: &Arc<Broker>, resp: &mut OffsetFetchRespons
         for t in g.topics.iter_mut() {
             for p in t.partitions.iter_mut() {
                 if p.error_code == err::NONE
-                    && b.txns.unstable(g.group_id.as_str(), t.name.as_str(), p.partition_index).await
+                    && b.txns
+                        .unstable(g.group_id.as_str(), t.name.as_str(), p.partition_index)
+                        .await
                 {
                     p.error_code = codes::UNSTABLE_OFFSET_COMMIT;
                     p.committed_offset = -1;
@@ -404,15 +412,21 @@ mod tests {
             AddPartitionsToTxnResponse::default()
                 .encode(&mut buf, v)
                 .unwrap();
-            AddOffsetsToTxnResponse::default().encode(&mut buf, v).unwrap();
+            AddOffsetsToTxnResponse::default()
+                .encode(&mut buf, v)
+                .unwrap();
             EndTxnResponse::default().encode(&mut buf, v).unwrap();
-            TxnOffsetCommitResponse::default().encode(&mut buf, v).unwrap();
+            TxnOffsetCommitResponse::default()
+                .encode(&mut buf, v)
+                .unwrap();
         }
         DescribeTransactionsResponse::default()
             .encode(&mut buf, 0)
             .unwrap();
         for v in 0..=1 {
-            ListTransactionsResponse::default().encode(&mut buf, v).unwrap();
+            ListTransactionsResponse::default()
+                .encode(&mut buf, v)
+                .unwrap();
         }
         let _ = codes::NONE;
     }

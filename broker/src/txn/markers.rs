@@ -106,7 +106,10 @@ impl MarkerSender {
                 left.remove(&tp);
             }
             for (leader, topics) in by_leader {
-                let Some(addr) = view.brokers.get(&leader).map(|b| format!("{}:{}", b.host, b.port))
+                let Some(addr) = view
+                    .brokers
+                    .get(&leader)
+                    .map(|b| format!("{}:{}", b.host, b.port))
                 else {
                     continue;
                 };
@@ -134,21 +137,22 @@ impl MarkerSender {
         m: &Marker,
         topics: BTreeMap<String, Vec<i32>>,
     ) -> Vec<(String, i32)> {
-        let req = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
-            .with_producer_id(m.producer_id.into())
-            .with_producer_epoch(m.producer_epoch)
-            .with_transaction_result(m.commit)
-            .with_coordinator_epoch(m.coordinator_epoch)
-            .with_topics(
-                topics
-                    .iter()
-                    .map(|(t, ps)| {
-                        WritableTxnMarkerTopic::default()
-                            .with_name(TopicName(StrBytes::from_string(t.clone())))
-                            .with_partition_indexes(ps.clone())
-                    })
-                    .collect(),
-            )]);
+        let req =
+            WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+                .with_producer_id(m.producer_id.into())
+                .with_producer_epoch(m.producer_epoch)
+                .with_transaction_result(m.commit)
+                .with_coordinator_epoch(m.coordinator_epoch)
+                .with_topics(
+                    topics
+                        .iter()
+                        .map(|(t, ps)| {
+                            WritableTxnMarkerTopic::default()
+                                .with_name(TopicName(StrBytes::from_string(t.clone())))
+                                .with_partition_indexes(ps.clone())
+                        })
+                        .collect(),
+                )]);
         let shared = self.conn(leader);
         let mut slot = shared.lock().await;
         if slot.as_ref().is_none_or(|c| c.addr() != addr) {

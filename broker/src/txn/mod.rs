@@ -270,7 +270,14 @@ impl TxnCoordinator {
     }
 
     /// EndTxn: prepare the outcome durably, write the markers, complete.
-    pub async fn end(self: &Arc<Self>, id: &str, pid: i64, epoch: i16, commit: bool, version: i16) -> i16 {
+    pub async fn end(
+        self: &Arc<Self>,
+        id: &str,
+        pid: i64,
+        epoch: i16,
+        commit: bool,
+        version: i16,
+    ) -> i16 {
         let code = self.owns(id);
         if code != codes::NONE {
             return code;
@@ -498,7 +505,11 @@ impl TxnCoordinator {
             let Some(m) = s.meta.timeout_abort(now_ms(), || self.ids.allocate()) else {
                 continue;
             };
-            tracing::info!(id, producer_id = m.producer_id, "aborting timed-out transaction");
+            tracing::info!(
+                id,
+                producer_id = m.producer_id,
+                "aborting timed-out transaction"
+            );
             if self.write(&id, &mut g, m).await.is_ok() {
                 drop(g);
                 self.spawn_complete(&id);

@@ -150,8 +150,8 @@ impl TxnMeta {
             return InitStep::Error(codes::CONCURRENT_TRANSACTIONS);
         }
         if let Some((pid, epoch)) = expected {
-            let valid = pid == self.producer_id
-                || (pid == self.last_producer_id && epoch >= MAX_EPOCH);
+            let valid =
+                pid == self.producer_id || (pid == self.last_producer_id && epoch >= MAX_EPOCH);
             if !valid {
                 return InitStep::Error(fenced(version, 4));
             }
@@ -196,11 +196,7 @@ impl TxnMeta {
             m.producer_id = allocate();
             m.producer_epoch = 0;
         } else {
-            m.last_producer_id = if last.is_some() {
-                self.producer_id
-            } else {
-                -1
-            };
+            m.last_producer_id = if last.is_some() { self.producer_id } else { -1 };
             m.last_producer_epoch = last.unwrap_or(-1);
             m.producer_epoch = self.producer_epoch + 1;
         }
@@ -378,7 +374,9 @@ mod tests {
 
     #[test]
     fn init_while_ongoing_aborts_first() {
-        let m = TxnMeta::fresh(7, 1000, 0).add(&parts("t", &[0]), None, 5).unwrap();
+        let m = TxnMeta::fresh(7, 1000, 0)
+            .add(&parts("t", &[0]), None, 5)
+            .unwrap();
         let InitStep::AbortFirst(a) = m.init(None, 1000, 6, 4, || 99) else {
             panic!()
         };
@@ -398,10 +396,7 @@ mod tests {
         assert!(o.add(&parts("t", &[1]), None, 3).is_none());
         let p = o.end(true, 4).unwrap().unwrap();
         assert_eq!(p.state, TxnState::PrepareCommit);
-        assert_eq!(
-            p.check_producer(7, 0, 3, 2),
-            codes::CONCURRENT_TRANSACTIONS
-        );
+        assert_eq!(p.check_producer(7, 0, 3, 2), codes::CONCURRENT_TRANSACTIONS);
         let c = p.completed(5);
         assert_eq!(c.state, TxnState::CompleteCommit);
         assert_eq!(c.end(true, 6), Ok(None));
@@ -412,7 +407,10 @@ mod tests {
         assert_eq!(n.start_ms, 7);
         assert_eq!(n.check_offsets(7, 0, "g", 3), codes::NONE);
         assert_eq!(n.check_offsets(7, 0, "h", 3), codes::INVALID_TXN_STATE);
-        assert_eq!(n.check_offsets(8, 0, "g", 3), codes::INVALID_PRODUCER_ID_MAPPING);
+        assert_eq!(
+            n.check_offsets(8, 0, "g", 3),
+            codes::INVALID_PRODUCER_ID_MAPPING
+        );
     }
 
     #[test]

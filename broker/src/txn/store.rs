@@ -115,9 +115,11 @@ impl MemStore {
     /// A store persisted to `path` (loaded now if it exists).
     pub fn open(path: PathBuf, offsets: Arc<OffsetStore>) -> Result<MemStore, TxnStoreError> {
         let recs = match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice::<LocalFile>(&b)
-                .map_err(|e| TxnStoreError::Local(format!("{}: {e}", path.display())))?
-                .transactions,
+            Ok(b) => {
+                serde_json::from_slice::<LocalFile>(&b)
+                    .map_err(|e| TxnStoreError::Local(format!("{}: {e}", path.display())))?
+                    .transactions
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(TxnStoreError::Local(format!("{}: {e}", path.display()))),
         };
@@ -149,7 +151,12 @@ impl MemStore {
         res.map_err(|e| TxnStoreError::Local(format!("{}: {e}", path.display())))
     }
 
-    fn put_sync(&self, id: &str, meta: &TxnMeta, version: Option<i32>) -> Result<i32, TxnStoreError> {
+    fn put_sync(
+        &self,
+        id: &str,
+        meta: &TxnMeta,
+        version: Option<i32>,
+    ) -> Result<i32, TxnStoreError> {
         let mut recs = self.recs.lock();
         let cur = recs.get(id).filter(|r| r.meta.is_some()).map(|r| r.version);
         if cur != version {

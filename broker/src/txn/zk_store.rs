@@ -139,7 +139,9 @@ impl TxnStore for ZkStore {
             match version {
                 Some(v) => match zk.set_data(&path, &data, v).await {
                     Ok(stat) => Ok(stat.version),
-                    Err(e) if matches!(e.code(), Some(ErrorCode::BadVersion | ErrorCode::NoNode)) => {
+                    Err(e)
+                        if matches!(e.code(), Some(ErrorCode::BadVersion | ErrorCode::NoNode)) =>
+                    {
                         Err(TxnStoreError::Fenced)
                     }
                     Err(e) => Err(e.into()),
@@ -202,7 +204,9 @@ impl TxnStore for ZkStore {
                 let body = serde_json::to_vec(&merged).unwrap_or_default();
                 let write = match op {
                     Some(v) => MultiOp::set_data(&pp, &body, v),
-                    None => MultiOp::create(&pp, &body, &Acl::open_unsafe(), CreateMode::Persistent),
+                    None => {
+                        MultiOp::create(&pp, &body, &Acl::open_unsafe(), CreateMode::Persistent)
+                    }
                 };
                 let res = zk
                     .multi(vec![MultiOp::check(&txn_path(id), stat.version), write])
@@ -287,7 +291,9 @@ impl TxnStore for ZkStore {
                     }
                 }
             }
-            Err(TxnStoreError::Zk(ZkError::Code(ErrorCode::RuntimeInconsistency)))
+            Err(TxnStoreError::Zk(ZkError::Code(
+                ErrorCode::RuntimeInconsistency,
+            )))
         })
     }
 }

@@ -6,8 +6,7 @@
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{
-    DescribeTransactionsRequest, FindCoordinatorRequest, ListTransactionsRequest,
-    TransactionalId,
+    DescribeTransactionsRequest, FindCoordinatorRequest, ListTransactionsRequest, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 
