@@ -185,6 +185,7 @@ async fn init_producer_id_checks_the_timeout_and_the_id() {
         InitProducerId,
         4,
         InitProducerIdRequest::default()
+            .with_transactional_id(None)
             .with_producer_id((-1).into())
             .with_producer_epoch(-1)
     );
