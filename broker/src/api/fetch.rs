@@ -1,7 +1,9 @@
-//! Fetch, for consumers (up to the high watermark) and for follower replicas
-//! (`replica_id` >= 0: up to the durable end, recording the follower's LEO for
-//! the HW and ISR): per-partition checks, the long poll on `min_bytes`, then
-//! reads within the byte budgets (KIP-74: at least one batch).
+//! Fetch, for consumers (up to the high watermark, or with read_committed up
+//! to the last stable offset, with the aborted transactions of the range
+//! read) and for follower replicas (`replica_id` >= 0: up to the durable
+//! end, recording the follower's LEO for the HW and ISR): per-partition
+//! checks, the long poll on `min_bytes`, then reads within the byte budgets
+//! (KIP-74: at least one batch).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +14,9 @@ use tokio::sync::Notify;
 
 use super::common::*;
 use crate::broker::Broker;
-use crate::log::Partition;
+use crate::log::{Partition, Upto};
 use crate::wire::error as err;
+use fjord_kafka::batch;
 
 // ---------------------------------------------------------------- Fetch
 
@@ -40,6 +43,14 @@ pub(super) async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> Fet
     let replica = r.replica_id.0;
     let from_replica = replica >= 0;
     let registered = from_replica && view.brokers.contains_key(&replica);
+    let read_committed = !from_replica && r.isolation_level == 1;
+    let upto = if from_replica {
+        Upto::LogEnd
+    } else if read_committed {
+        Upto::LastStable
+    } else {
+        Upto::HighWatermark
+    };
     let mut plan: Vec<FetchPart> = Vec::new();
     let mut names = Vec::with_capacity(r.topics.len());
     let mut isr_candidates = Vec::new();
@@ -116,7 +127,7 @@ pub(super) async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> Fet
                 .filter_map(|p| {
                     p.part
                         .as_ref()
-                        .map(|l| l.available_bytes(p.offset, min_bytes, from_replica))
+                        .map(|l| l.available_bytes(p.offset, min_bytes, upto))
                 })
                 .sum();
             if avail >= min_bytes {
@@ -156,12 +167,22 @@ pub(super) async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> Fet
             if let Some(l) = &fp.part {
                 let budget = fp.max_bytes.min(max_total.saturating_sub(total));
                 if code == err::NONE && (budget > 0 || min_one) {
-                    match b
-                        .log
-                        .read_for_fetch(l, fp.offset, budget, min_one, from_replica)
-                    {
+                    match b.log.read_for_fetch(l, fp.offset, budget, min_one, upto) {
                         Ok(records) => {
                             let n = records.len();
+                            if read_committed && n > 0 {
+                                let to = records_end(&records).unwrap_or(fp.offset);
+                                pd.aborted_transactions = Some(
+                                    l.aborted_ranges(fp.offset, to)
+                                        .into_iter()
+                                        .map(|a| {
+                                            fetch_response::AbortedTransaction::default()
+                                                .with_producer_id(a.producer_id.into())
+                                                .with_first_offset(a.first_offset)
+                                        })
+                                        .collect(),
+                                );
+                            }
                             if n > 0 {
                                 min_one = false;
                                 total += n;
@@ -176,7 +197,7 @@ pub(super) async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> Fet
                 // Taken after the read: the HW answered covers what was read.
                 let o = l.offsets();
                 pd.high_watermark = o.high_watermark;
-                pd.last_stable_offset = o.high_watermark;
+                pd.last_stable_offset = o.last_stable;
                 if version >= 5 {
                     pd.log_start_offset = o.log_start;
                 }
@@ -188,4 +209,16 @@ pub(super) async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> Fet
         }
     }
     FetchResponse::default().with_responses(out)
+}
+
+/// The offset after the last batch in `records` (whole batches, as read).
+fn records_end(records: &[u8]) -> Option<i64> {
+    let mut at = 0usize;
+    let mut end = None;
+    while at < records.len() {
+        let h = batch::parse_header(records.get(at..)?).ok()?;
+        end = Some(h.base_offset + h.last_offset_delta as i64 + 1);
+        at += h.total_len();
+    }
+    end
 }

@@ -14,6 +14,7 @@
 //! | `producer_id.rs` | InitProducerId |
 //! | `reassign.rs` | AlterPartitionReassignments, ListPartitionReassignments |
 //! | `transactions.rs` | AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeTransactions, ListTransactions (InitProducerId with a transactional id) |
+//! | `txn_markers.rs` | WriteTxnMarkers (the partition side of ending a transaction) |
 //! | `groups.rs` | FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups, OffsetDelete, OffsetCommit, OffsetFetch |
 //!
 //! Each handler takes a decoded request and returns a response body built
@@ -34,6 +35,7 @@ mod reassign;
 mod tests;
 mod topics;
 mod transactions;
+mod txn_markers;
 
 use std::sync::Arc;
 
@@ -149,6 +151,12 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
         RequestKind::ListTransactions(r) => {
             later!(b, ListTransactions, |b| transactions::list_transactions(
                 &b, r, v
+            )
+            .await)
+        }
+        RequestKind::WriteTxnMarkers(r) => {
+            later!(b, WriteTxnMarkers, |b| txn_markers::write_txn_markers(
+                &b, r
             )
             .await)
         }

@@ -1,4 +1,5 @@
-//! ListOffsets (earliest, latest, max timestamp, by timestamp) and
+//! ListOffsets (earliest, latest — the last stable offset for read_committed
+//! —, max timestamp, by timestamp) and
 //! OffsetForLeaderEpoch (KIP-101: where an epoch ends on this leader's log).
 
 use kafka_protocol::messages::*;
@@ -32,6 +33,7 @@ pub(super) fn list_offsets(cx: Ctx<'_>, r: ListOffsetsRequest) -> ListOffsetsRes
                         pr.leader_epoch = le;
                     }
                     match p.timestamp {
+                        -1 if r.isolation_level == 1 => pr.offset = o.last_stable,
                         -1 => pr.offset = o.high_watermark,
                         -2 => pr.offset = o.log_start,
                         -3 => {

@@ -1,5 +1,7 @@
 //! Produce: validate each partition (leader, acks, size, min.insync.replicas),
-//! append in the connection's read order (so offsets follow request order),
+//! append in the connection's read order (so offsets follow request order;
+//! transactional batches open or extend their producer's transaction in the
+//! partition's `log::txn` state; markers only come from WriteTxnMarkers),
 //! then wait for the group commit and, for acks=all, the high watermark.
 //! The submit half runs synchronously in `dispatch`; the returned future waits.
 
@@ -38,9 +40,7 @@ pub(super) fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -
             let mut resp = produce_response::PartitionProduceResponse::default()
                 .with_index(pd.index)
                 .with_base_offset(-1);
-            let code = if r.transactional_id.is_some() {
-                err::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-            } else if !(-1..=1).contains(&acks) {
+            let code = if !(-1..=1).contains(&acks) {
                 err::INVALID_REQUIRED_ACKS
             } else if validate_topic_name(&name).is_err() {
                 // Kafka's answer, which librdkafka treats as permanent (no retry
@@ -71,6 +71,10 @@ pub(super) fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -
                                 Err(c) => c,
                                 Ok(p) => match batch::split_batches(&records) {
                                     Err(e) => err::log_error(&LogError::Batch(e)),
+                                    // Markers come only from WriteTxnMarkers (Kafka: INVALID_RECORD).
+                                    Ok(batches) if batches.iter().any(|(h, _)| h.is_control()) => {
+                                        err::INVALID_RECORD
+                                    }
                                     Ok(batches) => match b.log.append(&p, batches, epoch) {
                                         Err(e) => err::log_error(&e),
                                         Ok(a) => {

@@ -337,6 +337,7 @@ fn minimal_request(key: ApiKey) -> RequestKind {
         ApiKey::ListTransactions => {
             RequestKind::ListTransactions(ListTransactionsRequest::default())
         }
+        ApiKey::WriteTxnMarkers => RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::default()),
         other => panic!("no minimal request for {other:?}: add one"),
     }
 }
@@ -682,12 +683,17 @@ async fn produce_rejects_bad_requests_with_kafkas_codes() {
         produce(&t.b, "bad", make_batch(1, 1, -1, -1), 5).await.0,
         err::INVALID_REQUIRED_ACKS
     );
-    let tx = produce_req("bad", 0, make_batch(1, 1, -1, -1), 1)
+    // A transaction marker is the broker's to write (WriteTxnMarkers).
+    let m = fjord_kafka::batch::ControlMarker {
+        commit: true,
+        coordinator_epoch: 0,
+    };
+    let tx = produce_req("bad", 0, fjord_kafka::batch::control_batch(5, 0, m, 1), 1)
         .with_transactional_id(Some(s("tx").into()));
     let r = ask!(&t.b, Produce, 9, tx);
     assert_eq!(
         r.responses[0].partition_responses[0].error_code,
-        err::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        err::INVALID_RECORD
     );
     assert_eq!(
         produce(&t.b, "bad", make_batch(40, 1, -1, -1), 1).await.0,
@@ -1163,3 +1169,7 @@ async fn fetch_honours_max_bytes_and_partition_max_bytes_with_one_batch_always()
         [1, 1, 1]
     );
 }
+
+/// Transactions, the partition side (WriteTxnMarkers, transactional produce,
+/// LSO, read_committed): in `tests/txn.rs`, with the helpers above.
+mod txn;

@@ -14,6 +14,10 @@ pub enum LogError {
     OutOfOrderSequence,
     #[error("invalid producer epoch")]
     InvalidProducerEpoch,
+    #[error("a non-transactional write from a producer with an open transaction")]
+    InvalidTxnState,
+    #[error("transaction marker from a stale transaction coordinator")]
+    CoordinatorFenced,
     #[error("offset out of range")]
     OffsetOutOfRange,
     #[error("partition log is offline after a storage error")]

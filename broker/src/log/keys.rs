@@ -1,7 +1,8 @@
 //! The RocksDB key layout of the log (docs/architecture.md → RocksDB keys):
 //! column family `log` keyed by partition id (u32 BE) + base offset (u64 BE);
 //! column family `meta` holding the partition registry (`P` topic NUL index),
-//! log start offsets (`S` id) and the leader-epoch cache (`E` id epoch).
+//! log start offsets (`S` id), the leader-epoch cache (`E` id epoch) and the
+//! aborted-transaction index (`A` id last-offset).
 
 pub(crate) const CF_LOG: &str = "log";
 pub(crate) const CF_META: &str = "meta";
@@ -32,6 +33,16 @@ pub(crate) fn epoch_key(id: u32, epoch: i32) -> [u8; 9] {
     let mut k = [b'E'; 9];
     k[1..5].copy_from_slice(&id.to_be_bytes());
     k[5..].copy_from_slice(&epoch.to_be_bytes());
+    k
+}
+
+/// Aborted-transaction index entry of partition `id` whose ABORT marker is
+/// at `last_offset`: `A` + id (u32 BE) + last offset (u64 BE); the value is
+/// producer id (i64 BE) + first offset (i64 BE).
+pub(crate) fn aborted_key(id: u32, last_offset: i64) -> [u8; 13] {
+    let mut k = [b'A'; 13];
+    k[1..5].copy_from_slice(&id.to_be_bytes());
+    k[5..].copy_from_slice(&(last_offset.max(0) as u64).to_be_bytes());
     k
 }
 

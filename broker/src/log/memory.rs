@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 
 use super::error::LogError;
 use super::partition_store::{PartitionStore, Registered, Visit};
+use super::txn::AbortedTxn;
 
 #[derive(Default)]
 struct Mem {
@@ -17,6 +18,7 @@ struct Mem {
     hws: HashMap<u32, i64>,
     epochs: HashMap<u32, BTreeMap<i32, i64>>,
     batches: HashMap<u32, BTreeMap<i64, Bytes>>,
+    aborted: HashMap<u32, BTreeMap<i64, AbortedTxn>>,
 }
 
 /// Partition logs kept in memory.
@@ -157,6 +159,33 @@ impl PartitionStore for MemStore {
     fn compact(&self, _id: u32) {}
 
     fn flush(&self) -> Result<(), LogError> {
+        Ok(())
+    }
+
+    fn aborted(&self, id: u32) -> Result<Vec<AbortedTxn>, LogError> {
+        Ok(self
+            .m
+            .lock()
+            .aborted
+            .get(&id)
+            .map(|a| a.values().copied().collect())
+            .unwrap_or_default())
+    }
+
+    fn put_aborted(&self, id: u32, a: &AbortedTxn) -> Result<(), LogError> {
+        self.m
+            .lock()
+            .aborted
+            .entry(id)
+            .or_default()
+            .insert(a.last_offset, *a);
+        Ok(())
+    }
+
+    fn drop_aborted(&self, id: u32, from: i64, to: i64) -> Result<(), LogError> {
+        if let Some(a) = self.m.lock().aborted.get_mut(&id) {
+            a.retain(|last, _| !(from..to).contains(last));
+        }
         Ok(())
     }
 }

@@ -18,7 +18,8 @@
 //! `memory` (its in-memory twin for tests), `writer` (group commit), `store`
 //! (`LogStore`), `retention` (the periodic retention task), `checkpoint`
 //! (the periodic high-watermark checkpoint), `producer_ids`
-//! (producer id allocation).
+//! (producer id allocation), `txn` (transactions: open ones, the last
+//! stable offset, the aborted-transaction index).
 //! This file only re-exports; children never reference it.
 
 pub mod checkpoint;
@@ -32,11 +33,15 @@ pub mod producer_ids;
 pub mod retention;
 pub mod rocks;
 pub mod store;
+pub mod txn;
+#[cfg(test)]
+mod txn_tests;
 pub mod writer;
 
 pub use error::LogError;
 pub use hw::{FollowerState, Role};
-pub use partition::{Offsets, Partition};
+pub use partition::{Offsets, Partition, Upto};
 pub use partition_store::PartitionStore;
 pub use store::{Appended, LogStore};
+pub use txn::AbortedTxn;
 pub use writer::FlushPolicy;

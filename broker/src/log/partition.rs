@@ -1,6 +1,7 @@
 //! One partition's in-memory state: offsets (log start, high watermark,
 //! durable end, log end), the batch index, the tail cache of recent batches,
-//! producer sequences for idempotence and the leader-epoch cache. Rebuilt
+//! producer sequences for idempotence, the leader-epoch cache and the
+//! transaction state (`txn`: the last stable offset). Rebuilt
 //! from the store on open (`store`), advanced by appends (`store`) and by the
 //! group-commit writer (`writer`). The HW rule itself is `hw`.
 
@@ -14,6 +15,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::hw::{FollowerState, Repl, Role};
+use super::txn::{AbortedTxn, TxnState};
 use fjord_kafka::batch::BatchHeader;
 
 /// Recent batches kept in memory per partition for tail fetches.
@@ -55,6 +57,8 @@ pub(crate) struct PState {
     pub(crate) epochs: BTreeMap<i32, i64>,
     pub(crate) waiters: Vec<Weak<Notify>>,
     pub(crate) offline: bool,
+    /// Open transactions, the LSO and the aborted-transaction index.
+    pub(crate) txn: TxnState,
 }
 
 /// One partition's log (leader or follower: the log does not care).
@@ -73,6 +77,19 @@ pub struct Offsets {
     pub log_start: i64,
     pub high_watermark: i64,
     pub log_end: i64,
+    /// What read_committed consumers may read (`txn`): <= high_watermark.
+    pub last_stable: i64,
+}
+
+/// How far a read may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upto {
+    /// The high watermark (read_uncommitted consumers).
+    HighWatermark,
+    /// The last stable offset (read_committed consumers).
+    LastStable,
+    /// The written log end (follower replicas).
+    LogEnd,
 }
 
 impl Partition {
@@ -101,6 +118,7 @@ impl Partition {
                 epochs: BTreeMap::new(),
                 waiters: Vec::new(),
                 offline: false,
+                txn: TxnState::default(),
             }),
             deleted: AtomicBool::new(false),
         }
@@ -108,12 +126,26 @@ impl Partition {
 
     /// Current log start, high watermark and log end.
     pub fn offsets(&self) -> Offsets {
-        let s = self.state.lock();
+        let mut s = self.state.lock();
         Offsets {
             log_start: s.log_start,
             high_watermark: s.hw,
             log_end: s.next_offset,
+            last_stable: s.bound(Upto::LastStable),
         }
+    }
+
+    /// Aborted transactions overlapping `from..to` (last offset >= from,
+    /// first offset < to): what a read_committed fetch of that range
+    /// returns, and what the log cleaner asks before keeping a
+    /// transactional record.
+    pub fn aborted_ranges(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.state.lock().txn.aborted_in(from, to)
+    }
+
+    /// First offset of `producer_id`'s open transaction here, if it has one.
+    pub fn open_transaction(&self, producer_id: i64) -> Option<i64> {
+        self.state.lock().txn.open_since(producer_id)
     }
 
     /// Role and leader epoch as last applied from the state znode.
@@ -247,9 +279,9 @@ impl Partition {
 
     /// Bytes readable at or after `offset` (bounded by `limit`), for
     /// min_bytes: committed ones for consumers, written ones for followers.
-    pub fn available_bytes(&self, offset: i64, limit: usize, replica: bool) -> usize {
-        let s = self.state.lock();
-        let bound = if replica { s.durable } else { s.hw };
+    pub fn available_bytes(&self, offset: i64, limit: usize, upto: Upto) -> usize {
+        let mut s = self.state.lock();
+        let bound = s.bound(upto);
         if offset >= bound {
             return 0;
         }
@@ -323,6 +355,15 @@ impl Partition {
 }
 
 impl PState {
+    /// The end of what a read `upto` may return.
+    pub(crate) fn bound(&mut self, upto: Upto) -> i64 {
+        match upto {
+            Upto::HighWatermark => self.hw,
+            Upto::LogEnd => self.durable,
+            Upto::LastStable => self.txn.last_stable(self.hw, self.log_start),
+        }
+    }
+
     /// Account a batch just placed at `base..=last`: index it, keep it in the
     /// tail cache (evicting the oldest past the cap) and note its producer's
     /// sequence. The leader's and the follower's appends share this.
@@ -366,6 +407,10 @@ pub(crate) fn note_producer(
     if h.producer_epoch != e.epoch {
         e.epoch = h.producer_epoch;
         e.recent.clear();
+    }
+    if h.is_control() {
+        // Markers take no sequence numbers: only their epoch counts.
+        return;
     }
     e.recent
         .push_back((h.base_sequence, h.last_sequence(), base, last));

@@ -9,6 +9,7 @@
 use bytes::Bytes;
 
 use super::error::LogError;
+use super::txn::AbortedTxn;
 
 /// A partition found in the registry on open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,4 +58,10 @@ pub trait PartitionStore: Send + Sync {
     fn compact(&self, id: u32);
     /// Make everything written durable (shutdown).
     fn flush(&self) -> Result<(), LogError>;
+    /// The aborted-transaction index of `id`, by last offset.
+    fn aborted(&self, id: u32) -> Result<Vec<AbortedTxn>, LogError>;
+    /// Add an entry to the aborted-transaction index of `id`.
+    fn put_aborted(&self, id: u32, a: &AbortedTxn) -> Result<(), LogError>;
+    /// Drop the entries of `id` whose last offset is in `from..to`.
+    fn drop_aborted(&self, id: u32, from: i64, to: i64) -> Result<(), LogError>;
 }

@@ -11,6 +11,7 @@ use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use super::error::LogError;
 use super::keys::*;
 use super::partition_store::{PartitionStore, Registered, Visit};
+use super::txn::AbortedTxn;
 
 /// Partition logs in a RocksDB database.
 pub struct RocksStore {
@@ -231,6 +232,54 @@ impl PartitionStore for RocksStore {
 
     fn flush(&self) -> Result<(), LogError> {
         self.db.flush_wal(true)?;
+        Ok(())
+    }
+
+    fn aborted(&self, id: u32) -> Result<Vec<AbortedTxn>, LogError> {
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_META)?);
+        let lo = aborted_key(id, 0);
+        it.seek(lo);
+        let mut out = Vec::new();
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if k.len() != 13 || k[..5] != lo[..5] {
+                break;
+            }
+            let last = be_i64(&k[5..]).unwrap_or(0);
+            let (Some(pid), Some(first)) = (be_i64(v), v.get(8..).and_then(be_i64)) else {
+                return Err(LogError::Meta("bad aborted-transaction entry".into()));
+            };
+            out.push(AbortedTxn {
+                producer_id: pid,
+                first_offset: first,
+                last_offset: last,
+            });
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    fn put_aborted(&self, id: u32, a: &AbortedTxn) -> Result<(), LogError> {
+        let mut v = [0u8; 16];
+        v[..8].copy_from_slice(&a.producer_id.to_be_bytes());
+        v[8..].copy_from_slice(&a.first_offset.to_be_bytes());
+        self.db
+            .put_cf(self.cf(CF_META)?, aborted_key(id, a.last_offset), v)?;
+        Ok(())
+    }
+
+    fn drop_aborted(&self, id: u32, from: i64, to: i64) -> Result<(), LogError> {
+        // The id's range ends where the next id's begins (keys sort by bytes).
+        let hi = if to == i64::MAX {
+            aborted_key(id + 1, 0)
+        } else {
+            aborted_key(id, to)
+        };
+        self.db
+            .delete_range_cf(self.cf(CF_META)?, aborted_key(id, from), hi)?;
         Ok(())
     }
 }

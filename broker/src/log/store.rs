@@ -1,7 +1,9 @@
 //! `LogStore`: the partitions this broker holds, over a `PartitionStore`
 //! (RocksDB in the broker, memory in tests): recovery on open, appends
 //! (leader and replica), reads for consumers and followers, truncation,
-//! timestamps and retention. Offsets are assigned under the partition's lock and the bytes
+//! timestamps and retention. Every path keeps the partition's transaction
+//! state (`txn`) and its persisted aborted-transaction index in step with the
+//! batches. Offsets are assigned under the partition's lock and the bytes
 //! handed to the group-commit writer (`writer`).
 
 use std::path::Path;
@@ -19,6 +21,7 @@ use super::memory::MemStore;
 use super::partition::*;
 use super::partition_store::{PartitionStore, Registered};
 use super::rocks::RocksStore;
+use super::txn::TxnState;
 use super::writer::*;
 use fjord_kafka::batch::{self, BatchHeader};
 
@@ -108,10 +111,12 @@ impl LogStore {
                         return Ok(true);
                     }
                     s.index_batch(&h, base, last, v.len());
+                    apply_txn(&mut s.txn, &h, v, base, last);
                     next = last + 1;
                     Ok(true)
                 })?;
                 s.next_offset = next.max(s.log_start);
+                self.reconcile_aborted(id, &mut *s)?;
                 // Kafka's rule: the HW is the checkpointed one (log start
                 // without one), never the log end: records above it were
                 // never known committed. A leader moves it on from there.
@@ -121,6 +126,9 @@ impl LogStore {
                     .unwrap_or(s.log_start)
                     .clamp(s.log_start, s.next_offset);
                 s.durable = s.next_offset;
+                // Forget the transactions decided below the HW (all replayed).
+                let (hw, start) = (s.hw, s.log_start);
+                s.txn.last_stable(hw, start);
                 // No role until the metadata gives one: as the initial solo
                 // leader a stray recompute would lift the HW to the log end.
                 s.repl.role = Role::Follower;
@@ -129,6 +137,46 @@ impl LogStore {
             self.parts.insert((topic, index), Arc::new(p));
         }
         self.next_id.store(max_id + 1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Recovery: the aborted index rebuilt from the log's markers, checked
+    /// against the persisted one: entries at or past the log end (their
+    /// marker lost in a crash) are dropped, entries whose marker is no
+    /// longer in the log are kept, markers without an entry get one.
+    fn reconcile_aborted(&self, id: u32, s: &mut PState) -> Result<(), LogError> {
+        let stored = self.db.aborted(id)?;
+        if stored
+            .last()
+            .is_some_and(|a| a.last_offset >= s.next_offset)
+        {
+            self.db.drop_aborted(id, s.next_offset, i64::MAX)?;
+        }
+        let known: std::collections::HashSet<i64> = stored.iter().map(|a| a.last_offset).collect();
+        for a in s.txn.aborted_all() {
+            if !known.contains(&a.last_offset) {
+                self.db.put_aborted(id, a)?;
+            }
+        }
+        for a in stored {
+            if a.last_offset >= s.log_start && a.last_offset < s.next_offset {
+                s.txn.restore_aborted(a);
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuild `s`'s transaction state from its log (a truncation below
+    /// what memory can undo).
+    fn rebuild_txn(&self, id: u32, s: &mut PState) -> Result<(), LogError> {
+        let mut txn = TxnState::default();
+        self.db.scan(id, s.log_start, s.next_offset, &mut |v| {
+            let h = batch::parse_header(v)?;
+            let base = h.base_offset;
+            apply_txn(&mut txn, &h, v, base, base + h.last_offset_delta as i64);
+            Ok(true)
+        })?;
+        s.txn = txn;
         Ok(())
     }
 
@@ -169,6 +217,7 @@ impl LogStore {
             return Ok(());
         };
         p.deleted.store(true, Ordering::SeqCst);
+        self.db.drop_aborted(p.id, 0, i64::MAX)?;
         self.db.remove(topic, index, p.id)?;
         let mut s = p.state.lock();
         s.offline = true;
@@ -207,15 +256,21 @@ impl LogStore {
         let (tx, mut s) = self.open_for_append(p, Role::Leader)?;
         // Idempotence: check every batch before assigning anything.
         let mut dup_of: Option<(i64, i64)> = None;
-        for (h, _) in &batches {
+        for (h, raw) in &batches {
             if h.producer_id < 0 {
                 continue;
             }
+            let marker = h
+                .is_control()
+                .then(|| batch::control_marker(raw, h))
+                .flatten();
+            s.txn.check(h, marker)?;
             if let Some(e) = s.producers.get(&h.producer_id) {
                 if h.producer_epoch < e.epoch {
                     return Err(LogError::InvalidProducerEpoch);
                 }
-                if h.producer_epoch == e.epoch {
+                // A transaction marker carries no sequence.
+                if h.producer_epoch == e.epoch && !h.is_control() {
                     if let Some(d) = e
                         .recent
                         .iter()
@@ -266,7 +321,7 @@ impl LogStore {
             let base = s.next_offset;
             let last = base + h.last_offset_delta as i64;
             let data = batch::patched(&raw, base, leader_epoch.max(0));
-            jobs.push(record(&mut s, p, &h, base, last, data));
+            jobs.push(record(&*self.db, &mut s, p, &h, base, last, data)?);
         }
         // Queued under the partition lock, so the writer sees offsets in order.
         let result_rx = send_entries(&tx, jobs)?;
@@ -316,7 +371,7 @@ impl LogStore {
                 s.epochs.insert(h.leader_epoch, base);
                 self.db.put_epoch(p.id, h.leader_epoch, base)?;
             }
-            jobs.push(record(&mut s, p, &h, base, last, data));
+            jobs.push(record(&*self.db, &mut s, p, &h, base, last, data)?);
         }
         send_entries(&tx, jobs)
     }
@@ -380,6 +435,10 @@ impl LogStore {
         s.next_offset = end;
         s.durable = end;
         s.hw = s.hw.min(end);
+        self.db.drop_aborted(p.id, end, i64::MAX)?;
+        if !s.txn.truncate(end) {
+            self.rebuild_txn(p.id, &mut *s)?;
+        }
         tracing::info!(topic = %p.topic, partition = p.index, from, to = end, "truncated follower log");
         Ok(end)
     }
@@ -389,6 +448,8 @@ impl LogStore {
     pub fn reset_to(&self, p: &Partition, start: i64) -> Result<(), LogError> {
         let mut s = p.state.lock();
         self.db.reset(p.id, start)?;
+        self.db.drop_aborted(p.id, 0, i64::MAX)?;
+        s.txn = TxnState::default();
         s.index.clear();
         s.cache.clear();
         s.cache_bytes = 0;
@@ -411,7 +472,7 @@ impl LogStore {
         offset: i64,
         max_bytes: usize,
     ) -> Result<Vec<Bytes>, LogError> {
-        self.read_bounded(p, offset, max_bytes, false)
+        self.read_bounded(p, offset, max_bytes, Upto::HighWatermark)
     }
 
     /// Like [`LogStore::read`], for a follower's fetch: up to the written log
@@ -422,7 +483,7 @@ impl LogStore {
         offset: i64,
         max_bytes: usize,
     ) -> Result<Vec<Bytes>, LogError> {
-        self.read_bounded(p, offset, max_bytes, true)
+        self.read_bounded(p, offset, max_bytes, Upto::LogEnd)
     }
 
     fn read_bounded(
@@ -430,9 +491,9 @@ impl LogStore {
         p: &Partition,
         offset: i64,
         max_bytes: usize,
-        replica: bool,
+        upto: Upto,
     ) -> Result<Vec<Bytes>, LogError> {
-        Ok(match self.plan(p, offset, max_bytes, true, replica)? {
+        Ok(match self.plan(p, offset, max_bytes, true, upto)? {
             None => Vec::new(),
             Some(Planned::Cached(v)) => v,
             Some(Planned::Stored { from, to, bytes }) => {
@@ -452,7 +513,8 @@ impl LogStore {
     /// batches from the one holding `offset` while they fit in `max_bytes`;
     /// with `min_one` the first batch even if it alone is larger (KIP-74:
     /// the first non-empty partition of a fetch always makes progress).
-    /// Up to the high watermark, or for a follower (`replica`) the written end.
+    /// Up to `upto`: the high watermark (read_uncommitted), the last stable
+    /// offset (read_committed) or, for a follower, the written end.
     /// A single cached batch is shared, not copied; stored batches are copied
     /// once, straight into the result.
     pub fn read_for_fetch(
@@ -461,9 +523,9 @@ impl LogStore {
         offset: i64,
         max_bytes: usize,
         min_one: bool,
-        replica: bool,
+        upto: Upto,
     ) -> Result<Bytes, LogError> {
-        Ok(match self.plan(p, offset, max_bytes, min_one, replica)? {
+        Ok(match self.plan(p, offset, max_bytes, min_one, upto)? {
             None => Bytes::new(),
             Some(Planned::Cached(v)) if v.len() == 1 => v.into_iter().next().unwrap_or_default(),
             Some(Planned::Cached(v)) => {
@@ -496,16 +558,16 @@ impl LogStore {
         offset: i64,
         max_bytes: usize,
         min_one: bool,
-        replica: bool,
+        upto: Upto,
     ) -> Result<Option<Planned>, LogError> {
-        let s = p.state.lock();
+        let mut s = p.state.lock();
         if s.offline {
             return Err(LogError::Offline);
         }
         if offset < s.log_start || offset > s.durable.max(s.hw) {
             return Err(LogError::OffsetOutOfRange);
         }
-        let bound = if replica { s.durable } else { s.hw };
+        let bound = s.bound(upto);
         if offset >= bound {
             return Ok(None);
         }
@@ -612,8 +674,10 @@ impl LogStore {
         };
         // Persist the new start first so a crash mid-way never exposes a hole.
         self.db.advance_start(p.id, new_start)?;
+        self.db.drop_aborted(p.id, 0, new_start)?;
         let mut s = p.state.lock();
         s.log_start = new_start.max(s.log_start);
+        s.txn.advance_start(new_start);
         let keep = s.index.split_off(&new_start);
         let dropped: u64 = s.index.values().map(|m| m.size as u64).sum();
         s.index = keep;
@@ -666,23 +730,46 @@ impl LogStore {
 }
 
 /// Record one batch (offsets `base..=last`) in the partition's state and make
-/// its write entry.
+/// its write entry. An ABORT marker's aborted-index entry is persisted
+/// before the batch is queued (recovery drops it should the batch be lost).
 fn record(
+    db: &dyn PartitionStore,
     s: &mut PState,
     p: &Arc<Partition>,
     h: &BatchHeader,
     base: i64,
     last: i64,
     data: Bytes,
-) -> WriteEntry {
+) -> Result<WriteEntry, LogError> {
+    if let Some(a) = apply_txn(&mut s.txn, h, &data, base, last) {
+        db.put_aborted(p.id, &a)?;
+    }
     s.record_batch(h, base, last, &data);
-    WriteEntry {
+    Ok(WriteEntry {
         part: p.clone(),
         base,
         last,
         data,
         msgs: h.record_count as i64,
+    })
+}
+
+/// Apply a stored batch (`raw`, at `base..=last`) to transaction state.
+fn apply_txn(
+    txn: &mut TxnState,
+    h: &BatchHeader,
+    raw: &[u8],
+    base: i64,
+    last: i64,
+) -> Option<super::txn::AbortedTxn> {
+    if !h.is_transactional() {
+        return None;
     }
+    let marker = h
+        .is_control()
+        .then(|| batch::control_marker(raw, h))
+        .flatten();
+    txn.apply(h, marker, base, last)
 }
 
 #[cfg(test)]

@@ -62,6 +62,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    // Transactions (KIP-98), the partition side: v0 as Kafka 2.x/3.x brokers
+    // send it (decoded here by hand), v1 (flexible) through the crate.
+    (ApiKey::WriteTxnMarkers, 0, 1),
 ];
 
 /// Version range we advertise for `key`, if any.
@@ -124,11 +127,20 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, CodecError> {
     if version < lo || version > hi {
         return Err(CodecError::UnsupportedVersion(api_key, version));
     }
-    let hv = api_key.request_header_version(version);
+    let markers_v0 = api_key == ApiKey::WriteTxnMarkers && version == 0;
+    let hv = if markers_v0 {
+        1
+    } else {
+        api_key.request_header_version(version)
+    };
     let header = RequestHeader::decode(&mut frame, hv)
         .map_err(|e| CodecError::Malformed(format!("header: {e}")))?;
-    let body = RequestKind::decode(api_key, &mut frame, version)
-        .map_err(|e| CodecError::Malformed(format!("{api_key:?} v{version}: {e}")))?;
+    let body = if markers_v0 {
+        RequestKind::WriteTxnMarkers(markers_v0::decode(&mut frame)?)
+    } else {
+        RequestKind::decode(api_key, &mut frame, version)
+            .map_err(|e| CodecError::Malformed(format!("{api_key:?} v{version}: {e}")))?
+    };
     Ok(Decoded::Request(Box::new(Request {
         api_key,
         version,
@@ -147,6 +159,14 @@ pub fn encode_response(
 ) -> anyhow::Result<Bytes> {
     let mut buf = BytesMut::with_capacity(256);
     buf.put_i32(0);
+    if let (ApiKey::WriteTxnMarkers, 0, ResponseKind::WriteTxnMarkers(r)) = (api_key, version, body)
+    {
+        buf.put_i32(correlation_id);
+        markers_v0::encode(&mut buf, r)?;
+        let len = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        return Ok(buf.freeze());
+    }
     // ApiVersions responses always use header v0 so old clients can parse them.
     let hv = if api_key == ApiKey::ApiVersions {
         0
@@ -173,6 +193,103 @@ pub fn api_versions_fallback(correlation_id: i32) -> anyhow::Result<Bytes> {
         correlation_id,
         &ResponseKind::ApiVersions(body),
     )
+}
+
+/// WriteTxnMarkers v0, which the kafka-protocol crate no longer knows (Kafka
+/// 4 dropped it) but Kafka 0.11 to 3.x brokers send: the same fields as v1
+/// in the classic (non-flexible) encoding, with request header v1 and
+/// response header v0.
+mod markers_v0 {
+    use bytes::{Buf, BufMut, Bytes, BytesMut};
+    use kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    use kafka_protocol::messages::{TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::CodecError;
+
+    fn short() -> CodecError {
+        CodecError::Malformed("WriteTxnMarkers v0: truncated".into())
+    }
+
+    fn need(b: &Bytes, n: usize) -> Result<(), CodecError> {
+        if b.remaining() < n {
+            return Err(short());
+        }
+        Ok(())
+    }
+
+    /// An array count; each element takes at least `min` bytes, so a count
+    /// the frame cannot hold is refused before anything is allocated.
+    fn count(b: &mut Bytes, min: usize) -> Result<usize, CodecError> {
+        need(b, 4)?;
+        let n = b.get_i32();
+        let n = usize::try_from(n).map_err(|_| CodecError::Malformed("null array".into()))?;
+        if n.saturating_mul(min) > b.remaining() {
+            return Err(short());
+        }
+        Ok(n)
+    }
+
+    pub(super) fn decode(b: &mut Bytes) -> Result<WriteTxnMarkersRequest, CodecError> {
+        let mut markers = Vec::new();
+        for _ in 0..count(b, 19)? {
+            need(b, 11)?;
+            let producer_id = b.get_i64();
+            let producer_epoch = b.get_i16();
+            let transaction_result = b.get_u8() != 0;
+            let mut topics = Vec::new();
+            for _ in 0..count(b, 6)? {
+                need(b, 2)?;
+                let len = usize::try_from(b.get_i16())
+                    .map_err(|_| CodecError::Malformed("null topic name".into()))?;
+                need(b, len)?;
+                let name = StrBytes::from_utf8(b.split_to(len))
+                    .map_err(|_| CodecError::Malformed("topic name not UTF-8".into()))?;
+                let n = count(b, 4)?;
+                let partition_indexes = (0..n).map(|_| b.get_i32()).collect();
+                topics.push(
+                    WritableTxnMarkerTopic::default()
+                        .with_name(TopicName(name))
+                        .with_partition_indexes(partition_indexes),
+                );
+            }
+            need(b, 4)?;
+            let coordinator_epoch = b.get_i32();
+            markers.push(
+                WritableTxnMarker::default()
+                    .with_producer_id(producer_id.into())
+                    .with_producer_epoch(producer_epoch)
+                    .with_transaction_result(transaction_result)
+                    .with_topics(topics)
+                    .with_coordinator_epoch(coordinator_epoch),
+            );
+        }
+        Ok(WriteTxnMarkersRequest::default().with_markers(markers))
+    }
+
+    fn len(n: usize) -> anyhow::Result<i32> {
+        Ok(i32::try_from(n)?)
+    }
+
+    pub(super) fn encode(buf: &mut BytesMut, r: &WriteTxnMarkersResponse) -> anyhow::Result<()> {
+        buf.put_i32(len(r.markers.len())?);
+        for m in &r.markers {
+            buf.put_i64(m.producer_id.0);
+            buf.put_i32(len(m.topics.len())?);
+            for t in &m.topics {
+                buf.put_i16(i16::try_from(t.name.0.len())?);
+                buf.put_slice(t.name.0.as_bytes());
+                buf.put_i32(len(t.partitions.len())?);
+                for p in &t.partitions {
+                    buf.put_i32(p.partition_index);
+                    buf.put_i16(p.error_code);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Peek the correlation id of a frame (for logging a rejected request).
@@ -215,6 +332,84 @@ mod tests {
         ));
         let r = api_versions_fallback(3).unwrap();
         assert_eq!(&r[8..10], &[0, 35]);
+    }
+
+    /// WriteTxnMarkers v0 as a Kafka 3.x broker writes it, byte by byte:
+    /// decoded to the same request as v1, answered in v0's shape; truncated
+    /// or hostile counts are errors.
+    #[test]
+    fn write_txn_markers_v0_decodes_and_encodes() {
+        use kafka_protocol::messages::write_txn_markers_response::*;
+        let mut body = BytesMut::new();
+        body.put_i32(1); // markers
+        body.put_i64(4242);
+        body.put_i16(3);
+        body.put_u8(1); // COMMIT
+        body.put_i32(1); // topics
+        body.put_i16(2);
+        body.put_slice(b"tx");
+        body.put_i32(2);
+        body.put_i32(0);
+        body.put_i32(5);
+        body.put_i32(9); // coordinator epoch
+        let req = match decode_request(frame(27, 0, 11, &body)).unwrap() {
+            Decoded::Request(r) => r,
+            d => panic!("{d:?}"),
+        };
+        assert_eq!(req.header.correlation_id, 11);
+        let RequestKind::WriteTxnMarkers(m) = req.body else {
+            panic!("{:?}", req.body)
+        };
+        let mk = &m.markers[0];
+        assert_eq!(
+            (
+                mk.producer_id.0,
+                mk.producer_epoch,
+                mk.transaction_result,
+                mk.coordinator_epoch
+            ),
+            (4242, 3, true, 9)
+        );
+        assert_eq!(mk.topics[0].name.0.as_str(), "tx");
+        assert_eq!(mk.topics[0].partition_indexes, vec![0, 5]);
+        for cut in 0..body.len() {
+            assert!(
+                decode_request(frame(27, 0, 1, &body[..cut])).is_err(),
+                "{cut}"
+            );
+        }
+        let mut hostile = BytesMut::new();
+        hostile.put_i32(i32::MAX);
+        assert!(decode_request(frame(27, 0, 1, &hostile)).is_err());
+
+        let resp = ResponseKind::WriteTxnMarkers(WriteTxnMarkersResponse::default().with_markers(
+            vec![WritableTxnMarkerResult::default()
+                .with_producer_id(4242.into())
+                .with_topics(vec![WritableTxnMarkerTopicResult::default()
+                    .with_name(kafka_protocol::messages::TopicName(
+                        kafka_protocol::protocol::StrBytes::from_static_str("tx"),
+                    ))
+                    .with_partitions(vec![WritableTxnMarkerPartitionResult::default()
+                        .with_partition_index(5)
+                        .with_error_code(6)])])],
+        ));
+        let out = encode_response(ApiKey::WriteTxnMarkers, 0, 11, &resp).unwrap();
+        let mut want = BytesMut::new();
+        want.put_i32(0);
+        want.put_i32(11);
+        want.put_i32(1);
+        want.put_i64(4242);
+        want.put_i32(1);
+        want.put_i16(2);
+        want.put_slice(b"tx");
+        want.put_i32(1);
+        want.put_i32(5);
+        want.put_i16(6);
+        let n = (want.len() - 4) as i32;
+        want[..4].copy_from_slice(&n.to_be_bytes());
+        assert_eq!(&out[..], &want[..]);
+        // v1 goes through the crate (flexible header and body).
+        assert!(encode_response(ApiKey::WriteTxnMarkers, 1, 11, &resp).is_ok());
     }
 
     #[test]

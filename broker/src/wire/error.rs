@@ -51,6 +51,7 @@ pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = E::OutOfOrderSequenceNumber.code()
 pub const INVALID_PRODUCER_EPOCH: i16 = E::InvalidProducerEpoch.code();
 pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = E::TransactionalIdAuthorizationFailed.code();
 pub const KAFKA_STORAGE_ERROR: i16 = E::KafkaStorageError.code();
+pub const INVALID_RECORD: i16 = E::InvalidRecord.code();
 pub const NON_EMPTY_GROUP: i16 = E::NonEmptyGroup.code();
 pub const GROUP_ID_NOT_FOUND: i16 = E::GroupIdNotFound.code();
 pub const TOPIC_DELETION_DISABLED: i16 = E::TopicDeletionDisabled.code();
@@ -67,6 +68,8 @@ pub fn log_error(e: &LogError) -> i16 {
         LogError::Batch(_) => CORRUPT_MESSAGE,
         LogError::OutOfOrderSequence => OUT_OF_ORDER_SEQUENCE_NUMBER,
         LogError::InvalidProducerEpoch => INVALID_PRODUCER_EPOCH,
+        LogError::InvalidTxnState => E::InvalidTxnState.code(),
+        LogError::CoordinatorFenced => E::TransactionCoordinatorFenced.code(),
         LogError::OffsetOutOfRange => OFFSET_OUT_OF_RANGE,
         LogError::NotLeader => NOT_LEADER_OR_FOLLOWER,
         LogError::Offline

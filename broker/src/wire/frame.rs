@@ -54,7 +54,9 @@ fn plain_partition(p: &PartitionData, version: i16) -> bool {
         && p.current_leader == d.current_leader
         && p.snapshot_id == d.snapshot_id
         && p.unknown_tagged_fields.is_empty()
-        && p.aborted_transactions.as_ref().is_none_or(|a| a.is_empty())
+        && p.aborted_transactions
+            .as_ref()
+            .is_none_or(|a| a.iter().all(|t| t.unknown_tagged_fields.is_empty()))
         && (version >= 11 || p.preferred_read_replica == -1)
         && (version >= 5 || p.log_start_offset == -1)
 }
@@ -135,7 +137,16 @@ fn encode_fetch(version: i16, correlation_id: i32, f: &FetchResponse) -> Option<
             match &p.aborted_transactions {
                 None if flex => b.put_u8(0),
                 None => b.put_i32(-1),
-                Some(_) => put_len(b, flex, 0, true)?,
+                Some(a) => {
+                    put_len(b, flex, a.len(), true)?;
+                    for t in a {
+                        b.put_i64(t.producer_id.0);
+                        b.put_i64(t.first_offset);
+                        if flex {
+                            b.put_u8(0);
+                        }
+                    }
+                }
             }
             if version >= 11 {
                 b.put_i32(p.preferred_read_replica.0);
@@ -193,6 +204,19 @@ mod tests {
                 if version >= 11 {
                     p.preferred_read_replica = BrokerId(-1);
                 }
+                if i == 1 {
+                    p.aborted_transactions = Some(vec![
+                        AbortedTransaction::default()
+                            .with_producer_id(4242.into())
+                            .with_first_offset(17),
+                        AbortedTransaction::default()
+                            .with_producer_id(7.into())
+                            .with_first_offset(900),
+                    ]);
+                }
+                if i == 3 {
+                    p.aborted_transactions = None;
+                }
                 p
             })
             .collect();
@@ -247,7 +271,8 @@ mod tests {
     fn anything_else_falls_back_to_the_generic_encoder() {
         let mut f = response(12, &[Some(Bytes::from(vec![1u8; 5000]))]);
         f.responses[0].partitions[0].aborted_transactions =
-            Some(vec![AbortedTransaction::default()]);
+            Some(vec![AbortedTransaction::default()
+                .with_unknown_tagged_field(5, Bytes::from_static(b"x"))]);
         let kind = ResponseKind::Fetch(f);
         let got = encode_response(ApiKey::Fetch, 12, 1, &kind).unwrap();
         assert_eq!(got.len(), 1);

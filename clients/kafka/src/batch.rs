@@ -1,6 +1,8 @@
-//! Record batch (magic v2) header handling: we never decode records, only read
-//! the fixed 61-byte header, check the CRC-32C, and patch the two fields that
-//! lie outside the CRC (baseOffset, partitionLeaderEpoch).
+//! Record batch (magic v2) header handling: we never decode data records, only
+//! read the fixed 61-byte header, check the CRC-32C, and patch the two fields
+//! that lie outside the CRC (baseOffset, partitionLeaderEpoch). Transaction
+//! markers (control batches, KIP-98) are built and read here too: their one
+//! record says COMMIT or ABORT.
 
 use bytes::{Bytes, BytesMut};
 
@@ -41,11 +43,11 @@ impl BatchHeader {
     }
     /// True for transactional batches (attribute bit 4).
     pub fn is_transactional(&self) -> bool {
-        self.attributes & 0x10 != 0
+        self.attributes & ATTR_TRANSACTIONAL != 0
     }
     /// True for control batches (attribute bit 5).
     pub fn is_control(&self) -> bool {
-        self.attributes & 0x20 != 0
+        self.attributes & ATTR_CONTROL != 0
     }
     /// Sequence number of the last record in the batch.
     pub fn last_sequence(&self) -> i32 {
@@ -146,6 +148,105 @@ pub fn patched(batch: &[u8], base_offset: i64, leader_epoch: i32) -> Bytes {
     m.freeze()
 }
 
+/// Attribute bits of a transactional batch and of a control batch (KIP-98).
+pub const ATTR_TRANSACTIONAL: i16 = 0x10;
+pub const ATTR_CONTROL: i16 = 0x20;
+
+/// What a control batch says: its record's key type (0 ABORT, 1 COMMIT) and
+/// the transaction coordinator's epoch from its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlMarker {
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+}
+
+/// A transaction marker (KIP-98's control batch): transactional and control
+/// attributes, the transaction's producer id and epoch, no sequence, and one
+/// record whose key is version 0 + type (0 ABORT, 1 COMMIT) and whose value
+/// is version 0 + the coordinator epoch. Base offset 0, to be patched.
+pub fn control_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    marker: ControlMarker,
+    timestamp: i64,
+) -> Bytes {
+    // record: attributes, timestampDelta 0, offsetDelta 0, key (4 bytes),
+    // value (6 bytes), no headers; varints zigzag-encoded.
+    let mut rec = vec![0u8, 0, 0, 8, 0, 0, 0, marker.commit as u8, 12, 0, 0];
+    rec.extend_from_slice(&marker.coordinator_epoch.to_be_bytes());
+    rec.push(0);
+    let mut b = Vec::with_capacity(HEADER_LEN + rec.len() + 1);
+    b.extend_from_slice(&0i64.to_be_bytes());
+    let len = (HEADER_LEN - 12 + 1 + rec.len()) as i32;
+    b.extend_from_slice(&len.to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(&(ATTR_TRANSACTIONAL | ATTR_CONTROL).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes());
+    b.extend_from_slice(&timestamp.to_be_bytes());
+    b.extend_from_slice(&timestamp.to_be_bytes());
+    b.extend_from_slice(&producer_id.to_be_bytes());
+    b.extend_from_slice(&producer_epoch.to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&1i32.to_be_bytes());
+    b.push((rec.len() * 2) as u8);
+    b.extend_from_slice(&rec);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(b)
+}
+
+/// Read one zigzag varint at `*at` (at most 5 bytes: lengths and deltas).
+fn varint(b: &[u8], at: &mut usize) -> Option<i32> {
+    let mut v: u32 = 0;
+    for shift in (0..35).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        v |= ((byte & 0x7f) as u32) << shift;
+        if byte & 0x80 == 0 {
+            return Some(((v >> 1) as i32) ^ -((v & 1) as i32));
+        }
+    }
+    None
+}
+
+/// The marker a control batch carries, read from its first record (control
+/// batches are never compressed); None when `b` is not a well-formed one.
+/// A control key type other than ABORT/COMMIT is None too.
+pub fn control_marker(b: &[u8], h: &BatchHeader) -> Option<ControlMarker> {
+    if !h.is_control() || h.record_count < 1 || h.attributes & 0x07 != 0 {
+        return None;
+    }
+    let body = b.get(HEADER_LEN..h.total_len())?;
+    let mut at = 0usize;
+    varint(body, &mut at)?; // record length
+    at += 1; // attributes
+    varint(body, &mut at)?; // timestamp delta (small for a marker)
+    varint(body, &mut at)?; // offset delta
+    let klen = usize::try_from(varint(body, &mut at)?).ok()?;
+    let key = body.get(at..at + klen)?;
+    at += klen;
+    if klen < 4 || key[..2] != [0, 0] {
+        return None;
+    }
+    let commit = match i16::from_be_bytes([key[2], key[3]]) {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let vlen = usize::try_from(varint(body, &mut at)?).ok()?;
+    let value = body.get(at..at + vlen)?;
+    let coordinator_epoch = match value.get(2..6) {
+        Some(e) => i32::from_be_bytes([e[0], e[1], e[2], e[3]]),
+        None => -1,
+    };
+    Some(ControlMarker {
+        commit,
+        coordinator_epoch,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +263,29 @@ mod tests {
         assert_eq!(h.base_offset, 42);
         assert_eq!(h.leader_epoch, 7);
         check_crc(&p, &h).unwrap();
+    }
+
+    #[test]
+    fn control_batch_round_trips() {
+        for (commit, ce) in [(true, 7), (false, 0), (true, i32::MAX)] {
+            let m = ControlMarker {
+                commit,
+                coordinator_epoch: ce,
+            };
+            let b = control_batch(42, 3, m, 1_000);
+            let v = split_batches(&b).unwrap();
+            let h = v[0].0;
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!(
+                (h.producer_id, h.producer_epoch, h.record_count),
+                (42, 3, 1)
+            );
+            assert_eq!((h.base_sequence, h.last_offset_delta), (-1, 0));
+            assert_eq!(control_marker(&b, &h), Some(m));
+        }
+        let data = make_batch(1, 1, 5, 0);
+        let h = parse_header(&data).unwrap();
+        assert_eq!(control_marker(&data, &h), None);
     }
 
     #[test]

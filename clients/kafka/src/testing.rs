@@ -9,6 +9,15 @@ use crate::batch::HEADER_LEN;
 /// A minimal valid v2 batch of `n` one-byte-value records at timestamp `ts`,
 /// from producer `pid` with base sequence `seq` (-1, -1: non-idempotent).
 pub fn make_batch(n: i32, ts: i64, pid: i64, seq: i32) -> Bytes {
+    make_batch_with(n, ts, pid, 0, seq, false)
+}
+
+/// Like [`make_batch`], transactional (attribute bit 4) at producer `epoch`.
+pub fn make_txn_batch(n: i32, ts: i64, pid: i64, epoch: i16, seq: i32) -> Bytes {
+    make_batch_with(n, ts, pid, epoch, seq, true)
+}
+
+fn make_batch_with(n: i32, ts: i64, pid: i64, epoch: i16, seq: i32, txn: bool) -> Bytes {
     let mut recs = Vec::new();
     for i in 0..n {
         // record: length varint, attrs, tsDelta varint, offsetDelta varint, keyLen -1, valueLen 1, 'x', headers 0
@@ -23,12 +32,12 @@ pub fn make_batch(n: i32, ts: i64, pid: i64, seq: i32) -> Bytes {
     b.extend_from_slice(&0i32.to_be_bytes());
     b.push(2);
     b.extend_from_slice(&0u32.to_be_bytes());
-    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&(if txn { 0x10i16 } else { 0 }).to_be_bytes());
     b.extend_from_slice(&(n - 1).to_be_bytes());
     b.extend_from_slice(&ts.to_be_bytes());
     b.extend_from_slice(&ts.to_be_bytes());
     b.extend_from_slice(&pid.to_be_bytes());
-    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&epoch.to_be_bytes());
     b.extend_from_slice(&seq.to_be_bytes());
     b.extend_from_slice(&n.to_be_bytes());
     b.extend_from_slice(&recs);
