@@ -117,7 +117,7 @@ impl MarkerSender {
                     left.remove(&tp);
                 }
             }
-            if round % 50 == 0 && !left.is_empty() {
+            if round.is_multiple_of(50) && !left.is_empty() {
                 tracing::warn!(
                     producer_id = m.producer_id,
                     left = left.len(),
