@@ -1,7 +1,8 @@
 //! Feeds arbitrary bytes to fjord-broker's request decoder as one frame (the
 //! bytes after the 4-byte length prefix), then does what the handlers do with
 //! a decoded request before touching state: split and CRC-check every Produce
-//! partition's record batches and patch their headers, and re-encode the body.
+//! partition's record batches, read a transaction marker's record, patch
+//! their headers, and re-encode the body.
 //! Whatever arrives, nothing may panic or abort.
 //!
 //! The broker's `wire::codec` and `alloc_guard` modules and fjord-kafka's `batch`
@@ -40,6 +41,8 @@ fuzz_target!(|data: &[u8]| {
                 let Some(records) = &pd.records else { continue };
                 if let Ok(batches) = batch::split_batches(records) {
                     for (h, b) in batches {
+                        // What the log reads of a transaction marker.
+                        let _ = batch::control_marker(&b, &h);
                         let patched = batch::patched(&b, 42, 7);
                         assert_eq!(patched.len(), b.len());
                         assert_eq!(batch::parse_header(&patched).map(|x| x.base_offset), Ok(42));

@@ -116,7 +116,7 @@ impl LogStore {
                     Ok(true)
                 })?;
                 s.next_offset = next.max(s.log_start);
-                self.reconcile_aborted(id, &mut *s)?;
+                self.reconcile_aborted(id, &mut s)?;
                 // Kafka's rule: the HW is the checkpointed one (log start
                 // without one), never the log end: records above it were
                 // never known committed. A leader moves it on from there.
@@ -437,7 +437,7 @@ impl LogStore {
         s.hw = s.hw.min(end);
         self.db.drop_aborted(p.id, end, i64::MAX)?;
         if !s.txn.truncate(end) {
-            self.rebuild_txn(p.id, &mut *s)?;
+            self.rebuild_txn(p.id, &mut s)?;
         }
         tracing::info!(topic = %p.topic, partition = p.index, from, to = end, "truncated follower log");
         Ok(end)

@@ -3,10 +3,12 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    api_versions_response::ApiVersion, ApiKey, ApiVersionsResponse, RequestHeader, RequestKind,
-    ResponseHeader, ResponseKind,
+    api_versions_response::ApiVersion,
+    write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic},
+    ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+    TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 /// Why a frame could not be turned into a request: the connection closes.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +138,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, CodecError> {
     let header = RequestHeader::decode(&mut frame, hv)
         .map_err(|e| CodecError::Malformed(format!("header: {e}")))?;
     let body = if markers_v0 {
-        RequestKind::WriteTxnMarkers(markers_v0::decode(&mut frame)?)
+        RequestKind::WriteTxnMarkers(decode_markers_v0(&mut frame)?)
     } else {
         RequestKind::decode(api_key, &mut frame, version)
             .map_err(|e| CodecError::Malformed(format!("{api_key:?} v{version}: {e}")))?
@@ -162,7 +164,7 @@ pub fn encode_response(
     if let (ApiKey::WriteTxnMarkers, 0, ResponseKind::WriteTxnMarkers(r)) = (api_key, version, body)
     {
         buf.put_i32(correlation_id);
-        markers_v0::encode(&mut buf, r)?;
+        encode_markers_v0(&mut buf, r)?;
         let len = (buf.len() - 4) as i32;
         buf[..4].copy_from_slice(&len.to_be_bytes());
         return Ok(buf.freeze());
@@ -199,97 +201,86 @@ pub fn api_versions_fallback(correlation_id: i32) -> anyhow::Result<Bytes> {
 /// 4 dropped it) but Kafka 0.11 to 3.x brokers send: the same fields as v1
 /// in the classic (non-flexible) encoding, with request header v1 and
 /// response header v0.
-mod markers_v0 {
-    use bytes::{Buf, BufMut, Bytes, BytesMut};
-    use kafka_protocol::messages::write_txn_markers_request::{
-        WritableTxnMarker, WritableTxnMarkerTopic,
-    };
-    use kafka_protocol::messages::{TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
-    use kafka_protocol::protocol::StrBytes;
+fn v0_short() -> CodecError {
+    CodecError::Malformed("WriteTxnMarkers v0: truncated".into())
+}
 
-    use super::CodecError;
-
-    fn short() -> CodecError {
-        CodecError::Malformed("WriteTxnMarkers v0: truncated".into())
+fn v0_need(b: &Bytes, n: usize) -> Result<(), CodecError> {
+    if b.remaining() < n {
+        return Err(v0_short());
     }
+    Ok(())
+}
 
-    fn need(b: &Bytes, n: usize) -> Result<(), CodecError> {
-        if b.remaining() < n {
-            return Err(short());
-        }
-        Ok(())
+/// An array count; each element takes at least `min` bytes, so a count
+/// the frame cannot hold is refused before anything is allocated.
+fn v0_count(b: &mut Bytes, min: usize) -> Result<usize, CodecError> {
+    v0_need(b, 4)?;
+    let n = b.get_i32();
+    let n = usize::try_from(n).map_err(|_| CodecError::Malformed("null array".into()))?;
+    if n.saturating_mul(min) > b.remaining() {
+        return Err(v0_short());
     }
+    Ok(n)
+}
 
-    /// An array count; each element takes at least `min` bytes, so a count
-    /// the frame cannot hold is refused before anything is allocated.
-    fn count(b: &mut Bytes, min: usize) -> Result<usize, CodecError> {
-        need(b, 4)?;
-        let n = b.get_i32();
-        let n = usize::try_from(n).map_err(|_| CodecError::Malformed("null array".into()))?;
-        if n.saturating_mul(min) > b.remaining() {
-            return Err(short());
-        }
-        Ok(n)
-    }
-
-    pub(super) fn decode(b: &mut Bytes) -> Result<WriteTxnMarkersRequest, CodecError> {
-        let mut markers = Vec::new();
-        for _ in 0..count(b, 19)? {
-            need(b, 11)?;
-            let producer_id = b.get_i64();
-            let producer_epoch = b.get_i16();
-            let transaction_result = b.get_u8() != 0;
-            let mut topics = Vec::new();
-            for _ in 0..count(b, 6)? {
-                need(b, 2)?;
-                let len = usize::try_from(b.get_i16())
-                    .map_err(|_| CodecError::Malformed("null topic name".into()))?;
-                need(b, len)?;
-                let name = StrBytes::from_utf8(b.split_to(len))
-                    .map_err(|_| CodecError::Malformed("topic name not UTF-8".into()))?;
-                let n = count(b, 4)?;
-                let partition_indexes = (0..n).map(|_| b.get_i32()).collect();
-                topics.push(
-                    WritableTxnMarkerTopic::default()
-                        .with_name(TopicName(name))
-                        .with_partition_indexes(partition_indexes),
-                );
-            }
-            need(b, 4)?;
-            let coordinator_epoch = b.get_i32();
-            markers.push(
-                WritableTxnMarker::default()
-                    .with_producer_id(producer_id.into())
-                    .with_producer_epoch(producer_epoch)
-                    .with_transaction_result(transaction_result)
-                    .with_topics(topics)
-                    .with_coordinator_epoch(coordinator_epoch),
+fn decode_markers_v0(b: &mut Bytes) -> Result<WriteTxnMarkersRequest, CodecError> {
+    let mut markers = Vec::new();
+    for _ in 0..v0_count(b, 19)? {
+        v0_need(b, 11)?;
+        let producer_id = b.get_i64();
+        let producer_epoch = b.get_i16();
+        let transaction_result = b.get_u8() != 0;
+        let mut topics = Vec::new();
+        for _ in 0..v0_count(b, 6)? {
+            v0_need(b, 2)?;
+            let len = usize::try_from(b.get_i16())
+                .map_err(|_| CodecError::Malformed("null topic name".into()))?;
+            v0_need(b, len)?;
+            let name = StrBytes::from_utf8(b.split_to(len))
+                .map_err(|_| CodecError::Malformed("topic name not UTF-8".into()))?;
+            let n = v0_count(b, 4)?;
+            let partition_indexes = (0..n).map(|_| b.get_i32()).collect();
+            topics.push(
+                WritableTxnMarkerTopic::default()
+                    .with_name(TopicName(name))
+                    .with_partition_indexes(partition_indexes),
             );
         }
-        Ok(WriteTxnMarkersRequest::default().with_markers(markers))
+        v0_need(b, 4)?;
+        let coordinator_epoch = b.get_i32();
+        markers.push(
+            WritableTxnMarker::default()
+                .with_producer_id(producer_id.into())
+                .with_producer_epoch(producer_epoch)
+                .with_transaction_result(transaction_result)
+                .with_topics(topics)
+                .with_coordinator_epoch(coordinator_epoch),
+        );
     }
+    Ok(WriteTxnMarkersRequest::default().with_markers(markers))
+}
 
-    fn len(n: usize) -> anyhow::Result<i32> {
-        Ok(i32::try_from(n)?)
-    }
+fn v0_len(n: usize) -> anyhow::Result<i32> {
+    Ok(i32::try_from(n)?)
+}
 
-    pub(super) fn encode(buf: &mut BytesMut, r: &WriteTxnMarkersResponse) -> anyhow::Result<()> {
-        buf.put_i32(len(r.markers.len())?);
-        for m in &r.markers {
-            buf.put_i64(m.producer_id.0);
-            buf.put_i32(len(m.topics.len())?);
-            for t in &m.topics {
-                buf.put_i16(i16::try_from(t.name.0.len())?);
-                buf.put_slice(t.name.0.as_bytes());
-                buf.put_i32(len(t.partitions.len())?);
-                for p in &t.partitions {
-                    buf.put_i32(p.partition_index);
-                    buf.put_i16(p.error_code);
-                }
+fn encode_markers_v0(buf: &mut BytesMut, r: &WriteTxnMarkersResponse) -> anyhow::Result<()> {
+    buf.put_i32(v0_len(r.markers.len())?);
+    for m in &r.markers {
+        buf.put_i64(m.producer_id.0);
+        buf.put_i32(v0_len(m.topics.len())?);
+        for t in &m.topics {
+            buf.put_i16(i16::try_from(t.name.0.len())?);
+            buf.put_slice(t.name.0.as_bytes());
+            buf.put_i32(v0_len(t.partitions.len())?);
+            for p in &t.partitions {
+                buf.put_i32(p.partition_index);
+                buf.put_i16(p.error_code);
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Peek the correlation id of a frame (for logging a rejected request).

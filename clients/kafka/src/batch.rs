@@ -286,6 +286,26 @@ mod tests {
         let data = make_batch(1, 1, 5, 0);
         let h = parse_header(&data).unwrap();
         assert_eq!(control_marker(&data, &h), None);
+        // Damaged marker records never panic: every byte value at every
+        // record position, and every truncation of the record.
+        let good = control_batch(
+            42,
+            3,
+            ControlMarker {
+                commit: true,
+                coordinator_epoch: 1,
+            },
+            1,
+        );
+        let h = parse_header(&good).unwrap();
+        for at in HEADER_LEN..good.len() {
+            for v in [0u8, 1, 0x7f, 0x80, 0xff] {
+                let mut bad = good.to_vec();
+                bad[at] = v;
+                let _ = control_marker(&bad, &h);
+            }
+            let _ = control_marker(&good[..at], &h);
+        }
     }
 
     #[test]

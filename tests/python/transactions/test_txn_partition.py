@@ -11,7 +11,10 @@ written with raw frames (transactions/partwire.py), then confluent-kafka
 - a marker from an older producer epoch is refused (INVALID_PRODUCER_EPOCH),
   as is a control batch sent through Produce (INVALID_RECORD);
 - after a restart of the broker the aborted index and the open transaction
-  are still there (same answers).
+  are still there (same answers);
+- with RF 3, after a kill -9 of the leader the new leader (whose state was
+  built from the batches it replicated) gives the same answers;
+- kcat (Debian's librdkafka 2.0.2) reads the same at both isolation levels.
 """
 import time
 
@@ -20,6 +23,8 @@ import pytest
 from fjordtest.broker import Cluster, require_brokers
 import itertools
 import os
+import shutil
+import subprocess
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 kafka = pytest.importorskip("kafka")
@@ -96,6 +101,17 @@ def kafka_python_read(cluster, topic, isolation, expect, timeout=20.0):
         c.close()
 
 
+def kcat_read(cluster, topic, isolation):
+    """kcat (Debian's librdkafka 2.0.2) from the beginning to the partition's
+    end at `isolation` (-e): (offset, value) per delivered message."""
+    out = subprocess.run(
+        ["kcat", "-b", cluster.bootstrap, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-e",
+         "-q", "-X", "isolation.level=" + isolation, "-f", "%o %s\\n"],
+        capture_output=True, timeout=30, check=True)
+    return [(int(o), v.encode()) for o, v in
+            (line.split(" ", 1) for line in out.stdout.decode().splitlines() if line)]
+
+
 def write_scenario(conn, topic):
     """offsets: 0-2 txn A (pid 1000, aborted at 6), 3 plain, 4-5 txn B (pid
     2000, committed at 7), 8 txn C (pid 3000, left open), 9 plain."""
@@ -132,6 +148,9 @@ def test_read_committed_with_librdkafka_and_kafka_python(cluster):
     try:
         write_scenario(conn, topic)
         check_open_state(cluster, conn, topic)
+        if shutil.which("kcat"):
+            assert kcat_read(cluster, topic, "read_committed") == STABLE
+            assert kcat_read(cluster, topic, "read_uncommitted") == ALL_DATA
         # A marker for a producer with nothing open is an empty transaction.
         assert conn.markers(2000, 0, False, topic, [0]) == {0: 0}
         # Producer 2000 moves to epoch 1 (as after a fencing InitProducerId):
@@ -188,5 +207,57 @@ def test_open_transaction_blocks_then_commits_and_survives_restart():
             cons.close()
             assert got == STABLE + [(8, b"c0"), (9, b"p1")]
             assert conn.latest(topic, 0, 1) == 11
+        finally:
+            conn.close()
+
+
+def partition0(bootstrap, topic):
+    """(leader, isr) of partition 0 as Metadata shows it."""
+    from confluent_kafka.admin import AdminClient
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    p = md.topics[topic].partitions[0]
+    return p.leader, sorted(p.isrs)
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception:  # noqa: BLE001 - leaders move meanwhile
+            pass
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def test_a_new_leader_answers_the_same_lso_and_aborted_transactions():
+    """RF 3: the followers build the transaction state from the batches they
+    replicate, so after a kill -9 of the leader the new one serves the same
+    read_committed view (aborted records skipped, the stop at the open
+    transaction) and the same ListOffsets answers."""
+    require_brokers()
+    with Cluster(3, {"replica.lag.time.max.ms": 3000, "zookeeper.session.timeout.ms": 4000}) as c:
+        topic = unique("txl")
+        from confluent_kafka.admin import AdminClient, NewTopic
+        a = AdminClient({"bootstrap.servers": c.bootstrap})
+        a.create_topics([NewTopic(topic, 1, 3)])[topic].result(20)
+        leader, _ = wait_for(lambda: (lambda p: p if len(p[1]) == 3 and p[0] >= 0 else None)(
+            partition0(c.bootstrap, topic)), 20, "a leader with the full ISR")
+        conn = Conn(c.broker(leader).bootstrap)
+        write_scenario(conn, topic)  # acks=all and markers: every replica has them
+        conn.close()
+        c.broker(leader).kill9()
+        new = wait_for(lambda: (lambda p: p[0] if p[0] not in (-1, leader) else None)(
+            partition0(c.bootstrap, topic)), 30, "a new leader")
+        conn = Conn(c.broker(new).bootstrap)
+        try:
+            wait_for(lambda: conn.latest(topic, 0, 0) == 10, 20, "the new leader's HW")
+            check_open_state(c, conn, topic)
+            assert conn.markers(3000, 0, False, topic, [0]) == {0: 0}
+            assert conn.latest(topic, 0, 1) == 11
+            got, pos = confluent_read(c, topic, "read_committed", 11, expect=3)
+            assert got == STABLE + [(9, b"p1")], "C aborted on the new leader"
         finally:
             conn.close()
