@@ -1,7 +1,8 @@
 """The transaction coordinator end to end with confluent-kafka (librdkafka)
 against 3 brokers: a second producer with the same transactional.id fences
 the first; a transaction left open past its timeout is aborted with its
-producer fenced (`fjord txn describe` shows it); offsets sent with
+producer fenced (`fjord txn describe` shows it) and its records never
+reach read_committed consumers; offsets sent with
 send_offsets_to_transaction reach the group only when the transaction
 commits, never when it aborts, and a read_committed consumer's committed()
 waits while one is pending (require_stable); bad input gets Kafka's codes."""
@@ -16,6 +17,7 @@ from fjordtest.binaries import fjord_cli
 from fjordtest.kafka import create_topic
 from fjordtest.names import unique
 from transactions import txnwire
+from transactions.test_markers import read
 
 FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 
@@ -136,6 +138,8 @@ def test_a_transaction_left_open_is_aborted_at_its_timeout(tcluster, request):
     epoch = describe(tcluster, tid)["producer_epoch"]
     cons = consumer(tcluster, g)
     p.begin_transaction()
+    p.produce(topic, b"never committed")
+    p.flush(10)
     p.send_offsets_to_transaction([TopicPartition(topic, 0, 7)], cons.consumer_group_metadata(), 30)
     cons.close()
     assert describe(tcluster, tid)["state"] == "Ongoing"
@@ -146,6 +150,9 @@ def test_a_transaction_left_open_is_aborted_at_its_timeout(tcluster, request):
     with pytest.raises(KafkaException):
         p.commit_transaction(10)
     assert committed(tcluster, g, topic) < 0
+    # The record is there, aborted: read_committed consumers never see it.
+    assert read(tcluster, topic, "read_uncommitted", 1, settle=0.5) == ["never committed"]
+    assert read(tcluster, topic, "read_committed", 1, timeout=3) == []
     listed = subprocess.run([fjord_cli(), "txn", "list", "--bootstrap-server", tcluster.bootstrap,
                              "--output", "json"], capture_output=True, text=True, timeout=30)
     assert listed.returncode == 0, listed.stderr
