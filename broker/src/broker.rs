@@ -19,6 +19,9 @@ use crate::log::producer_ids::ProducerIds;
 use crate::log::retention::retention_loop;
 use crate::log::{FlushPolicy, LogStore};
 use crate::replica::ReplicaManager;
+use crate::txn::store::{MemStore, TxnStore};
+use crate::txn::zk_store::ZkStore;
+use crate::txn::{TxnCoordinator, TxnSettings};
 
 /// Startup failures, reported by the binary with a clear message.
 #[derive(Debug, thiserror::Error)]
@@ -40,8 +43,10 @@ pub struct Broker {
     pub groups: Arc<Groups>,
     /// Replication roles, replica fetchers and ISR upkeep (see `replica`).
     pub replicas: Arc<ReplicaManager>,
-    /// InitProducerId's allocator.
-    pub producer_ids: ProducerIds,
+    /// InitProducerId's allocator (shared with the transaction coordinator).
+    pub producer_ids: Arc<ProducerIds>,
+    /// The transaction coordinator (see `txn`).
+    pub txns: Arc<TxnCoordinator>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -82,14 +87,41 @@ impl Broker {
             config.replica_lag_time_max,
             shutdown.subscribe(),
         ));
+        let producer_ids = Arc::new(ProducerIds::new(config.broker_id));
+        let groups = Groups::start(
+            &config,
+            cache.clone(),
+            cluster.sessions(),
+            shutdown.subscribe(),
+        );
+        let txn_store: Arc<dyn TxnStore> = match cluster.sessions() {
+            Some(sessions) => Arc::new(ZkStore::new(sessions)),
+            None => {
+                let path = config.log_dir.join("transactions.json");
+                match MemStore::open(path, groups.offsets.clone()) {
+                    Ok(s) => Arc::new(s),
+                    Err(e) => {
+                        tracing::error!(error = %e, "transactions file unreadable; transactions start empty");
+                        Arc::new(MemStore::in_memory(Some(groups.offsets.clone())))
+                    }
+                }
+            }
+        };
+        let txns = TxnCoordinator::start(
+            TxnSettings {
+                me: config.broker_id,
+                max_timeout_ms: config.transaction_max_timeout_ms,
+                abort_interval: config.transaction_abort_interval,
+            },
+            cache.clone(),
+            txn_store,
+            producer_ids.clone(),
+            shutdown.subscribe(),
+        );
         let broker = Arc::new(Broker {
-            producer_ids: ProducerIds::new(config.broker_id),
-            groups: Groups::start(
-                &config,
-                cache.clone(),
-                cluster.sessions(),
-                shutdown.subscribe(),
-            ),
+            producer_ids,
+            txns,
+            groups,
             replicas: replicas.clone(),
             config,
             log: log.clone(),

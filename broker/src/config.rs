@@ -86,6 +86,11 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     /// Longest metadata string an OffsetCommit may attach to an offset.
     pub offset_metadata_max_bytes: usize,
+    /// Largest `transaction.timeout.ms` an InitProducerId may ask for.
+    pub transaction_max_timeout_ms: i32,
+    /// How often the transaction coordinator aborts timed-out transactions
+    /// (and finishes ones a deposed coordinator left prepared).
+    pub transaction_abort_interval: Duration,
     /// The file this came from, for error messages.
     pub source: String,
     /// Raw key/values, so DescribeConfigs can echo what was set.
@@ -136,6 +141,8 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             offset_metadata_max_bytes: 4096,
+            transaction_max_timeout_ms: 900_000,
+            transaction_abort_interval: Duration::from_millis(10_000),
             source: "<defaults>".into(),
             raw: BTreeMap::new(),
         }
@@ -399,6 +406,10 @@ impl BrokerConfig {
                         c.group_max_session_timeout_ms = at_least(v, 0)?
                     }
                     "offset.metadata.max.bytes" => c.offset_metadata_max_bytes = num(v)?,
+                    "transaction.max.timeout.ms" => c.transaction_max_timeout_ms = at_least(v, 1)?,
+                    "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                        c.transaction_abort_interval = Duration::from_millis(at_least(v, 1)?)
+                    }
                     other if KNOWN_PASSIVE.contains(&other) => {}
                     other => tracing::warn!(key = other, file, "unknown configuration key ignored"),
                 }

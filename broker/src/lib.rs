@@ -6,6 +6,8 @@
 //! * `api` — one file per Kafka API group and the one dispatch `match`;
 //! * `broker` — wires the pieces below together (the handles `api` reads);
 //! * `group` — consumer groups and committed offsets (state, no wire);
+//! * `txn` — the transaction coordinator (records, state machine, markers,
+//!   timeouts); beside `group`, whose placement and offset paths it uses;
 //! * `replica` — roles, follower fetchers, ISR upkeep, acks=all waits;
 //! * `log` — the partition log on RocksDB (partition state, group commit,
 //!   the high-watermark rule, retention);
@@ -26,6 +28,7 @@ pub mod group;
 pub mod log;
 pub mod replica;
 pub mod server;
+pub mod txn;
 pub mod wire;
 
 pub use broker::Broker;

@@ -14,6 +14,7 @@ mod kafka;
 mod offsets;
 mod produce;
 mod topic;
+mod txn;
 mod znode;
 
 use std::process::ExitCode;
@@ -54,6 +55,8 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Partition offsets by time (like GetOffsetShell).
     Offsets(offsets::OffsetsArgs),
+    /// Transactions: list, describe (like kafka-transactions).
+    Txn(txn::TxnArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -67,6 +70,7 @@ async fn main() -> ExitCode {
         Command::Consume(args) => consume::run(args, cli.output).await,
         Command::Cluster(args) => cluster::run(args, cli.output).await,
         Command::Offsets(args) => offsets::run(args, cli.output).await,
+        Command::Txn(args) => txn::run(args, cli.output).await,
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -143,7 +143,16 @@ pub(super) fn dispatch(
         RequestKind::OffsetFetch(r) => {
             // Read when the writer gets here, i.e. after every earlier request on
             // this connection completed: a fetch sees the commits sent before it.
-            Box::pin(async move { Some(ResponseKind::OffsetFetch(offset_fetch(&g, r, version))) })
+            let stable = version >= 7 && r.require_stable;
+            let b = b.clone();
+            Box::pin(async move {
+                let group = r.group_id.0.to_string();
+                let mut resp = offset_fetch(&g, r, version);
+                if stable {
+                    super::transactions::mark_unstable(&b, &mut resp, &group).await;
+                }
+                Some(ResponseKind::OffsetFetch(resp))
+            })
         }
         _ => Box::pin(async { None }),
     }
@@ -165,11 +174,10 @@ pub(super) fn find_coordinator(cx: Ctx<'_>, r: FindCoordinatorRequest) -> FindCo
             .with_node_id((-1).into())
             .with_host(s(""))
             .with_port(-1);
-        let (code, msg) = if r.key_type != 0 {
-            (
-                err::COORDINATOR_NOT_AVAILABLE,
-                "transactions are not supported",
-            )
+        let (code, msg) = if r.key_type != 0 && r.key_type != 1 {
+            (err::INVALID_REQUEST, "unknown coordinator key type")
+        } else if key.is_empty() && r.key_type == 1 {
+            (err::INVALID_REQUEST, "empty transactional id")
         } else if key.is_empty() {
             (err::INVALID_GROUP_ID, "empty group id")
         } else {

@@ -13,6 +13,7 @@
 //! | `configs.rs` | DescribeConfigs, AlterConfigs, IncrementalAlterConfigs |
 //! | `producer_id.rs` | InitProducerId |
 //! | `reassign.rs` | AlterPartitionReassignments, ListPartitionReassignments |
+//! | `transactions.rs` | AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeTransactions, ListTransactions (InitProducerId with a transactional id) |
 //! | `txn_markers.rs` | WriteTxnMarkers (the partition side of ending a transaction) |
 //! | `groups.rs` | FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups, OffsetDelete, OffsetCommit, OffsetFetch |
 //!
@@ -33,6 +34,7 @@ mod reassign;
 #[cfg(test)]
 mod tests;
 mod topics;
+mod transactions;
 mod txn_markers;
 
 use std::sync::Arc;
@@ -80,7 +82,10 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
             later!(b, DeleteTopics, |b| topics::delete_topics(&b, r, v).await)
         }
         RequestKind::InitProducerId(r) => {
-            later!(b, InitProducerId, |b| producer_id::init_producer_id(&b, r))
+            later!(b, InitProducerId, |b| producer_id::init_producer_id(
+                &b, r, v
+            )
+            .await)
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
             later!(b, OffsetForLeaderEpoch, |b| {
@@ -120,6 +125,34 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
                 Ctx { b: &b, version: v },
                 r
             ))
+        }
+        RequestKind::AddPartitionsToTxn(r) => {
+            later!(b, AddPartitionsToTxn, |b| transactions::add_partitions(
+                &b, r, v
+            )
+            .await)
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            later!(b, AddOffsetsToTxn, |b| transactions::add_offsets(&b, r, v)
+                .await)
+        }
+        RequestKind::EndTxn(r) => later!(b, EndTxn, |b| transactions::end_txn(&b, r, v).await),
+        RequestKind::TxnOffsetCommit(r) => {
+            later!(b, TxnOffsetCommit, |b| transactions::txn_offset_commit(
+                &b, r, v
+            )
+            .await)
+        }
+        RequestKind::DescribeTransactions(r) => {
+            later!(b, DescribeTransactions, |b| {
+                transactions::describe_transactions(&b, r).await
+            })
+        }
+        RequestKind::ListTransactions(r) => {
+            later!(b, ListTransactions, |b| transactions::list_transactions(
+                &b, r, v
+            )
+            .await)
         }
         RequestKind::WriteTxnMarkers(r) => {
             later!(b, WriteTxnMarkers, |b| txn_markers::write_txn_markers(

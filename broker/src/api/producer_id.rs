@@ -1,22 +1,20 @@
 //! InitProducerId: a fresh idempotent producer id (or a bumped epoch for an
-//! existing one, KIP-360); transactional ids are refused.
+//! existing one, KIP-360); with a transactional id, the transaction
+//! coordinator's answer (`api::transactions`).
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::*;
 
 use crate::broker::Broker;
-use crate::wire::error as err;
 
-pub(super) fn init_producer_id(
+pub(super) async fn init_producer_id(
     b: &Arc<Broker>,
     r: InitProducerIdRequest,
+    version: i16,
 ) -> InitProducerIdResponse {
-    if r.transactional_id.is_some() {
-        return InitProducerIdResponse::default()
-            .with_error_code(err::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-            .with_producer_id((-1).into())
-            .with_producer_epoch(-1);
+    if let Some(id) = &r.transactional_id {
+        return super::transactions::init_transactional(b, &r, id.as_str(), version).await;
     }
     // KIP-360: an existing producer may ask to bump its epoch.
     if r.producer_id.0 >= 0 && r.producer_epoch >= 0 && r.producer_epoch < i16::MAX - 1 {

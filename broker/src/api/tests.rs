@@ -115,6 +115,9 @@ macro_rules! ask {
     };
 }
 
+// Transaction coordinator tests (they use the helpers above).
+mod txn_coord;
+
 async fn create_topic(b: &Arc<Broker>, name: &str, partitions: i32) -> i16 {
     let r = ask!(
         b,
@@ -322,6 +325,18 @@ fn minimal_request(key: ApiKey) -> RequestKind {
         }
         ApiKey::OffsetCommit => RequestKind::OffsetCommit(commit_req("g", "t", 0, 1)),
         ApiKey::OffsetFetch => RequestKind::OffsetFetch(fetch_offsets_req("g", "t")),
+        ApiKey::AddPartitionsToTxn => {
+            RequestKind::AddPartitionsToTxn(AddPartitionsToTxnRequest::default())
+        }
+        ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(AddOffsetsToTxnRequest::default()),
+        ApiKey::EndTxn => RequestKind::EndTxn(EndTxnRequest::default()),
+        ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(TxnOffsetCommitRequest::default()),
+        ApiKey::DescribeTransactions => RequestKind::DescribeTransactions(
+            DescribeTransactionsRequest::default().with_transactional_ids(vec![s("x").into()]),
+        ),
+        ApiKey::ListTransactions => {
+            RequestKind::ListTransactions(ListTransactionsRequest::default())
+        }
         ApiKey::WriteTxnMarkers => RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::default()),
         other => panic!("no minimal request for {other:?}: add one"),
     }
@@ -483,14 +498,15 @@ async fn idempotent_producer_duplicates_and_gaps() {
             .with_producer_epoch(0)
     );
     assert_eq!((r.producer_id.0, r.producer_epoch), (pid, 1));
-    // Transactions are refused.
+    // A transactional id goes to the transaction coordinator (a timeout of
+    // 0 is refused there; see tests/txn_coord.rs).
     let r = ask!(
         &t.b,
         InitProducerId,
         4,
         InitProducerIdRequest::default().with_transactional_id(Some(s("tx").into()))
     );
-    assert_eq!(r.error_code, err::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    assert_eq!(r.error_code, crate::txn::codes::INVALID_TRANSACTION_TIMEOUT);
 }
 
 #[tokio::test]
@@ -1040,7 +1056,8 @@ async fn group_join_sync_heartbeat_commit_fetch_leave() {
             .with_key_type(1)
             .with_coordinator_keys(vec![s("tx")])
     );
-    assert_eq!(r.coordinators[0].error_code, err::COORDINATOR_NOT_AVAILABLE);
+    // Transactional ids are placed like groups (tests/txn_coord.rs).
+    assert_eq!(r.coordinators[0].error_code, err::NONE);
     // Session timeouts outside the broker's bounds are refused.
     let r = ask!(&t.b, JoinGroup, 5, join_req("grp", "", 10));
     assert_eq!(r.error_code, err::INVALID_SESSION_TIMEOUT);

@@ -110,16 +110,16 @@ impl GroupNodes {
     }
 }
 
-fn group_path(g: &str) -> String {
+pub fn group_path(g: &str) -> String {
     format!("/consumers/{g}")
 }
-fn offsets_path(g: &str) -> String {
+pub fn offsets_path(g: &str) -> String {
     format!("/consumers/{g}/offsets")
 }
-fn topic_path(g: &str, t: &str) -> String {
+pub fn topic_path(g: &str, t: &str) -> String {
     format!("/consumers/{g}/offsets/{t}")
 }
-fn part_path(g: &str, t: &str, p: i32) -> String {
+pub fn part_path(g: &str, t: &str, p: i32) -> String {
     format!("/consumers/{g}/offsets/{t}/{p}")
 }
 

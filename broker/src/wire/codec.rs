@@ -56,6 +56,14 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::OffsetFetch, 1, 8),
+    // Transactions (broker/src/txn). v4+ of AddPartitionsToTxn, EndTxn and
+    // TxnOffsetCommit are KIP-890's; not served.
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
     // Transactions (KIP-98), the partition side: v0 as Kafka 2.x/3.x brokers
     // send it (decoded here by hand), v1 (flexible) through the crate.
     (ApiKey::WriteTxnMarkers, 0, 1),

@@ -18,3 +18,4 @@ pub mod client;
 pub mod member;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod transactions;

@@ -1,0 +1,533 @@
+//! The transaction coordinator (KIP-98): for each `transactional.id` this
+//! broker coordinates, the producer id and epoch, the transaction's state,
+//! partitions and groups, durable in a [`store::TxnStore`]; the
+//! InitProducerId / AddPartitionsToTxn / AddOffsetsToTxn / EndTxn /
+//! TxnOffsetCommit / DescribeTransactions / ListTransactions logic; marker
+//! writing at the end of a transaction; aborting timed-out transactions.
+//!
+//! * placement: like a group's ([`crate::group::coordinator_for`], the
+//!   rendezvous hash over live brokers), so when a broker dies its ids move
+//!   to others, which load the records and finish any prepared transaction;
+//! * `state`: the record and the pure state-machine rules;
+//! * `store` / `zk_store`: where records live (conditional writes fence a
+//!   deposed coordinator);
+//! * `markers`: WriteTxnMarkers to partition leaders.
+//!
+//! Requests for one id are serialised by that id's async mutex; marker
+//! writing runs in a task of its own and never holds it.
+
+pub mod codes;
+pub mod markers;
+pub mod state;
+pub mod store;
+pub mod zk_store;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::cluster::metadata::MetadataCache;
+use crate::group::coordinator_for;
+use crate::log::producer_ids::ProducerIds;
+use crate::wire::clock::now_ms;
+use markers::{Marker, MarkerSender};
+use state::{InitStep, TxnMeta, TxnState};
+use store::{PendingOffsets, Stored, TxnStore, TxnStoreError};
+
+/// How long EndTxn waits for the markers before answering anyway (the
+/// outcome is durable once Prepare* is written; Kafka answers right then).
+const END_WAIT: Duration = Duration::from_secs(5);
+
+/// What this broker knows of one id: not read yet, absent, or the record.
+#[derive(Debug, Clone)]
+enum Slot {
+    Unloaded,
+    Absent,
+    Have(Stored),
+}
+
+type SlotRef = Arc<tokio::sync::Mutex<Slot>>;
+
+/// The settings the coordinator reads.
+#[derive(Debug, Clone, Copy)]
+pub struct TxnSettings {
+    pub me: i32,
+    pub max_timeout_ms: i32,
+    pub abort_interval: Duration,
+}
+
+/// One transaction as DescribeTransactions shows it.
+#[derive(Debug, Clone)]
+pub struct Described {
+    pub id: String,
+    pub meta: TxnMeta,
+}
+
+/// The transaction coordinator of one broker.
+pub struct TxnCoordinator {
+    settings: TxnSettings,
+    cache: Arc<MetadataCache>,
+    store: Arc<dyn TxnStore>,
+    ids: Arc<ProducerIds>,
+    slots: Mutex<HashMap<String, SlotRef>>,
+    /// Ids whose markers a task of ours is writing now.
+    completing: Mutex<HashSet<String>>,
+    /// Transactions that stored pending offsets through this broker, per
+    /// group (for OffsetFetch's require_stable).
+    pending_groups: Mutex<HashMap<String, BTreeSet<String>>>,
+    markers: MarkerSender,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Result of InitProducerId: (error, producer id, epoch).
+pub type InitResult = (i16, i64, i16);
+
+impl TxnCoordinator {
+    /// Build the coordinator and start its timeout/recovery loop. Must run
+    /// inside the tokio runtime.
+    pub fn start(
+        settings: TxnSettings,
+        cache: Arc<MetadataCache>,
+        store: Arc<dyn TxnStore>,
+        ids: Arc<ProducerIds>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<TxnCoordinator> {
+        let c = Arc::new(TxnCoordinator {
+            markers: MarkerSender::new(cache.clone(), settings.me),
+            settings,
+            cache,
+            store,
+            ids,
+            slots: Mutex::new(HashMap::new()),
+            completing: Mutex::new(HashSet::new()),
+            pending_groups: Mutex::new(HashMap::new()),
+            shutdown,
+        });
+        tokio::spawn(timeout_loop(c.clone()));
+        c
+    }
+
+    /// Is this broker the coordinator of `id`? NONE, or the error to answer.
+    pub fn owns(&self, id: &str) -> i16 {
+        if id.is_empty() {
+            return codes::INVALID_REQUEST;
+        }
+        if coordinator_for(&self.cache.view(), id) != Some(self.settings.me) {
+            self.slots.lock().remove(id);
+            return codes::NOT_COORDINATOR;
+        }
+        codes::NONE
+    }
+
+    fn slot(&self, id: &str) -> SlotRef {
+        self.slots
+            .lock()
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Slot::Unloaded)))
+            .clone()
+    }
+
+    /// Load the slot if needed; a loaded prepared transaction gets its
+    /// completion started (a previous coordinator may have left it).
+    async fn ensure_loaded(self: &Arc<Self>, id: &str, slot: &mut Slot) -> Result<(), i16> {
+        if matches!(slot, Slot::Unloaded) {
+            *slot = match self.store.load(id).await {
+                Ok(Some(s)) => Slot::Have(s),
+                Ok(None) => Slot::Absent,
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "cannot load transaction record");
+                    return Err(codes::COORDINATOR_LOAD_IN_PROGRESS);
+                }
+            };
+        }
+        if let Slot::Have(s) = slot {
+            if s.meta.state.is_prepare() {
+                self.spawn_complete(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Conditional write of `meta` over the slot's version; the error code
+    /// for the client on failure (a fenced write forgets the slot).
+    async fn write(&self, id: &str, slot: &mut Slot, meta: TxnMeta) -> Result<i32, i16> {
+        let version = match slot {
+            Slot::Have(s) => Some(s.version),
+            _ => None,
+        };
+        match self.store.put(id, &meta, version).await {
+            Ok(v) => {
+                *slot = Slot::Have(Stored { meta, version: v });
+                Ok(v)
+            }
+            Err(e) => Err(self.store_error(id, slot, e)),
+        }
+    }
+
+    fn store_error(&self, id: &str, slot: &mut Slot, e: TxnStoreError) -> i16 {
+        *slot = Slot::Unloaded;
+        match e {
+            TxnStoreError::Fenced => {
+                tracing::info!(id, "transaction record written elsewhere; reloading");
+                codes::NOT_COORDINATOR
+            }
+            e => {
+                tracing::warn!(id, error = %e, "transaction record write failed");
+                codes::COORDINATOR_NOT_AVAILABLE
+            }
+        }
+    }
+
+    /// InitProducerId with a transactional id. `expected`: the KIP-360
+    /// (producer id, epoch) the client sent, if any.
+    pub async fn init_producer_id(
+        self: &Arc<Self>,
+        id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+        version: i16,
+    ) -> InitResult {
+        if id.is_empty() {
+            return (codes::INVALID_REQUEST, -1, -1);
+        }
+        if timeout_ms <= 0 || timeout_ms > self.settings.max_timeout_ms {
+            return (codes::INVALID_TRANSACTION_TIMEOUT, -1, -1);
+        }
+        let code = self.owns(id);
+        if code != codes::NONE {
+            return (code, -1, -1);
+        }
+        let slot = self.slot(id);
+        let mut g = slot.lock().await;
+        if let Err(c) = self.ensure_loaded(id, &mut g).await {
+            return (c, -1, -1);
+        }
+        let now = now_ms();
+        let step = match &*g {
+            Slot::Have(s) => s
+                .meta
+                .init(expected, timeout_ms, now, version, || self.ids.allocate()),
+            _ => {
+                let m = TxnMeta::fresh(self.ids.allocate(), timeout_ms, now);
+                let (p, e) = (m.producer_id, m.producer_epoch);
+                InitStep::Done(Some(m), p, e)
+            }
+        };
+        match step {
+            InitStep::Done(None, p, e) => (codes::NONE, p, e),
+            InitStep::Done(Some(m), p, e) => match self.write(id, &mut g, m).await {
+                Ok(_) => (codes::NONE, p, e),
+                Err(c) => (c, -1, -1),
+            },
+            InitStep::AbortFirst(m) => {
+                if let Err(c) = self.write(id, &mut g, m).await {
+                    return (c, -1, -1);
+                }
+                drop(g);
+                self.spawn_complete(id);
+                (codes::CONCURRENT_TRANSACTIONS, -1, -1)
+            }
+            InitStep::Error(c) => (c, -1, -1),
+        }
+    }
+
+    /// AddPartitionsToTxn (`parts`) or AddOffsetsToTxn (`group`).
+    pub async fn add(
+        self: &Arc<Self>,
+        id: &str,
+        pid: i64,
+        epoch: i16,
+        parts: &BTreeMap<String, BTreeSet<i32>>,
+        group: Option<&str>,
+        version: i16,
+    ) -> i16 {
+        let code = self.owns(id);
+        if code != codes::NONE {
+            return code;
+        }
+        let slot = self.slot(id);
+        let mut g = slot.lock().await;
+        if let Err(c) = self.ensure_loaded(id, &mut g).await {
+            return c;
+        }
+        let Slot::Have(s) = &*g else {
+            return codes::INVALID_PRODUCER_ID_MAPPING;
+        };
+        let c = s.meta.check_producer(pid, epoch, version, 2);
+        if c != codes::NONE {
+            return c;
+        }
+        match s.meta.add(parts, group, now_ms()) {
+            None => codes::NONE,
+            Some(m) => match self.write(id, &mut g, m).await {
+                Ok(_) => codes::NONE,
+                Err(c) => c,
+            },
+        }
+    }
+
+    /// EndTxn: prepare the outcome durably, write the markers, complete.
+    pub async fn end(
+        self: &Arc<Self>,
+        id: &str,
+        pid: i64,
+        epoch: i16,
+        commit: bool,
+        version: i16,
+    ) -> i16 {
+        let code = self.owns(id);
+        if code != codes::NONE {
+            return code;
+        }
+        let slot = self.slot(id);
+        let mut g = slot.lock().await;
+        if let Err(c) = self.ensure_loaded(id, &mut g).await {
+            return c;
+        }
+        let Slot::Have(s) = &*g else {
+            return codes::INVALID_PRODUCER_ID_MAPPING;
+        };
+        let m = &s.meta;
+        if m.producer_id == pid && m.producer_epoch == epoch && m.state.is_prepare() {
+            let same = (m.state == TxnState::PrepareCommit) == commit;
+            return if same {
+                codes::CONCURRENT_TRANSACTIONS
+            } else {
+                codes::INVALID_TXN_STATE
+            };
+        }
+        let c = m.check_producer(pid, epoch, version, 2);
+        if c != codes::NONE {
+            return c;
+        }
+        let prepared = match m.end(commit, now_ms()) {
+            Err(c) => return c,
+            Ok(None) => return codes::NONE,
+            Ok(Some(p)) => p,
+        };
+        if let Err(c) = self.write(id, &mut g, prepared).await {
+            return c;
+        }
+        drop(g);
+        if let Some(h) = self.spawn_complete(id) {
+            let _ = tokio::time::timeout(END_WAIT, h).await;
+        }
+        codes::NONE
+    }
+
+    /// Start writing markers and completing `id` unless a task already is.
+    fn spawn_complete(self: &Arc<Self>, id: &str) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.completing.lock().insert(id.to_string()) {
+            return None;
+        }
+        let me = self.clone();
+        let id = id.to_string();
+        Some(tokio::spawn(async move {
+            me.complete(&id).await;
+            me.completing.lock().remove(&id);
+        }))
+    }
+
+    /// Markers for the prepared transaction of `id`, then its Complete record.
+    async fn complete(self: &Arc<Self>, id: &str) {
+        let mut stop = self.shutdown.clone();
+        loop {
+            let slot = self.slot(id);
+            let (meta, version) = match &*slot.lock().await {
+                Slot::Have(s) if s.meta.state.is_prepare() => (s.meta.clone(), s.version),
+                _ => return,
+            };
+            let commit = meta.state == TxnState::PrepareCommit;
+            let marker = Marker {
+                producer_id: meta.producer_id,
+                producer_epoch: meta.producer_epoch,
+                commit,
+                coordinator_epoch: version,
+                partitions: meta.partitions.clone(),
+            };
+            if !self.markers.write_all(&marker, &mut stop).await {
+                return;
+            }
+            let mut g = slot.lock().await;
+            match &*g {
+                Slot::Have(s) if s.version == version => {}
+                _ => return,
+            }
+            let done = meta.completed(now_ms());
+            match self.store.finish(id, &done, version, commit).await {
+                Ok(v) => {
+                    tracing::debug!(id, commit, "transaction completed");
+                    *g = Slot::Have(Stored {
+                        meta: done,
+                        version: v,
+                    });
+                    return;
+                }
+                Err(TxnStoreError::Fenced) => {
+                    *g = Slot::Unloaded;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "cannot complete transaction; retrying");
+                    drop(g);
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// TxnOffsetCommit's transactional half (the group checks are the
+    /// caller's): store `offsets` as pending in the transaction if it is
+    /// ongoing with `group` added by this producer.
+    pub async fn txn_offset_commit(
+        &self,
+        id: &str,
+        group: &str,
+        pid: i64,
+        epoch: i16,
+        offsets: PendingOffsets,
+        version: i16,
+    ) -> i16 {
+        if id.is_empty() {
+            return codes::INVALID_REQUEST;
+        }
+        let check = move |m: &TxnMeta| m.check_offsets(pid, epoch, group, version);
+        match self.store.put_offsets(id, group, offsets, &check).await {
+            Ok(c) => {
+                if c == codes::NONE {
+                    self.pending_groups
+                        .lock()
+                        .entry(group.to_string())
+                        .or_default()
+                        .insert(id.to_string());
+                }
+                c
+            }
+            Err(e) => {
+                tracing::warn!(id, group, error = %e, "cannot store transactional offsets");
+                codes::COORDINATOR_NOT_AVAILABLE
+            }
+        }
+    }
+
+    /// Does a not-yet-completed transaction hold an offset of `group` for
+    /// (topic, partition)? (None of topic/partition: any.) OffsetFetch's
+    /// require_stable answers UNSTABLE_OFFSET_COMMIT then.
+    pub async fn unstable(&self, group: &str, topic: &str, partition: i32) -> bool {
+        let ids: Vec<String> = match self.pending_groups.lock().get(group) {
+            Some(s) => s.iter().cloned().collect(),
+            None => return false,
+        };
+        let mut found = false;
+        for id in ids {
+            match self.store.pending(&id).await {
+                Ok(p) => match p.get(group) {
+                    Some(ts) => {
+                        if ts.get(topic).is_some_and(|ps| ps.contains_key(&partition)) {
+                            found = true;
+                        }
+                    }
+                    None => {
+                        if let Some(s) = self.pending_groups.lock().get_mut(group) {
+                            s.remove(&id);
+                        }
+                    }
+                },
+                Err(_) => found = true,
+            }
+        }
+        found
+    }
+
+    /// DescribeTransactions for one id: the record, or the error code.
+    pub async fn describe(self: &Arc<Self>, id: &str) -> Result<Described, i16> {
+        let code = self.owns(id);
+        if code != codes::NONE {
+            return Err(code);
+        }
+        let slot = self.slot(id);
+        let mut g = slot.lock().await;
+        self.ensure_loaded(id, &mut g).await?;
+        match &*g {
+            Slot::Have(s) => Ok(Described {
+                id: id.to_string(),
+                meta: s.meta.clone(),
+            }),
+            _ => Err(codes::TRANSACTIONAL_ID_NOT_FOUND),
+        }
+    }
+
+    /// Every transaction this broker coordinates (ListTransactions).
+    pub async fn list(self: &Arc<Self>) -> Result<Vec<Described>, i16> {
+        let ids = match self.store.list().await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list transactions");
+                return Err(codes::COORDINATOR_LOAD_IN_PROGRESS);
+            }
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            if coordinator_for(&self.cache.view(), &id) != Some(self.settings.me) {
+                continue;
+            }
+            if let Ok(d) = self.describe(&id).await {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One pass of the timeout loop: abort (with an epoch bump, fencing the
+    /// producer) every Ongoing transaction past its timeout, and finish any
+    /// prepared one (a previous coordinator's, after failover).
+    pub async fn abort_timed_out(self: &Arc<Self>) {
+        let ids = match self.store.list().await {
+            Ok(ids) => ids,
+            Err(_) => return,
+        };
+        for id in ids {
+            if self.owns(&id) != codes::NONE {
+                continue;
+            }
+            let slot = self.slot(&id);
+            let mut g = slot.lock().await;
+            if self.ensure_loaded(&id, &mut g).await.is_err() {
+                continue;
+            }
+            let Slot::Have(s) = &*g else { continue };
+            let Some(m) = s.meta.timeout_abort(now_ms(), || self.ids.allocate()) else {
+                continue;
+            };
+            tracing::info!(
+                id,
+                producer_id = m.producer_id,
+                "aborting timed-out transaction"
+            );
+            if self.write(&id, &mut g, m).await.is_ok() {
+                drop(g);
+                self.spawn_complete(&id);
+            }
+        }
+    }
+}
+
+async fn timeout_loop(c: Arc<TxnCoordinator>) {
+    let mut stop = c.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(c.settings.abort_interval) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        c.abort_timed_out().await;
+    }
+}
