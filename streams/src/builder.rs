@@ -349,6 +349,11 @@ pub struct KGroupedStream<K, V> {
 
 type Step<K, V, VA> = Arc<dyn Fn(&K, &V, Option<VA>) -> VA + Send + Sync>;
 
+/// Gives a closure its higher-ranked signature (inference alone would not).
+fn step<K, V, VA>(f: impl Fn(&K, &V, Option<VA>) -> VA + Send + Sync + 'static) -> Step<K, V, VA> {
+    Arc::new(f)
+}
+
 fn aggregate_node<K: Data, V: Data, VA: Data, KO: Data>(
     t: &Shared,
     parent: usize,
@@ -391,7 +396,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 
     /// Records per key, in the key-value store `store`.
     pub fn count(&self, store: &str) -> KTable<K, i64> {
-        self.agg(store, Arc::new(I64Serde), Arc::new(|_, _, old| old.unwrap_or(0) + 1))
+        self.agg(store, Arc::new(I64Serde), step(|_, _, old| old.unwrap_or(0) + 1))
     }
 
     pub fn aggregate<VA: Data>(
@@ -401,7 +406,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         store: &str,
         serde: impl Serde<VA>,
     ) -> KTable<K, VA> {
-        self.agg(store, Arc::new(serde), Arc::new(move |k, v, old| f(k, v, old.unwrap_or_else(&init))))
+        self.agg(store, Arc::new(serde), step(move |k, v, old| f(k, v, old.unwrap_or_else(&init))))
     }
 
     pub fn reduce(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static, store: &str) -> KTable<K, V> {
@@ -409,7 +414,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         self.agg(
             store,
             serde,
-            Arc::new(move |_, v, old| match old {
+            step(move |_, v: &V, old| match old {
                 None => v.clone(),
                 Some(o) => f(o, v.clone()),
             }),
@@ -433,7 +438,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
 
     /// Records per key and window, in the window store `store`.
     pub fn count(&self, store: &str) -> KTable<Windowed<K>, i64> {
-        self.agg(store, Arc::new(I64Serde), Arc::new(|_, _, old| old.unwrap_or(0) + 1))
+        self.agg(store, Arc::new(I64Serde), step(|_, _, old| old.unwrap_or(0) + 1))
     }
 
     pub fn aggregate<VA: Data>(
@@ -443,7 +448,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         store: &str,
         serde: impl Serde<VA>,
     ) -> KTable<Windowed<K>, VA> {
-        self.agg(store, Arc::new(serde), Arc::new(move |k, v, old| f(k, v, old.unwrap_or_else(&init))))
+        self.agg(store, Arc::new(serde), step(move |k, v, old| f(k, v, old.unwrap_or_else(&init))))
     }
 
     pub fn reduce(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static, store: &str) -> KTable<Windowed<K>, V> {
@@ -451,7 +456,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         self.agg(
             store,
             serde,
-            Arc::new(move |_, v, old| match old {
+            step(move |_, v: &V, old| match old {
                 None => v.clone(),
                 Some(o) => f(o, v.clone()),
             }),

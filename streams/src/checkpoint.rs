@@ -44,10 +44,6 @@ pub(crate) fn write(path: &Path, offsets: &Offsets) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-pub(crate) fn remove(path: &Path) {
-    let _ = std::fs::remove_file(path);
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

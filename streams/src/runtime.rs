@@ -302,28 +302,32 @@ impl Runner {
             if self.shutdown.load(Ordering::SeqCst) {
                 break;
             }
-            let got = match self.consumer.poll(Duration::from_millis(50)) {
-                None => false,
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "consumer error");
-                    false
-                }
-                Some(Ok(m)) => {
-                    let p = m.partition();
-                    if self.topics.contains_key(m.topic()) && !self.tasks.contains_key(&p) {
-                        // A record for a task not opened yet (assigned before its restore):
-                        // open and restore it now.
-                        let owned = m.detach();
-                        drop(m);
-                        let t = self.open_task(p)?;
-                        self.tasks.insert(p, t);
-                        self.uncommitted |= handle(&owned, &mut parts!(self))?;
-                    } else {
-                        self.uncommitted |= handle(&m, &mut parts!(self))?;
+            let (got, detached) = {
+                let polled = self.consumer.poll(Duration::from_millis(50));
+                match polled {
+                    None => (false, None),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "consumer error");
+                        (false, None)
                     }
-                    true
+                    Some(Ok(m)) => {
+                        let p = m.partition();
+                        if self.topics.contains_key(m.topic()) && !self.tasks.contains_key(&p) {
+                            // A record for a task not opened yet: open it (restore) first.
+                            (true, Some(m.detach()))
+                        } else {
+                            self.uncommitted |= handle(&m, &mut parts!(self))?;
+                            (true, None)
+                        }
+                    }
                 }
             };
+            if let Some(owned) = detached {
+                let p = owned.partition();
+                let t = self.open_task(p)?;
+                self.tasks.insert(p, t);
+                self.uncommitted |= handle(&owned, &mut parts!(self))?;
+            }
             if got {
                 let now = Instant::now();
                 first_record.get_or_insert(now);
@@ -488,13 +492,16 @@ impl Runner {
         for (p, t) in self.tasks.iter_mut() {
             t.finish_commit()?;
             let ck = self.checkpoints.entry(*p).or_default();
+            let mut changed = false;
             for name in t.stores.keys() {
                 let topic = Topology::changelog_topic(&self.cfg.application_id, name);
                 if let Some(o) = delivered.get(&(topic.clone(), *p)) {
-                    ck.insert((topic, *p), o + 1);
+                    changed |= ck.insert((topic, *p), o + 1) != Some(o + 1);
                 }
             }
-            checkpoint::write(&self.app_dir.join(p.to_string()).join(".checkpoint"), ck)?;
+            if changed {
+                checkpoint::write(&self.app_dir.join(p.to_string()).join(".checkpoint"), ck)?;
+            }
         }
         Ok(())
     }

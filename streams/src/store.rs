@@ -186,10 +186,6 @@ impl CachedStore {
         self.stream_time
     }
 
-    pub(crate) fn has_uncommitted(&self) -> bool {
-        !self.dirty.is_empty()
-    }
-
     /// Moves the uncommitted writes to `pending` and returns them (changelog records).
     pub(crate) fn prepare_commit(&mut self) -> &[(Vec<u8>, Option<Vec<u8>>)] {
         self.pending.extend(self.dirty.drain());

@@ -214,10 +214,6 @@ impl Task {
         }
     }
 
-    pub(crate) fn has_uncommitted(&self) -> bool {
-        self.stores.values().any(|s| s.has_uncommitted())
-    }
-
     /// The changelog records of everything written since the last commit, stamped with the
     /// wall clock `now_ms` (so a window changelog's time retention counts from the write,
     /// whatever the event times are).
