@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::serdes::{I64Serde, Serde};
 use crate::topology::{
     AggFn, Cloner, DecodeFn, Dyn, EncodeFn, JoinFn, KeyFn, Node, NodeKind, Rec, Source, StoreSpec,
-    Topology, TopicName,
+    TopicName, Topology,
 };
 use crate::window::{Windowed, Windows};
 
@@ -22,30 +22,52 @@ type Shared = Rc<RefCell<(Topology, Vec<String>)>>;
 type TsExtractor<K, V> = Arc<dyn Fn(&K, &V, i64) -> i64 + Send + Sync>;
 
 fn cloner<K: Data, V: Data>() -> Cloner {
-    Arc::new(|r: &Rec| Rec { key: Box::new(key_ref::<K>(r).clone()), value: Box::new(val_ref::<V>(r).clone()), ts: r.ts })
+    Arc::new(|r: &Rec| Rec {
+        key: Box::new(key_ref::<K>(r).clone()),
+        value: Box::new(val_ref::<V>(r).clone()),
+        ts: r.ts,
+    })
 }
 
 // The graph is built only through this typed API, so a node receives exactly the types its
 // closures were written for: a failed downcast is a bug in this file, not bad input.
 fn key_ref<K: 'static>(r: &Rec) -> &K {
-    r.key.downcast_ref::<K>().expect("fjord-streams: key type fixed by the typed builder")
+    r.key
+        .downcast_ref::<K>()
+        .expect("fjord-streams: key type fixed by the typed builder")
 }
 fn val_ref<V: 'static>(r: &Rec) -> &V {
-    r.value.downcast_ref::<V>().expect("fjord-streams: value type fixed by the typed builder")
+    r.value
+        .downcast_ref::<V>()
+        .expect("fjord-streams: value type fixed by the typed builder")
 }
 fn take<K: 'static, V: 'static>(r: Rec) -> (K, V, i64) {
-    let k = *r.key.downcast::<K>().expect("fjord-streams: key type fixed by the typed builder");
-    let v = *r.value.downcast::<V>().expect("fjord-streams: value type fixed by the typed builder");
+    let k = *r
+        .key
+        .downcast::<K>()
+        .expect("fjord-streams: key type fixed by the typed builder");
+    let v = *r
+        .value
+        .downcast::<V>()
+        .expect("fjord-streams: value type fixed by the typed builder");
     (k, v, r.ts)
 }
 fn rec<K: Send + 'static, V: Send + 'static>(k: K, v: V, ts: i64) -> Rec {
-    Rec { key: Box::new(k) as Dyn, value: Box::new(v) as Dyn, ts }
+    Rec {
+        key: Box::new(k) as Dyn,
+        value: Box::new(v) as Dyn,
+        ts,
+    }
 }
 
 fn add_node(t: &Shared, parent: Option<usize>, kind: NodeKind, cloner: Cloner) -> usize {
     let mut b = t.borrow_mut();
     let id = b.0.nodes.len();
-    b.0.nodes.push(Node { kind, children: Vec::new(), cloner });
+    b.0.nodes.push(Node {
+        kind,
+        children: Vec::new(),
+        cloner,
+    });
     if let Some(p) = parent {
         b.0.nodes[p].children.push(id);
     }
@@ -62,11 +84,18 @@ pub struct Consumed<K, V> {
 impl<K: Data, V: Data> Consumed<K, V> {
     /// Event time = the record's timestamp (Kafka's default extractor).
     pub fn with(key: impl Serde<K>, value: impl Serde<V>) -> Self {
-        Consumed { key: Arc::new(key), value: Arc::new(value), ts: None }
+        Consumed {
+            key: Arc::new(key),
+            value: Arc::new(value),
+            ts: None,
+        }
     }
 
     /// Event time taken from the record itself (a field): `f(key, value, record_ts)`.
-    pub fn with_timestamp_extractor(mut self, f: impl Fn(&K, &V, i64) -> i64 + Send + Sync + 'static) -> Self {
+    pub fn with_timestamp_extractor(
+        mut self,
+        f: impl Fn(&K, &V, i64) -> i64 + Send + Sync + 'static,
+    ) -> Self {
         self.ts = Some(Arc::new(f));
         self
     }
@@ -93,7 +122,10 @@ pub struct Produced<K, V> {
 
 impl<K: Data, V: Data> Produced<K, V> {
     pub fn with(key: impl Serde<K>, value: impl Serde<V>) -> Self {
-        Produced { key: Arc::new(key), value: Arc::new(value) }
+        Produced {
+            key: Arc::new(key),
+            value: Arc::new(value),
+        }
     }
     fn encode(&self) -> EncodeFn {
         let (ks, vs) = (self.key.clone(), self.value.clone());
@@ -111,7 +143,11 @@ pub struct Grouped<K, V> {
 
 impl<K: Data, V: Data> Grouped<K, V> {
     pub fn with(name: &str, key: impl Serde<K>, value: impl Serde<V>) -> Self {
-        Grouped { name: name.to_string(), key: Arc::new(key), value: Arc::new(value) }
+        Grouped {
+            name: name.to_string(),
+            key: Arc::new(key),
+            value: Arc::new(value),
+        }
     }
 }
 
@@ -128,7 +164,9 @@ impl Default for StreamsBuilder {
 
 impl StreamsBuilder {
     pub fn new() -> Self {
-        StreamsBuilder { t: Rc::new(RefCell::new((Topology::default(), Vec::new()))) }
+        StreamsBuilder {
+            t: Rc::new(RefCell::new((Topology::default(), Vec::new()))),
+        }
     }
 
     /// A record stream read from `topic`.
@@ -140,21 +178,39 @@ impl StreamsBuilder {
             .sources
             .entry(TopicName::User(topic.to_string()))
             .or_default()
-            .push(Source { node, decode: consumed.decode() });
+            .push(Source {
+                node,
+                decode: consumed.decode(),
+            });
         KStream::new(self.t.clone(), node, false)
     }
 
     /// A changelog stream read from `topic` into a key-value store named `store` (latest
     /// value per key; a null value deletes). Joinable from a co-partitioned stream.
-    pub fn table<K: Data, V: Data>(&self, topic: &str, consumed: Consumed<K, V>, store: &str) -> KTable<K, V> {
+    pub fn table<K: Data, V: Data>(
+        &self,
+        topic: &str,
+        consumed: Consumed<K, V>,
+        store: &str,
+    ) -> KTable<K, V> {
         let node = add_node(&self.t, None, NodeKind::Pass, cloner::<K, V>());
         {
             let mut b = self.t.borrow_mut();
             let name = TopicName::User(topic.to_string());
-            b.0.tables.insert(name, (store.to_string(), node, consumed.decode()));
-            b.0.stores.push(StoreSpec { name: store.to_string(), windows: None });
+            b.0.tables
+                .insert(name, (store.to_string(), node, consumed.decode()));
+            b.0.stores.push(StoreSpec {
+                name: store.to_string(),
+                windows: None,
+            });
         }
-        KTable { t: self.t.clone(), node, store: store.to_string(), key: consumed.key, value: consumed.value }
+        KTable {
+            t: self.t.clone(),
+            node,
+            store: store.to_string(),
+            key: consumed.key,
+            value: consumed.value,
+        }
     }
 
     /// The topology, or what is wrong with it (e.g. a join after a key change).
@@ -187,7 +243,12 @@ pub struct KStream<K, V> {
 
 impl<K: Data, V: Data> KStream<K, V> {
     fn new(t: Shared, node: usize, key_changed: bool) -> Self {
-        KStream { t, node, key_changed, _p: PhantomData }
+        KStream {
+            t,
+            node,
+            key_changed,
+            _p: PhantomData,
+        }
     }
 
     fn stateless<K2: Data, V2: Data>(
@@ -195,7 +256,12 @@ impl<K: Data, V: Data> KStream<K, V> {
         key_changed: bool,
         f: impl Fn(Rec, &mut Vec<Rec>) + Send + Sync + 'static,
     ) -> KStream<K2, V2> {
-        let node = add_node(&self.t, Some(self.node), NodeKind::Stateless(Box::new(f)), cloner::<K2, V2>());
+        let node = add_node(
+            &self.t,
+            Some(self.node),
+            NodeKind::Stateless(Box::new(f)),
+            cloner::<K2, V2>(),
+        );
         KStream::new(self.t.clone(), node, key_changed)
     }
 
@@ -211,7 +277,10 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.filter(move |k, v| !f(k, v))
     }
 
-    pub fn map<K2: Data, V2: Data>(&self, f: impl Fn(K, V) -> (K2, V2) + Send + Sync + 'static) -> KStream<K2, V2> {
+    pub fn map<K2: Data, V2: Data>(
+        &self,
+        f: impl Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
+    ) -> KStream<K2, V2> {
         self.stateless(true, move |r, out| {
             let (k, v, ts) = take::<K, V>(r);
             let (k2, v2) = f(k, v);
@@ -219,7 +288,10 @@ impl<K: Data, V: Data> KStream<K, V> {
         })
     }
 
-    pub fn map_values<V2: Data>(&self, f: impl Fn(&K, V) -> V2 + Send + Sync + 'static) -> KStream<K, V2> {
+    pub fn map_values<V2: Data>(
+        &self,
+        f: impl Fn(&K, V) -> V2 + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
         self.stateless(self.key_changed, move |r, out| {
             let (k, v, ts) = take::<K, V>(r);
             let v2 = f(&k, v);
@@ -227,7 +299,10 @@ impl<K: Data, V: Data> KStream<K, V> {
         })
     }
 
-    pub fn flat_map<K2: Data, V2: Data, I>(&self, f: impl Fn(K, V) -> I + Send + Sync + 'static) -> KStream<K2, V2>
+    pub fn flat_map<K2: Data, V2: Data, I>(
+        &self,
+        f: impl Fn(K, V) -> I + Send + Sync + 'static,
+    ) -> KStream<K2, V2>
     where
         I: IntoIterator<Item = (K2, V2)>,
     {
@@ -239,7 +314,10 @@ impl<K: Data, V: Data> KStream<K, V> {
         })
     }
 
-    pub fn flat_map_values<V2: Data, I>(&self, f: impl Fn(&K, V) -> I + Send + Sync + 'static) -> KStream<K, V2>
+    pub fn flat_map_values<V2: Data, I>(
+        &self,
+        f: impl Fn(&K, V) -> I + Send + Sync + 'static,
+    ) -> KStream<K, V2>
     where
         I: IntoIterator<Item = V2>,
     {
@@ -252,7 +330,10 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// A new key from the record; grouping or joining afterwards goes through a repartition topic.
-    pub fn select_key<K2: Data>(&self, f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static) -> KStream<K2, V> {
+    pub fn select_key<K2: Data>(
+        &self,
+        f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+    ) -> KStream<K2, V> {
         self.stateless(true, move |r, out| {
             let (k, v, ts) = take::<K, V>(r);
             let k2 = f(&k, &v);
@@ -269,7 +350,10 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Writes the stream to `topic` (partitioned by the producer's partitioner on the key bytes).
     pub fn to(&self, topic: &str, produced: Produced<K, V>) {
-        let kind = NodeKind::Sink { topic: TopicName::User(topic.to_string()), encode: produced.encode() };
+        let kind = NodeKind::Sink {
+            topic: TopicName::User(topic.to_string()),
+            encode: produced.encode(),
+        };
         add_node(&self.t, Some(self.node), kind, cloner::<K, V>());
     }
 
@@ -277,19 +361,47 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// and reads it back: afterwards records with equal keys are in the same task.
     pub fn repartition(&self, grouped: &Grouped<K, V>) -> KStream<K, V> {
         let topic = TopicName::Repartition(grouped.name.clone());
-        let produced = Produced { key: grouped.key.clone(), value: grouped.value.clone() };
-        let kind = NodeKind::Sink { topic: topic.clone(), encode: produced.encode() };
+        let produced = Produced {
+            key: grouped.key.clone(),
+            value: grouped.value.clone(),
+        };
+        let kind = NodeKind::Sink {
+            topic: topic.clone(),
+            encode: produced.encode(),
+        };
         add_node(&self.t, Some(self.node), kind, cloner::<K, V>());
         let node = add_node(&self.t, None, NodeKind::Pass, cloner::<K, V>());
-        let consumed = Consumed { key: grouped.key.clone(), value: grouped.value.clone(), ts: None };
-        self.t.borrow_mut().0.sources.entry(topic).or_default().push(Source { node, decode: consumed.decode() });
+        let consumed = Consumed {
+            key: grouped.key.clone(),
+            value: grouped.value.clone(),
+            ts: None,
+        };
+        self.t
+            .borrow_mut()
+            .0
+            .sources
+            .entry(topic)
+            .or_default()
+            .push(Source {
+                node,
+                decode: consumed.decode(),
+            });
         KStream::new(self.t.clone(), node, false)
     }
 
     /// Groups by the current key (repartitioning first when the key was changed).
     pub fn group_by_key(&self, grouped: Grouped<K, V>) -> KGroupedStream<K, V> {
-        let node = if self.key_changed { self.repartition(&grouped).node } else { self.node };
-        KGroupedStream { t: self.t.clone(), node, key: grouped.key, value: grouped.value }
+        let node = if self.key_changed {
+            self.repartition(&grouped).node
+        } else {
+            self.node
+        };
+        KGroupedStream {
+            t: self.t.clone(),
+            node,
+            key: grouped.key,
+            value: grouped.value,
+        }
     }
 
     /// Inner stream–table join: each stream record looks up the table's current value for its
@@ -333,7 +445,11 @@ impl<K: Data, V: Data> KStream<K, V> {
             let (k, v, ts) = take::<K, V>(r);
             Ok(f(&k, &v, tv.as_ref()).map(|vr| rec(k, vr, ts)))
         });
-        let kind = NodeKind::Join { store: table.store.clone(), key, join };
+        let kind = NodeKind::Join {
+            store: table.store.clone(),
+            key,
+            join,
+        };
         let node = add_node(&self.t, Some(self.node), kind, cloner::<K, VR>());
         KStream::new(self.t.clone(), node, false)
     }
@@ -365,22 +481,47 @@ fn aggregate_node<K: Data, V: Data, VA: Data, KO: Data>(
 ) -> usize {
     let ks = key.clone();
     let keyf: KeyFn = Arc::new(move |r: &Rec| ks.serialize(key_ref::<K>(r)));
-    let agg: AggFn = Arc::new(move |r: &Rec, old: Option<&[u8]>, win: Option<(i64, i64)>| {
-        let (k, v) = (key_ref::<K>(r), val_ref::<V>(r));
-        let old = match old {
-            Some(b) => Some(serde.deserialize(b).map_err(|e| format!("stored aggregate: {e}"))?),
-            None => None,
-        };
-        let new = step(k, v, old);
-        let bytes = serde.serialize(&new);
-        let out_key: Dyn = match win {
-            Some((start, end)) => Box::new(Windowed { key: k.clone(), start, end }),
-            None => Box::new(k.clone()),
-        };
-        Ok((bytes, Rec { key: out_key, value: Box::new(new), ts: r.ts }))
+    let agg: AggFn = Arc::new(
+        move |r: &Rec, old: Option<&[u8]>, win: Option<(i64, i64)>| {
+            let (k, v) = (key_ref::<K>(r), val_ref::<V>(r));
+            let old = match old {
+                Some(b) => Some(
+                    serde
+                        .deserialize(b)
+                        .map_err(|e| format!("stored aggregate: {e}"))?,
+                ),
+                None => None,
+            };
+            let new = step(k, v, old);
+            let bytes = serde.serialize(&new);
+            let out_key: Dyn = match win {
+                Some((start, end)) => Box::new(Windowed {
+                    key: k.clone(),
+                    start,
+                    end,
+                }),
+                None => Box::new(k.clone()),
+            };
+            Ok((
+                bytes,
+                Rec {
+                    key: out_key,
+                    value: Box::new(new),
+                    ts: r.ts,
+                },
+            ))
+        },
+    );
+    t.borrow_mut().0.stores.push(StoreSpec {
+        name: store.to_string(),
+        windows,
     });
-    t.borrow_mut().0.stores.push(StoreSpec { name: store.to_string(), windows });
-    let kind = NodeKind::Aggregate { store: store.to_string(), key: keyf, agg, windows };
+    let kind = NodeKind::Aggregate {
+        store: store.to_string(),
+        key: keyf,
+        agg,
+        windows,
+    };
     add_node(t, Some(parent), kind, cloner::<KO, VA>())
 }
 
@@ -389,14 +530,37 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         TimeWindowedKStream { g: self, windows }
     }
 
-    fn agg<VA: Data>(&self, store: &str, serde: Arc<dyn Serde<VA>>, step: Step<K, V, VA>) -> KTable<K, VA> {
-        let node = aggregate_node::<K, V, VA, K>(&self.t, self.node, &self.key, None, store, serde.clone(), step);
-        KTable { t: self.t.clone(), node, store: store.to_string(), key: self.key.clone(), value: serde }
+    fn agg<VA: Data>(
+        &self,
+        store: &str,
+        serde: Arc<dyn Serde<VA>>,
+        step: Step<K, V, VA>,
+    ) -> KTable<K, VA> {
+        let node = aggregate_node::<K, V, VA, K>(
+            &self.t,
+            self.node,
+            &self.key,
+            None,
+            store,
+            serde.clone(),
+            step,
+        );
+        KTable {
+            t: self.t.clone(),
+            node,
+            store: store.to_string(),
+            key: self.key.clone(),
+            value: serde,
+        }
     }
 
     /// Records per key, in the key-value store `store`.
     pub fn count(&self, store: &str) -> KTable<K, i64> {
-        self.agg(store, Arc::new(I64Serde), step(|_, _, old| old.unwrap_or(0) + 1))
+        self.agg(
+            store,
+            Arc::new(I64Serde),
+            step(|_, _, old| old.unwrap_or(0) + 1),
+        )
     }
 
     pub fn aggregate<VA: Data>(
@@ -406,10 +570,18 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         store: &str,
         serde: impl Serde<VA>,
     ) -> KTable<K, VA> {
-        self.agg(store, Arc::new(serde), step(move |k, v, old| f(k, v, old.unwrap_or_else(&init))))
+        self.agg(
+            store,
+            Arc::new(serde),
+            step(move |k, v, old| f(k, v, old.unwrap_or_else(&init))),
+        )
     }
 
-    pub fn reduce(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static, store: &str) -> KTable<K, V> {
+    pub fn reduce(
+        &self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        store: &str,
+    ) -> KTable<K, V> {
         let serde = self.value.clone();
         self.agg(
             store,
@@ -429,16 +601,38 @@ pub struct TimeWindowedKStream<K, V> {
 }
 
 impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
-    fn agg<VA: Data>(&self, store: &str, serde: Arc<dyn Serde<VA>>, step: Step<K, V, VA>) -> KTable<Windowed<K>, VA> {
+    fn agg<VA: Data>(
+        &self,
+        store: &str,
+        serde: Arc<dyn Serde<VA>>,
+        step: Step<K, V, VA>,
+    ) -> KTable<Windowed<K>, VA> {
         let g = &self.g;
-        let node =
-            aggregate_node::<K, V, VA, Windowed<K>>(&g.t, g.node, &g.key, Some(self.windows), store, serde.clone(), step);
-        KTable { t: g.t.clone(), node, store: store.to_string(), key: Arc::new(NoKeySerde), value: serde }
+        let node = aggregate_node::<K, V, VA, Windowed<K>>(
+            &g.t,
+            g.node,
+            &g.key,
+            Some(self.windows),
+            store,
+            serde.clone(),
+            step,
+        );
+        KTable {
+            t: g.t.clone(),
+            node,
+            store: store.to_string(),
+            key: Arc::new(NoKeySerde),
+            value: serde,
+        }
     }
 
     /// Records per key and window, in the window store `store`.
     pub fn count(&self, store: &str) -> KTable<Windowed<K>, i64> {
-        self.agg(store, Arc::new(I64Serde), step(|_, _, old| old.unwrap_or(0) + 1))
+        self.agg(
+            store,
+            Arc::new(I64Serde),
+            step(|_, _, old| old.unwrap_or(0) + 1),
+        )
     }
 
     pub fn aggregate<VA: Data>(
@@ -448,10 +642,18 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         store: &str,
         serde: impl Serde<VA>,
     ) -> KTable<Windowed<K>, VA> {
-        self.agg(store, Arc::new(serde), step(move |k, v, old| f(k, v, old.unwrap_or_else(&init))))
+        self.agg(
+            store,
+            Arc::new(serde),
+            step(move |k, v, old| f(k, v, old.unwrap_or_else(&init))),
+        )
     }
 
-    pub fn reduce(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static, store: &str) -> KTable<Windowed<K>, V> {
+    pub fn reduce(
+        &self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        store: &str,
+    ) -> KTable<Windowed<K>, V> {
         let serde = self.g.value.clone();
         self.agg(
             store,
@@ -471,7 +673,9 @@ impl<K: 'static> Serde<Windowed<K>> for NoKeySerde {
         Vec::new()
     }
     fn deserialize(&self, _: &[u8]) -> Result<Windowed<K>> {
-        Err(Error::Serde("windowed table keys are not readable back".into()))
+        Err(Error::Serde(
+            "windowed table keys are not readable back".into(),
+        ))
     }
 }
 

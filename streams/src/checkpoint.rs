@@ -13,7 +13,9 @@ pub(crate) type Offsets = BTreeMap<(String, i32), i64>;
 
 pub(crate) fn read(path: &Path) -> Offsets {
     let mut out = Offsets::new();
-    let Ok(text) = std::fs::read_to_string(path) else { return out };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return out;
+    };
     let mut lines = text.lines();
     if lines.next() != Some("0") {
         return Offsets::new(); // unknown version: not trusted
@@ -32,7 +34,10 @@ pub(crate) fn read(path: &Path) -> Offsets {
 }
 
 pub(crate) fn write(path: &Path, offsets: &Offsets) -> Result<()> {
-    let io = |e| Error::Io { path: path.display().to_string(), source: e };
+    let io = |e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
     let mut text = String::from("0\n");

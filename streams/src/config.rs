@@ -66,8 +66,10 @@ impl StreamsConfig {
     /// From Kafka-style properties; unknown keys go to the clients.
     pub fn from_properties(props: &BTreeMap<String, String>) -> Result<Self> {
         let get = |k: &str| props.get(k).cloned();
-        let app = get("application.id").ok_or_else(|| Error::Config("application.id is required".into()))?;
-        let boot = get("bootstrap.servers").ok_or_else(|| Error::Config("bootstrap.servers is required".into()))?;
+        let app = get("application.id")
+            .ok_or_else(|| Error::Config("application.id is required".into()))?;
+        let boot = get("bootstrap.servers")
+            .ok_or_else(|| Error::Config("bootstrap.servers is required".into()))?;
         let mut c = StreamsConfig::new(&app, &boot);
         if let Some(g) = get("processing.guarantee") {
             c.guarantee = g.parse()?;
@@ -103,5 +105,6 @@ impl StreamsConfig {
 }
 
 fn num(v: &str, key: &str) -> Result<u64> {
-    v.parse().map_err(|_| Error::Config(format!("{key}={v}: not a number")))
+    v.parse()
+        .map_err(|_| Error::Config(format!("{key}={v}: not a number")))
 }

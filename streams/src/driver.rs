@@ -9,7 +9,12 @@ use crate::error::{Error, Result};
 use crate::serdes::Serde;
 use crate::store::{Backend, CachedStore, MemKv};
 use crate::task::{Output, Task, TaskStats};
-use crate::topology::{Topology, TopicName};
+use crate::topology::{TopicName, Topology};
+
+/// (key, value, timestamp) as written; None is a null key or value.
+pub type RawRecord = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
+/// (key, value); a None value is a tombstone.
+pub type ChangelogRecord = (Vec<u8>, Option<Vec<u8>>);
 
 pub struct TopologyTestDriver {
     topology: Topology,
@@ -19,7 +24,7 @@ pub struct TopologyTestDriver {
     /// Every record written to a non-internal topic, by topic, in order.
     outputs: BTreeMap<String, VecDeque<Output>>,
     /// Changelog records per store, in order.
-    changelogs: BTreeMap<String, Vec<(Vec<u8>, Option<Vec<u8>>)>>,
+    changelogs: BTreeMap<String, Vec<ChangelogRecord>>,
     topics: BTreeMap<String, TopicName>,
 }
 
@@ -27,7 +32,10 @@ impl TopologyTestDriver {
     pub fn new(topology: Topology, app_id: &str) -> Result<Self> {
         let mut stores = BTreeMap::new();
         for spec in topology.stores() {
-            stores.insert(spec.name.clone(), CachedStore::new(spec.clone(), Backend::Mem(MemKv::default()))?);
+            stores.insert(
+                spec.name.clone(),
+                CachedStore::new(spec.clone(), Backend::Mem(MemKv::default()))?,
+            );
         }
         let mut topics = BTreeMap::new();
         for t in topology.sources.keys().chain(topology.tables.keys()) {
@@ -51,12 +59,25 @@ impl TopologyTestDriver {
     }
 
     /// Pipes one raw record into `topic` with timestamp `ts` (ms) and commits.
-    pub fn pipe_raw(&mut self, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>, ts: i64) -> Result<()> {
+    pub fn pipe_raw(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        ts: i64,
+    ) -> Result<()> {
         let mut queue = VecDeque::new();
-        queue.push_back((topic.to_string(), key.map(|k| k.to_vec()), value.map(|v| v.to_vec()), ts));
+        queue.push_back((
+            topic.to_string(),
+            key.map(|k| k.to_vec()),
+            value.map(|v| v.to_vec()),
+            ts,
+        ));
         while let Some((t, k, v, ts)) = queue.pop_front() {
             let Some(name) = self.topics.get(&t).cloned() else {
-                return Err(Error::Topology(format!("{t} is not a source topic of the topology")));
+                return Err(Error::Topology(format!(
+                    "{t} is not a source topic of the topology"
+                )));
             };
             let mut out = Vec::new();
             self.task.process(
@@ -73,7 +94,10 @@ impl TopologyTestDriver {
                 if o.repartition {
                     queue.push_back((o.topic, o.key, o.value, o.ts));
                 } else {
-                    self.outputs.entry(o.topic.clone()).or_default().push_back(o);
+                    self.outputs
+                        .entry(o.topic.clone())
+                        .or_default()
+                        .push_back(o);
                 }
             }
         }
@@ -90,7 +114,10 @@ impl TopologyTestDriver {
                 .and_then(|s| s.strip_suffix("-changelog"))
                 .unwrap_or(&o.topic)
                 .to_string();
-            self.changelogs.entry(store).or_default().push((o.key.unwrap_or_default(), o.value));
+            self.changelogs
+                .entry(store)
+                .or_default()
+                .push((o.key.unwrap_or_default(), o.value));
         }
         self.task.finish_commit()
     }
@@ -110,20 +137,36 @@ impl TopologyTestDriver {
     }
 
     /// Takes every record written to `topic` so far, raw.
-    pub fn read_raw(&mut self, topic: &str) -> Vec<(Option<Vec<u8>>, Option<Vec<u8>>, i64)> {
-        self.outputs.remove(topic).unwrap_or_default().into_iter().map(|o| (o.key, o.value, o.ts)).collect()
+    pub fn read_raw(&mut self, topic: &str) -> Vec<RawRecord> {
+        self.outputs
+            .remove(topic)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| (o.key, o.value, o.ts))
+            .collect()
     }
 
     /// Takes every record written to `topic` so far, deserialized.
-    pub fn read<K, V>(&mut self, topic: &str, ks: &impl Serde<K>, vs: &impl Serde<V>) -> Result<Vec<(K, V, i64)>> {
+    pub fn read<K, V>(
+        &mut self,
+        topic: &str,
+        ks: &impl Serde<K>,
+        vs: &impl Serde<V>,
+    ) -> Result<Vec<(K, V, i64)>> {
         self.read_raw(topic)
             .into_iter()
-            .map(|(k, v, ts)| Ok((ks.deserialize(&k.unwrap_or_default())?, vs.deserialize(&v.unwrap_or_default())?, ts)))
+            .map(|(k, v, ts)| {
+                Ok((
+                    ks.deserialize(&k.unwrap_or_default())?,
+                    vs.deserialize(&v.unwrap_or_default())?,
+                    ts,
+                ))
+            })
             .collect()
     }
 
     /// The changelog records the store has produced so far (key, value or tombstone).
-    pub fn changelog(&self, store: &str) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    pub fn changelog(&self, store: &str) -> Vec<ChangelogRecord> {
         self.changelogs.get(store).cloned().unwrap_or_default()
     }
 

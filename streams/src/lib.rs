@@ -17,9 +17,12 @@ mod task;
 mod topology;
 mod window;
 
-pub use builder::{Consumed, Data, Grouped, KGroupedStream, KStream, KTable, Produced, StreamsBuilder, TimeWindowedKStream};
+pub use builder::{
+    Consumed, Data, Grouped, KGroupedStream, KStream, KTable, Produced, StreamsBuilder,
+    TimeWindowedKStream,
+};
 pub use config::{Guarantee, StreamsConfig};
-pub use driver::TopologyTestDriver;
+pub use driver::{ChangelogRecord, RawRecord, TopologyTestDriver};
 pub use error::{Error, Result};
 pub use runtime::{KafkaStreams, RunStats};
 pub use serdes::{BytesSerde, I64Serde, JsonSerde, Serde, StringSerde, WindowedSerde};

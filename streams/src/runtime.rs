@@ -32,7 +32,7 @@ use crate::config::{Guarantee, StreamsConfig};
 use crate::error::{Error, Result};
 use crate::store::{Backend, CachedStore, RocksKv};
 use crate::task::{Output, Task, TaskStats};
-use crate::topology::{Topology, TopicName};
+use crate::topology::{TopicName, Topology};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -64,7 +64,12 @@ struct ConsumerCtx {
 impl ClientContext for ConsumerCtx {}
 
 impl ConsumerContext for ConsumerCtx {
-    fn rebalance(&self, native_client: &NativeClient, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+    fn rebalance(
+        &self,
+        native_client: &NativeClient,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
         if self.closing.load(Ordering::SeqCst) {
             // Closing: give everything up at once (what the default callback would do).
             // SAFETY: the client pointer is valid for the duration of the callback.
@@ -72,7 +77,9 @@ impl ConsumerContext for ConsumerCtx {
             return;
         }
         let ev = match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => RebalanceEvent::Assign(tpl.clone()),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                RebalanceEvent::Assign(tpl.clone())
+            }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => RebalanceEvent::Revoke,
             e => RebalanceEvent::Error(format!("{e:?}")),
         };
@@ -102,7 +109,9 @@ impl ProducerContext for ProducerCtx {
             Ok(m) => {
                 if m.topic().ends_with("-changelog") {
                     if let Ok(mut d) = self.0.delivered.lock() {
-                        let e = d.entry((m.topic().to_string(), m.partition())).or_insert(-1);
+                        let e = d
+                            .entry((m.topic().to_string(), m.partition()))
+                            .or_insert(-1);
                         *e = (*e).max(m.offset());
                     }
                 }
@@ -128,7 +137,11 @@ pub struct KafkaStreams {
 
 impl KafkaStreams {
     pub fn new(topology: Topology, config: StreamsConfig) -> Self {
-        KafkaStreams { topology, config, shutdown: Arc::new(AtomicBool::new(false)) }
+        KafkaStreams {
+            topology,
+            config,
+            shutdown: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// Set it to stop the instance after a final commit.
@@ -173,7 +186,10 @@ fn client_config(cfg: &StreamsConfig) -> ClientConfig {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Partition of a repartition record: FNV-1a of the key bytes (any stable hash works:
@@ -188,7 +204,10 @@ fn key_partition(key: &[u8], n: i32) -> i32 {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |e| Error::Io { path: path.display().to_string(), source: e }
+    move |e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    }
 }
 
 /// Borrows the fields `handle` needs one by one, so that the consumer stays borrowed by
@@ -216,10 +235,16 @@ impl Runner {
 
         let mut topics = HashMap::new();
         for t in topology.sources.keys().chain(topology.tables.keys()) {
-            topics.insert(Topology::topic(&app, t), (t.clone(), matches!(t, TopicName::User(_))));
+            topics.insert(
+                Topology::topic(&app, t),
+                (t.clone(), matches!(t, TopicName::User(_))),
+            );
         }
 
-        let consumer_ctx = ConsumerCtx { events: Mutex::new(Vec::new()), closing: AtomicBool::new(false) };
+        let consumer_ctx = ConsumerCtx {
+            events: Mutex::new(Vec::new()),
+            closing: AtomicBool::new(false),
+        };
         let consumer: BaseConsumer<ConsumerCtx> = client_config(&cfg)
             .set("group.id", &app)
             .set("enable.auto.commit", "false")
@@ -227,7 +252,13 @@ impl Runner {
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
             .set("partition.assignment.strategy", "range")
-            .set("session.timeout.ms", cfg.client.get("session.timeout.ms").map(|s| s.as_str()).unwrap_or("10000"))
+            .set(
+                "session.timeout.ms",
+                cfg.client
+                    .get("session.timeout.ms")
+                    .map(|s| s.as_str())
+                    .unwrap_or("10000"),
+            )
             .create_with_context(consumer_ctx)?;
         let restorer: BaseConsumer = client_config(&cfg)
             .set("group.id", format!("{app}-restore"))
@@ -243,7 +274,12 @@ impl Runner {
         for t in topology.user_source_topics() {
             loop {
                 let md = consumer.fetch_metadata(Some(&t), Duration::from_secs(10))?;
-                let n = md.topics().first().filter(|m| m.error().is_none()).map(|m| m.partitions().len()).unwrap_or(0);
+                let n = md
+                    .topics()
+                    .first()
+                    .filter(|m| m.error().is_none())
+                    .map(|m| m.partitions().len())
+                    .unwrap_or(0);
                 if n > 0 {
                     num_tasks = num_tasks.max(n as i32);
                     break;
@@ -376,7 +412,10 @@ impl Runner {
         for t in self.tasks.values() {
             self.stats.tasks.add(&t.stats);
         }
-        self.consumer.context().closing.store(true, Ordering::SeqCst);
+        self.consumer
+            .context()
+            .closing
+            .store(true, Ordering::SeqCst);
         self.consumer.unsubscribe();
         let _ = self.consumer.unassign();
         tracing::info!(stats = ?self.stats, "stopped");
@@ -393,7 +432,10 @@ impl Runner {
         }
         let part = match o.partition {
             Some(p) => Some(p),
-            None if o.repartition => Some(key_partition(o.key.as_deref().unwrap_or_default(), self.num_tasks)),
+            None if o.repartition => Some(key_partition(
+                o.key.as_deref().unwrap_or_default(),
+                self.num_tasks,
+            )),
             None => None,
         };
         if let Some(p) = part {
@@ -440,7 +482,13 @@ impl Runner {
                 self.producer.flush(TIMEOUT)?;
                 self.producer.poll(Duration::ZERO);
                 if self.pctx.errors.swap(0, Ordering::SeqCst) > 0 {
-                    let e = self.pctx.last_error.lock().ok().and_then(|l| l.clone()).unwrap_or_default();
+                    let e = self
+                        .pctx
+                        .last_error
+                        .lock()
+                        .ok()
+                        .and_then(|l| l.clone())
+                        .unwrap_or_default();
                     return Err(Error::Topology(format!("produce failed: {e}")));
                 }
                 // The outputs and changelog are written: the stores follow them even if the
@@ -461,7 +509,8 @@ impl Runner {
                         .group_metadata()
                         .ok_or_else(|| Error::Topology("no consumer group metadata".into()))?;
                     if tpl.count() > 0 {
-                        self.producer.send_offsets_to_transaction(&tpl, &gm, TIMEOUT)?;
+                        self.producer
+                            .send_offsets_to_transaction(&tpl, &gm, TIMEOUT)?;
                     }
                     self.producer.commit_transaction(TIMEOUT)?;
                     Ok(())
@@ -488,7 +537,12 @@ impl Runner {
 
     /// Applies the committed writes to the stores and writes the checkpoints.
     fn apply_commit(&mut self) -> Result<()> {
-        let delivered = self.pctx.delivered.lock().map(|d| d.clone()).unwrap_or_default();
+        let delivered = self
+            .pctx
+            .delivered
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
         for (p, t) in self.tasks.iter_mut() {
             t.finish_commit()?;
             let ck = self.checkpoints.entry(*p).or_default();
@@ -552,7 +606,12 @@ impl Runner {
                 parts.sort();
                 parts.dedup();
                 tracing::info!(tasks = ?parts, "partitions assigned");
-                let gone: Vec<i32> = self.tasks.keys().filter(|p| !parts.contains(p)).copied().collect();
+                let gone: Vec<i32> = self
+                    .tasks
+                    .keys()
+                    .filter(|p| !parts.contains(p))
+                    .copied()
+                    .collect();
                 for p in gone {
                     if let Some(t) = self.tasks.remove(&p) {
                         self.stats.tasks.add(&t.stats);
@@ -586,9 +645,16 @@ impl Runner {
         let mut stores = BTreeMap::new();
         for spec in self.topology.stores() {
             let path = dir.join(&spec.name);
-            stores.insert(spec.name.clone(), CachedStore::new(spec.clone(), Backend::Rocks(RocksKv::open(&path, &spec.name)?))?);
+            stores.insert(
+                spec.name.clone(),
+                CachedStore::new(
+                    spec.clone(),
+                    Backend::Rocks(RocksKv::open(&path, &spec.name)?),
+                )?,
+            );
         }
-        self.checkpoints.insert(p, checkpoint::read(&dir.join(".checkpoint")));
+        self.checkpoints
+            .insert(p, checkpoint::read(&dir.join(".checkpoint")));
         let mut t = Task::new(p, stores);
         self.restore(&mut t)?;
         Ok(t)
@@ -610,10 +676,17 @@ impl Runner {
             if let Some(s) = start {
                 if s > hi || s < lo {
                     tracing::warn!(store = %name, partition = p, checkpoint = s, lo, hi, "checkpoint outside the changelog: restoring from scratch");
-                    let spec = task.stores.remove(&name).map(|s| s.spec).ok_or_else(|| Error::Topology("store".into()))?;
+                    let spec = task
+                        .stores
+                        .remove(&name)
+                        .map(|s| s.spec)
+                        .ok_or_else(|| Error::Topology("store".into()))?;
                     let path = dir.join(&name);
                     RocksKv::destroy(&path)?;
-                    task.stores.insert(name.clone(), CachedStore::new(spec, Backend::Rocks(RocksKv::open(&path, &name)?))?);
+                    task.stores.insert(
+                        name.clone(),
+                        CachedStore::new(spec, Backend::Rocks(RocksKv::open(&path, &name)?))?,
+                    );
                     start = None;
                 }
             }
@@ -625,14 +698,20 @@ impl Runner {
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(&topic, p, Offset::Offset(from))?;
             self.restorer.assign(&tpl)?;
-            let store = task.stores.get_mut(&name).ok_or_else(|| Error::Topology("store".into()))?;
+            let store = task
+                .stores
+                .get_mut(&name)
+                .ok_or_else(|| Error::Topology("store".into()))?;
             let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(10_000);
             let mut next = from;
             let mut quiet = Instant::now();
             loop {
                 match self.restorer.poll(Duration::from_millis(200)) {
                     Some(Ok(m)) => {
-                        batch.push((m.key().unwrap_or_default().to_vec(), m.payload().map(|v| v.to_vec())));
+                        batch.push((
+                            m.key().unwrap_or_default().to_vec(),
+                            m.payload().map(|v| v.to_vec()),
+                        ));
                         next = m.offset() + 1;
                         total += 1;
                         quiet = Instant::now();
@@ -658,7 +737,12 @@ impl Runner {
         checkpoint::write(&dir.join(".checkpoint"), ck)?;
         let ms = started.elapsed().as_millis() as u64;
         if total > 0 {
-            tracing::info!(partition = p, records = total, ms, "restored stores from changelogs");
+            tracing::info!(
+                partition = p,
+                records = total,
+                ms,
+                "restored stores from changelogs"
+            );
         }
         self.stats.restored_records += total;
         self.stats.restore_ms += ms;
@@ -680,9 +764,13 @@ struct Parts<'a> {
 /// Processes one consumed record; true when it belonged to the topology.
 fn handle<M: Message>(m: &M, x: &mut Parts<'_>) -> Result<bool> {
     let topic = m.topic();
-    let Some((name, user)) = x.topics.get(topic) else { return Ok(false) };
+    let Some((name, user)) = x.topics.get(topic) else {
+        return Ok(false);
+    };
     let p = m.partition();
-    let Some(task) = x.tasks.get_mut(&p) else { return Ok(false) };
+    let Some(task) = x.tasks.get_mut(&p) else {
+        return Ok(false);
+    };
     let ts = m.timestamp().to_millis().unwrap_or(0);
     task.process(
         x.topology,
@@ -702,7 +790,8 @@ fn handle<M: Message>(m: &M, x: &mut Parts<'_>) -> Result<bool> {
             ps.insert(p, m.offset() + 1);
         }
         None => {
-            x.positions.insert(topic.to_string(), BTreeMap::from([(p, m.offset() + 1)]));
+            x.positions
+                .insert(topic.to_string(), BTreeMap::from([(p, m.offset() + 1)]));
         }
     }
     Ok(true)
@@ -710,9 +799,12 @@ fn handle<M: Message>(m: &M, x: &mut Parts<'_>) -> Result<bool> {
 
 fn new_producer(cfg: &StreamsConfig, ctx: &Arc<Delivery>, txn_id: Option<&str>) -> Result<Prod> {
     let mut c = client_config(cfg);
-    c.set("enable.idempotence", "true").set("acks", "all").set("linger.ms", "5");
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5");
     if let Some(id) = txn_id {
-        c.set("transactional.id", id).set("transaction.timeout.ms", "10000");
+        c.set("transactional.id", id)
+            .set("transaction.timeout.ms", "10000");
     }
     let p: Prod = c.create_with_context(ProducerCtx(ctx.clone()))?;
     if txn_id.is_some() {
@@ -742,7 +834,13 @@ fn create_internal_topics(topology: &Topology, cfg: &StreamsConfig, partitions: 
     let mut topics: Vec<(String, Vec<(String, String)>)> = Vec::new();
     for t in topology.repartition_topics(app) {
         // As Kafka Streams: kept regardless of the records' (event) timestamps.
-        topics.push((t, vec![("cleanup.policy".into(), "delete".into()), ("retention.ms".into(), "-1".into())]));
+        topics.push((
+            t,
+            vec![
+                ("cleanup.policy".into(), "delete".into()),
+                ("retention.ms".into(), "-1".into()),
+            ],
+        ));
     }
     for s in topology.stores() {
         let mut conf = vec![];
@@ -762,7 +860,11 @@ fn create_internal_topics(topology: &Topology, cfg: &StreamsConfig, partitions: 
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|(name, conf)| {
-            let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(cfg.replication_factor));
+            let mut t = NewTopic::new(
+                name,
+                partitions,
+                TopicReplication::Fixed(cfg.replication_factor),
+            );
             for (k, v) in conf {
                 t = t.set(k, v);
             }
@@ -772,12 +874,19 @@ fn create_internal_topics(topology: &Topology, cfg: &StreamsConfig, partitions: 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Io { path: "tokio runtime".into(), source: e })?;
-    let results = rt.block_on(admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(TIMEOUT))))?;
+        .map_err(|e| Error::Io {
+            path: "tokio runtime".into(),
+            source: e,
+        })?;
+    let results = rt.block_on(
+        admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(TIMEOUT))),
+    )?;
     for r in results {
         match r {
             Ok(t) => tracing::info!(topic = %t, partitions, "created internal topic"),
-            Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => tracing::debug!(topic = %t, "internal topic exists"),
+            Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                tracing::debug!(topic = %t, "internal topic exists")
+            }
             Err((t, e)) => return Err(Error::Topology(format!("creating {t}: {e:?}"))),
         }
     }

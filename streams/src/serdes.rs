@@ -108,6 +108,10 @@ impl<K: 'static, S: Serde<K>> Serde<Windowed<K>> for WindowedSerde<K, S> {
         let n = bytes.len() - 16;
         let start = i64::from_be_bytes(bytes[n..n + 8].try_into().unwrap_or([0; 8]));
         let end = i64::from_be_bytes(bytes[n + 8..].try_into().unwrap_or([0; 8]));
-        Ok(Windowed { key: self.0.deserialize(&bytes[..n])?, start, end })
+        Ok(Windowed {
+            key: self.0.deserialize(&bytes[..n])?,
+            start,
+            end,
+        })
     }
 }

@@ -37,7 +37,11 @@ impl KvBackend for MemKv {
         Ok(())
     }
     fn delete_range(&mut self, from: &[u8], to: &[u8]) -> Result<()> {
-        let doomed: Vec<Vec<u8>> = self.0.range(from.to_vec()..to.to_vec()).map(|(k, _)| k.clone()).collect();
+        let doomed: Vec<Vec<u8>> = self
+            .0
+            .range(from.to_vec()..to.to_vec())
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in doomed {
             self.0.remove(&k);
         }
@@ -62,19 +66,28 @@ impl RocksKv {
         // claims (the OS has the WAL); a lost machine restores from the changelog anyway
         // only if the checkpoint is gone, so state.dir should not outlive its disk.
         let db = rocksdb::DB::open(&opts, path).map_err(|e| store_err(name, e))?;
-        Ok(RocksKv { db, name: name.to_string() })
+        Ok(RocksKv {
+            db,
+            name: name.to_string(),
+        })
     }
 
     pub(crate) fn destroy(path: &Path) -> Result<()> {
         if path.exists() {
-            std::fs::remove_dir_all(path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
+            std::fs::remove_dir_all(path).map_err(|e| Error::Io {
+                path: path.display().to_string(),
+                source: e,
+            })?;
         }
         Ok(())
     }
 }
 
 fn store_err(name: &str, e: rocksdb::Error) -> Error {
-    Error::Store { store: name.to_string(), source: e }
+    Error::Store {
+        store: name.to_string(),
+        source: e,
+    }
 }
 
 impl KvBackend for RocksKv {
@@ -152,7 +165,13 @@ pub(crate) struct CachedStore {
 
 impl CachedStore {
     pub(crate) fn new(spec: StoreSpec, backend: Backend) -> Result<Self> {
-        let mut s = CachedStore { spec, backend, dirty: HashMap::new(), pending: Vec::new(), stream_time: -1 };
+        let mut s = CachedStore {
+            spec,
+            backend,
+            dirty: HashMap::new(),
+            pending: Vec::new(),
+            stream_time: -1,
+        };
         s.reload_stream_time()?;
         Ok(s)
     }
@@ -181,7 +200,8 @@ impl CachedStore {
     pub(crate) fn observe(&mut self, ts: i64) -> i64 {
         if ts > self.stream_time {
             self.stream_time = ts;
-            self.dirty.insert(STREAM_TIME_KEY.to_vec(), Some(ts.to_be_bytes().to_vec()));
+            self.dirty
+                .insert(STREAM_TIME_KEY.to_vec(), Some(ts.to_be_bytes().to_vec()));
         }
         self.stream_time
     }
@@ -201,7 +221,9 @@ impl CachedStore {
         if let Some(w) = self.spec.windows {
             let cutoff = self.stream_time - w.retention_ms();
             if cutoff > 0 {
-                self.backend.kv_mut().delete_range(&window_key(0, &[]), &window_key(cutoff, &[]))?;
+                self.backend
+                    .kv_mut()
+                    .delete_range(&window_key(0, &[]), &window_key(cutoff, &[]))?;
             }
         }
         Ok(())
@@ -221,6 +243,12 @@ impl CachedStore {
 
     /// Committed entries (window stores: without the stream-time entry).
     pub(crate) fn entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        Ok(self.backend.kv().entries()?.into_iter().filter(|(k, _)| k.as_slice() != STREAM_TIME_KEY).collect())
+        Ok(self
+            .backend
+            .kv()
+            .entries()?
+            .into_iter()
+            .filter(|(k, _)| k.as_slice() != STREAM_TIME_KEY)
+            .collect())
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::store::{window_key, CachedStore};
-use crate::topology::{NodeKind, Rec, Topology, TopicName};
+use crate::topology::{NodeKind, Rec, TopicName, Topology};
 
 /// A record the task wants written.
 #[derive(Clone, Debug)]
@@ -52,7 +52,11 @@ pub(crate) struct Task {
 
 impl Task {
     pub(crate) fn new(partition: i32, stores: BTreeMap<String, CachedStore>) -> Self {
-        Task { partition, stores, stats: TaskStats::default() }
+        Task {
+            partition,
+            stores,
+            stats: TaskStats::default(),
+        }
     }
 
     /// One record from `topic` (a resolved source or table topic of the topology).
@@ -83,7 +87,9 @@ impl Task {
             }
             return Ok(());
         }
-        let Some(sources) = topo.sources.get(topic) else { return Ok(()) };
+        let Some(sources) = topo.sources.get(topic) else {
+            return Ok(());
+        };
         for src in sources {
             match (src.decode)(key.unwrap_or_default(), value.unwrap_or_default(), ts) {
                 Ok(rec) => self.run(topo, app_id, src.node, rec, out)?,
@@ -114,9 +120,18 @@ impl Task {
         Ok(())
     }
 
-    fn forward(&mut self, topo: &Topology, app: &str, node: usize, rec: Rec, out: &mut Vec<Output>) -> Result<()> {
+    fn forward(
+        &mut self,
+        topo: &Topology,
+        app: &str,
+        node: usize,
+        rec: Rec,
+        out: &mut Vec<Output>,
+    ) -> Result<()> {
         let n = &topo.nodes[node];
-        let Some((last, rest)) = n.children.split_last() else { return Ok(()) };
+        let Some((last, rest)) = n.children.split_last() else {
+            return Ok(());
+        };
         for c in rest {
             let copy = (n.cloner)(&rec);
             self.run(topo, app, *c, copy, out)?;
@@ -124,7 +139,14 @@ impl Task {
         self.run(topo, app, *last, rec, out)
     }
 
-    fn run(&mut self, topo: &Topology, app: &str, node: usize, rec: Rec, out: &mut Vec<Output>) -> Result<()> {
+    fn run(
+        &mut self,
+        topo: &Topology,
+        app: &str,
+        node: usize,
+        rec: Rec,
+        out: &mut Vec<Output>,
+    ) -> Result<()> {
         match &topo.nodes[node].kind {
             NodeKind::Pass => self.forward(topo, app, node, rec, out),
             NodeKind::Stateless(f) => {
@@ -147,10 +169,17 @@ impl Task {
                 });
                 Ok(())
             }
-            NodeKind::Aggregate { store, key, agg, windows } => {
+            NodeKind::Aggregate {
+                store,
+                key,
+                agg,
+                windows,
+            } => {
                 let kb = key(&rec);
                 let part = self.partition;
-                let Some(s) = self.stores.get_mut(store) else { return Ok(()) };
+                let Some(s) = self.stores.get_mut(store) else {
+                    return Ok(());
+                };
                 let mut fwd = Vec::new();
                 match windows {
                     None => {
@@ -160,7 +189,9 @@ impl Task {
                                 s.put(kb, Some(bytes));
                                 fwd.push(r);
                             }
-                            Err(e) => tracing::warn!(store = %store, error = %e, "aggregate skipped"),
+                            Err(e) => {
+                                tracing::warn!(store = %store, error = %e, "aggregate skipped")
+                            }
                         }
                     }
                     Some(w) => {
@@ -186,7 +217,9 @@ impl Task {
                                     s.put(wk, Some(bytes));
                                     fwd.push(r);
                                 }
-                                Err(e) => tracing::warn!(store = %store, error = %e, "aggregate skipped"),
+                                Err(e) => {
+                                    tracing::warn!(store = %store, error = %e, "aggregate skipped")
+                                }
                             }
                         }
                     }

@@ -23,10 +23,12 @@ pub(crate) type StatelessFn = Box<dyn Fn(Rec, &mut Vec<Rec>) + Send + Sync>;
 pub(crate) type EncodeFn = Arc<dyn Fn(&Rec) -> (Vec<u8>, Vec<u8>) + Send + Sync>;
 pub(crate) type KeyFn = Arc<dyn Fn(&Rec) -> Vec<u8> + Send + Sync>;
 /// (record, old aggregate bytes, window start/end) -> (new aggregate bytes, record to forward).
-pub(crate) type AggFn =
-    Arc<dyn Fn(&Rec, Option<&[u8]>, Option<(i64, i64)>) -> Result<(Vec<u8>, Rec), String> + Send + Sync>;
+pub(crate) type AggFn = Arc<
+    dyn Fn(&Rec, Option<&[u8]>, Option<(i64, i64)>) -> Result<(Vec<u8>, Rec), String> + Send + Sync,
+>;
 /// (stream record, table value bytes) -> joined record (None: no output).
-pub(crate) type JoinFn = Arc<dyn Fn(Rec, Option<&[u8]>) -> Result<Option<Rec>, String> + Send + Sync>;
+pub(crate) type JoinFn =
+    Arc<dyn Fn(Rec, Option<&[u8]>) -> Result<Option<Rec>, String> + Send + Sync>;
 /// (key bytes, value bytes, record timestamp) -> typed record with its event time.
 pub(crate) type DecodeFn = Arc<dyn Fn(&[u8], &[u8], i64) -> Result<Rec, String> + Send + Sync>;
 
@@ -42,9 +44,21 @@ pub(crate) enum NodeKind {
     /// Entry of a source topic (forwards unchanged).
     Pass,
     Stateless(StatelessFn),
-    Sink { topic: TopicName, encode: EncodeFn },
-    Aggregate { store: String, key: KeyFn, agg: AggFn, windows: Option<Windows> },
-    Join { store: String, key: KeyFn, join: JoinFn },
+    Sink {
+        topic: TopicName,
+        encode: EncodeFn,
+    },
+    Aggregate {
+        store: String,
+        key: KeyFn,
+        agg: AggFn,
+        windows: Option<Windows>,
+    },
+    Join {
+        store: String,
+        key: KeyFn,
+        join: JoinFn,
+    },
 }
 
 pub(crate) struct Node {
@@ -92,7 +106,11 @@ impl Topology {
 
     /// Every topic the topology reads, resolved for `app_id`.
     pub fn source_topics(&self, app_id: &str) -> Vec<String> {
-        let mut v: Vec<String> = self.sources.keys().map(|t| Self::topic(app_id, t)).collect();
+        let mut v: Vec<String> = self
+            .sources
+            .keys()
+            .map(|t| Self::topic(app_id, t))
+            .collect();
         v.extend(self.tables.keys().map(|t| Self::topic(app_id, t)));
         v.sort();
         v.dedup();
@@ -137,7 +155,10 @@ impl Topology {
             "sources={:?} repartition={:?} stores={:?} nodes={}",
             self.source_topics(app_id),
             self.repartition_topics(app_id),
-            self.stores.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            self.stores
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
             self.nodes.len()
         )
     }

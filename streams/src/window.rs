@@ -16,14 +16,23 @@ pub struct Windowed<K> {
 /// Kafka Streams (`windowEnd + grace <= streamTime`).
 #[derive(Clone, Copy, Debug)]
 pub enum Windows {
-    Tumbling { size: Duration, grace: Duration },
-    Hopping { size: Duration, advance: Duration, grace: Duration },
+    Tumbling {
+        size: Duration,
+        grace: Duration,
+    },
+    Hopping {
+        size: Duration,
+        advance: Duration,
+        grace: Duration,
+    },
 }
 
 impl Windows {
     pub(crate) fn size_ms(&self) -> i64 {
         match self {
-            Windows::Tumbling { size, .. } | Windows::Hopping { size, .. } => size.as_millis() as i64,
+            Windows::Tumbling { size, .. } | Windows::Hopping { size, .. } => {
+                size.as_millis() as i64
+            }
         }
     }
 
@@ -36,7 +45,9 @@ impl Windows {
 
     pub(crate) fn grace_ms(&self) -> i64 {
         match self {
-            Windows::Tumbling { grace, .. } | Windows::Hopping { grace, .. } => grace.as_millis() as i64,
+            Windows::Tumbling { grace, .. } | Windows::Hopping { grace, .. } => {
+                grace.as_millis() as i64
+            }
         }
     }
 
@@ -67,7 +78,10 @@ mod tests {
 
     #[test]
     fn tumbling_and_hopping_starts() {
-        let t = Windows::Tumbling { size: Duration::from_millis(10), grace: Duration::ZERO };
+        let t = Windows::Tumbling {
+            size: Duration::from_millis(10),
+            grace: Duration::ZERO,
+        };
         assert_eq!(t.starts_for(0), vec![0]);
         assert_eq!(t.starts_for(9), vec![0]);
         assert_eq!(t.starts_for(10), vec![10]);

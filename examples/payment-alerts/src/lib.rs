@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use fjord_streams::{
-    BytesSerde, Consumed, Grouped, JsonSerde, Produced, Result, StreamsBuilder, StringSerde, Topology, Windows,
+    BytesSerde, Consumed, Grouped, JsonSerde, Produced, Result, StreamsBuilder, StringSerde,
+    Topology, Windows,
 };
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +38,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { input: "payments".into(), output: "payment-alerts".into(), threshold: 11, grace: Duration::from_secs(3600) }
+        Options {
+            input: "payments".into(),
+            output: "payment-alerts".into(),
+            threshold: 11,
+            grace: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -61,21 +67,36 @@ pub fn topology(o: &Options) -> Result<Topology> {
     // fails deserialization and goes to the dead-letter topic (errors.dead.letter.queue.topic.name).
     let payments = b.stream(
         &o.input,
-        Consumed::with(BytesSerde, JsonSerde::<Payment>::new()).with_timestamp_extractor(|_, p: &Payment, _| p.ts),
+        Consumed::with(BytesSerde, JsonSerde::<Payment>::new())
+            .with_timestamp_extractor(|_, p: &Payment, _| p.ts),
     );
     let threshold = o.threshold;
     payments
         .select_key(|_, p| p.customer_id.clone())
-        .group_by_key(Grouped::with("payments-by-customer", StringSerde, JsonSerde::<Payment>::new()))
-        .windowed_by(Windows::Tumbling { size: Duration::from_millis(DAY_MS as u64), grace: o.grace })
+        .group_by_key(Grouped::with(
+            "payments-by-customer",
+            StringSerde,
+            JsonSerde::<Payment>::new(),
+        ))
+        .windowed_by(Windows::Tumbling {
+            size: Duration::from_millis(DAY_MS as u64),
+            grace: o.grace,
+        })
         .count("payment-counts")
         .to_stream()
         .filter(move |_, count| *count == threshold)
         .map(|w, count| {
-            let alert = Alert { customer_id: w.key.clone(), day: utc_day(w.start), count };
+            let alert = Alert {
+                customer_id: w.key.clone(),
+                day: utc_day(w.start),
+                count,
+            };
             (w.key, alert)
         })
-        .to(&o.output, Produced::with(StringSerde, JsonSerde::<Alert>::new()));
+        .to(
+            &o.output,
+            Produced::with(StringSerde, JsonSerde::<Alert>::new()),
+        );
     b.build()
 }
 
@@ -87,12 +108,21 @@ mod tests {
     const D0: i64 = 1_700_006_400_000; // 2023-11-15T00:00:00Z
 
     fn pay(d: &mut TopologyTestDriver, c: &str, ts: i64) {
-        let p = Payment { customer_id: c.into(), amount: 1.5, ts };
-        d.pipe_raw("payments", None, Some(&serde_json::to_vec(&p).unwrap()), 0).unwrap();
+        let p = Payment {
+            customer_id: c.into(),
+            amount: 1.5,
+            ts,
+        };
+        d.pipe_raw("payments", None, Some(&serde_json::to_vec(&p).unwrap()), 0)
+            .unwrap();
     }
 
     fn alerts(d: &mut TopologyTestDriver) -> Vec<Alert> {
-        d.read("payment-alerts", &StringSerde, &JsonSerde::<Alert>::new()).unwrap().into_iter().map(|(_, a, _)| a).collect()
+        d.read("payment-alerts", &StringSerde, &JsonSerde::<Alert>::new())
+            .unwrap()
+            .into_iter()
+            .map(|(_, a, _)| a)
+            .collect()
     }
 
     #[test]
@@ -105,18 +135,31 @@ mod tests {
 
     #[test]
     fn one_alert_at_the_eleventh_payment_per_customer_day() {
-        let o = Options { grace: Duration::from_secs(600), ..Options::default() };
+        let o = Options {
+            grace: Duration::from_secs(600),
+            ..Options::default()
+        };
         let mut d = TopologyTestDriver::new(topology(&o).unwrap(), "pa").unwrap();
         for i in 0..10 {
             pay(&mut d, "alice", D0 + i * 1000);
         }
         assert!(alerts(&mut d).is_empty());
         pay(&mut d, "alice", D0 + 20_000);
-        assert_eq!(alerts(&mut d), vec![Alert { customer_id: "alice".into(), day: "2023-11-15".into(), count: 11 }]);
+        assert_eq!(
+            alerts(&mut d),
+            vec![Alert {
+                customer_id: "alice".into(),
+                day: "2023-11-15".into(),
+                count: 11
+            }]
+        );
         for i in 0..5 {
             pay(&mut d, "alice", D0 + 30_000 + i);
         }
-        assert!(alerts(&mut d).is_empty(), "12th..16th payments raise nothing");
+        assert!(
+            alerts(&mut d).is_empty(),
+            "12th..16th payments raise nothing"
+        );
         // The next day starts again.
         for i in 0..11 {
             pay(&mut d, "alice", D0 + DAY_MS + i);
@@ -126,23 +169,40 @@ mod tests {
 
     #[test]
     fn grace_and_dead_letters() {
-        let o = Options { grace: Duration::from_secs(600), ..Options::default() };
-        let mut d = TopologyTestDriver::new(topology(&o).unwrap(), "pa").unwrap().with_dead_letter_topic("payments-dlq");
+        let o = Options {
+            grace: Duration::from_secs(600),
+            ..Options::default()
+        };
+        let mut d = TopologyTestDriver::new(topology(&o).unwrap(), "pa")
+            .unwrap()
+            .with_dead_letter_topic("payments-dlq");
         for i in 0..10 {
             pay(&mut d, "bob", D0 + i);
         }
         // Stream time moves 5 minutes into the next day: day 0 is closed but within grace.
         pay(&mut d, "carol", D0 + DAY_MS + 300_000);
         pay(&mut d, "bob", D0 + 50);
-        assert_eq!(alerts(&mut d).len(), 1, "a late payment within grace is counted");
+        assert_eq!(
+            alerts(&mut d).len(),
+            1,
+            "a late payment within grace is counted"
+        );
         assert_eq!(d.stats().late_dropped, 0);
         // 11 minutes into the next day: past the grace period.
         pay(&mut d, "carol", D0 + DAY_MS + 660_000);
         pay(&mut d, "bob", D0 + 60);
-        assert_eq!(d.stats().late_dropped, 1, "a payment after grace is dropped and counted");
-        d.pipe_raw("payments", Some(b"k"), Some(b"{not json"), 0).unwrap();
+        assert_eq!(
+            d.stats().late_dropped,
+            1,
+            "a payment after grace is dropped and counted"
+        );
+        d.pipe_raw("payments", Some(b"k"), Some(b"{not json"), 0)
+            .unwrap();
         let dlq = d.read_raw("payments-dlq");
-        assert_eq!(dlq, vec![(Some(b"k".to_vec()), Some(b"{not json".to_vec()), 0)]);
+        assert_eq!(
+            dlq,
+            vec![(Some(b"k".to_vec()), Some(b"{not json".to_vec()), 0)]
+        );
         assert_eq!(d.stats().dead_lettered, 1);
     }
 }

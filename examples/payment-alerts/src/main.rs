@@ -49,22 +49,35 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let a = Args::parse();
     let mut props = BTreeMap::new();
     props.insert("application.id".to_string(), a.application_id.clone());
     props.insert("bootstrap.servers".to_string(), a.bootstrap.clone());
-    props.insert("processing.guarantee".to_string(), a.processing_guarantee.clone());
+    props.insert(
+        "processing.guarantee".to_string(),
+        a.processing_guarantee.clone(),
+    );
     props.insert("state.dir".to_string(), a.state_dir.clone());
-    props.insert("replication.factor".to_string(), a.replication_factor.to_string());
-    props.insert("errors.dead.letter.queue.topic.name".to_string(), a.dlq.clone());
+    props.insert(
+        "replication.factor".to_string(),
+        a.replication_factor.to_string(),
+    );
+    props.insert(
+        "errors.dead.letter.queue.topic.name".to_string(),
+        a.dlq.clone(),
+    );
     if let Some(c) = a.commit_interval_ms {
         props.insert("commit.interval.ms".to_string(), c.to_string());
     }
     for p in &a.properties {
-        let (k, v) = p.split_once('=').with_context(|| format!("property {p}: expected key=value"))?;
+        let (k, v) = p
+            .split_once('=')
+            .with_context(|| format!("property {p}: expected key=value"))?;
         props.insert(k.to_string(), v.to_string());
     }
     let mut cfg = StreamsConfig::from_properties(&props)?;
@@ -78,9 +91,18 @@ fn main() -> anyhow::Result<()> {
     let streams = KafkaStreams::new(topology(&opts)?, cfg);
     let stop = streams.shutdown_handle();
     std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
         rt.block_on(async {
-            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else { return };
+            let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            else {
+                return;
+            };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
@@ -90,6 +112,9 @@ fn main() -> anyhow::Result<()> {
     });
     let stats = streams.run()?;
     // The one line a script reads: what this run processed.
-    println!("{}", serde_json::json!({ "event": "stopped", "stats": stats }));
+    println!(
+        "{}",
+        serde_json::json!({ "event": "stopped", "stats": stats })
+    );
     Ok(())
 }
