@@ -185,6 +185,13 @@ fn client_config(cfg: &StreamsConfig) -> ClientConfig {
     c
 }
 
+/// The user's properties win over the library's defaults (set after them).
+fn user_overrides(c: &mut ClientConfig, cfg: &StreamsConfig) {
+    for (k, v) in &cfg.client {
+        c.set(k, v);
+    }
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -245,27 +252,23 @@ impl Runner {
             events: Mutex::new(Vec::new()),
             closing: AtomicBool::new(false),
         };
-        let consumer: BaseConsumer<ConsumerCtx> = client_config(&cfg)
-            .set("group.id", &app)
+        let mut cc = client_config(&cfg);
+        cc.set("group.id", &app)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
             .set("partition.assignment.strategy", "range")
-            .set(
-                "session.timeout.ms",
-                cfg.client
-                    .get("session.timeout.ms")
-                    .map(|s| s.as_str())
-                    .unwrap_or("10000"),
-            )
-            .create_with_context(consumer_ctx)?;
+            .set("session.timeout.ms", "10000");
+        user_overrides(&mut cc, &cfg);
+        let consumer: BaseConsumer<ConsumerCtx> = cc.create_with_context(consumer_ctx)?;
         let restorer: BaseConsumer = client_config(&cfg)
             .set("group.id", format!("{app}-restore"))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
             .set("isolation.level", "read_committed")
+            .set("fetch.wait.max.ms", "10")
             .create()?;
 
         // Tasks: as many as the largest user source topic has partitions.
@@ -412,12 +415,26 @@ impl Runner {
         for t in self.tasks.values() {
             self.stats.tasks.add(&t.stats);
         }
+        // Leave the group here, answering the revocation from this loop: a revocation left
+        // for rd_kafka_consumer_close (when the consumer is dropped) can deadlock in
+        // librdkafka 2.0.2's assign-from-callback during close.
+        self.consumer.unsubscribe();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let _ = self.consumer.poll(Duration::from_millis(50));
+            let events: Vec<RebalanceEvent> = match self.consumer.context().events.lock() {
+                Ok(mut q) => q.drain(..).collect(),
+                Err(_) => Vec::new(),
+            };
+            if !events.is_empty() {
+                let _ = self.consumer.unassign();
+                break;
+            }
+        }
         self.consumer
             .context()
             .closing
             .store(true, Ordering::SeqCst);
-        self.consumer.unsubscribe();
-        let _ = self.consumer.unassign();
         tracing::info!(stats = ?self.stats, "stopped");
         Ok(self.stats)
     }
@@ -718,6 +735,11 @@ impl Runner {
                         if batch.len() >= 10_000 {
                             store.restore_batch(&batch)?;
                             batch.clear();
+                        }
+                        if next >= hi {
+                            // The end measured before starting: no need to wait for the
+                            // EOF event (a fetch that the broker holds fetch.wait.max.ms).
+                            break;
                         }
                     }
                     Some(Err(KafkaError::PartitionEOF(_))) => break,
