@@ -26,6 +26,8 @@ pub enum StartError {
     Log(#[from] crate::log::LogError),
     #[error("{0}")]
     Cluster(#[from] crate::cluster::StartError),
+    #[error("schema registry: {0}")]
+    Registry(String),
 }
 
 /// The handles of one running broker, shared by every connection.
@@ -41,6 +43,8 @@ pub struct Broker {
     pub replicas: Arc<ReplicaManager>,
     /// InitProducerId's allocator.
     pub producer_ids: ProducerIds,
+    /// The Schema Registry, when `schema.registry.listeners` is set (see `registry`).
+    pub registry: std::sync::OnceLock<Arc<crate::registry::Registry>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -61,7 +65,20 @@ impl Broker {
             rack: None,
         };
         let cluster = Arc::new(Cluster::start(&config, me, cache.clone()).await?);
-        Ok(Broker::wire(config, log, cache, cluster))
+        let broker = Broker::wire(config, log, cache, cluster);
+        if let Some(ep) = &broker.config.schema_registry_listen {
+            let addr = format!("{}:{}", ep.host, ep.port);
+            let reg = crate::registry::start(
+                &addr,
+                broker.cluster.sessions(),
+                &broker.config.log_dir,
+                broker.shutdown_signal(),
+            )
+            .await
+            .map_err(|e| StartError::Registry(format!("cannot listen on {addr}: {e}")))?;
+            let _ = broker.registry.set(reg);
+        }
+        Ok(broker)
     }
 
     /// Assemble a broker from its opened pieces and start its tasks (also
@@ -83,6 +100,7 @@ impl Broker {
         ));
         let broker = Arc::new(Broker {
             producer_ids: ProducerIds::new(config.broker_id),
+            registry: std::sync::OnceLock::new(),
             groups: Groups::start(
                 &config,
                 cache.clone(),

@@ -83,6 +83,9 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     /// Longest metadata string an OffsetCommit may attach to an offset.
     pub offset_metadata_max_bytes: usize,
+    /// schema.registry.listeners (`http://host:port`): where the Schema
+    /// Registry's REST API listens; None (the key absent) keeps it off.
+    pub schema_registry_listen: Option<Endpoint>,
     /// The file this came from, for error messages.
     pub source: String,
     /// Raw key/values, so DescribeConfigs can echo what was set.
@@ -132,6 +135,7 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             offset_metadata_max_bytes: 4096,
+            schema_registry_listen: None,
             source: "<defaults>".into(),
             raw: BTreeMap::new(),
         }
@@ -174,6 +178,25 @@ fn parse_endpoint(v: &str) -> Result<Endpoint, String> {
     let port: u16 = port.parse().map_err(|_| format!("bad port {port:?}"))?;
     Ok(Endpoint {
         host: host.to_string(),
+        port,
+    })
+}
+
+/// `http://host:port` (first of a list); bare `host:port` accepted too.
+fn parse_http_endpoint(v: &str) -> Result<Endpoint, String> {
+    let first = v.split(',').next().unwrap_or("").trim();
+    let rest = match first.split_once("://") {
+        Some((proto, rest)) if proto.eq_ignore_ascii_case("http") => rest,
+        Some((proto, _)) => return Err(format!("only http listeners are supported, got {proto}")),
+        None => first,
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| "expected http://host:port".to_string())?;
+    let port: u16 = port.parse().map_err(|_| format!("bad port {port:?}"))?;
+    Ok(Endpoint {
+        host: host.trim_matches(['[', ']']).to_string(),
         port,
     })
 }
@@ -319,6 +342,9 @@ impl BrokerConfig {
                         c.group_max_session_timeout_ms = at_least(v, 0)?
                     }
                     "offset.metadata.max.bytes" => c.offset_metadata_max_bytes = num(v)?,
+                    "schema.registry.listeners" => {
+                        c.schema_registry_listen = Some(parse_http_endpoint(v)?)
+                    }
                     other if KNOWN_PASSIVE.contains(&other) => {}
                     other => tracing::warn!(key = other, file, "unknown configuration key ignored"),
                 }
@@ -413,7 +439,9 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
             "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
             _ => Err("cleanup.policy must be delete or compact".into()),
         },
-        "unclean.leader.election.enable" => match value {
+        "unclean.leader.election.enable"
+        | "confluent.value.schema.validation"
+        | "confluent.key.schema.validation" => match value {
             "true" | "false" => Ok(()),
             _ => Err(format!("{name} must be true or false")),
         },

@@ -7,6 +7,8 @@
 //! * `broker` — wires the pieces below together (the handles `api` reads);
 //! * `group` — consumer groups and committed offsets (state, no wire);
 //! * `replica` — roles, follower fetchers, ISR upkeep, acks=all waits;
+//! * `registry` — the Schema Registry's REST API and its state in the
+//!   coordinator (beside `group`: `broker` wires it);
 //! * `log` — the partition log on RocksDB (partition state, group commit,
 //!   the high-watermark rule, retention);
 //! * `cluster` — cluster state in fjord-coord or standalone, behind one
@@ -24,6 +26,7 @@ pub mod cluster;
 pub mod config;
 pub mod group;
 pub mod log;
+pub mod registry;
 pub mod replica;
 pub mod server;
 pub mod wire;

@@ -13,7 +13,10 @@ mod group;
 mod kafka;
 mod offsets;
 mod produce;
+mod schema;
+mod sr_client;
 mod topic;
+mod typed;
 mod znode;
 
 use std::process::ExitCode;
@@ -54,6 +57,8 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Partition offsets by time (like GetOffsetShell).
     Offsets(offsets::OffsetsArgs),
+    /// The Schema Registry: subjects, versions, register, check, delete, config, mode.
+    Schema(schema::SchemaArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -67,6 +72,7 @@ async fn main() -> ExitCode {
         Command::Consume(args) => consume::run(args, cli.output).await,
         Command::Cluster(args) => cluster::run(args, cli.output).await,
         Command::Offsets(args) => offsets::run(args, cli.output).await,
+        Command::Schema(args) => schema::run(args, cli.output).await,
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
