@@ -67,7 +67,7 @@ pub(super) fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -
                         } else if acks == -1 && isr_len < min_isr {
                             err::NOT_ENOUGH_REPLICAS
                         } else if let Some(why) = schema_violation(b, &t, &name, &records) {
-                            resp.error_message = Some(why.into());
+                            resp.error_message = Some(kafka_protocol::protocol::StrBytes::from_string(why));
                             err::INVALID_RECORD
                         } else {
                             match local_log(b, &name, pd.index) {

@@ -12,6 +12,9 @@ pub mod service;
 pub mod store;
 pub mod validation;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::Path;
 use std::sync::Arc;
 
