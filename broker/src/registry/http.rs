@@ -114,6 +114,16 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > MAX_BODY as u64 {
+            // Read (and drop) a moderately oversized body first, so the
+            // client, still sending, gets the 413 rather than a reset.
+            if len <= 4 * MAX_BODY as u64 {
+                let mut body = req.into_body();
+                while let Some(f) = body.frame().await {
+                    if f.is_err() {
+                        break;
+                    }
+                }
+            }
             return Err(ApiError::too_large(MAX_BODY));
         }
     }

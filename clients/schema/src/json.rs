@@ -41,7 +41,9 @@ impl JsonSchema {
         for r in refs {
             let v: Value = serde_json::from_str(&r.schema)
                 .map_err(|e| SchemaError::Invalid(format!("reference {}: {e}", r.name)))?;
-            let res = jsonschema::Resource::from_contents(v);
+            let res = jsonschema::Resource::from_contents(v)
+                .into_resource()
+                .map_err(|e| SchemaError::Invalid(format!("reference {}: {e}", r.name)))?;
             opts = opts.with_resource(r.name.clone(), res);
         }
         let validator = opts
@@ -58,7 +60,7 @@ impl JsonSchema {
     pub fn validate(&self, doc: &Value) -> Vec<String> {
         self.validator
             .iter_errors(doc)
-            .map(|e| format!("{} at '{}'", e, e.instance_path()))
+            .map(|e| e.to_string())
             .collect()
     }
 
@@ -71,6 +73,24 @@ impl JsonSchema {
         };
         cx.check(&self.value, &writer.value, "#", &mut out, 0);
         out
+    }
+}
+
+/// `Resource::from_contents` returns a Result in some jsonschema releases and
+/// the resource itself in others.
+trait IntoResource {
+    fn into_resource(self) -> Result<jsonschema::Resource, String>;
+}
+
+impl IntoResource for jsonschema::Resource {
+    fn into_resource(self) -> Result<jsonschema::Resource, String> {
+        Ok(self)
+    }
+}
+
+impl<E: std::fmt::Display> IntoResource for Result<jsonschema::Resource, E> {
+    fn into_resource(self) -> Result<jsonschema::Resource, String> {
+        self.map_err(|e| e.to_string())
     }
 }
 
