@@ -264,10 +264,6 @@ impl Decoder {
         Ok(Decoder { key: a.key_format, value: a.value_format, cache })
     }
 
-    pub fn active(&self) -> bool {
-        self.cache.is_some()
-    }
-
     /// Decode every framed key/value of `recs` in place; a record that does
     /// not decode is printed as `!undecodable(<reason>): <bytes as text>`.
     pub async fn apply(&mut self, recs: &mut [(i32, ConsumedRecord)]) {

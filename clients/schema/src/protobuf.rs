@@ -112,7 +112,8 @@ impl ProtoSchema {
         let first = usize::try_from(idx[0]).ok()?;
         let mut m = self.file.messages().nth(first)?;
         for i in &idx[1..] {
-            m = m.child_messages().nth(usize::try_from(*i).ok()?)?;
+            let next = m.child_messages().nth(usize::try_from(*i).ok()?)?;
+            m = next;
         }
         Some(m)
     }
