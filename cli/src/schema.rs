@@ -13,7 +13,11 @@ use crate::Output;
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
     /// The Schema Registry's URL.
-    #[arg(long = "schema-registry", global = true, default_value = "http://127.0.0.1:8081")]
+    #[arg(
+        long = "schema-registry",
+        global = true,
+        default_value = "http://127.0.0.1:8081"
+    )]
     registry: String,
     #[command(subcommand)]
     cmd: Cmd,
@@ -89,7 +93,8 @@ enum Cmd {
 }
 
 fn body(file: &std::path::Path, kind: &str) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     Ok(json!({"schema": text, "schemaType": kind.to_ascii_uppercase()}))
 }
 
@@ -105,32 +110,73 @@ pub async fn run(a: SchemaArgs, out: Output) -> anyhow::Result<()> {
             r.call("GET", &q, None).await?
         }
         Cmd::Versions { subject, deleted } => {
-            r.call("GET", &format!("/subjects/{}/versions?deleted={deleted}", enc(&subject)), None)
-                .await?
+            r.call(
+                "GET",
+                &format!("/subjects/{}/versions?deleted={deleted}", enc(&subject)),
+                None,
+            )
+            .await?
         }
-        Cmd::Get { subject, version, id } => match (id, subject) {
+        Cmd::Get {
+            subject,
+            version,
+            id,
+        } => match (id, subject) {
             (Some(id), _) => r.call("GET", &format!("/schemas/ids/{id}"), None).await?,
             (None, Some(s)) => {
-                r.call("GET", &format!("/subjects/{}/versions/{}", enc(&s), enc(&version)), None)
-                    .await?
+                r.call(
+                    "GET",
+                    &format!("/subjects/{}/versions/{}", enc(&s), enc(&version)),
+                    None,
+                )
+                .await?
             }
             (None, None) => return Err(anyhow!("give a subject or --id")),
         },
-        Cmd::Register { subject, file, kind } => {
-            r.call("POST", &format!("/subjects/{}/versions", enc(&subject)), Some(&body(&file, &kind)?))
-                .await?
+        Cmd::Register {
+            subject,
+            file,
+            kind,
+        } => {
+            r.call(
+                "POST",
+                &format!("/subjects/{}/versions", enc(&subject)),
+                Some(&body(&file, &kind)?),
+            )
+            .await?
         }
-        Cmd::Check { subject, file, kind, version, all } => {
+        Cmd::Check {
+            subject,
+            file,
+            kind,
+            version,
+            all,
+        } => {
             let path = if all {
-                format!("/compatibility/subjects/{}/versions?verbose=true", enc(&subject))
+                format!(
+                    "/compatibility/subjects/{}/versions?verbose=true",
+                    enc(&subject)
+                )
             } else {
-                format!("/compatibility/subjects/{}/versions/{}?verbose=true", enc(&subject), enc(&version))
+                format!(
+                    "/compatibility/subjects/{}/versions/{}?verbose=true",
+                    enc(&subject),
+                    enc(&version)
+                )
             };
             r.call("POST", &path, Some(&body(&file, &kind)?)).await?
         }
-        Cmd::Delete { subject, version, permanent } => {
+        Cmd::Delete {
+            subject,
+            version,
+            permanent,
+        } => {
             let path = match version {
-                Some(v) => format!("/subjects/{}/versions/{}?permanent={permanent}", enc(&subject), enc(&v)),
+                Some(v) => format!(
+                    "/subjects/{}/versions/{}?permanent={permanent}",
+                    enc(&subject),
+                    enc(&v)
+                ),
                 None => format!("/subjects/{}?permanent={permanent}", enc(&subject)),
             };
             r.call("DELETE", &path, None).await?
@@ -141,19 +187,39 @@ pub async fn run(a: SchemaArgs, out: Output) -> anyhow::Result<()> {
                 None => "/config".to_string(),
             };
             match set {
-                Some(level) => r.call("PUT", &path, Some(&json!({"compatibility": level}))).await?,
-                None if subject.is_some() => r.call("GET", &format!("{path}?defaultToGlobal=true"), None).await?,
+                Some(level) => {
+                    r.call("PUT", &path, Some(&json!({"compatibility": level})))
+                        .await?
+                }
+                None if subject.is_some() => {
+                    r.call("GET", &format!("{path}?defaultToGlobal=true"), None)
+                        .await?
+                }
                 None => r.call("GET", &path, None).await?,
             }
         }
-        Cmd::Mode { subject, set, force } => {
+        Cmd::Mode {
+            subject,
+            set,
+            force,
+        } => {
             let path = match &subject {
                 Some(s) => format!("/mode/{}", enc(s)),
                 None => "/mode".to_string(),
             };
             match set {
-                Some(m) => r.call("PUT", &format!("{path}?force={force}"), Some(&json!({"mode": m}))).await?,
-                None if subject.is_some() => r.call("GET", &format!("{path}?defaultToGlobal=true"), None).await?,
+                Some(m) => {
+                    r.call(
+                        "PUT",
+                        &format!("{path}?force={force}"),
+                        Some(&json!({"mode": m})),
+                    )
+                    .await?
+                }
+                None if subject.is_some() => {
+                    r.call("GET", &format!("{path}?defaultToGlobal=true"), None)
+                        .await?
+                }
                 None => r.call("GET", &path, None).await?,
             }
         }
@@ -176,7 +242,12 @@ fn print(v: &Value, out: Output) {
         (Output::Text, Value::Object(m)) if m.contains_key("schema") => {
             for k in ["subject", "version", "id", "schemaType"] {
                 if let Some(x) = m.get(k) {
-                    println!("{k}: {}", x.as_str().map(String::from).unwrap_or_else(|| x.to_string()));
+                    println!(
+                        "{k}: {}",
+                        x.as_str()
+                            .map(String::from)
+                            .unwrap_or_else(|| x.to_string())
+                    );
                 }
             }
             if let Some(s) = m.get("schema").and_then(Value::as_str) {

@@ -35,18 +35,31 @@ impl Registry {
     }
 
     /// One request; the parsed body on 2xx, else an error carrying Confluent's code and message.
-    pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
         let (status, v) = self.call_raw(method, path, body).await?;
         if (200..300).contains(&status) {
             return Ok(v);
         }
-        let code = v.get("error_code").and_then(Value::as_i64).unwrap_or(status as i64);
+        let code = v
+            .get("error_code")
+            .and_then(Value::as_i64)
+            .unwrap_or(status as i64);
         let msg = v.get("message").and_then(Value::as_str).unwrap_or("");
         bail!("schema registry: HTTP {status}, error {code}: {msg}")
     }
 
     /// One request; (status, body as JSON or as a JSON string).
-    pub async fn call_raw(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<(u16, Value)> {
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, Value)> {
         let stream = tokio::net::TcpStream::connect(&self.authority)
             .await
             .with_context(|| format!("cannot reach the schema registry at {}", self.authority))?;
@@ -60,11 +73,20 @@ impl Registry {
             .method(method)
             .uri(format!("{}{}", self.prefix, path))
             .header(hyper::header::HOST, &self.authority)
-            .header(hyper::header::CONTENT_TYPE, "application/vnd.schemaregistry.v1+json")
-            .header(hyper::header::ACCEPT, "application/vnd.schemaregistry.v1+json")
+            .header(
+                hyper::header::CONTENT_TYPE,
+                "application/vnd.schemaregistry.v1+json",
+            )
+            .header(
+                hyper::header::ACCEPT,
+                "application/vnd.schemaregistry.v1+json",
+            )
             .body(Full::new(Bytes::from(data)))
             .context("building the request")?;
-        let resp = sender.send_request(req).await.context("schema registry request")?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .context("schema registry request")?;
         let status = resp.status().as_u16();
         let bytes = resp
             .into_body()

@@ -87,16 +87,35 @@ pub struct SchemaCache {
 
 impl SchemaCache {
     pub fn new(reg: Registry) -> SchemaCache {
-        SchemaCache { reg, by_id: HashMap::new() }
+        SchemaCache {
+            reg,
+            by_id: HashMap::new(),
+        }
     }
 
     async fn fetch_text(&self, id: i32) -> anyhow::Result<(SchemaType, String, Vec<ResolvedRef>)> {
-        let v = self.reg.call("GET", &format!("/schemas/ids/{id}"), None).await?;
-        let kind = SchemaType::parse(v.get("schemaType").and_then(Value::as_str).unwrap_or("AVRO"))
-            .ok_or_else(|| anyhow!("schema {id}: unknown type"))?;
-        let text = v.get("schema").and_then(Value::as_str).unwrap_or("").to_string();
+        let v = self
+            .reg
+            .call("GET", &format!("/schemas/ids/{id}"), None)
+            .await?;
+        let kind = SchemaType::parse(
+            v.get("schemaType")
+                .and_then(Value::as_str)
+                .unwrap_or("AVRO"),
+        )
+        .ok_or_else(|| anyhow!("schema {id}: unknown type"))?;
+        let text = v
+            .get("schema")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let mut refs = Vec::new();
-        for r in v.get("references").and_then(Value::as_array).cloned().unwrap_or_default() {
+        for r in v
+            .get("references")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+        {
             let (Some(name), Some(subject), Some(version)) = (
                 r.get("name").and_then(Value::as_str),
                 r.get("subject").and_then(Value::as_str),
@@ -106,11 +125,19 @@ impl SchemaCache {
             };
             let rv = self
                 .reg
-                .call("GET", &format!("/subjects/{}/versions/{version}", enc(subject)), None)
+                .call(
+                    "GET",
+                    &format!("/subjects/{}/versions/{version}", enc(subject)),
+                    None,
+                )
                 .await?;
             refs.push(ResolvedRef {
                 name: name.to_string(),
-                schema: rv.get("schema").and_then(Value::as_str).unwrap_or("").to_string(),
+                schema: rv
+                    .get("schema")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
             });
         }
         Ok((kind, text, refs))
@@ -122,7 +149,9 @@ impl SchemaCache {
             return;
         }
         let r = match self.fetch_text(id).await {
-            Ok((kind, text, refs)) => fjord_schema::parse(kind, &text, &refs).map_err(|e| e.to_string()),
+            Ok((kind, text, refs)) => {
+                fjord_schema::parse(kind, &text, &refs).map_err(|e| e.to_string())
+            }
             Err(e) => Err(format!("{e:#}")),
         };
         self.by_id.insert(id, r);
@@ -140,7 +169,12 @@ struct Side {
 }
 
 impl Side {
-    fn encode(&self, data: Option<Bytes>, what: &str, lineno: u64) -> anyhow::Result<Option<Bytes>> {
+    fn encode(
+        &self,
+        data: Option<Bytes>,
+        what: &str,
+        lineno: u64,
+    ) -> anyhow::Result<Option<Bytes>> {
         let Some(d) = data else { return Ok(None) };
         match self.format {
             Format::String | Format::Bytes => Ok(Some(d)),
@@ -150,12 +184,19 @@ impl Side {
                 Ok(Some(d))
             }
             _ => {
-                let (id, schema) = self.schema.as_ref().ok_or_else(|| anyhow!("no {what} schema"))?;
+                let (id, schema) = self
+                    .schema
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("no {what} schema"))?;
                 let doc: Value = serde_json::from_slice(&d)
                     .with_context(|| format!("line {lineno}: the {what} is not JSON"))?;
                 let (payload, idx) = codec::encode(schema, &doc)
                     .map_err(|e| anyhow!("line {lineno}: the {what} {e}"))?;
-                Ok(Some(Bytes::from(framing::frame(*id, idx.as_deref(), &payload))))
+                Ok(Some(Bytes::from(framing::frame(
+                    *id,
+                    idx.as_deref(),
+                    &payload,
+                ))))
             }
         }
     }
@@ -171,22 +212,38 @@ fn record_name(p: &Parsed) -> Option<String> {
     match p {
         Parsed::Avro(a) => a.schema.name().map(|n| n.fullname(None)),
         Parsed::Protobuf(p) => p.file.messages().next().map(|m| m.full_name().to_string()),
-        Parsed::Json(j) => j.value.get("title").and_then(Value::as_str).map(String::from),
+        Parsed::Json(j) => j
+            .value
+            .get("title")
+            .and_then(Value::as_str)
+            .map(String::from),
     }
 }
 
 impl Encoder {
     /// Register (or look up) the schemas the options name.
     pub async fn new(a: &TypedArgs, topic: &str) -> anyhow::Result<Encoder> {
-        let reg = if a.typed() { Some(Registry::new(&a.schema_registry)?) } else { None };
+        let reg = if a.typed() {
+            Some(Registry::new(&a.schema_registry)?)
+        } else {
+            None
+        };
         let mut sides = Vec::new();
         for (is_key, format, file, id) in [
             (true, a.key_format, &a.key_schema_file, a.key_schema_id),
-            (false, a.value_format, &a.value_schema_file, a.value_schema_id),
+            (
+                false,
+                a.value_format,
+                &a.value_schema_file,
+                a.value_schema_id,
+            ),
         ] {
             let what = if is_key { "key" } else { "value" };
             let Some(kind) = format.schema_type() else {
-                sides.push(Side { format, schema: None });
+                sides.push(Side {
+                    format,
+                    schema: None,
+                });
                 continue;
             };
             let reg = reg.as_ref().ok_or_else(|| anyhow!("no registry"))?;
@@ -207,27 +264,42 @@ impl Encoder {
                         .map_err(|e| anyhow!("{}: {e}", f.display()))?;
                     let subject = match a.strategy {
                         Strategy::Topic => format!("{topic}-{what}"),
-                        Strategy::Record => record_name(&parsed)
-                            .ok_or_else(|| anyhow!("the schema has no record name for --subject-name-strategy record"))?,
+                        Strategy::Record => record_name(&parsed).ok_or_else(|| {
+                            anyhow!(
+                                "the schema has no record name for --subject-name-strategy record"
+                            )
+                        })?,
                         Strategy::TopicRecord => format!(
                             "{topic}-{}",
-                            record_name(&parsed).ok_or_else(|| anyhow!("the schema has no record name"))?
+                            record_name(&parsed)
+                                .ok_or_else(|| anyhow!("the schema has no record name"))?
                         ),
                     };
                     let body = json!({"schema": text, "schemaType": kind.as_str()});
                     let v = reg
-                        .call("POST", &format!("/subjects/{}/versions", enc(&subject)), Some(&body))
+                        .call(
+                            "POST",
+                            &format!("/subjects/{}/versions", enc(&subject)),
+                            Some(&body),
+                        )
                         .await
-                        .with_context(|| format!("registering the {what} schema under {subject}"))?;
+                        .with_context(|| {
+                            format!("registering the {what} schema under {subject}")
+                        })?;
                     let id = v
                         .get("id")
                         .and_then(Value::as_i64)
                         .ok_or_else(|| anyhow!("the registry answered no id"))?;
                     (id as i32, parsed)
                 }
-                (None, None) => bail!("--{what}-format {format:?} needs --{what}-schema-file or --{what}-schema-id"),
+                (None, None) => bail!(
+                    "--{what}-format {format:?} needs --{what}-schema-file or --{what}-schema-id"
+                ),
             };
-            sides.push(Side { format, schema: Some(schema) });
+            sides.push(Side {
+                format,
+                schema: Some(schema),
+            });
         }
         let value = sides.pop().ok_or_else(|| anyhow!("internal"))?;
         let key = sides.pop().ok_or_else(|| anyhow!("internal"))?;
@@ -240,7 +312,11 @@ impl Encoder {
     }
 
     /// Encode one produced record's key and value.
-    pub fn apply(&self, rec: &mut fjord_kafka::client::ProducerRecord, lineno: u64) -> anyhow::Result<()> {
+    pub fn apply(
+        &self,
+        rec: &mut fjord_kafka::client::ProducerRecord,
+        lineno: u64,
+    ) -> anyhow::Result<()> {
         rec.key = self.key.encode(rec.key.take(), "key", lineno)?;
         rec.value = self.value.encode(rec.value.take(), "value", lineno)?;
         Ok(())
@@ -261,13 +337,19 @@ impl Decoder {
         } else {
             None
         };
-        Ok(Decoder { key: a.key_format, value: a.value_format, cache })
+        Ok(Decoder {
+            key: a.key_format,
+            value: a.value_format,
+            cache,
+        })
     }
 
     /// Decode every framed key/value of `recs` in place; a record that does
     /// not decode is printed as `!undecodable(<reason>): <bytes as text>`.
     pub async fn apply(&mut self, recs: &mut [(i32, ConsumedRecord)]) {
-        let Some(cache) = self.cache.as_mut() else { return };
+        let Some(cache) = self.cache.as_mut() else {
+            return;
+        };
         for (_, r) in recs.iter() {
             for (fmt, data) in [(self.key, &r.key), (self.value, &r.value)] {
                 if fmt.schema_type().is_some() {

@@ -58,7 +58,9 @@ impl ApiError {
         ApiError::new(
             404,
             40407,
-            format!("Subject '{s}' Version {v} was not deleted first before being permanently deleted"),
+            format!(
+                "Subject '{s}' Version {v} was not deleted first before being permanently deleted"
+            ),
         )
     }
     pub fn subject_config_not_found(s: &str) -> ApiError {
@@ -121,7 +123,11 @@ impl ApiError {
         ApiError::new(409, 409, m)
     }
     pub fn store(msg: impl std::fmt::Display) -> ApiError {
-        ApiError::new(500, 50001, format!("Error in the backend data store - {msg}"))
+        ApiError::new(
+            500,
+            50001,
+            format!("Error in the backend data store - {msg}"),
+        )
     }
     pub fn timeout(msg: impl std::fmt::Display) -> ApiError {
         ApiError::new(500, 50002, format!("Operation timed out - {msg}"))

@@ -86,7 +86,8 @@ impl Query {
         let mut out = Vec::new();
         for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let dec = |s: &str| percent_decode(&s.replace('+', " ")).unwrap_or_else(|| s.to_string());
+            let dec =
+                |s: &str| percent_decode(&s.replace('+', " ")).unwrap_or_else(|| s.to_string());
             out.push((dec(k), dec(v)));
         }
         Query(out)
@@ -130,7 +131,9 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
     match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(ApiError::too_large(MAX_BODY))
             } else {
                 Err(ApiError::bad_request(format!("cannot read the body: {e}")))
@@ -155,8 +158,7 @@ fn schema_body(b: &[u8]) -> Result<SchemaRequest, ApiError> {
 }
 
 fn id_of(s: &str) -> Result<i32, ApiError> {
-    s.parse::<i32>()
-        .map_err(|_| ApiError::not_found())
+    s.parse::<i32>().map_err(|_| ApiError::not_found())
 }
 
 fn ok(v: Value) -> Result<(u16, String), ApiError> {
@@ -175,7 +177,11 @@ async fn route(reg: &Registry, req: Request<Incoming>) -> Result<(u16, String), 
     // Paths Fjord serves; anything else answers 404 before any work.
     let known = matches!(
         segs.first(),
-        None | Some(&"schemas") | Some(&"subjects") | Some(&"compatibility") | Some(&"config") | Some(&"mode")
+        None | Some(&"schemas")
+            | Some(&"subjects")
+            | Some(&"compatibility")
+            | Some(&"config")
+            | Some(&"mode")
     );
     if !known {
         return Err(ApiError::not_found());
@@ -198,35 +204,52 @@ async fn route(reg: &Registry, req: Request<Incoming>) -> Result<(u16, String), 
             q.flag("latestOnly"),
         )),
         (&M::GET, ["schemas", "ids", id]) => ok(reg.get_schema(id_of(id)?, format).await?),
-        (&M::GET, ["schemas", "ids", id, "schema"]) => Ok((200, reg.get_schema_raw(id_of(id)?).await?)),
-        (&M::GET, ["schemas", "ids", id, "subjects"]) => ok(reg.id_usage(id_of(id)?, deleted, false).await?),
-        (&M::GET, ["schemas", "ids", id, "versions"]) => ok(reg.id_usage(id_of(id)?, deleted, true).await?),
+        (&M::GET, ["schemas", "ids", id, "schema"]) => {
+            Ok((200, reg.get_schema_raw(id_of(id)?).await?))
+        }
+        (&M::GET, ["schemas", "ids", id, "subjects"]) => {
+            ok(reg.id_usage(id_of(id)?, deleted, false).await?)
+        }
+        (&M::GET, ["schemas", "ids", id, "versions"]) => {
+            ok(reg.id_usage(id_of(id)?, deleted, true).await?)
+        }
         (&M::GET, ["subjects"]) => ok(reg.list_subjects(
             q.get("subjectPrefix").unwrap_or(""),
             deleted,
             q.flag("deletedOnly"),
         )),
-        (&M::POST, ["subjects", s]) => ok(reg.lookup(s, &schema_body(&body)?, deleted, format).await?),
+        (&M::POST, ["subjects", s]) => {
+            ok(reg.lookup(s, &schema_body(&body)?, deleted, format).await?)
+        }
         (&M::DELETE, ["subjects", s]) => ok(reg.delete_subject(s, q.flag("permanent")).await?),
         (&M::GET, ["subjects", s, "versions"]) => ok(reg.versions(s, deleted).await?),
-        (&M::POST, ["subjects", s, "versions"]) => ok(reg.register(s, &schema_body(&body)?).await?),
-        (&M::GET, ["subjects", s, "versions", v]) => {
-            ok(reg.get_version(s, VersionSel::parse(v)?, deleted, format).await?)
+        (&M::POST, ["subjects", s, "versions"]) => {
+            ok(reg.register(s, &schema_body(&body)?).await?)
         }
-        (&M::DELETE, ["subjects", s, "versions", v]) => {
-            ok(reg.delete_version(s, VersionSel::parse(v)?, q.flag("permanent")).await?)
-        }
-        (&M::GET, ["subjects", s, "versions", v, "schema"]) => {
-            Ok((200, reg.get_version_raw(s, VersionSel::parse(v)?, deleted).await?))
-        }
+        (&M::GET, ["subjects", s, "versions", v]) => ok(reg
+            .get_version(s, VersionSel::parse(v)?, deleted, format)
+            .await?),
+        (&M::DELETE, ["subjects", s, "versions", v]) => ok(reg
+            .delete_version(s, VersionSel::parse(v)?, q.flag("permanent"))
+            .await?),
+        (&M::GET, ["subjects", s, "versions", v, "schema"]) => Ok((
+            200,
+            reg.get_version_raw(s, VersionSel::parse(v)?, deleted)
+                .await?,
+        )),
         (&M::GET, ["subjects", s, "versions", v, "referencedby"]) => {
             ok(reg.referenced_by(s, VersionSel::parse(v)?).await?)
         }
-        (&M::POST, ["compatibility", "subjects", s, "versions"]) => {
-            ok(reg.test_compat(s, None, &schema_body(&body)?, q.flag("verbose")).await?)
-        }
+        (&M::POST, ["compatibility", "subjects", s, "versions"]) => ok(reg
+            .test_compat(s, None, &schema_body(&body)?, q.flag("verbose"))
+            .await?),
         (&M::POST, ["compatibility", "subjects", s, "versions", v]) => ok(reg
-            .test_compat(s, Some(VersionSel::parse(v)?), &schema_body(&body)?, q.flag("verbose"))
+            .test_compat(
+                s,
+                Some(VersionSel::parse(v)?),
+                &schema_body(&body)?,
+                q.flag("verbose"),
+            )
             .await?),
         (&M::GET, ["config"]) => ok(reg.get_config(None, false)?),
         (&M::PUT, ["config"]) => ok(reg.put_config(None, &json_body(&body)?).await?),
@@ -235,12 +258,20 @@ async fn route(reg: &Registry, req: Request<Incoming>) -> Result<(u16, String), 
         (&M::PUT, ["config", s]) => ok(reg.put_config(Some(s), &json_body(&body)?).await?),
         (&M::DELETE, ["config", s]) => ok(reg.delete_config(Some(s)).await?),
         (&M::GET, ["mode"]) => ok(reg.get_mode(None, false)?),
-        (&M::PUT, ["mode"]) => ok(reg.put_mode(None, &json_body(&body)?, q.flag("force")).await?),
+        (&M::PUT, ["mode"]) => ok(reg
+            .put_mode(None, &json_body(&body)?, q.flag("force"))
+            .await?),
         (&M::GET, ["mode", s]) => ok(reg.get_mode(Some(s), q.flag("defaultToGlobal"))?),
-        (&M::PUT, ["mode", s]) => ok(reg.put_mode(Some(s), &json_body(&body)?, q.flag("force")).await?),
+        (&M::PUT, ["mode", s]) => ok(reg
+            .put_mode(Some(s), &json_body(&body)?, q.flag("force"))
+            .await?),
         (&M::DELETE, ["mode", s]) => ok(reg.delete_mode(Some(s)).await?),
         // A known path with the wrong method, or an unknown one under a known prefix.
-        (_, ["schemas", ..]) | (_, ["subjects", ..]) | (_, ["compatibility", ..]) | (_, ["config", ..]) | (_, ["mode", ..])
+        (_, ["schemas", ..])
+        | (_, ["subjects", ..])
+        | (_, ["compatibility", ..])
+        | (_, ["config", ..])
+        | (_, ["mode", ..])
             if path_exists(&segs) =>
         {
             Err(ApiError::method_not_allowed())

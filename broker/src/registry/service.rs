@@ -153,21 +153,30 @@ impl Registry {
         }
         let kind = match req.schema_type.as_deref() {
             None | Some("") => SchemaType::Avro,
-            Some(t) => SchemaType::parse(t).ok_or_else(|| {
-                ApiError::unprocessable(format!("Invalid schema type {t}"))
-            })?,
+            Some(t) => SchemaType::parse(t)
+                .ok_or_else(|| ApiError::unprocessable(format!("Invalid schema type {t}")))?,
         };
         let refs = req.references.clone().unwrap_or_default();
         let resolved = Self::resolve_refs(&self.store.state(), &refs)?;
         let parsed = fjord_schema::parse(kind, text, &resolved).map_err(|e| {
-            ApiError::invalid_schema(format!("Invalid schema {} with refs {:?}: {e}", truncate(text), refs.iter().map(|r| &r.name).collect::<Vec<_>>()))
+            ApiError::invalid_schema(format!(
+                "Invalid schema {} with refs {:?}: {e}",
+                truncate(text),
+                refs.iter().map(|r| &r.name).collect::<Vec<_>>()
+            ))
         })?;
         let canonical = parsed.canonical();
         let refs_json = serde_json::to_value(&refs).unwrap_or(Value::Null);
         let extra = [
             fjord_schema::canonical_json(&refs_json),
-            req.metadata.as_ref().map(fjord_schema::canonical_json).unwrap_or_default(),
-            req.rule_set.as_ref().map(fjord_schema::canonical_json).unwrap_or_default(),
+            req.metadata
+                .as_ref()
+                .map(fjord_schema::canonical_json)
+                .unwrap_or_default(),
+            req.rule_set
+                .as_ref()
+                .map(fjord_schema::canonical_json)
+                .unwrap_or_default(),
         ];
         let hash = fjord_schema::content_hash(
             kind,
@@ -199,10 +208,14 @@ impl Registry {
             let st = self.store.state();
             let mut out = Vec::with_capacity(versions.len());
             for (v, r) in versions {
-                let Some(rec) = st.schemas.get(&r.id) else { continue };
+                let Some(rec) = st.schemas.get(&r.id) else {
+                    continue;
+                };
                 match Self::parse_rec(&st, rec) {
                     Ok(p) => out.push((*v, p)),
-                    Err(e) => tracing::warn!(version = v, error = %e.message, "stored schema does not parse; skipped in the compatibility check"),
+                    Err(e) => {
+                        tracing::warn!(version = v, error = %e.message, "stored schema does not parse; skipped in the compatibility check")
+                    }
                 }
             }
             out
@@ -242,7 +255,12 @@ impl Registry {
         rec.schema.clone()
     }
 
-    fn schema_body(&self, rec: &SchemaRec, format: Option<&str>, into: &mut serde_json::Map<String, Value>) {
+    fn schema_body(
+        &self,
+        rec: &SchemaRec,
+        format: Option<&str>,
+        into: &mut serde_json::Map<String, Value>,
+    ) {
         if rec.schema_type != "AVRO" {
             into.insert("schemaType".into(), json!(rec.schema_type));
         }
@@ -280,7 +298,12 @@ impl Registry {
     }
 
     /// `GET /schemas/ids/{id}/subjects` and `/versions`.
-    pub async fn id_usage(&self, id: i32, deleted: bool, versions: bool) -> Result<Value, ApiError> {
+    pub async fn id_usage(
+        &self,
+        id: i32,
+        deleted: bool,
+        versions: bool,
+    ) -> Result<Value, ApiError> {
         self.schema_by_id(id).await?;
         let st = self.store.state();
         let mut out = Vec::new();
@@ -431,7 +454,12 @@ impl Registry {
     }
 
     /// `GET /subjects/{s}/versions/{v}/schema`
-    pub async fn get_version_raw(&self, subject: &str, sel: VersionSel, deleted: bool) -> Result<String, ApiError> {
+    pub async fn get_version_raw(
+        &self,
+        subject: &str,
+        sel: VersionSel,
+        deleted: bool,
+    ) -> Result<String, ApiError> {
         let (_, _, rec) = self.pick(subject, sel, deleted).await?;
         Ok(Self::raw(&rec))
     }
@@ -455,14 +483,20 @@ impl Registry {
             st.subjects.get(subject).and_then(|vs| {
                 vs.iter()
                     .filter(|(_, r)| deleted || !r.deleted)
-                    .find(|(_, r)| st.schemas.get(&r.id).is_some_and(|s| s.hash == cand.rec.hash))
+                    .find(|(_, r)| {
+                        st.schemas
+                            .get(&r.id)
+                            .is_some_and(|s| s.hash == cand.rec.hash)
+                    })
                     .map(|(v, r)| (*v, *r))
             })
         };
         let mut hit = find(&self.store.state());
         if hit.is_none() {
             self.store.refresh_subject(subject).await;
-            self.store.refresh(&[format!("hashes/{}", cand.rec.hash)]).await;
+            self.store
+                .refresh(&[format!("hashes/{}", cand.rec.hash)])
+                .await;
             if let Some(id) = self.store.state().hashes.get(&cand.rec.hash).copied() {
                 self.store.refresh(&[format!("ids/{id}")]).await;
             }
@@ -606,7 +640,11 @@ impl Registry {
                                 }
                                 if want > st.counter {
                                     let cv = st.nodes.get("counter").map_or(0, |m| m.version);
-                                    ops.push(Op::Set("counter".into(), want.to_string().into_bytes(), cv));
+                                    ops.push(Op::Set(
+                                        "counter".into(),
+                                        want.to_string().into_bytes(),
+                                        cv,
+                                    ));
                                 }
                                 refresh.push(format!("ids/{want}"));
                             }
@@ -615,11 +653,17 @@ impl Registry {
                     }
                     (None, Some(id)) => id,
                     (None, None) => {
-                        let id = st.counter.checked_add(1).ok_or_else(|| ApiError::store("schema ids exhausted"))?;
+                        let id = st
+                            .counter
+                            .checked_add(1)
+                            .ok_or_else(|| ApiError::store("schema ids exhausted"))?;
                         let cv = st.nodes.get("counter").map_or(0, |m| m.version);
                         ops.push(Op::Set("counter".into(), id.to_string().into_bytes(), cv));
                         ops.push(Op::Create(format!("ids/{id}"), rec_bytes.clone()));
-                        ops.push(Op::Create(format!("hashes/{hash}"), id.to_string().into_bytes()));
+                        ops.push(Op::Create(
+                            format!("hashes/{hash}"),
+                            id.to_string().into_bytes(),
+                        ));
                         id
                     }
                 };
@@ -654,7 +698,9 @@ impl Registry {
                 Err(CommitError::Unavailable(e)) => return Err(ApiError::store(e)),
             }
         }
-        Err(ApiError::timeout("too many concurrent changes to the subject"))
+        Err(ApiError::timeout(
+            "too many concurrent changes to the subject",
+        ))
     }
 
     /// `DELETE /subjects/{s}` (soft, or `permanent` after soft).
@@ -701,8 +747,15 @@ impl Registry {
                         }
                         let p = version_path(subject, *v);
                         let ver = st.nodes.get(&p).map_or(-1, |m| m.version);
-                        let rec = VersionRec { id: r.id, deleted: true };
-                        ops.push(Op::Set(p, serde_json::to_vec(&rec).map_err(ApiError::store)?, ver));
+                        let rec = VersionRec {
+                            id: r.id,
+                            deleted: true,
+                        };
+                        ops.push(Op::Set(
+                            p,
+                            serde_json::to_vec(&rec).map_err(ApiError::store)?,
+                            ver,
+                        ));
                         out.push(*v);
                     }
                     ops.push(Op::Set(sp, b"{}".to_vec(), sver));
@@ -711,11 +764,15 @@ impl Registry {
             };
             match self.store.commit(ops).await {
                 Ok(()) => return Ok(json!(versions)),
-                Err(CommitError::Conflict(_)) => self.after_conflict(attempt, &[], Some(subject)).await,
+                Err(CommitError::Conflict(_)) => {
+                    self.after_conflict(attempt, &[], Some(subject)).await
+                }
                 Err(CommitError::Unavailable(e)) => return Err(ApiError::store(e)),
             }
         }
-        Err(ApiError::timeout("too many concurrent changes to the subject"))
+        Err(ApiError::timeout(
+            "too many concurrent changes to the subject",
+        ))
     }
 
     /// `DELETE /subjects/{s}/versions/{v}` (soft, or `permanent` after soft).
@@ -772,33 +829,52 @@ impl Registry {
                     if r.deleted {
                         return Err(ApiError::version_soft_deleted(subject, v));
                     }
-                    let rec = VersionRec { id: r.id, deleted: true };
-                    ops.push(Op::Set(p, serde_json::to_vec(&rec).map_err(ApiError::store)?, ver));
+                    let rec = VersionRec {
+                        id: r.id,
+                        deleted: true,
+                    };
+                    ops.push(Op::Set(
+                        p,
+                        serde_json::to_vec(&rec).map_err(ApiError::store)?,
+                        ver,
+                    ));
                     ops.push(Op::Set(sp, b"{}".to_vec(), sver));
                 }
                 (ops, v)
             };
             match self.store.commit(ops).await {
                 Ok(()) => return Ok(json!(version)),
-                Err(CommitError::Conflict(_)) => self.after_conflict(attempt, &[], Some(subject)).await,
+                Err(CommitError::Conflict(_)) => {
+                    self.after_conflict(attempt, &[], Some(subject)).await
+                }
                 Err(CommitError::Unavailable(e)) => return Err(ApiError::store(e)),
             }
         }
-        Err(ApiError::timeout("too many concurrent changes to the subject"))
+        Err(ApiError::timeout(
+            "too many concurrent changes to the subject",
+        ))
     }
 
     // ----- config and mode -----
 
     /// `GET /config[/{s}]`
-    pub fn get_config(&self, subject: Option<&str>, default_to_global: bool) -> Result<Value, ApiError> {
+    pub fn get_config(
+        &self,
+        subject: Option<&str>,
+        default_to_global: bool,
+    ) -> Result<Value, ApiError> {
         let st = self.store.state();
         let level = match subject {
-            None => st.global_config.clone().unwrap_or_else(|| "BACKWARD".into()),
+            None => st
+                .global_config
+                .clone()
+                .unwrap_or_else(|| "BACKWARD".into()),
             Some(s) => match st.subject_config.get(s) {
                 Some(l) => l.clone(),
-                None if default_to_global => {
-                    st.global_config.clone().unwrap_or_else(|| "BACKWARD".into())
-                }
+                None if default_to_global => st
+                    .global_config
+                    .clone()
+                    .unwrap_or_else(|| "BACKWARD".into()),
                 None => return Err(ApiError::subject_config_not_found(s)),
             },
         };
@@ -806,7 +882,12 @@ impl Registry {
     }
 
     /// Write (Some) or clear (None) one config or mode node, re-planning on conflict.
-    async fn put_node(&self, path: String, data: Option<Vec<u8>>, global: bool) -> Result<(), ApiError> {
+    async fn put_node(
+        &self,
+        path: String,
+        data: Option<Vec<u8>>,
+        global: bool,
+    ) -> Result<(), ApiError> {
         for attempt in 0..MAX_ATTEMPTS {
             let op = {
                 let st = self.store.state();
@@ -822,7 +903,8 @@ impl Registry {
             match self.store.commit(vec![op]).await {
                 Ok(()) => return Ok(()),
                 Err(CommitError::Conflict(_)) => {
-                    self.after_conflict(attempt, std::slice::from_ref(&path), None).await
+                    self.after_conflict(attempt, std::slice::from_ref(&path), None)
+                        .await
                 }
                 Err(CommitError::Unavailable(e)) => return Err(ApiError::store(e)),
             }
@@ -843,19 +925,25 @@ impl Registry {
             compatibility_level: level.as_str().to_string(),
         };
         let data = serde_json::to_vec(&rec).map_err(ApiError::store)?;
-        self.put_node(config_path(subject), Some(data), subject.is_none()).await?;
+        self.put_node(config_path(subject), Some(data), subject.is_none())
+            .await?;
         Ok(json!({"compatibility": level.as_str()}))
     }
 
     /// `DELETE /config[/{s}]`: back to the default (global) or to the global (subject).
     pub async fn delete_config(&self, subject: Option<&str>) -> Result<Value, ApiError> {
         let prev = self.get_config(subject, false)?;
-        self.put_node(config_path(subject), None, subject.is_none()).await?;
+        self.put_node(config_path(subject), None, subject.is_none())
+            .await?;
         Ok(prev)
     }
 
     /// `GET /mode[/{s}]`
-    pub fn get_mode(&self, subject: Option<&str>, default_to_global: bool) -> Result<Value, ApiError> {
+    pub fn get_mode(
+        &self,
+        subject: Option<&str>,
+        default_to_global: bool,
+    ) -> Result<Value, ApiError> {
         let st = self.store.state();
         let mode = match subject {
             None => st.mode_of(None),
@@ -869,7 +957,12 @@ impl Registry {
     }
 
     /// `PUT /mode[/{s}]`
-    pub async fn put_mode(&self, subject: Option<&str>, body: &Value, force: bool) -> Result<Value, ApiError> {
+    pub async fn put_mode(
+        &self,
+        subject: Option<&str>,
+        body: &Value,
+        force: bool,
+    ) -> Result<Value, ApiError> {
         let raw = body
             .get("mode")
             .and_then(Value::as_str)
@@ -891,14 +984,16 @@ impl Registry {
             }
         }
         let data = serde_json::to_vec(&ModeRec { mode: mode.clone() }).map_err(ApiError::store)?;
-        self.put_node(mode_path(subject), Some(data), subject.is_none()).await?;
+        self.put_node(mode_path(subject), Some(data), subject.is_none())
+            .await?;
         Ok(json!({"mode": mode}))
     }
 
     /// `DELETE /mode/{s}`
     pub async fn delete_mode(&self, subject: Option<&str>) -> Result<Value, ApiError> {
         let prev = self.get_mode(subject, false)?;
-        self.put_node(mode_path(subject), None, subject.is_none()).await?;
+        self.put_node(mode_path(subject), None, subject.is_none())
+            .await?;
         Ok(prev)
     }
 

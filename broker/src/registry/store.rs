@@ -151,7 +151,9 @@ impl Store {
                     }
                 },
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::error!(path = %f.display(), error = %e, "cannot read schema registry file"),
+                Err(e) => {
+                    tracing::error!(path = %f.display(), error = %e, "cannot read schema registry file")
+                }
             }
         }
         for (p, d) in FIXED {
@@ -161,7 +163,15 @@ impl Store {
         }
         let mut state = State::default();
         for (p, (d, v)) in &tree.nodes {
-            apply_node(&mut state, p, d, NodeMeta { version: *v, mzxid: 0 });
+            apply_node(
+                &mut state,
+                p,
+                d,
+                NodeMeta {
+                    version: *v,
+                    mzxid: 0,
+                },
+            );
         }
         Arc::new(Store {
             state: RwLock::new(state),
@@ -227,7 +237,11 @@ impl Store {
                 Op::Delete(p, v) => match scratch.get(p) {
                     Some(n) if *v == -1 || n.1 == *v => {
                         let prefix = format!("{p}/");
-                        if scratch.range(prefix.clone()..).next().is_some_and(|(k, _)| k.starts_with(&prefix)) {
+                        if scratch
+                            .range(prefix.clone()..)
+                            .next()
+                            .is_some_and(|(k, _)| k.starts_with(&prefix))
+                        {
                             return Err(CommitError::Conflict(format!("{p} not empty")));
                         }
                         scratch.remove(p);
@@ -250,7 +264,9 @@ impl Store {
                 .and_then(|b| std::fs::write(&tmp, b))
                 .and_then(|_| std::fs::rename(&tmp, f));
             if let Err(e) = res {
-                return Err(CommitError::Unavailable(format!("schema registry file: {e}")));
+                return Err(CommitError::Unavailable(format!(
+                    "schema registry file: {e}"
+                )));
             }
         }
         t.nodes = scratch;
@@ -259,7 +275,15 @@ impl Store {
             match op {
                 Op::Create(p, _) | Op::Set(p, _, _) => {
                     if let Some((d, v)) = t.nodes.get(p) {
-                        apply_node(&mut s, p, d, NodeMeta { version: *v, mzxid: zxid });
+                        apply_node(
+                            &mut s,
+                            p,
+                            d,
+                            NodeMeta {
+                                version: *v,
+                                mzxid: zxid,
+                            },
+                        );
                     }
                 }
                 Op::Delete(p, _) => apply_deleted(&mut s, p),
@@ -282,20 +306,25 @@ impl Store {
             Ok(r) => r,
             // Unknown outcome: the caller re-reads and re-plans (its plan is idempotent).
             Err(ZkError::ConnectionLoss) => {
-                return Err(CommitError::Conflict("connection lost during the write".into()))
+                return Err(CommitError::Conflict(
+                    "connection lost during the write".into(),
+                ))
             }
             Err(e) => return Err(CommitError::Unavailable(e.to_string())),
         };
         if let Some(code) = results.iter().find_map(|r| match r {
-            MultiResult::Error(c) if *c != ErrorCode::Ok && *c != ErrorCode::RuntimeInconsistency => {
+            MultiResult::Error(c)
+                if *c != ErrorCode::Ok && *c != ErrorCode::RuntimeInconsistency =>
+            {
                 Some(*c)
             }
             _ => None,
         }) {
             return match code {
-                ErrorCode::NodeExists | ErrorCode::NoNode | ErrorCode::BadVersion | ErrorCode::NotEmpty => {
-                    Err(CommitError::Conflict(format!("{code:?}")))
-                }
+                ErrorCode::NodeExists
+                | ErrorCode::NoNode
+                | ErrorCode::BadVersion
+                | ErrorCode::NotEmpty => Err(CommitError::Conflict(format!("{code:?}"))),
                 other => Err(CommitError::Unavailable(format!("{other:?}"))),
             };
         }
@@ -307,7 +336,15 @@ impl Store {
                     apply_node(&mut s, p, d, NodeMeta { version: 0, mzxid });
                 }
                 (Op::Set(p, d, _), MultiResult::SetData(st)) => {
-                    apply_node(&mut s, p, d, NodeMeta { version: st.version, mzxid: st.mzxid });
+                    apply_node(
+                        &mut s,
+                        p,
+                        d,
+                        NodeMeta {
+                            version: st.version,
+                            mzxid: st.mzxid,
+                        },
+                    );
                 }
                 (Op::Delete(p, _), _) => apply_deleted(&mut s, p),
                 _ => {}
@@ -322,7 +359,9 @@ impl Store {
         let Backend::Zk(client) = &self.backend else {
             return;
         };
-        let Some(zk) = client.read().clone() else { return };
+        let Some(zk) = client.read().clone() else {
+            return;
+        };
         for p in paths {
             self.refresh_one(&zk, p).await;
         }
@@ -334,7 +373,10 @@ impl Store {
                 &mut self.state.write(),
                 p,
                 &d,
-                NodeMeta { version: st.version, mzxid: st.mzxid },
+                NodeMeta {
+                    version: st.version,
+                    mzxid: st.mzxid,
+                },
             ),
             Err(e) if e.code() == Some(ErrorCode::NoNode) => {
                 apply_deleted(&mut self.state.write(), p)
@@ -348,7 +390,9 @@ impl Store {
         let Backend::Zk(client) = &self.backend else {
             return;
         };
-        let Some(zk) = client.read().clone() else { return };
+        let Some(zk) = client.read().clone() else {
+            return;
+        };
         let sp = subject_path(subject);
         match zk.get_children(&abs(&sp)).await {
             Ok(children) => {
@@ -400,7 +444,10 @@ impl Store {
                     &mut fresh,
                     &p,
                     &d,
-                    NodeMeta { version: st.version, mzxid: st.mzxid },
+                    NodeMeta {
+                        version: st.version,
+                        mzxid: st.mzxid,
+                    },
                 ),
                 Ok(Err(e)) if e.code() == Some(ErrorCode::NoNode) => {}
                 Ok(Err(e)) => return Err(e),
@@ -410,7 +457,11 @@ impl Store {
         let n = fresh.schemas.len();
         let subjects = fresh.subjects.len();
         *self.state.write() = fresh;
-        tracing::info!(schemas = n, subjects, "schema registry loaded from the coordinator");
+        tracing::info!(
+            schemas = n,
+            subjects,
+            "schema registry loaded from the coordinator"
+        );
         Ok(())
     }
 }
@@ -471,13 +522,16 @@ fn apply_node(s: &mut State, path: &str, data: &[u8], meta: NodeMeta) {
                 .map(|c| c.compatibility_level)
         }
         ["config", enc] => {
-            if let (Some(name), Ok(c)) = (decode_name(enc), serde_json::from_slice::<ConfigRec>(data)) {
+            if let (Some(name), Ok(c)) =
+                (decode_name(enc), serde_json::from_slice::<ConfigRec>(data))
+            {
                 s.subject_config.insert(name, c.compatibility_level);
             }
         }
         ["mode"] => s.global_mode = serde_json::from_slice::<ModeRec>(data).ok().map(|m| m.mode),
         ["mode", enc] => {
-            if let (Some(name), Ok(m)) = (decode_name(enc), serde_json::from_slice::<ModeRec>(data)) {
+            if let (Some(name), Ok(m)) = (decode_name(enc), serde_json::from_slice::<ModeRec>(data))
+            {
                 s.subject_mode.insert(name, m.mode);
             }
         }
@@ -608,7 +662,10 @@ async fn zk_task(
                             &mut st.state.write(),
                             &path,
                             &data,
-                            NodeMeta { version: stat.version, mzxid: stat.mzxid },
+                            NodeMeta {
+                                version: stat.version,
+                                mzxid: stat.mzxid,
+                            },
                         ),
                         Ok(Err(e)) if e.code() == Some(ErrorCode::NoNode) => {
                             apply_deleted(&mut st.state.write(), &path)

@@ -14,7 +14,10 @@ fn reg() -> Arc<Registry> {
 }
 
 fn avro(name: &str, fields: &[(&str, &str)]) -> SchemaRequest {
-    let fs: Vec<_> = fields.iter().map(|(n, t)| json!({"name": n, "type": t})).collect();
+    let fs: Vec<_> = fields
+        .iter()
+        .map(|(n, t)| json!({"name": n, "type": t}))
+        .collect();
     SchemaRequest {
         schema: Some(json!({"type": "record", "name": name, "fields": fs}).to_string()),
         ..Default::default()
@@ -24,11 +27,20 @@ fn avro(name: &str, fields: &[(&str, &str)]) -> SchemaRequest {
 #[tokio::test]
 async fn same_content_same_id_new_content_new_version() {
     let r = reg();
-    let a = r.register("s", &avro("A", &[("x", "string")])).await.expect("a");
-    let again = r.register("s", &avro("A", &[("x", "string")])).await.expect("again");
+    let a = r
+        .register("s", &avro("A", &[("x", "string")]))
+        .await
+        .expect("a");
+    let again = r
+        .register("s", &avro("A", &[("x", "string")]))
+        .await
+        .expect("again");
     assert_eq!(a, again);
     assert_eq!(a["id"], 1);
-    let other = r.register("t", &avro("A", &[("x", "string")])).await.expect("t");
+    let other = r
+        .register("t", &avro("A", &[("x", "string")]))
+        .await
+        .expect("t");
     assert_eq!(other["id"], 1);
     assert_eq!(other["version"], 1);
     let e = r
@@ -43,12 +55,34 @@ async fn same_content_same_id_new_content_new_version() {
 #[tokio::test]
 async fn delete_rules() {
     let r = reg();
-    r.register("d", &avro("A", &[("x", "string")])).await.expect("1");
-    let e = r.delete_version("d", VersionSel::Num(1), true).await.expect_err("hard first");
+    r.register("d", &avro("A", &[("x", "string")]))
+        .await
+        .expect("1");
+    let e = r
+        .delete_version("d", VersionSel::Num(1), true)
+        .await
+        .expect_err("hard first");
     assert_eq!(e.code, 40407);
-    assert_eq!(r.delete_version("d", VersionSel::Num(1), false).await.expect("soft"), json!(1));
-    assert_eq!(r.delete_version("d", VersionSel::Num(1), false).await.expect_err("twice").code, 40406);
-    assert_eq!(r.delete_subject("d", false).await.expect_err("nothing live").code, 40404);
+    assert_eq!(
+        r.delete_version("d", VersionSel::Num(1), false)
+            .await
+            .expect("soft"),
+        json!(1)
+    );
+    assert_eq!(
+        r.delete_version("d", VersionSel::Num(1), false)
+            .await
+            .expect_err("twice")
+            .code,
+        40406
+    );
+    assert_eq!(
+        r.delete_subject("d", false)
+            .await
+            .expect_err("nothing live")
+            .code,
+        40404
+    );
     assert_eq!(r.delete_subject("d", true).await.expect("hard"), json!([1]));
     assert_eq!(r.versions("d", true).await.expect_err("gone").code, 40401);
 }
@@ -56,13 +90,35 @@ async fn delete_rules() {
 #[tokio::test]
 async fn config_and_mode() {
     let r = reg();
-    assert_eq!(r.get_config(None, false).expect("global"), json!({"compatibilityLevel": "BACKWARD"}));
-    assert_eq!(r.get_config(Some("s"), false).expect_err("none").code, 40408);
-    r.put_config(Some("s"), &json!({"compatibility": "none"})).await.expect("set");
-    assert_eq!(r.get_config(Some("s"), false).expect("s"), json!({"compatibilityLevel": "NONE"}));
-    assert_eq!(r.put_config(None, &json!({"compatibility": "bogus"})).await.expect_err("bad").code, 42203);
-    r.put_mode(Some("s"), &json!({"mode": "READONLY"}), false).await.expect("ro");
-    let e = r.register("s", &avro("A", &[("x", "string")])).await.expect_err("read-only");
+    assert_eq!(
+        r.get_config(None, false).expect("global"),
+        json!({"compatibilityLevel": "BACKWARD"})
+    );
+    assert_eq!(
+        r.get_config(Some("s"), false).expect_err("none").code,
+        40408
+    );
+    r.put_config(Some("s"), &json!({"compatibility": "none"}))
+        .await
+        .expect("set");
+    assert_eq!(
+        r.get_config(Some("s"), false).expect("s"),
+        json!({"compatibilityLevel": "NONE"})
+    );
+    assert_eq!(
+        r.put_config(None, &json!({"compatibility": "bogus"}))
+            .await
+            .expect_err("bad")
+            .code,
+        42203
+    );
+    r.put_mode(Some("s"), &json!({"mode": "READONLY"}), false)
+        .await
+        .expect("ro");
+    let e = r
+        .register("s", &avro("A", &[("x", "string")]))
+        .await
+        .expect_err("read-only");
     assert_eq!(e.code, 42205);
 }
 
@@ -76,7 +132,10 @@ async fn concurrent_registrations_agree() {
             let mut ids = Vec::new();
             for i in 0..20 {
                 let req = avro(&format!("R{i}"), &[("f", "string")]);
-                let v = r.register(&format!("c{i}-{}", k % 2), &req).await.expect("register");
+                let v = r
+                    .register(&format!("c{i}-{}", k % 2), &req)
+                    .await
+                    .expect("register");
                 ids.push(v["id"].as_i64().expect("id"));
             }
             ids

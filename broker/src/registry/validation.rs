@@ -10,11 +10,15 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use super::Registry;
+use super::service::Registry;
 
 /// Whether a topic's configs turn validation on, for (keys, values).
 pub fn enabled(configs: &BTreeMap<String, String>) -> (bool, bool) {
-    let on = |k: &str| configs.get(k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let on = |k: &str| {
+        configs
+            .get(k)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    };
     (
         on("confluent.key.schema.validation"),
         on("confluent.value.schema.validation"),
@@ -23,10 +27,20 @@ pub fn enabled(configs: &BTreeMap<String, String>) -> (bool, bool) {
 
 /// None when every record passes; else why the first one fails (naming its
 /// offset within the batch).
-pub fn check(reg: &Registry, topic: &str, keys: bool, values: bool, records: &Bytes) -> Option<String> {
+pub fn check(
+    reg: &Registry,
+    topic: &str,
+    keys: bool,
+    values: bool,
+    records: &Bytes,
+) -> Option<String> {
     let decoded = match fjord_kafka::client::decode_records(records, 0) {
         Ok(r) => r,
-        Err(e) => return Some(format!("records could not be decoded for schema validation: {e}")),
+        Err(e) => {
+            return Some(format!(
+                "records could not be decoded for schema validation: {e}"
+            ))
+        }
     };
     let st = reg.store.state();
     let mut ok_ids: Vec<(bool, i32)> = Vec::new();
@@ -41,12 +55,10 @@ pub fn check(reg: &Registry, topic: &str, keys: bool, values: bool, records: &By
             };
             let id = match fjord_schema::framing::unframe(b) {
                 Ok((id, _)) => id,
-                Err(e) => {
-                    return Some(format!(
-                        "record at offset {} in the batch: {what} is not framed with a schema id ({e})",
-                        r.offset
-                    ))
-                }
+                Err(e) => return Some(format!(
+                    "record at offset {} in the batch: {what} is not framed with a schema id ({e})",
+                    r.offset
+                )),
             };
             if ok_ids.contains(&(is_key, id)) {
                 continue;

@@ -71,7 +71,12 @@ pub fn decode(schema: &Parsed, rest: &[u8]) -> Result<Value, CodecError> {
             let v = if a.refs.is_empty() {
                 apache_avro::from_avro_datum(&a.schema, &mut cur, None)
             } else {
-                apache_avro::from_avro_datum_schemata(&a.schema, a.refs.iter().collect(), &mut cur, None)
+                apache_avro::from_avro_datum_schemata(
+                    &a.schema,
+                    a.refs.iter().collect(),
+                    &mut cur,
+                    None,
+                )
             }
             .map_err(|e| CodecError::Decode(e.to_string()))?;
             avro_to_json(v)
@@ -108,7 +113,9 @@ fn avro_to_json(v: apache_avro::types::Value) -> Result<Value, CodecError> {
         | A::LocalTimestampMillis(i)
         | A::LocalTimestampMicros(i)
         | A::LocalTimestampNanos(i) => Value::from(i),
-        A::Float(f) => serde_json::Number::from_f64(f64::from(f)).map_or(Value::Null, Value::Number),
+        A::Float(f) => {
+            serde_json::Number::from_f64(f64::from(f)).map_or(Value::Null, Value::Number)
+        }
         A::Double(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
         A::String(s) | A::Enum(_, s) => Value::String(s),
         A::Uuid(u) => Value::String(u.to_string()),
@@ -117,7 +124,12 @@ fn avro_to_json(v: apache_avro::types::Value) -> Result<Value, CodecError> {
             Err(e) => Value::Array(e.into_bytes().into_iter().map(Value::from).collect()),
         },
         A::Union(_, inner) => avro_to_json(*inner)?,
-        A::Array(items) => Value::Array(items.into_iter().map(avro_to_json).collect::<Result<_, _>>()?),
+        A::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(avro_to_json)
+                .collect::<Result<_, _>>()?,
+        ),
         A::Map(m) => Value::Object(
             m.into_iter()
                 .map(|(k, v)| Ok((k, avro_to_json(v)?)))
@@ -129,7 +141,9 @@ fn avro_to_json(v: apache_avro::types::Value) -> Result<Value, CodecError> {
                 .map(|(k, v)| Ok((k, avro_to_json(v)?)))
                 .collect::<Result<_, CodecError>>()?,
         ),
-        other => serde_json::Value::try_from(other).map_err(|e| CodecError::Decode(e.to_string()))?,
+        other => {
+            serde_json::Value::try_from(other).map_err(|e| CodecError::Decode(e.to_string()))?
+        }
     })
 }
 

@@ -124,7 +124,11 @@ fn deref<'a>(root: &'a Value, v: &'a Value) -> &'a Value {
 fn types(v: &Value) -> Option<Vec<String>> {
     match v.get("type")? {
         Value::String(s) => Some(vec![s.clone()]),
-        Value::Array(a) => Some(a.iter().filter_map(|x| x.as_str().map(String::from)).collect()),
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
+        ),
         _ => None,
     }
 }
@@ -152,7 +156,11 @@ fn props(v: &Value) -> Map<String, Value> {
 fn required(v: &Value) -> Vec<String> {
     v.get("required")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -189,7 +197,8 @@ impl Cx<'_> {
                 )),
                 Some(wt) => {
                     for t in &wt {
-                        let ok = rt.contains(t) || (t == "integer" && rt.iter().any(|x| x == "number"));
+                        let ok =
+                            rt.contains(t) || (t == "integer" && rt.iter().any(|x| x == "number"));
                         if !ok {
                             out.push(msg(
                                 "TYPE_CHANGED",
@@ -279,9 +288,13 @@ impl Cx<'_> {
             (Some(ri), Some(wi)) if ri.is_object() || ri.is_boolean() => {
                 self.check(ri, wi, &format!("{path}/items"), out, depth + 1)
             }
-            (Some(ri), None) if ri.is_object() || ri.is_boolean() => {
-                self.check(ri, &Value::Bool(true), &format!("{path}/items"), out, depth + 1)
-            }
+            (Some(ri), None) if ri.is_object() || ri.is_boolean() => self.check(
+                ri,
+                &Value::Bool(true),
+                &format!("{path}/items"),
+                out,
+                depth + 1,
+            ),
             _ => {}
         }
         // combinators
@@ -364,7 +377,8 @@ impl Cx<'_> {
     fn objects(&self, r: &Value, w: &Value, path: &str, out: &mut Vec<String>, depth: u32) {
         let (rp, wp) = (props(r), props(w));
         let (ra, wa) = (additional(r), additional(w));
-        let r_has_obj = r.get("properties").is_some() || ra.is_some() || r.get("required").is_some();
+        let r_has_obj =
+            r.get("properties").is_some() || ra.is_some() || r.get("required").is_some();
         if !r_has_obj && w.get("properties").is_none() {
             return;
         }
@@ -403,8 +417,8 @@ impl Cx<'_> {
             match wa {
                 Some(Value::Bool(false)) => {}
                 None => {
-                    let trivially_open = rs == &Value::Bool(true)
-                        || rs.as_object().is_some_and(|m| m.is_empty());
+                    let trivially_open =
+                        rs == &Value::Bool(true) || rs.as_object().is_some_and(|m| m.is_empty());
                     if !trivially_open {
                         out.push(msg(
                             "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL",
@@ -433,9 +447,13 @@ impl Cx<'_> {
                 path,
                 "the content model was closed",
             )),
-            (Some(rs), Some(ws)) if rs != ws && ws != &Value::Bool(false) => {
-                self.check(rs, ws, &format!("{path}/additionalProperties"), out, depth + 1)
-            }
+            (Some(rs), Some(ws)) if rs != ws && ws != &Value::Bool(false) => self.check(
+                rs,
+                ws,
+                &format!("{path}/additionalProperties"),
+                out,
+                depth + 1,
+            ),
             (Some(rs), None) if rs != &Value::Bool(false) => self.check(
                 rs,
                 &Value::Bool(true),

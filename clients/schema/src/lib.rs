@@ -169,8 +169,8 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_and_drops_whitespace() {
-        let a: serde_json::Value = serde_json::from_str(r#"{ "b": 1, "a": [3, {"y":1,"x":2}] }"#)
-            .expect("valid");
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{ "b": 1, "a": [3, {"y":1,"x":2}] }"#).expect("valid");
         assert_eq!(canonical_json(&a), r#"{"a":[3,{"x":2,"y":1}],"b":1}"#);
     }
 

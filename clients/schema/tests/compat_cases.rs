@@ -14,10 +14,12 @@ type Case = (SchemaType, &'static str, &'static str, Level, bool);
 const REC_A: &str = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}"#;
 const REC_AB_DEF: &str = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"int","default":0}]}"#;
 const REC_AB: &str = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"int"}]}"#;
-const REC_A_DEF: &str = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string","default":"x"}]}"#;
+const REC_A_DEF: &str =
+    r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string","default":"x"}]}"#;
 const REC_EMPTY: &str = r#"{"type":"record","name":"R","fields":[]}"#;
 const REC_RENAMED: &str = r#"{"type":"record","name":"S","fields":[{"name":"a","type":"string"}]}"#;
-const REC_ALIAS: &str = r#"{"type":"record","name":"S","aliases":["R"],"fields":[{"name":"a","type":"string"}]}"#;
+const REC_ALIAS: &str =
+    r#"{"type":"record","name":"S","aliases":["R"],"fields":[{"name":"a","type":"string"}]}"#;
 
 fn f(t: &str) -> String {
     format!(r#"{{"type":"record","name":"R","fields":[{{"name":"v","type":{t}}}]}}"#)
@@ -29,7 +31,8 @@ const E_AB_DEF: &str = r#"{"type":"enum","name":"E","symbols":["A","B"],"default
 const E_A: &str = r#"{"type":"enum","name":"E","symbols":["A"]}"#;
 
 const P_AB: &str = r#"syntax = "proto3"; package p; message M { string a = 1; int32 b = 2; }"#;
-const P_ABC: &str = r#"syntax = "proto3"; package p; message M { string a = 1; int32 b = 2; string c = 3; }"#;
+const P_ABC: &str =
+    r#"syntax = "proto3"; package p; message M { string a = 1; int32 b = 2; string c = 3; }"#;
 const P_A: &str = r#"syntax = "proto3"; package p; message M { string a = 1; }"#;
 const P_B64: &str = r#"syntax = "proto3"; package p; message M { string a = 1; int64 b = 2; }"#;
 const P_BSTR: &str = r#"syntax = "proto3"; package p; message M { string a = 1; string b = 2; }"#;
@@ -39,24 +42,32 @@ const P_FIX: &str = r#"syntax = "proto3"; package p; message M { fixed32 a = 1; 
 const P_SFIX: &str = r#"syntax = "proto3"; package p; message M { sfixed32 a = 1; }"#;
 const P_TWO: &str = r#"syntax = "proto3"; package p; message M { string a = 1; int32 b = 2; } message N { string x = 1; }"#;
 const P_PKG: &str = r#"syntax = "proto3"; package q; message M { string a = 1; int32 b = 2; }"#;
-const P_RENAMED_FIELD: &str = r#"syntax = "proto3"; package p; message M { string alpha = 1; int32 beta = 2; }"#;
-const P_ONEOF_ONE: &str = r#"syntax = "proto3"; package p; message M { string a = 1; oneof o { int32 b = 2; } }"#;
-const P_ONEOF_TWO: &str = r#"syntax = "proto3"; package p; message M { oneof o { string a = 1; int32 b = 2; } }"#;
+const P_RENAMED_FIELD: &str =
+    r#"syntax = "proto3"; package p; message M { string alpha = 1; int32 beta = 2; }"#;
+const P_ONEOF_ONE: &str =
+    r#"syntax = "proto3"; package p; message M { string a = 1; oneof o { int32 b = 2; } }"#;
+const P_ONEOF_TWO: &str =
+    r#"syntax = "proto3"; package p; message M { oneof o { string a = 1; int32 b = 2; } }"#;
 const P_ONEOF_EXIST: &str = r#"syntax = "proto3"; package p; message M { string a = 1; oneof o { int32 b = 2; string c = 3; } }"#;
 const P_ONEOF_EXIST2: &str = r#"syntax = "proto3"; package p; message M { oneof o { string a = 1; int32 b = 2; string c = 3; } }"#;
 const P_MSG_X: &str = r#"syntax = "proto3"; package p; message X { string s = 1; } message Y { string s = 1; } message M { X a = 1; }"#;
 const P_MSG_Y: &str = r#"syntax = "proto3"; package p; message X { string s = 1; } message Y { string s = 1; } message M { Y a = 1; }"#;
 const P_ENUM: &str = r#"syntax = "proto3"; package p; enum K { K0 = 0; K1 = 1; } message M { string a = 1; K b = 2; }"#;
-const P_REP: &str = r#"syntax = "proto3"; package p; message M { string a = 1; repeated int32 b = 2; }"#;
+const P_REP: &str =
+    r#"syntax = "proto3"; package p; message M { string a = 1; repeated int32 b = 2; }"#;
 const P2_OPT: &str = r#"syntax = "proto2"; package p; message M { optional string a = 1; }"#;
-const P2_REQ: &str = r#"syntax = "proto2"; package p; message M { optional string a = 1; required int32 b = 2; }"#;
+const P2_REQ: &str =
+    r#"syntax = "proto2"; package p; message M { optional string a = 1; required int32 b = 2; }"#;
 
-const J_CLOSED_A: &str = r#"{"type":"object","properties":{"a":{"type":"string"}},"additionalProperties":false}"#;
+const J_CLOSED_A: &str =
+    r#"{"type":"object","properties":{"a":{"type":"string"}},"additionalProperties":false}"#;
 const J_CLOSED_AB: &str = r#"{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer"}},"additionalProperties":false}"#;
 const J_CLOSED_AB_REQ: &str = r#"{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer"}},"required":["b"],"additionalProperties":false}"#;
 const J_OPEN_A: &str = r#"{"type":"object","properties":{"a":{"type":"string"}}}"#;
-const J_OPEN_AB: &str = r#"{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer"}}}"#;
-const J_OPEN_A_REQ: &str = r#"{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}"#;
+const J_OPEN_AB: &str =
+    r#"{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer"}}}"#;
+const J_OPEN_A_REQ: &str =
+    r#"{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}"#;
 const J_INT: &str = r#"{"type":"integer"}"#;
 const J_NUM: &str = r#"{"type":"number"}"#;
 const J_STR: &str = r#"{"type":"string"}"#;
@@ -104,8 +115,20 @@ fn cases() -> Vec<(SchemaType, String, String, Level, bool)> {
         (Avro, E_AB, E_A, Full, false),
         (Avro, E_ABC, E_AB_DEF, Backward, true),
         // --- Avro: unions ---
-        (Avro, r#"["null","string"]"#, r#"["null","string","int"]"#, Backward, true),
-        (Avro, r#"["null","string","int"]"#, r#"["null","string"]"#, Backward, false),
+        (
+            Avro,
+            r#"["null","string"]"#,
+            r#"["null","string","int"]"#,
+            Backward,
+            true,
+        ),
+        (
+            Avro,
+            r#"["null","string","int"]"#,
+            r#"["null","string"]"#,
+            Backward,
+            false,
+        ),
         (Avro, r#""string""#, r#"["null","string"]"#, Backward, true),
         (Avro, r#"["null","string"]"#, r#""string""#, Backward, false),
         (Avro, r#"["null","string"]"#, r#""string""#, Forward, true),
@@ -186,9 +209,21 @@ fn cases() -> Vec<(SchemaType, String, String, Level, bool)> {
         ("\"double\"", "\"float\"", false),
         ("\"int\"", "\"string\"", false),
         ("\"boolean\"", "\"int\"", false),
-        (r#"{"type":"array","items":"int"}"#, r#"{"type":"array","items":"long"}"#, true),
-        (r#"{"type":"map","values":"int"}"#, r#"{"type":"map","values":"string"}"#, false),
-        (r#"{"type":"fixed","name":"F","size":4}"#, r#"{"type":"fixed","name":"F","size":8}"#, false),
+        (
+            r#"{"type":"array","items":"int"}"#,
+            r#"{"type":"array","items":"long"}"#,
+            true,
+        ),
+        (
+            r#"{"type":"map","values":"int"}"#,
+            r#"{"type":"map","values":"string"}"#,
+            false,
+        ),
+        (
+            r#"{"type":"fixed","name":"F","size":4}"#,
+            r#"{"type":"fixed","name":"F","size":8}"#,
+            false,
+        ),
     ] {
         out.push((Avro, f(old), f(new), Backward, backward_ok));
     }
@@ -211,7 +246,11 @@ fn compatibility_table() {
         if msgs.is_empty() != *expected {
             failures.push(format!(
                 "case {i} {kind:?} {level:?}: expected {} got {:?}\n  old {old}\n  new {new}",
-                if *expected { "compatible" } else { "incompatible" },
+                if *expected {
+                    "compatible"
+                } else {
+                    "incompatible"
+                },
                 msgs
             ));
         }
@@ -239,7 +278,10 @@ fn transitive_levels_check_every_version() {
     assert!(!check(BackwardTransitive, &cand, &hist).is_empty());
     assert!(check(ForwardTransitive, &cand, &hist).is_empty());
     let msgs = check(BackwardTransitive, &cand, &hist);
-    assert!(msgs.iter().any(|m| m.contains("oldSchemaVersion: 1")), "{msgs:?}");
+    assert!(
+        msgs.iter().any(|m| m.contains("oldSchemaVersion: 1")),
+        "{msgs:?}"
+    );
 }
 
 #[test]
@@ -261,7 +303,10 @@ fn bad_schemas_are_refused_with_the_parsers_message() {
         (Avro, r#"{"type":"record","name":"X"}"#),
         (Avro, r#"{"type":"nope"}"#),
         (Protobuf, "message M { string a = 1 }"),
-        (Protobuf, r#"syntax = "proto3"; message M { Unknown a = 1; }"#),
+        (
+            Protobuf,
+            r#"syntax = "proto3"; message M { Unknown a = 1; }"#,
+        ),
         (Json, r#"{"type": 12}"#),
         (Json, "[1]"),
     ] {
