@@ -497,7 +497,8 @@ impl Registry {
             self.store
                 .refresh(&[format!("hashes/{}", cand.rec.hash)])
                 .await;
-            if let Some(id) = self.store.state().hashes.get(&cand.rec.hash).copied() {
+            let known = self.store.state().hashes.get(&cand.rec.hash).copied();
+            if let Some(id) = known {
                 self.store.refresh(&[format!("ids/{id}")]).await;
             }
             hit = find(&self.store.state());
