@@ -55,10 +55,12 @@ pub fn check(
             };
             let id = match fjord_schema::framing::unframe(b) {
                 Ok((id, _)) => id,
-                Err(e) => return Some(format!(
+                Err(e) => {
+                    return Some(format!(
                     "record at offset {} in the batch: {what} is not framed with a schema id ({e})",
                     r.offset
-                )),
+                ))
+                }
             };
             if ok_ids.contains(&(is_key, id)) {
                 continue;
