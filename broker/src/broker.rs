@@ -30,6 +30,8 @@ pub enum StartError {
     Log(#[from] crate::log::LogError),
     #[error("{0}")]
     Cluster(#[from] crate::cluster::StartError),
+    #[error("schema registry: {0}")]
+    Registry(String),
 }
 
 /// The handles of one running broker, shared by every connection.
@@ -47,6 +49,8 @@ pub struct Broker {
     pub producer_ids: Arc<ProducerIds>,
     /// The transaction coordinator (see `txn`).
     pub txns: Arc<TxnCoordinator>,
+    /// The Schema Registry, when `schema.registry.listeners` is set (see `registry`).
+    pub registry: std::sync::OnceLock<Arc<crate::registry::Registry>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -67,7 +71,20 @@ impl Broker {
             rack: None,
         };
         let cluster = Arc::new(Cluster::start(&config, me, cache.clone()).await?);
-        Ok(Broker::wire(config, log, cache, cluster))
+        let broker = Broker::wire(config, log, cache, cluster);
+        if let Some(ep) = &broker.config.schema_registry_listen {
+            let addr = format!("{}:{}", ep.host, ep.port);
+            let reg = crate::registry::start(
+                &addr,
+                broker.cluster.sessions(),
+                &broker.config.log_dir,
+                broker.shutdown_signal(),
+            )
+            .await
+            .map_err(|e| StartError::Registry(format!("cannot listen on {addr}: {e}")))?;
+            let _ = broker.registry.set(reg);
+        }
+        Ok(broker)
     }
 
     /// Assemble a broker from its opened pieces and start its tasks (also
@@ -122,6 +139,7 @@ impl Broker {
             producer_ids,
             txns,
             groups,
+            registry: std::sync::OnceLock::new(),
             replicas: replicas.clone(),
             config,
             log: log.clone(),

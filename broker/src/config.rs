@@ -91,6 +91,9 @@ pub struct BrokerConfig {
     /// How often the transaction coordinator aborts timed-out transactions
     /// (and finishes ones a deposed coordinator left prepared).
     pub transaction_abort_interval: Duration,
+    /// schema.registry.listeners (`http://host:port`): where the Schema
+    /// Registry's REST API listens; None (the key absent) keeps it off.
+    pub schema_registry_listen: Option<Endpoint>,
     /// The file this came from, for error messages.
     pub source: String,
     /// Raw key/values, so DescribeConfigs can echo what was set.
@@ -143,6 +146,7 @@ impl Default for BrokerConfig {
             offset_metadata_max_bytes: 4096,
             transaction_max_timeout_ms: 900_000,
             transaction_abort_interval: Duration::from_millis(10_000),
+            schema_registry_listen: None,
             source: "<defaults>".into(),
             raw: BTreeMap::new(),
         }
@@ -227,6 +231,25 @@ fn parse_endpoint(v: &str) -> Result<Endpoint, String> {
     let port: u16 = port.parse().map_err(|_| format!("bad port {port:?}"))?;
     Ok(Endpoint {
         host: host.to_string(),
+        port,
+    })
+}
+
+/// `http://host:port` (first of a list); bare `host:port` accepted too.
+fn parse_http_endpoint(v: &str) -> Result<Endpoint, String> {
+    let first = v.split(',').next().unwrap_or("").trim();
+    let rest = match first.split_once("://") {
+        Some((proto, rest)) if proto.eq_ignore_ascii_case("http") => rest,
+        Some((proto, _)) => return Err(format!("only http listeners are supported, got {proto}")),
+        None => first,
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| "expected http://host:port".to_string())?;
+    let port: u16 = port.parse().map_err(|_| format!("bad port {port:?}"))?;
+    Ok(Endpoint {
+        host: host.trim_matches(['[', ']']).to_string(),
         port,
     })
 }
@@ -410,6 +433,9 @@ impl BrokerConfig {
                     "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
                         c.transaction_abort_interval = Duration::from_millis(at_least(v, 1)?)
                     }
+                    "schema.registry.listeners" => {
+                        c.schema_registry_listen = Some(parse_http_endpoint(v)?)
+                    }
                     other if KNOWN_PASSIVE.contains(&other) => {}
                     other => tracing::warn!(key = other, file, "unknown configuration key ignored"),
                 }
@@ -540,7 +566,9 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
         "cleanup.policy" => cleanup_policy(value)
             .map(|_| ())
             .ok_or_else(|| "cleanup.policy must be delete, compact or compact,delete".into()),
-        "unclean.leader.election.enable" => match value {
+        "unclean.leader.election.enable"
+        | "confluent.value.schema.validation"
+        | "confluent.key.schema.validation" => match value {
             "true" | "false" => Ok(()),
             _ => Err(format!("{name} must be true or false")),
         },

@@ -9,6 +9,8 @@
 //! * `txn` — the transaction coordinator (records, state machine, markers,
 //!   timeouts); beside `group`, whose placement and offset paths it uses;
 //! * `replica` — roles, follower fetchers, ISR upkeep, acks=all waits;
+//! * `registry` — the Schema Registry's REST API and its state in the
+//!   coordinator (beside `group`: `broker` wires it);
 //! * `log` — the partition log on RocksDB (partition state, group commit,
 //!   the high-watermark rule, retention);
 //! * `cluster` — cluster state in fjord-coord or standalone, behind one
@@ -26,6 +28,7 @@ pub mod cluster;
 pub mod config;
 pub mod group;
 pub mod log;
+pub mod registry;
 pub mod replica;
 pub mod server;
 pub mod txn;

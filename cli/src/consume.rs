@@ -63,6 +63,8 @@ pub struct ConsumeArgs {
     /// Separator printed between fields (default TAB).
     #[arg(long = "key-separator", default_value = "\t")]
     key_separator: String,
+    #[command(flatten)]
+    typed: crate::typed::TypedArgs,
     /// Formatter property as in kafka-console-consumer (repeatable): print.key,
     /// print.value, print.timestamp, print.partition, print.offset,
     /// print.headers, key.separator, line.separator, headers.separator,
@@ -112,6 +114,7 @@ pub async fn run(args: ConsumeArgs, out: Output) -> anyhow::Result<()> {
     };
     c.init_positions(&parts, start).await?;
     let printer = Lines::new(&args, out)?;
+    let mut decoder = crate::typed::Decoder::new(&args.typed)?;
     let mut count = 0u64;
     let max = args.max_messages;
     let idle = args.timeout_ms.map(Duration::from_millis);
@@ -132,6 +135,8 @@ pub async fn run(args: ConsumeArgs, out: Output) -> anyhow::Result<()> {
                 continue;
             }
             last = Instant::now();
+            let mut fetched = fetched;
+            decoder.apply(&mut fetched).await;
             printer.print_all(&c.info.name, &fetched, max, &mut count)?;
         }
         Ok(())
@@ -165,6 +170,7 @@ async fn run_group(
     let cfg = c.client.config().clone();
     let mut member = GroupMember::new(cfg, group, vec![topic.to_string()]);
     let printer = Lines::new(args, out)?;
+    let mut decoder = crate::typed::Decoder::new(&args.typed)?;
     let mut count = 0u64;
     let max = args.max_messages;
     let idle = args.timeout_ms.map(Duration::from_millis);
@@ -244,6 +250,8 @@ async fn run_group(
                     continue;
                 }
                 last = Instant::now();
+                let mut fetched = fetched;
+                decoder.apply(&mut fetched).await;
                 printed.extend(printer.print_all(&c.info.name, &fetched, max, &mut count)?);
             }
         }

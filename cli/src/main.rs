@@ -13,8 +13,11 @@ mod group;
 mod kafka;
 mod offsets;
 mod produce;
+mod schema;
+mod sr_client;
 mod topic;
 mod txn;
+mod typed;
 mod znode;
 
 use std::process::ExitCode;
@@ -57,6 +60,8 @@ enum Command {
     Offsets(offsets::OffsetsArgs),
     /// Transactions: list, describe (like kafka-transactions).
     Txn(txn::TxnArgs),
+    /// The Schema Registry: subjects, versions, register, check, delete, config, mode.
+    Schema(schema::SchemaArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -71,6 +76,7 @@ async fn main() -> ExitCode {
         Command::Cluster(args) => cluster::run(args, cli.output).await,
         Command::Offsets(args) => offsets::run(args, cli.output).await,
         Command::Txn(args) => txn::run(args, cli.output).await,
+        Command::Schema(args) => schema::run(args, cli.output).await,
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -60,6 +60,8 @@ pub struct ProduceArgs {
     /// Retries of a batch on leader changes and timeouts.
     #[arg(long, default_value_t = 5)]
     retries: u32,
+    #[command(flatten)]
+    typed: crate::typed::TypedArgs,
 }
 
 /// How a line becomes a record.
@@ -508,6 +510,7 @@ pub async fn run(args: ProduceArgs, out: Output) -> anyhow::Result<()> {
             bail!("partition {p} of topic {topic_name} does not exist");
         }
     }
+    let encoder = crate::typed::Encoder::new(&args.typed, &topic_name).await?;
     let mut prod = Producer {
         client,
         sticky: rand_start(topic.partitions.len()),
@@ -529,7 +532,11 @@ pub async fn run(args: ProduceArgs, out: Output) -> anyhow::Result<()> {
         let mut recs = Vec::with_capacity(chunk.len());
         for line in &chunk {
             lineno += 1;
-            recs.push(fmt.record(line, lineno, ts)?);
+            let mut rec = fmt.record(line, lineno, ts)?;
+            if encoder.active() {
+                encoder.apply(&mut rec, lineno)?;
+            }
+            recs.push(rec);
         }
         prod.send(recs).await?;
     }

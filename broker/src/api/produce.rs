@@ -66,6 +66,10 @@ pub(super) fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -
                             err::MESSAGE_TOO_LARGE
                         } else if acks == -1 && isr_len < min_isr {
                             err::NOT_ENOUGH_REPLICAS
+                        } else if let Some(why) = schema_violation(b, &t, &name, &records) {
+                            resp.error_message =
+                                Some(kafka_protocol::protocol::StrBytes::from_string(why));
+                            err::INVALID_RECORD
                         } else {
                             match local_log(b, &name, pd.index) {
                                 Err(c) => c,
@@ -168,6 +172,25 @@ fn keyless_on_compacted(
     batches
         .iter()
         .any(|(h, raw)| crate::log::records::has_keyless(raw, h).unwrap_or(true))
+}
+
+/// Broker-side schema validation (registry::validation), when the topic asks for it.
+fn schema_violation(
+    b: &Broker,
+    t: &TopicMeta,
+    name: &str,
+    records: &bytes::Bytes,
+) -> Option<String> {
+    let (keys, values) = crate::registry::validation::enabled(&t.configs);
+    if !keys && !values {
+        return None;
+    }
+    match b.registry.get() {
+        Some(reg) => crate::registry::validation::check(reg, name, keys, values, records),
+        None => Some(
+            "schema validation is on for this topic but this broker runs no schema registry".into(),
+        ),
+    }
 }
 
 /// Topic-level message size limit: max.message.bytes, else the broker's

@@ -1,0 +1,139 @@
+"""Schema Registry fixtures: a coordinator plus brokers, each broker serving
+the registry's REST API on its own free port (`schema.registry.listeners`),
+and small HTTP helpers that return (status, parsed JSON body)."""
+import json
+import os
+
+import pytest
+import requests
+
+from fjordtest import cleanup
+from fjordtest.broker import Broker, coord_kind, require_brokers
+from fjordtest.coord import Server
+from fjordtest.net import HOST, free_port
+from fjordtest.waits import wait_until
+
+CT = "application/vnd.schemaregistry.v1+json"
+
+
+class RegistryBroker(Broker):
+    """A broker whose config also carries its registry listener."""
+
+    def __init__(self, workdir, broker_id, zk_connect, overrides=None):
+        super().__init__(workdir, broker_id, zk_connect, overrides)
+        self.sr_port = free_port()
+
+    def config(self):
+        cfg = super().config()
+        cfg["schema.registry.listeners"] = "http://%s:%d" % (HOST, self.sr_port)
+        return cfg
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (HOST, self.sr_port)
+
+    def wait_ready(self):
+        super().wait_ready()
+        self.wait_listening(self.sr_port)
+        wait_until(lambda: requests.get(self.url + "/subjects", timeout=5).status_code == 200,
+                   timeout=30, what="registry of broker %d answering" % self.id,
+                   retry_on=(requests.RequestException,))
+
+
+class RegistryCluster:
+    """A coordinator (none when standalone) and n registry brokers, started."""
+
+    def __init__(self, n=1, overrides=None, coord=None):
+        self.dir = cleanup.temp_dir("fjord-registry-test-")
+        self.coord = None
+        self.brokers = []
+        try:
+            kind = coord or coord_kind()
+            zk = ""
+            if kind != "standalone":
+                self.coord = Server(kind, {"tickTime": 500, "maxClientCnxns": 0,
+                                           "maxSessionTimeout": 60000},
+                                    workdir=os.path.join(self.dir, "coord")).start()
+                zk = self.coord.hosts
+            self.brokers = [RegistryBroker(self.dir, i + 1, zk, overrides) for i in range(n)]
+            for b in self.brokers:
+                b.start(wait=False)
+            for b in self.brokers:
+                b.wait_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def bootstrap(self):
+        return ",".join(b.bootstrap for b in self.brokers if b.alive())
+
+    @property
+    def url(self):
+        return self.brokers[0].url
+
+    def restart_all(self):
+        """Stop every broker and the coordinator, then start them again."""
+        for b in self.brokers:
+            b.stop()
+        if self.coord:
+            self.coord.stop()
+            self.coord.start()
+        for b in self.brokers:
+            b.start(wait=False)
+        for b in self.brokers:
+            b.wait_ready()
+
+    def close(self):
+        for b in self.brokers:
+            b.stop()
+        if self.coord:
+            self.coord.stop()
+        cleanup.remove_dir(self.dir)
+
+
+@pytest.fixture(scope="module")
+def reg():
+    """One coordinator + one registry broker for a whole module."""
+    require_brokers()
+    c = RegistryCluster(1)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def make_reg():
+    require_brokers()
+    made = []
+
+    def make(n=1, overrides=None, coord=None):
+        c = RegistryCluster(n, overrides, coord)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def call(method, url, body=None, raw=None, headers=None):
+    """One request; returns (status, JSON body or text)."""
+    h = {"Content-Type": CT, "Accept": CT}
+    h.update(headers or {})
+    data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+    r = requests.request(method, url, data=data, headers=h, timeout=30)
+    try:
+        return r.status_code, r.json()
+    except ValueError:
+        return r.status_code, r.text
+
+
+def avro_record(name, fields):
+    """An Avro record schema as text; fields: list of (name, type[, default])."""
+    fs = []
+    for f in fields:
+        d = {"name": f[0], "type": f[1]}
+        if len(f) > 2:
+            d["default"] = f[2]
+        fs.append(d)
+    return json.dumps({"type": "record", "name": name, "fields": fs})
