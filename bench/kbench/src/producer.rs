@@ -56,9 +56,7 @@ pub fn new_producer_with(a: &Args, cfg: rdkafka::ClientConfig) -> Result<BenchPr
         failed: AtomicU64::new(0),
         first_error: Mutex::new(None),
     };
-    let p: BenchProducer = cfg
-        .create_with_context(ctx)
-        .map_err(|e| e.to_string())?;
+    let p: BenchProducer = cfg.create_with_context(ctx).map_err(|e| e.to_string())?;
     p.client()
         .fetch_metadata(Some(&a.topic), Duration::from_secs(10))
         .map_err(|e| e.to_string())?;

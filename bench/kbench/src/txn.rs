@@ -73,7 +73,10 @@ pub fn produce_txn(a: &Args, n: u64) -> Result<Outcome, String> {
         total.failed += s.failed;
         total.txns += s.txns;
         total.hist.add(&s.hist).map_err(|e| e.to_string())?;
-        total.commit_hist.add(&s.commit_hist).map_err(|e| e.to_string())?;
+        total
+            .commit_hist
+            .add(&s.commit_hist)
+            .map_err(|e| e.to_string())?;
         if total.error.is_none() {
             total.error = s.error;
         }
@@ -181,10 +184,8 @@ fn run_producer(
                 .begin_transaction()
                 .map_err(|e| e.to_string())
                 .and_then(|_| {
-                    let mut seq = 0;
-                    for _ in 0..k {
+                    for seq in 0..k {
                         let off = (seq as usize).wrapping_mul(4099) % (1 << 20);
-                        seq += 1;
                         send(&p, &a.topic, None, &buf[off..off + a.size])?;
                     }
                     p.flush(limit).map_err(|e| e.to_string())?;
@@ -251,7 +252,10 @@ fn count_committed(a: &Args, want: u64) -> Result<u64, String> {
     let md = c
         .fetch_metadata(Some(&a.topic), Duration::from_secs(10))
         .map_err(|e| e.to_string())?;
-    let parts = md.topics().first().map_or(1, |t| t.partitions().len() as i32);
+    let parts = md
+        .topics()
+        .first()
+        .map_or(1, |t| t.partitions().len() as i32);
     assign_all(&c, a, parts, |_| Offset::Beginning)?;
     let (mut got, t0) = (0u64, Instant::now());
     let mut last = Instant::now();
