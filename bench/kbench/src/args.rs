@@ -53,6 +53,15 @@ pub struct Args {
     /// enable.idempotence: producer ids and sequence numbers (needs acks=all)
     #[arg(long)]
     pub idempotence: bool,
+    /// produce: transactions (transactional.id, init/begin/commit) of `--txn-records` each
+    #[arg(long)]
+    pub transactional: bool,
+    /// Records per transaction with --transactional
+    #[arg(long, default_value_t = 100)]
+    pub txn_records: u64,
+    /// Transactional producers (threads, one transactional.id each) sharing the records
+    #[arg(long, default_value_t = 1)]
+    pub producers: u64,
     /// linger.ms (librdkafka default 5)
     #[arg(long, default_value_t = 5)]
     pub linger_ms: u64,
@@ -100,7 +109,7 @@ impl Args {
     pub fn acks(&self) -> &str {
         match &self.acks {
             Some(a) => a,
-            None if self.idempotence => "all",
+            None if self.idempotence || self.transactional => "all",
             None => "1",
         }
     }

@@ -20,7 +20,7 @@ pub fn producer(a: &Args) -> ClientConfig {
         .set("linger.ms", a.linger_ms.to_string())
         .set("batch.size", a.batch_size.to_string())
         .set("compression.codec", a.compression.name());
-    if a.idempotence {
+    if a.idempotence || a.transactional {
         c.set("enable.idempotence", "true");
     }
     c

@@ -11,7 +11,7 @@
 //! source, `bench/kbench-system` links Debian's librdkafka 2.0.2 (what kcat uses), so old
 //! clients are tested too. Files: `args`, `config` (client settings), `topic` (create and
 //! wait for leaders), `producer`/`consumer` (the clients), `produce`/`consume`/`e2e` (the
-//! workloads), `outcome` (the result line).
+//! workloads), `txn` (transactional produce), `outcome` (the result line).
 
 mod args;
 mod config;
@@ -22,6 +22,7 @@ mod outcome;
 mod produce;
 mod producer;
 mod topic;
+mod txn;
 
 use args::Mode;
 use clap::Parser;
@@ -41,6 +42,7 @@ fn main() {
         .and_then(|rt| topic::ensure_topic(&a, &rt))
         .and_then(|parts| {
             let o = match a.mode {
+                Mode::Produce if a.transactional => txn::produce_txn(&a, n),
                 Mode::Produce => produce::produce(&a, n),
                 Mode::Consume => consume::consume(&a, n, parts),
                 Mode::E2e => e2e::e2e(&a, n, parts),

@@ -44,6 +44,11 @@ pub type BenchProducer = BaseProducer<Deliveries>;
 
 /// Creates a producer and connects it (metadata fetched) before any clock starts.
 pub fn new_producer(a: &Args) -> Result<BenchProducer, String> {
+    new_producer_with(a, config::producer(a))
+}
+
+/// The same with a given configuration (the transactional workload adds `transactional.id`).
+pub fn new_producer_with(a: &Args, cfg: rdkafka::ClientConfig) -> Result<BenchProducer, String> {
     let ctx = Deliveries {
         t0: Instant::now(),
         hist: Mutex::new(new_hist()),
@@ -51,9 +56,7 @@ pub fn new_producer(a: &Args) -> Result<BenchProducer, String> {
         failed: AtomicU64::new(0),
         first_error: Mutex::new(None),
     };
-    let p: BenchProducer = config::producer(a)
-        .create_with_context(ctx)
-        .map_err(|e| e.to_string())?;
+    let p: BenchProducer = cfg.create_with_context(ctx).map_err(|e| e.to_string())?;
     p.client()
         .fetch_metadata(Some(&a.topic), Duration::from_secs(10))
         .map_err(|e| e.to_string())?;
