@@ -1,14 +1,16 @@
 """Log compaction of a topic holding transactions (issue 14): two
 confluent-kafka transactional producers and a plain idempotent one write
 interleaved into one compacted partition over a set of keys: committed
-transactions, aborted transactions (some open at the same time as committed
-ones, so their batches interleave) and plain records. Once the cleaner has
-run (plain records superseded by later plain records are gone), a
+transactions, aborted transactions (open at the same time as committed ones,
+so their batches interleave) and plain records. After cleaning, a
 read_committed consumer from the beginning reaches the end of the log within
-a bounded time, sees nothing of any aborted transaction and ends with exactly
-the latest committed value of each key; a read_uncommitted consumer also
-reaches the end. Offsets only grow and every record kept is one that was
-written at that offset."""
+a bounded time (a stall fails the test) and reads exactly the latest
+committed record of each key at its original offset, nothing of any aborted
+transaction; a read_uncommitted consumer reaches the end too and finds the
+aborted records gone from the log. Then a transaction left open while the
+cleaner runs: read_committed reads up to its first offset (the LSO),
+nothing from there on is cleaned, and after the commit the consumer reads on
+and the cleaner cleans past it."""
 import time
 
 import pytest
@@ -180,36 +182,63 @@ def test_compacted_topic_with_transactions_never_stalls_read_committed(cluster, 
     for f in a.incremental_alter_configs([res]).values():
         f.result(30)
 
-    # The cleaner has run once plain records superseded by a later plain
-    # record of their key are gone (read_uncommitted shows every batch kept).
-    latest_plain = {o for o, _ in latest_per_key(plain).values()}
-    superseded_plain = {o for o in plain.values() if o not in latest_plain}
-    assert superseded_plain
+    # The cleaner has run once only the latest committed record of each key
+    # is left: superseded plain and committed transactional records and every
+    # record of an aborted transaction are gone (read_uncommitted shows every
+    # record kept; the COMMIT/ABORT markers stay but are not delivered).
+    want_records = sorted((o, k, v) for k, (o, v) in latest_per_key(visible).items())
+    assert len(want_records) == len(KEYS) + 1
 
     def cleaned():
         got = read_to_end(b, topic, end, "read_uncommitted")
-        offs = {r[0] for r in got}
-        return got if not (offs & superseded_plain) else None
-    ru = wait_until(cleaned, 60, "the cleaner to drop superseded plain records", interval=0.5)
-    # Let it run some more passes (markers, delete.retention.ms horizons).
-    time.sleep(3)
-
-    for attempt in range(3):
+        return got if got == want_records else None
+    wait_until(cleaned, 60, "the cleaner to keep only the latest committed record per key",
+               interval=0.5)
+    # Let it run some more passes over the cleaned log.
+    time.sleep(2)
+    for _ in range(3):
         ru = read_to_end(b, topic, end, "read_uncommitted")
         rc = read_to_end(b, topic, end, "read_committed")
         for got in (ru, rc):
-            offs = [r[0] for r in got]
-            assert offs == sorted(set(offs)), "offsets must only grow"
             for o, k, v in got:
                 assert by_offset.get(o) == (k, v), (o, k, v)
-            assert offs[-1] == end
-        # read_committed: nothing of an aborted transaction, and the table it
-        # builds is exactly the latest committed value of each key.
+        # read_committed: nothing of an aborted transaction, exactly the
+        # latest committed value of each key, at its original offset.
+        assert rc == want_records
         assert not [r for r in rc if (r[1], r[2]) in aborted]
         assert fold(rc) == want
-        # Every key's latest committed record is still there.
-        rc_offs = {r[0] for r in rc}
-        for k, (o, v) in latest_per_key(visible).items():
-            assert o in rc_offs, (k, o, v)
-        assert len(ru) < len(ru_before)
-        time.sleep(1)
+        assert ru == want_records
+        time.sleep(0.5)
+
+    # An open transaction while the cleaner runs: read_committed reads up to
+    # its first offset (the LSO) and no further, and nothing at or past it
+    # is cleaned; once committed, the consumer reads on to the new end.
+    tc = txn_producer(b, unique("tx-c", request))
+    tc_w, pl_w = Written(), Written()
+    pl = Producer({"bootstrap.servers": b, "enable.idempotence": True, "linger.ms": 0})
+    tc.begin_transaction()
+    tc.produce(topic, key=KEYS[0], value=b"O-open", partition=0, on_delivery=tc_w.report)
+    assert tc.flush(30) == 0
+    open_first = tc_w.offsets[(KEYS[0], b"O-open")]
+    assert open_first == end + 1
+    pl.produce(topic, key=KEYS[0], value=b"P-after-open", partition=0, on_delivery=pl_w.report)
+    pl.produce(topic, key=KEYS[1], value=b"P-after-open", partition=0, on_delivery=pl_w.report)
+    assert pl.flush(30) == 0
+    time.sleep(2)
+    rc = read_to_end(b, topic, end, "read_committed")
+    assert rc == want_records
+    ru = read_to_end(b, topic, open_first + 2, "read_uncommitted")
+    assert [r[0] for r in ru if r[0] >= open_first] == [open_first, open_first + 1, open_first + 2]
+    tc.commit_transaction(30)
+    pl.produce(topic, key=b"zz-close", value=b"P-close-2", partition=0, on_delivery=pl_w.report)
+    assert pl.flush(30) == 0
+    end2 = pl_w.offsets[(b"zz-close", b"P-close-2")]
+    visible.update(tc_w.offsets)
+    visible.update(pl_w.offsets)
+    want2 = sorted((o, k, v) for k, (o, v) in latest_per_key(visible).items())
+    assert fold(want2)[KEYS[0]] == b"P-after-open"
+    rc = read_to_end(b, topic, end2, "read_committed")
+    assert fold(rc) == fold(want2)
+    wait_until(lambda: read_to_end(b, topic, end2, "read_committed") == want2, 60,
+               "the cleaner to clean past the committed transaction", interval=0.5)
+    assert read_to_end(b, topic, end2, "read_uncommitted") == want2
