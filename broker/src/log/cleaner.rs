@@ -412,10 +412,8 @@ impl Cleaner {
         }
         // A batch holds records of one transaction: all aborted or none.
         let aborted = if h.is_transactional() {
-            match self.txn.aborted(p, h.producer_id, base) {
-                Some(a) => a,
-                None => return None,
-            }
+            // Unknown (undecided): leave the batch as it is.
+            self.txn.aborted(p, h.producer_id, base)?
         } else {
             false
         };
