@@ -14,7 +14,7 @@ use crate::cluster::metadata::{BrokerInfo, MetadataCache};
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 use crate::group::Groups;
-use crate::log::cleaner::{cleaner_loop, Cleaner, CompactionConfig, NoTxnIndex};
+use crate::log::cleaner::{cleaner_loop, AbortedIndex, Cleaner, CompactionConfig};
 use crate::log::producer_ids::ProducerIds;
 use crate::log::retention::retention_loop;
 use crate::log::{FlushPolicy, LogStore};
@@ -167,7 +167,7 @@ impl Broker {
         if broker.config.cleaner.enable {
             let cleaner = Arc::new(Cleaner::new(
                 log,
-                Arc::new(NoTxnIndex),
+                Arc::new(AbortedIndex),
                 broker.config.cleaner.dedupe_buffer_size as usize,
             ));
             let (config_cache, cfg) = (cache.clone(), broker.config.clone());

@@ -7,9 +7,13 @@
 //! lock is taken only to swap in a chunk of rewritten batches (one atomic
 //! store write), after re-checking that nothing changed underneath.
 //!
-//! Transactional and control batches are left untouched until the
-//! aborted-transaction index exists: their records neither supersede nor are
-//! superseded ([`TxnView`] is where that index plugs in).
+//! Transactions ([`TxnView`], [`AbortedIndex`] over the partition's
+//! aborted-transaction index): below the clean limit (never past the LSO)
+//! every transaction is decided, so records of aborted transactions are
+//! dropped and committed transactional records are cleaned like plain ones.
+//! Control batches (COMMIT/ABORT markers) are always kept, so the index and
+//! a read_committed consumer's view of where each transaction ends never
+//! change under it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -63,10 +67,9 @@ impl Default for CompactionConfig {
 /// The compaction settings of a topic, or None when it is not compacted.
 pub type Configs = Arc<dyn Fn(&str) -> Option<CompactionConfig> + Send + Sync>;
 
-/// What the cleaner may know about aborted transactions in a partition.
-/// Today every transactional batch is untouchable; with `aborted` answering
-/// from the partition's aborted-transaction index, aborted records can go.
-/// (The clean limit already stays below the partition's LSO.)
+/// What the cleaner knows about aborted transactions in a partition.
+/// `aborted` is only asked about batches below the clean limit, which never
+/// passes the LSO: their transactions are decided.
 pub trait TxnView: Send + Sync {
     /// True when the record at `offset` of `producer_id` belongs to an
     /// aborted transaction. None: unknown, leave the batch as it is.
@@ -79,6 +82,23 @@ pub struct NoTxnIndex;
 impl TxnView for NoTxnIndex {
     fn aborted(&self, _p: &Partition, _pid: i64, _offset: i64) -> Option<bool> {
         None
+    }
+}
+
+/// The partition's own aborted-transaction index (`Partition::aborted_ranges`):
+/// a transactional record below the LSO is aborted exactly when an aborted
+/// transaction of its producer covers its offset, else committed.
+pub struct AbortedIndex;
+
+impl TxnView for AbortedIndex {
+    fn aborted(&self, p: &Partition, producer_id: i64, offset: i64) -> Option<bool> {
+        if producer_id < 0 || offset >= p.offsets().last_stable {
+            // Not a transaction, or not decided yet: leave it.
+            return None;
+        }
+        Some(p.aborted_ranges(offset, offset + 1).iter().any(|a| {
+            a.producer_id == producer_id && a.first_offset <= offset && offset <= a.last_offset
+        }))
     }
 }
 
@@ -337,7 +357,13 @@ impl Cleaner {
             let Ok(h) = batch::parse_header(v) else {
                 return Ok(true);
             };
-            if h.is_control() || h.is_transactional() || !snap.batches.contains_key(&h.base_offset)
+            if h.is_control() || !snap.batches.contains_key(&h.base_offset) {
+                return Ok(true);
+            }
+            // Committed transactional records supersede like plain ones;
+            // aborted (or undecided) ones never count.
+            if h.is_transactional()
+                && self.txn.aborted(p, h.producer_id, h.base_offset) != Some(false)
             {
                 return Ok(true);
             }
@@ -384,11 +410,13 @@ impl Cleaner {
         if h.is_control() || h.record_count == 0 {
             return None;
         }
-        if h.is_transactional() {
-            // Later: drop records self.txn.aborted() says were aborted.
-            let _ = self.txn.aborted(p, h.producer_id, base);
-            return None;
-        }
+        // A batch holds records of one transaction: all aborted or none.
+        let aborted = if h.is_transactional() {
+            // Unknown (undecided): leave the batch as it is.
+            self.txn.aborted(p, h.producer_id, base)?
+        } else {
+            false
+        };
         let recs = match records::records(v, h) {
             Ok(r) => r,
             Err(e) => {
@@ -400,6 +428,9 @@ impl Cleaner {
         let keep: Vec<Rec> = recs
             .iter()
             .filter(|r| match &r.key {
+                // Records of an aborted transaction were never readable
+                // (read_committed): they go, keys or not.
+                _ if aborted => false,
                 // Keyless records (written before the topic was compacted) stay.
                 None => true,
                 Some(k) => {

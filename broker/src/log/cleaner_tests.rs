@@ -12,7 +12,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use super::cleaner::{Cleaner, CompactionConfig, NoTxnIndex};
+use super::cleaner::{AbortedIndex, Cleaner, CompactionConfig, NoTxnIndex};
 use super::error::LogError;
 use super::partition::{Partition, Upto};
 use super::partition_store::{PartitionStore, Registered, Visit};
@@ -455,5 +455,94 @@ async fn crash_mid_clean_leaves_a_readable_log() {
     for (k, (o, v)) in &latest {
         assert!(all.contains(&(*o, k.clone(), Some(v.clone()))), "{k} lost");
     }
+    store.shutdown();
+}
+
+fn marker(pid: i64, commit: bool) -> Bytes {
+    let m = batch::ControlMarker {
+        commit,
+        coordinator_epoch: 0,
+    };
+    batch::control_batch(pid, 0, m, 100)
+}
+
+/// With the partition's aborted index: records of aborted transactions go
+/// (keys or not), committed transactional records supersede and are
+/// superseded like plain ones, markers stay and the aborted index with them.
+#[tokio::test]
+async fn aborted_records_dropped_committed_compacted_markers_kept() {
+    let store = LogStore::in_memory(policy()).unwrap();
+    let p = leader(&store);
+    put(&store, &p, kv(&[("a", Some("1"))], 100, -1, 0, false)).await; // 0
+    put(&store, &p, kv(&[("a", Some("t"))], 100, 9, 0, true)).await; // 1: committed
+    put(&store, &p, marker(9, true)).await; // 2: COMMIT
+    put(&store, &p, kv(&[("b", Some("x"))], 100, 8, 0, true)).await; // 3: aborted
+    put(&store, &p, kv(&[("b", Some("1"))], 100, -1, 0, false)).await; // 4
+    put(&store, &p, kv(&[("c", Some("y"))], 100, 8, 1, true)).await; // 5: aborted
+    put(&store, &p, marker(8, false)).await; // 6: ABORT
+    put(&store, &p, kv(&[("d", Some("u"))], 100, 9, 1, true)).await; // 7: committed
+    put(&store, &p, marker(9, true)).await; // 8: COMMIT
+    put(&store, &p, kv(&[("z", Some("1"))], 100, -1, 0, false)).await; // 9 (tail)
+    assert_eq!(p.offsets().last_stable, 10);
+    let idx = AbortedIndex;
+    use super::cleaner::TxnView;
+    assert_eq!(idx.aborted(&p, 8, 3), Some(true));
+    assert_eq!(idx.aborted(&p, 9, 1), Some(false));
+    assert_eq!(idx.aborted(&p, 9, 3), Some(false));
+    let c = Cleaner::new(store.clone(), Arc::new(AbortedIndex), 1 << 20);
+    let st = c.clean(&p, &cfg(), NOW).unwrap().unwrap();
+    assert_eq!(st.records_removed, 3);
+    let got: Vec<i64> = dump(&store, &p, 0).iter().map(|r| r.0).collect();
+    assert_eq!(got, vec![1, 2, 4, 6, 7, 8, 9]);
+    // The aborted transaction is still indexed for read_committed fetches.
+    assert_eq!(
+        p.aborted_ranges(0, 10),
+        vec![AbortedTxn {
+            producer_id: 8,
+            first_offset: 3,
+            last_offset: 6
+        }]
+    );
+    // A later plain record supersedes a committed transactional one.
+    put(&store, &p, kv(&[("a", Some("2"))], 100, -1, 0, false)).await; // 10
+    put(&store, &p, kv(&[("z", Some("2"))], 100, -1, 0, false)).await; // 11 (tail)
+    c.clean(&p, &cfg(), NOW + 1).unwrap().unwrap();
+    let got: Vec<i64> = dump(&store, &p, 0).iter().map(|r| r.0).collect();
+    assert_eq!(got, vec![2, 4, 6, 7, 8, 10, 11]);
+    // Batches of both producers stay in offset order, transactional flags kept.
+    for b in store.read_replica(&p, 0, usize::MAX).unwrap() {
+        let h = batch::parse_header(&b).unwrap();
+        batch::check_crc(&b, &h).unwrap();
+        if [1, 3, 5, 7].contains(&h.base_offset) {
+            assert!(h.is_transactional(), "{}", h.base_offset);
+        }
+    }
+    store.shutdown();
+}
+
+/// An open transaction: the index answers nothing at or past the LSO, and
+/// nothing from the transaction's first offset on is cleaned.
+#[tokio::test]
+async fn open_transaction_bounds_cleaning_with_aborted_index() {
+    let store = LogStore::in_memory(policy()).unwrap();
+    let p = leader(&store);
+    put(&store, &p, kv(&[("a", Some("1"))], 100, -1, 0, false)).await; // 0
+    put(&store, &p, kv(&[("a", Some("t"))], 100, 9, 0, true)).await; // 1: open
+    put(&store, &p, kv(&[("a", Some("2"))], 100, -1, 0, false)).await; // 2
+    put(&store, &p, kv(&[("a", Some("3"))], 100, -1, 0, false)).await; // 3
+    put(&store, &p, kv(&[("z", Some("1"))], 100, -1, 0, false)).await; // 4 (tail)
+    assert_eq!(p.offsets().last_stable, 1);
+    use super::cleaner::TxnView;
+    assert_eq!(AbortedIndex.aborted(&p, 9, 1), None);
+    let c = Cleaner::new(store.clone(), Arc::new(AbortedIndex), 1 << 20);
+    let _ = c.clean(&p, &cfg(), NOW).unwrap();
+    let got: Vec<i64> = dump(&store, &p, 0).iter().map(|r| r.0).collect();
+    assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    // Aborted: the transaction's record goes, a supersedes up to 3.
+    put(&store, &p, marker(9, false)).await; // 5
+    put(&store, &p, kv(&[("z", Some("2"))], 100, -1, 0, false)).await; // 6 (tail)
+    c.clean(&p, &cfg(), NOW + 1).unwrap().unwrap();
+    let got: Vec<i64> = dump(&store, &p, 0).iter().map(|r| r.0).collect();
+    assert_eq!(got, vec![3, 5, 6]);
     store.shutdown();
 }
