@@ -173,3 +173,28 @@ impl Cluster {
         }
     }
 }
+
+/// The broker's coordinator session once usable: the current one, or after
+/// an expiry the next one the cluster state establishes. None on shutdown.
+/// (The watch-fed caches of committed offsets and of the Schema Registry
+/// both resubscribe through it.)
+pub async fn next_session(
+    sessions: &mut tokio::sync::watch::Receiver<fjord_zk::client::ZkClient>,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<fjord_zk::client::ZkClient> {
+    use fjord_zk::client::SessionState;
+    loop {
+        if *shutdown.borrow() {
+            return None;
+        }
+        let zk = sessions.borrow_and_update().clone();
+        let state = *zk.state().borrow();
+        if !matches!(state, SessionState::Expired | SessionState::Closed) {
+            return Some(zk);
+        }
+        tokio::select! {
+            r = sessions.changed() => if r.is_err() { return None },
+            _ = shutdown.changed() => return None,
+        }
+    }
+}

@@ -28,6 +28,8 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Notify};
 
+use crate::cluster::next_session;
+
 /// Largest number of partitions written by one multi (keeps frames far below jute.maxbuffer).
 const MAX_OPS_PER_MULTI: usize = 1000;
 
@@ -809,28 +811,6 @@ async fn load_group(zk: &ZkClient, group: &str) -> Result<GroupNodes, ZkError> {
         }
     }
     Ok(gn)
-}
-
-/// The broker's coordinator session once usable: the current one, or after
-/// an expiry the next one the cluster state establishes. None on shutdown.
-async fn next_session(
-    sessions: &mut watch::Receiver<ZkClient>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Option<ZkClient> {
-    loop {
-        if *shutdown.borrow() {
-            return None;
-        }
-        let zk = sessions.borrow_and_update().clone();
-        let state = *zk.state().borrow();
-        if !matches!(state, SessionState::Expired | SessionState::Closed) {
-            return Some(zk);
-        }
-        tokio::select! {
-            r = sessions.changed() => if r.is_err() { return None },
-            _ = shutdown.changed() => return None,
-        }
-    }
 }
 
 /// Runs the offsets side of the broker's session: watch /consumers, load,

@@ -26,6 +26,8 @@ use fjord_zk::proto::{event, Acl, ErrorCode, MultiOp, MultiResult};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, watch, Notify};
 
+use crate::cluster::next_session;
+
 use super::model::{
     decode_name, encode_name, ConfigRec, ModeRec, NodeMeta, SchemaRec, State, VersionRec,
 };
@@ -579,26 +581,6 @@ fn apply_deleted(s: &mut State, path: &str) {
             }
         }
         _ => {}
-    }
-}
-
-async fn next_session(
-    sessions: &mut watch::Receiver<ZkClient>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Option<ZkClient> {
-    loop {
-        if *shutdown.borrow() {
-            return None;
-        }
-        let zk = sessions.borrow_and_update().clone();
-        let state = *zk.state().borrow();
-        if !matches!(state, SessionState::Expired | SessionState::Closed) {
-            return Some(zk);
-        }
-        tokio::select! {
-            r = sessions.changed() => if r.is_err() { return None },
-            _ = shutdown.changed() => return None,
-        }
     }
 }
 
