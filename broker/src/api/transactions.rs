@@ -382,7 +382,9 @@ pub(super) async fn unstable_offsets(
     r: &OffsetFetchRequest,
     version: i16,
 ) -> Unstable {
-    let asked: Vec<(String, Option<Vec<(String, i32)>>)> = if version >= 8 {
+    // (group, the partitions asked for: None for all of them)
+    type Asked = Vec<(String, Option<Vec<(String, i32)>>)>;
+    let asked: Asked = if version >= 8 {
         r.groups
             .iter()
             .map(|g| {
