@@ -132,7 +132,10 @@ impl Elector {
     /// `from` is the current leader and its peer port now refuses a
     /// connection, its process is gone: campaign without waiting for the
     /// election timeout. A leader that is alive (it only dropped that
-    /// connection) accepts the probe and nothing happens.
+    /// connection) accepts the probe; but so, for a moment, can a dying
+    /// process's listener, and a loaded host can be slow to answer, so a
+    /// probe that finds no evidence is repeated until another leader is
+    /// known or the election timeout would decide anyway.
     pub fn link_closed(ens: &Arc<Ensemble>, from: NodeId) {
         if from == ens.my_id || ens.leader() != Some(from) {
             return;
@@ -140,20 +143,28 @@ impl Elector {
         let ens = ens.clone();
         tokio::spawn(async move {
             let me = &ens.elector;
-            match ens.peers.probe(from, me.timing.heartbeat).await {
-                Ok(()) => {
-                    tracing::debug!(
-                        leader = from,
-                        "leader's peer connection closed; it accepts a new one"
-                    )
-                }
-                Err(e) => {
-                    if ens.leader() != Some(from) {
+            let until = Instant::now() + me.timing.timeout_min;
+            loop {
+                match ens.peers.probe(from, me.timing.heartbeat).await {
+                    Ok(()) => {
+                        if ens.leader() != Some(from) || Instant::now() >= until {
+                            tracing::debug!(
+                                leader = from,
+                                "leader's peer connection closed; it accepts a new one"
+                            );
+                            return;
+                        }
+                        tokio::time::sleep(me.timing.heartbeat / 2).await;
+                    }
+                    Err(e) => {
+                        if ens.leader() != Some(from) {
+                            return;
+                        }
+                        tracing::info!(leader = from, error = %e, "the leader's peer connection closed and a new one is refused: campaigning now");
+                        me.state.lock().gone = Some(from);
+                        me.wake.notify_one();
                         return;
                     }
-                    tracing::info!(leader = from, error = %e, "the leader's peer connection closed and a new one is refused: campaigning now");
-                    me.state.lock().gone = Some(from);
-                    me.wake.notify_one();
                 }
             }
         });
