@@ -91,21 +91,17 @@ pub fn collect(core: &Core, quorum: Option<&QuorumView>) -> Report {
     gauges.push(("last_client_response_size", Value::Int(last_size)));
     gauges.push(("min_client_response_size", Value::Int(min_size)));
     gauges.push(("max_client_response_size", Value::Int(max_size)));
-    // ZooKeeper reports these in quorum mode; Fjord always does, so one
-    // dashboard serves a standalone coordinator too (a quorum of one).
-    let (quorum_size, synced_followers, synced_observers, learners) = match quorum {
-        None => (1, 0, 0, 0),
-        Some(q) => {
-            let voters = q.members.iter().filter(|m| m.2).count();
-            let leading = q.leader == Some(q.my_id);
-            let learners = if leading { q.members.len().saturating_sub(1) } else { 0 };
-            (voters, q.synced_followers, q.synced_observers, learners)
-        }
-    };
-    gauges.push(("quorum_size", int(quorum_size)));
-    gauges.push(("synced_followers", int(synced_followers)));
-    gauges.push(("synced_observers", int(synced_observers)));
-    gauges.push(("learners", int(learners)));
+    // Ensemble mode only, as ZooKeeper (whose leader alone reports the
+    // follower counts; here every member does, 0 unless leading).
+    if let Some(q) = quorum {
+        let voters = q.members.iter().filter(|m| m.2).count();
+        let leading = q.leader == Some(q.my_id);
+        let learners = if leading { q.members.len().saturating_sub(1) } else { 0 };
+        gauges.push(("quorum_size", int(voters)));
+        gauges.push(("synced_followers", int(q.synced_followers)));
+        gauges.push(("synced_observers", int(q.synced_observers)));
+        gauges.push(("learners", int(learners)));
+    }
     let summaries = TIMINGS
         .all()
         .into_iter()

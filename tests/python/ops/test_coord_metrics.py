@@ -29,7 +29,7 @@ GAUGES = ["znode_count", "watch_count", "ephemerals_count", "approximate_data_si
           "outstanding_requests", "num_alive_connections", "avg_latency", "min_latency",
           "max_latency", "packets_received", "packets_sent", "open_file_descriptor_count",
           "max_file_descriptor_count", "global_sessions", "local_sessions", "uptime",
-          "quorum_size", "synced_followers", "last_client_response_size",
+          "last_client_response_size",
           "min_client_response_size", "max_client_response_size"]
 # ZooKeeper's summaries: ADVANCED ones with 0.5/0.9/0.99, BASIC with 0.5.
 SUMMARIES = {"readlatency": ["0.5", "0.9", "0.99"], "updatelatency": ["0.5", "0.9", "0.99"],
@@ -58,6 +58,10 @@ def parse(text):
             assert m, "unparsable sample line %r" % line
             samples[(m.group(1), m.group(2) or "")] = float(m.group(3))
     return types, samples
+
+
+def types_of(text):
+    return parse(text)[0]
 
 
 def value(samples, name, labels=""):
@@ -95,8 +99,8 @@ def test_zookeeper_names_and_types(coord):
         assert (p, "") in samples, p
     assert types["process_cpu_seconds_total"] == "counter"
     assert value(samples, "process_resident_memory_bytes") > 1 << 20
-    # Standalone: a quorum of one.
-    assert value(samples, "quorum_size") == 1
+    # Ensemble gauges only in ensemble mode, as ZooKeeper's.
+    assert ("quorum_size", "") not in samples
     # Every numeric mntr value is on the endpoint under the same name.
     mntr = dict(l.split("\t", 1) for l in coord.four("mntr").splitlines() if "\t" in l)
     for k, v in mntr.items():
@@ -249,6 +253,7 @@ def test_ensemble_gauges():
             text, _ = scrape(m.metrics_port)
             _, s = parse(text)
             assert value(s, "quorum_size") == 3, m.sid
+            assert types_of(text)["synced_followers"] == "gauge"
             assert value(s, "election_time_count") >= 1, m.sid
             assert value(s, "znode_count") >= 5, m.sid
             promtool_check(text)
