@@ -14,9 +14,9 @@ pub const COMMANDS: &[&str] = &[
     "ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "wchs", "isro",
 ];
 
+use crate::monitor::mode;
 /// Version string reported to tools.
 pub use crate::monitor::VERSION;
-use crate::monitor::mode;
 use crate::raft::QuorumView;
 
 /// Recognises a four-letter word in a connection's first four bytes.

@@ -96,7 +96,11 @@ pub fn collect(core: &Core, quorum: Option<&QuorumView>) -> Report {
     if let Some(q) = quorum {
         let voters = q.members.iter().filter(|m| m.2).count();
         let leading = q.leader == Some(q.my_id);
-        let learners = if leading { q.members.len().saturating_sub(1) } else { 0 };
+        let learners = if leading {
+            q.members.len().saturating_sub(1)
+        } else {
+            0
+        };
         gauges.push(("quorum_size", int(voters)));
         gauges.push(("synced_followers", int(q.synced_followers)));
         gauges.push(("synced_observers", int(q.synced_observers)));

@@ -172,7 +172,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         // as ZooKeeper's provider does.
         let l = crate::http::bind(addr, "Prometheus metrics (/metrics)").await?;
         let route: crate::http::Route = std::sync::Arc::new(crate::http::prom::route);
-        tokio::spawn(crate::http::serve(l, handles.clone(), route, http_stop.clone()));
+        tokio::spawn(crate::http::serve(
+            l,
+            handles.clone(),
+            route,
+            http_stop.clone(),
+        ));
     }
     if let Some(addr) = cfg.admin_server {
         // On by default (ZooKeeper's default), so a taken port only warns:
@@ -182,7 +187,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
                 let route: crate::http::Route = std::sync::Arc::new(crate::http::admin::route);
                 tokio::spawn(crate::http::serve(l, handles, route, http_stop.clone()));
             }
-            Err(e) => tracing::warn!(error = %e, "AdminServer not started (admin.enableServer=false turns it off)"),
+            Err(e) => {
+                tracing::warn!(error = %e, "AdminServer not started (admin.enableServer=false turns it off)")
+            }
         }
     }
     // systemd's Type=notify: serving clients now (no-op without NOTIFY_SOCKET).
@@ -941,7 +948,11 @@ async fn writer(
                     let us = arrived.map(|a| a.at.elapsed().as_micros() as u64);
                     if let (Some(a), Some(us)) = (arrived, us) {
                         let t = &crate::timings::TIMINGS;
-                        let summary = if a.update { &t.updatelatency } else { &t.readlatency };
+                        let summary = if a.update {
+                            &t.updatelatency
+                        } else {
+                            &t.readlatency
+                        };
                         summary.observe(us as f64 / 1000.0);
                     }
                     for s in &stats {

@@ -70,9 +70,7 @@ pub fn route(h: &Handles, path: &str) -> Reply {
 fn index() -> String {
     let mut s = String::new();
     for (name, _) in COMMANDS {
-        s.push_str(&format!(
-            "<a href=\"/commands/{name}\">{name}</a>\n<br/>\n"
-        ));
+        s.push_str(&format!("<a href=\"/commands/{name}\">{name}</a>\n<br/>\n"));
     }
     s
 }
@@ -154,8 +152,14 @@ fn run(h: &Handles, cmd: &str) -> Map<String, Value> {
             );
             m.insert("tick_time".into(), json!(c.tick_time_ms));
             m.insert("max_client_cnxns".into(), json!(c.max_client_cnxns));
-            m.insert("min_session_timeout".into(), json!(c.min_session_timeout_ms));
-            m.insert("max_session_timeout".into(), json!(c.max_session_timeout_ms));
+            m.insert(
+                "min_session_timeout".into(),
+                json!(c.min_session_timeout_ms),
+            );
+            m.insert(
+                "max_session_timeout".into(),
+                json!(c.max_session_timeout_ms),
+            );
             m.insert("server_id".into(), json!(c.my_id.unwrap_or(0)));
             m.insert("client_port_listen_backlog".into(), json!(-1));
             if !c.servers.is_empty() {
@@ -248,7 +252,10 @@ fn run(h: &Handles, cmd: &str) -> Map<String, Value> {
                 // ZooKeeper's expiry buckets: ms on the server's clock,
                 // rounded up to a tick.
                 let at = up + deadline.saturating_duration_since(now).as_millis() as u64;
-                by_expiry.entry(at.div_ceil(tick) * tick).or_default().push(id);
+                by_expiry
+                    .entry(at.div_ceil(tick) * tick)
+                    .or_default()
+                    .push(id);
                 let paths: Vec<&String> = core.tree().ephemerals_of(id).collect();
                 if !paths.is_empty() {
                     ephemerals.insert(id.to_string(), json!(paths));
@@ -276,10 +283,7 @@ fn run(h: &Handles, cmd: &str) -> Map<String, Value> {
                     .map(|m| m.1.split(':').next().unwrap_or_default().to_string())
                     .unwrap_or_default();
                 m.insert("is_leader".into(), json!(q.leader == Some(q.my_id)));
-                m.insert(
-                    "leader_id".into(),
-                    json!(q.leader.map_or(-1, |l| l as i64)),
-                );
+                m.insert("leader_id".into(), json!(q.leader.map_or(-1, |l| l as i64)));
                 m.insert("leader_ip".into(), json!(leader_ip));
             }
         },

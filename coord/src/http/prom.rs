@@ -168,13 +168,25 @@ mod tests {
         };
         let text = render(&report);
         assert!(!text.contains("version"), "{text}");
-        assert!(text.contains("# TYPE znode_count gauge\nznode_count 5\n"), "{text}");
+        assert!(
+            text.contains("# TYPE znode_count gauge\nznode_count 5\n"),
+            "{text}"
+        );
         assert!(text.contains("avg_latency 0.5\n"), "{text}");
         assert!(text.contains("# TYPE readlatency summary\n"), "{text}");
-        assert!(text.contains("readlatency{quantile=\"0.99\"} 4\n"), "{text}");
-        assert!(text.contains("readlatency_count 2\nreadlatency_sum 6\n"), "{text}");
+        assert!(
+            text.contains("readlatency{quantile=\"0.99\"} 4\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("readlatency_count 2\nreadlatency_sum 6\n"),
+            "{text}"
+        );
         assert!(text.contains("fsynctime{quantile=\"0.5\"} NaN\n"), "{text}");
         assert!(!text.contains("fsynctime{quantile=\"0.9\"}"), "{text}");
-        assert!(text.contains("# TYPE process_cpu_seconds_total counter\n"), "{text}");
+        assert!(
+            text.contains("# TYPE process_cpu_seconds_total counter\n"),
+            "{text}"
+        );
     }
 }
