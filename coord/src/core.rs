@@ -122,6 +122,10 @@ pub struct ConnHandle {
     /// Ensemble mode: reads waiting for this connection's earlier writes:
     /// (how many of its commands must be applied first, frame, arrival).
     pub deferred: std::collections::VecDeque<(u64, Bytes, Option<Arrival>)>,
+    /// Ensemble mode: when each of this connection's proposed writes
+    /// arrived, oldest first (they apply in that order), so their replies
+    /// count in `updatelatency`.
+    pub writes_in_flight: std::collections::VecDeque<Instant>,
 }
 
 /// Counters for the four-letter words.

@@ -646,6 +646,9 @@ impl Server {
                 let mut core = self.core.lock();
                 core.count_received();
                 core.sessions_mut().touch(ctx.session);
+                if let (Some(c), Some(a)) = (core.conns_mut().get_mut(&ctx.id), ctx.arrived) {
+                    c.writes_in_flight.push_back(a.at);
+                }
             }
             ens.propose(rpb::Command {
                 origin: ens.my_id,
@@ -912,6 +915,7 @@ fn conn_handle(
         identity: ctx.identity.clone(),
         applied,
         deferred: Default::default(),
+        writes_in_flight: Default::default(),
     }
 }
 

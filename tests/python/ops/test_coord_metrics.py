@@ -239,8 +239,14 @@ def test_ensemble_gauges():
         e.start()
         zk = e.kazoo()
         zk.create("/ens", b"x")
+        for i in range(10):
+            zk.create("/ens/c%d" % i, b"x")
         zk.stop()
         zk.close()
+        # The writes' replies count in updatelatency on the member that had the client.
+        counts = [value(parse(scrape(m.metrics_port)[0])[1], "updatelatency_count")
+                  for m in e.members]
+        assert sum(counts) >= 11, counts
         leader = e.wait_leader()
         deadline = time.time() + 10
         while True:
