@@ -267,3 +267,75 @@ def test_ensemble_gauges():
         assert mntr["zk_server_state"] == "leader" and mntr["zk_quorum_size"] == "3"
     finally:
         e.cleanup()
+
+
+def test_prometheus_scrapes_and_answers_dashboard_queries(coord, tmp_path):
+    """A real Prometheus server scrapes the coordinator every second and answers
+    the PromQL of ZooKeeper dashboards (znode_count, avg_latency, rates, quantiles)."""
+    prom = shutil.which("prometheus")
+    if prom is None:
+        if require_binaries():
+            pytest.fail("prometheus (Debian package prometheus) is not installed")
+        pytest.skip("prometheus (Debian package prometheus) is not installed")
+    import json
+    import urllib.parse
+    port = free_port()
+    cfg = tmp_path / "prometheus.yml"
+    cfg.write_text("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                   "scrape_configs:\n  - job_name: zookeeper\n    static_configs:\n"
+                   "      - targets: ['%s:%d']\n" % (HOST, coord.metrics_port))
+    log = open(tmp_path / "prometheus.log", "wb")
+    p = subprocess.Popen([prom, "--config.file=%s" % cfg, "--storage.tsdb.path=%s" % (tmp_path / "data"),
+                          "--web.listen-address=%s:%d" % (HOST, port)],
+                         stdout=log, stderr=subprocess.STDOUT)
+
+    def query(q):
+        url = "http://%s:%d/api/v1/query?%s" % (HOST, port, urllib.parse.urlencode({"query": q}))
+        with urllib.request.urlopen(url, timeout=5) as r:
+            body = json.loads(r.read().decode())
+        assert body["status"] == "success", body
+        return [float(x["value"][1]) for x in body["data"]["result"]]
+
+    zk = coord.kazoo()
+    try:
+        for i in range(15):
+            zk.create("/prom%d" % i, b"x")
+            zk.get("/prom%d" % i)
+        want = None
+        deadline = time.time() + 60
+        results = {}
+        queries = ["up", "znode_count", "avg_latency", "num_alive_connections",
+                   "rate(packets_received[10s])", 'readlatency{quantile="0.99"}',
+                   "updatelatency_count", "sum(rate(updatelatency_count[10s]))",
+                   "process_resident_memory_bytes"]
+        while time.time() < deadline:
+            assert p.poll() is None, open(tmp_path / "prometheus.log").read()
+            try:
+                results = {q: query(q) for q in queries}
+                want = value(parse(scrape(coord.metrics_port)[0])[1], "znode_count")
+                if all(results.values()) and results["znode_count"] == [want] \
+                        and results["rate(packets_received[10s])"][0] > 0:
+                    break
+            except OSError:
+                pass
+            # Keep the load going so the rates are above zero.
+            zk.get("/prom0")
+            zk.set("/prom0", b"y")
+            time.sleep(0.5)
+        assert results.get("up") == [1.0], results
+        assert results["znode_count"] == [want], results
+        assert results["num_alive_connections"][0] >= 1, results
+        assert results["updatelatency_count"][0] >= 15, results
+        assert results["rate(packets_received[10s])"][0] > 0, results
+        assert results["sum(rate(updatelatency_count[10s]))"][0] > 0, results
+        assert results['readlatency{quantile="0.99"}'][0] >= 0, results
+    finally:
+        zk.stop()
+        zk.close()
+        p.terminate()
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+        log.close()
