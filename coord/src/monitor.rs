@@ -91,20 +91,24 @@ pub fn collect(core: &Core, quorum: Option<&QuorumView>) -> Report {
     gauges.push(("last_client_response_size", Value::Int(last_size)));
     gauges.push(("min_client_response_size", Value::Int(min_size)));
     gauges.push(("max_client_response_size", Value::Int(max_size)));
-    // Ensemble mode only, as ZooKeeper (whose leader alone reports the
-    // follower counts; here every member does, 0 unless leading).
+    // Ensemble mode only, as ZooKeeper; the follower counts on the leader.
     if let Some(q) = quorum {
         let voters = q.members.iter().filter(|m| m.2).count();
-        let leading = q.leader == Some(q.my_id);
-        let learners = if leading {
-            q.members.len().saturating_sub(1)
-        } else {
-            0
-        };
         gauges.push(("quorum_size", int(voters)));
-        gauges.push(("synced_followers", int(q.synced_followers)));
-        gauges.push(("synced_observers", int(q.synced_observers)));
-        gauges.push(("learners", int(learners)));
+        let peer_state = match mode(core) {
+            "leader" => "leading - broadcast",
+            "follower" => "following - broadcast",
+            "observer" => "observing - broadcast",
+            _ => "looking - election",
+        };
+        gauges.push(("peer_state", Value::Text(peer_state.into())));
+        if q.leader == Some(q.my_id) {
+            gauges.push(("learners", int(q.members.len().saturating_sub(1))));
+            gauges.push(("synced_followers", int(q.synced_followers)));
+            // Fjord's learners are observers; none votes without being a voter.
+            gauges.push(("synced_non_voting_followers", Value::Int(0)));
+            gauges.push(("synced_observers", int(q.synced_observers)));
+        }
     }
     let summaries = TIMINGS
         .all()

@@ -118,6 +118,14 @@ fn run(h: &Handles, cmd: &str) -> Map<String, Value> {
                 }),
             );
             m.insert("client_response".into(), sizes);
+            if h.ens.as_ref().is_some_and(|e| e.is_leader()) {
+                // ZooKeeper's leader reports proposal sizes; Fjord does not
+                // measure them: -1 is ZooKeeper's "none recorded".
+                m.insert(
+                    "proposal_stats".into(),
+                    json!({"last_buffer_size": -1, "min_buffer_size": -1, "max_buffer_size": -1}),
+                );
+            }
             m.insert("node_count".into(), json!(core.tree().node_count()));
             if cmd == "stats" {
                 let conns: Vec<Value> = core
@@ -162,10 +170,6 @@ fn run(h: &Handles, cmd: &str) -> Map<String, Value> {
             );
             m.insert("server_id".into(), json!(c.my_id.unwrap_or(0)));
             m.insert("client_port_listen_backlog".into(), json!(-1));
-            if !c.servers.is_empty() {
-                m.insert("init_limit".into(), json!(c.init_limit));
-                m.insert("sync_limit".into(), json!(c.sync_limit));
-            }
         }
         "connections" => {
             let core = h.core.lock();
@@ -298,10 +302,10 @@ fn run(h: &Handles, cmd: &str) -> Map<String, Value> {
                     view.insert(
                         id.to_string(),
                         json!({
-                            "serverAddresses": [format!("{host}:{}", port(1))],
-                            "electionAddresses": [format!("{host}:{}", port(2))],
-                            "clientAddress": client,
-                            "learnerType": if voter { "participant" } else { "observer" },
+                            "server_addresses": [format!("{host}:{}", port(1))],
+                            "election_addresses": [format!("{host}:{}", port(2))],
+                            "client_address": client,
+                            "learner_type": if voter { "participant" } else { "observer" },
                         }),
                     );
                 }

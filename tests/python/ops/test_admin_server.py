@@ -256,12 +256,64 @@ def test_ensemble_leader_and_voting_view():
             assert sorted(view) == ["1", "2", "3"], view
             for x in e.members:
                 v = view[str(x.sid)]
-                assert v["serverAddresses"] == ["%s:%d" % (HOST, x.peer_port)], v
-                assert v["electionAddresses"] == ["%s:%d" % (HOST, x.election_port)], v
-                assert v["learnerType"] == "participant"
+                assert v["server_addresses"] == ["%s:%d" % (HOST, x.peer_port)], v
+                assert v["election_addresses"] == ["%s:%d" % (HOST, x.election_port)], v
+                assert v["learner_type"] == "participant"
             srvr = cmd(m.admin_port, "srvr")["server_stats"]["server_state"]
             assert srvr == ("leader" if m is leader else "follower"), srvr
             conf = cmd(m.admin_port, "conf")
             assert conf["server_id"] == m.sid
     finally:
         e.cleanup()
+
+
+def test_ensemble_same_keys_as_zookeeper(monkeypatch):
+    """A 3-member fjord ensemble and a 3-member ZooKeeper 3.8 ensemble, each
+    member with its AdminServer: leader's and a follower's conf, srvr, leader and
+    voting_view key by key; monitor's keys all among ZooKeeper's."""
+    require_ensemble()
+    ok, why = zookeeper_available()
+    if not ok:
+        skip_or_fail(why)
+    import fjordtest.ensemble as fe
+    plain = fe.zookeeper_command
+
+    def with_admin(workdir, cfg):
+        cmd = plain(workdir, cfg)
+        cp = cmd.index("-cp") + 1
+        cmd[cp] = ":".join([cmd[cp]] + [os.path.join("/usr/share/java", j) for j in ADMIN_JARS])
+        return [c for c in cmd if c != "-Dzookeeper.admin.enableServer=false"]
+
+    monkeypatch.setattr(fe, "zookeeper_command", with_admin)
+    seen = {}
+    for kind in ("zookeeper", "fjord"):
+        e = Ensemble(3, kind=kind)
+        for m, port in zip(e.members, free_ports(3)):
+            m.admin_port = port
+            m.write_config({"admin.enableServer": "true", "admin.serverAddress": HOST,
+                            "admin.serverPort": str(port)})
+        try:
+            e.start(timeout=60)
+            leader = e.wait_leader(60)
+            follower = [m for m in e.members if m is not leader][0]
+            for role, m in (("leader", leader), ("follower", follower)):
+                wait_admin(m.admin_port)
+                # Until the leader has seen every follower sync, its counts lag.
+                deadline = time.time() + 20
+                while role == "leader" and time.time() < deadline:
+                    if cmd(m.admin_port, "mntr").get("synced_followers") == 2:
+                        break
+                    time.sleep(0.2)
+                for c in ("conf", "srvr", "leader", "voting_view", "mntr"):
+                    seen[(kind, role, c)] = cmd(m.admin_port, c)
+        finally:
+            e.cleanup()
+    for role in ("leader", "follower"):
+        for c in ("conf", "srvr", "leader", "voting_view"):
+            same_keys(seen[("fjord", role, c)], seen[("zookeeper", role, c)], "%s %s" % (role, c))
+        f, z = seen[("fjord", role, "mntr")], seen[("zookeeper", role, "mntr")]
+        assert not sorted(set(f) - set(z)), (role, sorted(set(f) - set(z)))
+        assert f["server_state"] == z["server_state"] == role
+        assert f["peer_state"] == z["peer_state"], (f["peer_state"], z["peer_state"])
+        assert f["quorum_size"] == z["quorum_size"] == 3
+    assert seen[("fjord", "leader", "mntr")]["synced_followers"] == 2
