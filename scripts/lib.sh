@@ -68,7 +68,7 @@ spawn_coord() {
   local dir=$1 port=$2; shift 2
   mkdir -p "$dir/data"
   printf '%s\n' "tickTime=2000" "dataDir=$dir/data" "clientPort=$port" \
-    "clientPortAddress=127.0.0.1" "maxClientCnxns=0" "4lw.commands.whitelist=*" "$@" \
+    "clientPortAddress=127.0.0.1" "maxClientCnxns=0" "4lw.commands.whitelist=*" "admin.enableServer=false" "$@" \
     > "$dir/coord.cfg"
   spawn "$dir/server.log" "$FJORD_BIN/fjord-coord" "$dir/coord.cfg"
 }

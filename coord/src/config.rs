@@ -2,7 +2,7 @@
 //! already have in their files mean the same thing here.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// A config problem, naming the file and the key so the operator can fix it.
@@ -96,7 +96,12 @@ pub struct Config {
     pub purge_interval_hours: u64,
     /// Four-letter words allowed on the client port ("*" = all).
     pub four_letter_words: Vec<String>,
-    pub admin_server_port: u16,
+    /// ZooKeeper's AdminServer (`admin.enableServer`, default true;
+    /// `admin.serverAddress`:`admin.serverPort`, default 0.0.0.0:8080).
+    pub admin_server: Option<SocketAddr>,
+    /// The Prometheus endpoint, on when `metricsProvider.className` is set
+    /// (`metricsProvider.httpHost`:`httpPort`, default 0.0.0.0:7000).
+    pub metrics_provider: Option<SocketAddr>,
     /// Largest frame accepted from a client, in bytes.
     pub jute_max_buffer: usize,
     /// Transactions between snapshots.
@@ -132,6 +137,9 @@ const KNOWN: &[&str] = &[
     "4lw.commands.whitelist",
     "admin.serverPort",
     "admin.enableServer",
+    "admin.serverAddress",
+    "metricsProvider.httpHost",
+    "metricsProvider.exportJvmInfo",
     "jute.maxbuffer",
     "snapCount",
     "DigestAuthenticationProvider.superDigest",
@@ -164,6 +172,9 @@ pub const SYSTEM_PROPERTIES: &[(&str, &str)] = &[
     ("jute.maxbuffer", "jute.maxbuffer"),
     ("zookeeper.4lw.commands.whitelist", "4lw.commands.whitelist"),
     ("zookeeper.snapCount", "snapCount"),
+    ("zookeeper.admin.enableServer", "admin.enableServer"),
+    ("zookeeper.admin.serverAddress", "admin.serverAddress"),
+    ("zookeeper.admin.serverPort", "admin.serverPort"),
 ];
 
 /// The `-Dname=value` flags of a JVM flags string (`-Dname` alone is
@@ -305,6 +316,26 @@ impl Config {
             .or_else(|| map.get("zookeeper.DigestAuthenticationProvider.superDigest"))
             .cloned();
         let read_only_enabled = p.flag("readonlymode.enabled")?;
+        let any: IpAddr = IpAddr::from([0, 0, 0, 0]);
+        let admin_server = (!map.contains_key("admin.enableServer")
+            || p.flag("admin.enableServer")?)
+        .then(|| -> Result<SocketAddr, ConfigError> {
+            Ok(SocketAddr::new(
+                p.num("admin.serverAddress", any)?,
+                p.num("admin.serverPort", 8080)?,
+            ))
+        })
+        .transpose()?;
+        let metrics_provider = map
+            .get("metricsProvider.className")
+            .filter(|v| !v.is_empty())
+            .map(|_| -> Result<SocketAddr, ConfigError> {
+                Ok(SocketAddr::new(
+                    p.num("metricsProvider.httpHost", any)?,
+                    p.num("metricsProvider.httpPort", 7000)?,
+                ))
+            })
+            .transpose()?;
         Ok(Config {
             file: file.to_path_buf(),
             tick_time_ms,
@@ -322,7 +353,8 @@ impl Config {
             snap_retain_count: p.num::<usize>("autopurge.snapRetainCount", 3)?.max(3),
             purge_interval_hours: p.num("autopurge.purgeInterval", 0)?,
             four_letter_words,
-            admin_server_port: p.num("admin.serverPort", 8080)?,
+            admin_server,
+            metrics_provider,
             jute_max_buffer,
             snap_count: p.num::<u64>("snapCount", 100_000)?.max(1000),
             super_digest,
@@ -473,6 +505,38 @@ mod tests {
         assert_eq!(peer_addr("h:7"), "h:7");
         assert!(ServerLine::parse_entry("server.x=h:1:2").is_none());
         assert!(c.four_letter_allowed("srvr") && !c.four_letter_allowed("mntr"));
+        assert_eq!(c.admin_server, Some("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(c.metrics_provider, None);
+    }
+
+    #[test]
+    fn admin_server_and_metrics_provider_keys() {
+        let c = Config::parse_with_flags(
+            Path::new("zoo.cfg"),
+            "admin.enableServer=false\n\
+             metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+             metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort=7071\n",
+            "",
+        )
+        .unwrap();
+        assert_eq!(c.admin_server, None);
+        assert_eq!(c.metrics_provider, Some("127.0.0.1:7071".parse().unwrap()));
+        let c = Config::parse_with_flags(
+            Path::new("zoo.cfg"),
+            "admin.serverAddress=127.0.0.1\nadmin.serverPort=9990\n",
+            "",
+        )
+        .unwrap();
+        assert_eq!(c.admin_server, Some("127.0.0.1:9990".parse().unwrap()));
+        let c = Config::parse_with_flags(
+            Path::new("zoo.cfg"),
+            "",
+            "-Dzookeeper.admin.enableServer=false",
+        )
+        .unwrap();
+        assert_eq!(c.admin_server, None);
+        let e = Config::parse_with_flags(Path::new("z"), "admin.serverPort=x\n", "").unwrap_err();
+        assert!(e.to_string().contains("admin.serverPort"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,12 +23,20 @@ use crate::watch::{ConnId, WatchManager};
 use fjord_zk::jute::Record;
 use fjord_zk::proto::{frame, perms, state, xid, ReplyHeader, WatcherEvent};
 
+/// When a request arrived and whether it changes state: its reply's time
+/// goes into `readlatency` or `updatelatency` (see `timings`).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    pub at: Instant,
+    pub update: bool,
+}
+
 /// What a connection's writer sends, in order. `tag` is the zxid that must be
 /// durable before the bytes may leave (a reply never reveals unsynced state).
 #[derive(Debug)]
 pub enum Out {
     /// (tag, bytes, when the request it answers arrived: for latency stats)
-    Frame(i64, Bytes, Option<Instant>),
+    Frame(i64, Bytes, Option<Arrival>),
     /// Close after everything queued before it (and `tag`) has gone out.
     Close(i64),
 }
@@ -64,7 +72,7 @@ impl Outbox {
     }
 
     /// Queues a frame; `tag` is the zxid that must be durable first.
-    pub fn frame(&self, tag: i64, bytes: Bytes, arrived: Option<Instant>) {
+    pub fn frame(&self, tag: i64, bytes: Bytes, arrived: Option<Arrival>) {
         self.queued.fetch_add(bytes.len(), Ordering::Relaxed);
         let _ = self.tx.send(Out::Frame(tag, bytes, arrived));
     }
@@ -113,7 +121,11 @@ pub struct ConnHandle {
     pub applied: Option<tokio::sync::watch::Sender<u64>>,
     /// Ensemble mode: reads waiting for this connection's earlier writes:
     /// (how many of its commands must be applied first, frame, arrival).
-    pub deferred: std::collections::VecDeque<(u64, Bytes, Option<Instant>)>,
+    pub deferred: std::collections::VecDeque<(u64, Bytes, Option<Arrival>)>,
+    /// Ensemble mode: when each of this connection's proposed writes
+    /// arrived, oldest first (they apply in that order), so their replies
+    /// count in `updatelatency`.
+    pub writes_in_flight: std::collections::VecDeque<Instant>,
 }
 
 /// Counters for the four-letter words.
@@ -126,6 +138,9 @@ pub struct Stats {
     latency_count: AtomicU64,
     last_latency_us: AtomicU64,
     last_response_ms: AtomicU64,
+    /// Reply sizes in bytes (last, min, max; -1 before the first), as
+    /// ZooKeeper's `client_response_stats`.
+    response_size: [AtomicI64; 3],
 }
 
 impl Stats {
@@ -146,6 +161,27 @@ impl Stats {
         self.last_latency_us.store(us, Ordering::Relaxed);
         self.last_response_ms
             .store(now_ms().max(0) as u64, Ordering::Relaxed);
+    }
+
+    /// Records the size of one reply sent.
+    pub fn record_response_size(&self, n: usize) {
+        let n = n as i64;
+        let [last, min, max] = &self.response_size;
+        last.store(n, Ordering::Relaxed);
+        let _ = min.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
+            (m < 0 || n < m).then_some(n)
+        });
+        max.fetch_max(n, Ordering::Relaxed);
+    }
+
+    /// Reply sizes: (last, min, max), -1 before the first reply.
+    pub fn response_sizes(&self) -> (i64, i64, i64) {
+        let [last, min, max] = &self.response_size;
+        (
+            last.load(Ordering::Relaxed),
+            min.load(Ordering::Relaxed),
+            max.load(Ordering::Relaxed),
+        )
     }
 
     /// (min, avg, max) in milliseconds, as `srvr` and `mntr` report them.
@@ -174,6 +210,7 @@ impl Default for Stats {
             latency_count: AtomicU64::new(0),
             last_latency_us: AtomicU64::new(0),
             last_response_ms: AtomicU64::new(0),
+            response_size: [AtomicI64::new(-1), AtomicI64::new(-1), AtomicI64::new(-1)],
         }
     }
 }

@@ -14,8 +14,10 @@ pub const COMMANDS: &[&str] = &[
     "ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "wchs", "isro",
 ];
 
+use crate::monitor::mode;
 /// Version string reported to tools.
-pub const VERSION: &str = "3.8.0-fjord-0.1.0, built on 2026-11-22";
+pub use crate::monitor::VERSION;
+use crate::raft::QuorumView;
 
 /// Recognises a four-letter word in a connection's first four bytes.
 pub fn command(first: &[u8; 4]) -> Option<&'static str> {
@@ -24,7 +26,8 @@ pub fn command(first: &[u8; 4]) -> Option<&'static str> {
 }
 
 /// The text to send back for `cmd`.
-pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
+/// `quorum`: the ensemble view in ensemble mode (for `mntr`).
+pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config, quorum: Option<&QuorumView>) -> String {
     if !cfg.four_letter_allowed(cmd) {
         return format!("{cmd} is not executed because it is not in the whitelist.\n");
     }
@@ -63,35 +66,10 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
             let _ = writeln!(out, "Node count: {}", core.tree().node_count());
         }
         "mntr" => {
-            let rows: Vec<(&str, String)> = vec![
-                ("zk_version", VERSION.to_string()),
-                ("zk_server_state", mode(&core).into()),
-                ("zk_avg_latency", format!("{lat_avg:.4}")),
-                ("zk_max_latency", lat_max.to_string()),
-                ("zk_min_latency", lat_min.to_string()),
-                ("zk_packets_received", received.to_string()),
-                ("zk_packets_sent", sent.to_string()),
-                ("zk_num_alive_connections", core.conns().len().to_string()),
-                ("zk_outstanding_requests", "0".into()),
-                ("zk_znode_count", core.tree().node_count().to_string()),
-                ("zk_watch_count", watches.to_string()),
-                (
-                    "zk_ephemerals_count",
-                    core.tree().ephemeral_count().to_string(),
-                ),
-                (
-                    "zk_approximate_data_size",
-                    core.tree().approximate_data_size().to_string(),
-                ),
-                ("zk_global_sessions", core.sessions().len().to_string()),
-                ("zk_uptime", core.uptime().as_millis().to_string()),
-                ("zk_last_zxid", format!("0x{:x}", core.last_zxid())),
-                ("zk_max_file_descriptor_count", fd_limit().to_string()),
-                ("zk_open_file_descriptor_count", open_fds().to_string()),
-            ];
-            for (k, v) in rows {
-                let _ = writeln!(out, "{k}\t{v}");
+            for (k, v) in crate::monitor::collect(&core, quorum).rows() {
+                let _ = writeln!(out, "zk_{k}\t{}", v.text());
             }
+            let _ = writeln!(out, "zk_last_zxid\t0x{:x}", core.last_zxid());
         }
         "conf" => {
             let _ = writeln!(out, "clientPort={}", cfg.client_port);
@@ -161,31 +139,4 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config) -> String {
         _ => {}
     }
     out
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
-}
-
-fn fd_limit() -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes into the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 {
-        r.rlim_cur
-    } else {
-        0
-    }
-}
-
-/// The `Mode:` ZooKeeper reports: read-only while cut off and serving
-/// read-only clients, else the Raft role (standalone without an ensemble).
-fn mode(core: &crate::core::Core) -> &'static str {
-    if core.read_only() {
-        "read-only"
-    } else {
-        core.role().unwrap_or("standalone")
-    }
 }

@@ -19,7 +19,7 @@ pub struct ConnCtx {
     pub identity: Identity,
     pub tx: Outbox,
     /// When the request being handled arrived (latency stats).
-    pub arrived: Option<std::time::Instant>,
+    pub arrived: Option<crate::core::Arrival>,
 }
 
 /// Whether the connection goes on after a request.

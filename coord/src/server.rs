@@ -161,6 +161,39 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         ens,
     });
     spawn_housekeeping(&server);
+    let http_stop = CancellationToken::new();
+    let handles = crate::http::Handles {
+        core: server.core.clone(),
+        cfg: cfg.clone(),
+        ens: server.ens.clone(),
+    };
+    if let Some(addr) = cfg.metrics_provider {
+        // Asked for explicitly: a port that cannot be bound stops start-up,
+        // as ZooKeeper's provider does.
+        let l = crate::http::bind(addr, "Prometheus metrics (/metrics)").await?;
+        let route: crate::http::Route = std::sync::Arc::new(crate::http::prom::route);
+        tokio::spawn(crate::http::serve(
+            l,
+            handles.clone(),
+            route,
+            http_stop.clone(),
+        ));
+    }
+    if let Some(addr) = cfg.admin_server {
+        // On by default (ZooKeeper's default), so a taken port only warns:
+        // the coordinator itself must not fail over its admin page.
+        match crate::http::bind(addr, "AdminServer (/commands)").await {
+            Ok(l) => {
+                let route: crate::http::Route = std::sync::Arc::new(crate::http::admin::route);
+                tokio::spawn(crate::http::serve(l, handles, route, http_stop.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "AdminServer not started (admin.enableServer=false turns it off)")
+            }
+        }
+    }
+    // systemd's Type=notify: serving clients now (no-op without NOTIFY_SOCKET).
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let accept = {
         let server = server.clone();
         async move {
@@ -179,6 +212,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         _ = accept => {}
         _ = shutdown => tracing::info!("shutting down"),
     }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    http_stop.cancel();
     if let Some(ens) = &server.ens {
         let _ = ens.raft.shutdown().await;
     }
@@ -288,7 +323,8 @@ impl Server {
         let mut first = [0u8; 4];
         rd.read_exact(&mut first).await?;
         if let Some(cmd) = fourlw::command(&first) {
-            let text = fourlw::answer(&self.core, cmd, &self.cfg);
+            let quorum = self.ens.as_ref().map(|e| e.quorum_view());
+            let text = fourlw::answer(&self.core, cmd, &self.cfg, quorum.as_ref());
             let mut wr = wr;
             wr.write_all(text.as_bytes()).await?;
             return wr.shutdown().await;
@@ -396,7 +432,10 @@ impl Server {
                 Some(Ok(b)) => b.freeze(),
             };
             conn_stats.packets_received.fetch_add(1, Ordering::Relaxed);
-            ctx.arrived = Some(std::time::Instant::now());
+            ctx.arrived = Some(crate::core::Arrival {
+                at: std::time::Instant::now(),
+                update: op_of(&body).is_some_and(replicated_op),
+            });
             let routed = match &mut route {
                 Route::Local => Routed::Here(body),
                 Route::Raft(raft) => self.route_raft(raft, &ctx, body, &closed, peer).await,
@@ -607,6 +646,9 @@ impl Server {
                 let mut core = self.core.lock();
                 core.count_received();
                 core.sessions_mut().touch(ctx.session);
+                if let (Some(c), Some(a)) = (core.conns_mut().get_mut(&ctx.id), ctx.arrived) {
+                    c.writes_in_flight.push_back(a.at);
+                }
             }
             ens.propose(rpb::Command {
                 origin: ens.my_id,
@@ -706,7 +748,10 @@ impl Server {
             session: 0,
             identity,
             tx,
-            arrived: Some(std::time::Instant::now()),
+            arrived: Some(crate::core::Arrival {
+                at: std::time::Instant::now(),
+                update: true,
+            }),
         };
         let mut r = Reader::new(body);
         let h = RequestHeader::read(&mut r)?;
@@ -870,6 +915,7 @@ fn conn_handle(
         identity: ctx.identity.clone(),
         applied,
         deferred: Default::default(),
+        writes_in_flight: Default::default(),
     }
 }
 
@@ -903,9 +949,20 @@ async fn writer(
             match bytes {
                 Some(b) => {
                     buf.extend_from_slice(&b);
-                    let us = arrived.map(|t| t.elapsed().as_micros() as u64);
+                    let us = arrived.map(|a| a.at.elapsed().as_micros() as u64);
+                    if let (Some(a), Some(us)) = (arrived, us) {
+                        let t = &crate::timings::TIMINGS;
+                        let summary = if a.update {
+                            &t.updatelatency
+                        } else {
+                            &t.readlatency
+                        };
+                        summary.observe(us as f64 / 1000.0);
+                    }
                     for s in &stats {
                         s.packets_sent.fetch_add(1, Ordering::Relaxed);
+                        // Without the 4-byte length prefix, as ZooKeeper counts it.
+                        s.record_response_size(b.len().saturating_sub(4));
                         if let Some(us) = us {
                             s.record_latency(us);
                         }

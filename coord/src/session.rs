@@ -122,6 +122,11 @@ impl SessionTracker {
             .collect()
     }
 
+    /// Every tracked session with its deadline (the AdminServer's `dump`).
+    pub fn deadlines(&self) -> Vec<(i64, Instant)> {
+        self.live.iter().map(|(id, l)| (*id, l.deadline)).collect()
+    }
+
     /// Every tracked session id.
     pub fn ids(&self) -> Vec<i64> {
         self.live.keys().copied().collect()

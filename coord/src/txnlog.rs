@@ -419,7 +419,10 @@ fn write_retrying(file: &File, buf: &[u8], dir: &Path) {
 /// and report success next time), so the member stops: nothing unsynced was
 /// acknowledged, and restart recovers from what is really on disk.
 fn sync_or_exit(file: &File, dir: &Path) {
-    if let Err(e) = file.sync_data() {
+    let started = std::time::Instant::now();
+    let synced = file.sync_data();
+    crate::timings::TIMINGS.fsync(started.elapsed().as_secs_f64() * 1000.0);
+    if let Err(e) = synced {
         tracing::error!(dir = %dir.display(), error = %e, "transaction log fsync failed; stopping");
         eprintln!(
             "fjord-coord: fsync of the transaction log in {} failed: {e}",

@@ -64,12 +64,15 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     tracing::info!(id = broker.id(), %addr, "fjord-broker started");
     let conns = Arc::new(ConnCounter::default());
     let server = tokio::spawn(serve(broker.clone(), listener, conns.clone()));
+    // systemd's Type=notify: listening and registered (a no-op without NOTIFY_SOCKET).
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
     }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     // Still serving while leadership moves: clients get NOT_LEADER and follow.
     broker.controlled_shutdown().await;
     broker.begin_shutdown();

@@ -241,7 +241,9 @@ fn writer_loop(w: Arc<Queue<Job>>, dir: PathBuf, mut file: File) {
             }
         }
         if sync && result.is_ok() {
+            let started = std::time::Instant::now();
             result = file.sync_data();
+            crate::timings::TIMINGS.fsync(started.elapsed().as_secs_f64() * 1000.0);
         }
         if let Err(e) = &result {
             tracing::error!(error = %e, "raft log write failed");

@@ -242,6 +242,23 @@ struct Proposal {
     cmd: pb::Command,
 }
 
+/// Log entries a follower may trail the leader by and still count as
+/// synced (ZooKeeper's `synced_followers`).
+const SYNC_SLACK: u64 = 1000;
+
+/// The ensemble as one member sees it (see [`Ensemble::quorum_view`]).
+#[derive(Debug, Clone)]
+pub struct QuorumView {
+    pub my_id: NodeId,
+    pub leader: Option<NodeId>,
+    /// (id, membership address `host:peer:election[;client]`, voter?)
+    pub members: Vec<(NodeId, String, bool)>,
+    /// Leader only: voters other than itself within [`SYNC_SLACK`] entries.
+    pub synced_followers: usize,
+    /// Leader only: learners (observers) within [`SYNC_SLACK`] entries.
+    pub synced_observers: usize,
+}
+
 /// Handle the client path uses to replicate writes.
 pub struct Ensemble {
     pub raft: Raft,
@@ -368,6 +385,42 @@ impl Ensemble {
     /// Queues a command; the proposer keeps the order of calls.
     pub fn propose(&self, cmd: pb::Command) {
         let _ = self.proposals.send(Proposal { cmd });
+    }
+
+    /// The ensemble as this member sees it, for `mntr`, the AdminServer's
+    /// `leader`/`voting_view` and the metrics endpoint.
+    pub fn quorum_view(&self) -> QuorumView {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone(), voters.contains(id)))
+            .collect();
+        let last = m.last_log_index.unwrap_or(0);
+        let (mut synced_followers, mut synced_observers) = (0, 0);
+        if let Some(repl) = &m.replication {
+            for (id, matched) in repl {
+                let caught_up = matched
+                    .map(|l| l.index + SYNC_SLACK >= last)
+                    .unwrap_or(false);
+                if *id == self.my_id || !caught_up {
+                    continue;
+                }
+                if voters.contains(id) {
+                    synced_followers += 1;
+                } else {
+                    synced_observers += 1;
+                }
+            }
+        }
+        QuorumView {
+            my_id: self.my_id,
+            leader: m.current_leader,
+            members,
+            synced_followers,
+            synced_observers,
+        }
     }
 
     /// The leader as this member currently knows it.
@@ -726,9 +779,22 @@ async fn watch_role(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>) {
     // The term this member last led in (a leader change the metrics
     // coalesced away still counts as a new leadership).
     let mut led_in: Option<u64> = None;
+    // Since when no leader is known (start-up counts): ZooKeeper's
+    // `election_time` is how long that lasted.
+    let mut leaderless_since = Some(std::time::Instant::now());
     loop {
         let (state, no_membership, voted, term) = {
             let m = metrics.borrow_and_update();
+            match (m.current_leader, leaderless_since) {
+                (Some(_), Some(since)) => {
+                    crate::timings::TIMINGS
+                        .election_time
+                        .observe(since.elapsed().as_secs_f64() * 1000.0);
+                    leaderless_since = None;
+                }
+                (None, None) => leaderless_since = Some(std::time::Instant::now()),
+                _ => {}
+            }
             for (id, node) in m.membership_config.membership().nodes() {
                 ens.peers.learn(*id, &node.addr);
             }

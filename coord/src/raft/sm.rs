@@ -172,6 +172,16 @@ fn apply_command(core: &mut Core, my_id: NodeId, cmd: pb::Command) {
     core.set_clock(Some(cmd.time_ms));
     match cmd.kind {
         Some(pb::command::Kind::Request(req)) => {
+            // This member's own client's write: its reply counts in
+            // `updatelatency` from the request's arrival.
+            let arrived = if tx.is_some() {
+                core.conns_mut()
+                    .get_mut(&cmd.conn)
+                    .and_then(|c| c.writes_in_flight.pop_front())
+                    .map(|at| crate::core::Arrival { at, update: true })
+            } else {
+                None
+            };
             let mut ctx = ConnCtx {
                 id: if tx.is_some() { cmd.conn } else { 0 },
                 session: cmd.session_id,
@@ -187,7 +197,7 @@ fn apply_command(core: &mut Core, my_id: NodeId, cmd: pb::Command) {
                     is_super: req.is_super,
                 },
                 tx: tx.clone().unwrap_or_else(|| Outbox::new().0),
-                arrived: None,
+                arrived,
             };
             if let Err(e) = handler::handle(core, &mut ctx, req.frame) {
                 // The origin decoded it before proposing; a member that

@@ -84,9 +84,10 @@ class Server(Proc):
             "clientPortAddress": HOST,
             "4lw.commands.whitelist": "*",
             "maxClientCnxns": "60",
+            # Both kinds serve an AdminServer on 8080 by default: parallel
+            # servers would fight over it (tests that want one set a free port).
+            "admin.enableServer": "false",
         }
-        if self.kind == "zookeeper":
-            cfg["admin.enableServer"] = "false"
         for k, v in self.overrides.items():
             if v is None:
                 cfg.pop(k, None)

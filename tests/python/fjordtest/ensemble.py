@@ -38,9 +38,9 @@ class Member(Proc):
             "syncLimit": "5",
             "4lw.commands.whitelist": "*",
             "maxClientCnxns": "0",
+            # No AdminServer on the shared default port 8080 (both kinds).
+            "admin.enableServer": "false",
         }
-        if self.ens.kind == "zookeeper":
-            lines["admin.enableServer"] = "false"
         lines.update(extra)
         with open(self.cfg, "w") as f:
             for k, v in lines.items():
