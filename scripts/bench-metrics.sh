@@ -6,18 +6,18 @@
 # of /metrics/cluster on one broker holding PARTS partitions and NGROUPS consumer groups
 # with committed offsets (goal: 10,000 partitions and 2,000 groups <= 500 ms), and the
 # broker's RSS growth over the scrapes (goal <= 20 MiB).
-#   scripts/bench-metrics.sh            1,000,000 messages per run, 3 rounds (medians);
+#   scripts/bench-metrics.sh            1,000,000 messages per run, 4 rounds (medians);
 #                                       10,000 partitions, 2,000 groups, 10 scrapes
-#   scripts/bench-metrics.sh --quick    300,000 messages, 3 rounds; 1,000 partitions,
+#   scripts/bench-metrics.sh --quick    300,000 messages, 4 rounds; 1,000 partitions,
 #                                       200 groups, 5 scrapes
 # env: KBENCH (default ~/.cache/bench-target/release/kbench, built from bench/kbench),
 #      FJORD_BIN, MSGS, REPS, PARTS, NGROUPS, SCRAPES
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 require_tool "$KBENCH" kbench
-MSGS=${MSGS:-1000000}; REPS=${REPS:-3}; PARTS=${PARTS:-10000}; NGROUPS=${NGROUPS:-2000}
+MSGS=${MSGS:-1000000}; REPS=${REPS:-4}; PARTS=${PARTS:-10000}; NGROUPS=${NGROUPS:-2000}
 SCRAPES=${SCRAPES:-10}
-if [ "${1:-}" = "--quick" ]; then MSGS=300000; REPS=3; PARTS=1000; NGROUPS=200; SCRAPES=5; fi
+if [ "${1:-}" = "--quick" ]; then MSGS=300000; REPS=4; PARTS=1000; NGROUPS=200; SCRAPES=5; fi
 export KBENCH MSGS REPS PARTS NGROUPS SCRAPES
 exec python3 - <<'PY'
 import os, re, statistics, subprocess, sys, threading, time
@@ -74,7 +74,9 @@ try:
     t = threading.Thread(target=scraper, daemon=True)
     t.start()
     for r in range(reps):
-        for label, c in (("off", off), ("on", on)):
+        # Order alternates too: whichever runs second in a round sees a warmer machine.
+        order = (("off", off), ("on", on)) if r % 2 == 0 else (("on", on), ("off", off))
+        for label, c in order:
             c0 = cpu_ms(c.brokers[0].pid)
             line, v = kbench(c, "bench-%s-%d" % (label, r))
             used = (cpu_ms(c.brokers[0].pid) - c0) * 1e6 / msgs

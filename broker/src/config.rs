@@ -793,7 +793,11 @@ mod tests {
         assert_eq!((c.slow_request_ms, c.log_format.as_str()), (250, "json"));
         let d = BrokerConfig::parse("", "d.properties").unwrap();
         assert_eq!((d.metrics_listen, d.slow_request_ms), (None, 1000));
-        for bad in ["log.format=xml", "metrics.listeners=https://h:1", "log.slow.request.ms=-1"] {
+        for bad in [
+            "log.format=xml",
+            "metrics.listeners=https://h:1",
+            "log.slow.request.ms=-1",
+        ] {
             assert!(BrokerConfig::parse(bad, "o.properties").is_err(), "{bad}");
         }
     }

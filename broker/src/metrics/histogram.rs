@@ -31,8 +31,10 @@ impl Histogram {
             .position(|b| ms <= *b)
             .unwrap_or(BOUNDS_MS.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_us
-            .fetch_add(d.as_micros().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        self.sum_us.fetch_add(
+            d.as_micros().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -77,9 +79,18 @@ mod tests {
         let mut t = Text::default();
         h.render(&mut t, "x", &[("request", "Produce")]);
         let s = t.finish();
-        assert!(s.contains("x_bucket{request=\"Produce\",le=\"0.5\"} 1\n"), "{s}");
-        assert!(s.contains("x_bucket{request=\"Produce\",le=\"10\"} 2\n"), "{s}");
-        assert!(s.contains("x_bucket{request=\"Produce\",le=\"+Inf\"} 3\n"), "{s}");
+        assert!(
+            s.contains("x_bucket{request=\"Produce\",le=\"0.5\"} 1\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("x_bucket{request=\"Produce\",le=\"10\"} 2\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("x_bucket{request=\"Produce\",le=\"+Inf\"} 3\n"),
+            "{s}"
+        );
         assert!(s.contains("x_count{request=\"Produce\"} 3\n"), "{s}");
         assert_eq!(h.count(), 3);
     }

@@ -83,8 +83,7 @@ pub fn render(b: &Broker) -> String {
             }
         }
     }
-    let controller = view.controller_id == me && b.cluster.replicated()
-        || !b.cluster.replicated();
+    let controller = view.controller_id == me && b.cluster.replicated() || !b.cluster.replicated();
     let gauges: [(&str, &str, i64); 5] = [
         (
             "kafka_server_replicamanager_underreplicatedpartitions",
@@ -133,10 +132,8 @@ pub fn render(b: &Broker) -> String {
     }
 
     // Requests per API: count and total time (read to response ready).
-    let apis: Vec<(String, &crate::metrics::counters::ApiStats)> = m
-        .apis()
-        .map(|(k, s)| (api_name(k), s))
-        .collect();
+    let apis: Vec<(String, &crate::metrics::counters::ApiStats)> =
+        m.apis().map(|(k, s)| (api_name(k), s)).collect();
     let name = "kafka_network_requestmetrics_requests_total";
     t.family(name, Kind::Counter, "Requests answered, by API.");
     for (api, s) in &apis {
@@ -158,7 +155,11 @@ pub fn render(b: &Broker) -> String {
 
     // Log size per local partition.
     let name = "kafka_log_log_size";
-    t.family(name, Kind::Gauge, "Bytes of the partition's log on this broker.");
+    t.family(
+        name,
+        Kind::Gauge,
+        "Bytes of the partition's log on this broker.",
+    );
     let mut parts = b.log.all();
     parts.sort_by(|a, b| (&a.topic, a.index).cmp(&(&b.topic, b.index)));
     for p in parts {

@@ -19,7 +19,10 @@ use crate::metrics::text::{Kind, Text};
 
 enum Answer {
     Offsets(i32, Result<OffsetMap, fjord_kafka::client::ClientError>),
-    Members(i32, Result<Vec<(String, usize)>, fjord_kafka::client::ClientError>),
+    Members(
+        i32,
+        Result<Vec<(String, usize)>, fjord_kafka::client::ClientError>,
+    ),
 }
 
 /// One partition's row: its metadata and, when known, (earliest, latest).
@@ -57,7 +60,9 @@ pub async fn render(b: &Arc<Broker>) -> String {
     for (id, parts) in ask {
         if let Some(info) = view.brokers.get(&id) {
             let addr = format!("{}:{}", info.host, info.port);
-            calls.spawn(async move { Answer::Offsets(id, remote::offsets(&addr, me, &parts).await) });
+            calls.spawn(
+                async move { Answer::Offsets(id, remote::offsets(&addr, me, &parts).await) },
+            );
         }
     }
     for (id, info) in &view.brokers {
@@ -95,14 +100,26 @@ pub async fn render(b: &Arc<Broker>) -> String {
     }
 
     let mut t = Text::with_capacity(rows.len() * 700 + 4096);
-    t.family("kafka_brokers", Kind::Gauge, "Number of Brokers in the Kafka Cluster.");
+    t.family(
+        "kafka_brokers",
+        Kind::Gauge,
+        "Number of Brokers in the Kafka Cluster.",
+    );
     t.int("kafka_brokers", &[], view.brokers.len() as i64);
-    t.family("kafka_broker_info", Kind::Gauge, "Information about the Kafka Broker.");
+    t.family(
+        "kafka_broker_info",
+        Kind::Gauge,
+        "Information about the Kafka Broker.",
+    );
     for (id, info) in &view.brokers {
         let (addr, id) = (format!("{}:{}", info.host, info.port), id.to_string());
         t.int("kafka_broker_info", &[("address", &addr), ("id", &id)], 1);
     }
-    t.family("kafka_topic_partitions", Kind::Gauge, "Number of partitions for this Topic");
+    t.family(
+        "kafka_topic_partitions",
+        Kind::Gauge,
+        "Number of partitions for this Topic",
+    );
     for tm in &topics {
         t.int(
             "kafka_topic_partitions",
@@ -173,17 +190,29 @@ pub async fn render(b: &Arc<Broker>) -> String {
             .map(|(_, hw)| (hw - committed).max(0))
     };
     let name = "kafka_consumergroup_current_offset";
-    t.family(name, Kind::Gauge, "Current Offset of a ConsumerGroup at Topic/Partition");
+    t.family(
+        name,
+        Kind::Gauge,
+        "Current Offset of a ConsumerGroup at Topic/Partition",
+    );
     for (g, topics) in &groups {
         for (topic, ps) in topics {
             for (p, off) in ps {
                 let p = p.to_string();
-                t.int(name, &[("consumergroup", g), ("partition", &p), ("topic", topic)], *off);
+                t.int(
+                    name,
+                    &[("consumergroup", g), ("partition", &p), ("topic", topic)],
+                    *off,
+                );
             }
         }
     }
     let name = "kafka_consumergroup_current_offset_sum";
-    t.family(name, Kind::Gauge, "Current Offset of a ConsumerGroup at Topic for all partitions");
+    t.family(
+        name,
+        Kind::Gauge,
+        "Current Offset of a ConsumerGroup at Topic for all partitions",
+    );
     for (g, topics) in &groups {
         for (topic, ps) in topics {
             let sum: i64 = ps.values().filter(|o| **o >= 0).sum();
@@ -191,19 +220,31 @@ pub async fn render(b: &Arc<Broker>) -> String {
         }
     }
     let name = "kafka_consumergroup_lag";
-    t.family(name, Kind::Gauge, "Current Approximate Lag of a ConsumerGroup at Topic/Partition");
+    t.family(
+        name,
+        Kind::Gauge,
+        "Current Approximate Lag of a ConsumerGroup at Topic/Partition",
+    );
     for (g, topics) in &groups {
         for (topic, ps) in topics {
             for (p, off) in ps {
                 if let Some(lag) = lag_of(topic, *p, *off) {
                     let p = p.to_string();
-                    t.int(name, &[("consumergroup", g), ("partition", &p), ("topic", topic)], lag);
+                    t.int(
+                        name,
+                        &[("consumergroup", g), ("partition", &p), ("topic", topic)],
+                        lag,
+                    );
                 }
             }
         }
     }
     let name = "kafka_consumergroup_lag_sum";
-    t.family(name, Kind::Gauge, "Current Approximate Lag of a ConsumerGroup at Topic for all partitions");
+    t.family(
+        name,
+        Kind::Gauge,
+        "Current Approximate Lag of a ConsumerGroup at Topic for all partitions",
+    );
     for (g, topics) in &groups {
         for (topic, ps) in topics {
             let sum: i64 = ps.iter().filter_map(|(p, o)| lag_of(topic, *p, *o)).sum();

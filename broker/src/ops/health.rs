@@ -34,7 +34,9 @@ pub fn not_ready(b: &Broker) -> Vec<String> {
     let view = b.cache.view();
     let me = b.id();
     if !view.brokers.contains_key(&me) {
-        why.push(format!("broker {me} is not registered in the cluster state"));
+        why.push(format!(
+            "broker {me} is not registered in the cluster state"
+        ));
     }
     let mut parts = 0usize;
     for tm in view.topics.values().filter(|t| !t.deleting) {
@@ -46,9 +48,8 @@ pub fn not_ready(b: &Broker) -> Vec<String> {
             let problem = match (p.leader(), b.log.get(&tm.name, p.index)) {
                 (_, None) => Some(format!("{name}: no local log yet")),
                 (-1, _) => Some(format!("{name}: no leader")),
-                (l, Some(log)) if l == me => {
-                    (log.role().0 != Role::Leader).then(|| format!("{name}: leader role not applied yet"))
-                }
+                (l, Some(log)) if l == me => (log.role().0 != Role::Leader)
+                    .then(|| format!("{name}: leader role not applied yet")),
                 (l, Some(_)) => (!p.isr().contains(&me))
                     .then(|| format!("{name}: following {l}, not in the ISR (catching up)")),
             };

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::{watch, Notify};
 
-use crate::metrics::counters::BrokerMetrics;
 use crate::cluster::metadata::MetadataCache;
 use crate::cluster::Cluster;
 use crate::log::{LogStore, Partition};
+use crate::metrics::counters::BrokerMetrics;
 
 /// Partition key: (topic, index).
 pub(crate) type Key = (String, i32);
