@@ -83,7 +83,8 @@ pub fn render(b: &Broker) -> String {
             }
         }
     }
-    let controller = view.controller_id == me && b.cluster.replicated() || !b.cluster.replicated();
+    // A standalone broker is its own (and the only) controller.
+    let controller = !b.cluster.replicated() || view.controller_id == me;
     let gauges: [(&str, &str, i64); 5] = [
         (
             "kafka_server_replicamanager_underreplicatedpartitions",
