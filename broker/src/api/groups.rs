@@ -147,9 +147,13 @@ pub(super) fn dispatch(
             let b = b.clone();
             Box::pin(async move {
                 let group = r.group_id.0.to_string();
+                let unstable = match stable {
+                    true => Some(super::transactions::unstable_offsets(&b, &r, version).await),
+                    false => None,
+                };
                 let mut resp = offset_fetch(&g, r, version);
-                if stable {
-                    super::transactions::mark_unstable(&b, &mut resp, &group).await;
+                if let Some(u) = unstable {
+                    super::transactions::mark_unstable(&mut resp, &group, &u);
                 }
                 Some(ResponseKind::OffsetFetch(resp))
             })

@@ -367,18 +367,68 @@ pub(super) async fn list_transactions(
         .with_transaction_states(states)
 }
 
-/// OffsetFetch's `require_stable` (v7+): every partition in the answer
-/// that a transaction still holds a pending offset for gets
-/// UNSTABLE_OFFSET_COMMIT (and no offset), so the client retries until the
-/// transaction ends. `group`: the v7 request's group (v8 names its own).
-pub(super) async fn mark_unstable(b: &Arc<Broker>, resp: &mut OffsetFetchResponse, group: &str) {
+/// What OffsetFetch's `require_stable` found for each group asked: the
+/// partitions a running transaction holds an offset for (None: unknown, so
+/// all of them).
+pub(super) type Unstable = BTreeMap<String, Option<BTreeSet<(String, i32)>>>;
+
+/// OffsetFetch's `require_stable` (v7+), before the answer is built: for
+/// every group asked, the partitions with pending transactional offsets,
+/// read from the coordinator (the TxnOffsetCommit may have gone to a broker
+/// that coordinated the group before), then the group's offsets re-read so
+/// that every other partition answers its committed offset.
+pub(super) async fn unstable_offsets(
+    b: &Arc<Broker>,
+    r: &OffsetFetchRequest,
+    version: i16,
+) -> Unstable {
+    // (group, the partitions asked for: None for all of them)
+    type Asked = Vec<(String, Option<Vec<(String, i32)>>)>;
+    let asked: Asked = if version >= 8 {
+        r.groups
+            .iter()
+            .map(|g| {
+                let parts = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
+                        .collect()
+                });
+                (g.group_id.to_string(), parts)
+            })
+            .collect()
+    } else {
+        let parts = r.topics.as_ref().map(|ts| {
+            ts.iter()
+                .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
+                .collect()
+        });
+        vec![(r.group_id.to_string(), parts)]
+    };
+    let mut out = Unstable::new();
+    for (group, parts) in asked {
+        let pending = b.txns.unstable(&group).await;
+        if let Err(e) = b.groups.offsets.refresh(&group, parts.as_deref()).await {
+            tracing::warn!(group, error = %e, "cannot re-read committed offsets");
+            out.insert(group, None);
+            continue;
+        }
+        out.insert(group, pending);
+    }
+    out
+}
+
+/// Marks the partitions `unstable` names UNSTABLE_OFFSET_COMMIT (and no
+/// offset), so the client retries until the transaction ends. `group`: the
+/// v7 request's group (v8 names its own).
+pub(super) fn mark_unstable(resp: &mut OffsetFetchResponse, group: &str, unstable: &Unstable) {
+    let hit = |g: &str, t: &str, p: i32| match unstable.get(g) {
+        Some(Some(set)) => set.contains(&(t.to_string(), p)),
+        Some(None) => true,
+        None => false,
+    };
     for t in resp.topics.iter_mut() {
         for p in t.partitions.iter_mut() {
-            if p.error_code == err::NONE
-                && b.txns
-                    .unstable(group, t.name.as_str(), p.partition_index)
-                    .await
-            {
+            if p.error_code == err::NONE && hit(group, t.name.as_str(), p.partition_index) {
                 p.error_code = codes::UNSTABLE_OFFSET_COMMIT;
                 p.committed_offset = -1;
             }
@@ -388,9 +438,7 @@ pub(super) async fn mark_unstable(b: &Arc<Broker>, resp: &mut OffsetFetchRespons
         for t in g.topics.iter_mut() {
             for p in t.partitions.iter_mut() {
                 if p.error_code == err::NONE
-                    && b.txns
-                        .unstable(g.group_id.as_str(), t.name.as_str(), p.partition_index)
-                        .await
+                    && hit(g.group_id.as_str(), t.name.as_str(), p.partition_index)
                 {
                     p.error_code = codes::UNSTABLE_OFFSET_COMMIT;
                     p.committed_offset = -1;

@@ -590,6 +590,45 @@ impl OffsetStore {
         f
     }
 
+    /// Re-read offsets from the coordinator into the cache before a
+    /// require_stable OffsetFetch is answered: the cache follows its watch a
+    /// moment behind the multi that completes a transaction, and a consumer
+    /// told "stable" must not start from the offsets before it. `parts`:
+    /// the partitions asked for, None for the whole group.
+    pub async fn refresh(
+        &self,
+        group: &str,
+        parts: Option<&[(String, i32)]>,
+    ) -> Result<(), StoreError> {
+        let Backend::Zk(z) = &self.backend else {
+            return Ok(());
+        };
+        let zk = z.client.read().clone().ok_or(StoreError::NotReady)?;
+        let Some(parts) = parts else {
+            return Ok(self.reload_group(&zk, group).await?);
+        };
+        let reads: Vec<_> = parts
+            .iter()
+            .map(|(t, p)| {
+                let z = zk.clone();
+                let path = part_path(group, t, *p);
+                (
+                    path.clone(),
+                    tokio::spawn(async move { z.get_data(&path).await }),
+                )
+            })
+            .collect();
+        for (path, h) in reads {
+            match h.await {
+                Ok(Ok((data, stat))) => self.apply_read(&path, &data, &stat),
+                Ok(Err(e)) if e.code() == Some(ErrorCode::NoNode) => {}
+                Ok(Err(e)) => return Err(e.into()),
+                Err(e) => return Err(StoreError::Zk(ZkError::Protocol(e.to_string()))),
+            }
+        }
+        Ok(())
+    }
+
     /// Read one group's subtree from the coordinator and merge it into the cache.
     async fn reload_group(&self, zk: &ZkClient, group: &str) -> Result<(), ZkError> {
         let start = self.seq.load(Ordering::SeqCst);

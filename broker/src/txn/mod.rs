@@ -75,9 +75,6 @@ pub struct TxnCoordinator {
     slots: Mutex<HashMap<String, SlotRef>>,
     /// Ids whose markers a task of ours is writing now.
     completing: Mutex<HashSet<String>>,
-    /// Transactions that stored pending offsets through this broker, per
-    /// group (for OffsetFetch's require_stable).
-    pending_groups: Mutex<HashMap<String, BTreeSet<String>>>,
     markers: MarkerSender,
     shutdown: watch::Receiver<bool>,
 }
@@ -103,7 +100,6 @@ impl TxnCoordinator {
             ids,
             slots: Mutex::new(HashMap::new()),
             completing: Mutex::new(HashSet::new()),
-            pending_groups: Mutex::new(HashMap::new()),
             shutdown,
         });
         tokio::spawn(timeout_loop(c.clone()));
@@ -399,16 +395,7 @@ impl TxnCoordinator {
         }
         let check = move |m: &TxnMeta| m.check_offsets(pid, epoch, group, version);
         match self.store.put_offsets(id, group, offsets, &check).await {
-            Ok(c) => {
-                if c == codes::NONE {
-                    self.pending_groups
-                        .lock()
-                        .entry(group.to_string())
-                        .or_default()
-                        .insert(id.to_string());
-                }
-                c
-            }
+            Ok(c) => c,
             Err(e) => {
                 tracing::warn!(id, group, error = %e, "cannot store transactional offsets");
                 codes::COORDINATOR_NOT_AVAILABLE
@@ -416,33 +403,25 @@ impl TxnCoordinator {
         }
     }
 
-    /// Does a not-yet-completed transaction hold an offset of `group` for
-    /// (topic, partition)? (None of topic/partition: any.) OffsetFetch's
-    /// require_stable answers UNSTABLE_OFFSET_COMMIT then.
-    pub async fn unstable(&self, group: &str, topic: &str, partition: i32) -> bool {
-        let ids: Vec<String> = match self.pending_groups.lock().get(group) {
-            Some(s) => s.iter().cloned().collect(),
-            None => return false,
-        };
-        let mut found = false;
-        for id in ids {
-            match self.store.pending(&id).await {
-                Ok(p) => match p.get(group) {
-                    Some(ts) => {
-                        if ts.get(topic).is_some_and(|ps| ps.contains_key(&partition)) {
-                            found = true;
-                        }
-                    }
-                    None => {
-                        if let Some(s) = self.pending_groups.lock().get_mut(group) {
-                            s.remove(&id);
-                        }
-                    }
-                },
-                Err(_) => found = true,
+    /// The (topic, partition)s of `group` that a not-yet-completed
+    /// transaction holds an offset for; None when the store cannot say (then
+    /// every partition counts). OffsetFetch's require_stable answers
+    /// UNSTABLE_OFFSET_COMMIT for them.
+    pub async fn unstable(&self, group: &str) -> Option<BTreeSet<(String, i32)>> {
+        match self.store.pending_for_group(group).await {
+            Ok(all) => Some(
+                all.into_iter()
+                    .flat_map(|ts| {
+                        ts.into_iter()
+                            .flat_map(|(t, ps)| ps.into_keys().map(move |p| (t.clone(), p)))
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!(group, error = %e, "cannot read pending transactional offsets");
+                None
             }
         }
-        found
     }
 
     /// DescribeTransactions for one id: the record, or the error code.

@@ -33,6 +33,8 @@ pub enum TxnStoreError {
     Local(String),
     #[error("committing offsets: {0}")]
     Offsets(#[from] crate::group::offsets::StoreError),
+    #[error("unreadable pending offsets of transaction {0}")]
+    Unreadable(String),
 }
 
 pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, TxnStoreError>> + Send + 'a>>;
@@ -69,6 +71,10 @@ pub trait TxnStore: Send + Sync {
     ) -> Fut<'a, i16>;
     /// The groups with pending offsets in the transaction.
     fn pending<'a>(&'a self, id: &'a str) -> Fut<'a, BTreeMap<String, PendingOffsets>>;
+    /// The offsets of `group` that running transactions hold, one map per
+    /// transaction: OffsetFetch's require_stable asks the store, because the
+    /// group's coordinator may have moved since the TxnOffsetCommit.
+    fn pending_for_group<'a>(&'a self, group: &'a str) -> Fut<'a, Vec<PendingOffsets>>;
     /// Write the completed record at `version` and drop its pending offsets;
     /// on `commit` they become the groups' committed offsets in the same step.
     fn finish<'a>(
@@ -237,6 +243,16 @@ impl TxnStore for MemStore {
             .get(id)
             .map(|r| r.pending.clone())
             .unwrap_or_default();
+        Box::pin(async move { Ok(p) })
+    }
+
+    fn pending_for_group<'a>(&'a self, group: &'a str) -> Fut<'a, Vec<PendingOffsets>> {
+        let p = self
+            .recs
+            .lock()
+            .values()
+            .filter_map(|r| r.pending.get(group).cloned())
+            .collect();
         Box::pin(async move { Ok(p) })
     }
 

@@ -8,10 +8,15 @@
 //!   (`{"topic":{"0":{"offset":..}}}`), written in a multi that checks the
 //!   record's version, so no offsets slip in after the transaction ended.
 //!
+//! * `/consumers/<group>/pending/<transactional.id>` — an empty index node,
+//!   created with the first pending offsets of the group and deleted with
+//!   them, so whichever broker coordinates the group now answers
+//!   OffsetFetch's require_stable from here.
+//!
 //! Completing a commit is one multi: the record (at its version), every
 //! pending offset created/set under `/consumers/<group>/offsets/<topic>/<p>`
 //! (where `group::offsets` keeps committed offsets; its watch picks them
-//! up), and the pending nodes deleted. Ids and group names are
+//! up), and the pending and index nodes deleted. Ids and group names are
 //! percent-encoded (`%`, `/`) into one path segment.
 
 use std::collections::BTreeMap;
@@ -44,6 +49,15 @@ fn txn_path(id: &str) -> String {
 
 fn pending_path(id: &str, group: &str) -> String {
     format!("{ROOT}/{}/{}", encode(id), encode(group))
+}
+
+/// The group's index of transactions holding its pending offsets.
+fn index_path(group: &str) -> String {
+    format!("{}/pending", group_path(group))
+}
+
+fn index_entry(group: &str, id: &str) -> String {
+    format!("{}/{}", index_path(group), encode(id))
 }
 
 /// The store on the broker's coordinator session.
@@ -202,15 +216,26 @@ impl TxnStore for ZkStore {
                     merged.entry(t.clone()).or_default().extend(ps.clone());
                 }
                 let body = serde_json::to_vec(&merged).unwrap_or_default();
-                let write = match op {
-                    Some(v) => MultiOp::set_data(&pp, &body, v),
+                let acl = Acl::open_unsafe();
+                let mut ops = vec![MultiOp::check(&txn_path(id), stat.version)];
+                match op {
+                    Some(v) => ops.push(MultiOp::set_data(&pp, &body, v)),
                     None => {
-                        MultiOp::create(&pp, &body, &Acl::open_unsafe(), CreateMode::Persistent)
+                        ops.push(MultiOp::create(&pp, &body, &acl, CreateMode::Persistent));
+                        for path in [group_path(group), index_path(group)] {
+                            if !exists(&zk, &path).await? {
+                                ops.push(MultiOp::create(&path, b"", &acl, CreateMode::Persistent));
+                            }
+                        }
+                        ops.push(MultiOp::create(
+                            &index_entry(group, id),
+                            b"",
+                            &acl,
+                            CreateMode::Persistent,
+                        ));
                     }
-                };
-                let res = zk
-                    .multi(vec![MultiOp::check(&txn_path(id), stat.version), write])
-                    .await?;
+                }
+                let res = zk.multi(ops).await?;
                 match failed(&res) {
                     None => return Ok(codes::NONE),
                     Some((_, c)) => {
@@ -230,6 +255,35 @@ impl TxnStore for ZkStore {
                 .into_iter()
                 .map(|(g, (p, _))| (g, p))
                 .collect())
+        })
+    }
+
+    fn pending_for_group<'a>(&'a self, group: &'a str) -> Fut<'a, Vec<PendingOffsets>> {
+        Box::pin(async move {
+            let zk = self.zk();
+            // Read what the leader has, not what this member has applied so far.
+            zk.sync("/consumers").await?;
+            let ids = match zk.get_children(&index_path(group)).await {
+                Ok(k) => k,
+                Err(e) if e.code() == Some(ErrorCode::NoNode) => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            };
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                match zk.get_data(&pending_path(&decode(&id), group)).await {
+                    Ok((data, _)) => match serde_json::from_slice::<PendingOffsets>(&data) {
+                        Ok(p) => out.push(p),
+                        Err(e) => {
+                            tracing::warn!(id, group, error = %e, "unreadable pending offsets");
+                            return Err(TxnStoreError::Unreadable(decode(&id)));
+                        }
+                    },
+                    // Completed between the two reads.
+                    Err(e) if e.code() == Some(ErrorCode::NoNode) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -275,6 +329,13 @@ impl TxnStore for ZkStore {
                                 }
                             }
                         }
+                    }
+                }
+                // Last, so the index empties with (not before) the offsets' move.
+                for group in pending.keys() {
+                    let entry = index_entry(group, id);
+                    if exists(&zk, &entry).await? {
+                        ops.push(MultiOp::delete(&entry, -1));
                     }
                 }
                 let res = zk.multi(ops).await?;

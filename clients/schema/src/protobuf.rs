@@ -26,7 +26,7 @@ pub struct ProtoSchema {
 
 enum Source {
     Text(String),
-    Proto(FileDescriptorProto),
+    Proto(Box<FileDescriptorProto>),
 }
 
 struct MapResolver(HashMap<String, Source>);
@@ -35,7 +35,7 @@ impl FileResolver for MapResolver {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
         match self.0.get(name) {
             Some(Source::Text(t)) => File::from_source(name, t),
-            Some(Source::Proto(p)) => Ok(File::from_file_descriptor_proto(p.clone())),
+            Some(Source::Proto(p)) => Ok(File::from_file_descriptor_proto((**p).clone())),
             None => Err(protox::Error::file_not_found(name)),
         }
     }
@@ -60,7 +60,7 @@ impl ProtoSchema {
             let src = match as_descriptor(&r.schema) {
                 Some(mut p) => {
                     p.name = Some(r.name.clone());
-                    Source::Proto(p)
+                    Source::Proto(Box::new(p))
                 }
                 None => Source::Text(r.schema.clone()),
             };
@@ -69,7 +69,7 @@ impl ProtoSchema {
         let main = match as_descriptor(text) {
             Some(p) => {
                 let name = p.name().to_string();
-                files.insert(name.clone(), Source::Proto(p));
+                files.insert(name.clone(), Source::Proto(Box::new(p)));
                 name
             }
             None => {
@@ -275,12 +275,11 @@ fn compare_message(r: &MessageDescriptor, w: &MessageDescriptor, out: &mut Vec<S
         let mut moved = 0;
         let mut existing = false;
         for rf in o.fields() {
-            match w.get_field(rf.number()) {
-                Some(wf) => match real_oneof(&wf) {
+            if let Some(wf) = w.get_field(rf.number()) {
+                match real_oneof(&wf) {
                     None => moved += 1,
                     Some(_) => existing = true,
-                },
-                None => {}
+                }
             }
         }
         if moved > 1 {

@@ -62,6 +62,9 @@ type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<pb::PeerResponse>>>>;
 struct Link {
     tx: mpsc::UnboundedSender<pb::PeerRequest>,
     pending: Pending,
+    /// Cancelled when the connection ends, before `pending` is failed: a
+    /// request registered after that would never be answered.
+    done: tokio_util::sync::CancellationToken,
 }
 
 /// Outgoing links to every other member.
@@ -157,7 +160,7 @@ impl Peers {
 
     async fn link(&self, target: NodeId) -> Result<Arc<Link>, PeerError> {
         if let Some(l) = self.links.lock().get(&target) {
-            if !l.tx.is_closed() {
+            if !l.tx.is_closed() && !l.done.is_cancelled() {
                 return Ok(l.clone());
             }
         }
@@ -171,11 +174,12 @@ impl Peers {
         let (rd, wr) = sock.into_split();
         let (tx, rx) = mpsc::unbounded_channel::<pb::PeerRequest>();
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
+        let done = tokio_util::sync::CancellationToken::new();
         let link = Arc::new(Link {
             tx,
             pending: pending.clone(),
+            done: done.clone(),
         });
-        let done = tokio_util::sync::CancellationToken::new();
         {
             let done = done.clone();
             tokio::spawn(async move {
@@ -221,6 +225,12 @@ impl Peers {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         link.pending.lock().insert(id, tx);
+        // The connection may have ended between `link()` and the insert; its
+        // reader failed what was pending then, and would not see this one.
+        if link.done.is_cancelled() {
+            link.pending.lock().remove(&id);
+            return Err(PeerError::Lost(target));
+        }
         let req = pb::PeerRequest {
             id,
             from: self.my_id,

@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 
-import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
@@ -68,14 +67,6 @@ def leaders(bootstrap, topic):
     return {p.id: p.leader for p in md.topics[topic].partitions.values()}
 
 
-# Known bug (issue 14, open): one run in three here saw duplicates (4,400 on one
-# partition) after broker kills. The likely cause: a kill moved the group's
-# coordinator, and OffsetFetch's require_stable only knows pending
-# transactional offsets the broker itself accepted (broker/src/txn), so the
-# restarted processor can read the old committed offset while its
-# predecessor's commit is still completing, and copy that batch again. It
-# runs every time and reports XFAIL or XPASS; remove the marker with the fix.
-@pytest.mark.xfail(reason="require_stable misses pending offsets after a group coordinator move", strict=False)
 def test_copy_exactly_once_while_processor_and_leaders_die(tcluster, request, tmp_path):
     src, dst = unique("eos-in-", request), unique("eos-out-", request)
     group, tid = unique("eos-g-", request), unique("eos-tx-", request)
