@@ -53,15 +53,22 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    let metrics_addr = config
-        .metrics_listen
-        .as_ref()
-        .map(|ep| format!("{}:{}", ep.host, ep.port));
+    // Bound before the logs open: a taken port fails the start before
+    // there is anything to shut down.
+    let metrics_listener = match &config.metrics_listen {
+        Some(ep) => {
+            let maddr = format!("{}:{}", ep.host, ep.port);
+            Some(
+                tokio::net::TcpListener::bind(&maddr)
+                    .await
+                    .with_context(|| format!("cannot listen on {maddr} (metrics.listeners)"))?,
+            )
+        }
+        None => None,
+    };
     let broker = Broker::start(config).await?;
-    if let Some(maddr) = metrics_addr {
-        fjord_broker::ops::start(&maddr, broker.clone())
-            .await
-            .with_context(|| format!("cannot listen on {maddr} (metrics.listeners)"))?;
+    if let Some(l) = metrics_listener {
+        fjord_broker::ops::start(l, broker.clone());
     }
     tracing::info!(id = broker.id(), %addr, "fjord-broker started");
     let conns = Arc::new(ConnCounter::default());

@@ -27,11 +27,13 @@ use tokio::net::TcpListener;
 
 use crate::broker::Broker;
 
-/// Bind `addr` and serve the endpoints until the broker shuts down.
-pub async fn start(addr: &str, b: Arc<Broker>) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "metrics and health endpoints listening");
+/// Serve the endpoints on `listener` (bound by the caller before the broker
+/// opened its logs, so a taken port fails the start cleanly) until the
+/// broker shuts down.
+pub fn start(listener: TcpListener, b: Arc<Broker>) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "metrics and health endpoints listening");
+    }
     let stop = b.shutdown_signal();
     tokio::spawn(http::serve(listener, b, stop));
-    Ok(())
 }
