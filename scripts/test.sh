@@ -6,7 +6,8 @@
 #   3. the quick benchmarks (scripts/bench-coord.sh --quick, scripts/bench-broker.sh --quick,
 #      scripts/bench-groups.sh --quick, scripts/bench-replication.sh --quick,
 #      scripts/bench-compaction.sh --quick (about 20 s), scripts/bench-streams.sh --quick,
-#      scripts/bench-transactions.sh --quick (about 10 s),
+#      scripts/bench-transactions.sh --quick (about 10 s), scripts/bench-metrics.sh --quick
+#      (about 15 s),
 #      scripts/ensemble-bench.sh --quick; full runs: see README),
 #   4. the acceptance tests with real clients against real processes (pytest tests/python).
 # Env: FJORD_SKIP_FUZZ=1 / FJORD_SKIP_BENCH=1 skip steps 2 / 3; PYTEST_ARGS adds pytest flags.
@@ -44,6 +45,7 @@ if [ "${FJORD_SKIP_BENCH:-0}" != 1 ]; then
   scripts/ensemble-bench.sh --quick
   scripts/bench-streams.sh --quick
   scripts/bench-transactions.sh --quick
+  scripts/bench-metrics.sh --quick
 fi
 
 export FJORD_REQUIRE_BINARIES=1

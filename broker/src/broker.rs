@@ -18,6 +18,7 @@ use crate::log::cleaner::{cleaner_loop, AbortedIndex, Cleaner, CompactionConfig}
 use crate::log::producer_ids::ProducerIds;
 use crate::log::retention::retention_loop;
 use crate::log::{FlushPolicy, LogStore};
+use crate::metrics::counters::{BrokerMetrics, BrokerState};
 use crate::replica::ReplicaManager;
 use crate::txn::store::{MemStore, TxnStore};
 use crate::txn::zk_store::ZkStore;
@@ -51,6 +52,9 @@ pub struct Broker {
     pub txns: Arc<TxnCoordinator>,
     /// The Schema Registry, when `schema.registry.listeners` is set (see `registry`).
     pub registry: std::sync::OnceLock<Arc<crate::registry::Registry>>,
+    /// What the request path counts (idle unless `metrics.listeners` is set);
+    /// read by the HTTP endpoints in `ops`.
+    pub metrics: Arc<BrokerMetrics>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -96,6 +100,7 @@ impl Broker {
         cluster: Arc<Cluster>,
     ) -> Arc<Broker> {
         let (shutdown, _) = watch::channel(false);
+        let metrics = Arc::new(BrokerMetrics::new(config.metrics_listen.is_some()));
         let replicas = Arc::new(ReplicaManager::new(
             config.broker_id,
             log.clone(),
@@ -103,6 +108,7 @@ impl Broker {
             cluster.clone(),
             config.replica_lag_time_max,
             shutdown.subscribe(),
+            metrics.clone(),
         ));
         let producer_ids = Arc::new(ProducerIds::new(config.broker_id));
         let groups = Groups::start(
@@ -140,6 +146,7 @@ impl Broker {
             txns,
             groups,
             registry: std::sync::OnceLock::new(),
+            metrics,
             replicas: replicas.clone(),
             config,
             log: log.clone(),
@@ -185,6 +192,7 @@ impl Broker {
             broker.shutdown_signal(),
         ));
         tokio::spawn(crate::replica::isr_loop(replicas));
+        broker.metrics.set_state(BrokerState::Running);
         broker
     }
 
@@ -200,6 +208,7 @@ impl Broker {
 
     /// Begin shutdown: stop background tasks and listeners.
     pub fn begin_shutdown(&self) {
+        self.metrics.set_state(BrokerState::ShuttingDown);
         let _ = self.shutdown.send(true);
     }
 
@@ -212,6 +221,8 @@ impl Broker {
         if !self.cluster.replicated() || !self.config.controlled_shutdown {
             return;
         }
+        self.metrics
+            .set_state(BrokerState::PendingControlledShutdown);
         let started = std::time::Instant::now();
         self.replicas.stop_following();
         let rm = self.replicas.clone();

@@ -94,6 +94,16 @@ pub struct BrokerConfig {
     /// schema.registry.listeners (`http://host:port`): where the Schema
     /// Registry's REST API listens; None (the key absent) keeps it off.
     pub schema_registry_listen: Option<Endpoint>,
+    /// metrics.listeners (`http://host:port`): where `/metrics`,
+    /// `/metrics/cluster`, `/health` and `/ready` are served; None (the key
+    /// absent) keeps the endpoint off and the counters idle.
+    pub metrics_listen: Option<Endpoint>,
+    /// log.slow.request.ms: a request answered later than this is logged
+    /// (API, client, duration); 0 turns the log line off.
+    pub slow_request_ms: u64,
+    /// log.format: `text` or `json` (FJORD_LOG_FORMAT overrides; read by
+    /// the binary before the rest of the file, see `logging`).
+    pub log_format: String,
     /// The file this came from, for error messages.
     pub source: String,
     /// Raw key/values, so DescribeConfigs can echo what was set.
@@ -147,6 +157,9 @@ impl Default for BrokerConfig {
             transaction_max_timeout_ms: 900_000,
             transaction_abort_interval: Duration::from_millis(10_000),
             schema_registry_listen: None,
+            metrics_listen: None,
+            slow_request_ms: 1000,
+            log_format: "text".into(),
             source: "<defaults>".into(),
             raw: BTreeMap::new(),
         }
@@ -436,6 +449,12 @@ impl BrokerConfig {
                     "schema.registry.listeners" => {
                         c.schema_registry_listen = Some(parse_http_endpoint(v)?)
                     }
+                    "metrics.listeners" => c.metrics_listen = Some(parse_http_endpoint(v)?),
+                    "log.slow.request.ms" => c.slow_request_ms = num(v)?,
+                    "log.format" => match v.as_str() {
+                        "text" | "json" => c.log_format = v.clone(),
+                        _ => return Err("expected text or json".into()),
+                    },
                     other if KNOWN_PASSIVE.contains(&other) => {}
                     other => tracing::warn!(key = other, file, "unknown configuration key ignored"),
                 }
@@ -754,6 +773,32 @@ mod tests {
             "log.cleaner.threads=0",
         ] {
             assert!(BrokerConfig::parse(bad, "c.properties").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ops_keys_parse() {
+        let c = BrokerConfig::parse(
+            "metrics.listeners=http://127.0.0.1:9644\nlog.slow.request.ms=250\nlog.format=json\n",
+            "o.properties",
+        )
+        .unwrap();
+        assert_eq!(
+            c.metrics_listen,
+            Some(Endpoint {
+                host: "127.0.0.1".into(),
+                port: 9644
+            })
+        );
+        assert_eq!((c.slow_request_ms, c.log_format.as_str()), (250, "json"));
+        let d = BrokerConfig::parse("", "d.properties").unwrap();
+        assert_eq!((d.metrics_listen, d.slow_request_ms), (None, 1000));
+        for bad in [
+            "log.format=xml",
+            "metrics.listeners=https://h:1",
+            "log.slow.request.ms=-1",
+        ] {
+            assert!(BrokerConfig::parse(bad, "o.properties").is_err(), "{bad}");
         }
     }
 

@@ -2,6 +2,9 @@
 //!
 //! Modules, top down (dependencies point one way; `scripts/check-cycles.py
 //! broker/src` checks there is no cycle):
+//! * `ops` — the operations endpoints (`metrics.listeners`: `/metrics`,
+//!   `/metrics/cluster`, `/health`, `/ready`), beside `server`: reads the
+//!   broker's handles;
 //! * `server` — listener and connections; hands each decoded request to
 //! * `api` — one file per Kafka API group and the one dispatch `match`;
 //! * `broker` — wires the pieces below together (the handles `api` reads);
@@ -15,10 +18,12 @@
 //!   the high-watermark rule, retention);
 //! * `cluster` — cluster state in fjord-coord or standalone, behind one
 //!   interface, with the metadata cache and the controller's pure rules;
-//! * `wire` — request/response codec, Kafka error codes, the clock.
+//! * `wire` — request/response codec, Kafka error codes, the clock;
+//! * `metrics` — the counters the layers above count through (atomics,
+//!   handed to them as an `Arc<BrokerMetrics>`) and the Prometheus text format.
 //!
-//! Beside them: `config` (server.properties) and `alloc_guard` (the process
-//! allocator guard). Record batches and the Kafka client the replica fetchers
+//! Beside them: `config` (server.properties), `logging` (text or JSON log
+//! lines) and `alloc_guard` (the process allocator guard). Record batches and the Kafka client the replica fetchers
 //! use come from `fjord-kafka`; the coordinator client from `fjord-zk`.
 
 pub mod alloc_guard;
@@ -28,6 +33,9 @@ pub mod cluster;
 pub mod config;
 pub mod group;
 pub mod log;
+pub mod logging;
+pub mod metrics;
+pub mod ops;
 pub mod registry;
 pub mod replica;
 pub mod server;

@@ -134,7 +134,15 @@ impl OutQueue {
 }
 
 enum Out {
-    Pending(kafka_protocol::messages::ApiKey, i16, i32, Pending),
+    /// A request's answer to come, with when its frame was read (the
+    /// request's total time ends when the answer is ready to write).
+    Pending(
+        kafka_protocol::messages::ApiKey,
+        i16,
+        i32,
+        Pending,
+        std::time::Instant,
+    ),
     Raw(Bytes),
 }
 
@@ -142,14 +150,29 @@ async fn connection(b: Arc<Broker>, sock: TcpStream) -> anyhow::Result<()> {
     let peer = sock.peer_addr().ok();
     let (mut rd, wr) = sock.into_split();
     let (tx, mut rx) = mpsc::channel::<Out>(PIPELINE_DEPTH);
+    let metrics = b.metrics.clone();
+    let slow = (b.config.slow_request_ms > 0)
+        .then(|| std::time::Duration::from_millis(b.config.slow_request_ms));
     let writer = tokio::spawn(async move {
         let mut w = wr;
         let mut q = OutQueue::default();
         while let Some(o) = rx.recv().await {
             match o {
                 Out::Raw(b) => q.push(b),
-                Out::Pending(key, version, corr, fut) => {
-                    if let Some(body) = fut.await {
+                Out::Pending(key, version, corr, fut, read_at) => {
+                    let answer = fut.await;
+                    let took = read_at.elapsed();
+                    metrics.request(key as i16, took);
+                    if slow.is_some_and(|s| took >= s) {
+                        tracing::info!(
+                            api = ?key,
+                            version,
+                            client = %peer.map_or_else(|| "?".to_string(), |p| p.to_string()),
+                            ms = took.as_millis() as u64,
+                            "slow request"
+                        );
+                    }
+                    if let Some(body) = answer {
                         match frame::encode_response(key, version, corr, &body) {
                             Ok(chunks) => chunks.into_iter().for_each(|c| q.push(c)),
                             Err(e) => {
@@ -203,6 +226,7 @@ async fn connection(b: Arc<Broker>, sock: TcpStream) -> anyhow::Result<()> {
                     }
                 }
                 Ok(Decoded::Request(mut req)) => {
+                    let read_at = std::time::Instant::now();
                     req.peer = peer;
                     seen_valid = true;
                     let key = req.api_key;
@@ -210,7 +234,7 @@ async fn connection(b: Arc<Broker>, sock: TcpStream) -> anyhow::Result<()> {
                     let corr = req.header.correlation_id;
                     let fut = api::dispatch(&b, *req);
                     if tx
-                        .send(Out::Pending(key, version, corr, fut))
+                        .send(Out::Pending(key, version, corr, fut, read_at))
                         .await
                         .is_err()
                     {

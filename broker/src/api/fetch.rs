@@ -186,8 +186,9 @@ pub(super) async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> Fet
                             if n > 0 {
                                 min_one = false;
                                 total += n;
-                                metrics::counter!("kafka_server_brokertopicmetrics_bytesout_total")
-                                    .increment(n as u64);
+                                if !from_replica {
+                                    b.metrics.fetched(&l.topic, n as u64);
+                                }
                             }
                             pd.records = Some(records);
                         }

@@ -103,10 +103,11 @@ pub(super) fn produce_submit(b: &Arc<Broker>, r: ProduceRequest, version: i16) -
                                                 (p.clone(), a.last_offset, min_isr.max(1) as usize)
                                             });
                                             waits.push((ti, pi, a.done, all));
-                                            metrics::counter!(
-                                                "kafka_server_brokertopicmetrics_bytesin_total"
-                                            )
-                                            .increment(records.len() as u64);
+                                            b.metrics.produced(
+                                                &name,
+                                                (a.last_offset - a.base_offset + 1).max(0) as u64,
+                                                records.len() as u64,
+                                            );
                                             err::NONE
                                         }
                                     },

@@ -15,16 +15,9 @@ use tokio::signal::unix::{signal, SignalKind};
 static ALLOC: fjord_broker::alloc_guard::GuardedAlloc = fjord_broker::alloc_guard::GuardedAlloc;
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour only on a terminal: not as escape codes in log files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let Some(path) = std::env::args_os().nth(1).map(PathBuf::from) else {
+    let path = std::env::args_os().nth(1).map(PathBuf::from);
+    fjord_broker::logging::init(fjord_broker::logging::format_for(path.as_deref()));
+    let Some(path) = path else {
         eprintln!("usage: fjord-broker <server.properties>");
         std::process::exit(2);
     };
@@ -60,7 +53,23 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    // Bound before the logs open: a taken port fails the start before
+    // there is anything to shut down.
+    let metrics_listener = match &config.metrics_listen {
+        Some(ep) => {
+            let maddr = format!("{}:{}", ep.host, ep.port);
+            Some(
+                tokio::net::TcpListener::bind(&maddr)
+                    .await
+                    .with_context(|| format!("cannot listen on {maddr} (metrics.listeners)"))?,
+            )
+        }
+        None => None,
+    };
     let broker = Broker::start(config).await?;
+    if let Some(l) = metrics_listener {
+        fjord_broker::ops::start(l, broker.clone());
+    }
     tracing::info!(id = broker.id(), %addr, "fjord-broker started");
     let conns = Arc::new(ConnCounter::default());
     let server = tokio::spawn(serve(broker.clone(), listener, conns.clone()));

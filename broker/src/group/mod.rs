@@ -160,6 +160,19 @@ impl Groups {
         }
         out.into_iter().map(|(k, (t, st))| (k, t, st)).collect()
     }
+
+    /// Live groups this broker coordinates, with their member counts (what
+    /// DescribeGroups would list), for the cluster metrics.
+    pub fn member_counts(&self) -> Vec<(String, usize)> {
+        let handles: Vec<Arc<GroupHandle>> = self.groups.lock().values().cloned().collect();
+        handles
+            .iter()
+            .filter_map(|h| {
+                let g = h.g.lock();
+                (g.state != State::Dead).then(|| (g.id.clone(), g.members.len()))
+            })
+            .collect()
+    }
 }
 
 async fn timer_task(h: Arc<GroupHandle>) {

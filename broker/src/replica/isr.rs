@@ -110,6 +110,7 @@ pub async fn isr_loop(rm: Arc<ReplicaManager>) {
                     tracing::info!(topic = %key.0, partition = key.1, isr = ?new_isr, added = ?add, removed = ?remove, "ISR changed");
                     l.version = new_version;
                     part.set_isr(&new_isr);
+                    rm.metrics.isr_changed(!remove.is_empty(), !add.is_empty());
                 }
                 Ok(None) if l.epoch == epoch => {
                     // The state znode no longer names us leader at this epoch

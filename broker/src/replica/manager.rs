@@ -14,6 +14,7 @@ use tokio::sync::{watch, Notify};
 use crate::cluster::metadata::MetadataCache;
 use crate::cluster::Cluster;
 use crate::log::{LogStore, Partition};
+use crate::metrics::counters::BrokerMetrics;
 
 /// Partition key: (topic, index).
 pub(crate) type Key = (String, i32);
@@ -63,6 +64,8 @@ pub struct ReplicaManager {
     /// Controlled shutdown under way: follow nobody, so no leader takes this
     /// broker back into an ISR it is about to leave.
     pub(crate) stopping: AtomicBool,
+    /// Counts the leader's ISR shrinks and expands.
+    pub(crate) metrics: Arc<BrokerMetrics>,
 }
 
 impl ReplicaManager {
@@ -74,6 +77,7 @@ impl ReplicaManager {
         cluster: Arc<Cluster>,
         lag: Duration,
         shutdown: watch::Receiver<bool>,
+        metrics: Arc<BrokerMetrics>,
     ) -> ReplicaManager {
         ReplicaManager {
             me,
@@ -86,6 +90,7 @@ impl ReplicaManager {
             led: Mutex::new(HashMap::new()),
             isr_check: Notify::new(),
             stopping: AtomicBool::new(false),
+            metrics,
         }
     }
 
