@@ -33,6 +33,10 @@ pub enum StartError {
     Cluster(#[from] crate::cluster::StartError),
     #[error("schema registry: {0}")]
     Registry(String),
+    /// An unreadable transactions file: starting empty would forget
+    /// prepared transactions and fence nobody, so the broker stops.
+    #[error(transparent)]
+    Transactions(#[from] crate::txn::store::TxnStoreError),
 }
 
 /// The handles of one running broker, shared by every connection.
@@ -75,7 +79,7 @@ impl Broker {
             rack: None,
         };
         let cluster = Arc::new(Cluster::start(&config, me, cache.clone()).await?);
-        let broker = Broker::wire(config, log, cache, cluster);
+        let broker = Broker::wire(config, log, cache, cluster)?;
         if let Some(ep) = &broker.config.schema_registry_listen {
             let addr = format!("{}:{}", ep.host, ep.port);
             let reg = crate::registry::start(
@@ -98,7 +102,7 @@ impl Broker {
         log: Arc<LogStore>,
         cache: Arc<MetadataCache>,
         cluster: Arc<Cluster>,
-    ) -> Arc<Broker> {
+    ) -> Result<Arc<Broker>, StartError> {
         let (shutdown, _) = watch::channel(false);
         let metrics = Arc::new(BrokerMetrics::new(config.metrics_listen.is_some()));
         let replicas = Arc::new(ReplicaManager::new(
@@ -121,13 +125,7 @@ impl Broker {
             Some(sessions) => Arc::new(ZkStore::new(sessions)),
             None => {
                 let path = config.log_dir.join("transactions.json");
-                match MemStore::open(path, groups.offsets.clone()) {
-                    Ok(s) => Arc::new(s),
-                    Err(e) => {
-                        tracing::error!(error = %e, "transactions file unreadable; transactions start empty");
-                        Arc::new(MemStore::in_memory(Some(groups.offsets.clone())))
-                    }
-                }
+                Arc::new(MemStore::open(path, groups.offsets.clone())?)
             }
         };
         let txns = TxnCoordinator::start(
@@ -193,7 +191,7 @@ impl Broker {
         ));
         tokio::spawn(crate::replica::isr_loop(replicas));
         broker.metrics.set_state(BrokerState::Running);
-        broker
+        Ok(broker)
     }
 
     /// This broker's id.

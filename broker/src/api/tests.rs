@@ -59,7 +59,7 @@ async fn start_with(edit: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
             .expect("standalone cluster"),
     );
     TestBroker {
-        b: Broker::wire(config, log, cache, cluster),
+        b: Broker::wire(config, log, cache, cluster).expect("broker wired"),
         _dir: dir,
     }
 }

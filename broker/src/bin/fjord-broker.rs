@@ -42,7 +42,11 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = rt.block_on(run(config)) {
+    let result = rt.block_on(run(config));
+    // Drop every task (and with them the open RocksDB) before exiting:
+    // `process::exit` with its background threads still running aborts.
+    rt.shutdown_timeout(std::time::Duration::from_secs(10));
+    if let Err(e) = result {
         eprintln!("fjord-broker: {e:#}");
         std::process::exit(1);
     }
