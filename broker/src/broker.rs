@@ -19,6 +19,7 @@ use crate::log::producer_ids::ProducerIds;
 use crate::log::retention::retention_loop;
 use crate::log::{FlushPolicy, LogStore};
 use crate::replica::ReplicaManager;
+use crate::security::credentials::{FileStore, ScramStore, ZkScramStore};
 use crate::txn::store::{MemStore, TxnStore};
 use crate::txn::zk_store::ZkStore;
 use crate::txn::{TxnCoordinator, TxnSettings};
@@ -51,6 +52,8 @@ pub struct Broker {
     pub txns: Arc<TxnCoordinator>,
     /// The Schema Registry, when `schema.registry.listeners` is set (see `registry`).
     pub registry: std::sync::OnceLock<Arc<crate::registry::Registry>>,
+    /// SCRAM credentials (`/config/users/<user>`; a file standalone).
+    pub scram: Arc<dyn ScramStore>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -69,6 +72,16 @@ impl Broker {
             host: config.advertised.host.clone(),
             port: config.advertised.port,
             rack: None,
+            endpoints: config
+                .listeners
+                .iter()
+                .map(|l| crate::cluster::metadata::ListenerEndpoint {
+                    name: l.name.clone(),
+                    protocol: l.protocol.name().to_string(),
+                    host: l.advertised.host.clone(),
+                    port: l.advertised.port,
+                })
+                .collect(),
         };
         let cluster = Arc::new(Cluster::start(&config, me, cache.clone()).await?);
         let broker = Broker::wire(config, log, cache, cluster);
@@ -111,6 +124,16 @@ impl Broker {
             cluster.sessions(),
             shutdown.subscribe(),
         );
+        let scram: Arc<dyn ScramStore> = match cluster.sessions() {
+            Some(sessions) => Arc::new(ZkScramStore::new(sessions)),
+            None => match FileStore::open(config.log_dir.join("scram-users.json")) {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "SCRAM users file unreadable; SCRAM logins will fail until it is fixed");
+                    Arc::new(FileStore::in_memory())
+                }
+            },
+        };
         let txn_store: Arc<dyn TxnStore> = match cluster.sessions() {
             Some(sessions) => Arc::new(ZkStore::new(sessions)),
             None => {
@@ -140,6 +163,7 @@ impl Broker {
             txns,
             groups,
             registry: std::sync::OnceLock::new(),
+            scram,
             replicas: replicas.clone(),
             config,
             log: log.clone(),

@@ -52,6 +52,7 @@ async fn start_with(edit: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
         host: "127.0.0.1".into(),
         port: 9092,
         rack: None,
+        endpoints: Vec::new(),
     };
     let cluster = Arc::new(
         Cluster::start(&config, me, cache.clone())
@@ -228,6 +229,7 @@ fn set_partition(b: &Broker, name: &str, replicas: &[i32], epoch: i32, isr: &[i3
                 host: "127.0.0.1".into(),
                 port: 9100 + *r as u16,
                 rack: None,
+                endpoints: Vec::new(),
             });
         }
         let configs = v
