@@ -133,8 +133,8 @@ impl TlsSettings {
                 (text.clone(), text)
             }
             None => (
-                self.keystore_chain_pem.clone().unwrap_or_default().into_bytes(),
-                self.keystore_key_pem.clone().unwrap_or_default().into_bytes(),
+                inline_pem(self.keystore_chain_pem.as_deref().unwrap_or_default()).into_bytes(),
+                inline_pem(self.keystore_key_pem.as_deref().unwrap_or_default()).into_bytes(),
             ),
         };
         let chain: Vec<CertificateDer<'static>> =
@@ -175,7 +175,7 @@ impl TlsSettings {
             let mut roots = RootCertStore::empty();
             let trust_pem = match (&self.truststore_location, &self.truststore_pem) {
                 (Some(p), _) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?,
-                (None, Some(t)) => t.clone().into_bytes(),
+                (None, Some(t)) => inline_pem(t).into_bytes(),
                 (None, None) => Vec::new(),
             };
             for c in CertificateDer::pem_reader_iter(&mut BufReader::new(&trust_pem[..])) {
@@ -197,6 +197,32 @@ impl TlsSettings {
             .with_single_cert(chain, key)
             .map_err(|e| format!("keystore: {e}"))
     }
+}
+
+/// PEM given inline in a properties value: one line (as Kafka accepts it),
+/// or with `\n` escapes; rebuilt with the line breaks PEM parsers expect.
+pub fn inline_pem(v: &str) -> String {
+    let v = v.replace("\\n", "\n");
+    let mut out = String::new();
+    let mut rest = v.as_str();
+    while let Some(b) = rest.find("-----BEGIN ") {
+        let after = &rest[b + 11..];
+        let Some(e) = after.find("-----") else { break };
+        let label = &after[..e];
+        let body_start = b + 11 + e + 5;
+        let end_marker = format!("-----END {label}-----");
+        let Some(end) = rest[body_start..].find(&end_marker) else { break };
+        let body = &rest[body_start..body_start + end];
+        out.push_str(&format!("-----BEGIN {label}-----\n"));
+        for w in body.split_whitespace() {
+            out.push_str(w);
+            out.push('\n');
+        }
+        out.push_str(&end_marker);
+        out.push('\n');
+        rest = &rest[body_start + end + end_marker.len()..];
+    }
+    out
 }
 
 /// A listener's live TLS config: what new connections handshake with.
