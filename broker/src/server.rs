@@ -273,7 +273,11 @@ where
     W: AsyncWrite + Unpin,
 {
     match tokio::time::timeout(SASL_TIMEOUT, sasl_exchange(b, sec, cfg, rd, wr, peer)).await {
-        Ok(Ok(p)) => p,
+        Ok(Ok(Some(p))) => Some(p),
+        Ok(Ok(None)) => {
+            linger_close(rd, wr).await;
+            None
+        }
         Ok(Err(e)) => {
             tracing::warn!(%peer, listener = %sec.name, error = %e, "closing connection during SASL authentication");
             None
@@ -283,6 +287,26 @@ where
             None
         }
     }
+}
+
+/// Close after a refusal without losing the refusal: send FIN, then read
+/// (and drop) what the client still sends for a moment, so the close is not
+/// a reset that would discard our last response in the client's kernel.
+async fn linger_close<R, W>(rd: &mut R, wr: &mut W)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let _ = wr.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Ok(n) = rd.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn sasl_exchange<R, W>(
@@ -399,7 +423,6 @@ where
                     }
                     Step::Failed { reason, message } => {
                         refuse(&reason);
-                        tokio::time::sleep(sec.auth_failure_delay).await;
                         resp.error_code = err::SASL_AUTHENTICATION_FAILED;
                         resp.error_message = Some(StrBytes::from_string(message));
                         Some(None)
@@ -409,6 +432,11 @@ where
                     .await
                     .map_err(io)?;
                 if let Some(p) = done {
+                    if p.is_none() {
+                        // KIP-306: the refusal goes out at once, the close
+                        // waits (guessing gets slow; clients read the error).
+                        tokio::time::sleep(sec.auth_failure_delay).await;
+                    }
                     return Ok(p);
                 }
             }
