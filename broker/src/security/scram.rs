@@ -329,9 +329,12 @@ pub struct ServerExchange {
 impl ServerExchange {
     /// Answer a client-first with `r=<client+server nonce>,s=<salt>,i=<n>`.
     pub fn start(mech: ScramMechanism, first: ClientFirst, cred: ScramCredential) -> ServerExchange {
-        let mut rnd = [0u8; 18];
-        rand::Rng::fill(&mut rand::rng(), &mut rnd[..]);
-        let nonce = format!("{}{}", first.nonce, B64.encode(rnd));
+        // Alphanumeric, as Kafka's ScramFormatter makes them.
+        let rnd: String = rand::Rng::sample_iter(rand::rng(), rand::distr::Alphanumeric)
+            .take(24)
+            .map(char::from)
+            .collect();
+        let nonce = format!("{}{}", first.nonce, rnd);
         let server_first = format!(
             "r={},s={},i={}",
             nonce,
@@ -352,7 +355,9 @@ impl ServerExchange {
         if fin.channel_binding != self.first.gs2_header.as_bytes() {
             return Err(ScramError::ChannelBinding);
         }
-        if fin.nonce != self.nonce {
+        // Kafka's ScramSaslServer checks `endsWith`: librdkafka before 2.1
+        // sends its own nonce again in front of the combined one.
+        if !fin.nonce.ends_with(&self.nonce) {
             return Err(ScramError::Nonce);
         }
         let auth_message = format!(
