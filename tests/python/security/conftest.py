@@ -96,7 +96,7 @@ class SecureBroker(Broker):
 
 
 class SecureCluster:
-    def __init__(self):
+    def __init__(self, n=2):
         self.dir = cleanup.temp_dir("fjord-security-test-")
         self.brokers = []
         self.coord = None
@@ -108,7 +108,7 @@ class SecureCluster:
                                                "maxSessionTimeout": 60000},
                                 workdir=os.path.join(self.dir, "coord")).start()
             self.brokers = [SecureBroker(self.dir, i + 1, self.coord.hosts, self.certs, inline=(i == 1))
-                            for i in range(2)]
+                            for i in range(n)]
             for b in self.brokers:
                 b.start(wait=False)
             for b in self.brokers:
