@@ -307,7 +307,8 @@ fn parse_protocol_map(v: &str) -> Result<BTreeMap<String, SecurityProtocol>, Str
         let (n, p) = item
             .split_once(':')
             .ok_or_else(|| format!("expected NAME:PROTOCOL, got {item:?}"))?;
-        let p = SecurityProtocol::parse(p).ok_or_else(|| format!("unknown security protocol {p:?}"))?;
+        let p =
+            SecurityProtocol::parse(p).ok_or_else(|| format!("unknown security protocol {p:?}"))?;
         m.insert(n.trim().to_ascii_uppercase(), p);
     }
     Ok(m)

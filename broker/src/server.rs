@@ -362,7 +362,8 @@ where
         let (key, v, corr) = (req.api_key, req.version, req.header.correlation_id);
         match req.body {
             RequestKind::ApiVersions(_) => {
-                let body = ApiVersionsResponse::default().with_api_keys(codec::api_versions_table());
+                let body =
+                    ApiVersionsResponse::default().with_api_keys(codec::api_versions_table());
                 write_response(wr, key, v, corr, ResponseKind::ApiVersions(body))
                     .await
                     .map_err(io)?;
@@ -394,7 +395,9 @@ where
                         raw = v == 0;
                     }
                     None => {
-                        refuse(&format!("mechanism {mech:?} not enabled (or a second handshake)"));
+                        refuse(&format!(
+                            "mechanism {mech:?} not enabled (or a second handshake)"
+                        ));
                         return Ok(None);
                     }
                 }
@@ -406,7 +409,8 @@ where
                         .with_error_message(Some(StrBytes::from_static_str(
                             "SaslAuthenticate before SaslHandshake",
                         )));
-                    let _ = write_response(wr, key, v, corr, ResponseKind::SaslAuthenticate(resp)).await;
+                    let _ = write_response(wr, key, v, corr, ResponseKind::SaslAuthenticate(resp))
+                        .await;
                     refuse("SaslAuthenticate before SaslHandshake");
                     return Ok(None);
                 };

@@ -37,7 +37,9 @@ impl Bootstrap {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("--command-config {}", p.display()))?;
             for line in text.lines().map(str::trim) {
-                let Some((k, v)) = line.split_once('=') else { continue };
+                let Some((k, v)) = line.split_once('=') else {
+                    continue;
+                };
                 if k.trim() == "security.protocol" && !v.trim().eq_ignore_ascii_case("PLAINTEXT") {
                     anyhow::bail!(
                         "security.protocol={} is not supported by fjord's client yet: use a PLAINTEXT listener",

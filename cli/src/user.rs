@@ -12,7 +12,9 @@ use kafka_protocol::messages::alter_user_scram_credentials_request::{
     ScramCredentialDeletion, ScramCredentialUpsertion,
 };
 use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
-use kafka_protocol::messages::{AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest};
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest,
+};
 use kafka_protocol::protocol::StrBytes;
 use serde_json::json;
 
@@ -88,10 +90,7 @@ fn salted_password(code: i8, password: &[u8], salt: &[u8], iterations: u32) -> V
 fn check(results: &[(String, i16, Option<String>)]) -> Result<()> {
     for (user, code, msg) in results {
         if *code != 0 {
-            bail!(
-                "{user}: error {code}: {}",
-                msg.clone().unwrap_or_default()
-            );
+            bail!("{user}: error {code}: {}", msg.clone().unwrap_or_default());
         }
     }
     Ok(())
@@ -122,20 +121,36 @@ pub async fn run(args: UserArgs, output: Output) -> Result<()> {
                     .with_salted_password(salted.into()),
             ]);
             let mut c = bs.connect().await?;
-            let resp = c.call(Node::Any, &req, 0).await.context("AlterUserScramCredentials")?;
+            let resp = c
+                .call(Node::Any, &req, 0)
+                .await
+                .context("AlterUserScramCredentials")?;
             check(
                 &resp
                     .results
                     .iter()
-                    .map(|r| (r.user.to_string(), r.error_code, r.error_message.as_ref().map(|m| m.to_string())))
+                    .map(|r| {
+                        (
+                            r.user.to_string(),
+                            r.error_code,
+                            r.error_message.as_ref().map(|m| m.to_string()),
+                        )
+                    })
                     .collect::<Vec<_>>(),
             )?;
             match output {
-                Output::Json => println!("{}", json!({"user": name, "mechanism": mname, "iterations": iterations})),
+                Output::Json => println!(
+                    "{}",
+                    json!({"user": name, "mechanism": mname, "iterations": iterations})
+                ),
                 Output::Text => println!("Completed updating config for user {name} ({mname})."),
             }
         }
-        UserCmd::Delete { name, mechanism: m, bs } => {
+        UserCmd::Delete {
+            name,
+            mechanism: m,
+            bs,
+        } => {
             let (code, mname) = mechanism(&m)?;
             let req = AlterUserScramCredentialsRequest::default().with_deletions(vec![
                 ScramCredentialDeletion::default()
@@ -143,16 +158,28 @@ pub async fn run(args: UserArgs, output: Output) -> Result<()> {
                     .with_mechanism(code),
             ]);
             let mut c = bs.connect().await?;
-            let resp = c.call(Node::Any, &req, 0).await.context("AlterUserScramCredentials")?;
+            let resp = c
+                .call(Node::Any, &req, 0)
+                .await
+                .context("AlterUserScramCredentials")?;
             check(
                 &resp
                     .results
                     .iter()
-                    .map(|r| (r.user.to_string(), r.error_code, r.error_message.as_ref().map(|m| m.to_string())))
+                    .map(|r| {
+                        (
+                            r.user.to_string(),
+                            r.error_code,
+                            r.error_message.as_ref().map(|m| m.to_string()),
+                        )
+                    })
                     .collect::<Vec<_>>(),
             )?;
             match output {
-                Output::Json => println!("{}", json!({"user": name, "mechanism": mname, "deleted": true})),
+                Output::Json => println!(
+                    "{}",
+                    json!({"user": name, "mechanism": mname, "deleted": true})
+                ),
                 Output::Text => println!("Deleted {mname} credential of user {name}."),
             }
         }
@@ -169,19 +196,30 @@ pub async fn run(args: UserArgs, output: Output) -> Result<()> {
             };
             let req = DescribeUserScramCredentialsRequest::default().with_users(users);
             let mut c = bs.connect().await?;
-            let resp = c.call(Node::Any, &req, 0).await.context("DescribeUserScramCredentials")?;
+            let resp = c
+                .call(Node::Any, &req, 0)
+                .await
+                .context("DescribeUserScramCredentials")?;
             if resp.error_code != 0 {
                 bail!(
                     "error {}: {}",
                     resp.error_code,
-                    resp.error_message.map(|m| m.to_string()).unwrap_or_default()
+                    resp.error_message
+                        .map(|m| m.to_string())
+                        .unwrap_or_default()
                 );
             }
             check(
                 &resp
                     .results
                     .iter()
-                    .map(|r| (r.user.to_string(), r.error_code, r.error_message.as_ref().map(|m| m.to_string())))
+                    .map(|r| {
+                        (
+                            r.user.to_string(),
+                            r.error_code,
+                            r.error_message.as_ref().map(|m| m.to_string()),
+                        )
+                    })
                     .collect::<Vec<_>>(),
             )?;
             match output {
@@ -207,9 +245,19 @@ pub async fn run(args: UserArgs, output: Output) -> Result<()> {
                         let creds: Vec<String> = r
                             .credential_infos
                             .iter()
-                            .map(|c| format!("{}=iterations={}", mechanism_name(c.mechanism), c.iterations))
+                            .map(|c| {
+                                format!(
+                                    "{}=iterations={}",
+                                    mechanism_name(c.mechanism),
+                                    c.iterations
+                                )
+                            })
                             .collect();
-                        println!("SCRAM credential configs for user-principal '{}' are {}", r.user, creds.join(", "));
+                        println!(
+                            "SCRAM credential configs for user-principal '{}' are {}",
+                            r.user,
+                            creds.join(", ")
+                        );
                     }
                 }
             }

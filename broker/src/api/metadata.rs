@@ -14,11 +14,7 @@ use crate::wire::error as err;
 
 // ---------------------------------------------------------------- Metadata
 
-pub(super) async fn metadata(
-    cx: Ctx<'_>,
-    r: MetadataRequest,
-    listener: &str,
-) -> MetadataResponse {
+pub(super) async fn metadata(cx: Ctx<'_>, r: MetadataRequest, listener: &str) -> MetadataResponse {
     let mut view = cx.view();
     let requested: Option<Vec<String>> = match &r.topics {
         None => None,

@@ -152,7 +152,8 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
         // before dispatch; a handshake after it is Kafka's ILLEGAL_SASL_STATE.
         RequestKind::SaslHandshake(_) => Box::pin(async {
             Some(ResponseKind::SaslHandshake(
-                SaslHandshakeResponse::default().with_error_code(crate::wire::error::ILLEGAL_SASL_STATE),
+                SaslHandshakeResponse::default()
+                    .with_error_code(crate::wire::error::ILLEGAL_SASL_STATE),
             ))
         }),
         RequestKind::SaslAuthenticate(_) => Box::pin(async {

@@ -23,7 +23,10 @@ pub(super) async fn describe(
 ) -> DescribeUserScramCredentialsResponse {
     let mut resp = DescribeUserScramCredentialsResponse::default();
     let (names, all) = match &r.users {
-        Some(u) if !u.is_empty() => (u.iter().map(|n| n.name.to_string()).collect::<Vec<_>>(), false),
+        Some(u) if !u.is_empty() => (
+            u.iter().map(|n| n.name.to_string()).collect::<Vec<_>>(),
+            false,
+        ),
         _ => match b.scram.users().await {
             Ok(u) => (u, true),
             Err(e) => {
@@ -42,8 +45,9 @@ pub(super) async fn describe(
         if !seen.insert(n.clone()) {
             continue;
         }
-        let mut res = describe_user_scram_credentials_response::DescribeUserScramCredentialsResult::default()
-            .with_user(s(n));
+        let mut res =
+            describe_user_scram_credentials_response::DescribeUserScramCredentialsResult::default()
+                .with_user(s(n));
         if counts[n.as_str()] > 1 {
             res.error_code = err::DUPLICATE_RESOURCE;
             res.error_message = Some(s(&format!("Cannot describe SCRAM credentials for the same user twice in a single request: {n}")));
@@ -84,10 +88,16 @@ pub(super) async fn alter(
     // of the same mechanism) fails as a whole.
     let mut per_user: BTreeMap<String, Vec<(i8, bool)>> = BTreeMap::new();
     for d in &r.deletions {
-        per_user.entry(d.name.to_string()).or_default().push((d.mechanism, false));
+        per_user
+            .entry(d.name.to_string())
+            .or_default()
+            .push((d.mechanism, false));
     }
     for u in &r.upsertions {
-        per_user.entry(u.name.to_string()).or_default().push((u.mechanism, true));
+        per_user
+            .entry(u.name.to_string())
+            .or_default()
+            .push((u.mechanism, true));
     }
     let mut errors: BTreeMap<String, (i16, String)> = BTreeMap::new();
     for (user, ops) in &per_user {
@@ -95,11 +105,22 @@ pub(super) async fn alter(
         if mechs.len() != ops.len() {
             errors.insert(
                 user.clone(),
-                (err::DUPLICATE_RESOURCE, format!("A user credential cannot be altered twice in the same request: {user}")),
+                (
+                    err::DUPLICATE_RESOURCE,
+                    format!(
+                        "A user credential cannot be altered twice in the same request: {user}"
+                    ),
+                ),
             );
         }
         if user.is_empty() {
-            errors.insert(user.clone(), (err::UNACCEPTABLE_CREDENTIAL, "Username must not be empty".into()));
+            errors.insert(
+                user.clone(),
+                (
+                    err::UNACCEPTABLE_CREDENTIAL,
+                    "Username must not be empty".into(),
+                ),
+            );
         }
     }
     for d in &r.deletions {
@@ -108,7 +129,13 @@ pub(super) async fn alter(
             continue;
         }
         let Some(m) = ScramMechanism::from_code(d.mechanism) else {
-            errors.insert(user, (err::UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism".into()));
+            errors.insert(
+                user,
+                (
+                    err::UNSUPPORTED_SASL_MECHANISM,
+                    "Unknown SCRAM mechanism".into(),
+                ),
+            );
             continue;
         };
         match b.scram.get(&user).await {
@@ -116,7 +143,10 @@ pub(super) async fn alter(
             Ok(_) => {
                 errors.insert(
                     user.clone(),
-                    (err::RESOURCE_NOT_FOUND, format!("Attempt to delete a user credential that does not exist: {user}")),
+                    (
+                        err::RESOURCE_NOT_FOUND,
+                        format!("Attempt to delete a user credential that does not exist: {user}"),
+                    ),
                 );
             }
             Err(e) => {
@@ -130,7 +160,13 @@ pub(super) async fn alter(
             continue;
         }
         if ScramMechanism::from_code(u.mechanism).is_none() {
-            errors.insert(user, (err::UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism".into()));
+            errors.insert(
+                user,
+                (
+                    err::UNSUPPORTED_SASL_MECHANISM,
+                    "Unknown SCRAM mechanism".into(),
+                ),
+            );
         } else if u.iterations < MIN_ITERATIONS as i32 || u.iterations > MAX_ITERATIONS as i32 {
             errors.insert(
                 user,
@@ -140,7 +176,13 @@ pub(super) async fn alter(
                 ),
             );
         } else if u.salt.is_empty() || u.salted_password.is_empty() {
-            errors.insert(user, (err::UNACCEPTABLE_CREDENTIAL, "Salt and password must not be empty".into()));
+            errors.insert(
+                user,
+                (
+                    err::UNACCEPTABLE_CREDENTIAL,
+                    "Salt and password must not be empty".into(),
+                ),
+            );
         }
     }
     // Apply what passed validation.
@@ -161,9 +203,16 @@ pub(super) async fn alter(
             continue;
         }
         if let Some(m) = ScramMechanism::from_code(u.mechanism) {
-            let cred = ScramCredential::from_salted(m, &u.salted_password, u.salt.to_vec(), u.iterations as u32);
+            let cred = ScramCredential::from_salted(
+                m,
+                &u.salted_password,
+                u.salt.to_vec(),
+                u.iterations as u32,
+            );
             match b.scram.set(&user, m, Some(cred)).await {
-                Ok(()) => tracing::info!(user = %user, mechanism = m.name(), "SCRAM credential set"),
+                Ok(()) => {
+                    tracing::info!(user = %user, mechanism = m.name(), "SCRAM credential set")
+                }
                 Err(e) => {
                     errors.insert(user, (err::UNKNOWN_SERVER_ERROR, e.to_string()));
                 }
@@ -173,8 +222,9 @@ pub(super) async fn alter(
     let results = per_user
         .keys()
         .map(|user| {
-            let mut r = alter_user_scram_credentials_response::AlterUserScramCredentialsResult::default()
-                .with_user(s(user));
+            let mut r =
+                alter_user_scram_credentials_response::AlterUserScramCredentialsResult::default()
+                    .with_user(s(user));
             if let Some((code, msg)) = errors.get(user) {
                 r.error_code = *code;
                 r.error_message = Some(s(msg));

@@ -78,7 +78,12 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let mut servers = Vec::new();
     for (sec, listener, addr) in bound {
         tracing::info!(id = broker.id(), listener = %sec.spec.name, protocol = sec.spec.protocol.name(), %addr, "listening");
-        servers.push(tokio::spawn(serve(broker.clone(), listener, sec, conns.clone())));
+        servers.push(tokio::spawn(serve(
+            broker.clone(),
+            listener,
+            sec,
+            conns.clone(),
+        )));
     }
     fjord_broker::security::listener::spawn_reloader(secured, broker.shutdown_signal());
     tracing::info!(id = broker.id(), "fjord-broker started");

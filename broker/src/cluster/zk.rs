@@ -25,8 +25,8 @@ use super::admin::{
 use super::controller::{plan_partition, preferred_moves, Plan};
 use super::liveness::Liveness;
 use super::metadata::{
-    assign_replicas, BrokerInfo, ClusterView, ListenerEndpoint, MetadataCache, PartitionMeta, PartitionState,
-    TopicMeta,
+    assign_replicas, BrokerInfo, ClusterView, ListenerEndpoint, MetadataCache, PartitionMeta,
+    PartitionState, TopicMeta,
 };
 use crate::config::BrokerConfig;
 use crate::wire::clock::now_ms;
@@ -145,10 +145,13 @@ async fn ensure_path(zk: &ZkClient, path: &str) -> Result<(), ZkError> {
 }
 
 fn broker_json(me: &BrokerInfo) -> Vec<u8> {
-    let (endpoints, map): (Vec<String>, serde_json::Map<String, Value>) = if me.endpoints.is_empty() {
+    let (endpoints, map): (Vec<String>, serde_json::Map<String, Value>) = if me.endpoints.is_empty()
+    {
         (
             vec![format!("PLAINTEXT://{}:{}", me.host, me.port)],
-            [("PLAINTEXT".to_string(), json!("PLAINTEXT"))].into_iter().collect(),
+            [("PLAINTEXT".to_string(), json!("PLAINTEXT"))]
+                .into_iter()
+                .collect(),
         )
     } else {
         (
@@ -262,7 +265,9 @@ fn parse_broker(id: i32, data: &[u8]) -> Option<BrokerInfo> {
             (h.to_string(), p.parse().ok()?)
         }
     };
-    let map = v.get("listener_security_protocol_map").and_then(|m| m.as_object());
+    let map = v
+        .get("listener_security_protocol_map")
+        .and_then(|m| m.as_object());
     let endpoints = v
         .get("endpoints")
         .and_then(|e| e.as_array())

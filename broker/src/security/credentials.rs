@@ -104,7 +104,9 @@ pub fn parse_user_config(data: &[u8]) -> (UserCredentials, serde_json::Map<Strin
 }
 
 fn user_json(config: &serde_json::Map<String, Value>) -> Vec<u8> {
-    json!({"version": 1, "config": config}).to_string().into_bytes()
+    json!({"version": 1, "config": config})
+        .to_string()
+        .into_bytes()
 }
 
 /// The store in the coordinator, on the broker's session.
@@ -180,7 +182,8 @@ impl ZkScramStore {
             };
             match r {
                 Ok(()) => {
-                    let note = json!({"version": 2, "entity_path": format!("users/{}", sanitize(user))});
+                    let note =
+                        json!({"version": 2, "entity_path": format!("users/{}", sanitize(user))});
                     zk.create(
                         "/config/changes/config_change_",
                         note.to_string().as_bytes(),
@@ -273,7 +276,10 @@ impl FileStore {
             users: Mutex::new(users),
         })
     }
-    fn save(&self, users: &BTreeMap<String, serde_json::Map<String, Value>>) -> Result<(), StoreError> {
+    fn save(
+        &self,
+        users: &BTreeMap<String, serde_json::Map<String, Value>>,
+    ) -> Result<(), StoreError> {
         let Some(p) = &self.path else { return Ok(()) };
         let tmp = p.with_extension("tmp");
         let body = serde_json::to_vec(users).map_err(|e| StoreError::File(e.to_string()))?;
@@ -341,7 +347,10 @@ mod tests {
         s.set("alice", ScramMechanism::Sha256, Some(c.clone()))
             .await
             .unwrap();
-        assert_eq!(s.get("alice").await.unwrap().get(&ScramMechanism::Sha256), Some(&c));
+        assert_eq!(
+            s.get("alice").await.unwrap().get(&ScramMechanism::Sha256),
+            Some(&c)
+        );
         assert_eq!(s.users().await.unwrap(), vec!["alice".to_string()]);
         s.set("alice", ScramMechanism::Sha256, None).await.unwrap();
         assert!(s.get("alice").await.unwrap().is_empty());

@@ -101,7 +101,8 @@ pub fn build(config: &BrokerConfig) -> Result<Vec<Arc<ListenerSecurity>>, String
             None
         };
         let principal_rules = match get("ssl.principal.mapping.rules") {
-            Some(r) => MappingRules::parse(&r).map_err(|e| ctx(format!("ssl.principal.mapping.rules: {e}")))?,
+            Some(r) => MappingRules::parse(&r)
+                .map_err(|e| ctx(format!("ssl.principal.mapping.rules: {e}")))?,
             None => MappingRules::default(),
         };
         out.push(Arc::new(ListenerSecurity {
@@ -130,8 +131,7 @@ pub fn spawn_reloader(
         return;
     }
     tokio::spawn(async move {
-        let mut hup =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             let force = tokio::select! {

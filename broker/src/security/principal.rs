@@ -264,8 +264,10 @@ mod tests {
 
     #[test]
     fn rules() {
-        let r = MappingRules::parse("RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/,RULE:^CN=(.*?)$/$1/L,DEFAULT")
-            .unwrap();
+        let r = MappingRules::parse(
+            "RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/,RULE:^CN=(.*?)$/$1/L,DEFAULT",
+        )
+        .unwrap();
         assert_eq!(r.apply("CN=svc,OU=ServiceUsers,O=x"), "svc");
         assert_eq!(r.apply("CN=Alice"), "alice");
         assert_eq!(r.apply("O=x,CN=y"), "O=x,CN=y");

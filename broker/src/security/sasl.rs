@@ -100,9 +100,15 @@ impl SaslSession {
                     return failed(name, "malformed PLAIN message");
                 };
                 if !m.authzid.is_empty() && m.authzid != m.username {
-                    return failed(name, format!("user {} may not act as {}", m.username, m.authzid));
+                    return failed(
+                        name,
+                        format!("user {} may not act as {}", m.username, m.authzid),
+                    );
                 }
-                let ok = cfg.plain.as_ref().is_some_and(|u| u.check(&m.username, &m.password));
+                let ok = cfg
+                    .plain
+                    .as_ref()
+                    .is_some_and(|u| u.check(&m.username, &m.password));
                 if !ok {
                     return failed(name, format!("invalid password for user {:?}", m.username));
                 }
@@ -121,7 +127,11 @@ impl SaslSession {
                         return failed(name, format!("user {} may not act as {a}", first.username));
                     }
                 }
-                if first.extensions.iter().any(|(k, v)| k == "tokenauth" && v == "true") {
+                if first
+                    .extensions
+                    .iter()
+                    .any(|(k, v)| k == "tokenauth" && v == "true")
+                {
                     return failed(name, "delegation tokens are not supported");
                 }
                 let creds = match store.get(&first.username).await {
@@ -129,7 +139,10 @@ impl SaslSession {
                     Err(e) => return failed(name, format!("credential store: {e}")),
                 };
                 let Some(cred) = creds.get(mech).cloned() else {
-                    return failed(name, format!("no {} credential for user {:?}", name, first.username));
+                    return failed(
+                        name,
+                        format!("no {} credential for user {:?}", name, first.username),
+                    );
                 };
                 let ex = ServerExchange::start(*mech, first, cred);
                 let out = ex.server_first.clone().into_bytes();
@@ -178,7 +191,10 @@ mod tests {
             o => panic!("{o:?}"),
         }
         let mut s = SaslSession::new(&cfg(), "PLAIN").unwrap();
-        assert!(matches!(s.step(&cfg(), &store, b"\0alice\0no").await, Step::Failed { .. }));
+        assert!(matches!(
+            s.step(&cfg(), &store, b"\0alice\0no").await,
+            Step::Failed { .. }
+        ));
         assert!(SaslSession::new(&cfg(), "SCRAM-SHA-256").is_none());
         assert!(SaslSession::new(&cfg(), "GSSAPI").is_none());
     }
@@ -195,7 +211,13 @@ mod tests {
             panic!()
         };
         let sf = String::from_utf8(sf).unwrap();
-        let nonce = sf.split(',').next().unwrap().strip_prefix("r=").unwrap().to_string();
+        let nonce = sf
+            .split(',')
+            .next()
+            .unwrap()
+            .strip_prefix("r=")
+            .unwrap()
+            .to_string();
         assert!(nonce.starts_with("abc") && nonce.len() > 3);
         let salted = m.salted_password(b"secret", &cred.salt, 4096);
         use hmac::{Hmac, Mac};
@@ -223,6 +245,9 @@ mod tests {
         }
         // Unknown user: refused at the first message.
         let mut s = SaslSession::new(&cfg(), "SCRAM-SHA-512").unwrap();
-        assert!(matches!(s.step(&cfg(), &store, b"n,,n=eve,r=abc").await, Step::Failed { .. }));
+        assert!(matches!(
+            s.step(&cfg(), &store, b"n,,n=eve,r=abc").await,
+            Step::Failed { .. }
+        ));
     }
 }

@@ -209,7 +209,9 @@ fn decode_saslname(s: &str) -> Result<String, ScramError> {
     let mut rest = s;
     while let Some(i) = rest.find('=') {
         out.push_str(&rest[..i]);
-        let esc = rest.get(i..i + 3).ok_or(ScramError::Malformed("bad escape"))?;
+        let esc = rest
+            .get(i..i + 3)
+            .ok_or(ScramError::Malformed("bad escape"))?;
         match esc {
             "=2C" => out.push(','),
             "=3D" => out.push('='),
@@ -229,7 +231,9 @@ fn printable(s: &str) -> bool {
 impl ClientFirst {
     pub fn parse(msg: &[u8]) -> Result<ClientFirst, ScramError> {
         let s = std::str::from_utf8(msg).map_err(|_| ScramError::Malformed("not UTF-8"))?;
-        let (cb, rest) = s.split_once(',').ok_or(ScramError::Malformed("no gs2 header"))?;
+        let (cb, rest) = s
+            .split_once(',')
+            .ok_or(ScramError::Malformed("no gs2 header"))?;
         match cb {
             "n" | "y" => {}
             c if c.starts_with("p=") => return Err(ScramError::ChannelBinding),
@@ -241,7 +245,8 @@ impl ClientFirst {
         let authzid = match authz {
             "" => None,
             a => Some(decode_saslname(
-                a.strip_prefix("a=").ok_or(ScramError::Malformed("bad authzid"))?,
+                a.strip_prefix("a=")
+                    .ok_or(ScramError::Malformed("bad authzid"))?,
             )?),
         };
         let gs2_header = format!("{cb},{authz},");
@@ -259,7 +264,9 @@ impl ClientFirst {
         }
         let mut extensions = Vec::new();
         for p in parts {
-            let (k, v) = p.split_once('=').ok_or(ScramError::Malformed("bad extension"))?;
+            let (k, v) = p
+                .split_once('=')
+                .ok_or(ScramError::Malformed("bad extension"))?;
             extensions.push((k.to_string(), v.to_string()));
         }
         let username = decode_saslname(user)?;
@@ -328,7 +335,11 @@ pub struct ServerExchange {
 
 impl ServerExchange {
     /// Answer a client-first with `r=<client+server nonce>,s=<salt>,i=<n>`.
-    pub fn start(mech: ScramMechanism, first: ClientFirst, cred: ScramCredential) -> ServerExchange {
+    pub fn start(
+        mech: ScramMechanism,
+        first: ClientFirst,
+        cred: ScramCredential,
+    ) -> ServerExchange {
         // Alphanumeric, as Kafka's ScramFormatter makes them.
         let rnd: String = rand::Rng::sample_iter(rand::rng(), rand::distr::Alphanumeric)
             .take(24)
@@ -364,7 +375,9 @@ impl ServerExchange {
             "{},{},{}",
             self.first.bare, self.server_first, fin.without_proof
         );
-        let client_sig = self.mech.hmac(&self.cred.stored_key, auth_message.as_bytes());
+        let client_sig = self
+            .mech
+            .hmac(&self.cred.stored_key, auth_message.as_bytes());
         if fin.proof.len() != client_sig.len() {
             return Err(ScramError::Proof);
         }
@@ -377,7 +390,9 @@ impl ServerExchange {
         if !constant_time_eq(&self.mech.hash(&client_key), &self.cred.stored_key) {
             return Err(ScramError::Proof);
         }
-        let server_sig = self.mech.hmac(&self.cred.server_key, auth_message.as_bytes());
+        let server_sig = self
+            .mech
+            .hmac(&self.cred.server_key, auth_message.as_bytes());
         Ok(format!("v={}", B64.encode(server_sig)))
     }
 }
@@ -445,7 +460,12 @@ mod tests {
         assert_eq!(f.username, "al,ice");
         assert_eq!(f.authzid.as_deref(), Some("bob"));
         assert_eq!(f.extensions, vec![("tokenauth".into(), "true".into())]);
-        for m in [&b"c=biws,r=x"[..], b"c=!!,r=x,p=AA==", b"r=x,p=AA==", b"c=biws,p=%%"] {
+        for m in [
+            &b"c=biws,r=x"[..],
+            b"c=!!,r=x,p=AA==",
+            b"r=x,p=AA==",
+            b"c=biws,p=%%",
+        ] {
             assert!(ClientFinal::parse(m).is_err(), "{m:?}");
         }
     }

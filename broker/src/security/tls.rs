@@ -69,7 +69,11 @@ impl TlsSettings {
             "none" => ClientAuth::None,
             "requested" => ClientAuth::Requested,
             "required" => ClientAuth::Required,
-            o => return Err(format!("ssl.client.auth={o}: expected none, requested or required")),
+            o => {
+                return Err(format!(
+                    "ssl.client.auth={o}: expected none, requested or required"
+                ))
+            }
         };
         let protos = get("ssl.enabled.protocols").unwrap_or_else(|| "TLSv1.2,TLSv1.3".into());
         let (mut tls12, mut tls13) = (false, false);
@@ -78,7 +82,10 @@ impl TlsSettings {
                 "TLSv1.2" => tls12 = true,
                 "TLSv1.3" => tls13 = true,
                 "TLSv1" | "TLSv1.1" => {
-                    tracing::warn!(protocol = p, "ssl.enabled.protocols: not offered (insecure)")
+                    tracing::warn!(
+                        protocol = p,
+                        "ssl.enabled.protocols: not offered (insecure)"
+                    )
                 }
                 o => return Err(format!("ssl.enabled.protocols: unknown protocol {o}")),
             }
@@ -100,7 +107,10 @@ impl TlsSettings {
                 .map(|c| c.split(',').map(|x| x.trim().to_string()).collect()),
         };
         if s.keystore_location.is_none() && s.keystore_chain_pem.is_none() {
-            return Err("a TLS listener needs ssl.keystore.location or ssl.keystore.certificate.chain".into());
+            return Err(
+                "a TLS listener needs ssl.keystore.location or ssl.keystore.certificate.chain"
+                    .into(),
+            );
         }
         if client_auth != ClientAuth::None
             && s.truststore_location.is_none()
@@ -211,7 +221,9 @@ pub fn inline_pem(v: &str) -> String {
         let label = &after[..e];
         let body_start = b + 11 + e + 5;
         let end_marker = format!("-----END {label}-----");
-        let Some(end) = rest[body_start..].find(&end_marker) else { break };
+        let Some(end) = rest[body_start..].find(&end_marker) else {
+            break;
+        };
         let body = &rest[body_start..body_start + end];
         out.push_str(&format!("-----BEGIN {label}-----\n"));
         for w in body.split_whitespace() {
