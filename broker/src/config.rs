@@ -842,6 +842,53 @@ mod tests {
     }
 
     #[test]
+    fn parses_named_listeners() {
+        let c = BrokerConfig::parse(
+            "listeners=INTERNAL://0.0.0.0:9092,EXTERNAL://0.0.0.0:9094,SSL://127.0.0.1:9093\n\
+             listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL,SSL:SSL\n\
+             advertised.listeners=INTERNAL://10.0.0.1:9092,EXTERNAL://kafka.example.com:9094\n\
+             inter.broker.listener.name=internal\n",
+            "t.properties",
+        )
+        .unwrap();
+        let names: Vec<_> = c
+            .listeners
+            .iter()
+            .map(|l| (l.name.as_str(), l.protocol))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("INTERNAL", SecurityProtocol::Plaintext),
+                ("EXTERNAL", SecurityProtocol::SaslSsl),
+                ("SSL", SecurityProtocol::Ssl)
+            ]
+        );
+        assert_eq!(c.inter_broker_listener, "INTERNAL");
+        assert_eq!(c.advertised.host, "10.0.0.1");
+        assert_eq!(c.listeners[1].advertised.host, "kafka.example.com");
+        // Not advertised: the bind address (127.0.0.1 for a wildcard).
+        assert_eq!(c.listeners[2].advertised.host, "127.0.0.1");
+        let c = BrokerConfig::parse(
+            "listeners=PLAINTEXT://127.0.0.1:1,SASL_SSL://127.0.0.1:2\n\
+             security.inter.broker.protocol=SASL_SSL\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.inter_broker_listener, "SASL_SSL");
+        assert_eq!(c.listen.port, 2);
+        for bad in [
+            "listeners=CUSTOM://127.0.0.1:1\n",
+            "listeners=PLAINTEXT://127.0.0.1:1,PLAINTEXT://127.0.0.1:2\n",
+            "listeners=PLAINTEXT://127.0.0.1\n",
+            "listeners=PLAINTEXT://127.0.0.1:1\ninter.broker.listener.name=OTHER\n",
+            "listeners=A://127.0.0.1:1\nlistener.security.protocol.map=A:TLS\n",
+        ] {
+            assert!(BrokerConfig::parse(bad, "t").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn parses_kafka_keys() {
         let c = BrokerConfig::parse(
             "broker.id=3\nlisteners=PLAINTEXT://127.0.0.1:19093\nlog.dirs=/tmp/x,/tmp/y\n\

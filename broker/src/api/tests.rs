@@ -93,6 +93,8 @@ async fn call(
             .with_client_id(Some(s("test"))),
         body,
         peer: None,
+        listener: std::sync::Arc::from(""),
+        principal: std::sync::Arc::from("User:ANONYMOUS"),
     };
     let resp = tokio::time::timeout(Duration::from_secs(5), dispatch(b, req))
         .await
@@ -523,6 +525,8 @@ async fn acks_all_waits_for_the_isr_and_the_high_watermark() {
             header: RequestHeader::default(),
             body: RequestKind::Produce(produce_req("repl", 0, make_batch(2, 1, -1, -1), -1)),
             peer: None,
+            listener: std::sync::Arc::from(""),
+            principal: std::sync::Arc::from("User:ANONYMOUS"),
         },
     );
     let mut fut = tokio::spawn(fut);
