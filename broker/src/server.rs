@@ -354,6 +354,7 @@ where
             Ok(Decoded::ApiVersionsFallback { correlation_id }) => {
                 let r = codec::api_versions_fallback(correlation_id).map_err(|e| e.to_string())?;
                 wr.write_all(&r).await.map_err(io)?;
+                wr.flush().await.map_err(io)?;
                 continue;
             }
             Ok(Decoded::Request(r)) => r,
