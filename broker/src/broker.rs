@@ -20,6 +20,7 @@ use crate::log::retention::retention_loop;
 use crate::log::{FlushPolicy, LogStore};
 use crate::metrics::counters::{BrokerMetrics, BrokerState};
 use crate::replica::ReplicaManager;
+use crate::security::credentials::{FileStore, ScramStore, ZkScramStore};
 use crate::txn::store::{MemStore, TxnStore};
 use crate::txn::zk_store::ZkStore;
 use crate::txn::{TxnCoordinator, TxnSettings};
@@ -59,6 +60,8 @@ pub struct Broker {
     /// What the request path counts (idle unless `metrics.listeners` is set);
     /// read by the HTTP endpoints in `ops`.
     pub metrics: Arc<BrokerMetrics>,
+    /// SCRAM credentials (`/config/users/<user>`; a file standalone).
+    pub scram: Arc<dyn ScramStore>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -77,6 +80,16 @@ impl Broker {
             host: config.advertised.host.clone(),
             port: config.advertised.port,
             rack: None,
+            endpoints: config
+                .listeners
+                .iter()
+                .map(|l| crate::cluster::metadata::ListenerEndpoint {
+                    name: l.name.clone(),
+                    protocol: l.protocol.name().to_string(),
+                    host: l.advertised.host.clone(),
+                    port: l.advertised.port,
+                })
+                .collect(),
         };
         let cluster = Arc::new(Cluster::start(&config, me, cache.clone()).await?);
         let broker = Broker::wire(config, log, cache, cluster)?;
@@ -121,6 +134,16 @@ impl Broker {
             cluster.sessions(),
             shutdown.subscribe(),
         );
+        let scram: Arc<dyn ScramStore> = match cluster.sessions() {
+            Some(sessions) => Arc::new(ZkScramStore::new(sessions)),
+            None => match FileStore::open(config.log_dir.join("scram-users.json")) {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "SCRAM users file unreadable; SCRAM logins will fail until it is fixed");
+                    Arc::new(FileStore::in_memory())
+                }
+            },
+        };
         let txn_store: Arc<dyn TxnStore> = match cluster.sessions() {
             Some(sessions) => Arc::new(ZkStore::new(sessions)),
             None => {
@@ -145,6 +168,7 @@ impl Broker {
             groups,
             registry: std::sync::OnceLock::new(),
             metrics,
+            scram,
             replicas: replicas.clone(),
             config,
             log: log.clone(),

@@ -31,12 +31,72 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+/// The wire protocol a listener speaks (Kafka's `SecurityProtocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Kafka's spelling (`SASL_SSL`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+    /// Parse Kafka's spelling (case-insensitive).
+    pub fn parse(s: &str) -> Option<SecurityProtocol> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
+            "SSL" => Some(SecurityProtocol::Ssl),
+            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
+            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
+            _ => None,
+        }
+    }
+    /// The connection starts with a TLS handshake.
+    pub fn tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+    /// The connection must authenticate with SASL before other requests.
+    pub fn sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
+/// One `listeners` entry with its protocol and `advertised.listeners` twin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    /// The listener name (`PLAINTEXT`, or a named listener such as `INTERNAL`).
+    pub name: String,
+    pub protocol: SecurityProtocol,
+    pub bind: Endpoint,
+    pub advertised: Endpoint,
+}
+
 /// Every setting the broker acts on, with Kafka's defaults.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub broker_id: i32,
+    /// The inter-broker listener's bind and advertised endpoints (what
+    /// `/brokers/ids/<id>` names as host/port, what replicas fetch from).
     pub listen: Endpoint,
     pub advertised: Endpoint,
+    /// Every listener (`listeners`, `listener.security.protocol.map`,
+    /// `advertised.listeners`); the first is the inter-broker one unless
+    /// `inter.broker.listener.name`/`security.inter.broker.protocol` says.
+    pub listeners: Vec<ListenerSpec>,
+    /// The name of the listener replica fetchers and probes use.
+    pub inter_broker_listener: String,
     pub log_dir: PathBuf,
     /// `host:port,...[/chroot]`; empty means standalone (cluster state kept locally).
     pub zookeeper_connect: String,
@@ -122,6 +182,8 @@ impl Default for BrokerConfig {
                 host: "127.0.0.1".into(),
                 port: 9092,
             },
+            listeners: Vec::new(),
+            inter_broker_listener: "PLAINTEXT".into(),
             log_dir: PathBuf::from("/tmp/fjord/broker-0"),
             zookeeper_connect: String::new(),
             zookeeper_session_timeout: Duration::from_millis(18_000),
@@ -219,33 +281,140 @@ const KNOWN_PASSIVE: &[&str] = &[
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "offsets.topic.num.partitions",
-    "listener.security.protocol.map",
-    "inter.broker.listener.name",
     "broker.rack",
 ];
 
-fn parse_endpoint(v: &str) -> Result<Endpoint, String> {
-    // PLAINTEXT://host:port (first listener wins); bare host:port accepted too.
-    let first = v.split(',').next().unwrap_or("").trim();
-    let rest = match first.split_once("://") {
-        Some((proto, rest)) => {
-            if !proto.eq_ignore_ascii_case("PLAINTEXT") {
-                return Err(format!(
-                    "only PLAINTEXT listeners are supported, got {proto}"
-                ));
-            }
-            rest
+/// `NAME://host:port` entries of `listeners`/`advertised.listeners`, in order.
+fn parse_listener_list(v: &str) -> Result<Vec<(String, Endpoint)>, String> {
+    let mut out: Vec<(String, Endpoint)> = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, rest) = match item.split_once("://") {
+            Some((n, r)) => (n.trim().to_ascii_uppercase(), r),
+            None => ("PLAINTEXT".to_string(), item),
+        };
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| format!("expected NAME://host:port, got {item:?}"))?;
+        let port: u16 = port.parse().map_err(|_| format!("bad port {port:?}"))?;
+        if out.iter().any(|(n, _)| *n == name) {
+            return Err(format!("listener name {name} appears twice"));
         }
-        None => first,
+        out.push((
+            name,
+            Endpoint {
+                host: host.trim_matches(['[', ']']).to_string(),
+                port,
+            },
+        ));
+    }
+    if out.is_empty() {
+        return Err("no listener".into());
+    }
+    Ok(out)
+}
+
+/// `listener.security.protocol.map`: `NAME:PROTOCOL,...`.
+fn parse_protocol_map(v: &str) -> Result<BTreeMap<String, SecurityProtocol>, String> {
+    let mut m = BTreeMap::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (n, p) = item
+            .split_once(':')
+            .ok_or_else(|| format!("expected NAME:PROTOCOL, got {item:?}"))?;
+        let p =
+            SecurityProtocol::parse(p).ok_or_else(|| format!("unknown security protocol {p:?}"))?;
+        m.insert(n.trim().to_ascii_uppercase(), p);
+    }
+    Ok(m)
+}
+
+/// Combine `listeners`, the protocol map and `advertised.listeners` into specs.
+fn build_listeners(
+    raw: &BTreeMap<String, String>,
+) -> Result<(Vec<ListenerSpec>, String), (String, String)> {
+    let get = |k: &str| raw.get(k).map(String::as_str);
+    let err = |k: &str, e: String| (k.to_string(), e);
+    let listeners = match get("listeners") {
+        Some(v) => parse_listener_list(v).map_err(|e| err("listeners", e))?,
+        None => vec![(
+            "PLAINTEXT".to_string(),
+            Endpoint {
+                host: "0.0.0.0".into(),
+                port: 9092,
+            },
+        )],
     };
-    let (host, port) = rest
-        .rsplit_once(':')
-        .ok_or_else(|| "expected PLAINTEXT://host:port".to_string())?;
-    let port: u16 = port.parse().map_err(|_| format!("bad port {port:?}"))?;
-    Ok(Endpoint {
-        host: host.to_string(),
-        port,
-    })
+    let map = match get("listener.security.protocol.map") {
+        Some(v) => parse_protocol_map(v).map_err(|e| err("listener.security.protocol.map", e))?,
+        None => BTreeMap::new(),
+    };
+    let advertised = match get("advertised.listeners") {
+        Some(v) => parse_listener_list(v).map_err(|e| err("advertised.listeners", e))?,
+        None => Vec::new(),
+    };
+    let mut specs = Vec::new();
+    for (name, bind) in listeners {
+        let protocol = match map.get(&name) {
+            Some(p) => *p,
+            None => SecurityProtocol::parse(&name).ok_or_else(|| {
+                err(
+                    "listener.security.protocol.map",
+                    format!("no security protocol for listener {name}"),
+                )
+            })?,
+        };
+        let adv = match advertised.iter().find(|(n, _)| *n == name) {
+            Some((_, e)) => e.clone(),
+            // A one-listener advertised list written without a name keeps working.
+            None if advertised.len() == 1 && advertised[0].0 == "PLAINTEXT" && specs.is_empty() => {
+                advertised[0].1.clone()
+            }
+            None => Endpoint {
+                host: if bind.host.is_empty() || bind.host == "0.0.0.0" {
+                    "127.0.0.1".to_string()
+                } else {
+                    bind.host.clone()
+                },
+                port: bind.port,
+            },
+        };
+        specs.push(ListenerSpec {
+            name,
+            protocol,
+            bind,
+            advertised: adv,
+        });
+    }
+    let inter = if let Some(n) = get("inter.broker.listener.name") {
+        let n = n.trim().to_ascii_uppercase();
+        if !specs.iter().any(|s| s.name == n) {
+            return Err(err(
+                "inter.broker.listener.name",
+                format!("{n} is not in listeners"),
+            ));
+        }
+        n
+    } else if let Some(p) = get("security.inter.broker.protocol") {
+        let p = SecurityProtocol::parse(p)
+            .ok_or_else(|| err("security.inter.broker.protocol", "unknown protocol".into()))?;
+        specs
+            .iter()
+            .find(|s| s.protocol == p)
+            .map(|s| s.name.clone())
+            .ok_or_else(|| {
+                err(
+                    "security.inter.broker.protocol",
+                    format!("no listener speaks {}", p.name()),
+                )
+            })?
+    } else {
+        specs
+            .iter()
+            .find(|s| s.name == "PLAINTEXT")
+            .unwrap_or(&specs[0])
+            .name
+            .clone()
+    };
+    Ok((specs, inter))
 }
 
 /// `http://host:port` (first of a list); bare `host:port` accepted too.
@@ -333,15 +502,24 @@ impl BrokerConfig {
         let mut hours = None;
         let mut minutes = None;
         let mut ms = None;
-        let mut advertised = None;
         let (mut roll_ms, mut roll_hours) = (None, None);
         let (mut cs_retries, mut cs_backoff) = (3u64, 5_000u64);
         for (k, v) in &raw {
             let r: Result<(), String> = (|| {
                 match k.as_str() {
                     "broker.id" => c.broker_id = at_least(v, 0)?,
-                    "listeners" => c.listen = parse_endpoint(v)?,
-                    "advertised.listeners" => advertised = Some(parse_endpoint(v)?),
+                    // Parsed together below (build_listeners).
+                    "listeners"
+                    | "advertised.listeners"
+                    | "listener.security.protocol.map"
+                    | "inter.broker.listener.name"
+                    | "security.inter.broker.protocol" => {}
+                    // Read by `security` (TLS and SASL settings, global and per listener).
+                    k if k.starts_with("ssl.")
+                        || k.starts_with("sasl.")
+                        || k.starts_with("listener.name.")
+                        || k == "connection.failed.authentication.delay.ms"
+                        || k == "connections.max.reauth.ms" => {}
                     "log.dirs" | "log.dir" => {
                         let first = v.split(',').next().unwrap_or("").trim();
                         if first.is_empty() {
@@ -481,20 +659,16 @@ impl BrokerConfig {
         } else if let Some(h) = hours {
             c.retention_ms = h.saturating_mul(3_600_000);
         }
-        c.advertised = match advertised {
-            Some(a) => a,
-            None => {
-                let host = if c.listen.host.is_empty() || c.listen.host == "0.0.0.0" {
-                    "127.0.0.1".to_string()
-                } else {
-                    c.listen.host.clone()
-                };
-                Endpoint {
-                    host,
-                    port: c.listen.port,
-                }
-            }
-        };
+        let (specs, inter) = build_listeners(&raw).map_err(|(k, reason)| {
+            let v = raw.get(&k).cloned().unwrap_or_default();
+            bad(&k, &v, reason)
+        })?;
+        if let Some(ib) = specs.iter().find(|s| s.name == inter) {
+            c.listen = ib.bind.clone();
+            c.advertised = ib.advertised.clone();
+        }
+        c.listeners = specs;
+        c.inter_broker_listener = inter;
         if !raw.contains_key("log.dirs") && !raw.contains_key("log.dir") {
             c.log_dir = PathBuf::from(format!("/tmp/fjord/broker-{}", c.broker_id));
         }
@@ -683,6 +857,53 @@ mod tests {
             ("no.such.config", "1"),
         ] {
             assert!(validate_topic_config(k, v).is_err(), "{k}={v}");
+        }
+    }
+
+    #[test]
+    fn parses_named_listeners() {
+        let c = BrokerConfig::parse(
+            "listeners=INTERNAL://0.0.0.0:9092,EXTERNAL://0.0.0.0:9094,SSL://127.0.0.1:9093\n\
+             listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL,SSL:SSL\n\
+             advertised.listeners=INTERNAL://10.0.0.1:9092,EXTERNAL://kafka.example.com:9094\n\
+             inter.broker.listener.name=internal\n",
+            "t.properties",
+        )
+        .unwrap();
+        let names: Vec<_> = c
+            .listeners
+            .iter()
+            .map(|l| (l.name.as_str(), l.protocol))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("INTERNAL", SecurityProtocol::Plaintext),
+                ("EXTERNAL", SecurityProtocol::SaslSsl),
+                ("SSL", SecurityProtocol::Ssl)
+            ]
+        );
+        assert_eq!(c.inter_broker_listener, "INTERNAL");
+        assert_eq!(c.advertised.host, "10.0.0.1");
+        assert_eq!(c.listeners[1].advertised.host, "kafka.example.com");
+        // Not advertised: the bind address (127.0.0.1 for a wildcard).
+        assert_eq!(c.listeners[2].advertised.host, "127.0.0.1");
+        let c = BrokerConfig::parse(
+            "listeners=PLAINTEXT://127.0.0.1:1,SASL_SSL://127.0.0.1:2\n\
+             security.inter.broker.protocol=SASL_SSL\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.inter_broker_listener, "SASL_SSL");
+        assert_eq!(c.listen.port, 2);
+        for bad in [
+            "listeners=CUSTOM://127.0.0.1:1\n",
+            "listeners=PLAINTEXT://127.0.0.1:1,PLAINTEXT://127.0.0.1:2\n",
+            "listeners=PLAINTEXT://127.0.0.1\n",
+            "listeners=PLAINTEXT://127.0.0.1:1\ninter.broker.listener.name=OTHER\n",
+            "listeners=A://127.0.0.1:1\nlistener.security.protocol.map=A:TLS\n",
+        ] {
+            assert!(BrokerConfig::parse(bad, "t").is_err(), "{bad}");
         }
     }
 

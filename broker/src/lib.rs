@@ -7,6 +7,9 @@
 //!   broker's handles;
 //! * `server` — listener and connections; hands each decoded request to
 //! * `api` — one file per Kafka API group and the one dispatch `match`;
+//! * `security` — listeners' TLS and SASL (PLAIN, SCRAM), principals and the
+//!   SCRAM credential store; used by `server` (connection states), `api`
+//!   (SCRAM user APIs) and `broker` (the store handle);
 //! * `broker` — wires the pieces below together (the handles `api` reads);
 //! * `group` — consumer groups and committed offsets (state, no wire);
 //! * `txn` — the transaction coordinator (records, state machine, markers,
@@ -38,6 +41,7 @@ pub mod metrics;
 pub mod ops;
 pub mod registry;
 pub mod replica;
+pub mod security;
 pub mod server;
 pub mod txn;
 pub mod wire;

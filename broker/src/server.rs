@@ -1,7 +1,14 @@
-//! The Kafka listener: length-framed requests over TCP, decoded in read order,
+//! The Kafka listeners: length-framed requests over TCP, decoded in read order,
 //! answered in request order. Each connection has a reader (frames → handler
 //! futures, in order) and a writer (awaits them in order, batches writes;
 //! fetched records go to the socket by reference, with vectored writes).
+//!
+//! A connection goes through its listener's states first (docs/architecture.md
+//! → Security): TLS handshake on SSL/SASL_SSL listeners (the client
+//! certificate, if any, names the principal), then on SASL_* listeners the
+//! SASL exchange, during which only ApiVersions, SaslHandshake and
+//! SaslAuthenticate are served (anything else closes the connection, as
+//! Kafka does); then requests, each carrying the listener and principal.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -9,15 +16,26 @@ use std::sync::Arc;
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, RequestKind, ResponseKind, SaslAuthenticateResponse,
+    SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::api::{self, Pending};
 use crate::broker::Broker;
+use crate::security::listener::ListenerSecurity;
+use crate::security::principal::{subject_dn, user, ANONYMOUS};
+use crate::security::sasl::{SaslConfig, SaslSession, Step, MAX_TOKEN};
 use crate::wire::codec::{self, Decoded};
+use crate::wire::error as err;
 use crate::wire::frame;
 
 /// Frames allowed before the first valid request (a stranger's first bytes
@@ -48,8 +66,17 @@ impl Drop for ConnGuard {
     }
 }
 
-/// Accept connections until the broker's shutdown signal.
-pub async fn serve(b: Arc<Broker>, listener: TcpListener, conns: Arc<ConnCounter>) {
+/// How long a TLS handshake, and the whole SASL exchange, may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const SASL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Accept connections on one listener until the broker's shutdown signal.
+pub async fn serve(
+    b: Arc<Broker>,
+    listener: TcpListener,
+    sec: Arc<ListenerSecurity>,
+    conns: Arc<ConnCounter>,
+) {
     let mut stop = b.shutdown_signal();
     loop {
         tokio::select! {
@@ -59,9 +86,10 @@ pub async fn serve(b: Arc<Broker>, listener: TcpListener, conns: Arc<ConnCounter
                     conns.0.fetch_add(1, Ordering::SeqCst);
                     let guard = ConnGuard(conns.clone());
                     let b = b.clone();
+                    let sec = sec.clone();
                     tokio::spawn(async move {
                         let _g = guard;
-                        if let Err(e) = connection(b, sock).await {
+                        if let Err(e) = handle(b, sec, sock, peer).await {
                             tracing::debug!(%peer, error = %e, "connection closed");
                         }
                     });
@@ -102,7 +130,7 @@ impl OutQueue {
         }
     }
 
-    async fn flush(&mut self, w: &mut OwnedWriteHalf) -> std::io::Result<()> {
+    async fn flush<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> std::io::Result<()> {
         if !self.small.is_empty() {
             self.chunks.push_back(self.small.split().freeze());
         }
@@ -146,9 +174,304 @@ enum Out {
     Raw(Bytes),
 }
 
-async fn connection(b: Arc<Broker>, sock: TcpStream) -> anyhow::Result<()> {
-    let peer = sock.peer_addr().ok();
-    let (mut rd, wr) = sock.into_split();
+/// One accepted socket through its listener's states: TLS, SASL, requests.
+async fn handle(
+    b: Arc<Broker>,
+    sec: Arc<ListenerSecurity>,
+    sock: TcpStream,
+    peer: SocketAddr,
+) -> anyhow::Result<()> {
+    let Some(tls) = &sec.tls else {
+        let (mut rd, mut wr) = sock.into_split();
+        let principal = match &sec.sasl {
+            Some(cfg) => match authenticate(&b, &sec, cfg, &mut rd, &mut wr, peer).await {
+                Some(p) => p,
+                None => return Ok(()),
+            },
+            None => ANONYMOUS.to_string(),
+        };
+        return connection(b, rd, wr, Some(peer), sec.name.clone(), principal.into()).await;
+    };
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(sock)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, listener = %sec.name, error = %e, "TLS handshake failed");
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::warn!(%peer, listener = %sec.name, "TLS handshake timed out");
+            return Ok(());
+        }
+    };
+    // Kafka's SSL principal: the certificate's DN through the mapping rules.
+    let cert_principal = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| subject_dn(c))
+        .map(|dn| user(&sec.principal_rules.apply(&dn)));
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let principal = match &sec.sasl {
+        Some(cfg) => match authenticate(&b, &sec, cfg, &mut rd, &mut wr, peer).await {
+            Some(p) => p,
+            None => return Ok(()),
+        },
+        None => cert_principal.unwrap_or_else(|| ANONYMOUS.to_string()),
+    };
+    tracing::debug!(%peer, listener = %sec.name, %principal, "authenticated");
+    connection(b, rd, wr, Some(peer), sec.name.clone(), principal.into()).await
+}
+
+/// Read one length-prefixed frame of at most `cap` bytes (None: the peer closed).
+async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, cap: usize) -> Result<Option<Bytes>, String> {
+    let mut len_buf = [0u8; 4];
+    if rd.read_exact(&mut len_buf).await.is_err() {
+        return Ok(None);
+    }
+    let len = i32::from_be_bytes(len_buf);
+    if len < 0 || len as usize > cap {
+        let hint = if len_buf[0] == 0x16 && len_buf[1] == 0x03 {
+            " (a TLS handshake on a plaintext listener?)"
+        } else {
+            ""
+        };
+        return Err(format!("frame of {len} bytes exceeds {cap}{hint}"));
+    }
+    let mut frame = BytesMut::zeroed(len as usize);
+    rd.read_exact(&mut frame)
+        .await
+        .map_err(|e| format!("truncated frame: {e}"))?;
+    Ok(Some(frame.freeze()))
+}
+
+async fn write_response<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    key: ApiKey,
+    version: i16,
+    corr: i32,
+    body: ResponseKind,
+) -> std::io::Result<()> {
+    let chunks = frame::encode_response(key, version, corr, &body)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    for c in chunks {
+        wr.write_all(&c).await?;
+    }
+    wr.flush().await
+}
+
+async fn write_raw<W: AsyncWrite + Unpin>(wr: &mut W, token: &[u8]) -> std::io::Result<()> {
+    wr.write_all(&(token.len() as u32).to_be_bytes()).await?;
+    wr.write_all(token).await?;
+    wr.flush().await
+}
+
+/// The SASL exchange of a SASL_* listener: the principal, or None when the
+/// connection is to be closed (refused, broken, or timed out; logged here).
+async fn authenticate<R, W>(
+    b: &Arc<Broker>,
+    sec: &ListenerSecurity,
+    cfg: &SaslConfig,
+    rd: &mut R,
+    wr: &mut W,
+    peer: SocketAddr,
+) -> Option<String>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(SASL_TIMEOUT, sasl_exchange(b, sec, cfg, rd, wr, peer)).await {
+        Ok(Ok(Some(p))) => Some(p),
+        Ok(Ok(None)) => {
+            linger_close(rd, wr).await;
+            None
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, listener = %sec.name, error = %e, "closing connection during SASL authentication");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(%peer, listener = %sec.name, "SASL authentication timed out");
+            None
+        }
+    }
+}
+
+/// Close after a refusal without losing the refusal: send FIN, then read
+/// (and drop) what the client still sends for a moment, so the close is not
+/// a reset that would discard our last response in the client's kernel.
+async fn linger_close<R, W>(rd: &mut R, wr: &mut W)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let _ = wr.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Ok(n) = rd.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+async fn sasl_exchange<R, W>(
+    b: &Arc<Broker>,
+    sec: &ListenerSecurity,
+    cfg: &SaslConfig,
+    rd: &mut R,
+    wr: &mut W,
+    peer: SocketAddr,
+) -> Result<Option<String>, String>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let io = |e: std::io::Error| e.to_string();
+    let mut session: Option<SaslSession> = None;
+    // After SaslHandshake v0 the tokens travel as bare frames (no header).
+    let mut raw = false;
+    let refuse = |reason: &str| {
+        tracing::warn!(%peer, listener = %sec.name, reason, "SASL authentication failed");
+    };
+    loop {
+        let Some(frame) = read_frame(rd, MAX_TOKEN + 1024).await? else {
+            return Ok(None);
+        };
+        if raw {
+            let Some(s) = session.as_mut() else {
+                return Err("raw SASL token without a mechanism".into());
+            };
+            match s.step(cfg, b.scram.as_ref(), &frame).await {
+                Step::Continue(t) => write_raw(wr, &t).await.map_err(io)?,
+                Step::Done { token, principal } => {
+                    write_raw(wr, &token).await.map_err(io)?;
+                    return Ok(Some(principal));
+                }
+                Step::Failed { reason, .. } => {
+                    refuse(&reason);
+                    tokio::time::sleep(sec.auth_failure_delay).await;
+                    return Ok(None);
+                }
+            }
+            continue;
+        }
+        let req = match codec::decode_request(frame) {
+            Ok(Decoded::ApiVersionsFallback { correlation_id }) => {
+                let r = codec::api_versions_fallback(correlation_id).map_err(|e| e.to_string())?;
+                wr.write_all(&r).await.map_err(io)?;
+                wr.flush().await.map_err(io)?;
+                continue;
+            }
+            Ok(Decoded::Request(r)) => r,
+            Err(e) => return Err(format!("before authentication: {e}")),
+        };
+        let (key, v, corr) = (req.api_key, req.version, req.header.correlation_id);
+        match req.body {
+            RequestKind::ApiVersions(_) => {
+                let body =
+                    ApiVersionsResponse::default().with_api_keys(codec::api_versions_table());
+                write_response(wr, key, v, corr, ResponseKind::ApiVersions(body))
+                    .await
+                    .map_err(io)?;
+            }
+            RequestKind::SaslHandshake(h) => {
+                let mech = h.mechanism.to_ascii_uppercase();
+                let mechs: Vec<StrBytes> = cfg
+                    .mechanisms
+                    .iter()
+                    .map(|m| StrBytes::from_string(m.clone()))
+                    .collect();
+                let mut resp = SaslHandshakeResponse::default().with_mechanisms(mechs);
+                let chosen = if session.is_some() {
+                    resp.error_code = err::ILLEGAL_SASL_STATE;
+                    None
+                } else {
+                    let s = SaslSession::new(cfg, &mech);
+                    if s.is_none() {
+                        resp.error_code = err::UNSUPPORTED_SASL_MECHANISM;
+                    }
+                    s
+                };
+                write_response(wr, key, v, corr, ResponseKind::SaslHandshake(resp))
+                    .await
+                    .map_err(io)?;
+                match chosen {
+                    Some(s) => {
+                        session = Some(s);
+                        raw = v == 0;
+                    }
+                    None => {
+                        refuse(&format!(
+                            "mechanism {mech:?} not enabled (or a second handshake)"
+                        ));
+                        return Ok(None);
+                    }
+                }
+            }
+            RequestKind::SaslAuthenticate(a) => {
+                let Some(s) = session.as_mut() else {
+                    let resp = SaslAuthenticateResponse::default()
+                        .with_error_code(err::ILLEGAL_SASL_STATE)
+                        .with_error_message(Some(StrBytes::from_static_str(
+                            "SaslAuthenticate before SaslHandshake",
+                        )));
+                    let _ = write_response(wr, key, v, corr, ResponseKind::SaslAuthenticate(resp))
+                        .await;
+                    refuse("SaslAuthenticate before SaslHandshake");
+                    return Ok(None);
+                };
+                let step = s.step(cfg, b.scram.as_ref(), &a.auth_bytes).await;
+                let mut resp = SaslAuthenticateResponse::default();
+                let done = match step {
+                    Step::Continue(t) => {
+                        resp.auth_bytes = t.into();
+                        None
+                    }
+                    Step::Done { token, principal } => {
+                        resp.auth_bytes = token.into();
+                        Some(Some(principal))
+                    }
+                    Step::Failed { reason, message } => {
+                        refuse(&reason);
+                        resp.error_code = err::SASL_AUTHENTICATION_FAILED;
+                        resp.error_message = Some(StrBytes::from_string(message));
+                        Some(None)
+                    }
+                };
+                write_response(wr, key, v, corr, ResponseKind::SaslAuthenticate(resp))
+                    .await
+                    .map_err(io)?;
+                if let Some(p) = done {
+                    if p.is_none() {
+                        // KIP-306: the refusal goes out at once, the close
+                        // waits (guessing gets slow; clients read the error).
+                        tokio::time::sleep(sec.auth_failure_delay).await;
+                    }
+                    return Ok(p);
+                }
+            }
+            _ => {
+                return Err(format!("{key:?} before authentication"));
+            }
+        }
+    }
+}
+
+async fn connection<R, W>(
+    b: Arc<Broker>,
+    mut rd: R,
+    wr: W,
+    peer: Option<SocketAddr>,
+    listener: Arc<str>,
+    principal: Arc<str>,
+) -> anyhow::Result<()>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, mut rx) = mpsc::channel::<Out>(PIPELINE_DEPTH);
     let metrics = b.metrics.clone();
     let slow = (b.config.slow_request_ms > 0)
@@ -210,6 +533,15 @@ async fn connection(b: Arc<Broker>, sock: TcpStream) -> anyhow::Result<()> {
                 max.min(PRE_AUTH_FRAME_CAP)
             };
             if len < 0 || len as usize > cap {
+                if !seen_valid {
+                    // A stranger's first bytes: say who, once.
+                    let hint = if len_buf[0] == 0x16 && len_buf[1] == 0x03 {
+                        " (a TLS handshake on a plaintext listener?)"
+                    } else {
+                        ""
+                    };
+                    tracing::warn!(?peer, %listener, "first frame of {len} bytes exceeds {cap}{hint}; closing");
+                }
                 anyhow::bail!("frame of {len} bytes exceeds cap {cap}");
             }
             let mut frame = BytesMut::zeroed(len as usize);
@@ -228,6 +560,8 @@ async fn connection(b: Arc<Broker>, sock: TcpStream) -> anyhow::Result<()> {
                 Ok(Decoded::Request(mut req)) => {
                     let read_at = std::time::Instant::now();
                     req.peer = peer;
+                    req.listener = listener.clone();
+                    req.principal = principal.clone();
                     seen_valid = true;
                     let key = req.api_key;
                     let version = req.version;

@@ -23,11 +23,31 @@ pub struct Bootstrap {
     /// Per-request timeout in milliseconds.
     #[arg(long = "request-timeout-ms", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+
+    /// Client properties as Kafka's tools take them (`security.protocol`,
+    /// `sasl.mechanism`, `sasl.jaas.config`, `ssl.ca.location`, ...).
+    #[arg(long = "command-config")]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 impl Bootstrap {
     /// Connect to the first reachable bootstrap broker.
     pub async fn connect(&self) -> anyhow::Result<Client> {
+        if let Some(p) = &self.command_config {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("--command-config {}", p.display()))?;
+            for line in text.lines().map(str::trim) {
+                let Some((k, v)) = line.split_once('=') else {
+                    continue;
+                };
+                if k.trim() == "security.protocol" && !v.trim().eq_ignore_ascii_case("PLAINTEXT") {
+                    anyhow::bail!(
+                        "security.protocol={} is not supported by fjord's client yet: use a PLAINTEXT listener",
+                        v.trim()
+                    );
+                }
+            }
+        }
         let mut cfg = ClientConfig::new(&self.bootstrap_server);
         cfg.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
         Client::connect(cfg)

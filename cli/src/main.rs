@@ -18,6 +18,7 @@ mod sr_client;
 mod topic;
 mod txn;
 mod typed;
+mod user;
 mod znode;
 
 use std::process::ExitCode;
@@ -62,6 +63,8 @@ enum Command {
     Txn(txn::TxnArgs),
     /// The Schema Registry: subjects, versions, register, check, delete, config, mode.
     Schema(schema::SchemaArgs),
+    /// SCRAM users: create, delete, list (like kafka-configs --entity-type users).
+    User(user::UserArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -69,6 +72,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Znode(args) => znode::run(args, cli.output).await,
+        Command::User(args) => user::run(args, cli.output).await,
         Command::Group(args) => group::run(args, cli.output).await,
         Command::Topic(args) => topic::run(args, cli.output).await,
         Command::Produce(args) => produce::run(args, cli.output).await,

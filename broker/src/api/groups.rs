@@ -59,7 +59,8 @@ pub(super) fn dispatch(
         .unwrap_or_else(|| "/unknown".into());
     match body {
         RequestKind::FindCoordinator(r) => {
-            let resp = find_coordinator(Ctx { b, version }, r);
+            // api::dispatch routes FindCoordinator itself (with the listener).
+            let resp = find_coordinator(Ctx { b, version }, r, "");
             Box::pin(async move { Some(ResponseKind::FindCoordinator(resp)) })
         }
         RequestKind::JoinGroup(r) => {
@@ -164,7 +165,11 @@ pub(super) fn dispatch(
 
 // ---------------------------------------------------------------- FindCoordinator
 
-pub(super) fn find_coordinator(cx: Ctx<'_>, r: FindCoordinatorRequest) -> FindCoordinatorResponse {
+pub(super) fn find_coordinator(
+    cx: Ctx<'_>,
+    r: FindCoordinatorRequest,
+    listener: &str,
+) -> FindCoordinatorResponse {
     let view = cx.view();
     let keys: Vec<StrBytes> = if cx.version >= 4 {
         r.coordinator_keys.clone()
@@ -185,11 +190,14 @@ pub(super) fn find_coordinator(cx: Ctx<'_>, r: FindCoordinatorRequest) -> FindCo
         } else if key.is_empty() {
             (err::INVALID_GROUP_ID, "empty group id")
         } else {
-            match coordinator_for(&view, key.as_str()).and_then(|id| view.brokers.get(&id)) {
-                Some(bi) => {
-                    c.node_id = bi.id.into();
-                    c.host = s(&bi.host);
-                    c.port = bi.port as i32;
+            match coordinator_for(&view, key.as_str())
+                .and_then(|id| view.brokers.get(&id))
+                .and_then(|bi| Some((bi.id, bi.address_for(listener)?)))
+            {
+                Some((id, (host, port))) => {
+                    c.node_id = id.into();
+                    c.host = s(host);
+                    c.port = port as i32;
                     (err::NONE, "")
                 }
                 None => (err::COORDINATOR_NOT_AVAILABLE, "no live broker"),

@@ -14,7 +14,7 @@ use crate::wire::error as err;
 
 // ---------------------------------------------------------------- Metadata
 
-pub(super) async fn metadata(cx: Ctx<'_>, r: MetadataRequest) -> MetadataResponse {
+pub(super) async fn metadata(cx: Ctx<'_>, r: MetadataRequest, listener: &str) -> MetadataResponse {
     let mut view = cx.view();
     let requested: Option<Vec<String>> = match &r.topics {
         None => None,
@@ -65,7 +65,7 @@ pub(super) async fn metadata(cx: Ctx<'_>, r: MetadataRequest) -> MetadataRespons
             view = cx.view();
         }
     }
-    let brokers = live_brokers(&view, |id, host, port| {
+    let brokers = live_brokers(&view, listener, |id, host, port| {
         metadata_response::MetadataResponseBroker::default()
             .with_node_id(id)
             .with_host(host)
@@ -138,12 +138,16 @@ pub(super) async fn metadata(cx: Ctx<'_>, r: MetadataRequest) -> MetadataRespons
 }
 
 /// DescribeCluster: the cluster id, the controller and the live brokers.
-pub(super) fn describe_cluster(cx: Ctx<'_>, _r: DescribeClusterRequest) -> DescribeClusterResponse {
+pub(super) fn describe_cluster(
+    cx: Ctx<'_>,
+    _r: DescribeClusterRequest,
+    listener: &str,
+) -> DescribeClusterResponse {
     let view = cx.view();
     DescribeClusterResponse::default()
         .with_cluster_id(s(&view.cluster_id))
         .with_controller_id(view.controller_id.into())
-        .with_brokers(live_brokers(&view, |id, host, port| {
+        .with_brokers(live_brokers(&view, listener, |id, host, port| {
             describe_cluster_response::DescribeClusterBroker::default()
                 .with_broker_id(id)
                 .with_host(host)
@@ -151,10 +155,18 @@ pub(super) fn describe_cluster(cx: Ctx<'_>, _r: DescribeClusterRequest) -> Descr
         }))
 }
 
-/// The live brokers as (id, host, port), built into each API's broker type.
-fn live_brokers<T>(view: &ClusterView, make: impl Fn(BrokerId, StrBytes, i32) -> T) -> Vec<T> {
+/// The live brokers as (id, host, port) on the client's listener, built
+/// into each API's broker type (a broker without that listener is left out).
+fn live_brokers<T>(
+    view: &ClusterView,
+    listener: &str,
+    make: impl Fn(BrokerId, StrBytes, i32) -> T,
+) -> Vec<T> {
     view.brokers
         .values()
-        .map(|x| make(x.id.into(), s(&x.host), x.port as i32))
+        .filter_map(|x| {
+            let (host, port) = x.address_for(listener)?;
+            Some(make(x.id.into(), s(host), port as i32))
+        })
         .collect()
 }

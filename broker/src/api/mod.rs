@@ -15,6 +15,7 @@
 //! | `reassign.rs` | AlterPartitionReassignments, ListPartitionReassignments |
 //! | `transactions.rs` | AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeTransactions, ListTransactions (InitProducerId with a transactional id) |
 //! | `txn_markers.rs` | WriteTxnMarkers (the partition side of ending a transaction) |
+//! | `scram_users.rs` | DescribeUserScramCredentials, AlterUserScramCredentials |
 //! | `groups.rs` | FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups, OffsetDelete, OffsetCommit, OffsetFetch |
 //!
 //! Each handler takes a decoded request and returns a response body built
@@ -31,6 +32,7 @@ mod offsets;
 mod produce;
 mod producer_id;
 mod reassign;
+mod scram_users;
 #[cfg(test)]
 mod tests;
 mod topics;
@@ -66,11 +68,15 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
         }
         RequestKind::Produce(r) => produce::produce_submit(b, r, v),
         RequestKind::Fetch(r) => later!(b, Fetch, |b| fetch::fetch(&b, r, v).await),
-        RequestKind::Metadata(r) => later!(b, Metadata, |b| metadata::metadata(
-            Ctx { b: &b, version: v },
-            r
-        )
-        .await),
+        RequestKind::Metadata(r) => {
+            let l = req.listener.clone();
+            later!(b, Metadata, |b| metadata::metadata(
+                Ctx { b: &b, version: v },
+                r,
+                &l
+            )
+            .await)
+        }
         RequestKind::ListOffsets(r) => later!(b, ListOffsets, |b| offsets::list_offsets(
             Ctx { b: &b, version: v },
             r
@@ -121,11 +127,42 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
             })
         }
         RequestKind::DescribeCluster(r) => {
+            let l = req.listener.clone();
             later!(b, DescribeCluster, |b| metadata::describe_cluster(
                 Ctx { b: &b, version: v },
-                r
+                r,
+                &l
             ))
         }
+        RequestKind::FindCoordinator(r) => {
+            let resp = groups::find_coordinator(Ctx { b, version: v }, r, &req.listener);
+            Box::pin(async move { Some(ResponseKind::FindCoordinator(resp)) })
+        }
+        RequestKind::DescribeUserScramCredentials(r) => {
+            later!(b, DescribeUserScramCredentials, |b| {
+                scram_users::describe(&b, r).await
+            })
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            later!(b, AlterUserScramCredentials, |b| {
+                scram_users::alter(&b, r).await
+            })
+        }
+        // Authentication happens in the connection (server + security)
+        // before dispatch; a handshake after it is Kafka's ILLEGAL_SASL_STATE.
+        RequestKind::SaslHandshake(_) => Box::pin(async {
+            Some(ResponseKind::SaslHandshake(
+                SaslHandshakeResponse::default()
+                    .with_error_code(crate::wire::error::ILLEGAL_SASL_STATE),
+            ))
+        }),
+        RequestKind::SaslAuthenticate(_) => Box::pin(async {
+            Some(ResponseKind::SaslAuthenticate(
+                SaslAuthenticateResponse::default()
+                    .with_error_code(crate::wire::error::ILLEGAL_SASL_STATE)
+                    .with_error_message(Some(common::s("already authenticated"))),
+            ))
+        }),
         RequestKind::AddPartitionsToTxn(r) => {
             later!(b, AddPartitionsToTxn, |b| transactions::add_partitions(
                 &b, r, v

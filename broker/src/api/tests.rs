@@ -52,6 +52,7 @@ async fn start_with(edit: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
         host: "127.0.0.1".into(),
         port: 9092,
         rack: None,
+        endpoints: Vec::new(),
     };
     let cluster = Arc::new(
         Cluster::start(&config, me, cache.clone())
@@ -92,6 +93,8 @@ async fn call(
             .with_client_id(Some(s("test"))),
         body,
         peer: None,
+        listener: std::sync::Arc::from(""),
+        principal: std::sync::Arc::from("User:ANONYMOUS"),
     };
     let resp = tokio::time::timeout(Duration::from_secs(5), dispatch(b, req))
         .await
@@ -228,6 +231,7 @@ fn set_partition(b: &Broker, name: &str, replicas: &[i32], epoch: i32, isr: &[i3
                 host: "127.0.0.1".into(),
                 port: 9100 + *r as u16,
                 rack: None,
+                endpoints: Vec::new(),
             });
         }
         let configs = v
@@ -338,6 +342,18 @@ fn minimal_request(key: ApiKey) -> RequestKind {
             RequestKind::ListTransactions(ListTransactionsRequest::default())
         }
         ApiKey::WriteTxnMarkers => RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::default()),
+        ApiKey::SaslHandshake => {
+            RequestKind::SaslHandshake(SaslHandshakeRequest::default().with_mechanism(s("PLAIN")))
+        }
+        ApiKey::SaslAuthenticate => {
+            RequestKind::SaslAuthenticate(SaslAuthenticateRequest::default())
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            RequestKind::DescribeUserScramCredentials(DescribeUserScramCredentialsRequest::default())
+        }
+        ApiKey::AlterUserScramCredentials => {
+            RequestKind::AlterUserScramCredentials(AlterUserScramCredentialsRequest::default())
+        }
         other => panic!("no minimal request for {other:?}: add one"),
     }
 }
@@ -521,6 +537,8 @@ async fn acks_all_waits_for_the_isr_and_the_high_watermark() {
             header: RequestHeader::default(),
             body: RequestKind::Produce(produce_req("repl", 0, make_batch(2, 1, -1, -1), -1)),
             peer: None,
+            listener: std::sync::Arc::from(""),
+            principal: std::sync::Arc::from("User:ANONYMOUS"),
         },
     );
     let mut fut = tokio::spawn(fut);
@@ -1280,3 +1298,82 @@ async fn fetch_honours_max_bytes_and_partition_max_bytes_with_one_batch_always()
 /// Transactions, the partition side (WriteTxnMarkers, transactional produce,
 /// LSO, read_committed): in `tests/txn.rs`, with the helpers above.
 mod txn;
+
+/// AlterUserScramCredentials / DescribeUserScramCredentials (KIP-554) on
+/// the standalone store: Kafka's per-user error codes, and a stored
+/// credential that the SCRAM exchange accepts.
+#[tokio::test]
+async fn scram_user_apis() {
+    use alter_user_scram_credentials_request::{ScramCredentialDeletion, ScramCredentialUpsertion};
+    use describe_user_scram_credentials_request::UserName;
+    let t = start().await;
+    let salt = b"0123456789abcdef".to_vec();
+    let salted = crate::security::scram::ScramMechanism::Sha256.salted_password(b"pw", &salt, 4096);
+    let up = |name: &str, mech: i8, iterations: i32| {
+        ScramCredentialUpsertion::default()
+            .with_name(s(name))
+            .with_mechanism(mech)
+            .with_iterations(iterations)
+            .with_salt(salt.clone().into())
+            .with_salted_password(salted.clone().into())
+    };
+    let r = ask!(
+        &t.b,
+        AlterUserScramCredentials,
+        0,
+        AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+            up("alice", 1, 4096),
+            up("bob", 1, 100),
+            up("carol", 9, 4096),
+        ])
+    );
+    let codes: Vec<(String, i16)> = r
+        .results
+        .iter()
+        .map(|x| (x.user.to_string(), x.error_code))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("alice".into(), err::NONE),
+            ("bob".into(), err::UNACCEPTABLE_CREDENTIAL),
+            ("carol".into(), err::UNSUPPORTED_SASL_MECHANISM)
+        ]
+    );
+    let r = ask!(
+        &t.b,
+        DescribeUserScramCredentials,
+        0,
+        DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+            UserName::default().with_name(s("alice")),
+            UserName::default().with_name(s("nobody")),
+        ]))
+    );
+    assert_eq!(r.results[0].error_code, err::NONE);
+    assert_eq!(r.results[0].credential_infos[0].mechanism, 1);
+    assert_eq!(r.results[0].credential_infos[0].iterations, 4096);
+    assert_eq!(r.results[1].error_code, err::RESOURCE_NOT_FOUND);
+    // The stored credential is the one the password derives.
+    let stored = t.b.scram.get("alice").await.unwrap();
+    let want = crate::security::scram::ScramCredential::new(
+        crate::security::scram::ScramMechanism::Sha256,
+        b"pw",
+        Some(&salt),
+        4096,
+    );
+    assert_eq!(
+        stored.get(&crate::security::scram::ScramMechanism::Sha256),
+        Some(&want)
+    );
+    let del = |name: &str| {
+        AlterUserScramCredentialsRequest::default().with_deletions(vec![
+            ScramCredentialDeletion::default()
+                .with_name(s(name))
+                .with_mechanism(1),
+        ])
+    };
+    let r = ask!(&t.b, AlterUserScramCredentials, 0, del("alice"));
+    assert_eq!(r.results[0].error_code, err::NONE);
+    let r = ask!(&t.b, AlterUserScramCredentials, 0, del("alice"));
+    assert_eq!(r.results[0].error_code, err::RESOURCE_NOT_FOUND);
+}

@@ -53,12 +53,25 @@ fn main() {
 }
 
 async fn run(config: BrokerConfig) -> anyhow::Result<()> {
-    let addr = format!("{}:{}", config.listen.host, config.listen.port);
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    // Bound before the logs open: a taken port fails the start before
-    // there is anything to shut down.
+    // Every listener's TLS/SASL settings first: a bad key or certificate
+    // stops the broker before it registers.
+    let secured = match fjord_broker::security::listener::build(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fjord-broker: {e}");
+            std::process::exit(2);
+        }
+    };
+    // Every port bound before the logs open: a taken port fails the start
+    // before there is anything to shut down.
+    let mut bound = Vec::new();
+    for sec in &secured {
+        let addr = format!("{}:{}", sec.spec.bind.host, sec.spec.bind.port);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (listener {})", sec.spec.name))?;
+        bound.push((sec.clone(), listener, addr));
+    }
     let metrics_listener = match &config.metrics_listen {
         Some(ep) => {
             let maddr = format!("{}:{}", ep.host, ep.port);
@@ -74,9 +87,19 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     if let Some(l) = metrics_listener {
         fjord_broker::ops::start(l, broker.clone());
     }
-    tracing::info!(id = broker.id(), %addr, "fjord-broker started");
     let conns = Arc::new(ConnCounter::default());
-    let server = tokio::spawn(serve(broker.clone(), listener, conns.clone()));
+    let mut servers = Vec::new();
+    for (sec, listener, addr) in bound {
+        tracing::info!(id = broker.id(), listener = %sec.spec.name, protocol = sec.spec.protocol.name(), %addr, "listening");
+        servers.push(tokio::spawn(serve(
+            broker.clone(),
+            listener,
+            sec,
+            conns.clone(),
+        )));
+    }
+    fjord_broker::security::listener::spawn_reloader(secured, broker.shutdown_signal());
+    tracing::info!(id = broker.id(), "fjord-broker started");
     // systemd's Type=notify: listening and registered (a no-op without NOTIFY_SOCKET).
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let mut term = signal(SignalKind::terminate())?;
@@ -89,7 +112,9 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     // Still serving while leadership moves: clients get NOT_LEADER and follow.
     broker.controlled_shutdown().await;
     broker.begin_shutdown();
-    let _ = server.await;
+    for s in servers {
+        let _ = s.await;
+    }
     // Let in-flight requests finish (bounded).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while conns.get() > 0 && tokio::time::Instant::now() < deadline {

@@ -210,6 +210,7 @@ mod tests {
                             host: "h".into(),
                             port: 1,
                             rack: None,
+                            endpoints: Vec::new(),
                         },
                     )
                 })

@@ -13,9 +13,38 @@ use tokio::sync::watch;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerInfo {
     pub id: i32,
+    /// The inter-broker listener's advertised address.
     pub host: String,
     pub port: u16,
     pub rack: Option<String>,
+    /// Every advertised listener: (name, security protocol, host, port), as
+    /// the znode's `endpoints` and `listener_security_protocol_map` say.
+    /// Metadata answers a client with the listener it connected on.
+    pub endpoints: Vec<ListenerEndpoint>,
+}
+
+/// One advertised listener of a broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerEndpoint {
+    pub name: String,
+    pub protocol: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl BrokerInfo {
+    /// The address to give a client that connected on `listener` (empty:
+    /// unknown, the inter-broker address); a broker without that listener
+    /// gets None (Kafka leaves it out of the answer).
+    pub fn address_for(&self, listener: &str) -> Option<(&str, u16)> {
+        if listener.is_empty() || self.endpoints.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.endpoints
+            .iter()
+            .find(|e| e.name == listener)
+            .map(|e| (e.host.as_str(), e.port))
+    }
 }
 
 /// One partition's placement and leadership (`.../partitions/<p>/state`).

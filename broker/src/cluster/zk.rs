@@ -25,8 +25,8 @@ use super::admin::{
 use super::controller::{plan_partition, preferred_moves, Plan};
 use super::liveness::Liveness;
 use super::metadata::{
-    assign_replicas, BrokerInfo, ClusterView, MetadataCache, PartitionMeta, PartitionState,
-    TopicMeta,
+    assign_replicas, BrokerInfo, ClusterView, ListenerEndpoint, MetadataCache, PartitionMeta,
+    PartitionState, TopicMeta,
 };
 use crate::config::BrokerConfig;
 use crate::wire::clock::now_ms;
@@ -145,14 +145,34 @@ async fn ensure_path(zk: &ZkClient, path: &str) -> Result<(), ZkError> {
 }
 
 fn broker_json(me: &BrokerInfo) -> Vec<u8> {
+    let (endpoints, map): (Vec<String>, serde_json::Map<String, Value>) = if me.endpoints.is_empty()
+    {
+        (
+            vec![format!("PLAINTEXT://{}:{}", me.host, me.port)],
+            [("PLAINTEXT".to_string(), json!("PLAINTEXT"))]
+                .into_iter()
+                .collect(),
+        )
+    } else {
+        (
+            me.endpoints
+                .iter()
+                .map(|e| format!("{}://{}:{}", e.name, e.host, e.port))
+                .collect(),
+            me.endpoints
+                .iter()
+                .map(|e| (e.name.clone(), json!(e.protocol)))
+                .collect(),
+        )
+    };
     json!({
         "version": 5,
         "host": me.host,
         "port": me.port,
         "jmx_port": -1,
         "timestamp": now_ms().to_string(),
-        "endpoints": [format!("PLAINTEXT://{}:{}", me.host, me.port)],
-        "listener_security_protocol_map": {"PLAINTEXT": "PLAINTEXT"},
+        "endpoints": endpoints,
+        "listener_security_protocol_map": map,
         "features": {}
     })
     .to_string()
@@ -245,11 +265,38 @@ fn parse_broker(id: i32, data: &[u8]) -> Option<BrokerInfo> {
             (h.to_string(), p.parse().ok()?)
         }
     };
+    let map = v
+        .get("listener_security_protocol_map")
+        .and_then(|m| m.as_object());
+    let endpoints = v
+        .get("endpoints")
+        .and_then(|e| e.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| {
+                    let (name, rest) = e.as_str()?.split_once("://")?;
+                    let (h, p) = rest.rsplit_once(':')?;
+                    let protocol = map
+                        .and_then(|m| m.get(name))
+                        .and_then(|p| p.as_str())
+                        .unwrap_or(name)
+                        .to_string();
+                    Some(ListenerEndpoint {
+                        name: name.to_string(),
+                        protocol,
+                        host: h.to_string(),
+                        port: p.parse().ok()?,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Some(BrokerInfo {
         id,
         host,
         port,
         rack: v.get("rack").and_then(|r| r.as_str()).map(String::from),
+        endpoints,
     })
 }
 

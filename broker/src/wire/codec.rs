@@ -67,6 +67,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // Transactions (KIP-98), the partition side: v0 as Kafka 2.x/3.x brokers
     // send it (decoded here by hand), v1 (flexible) through the crate.
     (ApiKey::WriteTxnMarkers, 0, 1),
+    // Security (broker/src/security): SASL on SASL_* listeners, SCRAM users.
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Version range we advertise for `key`, if any.
@@ -99,6 +104,11 @@ pub struct Request {
     pub body: RequestKind,
     /// The client's address (set by the connection; group members' host).
     pub peer: Option<std::net::SocketAddr>,
+    /// The listener the connection came in on (empty: unknown): Metadata and
+    /// FindCoordinator answer with that listener's advertised addresses.
+    pub listener: std::sync::Arc<str>,
+    /// The authenticated principal (`User:alice`, `User:ANONYMOUS`), for ACLs.
+    pub principal: std::sync::Arc<str>,
 }
 
 /// What the connection should do with one frame.
@@ -149,6 +159,8 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, CodecError> {
         header,
         body,
         peer: None,
+        listener: std::sync::Arc::from(""),
+        principal: std::sync::Arc::from("User:ANONYMOUS"),
     })))
 }
 

@@ -40,6 +40,13 @@ pub const UNKNOWN_MEMBER_ID: i16 = E::UnknownMemberId.code();
 pub const INVALID_SESSION_TIMEOUT: i16 = E::InvalidSessionTimeout.code();
 pub const REBALANCE_IN_PROGRESS: i16 = E::RebalanceInProgress.code();
 pub const UNSUPPORTED_VERSION: i16 = E::UnsupportedVersion.code();
+// SASL and SCRAM users (broker/src/security, api/scram_users.rs).
+pub const UNSUPPORTED_SASL_MECHANISM: i16 = E::UnsupportedSaslMechanism.code();
+pub const ILLEGAL_SASL_STATE: i16 = E::IllegalSaslState.code();
+pub const SASL_AUTHENTICATION_FAILED: i16 = E::SaslAuthenticationFailed.code();
+pub const RESOURCE_NOT_FOUND: i16 = E::ResourceNotFound.code();
+pub const DUPLICATE_RESOURCE: i16 = E::DuplicateResource.code();
+pub const UNACCEPTABLE_CREDENTIAL: i16 = E::UnacceptableCredential.code();
 pub const TOPIC_ALREADY_EXISTS: i16 = E::TopicAlreadyExists.code();
 pub const INVALID_PARTITIONS: i16 = E::InvalidPartitions.code();
 pub const INVALID_REPLICATION_FACTOR: i16 = E::InvalidReplicationFactor.code();

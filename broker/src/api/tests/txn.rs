@@ -122,6 +122,8 @@ async fn write_txn_markers_wait_for_the_isr() {
             header: RequestHeader::default(),
             body: RequestKind::WriteTxnMarkers(marker_req(5, 0, true, "repl", &[0])),
             peer: None,
+            listener: std::sync::Arc::from(""),
+            principal: std::sync::Arc::from("User:ANONYMOUS"),
         },
     );
     let mut fut = tokio::spawn(fut);
