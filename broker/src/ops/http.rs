@@ -8,16 +8,12 @@
 //! | `/health` | 200 while the process serves requests |
 //! | `/ready` | 200 when ready (`health`), else 503 with the reasons as JSON |
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -26,42 +22,13 @@ use super::{broker_metrics, cluster_metrics, health};
 use crate::broker::Broker;
 use crate::metrics::text::CONTENT_TYPE;
 
-/// Accept connections until shutdown, one task per connection.
-pub async fn serve(listener: TcpListener, b: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = shutdown.changed() => return,
-        };
-        let (stream, _) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics listener: accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+/// Serve until shutdown (the accept loop is `wire::http`'s).
+pub async fn serve(listener: TcpListener, b: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    crate::wire::http::serve(listener, "metrics", shutdown, move |req| {
         let b = b.clone();
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let b = b.clone();
-                async move { Ok::<_, Infallible>(handle(&b, req).await) }
-            });
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "metrics connection ended");
-                    }
-                }
-                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
-            }
-        });
-    }
+        async move { handle(&b, req).await }
+    })
+    .await
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {

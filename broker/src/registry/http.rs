@@ -3,16 +3,12 @@
 //! 16 MiB (413 beyond), every error a Confluent-shaped JSON body, and a
 //! quick 404 for paths Fjord does not serve (`/contexts`, `/exporters`, ...).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -26,43 +22,13 @@ pub const MAX_BODY: usize = 16 * 1024 * 1024;
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
-/// Accept connections until shutdown, one task per connection.
-pub async fn serve(listener: TcpListener, reg: Arc<Registry>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = shutdown.changed() => return,
-        };
-        let (stream, _) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "schema registry: accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+/// Serve until shutdown (the accept loop is `wire::http`'s).
+pub async fn serve(listener: TcpListener, reg: Arc<Registry>, shutdown: watch::Receiver<bool>) {
+    crate::wire::http::serve(listener, "schema registry", shutdown, move |req| {
         let reg = reg.clone();
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let reg = reg.clone();
-                async move { Ok::<_, Infallible>(handle(&reg, req).await) }
-            });
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "schema registry connection ended");
-                    }
-                }
-                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
-            }
-        });
-    }
+        async move { handle(&reg, req).await }
+    })
+    .await
 }
 
 fn reply(status: u16, body: String) -> Response<Full<Bytes>> {

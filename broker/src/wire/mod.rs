@@ -8,3 +8,4 @@ pub mod clock;
 pub mod codec;
 pub mod error;
 pub mod frame;
+pub mod http;
