@@ -87,6 +87,27 @@ fn salted_password(code: i8, password: &[u8], salt: &[u8], iterations: u32) -> V
     }
 }
 
+/// Send one AlterUserScramCredentials and fail on any per-user error.
+async fn alter(bs: &Bootstrap, req: AlterUserScramCredentialsRequest) -> Result<()> {
+    let mut c = bs.connect().await?;
+    let resp = c
+        .call(Node::Any, &req, 0)
+        .await
+        .context("AlterUserScramCredentials")?;
+    let results: Vec<_> = resp
+        .results
+        .iter()
+        .map(|r| {
+            (
+                r.user.to_string(),
+                r.error_code,
+                r.error_message.as_ref().map(|m| m.to_string()),
+            )
+        })
+        .collect();
+    check(&results)
+}
+
 fn check(results: &[(String, i16, Option<String>)]) -> Result<()> {
     for (user, code, msg) in results {
         if *code != 0 {
@@ -120,24 +141,7 @@ pub async fn run(args: UserArgs, output: Output) -> Result<()> {
                     .with_salt(salt.into())
                     .with_salted_password(salted.into()),
             ]);
-            let mut c = bs.connect().await?;
-            let resp = c
-                .call(Node::Any, &req, 0)
-                .await
-                .context("AlterUserScramCredentials")?;
-            check(
-                &resp
-                    .results
-                    .iter()
-                    .map(|r| {
-                        (
-                            r.user.to_string(),
-                            r.error_code,
-                            r.error_message.as_ref().map(|m| m.to_string()),
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-            )?;
+            alter(&bs, req).await?;
             match output {
                 Output::Json => println!(
                     "{}",
@@ -157,24 +161,7 @@ pub async fn run(args: UserArgs, output: Output) -> Result<()> {
                     .with_name(StrBytes::from_string(name.clone()))
                     .with_mechanism(code),
             ]);
-            let mut c = bs.connect().await?;
-            let resp = c
-                .call(Node::Any, &req, 0)
-                .await
-                .context("AlterUserScramCredentials")?;
-            check(
-                &resp
-                    .results
-                    .iter()
-                    .map(|r| {
-                        (
-                            r.user.to_string(),
-                            r.error_code,
-                            r.error_message.as_ref().map(|m| m.to_string()),
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-            )?;
+            alter(&bs, req).await?;
             match output {
                 Output::Json => println!(
                     "{}",
