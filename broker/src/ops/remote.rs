@@ -8,12 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use fjord_kafka::client::{ClientConfig, ClientError, Conn};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{
-    DescribeGroupsRequest, GroupId, ListGroupsRequest, ListOffsetsRequest, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
+use fjord_kafka::client::{list_offsets_request, ClientConfig, ClientError, Conn};
+use kafka_protocol::messages::{DescribeGroupsRequest, GroupId, ListGroupsRequest};
 
 /// A deadline per request: a scrape must not hang on a dead broker.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -42,25 +38,7 @@ pub async fn offsets(
     }
     let mut out: OffsetMap = HashMap::with_capacity(parts.len());
     for (slot, ts) in [(0, -2i64), (1, -1i64)] {
-        let topics = by_topic
-            .iter()
-            .map(|(t, ps)| {
-                ListOffsetsTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(t.to_string())))
-                    .with_partitions(
-                        ps.iter()
-                            .map(|p| {
-                                ListOffsetsPartition::default()
-                                    .with_partition_index(*p)
-                                    .with_timestamp(ts)
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
-        let req = ListOffsetsRequest::default()
-            .with_replica_id((-1).into())
-            .with_topics(topics);
+        let req = list_offsets_request(&by_topic, ts);
         let resp = conn.call(&req, 7).await?;
         for t in resp.topics {
             for p in t.partitions {

@@ -308,25 +308,7 @@ impl Client {
         ts: i64,
         max_version: i16,
     ) -> Result<ListOffsetsResponse> {
-        let topics = partitions
-            .iter()
-            .map(|(t, ps)| {
-                ListOffsetsTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(t.to_string())))
-                    .with_partitions(
-                        ps.iter()
-                            .map(|p| {
-                                ListOffsetsPartition::default()
-                                    .with_partition_index(*p)
-                                    .with_timestamp(ts)
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
-        let req = ListOffsetsRequest::default()
-            .with_replica_id((-1).into())
-            .with_topics(topics);
+        let req = list_offsets_request(partitions, ts);
         self.call(Node::Id(leader), &req, max_version).await
     }
 
@@ -341,4 +323,28 @@ impl Client {
         }
         Ok(out)
     }
+}
+
+/// A consumer's ListOffsets (replica id -1) at `ts` (-2 earliest, -1
+/// latest, else a timestamp) for `partitions`, by topic.
+pub fn list_offsets_request(partitions: &BTreeMap<&str, Vec<i32>>, ts: i64) -> ListOffsetsRequest {
+    let topics = partitions
+        .iter()
+        .map(|(t, ps)| {
+            ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                .with_partitions(
+                    ps.iter()
+                        .map(|p| {
+                            ListOffsetsPartition::default()
+                                .with_partition_index(*p)
+                                .with_timestamp(ts)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    ListOffsetsRequest::default()
+        .with_replica_id((-1).into())
+        .with_topics(topics)
 }

@@ -15,7 +15,7 @@ mod error;
 mod partitioner;
 mod records;
 
-pub use cluster::{BrokerInfo, Client, Node, PartitionInfo, TopicInfo};
+pub use cluster::{list_offsets_request, BrokerInfo, Client, Node, PartitionInfo, TopicInfo};
 pub use conn::{ClientConfig, Conn};
 pub use error::{check, ClientError, KafkaError};
 pub use partitioner::{murmur2, partition_for_key};
