@@ -593,10 +593,16 @@ impl Registry {
                     ));
                 }
                 let versions = st.subjects.get(subject);
+                let known = st.hashes.get(&hash).copied();
                 // Already registered (live) under this subject: its id, no write.
+                // The watch-fed state may hold a version and the hash before
+                // the schema itself (`ids/N`): either match counts, or a
+                // racing registration would add the same schema again.
                 if let Some((v, r)) = versions.and_then(|vs| {
                     vs.iter().find(|(_, r)| {
-                        !r.deleted && st.schemas.get(&r.id).is_some_and(|s| s.hash == hash)
+                        !r.deleted
+                            && (known == Some(r.id)
+                                || st.schemas.get(&r.id).is_some_and(|s| s.hash == hash))
                     })
                 }) {
                     if req.id.is_none_or(|id| id == r.id) {
@@ -621,7 +627,6 @@ impl Registry {
                 };
                 let mut ops = Vec::new();
                 let mut refresh = vec!["counter".to_string(), format!("hashes/{hash}")];
-                let known = st.hashes.get(&hash).copied();
                 let id = match (req.id, known) {
                     (Some(want), _) => {
                         match st.schemas.get(&want) {

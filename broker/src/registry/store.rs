@@ -183,6 +183,12 @@ impl Store {
         })
     }
 
+    /// A watch-fed state that has not yet seen `ids/{id}` (tests of races).
+    #[cfg(test)]
+    pub(super) fn forget_schema(&self, id: i32) {
+        self.state.write().schemas.remove(&id);
+    }
+
     /// Read access to the parsed state.
     pub fn state(&self) -> parking_lot::RwLockReadGuard<'_, State> {
         self.state.read()

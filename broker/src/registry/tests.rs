@@ -52,6 +52,26 @@ async fn same_content_same_id_new_content_new_version() {
     assert_eq!(v, json!([1]));
 }
 
+/// A broker's watch-fed state can hold a subject's version and the schema's
+/// hash before the schema itself: registering the same schema again then
+/// answers the existing version instead of adding a duplicate one.
+#[tokio::test]
+async fn same_schema_again_while_its_id_node_is_not_seen_yet() {
+    let store = Store::start_memory(None);
+    let r = Arc::new(Registry::new(store.clone()));
+    let a = r
+        .register("s", &avro("A", &[("x", "string")]))
+        .await
+        .expect("a");
+    store.forget_schema(1);
+    let again = r
+        .register("s", &avro("A", &[("x", "string")]))
+        .await
+        .expect("again");
+    assert_eq!(again, a);
+    assert_eq!(store.state().subjects.get("s").map(|v| v.len()), Some(1));
+}
+
 #[tokio::test]
 async fn delete_rules() {
     let r = reg();
