@@ -9,7 +9,8 @@
 #      scripts/bench-transactions.sh --quick (about 10 s), scripts/bench-metrics.sh --quick
 #      (about 15 s),
 #      scripts/ensemble-bench.sh --quick; full runs: see README),
-#   4. the acceptance tests with real clients against real processes (pytest tests/python).
+#   4. the acceptance tests with real clients against real processes (pytest tests/python;
+#      in parallel workers, then the `serial` modules alone).
 # Env: FJORD_SKIP_FUZZ=1 / FJORD_SKIP_BENCH=1 skip steps 2 / 3; PYTEST_ARGS adds pytest flags.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -49,4 +50,11 @@ if [ "${FJORD_SKIP_BENCH:-0}" != 1 ]; then
 fi
 
 export FJORD_REQUIRE_BINARIES=1
-python3 -m pytest tests/python -q -p no:cacheprovider ${PYTEST_ARGS:-}
+# Most suites spend their time waiting on processes and timeouts, so they run in
+# FJORD_PYTEST_WORKERS (default 2) pytest-xdist workers, a file per worker at a time;
+# the modules marked `serial` (they assert on failover or join times) run alone afterwards.
+rc=0
+python3 -m pytest tests/python -q -p no:cacheprovider -m "not serial" \
+  -n "${FJORD_PYTEST_WORKERS:-2}" --dist loadfile ${PYTEST_ARGS:-} || rc=$?
+python3 -m pytest tests/python -q -p no:cacheprovider -m serial ${PYTEST_ARGS:-} || rc=$?
+exit $rc

@@ -18,6 +18,9 @@ from fjordtest.binaries import zookeeper_available
 from fjordtest.ensemble import Ensemble, require_ensemble
 from fjordtest.workers import Writers
 
+# Timing assertions: scripts/test.sh runs this module alone (not beside other workers).
+pytestmark = pytest.mark.serial
+
 ZK_TIMING = {"tickTime": "2000", "initLimit": "10", "syncLimit": "5"}
 CLIENTS = 8
 FJORD_KILLS = int(os.environ.get("FAILOVER_FJORD_KILLS", "10"))

@@ -86,10 +86,14 @@ class Broker(Proc):
 
 
 class Cluster:
-    """A coordinator (None when standalone) and n brokers, all started."""
+    """A coordinator (None when standalone) and n brokers, all started.
 
-    def __init__(self, n=1, overrides=None, coord=None):
-        self.dir = cleanup.temp_dir("fjord-broker-test-")
+    Suites whose brokers carry more (a registry or metrics listener) subclass
+    Broker and pass a factory `broker(workdir, id, zk_connect, overrides)`."""
+
+    def __init__(self, n=1, overrides=None, coord=None, broker=Broker,
+                 prefix="fjord-broker-test-"):
+        self.dir = cleanup.temp_dir(prefix)
         self.coord = None
         self.brokers = []
         try:
@@ -101,7 +105,7 @@ class Cluster:
                                              "maxSessionTimeout": 60000},
                                     workdir=os.path.join(self.dir, "coord")).start()
                 zk = self.coord.hosts
-            self.brokers = [Broker(self.dir, i + 1, zk, overrides) for i in range(n)]
+            self.brokers = [broker(self.dir, i + 1, zk, overrides) for i in range(n)]
             for b in self.brokers:
                 b.start(wait=False)
             for b in self.brokers:
@@ -116,6 +120,18 @@ class Cluster:
 
     def broker(self, broker_id):
         return [b for b in self.brokers if b.id == broker_id][0]
+
+    def restart_all(self):
+        """Stop every broker and the coordinator, then start them again."""
+        for b in self.brokers:
+            b.stop()
+        if self.coord:
+            self.coord.stop()
+            self.coord.start()
+        for b in self.brokers:
+            b.start(wait=False)
+        for b in self.brokers:
+            b.wait_ready()
 
     def close(self):
         for b in self.brokers:

@@ -4,11 +4,15 @@ two topics keeps the surviving one's partitions."""
 import threading
 import time
 
+import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 
 from fjordtest.kafka import create_topic
 from groups.gutil import consumer_conf, produce
+
+# Timing assertions: scripts/test.sh runs this module alone (not beside other workers).
+pytestmark = pytest.mark.serial
 
 
 def close_within(c, seconds):

@@ -12,9 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from fjordtest import cleanup
-from fjordtest.broker import Broker
-from fjordtest.coord import Server
+from fjordtest.broker import Broker, Cluster
 from fjordtest.net import HOST, free_port
 from fjordtest.proc import Proc
 
@@ -56,46 +54,14 @@ class OpsBroker(Broker):
         return body
 
 
-class OpsCluster:
-    """fjord-coord plus n OpsBrokers, started; close() stops them by PID."""
+class OpsCluster(Cluster):
+    """fjord-coord (none when coord=False) plus n OpsBrokers, started; close()
+    stops them by PID."""
 
     def __init__(self, n=3, overrides=None, metrics=True, coord=True):
-        self.dir = cleanup.temp_dir("fjord-ops-test-")
-        self.coord = None
-        self.brokers = []
-        try:
-            zk = ""
-            if coord:
-                self.coord = Server("fjord", {"tickTime": 500, "maxClientCnxns": 0,
-                                              "maxSessionTimeout": 60000},
-                                    workdir=os.path.join(self.dir, "coord")).start()
-                zk = self.coord.hosts
-            self.brokers = [OpsBroker(self.dir, i + 1, zk, overrides, metrics)
-                            for i in range(n)]
-            for b in self.brokers:
-                b.start(wait=False)
-            for b in self.brokers:
-                b.wait_ready()
-        except BaseException:
-            self.close()
-            raise
-
-    @property
-    def bootstrap(self):
-        return ",".join(b.bootstrap for b in self.brokers if b.alive())
-
-    def close(self):
-        for b in self.brokers:
-            b.stop()
-        if self.coord:
-            self.coord.stop()
-        cleanup.remove_dir(self.dir)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        super().__init__(n, overrides, "fjord" if coord else "standalone",
+                         broker=lambda d, i, zk, o: OpsBroker(d, i, zk, o, metrics),
+                         prefix="fjord-ops-test-")
 
 
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)$')

@@ -2,14 +2,11 @@
 the registry's REST API on its own free port (`schema.registry.listeners`),
 and small HTTP helpers that return (status, parsed JSON body)."""
 import json
-import os
 
 import pytest
 import requests
 
-from fjordtest import cleanup
-from fjordtest.broker import Broker, coord_kind, require_brokers
-from fjordtest.coord import Server
+from fjordtest.broker import Broker, Cluster, require_brokers
 from fjordtest.net import HOST, free_port
 from fjordtest.waits import wait_until
 
@@ -40,56 +37,16 @@ class RegistryBroker(Broker):
                    retry_on=(requests.RequestException,))
 
 
-class RegistryCluster:
+class RegistryCluster(Cluster):
     """A coordinator (none when standalone) and n registry brokers, started."""
 
     def __init__(self, n=1, overrides=None, coord=None):
-        self.dir = cleanup.temp_dir("fjord-registry-test-")
-        self.coord = None
-        self.brokers = []
-        try:
-            kind = coord or coord_kind()
-            zk = ""
-            if kind != "standalone":
-                self.coord = Server(kind, {"tickTime": 500, "maxClientCnxns": 0,
-                                           "maxSessionTimeout": 60000},
-                                    workdir=os.path.join(self.dir, "coord")).start()
-                zk = self.coord.hosts
-            self.brokers = [RegistryBroker(self.dir, i + 1, zk, overrides) for i in range(n)]
-            for b in self.brokers:
-                b.start(wait=False)
-            for b in self.brokers:
-                b.wait_ready()
-        except BaseException:
-            self.close()
-            raise
-
-    @property
-    def bootstrap(self):
-        return ",".join(b.bootstrap for b in self.brokers if b.alive())
+        super().__init__(n, overrides, coord, broker=RegistryBroker,
+                         prefix="fjord-registry-test-")
 
     @property
     def url(self):
         return self.brokers[0].url
-
-    def restart_all(self):
-        """Stop every broker and the coordinator, then start them again."""
-        for b in self.brokers:
-            b.stop()
-        if self.coord:
-            self.coord.stop()
-            self.coord.start()
-        for b in self.brokers:
-            b.start(wait=False)
-        for b in self.brokers:
-            b.wait_ready()
-
-    def close(self):
-        for b in self.brokers:
-            b.stop()
-        if self.coord:
-            self.coord.stop()
-        cleanup.remove_dir(self.dir)
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,9 @@ from fjordtest.kafka_wire import frame, recv_frame  # noqa: E402
 from replication import checker  # noqa: E402
 from replication.replharness import Stream, part0, wait_until  # noqa: E402
 
+# Timing assertions: scripts/test.sh runs this module alone (not beside other workers).
+pytestmark = pytest.mark.serial
+
 # Kafka's own defaults, not the suite's short ones.
 KAFKA_DEFAULTS = {
     "zookeeper.session.timeout.ms": 18000,
