@@ -41,7 +41,9 @@ pub fn parse_properties(text: &str) -> ConfigMap {
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
         let trimmed = line.trim_start();
-        if logical.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!')) {
+        if logical.is_empty()
+            && (trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!'))
+        {
             continue;
         }
         logical.push_str(trimmed);
@@ -122,7 +124,10 @@ pub fn load_properties(path: &Path) -> Result<ConfigMap, ConfigError> {
 pub fn required<'a>(m: &'a ConfigMap, key: &str) -> Result<&'a str, ConfigError> {
     match m.get(key).map(|s| s.trim()) {
         Some(v) if !v.is_empty() => Ok(v),
-        _ => Err(ConfigError::new(key, "Missing required configuration with no default value")),
+        _ => Err(ConfigError::new(
+            key,
+            "Missing required configuration with no default value",
+        )),
     }
 }
 
@@ -131,7 +136,10 @@ pub fn int(m: &ConfigMap, key: &str, default: i64) -> Result<i64, ConfigError> {
     match m.get(key).map(|s| s.trim()) {
         None | Some("") => Ok(default),
         Some(v) => v.parse::<i64>().map_err(|_| {
-            ConfigError::new(key, format!("Invalid value {v} for configuration {key}: Not a number of type LONG"))
+            ConfigError::new(
+                key,
+                format!("Invalid value {v} for configuration {key}: Not a number of type LONG"),
+            )
         }),
     }
 }
@@ -140,7 +148,10 @@ pub fn int(m: &ConfigMap, key: &str, default: i64) -> Result<i64, ConfigError> {
 pub fn int_at_least(m: &ConfigMap, key: &str, default: i64, min: i64) -> Result<i64, ConfigError> {
     let v = int(m, key, default)?;
     if v < min {
-        return Err(ConfigError::new(key, format!("Invalid value {v} for configuration {key}: Value must be at least {min}")));
+        return Err(ConfigError::new(
+            key,
+            format!("Invalid value {v} for configuration {key}: Value must be at least {min}"),
+        ));
     }
     Ok(v)
 }
@@ -157,19 +168,39 @@ pub fn boolean(m: &ConfigMap, key: &str, default: bool) -> Result<bool, ConfigEr
 }
 
 /// One of a fixed set of values.
-pub fn one_of<'a>(m: &'a ConfigMap, key: &str, default: &'a str, allowed: &[&str]) -> Result<&'a str, ConfigError> {
-    let v = m.get(key).map(|s| s.trim()).filter(|s| !s.is_empty()).unwrap_or(default);
+pub fn one_of<'a>(
+    m: &'a ConfigMap,
+    key: &str,
+    default: &'a str,
+    allowed: &[&str],
+) -> Result<&'a str, ConfigError> {
+    let v = m
+        .get(key)
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .unwrap_or(default);
     if allowed.contains(&v) {
         Ok(v)
     } else {
-        Err(ConfigError::new(key, format!("Invalid value {v} for configuration {key}: String must be one of: {}", allowed.join(", "))))
+        Err(ConfigError::new(
+            key,
+            format!(
+                "Invalid value {v} for configuration {key}: String must be one of: {}",
+                allowed.join(", ")
+            ),
+        ))
     }
 }
 
 /// A comma-separated list (blank entries dropped).
 pub fn list(m: &ConfigMap, key: &str) -> Vec<String> {
     m.get(key)
-        .map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())
+        .map(|s| {
+            s.split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -212,8 +243,12 @@ impl WorkerConfig {
                 ))
             }
         };
-        let offset_flush_interval = Duration::from_millis(int_at_least(&m, "offset.flush.interval.ms", 60_000, 1)? as u64);
-        let shutdown_timeout = Duration::from_millis(int_at_least(&m, "tasks.shutdown.graceful.timeout.ms", 5_000, 0)? as u64);
+        let offset_flush_interval =
+            Duration::from_millis(int_at_least(&m, "offset.flush.interval.ms", 60_000, 1)? as u64);
+        let shutdown_timeout =
+            Duration::from_millis(
+                int_at_least(&m, "tasks.shutdown.graceful.timeout.ms", 5_000, 0)? as u64,
+            );
         if let Some(v) = m.get("plugin.path") {
             tracing::info!(plugin_path = %v, "plugin.path ignored: the connectors are built into fjord-connect");
         }
@@ -242,9 +277,15 @@ impl WorkerConfig {
 fn normalise_host(a: &str) -> String {
     let a = a.trim_end_matches('/');
     match a.rsplit_once(':') {
-        Some(("", port)) | Some(("0.0.0.0", port)) if port.parse::<u16>().is_ok() => format!("0.0.0.0:{port}"),
+        Some(("", port)) | Some(("0.0.0.0", port)) if port.parse::<u16>().is_ok() => {
+            format!("0.0.0.0:{port}")
+        }
         Some((host, port)) if port.parse::<u16>().is_ok() => {
-            let host = if host == "localhost" { "127.0.0.1" } else { host };
+            let host = if host == "localhost" {
+                "127.0.0.1"
+            } else {
+                host
+            };
             format!("{host}:{port}")
         }
         _ => format!("{a}:8083"),
@@ -254,13 +295,22 @@ fn normalise_host(a: &str) -> String {
 /// The converter class under `prefix` and its `prefix.`-keys (the class's own settings),
 /// e.g. `value.converter=...JsonConverter` and `value.converter.schemas.enable=false`.
 /// `required` says whether the class must be there (worker) or may be absent (connector).
-pub fn converter_section(m: &ConfigMap, prefix: &str, required_class: bool) -> Result<ConfigMap, ConfigError> {
+pub fn converter_section(
+    m: &ConfigMap,
+    prefix: &str,
+    required_class: bool,
+) -> Result<ConfigMap, ConfigError> {
     let mut out = ConfigMap::new();
     match m.get(prefix) {
         Some(class) => {
             out.insert("class".into(), class.trim().to_string());
         }
-        None if required_class => return Err(ConfigError::new(prefix, "Missing required configuration with no default value")),
+        None if required_class => {
+            return Err(ConfigError::new(
+                prefix,
+                "Missing required configuration with no default value",
+            ))
+        }
         None => return Ok(out),
     }
     let dotted = format!("{prefix}.");
@@ -310,6 +360,9 @@ mod tests {
         assert_eq!(w.rest_addr, "127.0.0.1:18083");
         assert_eq!(w.value_converter["schemas.enable"], "false");
         let bad = parse_properties("key.converter=com.example.Nope\nvalue.converter=org.apache.kafka.connect.storage.StringConverter\n");
-        assert_eq!(WorkerConfig::from_map(bad).unwrap_err().key, "key.converter");
+        assert_eq!(
+            WorkerConfig::from_map(bad).unwrap_err().key,
+            "key.converter"
+        );
     }
 }

@@ -110,7 +110,11 @@ impl Converter {
                     ConvertError(format!("Converting byte[] to Kafka Connect data failed due to serialization error: {e}"))
                 })?;
                 if !schemas {
-                    return Ok(SchemaAndValue::plain(if v.is_null() { Data::Null } else { Data::Value(v) }));
+                    return Ok(SchemaAndValue::plain(if v.is_null() {
+                        Data::Null
+                    } else {
+                        Data::Value(v)
+                    }));
                 }
                 match v {
                     Value::Object(mut o) if o.len() == 2 && o.contains_key("schema") && o.contains_key("payload") => {
@@ -132,13 +136,16 @@ impl Converter {
         }
     }
 
-    /// Connect data → Kafka bytes (source side).
-    pub fn from_connect(&self, v: &SchemaAndValue) -> Result<Option<Vec<u8>>, ConvertError> {
+    /// Connect data → Kafka bytes (source side; Kafka's `fromConnectData`).
+    pub fn to_kafka(&self, v: &SchemaAndValue) -> Result<Option<Vec<u8>>, ConvertError> {
         match self {
             Converter::ByteArray => match &v.data {
                 Data::Null => Ok(None),
                 Data::Bytes(b) => Ok(Some(b.clone())),
-                Data::Value(_) => Err(ConvertError("ByteArrayConverter is not compatible with objects of type string/struct".into())),
+                Data::Value(_) => Err(ConvertError(
+                    "ByteArrayConverter is not compatible with objects of type string/struct"
+                        .into(),
+                )),
             },
             Converter::String => match &v.data {
                 Data::Null => Ok(None),
@@ -156,7 +163,9 @@ impl Converter {
                 } else {
                     payload
                 };
-                serde_json::to_vec(&out).map(Some).map_err(|e| ConvertError(e.to_string()))
+                serde_json::to_vec(&out)
+                    .map(Some)
+                    .map_err(|e| ConvertError(e.to_string()))
             }
         }
     }
@@ -166,12 +175,18 @@ impl Converter {
 /// the JSON type must be the schema's, required fields must be present.
 fn check_schema(schema: &Value, payload: &Value) -> Result<(), ConvertError> {
     let ty = schema.get("type").and_then(|t| t.as_str()).unwrap_or("");
-    let optional = schema.get("optional").and_then(|o| o.as_bool()).unwrap_or(false);
+    let optional = schema
+        .get("optional")
+        .and_then(|o| o.as_bool())
+        .unwrap_or(false);
     if payload.is_null() {
         return if optional || schema.get("default").is_some() {
             Ok(())
         } else {
-            Err(ConvertError(format!("Invalid null value for required {} field", ty.to_uppercase())))
+            Err(ConvertError(format!(
+                "Invalid null value for required {} field",
+                ty.to_uppercase()
+            )))
         };
     }
     let ok = match ty {
@@ -192,7 +207,12 @@ fn check_schema(schema: &Value, payload: &Value) -> Result<(), ConvertError> {
         "map" => payload.is_object() || payload.is_array(),
         "struct" => match payload.as_object() {
             Some(o) => {
-                for f in schema.get("fields").and_then(|f| f.as_array()).into_iter().flatten() {
+                for f in schema
+                    .get("fields")
+                    .and_then(|f| f.as_array())
+                    .into_iter()
+                    .flatten()
+                {
                     let name = f.get("field").and_then(|n| n.as_str()).unwrap_or("");
                     check_schema(f, o.get(name).unwrap_or(&Value::Null))
                         .map_err(|e| ConvertError(format!("{} (field {name})", e.0)))?;
@@ -207,7 +227,11 @@ fn check_schema(schema: &Value, payload: &Value) -> Result<(), ConvertError> {
     if ok {
         Ok(())
     } else {
-        Err(ConvertError(format!("Expected {} value but got {}", ty.to_uppercase(), kind(payload))))
+        Err(ConvertError(format!(
+            "Expected {} value but got {}",
+            ty.to_uppercase(),
+            kind(payload)
+        )))
     }
 }
 
@@ -238,7 +262,10 @@ mod tests {
         let c = conv(JSON, "false");
         let v = c.to_connect(Some(br#"{"a":1,"b":"x"}"#)).unwrap();
         assert_eq!(v.data, Data::Value(json!({"a":1,"b":"x"})));
-        assert_eq!(c.from_connect(&v).unwrap().unwrap(), br#"{"a":1,"b":"x"}"#.to_vec());
+        assert_eq!(
+            c.to_kafka(&v).unwrap().unwrap(),
+            br#"{"a":1,"b":"x"}"#.to_vec()
+        );
         assert!(c.to_connect(Some(b"{not json")).is_err());
         assert_eq!(c.to_connect(None).unwrap().data, Data::Null);
     }
@@ -253,26 +280,42 @@ mod tests {
         assert!(c.to_connect(Some(wrong)).unwrap_err().0.contains("INT32"));
         let missing = br#"{"schema":{"type":"struct","fields":[{"field":"id","type":"int32","optional":false}]},"payload":{}}"#;
         assert!(c.to_connect(Some(missing)).is_err());
-        assert!(c.to_connect(Some(br#"{"id":3}"#)).unwrap_err().0.contains("schemas.enable"));
+        assert!(c
+            .to_connect(Some(br#"{"id":3}"#))
+            .unwrap_err()
+            .0
+            .contains("schemas.enable"));
         let out = c
-            .from_connect(&SchemaAndValue { schema: Some(json!({"type":"string"})), data: Data::Value(json!("hi")) })
+            .to_kafka(&SchemaAndValue {
+                schema: Some(json!({"type":"string"})),
+                data: Data::Value(json!("hi")),
+            })
             .unwrap()
             .unwrap();
-        assert_eq!(out, br#"{"schema":{"type":"string"},"payload":"hi"}"#.to_vec());
+        assert_eq!(
+            out,
+            br#"{"schema":{"type":"string"},"payload":"hi"}"#.to_vec()
+        );
     }
 
     #[test]
     fn string_and_bytes() {
         let s = conv(STRING, "false");
-        assert_eq!(s.to_connect(Some(b"line")).unwrap().data, Data::Value(json!("line")));
+        assert_eq!(
+            s.to_connect(Some(b"line")).unwrap().data,
+            Data::Value(json!("line"))
+        );
         assert!(s.to_connect(Some(&[0xff, 0xfe])).is_err());
         let b = conv(BYTES, "false");
         let v = b.to_connect(Some(&[0, 1, 2])).unwrap();
         assert_eq!(v.data, Data::Bytes(vec![0, 1, 2]));
         assert_eq!(v.to_json(), json!("AAEC"));
-        assert_eq!(b.from_connect(&v).unwrap().unwrap(), vec![0, 1, 2]);
+        assert_eq!(b.to_kafka(&v).unwrap().unwrap(), vec![0, 1, 2]);
         let mut m = ConfigMap::new();
         m.insert("class".into(), "com.example.Avro".into());
-        assert_eq!(Converter::from_config("key.converter", &m).unwrap_err().key, "key.converter");
+        assert_eq!(
+            Converter::from_config("key.converter", &m).unwrap_err().key,
+            "key.converter"
+        );
     }
 }

@@ -28,10 +28,13 @@ pub struct ErrorPolicy {
 
 impl ErrorPolicy {
     pub fn from_config(m: &ConfigMap) -> Result<Self, ConfigError> {
-        let tolerate_all = config::one_of(m, "errors.tolerance", "none", &["none", "all"])? == "all";
+        let tolerate_all =
+            config::one_of(m, "errors.tolerance", "none", &["none", "all"])? == "all";
         let retry_timeout_ms = config::int_at_least(m, "errors.retry.timeout", 0, -1)?;
         let retry_delay_max_ms = config::int_at_least(m, "errors.retry.delay.max.ms", 60_000, 1)?;
-        let dlq_replication = config::int_at_least(m, "errors.deadletterqueue.topic.replication.factor", 3, -1)?.min(i32::MAX as i64) as i32;
+        let dlq_replication =
+            config::int_at_least(m, "errors.deadletterqueue.topic.replication.factor", 3, -1)?
+                .min(i32::MAX as i64) as i32;
         if dlq_replication == 0 {
             return Err(ConfigError::new(
                 "errors.deadletterqueue.topic.replication.factor",
@@ -42,9 +45,16 @@ impl ErrorPolicy {
             tolerate_all,
             log: config::boolean(m, "errors.log.enable", false)?,
             log_messages: config::boolean(m, "errors.log.include.messages", false)?,
-            dlq_topic: m.get("errors.deadletterqueue.topic.name").map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+            dlq_topic: m
+                .get("errors.deadletterqueue.topic.name")
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
             dlq_replication,
-            context_headers: config::boolean(m, "errors.deadletterqueue.context.headers.enable", false)?,
+            context_headers: config::boolean(
+                m,
+                "errors.deadletterqueue.context.headers.enable",
+                false,
+            )?,
             retry_timeout_ms,
             retry_delay_max_ms,
         })
@@ -56,7 +66,6 @@ impl ErrorPolicy {
 pub enum Stage {
     KeyConverter,
     ValueConverter,
-    TaskPut,
 }
 
 impl Stage {
@@ -64,7 +73,6 @@ impl Stage {
         match self {
             Stage::KeyConverter => "KEY_CONVERTER",
             Stage::ValueConverter => "VALUE_CONVERTER",
-            Stage::TaskPut => "TASK_PUT",
         }
     }
 }
@@ -115,13 +123,19 @@ pub struct Reporter {
 impl Reporter {
     /// Build the reporter; with a DLQ topic, make sure it exists (created with the
     /// configured replication factor, as Kafka's worker does).
-    pub async fn new(policy: ErrorPolicy, connector: &str, task: i32, bootstrap: &str) -> Result<Self, String> {
+    pub async fn new(
+        policy: ErrorPolicy,
+        connector: &str,
+        task: i32,
+        bootstrap: &str,
+    ) -> Result<Self, String> {
         let producer = match &policy.dlq_topic {
             None => None,
             Some(topic) => {
                 let mut cc = rdkafka::ClientConfig::new();
                 cc.set("bootstrap.servers", bootstrap);
-                let admin: AdminClient<DefaultClientContext> = cc.create().map_err(|e| e.to_string())?;
+                let admin: AdminClient<DefaultClientContext> =
+                    cc.create().map_err(|e| e.to_string())?;
                 let nt = NewTopic::new(topic, 1, TopicReplication::Fixed(policy.dlq_replication));
                 match admin.create_topics([&nt], &AdminOptions::new()).await {
                     Ok(results) => {
@@ -133,7 +147,9 @@ impl Reporter {
                             }
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "could not create the dead-letter queue topic"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not create the dead-letter queue topic")
+                    }
                 }
                 let p: FutureProducer = rdkafka::ClientConfig::new()
                     .set("bootstrap.servers", bootstrap)
@@ -144,7 +160,12 @@ impl Reporter {
                 Some(p)
             }
         };
-        Ok(Reporter { policy, connector: connector.to_string(), task, producer })
+        Ok(Reporter {
+            policy,
+            connector: connector.to_string(),
+            task,
+            producer,
+        })
     }
 
     /// Report one poison record. `Err(trace)` means the task must fail (tolerance
@@ -167,7 +188,10 @@ impl Reporter {
         };
         let mut headers = OwnedHeaders::new();
         for (k, v) in &r.headers {
-            headers = headers.insert(Header { key: k, value: v.as_deref() });
+            headers = headers.insert(Header {
+                key: k,
+                value: v.as_deref(),
+            });
         }
         if self.policy.context_headers {
             let ctx = [
@@ -178,12 +202,18 @@ impl Reporter {
                 ("__connect.errors.task.id", self.task.to_string()),
                 ("__connect.errors.stage", f.stage.as_str().to_string()),
                 ("__connect.errors.class.name", f.class_name.to_string()),
-                ("__connect.errors.exception.class.name", f.exception_class.to_string()),
+                (
+                    "__connect.errors.exception.class.name",
+                    f.exception_class.to_string(),
+                ),
                 ("__connect.errors.exception.message", f.message.to_string()),
                 ("__connect.errors.exception.stacktrace", f.trace(r)),
             ];
             for (k, v) in &ctx {
-                headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v.as_bytes()),
+                });
             }
         }
         let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
@@ -229,7 +259,11 @@ mod tests {
         let d = ErrorPolicy::from_config(&ConfigMap::new()).unwrap();
         assert!(!d.tolerate_all && d.dlq_topic.is_none() && d.dlq_replication == 3);
         assert_eq!(
-            ErrorPolicy::from_config(&parse_properties("errors.deadletterqueue.topic.replication.factor=0\n")).unwrap_err().key,
+            ErrorPolicy::from_config(&parse_properties(
+                "errors.deadletterqueue.topic.replication.factor=0\n"
+            ))
+            .unwrap_err()
+            .key,
             "errors.deadletterqueue.topic.replication.factor"
         );
     }

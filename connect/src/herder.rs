@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use crate::config::{self, ConfigMap, WorkerConfig};
 use crate::connectors::{self, Kind};
 use crate::storage::OffsetStore;
-use crate::worker::{self, SharedStatus, TaskCtx, TaskStatus, Target};
+use crate::worker::{self, SharedStatus, Target, TaskCtx, TaskStatus};
 
 /// Errors with the HTTP status Connect answers them with.
 #[derive(Debug, thiserror::Error)]
@@ -77,19 +77,29 @@ fn not_found(name: &str) -> HerderError {
 impl Herder {
     pub fn new(worker: Arc<WorkerConfig>, offsets: Arc<dyn OffsetStore>) -> Self {
         let worker_id = worker.rest_addr.clone();
-        Herder { connectors: tokio::sync::Mutex::new(BTreeMap::new()), worker, offsets, worker_id }
+        Herder {
+            connectors: tokio::sync::Mutex::new(BTreeMap::new()),
+            worker,
+            offsets,
+            worker_id,
+        }
     }
 
     /// Check a config the way create does; the first error, naming its key.
     pub fn check(name: &str, config: &ConfigMap) -> R<()> {
         if name.trim().is_empty() {
-            return Err(HerderError::BadRequest("Connector name cannot be empty".into()));
+            return Err(HerderError::BadRequest(
+                "Connector name cannot be empty".into(),
+            ));
         }
         let errs = connectors::validate(config);
         if errs.is_empty() {
             return Ok(());
         }
-        let lines: Vec<String> = errs.iter().map(|e| format!("Invalid value for configuration {}: {}", e.key, e.message)).collect();
+        let lines: Vec<String> = errs
+            .iter()
+            .map(|e| format!("Invalid value for configuration {}: {}", e.key, e.message))
+            .collect();
         Err(HerderError::BadRequest(format!(
             "Connector configuration is invalid and contains the following {} error(s):\n{}\nYou can also find the above list of errors at the endpoint `/connector-plugins/{{connectorType}}/config/validate`",
             errs.len(),
@@ -99,7 +109,12 @@ impl Herder {
 
     /// Create (or, with `allow_update`, replace) a connector. Returns its info and
     /// whether it was created.
-    pub async fn put(&self, name: &str, mut config: ConfigMap, allow_update: bool) -> R<(Value, bool)> {
+    pub async fn put(
+        &self,
+        name: &str,
+        mut config: ConfigMap,
+        allow_update: bool,
+    ) -> R<(Value, bool)> {
         match config.get("name") {
             Some(n) if n != name => {
                 return Err(HerderError::BadRequest(format!(
@@ -111,12 +126,21 @@ impl Herder {
             }
         }
         Self::check(name, &config)?;
-        let kind = connectors::plugin(config.get("connector.class").map(|s| s.as_str()).unwrap_or(""))
-            .map(|p| p.kind)
-            .ok_or_else(|| HerderError::BadRequest("unknown connector class".into()))?;
+        let kind = connectors::plugin(
+            config
+                .get("connector.class")
+                .map(|s| s.as_str())
+                .unwrap_or(""),
+        )
+        .map(|p| p.kind)
+        .ok_or_else(|| HerderError::BadRequest("unknown connector class".into()))?;
         let mut all = self.connectors.lock().await;
         let created = match all.get_mut(name) {
-            Some(_) if !allow_update => return Err(HerderError::Conflict(format!("Connector {name} already exists"))),
+            Some(_) if !allow_update => {
+                return Err(HerderError::Conflict(format!(
+                    "Connector {name} already exists"
+                )))
+            }
             Some(c) => {
                 self.stop_tasks(c).await;
                 c.config = config;
@@ -127,7 +151,13 @@ impl Herder {
                 false
             }
             None => {
-                let mut c = Connector { config, kind, target: Target::Running, tasks: Vec::new(), topics: Arc::default() };
+                let mut c = Connector {
+                    config,
+                    kind,
+                    target: Target::Running,
+                    tasks: Vec::new(),
+                    topics: Arc::default(),
+                };
                 self.start_tasks(name, &mut c);
                 all.insert(name.to_string(), c);
                 true
@@ -143,13 +173,24 @@ impl Herder {
             return;
         }
         for (i, tc) in connectors::task_configs(&c.config).into_iter().enumerate() {
-            c.tasks.push(self.spawn_task(name, i as i32, tc, c.target, c.topics.clone()));
+            c.tasks
+                .push(self.spawn_task(name, i as i32, tc, c.target, c.topics.clone()));
         }
     }
 
-    fn spawn_task(&self, name: &str, id: i32, config: ConfigMap, target: Target, topics: Arc<Mutex<BTreeSet<String>>>) -> Task {
+    fn spawn_task(
+        &self,
+        name: &str,
+        id: i32,
+        config: ConfigMap,
+        target: Target,
+        topics: Arc<Mutex<BTreeSet<String>>>,
+    ) -> Task {
         let (tx, rx) = watch::channel(target);
-        let status: SharedStatus = Arc::new(Mutex::new(TaskStatus { state: "UNASSIGNED", trace: None }));
+        let status: SharedStatus = Arc::new(Mutex::new(TaskStatus {
+            state: "UNASSIGNED",
+            trace: None,
+        }));
         let ctx = TaskCtx {
             connector: name.to_string(),
             id,
@@ -161,15 +202,27 @@ impl Herder {
             topics,
         };
         let join = tokio::spawn(worker::run_task(ctx));
-        Task { id, config, control: tx, status, join: Some(join) }
+        Task {
+            id,
+            config,
+            control: tx,
+            status,
+            join: Some(join),
+        }
     }
 
     async fn stop_task(&self, t: &mut Task) {
         let _ = t.control.send(Target::Stopped);
         if let Some(j) = t.join.take() {
             let abort = j.abort_handle();
-            if tokio::time::timeout(self.worker.shutdown_timeout, j).await.is_err() {
-                tracing::warn!(task = t.id, "task did not stop within tasks.shutdown.graceful.timeout.ms; cancelled");
+            if tokio::time::timeout(self.worker.shutdown_timeout, j)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    task = t.id,
+                    "task did not stop within tasks.shutdown.graceful.timeout.ms; cancelled"
+                );
                 abort.abort();
             }
         }
@@ -191,12 +244,16 @@ impl Herder {
 
     pub async fn info(&self, name: &str) -> R<Value> {
         let all = self.connectors.lock().await;
-        all.get(name).map(|c| info_of(name, c)).ok_or_else(|| not_found(name))
+        all.get(name)
+            .map(|c| info_of(name, c))
+            .ok_or_else(|| not_found(name))
     }
 
     pub async fn config(&self, name: &str) -> R<ConfigMap> {
         let all = self.connectors.lock().await;
-        all.get(name).map(|c| c.config.clone()).ok_or_else(|| not_found(name))
+        all.get(name)
+            .map(|c| c.config.clone())
+            .ok_or_else(|| not_found(name))
     }
 
     pub async fn status(&self, name: &str) -> R<Value> {
@@ -243,14 +300,22 @@ impl Herder {
     pub async fn task_status(&self, name: &str, id: i32) -> R<Value> {
         let all = self.connectors.lock().await;
         let c = all.get(name).ok_or_else(|| not_found(name))?;
-        let t = c.tasks.iter().find(|t| t.id == id).ok_or_else(|| HerderError::NotFound(format!("No status found for task {name}-{id}")))?;
+        let t = c.tasks.iter().find(|t| t.id == id).ok_or_else(|| {
+            HerderError::NotFound(format!("No status found for task {name}-{id}"))
+        })?;
         Ok(self.task_status_of(t))
     }
 
     pub async fn topics(&self, name: &str) -> R<Value> {
         let all = self.connectors.lock().await;
         let c = all.get(name).ok_or_else(|| not_found(name))?;
-        let topics: Vec<String> = c.topics.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+        let topics: Vec<String> = c
+            .topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
         Ok(json!({ name: {"topics": topics} }))
     }
 
@@ -263,7 +328,12 @@ impl Herder {
 
     /// POST /connectors/{n}/restart: `None` when only the connector was restarted (204),
     /// else the status after restarting the chosen tasks (202).
-    pub async fn restart(&self, name: &str, include_tasks: bool, only_failed: bool) -> R<Option<Value>> {
+    pub async fn restart(
+        &self,
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> R<Option<Value>> {
         let mut all = self.connectors.lock().await;
         let c = all.get_mut(name).ok_or_else(|| not_found(name))?;
         if !include_tasks {
@@ -274,7 +344,12 @@ impl Herder {
         let target = c.target;
         let topics = c.topics.clone();
         for i in 0..c.tasks.len() {
-            let failed = c.tasks[i].status.lock().unwrap_or_else(|p| p.into_inner()).state == "FAILED";
+            let failed = c.tasks[i]
+                .status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .state
+                == "FAILED";
             if only_failed && !failed {
                 continue;
             }
@@ -290,7 +365,11 @@ impl Herder {
         let mut all = self.connectors.lock().await;
         let c = all.get_mut(name).ok_or_else(|| not_found(name))?;
         let (target, topics) = (c.target, c.topics.clone());
-        let i = c.tasks.iter().position(|t| t.id == id).ok_or_else(|| HerderError::NotFound(format!("Task {name}-{id} not found")))?;
+        let i = c
+            .tasks
+            .iter()
+            .position(|t| t.id == id)
+            .ok_or_else(|| HerderError::NotFound(format!("Task {name}-{id} not found")))?;
         let cfg = c.tasks[i].config.clone();
         self.stop_task(&mut c.tasks[i]).await;
         c.tasks[i] = self.spawn_task(name, id, cfg, target, topics);
@@ -348,7 +427,12 @@ impl Herder {
     pub async fn offsets(&self, name: &str) -> R<Value> {
         let (kind, topics) = self.kind_and_topics(name, false).await?;
         let entries: Vec<Value> = match kind {
-            Kind::Source => self.offsets.get(name).into_iter().map(|(p, o)| json!({"partition": p, "offset": o})).collect(),
+            Kind::Source => self
+                .offsets
+                .get(name)
+                .into_iter()
+                .map(|(p, o)| json!({"partition": p, "offset": o}))
+                .collect(),
             Kind::Sink => {
                 let bootstrap = self.worker.bootstrap_servers.clone();
                 let group = worker::sink_group(name);
@@ -366,43 +450,68 @@ impl Herder {
         let list = body
             .get("offsets")
             .and_then(|o| o.as_array())
-            .ok_or_else(|| HerderError::BadRequest("Partitions / offsets need to be provided for an alter offsets request".into()))?;
+            .ok_or_else(|| {
+                HerderError::BadRequest(
+                    "Partitions / offsets need to be provided for an alter offsets request".into(),
+                )
+            })?;
         match kind {
             Kind::Source => {
                 let mut entries = Vec::new();
                 for e in list {
-                    let p = e.get("partition").filter(|p| p.is_object()).ok_or_else(|| HerderError::BadRequest("Source partitions must be JSON objects".into()))?;
+                    let p = e
+                        .get("partition")
+                        .filter(|p| p.is_object())
+                        .ok_or_else(|| {
+                            HerderError::BadRequest("Source partitions must be JSON objects".into())
+                        })?;
                     let o = match e.get("offset") {
                         None | Some(Value::Null) => None,
                         Some(o @ Value::Object(_)) => Some(o.clone()),
-                        Some(_) => return Err(HerderError::BadRequest("Source offsets must be JSON objects or null".into())),
+                        Some(_) => {
+                            return Err(HerderError::BadRequest(
+                                "Source offsets must be JSON objects or null".into(),
+                            ))
+                        }
                     };
                     entries.push((p.clone(), o));
                 }
                 self.offsets.put(name, entries);
-                self.offsets.flush().map_err(|e| HerderError::Internal(e.to_string()))?;
+                self.offsets
+                    .flush()
+                    .map_err(|e| HerderError::Internal(e.to_string()))?;
             }
             Kind::Sink => {
                 let mut tpl = TopicPartitionList::new();
                 for e in list {
                     let p = e.get("partition");
-                    let topic = p.and_then(|p| p.get("kafka_topic")).and_then(|t| t.as_str());
-                    let part = p.and_then(|p| p.get("kafka_partition")).and_then(|t| t.as_i64());
+                    let topic = p
+                        .and_then(|p| p.get("kafka_topic"))
+                        .and_then(|t| t.as_str());
+                    let part = p
+                        .and_then(|p| p.get("kafka_partition"))
+                        .and_then(|t| t.as_i64());
                     let (Some(topic), Some(part)) = (topic, part) else {
                         return Err(HerderError::BadRequest("Sink partitions need kafka_topic (string) and kafka_partition (integer)".into()));
                     };
-                    let off = e.get("offset").and_then(|o| o.get("kafka_offset")).and_then(|o| o.as_i64());
+                    let off = e
+                        .get("offset")
+                        .and_then(|o| o.get("kafka_offset"))
+                        .and_then(|o| o.as_i64());
                     let Some(off) = off.filter(|o| *o >= 0) else {
                         return Err(HerderError::BadRequest(
                             "Sink offsets need kafka_offset (a non-negative integer); to reset a sink connector's offsets use DELETE".into(),
                         ));
                     };
-                    tpl.add_partition_offset(topic, part as i32, Offset::Offset(off)).map_err(|e| HerderError::BadRequest(e.to_string()))?;
+                    tpl.add_partition_offset(topic, part as i32, Offset::Offset(off))
+                        .map_err(|e| HerderError::BadRequest(e.to_string()))?;
                 }
                 let bootstrap = self.worker.bootstrap_servers.clone();
                 let group = worker::sink_group(name);
                 tokio::task::spawn_blocking(move || -> Result<(), String> {
-                    let c: BaseConsumer = group_client(&bootstrap, &group).create().map_err(|e| e.to_string())?;
+                    let c: BaseConsumer = group_client(&bootstrap, &group)
+                        .create()
+                        .map_err(|e| e.to_string())?;
                     c.commit(&tpl, CommitMode::Sync).map_err(|e| e.to_string())
                 })
                 .await
@@ -418,21 +527,30 @@ impl Herder {
         match kind {
             Kind::Source => {
                 self.offsets.clear(name);
-                self.offsets.flush().map_err(|e| HerderError::Internal(e.to_string()))?;
+                self.offsets
+                    .flush()
+                    .map_err(|e| HerderError::Internal(e.to_string()))?;
             }
             Kind::Sink => {
                 let mut cc = ClientConfig::new();
                 cc.set("bootstrap.servers", &self.worker.bootstrap_servers);
-                let admin: AdminClient<DefaultClientContext> = cc.create().map_err(|e| HerderError::Internal(e.to_string()))?;
+                let admin: AdminClient<DefaultClientContext> = cc
+                    .create()
+                    .map_err(|e| HerderError::Internal(e.to_string()))?;
                 let group = worker::sink_group(name);
                 let r = admin
-                    .delete_groups(&[group.as_str()], &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))))
+                    .delete_groups(
+                        &[group.as_str()],
+                        &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
+                    )
                     .await
                     .map_err(|e| HerderError::Internal(e.to_string()))?;
                 for g in r {
                     if let Err((_, code)) = g {
                         if code != rdkafka::types::RDKafkaErrorCode::GroupIdNotFound {
-                            return Err(HerderError::Internal(format!("could not delete the offsets of group {group}: {code}")));
+                            return Err(HerderError::Internal(format!(
+                                "could not delete the offsets of group {group}: {code}"
+                            )));
                         }
                     }
                 }
@@ -444,16 +562,22 @@ impl Herder {
 
 fn group_client(bootstrap: &str, group: &str) -> ClientConfig {
     let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", bootstrap).set("group.id", group).set("enable.auto.commit", "false");
+    cc.set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false");
     cc
 }
 
 /// The sink group's committed offsets over every partition of its topics.
 fn sink_offsets(bootstrap: &str, group: &str, topics: &[String]) -> Result<Vec<Value>, String> {
-    let c: BaseConsumer = group_client(bootstrap, group).create().map_err(|e| e.to_string())?;
+    let c: BaseConsumer = group_client(bootstrap, group)
+        .create()
+        .map_err(|e| e.to_string())?;
     let mut tpl = TopicPartitionList::new();
     for t in topics {
-        let md = c.fetch_metadata(Some(t), Duration::from_secs(10)).map_err(|e| e.to_string())?;
+        let md = c
+            .fetch_metadata(Some(t), Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
         for mt in md.topics() {
             for p in mt.partitions() {
                 tpl.add_partition(mt.name(), p.id());
@@ -463,7 +587,9 @@ fn sink_offsets(bootstrap: &str, group: &str, topics: &[String]) -> Result<Vec<V
     if tpl.count() == 0 {
         return Ok(Vec::new());
     }
-    let committed = c.committed_offsets(tpl, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    let committed = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
     Ok(committed
         .elements()
         .iter()

@@ -21,19 +21,24 @@ use config::{ConfigError, ConfigMap, WorkerConfig};
 use herder::Herder;
 use storage::{FileOffsets, MemoryOffsets, OffsetStore};
 
-const USAGE: &str = "usage: fjord-connect standalone <worker.properties> [connector.properties ...]";
+const USAGE: &str =
+    "usage: fjord-connect standalone <worker.properties> [connector.properties ...]";
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (worker_file, connector_files) = match args.split_first() {
-        Some((mode, rest)) if mode == "standalone" && !rest.is_empty() => (PathBuf::from(&rest[0]), rest[1..].iter().map(PathBuf::from).collect::<Vec<_>>()),
+        Some((mode, rest)) if mode == "standalone" && !rest.is_empty() => (
+            PathBuf::from(&rest[0]),
+            rest[1..].iter().map(PathBuf::from).collect::<Vec<_>>(),
+        ),
         Some((mode, _)) if mode == "distributed" => {
             eprintln!("fjord-connect: distributed mode is not built yet; run `fjord-connect standalone ...`");
             return ExitCode::from(2);
@@ -60,7 +65,10 @@ fn main() -> ExitCode {
         },
         None => Arc::new(MemoryOffsets::default()),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("fjord-connect: cannot start runtime: {e}");
@@ -77,11 +85,18 @@ fn main() -> ExitCode {
 }
 
 /// Every file parsed and checked before anything starts.
-fn load_all(worker_file: &PathBuf, connector_files: &[PathBuf]) -> Result<(WorkerConfig, Vec<(String, ConfigMap)>), ConfigError> {
+fn load_all(
+    worker_file: &std::path::Path,
+    connector_files: &[PathBuf],
+) -> Result<(WorkerConfig, Vec<(String, ConfigMap)>), ConfigError> {
     let wm = config::load_properties(worker_file)?;
     let worker = WorkerConfig::from_map(wm).map_err(|e| e.in_file(worker_file))?;
     if worker.offset_storage_file.is_none() {
-        return Err(ConfigError::new("offset.storage.file.filename", "Missing required configuration with no default value (standalone mode)").in_file(worker_file));
+        return Err(ConfigError::new(
+            "offset.storage.file.filename",
+            "Missing required configuration with no default value (standalone mode)",
+        )
+        .in_file(worker_file));
     }
     let mut out: Vec<(String, ConfigMap)> = Vec::new();
     for f in connector_files {
@@ -91,21 +106,30 @@ fn load_all(worker_file: &PathBuf, connector_files: &[PathBuf]) -> Result<(Worke
         }
         let name = m.get("name").cloned().unwrap_or_default();
         if out.iter().any(|(n, _)| *n == name) {
-            return Err(ConfigError::new("name", format!("Connector {name} already exists")).in_file(f));
+            return Err(
+                ConfigError::new("name", format!("Connector {name} already exists")).in_file(f),
+            );
         }
         out.push((name, m));
     }
     Ok((worker, out))
 }
 
-async fn run(worker: WorkerConfig, connector_cfgs: Vec<(String, ConfigMap)>, offsets: Arc<dyn OffsetStore>) -> anyhow::Result<()> {
+async fn run(
+    worker: WorkerConfig,
+    connector_cfgs: Vec<(String, ConfigMap)>,
+    offsets: Arc<dyn OffsetStore>,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&worker.rest_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (listeners): {e}", worker.rest_addr))?;
     let worker = Arc::new(worker);
     let herder = Arc::new(Herder::new(worker.clone(), offsets.clone()));
     for (name, cfg) in connector_cfgs {
-        herder.put(&name, cfg, false).await.map_err(|e| anyhow::anyhow!("connector {name}: {e}"))?;
+        herder
+            .put(&name, cfg, false)
+            .await
+            .map_err(|e| anyhow::anyhow!("connector {name}: {e}"))?;
         tracing::info!(connector = %name, "connector started");
     }
     // Source offsets flush on their own timer too (tasks flush after each interval
@@ -124,8 +148,10 @@ async fn run(worker: WorkerConfig, connector_cfgs: Vec<(String, ConfigMap)>, off
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let h = herder.clone();
-    let server = tokio::spawn(http::serve(listener, "rest", stop_rx, move |req| rest::handle(h.clone(), req)));
-    tracing::info!(listeners = %worker.rest_addr, "fjord-connect standalone worker started");
+    let server = tokio::spawn(http::serve(listener, "rest", stop_rx, move |req| {
+        rest::handle(h.clone(), req)
+    }));
+    tracing::info!(listeners = %worker.rest_addr, group_id = ?worker.group_id, "fjord-connect standalone worker started (group.id is used by distributed mode only)");
     shutdown_signal().await;
     tracing::info!("stopping: tasks first, then the REST listener");
     herder.shutdown().await;

@@ -38,12 +38,20 @@ pub async fn handle(herder: Arc<Herder>, req: Request<Incoming>) -> Response<Ful
     let segs: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default())
+        .map(|s| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        })
         .collect();
     let segs: Vec<&str> = segs.iter().map(|s| s.as_str()).collect();
     match route(&herder, &method, &segs, &query, &body).await {
         Ok((status, v)) => reply(status, v),
-        Err(e) => error(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &e.to_string()),
+        Err(e) => error(
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            &e.to_string(),
+        ),
     }
 }
 
@@ -51,7 +59,10 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>
     let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) => Err(error(StatusCode::BAD_REQUEST, &format!("cannot read request body: {e}"))),
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("cannot read request body: {e}"),
+        )),
     }
 }
 
@@ -64,11 +75,15 @@ fn reply(status: StatusCode, v: Option<Value>) -> Response<Full<Bytes>> {
         }
         None => Bytes::new(),
     };
-    b.body(Full::new(body)).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    b.body(Full::new(body))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
 pub fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
-    reply(status, Some(json!({"error_code": status.as_u16(), "message": message})))
+    reply(
+        status,
+        Some(json!({"error_code": status.as_u16(), "message": message})),
+    )
 }
 
 type Out = Result<(StatusCode, Option<Value>), HerderError>;
@@ -78,13 +93,16 @@ fn ok(v: Value) -> Out {
 }
 
 fn parse_json(body: &Bytes) -> Result<Value, HerderError> {
-    serde_json::from_slice(body).map_err(|e| HerderError::BadRequest(format!("Request body is not valid JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| HerderError::BadRequest(format!("Request body is not valid JSON: {e}")))
 }
 
 /// A JSON object of strings → ConfigMap (numbers and booleans are accepted as Connect
 /// does, as their text).
 fn config_map(v: &Value) -> Result<ConfigMap, HerderError> {
-    let o = v.as_object().ok_or_else(|| HerderError::BadRequest("Connector config must be a JSON object".into()))?;
+    let o = v
+        .as_object()
+        .ok_or_else(|| HerderError::BadRequest("Connector config must be a JSON object".into()))?;
     let mut m = ConfigMap::new();
     for (k, v) in o {
         let s = match v {
@@ -92,7 +110,11 @@ fn config_map(v: &Value) -> Result<ConfigMap, HerderError> {
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Null => continue,
-            _ => return Err(HerderError::BadRequest(format!("Config value for {k} must be a string"))),
+            _ => {
+                return Err(HerderError::BadRequest(format!(
+                    "Config value for {k} must be a string"
+                )))
+            }
         };
         m.insert(k.clone(), s);
     }
@@ -100,7 +122,8 @@ fn config_map(v: &Value) -> Result<ConfigMap, HerderError> {
 }
 
 fn task_id(s: &str) -> Result<i32, HerderError> {
-    s.parse().map_err(|_| HerderError::NotFound(format!("Task id {s} not found")))
+    s.parse()
+        .map_err(|_| HerderError::NotFound(format!("Task id {s} not found")))
 }
 
 fn flag(q: &BTreeMap<String, String>, k: &str) -> Result<bool, HerderError> {
@@ -108,11 +131,19 @@ fn flag(q: &BTreeMap<String, String>, k: &str) -> Result<bool, HerderError> {
         None => Ok(false),
         Some("true") => Ok(true),
         Some("false") => Ok(false),
-        Some(v) => Err(HerderError::BadRequest(format!("Invalid value {v} for query parameter {k}"))),
+        Some(v) => Err(HerderError::BadRequest(format!(
+            "Invalid value {v} for query parameter {k}"
+        ))),
     }
 }
 
-async fn route(h: &Herder, m: &Method, segs: &[&str], q: &BTreeMap<String, String>, body: &Bytes) -> Out {
+async fn route(
+    h: &Herder,
+    m: &Method,
+    segs: &[&str],
+    q: &BTreeMap<String, String>,
+    body: &Bytes,
+) -> Out {
     match (m, segs) {
         (&Method::GET, []) => ok(json!({
             "version": concat!("3.7.0-fjord-", env!("CARGO_PKG_VERSION")),
@@ -121,7 +152,10 @@ async fn route(h: &Herder, m: &Method, segs: &[&str], q: &BTreeMap<String, Strin
         })),
         (&Method::GET, ["connectors"]) => {
             let names = h.names().await;
-            let expand: Vec<&str> = q.get("expand").map(|e| e.split(',').collect()).unwrap_or_default();
+            let expand: Vec<&str> = q
+                .get("expand")
+                .map(|e| e.split(',').collect())
+                .unwrap_or_default();
             if expand.is_empty() {
                 return ok(json!(names));
             }
@@ -147,9 +181,13 @@ async fn route(h: &Herder, m: &Method, segs: &[&str], q: &BTreeMap<String, Strin
             let name = v
                 .get("name")
                 .and_then(|n| n.as_str())
-                .ok_or_else(|| HerderError::BadRequest("Connector name must be provided (\"name\")".into()))?
+                .ok_or_else(|| {
+                    HerderError::BadRequest("Connector name must be provided (\"name\")".into())
+                })?
                 .to_string();
-            let cfg = config_map(v.get("config").ok_or_else(|| HerderError::BadRequest("Connector config must be provided (\"config\")".into()))?)?;
+            let cfg = config_map(v.get("config").ok_or_else(|| {
+                HerderError::BadRequest("Connector config must be provided (\"config\")".into())
+            })?)?;
             let (info, _) = h.put(&name, cfg, false).await?;
             Ok((StatusCode::CREATED, Some(info)))
         }
@@ -162,11 +200,20 @@ async fn route(h: &Herder, m: &Method, segs: &[&str], q: &BTreeMap<String, Strin
         (&Method::PUT, ["connectors", n, "config"]) => {
             let cfg = config_map(&parse_json(body)?)?;
             let (info, created) = h.put(n, cfg, true).await?;
-            Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Some(info)))
+            Ok((
+                if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                },
+                Some(info),
+            ))
         }
         (&Method::GET, ["connectors", n, "status"]) => ok(h.status(n).await?),
         (&Method::GET, ["connectors", n, "tasks"]) => ok(h.tasks(n).await?),
-        (&Method::GET, ["connectors", n, "tasks", id, "status"]) => ok(h.task_status(n, task_id(id)?).await?),
+        (&Method::GET, ["connectors", n, "tasks", id, "status"]) => {
+            ok(h.task_status(n, task_id(id)?).await?)
+        }
         (&Method::POST, ["connectors", n, "tasks", id, "restart"]) => {
             h.restart_task(n, task_id(id)?).await?;
             Ok((StatusCode::NO_CONTENT, None))
@@ -207,10 +254,14 @@ async fn route(h: &Herder, m: &Method, segs: &[&str], q: &BTreeMap<String, Strin
             ok(json!({ "message": msg }))
         }
         (&Method::GET, ["connector-plugins"]) => ok(Value::Array(
-            PLUGINS.iter().map(|p| json!({"class": p.class, "type": p.kind.as_str(), "version": p.version})).collect(),
+            PLUGINS
+                .iter()
+                .map(|p| json!({"class": p.class, "type": p.kind.as_str(), "version": p.version}))
+                .collect(),
         )),
         (&Method::GET, ["connector-plugins", p, "config"]) => {
-            let plugin = connectors::plugin(p).ok_or_else(|| HerderError::NotFound(format!("Unknown plugin {p}")))?;
+            let plugin = connectors::plugin(p)
+                .ok_or_else(|| HerderError::NotFound(format!("Unknown plugin {p}")))?;
             ok(Value::Array(
                 connectors::definitions(plugin.class)
                     .into_iter()
@@ -228,10 +279,13 @@ async fn route(h: &Herder, m: &Method, segs: &[&str], q: &BTreeMap<String, Strin
 
 /// The validate response: every key with its definition, value and errors.
 fn validate(p: &str, mut cfg: ConfigMap) -> Result<Value, HerderError> {
-    let plugin = connectors::plugin(p).ok_or_else(|| HerderError::BadRequest(format!("Connector plugin {p} not found")))?;
+    let plugin = connectors::plugin(p)
+        .ok_or_else(|| HerderError::BadRequest(format!("Connector plugin {p} not found")))?;
     if let Some(c) = cfg.get("connector.class") {
         if connectors::plugin(c).map(|x| x.class) != Some(plugin.class) {
-            return Err(HerderError::BadRequest("Included connector type does not match request type".into()));
+            return Err(HerderError::BadRequest(
+                "Included connector type does not match request type".into(),
+            ));
         }
     }
     cfg.insert("connector.class".into(), plugin.class.to_string());

@@ -54,7 +54,12 @@ fn get_in(map: &Offsets, connector: &str) -> Vec<(Value, Value)> {
     map.get(connector)
         .map(|m| {
             m.iter()
-                .map(|(k, v)| (serde_json::from_str(k).unwrap_or(Value::String(k.clone())), v.clone()))
+                .map(|(k, v)| {
+                    (
+                        serde_json::from_str(k).unwrap_or(Value::String(k.clone())),
+                        v.clone(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -104,11 +109,18 @@ impl FileOffsets {
         let p = path.display().to_string();
         let map = match std::fs::read(&path) {
             Ok(bytes) if bytes.is_empty() => Offsets::new(),
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt { path: p, message: e.to_string() })?,
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
+                path: p,
+                message: e.to_string(),
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Offsets::new(),
             Err(source) => return Err(StorageError::Io { path: p, source }),
         };
-        Ok(FileOffsets { path, map: Mutex::new(map), write: Mutex::new(()) })
+        Ok(FileOffsets {
+            path,
+            map: Mutex::new(map),
+            write: Mutex::new(()),
+        })
     }
 }
 
@@ -126,7 +138,10 @@ impl OffsetStore for FileOffsets {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let bytes = serde_json::to_vec_pretty(&*lock(&self.map)).unwrap_or_default();
         let p = self.path.display().to_string();
-        let io = |source| StorageError::Io { path: p.clone(), source };
+        let io = |source| StorageError::Io {
+            path: p.clone(),
+            source,
+        };
         let tmp = self.path.with_extension("tmp");
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
         f.write_all(&bytes).map_err(io)?;
@@ -142,10 +157,19 @@ mod tests {
     use serde_json::json;
 
     fn exercise(s: &dyn OffsetStore) {
-        s.put("c", vec![(json!({"filename":"/a"}), Some(json!({"position":10})))]);
-        s.put("c", vec![(json!({"filename":"/b"}), Some(json!({"position":3})))]);
+        s.put(
+            "c",
+            vec![(json!({"filename":"/a"}), Some(json!({"position":10})))],
+        );
+        s.put(
+            "c",
+            vec![(json!({"filename":"/b"}), Some(json!({"position":3})))],
+        );
         s.put("c", vec![(json!({"filename":"/b"}), None)]);
-        assert_eq!(s.get("c"), vec![(json!({"filename":"/a"}), json!({"position":10}))]);
+        assert_eq!(
+            s.get("c"),
+            vec![(json!({"filename":"/a"}), json!({"position":10}))]
+        );
         assert!(s.get("other").is_empty());
     }
 
@@ -162,11 +186,17 @@ mod tests {
         exercise(&s);
         s.flush().unwrap();
         let again = FileOffsets::open(path.clone()).unwrap();
-        assert_eq!(again.get("c"), vec![(json!({"filename":"/a"}), json!({"position":10}))]);
+        assert_eq!(
+            again.get("c"),
+            vec![(json!({"filename":"/a"}), json!({"position":10}))]
+        );
         again.clear("c");
         again.flush().unwrap();
         assert!(FileOffsets::open(path.clone()).unwrap().get("c").is_empty());
         std::fs::write(&path, b"{oops").unwrap();
-        assert!(matches!(FileOffsets::open(path), Err(StorageError::Corrupt { .. })));
+        assert!(matches!(
+            FileOffsets::open(path),
+            Err(StorageError::Corrupt { .. })
+        ));
     }
 }

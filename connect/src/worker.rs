@@ -69,7 +69,12 @@ pub fn sink_group(connector: &str) -> String {
 /// Run a task to its end; the outcome is left in its status.
 pub async fn run_task(mut ctx: TaskCtx) {
     set_status(&ctx.status, "RUNNING", None);
-    let result = match ctx.config.get("connector.class").and_then(|c| connectors::plugin(c)).map(|p| p.class) {
+    let result = match ctx
+        .config
+        .get("connector.class")
+        .and_then(|c| connectors::plugin(c))
+        .map(|p| p.class)
+    {
         Some(connectors::FILE_SOURCE) => run_source(&mut ctx).await,
         Some(connectors::FILE_SINK) | Some(connectors::S3_SINK) => run_sink(&mut ctx).await,
         _ => Err("unknown connector class".to_string()),
@@ -85,11 +90,19 @@ pub async fn run_task(mut ctx: TaskCtx) {
 
 fn converters(ctx: &TaskCtx) -> Result<(Converter, Converter), String> {
     let pick = |prefix: &str, worker: &ConfigMap| -> Result<Converter, String> {
-        let own = config::converter_section(&ctx.config, prefix, false).map_err(|e| e.to_string())?;
-        let section = if own.contains_key("class") { own } else { worker.clone() };
+        let own =
+            config::converter_section(&ctx.config, prefix, false).map_err(|e| e.to_string())?;
+        let section = if own.contains_key("class") {
+            own
+        } else {
+            worker.clone()
+        };
         Converter::from_config(prefix, &section).map_err(|e| e.to_string())
     };
-    Ok((pick("key.converter", &ctx.worker.key_converter)?, pick("value.converter", &ctx.worker.value_converter)?))
+    Ok((
+        pick("key.converter", &ctx.worker.key_converter)?,
+        pick("value.converter", &ctx.worker.value_converter)?,
+    ))
 }
 
 fn client_config(ctx: &TaskCtx, prefix: &str, override_prefix: &str) -> ClientConfig {
@@ -98,7 +111,10 @@ fn client_config(ctx: &TaskCtx, prefix: &str, override_prefix: &str) -> ClientCo
     for (k, v) in ctx.worker.client_overrides(prefix) {
         cc.set(k, v);
     }
-    for (k, v) in ctx.config.iter().filter_map(|(k, v)| k.strip_prefix(override_prefix).map(|s| (s.to_string(), v.clone()))) {
+    for (k, v) in ctx.config.iter().filter_map(|(k, v)| {
+        k.strip_prefix(override_prefix)
+            .map(|s| (s.to_string(), v.clone()))
+    }) {
         cc.set(k, v);
     }
     cc
@@ -131,7 +147,10 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
     let (kc, vc) = converters(ctx)?;
     let policy = ErrorPolicy::from_config(&ctx.config).map_err(|e| e.to_string())?;
     let mut source = FileSource::new(cfg, &ctx.offsets.get(&ctx.connector));
-    ctx.topics.lock().unwrap_or_else(|p| p.into_inner()).insert(source.topic().to_string());
+    ctx.topics
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(source.topic().to_string());
     let producer: FutureProducer = client_config(ctx, "producer.", "producer.override.")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
@@ -140,13 +159,20 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
     let flush_every = ctx.worker.offset_flush_interval;
     let mut last_flush = Instant::now();
     let mut pending: BTreeMap<String, (Value, Value)> = BTreeMap::new();
-    let flush = |pending: &mut BTreeMap<String, (Value, Value)>, ctx: &TaskCtx| -> Result<(), String> {
-        if pending.is_empty() {
-            return Ok(());
-        }
-        ctx.offsets.put(&ctx.connector, std::mem::take(pending).into_values().map(|(p, o)| (p, Some(o))).collect());
-        ctx.offsets.flush().map_err(|e| e.to_string())
-    };
+    let flush =
+        |pending: &mut BTreeMap<String, (Value, Value)>, ctx: &TaskCtx| -> Result<(), String> {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            ctx.offsets.put(
+                &ctx.connector,
+                std::mem::take(pending)
+                    .into_values()
+                    .map(|(p, o)| (p, Some(o)))
+                    .collect(),
+            );
+            ctx.offsets.flush().map_err(|e| e.to_string())
+        };
     loop {
         if !wait_while_paused(ctx).await {
             break;
@@ -166,8 +192,8 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
         };
         let mut inflight = Vec::with_capacity(batch.len());
         for r in &batch {
-            let key = kc.from_connect(&r.key);
-            let value = vc.from_connect(&r.value);
+            let key = kc.to_kafka(&r.key);
+            let value = vc.to_kafka(&r.value);
             let (key, value) = match (key, value) {
                 (Ok(k), Ok(v)) => (k, v),
                 (Err(e), _) | (_, Err(e)) => {
@@ -192,7 +218,12 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
                         break;
                     }
                     Err((e, _)) => {
-                        if !matches!(e, rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)) {
+                        if !matches!(
+                            e,
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull
+                            )
+                        ) {
                             return Err(format!("org.apache.kafka.connect.errors.ConnectException: produce failed: {e}"));
                         }
                         for f in inflight.drain(..) {
@@ -216,7 +247,9 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
     flush(&mut pending, ctx)
 }
 
-fn check_delivery<E>(r: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, E>) -> Result<(), String> {
+fn check_delivery<E>(
+    r: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, E>,
+) -> Result<(), String> {
     match r {
         Ok(Ok(_)) => Ok(()),
         Ok(Err((e, _))) => Err(format!("org.apache.kafka.connect.errors.ConnectException: Unrecoverable exception from producer send callback: {e}")),
@@ -251,30 +284,52 @@ const MAX_BATCH: usize = 2000;
 async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
     let (kc, vc) = converters(ctx)?;
     let policy = ErrorPolicy::from_config(&ctx.config).map_err(|e| e.to_string())?;
-    let class = ctx.config.get("connector.class").and_then(|c| connectors::plugin(c)).map(|p| p.class).unwrap_or("");
+    let class = ctx
+        .config
+        .get("connector.class")
+        .and_then(|c| connectors::plugin(c))
+        .map(|p| p.class)
+        .unwrap_or("");
     let mut sink = if class == connectors::S3_SINK {
         let cfg = S3Config::from_config(&ctx.config).map_err(|e| e.to_string())?;
         let mut s = S3Sink::new(cfg, policy.clone()).map_err(|e| e.to_string())?;
         s.start().await.map_err(|e| e.to_string())?;
         Sink::S3(Box::new(s))
     } else {
-        Sink::File(FileSink::new(FileSinkConfig::from_config(&ctx.config).map_err(|e| e.to_string())?))
+        Sink::File(FileSink::new(
+            FileSinkConfig::from_config(&ctx.config).map_err(|e| e.to_string())?,
+        ))
     };
-    let reporter = Reporter::new(policy, &ctx.connector, ctx.id, &ctx.worker.bootstrap_servers).await?;
+    let reporter = Reporter::new(
+        policy,
+        &ctx.connector,
+        ctx.id,
+        &ctx.worker.bootstrap_servers,
+    )
+    .await?;
     let revoked = Arc::new(AtomicBool::new(false));
-    let consumer: StreamConsumer<SinkContext> = client_config(ctx, "consumer.", "consumer.override.")
-        .set("group.id", sink_group(&ctx.connector))
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        .create_with_context(SinkContext { revoked: revoked.clone() })
-        .map_err(|e| format!("cannot create consumer: {e}"))?;
+    let consumer: StreamConsumer<SinkContext> =
+        client_config(ctx, "consumer.", "consumer.override.")
+            .set("group.id", sink_group(&ctx.connector))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .create_with_context(SinkContext {
+                revoked: revoked.clone(),
+            })
+            .map_err(|e| format!("cannot create consumer: {e}"))?;
     let mut topics = config::list(&ctx.config, "topics");
-    if let Some(re) = ctx.config.get("topics.regex").filter(|s| !s.trim().is_empty()) {
+    if let Some(re) = ctx
+        .config
+        .get("topics.regex")
+        .filter(|s| !s.trim().is_empty())
+    {
         topics = vec![format!("^{}", re.trim().trim_start_matches('^'))];
     }
     let refs: Vec<&str> = topics.iter().map(|s| s.as_str()).collect();
-    consumer.subscribe(&refs).map_err(|e| format!("subscribe failed: {e}"))?;
+    consumer
+        .subscribe(&refs)
+        .map_err(|e| format!("subscribe failed: {e}"))?;
     let flush_every = ctx.worker.offset_flush_interval;
     let mut last_commit = Instant::now();
     // Next offset to consume, per partition, of everything handed to the connector.
@@ -404,13 +459,21 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
 }
 
 /// Commit `offsets` (next offset to read) for the partitions this consumer still owns.
-fn commit<C: ConsumerContext>(consumer: &StreamConsumer<C>, offsets: &BTreeMap<(String, i32), i64>) {
+fn commit<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    offsets: &BTreeMap<(String, i32), i64>,
+) {
     if offsets.is_empty() {
         return;
     }
     let owned: BTreeSet<(String, i32)> = consumer
         .assignment()
-        .map(|a| a.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect())
+        .map(|a| {
+            a.elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect()
+        })
         .unwrap_or_default();
     let mut tpl = TopicPartitionList::new();
     for ((t, p), o) in offsets {

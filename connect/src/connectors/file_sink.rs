@@ -15,9 +15,15 @@ pub struct FileSinkConfig {
 
 impl FileSinkConfig {
     pub fn from_config(m: &ConfigMap) -> Result<Self, ConfigError> {
-        let file = m.get("file").map(|s| s.trim().to_string()).unwrap_or_default();
+        let file = m
+            .get("file")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
         if file.is_empty() {
-            return Err(ConfigError::new("file", "fjord-connect needs a file to write (stdout is not supported)"));
+            return Err(ConfigError::new(
+                "file",
+                "fjord-connect needs a file to write (stdout is not supported)",
+            ));
         }
         Ok(FileSinkConfig { file })
     }
@@ -42,7 +48,9 @@ impl FileSink {
                 .map_err(|e| TaskError::Fatal(format!("org.apache.kafka.connect.errors.ConnectException: Couldn't find or create file '{}' for FileStreamSinkTask: {e}", self.cfg.file)))?;
             self.out = Some(std::io::BufWriter::with_capacity(1 << 20, f));
         }
-        self.out.as_mut().ok_or_else(|| TaskError::Fatal("file sink writer missing".into()))
+        self.out
+            .as_mut()
+            .ok_or_else(|| TaskError::Fatal("file sink writer missing".into()))
     }
 
     pub fn put(&mut self, records: &[SinkRecord]) -> Result<(), TaskError> {
@@ -55,8 +63,12 @@ impl FileSink {
             let res = match &r.value.data {
                 Data::Null => w.write_all(b"null\n"),
                 Data::Bytes(b) => w.write_all(b).and_then(|_| w.write_all(b"\n")),
-                Data::Value(serde_json::Value::String(s)) => w.write_all(s.as_bytes()).and_then(|_| w.write_all(b"\n")),
-                Data::Value(v) => w.write_all(v.to_string().as_bytes()).and_then(|_| w.write_all(b"\n")),
+                Data::Value(serde_json::Value::String(s)) => {
+                    w.write_all(s.as_bytes()).and_then(|_| w.write_all(b"\n"))
+                }
+                Data::Value(v) => w
+                    .write_all(v.to_string().as_bytes())
+                    .and_then(|_| w.write_all(b"\n")),
             };
             res.map_err(|e| TaskError::Retriable(format!("write to {file} failed: {e}")))?;
         }
@@ -66,8 +78,12 @@ impl FileSink {
     /// Flush and sync: after this, everything `put` is on disk.
     pub fn flush(&mut self) -> Result<(), TaskError> {
         if let Some(w) = self.out.as_mut() {
-            w.flush().map_err(|e| TaskError::Retriable(format!("flush of {} failed: {e}", self.cfg.file)))?;
-            w.get_ref().sync_data().map_err(|e| TaskError::Retriable(format!("sync of {} failed: {e}", self.cfg.file)))?;
+            w.flush().map_err(|e| {
+                TaskError::Retriable(format!("flush of {} failed: {e}", self.cfg.file))
+            })?;
+            w.get_ref().sync_data().map_err(|e| {
+                TaskError::Retriable(format!("sync of {} failed: {e}", self.cfg.file))
+            })?;
         }
         Ok(())
     }

@@ -25,12 +25,22 @@ impl FileSourceConfig {
         if topic.contains(',') {
             return Err(ConfigError::new("topic", "'topic' in FileStreamSourceConnector configuration requires definition of a single topic"));
         }
-        let file = m.get("file").map(|s| s.trim().to_string()).unwrap_or_default();
+        let file = m
+            .get("file")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
         if file.is_empty() {
             // Kafka reads stdin then; a worker with a REST API has no useful stdin.
-            return Err(ConfigError::new("file", "fjord-connect needs a file to read (stdin is not supported)"));
+            return Err(ConfigError::new(
+                "file",
+                "fjord-connect needs a file to read (stdin is not supported)",
+            ));
         }
-        Ok(FileSourceConfig { file, topic, batch_size: config::int_at_least(m, "batch.size", 2000, 1)? as usize })
+        Ok(FileSourceConfig {
+            file,
+            topic,
+            batch_size: config::int_at_least(m, "batch.size", 2000, 1)? as usize,
+        })
     }
 }
 
@@ -50,7 +60,12 @@ impl FileSource {
             .find(|(p, _)| *p == partition)
             .and_then(|(_, o)| o.get("position").and_then(|v| v.as_u64()))
             .unwrap_or(0);
-        FileSource { cfg, position, partition, buf: Vec::new() }
+        FileSource {
+            cfg,
+            position,
+            partition,
+            buf: Vec::new(),
+        }
     }
 
     pub fn topic(&self) -> &str {
@@ -74,20 +89,32 @@ impl FileSource {
             let mut f = match std::fs::File::open(&self.cfg.file) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-                Err(e) => return Err(TaskError::Retriable(format!("cannot open {}: {e}", self.cfg.file))),
+                Err(e) => {
+                    return Err(TaskError::Retriable(format!(
+                        "cannot open {}: {e}",
+                        self.cfg.file
+                    )))
+                }
             };
             let from = self.position + self.buf.len() as u64;
             if f.seek(SeekFrom::Start(from)).is_ok() {
                 let mut chunk = vec![0u8; 1 << 20];
                 match f.read(&mut chunk) {
                     Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                    Err(e) => return Err(TaskError::Retriable(format!("cannot read {}: {e}", self.cfg.file))),
+                    Err(e) => {
+                        return Err(TaskError::Retriable(format!(
+                            "cannot read {}: {e}",
+                            self.cfg.file
+                        )))
+                    }
                 }
             }
         }
         let mut start = 0usize;
         while out.len() < self.cfg.batch_size {
-            let Some(nl) = self.buf[start..].iter().position(|b| *b == b'\n') else { break };
+            let Some(nl) = self.buf[start..].iter().position(|b| *b == b'\n') else {
+                break;
+            };
             let mut line = &self.buf[start..start + nl];
             if line.last() == Some(&b'\r') {
                 line = &line[..line.len() - 1];
@@ -99,7 +126,10 @@ impl FileSource {
                 offset: json!({ "position": self.position + start as u64 }),
                 topic: self.cfg.topic.clone(),
                 key: SchemaAndValue::plain(Data::Null),
-                value: SchemaAndValue { schema: Some(json!({"type": "string", "optional": false})), data: Data::Value(Value::String(text)) },
+                value: SchemaAndValue {
+                    schema: Some(json!({"type": "string", "optional": false})),
+                    data: Data::Value(Value::String(text)),
+                },
             });
         }
         self.buf.drain(..start);
@@ -117,7 +147,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.txt");
         std::fs::write(&path, b"one\r\ntwo\nthr").unwrap();
-        let m = crate::config::parse_properties(&format!("topic=t\nfile={}\nbatch.size=10\n", path.display()));
+        let m = crate::config::parse_properties(&format!(
+            "topic=t\nfile={}\nbatch.size=10\n",
+            path.display()
+        ));
         let cfg = FileSourceConfig::from_config(&m).unwrap();
         let mut s = FileSource::new(cfg.clone(), &[]);
         let r = s.poll().await.unwrap();

@@ -41,9 +41,21 @@ pub struct Plugin {
 }
 
 pub const PLUGINS: &[Plugin] = &[
-    Plugin { class: FILE_SINK, kind: Kind::Sink, version: env!("CARGO_PKG_VERSION") },
-    Plugin { class: FILE_SOURCE, kind: Kind::Source, version: env!("CARGO_PKG_VERSION") },
-    Plugin { class: S3_SINK, kind: Kind::Sink, version: env!("CARGO_PKG_VERSION") },
+    Plugin {
+        class: FILE_SINK,
+        kind: Kind::Sink,
+        version: env!("CARGO_PKG_VERSION"),
+    },
+    Plugin {
+        class: FILE_SOURCE,
+        kind: Kind::Source,
+        version: env!("CARGO_PKG_VERSION"),
+    },
+    Plugin {
+        class: S3_SINK,
+        kind: Kind::Sink,
+        version: env!("CARGO_PKG_VERSION"),
+    },
 ];
 
 /// Find a plugin by its full class name or, as Connect allows, its simple name with or
@@ -73,6 +85,9 @@ pub struct SinkRecord {
     pub partition: i32,
     pub offset: i64,
     pub timestamp: Option<i64>,
+    /// Converted like the value (a bad key is a poison record); no built-in sink
+    /// writes keys yet (the S3 sink's `store.kafka.keys` would).
+    #[allow(dead_code)]
     pub key: SchemaAndValue,
     pub value: SchemaAndValue,
 }
@@ -120,10 +135,19 @@ pub fn validate(m: &ConfigMap) -> Vec<ConfigError> {
     push(ErrorPolicy::from_config(m).map(|_| ()));
     if p.kind == Kind::Sink {
         let topics = config::list(m, "topics");
-        let regex = m.get("topics.regex").map(|s| s.trim()).filter(|s| !s.is_empty());
+        let regex = m
+            .get("topics.regex")
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty());
         match (topics.is_empty(), regex) {
-            (true, None) => push(Err(ConfigError::new("topics", "Must configure one of topics or topics.regex"))),
-            (false, Some(_)) => push(Err(ConfigError::new("topics", "topics and topics.regex are mutually exclusive options, but both are set."))),
+            (true, None) => push(Err(ConfigError::new(
+                "topics",
+                "Must configure one of topics or topics.regex",
+            ))),
+            (false, Some(_)) => push(Err(ConfigError::new(
+                "topics",
+                "topics and topics.regex are mutually exclusive options, but both are set.",
+            ))),
             _ => {}
         }
         if let Some(dlq) = m.get("errors.deadletterqueue.topic.name").map(|s| s.trim()) {
@@ -175,20 +199,44 @@ pub fn definitions(class: &str) -> Vec<(&'static str, &'static str, bool, Option
         ("errors.retry.timeout", "LONG", false, Some("0")),
         ("errors.retry.delay.max.ms", "LONG", false, Some("60000")),
         ("errors.log.enable", "BOOLEAN", false, Some("false")),
-        ("errors.log.include.messages", "BOOLEAN", false, Some("false")),
+        (
+            "errors.log.include.messages",
+            "BOOLEAN",
+            false,
+            Some("false"),
+        ),
     ];
     let p = plugin(class);
     if p.map(|p| p.kind) == Some(Kind::Sink) {
         d.extend([
             ("topics", "LIST", false, Some("")),
             ("topics.regex", "STRING", false, Some("")),
-            ("errors.deadletterqueue.topic.name", "STRING", false, Some("")),
-            ("errors.deadletterqueue.topic.replication.factor", "SHORT", false, Some("3")),
-            ("errors.deadletterqueue.context.headers.enable", "BOOLEAN", false, Some("false")),
+            (
+                "errors.deadletterqueue.topic.name",
+                "STRING",
+                false,
+                Some(""),
+            ),
+            (
+                "errors.deadletterqueue.topic.replication.factor",
+                "SHORT",
+                false,
+                Some("3"),
+            ),
+            (
+                "errors.deadletterqueue.context.headers.enable",
+                "BOOLEAN",
+                false,
+                Some("false"),
+            ),
         ]);
     }
     match p.map(|p| p.class) {
-        Some(FILE_SOURCE) => d.extend([("file", "STRING", false, None), ("topic", "STRING", true, None), ("batch.size", "INT", false, Some("2000"))]),
+        Some(FILE_SOURCE) => d.extend([
+            ("file", "STRING", false, None),
+            ("topic", "STRING", true, None),
+            ("batch.size", "INT", false, Some("2000")),
+        ]),
         Some(FILE_SINK) => d.push(("file", "STRING", false, None)),
         Some(S3_SINK) => d.extend(s3_sink::definitions()),
         _ => {}
@@ -200,7 +248,9 @@ pub fn definitions(class: &str) -> Vec<(&'static str, &'static str, bool, Option
 pub fn errors_by_key(errs: &[ConfigError]) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in errs {
-        out.entry(e.key.clone()).or_default().push(e.message.clone());
+        out.entry(e.key.clone())
+            .or_default()
+            .push(e.message.clone());
     }
     out
 }
@@ -224,11 +274,17 @@ mod tests {
         assert_eq!(validate(&m)[0].key, "connector.class");
         let m = parse_properties(&format!("name=x\nconnector.class={FILE_SINK}\n"));
         assert_eq!(validate(&m)[0].key, "topics");
-        let m = parse_properties(&format!("name=x\nconnector.class={FILE_SINK}\ntopics=a\ntasks.max=two\n"));
+        let m = parse_properties(&format!(
+            "name=x\nconnector.class={FILE_SINK}\ntopics=a\ntasks.max=two\n"
+        ));
         assert_eq!(validate(&m)[0].key, "tasks.max");
-        let m = parse_properties(&format!("name=x\nconnector.class={FILE_SINK}\ntopics=a\nerrors.tolerance=some\n"));
+        let m = parse_properties(&format!(
+            "name=x\nconnector.class={FILE_SINK}\ntopics=a\nerrors.tolerance=some\n"
+        ));
         assert_eq!(validate(&m)[0].key, "errors.tolerance");
-        let m = parse_properties(&format!("name=x\nconnector.class={FILE_SINK}\ntopics=a\nfile=/tmp/x\ntasks.max=3\n"));
+        let m = parse_properties(&format!(
+            "name=x\nconnector.class={FILE_SINK}\ntopics=a\nfile=/tmp/x\ntasks.max=3\n"
+        ));
         assert!(validate(&m).is_empty());
         assert_eq!(task_configs(&m).len(), 3);
     }

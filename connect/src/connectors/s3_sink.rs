@@ -52,18 +52,28 @@ pub struct S3Config {
 impl S3Config {
     pub fn from_config(m: &ConfigMap) -> Result<Self, ConfigError> {
         let bucket = config::required(m, "s3.bucket.name")?.to_string();
-        let region = m.get("s3.region").map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).unwrap_or_else(|| "us-west-2".into());
+        let region = m
+            .get("s3.region")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "us-west-2".into());
         let store_url = m
             .get("store.url")
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
         if !(store_url.starts_with("http://") || store_url.starts_with("https://")) {
-            return Err(ConfigError::new("store.url", format!("Invalid value {store_url}: expected an http(s) URL")));
+            return Err(ConfigError::new(
+                "store.url",
+                format!("Invalid value {store_url}: expected an http(s) URL"),
+            ));
         }
         let storage = config::required(m, "storage.class")?;
         if storage != S3_STORAGE {
-            return Err(ConfigError::new("storage.class", format!("Invalid value {storage}: only {S3_STORAGE} is built in")));
+            return Err(ConfigError::new(
+                "storage.class",
+                format!("Invalid value {storage}: only {S3_STORAGE} is built in"),
+            ));
         }
         let format = match config::required(m, "format.class")? {
             JSON_FORMAT => Format::Json,
@@ -71,38 +81,71 @@ impl S3Config {
             other => {
                 return Err(ConfigError::new(
                     "format.class",
-                    format!("Invalid value {other}: built-in formats are {JSON_FORMAT} and {BYTES_FORMAT}"),
+                    format!(
+                    "Invalid value {other}: built-in formats are {JSON_FORMAT} and {BYTES_FORMAT}"
+                ),
                 ))
             }
         };
-        let partitioner = m.get("partitioner.class").map(|s| s.trim()).unwrap_or(DEFAULT_PARTITIONER);
+        let partitioner = m
+            .get("partitioner.class")
+            .map(|s| s.trim())
+            .unwrap_or(DEFAULT_PARTITIONER);
         if partitioner != DEFAULT_PARTITIONER {
             return Err(ConfigError::new(
                 "partitioner.class",
-                format!("Invalid value {partitioner}: only {DEFAULT_PARTITIONER} is built in so far"),
+                format!(
+                    "Invalid value {partitioner}: only {DEFAULT_PARTITIONER} is built in so far"
+                ),
             ));
         }
-        let flush_size = config::required(m, "flush.size").and_then(|_| config::int_at_least(m, "flush.size", 1, 1))? as usize;
-        let separator = m.get("format.bytearray.separator").map(|s| s.as_bytes().to_vec()).unwrap_or_else(|| b"\n".to_vec());
+        let flush_size = config::required(m, "flush.size")
+            .and_then(|_| config::int_at_least(m, "flush.size", 1, 1))?
+            as usize;
+        let separator = m
+            .get("format.bytearray.separator")
+            .map(|s| s.as_bytes().to_vec())
+            .unwrap_or_else(|| b"\n".to_vec());
         let extension = match format {
             Format::Json => ".json".to_string(),
-            Format::ByteArray => m.get("format.bytearray.extension").cloned().unwrap_or_else(|| ".bin".into()),
+            Format::ByteArray => m
+                .get("format.bytearray.extension")
+                .cloned()
+                .unwrap_or_else(|| ".bin".into()),
         };
-        let ignore_nulls = config::one_of(m, "behavior.on.null.values", "fail", &["fail", "ignore", "write"])? != "fail";
+        let ignore_nulls = config::one_of(
+            m,
+            "behavior.on.null.values",
+            "fail",
+            &["fail", "ignore", "write"],
+        )? != "fail";
         Ok(S3Config {
             bucket,
             region,
             store_url,
-            access_key: m.get("aws.access.key.id").cloned().filter(|s| !s.is_empty()).or_else(|| std::env::var("AWS_ACCESS_KEY_ID").ok()),
+            access_key: m
+                .get("aws.access.key.id")
+                .cloned()
+                .filter(|s| !s.is_empty())
+                .or_else(|| std::env::var("AWS_ACCESS_KEY_ID").ok()),
             secret_key: m
                 .get("aws.secret.access.key")
                 .cloned()
                 .filter(|s| !s.is_empty())
                 .or_else(|| std::env::var("AWS_SECRET_ACCESS_KEY").ok()),
-            topics_dir: m.get("topics.dir").map(|s| s.trim().trim_matches('/').to_string()).filter(|s| !s.is_empty()).unwrap_or_else(|| "topics".into()),
+            topics_dir: m
+                .get("topics.dir")
+                .map(|s| s.trim().trim_matches('/').to_string())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "topics".into()),
             flush_size,
             rotate_interval_ms: config::int_at_least(m, "rotate.interval.ms", -1, -1)?,
-            rotate_schedule_interval_ms: config::int_at_least(m, "rotate.schedule.interval.ms", -1, -1)?,
+            rotate_schedule_interval_ms: config::int_at_least(
+                m,
+                "rotate.schedule.interval.ms",
+                -1,
+                -1,
+            )?,
             format,
             separator,
             extension,
@@ -114,7 +157,10 @@ impl S3Config {
 
     /// Confluent's object name for the file of `topic`/`partition` starting at `start`.
     pub fn object_name(&self, topic: &str, partition: i32, start: i64) -> String {
-        format!("{}/{topic}/partition={partition}/{topic}+{partition}+{start:010}{}", self.topics_dir, self.extension)
+        format!(
+            "{}/{topic}/partition={partition}/{topic}+{partition}+{start:010}{}",
+            self.topics_dir, self.extension
+        )
     }
 }
 
@@ -131,7 +177,12 @@ pub fn definitions() -> Vec<(&'static str, &'static str, bool, Option<&'static s
         ("rotate.schedule.interval.ms", "LONG", false, Some("-1")),
         ("storage.class", "CLASS", true, None),
         ("format.class", "CLASS", true, None),
-        ("partitioner.class", "CLASS", false, Some(DEFAULT_PARTITIONER)),
+        (
+            "partitioner.class",
+            "CLASS",
+            false,
+            Some(DEFAULT_PARTITIONER),
+        ),
         ("format.bytearray.separator", "STRING", false, None),
         ("behavior.on.null.values", "STRING", false, Some("fail")),
         ("s3.part.retries", "INT", false, Some("3")),
@@ -162,13 +213,22 @@ impl S3Sink {
     pub fn new(cfg: S3Config, policy: ErrorPolicy) -> Result<Self, TaskError> {
         let creds = match (&cfg.access_key, &cfg.secret_key) {
             (Some(k), Some(s)) => Some(match std::env::var("AWS_SESSION_TOKEN") {
-                Ok(t) if cfg.access_key == std::env::var("AWS_ACCESS_KEY_ID").ok() => Credentials::new_with_token(k.clone(), s.clone(), t),
+                Ok(t) if cfg.access_key == std::env::var("AWS_ACCESS_KEY_ID").ok() => {
+                    Credentials::new_with_token(k.clone(), s.clone(), t)
+                }
                 _ => Credentials::new(k.clone(), s.clone()),
             }),
             _ => None,
         };
-        let client = S3Client::new(&cfg.store_url, &cfg.bucket, &cfg.region, creds).map_err(|e| TaskError::Fatal(e.to_string()))?;
-        Ok(S3Sink { cfg, policy, client, files: BTreeMap::new(), uploaded: BTreeMap::new() })
+        let client = S3Client::new(&cfg.store_url, &cfg.bucket, &cfg.region, creds)
+            .map_err(|e| TaskError::Fatal(e.to_string()))?;
+        Ok(S3Sink {
+            cfg,
+            policy,
+            client,
+            files: BTreeMap::new(),
+            uploaded: BTreeMap::new(),
+        })
     }
 
     /// Confluent checks the bucket at start: a missing bucket fails the task.
@@ -241,7 +301,11 @@ impl S3Sink {
             let due: Vec<_> = self
                 .files
                 .iter()
-                .filter(|(_, f)| f.count > 0 && f.opened.elapsed() >= Duration::from_millis(self.cfg.rotate_schedule_interval_ms as u64))
+                .filter(|(_, f)| {
+                    f.count > 0
+                        && f.opened.elapsed()
+                            >= Duration::from_millis(self.cfg.rotate_schedule_interval_ms as u64)
+                })
                 .map(|(k, _)| k.clone())
                 .collect();
             for tp in due {
@@ -263,7 +327,9 @@ impl S3Sink {
     }
 
     async fn upload(&mut self, tp: &(String, i32)) -> Result<bool, TaskError> {
-        let Some(f) = self.files.get(tp) else { return Ok(false) };
+        let Some(f) = self.files.get(tp) else {
+            return Ok(false);
+        };
         if f.count == 0 {
             return Ok(false);
         }
@@ -271,7 +337,8 @@ impl S3Sink {
         let body = Bytes::from(f.buf.clone());
         let next = f.next;
         let client = &self.client;
-        self.with_retries("PUT object", || client.put_object(&key, body.clone())).await?;
+        self.with_retries("PUT object", || client.put_object(&key, body.clone()))
+            .await?;
         tracing::debug!(object = %key, "uploaded");
         self.files.remove(tp);
         self.uploaded.insert(tp.clone(), next);
@@ -310,7 +377,11 @@ impl S3Sink {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(cap);
                 }
-                Err(e) => return Err(TaskError::Fatal(format!("org.apache.kafka.connect.errors.ConnectException: {what}: {e}"))),
+                Err(e) => {
+                    return Err(TaskError::Fatal(format!(
+                        "org.apache.kafka.connect.errors.ConnectException: {what}: {e}"
+                    )))
+                }
             }
         }
     }
@@ -330,18 +401,37 @@ mod tests {
     #[test]
     fn object_names_are_confluents() {
         let c = cfg("").unwrap();
-        assert_eq!(c.object_name("orders", 2, 1000), "topics/orders/partition=2/orders+2+0000001000.json");
-        let c = cfg(&format!("format.class={BYTES_FORMAT}\ntopics.dir=/lake/raw/\n")).unwrap();
-        assert_eq!(c.object_name("t", 0, 0), "lake/raw/t/partition=0/t+0+0000000000.bin");
+        assert_eq!(
+            c.object_name("orders", 2, 1000),
+            "topics/orders/partition=2/orders+2+0000001000.json"
+        );
+        let c = cfg(&format!(
+            "format.class={BYTES_FORMAT}\ntopics.dir=/lake/raw/\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.object_name("t", 0, 0),
+            "lake/raw/t/partition=0/t+0+0000000000.bin"
+        );
     }
 
     #[test]
     fn bad_keys_are_named() {
         assert_eq!(cfg("flush.size=zero\n").unwrap_err().key, "flush.size");
-        assert_eq!(cfg("format.class=io.confluent.connect.s3.format.avro.AvroFormat\n").unwrap_err().key, "format.class");
-        assert_eq!(cfg("partitioner.class=x.Y\n").unwrap_err().key, "partitioner.class");
+        assert_eq!(
+            cfg("format.class=io.confluent.connect.s3.format.avro.AvroFormat\n")
+                .unwrap_err()
+                .key,
+            "format.class"
+        );
+        assert_eq!(
+            cfg("partitioner.class=x.Y\n").unwrap_err().key,
+            "partitioner.class"
+        );
         assert_eq!(cfg("storage.class=x.Y\n").unwrap_err().key, "storage.class");
-        let m = parse_properties(&format!("storage.class={S3_STORAGE}\nformat.class={JSON_FORMAT}\nflush.size=1\n"));
+        let m = parse_properties(&format!(
+            "storage.class={S3_STORAGE}\nformat.class={JSON_FORMAT}\nflush.size=1\n"
+        ));
         assert_eq!(S3Config::from_config(&m).unwrap_err().key, "s3.bucket.name");
     }
 }
