@@ -10,7 +10,7 @@ import os
 import re
 import time
 
-from .conftest import Worker, create_topic, wait_for, write_props
+from .conftest import Worker, consume_all, create_topic, wait_for, write_props
 
 N = 100_000 if os.environ.get("FJORD_CONNECT_FULL") == "1" else 20_000
 PARTS = 4  # N / PARTS is a multiple of FLUSH: every record ends in a full object
@@ -167,5 +167,56 @@ def test_s3_missing_bucket_fails_task_with_trace(broker, workdir, s3):
         assert "no-such-bucket" in st["tasks"][0]["trace"]
         # the worker and its REST API stay up
         assert w.call("GET", "/connectors")[1] == ["nob"]
+    finally:
+        w.stop()
+
+
+def test_s3_outage_retries_then_fails_and_resumes_without_loss(broker, workdir, s3):
+    """S3 stopped under load: the upload is retried (not dead-lettered) for
+    errors.retry.timeout, then the task FAILS; nothing past what is in S3 is committed;
+    with S3 back (moto restarted, empty) a task restart writes exactly the rest."""
+    bs = broker.bootstrap
+    create_topic(bs, "outage", 1)
+    s3c = s3.client()
+    s3c.create_bucket(Bucket="ob-bucket")
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bs})
+
+    def send(a, b):
+        for i in range(a, b):
+            p.produce("outage", value=json.dumps({"id": i}).encode())
+        assert p.flush(30) == 0
+
+    send(0, 300)
+    w = Worker(workdir, bs).start()
+    try:
+        code, _ = w.call("POST", "/connectors", {"name": "ob", "config": {
+            "connector.class": "io.confluent.connect.s3.S3SinkConnector", "topics": "outage",
+            "s3.bucket.name": "ob-bucket", "store.url": s3.url, "flush.size": "100",
+            "aws.access.key.id": "testing", "aws.secret.access.key": "testing",
+            "storage.class": "io.confluent.connect.s3.storage.S3Storage",
+            "format.class": "io.confluent.connect.s3.format.json.JsonFormat",
+            "value.converter.schemas.enable": "false",
+            "errors.retry.timeout": "3000", "errors.retry.delay.max.ms": "500",
+            "errors.tolerance": "all", "errors.deadletterqueue.topic.name": "ob-dlq",
+            "errors.deadletterqueue.topic.replication.factor": "1"}})
+        assert code == 201
+        wait_for(lambda: len(objects(s3c, "ob-bucket")) == 3, 30, "first three objects")
+        s3.stop()
+        send(300, 500)
+        st = w.wait_status("ob", lambda s: s["tasks"][0]["state"] == "FAILED", 60)
+        assert "PUT object failed after" in st["tasks"][0]["trace"], st
+        offs = w.call("GET", "/connectors/ob/offsets")[1]["offsets"]
+        assert offs == [{"partition": {"kafka_topic": "outage", "kafka_partition": 0}, "offset": {"kafka_offset": 300}}]
+        s3.start()
+        s3c = s3.client()
+        s3c.create_bucket(Bucket="ob-bucket")
+        assert w.call("POST", "/connectors/ob/restart?includeTasks=true&onlyFailed=true")[0] == 202
+        wait_for(lambda: len(objects(s3c, "ob-bucket")) == 2, 30, "the rest")
+        got = read_back(s3c, "ob-bucket")[0]
+        assert [s for s, _ in got] == [300, 400]
+        assert [r["id"] for _, recs in got for r in recs] == list(range(300, 500))
+        # nothing was dead-lettered
+        assert consume_all(bs, "ob-dlq", 0, 5) == []
     finally:
         w.stop()
