@@ -292,10 +292,8 @@ mod tests {
             })
             .unwrap()
             .unwrap();
-        assert_eq!(
-            out,
-            br#"{"schema":{"type":"string"},"payload":"hi"}"#.to_vec()
-        );
+        let parsed: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(parsed, json!({"schema":{"type":"string"},"payload":"hi"}));
     }
 
     #[test]

@@ -512,7 +512,23 @@ impl Herder {
                     let c: BaseConsumer = group_client(&bootstrap, &group)
                         .create()
                         .map_err(|e| e.to_string())?;
-                    c.commit(&tpl, CommitMode::Sync).map_err(|e| e.to_string())
+                    // The stopped tasks' consumers may still be leaving the group: the
+                    // broker refuses a commit into a group with members until they have.
+                    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+                    loop {
+                        match c.commit(&tpl, CommitMode::Sync) {
+                            Ok(()) => return Ok(()),
+                            Err(e) if std::time::Instant::now() < deadline => {
+                                tracing::debug!(error = %e, "offsets not altered yet; retrying");
+                                std::thread::sleep(Duration::from_millis(200));
+                            }
+                            Err(e) => {
+                                return Err(format!(
+                                    "could not alter the offsets of group {group} (are its tasks still stopping?): {e}"
+                                ))
+                            }
+                        }
+                    }
                 })
                 .await
                 .map_err(|e| HerderError::Internal(e.to_string()))?
@@ -538,19 +554,35 @@ impl Herder {
                     .create()
                     .map_err(|e| HerderError::Internal(e.to_string()))?;
                 let group = worker::sink_group(name);
-                let r = admin
-                    .delete_groups(
-                        &[group.as_str()],
-                        &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
-                    )
-                    .await
-                    .map_err(|e| HerderError::Internal(e.to_string()))?;
-                for g in r {
-                    if let Err((_, code)) = g {
-                        if code != rdkafka::types::RDKafkaErrorCode::GroupIdNotFound {
+                // As for PATCH: the stopped tasks may still be leaving the group.
+                let deadline = std::time::Instant::now() + Duration::from_secs(15);
+                loop {
+                    let r = admin
+                        .delete_groups(
+                            &[group.as_str()],
+                            &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
+                        )
+                        .await
+                        .map_err(|e| HerderError::Internal(e.to_string()))?;
+                    let failed = r.into_iter().find_map(|g| match g {
+                        Err((_, code))
+                            if code != rdkafka::types::RDKafkaErrorCode::GroupIdNotFound =>
+                        {
+                            Some(code)
+                        }
+                        _ => None,
+                    });
+                    match failed {
+                        None => break,
+                        Some(rdkafka::types::RDKafkaErrorCode::NonEmptyGroup)
+                            if std::time::Instant::now() < deadline =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        Some(code) => {
                             return Err(HerderError::Internal(format!(
                                 "could not delete the offsets of group {group}: {code}"
-                            )));
+                            )))
                         }
                     }
                 }
