@@ -79,7 +79,9 @@ def test_s3_sink_exactly_once_across_kill9(broker, workdir, s3):
     })
     half = N // 2
     produce(bs, topic, 0, half)
-    w = Worker(workdir, bs, [conn]).start()
+    # a short session: the killed worker's consumer leaves the group sooner
+    w = Worker(workdir, bs, [conn], extra={"consumer.session.timeout.ms": "6000",
+                                          "consumer.heartbeat.interval.ms": "1000"}).start()
     try:
         # let some objects land, then kill -9 in the middle
         wait_for(lambda: len(objects(s3c, bucket)) >= 3, 60, "first objects")
