@@ -9,6 +9,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{SourceRecord, TaskError};
+
+/// Bytes read ahead from the file per poll: enough for a full `batch.size` of 1 KiB lines
+/// (small reads made small producer batches, each waited for).
+const READ_AHEAD: usize = 8 << 20;
 use crate::config::{self, ConfigError, ConfigMap};
 use crate::converters::{Data, SchemaAndValue};
 
@@ -85,7 +89,7 @@ impl FileSource {
     fn read_lines(&mut self) -> Result<Vec<SourceRecord>, TaskError> {
         let mut out = Vec::new();
         // Fill the buffer from the file at position + what is buffered.
-        if self.buf.len() < 1 << 20 {
+        if self.buf.len() < READ_AHEAD {
             let mut f = match std::fs::File::open(&self.cfg.file) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
@@ -98,7 +102,7 @@ impl FileSource {
             };
             let from = self.position + self.buf.len() as u64;
             if f.seek(SeekFrom::Start(from)).is_ok() {
-                let mut chunk = vec![0u8; 1 << 20];
+                let mut chunk = vec![0u8; READ_AHEAD];
                 match f.read(&mut chunk) {
                     Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                     Err(e) => {
