@@ -7,6 +7,7 @@
 //! plus one enum variant.
 
 mod cluster;
+mod connect;
 mod consume;
 mod formatter;
 mod group;
@@ -65,6 +66,8 @@ enum Command {
     Schema(schema::SchemaArgs),
     /// SCRAM users: create, delete, list (like kafka-configs --entity-type users).
     User(user::UserArgs),
+    /// Kafka Connect workers' REST API: list, status, create, config, pause, resume, stop, restart, delete, offsets.
+    Connect(connect::ConnectArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -81,6 +84,7 @@ async fn main() -> ExitCode {
         Command::Offsets(args) => offsets::run(args, cli.output).await,
         Command::Txn(args) => txn::run(args, cli.output).await,
         Command::Schema(args) => schema::run(args, cli.output).await,
+        Command::Connect(args) => connect::run(args, cli.output).await,
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,437 @@
+//! `io.confluent.connect.s3.S3SinkConnector`: records of each topic-partition are
+//! buffered into one object at a time, named as Confluent names them
+//! (`<topics.dir>/<topic>/partition=<p>/<topic>+<p>+<startOffset %010d>.<ext>`), and
+//! uploaded when `flush.size` records are in it (or a rotation interval passes).
+//! The worker commits a partition's offset only after its object is uploaded, one
+//! object at a time, and the name depends only on the start offset: after a crash the
+//! task resumes at the start of the object that was not committed and rewrites the
+//! same name, so S3 holds every record exactly once.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rusty_s3::Credentials;
+
+use super::s3_client::{S3Client, S3Error};
+use super::{SinkRecord, TaskError};
+use crate::config::{self, ConfigError, ConfigMap};
+use crate::converters::Data;
+use crate::errors::ErrorPolicy;
+
+pub const S3_STORAGE: &str = "io.confluent.connect.s3.storage.S3Storage";
+pub const JSON_FORMAT: &str = "io.confluent.connect.s3.format.json.JsonFormat";
+pub const BYTES_FORMAT: &str = "io.confluent.connect.s3.format.bytearray.ByteArrayFormat";
+pub const DEFAULT_PARTITIONER: &str = "io.confluent.connect.storage.partitioner.DefaultPartitioner";
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Format {
+    Json,
+    ByteArray,
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub bucket: String,
+    pub region: String,
+    pub store_url: String,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    pub topics_dir: String,
+    pub flush_size: usize,
+    pub rotate_interval_ms: i64,
+    pub rotate_schedule_interval_ms: i64,
+    pub format: Format,
+    pub separator: Vec<u8>,
+    pub extension: String,
+    pub ignore_nulls: bool,
+    pub part_retries: i64,
+    pub retry_backoff_ms: i64,
+}
+
+impl S3Config {
+    pub fn from_config(m: &ConfigMap) -> Result<Self, ConfigError> {
+        let bucket = config::required(m, "s3.bucket.name")?.to_string();
+        let region = m
+            .get("s3.region")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "us-west-2".into());
+        let store_url = m
+            .get("store.url")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        if !(store_url.starts_with("http://") || store_url.starts_with("https://")) {
+            return Err(ConfigError::new(
+                "store.url",
+                format!("Invalid value {store_url}: expected an http(s) URL"),
+            ));
+        }
+        let storage = config::required(m, "storage.class")?;
+        if storage != S3_STORAGE {
+            return Err(ConfigError::new(
+                "storage.class",
+                format!("Invalid value {storage}: only {S3_STORAGE} is built in"),
+            ));
+        }
+        let format = match config::required(m, "format.class")? {
+            JSON_FORMAT => Format::Json,
+            BYTES_FORMAT => Format::ByteArray,
+            other => {
+                return Err(ConfigError::new(
+                    "format.class",
+                    format!(
+                    "Invalid value {other}: built-in formats are {JSON_FORMAT} and {BYTES_FORMAT}"
+                ),
+                ))
+            }
+        };
+        let partitioner = m
+            .get("partitioner.class")
+            .map(|s| s.trim())
+            .unwrap_or(DEFAULT_PARTITIONER);
+        if partitioner != DEFAULT_PARTITIONER {
+            return Err(ConfigError::new(
+                "partitioner.class",
+                format!(
+                    "Invalid value {partitioner}: only {DEFAULT_PARTITIONER} is built in so far"
+                ),
+            ));
+        }
+        let flush_size = config::required(m, "flush.size")
+            .and_then(|_| config::int_at_least(m, "flush.size", 1, 1))?
+            as usize;
+        let separator = m
+            .get("format.bytearray.separator")
+            .map(|s| s.as_bytes().to_vec())
+            .unwrap_or_else(|| b"\n".to_vec());
+        let extension = match format {
+            Format::Json => ".json".to_string(),
+            Format::ByteArray => m
+                .get("format.bytearray.extension")
+                .cloned()
+                .unwrap_or_else(|| ".bin".into()),
+        };
+        let ignore_nulls = config::one_of(
+            m,
+            "behavior.on.null.values",
+            "fail",
+            &["fail", "ignore", "write"],
+        )? != "fail";
+        Ok(S3Config {
+            bucket,
+            region,
+            store_url,
+            access_key: m
+                .get("aws.access.key.id")
+                .cloned()
+                .filter(|s| !s.is_empty())
+                .or_else(|| std::env::var("AWS_ACCESS_KEY_ID").ok()),
+            secret_key: m
+                .get("aws.secret.access.key")
+                .cloned()
+                .filter(|s| !s.is_empty())
+                .or_else(|| std::env::var("AWS_SECRET_ACCESS_KEY").ok()),
+            topics_dir: m
+                .get("topics.dir")
+                .map(|s| s.trim().trim_matches('/').to_string())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "topics".into()),
+            flush_size,
+            rotate_interval_ms: config::int_at_least(m, "rotate.interval.ms", -1, -1)?,
+            rotate_schedule_interval_ms: config::int_at_least(
+                m,
+                "rotate.schedule.interval.ms",
+                -1,
+                -1,
+            )?,
+            format,
+            separator,
+            extension,
+            ignore_nulls,
+            part_retries: config::int_at_least(m, "s3.part.retries", 3, 0)?,
+            retry_backoff_ms: config::int_at_least(m, "s3.retry.backoff.ms", 200, 0)?,
+        })
+    }
+
+    /// Confluent's object name for the file of `topic`/`partition` starting at `start`.
+    pub fn object_name(&self, topic: &str, partition: i32, start: i64) -> String {
+        format!(
+            "{}/{topic}/partition={partition}/{topic}+{partition}+{start:010}{}",
+            self.topics_dir, self.extension
+        )
+    }
+}
+
+pub fn definitions() -> Vec<(&'static str, &'static str, bool, Option<&'static str>)> {
+    vec![
+        ("s3.bucket.name", "STRING", true, None),
+        ("s3.region", "STRING", false, Some("us-west-2")),
+        ("store.url", "STRING", false, None),
+        ("aws.access.key.id", "STRING", false, Some("")),
+        ("aws.secret.access.key", "PASSWORD", false, Some("")),
+        ("topics.dir", "STRING", false, Some("topics")),
+        ("flush.size", "INT", true, None),
+        ("rotate.interval.ms", "LONG", false, Some("-1")),
+        ("rotate.schedule.interval.ms", "LONG", false, Some("-1")),
+        ("storage.class", "CLASS", true, None),
+        ("format.class", "CLASS", true, None),
+        (
+            "partitioner.class",
+            "CLASS",
+            false,
+            Some(DEFAULT_PARTITIONER),
+        ),
+        ("format.bytearray.separator", "STRING", false, None),
+        ("behavior.on.null.values", "STRING", false, Some("fail")),
+        ("s3.part.retries", "INT", false, Some("3")),
+        ("s3.retry.backoff.ms", "LONG", false, Some("200")),
+    ]
+}
+
+/// The object being filled for one topic-partition.
+struct OpenFile {
+    start: i64,
+    next: i64,
+    count: usize,
+    buf: Vec<u8>,
+    first_ts: Option<i64>,
+    opened: Instant,
+}
+
+pub struct S3Sink {
+    cfg: S3Config,
+    policy: ErrorPolicy,
+    client: S3Client,
+    files: BTreeMap<(String, i32), OpenFile>,
+    /// Per partition: the next offset to consume once everything before it is in S3.
+    uploaded: BTreeMap<(String, i32), i64>,
+}
+
+impl S3Sink {
+    pub fn new(cfg: S3Config, policy: ErrorPolicy) -> Result<Self, TaskError> {
+        let creds = match (&cfg.access_key, &cfg.secret_key) {
+            (Some(k), Some(s)) => Some(match std::env::var("AWS_SESSION_TOKEN") {
+                Ok(t) if cfg.access_key == std::env::var("AWS_ACCESS_KEY_ID").ok() => {
+                    Credentials::new_with_token(k.clone(), s.clone(), t)
+                }
+                _ => Credentials::new(k.clone(), s.clone()),
+            }),
+            _ => None,
+        };
+        let client = S3Client::new(&cfg.store_url, &cfg.bucket, &cfg.region, creds)
+            .map_err(|e| TaskError::Fatal(e.to_string()))?;
+        Ok(S3Sink {
+            cfg,
+            policy,
+            client,
+            files: BTreeMap::new(),
+            uploaded: BTreeMap::new(),
+        })
+    }
+
+    /// Confluent checks the bucket at start: a missing bucket fails the task.
+    pub async fn start(&mut self) -> Result<(), TaskError> {
+        self.with_retries("HEAD bucket", || self.client.head_bucket()).await.map_err(|e| match e {
+            TaskError::Fatal(m) => TaskError::Fatal(format!("org.apache.kafka.connect.errors.ConnectException: bucket {} is not usable: {m}", self.cfg.bucket)),
+            other => other,
+        })
+    }
+
+    /// Add records; upload every object that is full (or due by rotation).
+    /// Returns whether anything was uploaded (the worker commits at once if so).
+    pub async fn put(&mut self, records: &[SinkRecord]) -> Result<bool, TaskError> {
+        let mut uploaded = false;
+        for r in records {
+            let tp = (r.topic.clone(), r.partition);
+            // A redelivery (after a seek or rebalance) starting before what is buffered:
+            // drop the buffer and start again at that offset (same object name).
+            if let Some(f) = self.files.get(&tp) {
+                if r.offset < f.next {
+                    self.files.remove(&tp);
+                }
+            }
+            if let (Some(f), true) = (self.files.get(&tp), self.cfg.rotate_interval_ms > 0) {
+                if let (Some(first), Some(ts)) = (f.first_ts, r.timestamp) {
+                    if ts - first >= self.cfg.rotate_interval_ms {
+                        uploaded |= self.upload(&tp).await?;
+                    }
+                }
+            }
+            let line: Vec<u8> = match (&r.value.data, self.cfg.format) {
+                (Data::Null, _) if self.cfg.ignore_nulls => {
+                    // Nothing written, but the offset is consumed.
+                    if let Some(f) = self.files.get_mut(&tp) {
+                        f.next = r.offset + 1;
+                    }
+                    continue;
+                }
+                (Data::Null, _) => {
+                    return Err(TaskError::Fatal(format!(
+                        "org.apache.kafka.connect.errors.ConnectException: Null valued records are not writeable with current behavior.on.null.values 'fail' setting ({}-{}@{})",
+                        r.topic, r.partition, r.offset
+                    )))
+                }
+                (Data::Bytes(b), Format::ByteArray) => b.clone(),
+                (Data::Value(serde_json::Value::String(s)), Format::ByteArray) => s.as_bytes().to_vec(),
+                (_, Format::ByteArray) => r.value.to_json().to_string().into_bytes(),
+                (_, Format::Json) => r.value.to_json().to_string().into_bytes(),
+            };
+            let f = self.files.entry(tp.clone()).or_insert_with(|| OpenFile {
+                start: r.offset,
+                next: r.offset,
+                count: 0,
+                buf: Vec::new(),
+                first_ts: r.timestamp,
+                opened: Instant::now(),
+            });
+            f.buf.extend_from_slice(&line);
+            match self.cfg.format {
+                Format::Json => f.buf.push(b'\n'),
+                Format::ByteArray => f.buf.extend_from_slice(&self.cfg.separator),
+            }
+            f.count += 1;
+            f.next = r.offset + 1;
+            if f.count >= self.cfg.flush_size {
+                uploaded |= self.upload(&tp).await?;
+            }
+        }
+        if self.cfg.rotate_schedule_interval_ms > 0 {
+            let due: Vec<_> = self
+                .files
+                .iter()
+                .filter(|(_, f)| {
+                    f.count > 0
+                        && f.opened.elapsed()
+                            >= Duration::from_millis(self.cfg.rotate_schedule_interval_ms as u64)
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for tp in due {
+                uploaded |= self.upload(&tp).await?;
+            }
+        }
+        Ok(uploaded)
+    }
+
+    /// Offsets safe to commit: the end of what is in S3, per partition.
+    pub fn committable(&self) -> BTreeMap<(String, i32), i64> {
+        self.uploaded.clone()
+    }
+
+    /// Forget buffered data (stop, rebalance): it is re-read from the committed offset.
+    pub fn close(&mut self) {
+        self.files.clear();
+        self.uploaded.clear();
+    }
+
+    async fn upload(&mut self, tp: &(String, i32)) -> Result<bool, TaskError> {
+        let Some(f) = self.files.get(tp) else {
+            return Ok(false);
+        };
+        if f.count == 0 {
+            return Ok(false);
+        }
+        let key = self.cfg.object_name(&tp.0, tp.1, f.start);
+        let body = Bytes::from(f.buf.clone());
+        let next = f.next;
+        let client = &self.client;
+        self.with_retries("PUT object", || client.put_object(&key, body.clone()))
+            .await?;
+        tracing::debug!(object = %key, "uploaded");
+        self.files.remove(tp);
+        self.uploaded.insert(tp.clone(), next);
+        Ok(true)
+    }
+
+    /// Retry an S3 call while it fails for want of a connection: until
+    /// `errors.retry.timeout` when it is set (-1: forever), else `s3.part.retries` times,
+    /// with a doubling backoff capped at `errors.retry.delay.max.ms`.
+    async fn with_retries<F, Fut>(&self, what: &str, call: F) -> Result<(), TaskError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), S3Error>>,
+    {
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(self.cfg.retry_backoff_ms.max(1) as u64);
+        let cap = Duration::from_millis(self.policy.retry_delay_max_ms.max(1) as u64);
+        let mut attempt = 0i64;
+        loop {
+            match call().await {
+                Ok(()) => return Ok(()),
+                Err(S3Error::Unavailable(m)) => {
+                    attempt += 1;
+                    let more = match self.policy.retry_timeout_ms {
+                        -1 => true,
+                        0 => attempt <= self.cfg.part_retries,
+                        t => started.elapsed() < Duration::from_millis(t as u64),
+                    };
+                    if !more {
+                        return Err(TaskError::Fatal(format!(
+                            "org.apache.kafka.connect.errors.ConnectException: {what} failed after {attempt} attempts in {:?}: {m}",
+                            started.elapsed()
+                        )));
+                    }
+                    tracing::warn!(attempt, error = %m, "{what} failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(cap);
+                }
+                Err(e) => {
+                    return Err(TaskError::Fatal(format!(
+                        "org.apache.kafka.connect.errors.ConnectException: {what}: {e}"
+                    )))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_properties;
+
+    fn cfg(extra: &str) -> Result<S3Config, ConfigError> {
+        S3Config::from_config(&parse_properties(&format!(
+            "s3.bucket.name=b\nflush.size=3\nstorage.class={S3_STORAGE}\nformat.class={JSON_FORMAT}\nstore.url=http://127.0.0.1:9\n{extra}"
+        )))
+    }
+
+    #[test]
+    fn object_names_are_confluents() {
+        let c = cfg("").unwrap();
+        assert_eq!(
+            c.object_name("orders", 2, 1000),
+            "topics/orders/partition=2/orders+2+0000001000.json"
+        );
+        let c = cfg(&format!(
+            "format.class={BYTES_FORMAT}\ntopics.dir=/lake/raw/\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.object_name("t", 0, 0),
+            "lake/raw/t/partition=0/t+0+0000000000.bin"
+        );
+    }
+
+    #[test]
+    fn bad_keys_are_named() {
+        assert_eq!(cfg("flush.size=zero\n").unwrap_err().key, "flush.size");
+        assert_eq!(
+            cfg("format.class=io.confluent.connect.s3.format.avro.AvroFormat\n")
+                .unwrap_err()
+                .key,
+            "format.class"
+        );
+        assert_eq!(
+            cfg("partitioner.class=x.Y\n").unwrap_err().key,
+            "partitioner.class"
+        );
+        assert_eq!(cfg("storage.class=x.Y\n").unwrap_err().key, "storage.class");
+        let m = parse_properties(&format!(
+            "storage.class={S3_STORAGE}\nformat.class={JSON_FORMAT}\nflush.size=1\n"
+        ));
+        assert_eq!(S3Config::from_config(&m).unwrap_err().key, "s3.bucket.name");
+    }
+}

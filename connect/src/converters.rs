@@ -1,0 +1,319 @@
+//! Converters between Kafka bytes and Connect data, under Kafka's class names:
+//! `JsonConverter` (with or without the `{"schema":..,"payload":..}` envelope),
+//! `StringConverter` and `ByteArrayConverter`. A record that does not convert is a
+//! poison record: the error goes to the worker's error handler (DLQ, tolerance).
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::config::{boolean, ConfigError, ConfigMap};
+
+pub const JSON: &str = "org.apache.kafka.connect.json.JsonConverter";
+pub const STRING: &str = "org.apache.kafka.connect.storage.StringConverter";
+pub const BYTES: &str = "org.apache.kafka.connect.converters.ByteArrayConverter";
+
+/// Connect's value model, as far as the built-in connectors need it: raw bytes
+/// (ByteArrayConverter) or a JSON-shaped value (structs are objects), with the
+/// Connect schema when the envelope carried one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Data {
+    Null,
+    Bytes(Vec<u8>),
+    Value(Value),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaAndValue {
+    pub schema: Option<Value>,
+    pub data: Data,
+}
+
+impl SchemaAndValue {
+    pub fn plain(data: Data) -> Self {
+        SchemaAndValue { schema: None, data }
+    }
+
+    /// The value as JSON, bytes as base64 (what Kafka's JsonConverter writes for BYTES).
+    pub fn to_json(&self) -> Value {
+        match &self.data {
+            Data::Null => Value::Null,
+            Data::Bytes(b) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+            Data::Value(v) => v.clone(),
+        }
+    }
+}
+
+/// Why a record could not be converted (the DLQ's exception message).
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+#[error("{0}")]
+pub struct ConvertError(pub String);
+
+impl ConvertError {
+    /// The Java class Kafka would name in `__connect.errors.exception.class.name`.
+    pub fn class_name(&self) -> &'static str {
+        "org.apache.kafka.connect.errors.DataException"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Converter {
+    Json { schemas: bool },
+    String,
+    ByteArray,
+}
+
+impl Converter {
+    /// Build from a converter section (`class` plus its own keys); `what` is the key
+    /// (`value.converter`) named in errors.
+    pub fn from_config(what: &str, c: &ConfigMap) -> Result<Converter, ConfigError> {
+        match c.get("class").map(|s| s.as_str()) {
+            Some(JSON) => Ok(Converter::Json {
+                schemas: boolean(c, "schemas.enable", true).map_err(|e| ConfigError::new(&format!("{what}.schemas.enable"), e.message))?,
+            }),
+            Some(STRING) => Ok(Converter::String),
+            Some(BYTES) => Ok(Converter::ByteArray),
+            Some(other) => Err(ConfigError::new(
+                what,
+                format!("Invalid value {other} for configuration {what}: Class {other} could not be found (built in: {JSON}, {STRING}, {BYTES})"),
+            )),
+            None => Err(ConfigError::new(what, "Missing required configuration with no default value")),
+        }
+    }
+
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            Converter::Json { .. } => JSON,
+            Converter::String => STRING,
+            Converter::ByteArray => BYTES,
+        }
+    }
+
+    /// Kafka bytes → Connect data (sink side).
+    pub fn to_connect(&self, bytes: Option<&[u8]>) -> Result<SchemaAndValue, ConvertError> {
+        let Some(bytes) = bytes else {
+            return Ok(SchemaAndValue::plain(Data::Null));
+        };
+        match self {
+            Converter::ByteArray => Ok(SchemaAndValue {
+                schema: Some(json!({"type": "bytes", "optional": true})),
+                data: Data::Bytes(bytes.to_vec()),
+            }),
+            Converter::String => match std::str::from_utf8(bytes) {
+                Ok(s) => Ok(SchemaAndValue {
+                    schema: Some(json!({"type": "string", "optional": true})),
+                    data: Data::Value(Value::String(s.to_string())),
+                }),
+                Err(e) => Err(ConvertError(format!("Failed to deserialize string: {e}"))),
+            },
+            Converter::Json { schemas } => {
+                let v: Value = serde_json::from_slice(bytes).map_err(|e| {
+                    ConvertError(format!("Converting byte[] to Kafka Connect data failed due to serialization error: {e}"))
+                })?;
+                if !schemas {
+                    return Ok(SchemaAndValue::plain(if v.is_null() {
+                        Data::Null
+                    } else {
+                        Data::Value(v)
+                    }));
+                }
+                match v {
+                    Value::Object(mut o) if o.len() == 2 && o.contains_key("schema") && o.contains_key("payload") => {
+                        let schema = o.remove("schema").filter(|s| !s.is_null());
+                        let payload = o.remove("payload").unwrap_or(Value::Null);
+                        if let Some(s) = &schema {
+                            check_schema(s, &payload)?;
+                        }
+                        Ok(SchemaAndValue {
+                            schema,
+                            data: if payload.is_null() { Data::Null } else { Data::Value(payload) },
+                        })
+                    }
+                    _ => Err(ConvertError(
+                        "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields and may not contain additional fields. If you are trying to deserialize plain JSON data, set schemas.enable=false in your converter configuration.".into(),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Connect data → Kafka bytes (source side; Kafka's `fromConnectData`).
+    pub fn to_kafka(&self, v: &SchemaAndValue) -> Result<Option<Vec<u8>>, ConvertError> {
+        match self {
+            Converter::ByteArray => match &v.data {
+                Data::Null => Ok(None),
+                Data::Bytes(b) => Ok(Some(b.clone())),
+                Data::Value(_) => Err(ConvertError(
+                    "ByteArrayConverter is not compatible with objects of type string/struct"
+                        .into(),
+                )),
+            },
+            Converter::String => match &v.data {
+                Data::Null => Ok(None),
+                Data::Bytes(b) => Ok(Some(b.clone())),
+                Data::Value(Value::String(s)) => Ok(Some(s.as_bytes().to_vec())),
+                Data::Value(other) => Ok(Some(other.to_string().into_bytes())),
+            },
+            Converter::Json { schemas } => {
+                let payload = v.to_json();
+                if matches!(v.data, Data::Null) && !schemas {
+                    return Ok(None);
+                }
+                let out = if *schemas {
+                    json!({"schema": v.schema.clone().unwrap_or(Value::Null), "payload": payload})
+                } else {
+                    payload
+                };
+                serde_json::to_vec(&out)
+                    .map(Some)
+                    .map_err(|e| ConvertError(e.to_string()))
+            }
+        }
+    }
+}
+
+/// The checks Kafka's JsonConverter makes while reading a payload against its schema:
+/// the JSON type must be the schema's, required fields must be present.
+fn check_schema(schema: &Value, payload: &Value) -> Result<(), ConvertError> {
+    let ty = schema.get("type").and_then(|t| t.as_str()).unwrap_or("");
+    let optional = schema
+        .get("optional")
+        .and_then(|o| o.as_bool())
+        .unwrap_or(false);
+    if payload.is_null() {
+        return if optional || schema.get("default").is_some() {
+            Ok(())
+        } else {
+            Err(ConvertError(format!(
+                "Invalid null value for required {} field",
+                ty.to_uppercase()
+            )))
+        };
+    }
+    let ok = match ty {
+        "int8" | "int16" | "int32" | "int64" => payload.is_i64() || payload.is_u64(),
+        "float" | "float32" | "double" | "float64" => payload.is_number(),
+        "boolean" => payload.is_boolean(),
+        "string" | "bytes" => payload.is_string(),
+        "array" => match (payload.as_array(), schema.get("items")) {
+            (Some(items), Some(s)) => {
+                for i in items {
+                    check_schema(s, i)?;
+                }
+                true
+            }
+            (Some(_), None) => true,
+            _ => false,
+        },
+        "map" => payload.is_object() || payload.is_array(),
+        "struct" => match payload.as_object() {
+            Some(o) => {
+                for f in schema
+                    .get("fields")
+                    .and_then(|f| f.as_array())
+                    .into_iter()
+                    .flatten()
+                {
+                    let name = f.get("field").and_then(|n| n.as_str()).unwrap_or("");
+                    check_schema(f, o.get(name).unwrap_or(&Value::Null))
+                        .map_err(|e| ConvertError(format!("{} (field {name})", e.0)))?;
+                }
+                true
+            }
+            None => false,
+        },
+        "" => return Err(ConvertError("Schema must contain 'type' field".into())),
+        other => return Err(ConvertError(format!("Unknown schema type: {other}"))),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ConvertError(format!(
+            "Expected {} value but got {}",
+            ty.to_uppercase(),
+            kind(payload)
+        )))
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv(class: &str, schemas: &str) -> Converter {
+        let mut m = ConfigMap::new();
+        m.insert("class".into(), class.into());
+        m.insert("schemas.enable".into(), schemas.into());
+        Converter::from_config("value.converter", &m).unwrap()
+    }
+
+    #[test]
+    fn json_without_schemas_round_trips() {
+        let c = conv(JSON, "false");
+        let v = c.to_connect(Some(br#"{"a":1,"b":"x"}"#)).unwrap();
+        assert_eq!(v.data, Data::Value(json!({"a":1,"b":"x"})));
+        assert_eq!(
+            c.to_kafka(&v).unwrap().unwrap(),
+            br#"{"a":1,"b":"x"}"#.to_vec()
+        );
+        assert!(c.to_connect(Some(b"{not json")).is_err());
+        assert_eq!(c.to_connect(None).unwrap().data, Data::Null);
+    }
+
+    #[test]
+    fn json_envelope_is_checked() {
+        let c = conv(JSON, "true");
+        let good = br#"{"schema":{"type":"struct","fields":[{"field":"id","type":"int32","optional":false}]},"payload":{"id":3}}"#;
+        let v = c.to_connect(Some(good)).unwrap();
+        assert_eq!(v.data, Data::Value(json!({"id":3})));
+        let wrong = br#"{"schema":{"type":"struct","fields":[{"field":"id","type":"int32","optional":false}]},"payload":{"id":"three"}}"#;
+        assert!(c.to_connect(Some(wrong)).unwrap_err().0.contains("INT32"));
+        let missing = br#"{"schema":{"type":"struct","fields":[{"field":"id","type":"int32","optional":false}]},"payload":{}}"#;
+        assert!(c.to_connect(Some(missing)).is_err());
+        assert!(c
+            .to_connect(Some(br#"{"id":3}"#))
+            .unwrap_err()
+            .0
+            .contains("schemas.enable"));
+        let out = c
+            .to_kafka(&SchemaAndValue {
+                schema: Some(json!({"type":"string"})),
+                data: Data::Value(json!("hi")),
+            })
+            .unwrap()
+            .unwrap();
+        let parsed: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(parsed, json!({"schema":{"type":"string"},"payload":"hi"}));
+    }
+
+    #[test]
+    fn string_and_bytes() {
+        let s = conv(STRING, "false");
+        assert_eq!(
+            s.to_connect(Some(b"line")).unwrap().data,
+            Data::Value(json!("line"))
+        );
+        assert!(s.to_connect(Some(&[0xff, 0xfe])).is_err());
+        let b = conv(BYTES, "false");
+        let v = b.to_connect(Some(&[0, 1, 2])).unwrap();
+        assert_eq!(v.data, Data::Bytes(vec![0, 1, 2]));
+        assert_eq!(v.to_json(), json!("AAEC"));
+        assert_eq!(b.to_kafka(&v).unwrap().unwrap(), vec![0, 1, 2]);
+        let mut m = ConfigMap::new();
+        m.insert("class".into(), "com.example.Avro".into());
+        assert_eq!(
+            Converter::from_config("key.converter", &m).unwrap_err().key,
+            "key.converter"
+        );
+    }
+}

@@ -1,0 +1,490 @@
+//! Task loops: a source task polls its connector and produces; a sink task consumes
+//! (its own consumer in group `connect-<name>`, manual commits), converts, hands
+//! records to its connector and commits only what the connector says is written.
+//! A failing task records FAILED with its trace and ends; it never takes the worker
+//! or other tasks down.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::config::{self, ConfigMap, WorkerConfig};
+use crate::connectors::file_sink::{FileSink, FileSinkConfig};
+use crate::connectors::file_source::{FileSource, FileSourceConfig};
+use crate::connectors::s3_sink::{S3Config, S3Sink};
+use crate::connectors::{self, SinkRecord, TaskError};
+use crate::converters::Converter;
+use crate::errors::{headers_of, ErrorPolicy, Failure, RawRecord, Reporter, Stage};
+use crate::storage::OffsetStore;
+
+/// What the herder asks of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Running,
+    Paused,
+    Stopped,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskStatus {
+    pub state: &'static str,
+    pub trace: Option<String>,
+}
+
+pub type SharedStatus = Arc<Mutex<TaskStatus>>;
+
+pub fn set_status(s: &SharedStatus, state: &'static str, trace: Option<String>) {
+    let mut g = s.lock().unwrap_or_else(|p| p.into_inner());
+    g.state = state;
+    g.trace = trace;
+}
+
+/// Everything one task runs with: the handles it uses, nothing more.
+pub struct TaskCtx {
+    pub connector: String,
+    pub id: i32,
+    pub config: ConfigMap,
+    pub worker: Arc<WorkerConfig>,
+    pub offsets: Arc<dyn OffsetStore>,
+    pub status: SharedStatus,
+    pub control: watch::Receiver<Target>,
+    /// The connector's active topics (`GET /connectors/{n}/topics`).
+    pub topics: Arc<Mutex<BTreeSet<String>>>,
+}
+
+/// The consumer group of a sink connector (Kafka's naming).
+pub fn sink_group(connector: &str) -> String {
+    format!("connect-{connector}")
+}
+
+/// Run a task to its end; the outcome is left in its status.
+pub async fn run_task(mut ctx: TaskCtx) {
+    set_status(&ctx.status, "RUNNING", None);
+    let result = match ctx
+        .config
+        .get("connector.class")
+        .and_then(|c| connectors::plugin(c))
+        .map(|p| p.class)
+    {
+        Some(connectors::FILE_SOURCE) => run_source(&mut ctx).await,
+        Some(connectors::FILE_SINK) | Some(connectors::S3_SINK) => run_sink(&mut ctx).await,
+        _ => Err("unknown connector class".to_string()),
+    };
+    match result {
+        Ok(()) => set_status(&ctx.status, "UNASSIGNED", None),
+        Err(trace) => {
+            tracing::error!(connector = %ctx.connector, task = ctx.id, error = %trace, "task failed");
+            set_status(&ctx.status, "FAILED", Some(trace));
+        }
+    }
+}
+
+fn converters(ctx: &TaskCtx) -> Result<(Converter, Converter), String> {
+    let pick = |prefix: &str, worker: &ConfigMap| -> Result<Converter, String> {
+        let own =
+            config::converter_section(&ctx.config, prefix, false).map_err(|e| e.to_string())?;
+        let section = if own.contains_key("class") {
+            own
+        } else {
+            worker.clone()
+        };
+        Converter::from_config(prefix, &section).map_err(|e| e.to_string())
+    };
+    Ok((
+        pick("key.converter", &ctx.worker.key_converter)?,
+        pick("value.converter", &ctx.worker.value_converter)?,
+    ))
+}
+
+fn client_config(ctx: &TaskCtx, prefix: &str, override_prefix: &str) -> ClientConfig {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &ctx.worker.bootstrap_servers);
+    for (k, v) in ctx.worker.client_overrides(prefix) {
+        cc.set(k, v);
+    }
+    for (k, v) in ctx.config.iter().filter_map(|(k, v)| {
+        k.strip_prefix(override_prefix)
+            .map(|s| (s.to_string(), v.clone()))
+    }) {
+        cc.set(k, v);
+    }
+    cc
+}
+
+/// Wait while paused; `Ok(false)` means stop.
+async fn wait_while_paused(ctx: &mut TaskCtx) -> bool {
+    loop {
+        let t = *ctx.control.borrow_and_update();
+        match t {
+            Target::Running => return true,
+            Target::Stopped => return false,
+            Target::Paused => {
+                set_status(&ctx.status, "PAUSED", None);
+                if ctx.control.changed().await.is_err() {
+                    return false;
+                }
+                if *ctx.control.borrow() == Target::Running {
+                    set_status(&ctx.status, "RUNNING", None);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- source
+
+async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
+    let cfg = FileSourceConfig::from_config(&ctx.config).map_err(|e| e.to_string())?;
+    let (kc, vc) = converters(ctx)?;
+    let policy = ErrorPolicy::from_config(&ctx.config).map_err(|e| e.to_string())?;
+    let mut source = FileSource::new(cfg, &ctx.offsets.get(&ctx.connector));
+    ctx.topics
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(source.topic().to_string());
+    let producer: FutureProducer = client_config(ctx, "producer.", "producer.override.")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .map_err(|e| format!("cannot create producer: {e}"))?;
+    let flush_every = ctx.worker.offset_flush_interval;
+    let mut last_flush = Instant::now();
+    let mut pending: BTreeMap<String, (Value, Value)> = BTreeMap::new();
+    let flush =
+        |pending: &mut BTreeMap<String, (Value, Value)>, ctx: &TaskCtx| -> Result<(), String> {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            ctx.offsets.put(
+                &ctx.connector,
+                std::mem::take(pending)
+                    .into_values()
+                    .map(|(p, o)| (p, Some(o)))
+                    .collect(),
+            );
+            ctx.offsets.flush().map_err(|e| e.to_string())
+        };
+    loop {
+        if !wait_while_paused(ctx).await {
+            break;
+        }
+        let batch = tokio::select! {
+            r = source.poll() => r,
+            _ = ctx.control.changed() => continue,
+        };
+        let batch = match batch {
+            Ok(b) => b,
+            Err(TaskError::Retriable(m)) => {
+                tracing::warn!(connector = %ctx.connector, error = %m, "source poll failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(TaskError::Fatal(m)) => return Err(m),
+        };
+        let mut inflight = Vec::with_capacity(batch.len());
+        for r in &batch {
+            let key = kc.to_kafka(&r.key);
+            let value = vc.to_kafka(&r.value);
+            let (key, value) = match (key, value) {
+                (Ok(k), Ok(v)) => (k, v),
+                (Err(e), _) | (_, Err(e)) => {
+                    if policy.tolerate_all {
+                        tracing::error!(connector = %ctx.connector, error = %e, "source record skipped: conversion failed");
+                        continue;
+                    }
+                    return Err(format!("org.apache.kafka.connect.errors.ConnectException: Tolerance exceeded in error handler\nCaused by: {}: {e}", e.class_name()));
+                }
+            };
+            loop {
+                let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.topic);
+                if let Some(k) = key.as_deref() {
+                    rec = rec.key(k);
+                }
+                if let Some(v) = value.as_deref() {
+                    rec = rec.payload(v);
+                }
+                match producer.send_result(rec) {
+                    Ok(f) => {
+                        inflight.push(f);
+                        break;
+                    }
+                    Err((e, _)) => {
+                        if !matches!(
+                            e,
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull
+                            )
+                        ) {
+                            return Err(format!("org.apache.kafka.connect.errors.ConnectException: produce failed: {e}"));
+                        }
+                        for f in inflight.drain(..) {
+                            check_delivery(f.await)?;
+                        }
+                    }
+                }
+            }
+        }
+        for f in inflight {
+            check_delivery(f.await)?;
+        }
+        for r in batch {
+            pending.insert(r.partition.to_string(), (r.partition, r.offset));
+        }
+        if last_flush.elapsed() >= flush_every {
+            flush(&mut pending, ctx)?;
+            last_flush = Instant::now();
+        }
+    }
+    flush(&mut pending, ctx)
+}
+
+fn check_delivery<E>(
+    r: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, E>,
+) -> Result<(), String> {
+    match r {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(format!("org.apache.kafka.connect.errors.ConnectException: Unrecoverable exception from producer send callback: {e}")),
+        Err(_) => Err("org.apache.kafka.connect.errors.ConnectException: producer went away".into()),
+    }
+}
+
+// ---------------------------------------------------------------- sink
+
+/// Notes partition revocation, so the sink drops buffers of partitions it lost.
+struct SinkContext {
+    revoked: Arc<AtomicBool>,
+}
+
+impl ClientContext for SinkContext {}
+
+impl ConsumerContext for SinkContext {
+    fn pre_rebalance(&self, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(_) = rebalance {
+            self.revoked.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+enum Sink {
+    File(FileSink),
+    S3(Box<S3Sink>),
+}
+
+const MAX_BATCH: usize = 2000;
+
+async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
+    let (kc, vc) = converters(ctx)?;
+    let policy = ErrorPolicy::from_config(&ctx.config).map_err(|e| e.to_string())?;
+    let class = ctx
+        .config
+        .get("connector.class")
+        .and_then(|c| connectors::plugin(c))
+        .map(|p| p.class)
+        .unwrap_or("");
+    let mut sink = if class == connectors::S3_SINK {
+        let cfg = S3Config::from_config(&ctx.config).map_err(|e| e.to_string())?;
+        let mut s = S3Sink::new(cfg, policy.clone()).map_err(|e| e.to_string())?;
+        s.start().await.map_err(|e| e.to_string())?;
+        Sink::S3(Box::new(s))
+    } else {
+        Sink::File(FileSink::new(
+            FileSinkConfig::from_config(&ctx.config).map_err(|e| e.to_string())?,
+        ))
+    };
+    let reporter = Reporter::new(
+        policy,
+        &ctx.connector,
+        ctx.id,
+        &ctx.worker.bootstrap_servers,
+    )
+    .await?;
+    let revoked = Arc::new(AtomicBool::new(false));
+    let consumer: StreamConsumer<SinkContext> =
+        client_config(ctx, "consumer.", "consumer.override.")
+            .set("group.id", sink_group(&ctx.connector))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .create_with_context(SinkContext {
+                revoked: revoked.clone(),
+            })
+            .map_err(|e| format!("cannot create consumer: {e}"))?;
+    let mut topics = config::list(&ctx.config, "topics");
+    if let Some(re) = ctx
+        .config
+        .get("topics.regex")
+        .filter(|s| !s.trim().is_empty())
+    {
+        topics = vec![format!("^{}", re.trim().trim_start_matches('^'))];
+    }
+    let refs: Vec<&str> = topics.iter().map(|s| s.as_str()).collect();
+    consumer
+        .subscribe(&refs)
+        .map_err(|e| format!("subscribe failed: {e}"))?;
+    let flush_every = ctx.worker.offset_flush_interval;
+    let mut last_commit = Instant::now();
+    // Next offset to consume, per partition, of everything handed to the connector.
+    let mut consumed: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut paused = false;
+    let result: Result<(), String> = async {
+        loop {
+            match *ctx.control.borrow_and_update() {
+                Target::Stopped => break,
+                Target::Paused if !paused => {
+                    if let Ok(a) = consumer.assignment() {
+                        let _ = consumer.pause(&a);
+                    }
+                    paused = true;
+                    set_status(&ctx.status, "PAUSED", None);
+                }
+                Target::Running if paused => {
+                    if let Ok(a) = consumer.assignment() {
+                        let _ = consumer.resume(&a);
+                    }
+                    paused = false;
+                    set_status(&ctx.status, "RUNNING", None);
+                }
+                _ => {}
+            }
+            // Gather a batch: up to MAX_BATCH messages or 100 ms (the consumer keeps
+            // being polled while paused, so the group does not expel it).
+            let mut raw = Vec::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+            while raw.len() < MAX_BATCH {
+                tokio::select! {
+                    m = consumer.recv() => match m {
+                        Ok(m) => raw.push(m.detach()),
+                        Err(e) => {
+                            tracing::warn!(connector = %ctx.connector, error = %e, "consumer error");
+                            break;
+                        }
+                    },
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = ctx.control.changed() => break,
+                }
+            }
+            if revoked.swap(false, Ordering::SeqCst) {
+                // Partitions may have moved: drop what is buffered; the new owner (or
+                // we, after reassignment) starts again at the committed offsets.
+                if let Sink::S3(s) = &mut sink {
+                    s.close();
+                }
+                consumed.clear();
+            }
+            let mut records = Vec::with_capacity(raw.len());
+            for m in &raw {
+                let rr = RawRecord {
+                    topic: m.topic(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key(),
+                    value: m.payload(),
+                    headers: headers_of(m.headers()),
+                };
+                let key = kc.to_connect(m.key()).map_err(|e| (Stage::KeyConverter, kc.class_name(), e));
+                let value = key.and_then(|k| vc.to_connect(m.payload()).map(|v| (k, v)).map_err(|e| (Stage::ValueConverter, vc.class_name(), e)));
+                match value {
+                    Ok((key, value)) => records.push(SinkRecord {
+                        topic: m.topic().to_string(),
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        timestamp: m.timestamp().to_millis(),
+                        key,
+                        value,
+                    }),
+                    Err((stage, class, e)) => {
+                        let f = Failure { stage, class_name: class, exception_class: e.class_name(), message: &e.0 };
+                        reporter.report(&f, &rr).await?;
+                    }
+                }
+                ctx.topics.lock().unwrap_or_else(|p| p.into_inner()).insert(m.topic().to_string());
+            }
+            // Hand the batch over; retriable failures are tried again (not dead-lettered).
+            let uploaded = loop {
+                let r = match &mut sink {
+                    Sink::File(f) => f.put(&records).map(|_| false),
+                    Sink::S3(s) => s.put(&records).await,
+                };
+                match r {
+                    Ok(u) => break u,
+                    Err(TaskError::Retriable(m)) => {
+                        tracing::warn!(connector = %ctx.connector, task = ctx.id, error = %m, "put failed; retrying");
+                        if *ctx.control.borrow() == Target::Stopped {
+                            return Err(m);
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(TaskError::Fatal(m)) => return Err(m),
+                }
+            };
+            for m in &raw {
+                consumed.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+            }
+            match &mut sink {
+                Sink::S3(s) if uploaded => commit(&consumer, &s.committable()),
+                Sink::File(f) if last_commit.elapsed() >= flush_every && !consumed.is_empty() => {
+                    f.flush().map_err(|e| e.to_string())?;
+                    commit(&consumer, &consumed);
+                    last_commit = Instant::now();
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+    .await;
+    // Graceful end: what is written is committed; S3 buffers are dropped (re-read later).
+    match &mut sink {
+        Sink::File(f) => {
+            if f.flush().is_ok() {
+                commit(&consumer, &consumed);
+            }
+        }
+        Sink::S3(s) => {
+            commit(&consumer, &s.committable());
+            s.close();
+        }
+    }
+    consumer.unsubscribe();
+    result
+}
+
+/// Commit `offsets` (next offset to read) for the partitions this consumer still owns.
+fn commit<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    offsets: &BTreeMap<(String, i32), i64>,
+) {
+    if offsets.is_empty() {
+        return;
+    }
+    let owned: BTreeSet<(String, i32)> = consumer
+        .assignment()
+        .map(|a| {
+            a.elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut tpl = TopicPartitionList::new();
+    for ((t, p), o) in offsets {
+        if owned.contains(&(t.clone(), *p)) {
+            let _ = tpl.add_partition_offset(t, *p, Offset::Offset(*o));
+        }
+    }
+    if tpl.count() == 0 {
+        return;
+    }
+    if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+        tracing::warn!(error = %e, "offset commit failed; it will be retried with the next one");
+    }
+}
