@@ -248,6 +248,17 @@ impl PartitionStore for RocksStore {
         Ok(())
     }
 
+    fn probe(&self) -> Result<(), LogError> {
+        // RocksDB refuses every write while a background error (ENOSPC on
+        // the WAL, ...) stands; its SstFileManager clears a no-space error
+        // by itself once there is room (polled every 5 s).
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db
+            .put_cf_opt(self.cf(CF_META)?, PROBE_KEY, [0u8], &wo)?;
+        Ok(())
+    }
+
     fn aborted(&self, id: u32) -> Result<Vec<AbortedTxn>, LogError> {
         let mut it = self.db.raw_iterator_cf(self.cf(CF_META)?);
         let lo = aborted_key(id, 0);
@@ -296,6 +307,9 @@ impl PartitionStore for RocksStore {
         Ok(())
     }
 }
+
+/// The key `probe` writes in `meta` (outside every other key's prefix).
+const PROBE_KEY: &[u8] = b"~probe";
 
 /// The HW checkpoint file's name in the log directory (Kafka's).
 const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
