@@ -153,6 +153,13 @@ impl DiskGuard {
         }
     }
 
+    /// Is there room to try the store again: free space above the floor
+    /// (and above 1 MiB with the guard off)?
+    pub fn has_room(&self) -> bool {
+        statvfs(&self.dir)
+            .is_some_and(|(free, total)| free >= self.limits.floor(total).max(1 << 20))
+    }
+
     /// A write to the store failed: refuse every write until `resumed`.
     pub fn set_failed(&self, error: &str) {
         if !self.failed.swap(true, Ordering::AcqRel) {

@@ -67,6 +67,11 @@ pub trait PartitionStore: Send + Sync {
     fn probe(&self) -> Result<(), LogError> {
         Ok(())
     }
+    /// Close and open the store again (a failed write it does not clear by
+    /// itself); what was written is read back from disk.
+    fn reopen(&self) -> Result<(), LogError> {
+        Ok(())
+    }
     /// The aborted-transaction index of `id`, by last offset.
     fn aborted(&self, id: u32) -> Result<Vec<AbortedTxn>, LogError>;
     /// Add an entry to the aborted-transaction index of `id`.

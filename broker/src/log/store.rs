@@ -469,6 +469,40 @@ impl LogStore {
         self.db.probe()
     }
 
+    /// A failed write the store does not clear by itself (EIO): drain the
+    /// writer, close and reopen the store, then check each partition
+    /// against what the store really holds and cut it back where the disk
+    /// lost batches (logged: an acknowledged write lost by this replica is
+    /// for its followers to restore). `resume` follows.
+    pub async fn reopen(&self) -> Result<(), LogError> {
+        let _ = self.barrier().await;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.reopen())
+            .await
+            .map_err(|_| LogError::Stopped)??;
+        for p in self.all() {
+            let mut s = p.state.lock();
+            let mut end = s.log_start;
+            for (b, m) in s.index.iter().rev() {
+                let mut found = false;
+                self.db.scan(p.id, *b, *b + 1, &mut |_| {
+                    found = true;
+                    Ok(false)
+                })?;
+                if found {
+                    end = m.last_offset + 1;
+                    break;
+                }
+            }
+            if end < s.durable {
+                tracing::error!(topic = %p.topic, partition = p.index, durable = s.durable, on_disk = end,
+                    "the reopened store lacks batches once written; cutting the log back to what is on disk");
+                self.cut(&p, &mut s, end)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Cut `p`'s log back to `offset` (on a batch boundary at or below it):
     /// stored batches, epochs, index, tail cache, producer state and
     /// transactions. Returns the new end.

@@ -28,7 +28,7 @@ from fjordtest import cleanup  # noqa: E402
 from fjordtest.binaries import broker_binary, coord_binary, require  # noqa: E402
 from fjordtest.broker import Broker  # noqa: E402
 from fjordtest.coord import Server  # noqa: E402
-from fjordtest.faults import Tmpfs  # noqa: E402
+from fjordtest.faults import Injector, Tmpfs  # noqa: E402
 from fjordtest.kafka import create_topic  # noqa: E402
 
 STORAGE_ERROR = 56
@@ -181,4 +181,65 @@ def test_broker_full_disk_refuses_serves_and_resumes(min_free):
         if coord:
             coord.stop()
         fs.umount()
+        cleanup.remove_dir(d)
+
+
+def test_broker_eio_refuses_serves_and_resumes_after_reopen():
+    """EIO on the log dir's writes (the fjordfault injector), which RocksDB
+    does not clear by itself: produce answers KAFKA_STORAGE_ERROR, fetches
+    of what is stored go on, and once the disk writes again the broker
+    reopens its store and takes writes, without a restart; nothing
+    acknowledged missing, nothing refused visible."""
+    require(broker_binary(), coord_binary())
+    d = cleanup.temp_dir("fjord-eio-")
+    coord = broker = None
+    try:
+        coord = Server("fjord", {"tickTime": 500, "maxClientCnxns": 0},
+                       workdir=os.path.join(d, "coord")).start()
+        data = os.path.join(d, "data")
+        inj = Injector(data, ctl_dir=d)
+        broker = Broker(d, 1, coord.hosts, {"log.dirs": data})
+        broker.env.update(inj.env)
+        broker.start()
+        topic = "eio"
+        create_topic(broker.bootstrap, topic)
+        p = producer(broker.bootstrap)
+        t = Tally()
+        for i in range(500):
+            p.produce(topic, value(i), partition=0, on_delivery=t.cb)
+        p.flush(15)
+        assert len(t.acked) == 500, (len(t.acked), list(t.refused.values())[:3])
+
+        inj.arm("eio", ops="write")
+        t2 = Tally()
+        for i in range(500, 520):
+            p.produce(topic, value(i), partition=0, on_delivery=t2.cb)
+        p.flush(15)
+        assert not t2.acked and t2.first_refusal is not None
+        assert t2.first_refusal.code() == STORAGE_ERROR, t2.first_refusal
+        seen, _ = read_all(broker.bootstrap, topic)
+        assert seen == t.acked, (len(seen), len(t.acked))
+
+        inj.disarm()
+        healed = time.time()
+        t3 = Tally()
+        n = 1000
+        while not t3.acked and time.time() < healed + 15:
+            p.produce(topic, value(n), partition=0, on_delivery=t3.cb)
+            n += 1
+            p.flush(6)
+            if not t3.acked:
+                time.sleep(0.25)
+        assert t3.acked, "no write acknowledged 15 s after the disk healed; log:\n" + broker.log_tail()
+        assert broker.starts == 1 and broker.alive()
+        assert "log store reopened" in broker.log_tail(1 << 20)
+        seen, _ = read_all(broker.bootstrap, topic)
+        want = dict(t.acked)
+        want.update(t3.acked)
+        assert seen == want, (sorted(set(want) - set(seen))[:5], sorted(set(seen) - set(want))[:5])
+    finally:
+        if broker:
+            broker.stop()
+        if coord:
+            coord.stop()
         cleanup.remove_dir(d)
