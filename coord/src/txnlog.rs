@@ -30,6 +30,10 @@ use crate::tree::DataTree;
 pub enum StorageError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// A record in the middle of a file fails its CRC: starting would
+    /// serve a tree missing it (and everything after), so the member stops.
+    #[error("{path}: corrupt record at byte offset {offset} (valid records follow it; not a torn tail): refusing to start")]
+    Corrupt { path: PathBuf, offset: usize },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
@@ -132,7 +136,8 @@ impl TxnLog {
         let mut triggers = Vec::new();
         for (_, path) in list(&log_dir, "log.")? {
             let bytes = fs::read(&path).map_err(io_err(&path))?;
-            for payload in recfile::records(&bytes) {
+            let mut recs = recfile::records(&bytes);
+            for payload in recs.by_ref() {
                 let Ok(txn) = pb::Txn::decode(payload) else {
                     tracing::warn!(path = %path.display(), "undecodable log record; ignoring the rest of the file");
                     break;
@@ -143,6 +148,9 @@ impl TxnLog {
                 tree.apply(&txn, &mut triggers);
                 triggers.clear();
                 replayed += 1;
+            }
+            if let Some(offset) = recfile::damaged_at(&bytes, recs.offset()) {
+                return Err(StorageError::Corrupt { path, offset });
             }
         }
         let start = tree.last_zxid + 1;

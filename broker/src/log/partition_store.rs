@@ -67,6 +67,9 @@ pub trait PartitionStore: Send + Sync {
     fn probe(&self) -> Result<(), LogError> {
         Ok(())
     }
+    /// Give back the space of what was deleted now, not at the next flush
+    /// (below the free-space floor): flush memtables so the WAL they pin goes.
+    fn reclaim(&self) {}
     /// Close and open the store again (a failed write it does not clear by
     /// itself); what was written is read back from disk.
     fn reopen(&self) -> Result<(), LogError> {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::disk::Refusal;
 use super::store::LogStore;
 
 /// How often the monitor looks.
@@ -28,7 +29,16 @@ pub async fn disk_monitor_loop(log: Arc<LogStore>, mut stop: watch::Receiver<boo
         }
         let disk = log.disk().clone();
         if disk.refusal().is_some() {
-            let _ = tokio::task::spawn_blocking(move || disk.check()).await;
+            // Below the floor, deletions (topic deletion, retention) give
+            // their space back at once: flush, then measure again.
+            let l = log.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if disk.refusal() == Some(Refusal::LowSpace) {
+                    l.reclaim_if_wanted();
+                }
+                disk.check()
+            })
+            .await;
         }
         if !log.disk().failed() {
             continue;

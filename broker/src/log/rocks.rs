@@ -286,6 +286,21 @@ impl PartitionStore for RocksStore {
         Ok(())
     }
 
+    fn reclaim(&self) {
+        let Ok(db) = self.db() else {
+            return;
+        };
+        // A WAL file goes once every column family's memtable holding part
+        // of it is flushed; a flush drops the keys its range deletes cover.
+        for name in [CF_LOG, CF_META] {
+            if let Ok(cf) = cf(&db, name) {
+                if let Err(e) = db.flush_cf(cf) {
+                    tracing::warn!(error = %e, "flushing to reclaim space failed");
+                }
+            }
+        }
+    }
+
     fn reopen(&self) -> Result<(), LogError> {
         // Close first (RocksDB's LOCK), then open: the WAL is replayed from
         // what is on disk, a torn tail cut (point-in-time recovery).

@@ -53,6 +53,9 @@ pub struct LogStore {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The free-space guard and the storage-failure latch (`disk`).
     disk: Arc<DiskGuard>,
+    /// Data was deleted (topic deletion, retention) since the last
+    /// `reclaim`: below the floor, the monitor flushes to free its space.
+    reclaim_wanted: std::sync::atomic::AtomicBool,
 }
 
 impl LogStore {
@@ -97,6 +100,7 @@ impl LogStore {
             writer: Mutex::new(None),
             writer_thread: Mutex::new(None),
             disk: disk.clone(),
+            reclaim_wanted: std::sync::atomic::AtomicBool::new(false),
         };
         store.recover()?;
         let (tx, rx) = mpsc::channel::<WriteJob>();
@@ -242,6 +246,7 @@ impl LogStore {
         p.deleted.store(true, Ordering::SeqCst);
         self.db.drop_aborted(p.id, 0, i64::MAX)?;
         self.db.remove(topic, index, p.id)?;
+        self.reclaim_wanted.store(true, Ordering::Relaxed);
         let mut s = p.state.lock();
         s.offline = true;
         wake(&mut s);
@@ -802,7 +807,18 @@ impl LogStore {
 
     /// Ask RocksDB to reclaim space of deleted ranges (compaction of the range).
     pub fn compact_partition(&self, p: &Partition) {
+        self.reclaim_wanted.store(true, Ordering::Relaxed);
         self.db.compact(p.id);
+    }
+
+    /// Below the free-space floor, after deletions: flush so their space
+    /// (the WAL the memtables pin) is given back now. True if it ran.
+    pub fn reclaim_if_wanted(&self) -> bool {
+        if !self.reclaim_wanted.swap(false, Ordering::Relaxed) {
+            return false;
+        }
+        self.db.reclaim();
+        true
     }
 
     /// Checkpoint every partition's high watermark (fsynced) when any moved

@@ -243,3 +243,69 @@ def test_broker_eio_refuses_serves_and_resumes_after_reopen():
         if coord:
             coord.stop()
         cleanup.remove_dir(d)
+
+
+def test_topic_deletion_frees_space_below_the_floor():
+    """Below the free-space floor deletes still run and give their space back:
+    deleting the topic that filled the disk lets produce to another topic
+    succeed again, with no remount and no restart."""
+    require(broker_binary(), coord_binary())
+    from confluent_kafka.admin import AdminClient
+    d = cleanup.temp_dir("fjord-disk-del-")
+    fs = Tmpfs(os.path.join(d, "logs"), "30m")
+    coord = broker = None
+    try:
+        fs.mount()
+        coord = Server("fjord", {"tickTime": 500, "maxClientCnxns": 0},
+                       workdir=os.path.join(d, "coord")).start()
+        broker = Broker(d, 1, coord.hosts, {"log.dirs": os.path.join(fs.path, "data"),
+                                            "log.dir.min.free.bytes": 4 << 20})
+        broker.start()
+        create_topic(broker.bootstrap, "filler")
+        create_topic(broker.bootstrap, "keep")
+        p = producer(broker.bootstrap)
+        keep = Tally()
+        for i in range(10):
+            p.produce("keep", value(i), partition=0, on_delivery=keep.cb)
+        p.flush(10)
+        assert len(keep.acked) == 10
+        t = Tally()
+        i = 0
+        while t.first_refusal is None and i < 20000:
+            for _ in range(64):
+                p.produce("filler", value(i), partition=0, on_delivery=t.cb)
+                i += 1
+            p.poll(0)
+            if i % 1024 == 0:
+                p.flush(10)
+        p.flush(15)
+        assert t.first_refusal is not None and t.first_refusal.code() == STORAGE_ERROR
+        free_full = fs.free_bytes()
+
+        a = AdminClient({"bootstrap.servers": broker.bootstrap})
+        for f in a.delete_topics(["filler"]).values():
+            f.result(30)
+        deadline = time.time() + 20
+        after = Tally()
+        n = 100
+        while not after.acked and time.time() < deadline:
+            p.produce("keep", value(n), partition=0, on_delivery=after.cb)
+            n += 1
+            p.flush(6)
+            if not after.acked:
+                time.sleep(0.5)
+        assert after.acked, "still refused 20 s after deleting the topic (free %d -> %d); log:\n%s" % (
+            free_full, fs.free_bytes(), broker.log_tail())
+        assert fs.free_bytes() > free_full + (10 << 20), (free_full, fs.free_bytes())
+        assert broker.starts == 1
+        seen, _ = read_all(broker.bootstrap, "keep")
+        want = dict(keep.acked)
+        want.update(after.acked)
+        assert seen == want
+    finally:
+        if broker:
+            broker.stop()
+        if coord:
+            coord.stop()
+        fs.umount()
+        cleanup.remove_dir(d)
