@@ -81,10 +81,7 @@ pub fn damaged_at(bytes: &[u8], end: usize) -> Option<usize> {
     if next > bytes.len() {
         return None;
     }
-    let mut after = Records {
-        bytes,
-        pos: next,
-    };
+    let mut after = Records { bytes, pos: next };
     after.next().map(|_| end)
 }
 

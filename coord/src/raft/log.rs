@@ -533,7 +533,10 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let err = LogStore::open(dir.path()).err().expect("must refuse");
         let msg = err.to_string();
-        assert!(msg.contains("raft.log") && msg.contains(&format!("offset {first}")), "{msg}");
+        assert!(
+            msg.contains("raft.log") && msg.contains(&format!("offset {first}")),
+            "{msg}"
+        );
         // The file is left as it was, for the operator.
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
     }
