@@ -939,6 +939,22 @@ mod tests {
     }
 
     #[test]
+    fn free_space_keys_parse_with_defaults_and_bounds() {
+        let d = BrokerConfig::parse("", "d.properties").unwrap();
+        assert_eq!(d.free_space.min_free_bytes, 100 << 20);
+        assert_eq!(d.free_space.min_free_percent, 0.0);
+        let c = BrokerConfig::parse(
+            "log.dir.min.free.bytes=0\nlog.dir.min.free.percent=2.5\n",
+            "f.properties",
+        )
+        .unwrap();
+        assert_eq!(c.free_space.min_free_bytes, 0);
+        assert_eq!(c.free_space.min_free_percent, 2.5);
+        assert!(BrokerConfig::parse("log.dir.min.free.percent=101\n", "f.properties").is_err());
+        assert!(BrokerConfig::parse("log.dir.min.free.bytes=-1\n", "f.properties").is_err());
+    }
+
+    #[test]
     fn group_keys_are_typed_and_validated() {
         let c = BrokerConfig::parse(
             "group.initial.rebalance.delay.ms=0\ngroup.min.session.timeout.ms=100\n\

@@ -519,6 +519,19 @@ mod tests {
     }
 
     #[test]
+    fn free_space_keys() {
+        let d = Config::parse(Path::new("zoo.cfg"), "dataDir=/d\n").unwrap();
+        assert_eq!((d.min_free_bytes, d.min_free_percent), (100 << 20, 0.0));
+        let c = Config::parse(
+            Path::new("zoo.cfg"),
+            "dataDir=/d\nfjord.minFreeBytes=0\nfjord.minFreePercent=5\n",
+        )
+        .unwrap();
+        assert_eq!((c.min_free_bytes, c.min_free_percent), (0, 5.0));
+        assert!(Config::parse(Path::new("zoo.cfg"), "dataDir=/d\nfjord.minFreeBytes=x\n").is_err());
+    }
+
+    #[test]
     fn admin_server_and_metrics_provider_keys() {
         let c = Config::parse_with_flags(
             Path::new("zoo.cfg"),
