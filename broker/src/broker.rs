@@ -73,7 +73,7 @@ impl Broker {
             interval_messages: config.flush_interval_messages,
             interval: config.flush_interval_ms.map(Duration::from_millis),
         };
-        let log = LogStore::open(&config.log_dir, flush)?;
+        let log = LogStore::open_guarded(&config.log_dir, flush, config.free_space)?;
         let cache = Arc::new(MetadataCache::new());
         let me = BrokerInfo {
             id: config.broker_id,
@@ -214,6 +214,10 @@ impl Broker {
             broker.shutdown_signal(),
         ));
         tokio::spawn(crate::replica::isr_loop(replicas));
+        tokio::spawn(crate::log::recovery::disk_monitor_loop(
+            broker.log.clone(),
+            broker.shutdown_signal(),
+        ));
         broker.metrics.set_state(BrokerState::Running);
         Ok(broker)
     }

@@ -139,6 +139,9 @@ pub struct BrokerConfig {
     pub flush_interval_messages: i64,
     /// fsync at least this often; None = leave it to the OS.
     pub flush_interval_ms: Option<u64>,
+    /// `log.dir.min.free.bytes` / `log.dir.min.free.percent`: produce is
+    /// refused below this free space (issue 19, `log::disk`).
+    pub free_space: crate::log::FreeSpaceLimits,
     /// How long a new group waits for more members before its first rebalance.
     pub group_initial_rebalance_delay: Duration,
     /// The session timeouts a JoinGroup may ask for, inclusive.
@@ -212,6 +215,11 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             flush_interval_messages: i64::MAX,
             flush_interval_ms: None,
+            // Room for RocksDB to flush a full memtable (64 MB) and more.
+            free_space: crate::log::FreeSpaceLimits {
+                min_free_bytes: 100 << 20,
+                min_free_percent: 0.0,
+            },
             group_initial_rebalance_delay: Duration::from_millis(3000),
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
@@ -610,6 +618,13 @@ impl BrokerConfig {
                     "socket.request.max.bytes" => c.socket_request_max_bytes = at_least(v, 1024)?,
                     "log.flush.interval.messages" => c.flush_interval_messages = at_least(v, 1)?,
                     "log.flush.interval.ms" => c.flush_interval_ms = Some(num(v)?),
+                    "log.dir.min.free.bytes" => c.free_space.min_free_bytes = num(v)?,
+                    "log.dir.min.free.percent" => {
+                        c.free_space.min_free_percent = num(v)?;
+                        if !(0.0..=100.0).contains(&c.free_space.min_free_percent) {
+                            return Err("must be between 0 and 100".into());
+                        }
+                    }
                     "group.initial.rebalance.delay.ms" => {
                         c.group_initial_rebalance_delay = Duration::from_millis(num(v)?)
                     }
@@ -921,6 +936,22 @@ mod tests {
         assert_eq!(c.log_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.retention_ms, 3_600_000);
         assert_eq!(c.zookeeper_connect, "127.0.0.1:2181/fjord");
+    }
+
+    #[test]
+    fn free_space_keys_parse_with_defaults_and_bounds() {
+        let d = BrokerConfig::parse("", "d.properties").unwrap();
+        assert_eq!(d.free_space.min_free_bytes, 100 << 20);
+        assert_eq!(d.free_space.min_free_percent, 0.0);
+        let c = BrokerConfig::parse(
+            "log.dir.min.free.bytes=0\nlog.dir.min.free.percent=2.5\n",
+            "f.properties",
+        )
+        .unwrap();
+        assert_eq!(c.free_space.min_free_bytes, 0);
+        assert_eq!(c.free_space.min_free_percent, 2.5);
+        assert!(BrokerConfig::parse("log.dir.min.free.percent=101\n", "f.properties").is_err());
+        assert!(BrokerConfig::parse("log.dir.min.free.bytes=-1\n", "f.properties").is_err());
     }
 
     #[test]

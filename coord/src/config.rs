@@ -117,6 +117,10 @@ pub struct Config {
     pub skip_acl: bool,
     /// `maxCnxns`: client connections allowed in all; 0 = unlimited.
     pub max_cnxns: usize,
+    /// `fjord.minFreeBytes` / `fjord.minFreePercent`: client writes are
+    /// refused below this free space in dataDir/dataLogDir (`diskguard`).
+    pub min_free_bytes: u64,
+    pub min_free_percent: f64,
     /// Every key as written, for the `conf` four-letter word.
     pub raw: Vec<(String, String)>,
 }
@@ -155,6 +159,8 @@ const KNOWN: &[&str] = &[
     "quorumListenOnAllIPs",
     "skipACL",
     "maxCnxns",
+    "fjord.minFreeBytes",
+    "fjord.minFreePercent",
 ];
 
 /// The Java system properties ZooKeeper reads that fjord-coord implements,
@@ -362,6 +368,9 @@ impl Config {
             read_only_enabled,
             skip_acl: p.flag("skipACL")?,
             max_cnxns: p.num("maxCnxns", 0)?,
+            // Room for a snapshot of a large tree and the log behind it.
+            min_free_bytes: p.num("fjord.minFreeBytes", 100 << 20)?,
+            min_free_percent: p.num("fjord.minFreePercent", 0.0)?,
             raw,
         })
     }
@@ -507,6 +516,19 @@ mod tests {
         assert!(c.four_letter_allowed("srvr") && !c.four_letter_allowed("mntr"));
         assert_eq!(c.admin_server, Some("0.0.0.0:8080".parse().unwrap()));
         assert_eq!(c.metrics_provider, None);
+    }
+
+    #[test]
+    fn free_space_keys() {
+        let d = Config::parse(Path::new("zoo.cfg"), "dataDir=/d\n").unwrap();
+        assert_eq!((d.min_free_bytes, d.min_free_percent), (100 << 20, 0.0));
+        let c = Config::parse(
+            Path::new("zoo.cfg"),
+            "dataDir=/d\nfjord.minFreeBytes=0\nfjord.minFreePercent=5\n",
+        )
+        .unwrap();
+        assert_eq!((c.min_free_bytes, c.min_free_percent), (0, 5.0));
+        assert!(Config::parse(Path::new("zoo.cfg"), "dataDir=/d\nfjord.minFreeBytes=x\n").is_err());
     }
 
     #[test]

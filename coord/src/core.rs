@@ -605,6 +605,11 @@ impl Core {
         }
     }
 
+    /// The free-space guard over this member's data dirs, if on (standalone).
+    pub fn disk_guard(&self) -> Option<&Arc<crate::diskguard::DiskGuard>> {
+        self.log.as_ref().and_then(|l| l.guard())
+    }
+
     /// The highest zxid a reply may reveal: on disk (standalone) or
     /// applied after a quorum persisted it (ensemble).
     pub fn durable(&self) -> tokio::sync::watch::Receiver<i64> {

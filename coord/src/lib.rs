@@ -14,6 +14,7 @@
 pub mod acl;
 pub mod config;
 pub mod core;
+pub mod diskguard;
 pub mod fourlw;
 pub mod handler;
 pub mod http;

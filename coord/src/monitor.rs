@@ -91,6 +91,15 @@ pub fn collect(core: &Core, quorum: Option<&QuorumView>) -> Report {
     gauges.push(("last_client_response_size", Value::Int(last_size)));
     gauges.push(("min_client_response_size", Value::Int(min_size)));
     gauges.push(("max_client_response_size", Value::Int(max_size)));
+    // Fjord's free-space guard (issue 19), when on.
+    if let Some(g) = core.disk_guard() {
+        gauges.push(("fjord_disk_below_min_free", Value::Int(g.refusing() as i64)));
+        gauges.push(("fjord_disk_free_bytes", Value::Int(g.free_bytes())));
+        gauges.push((
+            "fjord_disk_min_free_trips",
+            Value::Int(g.trips.load(Ordering::Relaxed) as i64),
+        ));
+    }
     // Ensemble mode only, as ZooKeeper; the follower counts on the leader.
     if let Some(q) = quorum {
         let voters = q.members.iter().filter(|m| m.2).count();

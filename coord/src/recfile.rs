@@ -65,6 +65,26 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
+/// Where reading stopped at `end` (the end of the valid records), is it
+/// damage in the middle rather than a torn tail? Yes when the record at
+/// `end` is whole (its length fits the file) but fails its CRC, and a valid
+/// record follows it: a torn write leaves nothing valid behind it. Returns
+/// the offset of the damaged record. (A flipped byte in a length field
+/// still reads as a torn tail.)
+pub fn damaged_at(bytes: &[u8], end: usize) -> Option<usize> {
+    let hdr = bytes.get(end..end + HEADER)?;
+    let len = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
+    if len == 0 {
+        return None;
+    }
+    let next = end.checked_add(HEADER)?.checked_add(len)?;
+    if next > bytes.len() {
+        return None;
+    }
+    let mut after = Records { bytes, pos: next };
+    after.next().map(|_| end)
+}
+
 /// Work for a writer thread: producers add items, the writer takes all of
 /// them at once.
 pub struct Queue<T> {
@@ -127,5 +147,32 @@ mod tests {
         bad[5] ^= 1;
         assert_eq!(records(&bad).count(), 0);
         assert_eq!(records(&[0u8; 16]).count(), 0);
+    }
+
+    #[test]
+    fn damage_in_the_middle_is_told_from_a_torn_tail() {
+        let mut buf = Vec::new();
+        for p in [&b"one"[..], b"two", b"three"] {
+            put(&mut buf, p);
+        }
+        let second = 8 + 3;
+        // A flipped payload byte in the middle record: valid records follow.
+        let mut mid = buf.clone();
+        mid[second + 8] ^= 0x40;
+        let mut r = records(&mid);
+        assert_eq!(r.by_ref().count(), 1);
+        assert_eq!(damaged_at(&mid, r.offset()), Some(second));
+        // The same flip in the last record, or a record cut short: a torn tail.
+        let mut last = buf.clone();
+        let n = last.len();
+        last[n - 1] ^= 0x40;
+        let mut r = records(&last);
+        assert_eq!(r.by_ref().count(), 2);
+        assert_eq!(damaged_at(&last, r.offset()), None);
+        let cut = &buf[..buf.len() - 2];
+        let mut r = records(cut);
+        assert_eq!(r.by_ref().count(), 2);
+        assert_eq!(damaged_at(cut, r.offset()), None);
+        assert_eq!(damaged_at(&buf, buf.len()), None);
     }
 }

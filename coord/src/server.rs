@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::acl::Identity;
 use crate::config::Config;
 use crate::core::{ConnHandle, Core, Out, Outbox};
+use crate::diskguard::DiskGuard;
 use crate::fourlw;
 use crate::handler::{self, ConnCtx, Flow};
 use crate::raft::{Ensemble, EnsembleError};
@@ -61,6 +62,8 @@ pub struct Server {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Ensemble mode (`server.N` lines): writes go through Raft.
     ens: Option<Arc<Ensemble>>,
+    /// Standalone: the free-space guard (`diskguard`), if on.
+    disk: Option<Arc<DiskGuard>>,
 }
 
 /// Ops that change replicated state, so go through Raft in ensemble mode.
@@ -118,6 +121,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let (core, ens) = match cfg.my_id {
         None => {
             let (log, rec) = TxnLog::open(&cfg.data_dir, &cfg.data_log_dir, cfg.snap_retain_count)?;
+            let dirs = [cfg.data_dir.as_path(), cfg.data_log_dir.as_path()];
+            if let Some(g) = DiskGuard::new(&dirs, cfg.min_free_bytes, cfg.min_free_percent) {
+                g.spawn_monitor();
+                log.set_guard(g);
+            }
             tracing::info!(
                 zxid = format!("0x{:x}", rec.tree.last_zxid),
                 nodes = rec.tree.node_count(),
@@ -147,6 +155,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         }
     };
     let durable = core.lock().durable();
+    let disk = core.lock().disk_guard().cloned();
     let addr = SocketAddr::new(cfg.client_port_address, cfg.client_port);
     let listener = TcpListener::bind(addr)
         .await
@@ -159,6 +168,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         next_conn: AtomicU64::new(first_conn_id()),
         per_ip: Mutex::new(HashMap::new()),
         ens,
+        disk,
     });
     spawn_housekeeping(&server);
     let http_stop = CancellationToken::new();
@@ -437,6 +447,9 @@ impl Server {
                 update: op_of(&body).is_some_and(replicated_op),
             });
             let routed = match &mut route {
+                Route::Local if self.disk.as_ref().is_some_and(|g| g.refusing()) => {
+                    self.refuse_low_disk(&ctx, body)
+                }
                 Route::Local => Routed::Here(body),
                 Route::Raft(raft) => self.route_raft(raft, &ctx, body, &closed, peer).await,
                 Route::ReadOnly(_) => self.refuse_write(&ctx, body),
@@ -706,6 +719,27 @@ impl Server {
             return Routed::Done;
         }
         Routed::Here(body)
+    }
+
+    /// Below the free-space floor (`diskguard`): client writes are answered
+    /// ZSYSTEMERROR (-1) without being applied: every client version knows
+    /// the code, reports it as a failed call (kazoo SystemZookeeperError,
+    /// Java SystemErrorException; Curator and kazoo do not retry it) and
+    /// keeps the session. Pings, reads, sync and closeSession go through.
+    fn refuse_low_disk(&self, ctx: &ConnCtx, body: bytes::Bytes) -> Routed {
+        let code = op_of(&body);
+        let write = code.is_some_and(|c| {
+            (replicated_op(c) && c != op::SYNC && c != op::CLOSE_SESSION) || c == op::RECONFIG
+        });
+        if !write {
+            return Routed::Here(body);
+        }
+        let xid = body
+            .get(..4)
+            .map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let last = self.core.lock().last_zxid();
+        ctx.send(last, xid, last, ErrorCode::SystemError, |_| {});
+        Routed::Done
     }
 
     /// Read-only member: writes are answered ZNOTREADONLY; closeSession

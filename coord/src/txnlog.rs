@@ -30,6 +30,10 @@ use crate::tree::DataTree;
 pub enum StorageError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// A record in the middle of a file fails its CRC: starting would
+    /// serve a tree missing it (and everything after), so the member stops.
+    #[error("{path}: corrupt record at byte offset {offset} (valid records follow it; not a torn tail): refusing to start")]
+    Corrupt { path: PathBuf, offset: usize },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
@@ -50,6 +54,8 @@ enum Item {
 struct Shared {
     pending: Queue<Item>,
     durable: watch::Sender<i64>,
+    /// The free-space guard, told what the writer writes (`diskguard`).
+    guard: std::sync::OnceLock<Arc<crate::diskguard::DiskGuard>>,
 }
 
 /// Handle to the log writer; cheap to clone.
@@ -130,7 +136,8 @@ impl TxnLog {
         let mut triggers = Vec::new();
         for (_, path) in list(&log_dir, "log.")? {
             let bytes = fs::read(&path).map_err(io_err(&path))?;
-            for payload in recfile::records(&bytes) {
+            let mut recs = recfile::records(&bytes);
+            for payload in recs.by_ref() {
                 let Ok(txn) = pb::Txn::decode(payload) else {
                     tracing::warn!(path = %path.display(), "undecodable log record; ignoring the rest of the file");
                     break;
@@ -142,6 +149,9 @@ impl TxnLog {
                 triggers.clear();
                 replayed += 1;
             }
+            if let Some(offset) = recfile::damaged_at(&bytes, recs.offset()) {
+                return Err(StorageError::Corrupt { path, offset });
+            }
         }
         let start = tree.last_zxid + 1;
         let file = new_log_file(&log_dir, start)?;
@@ -149,6 +159,7 @@ impl TxnLog {
         let shared = Arc::new(Shared {
             pending: Queue::default(),
             durable,
+            guard: std::sync::OnceLock::new(),
         });
         let writer = shared.clone();
         let dir = log_dir.clone();
@@ -185,6 +196,16 @@ impl TxnLog {
                 p.push(Item::Bytes(buf, txn.zxid));
             }
         });
+    }
+
+    /// Let the free-space guard see what the writer writes (set once).
+    pub fn set_guard(&self, guard: Arc<crate::diskguard::DiskGuard>) {
+        let _ = self.shared.guard.set(guard);
+    }
+
+    /// The free-space guard, if one is set.
+    pub fn guard(&self) -> Option<&Arc<crate::diskguard::DiskGuard>> {
+        self.shared.guard.get()
     }
 
     /// The highest zxid known to be on disk.
@@ -349,7 +370,10 @@ fn writer_loop(shared: Arc<Shared>, dir: PathBuf, file: File) {
         for item in items {
             match item {
                 Item::Bytes(buf, last) => {
-                    write_retrying(&file, &buf, &dir);
+                    write_or_exit(&file, &buf, &dir);
+                    if let Some(g) = shared.guard.get() {
+                        g.wrote(buf.len() as u64);
+                    }
                     written = Some(last);
                 }
                 Item::Roll(next) => {
@@ -399,19 +423,23 @@ fn syncer_loop(slot: &SyncSlot, shared: &Shared, dir: &Path) {
     }
 }
 
-/// A failed write (full disk) is retried from the last good length: writes
-/// stall and nothing is acknowledged, reads keep being served.
-fn write_retrying(file: &File, buf: &[u8], dir: &Path) {
-    loop {
-        let good = file.metadata().map(|m| m.len()).unwrap_or(0);
-        match (&mut &*file).write_all(buf) {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::error!(dir = %dir.display(), error = %e, "transaction log write failed; writes stall until it succeeds");
-                let _ = file.set_len(good);
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        }
+/// A failed write (ENOSPC, EIO) stops the member, as a failed fsync does
+/// and as ZooKeeper does: the tree already holds the transactions being
+/// written (it is applied before the log), so answering the writers with an
+/// error would leave others reading changes that are not on disk, and a
+/// stalled writer would hold up every later request and ping. Nothing
+/// unwritten was acknowledged; a restart (the service manager's
+/// `Restart=on-failure`) recovers from what is on disk, the torn tail cut.
+/// The free-space guard (`diskguard`) refuses writes before a full disk
+/// gets here.
+fn write_or_exit(file: &File, buf: &[u8], dir: &Path) {
+    if let Err(e) = (&mut &*file).write_all(buf) {
+        tracing::error!(dir = %dir.display(), error = %e, "transaction log write failed; stopping (restart recovers from the log)");
+        eprintln!(
+            "fjord-coord: write to the transaction log in {} failed: {e}",
+            dir.display()
+        );
+        std::process::exit(1);
     }
 }
 

@@ -22,6 +22,10 @@ pub enum LogError {
     OffsetOutOfRange,
     #[error("partition log is offline after a storage error")]
     Offline,
+    /// The log directory refuses writes (free-space guard, or a failed
+    /// write not yet resumed: `disk`).
+    #[error("log directory refuses writes: {0}")]
+    Storage(&'static str),
     #[error("log writer stopped")]
     Stopped,
     #[error("corrupt metadata in the log store: {0}")]

@@ -19,7 +19,8 @@
 //! (`LogStore`), `retention` (the periodic retention task), `records`
 //! (the records inside a batch) and `cleaner` (log compaction), `checkpoint`
 //! (the periodic high-watermark checkpoint), `producer_ids`
-//! (producer id allocation), `txn` (transactions: open ones, the last
+//! (producer id allocation), `disk` (the free-space guard and the
+//! storage-failure latch, issue 19) and `recovery` (its monitor task), `txn` (transactions: open ones, the last
 //! stable offset, the aborted-transaction index).
 //! This file only re-exports; children never reference it.
 
@@ -27,6 +28,7 @@ pub mod checkpoint;
 pub mod cleaner;
 #[cfg(test)]
 mod cleaner_tests;
+pub mod disk;
 pub mod error;
 pub mod hw;
 pub mod keys;
@@ -35,6 +37,7 @@ pub mod partition;
 pub mod partition_store;
 pub mod producer_ids;
 pub mod records;
+pub mod recovery;
 pub mod retention;
 pub mod rocks;
 pub mod store;
@@ -43,6 +46,7 @@ pub mod txn;
 mod txn_tests;
 pub mod writer;
 
+pub use disk::{DiskGuard, FreeSpaceLimits};
 pub use error::LogError;
 pub use hw::{FollowerState, Role};
 pub use partition::{Offsets, Partition, Upto};

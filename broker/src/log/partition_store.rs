@@ -62,6 +62,19 @@ pub trait PartitionStore: Send + Sync {
     fn compact(&self, id: u32);
     /// Make everything written durable (shutdown).
     fn flush(&self) -> Result<(), LogError>;
+    /// A small synced write: does the store take writes (again)? Used to
+    /// resume after a failed write (`disk`).
+    fn probe(&self) -> Result<(), LogError> {
+        Ok(())
+    }
+    /// Give back the space of what was deleted now, not at the next flush
+    /// (below the free-space floor): flush memtables so the WAL they pin goes.
+    fn reclaim(&self) {}
+    /// Close and open the store again (a failed write it does not clear by
+    /// itself); what was written is read back from disk.
+    fn reopen(&self) -> Result<(), LogError> {
+        Ok(())
+    }
     /// The aborted-transaction index of `id`, by last offset.
     fn aborted(&self, id: u32) -> Result<Vec<AbortedTxn>, LogError>;
     /// Add an entry to the aborted-transaction index of `id`.

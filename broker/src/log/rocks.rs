@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use bytes::Bytes;
+use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 
 use super::error::LogError;
@@ -15,7 +16,10 @@ use super::txn::AbortedTxn;
 
 /// Partition logs in a RocksDB database.
 pub struct RocksStore {
-    db: DB,
+    /// None only while `reopen` swaps it (after a failed write RocksDB
+    /// does not clear by itself, e.g. EIO).
+    db: RwLock<Option<DB>>,
+    dir: std::path::PathBuf,
     /// `<dir>/replication-offset-checkpoint` and its content (partition id →
     /// HW): a small file rewritten with fsync + rename, as Kafka does, so a
     /// checkpoint never forces an fsync of the whole RocksDB WAL.
@@ -28,44 +32,66 @@ impl RocksStore {
     pub fn open(dir: &Path) -> Result<RocksStore, LogError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| LogError::Meta(format!("{}: {e}", dir.display())))?;
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        opts.set_max_background_jobs(2);
-        opts.set_bytes_per_sync(8 << 20);
-        opts.set_max_total_wal_size(512 << 20);
-        // Fetches read table files through a mapping: an uncompressed block is
-        // then used in place, with no read(2) copy into a buffer first.
-        opts.set_allow_mmap_reads(true);
-        let mut log_opts = Options::default();
-        log_opts.set_write_buffer_size(64 << 20);
-        log_opts.set_max_write_buffer_number(4);
-        log_opts.set_target_file_size_base(128 << 20);
-        log_opts.set_compression_type(rocksdb::DBCompressionType::None);
-        // Blob files (BlobDB) were measured: consume from offset 0 dropped from
-        // ~720k to ~390k msgs/s (one blob read per batch), so batches stay inline.
-        log_opts.set_enable_blob_files(false);
-        let meta_opts = Options::default();
-        let cfs = vec![
-            ColumnFamilyDescriptor::new(CF_LOG, log_opts),
-            ColumnFamilyDescriptor::new(CF_META, meta_opts),
-        ];
-        let db = DB::open_cf_descriptors(&opts, dir.join("rocksdb"), cfs)?;
+        let db = open_db(dir, false)?;
         let hw_file = dir.join(HW_CHECKPOINT_FILE);
         let hws = parking_lot::Mutex::new(read_hw_file(&hw_file));
-        Ok(RocksStore { db, hw_file, hws })
+        Ok(RocksStore {
+            db: RwLock::new(Some(db)),
+            dir: dir.to_path_buf(),
+            hw_file,
+            hws,
+        })
     }
 
-    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, LogError> {
-        self.db
-            .cf_handle(name)
-            .ok_or_else(|| LogError::Meta(format!("missing column family {name}")))
+    /// The open database (an error while `reopen` runs).
+    fn db(&self) -> Result<MappedRwLockReadGuard<'_, DB>, LogError> {
+        RwLockReadGuard::try_map(self.db.read(), |d| d.as_ref())
+            .map_err(|_| LogError::Storage("the log store is reopening"))
     }
+}
+
+/// Open (or create) the database under `<dir>/rocksdb`; `read_only`: for
+/// reads only, writing nothing (the fallback of a failed `reopen`).
+fn open_db(dir: &Path, read_only: bool) -> Result<DB, LogError> {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_max_background_jobs(2);
+    opts.set_bytes_per_sync(8 << 20);
+    opts.set_max_total_wal_size(512 << 20);
+    // Fetches read table files through a mapping: an uncompressed block is
+    // then used in place, with no read(2) copy into a buffer first.
+    opts.set_allow_mmap_reads(true);
+    let mut log_opts = Options::default();
+    log_opts.set_write_buffer_size(64 << 20);
+    log_opts.set_max_write_buffer_number(4);
+    log_opts.set_target_file_size_base(128 << 20);
+    log_opts.set_compression_type(rocksdb::DBCompressionType::None);
+    // Blob files (BlobDB) were measured: consume from offset 0 dropped from
+    // ~720k to ~390k msgs/s (one blob read per batch), so batches stay inline.
+    log_opts.set_enable_blob_files(false);
+    let meta_opts = Options::default();
+    let cfs = vec![
+        ColumnFamilyDescriptor::new(CF_LOG, log_opts),
+        ColumnFamilyDescriptor::new(CF_META, meta_opts),
+    ];
+    let path = dir.join("rocksdb");
+    Ok(if read_only {
+        DB::open_cf_descriptors_read_only(&opts, path, cfs, false)?
+    } else {
+        DB::open_cf_descriptors(&opts, path, cfs)?
+    })
+}
+
+fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a rocksdb::ColumnFamily, LogError> {
+    db.cf_handle(name)
+        .ok_or_else(|| LogError::Meta(format!("missing column family {name}")))
 }
 
 impl PartitionStore for RocksStore {
     fn registered(&self) -> Result<Vec<Registered>, LogError> {
-        let mut it = self.db.raw_iterator_cf(self.cf(CF_META)?);
+        let db = self.db()?;
+        let mut it = db.raw_iterator_cf(cf(&db, CF_META)?);
         it.seek(b"P");
         let mut found = Vec::new();
         while it.valid() {
@@ -90,14 +116,15 @@ impl PartitionStore for RocksStore {
     }
 
     fn log_start(&self, id: u32) -> Result<Option<i64>, LogError> {
-        Ok(self
-            .db
-            .get_cf(self.cf(CF_META)?, start_key(id))?
+        let db = self.db()?;
+        Ok(db
+            .get_cf(cf(&db, CF_META)?, start_key(id))?
             .map(|v| be_i64(&v).unwrap_or(0)))
     }
 
     fn epochs(&self, id: u32) -> Result<Vec<(i32, i64)>, LogError> {
-        let mut eit = self.db.raw_iterator_cf(self.cf(CF_META)?);
+        let db = self.db()?;
+        let mut eit = db.raw_iterator_cf(cf(&db, CF_META)?);
         let prefix = epoch_key(id, i32::MIN);
         eit.seek(&prefix[..5]);
         let mut out = Vec::new();
@@ -116,6 +143,7 @@ impl PartitionStore for RocksStore {
     }
 
     fn scan(&self, id: u32, from: i64, to: i64, visit: Visit<'_>) -> Result<(), LogError> {
+        let db = self.db()?;
         let mut ro = rocksdb::ReadOptions::default();
         // A scan streams batches to a consumer once: no block cache churn, and
         // no block checksums on the way out. Kafka does not verify on reads
@@ -127,7 +155,7 @@ impl PartitionStore for RocksStore {
         } else {
             log_key(id, to).to_vec()
         });
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_LOG)?, ro);
+        let mut it = db.raw_iterator_cf_opt(cf(&db, CF_LOG)?, ro);
         it.seek(log_key(id, from));
         while it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
@@ -143,8 +171,8 @@ impl PartitionStore for RocksStore {
     }
 
     fn register(&self, topic: &str, index: i32, id: u32) -> Result<(), LogError> {
-        self.db
-            .put_cf(self.cf(CF_META)?, part_key(topic, index), id.to_be_bytes())?;
+        let db = self.db()?;
+        db.put_cf(cf(&db, CF_META)?, part_key(topic, index), id.to_be_bytes())?;
         Ok(())
     }
 
@@ -160,8 +188,9 @@ impl PartitionStore for RocksStore {
     }
 
     fn put_epoch(&self, id: u32, epoch: i32, offset: i64) -> Result<(), LogError> {
-        self.db.put_cf(
-            self.cf(CF_META)?,
+        let db = self.db()?;
+        db.put_cf(
+            cf(&db, CF_META)?,
             epoch_key(id, epoch),
             offset.to_be_bytes(),
         )?;
@@ -169,62 +198,68 @@ impl PartitionStore for RocksStore {
     }
 
     fn remove(&self, topic: &str, index: i32, id: u32) -> Result<(), LogError> {
+        let db = self.db()?;
         // Ids are never reused; the file forgets it at the next checkpoint.
         self.hws.lock().remove(&id);
-        let meta = self.cf(CF_META)?;
+        let meta = cf(&db, CF_META)?;
         let mut wb = WriteBatch::default();
-        wb.delete_range_cf(self.cf(CF_LOG)?, log_key(id, 0), log_key(id + 1, 0));
+        wb.delete_range_cf(cf(&db, CF_LOG)?, log_key(id, 0), log_key(id + 1, 0));
         wb.delete_cf(meta, part_key(topic, index));
         wb.delete_cf(meta, start_key(id));
         // Epoch keys sort by their big-endian bytes: bound by the id prefix, not by epoch value.
         wb.delete_range_cf(meta, epoch_key(id, 0), epoch_key(id + 1, 0));
-        self.db.write(wb)?;
+        db.write(wb)?;
         Ok(())
     }
 
     fn truncate(&self, id: u32, end: i64, epochs: &[i32]) -> Result<(), LogError> {
-        let meta = self.cf(CF_META)?;
+        let db = self.db()?;
+        let meta = cf(&db, CF_META)?;
         let mut wb = WriteBatch::default();
-        wb.delete_range_cf(self.cf(CF_LOG)?, log_key(id, end), log_key(id + 1, 0));
+        wb.delete_range_cf(cf(&db, CF_LOG)?, log_key(id, end), log_key(id + 1, 0));
         for e in epochs {
             wb.delete_cf(meta, epoch_key(id, *e));
         }
-        self.db.write(wb)?;
+        db.write(wb)?;
         Ok(())
     }
 
     fn reset(&self, id: u32, start: i64) -> Result<(), LogError> {
+        let db = self.db()?;
         let mut wb = WriteBatch::default();
-        wb.put_cf(self.cf(CF_META)?, start_key(id), start.to_be_bytes());
-        wb.delete_range_cf(self.cf(CF_LOG)?, log_key(id, 0), log_key(id + 1, 0));
-        self.db.write(wb)?;
+        wb.put_cf(cf(&db, CF_META)?, start_key(id), start.to_be_bytes());
+        wb.delete_range_cf(cf(&db, CF_LOG)?, log_key(id, 0), log_key(id + 1, 0));
+        db.write(wb)?;
         Ok(())
     }
 
     fn advance_start(&self, id: u32, start: i64) -> Result<(), LogError> {
+        let db = self.db()?;
         let mut wb = WriteBatch::default();
-        wb.put_cf(self.cf(CF_META)?, start_key(id), start.to_be_bytes());
-        wb.delete_range_cf(self.cf(CF_LOG)?, log_key(id, 0), log_key(id, start));
-        self.db.write(wb)?;
+        wb.put_cf(cf(&db, CF_META)?, start_key(id), start.to_be_bytes());
+        wb.delete_range_cf(cf(&db, CF_LOG)?, log_key(id, 0), log_key(id, start));
+        db.write(wb)?;
         Ok(())
     }
 
     fn append(&self, batches: &[(u32, i64, &Bytes)], sync: bool) -> Result<(), String> {
+        let db = self.db().map_err(|e| e.to_string())?;
         if batches.is_empty() {
             return Ok(());
         }
-        let cf = self.cf(CF_LOG).map_err(|e| e.to_string())?;
+        let cf = cf(&db, CF_LOG).map_err(|e| e.to_string())?;
         let mut wb = WriteBatch::default();
         for (id, base, data) in batches {
             wb.put_cf(cf, log_key(*id, *base), data);
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
-        self.db.write_opt(wb, &wo).map_err(|e| e.to_string())
+        db.write_opt(wb, &wo).map_err(|e| e.to_string())
     }
 
     fn rewrite(&self, id: u32, puts: &[(i64, Bytes)], deletes: &[i64]) -> Result<(), LogError> {
-        let cf = self.cf(CF_LOG)?;
+        let db = self.db()?;
+        let cf = cf(&db, CF_LOG)?;
         let mut wb = WriteBatch::default();
         for (base, data) in puts {
             wb.put_cf(cf, log_key(id, *base), data);
@@ -232,24 +267,74 @@ impl PartitionStore for RocksStore {
         for base in deletes {
             wb.delete_cf(cf, log_key(id, *base));
         }
-        self.db.write(wb)?;
+        db.write(wb)?;
         Ok(())
     }
 
     fn compact(&self, id: u32) {
-        if let Ok(cf) = self.cf(CF_LOG) {
-            self.db
-                .compact_range_cf(cf, Some(log_key(id, 0)), Some(log_key(id, i64::MAX)));
+        let Ok(db) = self.db() else {
+            return;
+        };
+        if let Ok(cf) = cf(&db, CF_LOG) {
+            db.compact_range_cf(cf, Some(log_key(id, 0)), Some(log_key(id, i64::MAX)));
         }
     }
 
     fn flush(&self) -> Result<(), LogError> {
-        self.db.flush_wal(true)?;
+        let db = self.db()?;
+        db.flush_wal(true)?;
+        Ok(())
+    }
+
+    fn reclaim(&self) {
+        let Ok(db) = self.db() else {
+            return;
+        };
+        // A WAL file goes once every column family's memtable holding part
+        // of it is flushed; a flush drops the keys its range deletes cover.
+        for name in [CF_LOG, CF_META] {
+            if let Ok(cf) = cf(&db, name) {
+                if let Err(e) = db.flush_cf(cf) {
+                    tracing::warn!(error = %e, "flushing to reclaim space failed");
+                }
+            }
+        }
+    }
+
+    fn reopen(&self) -> Result<(), LogError> {
+        // Close first (RocksDB's LOCK), then open: the WAL is replayed from
+        // what is on disk, a torn tail cut (point-in-time recovery).
+        // If the disk still fails, open it read-only so fetches go on; a
+        // later reopen tries again.
+        let mut g = self.db.write();
+        drop(g.take());
+        match open_db(&self.dir, false) {
+            Ok(db) => {
+                *g = Some(db);
+                tracing::warn!(dir = %self.dir.display(), "log store reopened");
+                Ok(())
+            }
+            Err(e) => {
+                *g = open_db(&self.dir, true).ok();
+                Err(e)
+            }
+        }
+    }
+
+    fn probe(&self) -> Result<(), LogError> {
+        let db = self.db()?;
+        // RocksDB refuses every write while a background error (ENOSPC on
+        // the WAL, ...) stands; its SstFileManager clears a no-space error
+        // by itself once there is room (polled every 5 s).
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        db.put_cf_opt(cf(&db, CF_META)?, PROBE_KEY, [0u8], &wo)?;
         Ok(())
     }
 
     fn aborted(&self, id: u32) -> Result<Vec<AbortedTxn>, LogError> {
-        let mut it = self.db.raw_iterator_cf(self.cf(CF_META)?);
+        let db = self.db()?;
+        let mut it = db.raw_iterator_cf(cf(&db, CF_META)?);
         let lo = aborted_key(id, 0);
         it.seek(lo);
         let mut out = Vec::new();
@@ -276,26 +361,29 @@ impl PartitionStore for RocksStore {
     }
 
     fn put_aborted(&self, id: u32, a: &AbortedTxn) -> Result<(), LogError> {
+        let db = self.db()?;
         let mut v = [0u8; 16];
         v[..8].copy_from_slice(&a.producer_id.to_be_bytes());
         v[8..].copy_from_slice(&a.first_offset.to_be_bytes());
-        self.db
-            .put_cf(self.cf(CF_META)?, aborted_key(id, a.last_offset), v)?;
+        db.put_cf(cf(&db, CF_META)?, aborted_key(id, a.last_offset), v)?;
         Ok(())
     }
 
     fn drop_aborted(&self, id: u32, from: i64, to: i64) -> Result<(), LogError> {
+        let db = self.db()?;
         // The id's range ends where the next id's begins (keys sort by bytes).
         let hi = if to == i64::MAX {
             aborted_key(id + 1, 0)
         } else {
             aborted_key(id, to)
         };
-        self.db
-            .delete_range_cf(self.cf(CF_META)?, aborted_key(id, from), hi)?;
+        db.delete_range_cf(cf(&db, CF_META)?, aborted_key(id, from), hi)?;
         Ok(())
     }
 }
+
+/// The key `probe` writes in `meta` (outside every other key's prefix).
+const PROBE_KEY: &[u8] = b"~probe";
 
 /// The HW checkpoint file's name in the log directory (Kafka's).
 const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";

@@ -15,6 +15,7 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use super::disk::{DiskGuard, FreeSpaceLimits, Refusal};
 use super::error::LogError;
 use super::hw::Role;
 use super::memory::MemStore;
@@ -50,12 +51,27 @@ pub struct LogStore {
     next_id: AtomicU32,
     writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The free-space guard and the storage-failure latch (`disk`).
+    disk: Arc<DiskGuard>,
+    /// Data was deleted (topic deletion, retention) since the last
+    /// `reclaim`: below the floor, the monitor flushes to free its space.
+    reclaim_wanted: std::sync::atomic::AtomicBool,
 }
 
 impl LogStore {
     /// Open (or create) the RocksDB store under `dir` and recover every partition.
     pub fn open(dir: &Path, flush: FlushPolicy) -> Result<Arc<LogStore>, LogError> {
-        LogStore::with_store(Arc::new(RocksStore::open(dir)?), flush)
+        LogStore::open_guarded(dir, flush, FreeSpaceLimits::OFF)
+    }
+
+    /// `open`, with appends refused below the free-space floor `limits`.
+    pub fn open_guarded(
+        dir: &Path,
+        flush: FlushPolicy,
+        limits: FreeSpaceLimits,
+    ) -> Result<Arc<LogStore>, LogError> {
+        let db = Arc::new(RocksStore::open(dir)?);
+        LogStore::start(db, flush, Arc::new(DiskGuard::new(dir, limits)))
     }
 
     /// A store in memory (unit tests): same logic, no files.
@@ -68,18 +84,29 @@ impl LogStore {
         db: Arc<dyn PartitionStore>,
         flush: FlushPolicy,
     ) -> Result<Arc<LogStore>, LogError> {
+        let disk = Arc::new(DiskGuard::new(Path::new("."), FreeSpaceLimits::OFF));
+        LogStore::start(db, flush, disk)
+    }
+
+    fn start(
+        db: Arc<dyn PartitionStore>,
+        flush: FlushPolicy,
+        disk: Arc<DiskGuard>,
+    ) -> Result<Arc<LogStore>, LogError> {
         let store = LogStore {
             db: db.clone(),
             parts: DashMap::new(),
             next_id: AtomicU32::new(1),
             writer: Mutex::new(None),
             writer_thread: Mutex::new(None),
+            disk: disk.clone(),
+            reclaim_wanted: std::sync::atomic::AtomicBool::new(false),
         };
         store.recover()?;
         let (tx, rx) = mpsc::channel::<WriteJob>();
         let handle = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || writer_loop(db, rx, flush))
+            .spawn(move || writer_loop(db, rx, flush, disk))
             .map_err(|e| LogError::Meta(format!("spawn writer: {e}")))?;
         *store.writer.lock() = Some(tx);
         *store.writer_thread.lock() = Some(handle);
@@ -219,6 +246,7 @@ impl LogStore {
         p.deleted.store(true, Ordering::SeqCst);
         self.db.drop_aborted(p.id, 0, i64::MAX)?;
         self.db.remove(topic, index, p.id)?;
+        self.reclaim_wanted.store(true, Ordering::Relaxed);
         let mut s = p.state.lock();
         s.offline = true;
         wake(&mut s);
@@ -234,6 +262,11 @@ impl LogStore {
         role: Role,
     ) -> Result<(mpsc::Sender<WriteJob>, parking_lot::MutexGuard<'a, PState>), LogError> {
         let tx = self.writer.lock().clone().ok_or(LogError::Stopped)?;
+        match self.disk.refusal() {
+            None => {}
+            Some(Refusal::LowSpace) => return Err(LogError::Storage("below its free-space floor")),
+            Some(Refusal::Failed) => return Err(LogError::Storage("a write failed")),
+        }
         let s = p.state.lock();
         if s.offline || p.deleted.load(Ordering::Relaxed) {
             return Err(LogError::Offline);
@@ -406,6 +439,79 @@ impl LogStore {
         if offset >= s.next_offset {
             return Ok(s.next_offset);
         }
+        let end = self.cut(p, &mut s, offset)?;
+        tracing::info!(topic = %p.topic, partition = p.index, to = end, "truncated follower log");
+        Ok(end)
+    }
+
+    /// The log directory's guard and failure latch.
+    pub fn disk(&self) -> &Arc<DiskGuard> {
+        &self.disk
+    }
+
+    /// After a failed write, once the store takes writes again (`probe`):
+    /// drain the writer (it refuses everything while the latch is set), cut
+    /// every partition back to its durable end, so the offsets of refused
+    /// batches are assigned again and nothing unwritten is indexed, then
+    /// lift the latch. Appends stay refused until then.
+    pub async fn resume(&self) -> Result<(), LogError> {
+        let _ = self.barrier().await;
+        for p in self.all() {
+            let mut s = p.state.lock();
+            if s.next_offset > s.durable && !p.deleted.load(Ordering::Relaxed) {
+                let (from, durable) = (s.next_offset, s.durable);
+                self.cut(&p, &mut s, durable)?;
+                tracing::info!(topic = %p.topic, partition = p.index, from, to = durable,
+                    "dropped the batches a failed write left unwritten");
+            }
+        }
+        self.disk.resumed();
+        Ok(())
+    }
+
+    /// Can the store take a write now? (A failed write latched `disk`.)
+    pub fn probe(&self) -> Result<(), LogError> {
+        self.db.probe()
+    }
+
+    /// A failed write the store does not clear by itself (EIO): drain the
+    /// writer, close and reopen the store, then check each partition
+    /// against what the store really holds and cut it back where the disk
+    /// lost batches (logged: an acknowledged write lost by this replica is
+    /// for its followers to restore). `resume` follows.
+    pub async fn reopen(&self) -> Result<(), LogError> {
+        let _ = self.barrier().await;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.reopen())
+            .await
+            .map_err(|_| LogError::Stopped)??;
+        for p in self.all() {
+            let mut s = p.state.lock();
+            let mut end = s.log_start;
+            for (b, m) in s.index.iter().rev() {
+                let mut found = false;
+                self.db.scan(p.id, *b, *b + 1, &mut |_| {
+                    found = true;
+                    Ok(false)
+                })?;
+                if found {
+                    end = m.last_offset + 1;
+                    break;
+                }
+            }
+            if end < s.durable {
+                tracing::error!(topic = %p.topic, partition = p.index, durable = s.durable, on_disk = end,
+                    "the reopened store lacks batches once written; cutting the log back to what is on disk");
+                self.cut(&p, &mut s, end)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cut `p`'s log back to `offset` (on a batch boundary at or below it):
+    /// stored batches, epochs, index, tail cache, producer state and
+    /// transactions. Returns the new end.
+    fn cut(&self, p: &Partition, s: &mut PState, offset: i64) -> Result<i64, LogError> {
         let mut end = offset.max(s.log_start);
         if let Some((b, m)) = s.index.range(..end).next_back() {
             if m.last_offset >= end {
@@ -434,16 +540,14 @@ impl LogStore {
             e.recent.retain(|r| r.3 < end);
         }
         s.producers.retain(|_, e| !e.recent.is_empty());
-        let from = s.next_offset;
         s.generation += 1;
         s.next_offset = end;
         s.durable = end;
         s.hw = s.hw.min(end);
         self.db.drop_aborted(p.id, end, i64::MAX)?;
         if !s.txn.truncate(end) {
-            self.rebuild_txn(p.id, &mut s)?;
+            self.rebuild_txn(p.id, s)?;
         }
-        tracing::info!(topic = %p.topic, partition = p.index, from, to = end, "truncated follower log");
         Ok(end)
     }
 
@@ -703,7 +807,18 @@ impl LogStore {
 
     /// Ask RocksDB to reclaim space of deleted ranges (compaction of the range).
     pub fn compact_partition(&self, p: &Partition) {
+        self.reclaim_wanted.store(true, Ordering::Relaxed);
         self.db.compact(p.id);
+    }
+
+    /// Below the free-space floor, after deletions: flush so their space
+    /// (the WAL the memtables pin) is given back now. True if it ran.
+    pub fn reclaim_if_wanted(&self) -> bool {
+        if !self.reclaim_wanted.swap(false, Ordering::Relaxed) {
+            return false;
+        }
+        self.db.reclaim();
+        true
     }
 
     /// Checkpoint every partition's high watermark (fsynced) when any moved

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::disk::DiskGuard;
 use super::error::LogError;
 use super::hw::Role;
 use super::partition::{recompute_hw, wake, Partition};
@@ -65,6 +66,7 @@ pub(crate) fn writer_loop(
     db: Arc<dyn PartitionStore>,
     rx: mpsc::Receiver<WriteJob>,
     flush: FlushPolicy,
+    disk: Arc<DiskGuard>,
 ) {
     let mut unsynced_msgs: i64 = 0;
     let mut last_sync = Instant::now();
@@ -83,6 +85,7 @@ pub(crate) fn writer_loop(
         }
         let mut wb: Vec<(u32, i64, &Bytes)> = Vec::with_capacity(jobs.len());
         let mut msgs = 0i64;
+        let mut written = 0u64;
         for j in &jobs {
             if let Some(e) = &j.entry {
                 if e.part.deleted.load(Ordering::Relaxed) {
@@ -90,26 +93,39 @@ pub(crate) fn writer_loop(
                 }
                 wb.push((e.part.id, e.base, &e.data));
                 msgs += e.msgs;
+                written += e.data.len() as u64;
             }
         }
-        unsynced_msgs += msgs;
-        let sync = unsynced_msgs >= flush.interval_messages
-            || flush.interval.is_some_and(|i| last_sync.elapsed() >= i);
-        let res = db.append(&wb, sync);
-        if sync {
-            unsynced_msgs = 0;
-            last_sync = Instant::now();
-        }
-        metrics::counter!("fjord_log_group_commits_total").increment(1);
-        let err = res.err();
-        if let Some(e) = &err {
-            tracing::error!(error = %e, "log write failed; affected partitions go offline");
-        }
+        // After a failed write nothing is written until `LogStore::resume`
+        // has cut the logs back: a later batch must not land past a hole.
+        let err = if disk.failed() {
+            Some("the log store refuses writes after a failed write".to_string())
+        } else {
+            unsynced_msgs += msgs;
+            let sync = unsynced_msgs >= flush.interval_messages
+                || flush.interval.is_some_and(|i| last_sync.elapsed() >= i);
+            let res = db.append(&wb, sync);
+            if sync {
+                unsynced_msgs = 0;
+                last_sync = Instant::now();
+            }
+            metrics::counter!("fjord_log_group_commits_total").increment(1);
+            match res {
+                Ok(()) => {
+                    disk.wrote(written);
+                    None
+                }
+                Err(e) => {
+                    disk.set_failed(&e);
+                    Some(e)
+                }
+            }
+        };
         for j in jobs.drain(..) {
             if let Some(e) = &j.entry {
                 let mut s = e.part.state.lock();
                 if err.is_some() {
-                    s.offline = true;
+                    // Not durable: `resume` cuts the log back to `durable`.
                 } else if e.last + 1 > s.durable {
                     s.durable = e.last + 1;
                     if s.repl.role == Role::Leader {

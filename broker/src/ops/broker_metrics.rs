@@ -116,6 +116,44 @@ pub fn render(b: &Broker) -> String {
         t.family(name, Kind::Gauge, help);
         t.int(name, &[], v);
     }
+    // The log directory (issue 19, `log::disk`): Kafka's offline-dir gauge
+    // (1 while a failed write is not resumed), the guard, free space.
+    let disk = b.log.disk();
+    for (name, kind, help, v) in [
+        (
+            "kafka_log_logmanager_offlinelogdirectorycount",
+            Kind::Gauge,
+            "Log directories refusing writes after a failed write (0 or 1).",
+            disk.failed() as i64,
+        ),
+        (
+            "fjord_log_dir_below_min_free",
+            Kind::Gauge,
+            "1 while the log dir's free space is below log.dir.min.free.bytes/percent (produce refused).",
+            (disk.refusal() == Some(crate::log::disk::Refusal::LowSpace)) as i64,
+        ),
+        (
+            "fjord_log_dir_free_bytes",
+            Kind::Gauge,
+            "Free bytes in the log dir's filesystem at the last measurement (-1: not measured).",
+            disk.free_bytes(),
+        ),
+        (
+            "fjord_log_dir_min_free_trips_total",
+            Kind::Counter,
+            "Times the free-space guard tripped.",
+            disk.trips.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "fjord_log_dir_write_failures_total",
+            Kind::Counter,
+            "Times a write to the log store failed (ENOSPC, EIO) and writes were stopped until it resumed.",
+            disk.failures.load(Ordering::Relaxed) as i64,
+        ),
+    ] {
+        t.family(name, kind, help);
+        t.int(name, &[], v);
+    }
     for (name, help, v) in [
         (
             "kafka_server_replicamanager_isrshrinks_total",

@@ -80,6 +80,7 @@ pub fn log_error(e: &LogError) -> i16 {
         LogError::OffsetOutOfRange => OFFSET_OUT_OF_RANGE,
         LogError::NotLeader => NOT_LEADER_OR_FOLLOWER,
         LogError::Offline
+        | LogError::Storage(_)
         | LogError::Db(_)
         | LogError::Stopped
         | LogError::Meta(_)

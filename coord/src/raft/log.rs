@@ -97,6 +97,17 @@ impl LogStore {
             inner.replay(rec);
             pos = records.offset();
         }
+        if let Some(offset) = recfile::damaged_at(&bytes, pos) {
+            // Damage in the middle, not a torn tail: cutting there would drop
+            // entries this member may have acknowledged to the leader.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: corrupt record at byte offset {offset} (valid records follow it; not a torn tail): refusing to start",
+                    path.display()
+                ),
+            ));
+        }
         if pos < bytes.len() {
             tracing::warn!(path = %path.display(), valid = pos, len = bytes.len(), "cutting a torn tail off the raft log");
         }
@@ -497,5 +508,36 @@ mod tests {
         drop(s);
         let mut s = LogStore::open(dir.path()).unwrap();
         assert_eq!(s.read_vote().await.unwrap(), Some(Vote::new(5, 1)));
+    }
+
+    #[tokio::test]
+    async fn damage_in_the_middle_refuses_to_open_naming_file_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = LogStore::open(dir.path()).unwrap();
+            for t in 1..=5 {
+                s.save_vote(&Vote::new(t, 1)).await.unwrap();
+            }
+        }
+        let path = dir.path().join("raft.log");
+        let mut bytes = std::fs::read(&path).unwrap();
+        // Flip the last payload byte of the second record.
+        let first = 8 + u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        let len = u32::from_be_bytes([
+            bytes[first],
+            bytes[first + 1],
+            bytes[first + 2],
+            bytes[first + 3],
+        ]) as usize;
+        bytes[first + 8 + len - 1] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = LogStore::open(dir.path()).err().expect("must refuse");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("raft.log") && msg.contains(&format!("offset {first}")),
+            "{msg}"
+        );
+        // The file is left as it was, for the operator.
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
     }
 }

@@ -21,6 +21,8 @@ class Proc:
         self.proc = None
         self.log_path = os.path.join(workdir, name + ".log")
         self.starts = 0
+        # Extra environment for the child (e.g. fjordtest.faults' LD_PRELOAD).
+        self.env = {}
 
     def launch(self, cmd):
         os.makedirs(self.dir, exist_ok=True)
@@ -28,6 +30,7 @@ class Proc:
         env = dict(os.environ)
         for k, v in self.env_defaults.items():
             env.setdefault(k, v)
+        env.update(self.env)
         with open(self.log_path, "ab") as log:
             log.write(("\n==== start %d: %s\n" % (self.starts, " ".join(cmd))).encode())
             log.flush()
