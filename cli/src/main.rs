@@ -6,6 +6,7 @@
 //! `produce`, `consume`, `group`, `config`, `cluster` or `offsets` is one module
 //! plus one enum variant.
 
+mod acl;
 mod cluster;
 mod consume;
 mod formatter;
@@ -65,6 +66,8 @@ enum Command {
     Schema(schema::SchemaArgs),
     /// SCRAM users: create, delete, list (like kafka-configs --entity-type users).
     User(user::UserArgs),
+    /// ACLs: add, list, remove (like kafka-acls).
+    Acl(acl::AclArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -73,6 +76,7 @@ async fn main() -> ExitCode {
     let res = match cli.command {
         Command::Znode(args) => znode::run(args, cli.output).await,
         Command::User(args) => user::run(args, cli.output).await,
+        Command::Acl(args) => acl::run(args, cli.output).await,
         Command::Group(args) => group::run(args, cli.output).await,
         Command::Topic(args) => topic::run(args, cli.output).await,
         Command::Produce(args) => produce::run(args, cli.output).await,
