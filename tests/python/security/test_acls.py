@@ -58,6 +58,19 @@ def fjord(*args, check=True):
     return r
 
 
+class AclBroker(SecureBroker):
+    """SecureBroker plus the authorizer keys (applied after its own)."""
+
+    def __init__(self, *a, acl_keys):
+        super().__init__(*a, inline=False)
+        self.acl_keys = acl_keys
+
+    def config(self):
+        cfg = super().config()
+        cfg.update(self.acl_keys)
+        return cfg
+
+
 class AclCluster:
     def __init__(self, allow_everyone):
         self.dir = cleanup.temp_dir("fjord-acl-test-")
@@ -71,8 +84,7 @@ class AclCluster:
                                                "maxSessionTimeout": 60000},
                                 workdir=os.path.join(self.dir, "coord")).start()
             for i in range(2):
-                b = SecureBroker(self.dir, i + 1, self.coord.hosts, certs, inline=False)
-                b.overrides.update({
+                b = AclBroker(self.dir, i + 1, self.coord.hosts, certs, acl_keys={
                     "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
                     "super.users": "User:admin;User:ANONYMOUS",
                     "allow.everyone.if.no.acl.found": "true" if allow_everyone else "false",
@@ -103,6 +115,8 @@ class AclCluster:
 
     def close(self):
         for b in self.brokers:
+            if b.proc is not None and b.proc.poll() is not None:
+                print("%s exited early:\n%s" % (b.name, b.log_tail()))
             b.stop()
         if self.coord:
             self.coord.stop()
@@ -239,7 +253,7 @@ def replica_fetch_errors(broker, user, topic, replica_id):
         for _ in range(np_):
             _, code = struct.unpack(">ih", r[off:off + 6])
             codes.append(code)
-            off += 4 + 2 + 8 + 8 + 8
+            off += 4 + 2 + 8 + 8  # partition, error, high watermark, last stable (v4)
             (na,) = struct.unpack(">i", r[off:off + 4])
             off += 4 + max(na, 0) * 16
             (nrec,) = struct.unpack(">i", r[off:off + 4])
@@ -355,7 +369,13 @@ def test_super_user_does_everything_and_only_it_changes_acls(acl):
     assert got == [b"a"] and errors == []
     for f in admin.delete_topics([t]).values():
         f.result(30)
-    # alice (not super, no ALTER on the cluster) may not create ACLs.
+    # alice (not super, no ALTER on the cluster) may not create ACLs. (With
+    # no ACL on the cluster, allow.everyone.if.no.acl.found=true would let
+    # her: give the cluster one first.)
+    for f in admin.create_acls([AclBinding(ResourceType.BROKER, "kafka-cluster",
+                                           ResourcePatternType.LITERAL, "User:admin", "*",
+                                           AclOperation.ALL, AclPermissionType.ALLOW)]).values():
+        f.result(30)
     alice = AdminClient(acl.conf("alice"))
     fut = alice.create_acls([AclBinding(ResourceType.TOPIC, "secret", ResourcePatternType.LITERAL,
                                         "User:alice", "*", AclOperation.READ,
@@ -383,10 +403,21 @@ def test_acls_are_stored_in_kafkas_znodes(acl):
     out = fjord("znode", "get", "/kafka-acl-extended/prefixed/Topic/logs-", "--coord", zk).stdout
     ops = {a["operation"] for a in json.loads(out.strip().splitlines()[0])["acls"]}
     assert ops == {"Read", "Describe"}
-    notes = fjord("znode", "ls", "/kafka-acl-changes", "--coord", zk).stdout.split()
-    assert any(n.startswith("acl_changes_") for n in notes), notes
-    ext = fjord("znode", "ls", "/kafka-acl-extended-changes", "--coord", zk).stdout.split()
-    assert any(n.startswith("acl_changes_") for n in ext), ext
+    def children(path):
+        out = fjord("znode", "ls", path, "--coord", zk).stdout.strip()
+        return [n.strip() for n in out.strip("[]").split(",") if n.strip()]
+    # Kafka's change notifications, with Kafka's bodies.
+    notes = children("/kafka-acl-changes")
+    assert notes and all(n.startswith("acl_changes_") and len(n) == 22 for n in notes), notes
+    bodies = {fjord("znode", "get", "/kafka-acl-changes/" + n, "--coord", zk).stdout.splitlines()[0]
+              for n in notes}
+    assert "TOPIC:orders" in bodies, bodies
+    ext = children("/kafka-acl-extended-changes")
+    assert ext and all(n.startswith("acl_changes_") for n in ext), ext
+    note = json.loads(fjord("znode", "get", "/kafka-acl-extended-changes/" + ext[0], "--coord",
+                            zk).stdout.splitlines()[0])
+    assert note == {"version": 1, "resourceType": "TOPIC", "name": "logs-",
+                    "patternType": "PREFIXED"}, note
     # `fjord acl list` prints kafka-acls.sh's text.
     out = fjord("acl", "list", "--topic", "orders", "--bootstrap-server",
                 acl.brokers[0].addr("PLAINTEXT")).stdout
