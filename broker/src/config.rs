@@ -530,7 +530,7 @@ impl BrokerConfig {
                                 "kafka.security.authorizer.AclAuthorizer".into(),
                             );
                         }
-                        crate::acl::AclSettings::from_raw(&one).map_err(|e| {
+                        crate::acl::authorizer::AclSettings::from_raw(&one).map_err(|e| {
                             e.split_once(": ").map_or(e.clone(), |(_, r)| r.to_string())
                         })?;
                     }

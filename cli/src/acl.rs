@@ -270,7 +270,10 @@ pub async fn run(args: AclArgs, output: Output) -> Result<()> {
                     bail!(
                         "CreateAcls: error {}: {}",
                         r.error_code,
-                        r.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default()
+                        r.error_message
+                            .as_ref()
+                            .map(|m| m.to_string())
+                            .unwrap_or_default()
                     );
                 }
             }
@@ -295,7 +298,10 @@ pub async fn run(args: AclArgs, output: Output) -> Result<()> {
         }
         AclCmd::List { res, principal, bs } => {
             let resources = res.list();
-            let pt = pattern(res.resource_pattern_type.as_deref(), if resources.is_empty() { 1 } else { 3 })?;
+            let pt = pattern(
+                res.resource_pattern_type.as_deref(),
+                if resources.is_empty() { 1 } else { 3 },
+            )?;
             let mut c = bs.connect().await?;
             let mut rows = Vec::new();
             let targets: Vec<(i8, Option<String>)> = if resources.is_empty() {
@@ -317,7 +323,9 @@ pub async fn run(args: AclArgs, output: Output) -> Result<()> {
                     bail!(
                         "DescribeAcls: error {}: {}",
                         resp.error_code,
-                        resp.error_message.map(|m| m.to_string()).unwrap_or_default()
+                        resp.error_message
+                            .map(|m| m.to_string())
+                            .unwrap_or_default()
                     );
                 }
                 for r in resp.resources {
@@ -385,7 +393,11 @@ pub async fn run(args: AclArgs, output: Output) -> Result<()> {
                 }
                 for m in fr.matching_acls {
                     if m.error_code != 0 {
-                        bail!("DeleteAcls: error {} on {}", m.error_code, m.resource_name.as_str());
+                        bail!(
+                            "DeleteAcls: error {} on {}",
+                            m.error_code,
+                            m.resource_name.as_str()
+                        );
                     }
                     rows.push((
                         m.resource_type,

@@ -64,7 +64,11 @@ impl AclSettings {
             None => false,
             Some(v) if v == "true" => true,
             Some(v) if v == "false" => false,
-            Some(v) => return Err(format!("allow.everyone.if.no.acl.found: {v:?} is not a boolean")),
+            Some(v) => {
+                return Err(format!(
+                    "allow.everyone.if.no.acl.found: {v:?} is not a boolean"
+                ))
+            }
         };
         Ok(Some(AclSettings {
             super_users,
@@ -237,7 +241,10 @@ mod tests {
         let (alice, bob, carol) = (who("User:alice"), who("User:bob"), who("User:carol"));
         assert!(a.authorize(&alice, Write, Topic, "orders"));
         assert!(!a.authorize(&alice, Read, Topic, "orders"));
-        assert!(a.authorize(&alice, Describe, Topic, "orders"), "WRITE implies DESCRIBE");
+        assert!(
+            a.authorize(&alice, Describe, Topic, "orders"),
+            "WRITE implies DESCRIBE"
+        );
         assert!(a.authorize(&bob, Read, Topic, "orders"));
         assert!(!a.authorize(&bob, Write, Topic, "orders"));
         // Prefixed family, and a literal DENY inside it wins.
@@ -312,10 +319,16 @@ mod tests {
             "authorizer.class.name".to_string(),
             "kafka.security.authorizer.AclAuthorizer".to_string(),
         );
-        raw.insert("super.users".to_string(), "User:admin; User:ANONYMOUS".to_string());
+        raw.insert(
+            "super.users".to_string(),
+            "User:admin; User:ANONYMOUS".to_string(),
+        );
         let s = AclSettings::from_raw(&raw).unwrap().unwrap();
         assert!(s.super_users.contains("User:ANONYMOUS") && !s.allow_if_no_acl);
-        raw.insert("allow.everyone.if.no.acl.found".to_string(), "maybe".to_string());
+        raw.insert(
+            "allow.everyone.if.no.acl.found".to_string(),
+            "maybe".to_string(),
+        );
         assert!(AclSettings::from_raw(&raw).is_err());
         raw.insert("authorizer.class.name".to_string(), "x.Y".to_string());
         assert!(AclSettings::from_raw(&raw).is_err());

@@ -179,7 +179,10 @@ mod tests {
         assert_eq!(parse_resource_path(&resource_path(&q)), Some(q));
         assert_eq!(parse_resource_path("/kafka-acl/Topic"), None);
         assert_eq!(parse_resource_path("/kafka-acl/Nope/x"), None);
-        assert_eq!(parse_resource_path("/kafka-acl-changes/acl_changes_1"), None);
+        assert_eq!(
+            parse_resource_path("/kafka-acl-changes/acl_changes_1"),
+            None
+        );
     }
 
     #[test]
@@ -202,7 +205,10 @@ mod tests {
             && x.host == "10.0.0.1"));
         assert_eq!(decode_acls(b"").unwrap(), vec![]);
         assert!(decode_acls(b"{nope").is_err());
-        assert_eq!(decode_acls(br#"{"version":2,"acls":[]}"#), Err(CodecError::Version(2)));
+        assert_eq!(
+            decode_acls(br#"{"version":2,"acls":[]}"#),
+            Err(CodecError::Version(2))
+        );
         // Entries that cannot be read are skipped, not fatal.
         let partly = br#"{"version":1,"acls":[{"principal":"User:a"},{"principal":"User:b","permissionType":"Allow","operation":"Read","host":"*"}]}"#;
         assert_eq!(decode_acls(partly).unwrap().len(), 1);

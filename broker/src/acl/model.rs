@@ -393,8 +393,14 @@ mod tests {
             assert_eq!(Operation::parse(o.json_name()), Some(o));
         }
         assert_eq!(Operation::from_code(0), None);
-        assert_eq!(Operation::parse("DESCRIBE_CONFIGS"), Some(Operation::DescribeConfigs));
-        assert_eq!(Operation::parse("IdempotentWrite"), Some(Operation::IdempotentWrite));
+        assert_eq!(
+            Operation::parse("DESCRIBE_CONFIGS"),
+            Some(Operation::DescribeConfigs)
+        );
+        assert_eq!(
+            Operation::parse("IdempotentWrite"),
+            Some(Operation::IdempotentWrite)
+        );
         assert_eq!(Operation::parse("nope"), None);
         assert_eq!(PatternType::parse("prefixed"), Some(PatternType::Prefixed));
         assert_eq!(Permission::parse("Deny"), Some(Permission::Deny));

@@ -147,7 +147,12 @@ impl ZkAclStore {
             }
             let r = match (version, next.is_empty()) {
                 (-1, _) => zk
-                    .create(&path, &encode_acls(&next), &Acl::open_unsafe(), CreateMode::Persistent)
+                    .create(
+                        &path,
+                        &encode_acls(&next),
+                        &Acl::open_unsafe(),
+                        CreateMode::Persistent,
+                    )
                     .await
                     .map(|_| ()),
                 (v, true) => zk.delete(&path, v).await,

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
-use kafka_protocol::messages::delete_acls_response::{DeleteAclsFilterResult, DeleteAclsMatchingAcl};
+use kafka_protocol::messages::delete_acls_response::{
+    DeleteAclsFilterResult, DeleteAclsMatchingAcl,
+};
 use kafka_protocol::messages::describe_acls_response::{AclDescription, DescribeAclsResource};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -29,7 +31,8 @@ fn acls(b: &Broker) -> Option<&Arc<Acls>> {
 /// A creation as a (pattern, entry), or Kafka's error for it.
 fn binding(c: &AclCreation) -> Result<(ResourcePattern, AclEntry), (i16, String)> {
     let bad = |m: &str| Err((err::INVALID_REQUEST, m.to_string()));
-    let Some(t) = ResourceType::from_code(c.resource_type).filter(|t| *t != ResourceType::Any) else {
+    let Some(t) = ResourceType::from_code(c.resource_type).filter(|t| *t != ResourceType::Any)
+    else {
         return bad("Invalid resource type");
     };
     let pt = match PatternType::from_code(c.resource_pattern_type) {

@@ -212,7 +212,8 @@ pub(super) fn check(b: &Arc<Broker>, mut req: Request) -> Checked {
             })
         }
         RequestKind::Metadata(r) => {
-            let all = r.topics.is_none() || (v == 0 && r.topics.as_ref().is_some_and(Vec::is_empty));
+            let all =
+                r.topics.is_none() || (v == 0 && r.topics.as_ref().is_some_and(Vec::is_empty));
             if all {
                 let g2 = Guard {
                     acls: g.acls.clone(),
@@ -241,10 +242,7 @@ pub(super) fn check(b: &Arc<Broker>, mut req: Request) -> Checked {
                         return false;
                     }
                     // Auto-creation needs CREATE on the cluster or the topic.
-                    !auto
-                        || view.topics.contains_key(n)
-                        || may_create_any
-                        || g.topic(Op::Create, n)
+                    !auto || view.topics.contains_key(n) || may_create_any || g.topic(Op::Create, n)
                 });
                 (!refused.is_empty()).then(|| -> Fix {
                     Box::new(move |resp| match resp {
@@ -330,7 +328,9 @@ pub(super) fn check(b: &Arc<Broker>, mut req: Request) -> Checked {
         }
         RequestKind::CreateTopics(r) => {
             let any = g.cluster(Op::Create);
-            let refused = split(&mut r.topics, |t| any || g.topic(Op::Create, t.name.0.as_str()));
+            let refused = split(&mut r.topics, |t| {
+                any || g.topic(Op::Create, t.name.0.as_str())
+            });
             topic_results(refused.into_iter().map(|t| t.name).collect(), |names| {
                 Box::new(move |resp| match resp {
                     ResponseKind::CreateTopics(mut c) => {
@@ -348,10 +348,13 @@ pub(super) fn check(b: &Arc<Broker>, mut req: Request) -> Checked {
             })
         }
         RequestKind::DeleteTopics(r) => {
-            let mut names: Vec<TopicName> = split(&mut r.topic_names, |n| g.topic(Op::Delete, n.0.as_str()));
+            let mut names: Vec<TopicName> =
+                split(&mut r.topic_names, |n| g.topic(Op::Delete, n.0.as_str()));
             names.extend(
                 split(&mut r.topics, |t| {
-                    t.name.as_ref().is_none_or(|n| g.topic(Op::Delete, n.0.as_str()))
+                    t.name
+                        .as_ref()
+                        .is_none_or(|n| g.topic(Op::Delete, n.0.as_str()))
                 })
                 .into_iter()
                 .filter_map(|t| t.name),
@@ -388,7 +391,12 @@ pub(super) fn check(b: &Arc<Broker>, mut req: Request) -> Checked {
         }
         RequestKind::DescribeConfigs(r) => {
             let refused = split(&mut r.resources, |res| {
-                config_ok(&g, Op::DescribeConfigs, res.resource_type, &res.resource_name)
+                config_ok(
+                    &g,
+                    Op::DescribeConfigs,
+                    res.resource_type,
+                    &res.resource_name,
+                )
             });
             (!refused.is_empty()).then(|| -> Fix {
                 Box::new(move |resp| match resp {
@@ -470,7 +478,10 @@ pub(super) fn check(b: &Arc<Broker>, mut req: Request) -> Checked {
                 // Idempotence: IDEMPOTENT_WRITE on the cluster, or WRITE on
                 // some topic (KIP-679).
                 None if !g.cluster(Op::IdempotentWrite)
-                    && !g.acls.authorizer.authorize_by_type(&g.who, Op::Write, Rt::Topic) =>
+                    && !g
+                        .acls
+                        .authorizer
+                        .authorize_by_type(&g.who, Op::Write, Rt::Topic) =>
                 {
                     Some(err::CLUSTER_AUTHORIZATION_FAILED)
                 }
@@ -521,7 +532,8 @@ pub(super) fn check(b: &Arc<Broker>, mut req: Request) -> Checked {
                     })
                     .collect();
                 return answer(ResponseKind::AddPartitionsToTxn(
-                    AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results),
+                    AddPartitionsToTxnResponse::default()
+                        .with_results_by_topic_v3_and_below(results),
                 ));
             }
             None
@@ -597,7 +609,9 @@ pub(super) fn check(b: &Arc<Broker>, mut req: Request) -> Checked {
             })
         }
         RequestKind::DescribeTransactions(r) => {
-            let refused = split(&mut r.transactional_ids, |id| g.txn(Op::Describe, id.0.as_str()));
+            let refused = split(&mut r.transactional_ids, |id| {
+                g.txn(Op::Describe, id.0.as_str())
+            });
             (!refused.is_empty()).then(|| -> Fix {
                 Box::new(move |resp| match resp {
                     ResponseKind::DescribeTransactions(mut d) => {
@@ -742,11 +756,16 @@ pub(super) fn check(b: &Arc<Broker>, mut req: Request) -> Checked {
         // ---- consumer groups
         RequestKind::FindCoordinator(r) => {
             let (op_t, code) = match r.key_type {
-                1 => (Rt::TransactionalId, err::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+                1 => (
+                    Rt::TransactionalId,
+                    err::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                ),
                 _ => (Rt::Group, err::GROUP_AUTHORIZATION_FAILED),
             };
             if v >= 4 {
-                let refused = split(&mut r.coordinator_keys, |k| g.ok(Op::Describe, op_t, k.as_str()));
+                let refused = split(&mut r.coordinator_keys, |k| {
+                    g.ok(Op::Describe, op_t, k.as_str())
+                });
                 (!refused.is_empty()).then(|| -> Fix {
                     Box::new(move |resp| match resp {
                         ResponseKind::FindCoordinator(mut f) => {
@@ -807,7 +826,9 @@ pub(super) fn check(b: &Arc<Broker>, mut req: Request) -> Checked {
         }
         RequestKind::OffsetCommit(r) => {
             let group_ok = g.group(Op::Read, r.group_id.0.as_str());
-            let refused = split(&mut r.topics, |t| group_ok && g.topic(Op::Read, t.name.0.as_str()));
+            let refused = split(&mut r.topics, |t| {
+                group_ok && g.topic(Op::Read, t.name.0.as_str())
+            });
             let code = if group_ok {
                 err::TOPIC_AUTHORIZATION_FAILED
             } else {
@@ -866,7 +887,9 @@ pub(super) fn check(b: &Arc<Broker>, mut req: Request) -> Checked {
                                                 OffsetFetchResponsePartition::default()
                                                     .with_partition_index(*p)
                                                     .with_committed_offset(-1)
-                                                    .with_error_code(err::GROUP_AUTHORIZATION_FAILED)
+                                                    .with_error_code(
+                                                        err::GROUP_AUTHORIZATION_FAILED,
+                                                    )
                                             })
                                             .collect(),
                                     )
@@ -876,7 +899,9 @@ pub(super) fn check(b: &Arc<Broker>, mut req: Request) -> Checked {
                     return answer(ResponseKind::OffsetFetch(resp));
                 }
             } else {
-                let refused = split(&mut r.groups, |gr| g.group(Op::Describe, gr.group_id.0.as_str()));
+                let refused = split(&mut r.groups, |gr| {
+                    g.group(Op::Describe, gr.group_id.0.as_str())
+                });
                 if !refused.is_empty() {
                     let ids: Vec<GroupId> = refused.into_iter().map(|gr| gr.group_id).collect();
                     let g2 = Guard {
@@ -934,7 +959,8 @@ pub(super) fn check(b: &Arc<Broker>, mut req: Request) -> Checked {
                 };
                 fix(move |resp| match resp {
                     ResponseKind::ListGroups(mut l) => {
-                        l.groups.retain(|gr| g2.group(Op::Describe, gr.group_id.0.as_str()));
+                        l.groups
+                            .retain(|gr| g2.group(Op::Describe, gr.group_id.0.as_str()));
                         ResponseKind::ListGroups(l)
                     }
                     other => other,
@@ -960,7 +986,8 @@ pub(super) fn check(b: &Arc<Broker>, mut req: Request) -> Checked {
         RequestKind::OffsetDelete(r) => {
             if !g.group(Op::Delete, r.group_id.0.as_str()) {
                 return answer(ResponseKind::OffsetDelete(
-                    OffsetDeleteResponse::default().with_error_code(err::GROUP_AUTHORIZATION_FAILED),
+                    OffsetDeleteResponse::default()
+                        .with_error_code(err::GROUP_AUTHORIZATION_FAILED),
                 ));
             }
             let refused = split(&mut r.topics, |t| g.topic(Op::Read, t.name.0.as_str()));
