@@ -15,7 +15,10 @@ use fjord_broker::acl::model::*;
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
-    let loops: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2_000_000);
+    let loops: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2_000_000);
     let cache = Arc::new(AclCache::new());
     let entry = |p: &str, op, perm| AclEntry {
         principal: p.to_string(),
@@ -31,20 +34,44 @@ fn main() {
     let (lit, pre, grp) = (n * 8 / 10, n / 10, n - n * 8 / 10 - n / 10);
     for i in 0..lit {
         cache.put(
-            &pat(ResourceType::Topic, format!("topic-{i}"), PatternType::Literal),
-            vec![entry(&format!("User:u{}", i % 500), Operation::Write, Permission::Allow)],
+            &pat(
+                ResourceType::Topic,
+                format!("topic-{i}"),
+                PatternType::Literal,
+            ),
+            vec![entry(
+                &format!("User:u{}", i % 500),
+                Operation::Write,
+                Permission::Allow,
+            )],
         );
     }
     for i in 0..pre {
         cache.put(
-            &pat(ResourceType::Topic, format!("fam{i}-"), PatternType::Prefixed),
-            vec![entry(&format!("User:u{}", i % 500), Operation::Read, Permission::Allow)],
+            &pat(
+                ResourceType::Topic,
+                format!("fam{i}-"),
+                PatternType::Prefixed,
+            ),
+            vec![entry(
+                &format!("User:u{}", i % 500),
+                Operation::Read,
+                Permission::Allow,
+            )],
         );
     }
     for i in 0..grp {
         cache.put(
-            &pat(ResourceType::Group, format!("group-{i}"), PatternType::Literal),
-            vec![entry(&format!("User:u{}", i % 500), Operation::Read, Permission::Allow)],
+            &pat(
+                ResourceType::Group,
+                format!("group-{i}"),
+                PatternType::Literal,
+            ),
+            vec![entry(
+                &format!("User:u{}", i % 500),
+                Operation::Read,
+                Permission::Allow,
+            )],
         );
     }
     cache.put(
@@ -61,11 +88,46 @@ fn main() {
         host: "10.1.2.3".into(),
     };
     let cases: [(&str, Caller, Operation, ResourceType, &str, bool); 5] = [
-        ("literal ALLOW (WRITE topic)", who("User:u42"), Operation::Write, ResourceType::Topic, "topic-42", true),
-        ("implied DESCRIBE (by READ)", who("User:u7"), Operation::Describe, ResourceType::Topic, "topic-7", true),
-        ("prefixed ALLOW (READ fam3-x)", who("User:u3"), Operation::Read, ResourceType::Topic, "fam3-events-2026", true),
-        ("DENY beats ALLOW", who("User:u7"), Operation::Read, ResourceType::Topic, "topic-7", false),
-        ("no ACL for the resource", who("User:u1"), Operation::Write, ResourceType::Topic, "unlisted-topic", false),
+        (
+            "literal ALLOW (WRITE topic)",
+            who("User:u42"),
+            Operation::Write,
+            ResourceType::Topic,
+            "topic-42",
+            true,
+        ),
+        (
+            "implied DESCRIBE (by READ)",
+            who("User:u7"),
+            Operation::Describe,
+            ResourceType::Topic,
+            "topic-7",
+            true,
+        ),
+        (
+            "prefixed ALLOW (READ fam3-x)",
+            who("User:u3"),
+            Operation::Read,
+            ResourceType::Topic,
+            "fam3-events-2026",
+            true,
+        ),
+        (
+            "DENY beats ALLOW",
+            who("User:u7"),
+            Operation::Read,
+            ResourceType::Topic,
+            "topic-7",
+            false,
+        ),
+        (
+            "no ACL for the resource",
+            who("User:u1"),
+            Operation::Write,
+            ResourceType::Topic,
+            "unlisted-topic",
+            false,
+        ),
     ];
     println!("acl-bench: {} ACL entries cached", cache.len());
     for (label, c, op, t, name, expect) in &cases {
@@ -73,7 +135,8 @@ fn main() {
         let t0 = Instant::now();
         let mut yes = 0usize;
         for _ in 0..loops {
-            yes += a.authorize(std::hint::black_box(c), *op, *t, std::hint::black_box(name)) as usize;
+            yes +=
+                a.authorize(std::hint::black_box(c), *op, *t, std::hint::black_box(name)) as usize;
         }
         let ns = t0.elapsed().as_nanos() as f64 / loops as f64;
         std::hint::black_box(yes);

@@ -435,6 +435,32 @@ def test_replica_fetch_from_a_non_broker_principal_is_refused(acl):
         assert TOPIC_AUTH_FAILED not in codes and CLUSTER_AUTH_FAILED not in codes, codes
 
 
+def test_transactional_and_idempotent_producers(acl):
+    # Idempotent: alice has WRITE on a topic (KIP-679), no IDEMPOTENT_WRITE needed.
+    p = Producer({**acl.conf("alice"), "enable.idempotence": True, "message.timeout.ms": 10000})
+    errs = []
+    p.produce("orders", b"idem", partition=1, on_delivery=lambda e, m: errs.append(e))
+    p.flush(15)
+    assert errs == [None], errs
+    tid = "tx-alice-" + uuid.uuid4().hex[:6]
+    if not acl.allow_everyone:
+        p = Producer({**acl.conf("alice"), "transactional.id": tid})
+        with pytest.raises(Exception) as e:
+            p.init_transactions(15)
+        assert "TRANSACTIONAL_ID_AUTHORIZATION_FAILED" in str(e.value) or \
+            "uthoriz" in str(e.value), e.value
+    admin = AdminClient(acl.conf("admin"))
+    for f in admin.create_acls([AclBinding(ResourceType.TRANSACTIONAL_ID, tid,
+                                           ResourcePatternType.LITERAL, "User:alice", "*",
+                                           AclOperation.WRITE, AclPermissionType.ALLOW)]).values():
+        f.result(30)
+    p = Producer({**acl.conf("alice"), "transactional.id": tid})
+    p.init_transactions(20)
+    p.begin_transaction()
+    p.produce("orders", b"in-txn", partition=0)
+    p.commit_transaction(20)
+
+
 def test_removing_an_acl_reaches_every_broker(acl):
     # Runs last in the module: it takes bob's READ on orders away.
     for b in acl.brokers:
