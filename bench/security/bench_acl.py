@@ -13,6 +13,8 @@ decisions against a 10,000-entry cache (ns per decision).
 
 Usage: bench_acl.py [--quick]   (--quick: 32 MiB per round, else 128 MiB; 3 rounds)"""
 import os
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -25,6 +27,7 @@ from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, 
                                    AdminClient, NewTopic, ResourcePatternType, ResourceType)
 
 from fjordtest import cleanup  # noqa: E402
+from fjordtest.kafka_wire import frame, recv_frame  # noqa: E402
 from fjordtest.binaries import broker_binary  # noqa: E402
 from fjordtest.broker import coord_kind  # noqa: E402
 from fjordtest.coord import Server  # noqa: E402
@@ -49,6 +52,11 @@ class Bench(SecureBroker):
         cfg["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = JAAS
         cfg.update(self.extra)
         return cfg
+
+
+def wstr(v):
+    b = v.encode()
+    return struct.pack(">h", len(b)) + b
 
 
 def produce(addr, topic, n):
@@ -92,7 +100,7 @@ def main():
             for r in range(ROUNDS):
                 t = "acl-bench-%d-%d" % (b.id, r)
                 topics[(b.id, r)] = t
-                for f in admin.create_topics([NewTopic(t, replica_assignment=[[b.id]])]).values():
+                for f in admin.create_topics([NewTopic(t, num_partitions=1, replica_assignment=[[b.id]])]).values():
                     f.result(30)
         t0 = time.time()
         bindings = []
@@ -111,9 +119,27 @@ def main():
                                            AclPermissionType.ALLOW))
         bindings.append(AclBinding(ResourceType.TOPIC, "acl-bench-", ResourcePatternType.PREFIXED,
                                    "User:bench", "*", AclOperation.WRITE, AclPermissionType.ALLOW))
-        for i in range(0, len(bindings), 1000):
-            for f in admin.create_acls(bindings[i:i + 1000]).values():
-                f.result(120)
+        # CreateAcls v1 straight to broker 2 (broker 1 has no authorizer and
+        # would answer SECURITY_DISABLED; an AdminClient picks any broker).
+        host, port = brokers[1].addr("PLAINTEXT").split(":")
+        with socket.create_connection((host, int(port)), timeout=120) as sock:
+            for i in range(0, len(bindings), 1000):
+                chunk = bindings[i:i + 1000]
+                body = struct.pack(">i", len(chunk))
+                for b in chunk:
+                    body += struct.pack(">b", b.restype.value) + wstr(b.name)
+                    body += struct.pack(">b", b.resource_pattern_type.value)
+                    body += wstr(b.principal) + wstr(b.host)
+                    body += struct.pack(">bb", b.operation.value, b.permission_type.value)
+                sock.sendall(frame(30, 1, i + 1, body))
+                r = recv_frame(sock)
+                (n,) = struct.unpack_from(">i", r, 8)
+                off = 12
+                for _ in range(n):
+                    (code,) = struct.unpack_from(">h", r, off)
+                    assert code == 0, code
+                    (ml,) = struct.unpack_from(">h", r, off + 2)
+                    off += 4 + max(ml, 0)
         print("acl-bench: %d ACLs created in %.1f s (CreateAcls, 1,000 a request)"
               % (len(bindings), time.time() - t0), flush=True)
         n = MB * 1024
