@@ -62,6 +62,9 @@ pub struct Broker {
     pub metrics: Arc<BrokerMetrics>,
     /// SCRAM credentials (`/config/users/<user>`; a file standalone).
     pub scram: Arc<dyn ScramStore>,
+    /// The authorizer and its ACL store, when `authorizer.class.name` is set
+    /// (see `acl`); None: every request is allowed.
+    pub acls: Option<Arc<crate::acl::Acls>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -162,7 +165,13 @@ impl Broker {
             producer_ids.clone(),
             shutdown.subscribe(),
         );
+        // Validated with the rest of the file (config.rs); None when off.
+        let acls = crate::acl::AclSettings::from_raw(&config.raw)
+            .ok()
+            .flatten()
+            .map(|s| crate::acl::Acls::start(s, cluster.sessions(), shutdown.subscribe()));
         let broker = Arc::new(Broker {
+            acls,
             producer_ids,
             txns,
             groups,

@@ -528,6 +528,20 @@ impl BrokerConfig {
                         || k.starts_with("listener.name.")
                         || k == "connection.failed.authentication.delay.ms"
                         || k == "connections.max.reauth.ms" => {}
+                    // ACLs (broker/src/acl reads them again from `raw`).
+                    "authorizer.class.name" | "super.users" | "allow.everyone.if.no.acl.found" => {
+                        let mut one = BTreeMap::new();
+                        one.insert(k.clone(), v.clone());
+                        if k != "authorizer.class.name" {
+                            one.insert(
+                                "authorizer.class.name".into(),
+                                "kafka.security.authorizer.AclAuthorizer".into(),
+                            );
+                        }
+                        crate::acl::authorizer::AclSettings::from_raw(&one).map_err(|e| {
+                            e.split_once(": ").map_or(e.clone(), |(_, r)| r.to_string())
+                        })?;
+                    }
                     "log.dirs" | "log.dir" => {
                         let first = v.split(',').next().unwrap_or("").trim();
                         if first.is_empty() {

@@ -11,6 +11,8 @@
 //!   SCRAM credential store; used by `server` (connection states), `api`
 //!   (SCRAM user APIs) and `broker` (the store handle);
 //! * `broker` — wires the pieces below together (the handles `api` reads);
+//! * `acl` — the authorizer (Kafka's AclAuthorizer): ACL model, Kafka's
+//!   znode layout, the watch-fed cache and the decision; asked by `api`;
 //! * `group` — consumer groups and committed offsets (state, no wire);
 //! * `txn` — the transaction coordinator (records, state machine, markers,
 //!   timeouts); beside `group`, whose placement and offset paths it uses;
@@ -29,6 +31,7 @@
 //! lines) and `alloc_guard` (the process allocator guard). Record batches and the Kafka client the replica fetchers
 //! use come from `fjord-kafka`; the coordinator client from `fjord-zk`.
 
+pub mod acl;
 pub mod alloc_guard;
 pub mod api;
 pub mod broker;

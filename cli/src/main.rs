@@ -6,6 +6,7 @@
 //! `produce`, `consume`, `group`, `config`, `cluster` or `offsets` is one module
 //! plus one enum variant.
 
+mod acl;
 mod cluster;
 mod connect;
 mod consume;
@@ -68,6 +69,8 @@ enum Command {
     User(user::UserArgs),
     /// Kafka Connect workers' REST API: list, status, create, config, pause, resume, stop, restart, delete, offsets.
     Connect(connect::ConnectArgs),
+    /// ACLs: add, list, remove (like kafka-acls).
+    Acl(acl::AclArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -76,6 +79,7 @@ async fn main() -> ExitCode {
     let res = match cli.command {
         Command::Znode(args) => znode::run(args, cli.output).await,
         Command::User(args) => user::run(args, cli.output).await,
+        Command::Acl(args) => acl::run(args, cli.output).await,
         Command::Group(args) => group::run(args, cli.output).await,
         Command::Topic(args) => topic::run(args, cli.output).await,
         Command::Produce(args) => produce::run(args, cli.output).await,

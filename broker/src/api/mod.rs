@@ -16,13 +16,19 @@
 //! | `transactions.rs` | AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeTransactions, ListTransactions (InitProducerId with a transactional id) |
 //! | `txn_markers.rs` | WriteTxnMarkers (the partition side of ending a transaction) |
 //! | `scram_users.rs` | DescribeUserScramCredentials, AlterUserScramCredentials |
+//! | `acls.rs` | CreateAcls, DescribeAcls, DeleteAcls |
 //! | `groups.rs` | FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups, OffsetDelete, OffsetCommit, OffsetFetch |
+//!
+//! Before any handler runs, `authz` checks the request against the
+//! authorizer (when one is configured): one call site, here in `dispatch`.
 //!
 //! Each handler takes a decoded request and returns a response body built
 //! from `Default::default()` with only version-valid fields set. Shared
 //! helpers are in `common`; handlers never reference this file.
 
+mod acls;
 mod api_versions;
+mod authz;
 pub mod common;
 mod configs;
 mod fetch;
@@ -58,8 +64,22 @@ macro_rules! later {
     }};
 }
 
-/// Dispatch one request. Runs in read order; the returned future may wait.
+/// Dispatch one request: authorize it (`authz`), serve what may be
+/// served, and let the authorizer's fix complete the answer. Runs in read
+/// order; the returned future may wait.
 pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
+    match authz::check(b, req) {
+        authz::Checked::Answer(r) => Box::pin(async move { r }),
+        authz::Checked::Go(req, None) => route(b, req),
+        authz::Checked::Go(req, Some(fix)) => {
+            let served = route(b, req);
+            Box::pin(async move { served.await.map(fix) })
+        }
+    }
+}
+
+/// The handler of each API.
+fn route(b: &Arc<Broker>, req: Request) -> Pending {
     let v = req.version;
     match req.body {
         RequestKind::ApiVersions(_) => {
@@ -148,6 +168,9 @@ pub fn dispatch(b: &Arc<Broker>, req: Request) -> Pending {
                 scram_users::alter(&b, r).await
             })
         }
+        RequestKind::CreateAcls(r) => later!(b, CreateAcls, |b| acls::create_acls(&b, r).await),
+        RequestKind::DescribeAcls(r) => later!(b, DescribeAcls, |b| acls::describe_acls(&b, r)),
+        RequestKind::DeleteAcls(r) => later!(b, DeleteAcls, |b| acls::delete_acls(&b, r).await),
         // Authentication happens in the connection (server + security)
         // before dispatch; a handshake after it is Kafka's ILLEGAL_SASL_STATE.
         RequestKind::SaslHandshake(_) => Box::pin(async {

@@ -354,6 +354,9 @@ fn minimal_request(key: ApiKey) -> RequestKind {
         ApiKey::AlterUserScramCredentials => {
             RequestKind::AlterUserScramCredentials(AlterUserScramCredentialsRequest::default())
         }
+        ApiKey::DescribeAcls => RequestKind::DescribeAcls(DescribeAclsRequest::default()),
+        ApiKey::CreateAcls => RequestKind::CreateAcls(CreateAclsRequest::default()),
+        ApiKey::DeleteAcls => RequestKind::DeleteAcls(DeleteAclsRequest::default()),
         other => panic!("no minimal request for {other:?}: add one"),
     }
 }
@@ -1376,4 +1379,196 @@ async fn scram_user_apis() {
     assert_eq!(r.results[0].error_code, err::NONE);
     let r = ask!(&t.b, AlterUserScramCredentials, 0, del("alice"));
     assert_eq!(r.results[0].error_code, err::RESOURCE_NOT_FOUND);
+}
+
+/// Send one request as `principal` (the authorizer's view of a connection).
+async fn call_as(
+    b: &Arc<Broker>,
+    principal: &str,
+    key: ApiKey,
+    version: i16,
+    body: RequestKind,
+) -> ResponseKind {
+    let req = Request {
+        api_key: key,
+        version,
+        header: RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_client_id(Some(s("test"))),
+        body,
+        peer: Some("127.0.0.1:40000".parse().unwrap()),
+        listener: std::sync::Arc::from(""),
+        principal: std::sync::Arc::from(principal),
+    };
+    let resp = tokio::time::timeout(Duration::from_secs(5), dispatch(b, req))
+        .await
+        .expect("answered in time")
+        .expect("an answer");
+    codec::encode_response(key, version, 1, &resp).expect("response encodes");
+    resp
+}
+
+/// ACLs through the dispatch (standalone: the in-memory ACL store): the
+/// ACL APIs, Metadata hiding and refusing, a group refusal, and removal.
+#[tokio::test]
+async fn acls_authorize_requests_through_the_dispatch() {
+    use create_acls_request::AclCreation;
+    let t = start_with(|c| {
+        c.raw.insert(
+            "authorizer.class.name".into(),
+            "kafka.security.authorizer.AclAuthorizer".into(),
+        );
+        // The test's own helpers (create_topic) speak as User:ANONYMOUS.
+        c.raw
+            .insert("super.users".into(), "User:admin;User:ANONYMOUS".into());
+    })
+    .await;
+    assert_eq!(create_topic(&t.b, "t", 1).await, err::NONE);
+    assert_eq!(create_topic(&t.b, "u", 1).await, err::NONE);
+    let create = CreateAclsRequest::default().with_creations(vec![AclCreation::default()
+        .with_resource_type(2)
+        .with_resource_name(s("t"))
+        .with_resource_pattern_type(3)
+        .with_principal(s("User:alice"))
+        .with_host(s("*"))
+        .with_operation(4)
+        .with_permission_type(3)]);
+    // alice may not create ACLs; the super user may.
+    let ResponseKind::CreateAcls(r) = call_as(
+        &t.b,
+        "User:alice",
+        ApiKey::CreateAcls,
+        3,
+        RequestKind::CreateAcls(create.clone()),
+    )
+    .await
+    else {
+        panic!()
+    };
+    assert_eq!(r.results[0].error_code, err::CLUSTER_AUTHORIZATION_FAILED);
+    let ResponseKind::CreateAcls(r) = call_as(
+        &t.b,
+        "User:admin",
+        ApiKey::CreateAcls,
+        3,
+        RequestKind::CreateAcls(create),
+    )
+    .await
+    else {
+        panic!()
+    };
+    assert_eq!(r.results[0].error_code, err::NONE);
+    // Metadata: all topics shows alice only `t` (WRITE implies DESCRIBE);
+    // asking for `u` by name is TOPIC_AUTHORIZATION_FAILED.
+    let meta = |topics: Option<Vec<&str>>| {
+        RequestKind::Metadata(MetadataRequest::default().with_topics(topics.map(|ts| {
+            ts.into_iter()
+                .map(|n| {
+                    metadata_request::MetadataRequestTopic::default().with_name(Some(topic(n)))
+                })
+                .collect()
+        })))
+    };
+    let ResponseKind::Metadata(m) =
+        call_as(&t.b, "User:alice", ApiKey::Metadata, 9, meta(None)).await
+    else {
+        panic!()
+    };
+    let names: Vec<String> = m
+        .topics
+        .iter()
+        .filter_map(|x| x.name.as_ref().map(|n| n.0.to_string()))
+        .collect();
+    assert_eq!(names, vec!["t".to_string()]);
+    let ResponseKind::Metadata(m) = call_as(
+        &t.b,
+        "User:alice",
+        ApiKey::Metadata,
+        9,
+        meta(Some(vec!["t", "u"])),
+    )
+    .await
+    else {
+        panic!()
+    };
+    let codes: Vec<i16> = m.topics.iter().map(|x| x.error_code).collect();
+    assert_eq!(codes, vec![err::NONE, err::TOPIC_AUTHORIZATION_FAILED]);
+    // A group without ACL: refused (allow.everyone.if.no.acl.found is false).
+    let ResponseKind::JoinGroup(j) = call_as(
+        &t.b,
+        "User:alice",
+        ApiKey::JoinGroup,
+        5,
+        RequestKind::JoinGroup(join_req("g", "", 10_000)),
+    )
+    .await
+    else {
+        panic!()
+    };
+    assert_eq!(j.error_code, err::GROUP_AUTHORIZATION_FAILED);
+    // DescribeAcls (DESCRIBE on the cluster), then DeleteAcls; alice loses `t`.
+    let ResponseKind::DescribeAcls(d) = call_as(
+        &t.b,
+        "User:admin",
+        ApiKey::DescribeAcls,
+        3,
+        RequestKind::DescribeAcls(
+            DescribeAclsRequest::default()
+                .with_resource_type_filter(1)
+                .with_resource_name_filter(None)
+                .with_principal_filter(None)
+                .with_host_filter(None)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1),
+        ),
+    )
+    .await
+    else {
+        panic!()
+    };
+    assert_eq!(d.resources.len(), 1);
+    assert_eq!(d.resources[0].acls[0].principal.as_str(), "User:alice");
+    let ResponseKind::DeleteAcls(r) = call_as(
+        &t.b,
+        "User:admin",
+        ApiKey::DeleteAcls,
+        3,
+        RequestKind::DeleteAcls(DeleteAclsRequest::default().with_filters(vec![
+            delete_acls_request::DeleteAclsFilter::default()
+                .with_resource_type_filter(2)
+                .with_resource_name_filter(Some(s("t")))
+                .with_principal_filter(None)
+                .with_host_filter(None)
+                .with_pattern_type_filter(3)
+                .with_operation(1)
+                .with_permission_type(1),
+        ])),
+    )
+    .await
+    else {
+        panic!()
+    };
+    assert_eq!(r.filter_results[0].matching_acls.len(), 1);
+    let ResponseKind::Metadata(m) = call_as(
+        &t.b,
+        "User:alice",
+        ApiKey::Metadata,
+        9,
+        meta(Some(vec!["t"])),
+    )
+    .await
+    else {
+        panic!()
+    };
+    assert_eq!(m.topics[0].error_code, err::TOPIC_AUTHORIZATION_FAILED);
+}
+
+/// With no authorizer, the ACL APIs answer SECURITY_DISABLED (as Kafka).
+#[tokio::test]
+async fn acl_apis_without_an_authorizer_are_security_disabled() {
+    let t = start().await;
+    let r = ask!(&t.b, DescribeAcls, 1, DescribeAclsRequest::default());
+    assert_eq!(r.error_code, err::SECURITY_DISABLED);
 }

@@ -58,6 +58,12 @@ pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = E::UnsupportedForMessageFormat.c
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = E::OutOfOrderSequenceNumber.code();
 pub const INVALID_PRODUCER_EPOCH: i16 = E::InvalidProducerEpoch.code();
 pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = E::TransactionalIdAuthorizationFailed.code();
+// ACLs (broker/src/acl): what an authorizer refusal answers.
+pub const TOPIC_AUTHORIZATION_FAILED: i16 = E::TopicAuthorizationFailed.code();
+pub const GROUP_AUTHORIZATION_FAILED: i16 = E::GroupAuthorizationFailed.code();
+pub const CLUSTER_AUTHORIZATION_FAILED: i16 = E::ClusterAuthorizationFailed.code();
+pub const SECURITY_DISABLED: i16 = E::SecurityDisabled.code();
+pub const OPERATION_NOT_ATTEMPTED: i16 = E::OperationNotAttempted.code();
 pub const KAFKA_STORAGE_ERROR: i16 = E::KafkaStorageError.code();
 pub const NON_EMPTY_GROUP: i16 = E::NonEmptyGroup.code();
 pub const GROUP_ID_NOT_FOUND: i16 = E::GroupIdNotFound.code();
