@@ -192,7 +192,7 @@ async fn handle(
         };
         return connection(b, rd, wr, Some(peer), sec.name.clone(), principal.into()).await;
     };
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(sock)).await {
+    let mut stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(sock)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::warn!(%peer, listener = %sec.name, error = %e, "TLS handshake failed");
@@ -203,6 +203,9 @@ async fn handle(
             return Ok(());
         }
     };
+    // Let rustls take a whole flush (FLUSH_BYTES) of responses at once: its
+    // 64 KiB default splits a large fetch into many encrypt-and-write rounds.
+    stream.get_mut().1.set_buffer_limit(Some(FLUSH_BYTES));
     // Kafka's SSL principal: the certificate's DN through the mapping rules.
     let cert_principal = stream
         .get_ref()
