@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use fjord_kafka::client::{list_offsets_request, ClientConfig, ClientError, Conn};
+use fjord_kafka::client::{list_offsets_request, ClientError, Conn};
 use kafka_protocol::messages::{DescribeGroupsRequest, GroupId, ListGroupsRequest};
 
 /// A deadline per request: a scrape must not hang on a dead broker.

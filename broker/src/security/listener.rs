@@ -51,6 +51,14 @@ pub fn build(config: &BrokerConfig) -> Result<Vec<Arc<ListenerSecurity>>, String
             .map_err(|_| format!("connection.failed.authentication.delay.ms: bad number {v:?}"))?,
         None => 100,
     };
+    if raw
+        .get("connections.max.reauth.ms")
+        .is_some_and(|v| v.trim() != "0")
+    {
+        // KIP-368 re-authentication is not implemented: SaslAuthenticate
+        // answers session_lifetime_ms=0 and clients never re-authenticate.
+        tracing::warn!("connections.max.reauth.ms is not supported; sessions do not expire");
+    }
     let mut specs = config.listeners.clone();
     if specs.is_empty() {
         specs.push(ListenerSpec {

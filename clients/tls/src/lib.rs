@@ -7,7 +7,8 @@
 //! certificates to verify peers with. Both come as PEM (a file, or Kafka's
 //! inline `ssl.keystore.certificate.chain` / `ssl.keystore.key` /
 //! `ssl.truststore.certificates` values) or PKCS12 (`p12-keystore`, pure Rust,
-//! PBES2 and the legacy PBES1 ciphers older keytool/openssl files use). JKS is
+//! PBES2 and the legacy PBES1 ciphers older keytool/openssl files use; behind
+//! the `pkcs12` feature, see Cargo.toml). JKS is
 //! refused with a message naming the key (no maintained Rust reader exists;
 //! `keytool -importkeystore -deststoretype PKCS12` converts). Errors are
 //! strings meant for an operator: they name the setting and the file.
@@ -16,7 +17,9 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+#[cfg(feature = "pkcs12")]
+use rustls_pki_types::PrivatePkcs8KeyDer;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A certificate chain (leaf first) with its private key.
 #[derive(Debug)]
@@ -60,6 +63,15 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+#[cfg(not(feature = "pkcs12"))]
+fn no_pkcs12(path: &Path) -> String {
+    format!(
+        "{}: PKCS12 stores need fjord-tls' `pkcs12` feature, not built in this binary; convert with `openssl pkcs12 -in store.p12 -nodes -out store.pem` and use PEM",
+        path.display()
+    )
+}
+
+#[cfg(feature = "pkcs12")]
 fn pkcs12(path: &Path, password: &str) -> Result<p12_keystore::KeyStore, String> {
     let data = read(path)?;
     p12_keystore::KeyStore::from_pkcs12(
@@ -106,6 +118,12 @@ pub fn load_keystore(
             let text = read(path)?;
             pem_key_material(&text, &text, &path.display().to_string())
         }
+        #[cfg(not(feature = "pkcs12"))]
+        StoreType::Pkcs12 => {
+            let _ = password;
+            Err(no_pkcs12(path))
+        }
+        #[cfg(feature = "pkcs12")]
         StoreType::Pkcs12 => {
             let ks = pkcs12(path, password)?;
             let (_, kc) = ks
@@ -137,6 +155,12 @@ pub fn load_truststore(
 ) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = match kind {
         StoreType::Pem => pem_certs(&read(path)?, &path.display().to_string())?,
+        #[cfg(not(feature = "pkcs12"))]
+        StoreType::Pkcs12 => {
+            let _ = password;
+            return Err(no_pkcs12(path));
+        }
+        #[cfg(feature = "pkcs12")]
         StoreType::Pkcs12 => {
             let ks = pkcs12(path, password)?;
             let mut out = Vec::new();

@@ -457,8 +457,7 @@ impl ClientExchange {
     /// Answer the server-first (`r=..,s=..,i=..`) with the client-final and its proof.
     pub fn final_message(&mut self, server_first: &[u8]) -> Result<Vec<u8>, ScramError> {
         let sf = std::str::from_utf8(server_first).map_err(|_| ScramError::Malformed("not UTF-8"))?;
-        if let Some(e) = sf.strip_prefix("e=") {
-            let _ = e;
+        if sf.starts_with("e=") {
             return Err(ScramError::Malformed("server error"));
         }
         let (mut nonce, mut salt, mut iter) = (None, None, None);
