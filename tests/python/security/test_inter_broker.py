@@ -163,7 +163,7 @@ def consume_all(cfg, topic, n, timeout=40):
 
 def leader_of(cfg, topic):
     md = AdminClient(cfg).list_topics(topic, timeout=15)
-    return md.topics[topic].partitions[0].leader, md.topics[topic].partitions[0].isr
+    return md.topics[topic].partitions[0].leader, md.topics[topic].partitions[0].isrs
 
 
 def test_replicates_fails_over_and_reads_back_everywhere(cluster, tmp_path):
