@@ -149,15 +149,23 @@ async fn create_in_coord(
             config.insert(mech.to_string(), json!(cred.to_kafka_string()));
             let body = json!({"version": 1, "config": config}).to_string();
             let r = if version < 0 {
-                zk.create(&path, body.as_bytes(), &Acl::open_unsafe(), CreateMode::Persistent)
+                zk.create(
+                    &path,
+                    body.as_bytes(),
+                    &Acl::open_unsafe(),
+                    CreateMode::Persistent,
+                )
+                .await
+                .map(|_| ())
+            } else {
+                zk.set_data(&path, body.as_bytes(), version)
                     .await
                     .map(|_| ())
-            } else {
-                zk.set_data(&path, body.as_bytes(), version).await.map(|_| ())
             };
             match r {
                 Ok(()) => {
-                    let note = json!({"version": 2, "entity_path": format!("users/{}", sanitize(user))});
+                    let note =
+                        json!({"version": 2, "entity_path": format!("users/{}", sanitize(user))});
                     zk.create(
                         "/config/changes/config_change_",
                         note.to_string().as_bytes(),

@@ -143,8 +143,9 @@ impl TlsSettings {
     /// Read the certificates and key and build the rustls config.
     pub fn build(&self) -> Result<ServerConfig, String> {
         let get = |k: &str| self.get(k);
-        let km = fjord_tls::keystore_from_props(&get)?
-            .ok_or("a TLS listener needs ssl.keystore.location or ssl.keystore.certificate.chain")?;
+        let km = fjord_tls::keystore_from_props(&get)?.ok_or(
+            "a TLS listener needs ssl.keystore.location or ssl.keystore.certificate.chain",
+        )?;
         // ring, deliberately (no aws-lc C build); rustls deprecates its
         // default set only for lacking post-quantum key exchange.
         #[allow(deprecated)]

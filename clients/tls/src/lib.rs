@@ -74,17 +74,13 @@ fn no_pkcs12(path: &Path) -> String {
 #[cfg(feature = "pkcs12")]
 fn pkcs12(path: &Path, password: &str) -> Result<p12_keystore::KeyStore, String> {
     let data = read(path)?;
-    p12_keystore::KeyStore::from_pkcs12(
-        &data,
-        password,
-        p12_keystore::Pkcs12ImportPolicy::Relaxed,
-    )
-    .map_err(|e| {
-        format!(
-            "{}: not a PKCS12 file this password opens ({e})",
-            path.display()
-        )
-    })
+    p12_keystore::KeyStore::from_pkcs12(&data, password, p12_keystore::Pkcs12ImportPolicy::Relaxed)
+        .map_err(|e| {
+            format!(
+                "{}: not a PKCS12 file this password opens ({e})",
+                path.display()
+            )
+        })
 }
 
 /// Every certificate in PEM text.
@@ -108,11 +104,7 @@ pub fn pem_key_material(chain: &[u8], key: &[u8], what: &str) -> Result<KeyMater
 
 /// Load a keystore file: PEM (key and chain in one file) or PKCS12 (the
 /// first entry holding a private key, with its chain).
-pub fn load_keystore(
-    path: &Path,
-    kind: StoreType,
-    password: &str,
-) -> Result<KeyMaterial, String> {
+pub fn load_keystore(path: &Path, kind: StoreType, password: &str) -> Result<KeyMaterial, String> {
     match kind {
         StoreType::Pem => {
             let text = read(path)?;
@@ -324,7 +316,10 @@ mod tests {
         assert_eq!(StoreType::parse("k", "pkcs12"), Ok(StoreType::Pkcs12));
         assert_eq!(StoreType::parse("k", "PEM"), Ok(StoreType::Pem));
         let e = StoreType::parse("ssl.keystore.type", "JKS").unwrap_err();
-        assert!(e.contains("ssl.keystore.type=JKS") && e.contains("PKCS12"), "{e}");
+        assert!(
+            e.contains("ssl.keystore.type=JKS") && e.contains("PKCS12"),
+            "{e}"
+        );
         assert!(StoreType::parse("k", "BKS").is_err());
         assert_eq!(StoreType::guess(Path::new("/x/a.P12")), StoreType::Pkcs12);
         assert_eq!(StoreType::guess(Path::new("/x/a.pem")), StoreType::Pem);

@@ -89,12 +89,13 @@ impl Conn {
             None => Stream::Plain(stream),
             Some(tls) => {
                 let host = host_of(addr);
-                let name = rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
-                    ClientError::Tls {
-                        addr: addr.to_string(),
-                        msg: format!("{host:?} is not a valid server name: {e}"),
-                    }
-                })?;
+                let name =
+                    rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+                        ClientError::Tls {
+                            addr: addr.to_string(),
+                            msg: format!("{host:?} is not a valid server name: {e}"),
+                        }
+                    })?;
                 let fut = tokio_rustls::TlsConnector::from(tls.clone()).connect(name, stream);
                 match tokio::time::timeout(cfg.request_timeout, fut).await {
                     Ok(Ok(s)) => Stream::Tls(Box::new(s)),

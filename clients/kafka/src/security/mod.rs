@@ -142,7 +142,9 @@ impl ClientSecurity {
     pub fn from_props(get: Lookup<'_>) -> Result<ClientSecurity, String> {
         let protocol = match get("security.protocol") {
             Some(p) => Protocol::parse(&p).ok_or_else(|| {
-                format!("security.protocol={p}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+                format!(
+                    "security.protocol={p}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+                )
             })?,
             None => Protocol::Plaintext,
         };
@@ -239,7 +241,9 @@ mod tests {
         let c = s.sasl.unwrap();
         assert_eq!(c.mechanism, Mechanism::Scram(ScramMechanism::Sha512));
         assert_eq!((c.username.as_str(), c.password.as_str()), ("alice", "a=b"));
-        let m = parse_properties("security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.username=u\nsasl.password=p\n");
+        let m = parse_properties(
+            "security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.username=u\nsasl.password=p\n",
+        );
         // SASL_SSL without a CA file: the system roots, or an error naming ssl.ca.location.
         match ClientSecurity::from_map(&m) {
             Ok(s) => assert_eq!(s.sasl.unwrap().username, "u"),

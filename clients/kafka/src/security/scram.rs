@@ -456,7 +456,8 @@ impl ClientExchange {
 
     /// Answer the server-first (`r=..,s=..,i=..`) with the client-final and its proof.
     pub fn final_message(&mut self, server_first: &[u8]) -> Result<Vec<u8>, ScramError> {
-        let sf = std::str::from_utf8(server_first).map_err(|_| ScramError::Malformed("not UTF-8"))?;
+        let sf =
+            std::str::from_utf8(server_first).map_err(|_| ScramError::Malformed("not UTF-8"))?;
         if sf.starts_with("e=") {
             return Err(ScramError::Malformed("server error"));
         }
@@ -505,7 +506,8 @@ impl ClientExchange {
             .auth
             .as_ref()
             .ok_or(ScramError::Malformed("server-final before client-final"))?;
-        let sf = std::str::from_utf8(server_final).map_err(|_| ScramError::Malformed("not UTF-8"))?;
+        let sf =
+            std::str::from_utf8(server_final).map_err(|_| ScramError::Malformed("not UTF-8"))?;
         let v = sf
             .split(',')
             .find_map(|p| p.strip_prefix("v="))
@@ -605,7 +607,8 @@ mod tests {
             String::from_utf8(fin).unwrap(),
             "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
         );
-        c.verify(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").unwrap();
+        c.verify(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            .unwrap();
         assert!(c.verify(b"v=AAAA").is_err());
         for m in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
             let cred = ScramCredential::new(m, b"s3cret", None, 4096);
@@ -629,5 +632,4 @@ mod tests {
         assert!(c.final_message(b"r=abc123,s=AAAA,i=999999999").is_err());
         assert!(c.final_message(b"r=abc123,s=!!,i=4096").is_err());
     }
-
 }
