@@ -121,7 +121,7 @@ async fn coordinator(cfg: &ClientConfig, group: &str) -> Result<(Client, Conn, S
         .await
         .with_context(|| format!("bootstrap {bs}"))?;
     let addr = admin::find_coordinator(&mut client, group, COORDINATOR_PATIENCE).await?;
-    let conn = Conn::open(&addr, &cfg).await?;
+    let conn = Conn::open(&addr, cfg).await?;
     Ok((client, conn, addr))
 }
 
