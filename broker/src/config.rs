@@ -3,7 +3,33 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use fjord_kafka::client::ClientConfig;
+use fjord_kafka::security::ClientSecurity;
+
+/// How this broker connects to the others (the inter-broker listener's
+/// protocol, TLS material and SASL user), set once at start by the binary
+/// (`security::listener::inter_broker_client`); plaintext until then.
+static INTER_BROKER_CLIENT: OnceLock<ClientSecurity> = OnceLock::new();
+
+/// Set the inter-broker client security (first call wins).
+pub fn set_inter_broker_client(s: ClientSecurity) {
+    let _ = INTER_BROKER_CLIENT.set(s);
+}
+
+/// Client settings for a connection to another broker (replica fetchers,
+/// liveness probes, transaction markers, cluster metrics): `client_id`,
+/// the inter-broker security, the library's defaults otherwise.
+pub fn inter_broker_client(client_id: String) -> ClientConfig {
+    let mut cfg = ClientConfig::new("");
+    cfg.client_id = client_id;
+    if let Some(s) = INTER_BROKER_CLIENT.get() {
+        cfg.security = s.clone();
+    }
+    cfg
+}
 
 /// Why a configuration could not be used; the binary maps `Invalid` to exit code 2.
 #[derive(Debug, thiserror::Error)]

@@ -192,17 +192,21 @@ async fn handle(
         };
         return connection(b, rd, wr, Some(peer), sec.name.clone(), principal.into()).await;
     };
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(sock)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::warn!(%peer, listener = %sec.name, error = %e, "TLS handshake failed");
-            return Ok(());
-        }
-        Err(_) => {
-            tracing::warn!(%peer, listener = %sec.name, "TLS handshake timed out");
-            return Ok(());
-        }
-    };
+    let mut stream =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(sock)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::warn!(%peer, listener = %sec.name, error = %e, "TLS handshake failed");
+                return Ok(());
+            }
+            Err(_) => {
+                tracing::warn!(%peer, listener = %sec.name, "TLS handshake timed out");
+                return Ok(());
+            }
+        };
+    // Let rustls take a whole flush (FLUSH_BYTES) of responses at once: its
+    // 64 KiB default splits a large fetch into many encrypt-and-write rounds.
+    stream.get_mut().1.set_buffer_limit(Some(FLUSH_BYTES));
     // Kafka's SSL principal: the certificate's DN through the mapping rules.
     let cert_principal = stream
         .get_ref()

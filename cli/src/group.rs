@@ -24,6 +24,9 @@ pub struct GroupArgs {
         default_value = "127.0.0.1:9092"
     )]
     bootstrap: String,
+    /// Client properties (`security.protocol`, `sasl.*`, `ssl.*`), as Kafka's tools take them.
+    #[arg(long = "command-config", global = true)]
+    command_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     cmd: GroupCmd,
 }
@@ -112,13 +115,13 @@ const COORDINATOR_PATIENCE: Duration = Duration::from_secs(5);
 
 /// A client on the bootstrap broker, and a connection to `group`'s coordinator
 /// with its address.
-async fn coordinator(bs: &str, group: &str) -> Result<(Client, Conn, String)> {
-    let cfg = ClientConfig::new(bs);
+async fn coordinator(cfg: &ClientConfig, group: &str) -> Result<(Client, Conn, String)> {
+    let bs = &cfg.bootstrap;
     let mut client = Client::connect(cfg.clone())
         .await
         .with_context(|| format!("bootstrap {bs}"))?;
     let addr = admin::find_coordinator(&mut client, group, COORDINATOR_PATIENCE).await?;
-    let conn = Conn::open(&addr, &cfg).await?;
+    let conn = Conn::open(&addr, cfg).await?;
     Ok((client, conn, addr))
 }
 
@@ -162,9 +165,10 @@ async fn named_partitions(
 /// Run `fjord group ...`.
 pub async fn run(args: GroupArgs, output: Output) -> Result<()> {
     let bs = args.bootstrap.clone();
+    let cfg = crate::kafka::client_config(&bs, args.command_config.as_deref())?;
     match args.cmd {
         GroupCmd::List => {
-            let mut client = Client::connect(ClientConfig::new(&bs))
+            let mut client = Client::connect(cfg.clone())
                 .await
                 .with_context(|| format!("bootstrap {bs}"))?;
             let groups = admin::list_groups(&mut client).await?;
@@ -180,7 +184,7 @@ pub async fn run(args: GroupArgs, output: Output) -> Result<()> {
             state,
             offsets: _,
         } => {
-            let (mut client, mut coord, coord_addr) = coordinator(&bs, &group).await?;
+            let (mut client, mut coord, coord_addr) = coordinator(&cfg, &group).await?;
             let d = admin::describe_group(&mut coord, &group).await?;
             if d.state == "Dead" {
                 bail!("Consumer group '{group}' does not exist.");
@@ -288,7 +292,7 @@ pub async fn run(args: GroupArgs, output: Output) -> Result<()> {
             dry_run: _,
             execute,
         } => {
-            let (mut client, mut coord, _) = coordinator(&bs, &group).await?;
+            let (mut client, mut coord, _) = coordinator(&cfg, &group).await?;
             let d = admin::describe_group(&mut coord, &group).await?;
             if execute && !(d.state == "Empty" || d.state == "Dead") {
                 bail!(
@@ -349,7 +353,7 @@ pub async fn run(args: GroupArgs, output: Output) -> Result<()> {
             emit(rows, output)
         }
         GroupCmd::Delete { group } => {
-            let (_, mut coord, _) = coordinator(&bs, &group).await?;
+            let (_, mut coord, _) = coordinator(&cfg, &group).await?;
             admin::delete_group(&mut coord, &group).await?;
             println!("Deletion of requested consumer groups ('{group}') was successful.");
             Ok(())
@@ -358,7 +362,7 @@ pub async fn run(args: GroupArgs, output: Output) -> Result<()> {
             if topic.is_empty() {
                 bail!("--topic is required");
             }
-            let (_, mut coord, _) = coordinator(&bs, &group).await?;
+            let (_, mut coord, _) = coordinator(&cfg, &group).await?;
             let committed = admin::committed_offsets(&mut coord, &group).await?;
             let mut grouped: BTreeMap<String, Vec<i32>> = BTreeMap::new();
             for spec in &topic {

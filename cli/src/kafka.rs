@@ -1,12 +1,14 @@
 //! What the Kafka-side commands (topic, produce, consume, cluster, offsets)
-//! share: the `--bootstrap-server` flag and turning it into a connected
-//! client, and the console tools' topic argument.
+//! share: the `--bootstrap-server` and `--command-config` flags (TLS and
+//! SASL settings as Kafka's tools read them) and turning them into a
+//! connected client, and the console tools' topic argument.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use fjord_kafka::client::{Client, ClientConfig};
+use fjord_kafka::security::{parse_properties, ClientSecurity};
 
 /// `--bootstrap-server` as the Kafka tools spell it (`--broker-list` too).
 #[derive(Debug, Clone, Args)]
@@ -31,29 +33,35 @@ pub struct Bootstrap {
 }
 
 impl Bootstrap {
+    /// The client settings: `--command-config`'s security keys (TLS, SASL).
+    pub fn config(&self) -> anyhow::Result<ClientConfig> {
+        let mut cfg = client_config(&self.bootstrap_server, self.command_config.as_deref())?;
+        cfg.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
+        Ok(cfg)
+    }
+
     /// Connect to the first reachable bootstrap broker.
     pub async fn connect(&self) -> anyhow::Result<Client> {
-        if let Some(p) = &self.command_config {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("--command-config {}", p.display()))?;
-            for line in text.lines().map(str::trim) {
-                let Some((k, v)) = line.split_once('=') else {
-                    continue;
-                };
-                if k.trim() == "security.protocol" && !v.trim().eq_ignore_ascii_case("PLAINTEXT") {
-                    anyhow::bail!(
-                        "security.protocol={} is not supported by fjord's client yet: use a PLAINTEXT listener",
-                        v.trim()
-                    );
-                }
-            }
-        }
-        let mut cfg = ClientConfig::new(&self.bootstrap_server);
-        cfg.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
-        Client::connect(cfg)
+        Client::connect(self.config()?)
             .await
             .with_context(|| format!("bootstrap {}", self.bootstrap_server))
     }
+}
+
+/// Client settings for `bootstrap` with the security keys of a
+/// `--command-config` properties file (`security.protocol`, `sasl.*`, `ssl.*`).
+pub fn client_config(
+    bootstrap: &str,
+    command_config: Option<&std::path::Path>,
+) -> anyhow::Result<ClientConfig> {
+    let mut cfg = ClientConfig::new(bootstrap);
+    if let Some(p) = command_config {
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("--command-config {}", p.display()))?;
+        cfg.security = ClientSecurity::from_map(&parse_properties(&text))
+            .map_err(|e| anyhow::anyhow!("--command-config {}: {e}", p.display()))?;
+    }
+    Ok(cfg)
 }
 
 /// The topic of `fjord produce` / `fjord consume`: positional, or `--topic`

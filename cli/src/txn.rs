@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use fjord_kafka::client::{Client, ClientConfig};
+use fjord_kafka::client::Client;
 use fjord_kafka::transactions;
 
 use crate::Output;
@@ -22,6 +22,9 @@ pub struct TxnArgs {
         default_value = "127.0.0.1:9092"
     )]
     bootstrap: String,
+    /// Client properties (`security.protocol`, `sasl.*`, `ssl.*`), as Kafka's tools take them.
+    #[arg(long = "command-config", global = true)]
+    command_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     cmd: TxnCmd,
 }
@@ -60,7 +63,8 @@ fn print_table(rows: &[Vec<String>]) {
 
 pub async fn run(args: TxnArgs, output: Output) -> Result<()> {
     let bs = args.bootstrap.clone();
-    let mut client = Client::connect(ClientConfig::new(&bs))
+    let cfg = crate::kafka::client_config(&bs, args.command_config.as_deref())?;
+    let mut client = Client::connect(cfg)
         .await
         .with_context(|| format!("bootstrap {bs}"))?;
     match args.cmd {

@@ -39,6 +39,11 @@ enum UserCmd {
         password: String,
         #[arg(long, default_value_t = 4096)]
         iterations: i32,
+        /// Write the credential straight into the coordinator (host:port[/chroot])
+        /// instead of asking a broker, as `kafka-configs --zookeeper`: how the
+        /// inter-broker SCRAM user is made before any broker can authenticate.
+        #[arg(long = "coord", visible_alias = "zookeeper")]
+        coord: Option<String>,
         #[command(flatten)]
         bs: Bootstrap,
     },
@@ -87,6 +92,105 @@ fn salted_password(code: i8, password: &[u8], salt: &[u8], iterations: u32) -> V
     }
 }
 
+/// Kafka's `Sanitizer`: URL-encode all but `[A-Za-z0-9._-]`.
+fn sanitize(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Write `/config/users/<user>` in Kafka's JSON (other mechanisms and
+/// configs of the user kept) and the `/config/changes` notification, with
+/// the credential derived here (the password never leaves this process).
+async fn create_in_coord(
+    coord: &str,
+    user: &str,
+    mech: &str,
+    password: &str,
+    iterations: u32,
+) -> Result<()> {
+    use fjord_kafka::security::scram::{ScramCredential, ScramMechanism};
+    use fjord_zk::client::{CreateMode, ZkClient};
+    use fjord_zk::proto::{Acl, ErrorCode};
+    let m = ScramMechanism::parse(mech).context("mechanism")?;
+    let cred = ScramCredential::new(m, password.as_bytes(), None, iterations);
+    let zk = ZkClient::connect(coord, std::time::Duration::from_secs(10))
+        .await
+        .with_context(|| format!("coordinator {coord}"))?;
+    let result = async {
+        for dir in ["/config", "/config/users", "/config/changes"] {
+            match zk
+                .create(dir, b"", &Acl::open_unsafe(), CreateMode::Persistent)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code() == Some(ErrorCode::NodeExists) => {}
+                Err(e) => return Err(anyhow::anyhow!("create {dir}: {e}")),
+            }
+        }
+        let path = format!("/config/users/{}", sanitize(user));
+        for _ in 0..5 {
+            let (old, version) = match zk.get_data(&path).await {
+                Ok((d, st)) => (serde_json::from_slice(&d).unwrap_or(json!({})), st.version),
+                Err(e) if e.code() == Some(ErrorCode::NoNode) => (json!({}), -1),
+                Err(e) => return Err(anyhow::anyhow!("read {path}: {e}")),
+            };
+            let mut config = old
+                .get("config")
+                .and_then(|c| c.as_object())
+                .cloned()
+                .unwrap_or_default();
+            config.insert(mech.to_string(), json!(cred.to_kafka_string()));
+            let body = json!({"version": 1, "config": config}).to_string();
+            let r = if version < 0 {
+                zk.create(
+                    &path,
+                    body.as_bytes(),
+                    &Acl::open_unsafe(),
+                    CreateMode::Persistent,
+                )
+                .await
+                .map(|_| ())
+            } else {
+                zk.set_data(&path, body.as_bytes(), version)
+                    .await
+                    .map(|_| ())
+            };
+            match r {
+                Ok(()) => {
+                    let note =
+                        json!({"version": 2, "entity_path": format!("users/{}", sanitize(user))});
+                    zk.create(
+                        "/config/changes/config_change_",
+                        note.to_string().as_bytes(),
+                        &Acl::open_unsafe(),
+                        CreateMode::PersistentSequential,
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("notify: {e}"))?;
+                    return Ok(());
+                }
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        Some(ErrorCode::BadVersion) | Some(ErrorCode::NodeExists)
+                    ) => {}
+                Err(e) => return Err(anyhow::anyhow!("write {path}: {e}")),
+            }
+        }
+        bail!("{path}: changed concurrently, giving up")
+    }
+    .await;
+    zk.close().await;
+    result
+}
+
 /// Send one AlterUserScramCredentials and fail on any per-user error.
 async fn alter(bs: &Bootstrap, req: AlterUserScramCredentialsRequest) -> Result<()> {
     let mut c = bs.connect().await?;
@@ -124,11 +228,25 @@ pub async fn run(args: UserArgs, output: Output) -> Result<()> {
             mechanism: m,
             password,
             iterations,
+            coord,
             bs,
         } => {
             let (code, mname) = mechanism(&m)?;
             if !(4096..=16384).contains(&iterations) {
                 bail!("--iterations must be between 4096 and 16384");
+            }
+            if let Some(coord) = coord {
+                create_in_coord(&coord, &name, mname, &password, iterations as u32).await?;
+                match output {
+                    Output::Json => println!(
+                        "{}",
+                        json!({"user": name, "mechanism": mname, "iterations": iterations})
+                    ),
+                    Output::Text => {
+                        println!("Completed updating config for user {name} ({mname}).")
+                    }
+                }
+                return Ok(());
             }
             let mut salt = vec![0u8; 16];
             rand::Rng::fill(&mut rand::rng(), &mut salt[..]);

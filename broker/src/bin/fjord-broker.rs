@@ -62,6 +62,13 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    match fjord_broker::security::listener::inter_broker_client(&config) {
+        Ok(s) => fjord_broker::config::set_inter_broker_client(s),
+        Err(e) => {
+            eprintln!("fjord-broker: {e}");
+            std::process::exit(2);
+        }
+    }
     // Every port bound before the logs open: a taken port fails the start
     // before there is anything to shut down.
     let mut bound = Vec::new();

@@ -204,8 +204,7 @@ async fn exchange(conn: &mut Option<Conn>, addr: &str) -> Outcome {
 /// The probe's client settings: its own client id (visible in the peer's
 /// logs), small frames, and no timeout of its own (the caller's bounds it).
 fn probe_config() -> ClientConfig {
-    let mut cfg = ClientConfig::new("");
-    cfg.client_id = "fjord-liveness".into();
+    let mut cfg = crate::config::inter_broker_client("fjord-liveness".into());
     cfg.max_frame = 1 << 20;
     cfg.request_timeout = Duration::from_secs(3600);
     cfg

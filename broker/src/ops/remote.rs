@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use fjord_kafka::client::{list_offsets_request, ClientConfig, ClientError, Conn};
+use fjord_kafka::client::{list_offsets_request, ClientError, Conn};
 use kafka_protocol::messages::{DescribeGroupsRequest, GroupId, ListGroupsRequest};
 
 /// A deadline per request: a scrape must not hang on a dead broker.
@@ -18,8 +18,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 pub type OffsetMap = HashMap<(String, i32), (i64, i64)>;
 
 async fn open(addr: &str, me: i32) -> Result<Conn, ClientError> {
-    let mut cfg = ClientConfig::new(addr);
-    cfg.client_id = format!("fjord-metrics-{me}");
+    let mut cfg = crate::config::inter_broker_client(format!("fjord-metrics-{me}"));
     cfg.request_timeout = REQUEST_TIMEOUT;
     Conn::open(addr, &cfg).await
 }

@@ -19,8 +19,7 @@ use fjord_kafka::batch;
 use fjord_kafka::client::{ClientConfig, Conn};
 
 fn fetch_config(rm: &ReplicaManager) -> ClientConfig {
-    let mut cfg = ClientConfig::new("");
-    cfg.client_id = format!("fjord-replica-{}", rm.me);
+    let mut cfg = crate::config::inter_broker_client(format!("fjord-replica-{}", rm.me));
     // A SIGSTOPped leader must not stall the follower forever.
     cfg.request_timeout = Duration::from_secs(5);
     cfg

@@ -14,6 +14,7 @@ use super::principal::MappingRules;
 use super::sasl::SaslConfig;
 use super::tls::{TlsSettings, TlsState};
 use crate::config::{BrokerConfig, ListenerSpec};
+use fjord_kafka::security::ClientSecurity;
 
 /// One listener's security, shared by its connections.
 pub struct ListenerSecurity {
@@ -50,6 +51,14 @@ pub fn build(config: &BrokerConfig) -> Result<Vec<Arc<ListenerSecurity>>, String
             .map_err(|_| format!("connection.failed.authentication.delay.ms: bad number {v:?}"))?,
         None => 100,
     };
+    if raw
+        .get("connections.max.reauth.ms")
+        .is_some_and(|v| v.trim() != "0")
+    {
+        // KIP-368 re-authentication is not implemented: SaslAuthenticate
+        // answers session_lifetime_ms=0 and clients never re-authenticate.
+        tracing::warn!("connections.max.reauth.ms is not supported; sessions do not expire");
+    }
     let mut specs = config.listeners.clone();
     if specs.is_empty() {
         specs.push(ListenerSpec {
@@ -115,6 +124,67 @@ pub fn build(config: &BrokerConfig) -> Result<Vec<Arc<ListenerSecurity>>, String
         }));
     }
     Ok(out)
+}
+
+/// How this broker connects to the others, Kafka's way: the inter-broker
+/// listener's protocol; its truststore (and keystore, for listeners that
+/// want client certificates) and `ssl.endpoint.identification.algorithm`;
+/// for SASL, `sasl.mechanism.inter.broker.protocol` and the `username` /
+/// `password` of that mechanism's JAAS entry on the listener
+/// (`listener.name.<l>.<mechanism>.sasl.jaas.config`, then `sasl.jaas.config`).
+pub fn inter_broker_client(config: &BrokerConfig) -> Result<ClientSecurity, String> {
+    let raw = &config.raw;
+    let Some(spec) = config
+        .listeners
+        .iter()
+        .find(|l| l.name == config.inter_broker_listener)
+    else {
+        return Ok(ClientSecurity::plaintext());
+    };
+    let get = lookup(raw, &spec.name);
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    m.insert("security.protocol".into(), spec.protocol.name().into());
+    for k in [
+        "ssl.keystore.type",
+        "ssl.keystore.location",
+        "ssl.keystore.password",
+        "ssl.key.password",
+        "ssl.keystore.certificate.chain",
+        "ssl.keystore.key",
+        "ssl.truststore.type",
+        "ssl.truststore.location",
+        "ssl.truststore.password",
+        "ssl.truststore.certificates",
+        "ssl.endpoint.identification.algorithm",
+    ] {
+        if let Some(v) = get(k) {
+            m.insert(k.into(), v);
+        }
+    }
+    if spec.protocol.sasl() {
+        let mech = raw
+            .get("sasl.mechanism.inter.broker.protocol")
+            .map(|v| v.trim().to_ascii_uppercase())
+            .ok_or_else(|| {
+                format!(
+                    "inter-broker listener {} is {}: set sasl.mechanism.inter.broker.protocol (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)",
+                    spec.name,
+                    spec.protocol.name()
+                )
+            })?;
+        let jaas = get(&format!("{}.sasl.jaas.config", mech.to_ascii_lowercase()))
+            .or_else(|| get("sasl.jaas.config"))
+            .ok_or_else(|| {
+                format!(
+                    "inter-broker SASL needs listener.name.{}.{}.sasl.jaas.config with username and password",
+                    spec.name.to_ascii_lowercase(),
+                    mech.to_ascii_lowercase()
+                )
+            })?;
+        m.insert("sasl.mechanism".into(), mech);
+        m.insert("sasl.jaas.config".into(), jaas);
+    }
+    ClientSecurity::from_map(&m).map_err(|e| format!("inter-broker listener {}: {e}", spec.name))
 }
 
 /// Poll the TLS files every few seconds and reload what changed (and all of

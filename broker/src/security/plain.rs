@@ -30,71 +30,7 @@ pub fn parse_plain(msg: &[u8]) -> Option<PlainMessage> {
     })
 }
 
-/// The options of one JAAS login-module entry:
-/// `<class> required key="value" key=value ...;`.
-pub fn parse_jaas_options(text: &str) -> Option<(String, BTreeMap<String, String>)> {
-    let text = text.trim().trim_end_matches(';').trim();
-    let (class, rest) = match text.split_once(char::is_whitespace) {
-        Some((c, r)) => (c.to_string(), r.trim_start()),
-        None => (text.to_string(), ""),
-    };
-    let mut rest = rest;
-    for flag in ["required", "requisite", "sufficient", "optional"] {
-        if let Some(r) = rest.strip_prefix(flag) {
-            rest = r;
-            break;
-        }
-    }
-    let mut opts = BTreeMap::new();
-    let mut chars = rest.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            break;
-        }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_whitespace() {
-                break;
-            }
-            key.push(c);
-            chars.next();
-        }
-        if chars.next() != Some('=') || key.is_empty() {
-            return None;
-        }
-        let mut val = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            let mut closed = false;
-            while let Some(c) = chars.next() {
-                match c {
-                    '"' => {
-                        closed = true;
-                        break;
-                    }
-                    '\\' => val.push(chars.next()?),
-                    c => val.push(c),
-                }
-            }
-            if !closed {
-                return None;
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
-                    break;
-                }
-                val.push(c);
-                chars.next();
-            }
-        }
-        opts.insert(key, val);
-    }
-    Some((class, opts))
-}
+pub use fjord_kafka::security::jaas::parse_jaas_options;
 
 /// The PLAIN users of a JAAS entry (`user_alice="secret"` → alice).
 #[derive(Debug, Clone, Default)]

@@ -1,13 +1,14 @@
 //! TLS for SSL and SASL_SSL listeners, on rustls with the ring provider:
-//! the keystore and truststore read as Kafka's `ssl.*` keys name them
-//! (`ssl.keystore.type=PEM` with inline `ssl.keystore.certificate.chain` and
-//! `ssl.keystore.key`, or `ssl.keystore.location` naming a PEM file holding
-//! the key and the chain; `ssl.truststore.location` / inline
-//! `ssl.truststore.certificates`), `ssl.client.auth`, `ssl.enabled.protocols`.
+//! the keystore and truststore read by fjord-tls as Kafka's `ssl.*` keys name
+//! them (`ssl.keystore.type=PEM|PKCS12` with `ssl.keystore.location` and
+//! `ssl.keystore.password`, or inline `ssl.keystore.certificate.chain` and
+//! `ssl.keystore.key`; `ssl.truststore.location` with its type and password,
+//! or inline `ssl.truststore.certificates`), `ssl.client.auth`,
+//! `ssl.enabled.protocols`.
 //! The acceptor's config sits behind a lock so that a watcher can swap in
 //! new certificates when the files change (`reload_if_changed`).
 
-use std::io::BufReader;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -15,8 +16,6 @@ use std::time::SystemTime;
 use parking_lot::RwLock;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// `ssl.client.auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,11 +28,9 @@ pub enum ClientAuth {
 /// The TLS settings of one listener, as read from the properties.
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
-    pub keystore_location: Option<PathBuf>,
-    pub keystore_chain_pem: Option<String>,
-    pub keystore_key_pem: Option<String>,
-    pub truststore_location: Option<PathBuf>,
-    pub truststore_pem: Option<String>,
+    /// The `ssl.*` keys fjord-tls reads the keystore and truststore from
+    /// (the listener's overrides already applied), kept to rebuild on reload.
+    pub store_props: BTreeMap<String, String>,
     pub client_auth: ClientAuth,
     pub tls12: bool,
     pub tls13: bool,
@@ -44,22 +41,32 @@ pub struct TlsSettings {
 /// Lookup of a setting: the listener's override first, then the broker-wide key.
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// The keys of the keystore and truststore (fjord_tls reads them).
+const STORE_KEYS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.password",
+    "ssl.key.password",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.password",
+    "ssl.truststore.certificates",
+];
+
 impl TlsSettings {
     /// Read a listener's `ssl.*` settings.
     pub fn from_props(get: Lookup<'_>) -> Result<TlsSettings, String> {
-        let ktype = get("ssl.keystore.type").unwrap_or_else(|| "PEM".into());
-        if !ktype.eq_ignore_ascii_case("PEM") {
-            return Err(format!(
-                "ssl.keystore.type={ktype} is not supported; use PEM (convert with `openssl pkcs12 -in ks.p12 -nodes`)"
-            ));
+        let store_props: BTreeMap<String, String> = STORE_KEYS
+            .iter()
+            .filter_map(|k| Some((k.to_string(), get(k)?)))
+            .collect();
+        if let Some(t) = store_props.get("ssl.keystore.type") {
+            fjord_tls::StoreType::parse("ssl.keystore.type", t)?;
         }
-        if let Some(t) = get("ssl.truststore.type") {
-            if !t.eq_ignore_ascii_case("PEM") {
-                return Err(format!("ssl.truststore.type={t} is not supported; use PEM"));
-            }
-        }
-        if get("ssl.key.password").is_some_and(|p| !p.is_empty()) {
-            return Err("encrypted private keys (ssl.key.password) are not supported; store the key unencrypted with restricted file permissions".into());
+        if let Some(t) = store_props.get("ssl.truststore.type") {
+            fjord_tls::StoreType::parse("ssl.truststore.type", t)?;
         }
         let client_auth = match get("ssl.client.auth")
             .unwrap_or_else(|| "none".into())
@@ -94,11 +101,7 @@ impl TlsSettings {
             return Err("ssl.enabled.protocols names neither TLSv1.2 nor TLSv1.3".into());
         }
         let s = TlsSettings {
-            keystore_location: get("ssl.keystore.location").map(PathBuf::from),
-            keystore_chain_pem: get("ssl.keystore.certificate.chain"),
-            keystore_key_pem: get("ssl.keystore.key"),
-            truststore_location: get("ssl.truststore.location").map(PathBuf::from),
-            truststore_pem: get("ssl.truststore.certificates"),
+            store_props,
             client_auth,
             tls12,
             tls13,
@@ -106,56 +109,43 @@ impl TlsSettings {
                 .filter(|c| !c.trim().is_empty())
                 .map(|c| c.split(',').map(|x| x.trim().to_string()).collect()),
         };
-        if s.keystore_location.is_none() && s.keystore_chain_pem.is_none() {
+        let has = |k: &str| s.store_props.get(k).is_some_and(|v| !v.trim().is_empty());
+        if !has("ssl.keystore.location") && !has("ssl.keystore.certificate.chain") {
             return Err(
                 "a TLS listener needs ssl.keystore.location or ssl.keystore.certificate.chain"
                     .into(),
             );
         }
         if client_auth != ClientAuth::None
-            && s.truststore_location.is_none()
-            && s.truststore_pem.is_none()
+            && !has("ssl.truststore.location")
+            && !has("ssl.truststore.certificates")
         {
             return Err("ssl.client.auth needs ssl.truststore.location".into());
         }
         Ok(s)
     }
 
+    fn get(&self, k: &str) -> Option<String> {
+        self.store_props.get(k).cloned()
+    }
+
     /// The files whose change triggers a reload, with their modification times.
     fn stamps(&self) -> Vec<(PathBuf, Option<SystemTime>)> {
-        [&self.keystore_location, &self.truststore_location]
+        fjord_tls::files_of_props(&|k| self.get(k))
             .into_iter()
-            .flatten()
             .map(|p| {
-                (
-                    p.clone(),
-                    std::fs::metadata(p).and_then(|m| m.modified()).ok(),
-                )
+                let t = std::fs::metadata(&p).and_then(|m| m.modified()).ok();
+                (p, t)
             })
             .collect()
     }
 
     /// Read the certificates and key and build the rustls config.
     pub fn build(&self) -> Result<ServerConfig, String> {
-        let (chain_pem, key_pem) = match &self.keystore_location {
-            Some(p) => {
-                let text = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
-                (text.clone(), text)
-            }
-            None => (
-                inline_pem(self.keystore_chain_pem.as_deref().unwrap_or_default()).into_bytes(),
-                inline_pem(self.keystore_key_pem.as_deref().unwrap_or_default()).into_bytes(),
-            ),
-        };
-        let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_reader_iter(&mut BufReader::new(&chain_pem[..]))
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("keystore certificates: {e}"))?;
-        if chain.is_empty() {
-            return Err("the keystore holds no certificate".into());
-        }
-        let key = PrivateKeyDer::from_pem_reader(&mut BufReader::new(&key_pem[..]))
-            .map_err(|e| format!("keystore private key: {e}"))?;
+        let get = |k: &str| self.get(k);
+        let km = fjord_tls::keystore_from_props(&get)?.ok_or(
+            "a TLS listener needs ssl.keystore.location or ssl.keystore.certificate.chain",
+        )?;
         // ring, deliberately (no aws-lc C build); rustls deprecates its
         // default set only for lacking post-quantum key exchange.
         #[allow(deprecated)]
@@ -183,13 +173,7 @@ impl TlsSettings {
             builder.with_no_client_auth()
         } else {
             let mut roots = RootCertStore::empty();
-            let trust_pem = match (&self.truststore_location, &self.truststore_pem) {
-                (Some(p), _) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?,
-                (None, Some(t)) => inline_pem(t).into_bytes(),
-                (None, None) => Vec::new(),
-            };
-            for c in CertificateDer::pem_reader_iter(&mut BufReader::new(&trust_pem[..])) {
-                let c = c.map_err(|e| format!("truststore: {e}"))?;
+            for c in fjord_tls::truststore_from_props(&get)?.unwrap_or_default() {
                 roots.add(c).map_err(|e| format!("truststore: {e}"))?;
             }
             if roots.is_empty() {
@@ -204,38 +188,12 @@ impl TlsSettings {
             builder.with_client_cert_verifier(v.build().map_err(|e| e.to_string())?)
         };
         builder
-            .with_single_cert(chain, key)
+            .with_single_cert(km.chain, km.key)
             .map_err(|e| format!("keystore: {e}"))
     }
 }
 
-/// PEM given inline in a properties value: one line (as Kafka accepts it),
-/// or with `\n` escapes; rebuilt with the line breaks PEM parsers expect.
-pub fn inline_pem(v: &str) -> String {
-    let v = v.replace("\\n", "\n");
-    let mut out = String::new();
-    let mut rest = v.as_str();
-    while let Some(b) = rest.find("-----BEGIN ") {
-        let after = &rest[b + 11..];
-        let Some(e) = after.find("-----") else { break };
-        let label = &after[..e];
-        let body_start = b + 11 + e + 5;
-        let end_marker = format!("-----END {label}-----");
-        let Some(end) = rest[body_start..].find(&end_marker) else {
-            break;
-        };
-        let body = &rest[body_start..body_start + end];
-        out.push_str(&format!("-----BEGIN {label}-----\n"));
-        for w in body.split_whitespace() {
-            out.push_str(w);
-            out.push('\n');
-        }
-        out.push_str(&end_marker);
-        out.push('\n');
-        rest = &rest[body_start + end + end_marker.len()..];
-    }
-    out
-}
+pub use fjord_tls::inline_pem;
 
 /// A listener's live TLS config: what new connections handshake with.
 pub struct TlsState {

@@ -47,8 +47,7 @@ pub struct MarkerSender {
 
 impl MarkerSender {
     pub fn new(cache: Arc<MetadataCache>, me: i32) -> MarkerSender {
-        let mut cfg = ClientConfig::new("");
-        cfg.client_id = format!("fjord-txn-coordinator-{me}");
+        let mut cfg = crate::config::inter_broker_client(format!("fjord-txn-coordinator-{me}"));
         cfg.request_timeout = Duration::from_secs(10);
         MarkerSender {
             cache,

@@ -7,7 +7,9 @@
 //! (record batch v2 headers: parse, CRC, patch), `assignor` (the consumer
 //! protocol's subscription/assignment encoding and the range assignor),
 //! `member` (one consumer-group member: join, sync, heartbeat, commit, leave),
-//! `admin` (the group administration calls kafka-consumer-groups makes).
+//! `admin` (the group administration calls kafka-consumer-groups makes),
+//! `security` (TLS and SASL from Kafka client settings; the SCRAM codec the
+//! broker shares).
 //! Every Kafka error code reaches callers as a [`client::KafkaError`], named
 //! through kafka-protocol's `ResponseError`.
 
@@ -16,6 +18,7 @@ pub mod assignor;
 pub mod batch;
 pub mod client;
 pub mod member;
+pub mod security;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 pub mod transactions;

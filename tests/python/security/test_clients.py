@@ -209,18 +209,25 @@ def test_alter_user_scram_credentials_from_confluent(cluster):
 # ------------------------------------------------------------- kafka-python
 
 def kp_conf(c, listener, mech=None, user=None, pw=None):
-    cfg = {"bootstrap_servers": c.bootstrap(listener), "security_protocol": listener,
+    cfg = {"bootstrap_servers": c.bootstrap(listener),
+           "security_protocol": {"MTLS": "SSL"}.get(listener, listener),
            "request_timeout_ms": 15000}
-    if "SSL" in listener:
+    if "SSL" in listener or listener == "MTLS":
         cfg["ssl_cafile"] = c.certs["ca.pem"]
         cfg["ssl_check_hostname"] = True
+    if listener == "MTLS":
+        cfg["ssl_certfile"] = c.certs["alice.pem"]
+        cfg["ssl_keyfile"] = c.certs["alice.key"]
     if mech:
         cfg.update({"sasl_mechanism": mech, "sasl_plain_username": user, "sasl_plain_password": pw})
     return cfg
 
 
 @pytest.mark.parametrize("listener,mech", [("SSL", None), ("SASL_PLAINTEXT", "SCRAM-SHA-256"),
-                                           ("SASL_SSL", "PLAIN"), ("SASL_SSL", "SCRAM-SHA-512")])
+                                           ("SASL_PLAINTEXT", "PLAIN"),
+                                           ("SASL_PLAINTEXT", "SCRAM-SHA-512"),
+                                           ("SASL_SSL", "PLAIN"), ("SASL_SSL", "SCRAM-SHA-512"),
+                                           ("MTLS", None)])
 def test_kafka_python_round_trip(cluster, listener, mech):
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
     t = "sec-kp-%s-%s" % (listener.lower(), (mech or "none").lower())
@@ -253,12 +260,16 @@ def test_kafka_python_wrong_password(cluster, caplog):
 # --------------------------------------------------------------------- kcat
 
 @pytest.mark.parametrize("listener,mech", [("SSL", None), ("SASL_SSL", "SCRAM-SHA-256"),
-                                           ("SASL_PLAINTEXT", "PLAIN")])
+                                           ("SASL_PLAINTEXT", "PLAIN"),
+                                           ("SASL_PLAINTEXT", "SCRAM-SHA-256"),
+                                           ("SASL_PLAINTEXT", "SCRAM-SHA-512"),
+                                           ("SASL_SSL", "PLAIN"), ("MTLS", None)])
 def test_kcat_round_trip(cluster, listener, mech):
     t = "sec-kcat-%s-%s" % (listener.lower(), (mech or "none").lower())
     topic_on_both(cluster, t)
     user, pw = creds(mech)
-    props = conf(cluster, listener, mech, user, pw)
+    props = conf(cluster, listener, mech, user, pw,
+                 cert="alice" if listener == "MTLS" else None)
     args = []
     for k, v in props.items():
         if k != "bootstrap.servers":
@@ -282,3 +293,79 @@ def test_kcat_wrong_password(cluster):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
     assert "Authentication failed" in r.stderr, r.stderr
+
+
+# ------------------------------------------------------------ fjord's client
+
+def test_fjord_cli_over_scram_and_mutual_tls(cluster, tmp_path):
+    """fjord topic list / produce / consume with --command-config over
+    SASL_SSL + SCRAM-SHA-512 and over mutual TLS (PEM cert and key); an
+    untrusted CA and a wrong password fail with TLS / SASL errors."""
+    user, pw = USERS["SCRAM-SHA-512"]
+    scram = tmp_path / "scram.properties"
+    scram.write_text(
+        "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+        'username="%s" password="%s";\nssl.ca.location=%s\n' % (user, pw, cluster.certs["ca.pem"]))
+    mtls = tmp_path / "mtls.properties"
+    mtls.write_text("security.protocol=SSL\nssl.ca.location=%s\nssl.certificate.location=%s\n"
+                    "ssl.key.location=%s\n" % (cluster.certs["ca.pem"], cluster.certs["alice.pem"],
+                                               cluster.certs["alice.key"]))
+    for listener, props in (("SASL_SSL", scram), ("MTLS", mtls)):
+        t = "sec-fjord-%s" % listener.lower()
+        topic_on_both(cluster, t)
+        bs = ["--bootstrap-server", cluster.bootstrap(listener), "--command-config", str(props)]
+        assert t in fjord("topic", "list", *bs).stdout.split()
+        vals = ["%s-%d" % (listener, i) for i in range(10)]
+        subprocess.run([fjord_cli(), "produce", t, *bs], input="\n".join(vals) + "\n",
+                       text=True, check=True, capture_output=True, timeout=60)
+        out = fjord("consume", t, "--from-beginning", "--max-messages", "10", *bs).stdout
+        assert sorted(out.split()) == sorted(vals)
+    rogue = tmp_path / "rogue.properties"
+    rogue.write_text("security.protocol=SSL\nssl.ca.location=%s\n" % cluster.certs["rogue-ca.pem"])
+    r = fjord("topic", "list", "--bootstrap-server", cluster.bootstrap("SSL"),
+              "--command-config", str(rogue), check=False)
+    assert r.returncode != 0 and "TLS handshake" in r.stderr, r.stderr
+    bad = tmp_path / "bad.properties"
+    bad.write_text(scram.read_text().replace(pw, "nope"))
+    r = fjord("topic", "list", "--bootstrap-server", cluster.bootstrap("SASL_SSL"),
+              "--command-config", str(bad), check=False)
+    assert r.returncode != 0 and "SASL_AUTHENTICATION_FAILED" in r.stderr, r.stderr
+
+
+def test_expired_client_certificate_is_refused(cluster, tmp_path):
+    """A client certificate from the trusted CA that expired yesterday is
+    refused on the mutual-TLS listener; a valid one is served right after."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    ca_key = serialization.load_pem_private_key(
+        open(cluster.certs["ca.key"], "rb").read(), password=None)
+    ca = x509.load_pem_x509_certificate(open(cluster.certs["ca.pem"], "rb").read())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "expired")]))
+            .issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=3))
+            .not_valid_after(now - datetime.timedelta(days=1))
+            .sign(ca_key, hashes.SHA256()))
+    (tmp_path / "exp.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "exp.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    cfg = conf(cluster, "MTLS")
+    cfg.update({"ssl.certificate.location": str(tmp_path / "exp.pem"),
+                "ssl.key.location": str(tmp_path / "exp.key")})
+    errors = []
+    p = Producer({**cfg, "error_cb": errors.append})
+    deadline = time.time() + 15
+    while not any("expired" in e.str() for e in errors) and time.time() < deadline:
+        p.poll(0.2)
+    assert any(e.code() in (KafkaError._SSL, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
+               and "certificate expired" in e.str() for e in errors), errors
+    md = AdminClient(conf(cluster, "MTLS", cert="alice")).list_topics(timeout=10)
+    assert len(md.brokers) == 2

@@ -1,5 +1,5 @@
-//! One connection to one broker: connect, negotiate API versions through
-//! ApiVersions, and the one generic call every request type goes through
+//! One connection to one broker: connect (TLS and SASL per the config's
+//! `security`), negotiate API versions through ApiVersions, and the one generic call every request type goes through
 //! (frame, send, read the response frame under a size cap, check the
 //! correlation id, decode at the negotiated version).
 
@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::error::{check, ClientError};
+use crate::security::{ClientSecurity, Stream};
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
 
@@ -29,6 +30,8 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Largest response frame accepted; checked before allocating.
     pub max_frame: usize,
+    /// TLS and SASL (`security.protocol` and friends); plaintext by default.
+    pub security: ClientSecurity,
 }
 
 impl ClientConfig {
@@ -39,15 +42,22 @@ impl ClientConfig {
             client_id: "fjord-cli".to_string(),
             request_timeout: Duration::from_secs(30),
             max_frame: 128 << 20,
+            security: ClientSecurity::default(),
         }
     }
+}
+
+/// The host part of `host:port` (`[v6]:port` too), the TLS server name.
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// One connection to one broker; requests are sent one at a time.
 #[derive(Debug)]
 pub struct Conn {
     addr: String,
-    stream: TcpStream,
+    stream: Stream,
     next_corr: i32,
     versions: Vec<ApiVersion>,
     client_id: StrBytes,
@@ -75,6 +85,35 @@ impl Conn {
             }
         };
         let _ = stream.set_nodelay(true);
+        let stream = match cfg.security.tls_config() {
+            None => Stream::Plain(stream),
+            Some(tls) => {
+                let host = host_of(addr);
+                let name =
+                    rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+                        ClientError::Tls {
+                            addr: addr.to_string(),
+                            msg: format!("{host:?} is not a valid server name: {e}"),
+                        }
+                    })?;
+                let fut = tokio_rustls::TlsConnector::from(tls.clone()).connect(name, stream);
+                match tokio::time::timeout(cfg.request_timeout, fut).await {
+                    Ok(Ok(s)) => Stream::Tls(Box::new(s)),
+                    Ok(Err(e)) => {
+                        return Err(ClientError::Tls {
+                            addr: addr.to_string(),
+                            msg: e.to_string(),
+                        })
+                    }
+                    Err(_) => {
+                        return Err(ClientError::Timeout {
+                            addr: addr.to_string(),
+                            what: "TLS handshake".into(),
+                        })
+                    }
+                }
+            }
+        };
         let mut c = Conn {
             addr: addr.to_string(),
             stream,
@@ -95,6 +134,9 @@ impl Conn {
         }
         check(resp.error_code, None)?;
         c.versions = resp.api_keys;
+        if let Some(creds) = &cfg.security.sasl {
+            crate::security::sasl::authenticate(&mut c, creds).await?;
+        }
         Ok(c)
     }
 
@@ -163,16 +205,7 @@ impl Conn {
     /// peer's kernel closes its sockets at once, so a watcher learns of it
     /// without sending anything.
     pub async fn closed(&self) {
-        loop {
-            if self.stream.readable().await.is_err() {
-                return;
-            }
-            // Readiness can be stale: only EOF, an error or bytes count.
-            match self.stream.try_read(&mut [0u8; 1]) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                _ => return,
-            }
-        }
+        self.stream.closed().await
     }
 
     fn next_corr(&mut self) -> i32 {

@@ -14,6 +14,12 @@ pub enum ClientError {
         addr: String,
         source: std::io::Error,
     },
+    /// The TLS handshake failed (untrusted or expired certificate, wrong host name...).
+    #[error("TLS handshake with {addr} failed: {msg}")]
+    Tls { addr: String, msg: String },
+    /// SASL authentication was refused (SASL_AUTHENTICATION_FAILED, ...).
+    #[error("authentication with {addr} failed: {msg}")]
+    Auth { addr: String, msg: String },
     #[error("no broker reachable at {0}")]
     NoBroker(String),
     #[error("i/o error talking to {addr}: {source}")]
