@@ -10,3 +10,4 @@
 pub mod client;
 pub mod jute;
 pub mod proto;
+pub mod tls;
