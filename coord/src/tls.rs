@@ -3,7 +3,8 @@
 //! `ssl.quorum.*`). Keystores and truststores (PEM or PKCS12) are read by
 //! `fjord_zk::tls`; this file turns them into rustls configs and names the
 //! x509 identity of a client certificate, as ZooKeeper's
-//! X509AuthenticationProvider does (the subject DN in RFC 2253 form).
+//! X509AuthenticationProvider does (the subject DN in RFC 2253 form, read by
+//! `fjord_zk::der`).
 //!
 //! A TLS connection is then served exactly as a plaintext one: the accept
 //! path hands the decrypted stream to the same connection handling.
@@ -127,33 +128,5 @@ impl TlsConf {
 /// `X500Principal.getName()` writes it (RFC 2253: the last RDN first,
 /// comma-separated, `CN=broker,O=fjord`): ZooKeeper's `x509` ACL id.
 pub fn x509_id(cert_der: &[u8]) -> Option<String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
-    let reg = x509_parser::objects::oid_registry();
-    let mut parts = Vec::new();
-    let rdns: Vec<_> = cert.subject().iter().collect();
-    for rdn in rdns.into_iter().rev() {
-        let mut attrs = Vec::new();
-        for a in rdn.iter() {
-            let oid = a.attr_type();
-            let name = x509_parser::objects::oid2abbrev(oid, reg)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|_| oid.to_id_string());
-            let value = a.as_str().ok()?;
-            attrs.push(format!("{name}={}", escape_rfc2253(value)));
-        }
-        parts.push(attrs.join("+"));
-    }
-    Some(parts.join(","))
-}
-
-fn escape_rfc2253(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for (i, c) in v.chars().enumerate() {
-        let edge = (i == 0 && (c == ' ' || c == '#')) || (i + 1 == v.chars().count() && c == ' ');
-        if edge || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+    fjord_zk::der::subject_dn(cert_der).ok()
 }

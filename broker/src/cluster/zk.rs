@@ -401,7 +401,7 @@ async fn establish(
     // linger until its session expires; a live broker elsewhere is a duplicate.
     let path = format!("/brokers/ids/{}", me.id);
     let data = broker_json(me);
-    let deadline = Instant::now() + session + Duration::from_secs(2);
+    let deadline = Instant::now() + config.zookeeper_session_timeout + Duration::from_secs(2);
     loop {
         match zk
             .create(&path, &data, &Acl::open_unsafe(), CreateMode::Ephemeral)

@@ -1287,7 +1287,8 @@ impl Session {
                 };
                 let per_host =
                     (self.negotiated / self.hosts.len() as u32).max(Duration::from_millis(1000));
-                let attempt = handshake(&host, req, self.opts.max_frame, per_host, self.opts.tls.as_ref());
+                let tls = self.opts.tls.clone();
+                let attempt = handshake(&host, req, self.opts.max_frame, per_host, tls.as_ref());
                 tokio::pin!(attempt);
                 let mut tick = tokio::time::interval(Duration::from_millis(500));
                 let res = loop {

@@ -9,5 +9,7 @@
 
 pub mod client;
 pub mod jute;
+pub mod der;
+pub mod pkcs12;
 pub mod proto;
 pub mod tls;

@@ -5,9 +5,8 @@
 //! the broker's and the CLI's ZooKeeper clients all read stores through
 //! here (and the broker can, for `ssl.keystore.type=PKCS12`).
 //!
-//! PKCS12 is read with `p12-keystore` (pure Rust: PBES2/AES as OpenSSL 3
-//! and current keytool write, and the legacy PBES1 3DES/RC2 older files
-//! use). JKS is refused with a hint to convert it.
+//! PKCS12 is read by `pkcs12.rs` (PBES2, as OpenSSL 3 and current keytool
+//! write). JKS is refused with a hint to convert it.
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -100,14 +99,9 @@ impl Store {
         std::fs::read(&self.location).map_err(|e| err(format!("{}: {e}", self.location.display())))
     }
 
-    fn archive(&self, bytes: &[u8]) -> Result<p12_keystore::Pkcs12Archive, TlsError> {
-        p12_keystore::Pkcs12Archive::from_pkcs12(bytes, self.password.as_deref().unwrap_or(""))
-            .map_err(|e| {
-                err(format!(
-                    "{}: cannot read PKCS12 (wrong password?): {e}",
-                    self.location.display()
-                ))
-            })
+    fn archive(&self, bytes: &[u8]) -> Result<crate::pkcs12::Contents, TlsError> {
+        crate::pkcs12::read(bytes, self.password.as_deref().unwrap_or(""))
+            .map_err(|e| err(format!("{}: PKCS12: {e}", self.location.display())))
     }
 
     /// The certificate chain and private key of a keystore.
@@ -136,18 +130,18 @@ impl Store {
                     .first()
                     .ok_or_else(|| err(format!("{what}: no private key in the PKCS12 keystore")))?;
                 // The key's own certificate first (same localKeyId), then the rest.
-                let mut certs: Vec<&p12_keystore::CertificateBag> = a.certs.iter().collect();
+                let mut certs: Vec<&crate::pkcs12::Bag> = a.certs.iter().collect();
                 if let Some(id) = &key.local_key_id {
-                    certs.sort_by_key(|c| c.local_key_id.as_deref() != Some(id.0.as_slice()));
+                    certs.sort_by_key(|c| c.local_key_id.as_ref() != Some(id));
                 }
                 let chain: Vec<CertificateDer<'static>> = certs
                     .iter()
-                    .map(|c| CertificateDer::from(c.cert.as_der().to_vec()))
+                    .map(|c| CertificateDer::from(c.der.clone()))
                     .collect();
                 if chain.is_empty() {
                     return Err(err(format!("{what}: no certificate in the PKCS12 keystore")));
                 }
-                let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.key.as_der().to_vec()));
+                let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.der.clone()));
                 Ok((chain, key))
             }
         }
@@ -165,8 +159,8 @@ impl Store {
             StoreType::Pkcs12 => self
                 .archive(&bytes)?
                 .certs
-                .iter()
-                .map(|c| CertificateDer::from(c.cert.as_der().to_vec()))
+                .into_iter()
+                .map(|c| CertificateDer::from(c.der))
                 .collect(),
         };
         if certs.is_empty() {
