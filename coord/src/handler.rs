@@ -735,7 +735,11 @@ fn sasl(core: &mut Core, conn: &mut ConnCtx, xid: i32, r: &mut Reader) -> Result
             if let Some(h) = core.conns_mut().get_mut(&conn.id) {
                 h.identity = conn.identity.clone();
             }
-            tracing::info!(session = format!("0x{:x}", conn.session), user, "SASL DIGEST-MD5 authenticated");
+            tracing::info!(
+                session = format!("0x{:x}", conn.session),
+                user,
+                "SASL DIGEST-MD5 authenticated"
+            );
             reply(conn, ErrorCode::Ok, &token);
         }
         Err(e) => {

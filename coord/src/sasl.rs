@@ -123,7 +123,11 @@ pub fn jaas_section(text: &str, section: &str) -> Result<Option<Vec<(String, Str
                         i += 1;
                         break;
                     }
-                    (Some(Tok::Word(k)), Some(Tok::Punct('=')), Some(Tok::Word(v) | Tok::Quoted(v))) => {
+                    (
+                        Some(Tok::Word(k)),
+                        Some(Tok::Punct('=')),
+                        Some(Tok::Word(v) | Tok::Quoted(v)),
+                    ) => {
                         opts.push((k.clone(), v.clone()));
                         i += 3;
                     }
@@ -435,26 +439,44 @@ impl DigestServer {
             .split_once('/')
             .is_some_and(|(serv, host)| serv == SERVICE && host.split('/').next() == Some(REALM));
         if !uri_ok {
-            return Err(SaslError::Malformed("digest-uri is not zookeeper/zk-sasl-md5"));
+            return Err(SaslError::Malformed(
+                "digest-uri is not zookeeper/zk-sasl-md5",
+            ));
         }
         let authzid = get("authzid");
         if authzid.is_some_and(|z| z != user) {
-            return Err(SaslError::Unsupported("authzid other than the username".into()));
+            return Err(SaslError::Unsupported(
+                "authzid other than the username".into(),
+            ));
         }
         let Some(password) = users.password(user) else {
             return Err(SaslError::BadCredentials(user.to_string()));
         };
         let expect = digest_response(
-            user, realm, password, nonce, cnonce, nc, qop, uri, authzid, "AUTHENTICATE",
+            user,
+            realm,
+            password,
+            nonce,
+            cnonce,
+            nc,
+            qop,
+            uri,
+            authzid,
+            "AUTHENTICATE",
         );
         let r = response.to_ascii_lowercase();
         // Constant time over equal lengths: the hex digests always are.
         let same = r.len() == expect.len()
-            && r.bytes().zip(expect.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
+            && r.bytes()
+                .zip(expect.bytes())
+                .fold(0u8, |a, (x, y)| a | (x ^ y))
+                == 0;
         if !same {
             return Err(SaslError::BadCredentials(user.to_string()));
         }
-        let rspauth = digest_response(user, realm, password, nonce, cnonce, nc, qop, uri, authzid, "");
+        let rspauth = digest_response(
+            user, realm, password, nonce, cnonce, nc, qop, uri, authzid, "",
+        );
         Ok(Step::Done {
             token: format!("rspauth={rspauth}").into_bytes(),
             user: user.to_string(),
@@ -503,7 +525,18 @@ mod tests {
 
     fn client_response(nonce: &str, user: &str, pass: &str) -> Vec<u8> {
         let uri = "zookeeper/zk-sasl-md5";
-        let r = digest_response(user, REALM, pass, nonce, "abc", "00000001", "auth", uri, None, "AUTHENTICATE");
+        let r = digest_response(
+            user,
+            REALM,
+            pass,
+            nonce,
+            "abc",
+            "00000001",
+            "auth",
+            uri,
+            None,
+            "AUTHENTICATE",
+        );
         format!("username=\"{user}\",realm=\"{REALM}\",nonce=\"{nonce}\",nc=00000001,cnonce=\"abc\",digest-uri=\"{uri}\",maxbuf=65536,response={r},qop=auth")
             .into_bytes()
     }
@@ -511,15 +544,31 @@ mod tests {
     #[test]
     fn exchange_right_and_wrong_password() {
         let mut s = DigestServer::with_nonce("N0nce".into());
-        let Step::Continue(ch) = s.step(b"", &users()).unwrap() else { panic!() };
+        let Step::Continue(ch) = s.step(b"", &users()).unwrap() else {
+            panic!()
+        };
         let d = parse_directives(&ch).unwrap();
         assert!(d.contains(&("nonce".into(), "N0nce".into())));
         assert!(d.contains(&("realm".into(), REALM.into())));
-        let Step::Done { token, user } = s.step(&client_response("N0nce", "bob", "bobsecret"), &users()).unwrap() else {
+        let Step::Done { token, user } = s
+            .step(&client_response("N0nce", "bob", "bobsecret"), &users())
+            .unwrap()
+        else {
             panic!()
         };
         assert_eq!(user, "bob");
-        let expect = digest_response("bob", REALM, "bobsecret", "N0nce", "abc", "00000001", "auth", "zookeeper/zk-sasl-md5", None, "");
+        let expect = digest_response(
+            "bob",
+            REALM,
+            "bobsecret",
+            "N0nce",
+            "abc",
+            "00000001",
+            "auth",
+            "zookeeper/zk-sasl-md5",
+            None,
+            "",
+        );
         assert_eq!(token, format!("rspauth={expect}").into_bytes());
         assert!(s.is_done());
         assert_eq!(s.step(b"", &users()), Err(SaslError::Complete));
@@ -586,7 +635,13 @@ mod tests {
         assert_eq!(u.password("bob"), Some("bob\"secret"));
         assert_eq!(u.password("super"), Some("adminsecret"));
         let c = jaas_section(text, "Client").unwrap().unwrap();
-        assert_eq!(c, vec![("username".into(), "bob".into()), ("password".into(), "bobsecret".into())]);
+        assert_eq!(
+            c,
+            vec![
+                ("username".into(), "bob".into()),
+                ("password".into(), "bobsecret".into())
+            ]
+        );
         assert_eq!(jaas_section(text, "Other").unwrap(), None);
         assert!(jaas_section("Server { x required a=\"b\" }", "Server").is_err());
         assert!(jaas_section("Server { x required a=\"b", "Server").is_err());

@@ -39,9 +39,14 @@ pub fn is_key(key: &str) -> bool {
     let k = key.strip_prefix("zookeeper.").unwrap_or(key);
     KEYS.contains(&k)
         || k.starts_with("authProvider.")
-        || ["keyStore.", "trustStore.", "quorum.keyStore.", "quorum.trustStore."]
-            .iter()
-            .any(|p| k.strip_prefix("ssl.").is_some_and(|r| r.starts_with(p)))
+        || [
+            "keyStore.",
+            "trustStore.",
+            "quorum.keyStore.",
+            "quorum.trustStore.",
+        ]
+        .iter()
+        .any(|p| k.strip_prefix("ssl.").is_some_and(|r| r.starts_with(p)))
         || matches!(
             k,
             "ssl.clientAuth"
@@ -92,15 +97,21 @@ impl Security {
             }
         };
         let secure_port: Option<u16> = get("secureClientPort")
-            .map(|v| v.parse().map_err(|e| bad("secureClientPort", format!("{e}"))))
+            .map(|v| {
+                v.parse()
+                    .map_err(|e| bad("secureClientPort", format!("{e}")))
+            })
             .transpose()?;
         let secure_addr: Option<IpAddr> = get("secureClientPortAddress")
-            .map(|v| v.parse().map_err(|e| bad("secureClientPortAddress", format!("{e}"))))
+            .map(|v| {
+                v.parse()
+                    .map_err(|e| bad("secureClientPortAddress", format!("{e}")))
+            })
             .transpose()?;
         let client_addr: Option<IpAddr> = get("clientPortAddress").and_then(|v| v.parse().ok());
         let any = IpAddr::from([0, 0, 0, 0]);
-        let secure_client = secure_port
-            .map(|p| SocketAddr::new(secure_addr.or(client_addr).unwrap_or(any), p));
+        let secure_client =
+            secure_port.map(|p| SocketAddr::new(secure_addr.or(client_addr).unwrap_or(any), p));
         let tls = TlsConf::from_keys(get, "ssl").map_err(|e| bad("ssl.keyStore.location", e))?;
         if secure_client.is_some() && tls.is_none() {
             return Err(bad(
@@ -111,9 +122,18 @@ impl Security {
         let quorum_tls = if flag("sslQuorum")? {
             let q = TlsConf::from_keys(get, "ssl.quorum")
                 .map_err(|e| bad("ssl.quorum.keyStore.location", e))?
-                .ok_or_else(|| bad("sslQuorum", "needs ssl.quorum.keyStore.location and ssl.quorum.trustStore.location".into()))?;
+                .ok_or_else(|| {
+                    bad(
+                        "sslQuorum",
+                        "needs ssl.quorum.keyStore.location and ssl.quorum.trustStore.location"
+                            .into(),
+                    )
+                })?;
             if q.truststore.is_none() {
-                return Err(bad("sslQuorum", "needs ssl.quorum.trustStore.location".into()));
+                return Err(bad(
+                    "sslQuorum",
+                    "needs ssl.quorum.trustStore.location".into(),
+                ));
             }
             Some(Arc::new(q))
         } else {
@@ -126,9 +146,9 @@ impl Security {
                 providers.push((k, v));
             }
         }
-        let sasl_on = providers
-            .iter()
-            .any(|(_, v)| v.trim() == "org.apache.zookeeper.server.auth.SASLAuthenticationProvider");
+        let sasl_on = providers.iter().any(|(_, v)| {
+            v.trim() == "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+        });
         for (k, v) in &providers {
             let known = [
                 "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
@@ -152,7 +172,10 @@ impl Security {
             let users = SaslUsers::load(&PathBuf::from(file.trim()), &section)
                 .map_err(|e| bad("jaasLoginConfig", e.to_string()))?;
             if users.is_empty() {
-                return Err(bad("jaasLoginConfig", format!("the {section} section names no user_<name>=\"<password>\"")));
+                return Err(bad(
+                    "jaasLoginConfig",
+                    format!("the {section} section names no user_<name>=\"<password>\""),
+                ));
             }
             Some(Arc::new(users))
         } else {
@@ -162,7 +185,12 @@ impl Security {
         let require_sasl = match require.as_deref().map(str::trim) {
             None | Some("") => flag("sessionRequireClientSASLAuth")?,
             Some("sasl") => true,
-            Some(o) => return Err(bad("requireClientAuthScheme", format!("{o}: only sasl is supported"))),
+            Some(o) => {
+                return Err(bad(
+                    "requireClientAuthScheme",
+                    format!("{o}: only sasl is supported"),
+                ))
+            }
         };
         if require_sasl && sasl.is_none() {
             return Err(bad("requireClientAuthScheme", "needs the SASL provider (authProvider.sasl=org.apache.zookeeper.server.auth.SASLAuthenticationProvider)".into()));
@@ -186,8 +214,15 @@ mod tests {
     use std::collections::HashMap;
 
     fn parse(kv: &[(&str, &str)]) -> Result<Security, (String, String)> {
-        let map: HashMap<String, String> = kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Security::parse(&|k: &str| map.get(k).or_else(|| map.get(&format!("zookeeper.{k}"))).cloned())
+        let map: HashMap<String, String> = kv
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Security::parse(&|k: &str| {
+            map.get(k)
+                .or_else(|| map.get(&format!("zookeeper.{k}")))
+                .cloned()
+        })
     }
 
     #[test]
@@ -202,16 +237,40 @@ mod tests {
         let provider = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
         let jaas = jaas.to_str().unwrap();
         // As zoo.cfg keys, and as -D system properties.
-        let s = parse(&[("authProvider.1", provider), ("jaasLoginConfig", jaas), ("requireClientAuthScheme", "sasl")]).unwrap();
+        let s = parse(&[
+            ("authProvider.1", provider),
+            ("jaasLoginConfig", jaas),
+            ("requireClientAuthScheme", "sasl"),
+        ])
+        .unwrap();
         assert!(s.sasl.is_some() && s.require_sasl && s.plain_client && s.secure_client.is_none());
-        let s = parse(&[("zookeeper.authProvider.sasl", provider), ("java.security.auth.login.config", jaas), ("zookeeper.superUser", "bob")]).unwrap();
+        let s = parse(&[
+            ("zookeeper.authProvider.sasl", provider),
+            ("java.security.auth.login.config", jaas),
+            ("zookeeper.superUser", "bob"),
+        ])
+        .unwrap();
         assert!(s.sasl.is_some());
         assert_eq!(s.sasl_super_user.as_deref(), Some("bob"));
         // Mistakes name their key.
-        assert_eq!(parse(&[("authProvider.1", provider)]).unwrap_err().0, "authProvider.sasl");
-        assert_eq!(parse(&[("authProvider.1", "com.example.Nope")]).unwrap_err().0, "authProvider.1");
-        assert_eq!(parse(&[("requireClientAuthScheme", "sasl")]).unwrap_err().0, "requireClientAuthScheme");
-        assert_eq!(parse(&[("secureClientPort", "2281")]).unwrap_err().0, "secureClientPort");
+        assert_eq!(
+            parse(&[("authProvider.1", provider)]).unwrap_err().0,
+            "authProvider.sasl"
+        );
+        assert_eq!(
+            parse(&[("authProvider.1", "com.example.Nope")])
+                .unwrap_err()
+                .0,
+            "authProvider.1"
+        );
+        assert_eq!(
+            parse(&[("requireClientAuthScheme", "sasl")]).unwrap_err().0,
+            "requireClientAuthScheme"
+        );
+        assert_eq!(
+            parse(&[("secureClientPort", "2281")]).unwrap_err().0,
+            "secureClientPort"
+        );
         assert!(parse(&[]).unwrap().sasl.is_none());
         assert!(is_key("zookeeper.ssl.keyStore.location") && is_key("ssl.quorum.trustStore.type"));
         assert!(!is_key("tickTime"));

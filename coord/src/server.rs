@@ -238,7 +238,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         }
     };
     let (secure_listener, acceptor) = secure.unzip();
-    let accept = futures_util::future::join(accept(listener, None), accept(secure_listener, acceptor));
+    let accept =
+        futures_util::future::join(accept(listener, None), accept(secure_listener, acceptor));
     tokio::select! {
         _ = accept => {}
         _ = shutdown => tracing::info!("shutting down"),

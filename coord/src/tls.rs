@@ -54,7 +54,11 @@ impl TlsConf {
             "none" => ClientAuth::None,
             "want" => ClientAuth::Want,
             "need" | "" => ClientAuth::Need,
-            o => return Err(format!("{prefix}.clientAuth={o}: expected none, want or need")),
+            o => {
+                return Err(format!(
+                    "{prefix}.clientAuth={o}: expected none, want or need"
+                ))
+            }
         };
         let conf = TlsConf {
             keystore,
@@ -78,7 +82,8 @@ impl TlsConf {
     /// The acceptor's config.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, String> {
         let provider = provider(self.ciphersuites.as_deref()).map_err(|e| e.0)?;
-        let vers = versions(self.enabled_protocols.as_deref(), self.protocol.as_deref()).map_err(|e| e.0)?;
+        let vers = versions(self.enabled_protocols.as_deref(), self.protocol.as_deref())
+            .map_err(|e| e.0)?;
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&vers)
             .map_err(|e| e.to_string())?;
@@ -108,7 +113,8 @@ impl TlsConf {
     /// certificate, the truststore as roots.
     pub fn client_config(&self) -> Result<Arc<ClientConfig>, String> {
         let provider = provider(self.ciphersuites.as_deref()).map_err(|e| e.0)?;
-        let vers = versions(self.enabled_protocols.as_deref(), self.protocol.as_deref()).map_err(|e| e.0)?;
+        let vers = versions(self.enabled_protocols.as_deref(), self.protocol.as_deref())
+            .map_err(|e| e.0)?;
         let trust = self
             .truststore
             .as_ref()

@@ -126,7 +126,10 @@ fn zk_options(config: &BrokerConfig) -> Result<ZkOptions, ZkStartError> {
         .raw
         .get("zookeeper.set.acl")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    let has_cert = config.raw.keys().any(|k| k.eq_ignore_ascii_case("zookeeper.ssl.keystore.location"));
+    let has_cert = config
+        .raw
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("zookeeper.ssl.keystore.location"));
     if secure_acls && (tls.is_none() || !has_cert) {
         return Err(ZkStartError::Other(
             "zookeeper.set.acl=true needs an authenticated coordinator session: zookeeper.ssl.client.enable=true with zookeeper.ssl.keystore.location (mutual TLS: the x509 scheme)".into(),

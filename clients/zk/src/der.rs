@@ -118,7 +118,11 @@ pub fn oid_string(v: &[u8]) -> String {
             return "invalid-oid".into();
         }
     }
-    parts.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(".")
+    parts
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// A certificate's subject as Java's `X500Principal.getName()` writes it
@@ -165,7 +169,11 @@ pub fn subject_dn(cert: &[u8]) -> Result<String, DerError> {
                 (Some(k), Some(t)) => format!("{k}={}", escape(t)),
                 _ => format!(
                     "{oid}=#{}",
-                    value.raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                    value
+                        .raw
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
                 ),
             });
         }
@@ -203,7 +211,10 @@ mod tests {
         assert!(Der::new(&[0x30, 0x85, 1, 1, 1, 1, 1]).next_tlv().is_err());
         assert!(Der::new(&[0x30]).next_tlv().is_err());
         assert_eq!(oid_string(&[0x55, 0x04, 0x03]), "2.5.4.3");
-        assert_eq!(oid_string(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x03]), "1.2.840.113549.1.12.10.1.3");
+        assert_eq!(
+            oid_string(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x03]),
+            "1.2.840.113549.1.12.10.1.3"
+        );
         assert!(subject_dn(&[0x30, 0x00]).is_err());
     }
 }

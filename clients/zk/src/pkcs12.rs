@@ -138,7 +138,10 @@ fn safe_contents(der: &[u8], password: &str, out: &mut Contents) -> Result<(), P
         };
         match id.as_str() {
             KEY_BAG => out.keys.push(Bag {
-                der: Der::new(value.value).expect(SEQUENCE, "PrivateKeyInfo")?.raw.to_vec(),
+                der: Der::new(value.value)
+                    .expect(SEQUENCE, "PrivateKeyInfo")?
+                    .raw
+                    .to_vec(),
                 local_key_id,
             }),
             SHROUDED_KEY_BAG => {
@@ -158,7 +161,10 @@ fn safe_contents(der: &[u8], password: &str, out: &mut Contents) -> Result<(), P
                 let v = c.expect(CTX0, "certValue")?;
                 if kind == X509_CERT {
                     out.certs.push(Bag {
-                        der: Der::new(v.value).expect(OCTET_STRING, "x509Certificate")?.value.to_vec(),
+                        der: Der::new(v.value)
+                            .expect(OCTET_STRING, "x509Certificate")?
+                            .value
+                            .to_vec(),
                         local_key_id,
                     });
                 }

@@ -119,8 +119,13 @@ impl Store {
                 if chain.is_empty() {
                     return Err(err(format!("{what}: no certificate in the keystore")));
                 }
-                let key = PrivateKeyDer::from_pem_reader(&mut BufReader::new(&bytes[..]))
-                    .map_err(|e| err(format!("{what}: private key (unencrypted PEM expected): {e}")))?;
+                let key = PrivateKeyDer::from_pem_reader(&mut BufReader::new(&bytes[..])).map_err(
+                    |e| {
+                        err(format!(
+                            "{what}: private key (unencrypted PEM expected): {e}"
+                        ))
+                    },
+                )?;
                 Ok((chain, key))
             }
             StoreType::Pkcs12 => {
@@ -139,7 +144,9 @@ impl Store {
                     .map(|c| CertificateDer::from(c.der.clone()))
                     .collect();
                 if chain.is_empty() {
-                    return Err(err(format!("{what}: no certificate in the PKCS12 keystore")));
+                    return Err(err(format!(
+                        "{what}: no certificate in the PKCS12 keystore"
+                    )));
                 }
                 let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.der.clone()));
                 Ok((chain, key))
@@ -183,7 +190,9 @@ impl Store {
 
 /// rustls' ring provider (no aws-lc C build), cut to the IANA cipher suite
 /// names given (ZooKeeper's `ssl.ciphersuites`, Kafka's `ssl.cipher.suites`).
-pub fn provider(cipher_suites: Option<&str>) -> Result<Arc<rustls::crypto::CryptoProvider>, TlsError> {
+pub fn provider(
+    cipher_suites: Option<&str>,
+) -> Result<Arc<rustls::crypto::CryptoProvider>, TlsError> {
     #[allow(deprecated)]
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(names) = cipher_suites.filter(|c| !c.trim().is_empty()) {
@@ -215,12 +224,16 @@ pub fn versions(
         match p {
             "TLSv1.3" => v.insert(0, &rustls::version::TLS13),
             "TLSv1.2" => v.push(&rustls::version::TLS12),
-            "TLSv1" | "TLSv1.1" => tracing::warn!(protocol = p, "TLS protocol not offered (insecure)"),
+            "TLSv1" | "TLSv1.1" => {
+                tracing::warn!(protocol = p, "TLS protocol not offered (insecure)")
+            }
             o => return Err(err(format!("unknown TLS protocol {o}"))),
         }
     }
     if v.is_empty() {
-        return Err(err("the enabled protocols name neither TLSv1.2 nor TLSv1.3"));
+        return Err(err(
+            "the enabled protocols name neither TLSv1.2 nor TLSv1.3",
+        ));
     }
     Ok(v)
 }
@@ -252,7 +265,8 @@ pub fn client_config_from(
     let trust = Store::from_keys(&get, "zookeeper.ssl.truststore")?
         .ok_or_else(|| err("TLS to the coordinator needs zookeeper.ssl.truststore.location"))?;
     let key = Store::from_keys(&get, "zookeeper.ssl.keystore")?;
-    let enabled = get("zookeeper.ssl.enabled.protocols").or_else(|| get("zookeeper.ssl.enabledProtocols"));
+    let enabled =
+        get("zookeeper.ssl.enabled.protocols").or_else(|| get("zookeeper.ssl.enabledProtocols"));
     let suites = get("zookeeper.ssl.cipher.suites").or_else(|| get("zookeeper.ssl.ciphersuites"));
     let provider = provider(suites.as_deref())?;
     let vers = versions(enabled.as_deref(), get("zookeeper.ssl.protocol").as_deref())?;

@@ -203,11 +203,12 @@ impl Peers {
                 let hs = tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, sock);
                 match tokio::time::timeout(CONNECT_TIMEOUT * 4, hs).await {
                     Ok(Ok(s)) => split(s),
-                    Ok(Err(e)) => {
-                        return Err(PeerError::Unreachable(target, format!("TLS: {e}")))
-                    }
+                    Ok(Err(e)) => return Err(PeerError::Unreachable(target, format!("TLS: {e}"))),
                     Err(_) => {
-                        return Err(PeerError::Unreachable(target, "TLS handshake timed out".into()))
+                        return Err(PeerError::Unreachable(
+                            target,
+                            "TLS handshake timed out".into(),
+                        ))
                     }
                 }
             }

@@ -466,3 +466,34 @@ def test_ssl_quorum_ensemble_elects_and_replicates(certs):
             s.sendall(b"\x00\x00\x00\x04abcd")
             assert closed(s)[0]
         wait_log(lead, "peer TLS handshake failed")
+
+
+def test_fjord_znode_over_tls(coord, certs):
+    """`fjord znode --zk-tls-config` with zookeeper.ssl.* keys (PKCS12 keystore,
+    PEM truststore) on the secure port."""
+    from fjordtest.binaries import fjord_cli
+    fjord = fjord_cli()
+    require(fjord)
+    props = os.path.join(os.path.dirname(certs["ca.pem"]), "zk-tls.properties")
+    with open(props, "w") as f:
+        f.write("zookeeper.client.secure=true\n"
+                "zookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty\n"
+                "zookeeper.ssl.keyStore.location=%s\nzookeeper.ssl.keyStore.password=%s\n"
+                "zookeeper.ssl.keyStore.type=PKCS12\nzookeeper.ssl.trustStore.location=%s\n"
+                % (certs["kazoo.p12"], PASS, certs["ca.pem"]))
+
+    def fj(*args):
+        p = subprocess.run([fjord, "znode", "--coord", hostport(coord.secure_port),
+                            "--zk-tls-config", props] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+        return p.returncode, p.stdout.splitlines(), p.stderr.strip()
+
+    assert fj("create", "/fj-tls", "via fjord") == (0, ["Created /fj-tls"], "")
+    assert fj("get", "/fj-tls") == (0, ["via fjord"], "")
+    rc, out, _ = fj("stat", "/fj-tls")
+    assert rc == 0 and "dataLength = 9" in out, out
+    # Without the TLS config the secure port refuses the plaintext client.
+    p = subprocess.run([fjord, "znode", "--coord", hostport(coord.secure_port),
+                        "--session-timeout-ms", "3000", "ls", "/"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+    assert p.returncode != 0
