@@ -710,7 +710,8 @@ fn dispatch(
 /// `allowSaslFailedClients`). Without the SASL provider every sasl packet
 /// fails the same way.
 fn sasl(core: &mut Core, conn: &mut ConnCtx, xid: i32, r: &mut Reader) -> Result<Flow, JuteError> {
-    // Checked before the buffer is copied: RFC 2831 bounds the token.
+    // A slice of the frame (bounded by jute.maxbuffer); step() refuses a
+    // token over RFC 2831's 4096 bytes before parsing it.
     let token = r.buffer()?.unwrap_or_default();
     let users = core.cfg().security.sasl.clone();
     let sup = core.cfg().security.sasl_super_user.clone();

@@ -497,3 +497,31 @@ def test_fjord_znode_over_tls(coord, certs):
                         "--session-timeout-ms", "3000", "ls", "/"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
     assert p.returncode != 0
+
+
+def test_require_client_auth_scheme_sasl(certs):
+    """requireClientAuthScheme=sasl: before SASL only ping/auth/sasl pass;
+    anything else is SESSIONCLOSEDREQUIRESASLAUTH (-124) and the connection
+    closes; after DIGEST-MD5 requests are served."""
+    s = Server("fjord", {
+        "authProvider.sasl": "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+        "jaasLoginConfig": certs["jaas.conf"],
+        "requireClientAuthScheme": "sasl",
+    })
+    try:
+        s.start()
+        w = s.wire()
+        x = w.send_request(zkwire.OP["getData"], zkwire.e_str("/") + zkwire.e_bool(False))
+        _, err, _ = w.read_reply(x)
+        assert err == -124
+        assert closed(w.sock)[0]
+        w.close_socket()
+        bob = sasl_kazoo(s, "bob", "bob-secret")
+        try:
+            bob.create("/after-sasl", b"ok")
+            assert bob.get("/after-sasl")[0] == b"ok"
+        finally:
+            bob.stop()
+            bob.close()
+    finally:
+        s.cleanup()
