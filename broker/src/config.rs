@@ -689,6 +689,11 @@ impl BrokerConfig {
                         _ => return Err("expected text or json".into()),
                     },
                     other if KNOWN_PASSIVE.contains(&other) => {}
+                    // TLS and ACLs towards the coordinator: read by cluster/zk.rs.
+                    other
+                        if other.starts_with("zookeeper.ssl.")
+                            || other == "zookeeper.set.acl"
+                            || other == "zookeeper.clientCnxnSocket" => {}
                     other => tracing::warn!(key = other, file, "unknown configuration key ignored"),
                 }
                 Ok(())

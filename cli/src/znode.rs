@@ -26,6 +26,13 @@ pub struct ZnodeArgs {
     #[arg(long, global = true, default_value_t = 30000)]
     session_timeout_ms: u64,
 
+    /// A properties file with the ZooKeeper client's TLS keys
+    /// (`zookeeper.client.secure=true` or `zookeeper.ssl.client.enable=true`,
+    /// `zookeeper.ssl.keyStore.*`, `zookeeper.ssl.trustStore.*`), as
+    /// zkCli.sh takes them via CLIENT_JVMFLAGS or zookeeper-shell's -zk-tls-config-file.
+    #[arg(long = "zk-tls-config", global = true)]
+    zk_tls_config: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     cmd: ZnodeCmd,
 }
@@ -294,10 +301,27 @@ pub async fn run(args: ZnodeArgs, output: Output) -> Result<()> {
     let timeout = Duration::from_millis(args.session_timeout_ms.max(1));
     // Give up on an unreachable coordinator after at most 10 s (zkCli would
     // hang), and at once when every host refused the connection.
+    let tls = match &args.zk_tls_config {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| usage(&format!("--zk-tls-config {}: {e}", p.display())))?;
+            let props: Vec<(String, String)> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect();
+            fjord_zk::tls::client_config_from(&props)
+                .map_err(|e| usage(&format!("--zk-tls-config {}: {e}", p.display())))?
+        }
+    };
     let opts = ZkOptions {
         session_timeout: timeout,
         connect_timeout: Some(timeout.min(Duration::from_secs(10))),
         fail_fast: true,
+        tls,
         ..ZkOptions::default()
     };
     let zk = ZkClient::connect_with(&args.coord, opts)

@@ -1,5 +1,7 @@
-//! ACL checks with ZooKeeper's schemes: world, digest, ip, auth, plus the
-//! superDigest administrator who passes every check.
+//! ACL checks with ZooKeeper's schemes: world, digest, ip, auth, sasl
+//! (DIGEST-MD5, sasl.rs), x509 (a verified client certificate, tls.rs),
+//! plus the super users (superDigest, `zookeeper.superUser`,
+//! `X509AuthenticationProvider.superUser`) who pass every check.
 
 use base64::Engine;
 use sha1::{Digest, Sha1};
@@ -61,6 +63,25 @@ impl Identity {
         Ok(())
     }
 
+    /// Adds an id a provider established (`sasl:bob` after a DIGEST-MD5
+    /// exchange, `x509:CN=...` from a client certificate); `is_super` when
+    /// it is that scheme's configured super user.
+    pub fn add_id(&mut self, scheme: &str, id: &str, is_super: bool) {
+        let id = Id {
+            scheme: scheme.into(),
+            id: id.into(),
+        };
+        if !self.ids.contains(&id) {
+            self.ids.push(id);
+        }
+        self.is_super |= is_super;
+    }
+
+    /// Whether a `scheme` id was established on this connection.
+    pub fn has_scheme(&self, scheme: &str) -> bool {
+        self.ids.iter().any(|i| i.scheme == scheme)
+    }
+
     /// True if some entry of `acl` grants any bit of `perm` to this identity.
     pub fn allowed(&self, acl: &[Acl], perm: i32) -> bool {
         if self.is_super {
@@ -119,6 +140,7 @@ impl Identity {
                 "digest" if a.id.id.contains(':') => out.push(a.clone()),
                 "ip" if valid_ip_acl(&a.id.id) => out.push(a.clone()),
                 "super" => out.push(a.clone()),
+                "sasl" | "x509" if !a.id.id.is_empty() => out.push(a.clone()),
                 _ => return Err(ErrorCode::InvalidAcl),
             }
         }

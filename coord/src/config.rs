@@ -121,6 +121,8 @@ pub struct Config {
     /// refused below this free space in dataDir/dataLogDir (`diskguard`).
     pub min_free_bytes: u64,
     pub min_free_percent: f64,
+    /// TLS ports, SASL and the secure schemes' super users (security.rs).
+    pub security: crate::security::Security,
     /// Every key as written, for the `conf` four-letter word.
     pub raw: Vec<(String, String)>,
 }
@@ -240,7 +242,10 @@ impl Config {
                 Some((k, v)) => (k.trim().to_string(), v.trim().to_string()),
                 None => (line.to_string(), String::new()),
             };
-            if !KNOWN.contains(&k.as_str()) && !k.starts_with("server.") {
+            if !KNOWN.contains(&k.as_str())
+                && !k.starts_with("server.")
+                && !crate::security::is_key(&k)
+            {
                 tracing::warn!(file = %file.display(), key = %k, "unknown configuration key ignored");
             }
             map.insert(k.clone(), v.clone());
@@ -249,6 +254,12 @@ impl Config {
         let mut from_env: Vec<(String, String)> = Vec::new();
         for (prop, v) in jvm_properties(jvm_flags) {
             let Some((_, key)) = SYSTEM_PROPERTIES.iter().find(|(p, _)| *p == prop) else {
+                if crate::security::is_key(&prop) {
+                    // Read by security.rs as written (`zookeeper.ssl.*`...).
+                    from_env.retain(|(k, _)| *k != prop);
+                    from_env.push((prop, v));
+                    continue;
+                }
                 tracing::debug!(property = %prop, "JVM flag ignored: not a property fjord-coord implements");
                 continue;
             };
@@ -371,6 +382,17 @@ impl Config {
             // Room for a snapshot of a large tree and the log behind it.
             min_free_bytes: p.num("fjord.minFreeBytes", 100 << 20)?,
             min_free_percent: p.num("fjord.minFreePercent", 0.0)?,
+            security: crate::security::Security::parse(&|k: &str| {
+                map.get(k)
+                    .or_else(|| map.get(&format!("zookeeper.{k}")))
+                    .cloned()
+            })
+            .map_err(|(key, why)| ConfigError::Invalid {
+                file: file.to_path_buf(),
+                value: map.get(&key).cloned().unwrap_or_default(),
+                key,
+                why,
+            })?,
             raw,
         })
     }

@@ -74,6 +74,10 @@ pub fn answer(core: &Mutex<Core>, cmd: &str, cfg: &Config, quorum: Option<&Quoru
         "conf" => {
             let _ = writeln!(out, "clientPort={}", cfg.client_port);
             let _ = writeln!(out, "clientPortAddress={}", cfg.client_port_address);
+            if let Some(s) = cfg.security.secure_client {
+                let _ = writeln!(out, "secureClientPort={}", s.port());
+                let _ = writeln!(out, "secureClientPortAddress={}", s.ip());
+            }
             let _ = writeln!(out, "dataDir={}", cfg.data_dir.display());
             let _ = writeln!(out, "dataLogDir={}", cfg.data_log_dir.display());
             let _ = writeln!(out, "tickTime={}", cfg.tick_time_ms);

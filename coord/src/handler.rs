@@ -20,6 +20,8 @@ pub struct ConnCtx {
     pub tx: Outbox,
     /// When the request being handled arrived (latency stats).
     pub arrived: Option<crate::core::Arrival>,
+    /// This connection's SASL DIGEST-MD5 exchange, once begun (sasl.rs).
+    pub sasl: Option<Box<crate::sasl::DigestServer>>,
 }
 
 /// Whether the connection goes on after a request.
@@ -415,6 +417,16 @@ pub fn handle(core: &mut Core, conn: &mut ConnCtx, frame_body: Bytes) -> Result<
     core.sessions_mut().touch(conn.session);
     let last = core.last_zxid();
     let xid = h.xid;
+    if core.cfg().security.require_sasl
+        && !conn.identity.has_scheme("sasl")
+        && !conn.identity.is_super
+        && !matches!(h.op, op::SASL | op::AUTH | op::PING | op::CLOSE_SESSION)
+    {
+        // requireClientAuthScheme=sasl: ZooKeeper 3.7's enforce-auth.
+        conn.send(last, xid, last, ErrorCode::SessionClosedRequireSasl, |_| {});
+        conn.tx.close(last);
+        return Ok(Flow::Close);
+    }
     let flow = dispatch(core, conn, &h, &mut r, last)?;
     let last_zxid = core.last_zxid();
     if let Some(c) = core.conns_mut().get_mut(&conn.id) {
@@ -663,6 +675,7 @@ fn dispatch(
                 }
             }
         }
+        op::SASL => return sasl(core, conn, xid, r),
         op::WHO_AM_I => {
             let infos: Vec<ClientInfo> = conn
                 .identity
@@ -685,6 +698,60 @@ fn dispatch(
         _ => {
             // ZooKeeper answers an op it does not know with UNIMPLEMENTED and hangs up.
             conn.send(last, xid, last, ErrorCode::Unimplemented, |_| {});
+            return Ok(Flow::Close);
+        }
+    }
+    Ok(Flow::Continue)
+}
+
+/// One OpCode.sasl packet (GetSASLRequest → SetSASLResponse), answered
+/// as ZooKeeper's processSasl: the reply carries the request's xid and
+/// zxid 0; a failure is AuthFailed and the connection is closed (no
+/// `allowSaslFailedClients`). Without the SASL provider every sasl packet
+/// fails the same way.
+fn sasl(core: &mut Core, conn: &mut ConnCtx, xid: i32, r: &mut Reader) -> Result<Flow, JuteError> {
+    // A slice of the frame (bounded by jute.maxbuffer); step() refuses a
+    // token over RFC 2831's 4096 bytes before parsing it.
+    let token = r.buffer()?.unwrap_or_default();
+    let users = core.cfg().security.sasl.clone();
+    let sup = core.cfg().security.sasl_super_user.clone();
+    let outcome = match users {
+        None => Err(crate::sasl::SaslError::Unsupported(
+            "SASL is not enabled (authProvider.sasl)".into(),
+        )),
+        Some(users) => conn
+            .sasl
+            .get_or_insert_with(Default::default)
+            .step(&token, &users),
+    };
+    let last = core.last_zxid();
+    let reply = |conn: &ConnCtx, err: ErrorCode, token: &[u8]| {
+        conn.send(last, xid, 0, err, |w| w.put_buffer(Some(token)));
+    };
+    match outcome {
+        Ok(crate::sasl::Step::Continue(t)) => reply(conn, ErrorCode::Ok, &t),
+        Ok(crate::sasl::Step::Done { token, user }) => {
+            let is_super = sup.as_deref() == Some(user.as_str());
+            conn.identity.add_id("sasl", &user, is_super);
+            if let Some(h) = core.conns_mut().get_mut(&conn.id) {
+                h.identity = conn.identity.clone();
+            }
+            tracing::info!(
+                session = format!("0x{:x}", conn.session),
+                user,
+                "SASL DIGEST-MD5 authenticated"
+            );
+            reply(conn, ErrorCode::Ok, &token);
+        }
+        Err(e) => {
+            let peer = core
+                .conns_mut()
+                .get(&conn.id)
+                .map(|h| h.addr.to_string())
+                .unwrap_or_default();
+            tracing::warn!(%peer, error = %e, "client failed to SASL authenticate; closing");
+            conn.send(last, xid, 0, ErrorCode::AuthFailed, |_| {});
+            conn.tx.close(last);
             return Ok(Flow::Close);
         }
     }

@@ -10,6 +10,10 @@
 //! `raft` (propose, forward to the leader, persist, replicate) → applied on
 //! every member through the same `handler` → state → reply from the member
 //! holding the client's connection.
+//!
+//! Security (`security`): the secure client port accepts TLS (`tls`) and
+//! hands the decrypted stream to the same `server` path; SASL DIGEST-MD5
+//! (`sasl`) runs in `handler` as ZooKeeper's sasl packets.
 
 pub mod acl;
 pub mod config;
@@ -21,9 +25,12 @@ pub mod http;
 pub mod monitor;
 pub mod raft;
 pub mod recfile;
+pub mod sasl;
+pub mod security;
 pub mod server;
 pub mod session;
 pub mod timings;
+pub mod tls;
 pub mod tree;
 pub mod txnlog;
 pub mod watch;

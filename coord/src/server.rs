@@ -1,4 +1,6 @@
-//! Sockets: accept, per-IP limits, the handshake, four-letter words, and one
+//! Sockets: accept (the client port, and the secure client port whose TLS
+//! handshake happens here before the same handling), per-IP limits, the
+//! handshake, four-letter words, and one
 //! reader and one writer task per connection. The reader decodes frames and
 //! hands each to the handler under the state lock; the writer sends queued
 //! replies in order, each once the log has made its zxid durable.
@@ -13,8 +15,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
@@ -42,12 +43,21 @@ pub enum ServerError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Ensemble(#[from] EnsembleError),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
 }
+
+/// A connection's two halves, plaintext or TLS alike.
+type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 
 /// A running coordinator's shared parts.
 pub struct Server {
@@ -156,11 +166,27 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     };
     let durable = core.lock().durable();
     let disk = core.lock().disk_guard().cloned();
-    let addr = SocketAddr::new(cfg.client_port_address, cfg.client_port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { addr, source })?;
-    tracing::info!(%addr, "fjord-coord serving clients");
+    let listener = if cfg.security.plain_client {
+        let addr = SocketAddr::new(cfg.client_port_address, cfg.client_port);
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        tracing::info!(%addr, "fjord-coord serving clients");
+        Some(l)
+    } else {
+        None
+    };
+    let secure = match (cfg.security.secure_client, &cfg.security.tls) {
+        (Some(addr), Some(tls)) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind { addr, source })?;
+            let acceptor = tls.server_config().map_err(ServerError::Tls)?;
+            tracing::info!(%addr, client_auth = ?tls.client_auth, "fjord-coord serving TLS clients (secureClientPort)");
+            Some((l, acceptor))
+        }
+        _ => None,
+    };
     let server = Arc::new(Server {
         core,
         cfg: cfg.clone(),
@@ -204,12 +230,15 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     }
     // systemd's Type=notify: serving clients now (no-op without NOTIFY_SOCKET).
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    let accept = {
+    let accept = |listener: Option<TcpListener>, tls: Option<Arc<rustls::ServerConfig>>| {
         let server = server.clone();
         async move {
+            let Some(listener) = listener else {
+                return std::future::pending::<()>().await;
+            };
             loop {
                 match listener.accept().await {
-                    Ok((sock, peer)) => server.clone().admit(sock, peer),
+                    Ok((sock, peer)) => server.clone().admit(sock, peer, tls.clone()),
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -218,6 +247,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             }
         }
     };
+    let (secure_listener, acceptor) = secure.unzip();
+    let accept =
+        futures_util::future::join(accept(listener, None), accept(secure_listener, acceptor));
     tokio::select! {
         _ = accept => {}
         _ = shutdown => tracing::info!("shutting down"),
@@ -295,7 +327,12 @@ fn spawn_housekeeping(server: &Arc<Server>) {
 }
 
 impl Server {
-    fn admit(self: Arc<Self>, sock: TcpStream, peer: SocketAddr) {
+    fn admit(
+        self: Arc<Self>,
+        sock: TcpStream,
+        peer: SocketAddr,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) {
         let ip = peer.ip();
         {
             let mut per_ip = self.per_ip.lock();
@@ -312,7 +349,19 @@ impl Server {
         }
         let _ = sock.set_nodelay(true);
         tokio::spawn(async move {
-            if let Err(e) = self.clone().serve(sock, peer).await {
+            let res = match tls {
+                None => {
+                    let (rd, wr) = sock.into_split();
+                    self.clone()
+                        .serve(Box::new(rd), Box::new(wr), peer, None, false)
+                        .await
+                }
+                Some(cfg) => match Self::tls_accept(sock, peer, cfg).await {
+                    Some((rd, wr, x509)) => self.clone().serve(rd, wr, peer, x509, true).await,
+                    None => Ok(()),
+                },
+            };
+            if let Err(e) = res {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
             let mut per_ip = self.per_ip.lock();
@@ -325,13 +374,55 @@ impl Server {
         });
     }
 
+    /// The TLS handshake of a secure-port connection, bounded in time; a
+    /// failure (a plaintext client, an untrusted or missing certificate, a
+    /// truncated handshake) is logged once with the address and closes it.
+    /// Returns the halves and the client certificate's x509 id.
+    async fn tls_accept(
+        sock: TcpStream,
+        peer: SocketAddr,
+        cfg: Arc<rustls::ServerConfig>,
+    ) -> Option<(ReadHalf, WriteHalf, Option<String>)> {
+        let hs = tokio_rustls::TlsAcceptor::from(cfg).accept(sock);
+        let stream = match tokio::time::timeout(TLS_HANDSHAKE_LIMIT, hs).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::info!(%peer, error = %e, "TLS handshake failed on the secure client port; closed");
+                return None;
+            }
+            Err(_) => {
+                tracing::info!(%peer, "TLS handshake timed out on the secure client port; closed");
+                return None;
+            }
+        };
+        let x509 = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| crate::tls::x509_id(c));
+        let (rd, wr) = tokio::io::split(stream);
+        Some((Box::new(rd), Box::new(wr), x509))
+    }
+
     /// One client connection: a four-letter word, or the handshake, then
     /// requests until either side closes. What happens to a request is the
     /// connection's [`Route`]; the loop around it is the same for all.
-    async fn serve(self: Arc<Self>, sock: TcpStream, peer: SocketAddr) -> std::io::Result<()> {
-        let (mut rd, wr) = sock.into_split();
+    async fn serve(
+        self: Arc<Self>,
+        mut rd: ReadHalf,
+        wr: WriteHalf,
+        peer: SocketAddr,
+        x509: Option<String>,
+        secure: bool,
+    ) -> std::io::Result<()> {
         let mut first = [0u8; 4];
         rd.read_exact(&mut first).await?;
+        if !secure && first[0] == 0x16 && first[1] == 0x03 {
+            // A TLS ClientHello is no ZooKeeper frame: say so once.
+            tracing::info!(%peer, "TLS handshake on the plaintext client port (use secureClientPort); closed");
+            return Ok(());
+        }
         if let Some(cmd) = fourlw::command(&first) {
             let quorum = self.ens.as_ref().map(|e| e.quorum_view());
             let text = fourlw::answer(&self.core, cmd, &self.cfg, quorum.as_ref());
@@ -345,11 +436,24 @@ impl Server {
             .new_codec();
         let mut frames =
             FramedRead::with_capacity(std::io::Cursor::new(first).chain(rd), codec, 16 * 1024);
-        let Some(connect) = frames.next().await.transpose()? else {
-            return Ok(());
+        let connect = match frames.next().await {
+            None => return Ok(()),
+            Some(Ok(c)) => c,
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                // Not a ZooKeeper client (a frame over jute.maxbuffer).
+                tracing::info!(%peer, error = %e, "malformed handshake; closed");
+                return Ok(());
+            }
+            Some(Err(e)) => return Err(e),
         };
-        let req = ConnectRequest::read(&mut Reader::new(connect.freeze()))
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let req = match ConnectRequest::read(&mut Reader::new(connect.freeze())) {
+            Ok(r) => r,
+            Err(e) => {
+                // E.g. a sasl packet sent before the ConnectRequest.
+                tracing::info!(%peer, error = %e, "malformed handshake (no ConnectRequest); closed");
+                return Ok(());
+            }
+        };
 
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = Outbox::new();
@@ -357,12 +461,19 @@ impl Server {
         let mut identity = Identity::new(&peer.ip().to_string());
         // skipACL: every client passes every check, as the super user does.
         identity.is_super = self.cfg.skip_acl;
+        if let Some(id) = &x509 {
+            // ZooKeeper's X509AuthenticationProvider: the verified
+            // certificate's subject is this connection's x509 id.
+            let is_super = self.cfg.security.x509_super_user.as_deref() == Some(id.as_str());
+            identity.add_id("x509", id, is_super);
+        }
         let mut ctx = ConnCtx {
             id,
             session: 0,
             identity,
             tx: tx.clone(),
             arrived: None,
+            sasl: None,
         };
         let conn_stats = Arc::new(crate::core::Stats::default());
         conn_stats.packets_received.fetch_add(1, Ordering::Relaxed);
@@ -786,6 +897,7 @@ impl Server {
                 at: std::time::Instant::now(),
                 update: true,
             }),
+            sasl: None,
         };
         let mut r = Reader::new(body);
         let h = RequestHeader::read(&mut r)?;
@@ -954,7 +1066,7 @@ fn conn_handle(
 }
 
 async fn writer(
-    mut wr: OwnedWriteHalf,
+    mut wr: WriteHalf,
     mut rx: mpsc::UnboundedReceiver<Out>,
     outbox: Outbox,
     mut durable: watch::Receiver<i64>,

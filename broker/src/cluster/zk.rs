@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fjord_zk::client::{CreateMode, SessionState, WatchedEvent, ZkClient, ZkError};
+use fjord_zk::client::{CreateMode, SessionState, WatchedEvent, ZkClient, ZkError, ZkOptions};
 use fjord_zk::proto::{Acl, ErrorCode, MultiOp, MultiResult};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Mutex};
@@ -109,11 +109,45 @@ struct Shared {
     liveness: Arc<Liveness>,
 }
 
-async fn connect(cs: &str, session: Duration, limit: Duration) -> Result<ZkClient, ZkStartError> {
+/// The session's options: its timeout, and Kafka's `zookeeper.ssl.*`
+/// (TLS to the coordinator's secure client port, with a client certificate
+/// for mutual TLS) and `zookeeper.set.acl=true` (znodes get Kafka's secure
+/// default ACL: the broker's x509 identity may change them, everyone may
+/// read). The x509 identity is this design's choice over a SASL login.
+fn zk_options(config: &BrokerConfig) -> Result<ZkOptions, ZkStartError> {
+    let props: Vec<(String, String)> = config
+        .raw
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let tls = fjord_zk::tls::client_config_from(&props)
+        .map_err(|e| ZkStartError::Other(format!("zookeeper.ssl.*: {e}")))?;
+    let secure_acls = config
+        .raw
+        .get("zookeeper.set.acl")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let has_cert = config
+        .raw
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("zookeeper.ssl.keystore.location"));
+    if secure_acls && (tls.is_none() || !has_cert) {
+        return Err(ZkStartError::Other(
+            "zookeeper.set.acl=true needs an authenticated coordinator session: zookeeper.ssl.client.enable=true with zookeeper.ssl.keystore.location (mutual TLS: the x509 scheme)".into(),
+        ));
+    }
+    Ok(ZkOptions {
+        session_timeout: config.zookeeper_session_timeout,
+        tls,
+        secure_acls,
+        ..ZkOptions::default()
+    })
+}
+
+async fn connect(cs: &str, opts: &ZkOptions, limit: Duration) -> Result<ZkClient, ZkStartError> {
     let deadline = Instant::now() + limit;
     let mut backoff = Duration::from_millis(100);
     loop {
-        match ZkClient::connect(cs, session).await {
+        match ZkClient::connect_with(cs, opts.clone()).await {
             Ok(c) => return Ok(c),
             Err(e) => {
                 if Instant::now() + backoff >= deadline {
@@ -335,19 +369,19 @@ async fn establish(
     me: &BrokerInfo,
 ) -> Result<(ZkClient, mpsc::UnboundedReceiver<WatchedEvent>), ZkStartError> {
     let cs = config.zookeeper_connect.trim().to_string();
-    let session = config.zookeeper_session_timeout;
+    let opts = zk_options(config)?;
     let limit = config.zookeeper_connection_timeout;
     let other = |e: ZkError| ZkStartError::Other(e.to_string());
     // Kafka creates the chroot if missing.
     if let Some(i) = cs.find('/') {
         let (hosts, chroot) = cs.split_at(i);
         if chroot.len() > 1 {
-            let z = connect(hosts, session, limit).await?;
+            let z = connect(hosts, &opts, limit).await?;
             ensure_path(&z, chroot).await.map_err(other)?;
             z.close().await;
         }
     }
-    let zk = connect(&cs, session, limit).await?;
+    let zk = connect(&cs, &opts, limit).await?;
     for p in PERSISTENT_PATHS {
         ensure_path(&zk, p).await.map_err(other)?;
     }
@@ -370,7 +404,7 @@ async fn establish(
     // linger until its session expires; a live broker elsewhere is a duplicate.
     let path = format!("/brokers/ids/{}", me.id);
     let data = broker_json(me);
-    let deadline = Instant::now() + session + Duration::from_secs(2);
+    let deadline = Instant::now() + config.zookeeper_session_timeout + Duration::from_secs(2);
     loop {
         match zk
             .create(&path, &data, &Acl::open_unsafe(), CreateMode::Ephemeral)

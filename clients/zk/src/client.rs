@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -393,6 +392,12 @@ pub struct ZkOptions {
     /// before the first session (a one-shot tool facing a refused port);
     /// otherwise hosts are retried until `connect_timeout`.
     pub fail_fast: bool,
+    /// TLS to the coordinator's secure client port (see [`crate::tls`]).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Kafka's `zookeeper.set.acl=true`: znodes created with the open ACL
+    /// get [`Acl::secure_for`] instead (the creator's authenticated ids may
+    /// do everything, everyone else may read, sensitive paths not even that).
+    pub secure_acls: bool,
 }
 
 impl Default for ZkOptions {
@@ -402,6 +407,8 @@ impl Default for ZkOptions {
             connect_timeout: None,
             max_frame: DEFAULT_MAX_FRAME,
             fail_fast: false,
+            tls: None,
+            secure_acls: false,
         }
     }
 }
@@ -449,6 +456,7 @@ struct Shared {
     state: watch::Receiver<SessionState>,
     session_id: AtomicI64,
     cs: ConnectString,
+    secure_acls: bool,
 }
 
 /// A handle to one ZooKeeper session; clone it freely (all clones share the
@@ -495,6 +503,7 @@ impl ZkClient {
             state: state_rx.clone(),
             session_id: AtomicI64::new(0),
             cs: cs.clone(),
+            secure_acls: opts.secure_acls,
         });
         let (give_up, mut gave_up) = oneshot::channel();
         let mut hosts = cs.hosts.clone();
@@ -648,6 +657,16 @@ impl ZkClient {
         }
     }
 
+    /// The ACL a create sends: the open ACL becomes [`Acl::secure_for`]
+    /// the path when `secure_acls` is on (Kafka's `zookeeper.set.acl`).
+    fn acl_for(&self, path: &str, acl: &[Acl]) -> Vec<Acl> {
+        if self.shared.secure_acls && acl == Acl::open_unsafe().as_slice() {
+            Acl::secure_for(path)
+        } else {
+            acl.to_vec()
+        }
+    }
+
     /// Creates a node; returns the actual path (with the sequence suffix, chroot stripped).
     pub async fn create(
         &self,
@@ -662,7 +681,7 @@ impl ZkClient {
         let req = CreateRequest {
             path: self.path(path, mode.is_sequential())?,
             data: Some(Bytes::copy_from_slice(data)),
-            acl: acl.to_vec(),
+            acl: self.acl_for(path, acl),
             flags: mode.flags(),
         };
         let resp: CreateResponse = self.request(op::CREATE, req, None).await?;
@@ -688,6 +707,7 @@ impl ZkClient {
         acl: &[Acl],
         mode: CreateMode,
     ) -> Result<(String, Stat), ZkError> {
+        let acl = &self.acl_for(path, acl)[..];
         let path = self.path(path, mode.is_sequential())?;
         let data = data.map(Bytes::copy_from_slice);
         let op_code = mode.create2_op();
@@ -835,6 +855,9 @@ impl ZkClient {
         let read = !ops.is_empty() && ops.iter().all(MultiOp::is_read);
         let mut ops = ops;
         for o in &mut ops {
+            if let MultiOp::Create { req, .. } = o {
+                req.acl = self.acl_for(&req.path, &req.acl);
+            }
             let seq = matches!(o, MultiOp::Create { req, .. } if req.flags & 2 != 0);
             let p = o.path_mut();
             *p = self.path(p, seq)?;
@@ -1056,10 +1079,13 @@ fn ancestors_or_self(p: &str) -> Vec<&str> {
     out
 }
 
+type ReadHalf = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+type WriteHalf = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+
 /// Reads length-prefixed frames, refusing any length over the cap before
 /// allocating. Cancel-safe: partial frames stay in `buf`.
 struct FrameReader {
-    rd: OwnedReadHalf,
+    rd: ReadHalf,
     buf: BytesMut,
     max: usize,
 }
@@ -1093,7 +1119,7 @@ impl FrameReader {
 }
 
 /// Writes queued frames, coalescing whatever is waiting into one syscall.
-async fn writer(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Bytes>) {
+async fn writer(mut wr: WriteHalf, mut rx: mpsc::UnboundedReceiver<Bytes>) {
     let mut buf = BytesMut::new();
     while let Some(first) = rx.recv().await {
         buf.extend_from_slice(&first);
@@ -1146,11 +1172,26 @@ async fn handshake(
     req: ConnectRequest,
     max_frame: usize,
     limit: Duration,
+    tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<Conn, ZkError> {
     let fut = async {
         let stream = TcpStream::connect((host.0.as_str(), host.1)).await?;
         let _ = stream.set_nodelay(true);
-        let (rd, mut wr) = stream.into_split();
+        let (rd, mut wr): (ReadHalf, WriteHalf) = match tls {
+            None => {
+                let (rd, wr) = stream.into_split();
+                (Box::new(rd), Box::new(wr))
+            }
+            Some(cfg) => {
+                let name = rustls_pki_types::ServerName::try_from(host.0.clone())
+                    .map_err(|e| ZkError::Protocol(format!("TLS server name {}: {e}", host.0)))?;
+                let s = tokio_rustls::TlsConnector::from(cfg.clone())
+                    .connect(name, stream)
+                    .await?;
+                let (rd, wr) = tokio::io::split(s);
+                (Box::new(rd), Box::new(wr))
+            }
+        };
         let mut out = BytesMut::new();
         proto::frame(&mut out, |w| req.write(w));
         wr.write_all(&out).await?;
@@ -1246,7 +1287,8 @@ impl Session {
                 };
                 let per_host =
                     (self.negotiated / self.hosts.len() as u32).max(Duration::from_millis(1000));
-                let attempt = handshake(&host, req, self.opts.max_frame, per_host);
+                let tls = self.opts.tls.clone();
+                let attempt = handshake(&host, req, self.opts.max_frame, per_host, tls.as_ref());
                 tokio::pin!(attempt);
                 let mut tick = tokio::time::interval(Duration::from_millis(500));
                 let res = loop {

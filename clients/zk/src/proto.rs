@@ -189,6 +189,33 @@ jute_record! {
 }
 
 impl Acl {
+    /// Kafka's `zookeeper.set.acl` default (ZkData.defaultAcls): every
+    /// permission for the creator's authenticated ids (`auth`), read for
+    /// everyone — except under the sensitive roots holding credentials
+    /// (`/config/users`, `/config/brokers`, `/delegation_token`).
+    pub fn secure_for(path: &str) -> Vec<Acl> {
+        let mut acl = vec![Acl {
+            perms: perms::ALL,
+            id: Id {
+                scheme: "auth".into(),
+                id: String::new(),
+            },
+        }];
+        let sensitive = ["/config/users", "/config/brokers", "/delegation_token"]
+            .iter()
+            .any(|r| path == *r || path.starts_with(&format!("{r}/")));
+        if !sensitive {
+            acl.push(Acl {
+                perms: perms::READ,
+                id: Id {
+                    scheme: "world".into(),
+                    id: "anyone".into(),
+                },
+            });
+        }
+        acl
+    }
+
     /// world:anyone with every permission (ZooDefs.Ids.OPEN_ACL_UNSAFE).
     pub fn open_unsafe() -> Vec<Acl> {
         vec![Acl {

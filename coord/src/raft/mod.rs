@@ -328,7 +328,18 @@ impl Ensemble {
                 path: snap_dir.clone(),
                 source,
             })?;
-        let peers = Arc::new(net::Peers::new(my_id, &cfg.servers));
+        let quorum_tls = match &cfg.security.quorum_tls {
+            None => None,
+            Some(t) => Some((
+                t.client_config().map_err(EnsembleError::Raft)?,
+                t.server_config().map_err(EnsembleError::Raft)?,
+            )),
+        };
+        let peers = Arc::new(net::Peers::new(
+            my_id,
+            &cfg.servers,
+            quorum_tls.as_ref().map(|t| t.0.clone()),
+        ));
         let elector = elect::Elector::new(
             my_id,
             elect::Timing {
@@ -364,7 +375,7 @@ impl Ensemble {
             .find(|s| s.id == my_id)
             .cloned()
             .ok_or_else(|| EnsembleError::Raft(format!("no server.{my_id} line")))?;
-        net::serve(&me, ens.clone(), core.clone()).await?;
+        net::serve(&me, ens.clone(), core.clone(), quorum_tls.map(|t| t.1)).await?;
 
         if !raft
             .is_initialized()

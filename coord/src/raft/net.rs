@@ -7,6 +7,10 @@
 //! they were made, which keeps forwarded client writes in their clients'
 //! order. A broken connection fails its in-flight calls and is re-dialed on
 //! the next call.
+//!
+//! With `sslQuorum=true` both ends speak TLS (`ssl.quorum.*`, mutual: each
+//! member presents its keystore and trusts the quorum truststore); the
+//! frames inside are the same.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +29,7 @@ use openraft::raft::{
 use openraft::BasicNode;
 use parking_lot::Mutex;
 use prost::Message;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
@@ -37,6 +41,15 @@ use super::{
 };
 use crate::config::ServerLine;
 use crate::core::Core;
+
+type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A peer connection's halves: plain, or after the TLS handshake.
+fn split<S: AsyncRead + AsyncWrite + Send + 'static>(s: S) -> (ReadHalf, WriteHalf) {
+    let (r, w) = tokio::io::split(s);
+    (Box::new(r), Box::new(w))
+}
 
 /// Largest peer frame (an AppendEntries batch or a snapshot chunk).
 const MAX_FRAME: usize = 256 << 20;
@@ -75,6 +88,8 @@ pub struct Peers {
     addrs: Mutex<HashMap<NodeId, String>>,
     links: Mutex<HashMap<NodeId, Arc<Link>>>,
     next_id: AtomicU64,
+    /// `sslQuorum`: dial peers over TLS with this config.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 fn codec() -> LengthDelimitedCodec {
@@ -88,7 +103,7 @@ fn codec() -> LengthDelimitedCodec {
 /// queued behind it in one flush, until the queue closes, a write fails or
 /// `stop` is cancelled. Both directions of a peer link use it.
 async fn write_batched<M: Message>(
-    wr: OwnedWriteHalf,
+    wr: WriteHalf,
     mut rx: mpsc::UnboundedReceiver<M>,
     stop: &tokio_util::sync::CancellationToken,
 ) {
@@ -114,7 +129,11 @@ async fn write_batched<M: Message>(
 }
 
 impl Peers {
-    pub fn new(my_id: NodeId, servers: &[ServerLine]) -> Peers {
+    pub fn new(
+        my_id: NodeId,
+        servers: &[ServerLine],
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Peers {
         Peers {
             my_id,
             addrs: Mutex::new(
@@ -125,6 +144,7 @@ impl Peers {
             ),
             links: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            tls,
         }
     }
 
@@ -171,7 +191,28 @@ impl Peers {
             Err(_) => return Err(PeerError::Unreachable(target, "connect timed out".into())),
         };
         let _ = sock.set_nodelay(true);
-        let (rd, wr) = sock.into_split();
+        let (rd, wr) = match &self.tls {
+            None => {
+                let (r, w) = sock.into_split();
+                (Box::new(r) as ReadHalf, Box::new(w) as WriteHalf)
+            }
+            Some(cfg) => {
+                let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+                let name = rustls_pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| PeerError::Unreachable(target, format!("TLS name {host}: {e}")))?;
+                let hs = tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, sock);
+                match tokio::time::timeout(CONNECT_TIMEOUT * 4, hs).await {
+                    Ok(Ok(s)) => split(s),
+                    Ok(Err(e)) => return Err(PeerError::Unreachable(target, format!("TLS: {e}"))),
+                    Err(_) => {
+                        return Err(PeerError::Unreachable(
+                            target,
+                            "TLS handshake timed out".into(),
+                        ))
+                    }
+                }
+            }
+        };
         let (tx, rx) = mpsc::unbounded_channel::<pb::PeerRequest>();
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let done = tokio_util::sync::CancellationToken::new();
@@ -528,6 +569,7 @@ pub async fn serve(
     me: &ServerLine,
     ens: Arc<Ensemble>,
     core: Arc<parking_lot::Mutex<Core>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(), EnsembleError> {
     let addr = format!("{}:{}", me.host, me.peer_port);
     let listener = TcpListener::bind(&addr)
@@ -544,9 +586,30 @@ pub async fn serve(
                     let _ = sock.set_nodelay(true);
                     let ens = ens.clone();
                     let core = core.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
+                        let halves = match tls {
+                            None => {
+                                let (r, w) = sock.into_split();
+                                (Box::new(r) as ReadHalf, Box::new(w) as WriteHalf)
+                            }
+                            Some(cfg) => {
+                                let hs = tokio_rustls::TlsAcceptor::from(cfg).accept(sock);
+                                match tokio::time::timeout(Duration::from_secs(10), hs).await {
+                                    Ok(Ok(s)) => split(s),
+                                    Ok(Err(e)) => {
+                                        tracing::info!(%peer, error = %e, "peer TLS handshake failed (sslQuorum); closed");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        tracing::debug!(%peer, "peer TLS handshake timed out (a liveness probe?)");
+                                        return;
+                                    }
+                                }
+                            }
+                        };
                         let mut leader = None;
-                        if let Err(e) = serve_conn(sock, &ens, core, &mut leader).await {
+                        if let Err(e) = serve_conn(halves, &ens, core, &mut leader).await {
                             tracing::debug!(%peer, error = %e, "peer connection ended");
                         }
                         if let Some(from) = leader {
@@ -572,12 +635,11 @@ fn error_body(e: impl std::fmt::Display) -> pb::peer_response::Body {
 /// member that sent AppendEntries on it (a leader), whose connection ending
 /// may mean its process died (see `elect`).
 async fn serve_conn(
-    sock: TcpStream,
+    (rd, wr): (ReadHalf, WriteHalf),
     ens: &Arc<Ensemble>,
     core: Arc<parking_lot::Mutex<Core>>,
     appends_from: &mut Option<NodeId>,
 ) -> std::io::Result<()> {
-    let (rd, wr) = sock.into_split();
     let (tx, rx) = mpsc::unbounded_channel::<pb::PeerResponse>();
     tokio::spawn(async move {
         write_batched(wr, rx, &tokio_util::sync::CancellationToken::new()).await;

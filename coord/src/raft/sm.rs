@@ -198,6 +198,7 @@ fn apply_command(core: &mut Core, my_id: NodeId, cmd: pb::Command) {
                 },
                 tx: tx.clone().unwrap_or_else(|| Outbox::new().0),
                 arrived,
+                sasl: None,
             };
             if let Err(e) = handler::handle(core, &mut ctx, req.frame) {
                 // The origin decoded it before proposing; a member that
@@ -303,6 +304,7 @@ fn run_deferred(core: &mut Core, conn: u64) {
         identity: c.identity.clone(),
         tx: c.tx.clone(),
         arrived: None,
+        sasl: None,
     };
     for (frame, arrived) in ready {
         ctx.arrived = arrived;
