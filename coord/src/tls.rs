@@ -4,7 +4,7 @@
 //! `fjord_zk::tls`; this file turns them into rustls configs and names the
 //! x509 identity of a client certificate, as ZooKeeper's
 //! X509AuthenticationProvider does (the subject DN in RFC 2253 form, read by
-//! `fjord_zk::der`).
+//! `fjord_tls::der`).
 //!
 //! A TLS connection is then served exactly as a plaintext one: the accept
 //! path hands the decrypted stream to the same connection handling.
@@ -134,5 +134,5 @@ impl TlsConf {
 /// `X500Principal.getName()` writes it (RFC 2253: the last RDN first,
 /// comma-separated, `CN=broker,O=fjord`): ZooKeeper's `x509` ACL id.
 pub fn x509_id(cert_der: &[u8]) -> Option<String> {
-    fjord_zk::der::subject_dn(cert_der).ok()
+    fjord_tls::der::subject_dn(cert_der).ok()
 }

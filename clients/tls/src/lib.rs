@@ -6,20 +6,22 @@
 //! A keystore is a certificate chain plus its private key; a truststore the CA
 //! certificates to verify peers with. Both come as PEM (a file, or Kafka's
 //! inline `ssl.keystore.certificate.chain` / `ssl.keystore.key` /
-//! `ssl.truststore.certificates` values) or PKCS12 (`p12-keystore`, pure Rust,
-//! PBES2 and the legacy PBES1 ciphers older keytool/openssl files use; behind
-//! the `pkcs12` feature, see Cargo.toml). JKS is
-//! refused with a message naming the key (no maintained Rust reader exists;
-//! `keytool -importkeystore -deststoretype PKCS12` converts). Errors are
-//! strings meant for an operator: they name the setting and the file.
+//! `ssl.truststore.certificates` values) or PKCS12 (`pkcs12.rs` over a small
+//! DER reader, `der.rs`, with RustCrypto's `pkcs5` for PBES2: what OpenSSL 3
+//! and keytool write; the PKCS12 crates' derive macros widen syn's features,
+//! which rebuilds RocksDB's bindings in every build). JKS is refused with a
+//! message naming the key (no maintained Rust reader exists; `keytool
+//! -importkeystore -deststoretype PKCS12` converts). Errors are strings meant
+//! for an operator: they name the setting and the file.
+
+pub mod der;
+pub mod pkcs12;
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use rustls_pki_types::pem::PemObject;
-#[cfg(feature = "pkcs12")]
-use rustls_pki_types::PrivatePkcs8KeyDer;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A certificate chain (leaf first) with its private key.
 #[derive(Debug)]
@@ -63,24 +65,8 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-#[cfg(not(feature = "pkcs12"))]
-fn no_pkcs12(path: &Path) -> String {
-    format!(
-        "{}: PKCS12 stores need fjord-tls' `pkcs12` feature, not built in this binary; convert with `openssl pkcs12 -in store.p12 -nodes -out store.pem` and use PEM",
-        path.display()
-    )
-}
-
-#[cfg(feature = "pkcs12")]
-fn pkcs12(path: &Path, password: &str) -> Result<p12_keystore::KeyStore, String> {
-    let data = read(path)?;
-    p12_keystore::KeyStore::from_pkcs12(&data, password, p12_keystore::Pkcs12ImportPolicy::Relaxed)
-        .map_err(|e| {
-            format!(
-                "{}: not a PKCS12 file this password opens ({e})",
-                path.display()
-            )
-        })
+fn pkcs12(path: &Path, password: &str) -> Result<pkcs12::Contents, String> {
+    pkcs12::read(&read(path)?, password).map_err(|e| format!("{}: PKCS12: {e}", path.display()))
 }
 
 /// Every certificate in PEM text.
@@ -110,21 +96,20 @@ pub fn load_keystore(path: &Path, kind: StoreType, password: &str) -> Result<Key
             let text = read(path)?;
             pem_key_material(&text, &text, &path.display().to_string())
         }
-        #[cfg(not(feature = "pkcs12"))]
         StoreType::Pkcs12 => {
-            let _ = password;
-            Err(no_pkcs12(path))
-        }
-        #[cfg(feature = "pkcs12")]
-        StoreType::Pkcs12 => {
-            let ks = pkcs12(path, password)?;
-            let (_, kc) = ks
-                .private_key_chain()
+            let a = pkcs12(path, password)?;
+            let key = a
+                .keys
+                .first()
                 .ok_or_else(|| format!("{}: no private key entry", path.display()))?;
-            let chain: Vec<CertificateDer<'static>> = kc
-                .certs()
+            // The key's own certificate first (same localKeyId), then the rest.
+            let mut certs: Vec<&pkcs12::Bag> = a.certs.iter().collect();
+            if let Some(id) = &key.local_key_id {
+                certs.sort_by_key(|c| c.local_key_id.as_ref() != Some(id));
+            }
+            let chain: Vec<CertificateDer<'static>> = certs
                 .iter()
-                .map(|c| CertificateDer::from(c.as_der().to_vec()))
+                .map(|c| CertificateDer::from(c.der.clone()))
                 .collect();
             if chain.is_empty() {
                 return Err(format!(
@@ -132,7 +117,7 @@ pub fn load_keystore(path: &Path, kind: StoreType, password: &str) -> Result<Key
                     path.display()
                 ));
             }
-            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(kc.key().as_der().to_vec()));
+            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.der.clone()));
             Ok(KeyMaterial { chain, key })
         }
     }
@@ -147,30 +132,11 @@ pub fn load_truststore(
 ) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = match kind {
         StoreType::Pem => pem_certs(&read(path)?, &path.display().to_string())?,
-        #[cfg(not(feature = "pkcs12"))]
-        StoreType::Pkcs12 => {
-            let _ = password;
-            return Err(no_pkcs12(path));
-        }
-        #[cfg(feature = "pkcs12")]
-        StoreType::Pkcs12 => {
-            let ks = pkcs12(path, password)?;
-            let mut out = Vec::new();
-            for (_, e) in ks.entries() {
-                match e {
-                    p12_keystore::KeyStoreEntry::Certificate(c) => {
-                        out.push(CertificateDer::from(c.as_der().to_vec()))
-                    }
-                    p12_keystore::KeyStoreEntry::PrivateKeyChain(kc) => out.extend(
-                        kc.certs()
-                            .iter()
-                            .map(|c| CertificateDer::from(c.as_der().to_vec())),
-                    ),
-                    _ => {}
-                }
-            }
-            out
-        }
+        StoreType::Pkcs12 => pkcs12(path, password)?
+            .certs
+            .into_iter()
+            .map(|c| CertificateDer::from(c.der))
+            .collect(),
     };
     if certs.is_empty() {
         return Err(format!("{}: no certificate", path.display()));

@@ -8,8 +8,6 @@
 //! knows about the coordinator's storage or Raft.
 
 pub mod client;
-pub mod der;
 pub mod jute;
-pub mod pkcs12;
 pub mod proto;
 pub mod tls;

@@ -3,18 +3,16 @@
 //! rustls' types, and the client side of a TLS connection to the
 //! coordinator. Shared: the coordinator's secure client port and peer port,
 //! the broker's and the CLI's ZooKeeper clients all read stores through
-//! here (and the broker can, for `ssl.keystore.type=PKCS12`).
+//! here.
 //!
-//! PKCS12 is read by `pkcs12.rs` (PBES2, as OpenSSL 3 and current keytool
-//! write). JKS is refused with a hint to convert it.
+//! The files are read by fjord-tls (PEM, and PKCS12 as OpenSSL 3 and
+//! current keytool write it). JKS is refused with a hint to convert it.
 
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::{ClientConfig, RootCertStore};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A store that cannot be used, naming the file and why.
 #[derive(Debug, thiserror::Error)]
@@ -95,85 +93,27 @@ impl Store {
         }))
     }
 
-    fn read(&self) -> Result<Vec<u8>, TlsError> {
-        std::fs::read(&self.location).map_err(|e| err(format!("{}: {e}", self.location.display())))
-    }
-
-    fn archive(&self, bytes: &[u8]) -> Result<crate::pkcs12::Contents, TlsError> {
-        crate::pkcs12::read(bytes, self.password.as_deref().unwrap_or(""))
-            .map_err(|e| err(format!("{}: PKCS12: {e}", self.location.display())))
+    fn tls_kind(&self) -> fjord_tls::StoreType {
+        match self.kind {
+            StoreType::Pem => fjord_tls::StoreType::Pem,
+            StoreType::Pkcs12 => fjord_tls::StoreType::Pkcs12,
+        }
     }
 
     /// The certificate chain and private key of a keystore.
     pub fn key_and_chain(
         &self,
     ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
-        let bytes = self.read()?;
-        let what = self.location.display();
-        match self.kind {
-            StoreType::Pem => {
-                let chain: Vec<CertificateDer<'static>> =
-                    CertificateDer::pem_reader_iter(&mut BufReader::new(&bytes[..]))
-                        .collect::<Result<_, _>>()
-                        .map_err(|e| err(format!("{what}: certificates: {e}")))?;
-                if chain.is_empty() {
-                    return Err(err(format!("{what}: no certificate in the keystore")));
-                }
-                let key = PrivateKeyDer::from_pem_reader(&mut BufReader::new(&bytes[..])).map_err(
-                    |e| {
-                        err(format!(
-                            "{what}: private key (unencrypted PEM expected): {e}"
-                        ))
-                    },
-                )?;
-                Ok((chain, key))
-            }
-            StoreType::Pkcs12 => {
-                let a = self.archive(&bytes)?;
-                let key = a
-                    .keys
-                    .first()
-                    .ok_or_else(|| err(format!("{what}: no private key in the PKCS12 keystore")))?;
-                // The key's own certificate first (same localKeyId), then the rest.
-                let mut certs: Vec<&crate::pkcs12::Bag> = a.certs.iter().collect();
-                if let Some(id) = &key.local_key_id {
-                    certs.sort_by_key(|c| c.local_key_id.as_ref() != Some(id));
-                }
-                let chain: Vec<CertificateDer<'static>> = certs
-                    .iter()
-                    .map(|c| CertificateDer::from(c.der.clone()))
-                    .collect();
-                if chain.is_empty() {
-                    return Err(err(format!(
-                        "{what}: no certificate in the PKCS12 keystore"
-                    )));
-                }
-                let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.der.clone()));
-                Ok((chain, key))
-            }
-        }
+        let password = self.password.as_deref().unwrap_or("");
+        let m = fjord_tls::load_keystore(&self.location, self.tls_kind(), password).map_err(err)?;
+        Ok((m.chain, m.key))
     }
 
     /// Every certificate of a truststore (PKCS12: trusted entries and
     /// plain certificate bags alike).
     pub fn certificates(&self) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-        let bytes = self.read()?;
-        let what = self.location.display();
-        let certs: Vec<CertificateDer<'static>> = match self.kind {
-            StoreType::Pem => CertificateDer::pem_reader_iter(&mut BufReader::new(&bytes[..]))
-                .collect::<Result<_, _>>()
-                .map_err(|e| err(format!("{what}: {e}")))?,
-            StoreType::Pkcs12 => self
-                .archive(&bytes)?
-                .certs
-                .into_iter()
-                .map(|c| CertificateDer::from(c.der))
-                .collect(),
-        };
-        if certs.is_empty() {
-            return Err(err(format!("{what}: no certificate in the truststore")));
-        }
-        Ok(certs)
+        let password = self.password.as_deref().unwrap_or("");
+        fjord_tls::load_truststore(&self.location, self.tls_kind(), password).map_err(err)
     }
 
     /// The truststore as rustls roots.
