@@ -9,6 +9,10 @@
 //! SASL exchange, during which only ApiVersions, SaslHandshake and
 //! SaslAuthenticate are served (anything else closes the connection, as
 //! Kafka does); then requests, each carrying the listener and principal.
+//! With `connections.max.reauth.ms` set, an authenticated SASL session has a
+//! lifetime (KIP-368, `security::reauth`): a SaslHandshake re-authenticates
+//! on the same connection (`SaslConn`), and the first other request after
+//! the session expired closes it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,7 +21,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -33,8 +37,9 @@ use crate::api::{self, Pending};
 use crate::broker::Broker;
 use crate::security::listener::ListenerSecurity;
 use crate::security::principal::{subject_dn, user, ANONYMOUS};
+use crate::security::reauth::{session_lifetime_ms, AuthSession, Verdict};
 use crate::security::sasl::{SaslConfig, SaslSession, Step, MAX_TOKEN};
-use crate::wire::codec::{self, Decoded};
+use crate::wire::codec::{self, Decoded, Request};
 use crate::wire::error as err;
 use crate::wire::frame;
 
@@ -183,14 +188,26 @@ async fn handle(
 ) -> anyhow::Result<()> {
     let Some(tls) = &sec.tls else {
         let (mut rd, mut wr) = sock.into_split();
-        let principal = match &sec.sasl {
+        let (principal, sasl) = match &sec.sasl {
             Some(cfg) => match authenticate(&b, &sec, cfg, &mut rd, &mut wr, peer).await {
-                Some(p) => p,
+                Some(s) => (
+                    s.principal.clone(),
+                    Some(SaslConn::new(sec.clone(), s, peer)),
+                ),
                 None => return Ok(()),
             },
-            None => ANONYMOUS.to_string(),
+            None => (ANONYMOUS.to_string(), None),
         };
-        return connection(b, rd, wr, Some(peer), sec.name.clone(), principal.into()).await;
+        return connection(
+            b,
+            rd,
+            wr,
+            Some(peer),
+            sec.name.clone(),
+            principal.into(),
+            sasl,
+        )
+        .await;
     };
     let mut stream =
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(sock)).await {
@@ -216,15 +233,30 @@ async fn handle(
         .and_then(|c| subject_dn(c))
         .map(|dn| user(&sec.principal_rules.apply(&dn)));
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let principal = match &sec.sasl {
+    let (principal, sasl) = match &sec.sasl {
         Some(cfg) => match authenticate(&b, &sec, cfg, &mut rd, &mut wr, peer).await {
-            Some(p) => p,
+            Some(s) => (
+                s.principal.clone(),
+                Some(SaslConn::new(sec.clone(), s, peer)),
+            ),
             None => return Ok(()),
         },
-        None => cert_principal.unwrap_or_else(|| ANONYMOUS.to_string()),
+        None => (
+            cert_principal.unwrap_or_else(|| ANONYMOUS.to_string()),
+            None,
+        ),
     };
     tracing::debug!(%peer, listener = %sec.name, %principal, "authenticated");
-    connection(b, rd, wr, Some(peer), sec.name.clone(), principal.into()).await
+    connection(
+        b,
+        rd,
+        wr,
+        Some(peer),
+        sec.name.clone(),
+        principal.into(),
+        sasl,
+    )
+    .await
 }
 
 /// Read one length-prefixed frame of at most `cap` bytes (None: the peer closed).
@@ -270,8 +302,9 @@ async fn write_raw<W: AsyncWrite + Unpin>(wr: &mut W, token: &[u8]) -> std::io::
     wr.flush().await
 }
 
-/// The SASL exchange of a SASL_* listener: the principal, or None when the
-/// connection is to be closed (refused, broken, or timed out; logged here).
+/// The SASL exchange of a SASL_* listener: the session (principal,
+/// mechanism, lifetime), or None when the connection is to be closed
+/// (refused, broken, or timed out; logged here).
 async fn authenticate<R, W>(
     b: &Arc<Broker>,
     sec: &ListenerSecurity,
@@ -279,7 +312,7 @@ async fn authenticate<R, W>(
     rd: &mut R,
     wr: &mut W,
     peer: SocketAddr,
-) -> Option<String>
+) -> Option<AuthSession>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -328,7 +361,7 @@ async fn sasl_exchange<R, W>(
     rd: &mut R,
     wr: &mut W,
     peer: SocketAddr,
-) -> Result<Option<String>, String>
+) -> Result<Option<AuthSession>, String>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -337,6 +370,8 @@ where
     let mut session: Option<SaslSession> = None;
     // After SaslHandshake v0 the tokens travel as bare frames (no header).
     let mut raw = false;
+    // KIP-368: only a client that spoke SaslAuthenticate v1+ can re-authenticate.
+    let mut can_reauth = false;
     let refuse = |reason: &str| {
         tracing::warn!(%peer, listener = %sec.name, reason, "SASL authentication failed");
     };
@@ -352,7 +387,12 @@ where
                 Step::Continue(t) => write_raw(wr, &t).await.map_err(io)?,
                 Step::Done { token, principal } => {
                     write_raw(wr, &token).await.map_err(io)?;
-                    return Ok(Some(principal));
+                    return Ok(Some(AuthSession::new(
+                        s.name(),
+                        &principal,
+                        0,
+                        Instant::now(),
+                    )));
                 }
                 Step::Failed { reason, .. } => {
                     refuse(&reason);
@@ -427,6 +467,7 @@ where
                     refuse("SaslAuthenticate before SaslHandshake");
                     return Ok(None);
                 };
+                can_reauth |= v > 0;
                 let step = s.step(cfg, b.scram.as_ref(), &a.auth_bytes).await;
                 let mut resp = SaslAuthenticateResponse::default();
                 let done = match step {
@@ -435,8 +476,16 @@ where
                         None
                     }
                     Step::Done { token, principal } => {
+                        let mech = s.name();
+                        let life = session_lifetime_ms(cfg.max_reauth_ms(mech), can_reauth);
                         resp.auth_bytes = token.into();
-                        Some(Some(principal))
+                        resp.session_lifetime_ms = life as i64;
+                        Some(Some(AuthSession::new(
+                            mech,
+                            &principal,
+                            life,
+                            Instant::now(),
+                        )))
                     }
                     Step::Failed { reason, message } => {
                         refuse(&reason);
@@ -464,6 +513,127 @@ where
     }
 }
 
+/// What an authenticated SASL connection does with a request (KIP-368).
+enum SaslAction {
+    /// An ordinary request: dispatch it.
+    Dispatch,
+    /// A re-authentication step: send this answer.
+    Answer(ResponseKind),
+    /// A refused re-authentication: send this, close after the failure delay.
+    AnswerAndClose(ResponseKind),
+    /// The session expired (or the client broke the exchange): close.
+    Close,
+}
+
+/// The SASL side of an authenticated connection: its session, and the
+/// re-authentication in progress, if any.
+struct SaslConn {
+    sec: Arc<ListenerSecurity>,
+    session: AuthSession,
+    exchange: Option<SaslSession>,
+    peer: SocketAddr,
+}
+
+impl SaslConn {
+    fn new(sec: Arc<ListenerSecurity>, session: AuthSession, peer: SocketAddr) -> SaslConn {
+        SaslConn {
+            sec,
+            session,
+            exchange: None,
+            peer,
+        }
+    }
+
+    /// Kafka's order (SocketServer, SaslServerAuthenticator): during a
+    /// re-authentication only SaslAuthenticate is expected; otherwise a
+    /// SaslHandshake may begin one, and any other request on an expired
+    /// session closes the connection.
+    async fn on_request(&mut self, b: &Broker, req: &Request) -> SaslAction {
+        let now = Instant::now();
+        let (peer, principal) = (self.peer, self.session.principal.clone());
+        let Some(cfg) = self.sec.sasl.as_ref() else {
+            return SaslAction::Dispatch;
+        };
+        if let Some(ex) = self.exchange.as_mut() {
+            let RequestKind::SaslAuthenticate(a) = &req.body else {
+                tracing::warn!(%peer, %principal, api = ?req.api_key, "request during SASL re-authentication; closing");
+                return SaslAction::Close;
+            };
+            let mut resp = SaslAuthenticateResponse::default();
+            let refused = match ex.step(cfg, b.scram.as_ref(), &a.auth_bytes).await {
+                Step::Continue(t) => {
+                    resp.auth_bytes = t.into();
+                    return SaslAction::Answer(ResponseKind::SaslAuthenticate(resp));
+                }
+                Step::Done {
+                    token,
+                    principal: p,
+                } => {
+                    self.exchange = None;
+                    let life = session_lifetime_ms(
+                        cfg.max_reauth_ms(&self.session.mechanism),
+                        req.version > 0,
+                    );
+                    match self.session.complete(&p, life, now) {
+                        Ok(()) => {
+                            tracing::info!(%peer, %principal, session_lifetime_ms = life, "SASL re-authenticated");
+                            resp.auth_bytes = token.into();
+                            resp.session_lifetime_ms = life as i64;
+                            return SaslAction::Answer(ResponseKind::SaslAuthenticate(resp));
+                        }
+                        Err(message) => (message.clone(), message),
+                    }
+                }
+                Step::Failed { reason, message } => (
+                    reason,
+                    message.replace("during authentication", "during re-authentication"),
+                ),
+            };
+            tracing::warn!(%peer, %principal, reason = %refused.0, "SASL re-authentication failed");
+            resp.error_code = err::SASL_AUTHENTICATION_FAILED;
+            resp.error_message = Some(StrBytes::from_string(refused.1));
+            return SaslAction::AnswerAndClose(ResponseKind::SaslAuthenticate(resp));
+        }
+        let handshake = match &req.body {
+            RequestKind::SaslHandshake(h) => Some(h),
+            _ => None,
+        };
+        match self.session.verdict(handshake.is_some(), now) {
+            Verdict::Serve => SaslAction::Dispatch,
+            Verdict::Expired => {
+                tracing::info!(%peer, %principal, api = ?req.api_key, "SASL session expired (connections.max.reauth.ms); closing the connection");
+                SaslAction::Close
+            }
+            Verdict::BeginReauth => {
+                let Some(h) = handshake else {
+                    return SaslAction::Dispatch;
+                };
+                let mech = h.mechanism.to_ascii_uppercase();
+                let mechs: Vec<StrBytes> = cfg
+                    .mechanisms
+                    .iter()
+                    .map(|m| StrBytes::from_string(m.clone()))
+                    .collect();
+                let mut resp = SaslHandshakeResponse::default().with_mechanisms(mechs);
+                // The tokens of a re-authentication travel in SaslAuthenticate
+                // (v1 handshake), with the mechanism of the first one.
+                let ex = (req.version > 0 && mech == self.session.mechanism)
+                    .then(|| SaslSession::new(cfg, &mech))
+                    .flatten();
+                let Some(ex) = ex else {
+                    tracing::warn!(%peer, %principal, requested = %mech, mechanism = %self.session.mechanism, "SASL re-authentication refused: another mechanism (or a v0 handshake)");
+                    resp.error_code = err::UNSUPPORTED_SASL_MECHANISM;
+                    return SaslAction::AnswerAndClose(ResponseKind::SaslHandshake(resp));
+                };
+                self.session.begin(now);
+                self.exchange = Some(ex);
+                SaslAction::Answer(ResponseKind::SaslHandshake(resp))
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn connection<R, W>(
     b: Arc<Broker>,
     mut rd: R,
@@ -471,6 +641,7 @@ async fn connection<R, W>(
     peer: Option<SocketAddr>,
     listener: Arc<str>,
     principal: Arc<str>,
+    mut sasl: Option<SaslConn>,
 ) -> anyhow::Result<()>
 where
     R: AsyncRead + Unpin + Send + 'static,
@@ -563,6 +734,31 @@ where
                 }
                 Ok(Decoded::Request(mut req)) => {
                     let read_at = std::time::Instant::now();
+                    if let Some(sc) = sasl.as_mut() {
+                        let (key, version, corr) =
+                            (req.api_key, req.version, req.header.correlation_id);
+                        let (body, close) = match sc.on_request(&b, &req).await {
+                            SaslAction::Dispatch => (None, false),
+                            SaslAction::Answer(r) => (Some(r), false),
+                            SaslAction::AnswerAndClose(r) => (Some(r), true),
+                            SaslAction::Close => return Ok(()),
+                        };
+                        if let Some(body) = body {
+                            let fut: Pending = Box::pin(async move { Some(body) });
+                            if tx
+                                .send(Out::Pending(key, version, corr, fut, read_at))
+                                .await
+                                .is_err()
+                            {
+                                return Ok(());
+                            }
+                            if close {
+                                tokio::time::sleep(sc.sec.auth_failure_delay).await;
+                                return Ok(());
+                            }
+                            continue;
+                        }
+                    }
                     req.peer = peer;
                     req.listener = listener.clone();
                     req.principal = principal.clone();

@@ -51,14 +51,6 @@ pub fn build(config: &BrokerConfig) -> Result<Vec<Arc<ListenerSecurity>>, String
             .map_err(|_| format!("connection.failed.authentication.delay.ms: bad number {v:?}"))?,
         None => 100,
     };
-    if raw
-        .get("connections.max.reauth.ms")
-        .is_some_and(|v| v.trim() != "0")
-    {
-        // KIP-368 re-authentication is not implemented: SaslAuthenticate
-        // answers session_lifetime_ms=0 and clients never re-authenticate.
-        tracing::warn!("connections.max.reauth.ms is not supported; sessions do not expire");
-    }
     let mut specs = config.listeners.clone();
     if specs.is_empty() {
         specs.push(ListenerSpec {
@@ -102,9 +94,31 @@ pub fn build(config: &BrokerConfig) -> Result<Vec<Arc<ListenerSecurity>>, String
             if mechs.iter().any(|m| m == "PLAIN") && plain.as_ref().is_none_or(|p| p.is_empty()) {
                 tracing::warn!(listener = %spec.name, "PLAIN is enabled but no user_<name> entries are configured");
             }
+            // KIP-368: listener.name.<l>.<mechanism>.connections.max.reauth.ms,
+            // then listener.name.<l>.connections.max.reauth.ms, then the
+            // broker-wide key; 0 (the default) or less: sessions never expire.
+            let mut max_reauth_ms = BTreeMap::new();
+            for m in &mechs {
+                let key = format!("{}.connections.max.reauth.ms", m.to_ascii_lowercase());
+                let v = raw
+                    .get(&format!(
+                        "listener.name.{}.{key}",
+                        spec.name.to_ascii_lowercase()
+                    ))
+                    .map(|v| v.trim().to_string())
+                    .or_else(|| get("connections.max.reauth.ms"));
+                let ms = match v {
+                    Some(v) => v
+                        .parse::<i64>()
+                        .map_err(|_| ctx(format!("connections.max.reauth.ms: bad number {v:?}")))?,
+                    None => 0,
+                };
+                max_reauth_ms.insert(m.clone(), ms.max(0) as u64);
+            }
             Some(SaslConfig {
                 mechanisms: mechs,
                 plain,
+                max_reauth_ms,
             })
         } else {
             None

@@ -4,7 +4,8 @@
 //! (`principal`: `User:alice`, `User:CN=...`, `User:ANONYMOUS`), the
 //! identity ACLs will check. SCRAM credentials are stored in the coordinator
 //! (`credentials`); `listener` builds each listener's settings from
-//! `server.properties`.
+//! `server.properties`; `reauth` decides KIP-368 session lifetimes and
+//! re-authentication.
 //!
 //! Children reference only each other and `config`/`wire`; `server` drives
 //! the connection states with them, `api` serves the SCRAM user APIs.
@@ -13,6 +14,7 @@ pub mod credentials;
 pub mod listener;
 pub mod plain;
 pub mod principal;
+pub mod reauth;
 pub mod sasl;
 pub mod scram;
 pub mod tls;

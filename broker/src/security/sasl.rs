@@ -22,11 +22,18 @@ pub struct SaslConfig {
     pub mechanisms: Vec<String>,
     /// PLAIN's users (from the JAAS config); None: PLAIN has no users.
     pub plain: Option<PlainUsers>,
+    /// connections.max.reauth.ms by mechanism (0 = sessions do not expire).
+    pub max_reauth_ms: std::collections::BTreeMap<String, u64>,
 }
 
 impl SaslConfig {
     pub fn enabled(&self, mech: &str) -> bool {
         self.mechanisms.iter().any(|m| m == mech)
+    }
+
+    /// KIP-368's maximum session lifetime for `mech` (0: off).
+    pub fn max_reauth_ms(&self, mech: &str) -> u64 {
+        self.max_reauth_ms.get(mech).copied().unwrap_or(0)
     }
 }
 
@@ -83,7 +90,8 @@ impl SaslSession {
         })
     }
 
-    fn name(&self) -> &'static str {
+    /// The mechanism's name, upper case (as SaslHandshake chose it).
+    pub fn name(&self) -> &'static str {
         match self.mech {
             Mech::Plain => "PLAIN",
             Mech::Scram(m) => m.name(),
@@ -179,6 +187,7 @@ mod tests {
         SaslConfig {
             mechanisms: vec!["PLAIN".into(), "SCRAM-SHA-512".into()],
             plain: PlainUsers::from_jaas(r#"X required user_alice="pw";"#),
+            ..Default::default()
         }
     }
 
