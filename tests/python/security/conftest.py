@@ -59,8 +59,9 @@ def make_certs(d):
 class SecureBroker(Broker):
     """A fjord-broker with the five listeners above."""
 
-    def __init__(self, workdir, broker_id, zk_connect, certs, inline):
+    def __init__(self, workdir, broker_id, zk_connect, certs, inline, extra=None):
         super().__init__(workdir, broker_id, zk_connect)
+        self.extra = dict(extra or {})
         self.ports = dict(zip(LISTENERS, [self.port] + free_ports(4)))
         self.certs = certs
         self.inline = inline
@@ -89,6 +90,7 @@ class SecureBroker(Broker):
             cfg["ssl.keystore.key"] = one_line("server.key")
         else:
             cfg["ssl.keystore.location"] = self.certs["keystore.pem"]
+        cfg.update(self.extra)
         return cfg
 
     def addr(self, listener):
@@ -96,7 +98,7 @@ class SecureBroker(Broker):
 
 
 class SecureCluster:
-    def __init__(self, n=2):
+    def __init__(self, n=2, extra=None):
         self.dir = cleanup.temp_dir("fjord-security-test-")
         self.brokers = []
         self.coord = None
@@ -107,7 +109,8 @@ class SecureCluster:
             self.coord = Server(coord_kind(), {"tickTime": 500, "maxClientCnxns": 0,
                                                "maxSessionTimeout": 60000},
                                 workdir=os.path.join(self.dir, "coord")).start()
-            self.brokers = [SecureBroker(self.dir, i + 1, self.coord.hosts, self.certs, inline=(i == 1))
+            self.brokers = [SecureBroker(self.dir, i + 1, self.coord.hosts, self.certs,
+                                         inline=(i == 1), extra=extra)
                             for i in range(n)]
             for b in self.brokers:
                 b.start(wait=False)
