@@ -140,8 +140,10 @@ mod tests {
         assert_eq!(s.verdict(true, t0 + ms(100)), Verdict::BeginReauth);
         assert_eq!(s.verdict(true, t0 + ms(5000)), Verdict::BeginReauth);
         s.begin(t0 + ms(2700));
-        // Within a second of the last start: an ordinary request.
-        assert_eq!(s.verdict(true, t0 + ms(3500)), Verdict::Serve);
+        // Within a second of the last start: an ordinary request (served
+        // before the expiry, closing after it).
+        assert_eq!(s.verdict(true, t0 + ms(2900)), Verdict::Serve);
+        assert_eq!(s.verdict(true, t0 + ms(3500)), Verdict::Expired);
         assert_eq!(s.verdict(true, t0 + ms(3700)), Verdict::BeginReauth);
         // The same principal extends the session from the completion.
         s.complete("User:bob", 3000, t0 + ms(2710)).unwrap();
