@@ -128,6 +128,20 @@ pub fn build(config: &BrokerConfig) -> Result<Vec<Arc<ListenerSecurity>>, String
                 .map_err(|e| ctx(format!("ssl.principal.mapping.rules: {e}")))?,
             None => MappingRules::default(),
         };
+        // Fjord's own clients (replica fetchers, controller requests) do not
+        // re-authenticate: an expired session closes their connection and
+        // they reconnect. Say so once, with the way out.
+        if spec.name == config.inter_broker_listener
+            && sasl
+                .as_ref()
+                .is_some_and(|s| s.max_reauth_ms.values().any(|ms| *ms > 0))
+        {
+            tracing::warn!(
+                listener = %spec.name,
+                "connections.max.reauth.ms is set on the inter-broker listener: brokers do not re-authenticate, so their connections are closed and reopened at each expiry; set listener.name.{}.connections.max.reauth.ms=0 to avoid it",
+                spec.name.to_ascii_lowercase()
+            );
+        }
         out.push(Arc::new(ListenerSecurity {
             name: Arc::from(spec.name.as_str()),
             spec,
