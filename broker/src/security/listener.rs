@@ -243,3 +243,45 @@ pub fn spawn_reloader(
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sasl_of(props: &str) -> Result<SaslConfig, String> {
+        let text =
+            format!("listeners=PLAINTEXT://127.0.0.1:1,SASL_PLAINTEXT://127.0.0.1:2\n{props}");
+        let c = BrokerConfig::parse(&text, "t").map_err(|e| e.to_string())?;
+        let all = build(&c)?;
+        let l = all.iter().find(|l| &*l.name == "SASL_PLAINTEXT").unwrap();
+        Ok(l.sasl.clone().unwrap())
+    }
+
+    /// KIP-368's lookup: per listener and mechanism, per listener, broker-wide.
+    #[test]
+    fn max_reauth_ms_lookup_order() {
+        let s = sasl_of("").unwrap();
+        assert_eq!(s.max_reauth_ms("SCRAM-SHA-512"), 0);
+        let s = sasl_of(
+            "connections.max.reauth.ms=3000\n\
+             listener.name.sasl_plaintext.scram-sha-512.connections.max.reauth.ms=500\n",
+        )
+        .unwrap();
+        assert_eq!(s.max_reauth_ms("PLAIN"), 3000);
+        assert_eq!(s.max_reauth_ms("SCRAM-SHA-256"), 3000);
+        assert_eq!(s.max_reauth_ms("SCRAM-SHA-512"), 500);
+        let s = sasl_of(
+            "connections.max.reauth.ms=3000\n\
+             listener.name.sasl_plaintext.connections.max.reauth.ms=0\n",
+        )
+        .unwrap();
+        assert_eq!(s.max_reauth_ms("PLAIN"), 0);
+        assert_eq!(
+            sasl_of("connections.max.reauth.ms=-5\n")
+                .unwrap()
+                .max_reauth_ms("PLAIN"),
+            0
+        );
+        assert!(sasl_of("connections.max.reauth.ms=soon\n").is_err());
+    }
+}
