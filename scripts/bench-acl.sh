@@ -3,7 +3,8 @@
 # without an authorizer against one with AclAuthorizer and 10,000 ACLs (same
 # cluster, rounds alternating, medians), then the authorizer's per-decision
 # cost (fjord-acl-bench). scripts/bench-acl.sh [--quick]
-# --quick: 32 MiB per round and 500,000 timed decisions (else 128 MiB, 2,000,000); 3 rounds.
+# --quick: 1,000 ACLs, 32 MiB per round and 500,000 timed decisions (else 10,000 ACLs,
+# 128 MiB, 2,000,000); 3 rounds.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 export FJORD_BIN=${FJORD_BIN:-$CARGO_TARGET_DIR/release}

@@ -8,7 +8,6 @@ mod connectors;
 mod converters;
 mod errors;
 mod herder;
-mod http;
 mod rest;
 mod storage;
 mod worker;
@@ -148,7 +147,7 @@ async fn run(
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let h = herder.clone();
-    let server = tokio::spawn(http::serve(listener, "rest", stop_rx, move |req| {
+    let server = tokio::spawn(fjord_http::serve(listener, "rest", stop_rx, move |req| {
         rest::handle(h.clone(), req)
     }));
     tracing::info!(listeners = %worker.rest_addr, group_id = ?worker.group_id, "fjord-connect standalone worker started (group.id is used by distributed mode only)");

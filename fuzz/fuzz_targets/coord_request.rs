@@ -38,6 +38,7 @@ fn state() -> &'static Mutex<State> {
             identity: Identity::new("127.0.0.1"),
             tx,
             arrived: None,
+            sasl: None,
         };
         let hello = ConnectRequest {
             timeout: 30_000,

@@ -22,9 +22,9 @@ use super::{broker_metrics, cluster_metrics, health};
 use crate::broker::Broker;
 use crate::metrics::text::CONTENT_TYPE;
 
-/// Serve until shutdown (the accept loop is `wire::http`'s).
+/// Serve until shutdown (the accept loop is fjord-http's).
 pub async fn serve(listener: TcpListener, b: Arc<Broker>, shutdown: watch::Receiver<bool>) {
-    crate::wire::http::serve(listener, "metrics", shutdown, move |req| {
+    fjord_http::serve(listener, "metrics", shutdown, move |req| {
         let b = b.clone();
         async move { handle(&b, req).await }
     })

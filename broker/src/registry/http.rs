@@ -22,9 +22,9 @@ pub const MAX_BODY: usize = 16 * 1024 * 1024;
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
-/// Serve until shutdown (the accept loop is `wire::http`'s).
+/// Serve until shutdown (the accept loop is fjord-http's).
 pub async fn serve(listener: TcpListener, reg: Arc<Registry>, shutdown: watch::Receiver<bool>) {
-    crate::wire::http::serve(listener, "schema registry", shutdown, move |req| {
+    fjord_http::serve(listener, "schema registry", shutdown, move |req| {
         let reg = reg.clone();
         async move { handle(&reg, req).await }
     })

@@ -8,4 +8,3 @@ pub mod clock;
 pub mod codec;
 pub mod error;
 pub mod frame;
-pub mod http;

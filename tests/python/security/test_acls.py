@@ -41,6 +41,7 @@ from fjordtest.kafka_wire import frame, recv_frame
 from fjordtest.net import HOST
 
 from .conftest import SecureBroker, make_certs
+from .rawkafka import plain_auth, replica_fetch_errors, string
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
         'username="admin" password="admin-secret" user_admin="admin-secret" '
@@ -187,24 +188,8 @@ def produce(c, user, topic, values):
 def sasl_socket(broker, user):
     """A socket on broker's SASL_PLAINTEXT listener authenticated as `user` (PLAIN)."""
     host, port = broker.addr("SASL_PLAINTEXT").split(":")
-    s = socket.create_connection((host, int(port)), timeout=10)
-    mech = b"PLAIN"
-    s.sendall(frame(17, 1, 1, struct.pack(">h", len(mech)) + mech))
-    r = recv_frame(s)
-    assert struct.unpack(">h", r[4:6])[0] == 0
-    tok = b"\0" + user.encode() + b"\0" + (user + "-secret").encode()
-    s.sendall(frame(36, 0, 2, struct.pack(">i", len(tok)) + tok))
-    r = recv_frame(s)
-    assert struct.unpack(">h", r[4:6])[0] == 0, r
-    return s
-
-
-def string(b, off):
-    (n,) = struct.unpack(">h", b[off:off + 2])
-    off += 2
-    if n < 0:
-        return None, off
-    return b[off:off + n].decode(), off + n
+    return plain_auth(socket.create_connection((host, int(port)), timeout=10),
+                      user, user + "-secret")
 
 
 def metadata_error(c, broker, user, topic):
@@ -229,36 +214,6 @@ def metadata_error(c, broker, user, topic):
     name, _ = string(r, off + 2)
     assert name == topic
     return code
-
-
-def replica_fetch_errors(broker, user, topic, replica_id):
-    """Fetch v4 with replica_id (a follower's fetch): the partition error codes."""
-    with sasl_socket(broker, user) as s:
-        t = topic.encode()
-        body = struct.pack(">iiiib", replica_id, 100, 1, 1 << 20, 0)
-        body += struct.pack(">ih", 1, len(t)) + t
-        body += struct.pack(">i", 2)
-        for p in (0, 1):
-            body += struct.pack(">iqi", p, 0, 1 << 20)
-        s.sendall(frame(1, 4, 9, body))
-        r = recv_frame(s)
-    off = 4 + 4  # correlation id, throttle
-    (nt,) = struct.unpack(">i", r[off:off + 4])
-    off += 4
-    codes = []
-    for _ in range(nt):
-        _, off = string(r, off)
-        (np_,) = struct.unpack(">i", r[off:off + 4])
-        off += 4
-        for _ in range(np_):
-            _, code = struct.unpack(">ih", r[off:off + 6])
-            codes.append(code)
-            off += 4 + 2 + 8 + 8  # partition, error, high watermark, last stable (v4)
-            (na,) = struct.unpack(">i", r[off:off + 4])
-            off += 4 + max(na, 0) * 16
-            (nrec,) = struct.unpack(">i", r[off:off + 4])
-            off += 4 + max(nrec, 0)
-    return codes
 
 
 # ------------------------------------------------------------------- scenario
@@ -427,11 +382,13 @@ def test_acls_are_stored_in_kafkas_znodes(acl):
 
 def test_replica_fetch_from_a_non_broker_principal_is_refused(acl):
     for b in acl.brokers:
-        assert replica_fetch_errors(b, "alice", "orders", 1) == [TOPIC_AUTH_FAILED] * 2
+        assert replica_fetch_errors(lambda: sasl_socket(b, "alice"), "orders", 1) == \
+            [TOPIC_AUTH_FAILED] * 2
     # The super user's follower fetch is served (NONE, or NOT_LEADER_OR_FOLLOWER
     # where the other broker leads): never an authorization error.
     for b in acl.brokers:
-        codes = replica_fetch_errors(b, "admin", "orders", 1 if b.id == 2 else 2)
+        codes = replica_fetch_errors(lambda: sasl_socket(b, "admin"), "orders",
+                                     1 if b.id == 2 else 2)
         assert TOPIC_AUTH_FAILED not in codes and CLUSTER_AUTH_FAILED not in codes, codes
 
 

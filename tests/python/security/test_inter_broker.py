@@ -15,6 +15,8 @@ traffic, with PEM stores and with PKCS12 keystores and truststores.
 Each broker also has a PLAINTEXT listener, used only by the harness's
 readiness check."""
 import os
+import socket
+import ssl
 import subprocess
 import time
 import uuid
@@ -29,6 +31,7 @@ from fjordtest.broker import Broker, coord_kind
 from fjordtest.coord import Server
 from fjordtest.net import HOST, free_ports
 from security.conftest import make_certs, openssl
+from security.rawkafka import plain_auth, replica_fetch_errors
 
 SCRAM = "org.apache.kafka.common.security.scram.ScramLoginModule required "
 PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule required "
@@ -303,5 +306,61 @@ def test_plain_inter_broker(tmp_path, p12):
         r = fjord("consume", topic, "--from-beginning", "--max-messages", str(len(vals)),
                   "--bootstrap-server", c.sasl_bootstrap(), "--command-config", str(cc))
         assert r.stdout.split("\n")[:len(vals)] == [v.decode() for v in vals]
+    finally:
+        c.close()
+
+
+def test_authorizer_admits_the_broker_principal_and_refuses_other_followers():
+    """The same SASL_SSL inter-broker cluster with AclAuthorizer on and only
+    `User:broker` and `User:admin` as super users (no ANONYMOUS): replica
+    fetchers authenticate as the broker user, so a replication factor 3 topic
+    reaches a full ISR and takes alice's acks=all writes (she holds ACLs); a
+    follower Fetch (replica_id set) from alice over SASL_SSL is refused."""
+    require(broker_binary(), fjord_cli())
+
+    def extra(certs):
+        e = scram_extra(certs)
+        e.update({"sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN",
+                  "listener.name.sasl_ssl.plain.sasl.jaas.config":
+                      PLAIN + 'user_alice="alice-secret";',
+                  "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+                  "super.users": "User:broker;User:admin"})
+        return e
+    c = InterBrokerCluster(extra, users=[("broker", "broker-secret"), ("admin", "admin-secret"),
+                                         ("alice", "alice-secret")])
+    try:
+        from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType,
+                                           ResourcePatternType, ResourceType)
+        admin_cfg = client_conf(c, user="admin", pw="admin-secret")
+        alice_cfg = client_conf(c)
+        topic = "authz-" + uuid.uuid4().hex[:8]
+        admin = AdminClient(admin_cfg)
+        admin.create_topics([NewTopic(topic, 2, 3)])[topic].result(30)
+        acls = [AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:alice",
+                           "*", op, AclPermissionType.ALLOW)
+                for op in (AclOperation.WRITE, AclOperation.READ)]
+        acls.append(AclBinding(ResourceType.GROUP, "g-", ResourcePatternType.PREFIXED,
+                               "User:alice", "*", AclOperation.READ, AclPermissionType.ALLOW))
+        for f in admin.create_acls(acls).values():
+            f.result(30)
+        deadline = time.time() + 30
+        isr = []
+        while time.time() < deadline:
+            _, isr = leader_of(admin_cfg, topic)
+            if len(isr) == 3:
+                break
+            time.sleep(0.5)
+        assert len(isr) == 3, isr
+        values = [b"z%03d" % i for i in range(50)]
+        assert sorted(produce_all(alice_cfg, topic, values)) == values
+        assert sorted(consume_all(alice_cfg, topic, 50)) == values
+        ctx = ssl.create_default_context(cafile=c.certs["ca.pem"])
+        ctx.check_hostname = False
+        for b in c.brokers:
+            def connect(b=b):
+                raw = socket.create_connection((HOST, b.sasl_port), timeout=10)
+                return plain_auth(ctx.wrap_socket(raw), "alice", "alice-secret")
+            other = 1 if b.id != 1 else 2
+            assert replica_fetch_errors(connect, topic, other) == [29, 29]  # TOPIC_AUTHORIZATION_FAILED
     finally:
         c.close()

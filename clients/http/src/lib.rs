@@ -1,7 +1,7 @@
-//! One HTTP/1.1 accept loop for the broker's side listeners (the Schema
-//! Registry, the metrics and health endpoints): keep-alive connections on
-//! hyper, a task each, ended gracefully when the broker shuts down. Each
-//! listener brings only its handler.
+//! fjord-http: the one HTTP/1.1 accept loop Fjord's REST listeners share
+//! (the broker's Schema Registry and metrics/health endpoints, fjord-connect's
+//! REST API): keep-alive connections on hyper, a task each, ended gracefully
+//! at shutdown. Each listener brings only its handler.
 
 use std::convert::Infallible;
 use std::future::Future;
