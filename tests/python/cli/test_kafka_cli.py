@@ -230,7 +230,9 @@ def test_null_keys_spread_and_round_trip(cluster, topic):
 
 def test_print_formats_match_console_consumer(cluster, topic):
     from confluent_kafka import Producer
-    create(cluster, topic, 1)
+    # Fixed timestamps from 2023: without retention.ms=-1 the broker's retention
+    # check (every second in this harness) deletes them, as Kafka's would.
+    create(cluster, topic, 1, "--config", "retention.ms=-1")
     p = Producer({"bootstrap.servers": cluster.bootstrap})
     p.produce(topic, key=b"k1", value=b"v1", headers=[("h1", b"x"), ("h2", b"y")], timestamp=1700000000123)
     p.produce(topic, key=None, value=b"v2", timestamp=1700000000456)
@@ -345,7 +347,7 @@ def test_consume_unknown_topic_fails(cluster):
 
 def test_offsets_by_time(cluster, topic):
     from confluent_kafka import Producer
-    create(cluster, topic, 2)
+    create(cluster, topic, 2, "--config", "retention.ms=-1")  # timestamps from 1970
     p = Producer({"bootstrap.servers": cluster.bootstrap})
     for i in range(10):
         p.produce(topic, value=b"x", partition=i % 2, timestamp=1000000 + i)
