@@ -150,7 +150,7 @@ def main():
                 el = produce(b.addr("SASL_PLAINTEXT"), topics[(b.id, r)], n)
                 runs[b.id].append(MB / el)
                 print("acl-bench: round %d %-22s produce %7.1f MB/s" %
-                      (r + 1, "no authorizer" if b.id == 1 else "authorizer, 10k ACLs", MB / el), flush=True)
+                      (r + 1, "no authorizer" if b.id == 1 else "authorizer, %d ACLs" % ACLS, MB / el), flush=True)
         med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
         off, on_ = med(runs[1]), med(runs[2])
         print("acl-bench: produce no authorizer %7.1f MB/s, authorizer with %d ACLs %7.1f MB/s "
