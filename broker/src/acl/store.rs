@@ -86,23 +86,6 @@ fn zk_err(e: ZkError) -> AclStoreError {
     AclStoreError::Coordinator(e.to_string())
 }
 
-async fn ensure(zk: &ZkClient, path: &str) -> Result<(), ZkError> {
-    let mut cur = String::new();
-    for part in path.split('/').filter(|p| !p.is_empty()) {
-        cur.push('/');
-        cur.push_str(part);
-        match zk
-            .create(&cur, b"", &Acl::open_unsafe(), CreateMode::Persistent)
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.code() == Some(ErrorCode::NodeExists) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// The roots Kafka creates at startup.
 async fn ensure_roots(zk: &ZkClient) -> Result<(), ZkError> {
     for p in [
@@ -111,7 +94,7 @@ async fn ensure_roots(zk: &ZkClient) -> Result<(), ZkError> {
         LITERAL_CHANGES,
         EXTENDED_CHANGES,
     ] {
-        ensure(zk, p).await?;
+        zk.ensure_path(p).await?;
     }
     Ok(())
 }
@@ -130,7 +113,7 @@ impl ZkAclStore {
         let zk = self.sessions.borrow().clone();
         let path = resource_path(p);
         let parent = path.rsplit_once('/').map_or("/", |(a, _)| a).to_string();
-        ensure(&zk, &parent).await.map_err(zk_err)?;
+        zk.ensure_path(&parent).await.map_err(zk_err)?;
         for _ in 0..RETRIES {
             let (cur, version) = match zk.get_data(&path).await {
                 Ok((d, st)) => (

@@ -129,23 +129,6 @@ impl ZkScramStore {
         self.sessions.borrow().clone()
     }
 
-    async fn ensure(zk: &ZkClient, path: &str) -> Result<(), ZkError> {
-        let mut cur = String::new();
-        for part in path.split('/').filter(|p| !p.is_empty()) {
-            cur.push('/');
-            cur.push_str(part);
-            match zk
-                .create(&cur, b"", &Acl::open_unsafe(), CreateMode::Persistent)
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if e.code() == Some(ErrorCode::NodeExists) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
     async fn set_inner(
         &self,
         user: &str,
@@ -154,8 +137,8 @@ impl ZkScramStore {
     ) -> Result<(), ZkError> {
         let zk = self.zk();
         let path = format!("{USERS}/{}", sanitize(user));
-        Self::ensure(&zk, USERS).await?;
-        Self::ensure(&zk, "/config/changes").await?;
+        zk.ensure_path(USERS).await?;
+        zk.ensure_path("/config/changes").await?;
         let mut last = None;
         for _ in 0..RETRIES {
             let (data, version) = match zk.get_data(&path).await {

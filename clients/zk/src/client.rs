@@ -667,6 +667,25 @@ impl ZkClient {
         }
     }
 
+    /// Creates `path` and any missing parent as empty persistent nodes
+    /// (open ACL, made secure by `secure_acls`); nodes already there are fine.
+    pub async fn ensure_path(&self, path: &str) -> Result<(), ZkError> {
+        let mut cur = String::new();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            cur.push('/');
+            cur.push_str(part);
+            match self
+                .create(&cur, b"", &Acl::open_unsafe(), CreateMode::Persistent)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code() == Some(ErrorCode::NodeExists) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Creates a node; returns the actual path (with the sequence suffix, chroot stripped).
     pub async fn create(
         &self,
