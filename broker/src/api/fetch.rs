@@ -84,10 +84,15 @@ pub(super) async fn fetch(b: &Arc<Broker>, r: FetchRequest, version: i16) -> Fet
                 Err(c) => (None, c),
                 Ok((_, l)) => {
                     let o = l.offsets();
+                    // A consumer is out of range only past the log end, as
+                    // in Kafka: a leader just elected may keep a HW behind
+                    // its predecessor's until its ISR has fetched, and a
+                    // consumer already past it must wait, not be told to
+                    // reset (librdkafka would read it all again).
                     let end = if from_replica {
                         l.durable_end()
                     } else {
-                        o.high_watermark
+                        o.log_end.max(o.high_watermark)
                     };
                     if p.fetch_offset < o.log_start || p.fetch_offset > end {
                         (Some(l), err::OFFSET_OUT_OF_RANGE)

@@ -471,6 +471,32 @@ async fn produce_then_fetch_round_trips_the_batches() {
     );
 }
 
+/// A consumer standing past a newly elected leader's HW (it read up to the
+/// old leader's) is answered empty, not OFFSET_OUT_OF_RANGE: librdkafka
+/// would reset to `auto.offset.reset` and read the partition again.
+#[tokio::test]
+async fn fetch_past_a_lagging_hw_but_within_the_log_is_empty_not_out_of_range() {
+    let t = start().await;
+    assert_eq!(create_topic(&t.b, "lag", 1).await, err::NONE);
+    assert_eq!(
+        produce(&t.b, "lag", make_batch(5, 1000, -1, -1), -1).await,
+        (err::NONE, 0)
+    );
+    let p = t.b.log.get("lag", 0).expect("partition");
+    let me = t.b.config.broker_id;
+    p.become_follower(me, 7);
+    p.set_follower_hw(3);
+    p.become_leader(me, 8, &[me, me + 1]);
+    let r = fetch(&t.b, "lag", 5).await;
+    assert_eq!(r.error_code, err::NONE);
+    assert_eq!(r.high_watermark, 3);
+    assert_eq!(r.records.map(|r| r.len()), Some(0));
+    assert_eq!(
+        fetch(&t.b, "lag", 6).await.error_code,
+        err::OFFSET_OUT_OF_RANGE
+    );
+}
+
 #[tokio::test]
 async fn idempotent_producer_duplicates_and_gaps() {
     let t = start().await;
