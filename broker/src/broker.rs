@@ -227,6 +227,7 @@ impl Broker {
             broker.log.clone(),
             broker.shutdown_signal(),
         ));
+        tokio::spawn(broker.clone().log_dir_announcer());
         broker.metrics.set_state(BrokerState::Running);
         Ok(broker)
     }
@@ -245,6 +246,44 @@ impl Broker {
     pub fn begin_shutdown(&self) {
         self.metrics.set_state(BrokerState::ShuttingDown);
         let _ = self.shutdown.send(true);
+    }
+
+    /// While the log dir refuses writes (free-space guard or a failed
+    /// write), withdraw from leadership so that replicas on healthy brokers
+    /// take over (`Cluster::announce_log_dir_offline`); come back when it
+    /// resumes. Re-asserted every few seconds while offline: the announcement
+    /// is ephemeral and a new session would have lost it.
+    async fn log_dir_announcer(self: Arc<Self>) {
+        if !self.cluster.replicated() {
+            return;
+        }
+        let mut stop = self.shutdown_signal();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut announced = false;
+        let mut ticks = 0u32;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            ticks = ticks.wrapping_add(1);
+            let offline = self.log.disk().refusal().is_some();
+            if offline == announced && !(offline && ticks % 10 == 0) {
+                continue;
+            }
+            match self.cluster.announce_log_dir_offline(offline).await {
+                Ok(()) if offline != announced => {
+                    if offline {
+                        tracing::warn!("log dir refuses writes: withdrawing from leadership");
+                    } else {
+                        tracing::info!("log dir takes writes again: rejoining as a replica");
+                    }
+                    announced = offline;
+                }
+                Ok(()) => {}
+                Err(e) => tracing::warn!(error = %e, offline, "cannot announce the log dir's state; retrying"),
+            }
+        }
     }
 
     /// Controlled shutdown (controlled.shutdown.enable, before the listener

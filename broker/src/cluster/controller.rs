@@ -32,7 +32,7 @@ pub fn plan_partition(
     cepoch: i32,
 ) -> Option<Plan> {
     let alive = |r: &i32| view.brokers.contains_key(r);
-    let eligible = |r: &i32| alive(r) && !view.shutting_down.contains(r);
+    let eligible = |r: &i32| alive(r) && !view.withdrawn.contains(r);
     let reassigning = !p.adding.is_empty() || !p.removing.is_empty();
     let target: Vec<i32> = p
         .replicas
@@ -99,10 +99,10 @@ pub fn plan_partition(
             None => None,
         };
     }
-    let stopping = |r: &i32| view.shutting_down.contains(r);
+    let stopping = |r: &i32| view.withdrawn.contains(r);
     if stopping(&s.leader) || (reassigning && !target.contains(&s.leader)) {
         // Hand leadership to the first eligible in-sync target replica; the
-        // stopping (or removed) broker leaves the ISR in the same write.
+        // withdrawn (or removed) broker leaves the ISR in the same write.
         let new = target
             .iter()
             .copied()
@@ -114,7 +114,7 @@ pub fn plan_partition(
             .filter(|r| !stopping(r) && (!reassigning || target.contains(r)))
             .collect();
         let why = if stopping(&s.leader) {
-            "controlled shutdown: moved leadership"
+            "leader withdrawn (controlled shutdown or log dir offline): moved leadership"
         } else {
             "reassignment: moved leadership into the target replicas"
         };
@@ -173,7 +173,7 @@ pub fn preferred_moves(view: &ClusterView, pct: u32, cepoch: i32) -> Vec<Move> {
             e.0 += 1;
             if s.leader != pref
                 && view.brokers.contains_key(&pref)
-                && !view.shutting_down.contains(&pref)
+                && !view.withdrawn.contains(&pref)
                 && s.isr.contains(&pref)
             {
                 let new = PartitionState {
@@ -215,7 +215,7 @@ mod tests {
                     )
                 })
                 .collect(),
-            shutting_down: stopping.iter().copied().collect(),
+            withdrawn: stopping.iter().copied().collect(),
             ..Default::default()
         }
     }
@@ -342,7 +342,7 @@ mod tests {
         assert_eq!(moves.len(), 1);
         assert_eq!((moves[0].2.leader, moves[0].2.leader_epoch), (1, 4));
         // Never to a broker in controlled shutdown.
-        v.shutting_down.insert(1);
+        v.withdrawn.insert(1);
         assert!(preferred_moves(&v, 5, 7).is_empty());
     }
 }

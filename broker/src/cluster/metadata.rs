@@ -109,9 +109,11 @@ pub struct ClusterView {
     pub controller_id: i32,
     pub brokers: BTreeMap<i32, BrokerInfo>,
     pub topics: HashMap<String, Arc<TopicMeta>>,
-    /// Brokers in controlled shutdown (`/admin/controlled_shutdown/<id>`):
-    /// never chosen as leader, never taken back into an ISR.
-    pub shutting_down: BTreeSet<i32>,
+    /// Brokers that must hand over their leaderships and leave the ISRs:
+    /// in controlled shutdown (`/admin/controlled_shutdown/<id>`) or with
+    /// their log dir refusing writes (`/admin/log_dir_offline/<id>`, issue
+    /// 19). Never chosen as leader, never taken back into an ISR.
+    pub withdrawn: BTreeSet<i32>,
 }
 
 impl ClusterView {
@@ -120,7 +122,7 @@ impl ClusterView {
     /// take over, or led elsewhere with `me` still in the ISR.
     pub fn shutdown_pending(&self, me: i32) -> usize {
         let other_ok =
-            |r: &i32| *r != me && self.brokers.contains_key(r) && !self.shutting_down.contains(r);
+            |r: &i32| *r != me && self.brokers.contains_key(r) && !self.withdrawn.contains(r);
         self.topics
             .values()
             .flat_map(|t| t.partitions.iter())

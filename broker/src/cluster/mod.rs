@@ -144,6 +144,18 @@ impl Cluster {
         }
     }
 
+    /// Say whether this broker's log dir refuses writes (`zk` says what the
+    /// controller does with it). Standalone has no one to hand over to.
+    pub async fn announce_log_dir_offline(&self, offline: bool) -> Result<(), AdminError> {
+        match self {
+            Cluster::Standalone(_) => Ok(()),
+            Cluster::Zk(z) => z
+                .announce_log_dir_offline(offline)
+                .await
+                .map_err(|e| AdminError::Unavailable(e.to_string())),
+        }
+    }
+
     /// Record partition reassignments (controller only): per partition
     /// (index, error code, message). Standalone cannot move replicas.
     pub async fn reassign(

@@ -71,6 +71,7 @@ const PERSISTENT_PATHS: &[&str] = &[
     "/admin",
     "/admin/delete_topics",
     "/admin/controlled_shutdown",
+    "/admin/log_dir_offline",
     "/consumers",
     "/cluster",
     "/isr_change_notification",
@@ -430,6 +431,7 @@ async fn establish(
                     Err(e) => return Err(other(e)),
                 }
                 delete_stale(&zk, &format!("/admin/controlled_shutdown/{}", me.id)).await;
+                delete_stale(&zk, &format!("/admin/log_dir_offline/{}", me.id)).await;
             }
             Err(e) => return Err(other(e)),
         }
@@ -779,6 +781,29 @@ impl ZkCluster {
         }
     }
 
+    /// Say whether our log dir refuses writes (issue 19; Kafka's brokers
+    /// post `/log_dir_event_notification` for the same reason): the
+    /// ephemeral `/admin/log_dir_offline/<id>` withdraws us like a
+    /// controlled shutdown, so the controller moves our leaderships to
+    /// in-sync replicas on healthy brokers; deleting it when the store
+    /// resumes lets us catch up, rejoin the ISRs and, through the
+    /// preferred-leader rebalance, lead again.
+    pub async fn announce_log_dir_offline(&self, offline: bool) -> Result<(), ZkError> {
+        let path = format!("/admin/log_dir_offline/{}", self.me.id);
+        let zk = self.zk();
+        let r = if offline {
+            zk.create(&path, b"", &Acl::open_unsafe(), CreateMode::Ephemeral)
+                .await
+                .map(|_| ())
+        } else {
+            zk.delete(&path, -1).await
+        };
+        match r {
+            Ok(()) | Err(ZkError::Code(ErrorCode::NodeExists | ErrorCode::NoNode)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// AlterPartitionReassignments, on the controller: record each target
     /// replica list in the topic znode as Kafka 2.4+ does (replicas = target
     /// then the originals, plus adding/removing); `None` cancels. The
@@ -976,7 +1001,7 @@ async fn full_load(zk: &ZkClient, sh: &Shared) -> Result<(), ZkError> {
     let (brokers, sessions) = load_brokers(zk).await?;
     sh.liveness.track(&brokers, &sessions);
     let controller = load_controller(zk).await?;
-    let shutting_down = load_shutting_down(zk).await?;
+    let withdrawn = load_withdrawn(zk).await?;
     let mut topics = HashMap::new();
     for t in children_opt(zk, "/brokers/topics").await? {
         if let Some(m) = load_topic(zk, &t).await? {
@@ -988,19 +1013,26 @@ async fn full_load(zk: &ZkClient, sh: &Shared) -> Result<(), ZkError> {
         v.brokers = brokers;
         v.controller_id = controller;
         v.topics = topics;
-        v.shutting_down = shutting_down;
+        v.withdrawn = withdrawn;
     });
     Ok(())
 }
 
-/// Brokers that announced a controlled shutdown (ephemeral children of
-/// `/admin/controlled_shutdown`, gone with the broker's session).
-async fn load_shutting_down(zk: &ZkClient) -> Result<BTreeSet<i32>, ZkError> {
-    Ok(children_opt(zk, "/admin/controlled_shutdown")
-        .await?
-        .iter()
-        .filter_map(|c| c.parse().ok())
-        .collect())
+/// Brokers withdrawn from leadership: those that announced a controlled
+/// shutdown or an offline log dir (ephemeral children of
+/// `/admin/controlled_shutdown` and `/admin/log_dir_offline`, gone with the
+/// broker's session).
+async fn load_withdrawn(zk: &ZkClient) -> Result<BTreeSet<i32>, ZkError> {
+    let mut ids = BTreeSet::new();
+    for dir in ["/admin/controlled_shutdown", "/admin/log_dir_offline"] {
+        ids.extend(
+            children_opt(zk, dir)
+                .await?
+                .iter()
+                .filter_map(|c| c.parse::<i32>().ok()),
+        );
+    }
+    Ok(ids)
 }
 
 #[derive(Default)]
@@ -1009,7 +1041,7 @@ struct Dirty {
     controller: bool,
     topics: BTreeSet<String>,
     deletes: bool,
-    shutdowns: bool,
+    withdrawals: bool,
     rebalance: bool,
     /// This broker's probes changed their verdict on some broker.
     liveness: bool,
@@ -1025,7 +1057,7 @@ impl Dirty {
             ["brokers", "topics", t, ..] | ["config", "topics", t] => {
                 self.topics.insert(t.to_string());
             }
-            ["admin", "controlled_shutdown", ..] => self.shutdowns = true,
+            ["admin", "controlled_shutdown" | "log_dir_offline", ..] => self.withdrawals = true,
             ["admin", "delete_topics", t] => {
                 self.topics.insert(t.to_string());
                 self.deletes = true;
@@ -1129,9 +1161,9 @@ async fn apply(zk: &ZkClient, sh: &Shared, d: Dirty) -> Result<(), ZkError> {
         sh.liveness.track(&b, &sessions);
         sh.cache.update(|v| v.brokers = b);
     }
-    if d.shutdowns || d.brokers {
-        let s = load_shutting_down(zk).await?;
-        sh.cache.update(|v| v.shutting_down = s);
+    if d.withdrawals || d.brokers {
+        let s = load_withdrawn(zk).await?;
+        sh.cache.update(|v| v.withdrawn = s);
     }
     if d.controller {
         let mut c = load_controller(zk).await?;
@@ -1172,7 +1204,7 @@ async fn apply(zk: &ZkClient, sh: &Shared, d: Dirty) -> Result<(), ZkError> {
         controller_duties(
             zk,
             sh,
-            d.deletes || d.brokers || d.shutdowns || !d.topics.is_empty(),
+            d.deletes || d.brokers || d.withdrawals || !d.topics.is_empty(),
         )
         .await?;
         if d.rebalance && sh.rebalance {

@@ -69,7 +69,7 @@ pub async fn isr_loop(rm: Arc<ReplicaManager>) {
                     !committed.contains(r)
                         && !pm.removing.contains(r)
                         && view.brokers.contains_key(r)
-                        && !view.shutting_down.contains(r)
+                        && !view.withdrawn.contains(r)
                 })
                 .filter(|r| {
                     f(*r).is_some_and(|s| {
