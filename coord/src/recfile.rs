@@ -66,23 +66,24 @@ impl<'a> Iterator for Records<'a> {
 }
 
 /// Where reading stopped at `end` (the end of the valid records), is it
-/// damage in the middle rather than a torn tail? Yes when the record at
-/// `end` is whole (its length fits the file) but fails its CRC, and a valid
-/// record follows it: a torn write leaves nothing valid behind it. Returns
-/// the offset of the damaged record. (A flipped byte in a length field
-/// still reads as a torn tail.)
+/// damage in the middle rather than a torn tail? Yes when a valid record
+/// starts anywhere after `end`: a torn write leaves nothing valid behind it.
+/// Checked first where the record at `end` says the next one starts (a
+/// flipped payload byte), then at every later byte (a flipped length field
+/// points nowhere useful); garbage passes as a record only if a length fits
+/// and a CRC32C matches, so a torn tail is not mistaken for damage. Returns
+/// the offset of the damaged record.
 pub fn damaged_at(bytes: &[u8], end: usize) -> Option<usize> {
-    let hdr = bytes.get(end..end + HEADER)?;
+    let valid_at = |pos: usize| Records { bytes, pos }.next().is_some();
+    let hdr = bytes.get(end..end.checked_add(HEADER)?)?;
     let len = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
-    if len == 0 {
-        return None;
-    }
     let next = end.checked_add(HEADER)?.checked_add(len)?;
-    if next > bytes.len() {
-        return None;
+    if len > 0 && next <= bytes.len() && valid_at(next) {
+        return Some(end);
     }
-    let mut after = Records { bytes, pos: next };
-    after.next().map(|_| end)
+    (end + 1..bytes.len().saturating_sub(HEADER))
+        .any(valid_at)
+        .then_some(end)
 }
 
 /// Work for a writer thread: producers add items, the writer takes all of
@@ -174,5 +175,21 @@ mod tests {
         assert_eq!(r.by_ref().count(), 2);
         assert_eq!(damaged_at(cut, r.offset()), None);
         assert_eq!(damaged_at(&buf, buf.len()), None);
+        // A flipped length field in the middle record, longer or shorter:
+        // its payload no longer ends where the next record starts.
+        for flip in [0x10u8, 0x01] {
+            let mut len = buf.clone();
+            len[second + 3] ^= flip;
+            let mut r = records(&len);
+            assert_eq!(r.by_ref().count(), 1);
+            assert_eq!(damaged_at(&len, r.offset()), Some(second), "flip {flip:#x}");
+        }
+        // A torn tail of zeros or garbage after the good records.
+        let mut tail = buf.clone();
+        tail.extend_from_slice(&[0u8; 64]);
+        assert_eq!(damaged_at(&tail, buf.len()), None);
+        let mut junk = buf.clone();
+        junk.extend((0..200u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+        assert_eq!(damaged_at(&junk, buf.len()), None);
     }
 }

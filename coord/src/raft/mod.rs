@@ -18,10 +18,15 @@
 //! Elections: `elect` decides when a member campaigns (at once when its
 //! leader's process died, else after the election timeout) and runs a
 //! pre-vote first; openraft's own election timer is off.
+//!
+//! Storage faults: a member whose Raft log cannot be written or whose data
+//! dir is below the free-space floor restarts itself and waits to rejoin
+//! until its disk takes writes (`rejoin`).
 
 pub mod elect;
 pub mod log;
 pub mod net;
+pub mod rejoin;
 pub mod sm;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -295,6 +300,8 @@ impl Ensemble {
         applied: tokio::sync::watch::Sender<i64>,
     ) -> Result<Arc<Ensemble>, EnsembleError> {
         let my_id = cfg.my_id.unwrap_or(0);
+        // A member joins only with a data dir that takes writes (`rejoin`).
+        let disk_guard = rejoin::wait_until_writable(&cfg).await;
         let (heartbeat, min, max) = cfg.raft_timing();
         // openraft's election timer is off (`elect` decides); its
         // election_timeout_max is then only its leader lease, during which
@@ -390,6 +397,7 @@ impl Ensemble {
         tokio::spawn(forward_touches(ens.clone(), core.clone(), cfg.tick_time_ms));
         let limit = Duration::from_millis(cfg.tick_time_ms * cfg.sync_limit.max(1));
         tokio::spawn(guard(ens.clone(), core, limit));
+        rejoin::spawn_watch(raft, disk_guard);
         Ok(ens)
     }
 

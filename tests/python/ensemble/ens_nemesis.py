@@ -8,7 +8,9 @@ A 3- (or 5-) member ensemble; kazoo clients doing, concurrently:
 - plain getData (no sync) for the per-session guarantees.
 Meanwhile a nemesis, every few seconds, heals what it broke last and then
 kills -9, SIGSTOPs (SIGCONT next round) or restarts one member, the leader
-included (at most a minority broken at once).
+included (at most a minority broken at once); with --eio, also fails a
+member's disk writes and syncs with EIO until the next round (issue 19: it
+leaves the ensemble, waits for its disk, rejoins).
 
 Then: heal, wait for the members to agree, and check
 - lost: acknowledged creates missing on any member (must be 0);
@@ -24,6 +26,7 @@ Then: heal, wait for the members to agree, and check
     (what scripts/ensemble-chaos.sh runs)
 Prints a JSON report; exit 1 on any violation."""
 import argparse
+import itertools
 import logging
 import random
 import sys
@@ -171,11 +174,16 @@ class Workload(Workers):
                 self.counts["create_ok"] += 1
 
 
-def nemesis(ens, interval, rng):
+def nemesis(ens, interval, rng, eio=False):
     """Every `interval` s: heal the last fault, then kill -9, SIGSTOP or restart
-    one member, the leader or any live one."""
+    one member, the leader or any live one; with eio, also fail a member's
+    disk writes and syncs with EIO (the fjordfault shim) until the next heal."""
+    rounds = itertools.count()
+
     def pick(rng):
         what = rng.choice(["kill", "kill-leader", "pause", "pause-leader", "restart"])
+        if eio and next(rounds) % 2 == 1:       # every other round
+            what = rng.choice(["eio", "eio-leader"])
         m = None
         if what.endswith("leader"):
             m = ens.leader()
@@ -186,10 +194,15 @@ def nemesis(ens, interval, rng):
 
 
 def run(members=3, duration=60.0, interval=4.0, registers=4, cas_clients=6, writers=4,
-        seed=None, extra=None):
+        seed=None, extra=None, eio=False):
     seed = seed if seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     ens = Ensemble(members, extra or {})
+    if eio:
+        from fjordtest.faults import Injector
+        for m in ens.members:
+            m.injector = Injector(m.data_dir, ctl_dir=m.dir)
+            m.env.update(m.injector.env)
     log("seed %d, %d members, %.0fs, nemesis every %.1fs, dir %s" % (
         seed, members, duration, interval, ens.dir))
     w = None
@@ -201,7 +214,7 @@ def run(members=3, duration=60.0, interval=4.0, registers=4, cas_clients=6, writ
         w = Workload(ens, registers, cas_clients, writers, rng)
         w.start()
         time.sleep(1)
-        nem = nemesis(ens, interval, rng)
+        nem = nemesis(ens, interval, rng, eio)
         t0, t1 = nem.run_for(duration)
         log("nemesis done; healing")
         ens.wait_leader(30)
@@ -286,9 +299,12 @@ def main():
     ap.add_argument("--seed", type=int)
     ap.add_argument("--tick-time", type=int, default=2000,
                     help="zoo.cfg tickTime (ZooKeeper's default 2000)")
+    ap.add_argument("--eio", action="store_true",
+                    help="every other round, fail a member's (or the leader's) disk writes and syncs with EIO "
+                         "(the fjordfault LD_PRELOAD shim) until the next round")
     args = ap.parse_args()
     r = run(args.members, args.duration, args.interval, args.registers, args.cas_clients,
-            args.writers, args.seed, {"tickTime": str(args.tick_time)})
+            args.writers, args.seed, {"tickTime": str(args.tick_time)}, eio=args.eio)
     print_report(r, "m")
     return 1 if violations(r) else 0
 

@@ -1,6 +1,6 @@
 """Corruption in the coordinator's transaction log (issue 19, Build 4), on
-the real binary: a flipped byte in a record in the middle of a log file
-stops the start-up with the file and the byte offset named (the file is left
+the real binary: a flipped byte in a record in the middle of a log file, in
+its payload or in its length field, stops the start-up with the file and the byte offset named (the file is left
 as it was); the same file with only a torn tail (a record cut short, as
 kill -9 leaves) starts and serves every whole record. The Raft log's check
 is a unit test (coord/src/raft/log.rs)."""
@@ -53,21 +53,24 @@ def test_txn_log_flipped_byte_refuses_start_torn_tail_recovers():
         recs = records(good)
         assert len(recs) >= 10, recs
         off, n = recs[len(recs) // 2]
-        bad = bytearray(good)
-        bad[off + 8 + n // 2] ^= 0x5A
-        with open(path, "wb") as f:
-            f.write(bad)
+        # A flipped payload byte, then a flipped length field (it points
+        # past the next record's start: no longer a record boundary).
+        for where in (off + 8 + n // 2, off + 2):
+            bad = bytearray(good)
+            bad[where] ^= 0x5A
+            with open(path, "wb") as f:
+                f.write(bad)
 
-        srv.start(wait=False)
-        deadline = time.time() + 15
-        while srv.alive() and time.time() < deadline:
-            time.sleep(0.1)
-        assert not srv.alive(), "started on a log with a corrupt record in the middle"
-        assert srv.proc.returncode != 0
-        log = srv.log_tail(1 << 16)
-        assert path in log and "offset %d" % off in log, log[-2000:]
-        with open(path, "rb") as f:
-            assert f.read() == bytes(bad), "the damaged file was changed"
+            srv.start(wait=False)
+            deadline = time.time() + 15
+            while srv.alive() and time.time() < deadline:
+                time.sleep(0.1)
+            assert not srv.alive(), "started on a log damaged at byte %d" % where
+            assert srv.proc.returncode != 0
+            log = srv.log_tail(1 << 16).rsplit("==== start", 1)[-1]   # this start only
+            assert path in log and "offset %d" % off in log, log[-2000:]
+            with open(path, "rb") as f:
+                assert f.read() == bytes(bad), "the damaged file was changed"
 
         # A torn tail only (the last record cut short): it starts, every whole record served.
         last_off, last_n = recs[-1]

@@ -19,8 +19,10 @@ class Nemesis:
     """Every round: heal what the last round broke, wait interval/2, then break
     one process. pick(rng) -> (victim, action, label) chooses: action "kill"
     (kill -9; started again at the next heal), "pause" (SIGSTOP; SIGCONT at the
-    next heal) or "restart" (stopped and started at once); label is what the
-    history says. Victims are fjordtest Procs with an id given by ident().
+    next heal), "restart" (stopped and started at once) or "eio" (the victim's
+    fjordtest.faults `injector` fails its disk writes and syncs with EIO until
+    the next heal); label is what the history says. Victims are fjordtest Procs
+    with an id given by ident().
     A round starts after first_wait s (default: interval)."""
 
     def __init__(self, interval, rng, pick, ident, log, noun, first_wait=None):
@@ -43,6 +45,8 @@ class Nemesis:
         self.broken = None
         if action == "pause":
             victim.resume()
+        elif action == "eio":
+            victim.injector.disarm()
         else:
             victim.start()
         self.history.append((time.time(), "heal", self.ident(victim), label))
@@ -58,6 +62,8 @@ class Nemesis:
                     victim.kill9()
                 elif action == "pause":
                     victim.pause()
+                elif action == "eio":
+                    victim.injector.arm("eio")
                 else:
                     victim.stop()
                     victim.start()

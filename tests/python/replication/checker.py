@@ -21,6 +21,7 @@ Usable from pytest (run()) and from the command line / scripts/chaos.sh:
   PYTHONPATH=tests/python python3 tests/python/replication/checker.py --duration 1800
 """
 import argparse
+import itertools
 import random
 import sys
 import threading
@@ -96,13 +97,19 @@ class Workload:
         return left
 
 
-def nemesis(cluster, interval, rng):
+def nemesis(cluster, interval, rng, eio=False):
     """Every `interval` seconds: heal what the last round broke, then break one
-    random broker (kill -9, SIGSTOP, or a clean restart). One broker at most is
-    down at a time, so with RF=3 and min.insync.replicas=2 the topic stays writable."""
+    random broker (kill -9, SIGSTOP, or a clean restart; with eio, every other
+    round fails its disk writes and syncs with EIO instead). One broker at most
+    is down at a time, so with RF=3 and min.insync.replicas=2 the topic stays
+    writable."""
+    rounds = itertools.count()
+
     def pick(rng):
         b = rng.choice(cluster.brokers)
         what = rng.choice(["kill", "stop", "restart"])
+        if eio and next(rounds) % 2 == 1:       # every other round
+            return b, "eio", "eio"
         if what == "kill":
             return b, "kill", "kill"
         if what == "stop":
@@ -198,7 +205,7 @@ def compare(a, b):
 
 
 def run(cluster, duration=60.0, interval=5.0, partitions=3, rate=300, seed=None,
-        verify_kills=1, topic="chaos"):
+        verify_kills=1, topic="chaos", eio=False):
     seed = seed if seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     log("seed %d, %d brokers, %.0fs, nemesis every %.1fs" % (seed, len(cluster.brokers), duration, interval))
@@ -207,7 +214,7 @@ def run(cluster, duration=60.0, interval=5.0, partitions=3, rate=300, seed=None,
     w = Workload(cluster.bootstrap, topic, partitions, rate)
     w.start()
     time.sleep(2)
-    nem = nemesis(cluster, interval, rng)
+    nem = nemesis(cluster, interval, rng, eio)
     t0, t1 = nem.run_for(duration)
     log("nemesis done; healing and draining the producer")
     left = w.finish(300)
@@ -265,10 +272,14 @@ def main():
                     help="server.properties override for every broker (repeatable), e.g. "
                          "zookeeper.session.timeout.ms=18000 to measure failover with Kafka's "
                          "default instead of the harness's 4000")
+    ap.add_argument("--eio", action="store_true",
+                    help="every other nemesis round fails a broker's disk writes and syncs with EIO "
+                         "(the fjordfault LD_PRELOAD shim) until the next round")
     args = ap.parse_args()
-    c = start_cluster(3, dict(kv.split("=", 1) for kv in args.broker_config))
+    c = start_cluster(3, dict(kv.split("=", 1) for kv in args.broker_config), eio=args.eio)
     try:
-        r = run(c, args.duration, args.interval, args.partitions, args.rate, args.seed, args.verify_kills)
+        r = run(c, args.duration, args.interval, args.partitions, args.rate, args.seed,
+                args.verify_kills, eio=args.eio)
     finally:
         if cleanup.keep_tmp():
             log("logs kept in %s" % c.dir)

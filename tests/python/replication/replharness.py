@@ -4,11 +4,12 @@ leader is replaced within the tests' patience; `part0` and `Stream` (an
 idempotent acks=all producer timing its acknowledgements) for the failover
 tests. Also used by scripts/bench-replication.sh and
 scripts/bench-failover-broker.sh."""
+import os
 import threading
 import time
 
 from fjordtest import waits
-from fjordtest.broker import Cluster
+from fjordtest.broker import Broker, Cluster
 from fjordtest.kafka import describe
 
 DEFAULT_OVERRIDES = {
@@ -18,10 +19,24 @@ DEFAULT_OVERRIDES = {
 }
 
 
-def start_cluster(n=3, overrides=None):
+def start_cluster(n=3, overrides=None, eio=False):
+    """n brokers; with eio each carries `injector`, a fjordtest.faults
+    Injector over its log dir (the checker's EIO nemesis arms it)."""
     o = dict(DEFAULT_OVERRIDES)
     o.update(overrides or {})
-    return Cluster(n, overrides=o)
+    if not eio:
+        return Cluster(n, overrides=o)
+    from fjordtest.faults import Injector
+
+    def broker(workdir, bid, zk, overrides):
+        b = Broker(workdir, bid, zk, overrides)
+        ctl = os.path.join(workdir, "fault-%d" % bid)
+        os.makedirs(ctl, exist_ok=True)
+        b.injector = Injector(b.log_dir, ctl_dir=ctl)
+        b.env.update(b.injector.env)
+        return b
+
+    return Cluster(n, overrides=o, broker=broker)
 
 
 def wait_until(pred, timeout, what, interval=0.2):
