@@ -100,9 +100,16 @@ class Ensemble:
         return m
 
     def start(self, timeout=20.0):
+        """Starts every member; returns once one leads and every other one
+        follows (a member that did not vote in the first election says
+        `observer` until the membership entry reaches it)."""
         for m in self.members:
             m.start()
         self.wait_leader(timeout)
+        deadline = time.time() + timeout
+        while time.time() < deadline and any(
+                m.mode() not in ("leader", "follower") for m in self.members):
+            time.sleep(0.05)
         return self
 
     def hosts(self, members=None):
