@@ -30,6 +30,13 @@ pub enum LogError {
     Stopped,
     #[error("corrupt metadata in the log store: {0}")]
     Meta(String),
+    /// The store did not open (at start or at a reopen); says where.
+    #[error("cannot open the log store {path}: {source}{hint}")]
+    Open {
+        path: String,
+        source: rocksdb::Error,
+        hint: &'static str,
+    },
     #[error("this replica is not the partition's leader")]
     NotLeader,
     #[error("replicated batch at offset {got} does not continue the log end {expected}")]

@@ -62,6 +62,11 @@ fn open_db(dir: &Path, read_only: bool) -> Result<DB, LogError> {
     // Fetches read table files through a mapping: an uncompressed block is
     // then used in place, with no read(2) copy into a buffer first.
     opts.set_allow_mmap_reads(true);
+    // A WAL record that fails its checksum in the middle stops the open
+    // (naming the file) instead of RocksDB's default point-in-time recovery,
+    // which silently drops it and everything after it: acknowledged
+    // records. A record cut short at a WAL's end (a torn write) is still cut.
+    opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
     let mut log_opts = Options::default();
     log_opts.set_write_buffer_size(64 << 20);
     log_opts.set_max_write_buffer_number(4);
@@ -76,10 +81,22 @@ fn open_db(dir: &Path, read_only: bool) -> Result<DB, LogError> {
         ColumnFamilyDescriptor::new(CF_META, meta_opts),
     ];
     let path = dir.join("rocksdb");
-    Ok(if read_only {
-        DB::open_cf_descriptors_read_only(&opts, path, cfs, false)?
+    let opened = if read_only {
+        DB::open_cf_descriptors_read_only(&opts, &path, cfs, false)
     } else {
-        DB::open_cf_descriptors(&opts, path, cfs)?
+        DB::open_cf_descriptors(&opts, &path, cfs)
+    };
+    opened.map_err(|source| LogError::Open {
+        path: path.display().to_string(),
+        hint: match source.kind() {
+            rocksdb::ErrorKind::Corruption => {
+                " (damage in the middle of a file, not a torn tail: the LOG file there names \
+                 the file and offset; nothing was changed: restore the log dir or let the \
+                 broker re-replicate it from an empty one)"
+            }
+            _ => "",
+        },
+        source,
     })
 }
 
@@ -424,4 +441,63 @@ fn write_hw_file(path: &Path, hws: &std::collections::HashMap<u32, i64>) -> std:
         std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The WAL files under `<dir>/rocksdb`, oldest first.
+    fn wals(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(dir.join("rocksdb"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn fill(dir: &Path) -> Vec<Bytes> {
+        let db = RocksStore::open(dir).unwrap();
+        db.register("t", 0, 1).unwrap();
+        let batches: Vec<Bytes> = (0..64u8).map(|i| Bytes::from(vec![i; 1000])).collect();
+        for (i, b) in batches.iter().enumerate() {
+            db.append(&[(1, i as i64, b)], true).unwrap();
+        }
+        batches
+    }
+
+    fn count(db: &RocksStore) -> usize {
+        let mut n = 0;
+        db.scan(1, 0, i64::MAX, &mut |_| {
+            n += 1;
+            Ok(true)
+        })
+        .unwrap();
+        n
+    }
+
+    #[test]
+    fn a_damaged_wal_record_refuses_to_open_a_torn_wal_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        fill(dir.path());
+        let wal = wals(dir.path()).pop().expect("a WAL file");
+        let good = std::fs::read(&wal).unwrap();
+        assert!(good.len() > 40_000, "{}", good.len());
+        // A flipped byte in the middle: refused, the file named.
+        let mut bad = good.clone();
+        bad[good.len() / 2] ^= 0x5a;
+        std::fs::write(&wal, &bad).unwrap();
+        let err = RocksStore::open(dir.path())
+            .err()
+            .expect("opened a damaged WAL")
+            .to_string();
+        assert!(err.contains("Corruption") && err.contains("rocksdb"), "{err}");
+        assert!(err.contains("not a torn tail"), "{err}");
+        // A torn tail (the last record cut short): opens, the rest is there.
+        std::fs::write(&wal, &good[..good.len() - 500]).unwrap();
+        let db = RocksStore::open(dir.path()).unwrap();
+        assert_eq!(count(&db), 63);
+    }
 }

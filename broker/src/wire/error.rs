@@ -90,6 +90,7 @@ pub fn log_error(e: &LogError) -> i16 {
         | LogError::Db(_)
         | LogError::Stopped
         | LogError::Meta(_)
+        | LogError::Open { .. }
         | LogError::NonContiguous { .. } => KAFKA_STORAGE_ERROR,
     }
 }
