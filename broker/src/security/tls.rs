@@ -157,6 +157,13 @@ impl TlsSettings {
             if provider.cipher_suites.is_empty() {
                 return Err("ssl.cipher.suites leaves no cipher suite rustls offers".into());
             }
+            // The operator's order is the preference (as JSSE's server order).
+            provider.cipher_suites.sort_by_key(|c| {
+                let name = format!("{:?}", c.suite());
+                names.iter().position(|n| *n == name)
+            });
+        } else {
+            prefer_aes128(&mut provider.cipher_suites);
         }
         let provider = Arc::new(provider);
         let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
@@ -187,10 +194,34 @@ impl TlsSettings {
             };
             builder.with_client_cert_verifier(v.build().map_err(|e| e.to_string())?)
         };
-        builder
+        let mut config = builder
             .with_single_cert(km.chain, km.key)
-            .map_err(|e| format!("keystore: {e}"))
+            .map_err(|e| format!("keystore: {e}"))?;
+        // Our order decides: OpenSSL clients (librdkafka, Python) list
+        // AES-256-GCM first, which costs both ends more per byte for no
+        // practical gain over AES-128-GCM.
+        config.ignore_client_order = true;
+        Ok(config)
     }
+}
+
+/// Within each protocol version, AES-128-GCM before AES-256-GCM before
+/// ChaCha20 (ring runs AES-GCM on AES-NI/VAES; ChaCha20 is the fallback for
+/// machines without them, and clients without AES offer it first anyway).
+fn prefer_aes128(suites: &mut [rustls::SupportedCipherSuite]) {
+    let rank = |c: &rustls::SupportedCipherSuite| {
+        let name = format!("{:?}", c.suite());
+        let tls13 = matches!(c, rustls::SupportedCipherSuite::Tls13(_));
+        let cipher = if name.contains("AES_128_GCM") {
+            0
+        } else if name.contains("AES_256_GCM") {
+            1
+        } else {
+            2
+        };
+        (!tls13, cipher)
+    };
+    suites.sort_by_key(rank);
 }
 
 pub use fjord_tls::inline_pem;
