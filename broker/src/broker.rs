@@ -281,7 +281,9 @@ impl Broker {
                     announced = offline;
                 }
                 Ok(()) => {}
-                Err(e) => tracing::warn!(error = %e, offline, "cannot announce the log dir's state; retrying"),
+                Err(e) => {
+                    tracing::warn!(error = %e, offline, "cannot announce the log dir's state; retrying")
+                }
             }
         }
     }
