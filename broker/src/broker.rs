@@ -268,7 +268,7 @@ impl Broker {
             }
             ticks = ticks.wrapping_add(1);
             let offline = self.log.disk().refusal().is_some();
-            if offline == announced && !(offline && ticks % 10 == 0) {
+            if offline == announced && !(offline && ticks.is_multiple_of(10)) {
                 continue;
             }
             match self.cluster.announce_log_dir_offline(offline).await {
