@@ -9,17 +9,23 @@
 #                                          (min.insync.replicas 2); 100,000 records a run,
 #                                          3 rounds (medians)
 #   scripts/bench-transactions.sh --quick  1 broker RF 1 only, 20,000 records, 1 round
+# All runs use linger.ms=0 (LINGER_MS): kbench waits for a transaction's delivery reports
+# before commit_transaction (the rdkafka crate's flush polls in 100 ms slices), and with
+# librdkafka's default linger.ms=5 each transaction's last batch then waited out the
+# linger, which an application never does (librdkafka's commit_transaction flushes at
+# once); the non-transactional run is the same with linger 0 or 5.
 # Transactional runs: one producer (the issue's figure) and TXN_PRODUCERS (default 4)
 # concurrent transactional producers sharing the records, since one producer waits for
 # each commit before it begins the next transaction.
 # env: KBENCH (default ~/.cache/bench-target/release/kbench, built from bench/kbench),
-#      FJORD_BIN, MSGS, REPS, TXN_PRODUCERS, CLUSTERS (e.g. "1" or "1 3")
+#      FJORD_BIN, MSGS, REPS, TXN_PRODUCERS, CLUSTERS (e.g. "1" or "1 3"), LINGER_MS (0)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 require_tool "$KBENCH" kbench
 MSGS=${MSGS:-100000}; REPS=${REPS:-3}; CLUSTERS=${CLUSTERS:-1 3}; TXN_PRODUCERS=${TXN_PRODUCERS:-4}
+LINGER_MS=${LINGER_MS:-0}
 if [ "${1:-}" = "--quick" ]; then MSGS=20000; REPS=1; CLUSTERS=1; fi
-export KBENCH MSGS REPS CLUSTERS TXN_PRODUCERS
+export KBENCH MSGS REPS CLUSTERS TXN_PRODUCERS LINGER_MS
 exec python3 - <<'PY'
 import os, re, statistics, subprocess, sys
 from replication import replharness as h
@@ -47,7 +53,8 @@ for n in map(int, os.environ["CLUSTERS"].split()):
                 out = subprocess.run([kb, "--brokers", c.bootstrap, "--mode", "produce",
                                       "--topic", topic, "--messages", str(msgs), "--size", "1024",
                                       "--acks", "all", "--replication", str(rf),
-                                      "--partitions", "1"] + extra,
+                                      "--partitions", "1",
+                                      "--linger-ms", os.environ["LINGER_MS"]] + extra,
                                      capture_output=True, text=True, timeout=600)
                 line = (out.stdout.strip().splitlines() or [""])[-1]
                 print("label=brokers%d-rf%d:%s %s" % (n, rf, label, line), flush=True)
@@ -65,8 +72,8 @@ for n in map(int, os.environ["CLUSTERS"].split()):
     med = {k: (statistics.median(x for x, _ in v), statistics.median(p for _, p in v))
            for k, v in res.items()}
     base = med["idempotent"][0]
-    print("--- %d broker(s), RF %d, acks=all, 1 KiB, %d records a run, medians of %d round(s)"
-          % (n, rf, msgs, reps))
+    print("--- %d broker(s), RF %d, acks=all, 1 KiB, linger.ms=%s, %d records a run, medians of %d round(s)"
+          % (n, rf, os.environ["LINGER_MS"], msgs, reps))
     for label, _ in RUNS:
         rate, p99 = med[label]
         tail = "" if label == "idempotent" else \

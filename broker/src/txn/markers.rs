@@ -37,12 +37,18 @@ pub struct Marker {
 
 type Shared = Arc<tokio::sync::Mutex<Option<Conn>>>;
 
-/// Connections to partition leaders, one per broker, shared by every
-/// transaction this coordinator completes.
+/// Connections kept to each partition leader. A connection carries one
+/// request at a time, so with one, concurrent transactions' markers to a
+/// leader queued behind each other; a few let them overlap (the leader
+/// appends and awaits the ISR for each independently).
+const CONNS_PER_LEADER: usize = 4;
+
+/// Connections to partition leaders, [`CONNS_PER_LEADER`] per broker, shared
+/// by every transaction this coordinator completes.
 pub struct MarkerSender {
     cache: Arc<MetadataCache>,
     cfg: ClientConfig,
-    conns: parking_lot::Mutex<HashMap<i32, Shared>>,
+    conns: parking_lot::Mutex<HashMap<i32, Vec<Shared>>>,
 }
 
 impl MarkerSender {
@@ -56,8 +62,21 @@ impl MarkerSender {
         }
     }
 
-    fn conn(&self, broker: i32) -> Shared {
-        self.conns.lock().entry(broker).or_default().clone()
+    /// The leader's connections: an idle one if any (taken locked), else
+    /// the one `spread` picks, to wait for.
+    async fn conn(&self, broker: i32, spread: usize) -> tokio::sync::OwnedMutexGuard<Option<Conn>> {
+        let pool: Vec<Shared> = self
+            .conns
+            .lock()
+            .entry(broker)
+            .or_insert_with(|| (0..CONNS_PER_LEADER).map(|_| Shared::default()).collect())
+            .clone();
+        for c in &pool {
+            if let Ok(g) = c.clone().try_lock_owned() {
+                return g;
+            }
+        }
+        pool[spread % pool.len()].clone().lock_owned().await
     }
 
     /// Write `m` to every partition; true once all acknowledged, false if
@@ -152,8 +171,7 @@ impl MarkerSender {
                         })
                         .collect(),
                 )]);
-        let shared = self.conn(leader);
-        let mut slot = shared.lock().await;
+        let mut slot = self.conn(leader, m.producer_id as usize).await;
         if slot.as_ref().is_none_or(|c| c.addr() != addr) {
             match Conn::open(addr, &self.cfg).await {
                 Ok(c) => *slot = Some(c),

@@ -14,7 +14,12 @@
 //! * `markers`: WriteTxnMarkers to partition leaders.
 //!
 //! Requests for one id are serialised by that id's async mutex; marker
-//! writing runs in a task of its own and never holds it.
+//! writing runs in a task of its own and never holds it. EndTxn of a
+//! transaction without offsets answers once Prepare* is durable (as Kafka's
+//! coordinator does); a request for the id that arrives while the markers
+//! are still being written waits for them ([`TxnCoordinator::settled`])
+//! instead of answering CONCURRENT_TRANSACTIONS at once, which a client would
+//! only retry after a backoff.
 
 pub mod codes;
 pub mod markers;
@@ -22,7 +27,7 @@ pub mod state;
 pub mod store;
 pub mod zk_store;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,9 +42,21 @@ use markers::{Marker, MarkerSender};
 use state::{InitStep, TxnMeta, TxnState};
 use store::{PendingOffsets, Stored, TxnStore, TxnStoreError};
 
-/// How long EndTxn waits for the markers before answering anyway (the
-/// outcome is durable once Prepare* is written; Kafka answers right then).
+/// How long a request waits for the markers of the id's previous
+/// transaction before answering CONCURRENT_TRANSACTIONS (which the client
+/// retries); also how long EndTxn of a transaction with offsets waits for
+/// its completion before answering anyway (the outcome is durable once
+/// Prepare* is written).
 const END_WAIT: Duration = Duration::from_secs(5);
+
+/// How long after its markers a transaction without offsets waits for its
+/// Complete* record. The record is not needed for correctness — a coordinator
+/// that loads Prepare* (after a failover) writes the same markers again, which
+/// the partitions take as a no-op — and a busy producer's next request
+/// (AddPartitionsToTxn of the next transaction) replaces the Prepare* record
+/// first, so a transaction costs two coordinator writes (Ongoing, Prepare*)
+/// instead of three. Only an id left idle gets the Complete* write.
+const LAZY_COMPLETE: Duration = Duration::from_secs(1);
 
 /// What this broker knows of one id: not read yet, absent, or the record.
 #[derive(Debug, Clone)]
@@ -50,6 +67,7 @@ enum Slot {
 }
 
 type SlotRef = Arc<tokio::sync::Mutex<Slot>>;
+type SlotGuard = tokio::sync::OwnedMutexGuard<Slot>;
 
 /// The settings the coordinator reads.
 #[derive(Debug, Clone, Copy)]
@@ -73,8 +91,9 @@ pub struct TxnCoordinator {
     store: Arc<dyn TxnStore>,
     ids: Arc<ProducerIds>,
     slots: Mutex<HashMap<String, SlotRef>>,
-    /// Ids whose markers a task of ours is writing now.
-    completing: Mutex<HashSet<String>>,
+    /// Ids whose markers a task of ours is writing now; the receiver turns
+    /// true when that task ends.
+    completing: Mutex<HashMap<String, watch::Receiver<bool>>>,
     markers: MarkerSender,
     shutdown: watch::Receiver<bool>,
 }
@@ -99,7 +118,7 @@ impl TxnCoordinator {
             store,
             ids,
             slots: Mutex::new(HashMap::new()),
-            completing: Mutex::new(HashSet::new()),
+            completing: Mutex::new(HashMap::new()),
             shutdown,
         });
         tokio::spawn(timeout_loop(c.clone()));
@@ -124,6 +143,36 @@ impl TxnCoordinator {
             .entry(id.to_string())
             .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Slot::Unloaded)))
             .clone()
+    }
+
+    /// The locked, loaded slot of `id` once no marker writing of ours is
+    /// running for it: a request that finds the previous transaction still
+    /// prepared waits (up to [`END_WAIT`]) for its markers, then looks
+    /// again. After that wait it gets the slot as is (still prepared: the
+    /// caller answers CONCURRENT_TRANSACTIONS).
+    async fn settled(self: &Arc<Self>, id: &str) -> Result<SlotGuard, i16> {
+        let deadline = tokio::time::Instant::now() + END_WAIT;
+        loop {
+            let mut g = self.slot(id).lock_owned().await;
+            self.ensure_loaded(id, &mut g).await?;
+            if !matches!(&*g, Slot::Have(s) if s.meta.state.is_prepare()) {
+                return Ok(g);
+            }
+            let running = self.completing.lock().get(id).cloned();
+            let Some(mut done) = running.filter(|_| !*self.shutdown.borrow()) else {
+                return Ok(g);
+            };
+            drop(g);
+            // An Err inside (the task ended without saying so) looks again too.
+            let timed_out = tokio::time::timeout_at(deadline, done.wait_for(|d| *d))
+                .await
+                .is_err();
+            if timed_out {
+                let mut g = self.slot(id).lock_owned().await;
+                self.ensure_loaded(id, &mut g).await?;
+                return Ok(g);
+            }
+        }
     }
 
     /// Load the slot if needed; a loaded prepared transaction gets its
@@ -196,11 +245,10 @@ impl TxnCoordinator {
         if code != codes::NONE {
             return (code, -1, -1);
         }
-        let slot = self.slot(id);
-        let mut g = slot.lock().await;
-        if let Err(c) = self.ensure_loaded(id, &mut g).await {
-            return (c, -1, -1);
-        }
+        let mut g = match self.settled(id).await {
+            Ok(g) => g,
+            Err(c) => return (c, -1, -1),
+        };
         let now = now_ms();
         let step = match &*g {
             Slot::Have(s) => s
@@ -244,11 +292,10 @@ impl TxnCoordinator {
         if code != codes::NONE {
             return code;
         }
-        let slot = self.slot(id);
-        let mut g = slot.lock().await;
-        if let Err(c) = self.ensure_loaded(id, &mut g).await {
-            return c;
-        }
+        let mut g = match self.settled(id).await {
+            Ok(g) => g,
+            Err(c) => return c,
+        };
         let Slot::Have(s) = &*g else {
             return codes::INVALID_PRODUCER_ID_MAPPING;
         };
@@ -265,7 +312,13 @@ impl TxnCoordinator {
         }
     }
 
-    /// EndTxn: prepare the outcome durably, write the markers, complete.
+    /// EndTxn: prepare the outcome durably, then write the markers and
+    /// complete in a task. Answers once Prepare* is durable — the outcome
+    /// is decided then, and the id's next request waits for the markers —
+    /// except for a transaction with offsets, which waits for its completion
+    /// (up to [`END_WAIT`]): only that makes the offsets visible to a plain
+    /// OffsetFetch, and clients without require_stable (kafka-python) read
+    /// their commit back right after it.
     pub async fn end(
         self: &Arc<Self>,
         id: &str,
@@ -278,11 +331,10 @@ impl TxnCoordinator {
         if code != codes::NONE {
             return code;
         }
-        let slot = self.slot(id);
-        let mut g = slot.lock().await;
-        if let Err(c) = self.ensure_loaded(id, &mut g).await {
-            return c;
-        }
+        let mut g = match self.settled(id).await {
+            Ok(g) => g,
+            Err(c) => return c,
+        };
         let Slot::Have(s) = &*g else {
             return codes::INVALID_PRODUCER_ID_MAPPING;
         };
@@ -304,27 +356,38 @@ impl TxnCoordinator {
             Ok(None) => return codes::NONE,
             Ok(Some(p)) => p,
         };
+        let offsets = !prepared.groups.is_empty();
         if let Err(c) = self.write(id, &mut g, prepared).await {
             return c;
         }
         drop(g);
-        if let Some(h) = self.spawn_complete(id) {
-            let _ = tokio::time::timeout(END_WAIT, h).await;
+        let mut done = self.spawn_complete(id);
+        if offsets {
+            let _ = tokio::time::timeout(END_WAIT, done.wait_for(|d| *d)).await;
         }
         codes::NONE
     }
 
-    /// Start writing markers and completing `id` unless a task already is.
-    fn spawn_complete(self: &Arc<Self>, id: &str) -> Option<tokio::task::JoinHandle<()>> {
-        if !self.completing.lock().insert(id.to_string()) {
-            return None;
-        }
+    /// Start writing markers and completing `id` unless a task already is;
+    /// the receiver turns true when the (new or running) task ends.
+    fn spawn_complete(self: &Arc<Self>, id: &str) -> watch::Receiver<bool> {
+        let (tx, rx) = {
+            let mut running = self.completing.lock();
+            if let Some(rx) = running.get(id) {
+                return rx.clone();
+            }
+            let (tx, rx) = watch::channel(false);
+            running.insert(id.to_string(), rx.clone());
+            (tx, rx)
+        };
         let me = self.clone();
         let id = id.to_string();
-        Some(tokio::spawn(async move {
+        tokio::spawn(async move {
             me.complete(&id).await;
             me.completing.lock().remove(&id);
-        }))
+            let _ = tx.send(true);
+        });
+        rx
     }
 
     /// Markers for the prepared transaction of `id`, then its Complete record.
@@ -353,6 +416,19 @@ impl TxnCoordinator {
                 _ => return,
             }
             let done = meta.completed(now_ms());
+            if meta.groups.is_empty() {
+                // Nothing to move (no offsets): the Complete record is written
+                // lazily (see LAZY_COMPLETE); the store keeps Prepare* at
+                // `version`, which the id's next write replaces.
+                tracing::debug!(id, commit, "transaction completed (record lazily)");
+                *g = Slot::Have(Stored {
+                    meta: done,
+                    version,
+                });
+                drop(g);
+                self.spawn_lazy_complete(id, version);
+                return;
+            }
             match self.store.finish(id, &done, version, commit).await {
                 Ok(v) => {
                     tracing::debug!(id, commit, "transaction completed");
@@ -376,6 +452,34 @@ impl TxnCoordinator {
                 }
             }
         }
+    }
+
+    /// Write the Complete* record of `id` after [`LAZY_COMPLETE`] unless the
+    /// id was written since (its stored version moved past `version`).
+    fn spawn_lazy_complete(self: &Arc<Self>, id: &str, version: i32) {
+        let me = self.clone();
+        let id = id.to_string();
+        let mut stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(LAZY_COMPLETE) => {}
+                _ = stop.changed() => return,
+            }
+            let slot = me.slot(&id);
+            let mut g = slot.lock().await;
+            let meta = match &*g {
+                Slot::Have(s) if s.version == version && s.meta.state.is_complete() => {
+                    s.meta.clone()
+                }
+                _ => return,
+            };
+            match me.store.put(&id, &meta, Some(version)).await {
+                Ok(v) => *g = Slot::Have(Stored { meta, version: v }),
+                Err(TxnStoreError::Fenced) => *g = Slot::Unloaded,
+                // Harmless: a successor finding Prepare* rewrites the same markers.
+                Err(e) => tracing::debug!(id, error = %e, "lazy Complete record not written"),
+            }
+        });
     }
 
     /// TxnOffsetCommit's transactional half (the group checks are the

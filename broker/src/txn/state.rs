@@ -56,6 +56,11 @@ impl TxnState {
         .find(|st| st.name() == s)
     }
 
+    /// Every marker written: CompleteCommit or CompleteAbort.
+    pub fn is_complete(self) -> bool {
+        matches!(self, TxnState::CompleteCommit | TxnState::CompleteAbort)
+    }
+
     /// Markers are being written: requests wait (CONCURRENT_TRANSACTIONS).
     pub fn is_prepare(self) -> bool {
         matches!(self, TxnState::PrepareCommit | TxnState::PrepareAbort)

@@ -2,7 +2,9 @@
 WriteTxnMarkers reach the partition leaders (3 brokers, RF 3,
 min.insync.replicas 2), so committed records reach read_committed and
 read_uncommitted consumers, aborted ones only read_uncommitted ones, and a
-read_committed consumer waits at an open transaction until it ends."""
+read_committed consumer waits at an open transaction until it ends. EndTxn
+answers before the markers are written, so back-to-back transactions check
+that a transaction's marker never ends (commits or aborts) the next one."""
 import time
 import uuid
 
@@ -80,3 +82,31 @@ def test_read_committed_waits_for_an_open_transaction(tcluster, request):
     assert read(tcluster, topic, "read_committed", 1, timeout=3) == []
     p.commit_transaction(30)
     assert read(tcluster, topic, "read_committed", 2, settle=0.5) == ["open-0", "after-open"]
+
+
+def test_back_to_back_transactions_keep_their_own_outcome(tcluster, request):
+    """Each transaction begins the moment the previous commit/abort returned,
+    on the same 3 partitions, outcomes alternating: every record lands on the
+    side of its own transaction's outcome, none on its predecessor's."""
+    tid = unique("tx-", request)
+    topic = unique("t-", request)
+    create_topic(tcluster.bootstrap, topic, 3, rf=3)
+    p = producer(tcluster, tid, **{"linger.ms": 0})
+    p.init_transactions(30)
+    committed, everything = [], []
+    for t in range(30):
+        p.begin_transaction()
+        vals = ["t%d-%d" % (t, i) for i in range(6)]
+        for i, v in enumerate(vals):
+            p.produce(topic, v.encode(), partition=i % 3)
+        everything += vals
+        if t % 2 == 0:
+            p.commit_transaction(30)
+            committed += vals
+        else:
+            p.flush(30)  # abort_transaction drops what is still queued
+            p.abort_transaction(30)
+    assert sorted(read(tcluster, topic, "read_uncommitted", len(everything), settle=0.5)) \
+        == sorted(everything)
+    assert sorted(read(tcluster, topic, "read_committed", len(committed), settle=1.0)) \
+        == sorted(committed)
