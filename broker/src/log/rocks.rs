@@ -493,7 +493,10 @@ mod tests {
             .err()
             .expect("opened a damaged WAL")
             .to_string();
-        assert!(err.contains("Corruption") && err.contains("rocksdb"), "{err}");
+        assert!(
+            err.contains("Corruption") && err.contains("rocksdb"),
+            "{err}"
+        );
         assert!(err.contains("not a torn tail"), "{err}");
         // A torn tail (the last record cut short): opens, the rest is there.
         std::fs::write(&wal, &good[..good.len() - 500]).unwrap();
