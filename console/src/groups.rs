@@ -1,0 +1,270 @@
+//! Consumer groups over the Kafka protocol (fjord-kafka's `admin` calls, as
+//! kafka-consumer-groups makes them): the list with state, members and total
+//! lag; one group's committed offset, end offset and lag per partition; and
+//! offset resets, planned first (the preview) and committed only while the
+//! group is empty, as Kafka requires.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use fjord_kafka::admin::{self, GroupDescription, TopicPartition};
+use fjord_kafka::client::{Client, Conn};
+
+use crate::cluster::Result;
+
+/// One line of the group list.
+#[derive(Debug, Clone)]
+pub struct GroupRow {
+    pub name: String,
+    pub state: String,
+    pub members: usize,
+    pub topics: BTreeSet<String>,
+    /// Sum of lag over partitions with a known end offset.
+    pub lag: i64,
+}
+
+/// One partition of a group page.
+#[derive(Debug, Clone)]
+pub struct OffsetRow {
+    pub tp: TopicPartition,
+    pub committed: Option<i64>,
+    pub end: Option<i64>,
+}
+
+impl OffsetRow {
+    pub fn lag(&self) -> Option<i64> {
+        Some((self.end? - self.committed?).max(0))
+    }
+}
+
+/// A group's page: description and offsets.
+#[derive(Debug, Clone)]
+pub struct GroupDetail {
+    pub description: GroupDescription,
+    pub offsets: Vec<OffsetRow>,
+}
+
+/// Connections to group coordinators, opened once per page.
+#[derive(Default)]
+pub struct Coordinators {
+    by_addr: HashMap<String, Conn>,
+}
+
+impl Coordinators {
+    /// The connection to `group`'s coordinator.
+    pub async fn of(&mut self, client: &mut Client, group: &str) -> Result<&mut Conn> {
+        let patience = client.config().request_timeout.min(Duration::from_secs(3));
+        let addr = admin::find_coordinator(client, group, patience).await?;
+        if !self.by_addr.contains_key(&addr) {
+            let c = Conn::open(&addr, client.config()).await?;
+            self.by_addr.insert(addr.clone(), c);
+        }
+        self.by_addr
+            .get_mut(&addr)
+            .ok_or_else(|| anyhow::anyhow!("no connection to {addr}"))
+    }
+}
+
+/// Every group with its state, members and lag.
+pub async fn list(client: &mut Client) -> Result<Vec<GroupRow>> {
+    let names = admin::list_groups(client).await?;
+    let mut coords = Coordinators::default();
+    let mut found = Vec::new();
+    for name in names {
+        let conn = coords.of(client, &name).await?;
+        let d = admin::describe_group(conn, &name).await?;
+        let committed = admin::committed_offsets(conn, &name).await?;
+        found.push((name, d, committed));
+    }
+    let all: BTreeSet<TopicPartition> = found
+        .iter()
+        .flat_map(|(_, _, c)| c.keys().cloned())
+        .collect();
+    let ends = admin::offsets_at(client, &all, -1).await?;
+    Ok(found
+        .into_iter()
+        .map(|(name, d, committed)| GroupRow {
+            state: d.state,
+            members: d.members.len(),
+            topics: committed.keys().map(|(t, _)| t.clone()).collect(),
+            lag: committed
+                .iter()
+                .filter_map(|(tp, c)| ends.get(tp).map(|e| (e - c).max(0)))
+                .sum(),
+            name,
+        })
+        .collect())
+}
+
+/// One group: description and, per partition it has offsets for or is
+/// assigned, the committed and end offsets.
+pub async fn detail(client: &mut Client, group: &str) -> Result<GroupDetail> {
+    let mut coords = Coordinators::default();
+    let conn = coords.of(client, group).await?;
+    let description = admin::describe_group(conn, group).await?;
+    let committed = admin::committed_offsets(conn, group).await?;
+    let mut parts: BTreeSet<TopicPartition> = committed.keys().cloned().collect();
+    for m in &description.members {
+        parts.extend(m.assignment.iter().cloned());
+    }
+    let ends = admin::offsets_at(client, &parts, -1).await?;
+    let offsets = parts
+        .into_iter()
+        .map(|tp| OffsetRow {
+            committed: committed.get(&tp).copied(),
+            end: ends.get(&tp).copied(),
+            tp,
+        })
+        .collect();
+    Ok(GroupDetail {
+        description,
+        offsets,
+    })
+}
+
+/// Where a reset moves each partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reset {
+    Earliest,
+    Latest,
+    Offset(i64),
+    /// The first offset at or after a timestamp (ms); the end when none.
+    Timestamp(i64),
+}
+
+impl Reset {
+    /// From the form's `strategy` and `value` fields.
+    pub fn parse(strategy: &str, value: &str) -> std::result::Result<Reset, String> {
+        let num = || {
+            value
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| format!("'{value}' is not a number"))
+        };
+        match strategy {
+            "earliest" => Ok(Reset::Earliest),
+            "latest" => Ok(Reset::Latest),
+            "offset" => num().and_then(|o| {
+                if o < 0 {
+                    Err("an offset is 0 or more".to_string())
+                } else {
+                    Ok(Reset::Offset(o))
+                }
+            }),
+            "timestamp" => num().map(Reset::Timestamp),
+            other => Err(format!("unknown reset strategy '{other}'")),
+        }
+    }
+}
+
+/// One partition of a reset plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move {
+    pub tp: TopicPartition,
+    pub current: Option<i64>,
+    pub new: i64,
+}
+
+/// The plan: every partition of `topics` (each topic the group has offsets
+/// for when empty) and where `reset` puts it, clamped to the partition's
+/// earliest..latest as kafka-consumer-groups does.
+pub async fn plan(
+    client: &mut Client,
+    group: &str,
+    topics: &[String],
+    reset: Reset,
+) -> Result<(String, Vec<Move>)> {
+    let mut coords = Coordinators::default();
+    let conn = coords.of(client, group).await?;
+    let state = admin::describe_group(conn, group).await?.state;
+    let committed = admin::committed_offsets(conn, group).await?;
+    let topics: Vec<String> = if topics.is_empty() {
+        committed
+            .keys()
+            .map(|(t, _)| t.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    } else {
+        topics.to_vec()
+    };
+    let leaders = admin::partition_leaders(client, &topics).await?;
+    let parts: BTreeSet<TopicPartition> = leaders
+        .iter()
+        .flat_map(|(t, ps)| ps.keys().map(move |p| (t.clone(), *p)))
+        .collect();
+    let earliest = admin::offsets_at(client, &parts, -2).await?;
+    let latest = admin::offsets_at(client, &parts, -1).await?;
+    let at_ts = match reset {
+        Reset::Timestamp(ts) => Some(admin::offsets_at(client, &parts, ts).await?),
+        _ => None,
+    };
+    let mut moves = Vec::new();
+    for tp in parts {
+        let (Some(lo), Some(hi)) = (earliest.get(&tp).copied(), latest.get(&tp).copied()) else {
+            anyhow::bail!("partition {}-{} has no reachable leader", tp.0, tp.1);
+        };
+        let new = match reset {
+            Reset::Earliest => lo,
+            Reset::Latest => hi,
+            Reset::Offset(o) => o.clamp(lo, hi),
+            Reset::Timestamp(_) => match at_ts.as_ref().and_then(|m| m.get(&tp)) {
+                Some(o) if *o >= 0 => *o,
+                _ => hi,
+            },
+        };
+        moves.push(Move {
+            current: committed.get(&tp).copied(),
+            new,
+            tp,
+        });
+    }
+    Ok((state, moves))
+}
+
+/// Commit `moves` for `group`, after checking again that it is empty.
+pub async fn execute(client: &mut Client, group: &str, moves: &[Move]) -> Result<()> {
+    let mut coords = Coordinators::default();
+    let conn = coords.of(client, group).await?;
+    let state = admin::describe_group(conn, group).await?.state;
+    if !resettable(&state) {
+        anyhow::bail!(
+            "group {group} is {state}: offsets can be reset only while it has no members (stop its consumers first)"
+        );
+    }
+    let offsets: BTreeMap<TopicPartition, i64> =
+        moves.iter().map(|m| (m.tp.clone(), m.new)).collect();
+    admin::commit_offsets(conn, group, &offsets).await?;
+    Ok(())
+}
+
+/// Kafka resets offsets only for a group without members.
+pub fn resettable(state: &str) -> bool {
+    matches!(state, "Empty" | "Dead")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_strategies_from_the_form() {
+        assert_eq!(Reset::parse("earliest", ""), Ok(Reset::Earliest));
+        assert_eq!(Reset::parse("latest", "x"), Ok(Reset::Latest));
+        assert_eq!(Reset::parse("offset", " 42 "), Ok(Reset::Offset(42)));
+        assert!(Reset::parse("offset", "-1").is_err());
+        assert!(Reset::parse("offset", "abc").is_err());
+        assert_eq!(
+            Reset::parse("timestamp", "1700000000000"),
+            Ok(Reset::Timestamp(1_700_000_000_000))
+        );
+        assert!(Reset::parse("shift", "1").is_err());
+        assert!(resettable("Empty") && resettable("Dead") && !resettable("Stable"));
+        let r = OffsetRow {
+            tp: ("t".into(), 0),
+            committed: Some(5),
+            end: Some(12),
+        };
+        assert_eq!(r.lag(), Some(7));
+    }
+}
