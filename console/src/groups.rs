@@ -107,6 +107,17 @@ pub async fn detail(client: &mut Client, group: &str) -> Result<GroupDetail> {
     for m in &description.members {
         parts.extend(m.assignment.iter().cloned());
     }
+    // Every partition of the topics it reads, so a partition it never
+    // committed shows its whole backlog as unknown rather than missing.
+    let topics: Vec<String> = parts
+        .iter()
+        .map(|(t, _)| t.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for (t, ps) in admin::partition_leaders(client, &topics).await? {
+        parts.extend(ps.keys().map(|p| (t.clone(), *p)));
+    }
     let ends = admin::offsets_at(client, &parts, -1).await?;
     let offsets = parts
         .into_iter()

@@ -39,7 +39,7 @@ pub async fn route(app: &App, r: &Req) -> Reply {
     res.unwrap_or_else(|e| {
         app.error(
             StatusCode::BAD_GATEWAY,
-            "The cluster answered with an error",
+            "The cluster could not be read",
             &format!("{e:#}"),
         )
     })

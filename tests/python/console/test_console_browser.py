@@ -42,7 +42,8 @@ from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 from fjordtest.binaries import bin_dir, require, skip_or_fail  # noqa: E402
 from fjordtest.broker import Cluster, require_brokers  # noqa: E402
@@ -141,6 +142,17 @@ class Browser:
         self.d.save_screenshot(p)
         return p
 
+    def click(self, elem_id):
+        """Click a submit button or link and wait for the next page to load."""
+        old = self.d.find_element(By.TAG_NAME, "html")
+        self.d.find_element(By.ID, elem_id).click()
+        WebDriverWait(self.d, 30).until(EC.staleness_of(old))
+        WebDriverWait(self.d, 30).until(
+            lambda d: d.execute_script("return document.readyState") == "complete")
+
+    def body(self):
+        return self.d.find_element(By.TAG_NAME, "body").text
+
     def text(self, css):
         return self.d.find_element(By.CSS_SELECTOR, css).text
 
@@ -191,8 +203,8 @@ def test_users_day(env):
         el.clear()
         el.send_keys(v)
     b.shot("topics-create")
-    b.d.find_element(By.ID, "create-topic-submit").click()
-    assert "Created topic day." in b.d.find_element(By.TAG_NAME, "body").text
+    b.click("create-topic-submit")
+    assert "Created topic day." in b.body()
     assert b.d.current_url.startswith(b.base + "/topics/day")
     parts = b.rows("partitions")
     assert [r[0] for r in parts] == ["0", "1", "2"]
@@ -217,7 +229,7 @@ def test_users_day(env):
     lim = b.d.find_element(By.ID, "limit")
     lim.clear()
     lim.send_keys("3")
-    b.d.find_element(By.ID, "browse-submit").click()
+    b.click("browse-submit")
     rows = b.rows("messages")
     assert [r[1] for r in rows] == ["500", "501", "502"], rows
     assert rows[0][3] == "k500" and rows[0][4] == "value-500"
@@ -237,7 +249,7 @@ def test_users_day(env):
     assert sorted(r[1] for r in b.rows("messages")) == ["99"] + [str(x) for x in range(990, 1000)]
     b.go("/topics/day/messages?partition=0&offset=0&filter=value-999&scan=100")
     assert b.rows("messages") == []
-    assert "Stopped after scanning 100 records" in b.d.find_element(By.TAG_NAME, "body").text
+    assert "Stopped after scanning 100 records" in b.body()
 
     # A group that stops halfway: 500 read and committed, then it leaves.
     group = "day-readers"
@@ -267,12 +279,12 @@ def test_users_day(env):
 
     # Reset to earliest: preview, then execute.
     Select(b.d.find_element(By.ID, "reset-strategy")).select_by_value("earliest")
-    b.d.find_element(By.ID, "reset-preview").click()
+    b.click("reset-preview")
     prev = b.rows("reset-preview")
     assert ["day", "0", "500", "0"] in prev, prev
     b.shot("reset-preview")
-    b.d.find_element(By.ID, "reset-execute").click()
-    assert "Offsets reset." in b.d.find_element(By.TAG_NAME, "body").text
+    b.click("reset-execute")
+    assert "Offsets reset." in b.body()
     p0 = [r for r in b.rows("offsets") if r[1] == "0"][0]
     assert p0[2:] == ["0", "1000", "1000"], p0
     b.shot("reset-done")
@@ -292,7 +304,9 @@ def test_users_day(env):
     b.go("/zk?path=%2Fbrokers%2Fids")
     kids = [li.text for li in b.d.find_elements(By.CSS_SELECTOR, "#children li")]
     assert kids == ["1", "2", "3"], kids
-    b.d.find_element(By.LINK_TEXT, "2").click()
+    href = b.d.find_element(By.LINK_TEXT, "2").get_attribute("href")
+    assert href.endswith("/zk?path=%2Fbrokers%2Fids%2F2"), href
+    b.d.get(href)
     assert '"port"' in b.text("#znode-data")
     stat = dict((r[0], r[1]) for r in b.rows("stat"))
     assert stat["ephemeralOwner"] != "0x0" and int(stat["dataLength"]) > 0, stat
@@ -300,16 +314,16 @@ def test_users_day(env):
 
     # Delete the topic through the confirmation step (a wrong name deletes nothing).
     b.go("/topics/day")
-    b.d.find_element(By.ID, "delete-topic").click()
+    b.click("delete-topic")
     b.d.find_element(By.ID, "confirm-name").send_keys("dya")
-    b.d.find_element(By.ID, "confirm-delete-submit").click()
-    assert "nothing was deleted" in b.d.find_element(By.TAG_NAME, "body").text
+    b.click("confirm-delete-submit")
+    assert "nothing was deleted" in b.body()
     b.go("/topics/day")
-    b.d.find_element(By.ID, "delete-topic").click()
+    b.click("delete-topic")
     b.shot("delete-confirm")
     b.d.find_element(By.ID, "confirm-name").send_keys("day")
-    b.d.find_element(By.ID, "confirm-delete-submit").click()
-    assert "Deleted topic day." in b.d.find_element(By.TAG_NAME, "body").text
+    b.click("confirm-delete-submit")
+    assert "Deleted topic day." in b.body()
     b.wait(lambda: (b.go("/topics"), "day" not in [r[0] for r in b.rows("topics")])[1], 20,
            "topic gone from the list")
     b.shot("topic-deleted")
