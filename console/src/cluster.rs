@@ -126,7 +126,10 @@ pub async fn snapshot(
             known.extend(p.replicas.iter().copied());
         }
     }
-    let down = known.into_iter().filter(|id| !live.contains_key(id)).collect();
+    let down = known
+        .into_iter()
+        .filter(|id| !live.contains_key(id))
+        .collect();
     Ok(Snapshot {
         cluster_id: client.cluster_id.clone(),
         controller: client.controller_id,
@@ -203,11 +206,7 @@ pub async fn delete_topic(client: &mut Client, name: &str) -> Result<()> {
 
 /// Earliest and latest offsets of each partition of `topic` (asked of each
 /// leader; partitions without a leader or whose leader fails are left out).
-pub async fn offsets(
-    client: &mut Client,
-    topic: &Topic,
-    ts: i64,
-) -> Result<BTreeMap<i32, i64>> {
+pub async fn offsets(client: &mut Client, topic: &Topic, ts: i64) -> Result<BTreeMap<i32, i64>> {
     let parts: BTreeSet<(String, i32)> = topic
         .partitions
         .iter()

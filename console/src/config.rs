@@ -86,13 +86,23 @@ impl ConsoleConfig {
             None => false,
             Some(s) if s == "true" => true,
             Some(s) if s == "false" => false,
-            Some(s) => return Err(bad("console.read.only", format!("expected true or false, not {s}"))),
+            Some(s) => {
+                return Err(bad(
+                    "console.read.only",
+                    format!("expected true or false, not {s}"),
+                ))
+            }
         };
         let timeout = match m.get("console.request.timeout.ms") {
             None => Duration::from_secs(5),
             Some(s) => match s.parse::<u64>() {
                 Ok(ms) if ms > 0 => Duration::from_millis(ms),
-                _ => return Err(bad("console.request.timeout.ms", "expected a positive number of ms")),
+                _ => {
+                    return Err(bad(
+                        "console.request.timeout.ms",
+                        "expected a positive number of ms",
+                    ))
+                }
             },
         };
         let unknown = m
@@ -138,7 +148,10 @@ mod tests {
     #[test]
     fn bad_values_name_the_key() {
         let m = parse_properties("console.read.only=maybe");
-        assert_eq!(ConsoleConfig::from_map(&m).unwrap_err().key, "console.read.only");
+        assert_eq!(
+            ConsoleConfig::from_map(&m).unwrap_err().key,
+            "console.read.only"
+        );
         let m = parse_properties("listeners=PLAINTEXT://x:1");
         assert_eq!(ConsoleConfig::from_map(&m).unwrap_err().key, "listeners");
     }

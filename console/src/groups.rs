@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use fjord_kafka::admin::{self, GroupDescription, TopicPartition};
-use fjord_kafka::client::{Client, Conn};
+use fjord_kafka::client::{Client, Conn, Node};
+use kafka_protocol::messages::{DescribeGroupsRequest, GroupId, ListGroupsRequest};
+use kafka_protocol::protocol::StrBytes;
 
 use crate::cluster::Result;
 
@@ -65,27 +67,54 @@ impl Coordinators {
     }
 }
 
-/// Every group with its state, members and lag.
+/// Every group with its state, members and lag. The broker whose
+/// ListGroups names a group is its coordinator, so each broker is asked once
+/// to describe all of its groups (one DescribeGroups), then for each group's
+/// offsets on the same connection; end offsets are one ListOffsets per leader.
 pub async fn list(client: &mut Client) -> Result<Vec<GroupRow>> {
-    let names = admin::list_groups(client).await?;
-    let mut coords = Coordinators::default();
+    client.metadata(Some(&[]), false).await?;
+    let ids: Vec<i32> = client.brokers.keys().copied().collect();
     let mut found = Vec::new();
-    for name in names {
-        let conn = coords.of(client, &name).await?;
-        let d = admin::describe_group(conn, &name).await?;
-        let committed = admin::committed_offsets(conn, &name).await?;
-        found.push((name, d, committed));
+    for id in ids {
+        let conn = client.conn(Node::Id(id)).await?;
+        let listed = conn.call(&ListGroupsRequest::default(), 0).await?;
+        fjord_kafka::client::check(listed.error_code, None)?;
+        let names: Vec<String> = listed
+            .groups
+            .iter()
+            .map(|g| g.group_id.0.to_string())
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let req = DescribeGroupsRequest::default().with_groups(
+            names
+                .iter()
+                .map(|n| GroupId(StrBytes::from_string(n.clone())))
+                .collect(),
+        );
+        let described = conn.call(&req, 0).await?;
+        for g in described.groups {
+            let name = g.group_id.0.to_string();
+            let committed = if g.error_code == 0 {
+                admin::committed_offsets(conn, &name).await?
+            } else {
+                BTreeMap::new()
+            };
+            found.push((name, g.group_state.to_string(), g.members.len(), committed));
+        }
     }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
     let all: BTreeSet<TopicPartition> = found
         .iter()
-        .flat_map(|(_, _, c)| c.keys().cloned())
+        .flat_map(|(_, _, _, c)| c.keys().cloned())
         .collect();
     let ends = admin::offsets_at(client, &all, -1).await?;
     Ok(found
         .into_iter()
-        .map(|(name, d, committed)| GroupRow {
-            state: d.state,
-            members: d.members.len(),
+        .map(|(name, state, members, committed)| GroupRow {
+            state,
+            members,
             topics: committed.keys().map(|(t, _)| t.clone()).collect(),
             lag: committed
                 .iter()

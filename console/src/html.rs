@@ -89,7 +89,10 @@ pub fn notice(kind: &str, text: &str) -> String {
 
 /// The hidden CSRF field every state-changing form carries.
 pub fn csrf_field(token: &str) -> String {
-    format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(token))
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(token)
+    )
 }
 
 /// A table: `head` cells are escaped, `rows` cells are HTML already.
@@ -112,7 +115,10 @@ pub fn table(id: &str, head: &[&str], rows: &[Vec<String>]) -> String {
 
 /// A list of broker ids as `1,2,3`.
 pub fn ids(v: &[i32]) -> String {
-    v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
+    v.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS.mmm` (UTC).

@@ -83,9 +83,12 @@ async fn run(cfg: config::ConsoleConfig) -> anyhow::Result<()> {
     let app = Arc::new(server::App::new(cfg));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let a = app.clone();
-    let serving = tokio::spawn(fjord_http::serve(listener, "console", stop_rx, move |req| {
-        server::handle(a.clone(), req)
-    }));
+    let serving = tokio::spawn(fjord_http::serve(
+        listener,
+        "console",
+        stop_rx,
+        move |req| server::handle(a.clone(), req),
+    ));
     shutdown_signal().await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);

@@ -86,7 +86,10 @@ pub struct Req {
 
 impl Req {
     pub fn q(&self, k: &str) -> Option<&str> {
-        self.query.get(k).map(String::as_str).filter(|s| !s.is_empty())
+        self.query
+            .get(k)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
     }
     pub fn f(&self, k: &str) -> &str {
         self.form.get(k).map(String::as_str).unwrap_or("")

@@ -35,7 +35,11 @@ pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
         "<form method=\"get\" action=\"/groups\"><input name=\"q\" value=\"{}\" placeholder=\"search\"> <button>Search</button></form>",
         esc(q)
     );
-    body += &table("groups", &["group", "state", "members", "topics", "lag"], &rows);
+    body += &table(
+        "groups",
+        &["group", "state", "members", "topics", "lag"],
+        &rows,
+    );
     Ok(app.page(StatusCode::OK, "Consumer groups", &body))
 }
 
@@ -72,7 +76,11 @@ pub async fn group(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
             })
             .collect();
         body += "<h2>Members</h2>";
-        body += &table("members", &["member", "client id", "host", "assignment"], &rows);
+        body += &table(
+            "members",
+            &["member", "client id", "host", "assignment"],
+            &rows,
+        );
     }
     let rows: Vec<Vec<String>> = d
         .offsets
@@ -142,7 +150,10 @@ pub async fn reset(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     let mut c = super::client(app).await?;
     let (state, moves) = groups::plan(&mut c, name, &topics, reset).await?;
     if moves.is_empty() {
-        let body = notice("error", "No partitions to reset: the group has no committed offsets and no topic was named.");
+        let body = notice(
+            "error",
+            "No partitions to reset: the group has no committed offsets and no topic was named.",
+        );
         return Ok(app.page(StatusCode::BAD_REQUEST, &title, &body));
     }
     if r.f("step") == "execute" {

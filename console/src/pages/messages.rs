@@ -79,16 +79,29 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     // Where each partition starts: an offset, a timestamp's offset, or the earliest.
     let starts: Vec<(i32, Option<i64>)> = if let Some(ts) = ts_text {
         let Some(ms) = parse_time(ts) else {
-            body += &notice("error", &format!("'{ts}' is not a timestamp (epoch ms or YYYY-MM-DD HH:MM:SS, UTC)"));
-            return Ok(app.page(StatusCode::BAD_REQUEST, &format!("Messages in {name}"), &body));
+            body += &notice(
+                "error",
+                &format!("'{ts}' is not a timestamp (epoch ms or YYYY-MM-DD HH:MM:SS, UTC)"),
+            );
+            return Ok(app.page(
+                StatusCode::BAD_REQUEST,
+                &format!("Messages in {name}"),
+                &body,
+            ));
         };
         let at = cluster::offsets(&mut c, t, ms).await?;
-        parts.iter().map(|p| (*p, at.get(p).copied().filter(|o| *o >= 0))).collect()
+        parts
+            .iter()
+            .map(|p| (*p, at.get(p).copied().filter(|o| *o >= 0)))
+            .collect()
     } else if let Some(o) = offset {
         parts.iter().map(|p| (*p, Some(o))).collect()
     } else {
         let at = cluster::offsets(&mut c, t, -2).await?;
-        parts.iter().map(|p| (*p, Some(at.get(p).copied().unwrap_or(0)))).collect()
+        parts
+            .iter()
+            .map(|p| (*p, Some(at.get(p).copied().unwrap_or(0))))
+            .collect()
     };
     let want = Want {
         limit,
@@ -139,15 +152,28 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
                     if rec.log_append_time { " (append)" } else { "" },
                     rec.timestamp
                 ),
-                format!("<pre class=\"key\">{}</pre>", esc(&show(rec.key.as_deref(), format))),
-                format!("<pre class=\"value\">{}</pre>", esc(&show(rec.value.as_deref(), format))),
+                format!(
+                    "<pre class=\"key\">{}</pre>",
+                    esc(&show(rec.key.as_deref(), format))
+                ),
+                format!(
+                    "<pre class=\"value\">{}</pre>",
+                    esc(&show(rec.value.as_deref(), format))
+                ),
                 format!("<pre class=\"headers\">{}</pre>", esc(&headers)),
             ]
         })
         .collect();
     body += &table(
         "messages",
-        &["partition", "offset", "timestamp", "key", "value", "headers"],
+        &[
+            "partition",
+            "offset",
+            "timestamp",
+            "key",
+            "value",
+            "headers",
+        ],
         &rows,
     );
     Ok(app.page(StatusCode::OK, &format!("Messages in {name}"), &body))
@@ -205,7 +231,10 @@ mod tests {
     #[test]
     fn timestamps_from_the_form() {
         assert_eq!(parse_time("1700000000123"), Some(1_700_000_000_123));
-        assert_eq!(parse_time("2023-11-14 22:13:20.123"), Some(1_700_000_000_123));
+        assert_eq!(
+            parse_time("2023-11-14 22:13:20.123"),
+            Some(1_700_000_000_123)
+        );
         assert_eq!(parse_time("2023-11-14T22:13:20Z"), Some(1_700_000_000_000));
         assert_eq!(parse_time("2000-02-29 00:00"), Some(951_782_400_000));
         assert_eq!(parse_time("2023-13-01 00:00"), None);

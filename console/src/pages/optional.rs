@@ -8,11 +8,21 @@ use crate::html::notice;
 use crate::server::{App, Reply};
 
 pub async fn schemas(app: &App) -> anyhow::Result<Reply> {
-    Ok(optional(app, "Schemas", app.cfg.schema_registry.as_deref(), "schema.registry.url"))
+    Ok(optional(
+        app,
+        "Schemas",
+        app.cfg.schema_registry.as_deref(),
+        "schema.registry.url",
+    ))
 }
 
 pub async fn connect(app: &App) -> anyhow::Result<Reply> {
-    Ok(optional(app, "Connect", app.cfg.connect.as_deref(), "connect.url"))
+    Ok(optional(
+        app,
+        "Connect",
+        app.cfg.connect.as_deref(),
+        "connect.url",
+    ))
 }
 
 fn optional(app: &App, title: &str, url: Option<&str>, key: &str) -> Reply {

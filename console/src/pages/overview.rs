@@ -12,7 +12,10 @@ pub async fn page(app: &App) -> anyhow::Result<Reply> {
     let mut c = super::client(app).await?;
     let s = cluster::snapshot(&mut c, None, &app.seen).await?;
     let parts = s.partitions().count();
-    let under: Vec<_> = s.partitions().filter(|(_, p)| p.under_replicated()).collect();
+    let under: Vec<_> = s
+        .partitions()
+        .filter(|(_, p)| p.under_replicated())
+        .collect();
     let offline = s.partitions().filter(|(_, p)| p.offline()).count();
     let card = |id: &str, label: &str, v: String, bad: bool| {
         format!(
@@ -24,11 +27,26 @@ pub async fn page(app: &App) -> anyhow::Result<Reply> {
     };
     let mut body = String::from("<div class=\"cards\">");
     body += &card("brokers-up", "Brokers up", s.live.len().to_string(), false);
-    body += &card("brokers-down", "Brokers down", s.down.len().to_string(), !s.down.is_empty());
-    body += &card("controller", "Controller", s.controller.to_string(), s.controller < 0);
+    body += &card(
+        "brokers-down",
+        "Brokers down",
+        s.down.len().to_string(),
+        !s.down.is_empty(),
+    );
+    body += &card(
+        "controller",
+        "Controller",
+        s.controller.to_string(),
+        s.controller < 0,
+    );
     body += &card("topic-count", "Topics", s.topics.len().to_string(), false);
     body += &card("partition-count", "Partitions", parts.to_string(), false);
-    body += &card("under-replicated", "Under-replicated", under.len().to_string(), !under.is_empty());
+    body += &card(
+        "under-replicated",
+        "Under-replicated",
+        under.len().to_string(),
+        !under.is_empty(),
+    );
     body += &card("offline", "Offline", offline.to_string(), offline > 0);
     body += "</div>";
     if let Some(id) = &s.cluster_id {

@@ -35,13 +35,23 @@ pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
                 t.partitions.len().to_string(),
                 t.replication().to_string(),
                 under.to_string(),
-                if t.internal { "yes".into() } else { String::new() },
+                if t.internal {
+                    "yes".into()
+                } else {
+                    String::new()
+                },
             ]
         })
         .collect();
     body += &table(
         "topics",
-        &["topic", "partitions", "replication", "under-replicated", "internal"],
+        &[
+            "topic",
+            "partitions",
+            "replication",
+            "under-replicated",
+            "internal",
+        ],
         &rows,
     );
     if !app.cfg.read_only {
@@ -146,7 +156,11 @@ pub async fn topic(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
                 off(&earliest, p.index),
                 off(&latest, p.index),
                 link(
-                    &format!("/topics/{}/messages?partition={}&offset=0", enc(name), p.index),
+                    &format!(
+                        "/topics/{}/messages?partition={}&offset=0",
+                        enc(name),
+                        p.index
+                    ),
                     "browse",
                 ),
             ]
@@ -159,7 +173,15 @@ pub async fn topic(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     );
     body += &table(
         "partitions",
-        &["partition", "leader", "replicas", "ISR", "earliest", "latest", ""],
+        &[
+            "partition",
+            "leader",
+            "replicas",
+            "ISR",
+            "earliest",
+            "latest",
+            "",
+        ],
         &rows,
     );
     if !app.cfg.read_only {
@@ -173,7 +195,10 @@ pub async fn topic(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
 
 pub async fn confirm_delete(app: &App, name: &str) -> anyhow::Result<Reply> {
     if app.cfg.read_only {
-        let body = notice("error", "this console is read-only (console.read.only=true)");
+        let body = notice(
+            "error",
+            "this console is read-only (console.read.only=true)",
+        );
         return Ok(app.page(StatusCode::FORBIDDEN, "Refused", &body));
     }
     let body = format!(

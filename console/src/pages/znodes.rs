@@ -20,7 +20,10 @@ fn child(parent: &str, name: &str) -> String {
 
 pub async fn page(app: &App, r: &Req) -> anyhow::Result<Reply> {
     let Some(connect) = app.cfg.zookeeper.as_deref() else {
-        let body = notice("info", "zookeeper.connect is not set: the coordinator pages are off.");
+        let body = notice(
+            "info",
+            "zookeeper.connect is not set: the coordinator pages are off.",
+        );
         return Ok(app.page(StatusCode::OK, "Coordinator", &body));
     };
     let path = r.q("path").unwrap_or("/").to_string();
@@ -34,7 +37,10 @@ pub async fn page(app: &App, r: &Req) -> anyhow::Result<Reply> {
     let zk = match ZkClient::connect_with(connect, opts).await {
         Ok(z) => z,
         Err(e) => {
-            let body = notice("error", &format!("cannot reach the coordinator at {connect}: {e}"));
+            let body = notice(
+                "error",
+                &format!("cannot reach the coordinator at {connect}: {e}"),
+            );
             return Ok(app.page(StatusCode::BAD_GATEWAY, "Coordinator", &body));
         }
     };
