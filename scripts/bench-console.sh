@@ -78,9 +78,14 @@ try:
                                      "zookeeper.connect": c.coord.hosts,
                                      "console.request.timeout.ms": 60000}).start()
     rss0 = rss_mib(con.pid)
-    for label, path in (("topic list", "/topics"), ("group list", "/groups"),
-                        ("group page", "/groups/bench-g00001"), ("overview", "/")):
-        get(con.url + path)  # warm up
+    last_topic, last_group = names[-1].encode(), b"bench-g%05d" % (groups_n - 1)
+    for label, path, must in (("topic list", "/topics", last_topic),
+                              ("group list", "/groups", last_group),
+                              ("group page", "/groups/bench-g00001", b'<span class="lag">0</span>'),
+                              ("overview", "/", b'id="brokers-up" class="">1<')):
+        body = get(con.url + path)[1]  # warm up, and check the page holds what it should
+        if must not in body:
+            sys.exit("%s lacks %r: %s" % (path, must, body[:3000]))
         times = [get(con.url + path)[0] for _ in range(loads)]
         print("%-10s p50 %7.1f ms  p99 %7.1f ms  (%d loads; goal p99 < 200 ms)"
               % (label, pct(times, 50), pct(times, 99), loads), flush=True)

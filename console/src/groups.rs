@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use fjord_kafka::admin::{self, GroupDescription, TopicPartition};
 use fjord_kafka::client::{Client, Conn, Node};
-use kafka_protocol::messages::{DescribeGroupsRequest, GroupId, ListGroupsRequest};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use kafka_protocol::messages::{
+    DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetFetchRequest,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::cluster::Result;
@@ -94,14 +97,17 @@ pub async fn list(client: &mut Client) -> Result<Vec<GroupRow>> {
                 .collect(),
         );
         let described = conn.call(&req, 0).await?;
+        let ok: Vec<String> = described
+            .groups
+            .iter()
+            .filter(|g| g.error_code == 0)
+            .map(|g| g.group_id.0.to_string())
+            .collect();
+        let mut committed = committed_of_groups(conn, &ok).await?;
         for g in described.groups {
             let name = g.group_id.0.to_string();
-            let committed = if g.error_code == 0 {
-                admin::committed_offsets(conn, &name).await?
-            } else {
-                BTreeMap::new()
-            };
-            found.push((name, g.group_state.to_string(), g.members.len(), committed));
+            let offsets = committed.remove(&name).unwrap_or_default();
+            found.push((name, g.group_state.to_string(), g.members.len(), offsets));
         }
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
@@ -123,6 +129,59 @@ pub async fn list(client: &mut Client) -> Result<Vec<GroupRow>> {
             name,
         })
         .collect())
+}
+
+/// Groups asked for their committed offsets in one request (OffsetFetch
+/// v8, KIP-709) of at most this many.
+const GROUPS_PER_FETCH: usize = 500;
+
+/// The committed offsets of each of `groups` (all coordinated by `conn`):
+/// OffsetFetch v8 with many groups a request when the broker serves it,
+/// else one request per group. A group the coordinator refuses is left out.
+async fn committed_of_groups(
+    conn: &mut Conn,
+    groups: &[String],
+) -> Result<BTreeMap<String, BTreeMap<TopicPartition, i64>>> {
+    let mut out = BTreeMap::new();
+    if conn.pick::<OffsetFetchRequest>(8).ok() != Some(8) {
+        for g in groups {
+            if let Ok(c) = admin::committed_offsets(conn, g).await {
+                out.insert(g.clone(), c);
+            }
+        }
+        return Ok(out);
+    }
+    for chunk in groups.chunks(GROUPS_PER_FETCH) {
+        let req = OffsetFetchRequest::default().with_groups(
+            chunk
+                .iter()
+                .map(|g| {
+                    OffsetFetchRequestGroup::default()
+                        .with_group_id(GroupId(StrBytes::from_string(g.clone())))
+                        .with_topics(None)
+                })
+                .collect(),
+        );
+        let resp = conn.call(&req, 8).await?;
+        for g in resp.groups {
+            if g.error_code != 0 {
+                continue;
+            }
+            let mut offsets = BTreeMap::new();
+            for t in &g.topics {
+                for p in &t.partitions {
+                    if p.error_code == 0 && p.committed_offset >= 0 {
+                        offsets.insert(
+                            (t.name.0.to_string(), p.partition_index),
+                            p.committed_offset,
+                        );
+                    }
+                }
+            }
+            out.insert(g.group_id.0.to_string(), offsets);
+        }
+    }
+    Ok(out)
 }
 
 /// One group: description and, per partition it has offsets for or is
