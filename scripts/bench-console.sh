@@ -20,7 +20,7 @@ import os, statistics, sys, time, urllib.request
 from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from fjordtest.broker import Cluster
-from console.test_console_browser import Console, console_binary
+from console.browser import Console, console_binary
 
 topics_n, groups_n = int(os.environ["TOPICS"]), int(os.environ["NGROUPS"])
 loads, search = int(os.environ["LOADS"]), int(os.environ["SEARCH"])

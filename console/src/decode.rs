@@ -1,6 +1,7 @@
 //! How a key, value or header is shown: as text (UTF-8, lossy), as JSON
-//! (pretty-printed when it parses, else text with a note), or as hex. The
-//! result is plain text; the page escapes it.
+//! (pretty-printed when it parses, else text with a note), as hex, or
+//! through the Schema Registry (`typed`, which needs the registry; here it
+//! falls back to text). The result is plain text; the page escapes it.
 
 /// The decodings the messages page offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -8,6 +9,8 @@ pub enum Format {
     Text,
     Json,
     Hex,
+    /// Confluent-framed Avro, Protobuf or JSON Schema, decoded by `typed`.
+    Schema,
 }
 
 impl Format {
@@ -15,6 +18,7 @@ impl Format {
         match s {
             "json" => Format::Json,
             "hex" => Format::Hex,
+            "schema" => Format::Schema,
             _ => Format::Text,
         }
     }
@@ -23,6 +27,7 @@ impl Format {
             Format::Text => "text",
             Format::Json => "json",
             Format::Hex => "hex",
+            Format::Schema => "schema",
         }
     }
 }
@@ -33,7 +38,7 @@ pub fn show(b: Option<&[u8]>, f: Format) -> String {
         return "null".to_string();
     };
     match f {
-        Format::Text => String::from_utf8_lossy(b).into_owned(),
+        Format::Text | Format::Schema => String::from_utf8_lossy(b).into_owned(),
         Format::Hex => hex(b),
         Format::Json => match serde_json::from_slice::<serde_json::Value>(b) {
             Ok(v) => serde_json::to_string_pretty(&v)
@@ -67,6 +72,7 @@ mod tests {
         assert_eq!(show(Some(b"{\"a\":1}"), Format::Json), "{\n  \"a\": 1\n}");
         assert_eq!(show(Some(b"nope"), Format::Json), "(not JSON) nope");
         assert_eq!(Format::parse("hex"), Format::Hex);
+        assert_eq!(Format::parse("schema").name(), "schema");
         assert_eq!(Format::parse("whatever"), Format::Text);
     }
 }

@@ -229,6 +229,9 @@ pub enum Reset {
     Offset(i64),
     /// The first offset at or after a timestamp (ms); the end when none.
     Timestamp(i64),
+    /// The committed offset moved by N (negative: back), clamped to the
+    /// partition; partitions without a committed offset are not moved.
+    Shift(i64),
 }
 
 impl Reset {
@@ -251,6 +254,7 @@ impl Reset {
                 }
             }),
             "timestamp" => num().map(Reset::Timestamp),
+            "shift" => num().map(Reset::Shift),
             other => Err(format!("unknown reset strategy '{other}'")),
         }
     }
@@ -307,6 +311,12 @@ pub async fn plan(
             Reset::Earliest => lo,
             Reset::Latest => hi,
             Reset::Offset(o) => o.clamp(lo, hi),
+            // Like kafka-consumer-groups, a shift needs a committed offset to
+            // move; a partition without one is left alone.
+            Reset::Shift(n) => match committed.get(&tp) {
+                Some(c) => c.saturating_add(n).clamp(lo, hi),
+                None => continue,
+            },
             Reset::Timestamp(_) => match at_ts.as_ref().and_then(|m| m.get(&tp)) {
                 Some(o) if *o >= 0 => *o,
                 _ => hi,
@@ -337,6 +347,14 @@ pub async fn execute(client: &mut Client, group: &str, moves: &[Move]) -> Result
     Ok(())
 }
 
+/// Delete `group` and its offsets (its coordinator refuses while it has members).
+pub async fn delete(client: &mut Client, group: &str) -> Result<()> {
+    let mut coords = Coordinators::default();
+    let conn = coords.of(client, group).await?;
+    admin::delete_group(conn, group).await?;
+    Ok(())
+}
+
 /// Kafka resets offsets only for a group without members.
 pub fn resettable(state: &str) -> bool {
     matches!(state, "Empty" | "Dead")
@@ -357,7 +375,8 @@ mod tests {
             Reset::parse("timestamp", "1700000000000"),
             Ok(Reset::Timestamp(1_700_000_000_000))
         );
-        assert!(Reset::parse("shift", "1").is_err());
+        assert_eq!(Reset::parse("shift", "-5"), Ok(Reset::Shift(-5)));
+        assert!(Reset::parse("rewind", "1").is_err());
         assert!(resettable("Empty") && resettable("Dead") && !resettable("Stable"));
         let r = OffsetRow {
             tp: ("t".into(), 0),

@@ -5,16 +5,23 @@
 //! Modules: `config` (the keys), `server` (request parsing, CSRF, read-only,
 //! timeouts), `pages/` (one file per page), `cluster` (Metadata, topics,
 //! offsets over the Kafka protocol), `scan` (reading messages), `groups`
-//! (lag and resets), `decode` (text/JSON/hex), `html` (escaping, the frame).
+//! (lag and resets), `ensemble` (the coordinator's `srvr`), `decode`
+//! (text/JSON/hex), `html` (escaping, the frame), `rest` (the registry's and
+//! Connect's REST APIs), `diff` (schema versions side by side), `typed`
+//! (registry-framed Avro/Protobuf/JSON Schema values decoded).
 
 mod cluster;
 mod config;
 mod decode;
+mod diff;
+mod ensemble;
 mod groups;
 mod html;
 mod pages;
+mod rest;
 mod scan;
 mod server;
+mod typed;
 
 use std::process::ExitCode;
 use std::sync::Arc;

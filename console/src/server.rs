@@ -27,6 +27,8 @@ pub struct App {
     /// another site cannot know it (it cannot read our pages).
     pub csrf: String,
     pub seen: Seen,
+    /// Schemas by id, for values written through the registry.
+    pub schemas: crate::typed::Schemas,
 }
 
 impl App {
@@ -40,6 +42,7 @@ impl App {
             cfg,
             csrf,
             seen: Seen::default(),
+            schemas: crate::typed::Schemas::default(),
         }
     }
 

@@ -2,7 +2,8 @@
 //! and their assignment; committed offset, end offset and lag per
 //! partition; the reset form) and `/groups/{g}/reset`: a POST with
 //! `step=preview` shows the new offsets and an Execute button, one with
-//! `step=execute` commits them, both only while the group is empty.
+//! `step=execute` commits them, both only while the group is empty;
+//! `/groups/{g}/delete` asks for the name, and its POST deletes the group.
 
 use hyper::StatusCode;
 
@@ -31,7 +32,11 @@ pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
             ]
         })
         .collect();
-    let mut body = format!(
+    let mut body = String::new();
+    if let Some(g) = r.q("deleted") {
+        body += &notice("ok", &format!("Deleted group {g}."));
+    }
+    body += &format!(
         "<form method=\"get\" action=\"/groups\"><input name=\"q\" value=\"{}\" placeholder=\"search\"> <button>Search</button></form>",
         esc(q)
     );
@@ -103,6 +108,10 @@ pub async fn group(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     );
     if !app.cfg.read_only {
         body += &reset_form(app, name, groups::resettable(&d.description.state));
+        body += &format!(
+            "<p><a id=\"delete-group\" href=\"/groups/{}/delete\">Delete this group…</a></p>",
+            esc(&enc(name))
+        );
     }
     Ok(app.page(StatusCode::OK, &format!("Group {name}"), &body))
 }
@@ -120,7 +129,8 @@ fn reset_form(app: &App, name: &str, allowed: bool) -> String {
 <input type=\"hidden\" name=\"step\" value=\"preview\">\
 <label>To <select name=\"strategy\" id=\"reset-strategy\">\
 <option value=\"earliest\">earliest</option><option value=\"latest\">latest</option>\
-<option value=\"offset\">offset</option><option value=\"timestamp\">timestamp (ms)</option></select></label> \
+<option value=\"offset\">offset</option><option value=\"timestamp\">timestamp (ms)</option>\
+<option value=\"shift\">shift by N</option></select></label> \
 <label>Value <input name=\"value\" id=\"reset-value\" size=\"16\"></label> \
 <label>Topic (empty: all the group's) <input name=\"topic\" id=\"reset-topic\"></label> \
 <button id=\"reset-preview\">Preview</button></form>",
@@ -152,7 +162,7 @@ pub async fn reset(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     if moves.is_empty() {
         let body = notice(
             "error",
-            "No partitions to reset: the group has no committed offsets and no topic was named.",
+            "No partitions to reset: the group has no committed offsets there (a shift moves only committed offsets) and no topic was named.",
         );
         return Ok(app.page(StatusCode::BAD_REQUEST, &title, &body));
     }
@@ -207,4 +217,44 @@ pub async fn reset(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
         );
     }
     Ok(app.page(StatusCode::OK, &title, &body))
+}
+
+pub async fn confirm_delete(app: &App, name: &str) -> anyhow::Result<Reply> {
+    if app.cfg.read_only {
+        let body = notice(
+            "error",
+            "this console is read-only (console.read.only=true)",
+        );
+        return Ok(app.page(StatusCode::FORBIDDEN, "Refused", &body));
+    }
+    let body = format!(
+        "{}<form method=\"post\" action=\"/groups/{}/delete\" id=\"confirm-delete-group\">{}\
+<label>Type the group's name to confirm: <input name=\"confirm\" id=\"confirm-group-name\" autocomplete=\"off\"></label> \
+<button id=\"confirm-delete-group-submit\">Delete</button></form>",
+        notice(
+            "error",
+            &format!("Deleting group {name} removes its committed offsets. Only a group without members can be deleted.")
+        ),
+        esc(&enc(name)),
+        csrf_field(&app.csrf)
+    );
+    Ok(app.page(StatusCode::OK, &format!("Delete group {name}?"), &body))
+}
+
+pub async fn delete(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
+    if r.f("confirm") != name {
+        let body = notice(
+            "error",
+            "The name typed does not match the group's: nothing was deleted.",
+        );
+        return Ok(app.page(StatusCode::BAD_REQUEST, "Not deleted", &body));
+    }
+    let mut c = super::client(app).await?;
+    match groups::delete(&mut c, name).await {
+        Ok(()) => Ok(Reply::Redirect(format!("/groups?deleted={}", enc(name)))),
+        Err(e) => {
+            let body = notice("error", &format!("{e:#}"));
+            Ok(app.page(StatusCode::CONFLICT, "Not deleted", &body))
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! `/topics/{t}/messages`: browse a topic from an offset or a timestamp,
 //! one partition or all, showing key, value, headers, timestamp and offset
-//! decoded as text, JSON or hex, with an optional substring filter applied
+//! decoded as text, JSON, hex or through the Schema Registry (JSON with the
+//! schema id), with an optional substring filter applied
 //! while scanning and a bound on how many records are scanned. Every choice
 //! is in the query string, so a position is a bookmark.
 
@@ -9,6 +10,7 @@ use hyper::StatusCode;
 use crate::cluster;
 use crate::decode::{show, Format};
 use crate::html::{enc, esc, notice, table, utc};
+use crate::rest::Rest;
 use crate::scan::{self, Filter, Found, Want};
 use crate::server::{App, Reply, Req};
 
@@ -133,6 +135,36 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
             ),
         );
     }
+    // Schema-framed keys and values: their schemas fetched once, up front.
+    let typed = if format == Format::Schema {
+        match app.cfg.schema_registry.as_deref() {
+            None => {
+                body += &notice(
+                    "info",
+                    "schema.registry.url is not set: values are shown as text.",
+                );
+                None
+            }
+            Some(url) => match Rest::new("the Schema Registry", url, app.cfg.timeout) {
+                Ok(sr) => {
+                    let framed = found.records.iter().flat_map(|(_, r)| {
+                        [r.key.as_deref(), r.value.as_deref()].into_iter().flatten()
+                    });
+                    Some(app.schemas.load(&sr, framed).await)
+                }
+                Err(e) => {
+                    body += &notice("error", &format!("{e}"));
+                    None
+                }
+            },
+        }
+    } else {
+        None
+    };
+    let shown = |b: Option<&[u8]>| match &typed {
+        Some(failed) => app.schemas.show(b, failed),
+        None => show(b, format),
+    };
     let rows: Vec<Vec<String>> = found
         .records
         .iter()
@@ -154,11 +186,11 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
                 ),
                 format!(
                     "<pre class=\"key\">{}</pre>",
-                    esc(&show(rec.key.as_deref(), format))
+                    esc(&shown(rec.key.as_deref()))
                 ),
                 format!(
                     "<pre class=\"value\">{}</pre>",
-                    esc(&show(rec.value.as_deref(), format))
+                    esc(&shown(rec.value.as_deref()))
                 ),
                 format!("<pre class=\"headers\">{}</pre>", esc(&headers)),
             ]
@@ -200,7 +232,7 @@ fn form(
         );
     }
     let mut fmts = String::new();
-    for f in [Format::Text, Format::Json, Format::Hex] {
+    for f in [Format::Text, Format::Json, Format::Hex, Format::Schema] {
         fmts += &format!(
             "<option{}>{}</option>",
             if f == format { " selected" } else { "" },

@@ -1,13 +1,16 @@
 //! The pages, one file each, and the routes that pick them. Every URL is
 //! stable (bookmarkable): `/`, `/brokers`, `/topics`, `/topics/{t}`,
 //! `/topics/{t}/messages?partition=&offset=|timestamp=`, `/topics/{t}/delete`,
-//! `/groups`, `/groups/{g}`, `/groups/{g}/reset`, `/zk?path=`.
+//! `/groups`, `/groups/{g}`, `/groups/{g}/reset`, `/groups/{g}/delete`, `/zk?path=`,
+//! and when configured `/schemas`, `/schemas/{s}?version=|left=&right=`,
+//! `/schemas/register`, `/connect`, `/connect/{c}`, `/connect/{c}/action`.
 
 mod brokers;
+mod connect;
 mod groups;
 mod messages;
-mod optional;
 mod overview;
+mod schemas;
 mod topics;
 mod znodes;
 
@@ -31,9 +34,15 @@ pub async fn route(app: &App, r: &Req) -> Reply {
         (true, ["groups"]) => groups::list(app, r).await,
         (true, ["groups", g]) => groups::group(app, g, r).await,
         (false, ["groups", g, "reset"]) => groups::reset(app, g, r).await,
+        (true, ["groups", g, "delete"]) => groups::confirm_delete(app, g).await,
+        (false, ["groups", g, "delete"]) => groups::delete(app, g, r).await,
         (true, ["zk"]) => znodes::page(app, r).await,
-        (true, ["schemas"]) => optional::schemas(app).await,
-        (true, ["connect"]) => optional::connect(app).await,
+        (true, ["schemas"]) => schemas::list(app, r).await,
+        (false, ["schemas", "register"]) => schemas::register(app, r).await,
+        (true, ["schemas", s]) => schemas::subject(app, s, r).await,
+        (true, ["connect"]) => connect::list(app).await,
+        (true, ["connect", c]) => connect::connector(app, c, r).await,
+        (false, ["connect", c, "action"]) => connect::action(app, c, r).await,
         _ => Ok(app.error(StatusCode::NOT_FOUND, "Not found", "no such page")),
     };
     res.unwrap_or_else(|e| {

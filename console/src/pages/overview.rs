@@ -1,6 +1,6 @@
 //! `/`: the cluster at a glance — brokers up and down, the controller,
 //! topic and partition counts, and the under-replicated and offline
-//! partitions (listed).
+//! partitions (listed), and the coordinator ensemble's members (mode, zxid).
 
 use hyper::StatusCode;
 
@@ -92,6 +92,10 @@ pub async fn page(app: &App) -> anyhow::Result<Reply> {
             &["topic", "partition", "leader", "replicas", "ISR"],
             &rows,
         );
+    }
+    if let Some(zk) = app.cfg.zookeeper.as_deref() {
+        body += "<h2>Coordinator ensemble</h2>";
+        body += &super::znodes::ensemble_table(zk, app.cfg.timeout).await;
     }
     Ok(app.page(StatusCode::OK, "Overview", &body))
 }

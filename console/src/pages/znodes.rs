@@ -1,7 +1,9 @@
 //! `/zk?path=/x`: the coordinator's znode tree over the ZooKeeper protocol
 //! (fjord-zk's client): children as links, the data as text, JSON or hex,
-//! the Stat and the ACL. Read-only. A session is opened per page and closed
-//! after it; an unreachable coordinator gives a notice within the timeout.
+//! the Stat and the ACL; at the root, the ensemble's members (`srvr`) and the
+//! leader's figures and sessions count (`mntr`).
+//! Read-only. A session is opened per page and closed after it; an
+//! unreachable coordinator gives a notice within the timeout.
 
 use fjord_zk::client::{ZkClient, ZkOptions};
 use hyper::StatusCode;
@@ -55,6 +57,10 @@ pub async fn page(app: &App, r: &Req) -> anyhow::Result<Reply> {
     };
     kids.sort();
     let mut body = String::new();
+    if path == "/" {
+        body += &ensemble_table(connect, app.cfg.timeout).await;
+        body += &figures(connect, app.cfg.timeout).await;
+    }
     // Breadcrumbs: every ancestor as a link.
     let mut crumbs = vec![link("/zk?path=%2F", "/")];
     let mut at = String::new();
@@ -103,6 +109,70 @@ pub async fn page(app: &App, r: &Req) -> anyhow::Result<Reply> {
     body += "<h2>ACL</h2>";
     body += &table("acl", &["scheme", "id", "permissions"], &acl_rows);
     Ok(app.page(StatusCode::OK, &format!("Znode {path}"), &body))
+}
+
+/// The members of the coordinator ensemble as a table (`srvr` of each).
+pub async fn ensemble_table(connect: &str, timeout: std::time::Duration) -> String {
+    let members = crate::ensemble::members(connect, timeout).await;
+    let lead = match crate::ensemble::leader(&members) {
+        Some(m) => format!(
+            "<p>Leader <b id=\"ensemble-leader\">{}</b> ({}) · zxid {}</p>",
+            esc(&m.addr),
+            esc(&m.mode),
+            esc(&m.zxid)
+        ),
+        None => notice(
+            "error",
+            "No member says it leads: an election is running or a quorum is lost.",
+        ),
+    };
+    let rows: Vec<Vec<String>> = members
+        .iter()
+        .map(|m| match &m.error {
+            None => vec![
+                esc(&m.addr),
+                format!("<span class=\"up\">{}</span>", esc(&m.mode)),
+                esc(&m.zxid),
+                esc(&m.znodes),
+                esc(&m.connections),
+                esc(&m.version),
+            ],
+            Some(e) => vec![
+                esc(&m.addr),
+                format!("<span class=\"down\">down</span> {}", esc(e)),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ],
+        })
+        .collect();
+    lead + &table(
+        "ensemble",
+        &["member", "mode", "zxid", "znodes", "connections", "version"],
+        &rows,
+    )
+}
+
+/// `mntr` of the leader (or the first member): sessions first, then all figures.
+async fn figures(connect: &str, timeout: std::time::Duration) -> String {
+    let members = crate::ensemble::members(connect, timeout).await;
+    let Some(m) = crate::ensemble::leader(&members).or(members.iter().find(|m| m.error.is_none()))
+    else {
+        return String::new();
+    };
+    let mut out = format!("<h2>Figures of {} (mntr)</h2>", esc(&m.addr));
+    match crate::ensemble::mntr(&m.addr, timeout).await {
+        Ok(rows) => {
+            if let Some((_, n)) = rows.iter().find(|(k, _)| k == "global_sessions") {
+                out += &format!("<p>Sessions <b id=\"sessions\">{}</b></p>", esc(n));
+            }
+            let rows: Vec<Vec<String>> = rows.iter().map(|(k, v)| vec![esc(k), esc(v)]).collect();
+            out += &table("mntr", &["figure", "value"], &rows);
+        }
+        Err(e) => out += &notice("info", &format!("mntr gave no figures: {e}")),
+    }
+    out
 }
 
 type Read = (

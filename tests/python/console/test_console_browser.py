@@ -10,7 +10,10 @@ offset (through the browse form) and by the timestamp between the halves, and
 its value and header are read off the page; a confluent-kafka group that stops
 after 500 messages shows committed 500, end 1000, lag 500; it is reset to
 earliest through preview then execute while empty, and a consumer in the group
-then reads offset 0 first; the coordinator's /brokers/ids znodes are browsed
+then reads offset 0 first; it is shifted by +250 (preview, execute) and a
+shift of -1000 previews clamped to 0; deleting the group is refused while a
+member is in it, a wrong name deletes nothing, and the typed name deletes it;
+the overview and /zk show the coordinator ensemble; the coordinator's /brokers/ids znodes are browsed
 (children, data, Stat); the topic is deleted through the confirmation step
 (a wrong name deletes nothing); a broker is killed -9 and the overview shows
 it down and the under-replicated partitions within 30 s. A screenshot of each
@@ -19,7 +22,9 @@ page is saved in a directory whose path the test prints.
 Safety (test_safety): a read-only console shows no create form and no delete
 link and answers 403 to a POST; a POST without (or with a wrong) CSRF token
 is refused with 403 and creates nothing; a value holding `<script>` shows as
-text and no script runs in the browser. test_unreachable_brokers: a console
+text and no script runs in the browser. test_ensemble: a three-member
+coordinator ensemble shows one leader and two followers with their zxids, and
+a member killed -9 as down. test_unreachable_brokers: a console
 whose bootstrap port is closed, and one whose broker accepts but never
 answers, each give an error page within its timeout instead of hanging.
 """
@@ -27,80 +32,29 @@ import os
 import re
 import socket
 import subprocess
-import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import pytest
 
 ck = pytest.importorskip("confluent_kafka")
 selenium = pytest.importorskip("selenium")
 from confluent_kafka import Consumer  # noqa: E402
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
 
-from fjordtest.binaries import bin_dir, require, skip_or_fail  # noqa: E402
+from console.browser import (Browser, Console, chromium, http, require_console,  # noqa: E402
+                             screenshot_dir)
 from fjordtest.broker import Cluster, require_brokers  # noqa: E402
 from fjordtest.kafka import create_topic  # noqa: E402
-from fjordtest.net import HOST, free_port  # noqa: E402
-from fjordtest.proc import Proc  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-
-
-def console_binary():
-    return os.path.join(bin_dir(), "fjord-console")
-
-
-class Console(Proc):
-    def __init__(self, workdir, name, props):
-        super().__init__(name, workdir)
-        self.port = free_port()
-        self.cfg = os.path.join(workdir, name + ".properties")
-        props = dict(props)
-        props["listeners"] = "http://%s:%d" % (HOST, self.port)
-        with open(self.cfg, "w") as f:
-            for k, v in props.items():
-                f.write("%s=%s\n" % (k, v))
-
-    def start(self):
-        self.launch([console_binary(), self.cfg])
-        self.wait_listening(self.port)
-        return self
-
-    @property
-    def url(self):
-        return "http://%s:%d" % (HOST, self.port)
-
-
-def http(url, data=None, timeout=30):
-    """(status, body) of a GET, or of a form POST when data is a dict."""
-    body = urllib.parse.urlencode(data).encode() if data is not None else None
-    req = urllib.request.Request(url, data=body)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+from fjordtest.net import HOST, free_port, hostport  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def env():
     require_brokers()
-    require(console_binary())
-    for p in (CHROMIUM, CHROMEDRIVER):
-        if not os.access(p, os.X_OK):
-            skip_or_fail("%s missing (apt-get install chromium chromium-driver)" % p)
+    require_console()
     cluster = Cluster(3)
-    shots = tempfile.mkdtemp(prefix="fjord-console-screenshots-")
-    print("\nconsole screenshots in %s" % shots)
+    shots = screenshot_dir()
     consoles = []
     driver = None
     try:
@@ -110,13 +64,7 @@ def env():
         rw = Console(cluster.dir, "console", base).start()
         ro = Console(cluster.dir, "console-ro", dict(base, **{"console.read.only": "true"})).start()
         consoles += [rw, ro]
-        opts = Options()
-        opts.binary_location = CHROMIUM
-        for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                  "--disable-gpu", "--window-size=1400,1000"):
-            opts.add_argument(a)
-        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-        driver.set_page_load_timeout(30)
+        driver = chromium()
         yield {"cluster": cluster, "rw": rw, "ro": ro, "driver": driver, "shots": shots}
     finally:
         if driver is not None:
@@ -124,56 +72,6 @@ def env():
         for c in consoles:
             c.stop()
         cluster.close()
-
-
-class Browser:
-    def __init__(self, e):
-        self.d = e["driver"]
-        self.base = e["rw"].url
-        self.shots = e["shots"]
-        self.n = 0
-
-    def go(self, path):
-        self.d.get(self.base + path)
-
-    def shot(self, name):
-        self.n += 1
-        p = os.path.join(self.shots, "%02d-%s.png" % (self.n, name))
-        self.d.save_screenshot(p)
-        return p
-
-    def click(self, elem_id):
-        """Click a submit button or link and wait for the next page to load."""
-        old = self.d.find_element(By.TAG_NAME, "html")
-        self.d.find_element(By.ID, elem_id).click()
-        WebDriverWait(self.d, 30).until(EC.staleness_of(old))
-        WebDriverWait(self.d, 30).until(
-            lambda d: d.execute_script("return document.readyState") == "complete")
-
-    def body(self):
-        return self.d.find_element(By.TAG_NAME, "body").text
-
-    def text(self, css):
-        return self.d.find_element(By.CSS_SELECTOR, css).text
-
-    def rows(self, table_id):
-        out = []
-        for tr in self.d.find_elements(By.CSS_SELECTOR, "#%s tbody tr" % table_id):
-            out.append([td.text for td in tr.find_elements(By.TAG_NAME, "td")])
-        return out
-
-    def wait(self, cond, timeout, what, every=1.0):
-        deadline = time.time() + timeout
-        last = None
-        while time.time() < deadline:
-            try:
-                if cond():
-                    return
-            except Exception as ex:  # noqa: BLE001 - page may be mid-refresh
-                last = ex
-            time.sleep(every)
-        raise AssertionError("%s not seen within %ss (%r); page:\n%s"
-                             % (what, timeout, last, self.d.find_element(By.TAG_NAME, "body").text))
 
 
 def kcat_produce(bootstrap, topic, lines, partition=0):
@@ -184,7 +82,7 @@ def kcat_produce(bootstrap, topic, lines, partition=0):
 
 
 def test_users_day(env):
-    b = Browser(env)
+    b = Browser(env["driver"], env["rw"].url, env["shots"])
     c = env["cluster"]
     topic = "day"
     # Overview: 3 brokers up, none down.
@@ -193,6 +91,11 @@ def test_users_day(env):
     assert b.text("#brokers-down") == "0"
     assert int(b.text("#controller")) in (1, 2, 3)
     assert sorted(r[0] for r in b.rows("broker-status")) == ["1", "2", "3"]
+    # The coordinator ensemble (one standalone member here; test_ensemble has three).
+    ens = b.rows("ensemble")
+    assert len(ens) == 1 and ens[0][0] == c.coord.hosts and ens[0][1] == "standalone", ens
+    assert re.fullmatch(r"0x[0-9a-f]+", ens[0][2]) and int(ens[0][3]) > 0, ens
+    assert b.text("#ensemble-leader") == c.coord.hosts
     b.shot("overview")
 
     # Create a topic in the form.
@@ -300,12 +203,74 @@ def test_users_day(env):
     cons.close()
     assert first == (0, 0, b"value-0"), first
 
+    # Shift by N: +250 from the committed 0 (preview, execute); a shift past
+    # the start is clamped to the earliest offset (preview only).
+    b.go("/groups/" + group)
+    b.wait(lambda: (b.go("/groups/" + group), b.text("#group-state") == "Empty")[1], 20,
+           "group Empty again")
+    for value, current, new in (("250", "0", "250"), ("-1000", "250", "0")):
+        Select(b.d.find_element(By.ID, "reset-strategy")).select_by_value("shift")
+        b.d.find_element(By.ID, "reset-value").send_keys(value)
+        b.d.find_element(By.ID, "reset-topic").send_keys(topic)
+        b.click("reset-preview")
+        prev = b.rows("reset-preview")
+        assert ["day", "0", current, new] in prev, (value, prev)
+        if value == "250":
+            b.shot("shift-preview")
+            b.click("reset-execute")
+            assert "Offsets reset." in b.body()
+            p0 = [r for r in b.rows("offsets") if r[1] == "0"][0]
+            assert p0[2:] == ["250", "1000", "750"], p0
+        else:
+            b.go("/groups/" + group)
+    p0 = [r for r in b.rows("offsets") if r[1] == "0"][0]
+    assert p0[2] == "250", p0  # the second shift was only previewed
+
+    # Delete the group: refused while a member is in it, a wrong name deletes
+    # nothing, then the typed name deletes it and its offsets.
+    live = Consumer({"bootstrap.servers": c.bootstrap, "group.id": group,
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    live.subscribe([topic])
+    deadline = time.time() + 30
+    while not live.assignment() and time.time() < deadline:
+        live.poll(0.5)
+    assert live.assignment()
+    b.go("/groups/" + group)
+    b.click("delete-group")
+    b.d.find_element(By.ID, "confirm-group-name").send_keys(group)
+    b.click("confirm-delete-group-submit")
+    assert "Not deleted" in b.body() and "NON_EMPTY_GROUP" in b.body(), b.body()
+    live.close()
+    b.wait(lambda: (b.go("/groups/" + group), b.text("#group-state") == "Empty")[1], 20,
+           "group Empty after its member left")
+    b.click("delete-group")
+    b.d.find_element(By.ID, "confirm-group-name").send_keys(group + "x")
+    b.click("confirm-delete-group-submit")
+    assert "nothing was deleted" in b.body()
+    b.go("/groups/" + group)
+    b.click("delete-group")
+    b.shot("delete-group-confirm")
+    b.d.find_element(By.ID, "confirm-group-name").send_keys(group)
+    b.click("confirm-delete-group-submit")
+    assert "Deleted group %s." % group in b.body()
+    assert group not in [r[0] for r in b.rows("groups")]
+    b.go("/groups/" + group)
+    assert b.text("#group-state") == "Dead"
+    assert all(r[2] == "-" for r in b.rows("offsets")), b.rows("offsets")
+    b.shot("group-deleted")
+
     # The coordinator's znodes.
     b.go("/zk?path=%2Fbrokers%2Fids")
     kids = [li.text for li in b.d.find_elements(By.CSS_SELECTOR, "#children li")]
     assert kids == ["1", "2", "3"], kids
     href = b.d.find_element(By.LINK_TEXT, "2").get_attribute("href")
     assert href.endswith("/zk?path=%2Fbrokers%2Fids%2F2"), href
+    b.go("/zk")
+    assert [r[0] for r in b.rows("ensemble")] == [c.coord.hosts]
+    # mntr's figures: the three brokers' sessions at least, and the znode count.
+    assert int(b.text("#sessions")) >= 3
+    figures = dict((r[0], r[1]) for r in b.rows("mntr"))
+    assert int(figures["znode_count"]) > 0, figures
     b.d.get(href)
     assert '"port"' in b.text("#znode-data")
     stat = dict((r[0], r[1]) for r in b.rows("stat"))
@@ -357,9 +322,16 @@ def test_safety(env):
     assert st == 200 and "delete-topic" not in page
     st, page = http(ro.url + "/topics/safe/delete")
     assert st == 403
+    st, page = http(ro.url + "/groups/g/delete")
+    assert st == 403
+    st, page = http(rw.url + "/groups/g")
+    assert st == 200 and 'id="delete-group"' in page and 'id="reset-form"' in page
+    st, page = http(ro.url + "/groups/g")
+    assert st == 200 and "delete-group" not in page and "reset-form" not in page
     for path, form in (("/topics", {"name": "ro-made", "partitions": "1", "replication": "1"}),
                        ("/topics/safe/delete", {"confirm": "safe"}),
-                       ("/groups/g/reset", {"strategy": "earliest", "step": "execute"})):
+                       ("/groups/g/reset", {"strategy": "earliest", "step": "execute"}),
+                       ("/groups/g/delete", {"confirm": "g"})):
         st, page = http(ro.url + path, form)
         assert st == 403 and "read-only" in page, (path, st)
     # CSRF: without the token, or with a wrong one, nothing is created.
@@ -418,4 +390,39 @@ def test_unreachable_brokers(env):
     finally:
         silent.close()
         for con in made:
+            con.stop()
+
+
+def test_ensemble(env):
+    """A three-member coordinator ensemble on /zk and the overview: one leader,
+    two followers, each with its zxid; a member killed -9 shows as down while
+    the page still renders."""
+    from fjordtest.ensemble import running
+    d = env["driver"]
+    with running(3) as ens:
+        con = Console(ens.dir, "console-ensemble",
+                      {"bootstrap.servers": env["cluster"].bootstrap,
+                       "zookeeper.connect": ens.hosts(),
+                       "console.request.timeout.ms": 3000}).start()
+        try:
+            def rows(path):
+                d.get(con.url + path)
+                return [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                        for tr in d.find_elements(By.CSS_SELECTOR, "#ensemble tbody tr")]
+            leader = ens.wait_leader()
+            for path in ("/zk", "/"):
+                got = rows(path)
+                assert [r[0] for r in got] == [hostport(m.port) for m in ens.members], got
+                assert sorted(r[1] for r in got) == ["follower", "follower", "leader"], got
+                assert all(re.fullmatch(r"0x[0-9a-f]+", r[2]) for r in got), got
+                assert d.find_element(By.ID, "ensemble-leader").text == hostport(leader.port)
+            d.save_screenshot(os.path.join(env["shots"], "ensemble.png"))
+            victim = [m for m in ens.members if m is not leader][0]
+            victim.kill9()
+            got = {r[0]: r for r in rows("/")}
+            assert got[hostport(victim.port)][1].startswith("down"), got
+            assert sorted(r[1] for r in got.values() if not r[1].startswith("down")) == \
+                ["follower", "leader"], got
+            d.save_screenshot(os.path.join(env["shots"], "ensemble-member-down.png"))
+        finally:
             con.stop()
