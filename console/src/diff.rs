@@ -22,8 +22,9 @@ pub fn lines<'a>(a: &'a str, b: &'a str) -> Vec<Row<'a>> {
     if (a.len() + 1).saturating_mul(b.len() + 1) > MAX_CELLS {
         return a
             .iter()
-            .map(|l| Row::Del(*l))
-            .chain(b.iter().map(|l| Row::Add(*l)))
+            .copied()
+            .map(Row::Del)
+            .chain(b.iter().copied().map(Row::Add))
             .collect();
     }
     // lcs[i][j]: the common length of a[i..] and b[j..].
@@ -53,8 +54,8 @@ pub fn lines<'a>(a: &'a str, b: &'a str) -> Vec<Row<'a>> {
             j += 1;
         }
     }
-    out.extend(a[i..].iter().map(|l| Row::Del(*l)));
-    out.extend(b[j..].iter().map(|l| Row::Add(*l)));
+    out.extend(a[i..].iter().copied().map(Row::Del));
+    out.extend(b[j..].iter().copied().map(Row::Add));
     out
 }
 

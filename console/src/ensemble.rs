@@ -158,7 +158,7 @@ mod tests {
         assert!(m.error.is_none());
         let f = parse_srvr("h:2", "Mode: follower\nZxid: 0x1a\n");
         assert_eq!(leader(&[f.clone(), m.clone()]), Some(&m));
-        assert_eq!(leader(&[f.clone()]), None);
+        assert_eq!(leader(std::slice::from_ref(&f)), None);
         assert_eq!(leader(&[m.clone(), m.clone()]), None);
         assert_eq!(
             parse_mntr("zk_version\t3.8\nzk_global_sessions\t4\n"),
