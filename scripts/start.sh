@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command to try Fjord: install what is missing (Debian packages), build, start
-# fjord-coord (config/coord.properties) and one fjord-broker (config/broker.properties)
-# in the foreground. Ctrl-C stops both, broker first.
+# fjord-coord (config/coord.properties), the web console (config/console.properties,
+# http://127.0.0.1:9021) and one fjord-broker (config/broker.properties) in the
+# foreground. Ctrl-C stops them, broker first.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 fjord_install_apt
@@ -18,10 +19,15 @@ for _ in $(seq 1 100); do
   kill -0 $COORD_PID 2>/dev/null || { cat "$FJORD_ROOT/logs/fjord-coord.out" >&2; exit 1; }
   sleep 0.1
 done
+# The web console (it waits for nothing: its pages say when the broker is not up yet).
+setsid "$FJORD_BIN/fjord-console" "$FJORD_ROOT/config/console.properties" > "$FJORD_ROOT/logs/fjord-console.out" 2>&1 &
+CONSOLE_PID=$!
+trap 'kill $CONSOLE_PID 2>/dev/null; kill $COORD_PID 2>/dev/null; wait $COORD_PID 2>/dev/null' EXIT
 cat <<MSG
 
 fjord-coord is running on 127.0.0.1:2181 (config/coord.properties, log logs/fjord-coord.out);
 fjord-broker is starting on 127.0.0.1:9092 (config/broker.properties, data in /tmp/fjord/broker-0).
+Web console: http://127.0.0.1:9021 (config/console.properties, log logs/fjord-console.out).
 What now, from another terminal:
   F=$FJORD_BIN/fjord
   \$F topic create --topic demo --partitions 3 --bootstrap-server 127.0.0.1:9092
@@ -31,7 +37,7 @@ What now, from another terminal:
   echo hello | kcat -b 127.0.0.1:9092 -P -t demo && kcat -b 127.0.0.1:9092 -C -t demo -e
   \$F znode ls -R /brokers                       # cluster state in the coordinator
   /usr/share/zookeeper/bin/zkCli.sh -server 127.0.0.1:2181 get /brokers/ids/0
-Stop with Ctrl-C: the broker stops first, then the coordinator.
+Stop with Ctrl-C: the broker stops first, then the console and the coordinator.
 
 MSG
 "$FJORD_BIN/fjord-broker" "$FJORD_ROOT/config/broker.properties"

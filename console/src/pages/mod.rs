@@ -1,0 +1,60 @@
+//! The pages, one file each, and the routes that pick them. Every URL is
+//! stable (bookmarkable): `/`, `/brokers`, `/topics`, `/topics/{t}`,
+//! `/topics/{t}/messages?partition=&offset=|timestamp=`, `/topics/{t}/delete`,
+//! `/groups`, `/groups/{g}`, `/groups/{g}/reset`, `/groups/{g}/delete`, `/zk?path=`,
+//! and when configured `/schemas`, `/schemas/{s}?version=|left=&right=`,
+//! `/schemas/register`, `/connect`, `/connect/{c}`, `/connect/{c}/action`.
+
+mod brokers;
+mod connect;
+mod groups;
+mod messages;
+mod overview;
+mod schemas;
+mod topics;
+mod znodes;
+
+use hyper::{Method, StatusCode};
+
+use crate::server::{App, Reply, Req};
+
+/// Pick the page for `r`.
+pub async fn route(app: &App, r: &Req) -> Reply {
+    let segs: Vec<&str> = r.segs.iter().map(String::as_str).collect();
+    let get = r.method == Method::GET || r.method == Method::HEAD;
+    let res = match (get, segs.as_slice()) {
+        (true, []) => overview::page(app).await,
+        (true, ["brokers"]) => brokers::page(app).await,
+        (true, ["topics"]) => topics::list(app, r).await,
+        (false, ["topics"]) => topics::create(app, r).await,
+        (true, ["topics", t]) => topics::topic(app, t, r).await,
+        (true, ["topics", t, "messages"]) => messages::page(app, t, r).await,
+        (true, ["topics", t, "delete"]) => topics::confirm_delete(app, t).await,
+        (false, ["topics", t, "delete"]) => topics::delete(app, t, r).await,
+        (true, ["groups"]) => groups::list(app, r).await,
+        (true, ["groups", g]) => groups::group(app, g, r).await,
+        (false, ["groups", g, "reset"]) => groups::reset(app, g, r).await,
+        (true, ["groups", g, "delete"]) => groups::confirm_delete(app, g).await,
+        (false, ["groups", g, "delete"]) => groups::delete(app, g, r).await,
+        (true, ["zk"]) => znodes::page(app, r).await,
+        (true, ["schemas"]) => schemas::list(app, r).await,
+        (false, ["schemas", "register"]) => schemas::register(app, r).await,
+        (true, ["schemas", s]) => schemas::subject(app, s, r).await,
+        (true, ["connect"]) => connect::list(app).await,
+        (true, ["connect", c]) => connect::connector(app, c, r).await,
+        (false, ["connect", c, "action"]) => connect::action(app, c, r).await,
+        _ => Ok(app.error(StatusCode::NOT_FOUND, "Not found", "no such page")),
+    };
+    res.unwrap_or_else(|e| {
+        app.error(
+            StatusCode::BAD_GATEWAY,
+            "The cluster could not be read",
+            &format!("{e:#}"),
+        )
+    })
+}
+
+/// A client for one page, with the console's timeout on every request.
+async fn client(app: &App) -> anyhow::Result<fjord_kafka::client::Client> {
+    crate::cluster::connect(&app.cfg.bootstrap, app.cfg.timeout).await
+}
