@@ -8,8 +8,9 @@ export FJORD_BIN=${FJORD_BIN:-$CARGO_TARGET_DIR/release}
 # Debian packages the build and the tests need: clang/libclang for RocksDB, protoc for
 # prost, Apache ZooKeeper 3.8 (zkCli.sh and the anchor), kcat and librdkafka (old-client
 # compatibility), netcat for four-letter words; prometheus (promtool, and a real server
-# for the metrics tests), dpkg-dev and lintian build and check the .deb (scripts/package.sh).
-APT_PACKAGES="clang libclang-dev protobuf-compiler pkg-config zookeeper kcat librdkafka-dev netcat-openbsd python3-pip prometheus dpkg-dev lintian"
+# for the metrics tests), dpkg-dev and lintian build and check the .deb (scripts/package.sh);
+# postgresql and mariadb-server are the real databases of the JDBC connector tests.
+APT_PACKAGES="clang libclang-dev protobuf-compiler pkg-config zookeeper kcat librdkafka-dev netcat-openbsd python3-pip prometheus dpkg-dev lintian postgresql mariadb-server"
 
 fjord_install_apt() {
   local missing=()
