@@ -123,9 +123,9 @@ def test_source_modes_survive_kill9(broker, workdir, request, engine, mode):
         assert fields["updated_at"]["type"] == "int64"
         r14 = recs[13]["payload"]
         assert (r14["name"], r14["amount"], r14["note"]) == ("row-14", None, "note 14")
-        r10 = recs[9]["payload"]
-        assert decimal_of(r10["amount"], 2) == "10.10" and r10["note"] is None
-        assert abs(r10["updated_at"] / 1000 - time.time()) < 600
+        r12 = recs[11]["payload"]
+        assert decimal_of(r12["amount"], 2) == "12.12" and r12["note"] is None
+        assert abs(r12["updated_at"] / 1000 - time.time()) < 600
 
         # Rows keep coming while the worker is killed with SIGKILL and restarted.
         def more():
@@ -157,8 +157,11 @@ def test_source_modes_survive_kill9(broker, workdir, request, engine, mode):
         assert code == 200
         (o,) = offs["offsets"]
         assert o["partition"] == {"protocol": "1", "table": "%s.%s" % (db.database, table)}
-        if "incrementing" in mode:
+        if mode == "incrementing":
             assert o["offset"]["incrementing"] == 300
+        elif mode == "timestamp+incrementing":
+            # The last row read is the updated one: its timestamp and id.
+            assert o["offset"]["incrementing"] == 5
         if "timestamp" in mode:
             assert {"timestamp", "timestamp_nanos"} <= set(o["offset"])
     finally:
