@@ -164,7 +164,11 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
     let (kc, vc) = converters(ctx)?;
     let policy = ErrorPolicy::from_config(&ctx.config).map_err(|e| e.to_string())?;
     let stored = ctx.offsets.get(&ctx.connector);
-    let is_jdbc = ctx.config.get("connector.class").and_then(|c| connectors::plugin(c)).map(|p| p.class)
+    let is_jdbc = ctx
+        .config
+        .get("connector.class")
+        .and_then(|c| connectors::plugin(c))
+        .map(|p| p.class)
         == Some(connectors::JDBC_SOURCE);
     let mut source = if is_jdbc {
         let cfg = JdbcSourceConfig::from_config(&ctx.config).map_err(|e| e.to_string())?;

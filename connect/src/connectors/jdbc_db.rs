@@ -75,9 +75,17 @@ impl Db {
                 let (client, conn) = c.connect(tokio_postgres::NoTls).await.map_err(|e| {
                     // A refused login is not going to heal by retrying.
                     if e.code().is_some() {
-                        DbError::Statement(format!("cannot connect to {}: {}", url.redacted(), pg_message(&e)))
+                        DbError::Statement(format!(
+                            "cannot connect to {}: {}",
+                            url.redacted(),
+                            pg_message(&e)
+                        ))
                     } else {
-                        DbError::Connection(format!("cannot connect to {}: {}", url.redacted(), pg_message(&e)))
+                        DbError::Connection(format!(
+                            "cannot connect to {}: {}",
+                            url.redacted(),
+                            pg_message(&e)
+                        ))
                     }
                 })?;
                 let conn_task = tokio::spawn(async move {
@@ -119,9 +127,10 @@ impl Db {
                         DbError::Statement(m) => {
                             DbError::Statement(format!("cannot connect to {}: {m}", url.redacted()))
                         }
-                        DbError::Connection(m) => {
-                            DbError::Connection(format!("cannot connect to {}: {m}", url.redacted()))
-                        }
+                        DbError::Connection(m) => DbError::Connection(format!(
+                            "cannot connect to {}: {m}",
+                            url.redacted()
+                        )),
                     })?;
                 Ok(Db::My(Box::new(conn)))
             }
@@ -321,7 +330,12 @@ async fn pg_statement(
 
 fn pg_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
-        Some(d) => format!("{} (SQLSTATE {}){}", d.message(), d.code().code(), d.detail().map(|x| format!(": {x}")).unwrap_or_default()),
+        Some(d) => format!(
+            "{} (SQLSTATE {}){}",
+            d.message(),
+            d.code().code(),
+            d.detail().map(|x| format!(": {x}")).unwrap_or_default()
+        ),
         None => {
             // The source carries the useful part (connection refused, ...).
             let mut m = e.to_string();
@@ -340,7 +354,11 @@ fn pg_err(e: tokio_postgres::Error) -> DbError {
     let msg = pg_message(&e);
     match e.code() {
         // Class 08 connection exceptions, 57P0x shutdowns, 53 out of resources: retry.
-        Some(c) if c.code().starts_with("08") || c.code().starts_with("57P") || c.code().starts_with("53") => {
+        Some(c)
+            if c.code().starts_with("08")
+                || c.code().starts_with("57P")
+                || c.code().starts_with("53") =>
+        {
             DbError::Connection(msg)
         }
         Some(_) => DbError::Statement(msg),
@@ -352,10 +370,7 @@ fn pg_err(e: tokio_postgres::Error) -> DbError {
 struct Raw(Option<Vec<u8>>);
 
 impl<'a> FromSql<'a> for Raw {
-    fn from_sql(
-        _: &Type,
-        raw: &'a [u8],
-    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         Ok(Raw(Some(raw.to_vec())))
     }
     fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
@@ -378,10 +393,21 @@ fn pg_col_type(t: &Type, typmod: i32) -> Option<ColType> {
         Type::FLOAT4 => ColType::Float32,
         Type::FLOAT8 => ColType::Float64,
         Type::BOOL => ColType::Bool,
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON | Type::JSONB | Type::UUID | Type::CHAR => ColType::Text,
+        Type::TEXT
+        | Type::VARCHAR
+        | Type::BPCHAR
+        | Type::NAME
+        | Type::JSON
+        | Type::JSONB
+        | Type::UUID
+        | Type::CHAR => ColType::Text,
         Type::BYTEA => ColType::Bytes,
         Type::NUMERIC => ColType::Decimal {
-            scale: if typmod >= 4 { (typmod - 4) & 0xffff } else { 0 },
+            scale: if typmod >= 4 {
+                (typmod - 4) & 0xffff
+            } else {
+                0
+            },
         },
         Type::TIMESTAMP | Type::TIMESTAMPTZ => ColType::Timestamp,
         Type::DATE => ColType::Date,
@@ -391,7 +417,8 @@ fn pg_col_type(t: &Type, typmod: i32) -> Option<ColType> {
 }
 
 fn be<const N: usize>(b: &[u8]) -> Result<[u8; N], String> {
-    b.try_into().map_err(|_| format!("expected {N} bytes, got {}", b.len()))
+    b.try_into()
+        .map_err(|_| format!("expected {N} bytes, got {}", b.len()))
 }
 
 fn pg_decode(t: &Type, b: &[u8]) -> Result<SqlValue, String> {
@@ -404,11 +431,20 @@ fn pg_decode(t: &Type, b: &[u8]) -> Result<SqlValue, String> {
         Type::FLOAT8 => SqlValue::Float(f64::from_be_bytes(be(b)?)),
         Type::BOOL => SqlValue::Bool(b.first().is_some_and(|x| *x != 0)),
         Type::BYTEA => SqlValue::Bytes(b.to_vec()),
-        Type::JSONB => SqlValue::Text(String::from_utf8_lossy(b.get(1..).unwrap_or_default()).into_owned()),
+        Type::JSONB => {
+            SqlValue::Text(String::from_utf8_lossy(b.get(1..).unwrap_or_default()).into_owned())
+        }
         Type::UUID => {
             let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
             if h.len() == 32 {
-                SqlValue::Text(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
+                SqlValue::Text(format!(
+                    "{}-{}-{}-{}-{}",
+                    &h[0..8],
+                    &h[8..12],
+                    &h[12..16],
+                    &h[16..20],
+                    &h[20..]
+                ))
             } else {
                 SqlValue::Text(h)
             }
@@ -458,7 +494,11 @@ fn pg_numeric(b: &[u8]) -> Result<String, String> {
     let mut frac = String::new();
     let mut i = weight + 1;
     while frac.len() < dscale {
-        let d = if i < 0 { 0 } else { digits.get(i as usize).copied().unwrap_or(0) };
+        let d = if i < 0 {
+            0
+        } else {
+            digits.get(i as usize).copied().unwrap_or(0)
+        };
         frac.push_str(&format!("{d:04}"));
         i += 1;
     }
@@ -481,7 +521,11 @@ fn pg_text(v: &SqlValue) -> Option<String> {
             if f.is_nan() {
                 "NaN".into()
             } else if f.is_infinite() {
-                if *f > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+                if *f > 0.0 {
+                    "Infinity".into()
+                } else {
+                    "-Infinity".into()
+                }
             } else {
                 format!("{f:?}")
             }
@@ -538,7 +582,13 @@ fn my_value(v: &SqlValue) -> mysql_async::Value {
 }
 
 /// MySQL column → Connect type, as Confluent's MySQL dialect maps it.
-fn my_col_type(t: ColumnType, unsigned: bool, charset: u16, decimals: u8, len: u32) -> Option<ColType> {
+fn my_col_type(
+    t: ColumnType,
+    unsigned: bool,
+    charset: u16,
+    decimals: u8,
+    len: u32,
+) -> Option<ColType> {
     use ColumnType::*;
     Some(match t {
         MYSQL_TYPE_TINY if len == 1 => ColType::Bool,
@@ -556,8 +606,13 @@ fn my_col_type(t: ColumnType, unsigned: bool, charset: u16, decimals: u8, len: u
             scale: decimals as i32,
         },
         MYSQL_TYPE_BIT => ColType::Bytes,
-        MYSQL_TYPE_VARCHAR | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_STRING | MYSQL_TYPE_BLOB
-        | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB => {
+        MYSQL_TYPE_VARCHAR
+        | MYSQL_TYPE_VAR_STRING
+        | MYSQL_TYPE_STRING
+        | MYSQL_TYPE_BLOB
+        | MYSQL_TYPE_TINY_BLOB
+        | MYSQL_TYPE_MEDIUM_BLOB
+        | MYSQL_TYPE_LONG_BLOB => {
             // Character set 63 is `binary`: BLOB/BINARY/VARBINARY.
             if charset == 63 {
                 ColType::Bytes
@@ -568,7 +623,9 @@ fn my_col_type(t: ColumnType, unsigned: bool, charset: u16, decimals: u8, len: u
         MYSQL_TYPE_ENUM | MYSQL_TYPE_SET | MYSQL_TYPE_JSON => ColType::Text,
         MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => ColType::Date,
         MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => ColType::Time,
-        MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 | MYSQL_TYPE_TIMESTAMP
+        MYSQL_TYPE_DATETIME
+        | MYSQL_TYPE_DATETIME2
+        | MYSQL_TYPE_TIMESTAMP
         | MYSQL_TYPE_TIMESTAMP2 => ColType::Timestamp,
         _ => return None,
     })
@@ -585,19 +642,26 @@ fn my_decode(t: Option<ColType>, v: mysql_async::Value) -> SqlValue {
         (_, V::Float(f)) => SqlValue::Float(f as f64),
         (_, V::Double(f)) => SqlValue::Float(f),
         (Some(ColType::Date), V::Date(y, m, d, ..)) => {
-            SqlValue::Date(types::days_from_civil(y as i64, m.max(1) as u32, d.max(1) as u32) as i32)
+            SqlValue::Date(
+                types::days_from_civil(y as i64, m.max(1) as u32, d.max(1) as u32) as i32,
+            )
         }
         (_, V::Date(y, m, d, h, mi, s, us)) => {
             let days = types::days_from_civil(y as i64, m.max(1) as u32, d.max(1) as u32);
             SqlValue::Timestamp(
-                days * 86_400_000_000 + (h as i64 * 3600 + mi as i64 * 60 + s as i64) * 1_000_000 + us as i64,
+                days * 86_400_000_000
+                    + (h as i64 * 3600 + mi as i64 * 60 + s as i64) * 1_000_000
+                    + us as i64,
             )
         }
         (_, V::Time(neg, d, h, m, s, us)) => {
-            let t = ((d as i64 * 24 + h as i64) * 3600 + m as i64 * 60 + s as i64) * 1_000_000 + us as i64;
+            let t = ((d as i64 * 24 + h as i64) * 3600 + m as i64 * 60 + s as i64) * 1_000_000
+                + us as i64;
             SqlValue::Time(if neg { -t } else { t })
         }
-        (Some(ColType::Decimal { .. }), V::Bytes(b)) => SqlValue::Decimal(String::from_utf8_lossy(&b).into_owned()),
+        (Some(ColType::Decimal { .. }), V::Bytes(b)) => {
+            SqlValue::Decimal(String::from_utf8_lossy(&b).into_owned())
+        }
         (Some(ColType::Bytes), V::Bytes(b)) => SqlValue::Bytes(b),
         (_, V::Bytes(b)) => match String::from_utf8(b) {
             Ok(s) => SqlValue::Text(s),
@@ -621,13 +685,19 @@ mod tests {
         // 0 with dscale 2
         assert_eq!(pg_numeric(&[0, 0, 0, 0, 0, 0, 0, 2]).unwrap(), "0.00");
         // 20000 : ndigits 1, weight 1, digits [2]
-        assert_eq!(pg_numeric(&[0, 1, 0, 1, 0, 0, 0, 0, 0, 2]).unwrap(), "20000");
+        assert_eq!(
+            pg_numeric(&[0, 1, 0, 1, 0, 0, 0, 0, 0, 2]).unwrap(),
+            "20000"
+        );
         assert!(pg_numeric(&[0, 1]).is_err());
     }
 
     #[test]
     fn pg_text_params() {
-        assert_eq!(pg_text(&SqlValue::Bytes(vec![0, 255])).as_deref(), Some("\\x00ff"));
+        assert_eq!(
+            pg_text(&SqlValue::Bytes(vec![0, 255])).as_deref(),
+            Some("\\x00ff")
+        );
         assert_eq!(pg_text(&SqlValue::Float(1.5)).as_deref(), Some("1.5"));
         assert_eq!(pg_text(&SqlValue::Null), None);
     }

@@ -101,17 +101,28 @@ impl Dialect {
                     "{} {}{}",
                     self.quote(&c.name),
                     self.ddl_type(c.ty, key),
-                    if c.optional && !key { " NULL" } else { " NOT NULL" }
+                    if c.optional && !key {
+                        " NULL"
+                    } else {
+                        " NOT NULL"
+                    }
                 )
             })
             .collect();
         if !pk.is_empty() {
             parts.push(format!(
                 "PRIMARY KEY({})",
-                pk.iter().map(|k| self.quote(k)).collect::<Vec<_>>().join(",")
+                pk.iter()
+                    .map(|k| self.quote(k))
+                    .collect::<Vec<_>>()
+                    .join(",")
             ));
         }
-        format!("CREATE TABLE {} (\n{})", self.quote(table), parts.join(",\n"))
+        format!(
+            "CREATE TABLE {} (\n{})",
+            self.quote(table),
+            parts.join(",\n")
+        )
     }
 
     pub fn add_column(&self, table: &str, c: &ColDef) -> String {
@@ -162,7 +173,11 @@ impl Dialect {
         let head = self.insert(table, cols, rows);
         match self.0 {
             Engine::Postgres => {
-                let keys = pk.iter().map(|k| self.quote(k)).collect::<Vec<_>>().join(",");
+                let keys = pk
+                    .iter()
+                    .map(|k| self.quote(k))
+                    .collect::<Vec<_>>()
+                    .join(",");
                 if rest.is_empty() {
                     format!("{head} ON CONFLICT ({keys}) DO NOTHING")
                 } else {
@@ -226,7 +241,11 @@ impl Dialect {
             .enumerate()
             .map(|(i, c)| format!("{}={}", self.quote(&c.name), self.param(i + 1, c.ty)))
             .collect();
-        format!("DELETE FROM {} WHERE {}", self.quote(table), wh.join(" AND "))
+        format!(
+            "DELETE FROM {} WHERE {}",
+            self.quote(table),
+            wh.join(" AND ")
+        )
     }
 
     /// The source's query over a table or a user query (wrapped, so its own WHERE
@@ -234,7 +253,9 @@ impl Dialect {
     pub fn source_query(&self, from: &SourceFrom, criteria: &str) -> String {
         let base = match from {
             SourceFrom::Table(t) => format!("SELECT * FROM {}", self.quote(t)),
-            SourceFrom::Query(q) => format!("SELECT * FROM ({}) fjord_q", q.trim().trim_end_matches(';')),
+            SourceFrom::Query(q) => {
+                format!("SELECT * FROM ({}) fjord_q", q.trim().trim_end_matches(';'))
+            }
         };
         if criteria.is_empty() {
             base
@@ -255,9 +276,21 @@ mod tests {
 
     fn cols() -> Vec<ColDef> {
         vec![
-            ColDef { name: "id".into(), ty: ColType::Int64, optional: false },
-            ColDef { name: "name".into(), ty: ColType::Text, optional: true },
-            ColDef { name: "amount".into(), ty: ColType::Decimal { scale: 2 }, optional: true },
+            ColDef {
+                name: "id".into(),
+                ty: ColType::Int64,
+                optional: false,
+            },
+            ColDef {
+                name: "name".into(),
+                ty: ColType::Text,
+                optional: true,
+            },
+            ColDef {
+                name: "amount".into(),
+                ty: ColType::Decimal { scale: 2 },
+                optional: true,
+            },
         ]
     }
 
@@ -285,13 +318,20 @@ mod tests {
     fn mysql_statements() {
         let d = Dialect(Engine::MySql);
         let pk = vec!["name".to_string()];
-        assert!(d.create_table("t", &cols(), &pk).contains("`name` VARCHAR(256) NOT NULL"));
-        assert!(d.create_table("t", &cols(), &pk).contains("`amount` DECIMAL(65,2) NULL"));
+        assert!(d
+            .create_table("t", &cols(), &pk)
+            .contains("`name` VARCHAR(256) NOT NULL"));
+        assert!(d
+            .create_table("t", &cols(), &pk)
+            .contains("`amount` DECIMAL(65,2) NULL"));
         assert_eq!(
             d.upsert("t", &cols(), &pk, 1),
             "INSERT INTO `t`(`id`,`name`,`amount`) VALUES (?,?,?) ON DUPLICATE KEY UPDATE `id`=VALUES(`id`),`amount`=VALUES(`amount`)"
         );
-        assert_eq!(d.delete("t", &cols()[1..2]), "DELETE FROM `t` WHERE `name`=?");
+        assert_eq!(
+            d.delete("t", &cols()[1..2]),
+            "DELETE FROM `t` WHERE `name`=?"
+        );
         assert_eq!(
             d.source_query(&SourceFrom::Query("select a from b;".into()), "WHERE a > ?"),
             "SELECT * FROM (select a from b) fjord_q WHERE a > ?"

@@ -59,12 +59,18 @@ pub struct JdbcSinkConfig {
 impl JdbcSinkConfig {
     pub fn from_config(m: &ConfigMap) -> Result<Self, ConfigError> {
         let url = JdbcUrl::from_config(m)?;
-        let insert_mode = match config::one_of(m, "insert.mode", "insert", &["insert", "upsert", "update"])? {
-            "upsert" => InsertMode::Upsert,
-            "update" => InsertMode::Update,
-            _ => InsertMode::Insert,
-        };
-        let pk_mode = match config::one_of(m, "pk.mode", "none", &["none", "kafka", "record_key", "record_value"])? {
+        let insert_mode =
+            match config::one_of(m, "insert.mode", "insert", &["insert", "upsert", "update"])? {
+                "upsert" => InsertMode::Upsert,
+                "update" => InsertMode::Update,
+                _ => InsertMode::Insert,
+            };
+        let pk_mode = match config::one_of(
+            m,
+            "pk.mode",
+            "none",
+            &["none", "kafka", "record_key", "record_value"],
+        )? {
             "kafka" => PkMode::Kafka,
             "record_key" => PkMode::RecordKey,
             "record_value" => PkMode::RecordValue,
@@ -109,11 +115,19 @@ impl JdbcSinkConfig {
             delete_enabled,
             batch_size: config::int_at_least(m, "batch.size", 3000, 1)? as usize,
             max_retries: config::int_at_least(m, "max.retries", 10, 0)?,
-            retry_backoff: Duration::from_millis(config::int_at_least(m, "retry.backoff.ms", 3000, 0)? as u64),
+            retry_backoff: Duration::from_millis(config::int_at_least(
+                m,
+                "retry.backoff.ms",
+                3000,
+                0,
+            )? as u64),
             connection_attempts: config::int_at_least(m, "connection.attempts", 3, 1)?,
-            connection_backoff: Duration::from_millis(
-                config::int_at_least(m, "connection.backoff.ms", 10_000, 0)? as u64,
-            ),
+            connection_backoff: Duration::from_millis(config::int_at_least(
+                m,
+                "connection.backoff.ms",
+                10_000,
+                0,
+            )? as u64),
         })
     }
 
@@ -199,7 +213,14 @@ impl JdbcSink {
     /// Connect (`connection.attempts` tries, `connection.backoff.ms` apart). A refused
     /// login or an unknown database fails at once: retrying will not fix it.
     pub async fn start(&mut self) -> Result<(), TaskError> {
-        self.db = Some(connect(&self.cfg.url, self.cfg.connection_attempts, self.cfg.connection_backoff).await?);
+        self.db = Some(
+            connect(
+                &self.cfg.url,
+                self.cfg.connection_attempts,
+                self.cfg.connection_backoff,
+            )
+            .await?,
+        );
         Ok(())
     }
 
@@ -242,18 +263,35 @@ impl JdbcSink {
             match self.op_of(r) {
                 Ok(Op::Skip) => {}
                 Ok(op) => ops.push((i, op)),
-                Err(m) => rejected.push(Rejected { index: i, message: m }),
+                Err(m) => rejected.push(Rejected {
+                    index: i,
+                    message: m,
+                }),
             }
         }
         // Tables first (DDL is not part of the batch's transaction on MySQL anyway).
         for (_, op) in &ops {
-            if let Op::Write { table, cols, pk, .. } = op {
+            if let Op::Write {
+                table, cols, pk, ..
+            } = op
+            {
                 self.ensure_table(table, cols, pk).await?;
             }
         }
-        let db = self.db.as_mut().ok_or_else(|| DbError::Connection("not connected".into()))?;
+        let db = self
+            .db
+            .as_mut()
+            .ok_or_else(|| DbError::Connection("not connected".into()))?;
         db.batch("BEGIN").await?;
-        match run_ops(db, self.dialect, &ops, self.cfg.insert_mode, self.cfg.batch_size).await {
+        match run_ops(
+            db,
+            self.dialect,
+            &ops,
+            self.cfg.insert_mode,
+            self.cfg.batch_size,
+        )
+        .await
+        {
             Ok(()) => {
                 db.batch("COMMIT").await?;
             }
@@ -265,7 +303,10 @@ impl JdbcSink {
                     let one = [(*i, op.clone())];
                     match run_ops(db, self.dialect, &one, self.cfg.insert_mode, 1).await {
                         Ok(()) => {}
-                        Err(DbError::Statement(m)) => rejected.push(Rejected { index: *i, message: m }),
+                        Err(DbError::Statement(m)) => rejected.push(Rejected {
+                            index: *i,
+                            message: m,
+                        }),
                         Err(e) => return Err(e),
                     }
                 }
@@ -276,11 +317,19 @@ impl JdbcSink {
     }
 
     /// Create the table, or add the columns it lacks, as `auto.create`/`auto.evolve` allow.
-    async fn ensure_table(&mut self, table: &str, cols: &[ColDef], pk: &[String]) -> Result<(), DbError> {
+    async fn ensure_table(
+        &mut self,
+        table: &str,
+        cols: &[ColDef],
+        pk: &[String],
+    ) -> Result<(), DbError> {
         let known = match self.tables.get(table) {
             Some(k) => k.clone(),
             None => {
-                let db = self.db.as_mut().ok_or_else(|| DbError::Connection("not connected".into()))?;
+                let db = self
+                    .db
+                    .as_mut()
+                    .ok_or_else(|| DbError::Connection("not connected".into()))?;
                 match db.table_columns(table).await? {
                     Some(c) => c.into_iter().collect(),
                     None => {
@@ -307,7 +356,10 @@ impl JdbcSink {
                 }
             }
         };
-        let missing: Vec<&ColDef> = cols.iter().filter(|c| !known.contains(&c.name.to_lowercase())).collect();
+        let missing: Vec<&ColDef> = cols
+            .iter()
+            .filter(|c| !known.contains(&c.name.to_lowercase()))
+            .collect();
         if missing.is_empty() {
             self.tables.insert(table.to_string(), known);
             return Ok(());
@@ -319,7 +371,10 @@ impl JdbcSink {
                 names.join(", ")
             )));
         }
-        let db = self.db.as_mut().ok_or_else(|| DbError::Connection("not connected".into()))?;
+        let db = self
+            .db
+            .as_mut()
+            .ok_or_else(|| DbError::Connection("not connected".into()))?;
         let mut known = known;
         for c in missing {
             if !c.optional {
@@ -345,7 +400,11 @@ impl JdbcSink {
                 return Ok(Op::Skip);
             }
             let (keys, values) = key_columns(&r.key, &self.cfg.pk_fields)?;
-            return Ok(Op::Delete { table, keys, values });
+            return Ok(Op::Delete {
+                table,
+                keys,
+                values,
+            });
         }
         let (vfields, vvals) = struct_columns(&r.value, "value")?;
         let mut cols = Vec::new();
@@ -354,13 +413,29 @@ impl JdbcSink {
             PkMode::None => Vec::new(),
             PkMode::Kafka => {
                 let names: Vec<String> = if self.cfg.pk_fields.is_empty() {
-                    vec!["__connect_topic".into(), "__connect_partition".into(), "__connect_offset".into()]
+                    vec![
+                        "__connect_topic".into(),
+                        "__connect_partition".into(),
+                        "__connect_offset".into(),
+                    ]
                 } else {
                     self.cfg.pk_fields.clone()
                 };
-                cols.push(ColDef { name: names[0].clone(), ty: ColType::Text, optional: false });
-                cols.push(ColDef { name: names[1].clone(), ty: ColType::Int32, optional: false });
-                cols.push(ColDef { name: names[2].clone(), ty: ColType::Int64, optional: false });
+                cols.push(ColDef {
+                    name: names[0].clone(),
+                    ty: ColType::Text,
+                    optional: false,
+                });
+                cols.push(ColDef {
+                    name: names[1].clone(),
+                    ty: ColType::Int32,
+                    optional: false,
+                });
+                cols.push(ColDef {
+                    name: names[2].clone(),
+                    ty: ColType::Int64,
+                    optional: false,
+                });
                 values.push(SqlValue::Text(r.topic.clone()));
                 values.push(SqlValue::Int(r.partition as i64));
                 values.push(SqlValue::Int(r.offset));
@@ -404,7 +479,12 @@ impl JdbcSink {
         if cols.is_empty() {
             return Err("the record has no fields to write".into());
         }
-        Ok(Op::Write { table, cols, values, pk })
+        Ok(Op::Write {
+            table,
+            cols,
+            values,
+            pk,
+        })
     }
 }
 
@@ -441,21 +521,36 @@ fn struct_columns(v: &SchemaAndValue, what: &str) -> Result<(Vec<ColDef>, Vec<Sq
         ));
     };
     if schema.get("type").and_then(|t| t.as_str()) != Some("struct") {
-        return Err(format!("the {what} schema is {}, not a struct", schema.get("type").unwrap_or(&Value::Null)));
+        return Err(format!(
+            "the {what} schema is {}, not a struct",
+            schema.get("type").unwrap_or(&Value::Null)
+        ));
     }
     let Data::Value(Value::Object(obj)) = &v.data else {
         return Err(format!("the {what} is not a struct"));
     };
     let mut cols = Vec::new();
     let mut vals = Vec::new();
-    for f in schema.get("fields").and_then(|f| f.as_array()).into_iter().flatten() {
-        let name = f.get("field").and_then(|n| n.as_str()).unwrap_or("").to_string();
+    for f in schema
+        .get("fields")
+        .and_then(|f| f.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let name = f
+            .get("field")
+            .and_then(|n| n.as_str())
+            .unwrap_or("")
+            .to_string();
         if name.is_empty() {
             return Err(format!("a field of the {what} schema has no name"));
         }
         let ty = ColType::of_schema(f).map_err(|e| format!("field {name}: {e}"))?;
         let optional = f.get("optional").and_then(|o| o.as_bool()).unwrap_or(false);
-        let raw = obj.get(&name).or_else(|| f.get("default")).unwrap_or(&Value::Null);
+        let raw = obj
+            .get(&name)
+            .or_else(|| f.get("default"))
+            .unwrap_or(&Value::Null);
         let val = to_sql(ty, raw).map_err(|e| format!("field {name}: {e}"))?;
         cols.push(ColDef { name, ty, optional });
         vals.push(val);
@@ -465,7 +560,10 @@ fn struct_columns(v: &SchemaAndValue, what: &str) -> Result<(Vec<ColDef>, Vec<Sq
 
 /// The key as primary-key columns: a struct's fields (all, or those in `pk.fields`),
 /// or a primitive key under `pk.fields[0]` (default `__connect_key`).
-fn key_columns(k: &SchemaAndValue, pk_fields: &[String]) -> Result<(Vec<ColDef>, Vec<SqlValue>), String> {
+fn key_columns(
+    k: &SchemaAndValue,
+    pk_fields: &[String],
+) -> Result<(Vec<ColDef>, Vec<SqlValue>), String> {
     let Some(schema) = &k.schema else {
         return Err("pk.mode=record_key needs keys with a schema (key.converter JsonConverter with schemas.enable=true)".into());
     };
@@ -491,16 +589,29 @@ fn key_columns(k: &SchemaAndValue, pk_fields: &[String]) -> Result<(Vec<ColDef>,
         }
         return Ok((out_c, out_v));
     }
-    let name = pk_fields.first().cloned().unwrap_or_else(|| "__connect_key".into());
+    let name = pk_fields
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "__connect_key".into());
     let ty = ColType::of_schema(schema)?;
     let v = to_sql(ty, &k.to_json())?;
-    Ok((vec![ColDef { name, ty, optional: false }], vec![v]))
+    Ok((
+        vec![ColDef {
+            name,
+            ty,
+            optional: false,
+        }],
+        vec![v],
+    ))
 }
 
 /// The shape two writes must share to go in one statement.
 fn shape(op: &Op) -> Option<(&str, Vec<(&str, ColType)>)> {
     match op {
-        Op::Write { table, cols, .. } => Some((table, cols.iter().map(|c| (c.name.as_str(), c.ty)).collect())),
+        Op::Write { table, cols, .. } => Some((
+            table,
+            cols.iter().map(|c| (c.name.as_str(), c.ty)).collect(),
+        )),
         _ => None,
     }
 }
@@ -508,16 +619,31 @@ fn shape(op: &Op) -> Option<(&str, Vec<(&str, ColType)>)> {
 /// Run ops in order: runs of same-shape writes as multi-row statements of at most
 /// `batch` rows (an upsert run is cut where a key repeats: one statement may not touch
 /// a row twice), updates and deletes one statement each.
-async fn run_ops(db: &mut Db, d: Dialect, ops: &[(usize, Op)], mode: InsertMode, batch: usize) -> Result<(), DbError> {
+async fn run_ops(
+    db: &mut Db,
+    d: Dialect,
+    ops: &[(usize, Op)],
+    mode: InsertMode,
+    batch: usize,
+) -> Result<(), DbError> {
     let mut i = 0;
     while i < ops.len() {
         match &ops[i].1 {
             Op::Skip => i += 1,
-            Op::Delete { table, keys, values } => {
+            Op::Delete {
+                table,
+                keys,
+                values,
+            } => {
                 db.execute(&d.delete(table, keys), values).await?;
                 i += 1;
             }
-            Op::Write { table, cols, values, pk } if mode == InsertMode::Update => {
+            Op::Write {
+                table,
+                cols,
+                values,
+                pk,
+            } if mode == InsertMode::Update => {
                 let mut params: Vec<SqlValue> = Vec::with_capacity(values.len());
                 for (c, v) in cols.iter().zip(values) {
                     if !pk.contains(&c.name) {
@@ -534,17 +660,29 @@ async fn run_ops(db: &mut Db, d: Dialect, ops: &[(usize, Op)], mode: InsertMode,
                 }
                 i += 1;
             }
-            Op::Write { table, cols, pk, .. } => {
+            Op::Write {
+                table, cols, pk, ..
+            } => {
                 let first = shape(&ops[i].1);
                 let max_rows = batch.min((60_000 / cols.len().max(1)).max(1));
-                let key_idx: Vec<usize> = cols.iter().enumerate().filter(|(_, c)| pk.contains(&c.name)).map(|(j, _)| j).collect();
+                let key_idx: Vec<usize> = cols
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| pk.contains(&c.name))
+                    .map(|(j, _)| j)
+                    .collect();
                 let mut seen: HashSet<Vec<String>> = HashSet::new();
                 let mut j = i;
                 let mut params = Vec::new();
                 while j < ops.len() && j - i < max_rows && shape(&ops[j].1) == first {
-                    let Op::Write { values, .. } = &ops[j].1 else { break };
+                    let Op::Write { values, .. } = &ops[j].1 else {
+                        break;
+                    };
                     if mode == InsertMode::Upsert {
-                        let key: Vec<String> = key_idx.iter().map(|k| format!("{:?}", values[*k])).collect();
+                        let key: Vec<String> = key_idx
+                            .iter()
+                            .map(|k| format!("{:?}", values[*k]))
+                            .collect();
                         if !seen.insert(key) {
                             break;
                         }
@@ -580,7 +718,10 @@ mod tests {
 
     fn rec(key: Option<Value>, value: Option<Value>) -> SinkRecord {
         let sv = |v: Option<Value>| match v {
-            None => SchemaAndValue { schema: None, data: Data::Null },
+            None => SchemaAndValue {
+                schema: None,
+                data: Data::Null,
+            },
             Some(e) => SchemaAndValue {
                 schema: e.get("schema").cloned(),
                 data: Data::Value(e["payload"].clone()),
@@ -600,39 +741,69 @@ mod tests {
     fn config_rules() {
         assert_eq!(cfg("insert.mode=merge\n").unwrap_err().key, "insert.mode");
         assert_eq!(cfg("insert.mode=upsert\n").unwrap_err().key, "pk.mode");
-        assert_eq!(cfg("delete.enabled=true\npk.mode=record_value\n").unwrap_err().key, "delete.enabled");
+        assert_eq!(
+            cfg("delete.enabled=true\npk.mode=record_value\n")
+                .unwrap_err()
+                .key,
+            "delete.enabled"
+        );
         assert_eq!(cfg("batch.size=0\n").unwrap_err().key, "batch.size");
         let c = cfg("table.name.format=kafka_${topic}\n").unwrap();
         assert_eq!(c.table_name("orders"), "kafka_orders");
         assert_eq!(
-            JdbcSinkConfig::from_config(&ConfigMap::new()).unwrap_err().key,
+            JdbcSinkConfig::from_config(&ConfigMap::new())
+                .unwrap_err()
+                .key,
             "connection.url"
         );
     }
 
     #[test]
     fn records_become_rows() {
-        let s = JdbcSink::new(cfg("insert.mode=upsert\npk.mode=record_key\ndelete.enabled=true\n").unwrap());
+        let s = JdbcSink::new(
+            cfg("insert.mode=upsert\npk.mode=record_key\ndelete.enabled=true\n").unwrap(),
+        );
         let key = json!({"schema":{"type":"struct","fields":[{"field":"id","type":"int32"}]},"payload":{"id":5}});
         let val = json!({"schema":{"type":"struct","fields":[{"field":"id","type":"int32"},{"field":"name","type":"string","optional":true}]},"payload":{"id":5,"name":"x"}});
-        let Op::Write { table, cols, values, pk } = s.op_of(&rec(Some(key.clone()), Some(val))).unwrap() else {
+        let Op::Write {
+            table,
+            cols,
+            values,
+            pk,
+        } = s.op_of(&rec(Some(key.clone()), Some(val))).unwrap()
+        else {
             panic!("not a write")
         };
         assert_eq!(table, "orders");
         assert_eq!(pk, vec!["id".to_string()]);
-        assert_eq!(cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["id", "name"]);
+        assert_eq!(
+            cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["id", "name"]
+        );
         assert_eq!(values, vec![SqlValue::Int(5), SqlValue::Text("x".into())]);
-        assert!(matches!(s.op_of(&rec(Some(key), None)).unwrap(), Op::Delete { .. }));
+        assert!(matches!(
+            s.op_of(&rec(Some(key), None)).unwrap(),
+            Op::Delete { .. }
+        ));
         // Schemaless values cannot become rows.
         let mut r = rec(None, None);
-        r.value = SchemaAndValue { schema: None, data: Data::Value(json!({"id": 1})) };
+        r.value = SchemaAndValue {
+            schema: None,
+            data: Data::Value(json!({"id": 1})),
+        };
         assert!(s.op_of(&r).unwrap_err().contains("schema"));
         // Primitive keys use __connect_key.
         let (c, v) = key_columns(
-            &SchemaAndValue { schema: Some(json!({"type":"int64"})), data: Data::Value(json!(9)) },
+            &SchemaAndValue {
+                schema: Some(json!({"type":"int64"})),
+                data: Data::Value(json!(9)),
+            },
             &[],
         )
         .unwrap();
-        assert_eq!((c[0].name.as_str(), &v[0]), ("__connect_key", &SqlValue::Int(9)));
+        assert_eq!(
+            (c[0].name.as_str(), &v[0]),
+            ("__connect_key", &SqlValue::Int(9))
+        );
     }
 }

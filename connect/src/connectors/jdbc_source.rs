@@ -62,23 +62,41 @@ impl JdbcSourceConfig {
     pub fn from_config(m: &ConfigMap) -> Result<Self, ConfigError> {
         let url = JdbcUrl::from_config(m)?;
         config::required(m, "mode")?;
-        let mode = match config::one_of(m, "mode", "", &["bulk", "incrementing", "timestamp", "timestamp+incrementing"])? {
+        let mode = match config::one_of(
+            m,
+            "mode",
+            "",
+            &[
+                "bulk",
+                "incrementing",
+                "timestamp",
+                "timestamp+incrementing",
+            ],
+        )? {
             "incrementing" => Mode::Incrementing,
             "timestamp" => Mode::Timestamp,
             "timestamp+incrementing" => Mode::TimestampIncrementing,
             _ => Mode::Bulk,
         };
-        let col = |k: &str| m.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let col = |k: &str| {
+            m.get(k)
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
         let incrementing_column = col("incrementing.column.name");
         // Confluent takes a list (COALESCE of several); the first is used here.
         let timestamp_column = config::list(m, "timestamp.column.name").into_iter().next();
-        if matches!(mode, Mode::Incrementing | Mode::TimestampIncrementing) && incrementing_column.is_none() {
+        if matches!(mode, Mode::Incrementing | Mode::TimestampIncrementing)
+            && incrementing_column.is_none()
+        {
             return Err(ConfigError::new(
                 "incrementing.column.name",
                 "Missing required configuration: mode incrementing and timestamp+incrementing need incrementing.column.name",
             ));
         }
-        if matches!(mode, Mode::Timestamp | Mode::TimestampIncrementing) && timestamp_column.is_none() {
+        if matches!(mode, Mode::Timestamp | Mode::TimestampIncrementing)
+            && timestamp_column.is_none()
+        {
             return Err(ConfigError::new(
                 "timestamp.column.name",
                 "Missing required configuration: mode timestamp and timestamp+incrementing need timestamp.column.name",
@@ -115,13 +133,21 @@ impl JdbcSourceConfig {
             exclude,
             query,
             topic_prefix: config::required(m, "topic.prefix")?.to_string(),
-            poll_interval: Duration::from_millis(config::int_at_least(m, "poll.interval.ms", 5000, 1)? as u64),
+            poll_interval: Duration::from_millis(config::int_at_least(
+                m,
+                "poll.interval.ms",
+                5000,
+                1,
+            )? as u64),
             batch_max_rows: config::int_at_least(m, "batch.max.rows", 100, 1)? as usize,
             delay_ms: config::int_at_least(m, "timestamp.delay.interval.ms", 0, 0)?,
             connection_attempts: config::int_at_least(m, "connection.attempts", 3, 1)?,
-            connection_backoff: Duration::from_millis(
-                config::int_at_least(m, "connection.backoff.ms", 10_000, 0)? as u64,
-            ),
+            connection_backoff: Duration::from_millis(config::int_at_least(
+                m,
+                "connection.backoff.ms",
+                10_000,
+                0,
+            )? as u64),
         })
     }
 }
@@ -175,7 +201,10 @@ impl JdbcSource {
             dialect,
             db: None,
             queriers: Vec::new(),
-            stored: stored.iter().map(|(p, o)| (p.to_string(), o.clone())).collect(),
+            stored: stored
+                .iter()
+                .map(|(p, o)| (p.to_string(), o.clone()))
+                .collect(),
             started: false,
         }
     }
@@ -183,7 +212,12 @@ impl JdbcSource {
     /// Connect and find the tables (`table.whitelist`, else every table of the database
     /// less `table.blacklist`); place each at its stored offset.
     pub async fn start(&mut self) -> Result<(), TaskError> {
-        let mut db = super::jdbc_sink::connect(&self.cfg.url, self.cfg.connection_attempts, self.cfg.connection_backoff).await?;
+        let mut db = super::jdbc_sink::connect(
+            &self.cfg.url,
+            self.cfg.connection_attempts,
+            self.cfg.connection_backoff,
+        )
+        .await?;
         let mut froms: Vec<(String, bool)> = Vec::new();
         if let Some(q) = &self.cfg.query {
             froms.push((q.clone(), true));
@@ -214,16 +248,26 @@ impl JdbcSource {
                 json!({ "protocol": "1", "table": format!("{}.{}", self.cfg.url.database, from) })
             };
             let offset = self.stored.get(&partition.to_string());
-            let incrementing = offset.and_then(|o| o.get("incrementing")).and_then(|v| v.as_i64()).unwrap_or(-1);
+            let incrementing = offset
+                .and_then(|o| o.get("incrementing"))
+                .and_then(|v| v.as_i64())
+                .unwrap_or(-1);
             let timestamp = offset
                 .and_then(|o| {
                     let ms = o.get("timestamp")?.as_i64()?;
-                    let ns = o.get("timestamp_nanos").and_then(|v| v.as_i64()).unwrap_or((ms.rem_euclid(1000)) * 1_000_000);
+                    let ns = o
+                        .get("timestamp_nanos")
+                        .and_then(|v| v.as_i64())
+                        .unwrap_or((ms.rem_euclid(1000)) * 1_000_000);
                     Some(ms.div_euclid(1000) * 1_000_000 + ns / 1000)
                 })
                 .unwrap_or(0);
             self.queriers.push(Querier {
-                topic: if is_query { self.cfg.topic_prefix.clone() } else { format!("{}{}", self.cfg.topic_prefix, from) },
+                topic: if is_query {
+                    self.cfg.topic_prefix.clone()
+                } else {
+                    format!("{}{}", self.cfg.topic_prefix, from)
+                },
                 from,
                 is_query,
                 partition,
@@ -248,7 +292,13 @@ impl JdbcSource {
         if !self.started {
             self.start().await?;
         }
-        let Some(idx) = self.queriers.iter().enumerate().min_by_key(|(_, q)| q.due).map(|(i, _)| i) else {
+        let Some(idx) = self
+            .queriers
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, q)| q.due)
+            .map(|(i, _)| i)
+        else {
             tokio::time::sleep(self.cfg.poll_interval).await;
             return Ok(Vec::new());
         };
@@ -258,7 +308,8 @@ impl JdbcSource {
             match Db::connect(&self.cfg.url).await {
                 Ok(db) => self.db = Some(db),
                 Err(DbError::Connection(m)) => {
-                    self.queriers[idx].due = Instant::now() + self.cfg.connection_backoff.min(Duration::from_secs(5));
+                    self.queriers[idx].due =
+                        Instant::now() + self.cfg.connection_backoff.min(Duration::from_secs(5));
                     return Err(TaskError::Retriable(m));
                 }
                 Err(DbError::Statement(m)) => return Err(fatal(DbError::Statement(m))),
@@ -267,8 +318,14 @@ impl JdbcSource {
         match self.poll_one(idx).await {
             Ok(recs) => {
                 let q = &mut self.queriers[idx];
-                let more = self.cfg.mode != Mode::Bulk && self.cfg.mode != Mode::Timestamp && recs.len() >= self.cfg.batch_max_rows;
-                q.due = if more { Instant::now() } else { Instant::now() + self.cfg.poll_interval };
+                let more = self.cfg.mode != Mode::Bulk
+                    && self.cfg.mode != Mode::Timestamp
+                    && recs.len() >= self.cfg.batch_max_rows;
+                q.due = if more {
+                    Instant::now()
+                } else {
+                    Instant::now() + self.cfg.poll_interval
+                };
                 Ok(recs)
             }
             Err(DbError::Connection(m)) => {
@@ -281,12 +338,29 @@ impl JdbcSource {
     }
 
     async fn poll_one(&mut self, idx: usize) -> Result<Vec<SourceRecord>, DbError> {
-        let db = self.db.as_mut().ok_or_else(|| DbError::Connection("not connected".into()))?;
+        let db = self
+            .db
+            .as_mut()
+            .ok_or_else(|| DbError::Connection("not connected".into()))?;
         let d = self.dialect;
         let q = &self.queriers[idx];
-        let from = if q.is_query { SourceFrom::Query(q.from.clone()) } else { SourceFrom::Table(q.from.clone()) };
-        let inc = self.cfg.incrementing_column.as_deref().map(|c| d.quote(c)).unwrap_or_default();
-        let ts = self.cfg.timestamp_column.as_deref().map(|c| d.quote(c)).unwrap_or_default();
+        let from = if q.is_query {
+            SourceFrom::Query(q.from.clone())
+        } else {
+            SourceFrom::Table(q.from.clone())
+        };
+        let inc = self
+            .cfg
+            .incrementing_column
+            .as_deref()
+            .map(|c| d.quote(c))
+            .unwrap_or_default();
+        let ts = self
+            .cfg
+            .timestamp_column
+            .as_deref()
+            .map(|c| d.quote(c))
+            .unwrap_or_default();
         let limit = self.cfg.batch_max_rows;
         let pi = |n: usize| d.param(n, ColType::Int64);
         let pt = |n: usize| d.param(n, ColType::Timestamp);
@@ -300,7 +374,11 @@ impl JdbcSource {
                 let end = db.now_micros().await? - self.cfg.delay_ms * 1000;
                 if self.cfg.mode == Mode::Timestamp {
                     (
-                        format!("WHERE {ts} > {} AND {ts} < {} ORDER BY {ts} ASC", pt(1), pt(2)),
+                        format!(
+                            "WHERE {ts} > {} AND {ts} < {} ORDER BY {ts} ASC",
+                            pt(1),
+                            pt(2)
+                        ),
                         vec![SqlValue::Timestamp(q.timestamp), SqlValue::Timestamp(end)],
                     )
                 } else {
@@ -330,15 +408,29 @@ impl JdbcSource {
         let sql = d.source_query(&from, &criteria);
         let (cols, rows) = db.query(&sql, &params).await?;
         let schema = struct_schema(if q.is_query { "query" } else { &q.from }, &cols);
-        let inc_idx = self.cfg.incrementing_column.as_ref().and_then(|c| cols.iter().position(|x| x.name.eq_ignore_ascii_case(c)));
-        let ts_idx = self.cfg.timestamp_column.as_ref().and_then(|c| cols.iter().position(|x| x.name.eq_ignore_ascii_case(c)));
-        if matches!(self.cfg.mode, Mode::Incrementing | Mode::TimestampIncrementing) && inc_idx.is_none() {
+        let inc_idx = self
+            .cfg
+            .incrementing_column
+            .as_ref()
+            .and_then(|c| cols.iter().position(|x| x.name.eq_ignore_ascii_case(c)));
+        let ts_idx = self
+            .cfg
+            .timestamp_column
+            .as_ref()
+            .and_then(|c| cols.iter().position(|x| x.name.eq_ignore_ascii_case(c)));
+        if matches!(
+            self.cfg.mode,
+            Mode::Incrementing | Mode::TimestampIncrementing
+        ) && inc_idx.is_none()
+        {
             return Err(DbError::Statement(format!(
                 "incrementing column {} is not in the result of {sql}",
                 self.cfg.incrementing_column.as_deref().unwrap_or("")
             )));
         }
-        if matches!(self.cfg.mode, Mode::Timestamp | Mode::TimestampIncrementing) && ts_idx.is_none() {
+        if matches!(self.cfg.mode, Mode::Timestamp | Mode::TimestampIncrementing)
+            && ts_idx.is_none()
+        {
             return Err(DbError::Statement(format!(
                 "timestamp column {} is not in the result of {sql}",
                 self.cfg.timestamp_column.as_deref().unwrap_or("")
@@ -425,10 +517,28 @@ mod tests {
     #[test]
     fn config_rules() {
         assert_eq!(cfg("").unwrap_err().key, "mode");
-        assert_eq!(cfg("mode=incrementing\n").unwrap_err().key, "incrementing.column.name");
-        assert_eq!(cfg("mode=timestamp+incrementing\nincrementing.column.name=id\n").unwrap_err().key, "timestamp.column.name");
-        assert_eq!(cfg("mode=bulk\nquery=select 1\ntable.whitelist=a\n").unwrap_err().key, "query");
-        assert_eq!(cfg("mode=bulk\ndb.timezone=Europe/Paris\n").unwrap_err().key, "db.timezone");
+        assert_eq!(
+            cfg("mode=incrementing\n").unwrap_err().key,
+            "incrementing.column.name"
+        );
+        assert_eq!(
+            cfg("mode=timestamp+incrementing\nincrementing.column.name=id\n")
+                .unwrap_err()
+                .key,
+            "timestamp.column.name"
+        );
+        assert_eq!(
+            cfg("mode=bulk\nquery=select 1\ntable.whitelist=a\n")
+                .unwrap_err()
+                .key,
+            "query"
+        );
+        assert_eq!(
+            cfg("mode=bulk\ndb.timezone=Europe/Paris\n")
+                .unwrap_err()
+                .key,
+            "db.timezone"
+        );
         let c = cfg("mode=timestamp\ntimestamp.column.name=updated_at,created_at\ntable.include.list=a, b\n").unwrap();
         assert_eq!(c.timestamp_column.as_deref(), Some("updated_at"));
         assert_eq!(c.tables, vec!["a".to_string(), "b".to_string()]);

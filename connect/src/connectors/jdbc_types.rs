@@ -281,7 +281,10 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 pub fn timestamp_text(us: i64) -> String {
     let days = us.div_euclid(86_400_000_000);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {}", time_text(us.rem_euclid(86_400_000_000)))
+    format!(
+        "{y:04}-{m:02}-{d:02} {}",
+        time_text(us.rem_euclid(86_400_000_000))
+    )
 }
 
 pub fn date_text(days: i32) -> String {
@@ -306,7 +309,14 @@ mod tests {
 
     #[test]
     fn decimals_round_trip() {
-        for (text, scale) in [("12.50", 2), ("-0.01", 2), ("0.00", 2), ("123456789012345678.9", 1), ("-128", 0), ("255", 0)] {
+        for (text, scale) in [
+            ("12.50", 2),
+            ("-0.01", 2),
+            ("0.00", 2),
+            ("123456789012345678.9", 1),
+            ("-128", 0),
+            ("255", 0),
+        ] {
             let b = unscaled_bytes(text, scale).unwrap();
             assert_eq!(decimal_text(&b, scale).unwrap(), text, "{text}");
         }
@@ -323,7 +333,10 @@ mod tests {
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
         assert_eq!(civil_from_days(11_017), (2000, 3, 1));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(timestamp_text(1_700_000_000_123_456), "2023-11-14 22:13:20.123456");
+        assert_eq!(
+            timestamp_text(1_700_000_000_123_456),
+            "2023-11-14 22:13:20.123456"
+        );
         assert_eq!(date_text(19_000), "2022-01-08");
     }
 
@@ -332,10 +345,16 @@ mod tests {
         let dec = json!({"type":"bytes","name":DECIMAL,"parameters":{"scale":"2"}});
         let t = ColType::of_schema(&dec).unwrap();
         assert_eq!(t, ColType::Decimal { scale: 2 });
-        assert_eq!(to_sql(t, &json!("BOI=")).unwrap(), SqlValue::Decimal("12.50".into()));
+        assert_eq!(
+            to_sql(t, &json!("BOI=")).unwrap(),
+            SqlValue::Decimal("12.50".into())
+        );
         assert_eq!(to_json(t, &SqlValue::Decimal("12.5".into())), json!("BOI="));
         let ts = ColType::of_schema(&json!({"type":"int64","name":TIMESTAMP})).unwrap();
-        assert_eq!(to_sql(ts, &json!(1500)).unwrap(), SqlValue::Timestamp(1_500_000));
+        assert_eq!(
+            to_sql(ts, &json!(1500)).unwrap(),
+            SqlValue::Timestamp(1_500_000)
+        );
         assert!(to_sql(ColType::Int32, &json!("x")).is_err());
         assert!(ColType::of_schema(&json!({"type":"struct"})).is_err());
         assert_eq!(ColType::Date.schema("d", true)["name"], json!(DATE));

@@ -200,6 +200,9 @@ mod tests {
         );
         assert_eq!(u.redacted(), "postgresql://h:5432/db as b");
         let bad = crate::config::parse_properties("connection.url=http://x\n");
-        assert_eq!(JdbcUrl::from_config(&bad).unwrap_err().key, "connection.url");
+        assert_eq!(
+            JdbcUrl::from_config(&bad).unwrap_err().key,
+            "connection.url"
+        );
     }
 }
