@@ -6,7 +6,8 @@
 //! poison record when it is one record's).
 //!
 //! Values are decoded from the wire formats here (PostgreSQL binary, MySQL binary
-//! protocol), so no client type features are needed (see the report on dependencies).
+//! protocol), so no client type features are needed (Cargo.toml: `tokio-postgres` and
+//! `mysql_async` without default features).
 
 use std::collections::HashMap;
 use std::time::Duration;
