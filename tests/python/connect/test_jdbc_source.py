@@ -223,7 +223,9 @@ def test_mariadb_to_postgres_pipeline(broker, workdir, mariadb, postgres):
                    "connection.password": PASSWORD})
     src = write_props(os.path.join(workdir, "src.properties"), src_p)
     sink = write_props(os.path.join(workdir, "sink.properties"), sink_p)
-    w = Worker(workdir, bs, [src, sink]).start()
+    # A short session: the killed worker's sink consumer leaves the group sooner.
+    w = Worker(workdir, bs, [src, sink], extra={"consumer.session.timeout.ms": "6000",
+                                                     "consumer.heartbeat.interval.ms": "1000"}).start()
     target = topic  # table.name.format=${topic}
     q = "SELECT id, name, amount, note, %s FROM %s ORDER BY id"
     my_q = q % ("DATE_FORMAT(updated_at, '%Y-%m-%d %H:%i:%s.%f')", table)
