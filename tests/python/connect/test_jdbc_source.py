@@ -3,7 +3,8 @@ PostgreSQL and a real MariaDB, run by `fjord-connect standalone` from a properti
 rows become JSON-with-schema records on `<topic.prefix><table>` (decimals, timestamps
 and NULLs included), in incrementing, timestamp and timestamp+incrementing modes; rows
 inserted while the worker is killed with SIGKILL and restarted all arrive, in order,
-from the worker's stored source offsets (at most the batch in flight at the kill twice); an updated row (timestamp modes) comes again.
+from the worker's stored source offsets (at most the batch in flight at the kill twice);
+an updated row (timestamp modes) comes again.
 Then the issue's pipeline in small, from config/jdbc-{source,sink}-connector.properties:
 MariaDB → JDBC source → Kafka → JDBC sink (upsert, pk.mode=record_value, auto.create) →
 an equal PostgreSQL table, inserts and updates included, across a kill -9 of the worker."""
