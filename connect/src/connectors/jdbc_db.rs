@@ -37,7 +37,8 @@ pub struct Column {
 
 pub enum Db {
     Pg {
-        client: tokio_postgres::Client,
+        /// Boxed: the variants stay one pointer apart in size.
+        client: Box<tokio_postgres::Client>,
         statements: HashMap<String, tokio_postgres::Statement>,
         conn_task: tokio::task::JoinHandle<()>,
     },
@@ -95,7 +96,7 @@ impl Db {
                     }
                 });
                 let db = Db::Pg {
-                    client,
+                    client: Box::new(client),
                     statements: HashMap::new(),
                     conn_task,
                 };
