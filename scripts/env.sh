@@ -8,9 +8,10 @@ export FJORD_BIN=${FJORD_BIN:-$CARGO_TARGET_DIR/release}
 # Debian packages the build and the tests need: clang/libclang for RocksDB, protoc for
 # prost, Apache ZooKeeper 3.8 (zkCli.sh and the anchor), kcat and librdkafka (old-client
 # compatibility), netcat for four-letter words; prometheus (promtool, and a real server
-# for the metrics tests), dpkg-dev and lintian build and check the .deb (scripts/package.sh).
-# chromium + chromium-driver: the console's browser test (selenium drives the system browser).
-APT_PACKAGES="clang libclang-dev protobuf-compiler pkg-config zookeeper kcat librdkafka-dev netcat-openbsd python3-pip prometheus dpkg-dev lintian chromium chromium-driver"
+# for the metrics tests), dpkg-dev and lintian build and check the .deb (scripts/package.sh);
+# chromium + chromium-driver: the console's browser test (selenium drives the system browser);
+# postgresql and mariadb-server are the real databases of the JDBC connector tests.
+APT_PACKAGES="clang libclang-dev protobuf-compiler pkg-config zookeeper kcat librdkafka-dev netcat-openbsd python3-pip prometheus dpkg-dev lintian chromium chromium-driver postgresql mariadb-server"
 
 fjord_install_apt() {
   local missing=()

@@ -66,6 +66,8 @@ impl ErrorPolicy {
 pub enum Stage {
     KeyConverter,
     ValueConverter,
+    /// The sink connector's write of the record (a row the database refused).
+    TaskPut,
 }
 
 impl Stage {
@@ -73,6 +75,7 @@ impl Stage {
         match self {
             Stage::KeyConverter => "KEY_CONVERTER",
             Stage::ValueConverter => "VALUE_CONVERTER",
+            Stage::TaskPut => "TASK_PUT",
         }
     }
 }

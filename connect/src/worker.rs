@@ -20,6 +20,8 @@ use tokio::sync::watch;
 use crate::config::{self, ConfigMap, WorkerConfig};
 use crate::connectors::file_sink::{FileSink, FileSinkConfig};
 use crate::connectors::file_source::{FileSource, FileSourceConfig};
+use crate::connectors::jdbc_sink::{JdbcSink, JdbcSinkConfig};
+use crate::connectors::jdbc_source::{JdbcSource, JdbcSourceConfig};
 use crate::connectors::s3_sink::{S3Config, S3Sink};
 use crate::connectors::{self, SinkRecord, TaskError};
 use crate::converters::Converter;
@@ -75,8 +77,10 @@ pub async fn run_task(mut ctx: TaskCtx) {
         .and_then(|c| connectors::plugin(c))
         .map(|p| p.class)
     {
-        Some(connectors::FILE_SOURCE) => run_source(&mut ctx).await,
-        Some(connectors::FILE_SINK) | Some(connectors::S3_SINK) => run_sink(&mut ctx).await,
+        Some(connectors::FILE_SOURCE) | Some(connectors::JDBC_SOURCE) => run_source(&mut ctx).await,
+        Some(connectors::FILE_SINK) | Some(connectors::S3_SINK) | Some(connectors::JDBC_SINK) => {
+            run_sink(&mut ctx).await
+        }
         _ => Err("unknown connector class".to_string()),
     };
     match result {
@@ -142,21 +146,60 @@ async fn wait_while_paused(ctx: &mut TaskCtx) -> bool {
 
 // ---------------------------------------------------------------- source
 
+enum Source {
+    File(FileSource),
+    Jdbc(Box<JdbcSource>),
+}
+
+impl Source {
+    async fn poll(&mut self) -> Result<Vec<connectors::SourceRecord>, TaskError> {
+        match self {
+            Source::File(f) => f.poll().await,
+            Source::Jdbc(j) => j.poll().await,
+        }
+    }
+}
+
 async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
-    let cfg = FileSourceConfig::from_config(&ctx.config).map_err(|e| e.to_string())?;
     let (kc, vc) = converters(ctx)?;
     let policy = ErrorPolicy::from_config(&ctx.config).map_err(|e| e.to_string())?;
-    let mut source = FileSource::new(cfg, &ctx.offsets.get(&ctx.connector));
-    ctx.topics
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(source.topic().to_string());
+    let stored = ctx.offsets.get(&ctx.connector);
+    let is_jdbc = ctx
+        .config
+        .get("connector.class")
+        .and_then(|c| connectors::plugin(c))
+        .map(|p| p.class)
+        == Some(connectors::JDBC_SOURCE);
+    let mut source = if is_jdbc {
+        let cfg = JdbcSourceConfig::from_config(&ctx.config).map_err(|e| e.to_string())?;
+        let mut s = JdbcSource::new(cfg, &stored);
+        // A bad URL, password or unreachable database fails the task here, with the trace.
+        s.start().await.map_err(|e| e.to_string())?;
+        let mut t = ctx.topics.lock().unwrap_or_else(|p| p.into_inner());
+        t.extend(s.topics());
+        drop(t);
+        Source::Jdbc(Box::new(s))
+    } else {
+        let cfg = FileSourceConfig::from_config(&ctx.config).map_err(|e| e.to_string())?;
+        let s = FileSource::new(cfg, &stored);
+        ctx.topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(s.topic().to_string());
+        Source::File(s)
+    };
     let producer: FutureProducer = client_config(ctx, "producer.", "producer.override.")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .create()
         .map_err(|e| format!("cannot create producer: {e}"))?;
-    let flush_every = ctx.worker.offset_flush_interval;
+    // The JDBC source flushes its offsets after every acknowledged batch: a table is
+    // re-read from its offset after a crash, and a late flush would send rows twice.
+    let flush_every = if is_jdbc {
+        Duration::ZERO
+    } else {
+        ctx.worker.offset_flush_interval
+    };
     let mut last_flush = Instant::now();
     let mut pending: BTreeMap<String, (Value, Value)> = BTreeMap::new();
     let flush =
@@ -237,7 +280,9 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
             check_delivery(f.await)?;
         }
         for r in batch {
-            pending.insert(r.partition.to_string(), (r.partition, r.offset));
+            if !r.offset.is_null() {
+                pending.insert(r.partition.to_string(), (r.partition, r.offset));
+            }
         }
         if last_flush.elapsed() >= flush_every {
             flush(&mut pending, ctx)?;
@@ -277,6 +322,7 @@ impl ConsumerContext for SinkContext {
 enum Sink {
     File(FileSink),
     S3(Box<S3Sink>),
+    Jdbc(Box<JdbcSink>),
 }
 
 const MAX_BATCH: usize = 2000;
@@ -295,6 +341,11 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
         let mut s = S3Sink::new(cfg, policy.clone()).map_err(|e| e.to_string())?;
         s.start().await.map_err(|e| e.to_string())?;
         Sink::S3(Box::new(s))
+    } else if class == connectors::JDBC_SINK {
+        let cfg = JdbcSinkConfig::from_config(&ctx.config).map_err(|e| e.to_string())?;
+        let mut s = JdbcSink::new(cfg);
+        s.start().await.map_err(|e| e.to_string())?;
+        Sink::Jdbc(Box::new(s))
     } else {
         Sink::File(FileSink::new(
             FileSinkConfig::from_config(&ctx.config).map_err(|e| e.to_string())?,
@@ -381,7 +432,9 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 consumed.clear();
             }
             let mut records = Vec::with_capacity(raw.len());
-            for m in &raw {
+            // records[i] came from raw[origin[i]] (for the DLQ of rows the database refuses).
+            let mut origin = Vec::with_capacity(raw.len());
+            for (ri, m) in raw.iter().enumerate() {
                 let rr = RawRecord {
                     topic: m.topic(),
                     partition: m.partition(),
@@ -393,14 +446,17 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 let key = kc.to_connect(m.key()).map_err(|e| (Stage::KeyConverter, kc.class_name(), e));
                 let value = key.and_then(|k| vc.to_connect(m.payload()).map(|v| (k, v)).map_err(|e| (Stage::ValueConverter, vc.class_name(), e)));
                 match value {
-                    Ok((key, value)) => records.push(SinkRecord {
-                        topic: m.topic().to_string(),
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        timestamp: m.timestamp().to_millis(),
-                        key,
-                        value,
-                    }),
+                    Ok((key, value)) => {
+                        origin.push(ri);
+                        records.push(SinkRecord {
+                            topic: m.topic().to_string(),
+                            partition: m.partition(),
+                            offset: m.offset(),
+                            timestamp: m.timestamp().to_millis(),
+                            key,
+                            value,
+                        })
+                    }
                     Err((stage, class, e)) => {
                         let f = Failure { stage, class_name: class, exception_class: e.class_name(), message: &e.0 };
                         reporter.report(&f, &rr).await?;
@@ -413,6 +469,31 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 let r = match &mut sink {
                     Sink::File(f) => f.put(&records).map(|_| false),
                     Sink::S3(s) => s.put(&records).await,
+                    Sink::Jdbc(_) if records.is_empty() => Ok(false),
+                    Sink::Jdbc(j) => match j.put(&records).await {
+                        Ok(rejected) => {
+                            for rj in rejected {
+                                let Some(m) = origin.get(rj.index).and_then(|i| raw.get(*i)) else { continue };
+                                let rr = RawRecord {
+                                    topic: m.topic(),
+                                    partition: m.partition(),
+                                    offset: m.offset(),
+                                    key: m.key(),
+                                    value: m.payload(),
+                                    headers: headers_of(m.headers()),
+                                };
+                                let f = Failure {
+                                    stage: Stage::TaskPut,
+                                    class_name: connectors::JDBC_SINK,
+                                    exception_class: "java.sql.SQLException",
+                                    message: &rj.message,
+                                };
+                                reporter.report(&f, &rr).await?;
+                            }
+                            Ok(true)
+                        }
+                        Err(e) => Err(e),
+                    },
                 };
                 match r {
                     Ok(u) => break u,
@@ -431,6 +512,8 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
             }
             match &mut sink {
                 Sink::S3(s) if uploaded => commit(&consumer, &s.committable()),
+                // Rows are committed in the database: commit what they came from.
+                Sink::Jdbc(_) if !raw.is_empty() => commit(&consumer, &consumed),
                 Sink::File(f) if last_commit.elapsed() >= flush_every && !consumed.is_empty() => {
                     f.flush().map_err(|e| e.to_string())?;
                     commit(&consumer, &consumed);
@@ -453,6 +536,7 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
             commit(&consumer, &s.committable());
             s.close();
         }
+        Sink::Jdbc(_) => commit(&consumer, &consumed),
     }
     consumer.unsubscribe();
     result

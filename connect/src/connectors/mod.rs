@@ -4,6 +4,12 @@
 
 pub mod file_sink;
 pub mod file_source;
+pub mod jdbc_db;
+pub mod jdbc_dialect;
+pub mod jdbc_sink;
+pub mod jdbc_source;
+pub mod jdbc_types;
+pub mod jdbc_url;
 pub mod s3_client;
 pub mod s3_sink;
 
@@ -18,6 +24,8 @@ use crate::errors::ErrorPolicy;
 pub const FILE_SOURCE: &str = "org.apache.kafka.connect.file.FileStreamSourceConnector";
 pub const FILE_SINK: &str = "org.apache.kafka.connect.file.FileStreamSinkConnector";
 pub const S3_SINK: &str = "io.confluent.connect.s3.S3SinkConnector";
+pub const JDBC_SINK: &str = "io.confluent.connect.jdbc.JdbcSinkConnector";
+pub const JDBC_SOURCE: &str = "io.confluent.connect.jdbc.JdbcSourceConnector";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -56,6 +64,16 @@ pub const PLUGINS: &[Plugin] = &[
         kind: Kind::Sink,
         version: env!("CARGO_PKG_VERSION"),
     },
+    Plugin {
+        class: JDBC_SINK,
+        kind: Kind::Sink,
+        version: env!("CARGO_PKG_VERSION"),
+    },
+    Plugin {
+        class: JDBC_SOURCE,
+        kind: Kind::Source,
+        version: env!("CARGO_PKG_VERSION"),
+    },
 ];
 
 /// Find a plugin by its full class name or, as Connect allows, its simple name with or
@@ -85,9 +103,8 @@ pub struct SinkRecord {
     pub partition: i32,
     pub offset: i64,
     pub timestamp: Option<i64>,
-    /// Converted like the value (a bad key is a poison record); no built-in sink
-    /// writes keys yet (the S3 sink's `store.kafka.keys` would).
-    #[allow(dead_code)]
+    /// Converted like the value (a bad key is a poison record); the JDBC sink's
+    /// `pk.mode=record_key` and `delete.enabled` read it.
     pub key: SchemaAndValue,
     pub value: SchemaAndValue,
 }
@@ -163,17 +180,20 @@ pub fn validate(m: &ConfigMap) -> Vec<ConfigError> {
         FILE_SOURCE => push(file_source::FileSourceConfig::from_config(m).map(|_| ())),
         FILE_SINK => push(file_sink::FileSinkConfig::from_config(m).map(|_| ())),
         S3_SINK => push(s3_sink::S3Config::from_config(m).map(|_| ())),
+        JDBC_SINK => push(jdbc_sink::JdbcSinkConfig::from_config(m).map(|_| ())),
+        JDBC_SOURCE => push(jdbc_source::JdbcSourceConfig::from_config(m).map(|_| ())),
         _ => {}
     }
     errs
 }
 
 /// Split a connector into task configs: FileStream source reads one file (one task,
-/// as Kafka's); sinks run `tasks.max` consumers of one group.
+/// as Kafka's); the JDBC source reads its tables in one task (one connection keeps
+/// the offsets of all its tables in step); sinks run `tasks.max` consumers of one group.
 pub fn task_configs(m: &ConfigMap) -> Vec<ConfigMap> {
     let max = config::int(m, "tasks.max", 1).unwrap_or(1).max(1) as usize;
     let n = match plugin(m.get("connector.class").map(|s| s.as_str()).unwrap_or("")) {
-        Some(p) if p.class == FILE_SOURCE => 1,
+        Some(p) if p.class == FILE_SOURCE || p.class == JDBC_SOURCE => 1,
         Some(_) => max,
         None => 0,
     };
@@ -239,6 +259,8 @@ pub fn definitions(class: &str) -> Vec<(&'static str, &'static str, bool, Option
         ]),
         Some(FILE_SINK) => d.push(("file", "STRING", false, None)),
         Some(S3_SINK) => d.extend(s3_sink::definitions()),
+        Some(JDBC_SINK) => d.extend(jdbc_sink::definitions()),
+        Some(JDBC_SOURCE) => d.extend(jdbc_source::definitions()),
         _ => {}
     }
     d
@@ -264,6 +286,8 @@ mod tests {
     fn plugins_by_full_and_simple_names() {
         assert_eq!(plugin("FileStreamSink").unwrap().class, FILE_SINK);
         assert_eq!(plugin("S3SinkConnector").unwrap().class, S3_SINK);
+        assert_eq!(plugin("JdbcSinkConnector").unwrap().class, JDBC_SINK);
+        assert_eq!(plugin("JdbcSource").unwrap().class, JDBC_SOURCE);
         assert_eq!(plugin(FILE_SOURCE).unwrap().kind, Kind::Source);
         assert!(plugin("com.example.Nope").is_none());
     }

@@ -37,7 +37,9 @@ def test_filestream_pipeline_and_rest(broker, workdir):
         assert code == 200 and "version" in root
         code, plugins = w.call("GET", "/connector-plugins")
         assert code == 200
-        assert {p["class"] for p in plugins} == {SOURCE, SINK, "io.confluent.connect.s3.S3SinkConnector"}
+        assert {p["class"] for p in plugins} == {SOURCE, SINK, "io.confluent.connect.s3.S3SinkConnector",
+                                                 "io.confluent.connect.jdbc.JdbcSinkConnector",
+                                                 "io.confluent.connect.jdbc.JdbcSourceConnector"}
 
         src = {"connector.class": SOURCE, "file": src_file, "topic": "fs-lines", "tasks.max": "1"}
         code, info = w.call("POST", "/connectors", {"name": "src", "config": src})

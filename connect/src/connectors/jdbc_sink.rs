@@ -1,0 +1,809 @@
+//! `io.confluent.connect.jdbc.JdbcSinkConnector`: records with a Connect schema
+//! (JsonConverter's envelope) become rows. `insert.mode` insert | upsert | update,
+//! `pk.mode` none | kafka | record_key | record_value with `pk.fields`, `auto.create`
+//! and `auto.evolve` (add nullable columns), `delete.enabled` (a tombstone deletes the
+//! row of its key), `table.name.format` (`${topic}`), `batch.size`.
+//!
+//! One `put` is one transaction: consecutive records of the same table and shape go
+//! in multi-row statements. When the database refuses a statement (a constraint, a
+//! bad value) the transaction is rolled back and the records are written one by one,
+//! so the ones it refuses are reported to the worker as poison records (DLQ /
+//! `errors.tolerance`), and the others are written. A lost connection is retried
+//! (`max.retries`, `retry.backoff.ms`) and never dead-letters anything.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::jdbc_db::{Db, DbError};
+use super::jdbc_dialect::{ColDef, Dialect};
+use super::jdbc_types::{to_sql, ColType, SqlValue};
+use super::jdbc_url::JdbcUrl;
+use super::{SinkRecord, TaskError};
+use crate::config::{self, ConfigError, ConfigMap};
+use crate::converters::{Data, SchemaAndValue};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertMode {
+    Insert,
+    Upsert,
+    Update,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PkMode {
+    None,
+    Kafka,
+    RecordKey,
+    RecordValue,
+}
+
+#[derive(Debug, Clone)]
+pub struct JdbcSinkConfig {
+    pub url: JdbcUrl,
+    pub insert_mode: InsertMode,
+    pub pk_mode: PkMode,
+    pub pk_fields: Vec<String>,
+    pub auto_create: bool,
+    pub auto_evolve: bool,
+    pub table_format: String,
+    pub delete_enabled: bool,
+    pub batch_size: usize,
+    pub max_retries: i64,
+    pub retry_backoff: Duration,
+    pub connection_attempts: i64,
+    pub connection_backoff: Duration,
+}
+
+impl JdbcSinkConfig {
+    pub fn from_config(m: &ConfigMap) -> Result<Self, ConfigError> {
+        let url = JdbcUrl::from_config(m)?;
+        let insert_mode =
+            match config::one_of(m, "insert.mode", "insert", &["insert", "upsert", "update"])? {
+                "upsert" => InsertMode::Upsert,
+                "update" => InsertMode::Update,
+                _ => InsertMode::Insert,
+            };
+        let pk_mode = match config::one_of(
+            m,
+            "pk.mode",
+            "none",
+            &["none", "kafka", "record_key", "record_value"],
+        )? {
+            "kafka" => PkMode::Kafka,
+            "record_key" => PkMode::RecordKey,
+            "record_value" => PkMode::RecordValue,
+            _ => PkMode::None,
+        };
+        let delete_enabled = config::boolean(m, "delete.enabled", false)?;
+        if delete_enabled && pk_mode != PkMode::RecordKey {
+            return Err(ConfigError::new(
+                "delete.enabled",
+                "Primary key mode must be 'record_key' when delete support is enabled",
+            ));
+        }
+        if insert_mode != InsertMode::Insert && pk_mode == PkMode::None {
+            return Err(ConfigError::new(
+                "pk.mode",
+                format!(
+                    "insert.mode={} needs a primary key: set pk.mode to record_key, record_value or kafka",
+                    if insert_mode == InsertMode::Upsert { "upsert" } else { "update" }
+                ),
+            ));
+        }
+        let pk_fields = config::list(m, "pk.fields");
+        if pk_mode == PkMode::Kafka && !pk_fields.is_empty() && pk_fields.len() != 3 {
+            return Err(ConfigError::new(
+                "pk.fields",
+                "With pk.mode=kafka, pk.fields must name exactly 3 columns (topic, partition, offset) or be empty",
+            ));
+        }
+        let table_format = m
+            .get("table.name.format")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "${topic}".into());
+        Ok(JdbcSinkConfig {
+            url,
+            insert_mode,
+            pk_mode,
+            pk_fields,
+            auto_create: config::boolean(m, "auto.create", false)?,
+            auto_evolve: config::boolean(m, "auto.evolve", false)?,
+            table_format,
+            delete_enabled,
+            batch_size: config::int_at_least(m, "batch.size", 3000, 1)? as usize,
+            max_retries: config::int_at_least(m, "max.retries", 10, 0)?,
+            retry_backoff: Duration::from_millis(config::int_at_least(
+                m,
+                "retry.backoff.ms",
+                3000,
+                0,
+            )? as u64),
+            connection_attempts: config::int_at_least(m, "connection.attempts", 3, 1)?,
+            connection_backoff: Duration::from_millis(config::int_at_least(
+                m,
+                "connection.backoff.ms",
+                10_000,
+                0,
+            )? as u64),
+        })
+    }
+
+    pub fn table_name(&self, topic: &str) -> String {
+        self.table_format.replace("${topic}", topic)
+    }
+}
+
+pub fn definitions() -> Vec<(&'static str, &'static str, bool, Option<&'static str>)> {
+    let mut d = common_definitions();
+    d.extend([
+        ("insert.mode", "STRING", false, Some("insert")),
+        ("pk.mode", "STRING", false, Some("none")),
+        ("pk.fields", "LIST", false, Some("")),
+        ("auto.create", "BOOLEAN", false, Some("false")),
+        ("auto.evolve", "BOOLEAN", false, Some("false")),
+        ("table.name.format", "STRING", false, Some("${topic}")),
+        ("delete.enabled", "BOOLEAN", false, Some("false")),
+        ("batch.size", "INT", false, Some("3000")),
+        ("max.retries", "INT", false, Some("10")),
+        ("retry.backoff.ms", "INT", false, Some("3000")),
+    ]);
+    d
+}
+
+/// Keys both JDBC connectors take.
+pub fn common_definitions() -> Vec<(&'static str, &'static str, bool, Option<&'static str>)> {
+    vec![
+        ("connection.url", "STRING", true, None),
+        ("connection.user", "STRING", false, None),
+        ("connection.password", "PASSWORD", false, None),
+        ("connection.attempts", "INT", false, Some("3")),
+        ("connection.backoff.ms", "LONG", false, Some("10000")),
+    ]
+}
+
+/// What one record does to the database.
+#[derive(Debug, Clone)]
+enum Op {
+    Write {
+        table: String,
+        cols: Vec<ColDef>,
+        values: Vec<SqlValue>,
+        pk: Vec<String>,
+    },
+    Delete {
+        table: String,
+        keys: Vec<ColDef>,
+        values: Vec<SqlValue>,
+    },
+    Skip,
+}
+
+/// A record the database (or the record's own shape) refused: its place in the batch
+/// and why. The worker dead-letters it or fails the task, per `errors.tolerance`.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub index: usize,
+    pub message: String,
+}
+
+pub struct JdbcSink {
+    cfg: JdbcSinkConfig,
+    dialect: Dialect,
+    db: Option<Db>,
+    /// table → its columns (lower case), as last seen or created.
+    tables: HashMap<String, HashSet<String>>,
+    failures: i64,
+}
+
+impl JdbcSink {
+    pub fn new(cfg: JdbcSinkConfig) -> Self {
+        let dialect = Dialect(cfg.url.engine);
+        JdbcSink {
+            cfg,
+            dialect,
+            db: None,
+            tables: HashMap::new(),
+            failures: 0,
+        }
+    }
+
+    /// Connect (`connection.attempts` tries, `connection.backoff.ms` apart). A refused
+    /// login or an unknown database fails at once: retrying will not fix it.
+    pub async fn start(&mut self) -> Result<(), TaskError> {
+        self.db = Some(
+            connect(
+                &self.cfg.url,
+                self.cfg.connection_attempts,
+                self.cfg.connection_backoff,
+            )
+            .await?,
+        );
+        Ok(())
+    }
+
+    /// Write a batch. `Ok(rejected)`: everything else is in the database and committed.
+    pub async fn put(&mut self, records: &[SinkRecord]) -> Result<Vec<Rejected>, TaskError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.try_put(records).await {
+            Ok(r) => {
+                self.failures = 0;
+                Ok(r)
+            }
+            Err(DbError::Connection(m)) => {
+                self.db = None;
+                self.failures += 1;
+                if self.failures > self.cfg.max_retries {
+                    return Err(TaskError::Fatal(format!(
+                        "org.apache.kafka.connect.errors.ConnectException: java.sql.SQLException: {m} (gave up after max.retries={} retries)",
+                        self.cfg.max_retries
+                    )));
+                }
+                tokio::time::sleep(self.cfg.retry_backoff).await;
+                Err(TaskError::Retriable(m))
+            }
+            Err(DbError::Statement(m)) => Err(TaskError::Fatal(format!(
+                "org.apache.kafka.connect.errors.ConnectException: java.sql.SQLException: {m}"
+            ))),
+        }
+    }
+
+    async fn try_put(&mut self, records: &[SinkRecord]) -> Result<Vec<Rejected>, DbError> {
+        if self.db.is_none() {
+            let db = Db::connect(&self.cfg.url).await?;
+            self.db = Some(db);
+        }
+        let mut rejected = Vec::new();
+        let mut ops: Vec<(usize, Op)> = Vec::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            match self.op_of(r) {
+                Ok(Op::Skip) => {}
+                Ok(op) => ops.push((i, op)),
+                Err(m) => rejected.push(Rejected {
+                    index: i,
+                    message: m,
+                }),
+            }
+        }
+        // Tables first (DDL is not part of the batch's transaction on MySQL anyway).
+        for (_, op) in &ops {
+            if let Op::Write {
+                table, cols, pk, ..
+            } = op
+            {
+                self.ensure_table(table, cols, pk).await?;
+            }
+        }
+        let db = self
+            .db
+            .as_mut()
+            .ok_or_else(|| DbError::Connection("not connected".into()))?;
+        db.batch("BEGIN").await?;
+        match run_ops(
+            db,
+            self.dialect,
+            &ops,
+            self.cfg.insert_mode,
+            self.cfg.batch_size,
+        )
+        .await
+        {
+            Ok(()) => {
+                db.batch("COMMIT").await?;
+            }
+            Err(DbError::Connection(m)) => return Err(DbError::Connection(m)),
+            Err(DbError::Statement(first)) => {
+                tracing::warn!(error = %first, "a batch was refused; writing its records one by one");
+                db.batch("ROLLBACK").await?;
+                for (i, op) in &ops {
+                    let one = [(*i, op.clone())];
+                    match run_ops(db, self.dialect, &one, self.cfg.insert_mode, 1).await {
+                        Ok(()) => {}
+                        Err(DbError::Statement(m)) => rejected.push(Rejected {
+                            index: *i,
+                            message: m,
+                        }),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        rejected.sort_by_key(|r| r.index);
+        Ok(rejected)
+    }
+
+    /// Create the table, or add the columns it lacks, as `auto.create`/`auto.evolve` allow.
+    async fn ensure_table(
+        &mut self,
+        table: &str,
+        cols: &[ColDef],
+        pk: &[String],
+    ) -> Result<(), DbError> {
+        let known = match self.tables.get(table) {
+            Some(k) => k.clone(),
+            None => {
+                let db = self
+                    .db
+                    .as_mut()
+                    .ok_or_else(|| DbError::Connection("not connected".into()))?;
+                match db.table_columns(table).await? {
+                    Some(c) => c.into_iter().collect(),
+                    None => {
+                        if !self.cfg.auto_create {
+                            return Err(DbError::Statement(format!(
+                                "Table \"{table}\" is missing and auto-creation is disabled"
+                            )));
+                        }
+                        let sql = self.dialect.create_table(table, cols, pk);
+                        tracing::info!(%table, %sql, "creating table");
+                        if let Err(e) = db.batch(&sql).await {
+                            // Another task may have created it meanwhile.
+                            if db.table_columns(table).await?.is_none() {
+                                return Err(e);
+                            }
+                        }
+                        let set: HashSet<String> = match db.table_columns(table).await? {
+                            Some(c) => c.into_iter().collect(),
+                            None => cols.iter().map(|c| c.name.to_lowercase()).collect(),
+                        };
+                        self.tables.insert(table.to_string(), set.clone());
+                        set
+                    }
+                }
+            }
+        };
+        let missing: Vec<&ColDef> = cols
+            .iter()
+            .filter(|c| !known.contains(&c.name.to_lowercase()))
+            .collect();
+        if missing.is_empty() {
+            self.tables.insert(table.to_string(), known);
+            return Ok(());
+        }
+        let names: Vec<&str> = missing.iter().map(|c| c.name.as_str()).collect();
+        if !self.cfg.auto_evolve {
+            return Err(DbError::Statement(format!(
+                "Table \"{table}\" is missing fields ({}) and auto-evolution is disabled",
+                names.join(", ")
+            )));
+        }
+        let db = self
+            .db
+            .as_mut()
+            .ok_or_else(|| DbError::Connection("not connected".into()))?;
+        let mut known = known;
+        for c in missing {
+            if !c.optional {
+                return Err(DbError::Statement(format!(
+                    "Cannot ALTER table \"{table}\" to add missing field {}, as the field is not optional",
+                    c.name
+                )));
+            }
+            let sql = self.dialect.add_column(table, c);
+            tracing::info!(%table, %sql, "adding a column");
+            db.batch(&sql).await?;
+            known.insert(c.name.to_lowercase());
+        }
+        self.tables.insert(table.to_string(), known);
+        Ok(())
+    }
+
+    /// The row a record makes (or why it cannot make one).
+    fn op_of(&self, r: &SinkRecord) -> Result<Op, String> {
+        let table = self.cfg.table_name(&r.topic);
+        if matches!(r.value.data, Data::Null) {
+            if !self.cfg.delete_enabled {
+                return Ok(Op::Skip);
+            }
+            let (keys, values) = key_columns(&r.key, &self.cfg.pk_fields)?;
+            return Ok(Op::Delete {
+                table,
+                keys,
+                values,
+            });
+        }
+        let (vfields, vvals) = struct_columns(&r.value, "value")?;
+        let mut cols = Vec::new();
+        let mut values = Vec::new();
+        let pk: Vec<String> = match self.cfg.pk_mode {
+            PkMode::None => Vec::new(),
+            PkMode::Kafka => {
+                let names: Vec<String> = if self.cfg.pk_fields.is_empty() {
+                    vec![
+                        "__connect_topic".into(),
+                        "__connect_partition".into(),
+                        "__connect_offset".into(),
+                    ]
+                } else {
+                    self.cfg.pk_fields.clone()
+                };
+                cols.push(ColDef {
+                    name: names[0].clone(),
+                    ty: ColType::Text,
+                    optional: false,
+                });
+                cols.push(ColDef {
+                    name: names[1].clone(),
+                    ty: ColType::Int32,
+                    optional: false,
+                });
+                cols.push(ColDef {
+                    name: names[2].clone(),
+                    ty: ColType::Int64,
+                    optional: false,
+                });
+                values.push(SqlValue::Text(r.topic.clone()));
+                values.push(SqlValue::Int(r.partition as i64));
+                values.push(SqlValue::Int(r.offset));
+                names
+            }
+            PkMode::RecordKey => {
+                let (kc, kv) = key_columns(&r.key, &self.cfg.pk_fields)?;
+                let names = kc.iter().map(|c| c.name.clone()).collect();
+                cols.extend(kc);
+                values.extend(kv);
+                names
+            }
+            PkMode::RecordValue => {
+                let names: Vec<String> = if self.cfg.pk_fields.is_empty() {
+                    vfields.iter().map(|c| c.name.clone()).collect()
+                } else {
+                    self.cfg.pk_fields.clone()
+                };
+                for n in &names {
+                    if !vfields.iter().any(|c| &c.name == n) {
+                        return Err(format!("PK mode for table '{table}' is RECORD_VALUE with configured PK fields {names:?}, but record value schema does not contain field: {n}"));
+                    }
+                }
+                names
+            }
+        };
+        for (c, v) in vfields.into_iter().zip(vvals) {
+            if cols.iter().any(|k: &ColDef| k.name == c.name) {
+                continue;
+            }
+            let mut c = c;
+            if pk.contains(&c.name) {
+                if matches!(v, SqlValue::Null) {
+                    return Err(format!("primary key field {} is null", c.name));
+                }
+                c.optional = false;
+            }
+            cols.push(c);
+            values.push(v);
+        }
+        if cols.is_empty() {
+            return Err("the record has no fields to write".into());
+        }
+        Ok(Op::Write {
+            table,
+            cols,
+            values,
+            pk,
+        })
+    }
+}
+
+/// Connect with retries; `Fatal` after the last attempt (or at once for a refused login).
+pub async fn connect(url: &JdbcUrl, attempts: i64, backoff: Duration) -> Result<Db, TaskError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match Db::connect(url).await {
+            Ok(db) => return Ok(db),
+            Err(DbError::Statement(m)) => {
+                return Err(TaskError::Fatal(format!(
+                    "org.apache.kafka.connect.errors.ConnectException: java.sql.SQLException: {m}"
+                )))
+            }
+            Err(DbError::Connection(m)) if attempt >= attempts => {
+                return Err(TaskError::Fatal(format!(
+                    "org.apache.kafka.connect.errors.ConnectException: java.sql.SQLException: {m} (after {attempt} connection attempts)"
+                )))
+            }
+            Err(DbError::Connection(m)) => {
+                tracing::warn!(attempt, error = %m, "cannot connect to the database; retrying");
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+}
+
+/// The fields of a struct value as columns and values.
+fn struct_columns(v: &SchemaAndValue, what: &str) -> Result<(Vec<ColDef>, Vec<SqlValue>), String> {
+    let Some(schema) = &v.schema else {
+        return Err(format!(
+            "Sink connector requires records with a non-null Struct {what} and non-null Struct schema (the {what} has no schema: use JsonConverter with schemas.enable=true)"
+        ));
+    };
+    if schema.get("type").and_then(|t| t.as_str()) != Some("struct") {
+        return Err(format!(
+            "the {what} schema is {}, not a struct",
+            schema.get("type").unwrap_or(&Value::Null)
+        ));
+    }
+    let Data::Value(Value::Object(obj)) = &v.data else {
+        return Err(format!("the {what} is not a struct"));
+    };
+    let mut cols = Vec::new();
+    let mut vals = Vec::new();
+    for f in schema
+        .get("fields")
+        .and_then(|f| f.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let name = f
+            .get("field")
+            .and_then(|n| n.as_str())
+            .unwrap_or("")
+            .to_string();
+        if name.is_empty() {
+            return Err(format!("a field of the {what} schema has no name"));
+        }
+        let ty = ColType::of_schema(f).map_err(|e| format!("field {name}: {e}"))?;
+        let optional = f.get("optional").and_then(|o| o.as_bool()).unwrap_or(false);
+        let raw = obj
+            .get(&name)
+            .or_else(|| f.get("default"))
+            .unwrap_or(&Value::Null);
+        let val = to_sql(ty, raw).map_err(|e| format!("field {name}: {e}"))?;
+        cols.push(ColDef { name, ty, optional });
+        vals.push(val);
+    }
+    Ok((cols, vals))
+}
+
+/// The key as primary-key columns: a struct's fields (all, or those in `pk.fields`),
+/// or a primitive key under `pk.fields[0]` (default `__connect_key`).
+fn key_columns(
+    k: &SchemaAndValue,
+    pk_fields: &[String],
+) -> Result<(Vec<ColDef>, Vec<SqlValue>), String> {
+    let Some(schema) = &k.schema else {
+        return Err("pk.mode=record_key needs keys with a schema (key.converter JsonConverter with schemas.enable=true)".into());
+    };
+    if matches!(k.data, Data::Null) {
+        return Err("pk.mode=record_key but the record has a null key".into());
+    }
+    if schema.get("type").and_then(|t| t.as_str()) == Some("struct") {
+        let (cols, vals) = struct_columns(k, "key")?;
+        let mut out_c = Vec::new();
+        let mut out_v = Vec::new();
+        for (mut c, v) in cols.into_iter().zip(vals) {
+            if pk_fields.is_empty() || pk_fields.contains(&c.name) {
+                if matches!(v, SqlValue::Null) {
+                    return Err(format!("key field {} is null", c.name));
+                }
+                c.optional = false;
+                out_c.push(c);
+                out_v.push(v);
+            }
+        }
+        if out_c.is_empty() {
+            return Err(format!("none of pk.fields {pk_fields:?} is in the key"));
+        }
+        return Ok((out_c, out_v));
+    }
+    let name = pk_fields
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "__connect_key".into());
+    let ty = ColType::of_schema(schema)?;
+    let v = to_sql(ty, &k.to_json())?;
+    Ok((
+        vec![ColDef {
+            name,
+            ty,
+            optional: false,
+        }],
+        vec![v],
+    ))
+}
+
+/// The shape two writes must share to go in one statement.
+fn shape(op: &Op) -> Option<(&str, Vec<(&str, ColType)>)> {
+    match op {
+        Op::Write { table, cols, .. } => Some((
+            table,
+            cols.iter().map(|c| (c.name.as_str(), c.ty)).collect(),
+        )),
+        _ => None,
+    }
+}
+
+/// Run ops in order: runs of same-shape writes as multi-row statements of at most
+/// `batch` rows (an upsert run is cut where a key repeats: one statement may not touch
+/// a row twice), updates and deletes one statement each.
+async fn run_ops(
+    db: &mut Db,
+    d: Dialect,
+    ops: &[(usize, Op)],
+    mode: InsertMode,
+    batch: usize,
+) -> Result<(), DbError> {
+    let mut i = 0;
+    while i < ops.len() {
+        match &ops[i].1 {
+            Op::Skip => i += 1,
+            Op::Delete {
+                table,
+                keys,
+                values,
+            } => {
+                db.execute(&d.delete(table, keys), values).await?;
+                i += 1;
+            }
+            Op::Write {
+                table,
+                cols,
+                values,
+                pk,
+            } if mode == InsertMode::Update => {
+                let mut params: Vec<SqlValue> = Vec::with_capacity(values.len());
+                for (c, v) in cols.iter().zip(values) {
+                    if !pk.contains(&c.name) {
+                        params.push(v.clone());
+                    }
+                }
+                for (c, v) in cols.iter().zip(values) {
+                    if pk.contains(&c.name) {
+                        params.push(v.clone());
+                    }
+                }
+                if cols.len() > pk.len() {
+                    db.execute(&d.update(table, cols, pk), &params).await?;
+                }
+                i += 1;
+            }
+            Op::Write {
+                table, cols, pk, ..
+            } => {
+                let first = shape(&ops[i].1);
+                let max_rows = batch.min((60_000 / cols.len().max(1)).max(1));
+                let key_idx: Vec<usize> = cols
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| pk.contains(&c.name))
+                    .map(|(j, _)| j)
+                    .collect();
+                let mut seen: HashSet<Vec<String>> = HashSet::new();
+                let mut j = i;
+                let mut params = Vec::new();
+                while j < ops.len() && j - i < max_rows && shape(&ops[j].1) == first {
+                    let Op::Write { values, .. } = &ops[j].1 else {
+                        break;
+                    };
+                    if mode == InsertMode::Upsert {
+                        let key: Vec<String> = key_idx
+                            .iter()
+                            .map(|k| format!("{:?}", values[*k]))
+                            .collect();
+                        if !seen.insert(key) {
+                            break;
+                        }
+                    }
+                    params.extend(values.iter().cloned());
+                    j += 1;
+                }
+                let rows = j - i;
+                let sql = if mode == InsertMode::Upsert {
+                    d.upsert(table, cols, pk, rows)
+                } else {
+                    d.insert(table, cols, rows)
+                };
+                db.execute(&sql, &params).await?;
+                i = j;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_properties;
+    use serde_json::json;
+
+    fn cfg(extra: &str) -> Result<JdbcSinkConfig, ConfigError> {
+        JdbcSinkConfig::from_config(&parse_properties(&format!(
+            "connection.url=jdbc:postgresql://127.0.0.1:5432/db\n{extra}"
+        )))
+    }
+
+    fn rec(key: Option<Value>, value: Option<Value>) -> SinkRecord {
+        let sv = |v: Option<Value>| match v {
+            None => SchemaAndValue {
+                schema: None,
+                data: Data::Null,
+            },
+            Some(e) => SchemaAndValue {
+                schema: e.get("schema").cloned(),
+                data: Data::Value(e["payload"].clone()),
+            },
+        };
+        SinkRecord {
+            topic: "orders".into(),
+            partition: 0,
+            offset: 7,
+            timestamp: None,
+            key: sv(key),
+            value: sv(value),
+        }
+    }
+
+    #[test]
+    fn config_rules() {
+        assert_eq!(cfg("insert.mode=merge\n").unwrap_err().key, "insert.mode");
+        assert_eq!(cfg("insert.mode=upsert\n").unwrap_err().key, "pk.mode");
+        assert_eq!(
+            cfg("delete.enabled=true\npk.mode=record_value\n")
+                .unwrap_err()
+                .key,
+            "delete.enabled"
+        );
+        assert_eq!(cfg("batch.size=0\n").unwrap_err().key, "batch.size");
+        let c = cfg("table.name.format=kafka_${topic}\n").unwrap();
+        assert_eq!(c.table_name("orders"), "kafka_orders");
+        assert_eq!(
+            JdbcSinkConfig::from_config(&ConfigMap::new())
+                .unwrap_err()
+                .key,
+            "connection.url"
+        );
+    }
+
+    #[test]
+    fn records_become_rows() {
+        let s = JdbcSink::new(
+            cfg("insert.mode=upsert\npk.mode=record_key\ndelete.enabled=true\n").unwrap(),
+        );
+        let key = json!({"schema":{"type":"struct","fields":[{"field":"id","type":"int32"}]},"payload":{"id":5}});
+        let val = json!({"schema":{"type":"struct","fields":[{"field":"id","type":"int32"},{"field":"name","type":"string","optional":true}]},"payload":{"id":5,"name":"x"}});
+        let Op::Write {
+            table,
+            cols,
+            values,
+            pk,
+        } = s.op_of(&rec(Some(key.clone()), Some(val))).unwrap()
+        else {
+            panic!("not a write")
+        };
+        assert_eq!(table, "orders");
+        assert_eq!(pk, vec!["id".to_string()]);
+        assert_eq!(
+            cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["id", "name"]
+        );
+        assert_eq!(values, vec![SqlValue::Int(5), SqlValue::Text("x".into())]);
+        assert!(matches!(
+            s.op_of(&rec(Some(key), None)).unwrap(),
+            Op::Delete { .. }
+        ));
+        // Schemaless values cannot become rows.
+        let mut r = rec(None, None);
+        r.value = SchemaAndValue {
+            schema: None,
+            data: Data::Value(json!({"id": 1})),
+        };
+        assert!(s.op_of(&r).unwrap_err().contains("schema"));
+        // Primitive keys use __connect_key.
+        let (c, v) = key_columns(
+            &SchemaAndValue {
+                schema: Some(json!({"type":"int64"})),
+                data: Data::Value(json!(9)),
+            },
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            (c[0].name.as_str(), &v[0]),
+            ("__connect_key", &SqlValue::Int(9))
+        );
+    }
+}

@@ -1,0 +1,362 @@
+//! The values the JDBC connectors move between Connect and SQL: a column type derived
+//! from a Connect schema (sink: what `auto.create` declares) or from a result column
+//! (source), a SQL value, and the conversions both ways, logical types included
+//! (`Decimal` as base64 of the unscaled two's-complement integer, `Timestamp` as epoch
+//! milliseconds, `Date` as epoch days, `Time` as milliseconds of the day), as Kafka's
+//! JsonConverter writes them.
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+pub const DECIMAL: &str = "org.apache.kafka.connect.data.Decimal";
+pub const TIMESTAMP: &str = "org.apache.kafka.connect.data.Timestamp";
+pub const DATE: &str = "org.apache.kafka.connect.data.Date";
+pub const TIME: &str = "org.apache.kafka.connect.data.Time";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColType {
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    Float32,
+    Float64,
+    Bool,
+    Text,
+    Bytes,
+    Decimal { scale: i32 },
+    Date,
+    Time,
+    Timestamp,
+}
+
+/// A SQL value. Times are UTC; the connectors set the session time zone to UTC.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+    Bytes(Vec<u8>),
+    /// Decimal text (`-12.50`).
+    Decimal(String),
+    /// Microseconds since the epoch.
+    Timestamp(i64),
+    /// Days since the epoch.
+    Date(i32),
+    /// Microseconds of the day.
+    Time(i64),
+}
+
+impl ColType {
+    /// The type of a Connect schema (a struct field's schema).
+    pub fn of_schema(s: &Value) -> Result<ColType, String> {
+        let name = s.get("name").and_then(|n| n.as_str()).unwrap_or("");
+        let ty = s.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        Ok(match (name, ty) {
+            (DECIMAL, _) => ColType::Decimal {
+                scale: s
+                    .get("parameters")
+                    .and_then(|p| p.get("scale"))
+                    .and_then(|v| v.as_str().and_then(|t| t.parse().ok()).or(v.as_i64()))
+                    .unwrap_or(0) as i32,
+            },
+            (TIMESTAMP, _) => ColType::Timestamp,
+            (DATE, _) => ColType::Date,
+            (TIME, _) => ColType::Time,
+            (_, "int8") => ColType::Int8,
+            (_, "int16") => ColType::Int16,
+            (_, "int32") => ColType::Int32,
+            (_, "int64") => ColType::Int64,
+            (_, "float" | "float32") => ColType::Float32,
+            (_, "double" | "float64") => ColType::Float64,
+            (_, "boolean") => ColType::Bool,
+            (_, "string") => ColType::Text,
+            (_, "bytes") => ColType::Bytes,
+            (_, other) => {
+                return Err(format!(
+                    "{} is not a primitive type a JDBC sink can write to a column",
+                    if other.is_empty() { "(no type)" } else { other }
+                ))
+            }
+        })
+    }
+
+    /// The Connect schema of a column of this type (source side).
+    pub fn schema(&self, field: &str, optional: bool) -> Value {
+        let (ty, name, params) = match self {
+            ColType::Int8 => ("int8", None, None),
+            ColType::Int16 => ("int16", None, None),
+            ColType::Int32 => ("int32", None, None),
+            ColType::Int64 => ("int64", None, None),
+            ColType::Float32 => ("float", None, None),
+            ColType::Float64 => ("double", None, None),
+            ColType::Bool => ("boolean", None, None),
+            ColType::Text => ("string", None, None),
+            ColType::Bytes => ("bytes", None, None),
+            ColType::Decimal { scale } => (
+                "bytes",
+                Some(DECIMAL),
+                Some(json!({ "scale": scale.to_string() })),
+            ),
+            ColType::Timestamp => ("int64", Some(TIMESTAMP), None),
+            ColType::Date => ("int32", Some(DATE), None),
+            ColType::Time => ("int32", Some(TIME), None),
+        };
+        let mut s = json!({ "type": ty, "optional": optional, "field": field });
+        if let Some(n) = name {
+            s["name"] = json!(n);
+            s["version"] = json!(1);
+        }
+        if let Some(p) = params {
+            s["parameters"] = p;
+        }
+        s
+    }
+}
+
+/// A JSON payload (as the converter left it) of a field of type `t` → a SQL value.
+pub fn to_sql(t: ColType, v: &Value) -> Result<SqlValue, String> {
+    if v.is_null() {
+        return Ok(SqlValue::Null);
+    }
+    let int = |v: &Value| {
+        v.as_i64()
+            .ok_or_else(|| format!("expected an integer, got {v}"))
+    };
+    Ok(match t {
+        ColType::Int8 | ColType::Int16 | ColType::Int32 | ColType::Int64 => SqlValue::Int(int(v)?),
+        ColType::Float32 | ColType::Float64 => SqlValue::Float(
+            v.as_f64()
+                .ok_or_else(|| format!("expected a number, got {v}"))?,
+        ),
+        ColType::Bool => SqlValue::Bool(
+            v.as_bool()
+                .ok_or_else(|| format!("expected a boolean, got {v}"))?,
+        ),
+        ColType::Text => match v {
+            Value::String(s) => SqlValue::Text(s.clone()),
+            other => SqlValue::Text(other.to_string()),
+        },
+        ColType::Bytes => SqlValue::Bytes(b64(v)?),
+        ColType::Decimal { scale } => match v {
+            // decimal.format=NUMERIC writes a JSON number.
+            Value::Number(n) => SqlValue::Decimal(n.to_string()),
+            _ => SqlValue::Decimal(decimal_text(&b64(v)?, scale)?),
+        },
+        ColType::Timestamp => SqlValue::Timestamp(int(v)?.saturating_mul(1000)),
+        ColType::Date => SqlValue::Date(int(v)? as i32),
+        ColType::Time => SqlValue::Time(int(v)?.saturating_mul(1000)),
+    })
+}
+
+/// A SQL value of a column of type `t` → the JSON payload Kafka's JsonConverter writes.
+pub fn to_json(t: ColType, v: &SqlValue) -> Value {
+    match (t, v) {
+        (_, SqlValue::Null) => Value::Null,
+        (ColType::Decimal { scale }, SqlValue::Decimal(s)) => {
+            let bytes = unscaled_bytes(s, scale).unwrap_or_default();
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+        (ColType::Timestamp, SqlValue::Timestamp(us)) => json!(us.div_euclid(1000)),
+        (ColType::Date, SqlValue::Date(d)) => json!(d),
+        (ColType::Time, SqlValue::Time(us)) => json!(us.div_euclid(1000)),
+        (_, SqlValue::Int(i)) => json!(i),
+        (_, SqlValue::Float(f)) => json!(f),
+        (_, SqlValue::Bool(b)) => json!(b),
+        (_, SqlValue::Text(s)) => json!(s),
+        (_, SqlValue::Decimal(s)) => json!(s),
+        (_, SqlValue::Bytes(b)) => json!(base64::engine::general_purpose::STANDARD.encode(b)),
+        (_, SqlValue::Timestamp(us)) => json!(us.div_euclid(1000)),
+        (_, SqlValue::Date(d)) => json!(d),
+        (_, SqlValue::Time(us)) => json!(us.div_euclid(1000)),
+    }
+}
+
+fn b64(v: &Value) -> Result<Vec<u8>, String> {
+    let s = v
+        .as_str()
+        .ok_or_else(|| format!("expected base64 bytes, got {v}"))?;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|e| format!("invalid base64 bytes: {e}"))
+}
+
+/// Big-endian two's-complement unscaled integer + scale → decimal text.
+pub fn decimal_text(bytes: &[u8], scale: i32) -> Result<String, String> {
+    if bytes.len() > 16 {
+        return Err("decimal wider than 128 bits".into());
+    }
+    let mut n: i128 = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+        -1
+    } else {
+        0
+    };
+    for b in bytes {
+        n = (n << 8) | *b as i128;
+    }
+    let neg = n < 0;
+    let digits = n.unsigned_abs().to_string();
+    let s = if scale <= 0 {
+        format!("{digits}{}", "0".repeat((-scale) as usize))
+    } else {
+        let scale = scale as usize;
+        let padded = format!("{digits:0>width$}", width = scale + 1);
+        let (a, b) = padded.split_at(padded.len() - scale);
+        format!("{a}.{b}")
+    };
+    Ok(if neg { format!("-{s}") } else { s })
+}
+
+/// Decimal text → minimal big-endian two's-complement unscaled integer at `scale`.
+pub fn unscaled_bytes(text: &str, scale: i32) -> Result<Vec<u8>, String> {
+    let t = text.trim();
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    let scale = scale.max(0) as usize;
+    let mut frac = frac.to_string();
+    if frac.len() > scale {
+        frac.truncate(scale);
+    }
+    while frac.len() < scale {
+        frac.push('0');
+    }
+    let digits = format!("{int}{frac}");
+    let mut n: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits
+            .parse::<i128>()
+            .map_err(|_| format!("'{text}' is not a decimal"))?
+    };
+    if neg {
+        n = -n;
+    }
+    let full = n.to_be_bytes();
+    // Drop leading bytes that only repeat the sign.
+    let mut start = 0;
+    while start < 15 {
+        let (b, next) = (full[start], full[start + 1]);
+        if (b == 0 && next & 0x80 == 0) || (b == 0xff && next & 0x80 != 0) {
+            start += 1;
+        } else {
+            break;
+        }
+    }
+    Ok(full[start..].to_vec())
+}
+
+// ---------------------------------------------------------------- calendar
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// (year, month, day) of days since 1970-01-01.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `YYYY-MM-DD HH:MM:SS.ffffff` of microseconds since the epoch (UTC).
+pub fn timestamp_text(us: i64) -> String {
+    let days = us.div_euclid(86_400_000_000);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {}",
+        time_text(us.rem_euclid(86_400_000_000))
+    )
+}
+
+pub fn date_text(days: i32) -> String {
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+pub fn time_text(us: i64) -> String {
+    let s = us.div_euclid(1_000_000);
+    format!(
+        "{:02}:{:02}:{:02}.{:06}",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60,
+        us.rem_euclid(1_000_000)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_round_trip() {
+        for (text, scale) in [
+            ("12.50", 2),
+            ("-0.01", 2),
+            ("0.00", 2),
+            ("123456789012345678.9", 1),
+            ("-128", 0),
+            ("255", 0),
+        ] {
+            let b = unscaled_bytes(text, scale).unwrap();
+            assert_eq!(decimal_text(&b, scale).unwrap(), text, "{text}");
+        }
+        // Kafka's encoding of 12.50 at scale 2: unscaled 1250 = 0x04E2.
+        assert_eq!(unscaled_bytes("12.5", 2).unwrap(), vec![0x04, 0xe2]);
+        assert_eq!(unscaled_bytes("-1", 0).unwrap(), vec![0xff]);
+        assert_eq!(unscaled_bytes("128", 0).unwrap(), vec![0x00, 0x80]);
+        assert!(unscaled_bytes("1x", 0).is_err());
+    }
+
+    #[test]
+    fn calendar() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(civil_from_days(11_017), (2000, 3, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(
+            timestamp_text(1_700_000_000_123_456),
+            "2023-11-14 22:13:20.123456"
+        );
+        assert_eq!(date_text(19_000), "2022-01-08");
+    }
+
+    #[test]
+    fn schemas_and_values() {
+        let dec = json!({"type":"bytes","name":DECIMAL,"parameters":{"scale":"2"}});
+        let t = ColType::of_schema(&dec).unwrap();
+        assert_eq!(t, ColType::Decimal { scale: 2 });
+        assert_eq!(
+            to_sql(t, &json!("BOI=")).unwrap(),
+            SqlValue::Decimal("12.50".into())
+        );
+        assert_eq!(to_json(t, &SqlValue::Decimal("12.5".into())), json!("BOI="));
+        let ts = ColType::of_schema(&json!({"type":"int64","name":TIMESTAMP})).unwrap();
+        assert_eq!(
+            to_sql(ts, &json!(1500)).unwrap(),
+            SqlValue::Timestamp(1_500_000)
+        );
+        assert!(to_sql(ColType::Int32, &json!("x")).is_err());
+        assert!(ColType::of_schema(&json!({"type":"struct"})).is_err());
+        assert_eq!(ColType::Date.schema("d", true)["name"], json!(DATE));
+    }
+}
