@@ -13,6 +13,7 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -108,7 +109,17 @@ class Browser:
         """Click a submit button or link and wait for the next page to load."""
         old = self.d.find_element(By.TAG_NAME, "html")
         self.d.find_element(By.ID, elem_id).click()
-        WebDriverWait(self.d, 30).until(EC.staleness_of(old))
+
+        def left(_):
+            # chromedriver may answer a probe of an element of the page being
+            # replaced with "Node with given id does not belong to the
+            # document" (a WebDriverException) instead of a stale reference.
+            try:
+                return EC.staleness_of(old)(self.d)
+            except WebDriverException as e:
+                return "does not belong to the document" in str(e)
+
+        WebDriverWait(self.d, 30).until(left)
         WebDriverWait(self.d, 30).until(
             lambda d: d.execute_script("return document.readyState") == "complete")
 
