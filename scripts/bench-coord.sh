@@ -25,7 +25,7 @@ coord_bench_args 1 "$@"
 if [ -z "$ZNODES" ]; then
   if [ "$QUICK" = 1 ]; then ZNODES=100000; else ZNODES=1000000; fi
 fi
-coord_bench_build -p fjord-coord
+coord_bench_build --workspace --bins
 FJORD=$FJORD_BIN/fjord-coord
 ANCHOR=$ANCHORS/zk-anchor.sh
 

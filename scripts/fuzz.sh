@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # cargo fuzz over Fjord's decoders: scripts/fuzz.sh [--quick] [seconds per target]
-# --quick: 20 s per target (the default test run). Installs cargo-fuzz if missing. The
+# --quick: 10 s per target (the default test run). Installs cargo-fuzz if missing. The
 # machine has stable Rust only, so the nightly flags cargo-fuzz passes are allowed with
 # RUSTC_BOOTSTRAP=1. Crashes land in fuzz/artifacts/<target>/ and fail this script.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 SECS=300
-if [ "${1:-}" = "--quick" ]; then SECS=20; shift; fi
+if [ "${1:-}" = "--quick" ]; then SECS=10; shift; fi
 [ -n "${1:-}" ] && SECS=$1
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 cd "$FJORD_ROOT/fuzz"

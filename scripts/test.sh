@@ -18,42 +18,50 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$FJORD_ROOT"
 
-fjord_install_apt
-fjord_install_pip
-fjord_build
+# step CMD...: runs CMD and prints how long it took (the run's budget is ~25 min).
+step() {
+  local t0=$SECONDS s=0
+  "$@" || s=$?
+  echo "== step took $((SECONDS - t0)) s (exit $s): $*" >&2
+  return "$s"
+}
+
+step fjord_install_apt
+step fjord_install_pip
+step fjord_build
 
 # The broker's modules import one way only (docs/architecture.md → The broker).
 python3 scripts/check-cycles.py broker/src
 
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --release --workspace --no-fail-fast
+  step cargo nextest run --release --workspace --no-fail-fast
 else
   cargo test --release --workspace
 fi
 
 if [ "${FJORD_SKIP_FUZZ:-0}" != 1 ]; then
-  scripts/fuzz.sh --quick
+  step scripts/fuzz.sh --quick
 fi
 
 if [ "${FJORD_SKIP_BENCH:-0}" != 1 ]; then
   # The load generators in bench/, built into $BENCH_TARGET (~/.cache/bench-target).
   # kbench links librdkafka built from source: the first build takes minutes.
   # kbench-system is the same source on Debian's librdkafka 2.0.2 (old clients too).
-  bench_build zkbench kbench kbench-system
-  scripts/bench-coord.sh --quick
-  scripts/bench-broker.sh --quick
-  scripts/bench-groups.sh --quick
-  scripts/bench-replication.sh --quick
-  scripts/bench-compaction.sh --quick
-  scripts/ensemble-bench.sh --quick
-  scripts/bench-streams.sh --quick
-  scripts/bench-transactions.sh --quick
-  scripts/bench-metrics.sh --quick
-  scripts/bench-registry.sh --quick
-  scripts/bench-security.sh --quick
-  scripts/bench-acl.sh --quick
-  scripts/bench-connect.sh --quick
-  scripts/bench-console.sh --quick
+  step bench_build zkbench kbench kbench-system
+  step scripts/bench-coord.sh --quick
+  step scripts/bench-broker.sh --quick
+  step scripts/bench-groups.sh --quick
+  step scripts/bench-replication.sh --quick
+  step scripts/bench-compaction.sh --quick
+  step scripts/ensemble-bench.sh --quick
+  step scripts/bench-streams.sh --quick
+  step scripts/bench-transactions.sh --quick
+  step scripts/bench-metrics.sh --quick
+  step scripts/bench-registry.sh --quick
+  step scripts/bench-security.sh --quick
+  step scripts/bench-acl.sh --quick
+  step scripts/bench-connect.sh --quick
+  step scripts/bench-console.sh --quick
 fi
 
 export FJORD_REQUIRE_BINARIES=1
@@ -67,6 +75,6 @@ pytest_tier() {  # pytest's exit 5 is "nothing selected" (PYTEST_ARGS="-k ..." m
   return "$s"
 }
 rc=0
-pytest_tier -m "not serial" -n "${FJORD_PYTEST_WORKERS:-2}" --dist loadfile || rc=$?
-pytest_tier -m serial || rc=$?
+step pytest_tier -m "not serial" -n "${FJORD_PYTEST_WORKERS:-2}" --dist loadfile || rc=$?
+step pytest_tier -m serial || rc=$?
 exit $rc

@@ -51,6 +51,8 @@ struct State {
     last_contact: Instant,
     /// Last accepted AppendEntries: openraft's lease runs from it.
     last_append: Instant,
+    /// A leader's AppendEntries was accepted since this process started.
+    heard_any: bool,
     /// A leader whose peer connection closed and whose port refused a new
     /// one: evidence it is gone, so no need to wait for a timeout.
     gone: Option<NodeId>,
@@ -99,6 +101,7 @@ impl Elector {
             state: Mutex::new(State {
                 last_contact: now,
                 last_append: now,
+                heard_any: false,
                 gone: None,
                 campaigning: false,
                 backed: None,
@@ -118,7 +121,15 @@ impl Elector {
         let now = Instant::now();
         s.last_contact = now;
         s.last_append = now;
+        s.heard_any = true;
         s.gone = None;
+    }
+
+    /// Whether a leader reached this member since it started. Until then a
+    /// restarted follower only remembers a leader (openraft restores it from
+    /// the saved vote) and has no link to forward a client's writes over.
+    pub fn heard_any_leader(&self) -> bool {
+        self.state.lock().heard_any
     }
 
     /// This member granted a real vote: that candidate gets time to win.

@@ -275,9 +275,11 @@ pub struct Ensemble {
     /// Set once this member leads and gave every session a fresh timeout
     /// (see [`watch_role`]); only then may it expire sessions.
     owns_expiry: AtomicBool,
-    /// False while this member is cut off from a quorum (see [`guard`]):
-    /// it then refuses clients so they move to a member that can serve them
-    /// (or, with `readonlymode.enabled`, serves read-only ones).
+    /// False while this member is cut off from a quorum (see [`guard`]),
+    /// and from its start until it knows a live leader: it then refuses
+    /// clients so they move to (or wait for) a member that can serve them
+    /// (or, with `readonlymode.enabled`, serves read-only ones). ZooKeeper's
+    /// restarted member likewise takes no client until it has synced.
     serving: tokio::sync::watch::Sender<bool>,
     /// `readonlymode.enabled`.
     read_only_enabled: bool,
@@ -369,7 +371,7 @@ impl Ensemble {
             peers: peers.clone(),
             elector,
             owns_expiry: AtomicBool::new(false),
-            serving: tokio::sync::watch::channel(true).0,
+            serving: tokio::sync::watch::channel(false).0,
             read_only_enabled: cfg.read_only_enabled,
             reconfig_lock: tokio::sync::Mutex::new(()),
             reconfig_step: Duration::from_millis(
@@ -867,6 +869,8 @@ async fn watch_role(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>) {
 /// it then takes read-only clients (see `server`), which leave when the
 /// quorum is back.
 async fn guard(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>, limit: Duration) {
+    // Not serving yet (see `Ensemble::serving`): read-only clients only.
+    core.lock().set_read_only(ens.read_only_enabled);
     let mut iv = tokio::time::interval((limit / 10).max(Duration::from_millis(20)));
     let mut bad_since: Option<tokio::time::Instant> = None;
     loop {
@@ -887,17 +891,18 @@ async fn guard(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>, limit: Duration) {
                     Ok(Ok(_))
                 )
             } else {
-                ens.leader().is_some()
+                ens.leader().is_some() && ens.elector.heard_any_leader()
             };
         let now = tokio::time::Instant::now();
-        let cut_off = if ok {
+        let serve = if ok {
             bad_since = None;
-            false
+            true
         } else {
-            now.duration_since(*bad_since.get_or_insert(now)) >= limit
+            let since = *bad_since.get_or_insert(now);
+            ens.serving() && now.duration_since(since) < limit
         };
-        let was_serving = ens.serving.send_replace(!cut_off);
-        if cut_off && was_serving {
+        let was_serving = ens.serving.send_replace(serve);
+        if !serve && was_serving {
             tracing::warn!(
                 member = ens.my_id,
                 read_only = ens.read_only_enabled,
@@ -909,10 +914,13 @@ async fn guard(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>, limit: Duration) {
             for c in core.conns().values() {
                 c.tx.close(last);
             }
-        } else if !cut_off && !was_serving {
+        } else if serve && !was_serving {
             // Read-only connections end themselves (they follow `serving`).
             core.lock().set_read_only(false);
-            tracing::info!(member = ens.my_id, "quorum is back; serving clients again");
+            tracing::info!(
+                member = ens.my_id,
+                "a leader with a quorum is known; serving clients"
+            );
         }
     }
 }

@@ -250,6 +250,13 @@ def test_ensemble_leader_and_voting_view():
         leader = e.wait_leader()
         for m in e.members:
             wait_admin(m.admin_port)
+            # A fresh voter follows as soon as it voted; the membership (the
+            # leader's address, the voting view) reaches it with the leader's
+            # first entries.
+            deadline = time.time() + 20
+            while len(cmd(m.admin_port, "voting_view")["current_config"]) < 3 \
+                    and time.time() < deadline:
+                time.sleep(0.05)
             lead = cmd(m.admin_port, "leader")
             assert lead["is_leader"] == (m is leader), (m.sid, lead)
             assert lead["leader_id"] == leader.sid and lead["leader_ip"] == HOST, lead
