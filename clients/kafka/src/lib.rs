@@ -19,6 +19,6 @@ pub mod batch;
 pub mod client;
 pub mod member;
 pub mod security;
-#[cfg(any(test, feature = "test-util"))]
+#[doc(hidden)]
 pub mod testing;
 pub mod transactions;

@@ -1,6 +1,7 @@
 //! Test support for crates that handle record batches: a minimal valid v2
-//! batch built byte by byte, independent of the encoder under test. Compiled
-//! for this crate's tests and, with the `test-util` feature, for others'.
+//! batch built byte by byte, independent of the encoder under test. Always
+//! compiled (it is small): a test-only feature would give the workspace's
+//! libraries a second feature set, and every test build a second compile.
 
 use bytes::Bytes;
 
