@@ -1,6 +1,7 @@
 //! `/topics` (the list, searchable with `?q=`, and the create form),
 //! `/topics/{t}` (each partition's leader, replicas, ISR, earliest and latest
-//! offsets) and the delete flow: `/topics/{t}/delete` asks to type the name,
+//! offsets, and its configs and partition count with their edit forms from
+//! `topic_edit`) and the delete flow: `/topics/{t}/delete` asks to type the name,
 //! and its POST deletes.
 
 use hyper::StatusCode;
@@ -109,7 +110,9 @@ pub async fn create(app: &App, r: &Req) -> anyhow::Result<Reply> {
         Err(e) => return again(&e),
     };
     let mut c = super::client(app).await?;
-    if let Err(e) = cluster::create_topic(&mut c, form.name, partitions, rf, &configs).await {
+    if let Err(e) =
+        fjord_kafka::topic_admin::create_topic(&mut c, form.name, partitions, rf, &configs).await
+    {
         return again(&format!("the brokers refused: {e:#}"));
     }
     Ok(Reply::Redirect(format!(
@@ -130,6 +133,14 @@ pub async fn topic(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     let mut body = String::new();
     if r.q("created").is_some() {
         body += &notice("ok", &format!("Created topic {name}."));
+    }
+    match r.q("configs") {
+        Some("saved") => body += &notice("ok", &format!("Saved the configs of {name}.")),
+        Some(_) => body += &notice("info", "No config changed."),
+        None => {}
+    }
+    if let Some(n) = r.q("partitions") {
+        body += &notice("ok", &format!("Topic {name} now has {n} partitions."));
     }
     let off = |m: &std::collections::BTreeMap<i32, i64>, p: i32| {
         m.get(&p).map_or("?".to_string(), |o| o.to_string())
@@ -184,6 +195,7 @@ pub async fn topic(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
         ],
         &rows,
     );
+    body += &super::topic_edit::section(app, &mut c, name, t.partitions.len()).await;
     if !app.cfg.read_only {
         body += &format!(
             "<p><a class=\"button\" id=\"delete-topic\" href=\"/topics/{}/delete\">Delete this topic…</a></p>",
