@@ -36,7 +36,7 @@ pub fn line(id: &str, label: &str, unit: &str, points: &[(i64, f64)], now_ms: i6
     }
     format!(
         "<figure class=\"chart\"><figcaption>{label}: <b id=\"{id}-last\">{last}</b> {unit} now, \
-at most {max} {unit} in the last 15 minutes</figcaption>\
+at most <b id=\"{id}-max\">{max}</b> {unit} in the last 15 minutes</figcaption>\
 <svg id=\"{id}\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" aria-label=\"{label}\">\
 <line x1=\"{LEFT}\" y1=\"{bottom}\" x2=\"{W}\" y2=\"{bottom}\" stroke=\"#99a\"/>\
 <line x1=\"{LEFT}\" y1=\"12\" x2=\"{W}\" y2=\"12\" stroke=\"#dde\"/>\

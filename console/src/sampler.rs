@@ -199,10 +199,14 @@ mod tests {
     fn rates_from_offsets_moving() {
         let h = History::default();
         let t0 = Instant::now();
-        let ends = |a: i64, b: i64| {
-            HashMap::from([(("t".to_string(), 0), a), (("t".to_string(), 1), b)])
-        };
-        h.record(t0, 1_000, ends(100, 50), vec![group("g", 150, &[("t", 0, 0)])]);
+        let ends =
+            |a: i64, b: i64| HashMap::from([(("t".to_string(), 0), a), (("t".to_string(), 1), b)]);
+        h.record(
+            t0,
+            1_000,
+            ends(100, 50),
+            vec![group("g", 150, &[("t", 0, 0)])],
+        );
         assert!(h.produce().is_empty(), "one sample is no rate yet");
         assert_eq!(h.total_lag(), vec![(1_000, 150.0)]);
         // 2 s later: 200 more produced, 40 more committed.

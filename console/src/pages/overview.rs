@@ -55,7 +55,8 @@ pub async fn page(app: &App) -> anyhow::Result<Reply> {
     body += &card(
         "total-lag",
         "Consumer lag",
-        lag.last().map_or("-".to_string(), |(_, l)| format!("{l:.0}")),
+        lag.last()
+            .map_or("-".to_string(), |(_, l)| format!("{l:.0}")),
         false,
     );
     body += "</div>";

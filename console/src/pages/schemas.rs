@@ -333,7 +333,9 @@ pub async fn compatibility(app: &App, name: &str, r: &Req) -> anyhow::Result<Rep
     let sub = enc(name);
     let put = json!({ "compatibility": level });
     match sr.call("PUT", &format!("/config/{sub}"), Some(&put)).await {
-        Ok(_) => Ok(Reply::Redirect(format!("/schemas/{sub}?compatibility=saved"))),
+        Ok(_) => Ok(Reply::Redirect(format!(
+            "/schemas/{sub}?compatibility=saved"
+        ))),
         Err(e @ RestError::Refused { .. }) => {
             let body = notice("error", &format!("{e}"));
             Ok(app.page(StatusCode::BAD_REQUEST, &format!("Subject {name}"), &body))

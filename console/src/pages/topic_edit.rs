@@ -29,7 +29,12 @@ async fn on_topic(c: &mut Client, name: &str) -> anyhow::Result<Vec<ConfigEntry>
 pub async fn section(app: &App, c: &mut Client, name: &str, partitions: usize) -> String {
     let set = match on_topic(c, name).await {
         Ok(s) => s,
-        Err(e) => return notice("error", &format!("The topic's configs could not be read: {e}")),
+        Err(e) => {
+            return notice(
+                "error",
+                &format!("The topic's configs could not be read: {e}"),
+            )
+        }
     };
     let shown = |e: &ConfigEntry| {
         if e.sensitive {
@@ -136,7 +141,11 @@ pub async fn partitions(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply>
     let mut c = super::client(app).await?;
     let s = cluster::snapshot(&mut c, Some(&[name.to_string()]), &app.seen).await?;
     let Some(t) = s.topic(name).filter(|t| t.error_code == 0) else {
-        return Ok(refused(app, name, &format!("Topic '{name}' does not exist.")));
+        return Ok(refused(
+            app,
+            name,
+            &format!("Topic '{name}' does not exist."),
+        ));
     };
     let now = t.partitions.len();
     if count as i64 <= now as i64 {
