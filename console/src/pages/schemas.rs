@@ -204,7 +204,7 @@ pub async fn subject(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
             .iter()
             .map(|l| {
                 let sel = if *l == level { " selected" } else { "" };
-                format!("<option{sel}>{l}</option>")
+                format!("<option value=\"{l}\"{sel}>{l}</option>")
             })
             .collect();
         body += &format!(
