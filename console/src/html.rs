@@ -97,7 +97,17 @@ pub fn csrf_field(token: &str) -> String {
 
 /// A table: `head` cells are escaped, `rows` cells are HTML already.
 pub fn table(id: &str, head: &[&str], rows: &[Vec<String>]) -> String {
-    let mut s = format!("<table id=\"{}\"><thead><tr>", esc(id));
+    table_with(id, &[], head, rows)
+}
+
+/// A table with more attributes on its element (`data-*` for the script;
+/// names are ours, values are escaped).
+pub fn table_with(id: &str, attrs: &[(&str, &str)], head: &[&str], rows: &[Vec<String>]) -> String {
+    let mut s = format!("<table id=\"{}\"", esc(id));
+    for (k, v) in attrs {
+        let _ = write!(s, " {k}=\"{}\"", esc(v));
+    }
+    s.push_str("><thead><tr>");
     for h in head {
         let _ = write!(s, "<th>{}</th>", esc(h));
     }

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::cluster::{self, Topic};
 use crate::decode::Format;
-use crate::html::{enc, esc, link, notice, table, trs};
+use crate::html::{enc, esc, link, notice, table_with, trs};
 use crate::scan::{self, Filter, Found, Want};
 use crate::server::{App, Reply, Req};
 
@@ -110,14 +110,17 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     );
     body += "<p><span id=\"tail-status\">Following from the log end: new messages appear below as they arrive.</span> \
 <button type=\"button\" id=\"tail-pause\">Pause</button></p>";
-    let table = table("tail", super::messages::HEAD, &[]);
     // The table carries what the script needs: where to poll, from where, how often.
-    let attrs = format!(
-        "<table id=\"tail\" data-poll=\"{}\" data-next=\"{}\" data-every=\"{POLL_MS}\">",
-        esc(&url(name, r, "tail/poll")),
-        esc(&show_next(&next))
+    body += &table_with(
+        "tail",
+        &[
+            ("data-poll", &url(name, r, "tail/poll")),
+            ("data-next", &show_next(&next)),
+            ("data-every", &POLL_MS.to_string()),
+        ],
+        super::messages::HEAD,
+        &[],
     );
-    body += &table.replacen("<table id=\"tail\">", &attrs, 1);
     body += "<noscript><p class=\"notice info\">The live tail needs JavaScript; the messages page works without it.</p></noscript>";
     Ok(app.page(StatusCode::OK, &format!("Live tail of {name}"), &body))
 }
