@@ -31,7 +31,17 @@ struct State {
     consume: Series,
     total_lag: Series,
     lag: HashMap<String, Series>,
+    topics: HashMap<String, TopicFigures>,
     last: Option<Last>,
+}
+
+/// One topic as of the latest sample, for the topic list.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TopicFigures {
+    /// Messages produced per second since the sample before (None on the first).
+    pub rate: Option<f64>,
+    /// The lag of the groups with offsets on it, summed (None: no group reads it).
+    pub lag: Option<i64>,
 }
 
 /// The previous sample, to turn offsets into rates.
@@ -82,6 +92,10 @@ impl History {
     pub fn total_lag(&self) -> Vec<(i64, f64)> {
         self.state().total_lag.iter().copied().collect()
     }
+    /// Each topic's rate and group lag as of the latest sample.
+    pub fn topics(&self) -> HashMap<String, TopicFigures> {
+        self.state().topics.clone()
+    }
     pub fn group_lag(&self, group: &str) -> Vec<(i64, f64)> {
         self.state()
             .lag
@@ -106,9 +120,24 @@ impl History {
                     .map(move |(tp, o)| ((g.name.clone(), tp.clone()), *o))
             })
             .collect();
+        let mut topics: HashMap<String, TopicFigures> = HashMap::new();
+        for g in &groups {
+            for (tp, c) in &g.committed {
+                if let Some(e) = ends.get(tp) {
+                    let f = topics.entry(tp.0.clone()).or_default();
+                    f.lag = Some(f.lag.unwrap_or(0) + (e - c).max(0));
+                }
+            }
+        }
         let mut st = self.state();
         if let Some(last) = &st.last {
             let secs = at.duration_since(last.at).as_secs_f64().max(0.001);
+            for (tp, n) in &ends {
+                if let Some(o) = last.ends.get(tp) {
+                    let f = topics.entry(tp.0.clone()).or_default();
+                    f.rate = Some(f.rate.unwrap_or(0.0) + (n - o).max(0) as f64 / secs);
+                }
+            }
             let p = advanced(&last.ends, &ends) as f64 / secs;
             let c = advanced(&last.committed, &committed) as f64 / secs;
             push(&mut st.produce, ms, p);
@@ -126,6 +155,7 @@ impl History {
         let oldest = ms - WINDOW.as_millis() as i64;
         st.lag
             .retain(|_, s| s.back().is_some_and(|(t, _)| *t >= oldest));
+        st.topics = topics;
         st.last = Some(Last {
             at,
             ends,
@@ -208,6 +238,7 @@ mod tests {
             vec![group("g", 150, &[("t", 0, 0)])],
         );
         assert!(h.produce().is_empty(), "one sample is no rate yet");
+        assert_eq!(h.topics()["t"].rate, None);
         assert_eq!(h.total_lag(), vec![(1_000, 150.0)]);
         // 2 s later: 200 more produced, 40 more committed.
         h.record(
@@ -217,6 +248,9 @@ mod tests {
             vec![group("g", 310, &[("t", 0, 40)])],
         );
         assert_eq!(h.produce(), vec![(3_000, 100.0)]);
+        let t = h.topics()["t"];
+        assert_eq!(t.rate, Some(100.0));
+        assert_eq!(t.lag, Some(210)); // committed 40 on partition 0, which ends at 250
         assert_eq!(h.consume(), vec![(3_000, 20.0)]);
         assert_eq!(h.group_lag("g"), vec![(1_000, 150.0), (3_000, 310.0)]);
         // A reset backwards and a recreated (shorter) partition are not traffic.

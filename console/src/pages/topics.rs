@@ -1,4 +1,6 @@
-//! `/topics` (the list, searchable with `?q=`, and the create form),
+//! `/topics` (the list, searchable with `?q=`, with each topic's produce rate
+//! and the lag of the groups reading it as the sampler last saw them, and
+//! the create form),
 //! `/topics/{t}` (each partition's leader, replicas, ISR, earliest and latest
 //! offsets, and its configs and partition count with their edit forms from
 //! `topic_edit`) and the delete flow: `/topics/{t}/delete` asks to type the name,
@@ -25,17 +27,24 @@ pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
         "<form method=\"get\" action=\"/topics\"><input name=\"q\" value=\"{}\" placeholder=\"search\"> <button>Search</button></form>",
         esc(q)
     );
+    let figures = app.history.topics();
     let rows: Vec<Vec<String>> = s
         .topics
         .iter()
         .filter(|t| q.is_empty() || t.name.contains(q))
         .map(|t| {
             let under = t.partitions.iter().filter(|p| p.under_replicated()).count();
+            let f = figures.get(&t.name).copied().unwrap_or_default();
             vec![
                 link(&format!("/topics/{}", enc(&t.name)), &t.name),
                 t.partitions.len().to_string(),
                 t.replication().to_string(),
                 under.to_string(),
+                f.rate.map_or("-".to_string(), |r| format!("{r:.1}")),
+                format!(
+                    "<span class=\"lag\">{}</span>",
+                    f.lag.map_or("-".to_string(), |l| l.to_string())
+                ),
                 if t.internal {
                     "yes".into()
                 } else {
@@ -51,6 +60,8 @@ pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
             "partitions",
             "replication",
             "under-replicated",
+            "msg/s",
+            "group lag",
             "internal",
         ],
         &rows,

@@ -16,7 +16,8 @@ POST without the CSRF token changes nothing.
 test_charts: with console.sample.interval.ms=300, the overview's produce and
 consume charts are SVG polylines whose maximum is above 0 after a producer
 and a committing consumer ran, the total lag card shows the group's lag, and
-the group page's lag chart shows it too."""
+the group page's lag chart shows it too, and so does the topic list's group
+lag column."""
 import re
 import time
 
@@ -223,6 +224,12 @@ def test_charts(live):
         assert len(pts.split()) >= 2, (chart, pts)
     assert b.text("#lag-chart-last") == "100"
     b.shot("overview-charts")
+
+    # The topic list: the lag of the groups reading each topic, and its rate.
+    b.go("/topics")
+    row = [r for r in b.rows("topics") if r[0] == "chart"][0]
+    assert row[5] == "100" and float(row[4]) >= 0, row
+    assert [r[5] for r in b.rows("topics") if r[0] == "edit"] in ([], ["-"])
 
     b.go("/groups/chart-readers")
     pts = b.d.find_element(By.CSS_SELECTOR, "#group-lag-chart polyline").get_attribute("points")
