@@ -109,6 +109,17 @@ fn refused(app: &App, name: &str, msg: &str) -> Reply {
     app.page(StatusCode::BAD_REQUEST, &format!("Topic {name}"), &body)
 }
 
+/// Wait 100 ms before asking again, unless `deadline` (the console's
+/// timeout after the change) has passed: then the page shows what the
+/// broker says, stale or not.
+async fn again(deadline: tokio::time::Instant) -> bool {
+    if tokio::time::Instant::now() >= deadline {
+        return false;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    true
+}
+
 /// POST `/topics/{t}/configs`.
 pub async fn configs(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     let new = match cluster::parse_configs(r.f("configs")) {
@@ -127,6 +138,16 @@ pub async fn configs(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     if let Err(e) = topic_admin::alter_topic_configs(&mut c, name, &set, &delete).await {
         return Ok(refused(app, name, &format!("the brokers refused: {e}")));
     }
+    // The broker answers once the change is stored; its own view follows a
+    // moment later. Wait for it (bounded) so the page after shows the change.
+    let shown = |now: &[ConfigEntry]| {
+        set.iter().all(|(k, v)| {
+            now.iter()
+                .any(|e| e.name == *k && (e.sensitive || e.value.as_deref() == Some(v)))
+        }) && delete.iter().all(|k| now.iter().all(|e| e.name != *k))
+    };
+    let deadline = tokio::time::Instant::now() + app.cfg.timeout;
+    while !on_topic(&mut c, name).await.is_ok_and(|now| shown(&now)) && again(deadline).await {}
     Ok(Reply::Redirect(format!(
         "/topics/{}?configs=saved",
         enc(name)
@@ -158,6 +179,17 @@ pub async fn partitions(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply>
     if let Err(e) = topic_admin::create_partitions(&mut c, name, count).await {
         return Ok(refused(app, name, &format!("the brokers refused: {e}")));
     }
+    let names = [name.to_string()];
+    let grown = |s: cluster::Snapshot| {
+        s.topic(name)
+            .is_some_and(|t| t.partitions.len() >= count as usize)
+    };
+    let deadline = tokio::time::Instant::now() + app.cfg.timeout;
+    while !cluster::snapshot(&mut c, Some(&names), &app.seen)
+        .await
+        .is_ok_and(grown)
+        && again(deadline).await
+    {}
     Ok(Reply::Redirect(format!(
         "/topics/{}?partitions={count}",
         enc(name)
