@@ -7,25 +7,15 @@ use anyhow::{bail, Context};
 use base64::Engine;
 use clap::{Args, Subcommand};
 use fjord_kafka::client::{check, Client, ClientError, KafkaError, Node, TopicInfo};
+use fjord_kafka::topic_admin;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use serde_json::json;
 
 use crate::kafka::{key_value, Bootstrap};
 use crate::Output;
-
-/// DescribeConfigs resource type for topics.
-const RESOURCE_TOPIC: i8 = 2;
-/// DescribeConfigs config source: set on the topic itself.
-const SOURCE_TOPIC: i8 = 1;
 
 /// `fjord topic ...`
 #[derive(Debug, Args)]
@@ -235,34 +225,14 @@ async fn create(
     if_not_exists: bool,
     out: Output,
 ) -> anyhow::Result<()> {
-    let topic = CreatableTopic::default()
-        .with_name(TopicName(str(name)))
-        .with_num_partitions(partitions)
-        .with_replication_factor(rf)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(str(k))
-                        .with_value(Some(str(v)))
-                })
-                .collect(),
-        );
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![topic])
-        .with_timeout_ms(30_000);
-    let resp = c.call(Node::Any, &req, 7).await?;
-    for t in &resp.topics {
-        match check(t.error_code, t.error_message.as_ref()) {
-            Ok(()) => {}
-            Err(ClientError::Kafka(e)) if e.error() == Some(ResponseError::TopicAlreadyExists) => {
-                if !if_not_exists {
-                    bail!("Topic '{name}' already exists.")
-                }
+    match topic_admin::create_topic(c, name, partitions, rf, configs).await {
+        Ok(()) => {}
+        Err(ClientError::Kafka(e)) if e.error() == Some(ResponseError::TopicAlreadyExists) => {
+            if !if_not_exists {
+                bail!("Topic '{name}' already exists.")
             }
-            Err(e) => return Err(e).context(format!("create topic '{name}'")),
         }
+        Err(e) => return Err(e).context(format!("create topic '{name}'")),
     }
     match out {
         Output::Text => println!("Created topic {name}."),
@@ -276,44 +246,25 @@ async fn topic_configs(
     c: &mut Client,
     names: &[String],
 ) -> anyhow::Result<BTreeMap<String, Vec<(String, String)>>> {
-    let mut out = BTreeMap::new();
-    if names.is_empty() {
-        return Ok(out);
-    }
-    let req = DescribeConfigsRequest::default().with_resources(
-        names
-            .iter()
-            .map(|n| {
-                DescribeConfigsResource::default()
-                    .with_resource_type(RESOURCE_TOPIC)
-                    .with_resource_name(str(n))
-                    .with_configuration_keys(None)
-            })
-            .collect(),
-    );
-    let resp = c.call(Node::Any, &req, 4).await?;
-    for r in resp.results {
-        if r.error_code != 0 {
-            continue;
-        }
-        let entries = r
-            .configs
-            .iter()
-            .filter(|e| e.config_source == SOURCE_TOPIC)
-            .map(|e| {
-                (
-                    e.name.to_string(),
-                    if e.is_sensitive {
+    let all = topic_admin::describe_topic_configs(c, names).await?;
+    Ok(all
+        .into_iter()
+        .map(|(topic, entries)| {
+            let set = entries
+                .into_iter()
+                .filter(|e| e.on_topic())
+                .map(|e| {
+                    let v = if e.sensitive {
                         "[hidden]".to_string()
                     } else {
-                        e.value.as_ref().map(|v| v.to_string()).unwrap_or_default()
-                    },
-                )
-            })
-            .collect();
-        out.insert(r.resource_name.to_string(), entries);
-    }
-    Ok(out)
+                        e.value.unwrap_or_default()
+                    };
+                    (e.name, v)
+                })
+                .collect();
+            (topic, set)
+        })
+        .collect())
 }
 
 fn ids(v: &[i32]) -> String {
@@ -529,17 +480,9 @@ async fn alter(
                 t.partitions.len()
             );
         }
-        let req = CreatePartitionsRequest::default()
-            .with_topics(vec![CreatePartitionsTopic::default()
-                .with_name(TopicName(str(name)))
-                .with_count(n)
-                .with_assignments(None)])
-            .with_timeout_ms(30_000);
-        let resp = c.call(Node::Any, &req, 3).await?;
-        for r in &resp.results {
-            check(r.error_code, r.error_message.as_ref())
-                .with_context(|| format!("add partitions to '{name}'"))?;
-        }
+        topic_admin::create_partitions(c, name, n)
+            .await
+            .with_context(|| format!("add partitions to '{name}'"))?;
     }
     if !set.is_empty() || !del.is_empty() {
         alter_topic_configs(c, name, set, del).await?;
@@ -712,34 +655,12 @@ pub async fn alter_topic_configs(
     set: &[String],
     del: &[String],
 ) -> anyhow::Result<()> {
-    let mut configs = Vec::new();
-    for s in set {
-        let (k, v) = key_value(s)?;
-        configs.push(
-            AlterableConfig::default()
-                .with_name(str(&k))
-                .with_config_operation(0)
-                .with_value(Some(str(&v))),
-        );
-    }
-    for k in del {
-        configs.push(
-            AlterableConfig::default()
-                .with_name(str(k))
-                .with_config_operation(1)
-                .with_value(None),
-        );
-    }
-    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
-            .with_resource_type(RESOURCE_TOPIC)
-            .with_resource_name(str(name))
-            .with_configs(configs),
-    ]);
-    let resp = c.call(Node::Any, &req, 1).await?;
-    for r in &resp.responses {
-        check(r.error_code, r.error_message.as_ref())
-            .with_context(|| format!("alter configs of '{name}'"))?;
-    }
+    let set = set
+        .iter()
+        .map(|s| key_value(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    topic_admin::alter_topic_configs(c, name, &set, del)
+        .await
+        .with_context(|| format!("alter configs of '{name}'"))?;
     Ok(())
 }

@@ -1,16 +1,16 @@
 //! The cluster as the console sees it, over the Kafka protocol only
 //! (fjord-kafka's client): one Metadata snapshot per page (brokers, controller,
-//! topics with their partitions, tolerant of per-topic errors), topic creation
-//! and deletion, and partition offsets. Brokers that were seen once but are
+//! topics with their partitions, tolerant of per-topic errors), topic
+//! deletion and partition offsets (creation, configs and new partitions are
+//! fjord-kafka's `topic_admin`, shared with the CLI). Brokers that were seen once but are
 //! missing now, or that replicas name but Metadata does not list, are shown
 //! as down.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use fjord_kafka::client::{check, BrokerInfo, Client, ClientConfig, Node};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, TopicName};
+use kafka_protocol::messages::{DeleteTopicsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 pub type Result<T> = anyhow::Result<T>;
@@ -151,38 +151,6 @@ impl Seen {
         s.extend(live.keys().copied());
         s.clone()
     }
-}
-
-/// CreateTopics for one topic; the broker's refusal comes back as the error.
-pub async fn create_topic(
-    client: &mut Client,
-    name: &str,
-    partitions: i32,
-    rf: i16,
-    configs: &[(String, String)],
-) -> Result<()> {
-    let topic = CreatableTopic::default()
-        .with_name(TopicName(sb(name)))
-        .with_num_partitions(partitions)
-        .with_replication_factor(rf)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(sb(k))
-                        .with_value(Some(sb(v)))
-                })
-                .collect(),
-        );
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![topic])
-        .with_timeout_ms(15_000);
-    let resp = client.call(Node::Any, &req, 7).await?;
-    for t in &resp.topics {
-        check(t.error_code, t.error_message.as_ref())?;
-    }
-    Ok(())
 }
 
 /// DeleteTopics for one topic.

@@ -1,6 +1,7 @@
 //! `console.properties`: the console's keys (`listeners`, `bootstrap.servers`,
 //! `zookeeper.connect`, `schema.registry.url`, `connect.url`,
-//! `console.read.only`, `console.request.timeout.ms`), parsed and checked
+//! `console.read.only`, `console.request.timeout.ms`,
+//! `console.sample.interval.ms`), parsed and checked
 //! before anything starts so a bad file exits naming the key.
 
 use std::collections::BTreeMap;
@@ -37,6 +38,9 @@ pub struct ConsoleConfig {
     pub read_only: bool,
     /// How long one page may wait on the cluster before it says so.
     pub timeout: Duration,
+    /// How often the console samples end offsets, committed offsets and
+    /// lag for its charts.
+    pub sample_interval: Duration,
 }
 
 /// Java-properties lines: `key=value` or `key: value`, `#`/`!` comments.
@@ -59,7 +63,23 @@ const KNOWN: &[&str] = &[
     "connect.url",
     "console.read.only",
     "console.request.timeout.ms",
+    "console.sample.interval.ms",
 ];
+
+/// A positive number of milliseconds under `key`, or `default`.
+fn millis(
+    m: &BTreeMap<String, String>,
+    key: &str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match m.get(key) {
+        None => Ok(default),
+        Some(s) => match s.parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+            _ => Err(bad(key, "expected a positive number of ms")),
+        },
+    }
+}
 
 impl ConsoleConfig {
     /// Settings from parsed properties; unknown keys are returned for a warning.
@@ -93,18 +113,8 @@ impl ConsoleConfig {
                 ))
             }
         };
-        let timeout = match m.get("console.request.timeout.ms") {
-            None => Duration::from_secs(5),
-            Some(s) => match s.parse::<u64>() {
-                Ok(ms) if ms > 0 => Duration::from_millis(ms),
-                _ => {
-                    return Err(bad(
-                        "console.request.timeout.ms",
-                        "expected a positive number of ms",
-                    ))
-                }
-            },
-        };
+        let timeout = millis(m, "console.request.timeout.ms", Duration::from_secs(5))?;
+        let sample_interval = millis(m, "console.sample.interval.ms", Duration::from_secs(5))?;
         let unknown = m
             .keys()
             .filter(|k| !KNOWN.contains(&k.as_str()))
@@ -119,6 +129,7 @@ impl ConsoleConfig {
                 connect: opt("connect.url"),
                 read_only,
                 timeout,
+                sample_interval,
             },
             unknown,
         ))
@@ -154,5 +165,10 @@ mod tests {
         );
         let m = parse_properties("listeners=PLAINTEXT://x:1");
         assert_eq!(ConsoleConfig::from_map(&m).unwrap_err().key, "listeners");
+        let m = parse_properties("console.sample.interval.ms=0");
+        assert_eq!(
+            ConsoleConfig::from_map(&m).unwrap_err().key,
+            "console.sample.interval.ms"
+        );
     }
 }

@@ -26,6 +26,8 @@ pub struct GroupRow {
     pub topics: BTreeSet<String>,
     /// Sum of lag over partitions with a known end offset.
     pub lag: i64,
+    /// Its committed offsets (the sampler's consume rate is how they advance).
+    pub committed: BTreeMap<TopicPartition, i64>,
 }
 
 /// One partition of a group page.
@@ -126,6 +128,7 @@ pub async fn list(client: &mut Client) -> Result<Vec<GroupRow>> {
                 .iter()
                 .filter_map(|(tp, c)| ends.get(tp).map(|e| (e - c).max(0)))
                 .sum(),
+            committed,
             name,
         })
         .collect())

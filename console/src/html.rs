@@ -76,7 +76,7 @@ pub fn page(f: &Frame, title: &str, body: &str) -> String {
     };
     format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t} · Fjord console</title>\
-<link rel=\"stylesheet\" href=\"/static/style.css\"></head><body>\
+<link rel=\"stylesheet\" href=\"/static/style.css\"><script src=\"/static/console.js\" defer></script></head><body>\
 <header><b>Fjord</b> {nav}{ro}</header><main><h1>{t}</h1>\n{body}</main></body></html>\n",
         t = esc(title)
     )
@@ -97,11 +97,29 @@ pub fn csrf_field(token: &str) -> String {
 
 /// A table: `head` cells are escaped, `rows` cells are HTML already.
 pub fn table(id: &str, head: &[&str], rows: &[Vec<String>]) -> String {
-    let mut s = format!("<table id=\"{}\"><thead><tr>", esc(id));
+    table_with(id, &[], head, rows)
+}
+
+/// A table with more attributes on its element (`data-*` for the script;
+/// names are ours, values are escaped).
+pub fn table_with(id: &str, attrs: &[(&str, &str)], head: &[&str], rows: &[Vec<String>]) -> String {
+    let mut s = format!("<table id=\"{}\"", esc(id));
+    for (k, v) in attrs {
+        let _ = write!(s, " {k}=\"{}\"", esc(v));
+    }
+    s.push_str("><thead><tr>");
     for h in head {
         let _ = write!(s, "<th>{}</th>", esc(h));
     }
     s.push_str("</tr></thead><tbody>");
+    s.push_str(&trs(rows));
+    s.push_str("</tbody></table>");
+    s
+}
+
+/// Table rows alone (cells are HTML already), for a table that grows in place.
+pub fn trs(rows: &[Vec<String>]) -> String {
+    let mut s = String::new();
     for r in rows {
         s.push_str("<tr>");
         for c in r {
@@ -109,7 +127,6 @@ pub fn table(id: &str, head: &[&str], rows: &[Vec<String>]) -> String {
         }
         s.push_str("</tr>");
     }
-    s.push_str("</tbody></table>");
     s
 }
 

@@ -8,8 +8,11 @@
 //! (lag and resets), `ensemble` (the coordinator's `srvr`), `decode`
 //! (text/JSON/hex), `html` (escaping, the frame), `rest` (the registry's and
 //! Connect's REST APIs), `diff` (schema versions side by side), `typed`
-//! (registry-framed Avro/Protobuf/JSON Schema values decoded).
+//! (registry-framed Avro/Protobuf/JSON Schema values decoded), `sampler`
+//! (the history behind the charts, sampled in a task started here),
+//! `chart` (SVG line charts).
 
+mod chart;
 mod cluster;
 mod config;
 mod decode;
@@ -19,6 +22,7 @@ mod groups;
 mod html;
 mod pages;
 mod rest;
+mod sampler;
 mod scan;
 mod server;
 mod typed;
@@ -88,6 +92,7 @@ async fn run(cfg: config::ConsoleConfig) -> anyhow::Result<()> {
         "fjord-console started"
     );
     let app = Arc::new(server::App::new(cfg));
+    let sampling = tokio::spawn(sampler::run(app.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let a = app.clone();
     let serving = tokio::spawn(fjord_http::serve(
@@ -100,6 +105,7 @@ async fn run(cfg: config::ConsoleConfig) -> anyhow::Result<()> {
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
     let _ = serving.await;
+    sampling.abort();
     Ok(())
 }
 

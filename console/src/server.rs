@@ -19,6 +19,8 @@ use crate::pages;
 
 const MAX_BODY: usize = 1 << 20;
 const STYLE: &str = include_str!("../static/style.css");
+/// The one script: the live tail's polling (pages work without it).
+const SCRIPT: &str = include_str!("../static/console.js");
 
 /// What every request shares.
 pub struct App {
@@ -29,6 +31,8 @@ pub struct App {
     pub seen: Seen,
     /// Schemas by id, for values written through the registry.
     pub schemas: crate::typed::Schemas,
+    /// What the sampler saw, for the charts.
+    pub history: crate::sampler::History,
 }
 
 impl App {
@@ -43,6 +47,7 @@ impl App {
             csrf,
             seen: Seen::default(),
             schemas: crate::typed::Schemas::default(),
+            history: crate::sampler::History::default(),
         }
     }
 
@@ -77,6 +82,10 @@ pub enum Reply {
     Redirect(String),
     /// The style sheet shipped inside the binary.
     Css,
+    /// The script shipped inside the binary.
+    Script,
+    /// A JSON answer (the live tail's polls).
+    Json(String),
 }
 
 /// A parsed request: method, decoded path segments, query and form fields.
@@ -124,8 +133,10 @@ async fn answer(
     path: &str,
     query: BTreeMap<String, String>,
 ) -> Reply {
-    if path == "/static/style.css" {
-        return Reply::Css;
+    match path {
+        "/static/style.css" => return Reply::Css,
+        "/static/console.js" => return Reply::Script,
+        _ => {}
     }
     let form = if method == Method::POST {
         if app.cfg.read_only {
@@ -233,6 +244,12 @@ fn render(reply: Reply) -> Response<Full<Bytes>> {
         Reply::Css => b
             .header("content-type", "text/css; charset=utf-8")
             .body(Full::new(Bytes::from_static(STYLE.as_bytes()))),
+        Reply::Script => b
+            .header("content-type", "text/javascript; charset=utf-8")
+            .body(Full::new(Bytes::from_static(SCRIPT.as_bytes()))),
+        Reply::Json(body) => b
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body))),
         Reply::Html(status, body) => b
             .status(status)
             .header("content-type", "text/html; charset=utf-8")

@@ -8,6 +8,8 @@
 //! protocol's subscription/assignment encoding and the range assignor),
 //! `member` (one consumer-group member: join, sync, heartbeat, commit, leave),
 //! `admin` (the group administration calls kafka-consumer-groups makes),
+//! `topic_admin` (create a topic, add partitions, describe and alter its
+//! configs: what kafka-topics and kafka-configs send),
 //! `security` (TLS and SASL from Kafka client settings; the SCRAM codec the
 //! broker shares).
 //! Every Kafka error code reaches callers as a [`client::KafkaError`], named
@@ -21,4 +23,5 @@ pub mod member;
 pub mod security;
 #[doc(hidden)]
 pub mod testing;
+pub mod topic_admin;
 pub mod transactions;

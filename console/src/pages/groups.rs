@@ -1,5 +1,6 @@
 //! `/groups` (state, members, topics, total lag), `/groups/{g}` (members
-//! and their assignment; committed offset, end offset and lag per
+//! and their assignment; its lag over the last 15 minutes as the sampler saw
+//! it; committed offset, end offset and lag per
 //! partition; the reset form) and `/groups/{g}/reset`: a POST with
 //! `step=preview` shows the new offsets and an Execute button, one with
 //! `step=execute` commits them, both only while the group is empty;
@@ -60,6 +61,13 @@ pub async fn group(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
         esc(&d.description.state),
         d.description.members.len(),
         d.offsets.iter().filter_map(|o| o.lag()).sum::<i64>()
+    );
+    body += &crate::chart::line(
+        "group-lag-chart",
+        "Lag",
+        "messages",
+        &app.history.group_lag(name),
+        crate::sampler::now_ms(),
     );
     if !d.description.members.is_empty() {
         let rows: Vec<Vec<String>> = d

@@ -5,6 +5,7 @@
 //! while scanning and a bound on how many records are scanned. Every choice
 //! is in the query string, so a position is a bookmark.
 
+use fjord_kafka::client::ConsumedRecord;
 use hyper::StatusCode;
 
 use crate::cluster;
@@ -70,8 +71,9 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     let offset = r.q("offset").and_then(|o| o.parse::<i64>().ok());
     let ts_text = r.q("timestamp");
     let mut body = format!(
-        "<p>{}</p>",
-        crate::html::link(&format!("/topics/{}", enc(name)), &format!("Topic {name}"))
+        "<p>{} · <a id=\"live-tail\" href=\"{}\">Live tail</a></p>",
+        crate::html::link(&format!("/topics/{}", enc(name)), &format!("Topic {name}")),
+        esc(&super::tail::url(name, r, "tail"))
     );
     body += &form(name, t, r, format, limit, bound);
     let parts: Vec<i32> = match partition {
@@ -135,11 +137,35 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
             ),
         );
     }
+    let rows = rows(app, &found.records, format, &mut body).await;
+    body += &table("messages", HEAD, &rows);
+    Ok(app.page(StatusCode::OK, &format!("Messages in {name}"), &body))
+}
+
+/// The columns of a message table (here and in the live tail).
+pub(super) const HEAD: &[&str] = &[
+    "partition",
+    "offset",
+    "timestamp",
+    "key",
+    "value",
+    "headers",
+];
+
+/// Table rows of `records` shown as `format`; with `schema`, their schemas
+/// are fetched from the registry first, and a notice goes into `body` when
+/// that cannot be done.
+pub(super) async fn rows(
+    app: &App,
+    records: &[(i32, ConsumedRecord)],
+    format: Format,
+    body: &mut String,
+) -> Vec<Vec<String>> {
     // Schema-framed keys and values: their schemas fetched once, up front.
     let typed = if format == Format::Schema {
         match app.cfg.schema_registry.as_deref() {
             None => {
-                body += &notice(
+                *body += &notice(
                     "info",
                     "schema.registry.url is not set: values are shown as text.",
                 );
@@ -147,13 +173,13 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
             }
             Some(url) => match Rest::new("the Schema Registry", url, app.cfg.timeout) {
                 Ok(sr) => {
-                    let framed = found.records.iter().flat_map(|(_, r)| {
+                    let framed = records.iter().flat_map(|(_, r)| {
                         [r.key.as_deref(), r.value.as_deref()].into_iter().flatten()
                     });
                     Some(app.schemas.load(&sr, framed).await)
                 }
                 Err(e) => {
-                    body += &notice("error", &format!("{e}"));
+                    *body += &notice("error", &format!("{e}"));
                     None
                 }
             },
@@ -165,8 +191,7 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
         Some(failed) => app.schemas.show(b, failed),
         None => show(b, format),
     };
-    let rows: Vec<Vec<String>> = found
-        .records
+    records
         .iter()
         .map(|(p, rec)| {
             let headers = rec
@@ -195,20 +220,7 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
                 format!("<pre class=\"headers\">{}</pre>", esc(&headers)),
             ]
         })
-        .collect();
-    body += &table(
-        "messages",
-        &[
-            "partition",
-            "offset",
-            "timestamp",
-            "key",
-            "value",
-            "headers",
-        ],
-        &rows,
-    );
-    Ok(app.page(StatusCode::OK, &format!("Messages in {name}"), &body))
+        .collect()
 }
 
 fn form(

@@ -1,9 +1,11 @@
 //! The pages, one file each, and the routes that pick them. Every URL is
 //! stable (bookmarkable): `/`, `/brokers`, `/topics`, `/topics/{t}`,
-//! `/topics/{t}/messages?partition=&offset=|timestamp=`, `/topics/{t}/delete`,
+//! `/topics/{t}/messages?partition=&offset=|timestamp=`, `/topics/{t}/tail`
+//! (and its `/tail/poll`), `/topics/{t}/configs`, `/topics/{t}/partitions`,
+//! `/topics/{t}/delete`,
 //! `/groups`, `/groups/{g}`, `/groups/{g}/reset`, `/groups/{g}/delete`, `/zk?path=`,
 //! and when configured `/schemas`, `/schemas/{s}?version=|left=&right=`,
-//! `/schemas/register`, `/connect`, `/connect/{c}`, `/connect/{c}/action`.
+//! `/schemas/register`, `/schemas/{s}/compatibility`, `/connect`, `/connect/{c}`, `/connect/{c}/action`.
 
 mod brokers;
 mod connect;
@@ -11,6 +13,8 @@ mod groups;
 mod messages;
 mod overview;
 mod schemas;
+mod tail;
+mod topic_edit;
 mod topics;
 mod znodes;
 
@@ -29,6 +33,10 @@ pub async fn route(app: &App, r: &Req) -> Reply {
         (false, ["topics"]) => topics::create(app, r).await,
         (true, ["topics", t]) => topics::topic(app, t, r).await,
         (true, ["topics", t, "messages"]) => messages::page(app, t, r).await,
+        (true, ["topics", t, "tail"]) => tail::page(app, t, r).await,
+        (true, ["topics", t, "tail", "poll"]) => tail::poll(app, t, r).await,
+        (false, ["topics", t, "configs"]) => topic_edit::configs(app, t, r).await,
+        (false, ["topics", t, "partitions"]) => topic_edit::partitions(app, t, r).await,
         (true, ["topics", t, "delete"]) => topics::confirm_delete(app, t).await,
         (false, ["topics", t, "delete"]) => topics::delete(app, t, r).await,
         (true, ["groups"]) => groups::list(app, r).await,
@@ -40,6 +48,7 @@ pub async fn route(app: &App, r: &Req) -> Reply {
         (true, ["schemas"]) => schemas::list(app, r).await,
         (false, ["schemas", "register"]) => schemas::register(app, r).await,
         (true, ["schemas", s]) => schemas::subject(app, s, r).await,
+        (false, ["schemas", s, "compatibility"]) => schemas::compatibility(app, s, r).await,
         (true, ["connect"]) => connect::list(app).await,
         (true, ["connect", c]) => connect::connector(app, c, r).await,
         (false, ["connect", c, "action"]) => connect::action(app, c, r).await,

@@ -1,9 +1,12 @@
 //! `/`: the cluster at a glance — brokers up and down, the controller,
 //! topic and partition counts, and the under-replicated and offline
-//! partitions (listed), and the coordinator ensemble's members (mode, zxid).
+//! partitions (listed), the total consumer lag, the produce and consume
+//! rates and the lag over the last 15 minutes (the sampler's, as SVG
+//! charts), and the coordinator ensemble's members (mode, zxid).
 
 use hyper::StatusCode;
 
+use crate::chart;
 use crate::cluster;
 use crate::html::{esc, ids, link, table};
 use crate::server::{App, Reply};
@@ -48,6 +51,32 @@ pub async fn page(app: &App) -> anyhow::Result<Reply> {
         !under.is_empty(),
     );
     body += &card("offline", "Offline", offline.to_string(), offline > 0);
+    let lag = app.history.total_lag();
+    body += &card(
+        "total-lag",
+        "Consumer lag",
+        lag.last()
+            .map_or("-".to_string(), |(_, l)| format!("{l:.0}")),
+        false,
+    );
+    body += "</div>";
+    let now = crate::sampler::now_ms();
+    body += "<div class=\"charts\">";
+    body += &chart::line(
+        "produce-chart",
+        "Produced",
+        "msg/s",
+        &app.history.produce(),
+        now,
+    );
+    body += &chart::line(
+        "consume-chart",
+        "Consumed (committed)",
+        "msg/s",
+        &app.history.consume(),
+        now,
+    );
+    body += &chart::line("lag-chart", "Consumer lag", "messages", &lag, now);
     body += "</div>";
     if let Some(id) = &s.cluster_id {
         body += &format!("<p>Cluster id <code>{}</code></p>", esc(id));

@@ -1,6 +1,7 @@
 //! `/schemas` (when `schema.registry.url` is set): the subjects with their
 //! latest version, schema id and type, and the global compatibility level;
-//! `/schemas/{s}` a subject's versions, compatibility level, one version's
+//! `/schemas/{s}` a subject's versions, compatibility level (changed by a
+//! POST to `/schemas/{s}/compatibility`), one version's
 //! schema (`?version=`), a side-by-side diff of two (`?left=&right=`), and
 //! the register form. `/schemas/register` is a POST: `step=check` asks the
 //! registry whether the schema is compatible with the latest version and
@@ -17,6 +18,16 @@ use crate::rest::{Rest, RestError};
 use crate::server::{App, Reply, Req};
 
 const TYPES: &[&str] = &["AVRO", "JSON", "PROTOBUF"];
+/// The registry's compatibility levels.
+const LEVELS: &[&str] = &[
+    "BACKWARD",
+    "BACKWARD_TRANSITIVE",
+    "FORWARD",
+    "FORWARD_TRANSITIVE",
+    "FULL",
+    "FULL_TRANSITIVE",
+    "NONE",
+];
 
 /// The registry's client, or the page that says why there is none.
 fn registry(app: &App) -> Result<Rest, Reply> {
@@ -174,16 +185,35 @@ pub async fn subject(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     if let Some(id) = r.q("registered") {
         body += &notice("ok", &format!("Registered: schema id {id}."));
     }
+    if r.q("compatibility").is_some() {
+        body += &notice("ok", "Compatibility level saved.");
+    }
     let k = kind(&v);
+    let level = s(&config, "compatibilityLevel");
     body += &format!(
         "<p>Compatibility <b id=\"compatibility\">{}</b> · versions {}</p>",
-        esc(&s(&config, "compatibilityLevel")),
+        esc(&level),
         versions
             .iter()
             .map(|x| link(&format!("/schemas/{sub}?version={x}"), &x.to_string()))
             .collect::<Vec<_>>()
             .join(" ")
     );
+    if !app.cfg.read_only {
+        let opts: String = LEVELS
+            .iter()
+            .map(|l| {
+                let sel = if *l == level { " selected" } else { "" };
+                format!("<option value=\"{l}\"{sel}>{l}</option>")
+            })
+            .collect();
+        body += &format!(
+            "<form method=\"post\" action=\"/schemas/{sub}/compatibility\" id=\"compatibility-form\">{}\
+<label>Compatibility of this subject <select name=\"level\" id=\"compatibility-level\">{opts}</select></label> \
+<button id=\"set-compatibility\">Save</button></form>",
+            csrf_field(&app.csrf)
+        );
+    }
     body += &format!(
         "<h2>Version <span id=\"version\">{}</span></h2><p>Schema id <b id=\"schema-id\">{}</b> · type <b id=\"schema-type\">{}</b></p><pre id=\"schema\">{}</pre>",
         esc(&s(&v, "version")),
@@ -287,6 +317,31 @@ fn side_by_side<'a>(d: &[Row<'a>]) -> Vec<(&'static str, Option<&'a str>, Option
     }
     flush(&mut out, &mut dels, &mut adds);
     out
+}
+
+/// POST `/schemas/{s}/compatibility`: the subject's level (`PUT /config/{s}`).
+pub async fn compatibility(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
+    let sr = match registry(app) {
+        Ok(x) => x,
+        Err(page) => return Ok(page),
+    };
+    let level = r.f("level");
+    if !LEVELS.contains(&level) {
+        let body = notice("error", &format!("'{level}' is not a compatibility level"));
+        return Ok(app.page(StatusCode::BAD_REQUEST, &format!("Subject {name}"), &body));
+    }
+    let sub = enc(name);
+    let put = json!({ "compatibility": level });
+    match sr.call("PUT", &format!("/config/{sub}"), Some(&put)).await {
+        Ok(_) => Ok(Reply::Redirect(format!(
+            "/schemas/{sub}?compatibility=saved"
+        ))),
+        Err(e @ RestError::Refused { .. }) => {
+            let body = notice("error", &format!("{e}"));
+            Ok(app.page(StatusCode::BAD_REQUEST, &format!("Subject {name}"), &body))
+        }
+        Err(e) => Ok(unreachable(app, &e)),
+    }
 }
 
 /// POST `/schemas/register`: check compatibility, then (a second POST) register.

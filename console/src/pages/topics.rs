@@ -1,6 +1,9 @@
-//! `/topics` (the list, searchable with `?q=`, and the create form),
+//! `/topics` (the list, searchable with `?q=`, with each topic's produce rate
+//! and the lag of the groups reading it as the sampler last saw them, and
+//! the create form),
 //! `/topics/{t}` (each partition's leader, replicas, ISR, earliest and latest
-//! offsets) and the delete flow: `/topics/{t}/delete` asks to type the name,
+//! offsets, and its configs and partition count with their edit forms from
+//! `topic_edit`) and the delete flow: `/topics/{t}/delete` asks to type the name,
 //! and its POST deletes.
 
 use hyper::StatusCode;
@@ -24,17 +27,24 @@ pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
         "<form method=\"get\" action=\"/topics\"><input name=\"q\" value=\"{}\" placeholder=\"search\"> <button>Search</button></form>",
         esc(q)
     );
+    let figures = app.history.topics();
     let rows: Vec<Vec<String>> = s
         .topics
         .iter()
         .filter(|t| q.is_empty() || t.name.contains(q))
         .map(|t| {
             let under = t.partitions.iter().filter(|p| p.under_replicated()).count();
+            let f = figures.get(&t.name).copied().unwrap_or_default();
             vec![
                 link(&format!("/topics/{}", enc(&t.name)), &t.name),
                 t.partitions.len().to_string(),
                 t.replication().to_string(),
                 under.to_string(),
+                f.rate.map_or("-".to_string(), |r| format!("{r:.1}")),
+                format!(
+                    "<span class=\"lag\">{}</span>",
+                    f.lag.map_or("-".to_string(), |l| l.to_string())
+                ),
                 if t.internal {
                     "yes".into()
                 } else {
@@ -50,6 +60,8 @@ pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
             "partitions",
             "replication",
             "under-replicated",
+            "msg/s",
+            "group lag",
             "internal",
         ],
         &rows,
@@ -109,7 +121,9 @@ pub async fn create(app: &App, r: &Req) -> anyhow::Result<Reply> {
         Err(e) => return again(&e),
     };
     let mut c = super::client(app).await?;
-    if let Err(e) = cluster::create_topic(&mut c, form.name, partitions, rf, &configs).await {
+    if let Err(e) =
+        fjord_kafka::topic_admin::create_topic(&mut c, form.name, partitions, rf, &configs).await
+    {
         return again(&format!("the brokers refused: {e:#}"));
     }
     Ok(Reply::Redirect(format!(
@@ -130,6 +144,14 @@ pub async fn topic(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     let mut body = String::new();
     if r.q("created").is_some() {
         body += &notice("ok", &format!("Created topic {name}."));
+    }
+    match r.q("configs") {
+        Some("saved") => body += &notice("ok", &format!("Saved the configs of {name}.")),
+        Some(_) => body += &notice("info", "No config changed."),
+        None => {}
+    }
+    if let Some(n) = r.q("partitions") {
+        body += &notice("ok", &format!("Topic {name} now has {n} partitions."));
     }
     let off = |m: &std::collections::BTreeMap<i32, i64>, p: i32| {
         m.get(&p).map_or("?".to_string(), |o| o.to_string())
@@ -184,6 +206,7 @@ pub async fn topic(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
         ],
         &rows,
     );
+    body += &super::topic_edit::section(app, &mut c, name, t.partitions.len()).await;
     if !app.cfg.read_only {
         body += &format!(
             "<p><a class=\"button\" id=\"delete-topic\" href=\"/topics/{}/delete\">Delete this topic…</a></p>",

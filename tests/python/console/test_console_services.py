@@ -6,7 +6,9 @@ test_schemas: a subject registered over REST is listed with its version, id
 and type; a compatible new version is checked then registered through the
 form; an incompatible one is refused at the check (no Register button, the
 registry still has two versions); versions 1 and 2 are diffed side by side;
-a new subject is registered from the list page.
+a new subject is registered from the list page; the subject's compatibility
+level set to NONE in the form is what the registry then reports, and the
+schema refused before now passes the check.
 test_avro_messages: records written by confluent-kafka's AvroSerializer show
 as JSON with their schema id, and a substring filter finds exactly the
 matching ones.
@@ -17,7 +19,8 @@ task shows its trace and a restart button.
 test_missing_services: a console whose registry and worker URLs point at
 closed ports: the other pages work and each of those pages says what is
 missing; a console without the keys shows no links to them.
-test_read_only: no forms on these pages, and their POSTs are refused."""
+test_read_only: no forms on these pages (register, compatibility, connector
+actions), and their POSTs are refused."""
 import json
 import os
 import time
@@ -31,6 +34,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: E402
 from confluent_kafka.schema_registry.avro import AvroSerializer  # noqa: E402
 from confluent_kafka.serialization import MessageField, SerializationContext  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
 
 from connect.conftest import Worker, connect_binary  # noqa: E402
 from console.browser import (Browser, Console, chromium, http, require_console,  # noqa: E402
@@ -142,6 +146,21 @@ def test_schemas(svc):
     assert "has no version yet" in b.text("#compat-result")
     b.click("register-submit")
     assert b.text("#version") == "1" and "Registered" in b.body()
+
+    # The subject's compatibility level, changed in the form, is the registry's.
+    b.go("/schemas/pay-value")
+    assert b.d.find_element(By.ID, "compatibility-level").get_attribute("value") == "BACKWARD"
+    Select(b.d.find_element(By.ID, "compatibility-level")).select_by_value("NONE")
+    b.click("set-compatibility")
+    assert "Compatibility level saved." in b.body()
+    assert b.text("#compatibility") == "NONE"
+    assert call("GET", url + "/config/pay-value")[1]["compatibilityLevel"] == "NONE"
+    assert call("GET", url + "/config")[1]["compatibilityLevel"] == "BACKWARD"
+    b.shot("schema-compatibility")
+    # What was refused under BACKWARD is now accepted at the check.
+    set_text(b, "new-schema", avro_record("Payment", [("id", "string")]))
+    b.click("check-schema")
+    assert b.text("#compat-result") == "Compatible with the latest version of pay-value."
 
 
 def test_avro_messages(svc):
@@ -277,7 +296,13 @@ def test_read_only(svc):
         assert st == 200 and ('id="pause"' in page) == forms
         st, page = http(con.url + "/schemas")
         assert st == 200 and ('id="register-form"' in page) == forms
+    st, got = call("POST", svc["cluster"].url + "/subjects/ro-subject/versions", {"schema": '"int"'})
+    assert st == 200, got
+    for con, forms in ((rw, True), (ro, False)):
+        st, page = http(con.url + "/schemas/ro-subject")
+        assert st == 200 and ('id="compatibility-form"' in page) == forms
     for path, form in (("/connect/sink-ro/action", {"action": "pause"}),
+                       ("/schemas/ro-subject/compatibility", {"level": "NONE"}),
                        ("/schemas/register", {"subject": "x", "schema": '"int"', "step": "register"})):
         st, page = http(ro.url + path, form)
         assert st == 403 and "read-only" in page
@@ -286,3 +311,6 @@ def test_read_only(svc):
     time.sleep(0.2)
     assert w.call("GET", "/connectors/sink-ro/status")[1]["connector"]["state"] == "RUNNING"
     assert call("GET", svc["cluster"].url + "/subjects/x/versions")[0] == 404
+    assert call("GET", svc["cluster"].url + "/config/ro-subject?defaultToGlobal=true")[1][
+        "compatibilityLevel"] == "BACKWARD"
+
