@@ -2,6 +2,7 @@
 //! overrides (kept by `cluster::Cluster`) and the broker's static config, with
 //! Kafka's config sources and synonyms.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::*;
@@ -142,11 +143,14 @@ pub(super) async fn alter_configs(b: &Arc<Broker>, r: AlterConfigsRequest) -> Al
         } else {
             let cfg = valued_configs(res.configs.iter().map(|c| (&c.name, c.value.as_ref())));
             let e = if r.validate_only {
-                cfg.iter()
-                    .try_for_each(|(k, v)| crate::config::validate_topic_config(k, v))
-                    .map_err(AdminError::InvalidConfig)
+                crate::cluster::validate_configs(&cfg)
             } else {
-                b.cluster.set_topic_configs(&res.resource_name, cfg).await
+                // AlterConfigs replaces the whole set.
+                let replace = |c: &mut BTreeMap<String, String>| {
+                    c.clone_from(&cfg);
+                    Ok(())
+                };
+                b.cluster.update_topic_configs(&res.resource_name, &replace).await
             };
             if let Err(e) = e {
                 (rr.error_code, rr.error_message) = admin_failure(&e, true);
@@ -167,13 +171,9 @@ pub(super) async fn incremental_alter_configs(
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name.clone());
         let name = res.resource_name.to_string();
-        let current = b.cache.view().topics.get(&name).map(|t| t.configs.clone());
-        let result = if res.resource_type != RESOURCE_TOPIC {
-            Err(AdminError::InvalidConfig(
-                "only topic configs can be altered".into(),
-            ))
-        } else if let Some(mut cfg) = current {
-            let mut bad = None;
+        // The operations, applied to the stored configs by the cluster (a
+        // read-modify-write that a concurrent alter cannot undo).
+        let edit = |cfg: &mut BTreeMap<String, String>| -> Result<(), AdminError> {
             for c in &res.configs {
                 let k = c.name.to_string();
                 let v = c.value.as_ref().map(|x| x.to_string()).unwrap_or_default();
@@ -200,19 +200,22 @@ pub(super) async fn incremental_alter_configs(
                                 .join(",");
                         }
                     }
-                    _ => bad = Some(AdminError::InvalidConfig("bad operation".into())),
+                    _ => return Err(AdminError::InvalidConfig("bad operation".into())),
                 }
             }
-            match bad {
-                Some(e) => Err(e),
-                None if r.validate_only => cfg
-                    .iter()
-                    .try_for_each(|(k, v)| crate::config::validate_topic_config(k, v))
-                    .map_err(AdminError::InvalidConfig),
-                None => b.cluster.set_topic_configs(&name, cfg).await,
+            Ok(())
+        };
+        let result = if res.resource_type != RESOURCE_TOPIC {
+            Err(AdminError::InvalidConfig(
+                "only topic configs can be altered".into(),
+            ))
+        } else if r.validate_only {
+            match b.cache.view().topics.get(&name).map(|t| t.configs.clone()) {
+                Some(mut cfg) => edit(&mut cfg).and_then(|()| crate::cluster::validate_configs(&cfg)),
+                None => Err(AdminError::UnknownTopic),
             }
         } else {
-            Err(AdminError::UnknownTopic)
+            b.cluster.update_topic_configs(&name, &edit).await
         };
         if let Err(e) = result {
             rr.error_code = if matches!(e, AdminError::InvalidConfig(_)) {

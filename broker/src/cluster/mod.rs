@@ -26,6 +26,18 @@ use zk::{ZkCluster, ZkStartError};
 
 use crate::config::BrokerConfig;
 
+/// An edit of a topic's configs (see [`Cluster::update_topic_configs`]).
+pub type ConfigEdit<'a> =
+    dyn Fn(&mut BTreeMap<String, String>) -> Result<(), AdminError> + Send + Sync + 'a;
+
+/// Every key and value of a topic's configs is one Fjord knows and accepts.
+pub(crate) fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), AdminError> {
+    configs
+        .iter()
+        .try_for_each(|(k, v)| crate::config::validate_topic_config(k, v))
+        .map_err(AdminError::InvalidConfig)
+}
+
 /// Why cluster state could not be reached at startup.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -104,19 +116,19 @@ impl Cluster {
         }
     }
     /// Replace a topic's config overrides.
-    pub async fn set_topic_configs(
+    /// Changes a topic's configs: `edit` runs on the stored configs (not
+    /// the cached ones), the result is validated and written atomically.
+    pub async fn update_topic_configs(
         &self,
         name: &str,
-        configs: BTreeMap<String, String>,
+        edit: &ConfigEdit<'_>,
     ) -> Result<(), AdminError> {
-        for (k, v) in &configs {
-            crate::config::validate_topic_config(k, v).map_err(AdminError::InvalidConfig)?;
-        }
         match self {
-            Cluster::Standalone(s) => s.set_topic_configs(name, configs).await,
-            Cluster::Zk(z) => z.set_topic_configs(name, configs).await,
+            Cluster::Standalone(s) => s.update_topic_configs(name, edit).await,
+            Cluster::Zk(z) => z.update_topic_configs(name, edit).await,
         }
     }
+
     /// A leader's ISR change, written conditionally on the state znode's
     /// version (see `zk::ZkCluster::write_isr`). Standalone has no followers:
     /// nothing to write.

@@ -3,6 +3,7 @@
 //! metadata cache as if a controller had elected it leader of everything.
 //! For development and benchmarks.
 
+use super::{validate_configs, ConfigEdit};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -173,13 +174,16 @@ impl Standalone {
         self.commit(&st)
     }
 
-    pub(crate) async fn set_topic_configs(
+    pub(crate) async fn update_topic_configs(
         &self,
         name: &str,
-        configs: BTreeMap<String, String>,
+        edit: &ConfigEdit<'_>,
     ) -> Result<(), AdminError> {
         let mut st = self.state.lock().await;
         let t = st.topics.get_mut(name).ok_or(AdminError::UnknownTopic)?;
+        let mut configs = t.configs.clone();
+        edit(&mut configs)?;
+        validate_configs(&configs)?;
         t.configs = configs;
         self.commit(&st)
     }

@@ -9,6 +9,7 @@
 //! just that and swaps a new snapshot into the MetadataCache. Requests never
 //! read the coordinator; admin requests write znodes and wait for the cache.
 
+use super::{validate_configs, ConfigEdit};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
@@ -640,26 +641,41 @@ impl ZkCluster {
         }
     }
 
-    pub(crate) async fn set_topic_configs(
+    /// Applies `edit` to the topic's configs as stored in
+    /// `/config/topics/<name>` (not as cached): a conditional setData at the
+    /// version read, re-read on BadVersion, so two alters racing each other
+    /// both land (the cache may not show the first yet).
+    pub(crate) async fn update_topic_configs(
         &self,
         name: &str,
-        configs: BTreeMap<String, String>,
+        edit: &ConfigEdit<'_>,
     ) -> Result<(), AdminError> {
         let zk = self.zk();
         if !self.cache.view().topics.contains_key(name) {
             return Err(AdminError::UnknownTopic);
         }
         let path = format!("/config/topics/{name}");
-        let data = json!({"version": 1, "config": configs}).to_string();
-        match zk.set_data(&path, data.as_bytes(), -1).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_code(&e, ErrorCode::NoNode) => {
-                create_open(&zk, &path, data.as_bytes(), CreateMode::Persistent)
+        loop {
+            let (mut configs, version) = match zk.get_data(&path).await {
+                Ok((data, stat)) => (parse_configs(&data), Some(stat.version)),
+                Err(e) if is_code(&e, ErrorCode::NoNode) => (BTreeMap::new(), None),
+                Err(e) => return Err(zk_admin(e)),
+            };
+            edit(&mut configs)?;
+            validate_configs(&configs)?;
+            let data = json!({"version": 1, "config": configs}).to_string();
+            let written = match version {
+                Some(v) => zk.set_data(&path, data.as_bytes(), v).await.map(|_| ()),
+                None => create_open(&zk, &path, data.as_bytes(), CreateMode::Persistent)
                     .await
-                    .map(|_| ())
-                    .map_err(zk_admin)
+                    .map(|_| ()),
+            };
+            match written {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if is_code(&e, ErrorCode::BadVersion) || is_code(&e, ErrorCode::NodeExists) => {}
+                Err(e) => return Err(zk_admin(e)),
             }
-            Err(e) => Err(zk_admin(e)),
         }
     }
 

@@ -90,3 +90,20 @@ def test_legacy_topic_configs_accepted_unknown_rejected(cluster1, topic_name):
     with pytest.raises(KafkaException) as e:
         list(f.values())[0].result(10)
     assert e.value.args[0].code() == KafkaError.INVALID_CONFIG
+
+
+def test_back_to_back_incremental_alters_both_land(cluster1, topic_name):
+    """Each IncrementalAlterConfigs edits what is stored, not the broker's cached
+    view: alters sent one right after the other (each after the previous one's
+    answer, before the change notification reached the cache) all stay."""
+    a = AdminClient({"bootstrap.servers": cluster1.bootstrap})
+    create_topic(cluster1.bootstrap, topic_name, 1)
+    want = {}
+    for i, key in enumerate(["retention.ms", "segment.bytes", "max.message.bytes",
+                             "min.insync.replicas", "retention.bytes", "segment.ms"]):
+        value = str([600000, 1048576, 2000000, 1, 104857600, 3600000][i])
+        inc = ConfigResource(ConfigResource.Type.TOPIC, topic_name, incremental_configs=[
+            ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)])
+        list(a.incremental_alter_configs([inc]).values())[0].result(10)
+        want[key] = value
+    wait_config(a, topic_name, want)
