@@ -147,17 +147,40 @@ async fn wait_while_paused(ctx: &mut TaskCtx) -> bool {
 // ---------------------------------------------------------------- source
 
 enum Source {
-    File(FileSource),
+    /// Batches read by the file's own reader task (see [`read_ahead`]).
+    File(tokio::sync::mpsc::Receiver<Result<Vec<connectors::SourceRecord>, TaskError>>),
     Jdbc(Box<JdbcSource>),
 }
 
 impl Source {
     async fn poll(&mut self) -> Result<Vec<connectors::SourceRecord>, TaskError> {
         match self {
-            Source::File(f) => f.poll().await,
+            Source::File(batches) => batches
+                .recv()
+                .await
+                .unwrap_or_else(|| Err(TaskError::Fatal("the file reader ended".into()))),
             Source::Jdbc(j) => j.poll().await,
         }
     }
+}
+
+/// Read the file in a task of its own, one batch ahead: lines are split while the
+/// previous batch is converted and sent (the two stages run on both cores). Records
+/// read ahead are only sent, never stored as done, so a stop loses nothing; the task
+/// ends when the receiver is dropped.
+fn read_ahead(
+    mut source: FileSource,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<connectors::SourceRecord>, TaskError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            let batch = source.poll().await;
+            if tx.send(batch).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
@@ -186,7 +209,7 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(s.topic().to_string());
-        Source::File(s)
+        Source::File(read_ahead(s))
     };
     let producer: FutureProducer = client_config(ctx, "producer.", "producer.override.")
         .set("enable.idempotence", "true")

@@ -52,6 +52,8 @@ pub struct FileSource {
     cfg: FileSourceConfig,
     position: u64,
     partition: Value,
+    /// Connect's STRING schema of every value, built once.
+    schema: Value,
     /// Bytes read ahead; `buf[head..]` are those not yet handed out (at `position`).
     buf: Vec<u8>,
     head: usize,
@@ -70,6 +72,7 @@ impl FileSource {
             cfg,
             position,
             partition,
+            schema: json!({"type": "string", "optional": false}),
             buf: Vec::new(),
             head: 0,
         }
@@ -141,7 +144,7 @@ impl FileSource {
                 topic: self.cfg.topic.clone(),
                 key: SchemaAndValue::plain(Data::Null),
                 value: SchemaAndValue {
-                    schema: Some(json!({"type": "string", "optional": false})),
+                    schema: Some(self.schema.clone()),
                     data: Data::Value(Value::String(text)),
                 },
             });
