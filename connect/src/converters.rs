@@ -291,13 +291,11 @@ mod tests {
             .unwrap_err()
             .0
             .contains("schemas.enable"));
-        let out = c
-            .to_kafka(&SchemaAndValue {
-                schema: Some(json!({"type":"string"})),
-                data: Data::Value(json!("hi")),
-            })
-            .unwrap()
-            .unwrap();
+        let hi = SchemaAndValue {
+            schema: Some(json!({"type":"string"})),
+            data: Data::Value(json!("hi")),
+        };
+        let out = c.to_kafka(&hi).unwrap().unwrap();
         let parsed: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(parsed, json!({"schema":{"type":"string"},"payload":"hi"}));
     }

@@ -177,7 +177,11 @@ mod tests {
         let r = s.poll().await.unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].value.data, Data::Value(json!("one")));
-        assert_eq!(r[0].offset, Value::Null, "only the batch's last record has the offset");
+        assert_eq!(
+            r[0].offset,
+            Value::Null,
+            "only the batch's last record has the offset"
+        );
         assert_eq!(r[1].offset, json!({"position": 9}));
         let stored = vec![(r[1].partition.clone(), r[1].offset.clone())];
         std::fs::write(&path, b"one\r\ntwo\nthree\n").unwrap();
