@@ -16,8 +16,9 @@
 #   Also: the worker's RSS idle (no connectors) and its peak under the run.
 #   scripts/bench-connect.sh           N=1,000,000 (1 GiB)
 #   scripts/bench-connect.sh --quick   N=100,000
-# moto keeps objects in memory and is Python (one process, the GIL): it bounds the
-# figure; a real S3 endpoint would not.  env: FJORD_BIN, CONNECT_BIN (another
+# moto keeps objects in memory and is Python (one process, the GIL), yet its ceiling
+# lines show 3-10x what the pipeline delivers here: the worker's CPU bounds the run (see
+# "S3 sink throughput" in docs/operations.md).  env: FJORD_BIN, CONNECT_BIN (another
 # fjord-connect build, e.g. for before/after), N, PARTITIONS (default 4), KEEP_WORK=1
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
