@@ -501,9 +501,12 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
             // Gather a batch: up to MAX_BATCH messages or 100 ms (the consumer keeps
             // being polled while paused, so the group does not expel it).
             let mut raw = Vec::new();
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+            // One timer for the whole batch (not one registered per message).
+            let deadline = tokio::time::sleep(Duration::from_millis(100));
+            tokio::pin!(deadline);
             while raw.len() < MAX_BATCH {
                 tokio::select! {
+                    biased;
                     m = consumer.recv() => match m {
                         Ok(m) => raw.push(m.detach()),
                         Err(e) => {
@@ -511,7 +514,7 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                             break;
                         }
                     },
-                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = &mut deadline => break,
                     _ = ctx.control.changed() => break,
                 }
             }

@@ -255,8 +255,12 @@ impl S3Sink {
     /// Returns whether more is in S3 than before (the worker commits at once if so).
     pub async fn put(&mut self, records: &[SinkRecord]) -> Result<bool, TaskError> {
         let mut uploaded = self.uploads.reap()?;
+        let mut tp = (String::new(), -1);
         for r in records {
-            let tp = (r.topic.clone(), r.partition);
+            // Records of a partition come in runs: the key is rebuilt only between runs.
+            if tp.1 != r.partition || tp.0 != r.topic {
+                tp = (r.topic.clone(), r.partition);
+            }
             // A redelivery (after a seek or rebalance) starting before what is buffered
             // or uploading: drop those and start again at that offset (same object name).
             let seen = self
