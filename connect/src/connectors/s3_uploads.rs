@@ -238,3 +238,85 @@ impl Uploads {
         self.written.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A local HTTP endpoint that answers every PUT with 200, those of keys holding
+    /// "slow" only once `release` gives a permit.
+    async fn endpoint(release: Arc<tokio::sync::Semaphore>) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let release = release.clone();
+                tokio::spawn(async move {
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    if String::from_utf8_lossy(&req).contains("slow") {
+                        if let Ok(p) = release.acquire().await {
+                            p.forget();
+                        }
+                    }
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_partition_commits_only_up_to_its_first_unfinished_object() {
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        let client =
+            S3Client::new(&endpoint(release.clone()).await, "b", "us-east-1", None).unwrap();
+        let retry = Retry {
+            backoff_ms: 10,
+            part_retries: 0,
+            timeout_ms: 0,
+            delay_max_ms: 10,
+        };
+        let mut u = Uploads::new(Arc::new(client), retry);
+        let tp = ("t".to_string(), 0);
+        let other = ("t".to_string(), 1);
+        u.start(tp.clone(), "slow-0".into(), Bytes::from_static(b"a"), 10)
+            .await
+            .unwrap();
+        u.start(tp.clone(), "fast-10".into(), Bytes::from_static(b"b"), 20)
+            .await
+            .unwrap();
+        u.start(other.clone(), "fast-p1".into(), Bytes::from_static(b"c"), 5)
+            .await
+            .unwrap();
+        assert_eq!(u.end_of(&tp), Some(20));
+        // The fast ones finish: partition 1 is committable, partition 0 is not (its
+        // first object is held back by the endpoint).
+        while u.committable().get(&other).is_none() {
+            assert!(
+                u.set.len() > 1,
+                "partition 1's object finished but is not committable"
+            );
+            u.wait_one().await.unwrap();
+        }
+        u.reap().unwrap();
+        assert_eq!(u.committable().get(&tp), None);
+        assert_eq!(u.set.len(), 1, "only the slow object is still under way");
+        release.add_permits(1);
+        u.drain().await.unwrap();
+        assert_eq!(u.committable().get(&tp), Some(&20));
+        // A discarded partition has nothing committable until new uploads finish.
+        u.discard(&tp);
+        assert_eq!(u.committable().get(&tp), None);
+        assert_eq!(u.end_of(&tp), None);
+    }
+}
