@@ -3,6 +3,8 @@
 //! `StringConverter` and `ByteArrayConverter`. A record that does not convert is a
 //! poison record: the error goes to the worker's error handler (DLQ, tolerance).
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use serde_json::{json, Value};
 
@@ -136,12 +138,16 @@ impl Converter {
         }
     }
 
-    /// Connect data → Kafka bytes (source side; Kafka's `fromConnectData`).
-    pub fn to_kafka(&self, v: &SchemaAndValue) -> Result<Option<Vec<u8>>, ConvertError> {
+    /// Connect data → Kafka bytes (source side; Kafka's `fromConnectData`). Strings and
+    /// bytes are lent, not copied: the producer copies them once anyway.
+    pub fn to_kafka<'a>(
+        &self,
+        v: &'a SchemaAndValue,
+    ) -> Result<Option<Cow<'a, [u8]>>, ConvertError> {
         match self {
             Converter::ByteArray => match &v.data {
                 Data::Null => Ok(None),
-                Data::Bytes(b) => Ok(Some(b.clone())),
+                Data::Bytes(b) => Ok(Some(Cow::Borrowed(b))),
                 Data::Value(_) => Err(ConvertError(
                     "ByteArrayConverter is not compatible with objects of type string/struct"
                         .into(),
@@ -149,9 +155,9 @@ impl Converter {
             },
             Converter::String => match &v.data {
                 Data::Null => Ok(None),
-                Data::Bytes(b) => Ok(Some(b.clone())),
-                Data::Value(Value::String(s)) => Ok(Some(s.as_bytes().to_vec())),
-                Data::Value(other) => Ok(Some(other.to_string().into_bytes())),
+                Data::Bytes(b) => Ok(Some(Cow::Borrowed(b))),
+                Data::Value(Value::String(s)) => Ok(Some(Cow::Borrowed(s.as_bytes()))),
+                Data::Value(other) => Ok(Some(Cow::Owned(other.to_string().into_bytes()))),
             },
             Converter::Json { schemas } => {
                 let payload = v.to_json();
@@ -164,7 +170,7 @@ impl Converter {
                     payload
                 };
                 serde_json::to_vec(&out)
-                    .map(Some)
+                    .map(|b| Some(Cow::Owned(b)))
                     .map_err(|e| ConvertError(e.to_string()))
             }
         }
@@ -285,13 +291,11 @@ mod tests {
             .unwrap_err()
             .0
             .contains("schemas.enable"));
-        let out = c
-            .to_kafka(&SchemaAndValue {
-                schema: Some(json!({"type":"string"})),
-                data: Data::Value(json!("hi")),
-            })
-            .unwrap()
-            .unwrap();
+        let hi = SchemaAndValue {
+            schema: Some(json!({"type":"string"})),
+            data: Data::Value(json!("hi")),
+        };
+        let out = c.to_kafka(&hi).unwrap().unwrap();
         let parsed: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(parsed, json!({"schema":{"type":"string"},"payload":"hi"}));
     }

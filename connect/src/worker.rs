@@ -4,7 +4,7 @@
 //! A failing task records FAILED with its trace and ends; it never takes the worker
 //! or other tasks down.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -147,17 +147,40 @@ async fn wait_while_paused(ctx: &mut TaskCtx) -> bool {
 // ---------------------------------------------------------------- source
 
 enum Source {
-    File(FileSource),
+    /// Batches read by the file's own reader task (see [`read_ahead`]).
+    File(tokio::sync::mpsc::Receiver<Result<Vec<connectors::SourceRecord>, TaskError>>),
     Jdbc(Box<JdbcSource>),
 }
 
 impl Source {
     async fn poll(&mut self) -> Result<Vec<connectors::SourceRecord>, TaskError> {
         match self {
-            Source::File(f) => f.poll().await,
+            Source::File(batches) => batches
+                .recv()
+                .await
+                .unwrap_or_else(|| Err(TaskError::Fatal("the file reader ended".into()))),
             Source::Jdbc(j) => j.poll().await,
         }
     }
+}
+
+/// Read the file in a task of its own, one batch ahead: lines are split while the
+/// previous batch is converted and sent (the two stages run on both cores). Records
+/// read ahead are only sent, never stored as done, so a stop loses nothing; the task
+/// ends when the receiver is dropped.
+fn read_ahead(
+    mut source: FileSource,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<connectors::SourceRecord>, TaskError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            let batch = source.poll().await;
+            if tx.send(batch).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
@@ -186,7 +209,7 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(s.topic().to_string());
-        Source::File(s)
+        Source::File(read_ahead(s))
     };
     let producer: FutureProducer = client_config(ctx, "producer.", "producer.override.")
         .set("enable.idempotence", "true")
@@ -216,7 +239,17 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
             );
             ctx.offsets.flush().map_err(|e| e.to_string())
         };
+    // Batches sent and not yet known acknowledged, oldest first: the next batch is read
+    // and sent while these are under way; a batch's offsets count only once it and
+    // every batch before it are acknowledged.
+    let mut sent: VecDeque<SentBatch> = VecDeque::new();
+    // The JDBC source waits for each batch (its offsets stored at once, see above).
+    let max_sent = if is_jdbc { 0 } else { MAX_SENT_BATCHES };
     loop {
+        if *ctx.control.borrow() != Target::Running {
+            settle_all(&mut sent, &mut pending).await?;
+            flush(&mut pending, ctx)?;
+        }
         if !wait_while_paused(ctx).await {
             break;
         }
@@ -233,7 +266,7 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
             }
             Err(TaskError::Fatal(m)) => return Err(m),
         };
-        let mut inflight = Vec::with_capacity(batch.len());
+        let mut deliveries = Vec::with_capacity(batch.len());
         for r in &batch {
             let key = kc.to_kafka(&r.key);
             let value = vc.to_kafka(&r.value);
@@ -257,7 +290,7 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
                 }
                 match producer.send_result(rec) {
                     Ok(f) => {
-                        inflight.push(f);
+                        deliveries.push(f);
                         break;
                     }
                     Err((e, _)) => {
@@ -269,27 +302,86 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
                         ) {
                             return Err(format!("org.apache.kafka.connect.errors.ConnectException: produce failed: {e}"));
                         }
-                        for f in inflight.drain(..) {
-                            check_delivery(f.await)?;
+                        // The producer's queue is full: wait for the oldest sends.
+                        if sent.is_empty() {
+                            for f in deliveries.drain(..) {
+                                check_delivery(f.await)?;
+                            }
+                        } else {
+                            settle_oldest(&mut sent, &mut pending).await?;
                         }
                     }
                 }
             }
         }
-        for f in inflight {
-            check_delivery(f.await)?;
-        }
-        for r in batch {
-            if !r.offset.is_null() {
-                pending.insert(r.partition.to_string(), (r.partition, r.offset));
-            }
+        let idle = batch.is_empty();
+        sent.push_back(SentBatch {
+            deliveries,
+            offsets: last_offsets(batch),
+        });
+        // An idle source (nothing new) waits for what it sent, so its offsets are stored.
+        while sent.len() > max_sent || (idle && !sent.is_empty()) {
+            settle_oldest(&mut sent, &mut pending).await?;
         }
         if last_flush.elapsed() >= flush_every {
             flush(&mut pending, ctx)?;
             last_flush = Instant::now();
         }
     }
+    settle_all(&mut sent, &mut pending).await?;
     flush(&mut pending, ctx)
+}
+
+/// Batches a source task may have sent and not yet seen acknowledged. Two keep the
+/// producer busy while the next batch is read and converted (waiting for each batch
+/// before reading the next left the task idle for a round trip per batch).
+const MAX_SENT_BATCHES: usize = 2;
+
+/// A source batch handed to the producer: its deliveries and, per source partition,
+/// the offset of its last record.
+struct SentBatch {
+    deliveries: Vec<rdkafka::producer::DeliveryFuture>,
+    offsets: Vec<(Value, Value)>,
+}
+
+/// The last offset of each source partition in `batch` (a file source has one; the
+/// JDBC source one per table).
+fn last_offsets(batch: Vec<connectors::SourceRecord>) -> Vec<(Value, Value)> {
+    let mut out: Vec<(Value, Value)> = Vec::new();
+    for r in batch.into_iter().rev() {
+        if !r.offset.is_null() && !out.iter().any(|(p, _)| *p == r.partition) {
+            out.push((r.partition, r.offset));
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// Wait for the oldest sent batch; once acknowledged, its offsets may be stored.
+async fn settle_oldest(
+    sent: &mut VecDeque<SentBatch>,
+    pending: &mut BTreeMap<String, (Value, Value)>,
+) -> Result<(), String> {
+    let Some(b) = sent.pop_front() else {
+        return Ok(());
+    };
+    for f in b.deliveries {
+        check_delivery(f.await)?;
+    }
+    for (p, o) in b.offsets {
+        pending.insert(p.to_string(), (p, o));
+    }
+    Ok(())
+}
+
+async fn settle_all(
+    sent: &mut VecDeque<SentBatch>,
+    pending: &mut BTreeMap<String, (Value, Value)>,
+) -> Result<(), String> {
+    while !sent.is_empty() {
+        settle_oldest(sent, pending).await?;
+    }
+    Ok(())
 }
 
 fn check_delivery<E>(
@@ -409,9 +501,12 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
             // Gather a batch: up to MAX_BATCH messages or 100 ms (the consumer keeps
             // being polled while paused, so the group does not expel it).
             let mut raw = Vec::new();
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+            // One timer for the whole batch (not one registered per message).
+            let deadline = tokio::time::sleep(Duration::from_millis(100));
+            tokio::pin!(deadline);
             while raw.len() < MAX_BATCH {
                 tokio::select! {
+                    biased;
                     m = consumer.recv() => match m {
                         Ok(m) => raw.push(m.detach()),
                         Err(e) => {
@@ -419,7 +514,7 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                             break;
                         }
                     },
-                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = &mut deadline => break,
                     _ = ctx.control.changed() => break,
                 }
             }
@@ -434,15 +529,9 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
             let mut records = Vec::with_capacity(raw.len());
             // records[i] came from raw[origin[i]] (for the DLQ of rows the database refuses).
             let mut origin = Vec::with_capacity(raw.len());
+            // The batch's topics, listed once per batch (`GET /connectors/{n}/topics`).
+            let mut batch_topics: Vec<&str> = Vec::new();
             for (ri, m) in raw.iter().enumerate() {
-                let rr = RawRecord {
-                    topic: m.topic(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key: m.key(),
-                    value: m.payload(),
-                    headers: headers_of(m.headers()),
-                };
                 let key = kc.to_connect(m.key()).map_err(|e| (Stage::KeyConverter, kc.class_name(), e));
                 let value = key.and_then(|k| vc.to_connect(m.payload()).map(|v| (k, v)).map_err(|e| (Stage::ValueConverter, vc.class_name(), e)));
                 match value {
@@ -458,11 +547,29 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                         })
                     }
                     Err((stage, class, e)) => {
+                        let rr = RawRecord {
+                            topic: m.topic(),
+                            partition: m.partition(),
+                            offset: m.offset(),
+                            key: m.key(),
+                            value: m.payload(),
+                            headers: headers_of(m.headers()),
+                        };
                         let f = Failure { stage, class_name: class, exception_class: e.class_name(), message: &e.0 };
                         reporter.report(&f, &rr).await?;
                     }
                 }
-                ctx.topics.lock().unwrap_or_else(|p| p.into_inner()).insert(m.topic().to_string());
+                if !batch_topics.contains(&m.topic()) {
+                    batch_topics.push(m.topic());
+                }
+            }
+            if !batch_topics.is_empty() {
+                let mut t = ctx.topics.lock().unwrap_or_else(|p| p.into_inner());
+                for topic in batch_topics {
+                    if !t.contains(topic) {
+                        t.insert(topic.to_string());
+                    }
+                }
             }
             // Hand the batch over; retriable failures are tried again (not dead-lettered).
             let uploaded = loop {
@@ -507,8 +614,15 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                     Err(TaskError::Fatal(m)) => return Err(m),
                 }
             };
-            for m in &raw {
-                consumed.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+            // Messages of a partition come in runs: one map update per run.
+            let mut i = 0;
+            while i < raw.len() {
+                let (t, p) = (raw[i].topic(), raw[i].partition());
+                while i + 1 < raw.len() && raw[i + 1].partition() == p && raw[i + 1].topic() == t {
+                    i += 1;
+                }
+                consumed.insert((t.to_string(), p), raw[i].offset() + 1);
+                i += 1;
             }
             match &mut sink {
                 Sink::S3(s) if uploaded => commit(&consumer, &s.committable()),
@@ -533,6 +647,9 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
             }
         }
         Sink::S3(s) => {
+            // Uploads under way may finish within the graceful timeout; what did is
+            // committed, the rest is re-read from the committed offset.
+            let _ = tokio::time::timeout(ctx.worker.shutdown_timeout, s.finish_uploads()).await;
             commit(&consumer, &s.committable());
             s.close();
         }

@@ -52,7 +52,11 @@ pub struct FileSource {
     cfg: FileSourceConfig,
     position: u64,
     partition: Value,
+    /// Connect's STRING schema of every value, built once.
+    schema: Value,
+    /// Bytes read ahead; `buf[head..]` are those not yet handed out (at `position`).
     buf: Vec<u8>,
+    head: usize,
 }
 
 impl FileSource {
@@ -68,7 +72,9 @@ impl FileSource {
             cfg,
             position,
             partition,
+            schema: json!({"type": "string", "optional": false}),
             buf: Vec::new(),
+            head: 0,
         }
     }
 
@@ -88,9 +94,13 @@ impl FileSource {
 
     fn read_lines(&mut self) -> Result<Vec<SourceRecord>, TaskError> {
         let mut out = Vec::new();
-        // Fill the buffer from the file at position + what is buffered.
-        if self.buf.len() < READ_AHEAD {
-            let mut f = match std::fs::File::open(&self.cfg.file) {
+        // Fill the buffer from the file at position + what is buffered, straight into
+        // the buffer's spare room (no zeroed chunk, no second copy).
+        if self.buf.len() - self.head < READ_AHEAD {
+            // Move the unread rest to the front once per read, not once per batch.
+            self.buf.drain(..self.head);
+            self.head = 0;
+            let f = match std::fs::File::open(&self.cfg.file) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
                 Err(e) => {
@@ -100,21 +110,19 @@ impl FileSource {
                     )))
                 }
             };
+            let mut f = f;
             let from = self.position + self.buf.len() as u64;
             if f.seek(SeekFrom::Start(from)).is_ok() {
-                let mut chunk = vec![0u8; READ_AHEAD];
-                match f.read(&mut chunk) {
-                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                    Err(e) => {
-                        return Err(TaskError::Retriable(format!(
-                            "cannot read {}: {e}",
-                            self.cfg.file
-                        )))
-                    }
+                self.buf.reserve(READ_AHEAD);
+                if let Err(e) = f.take(READ_AHEAD as u64).read_to_end(&mut self.buf) {
+                    return Err(TaskError::Retriable(format!(
+                        "cannot read {}: {e}",
+                        self.cfg.file
+                    )));
                 }
             }
         }
-        let mut start = 0usize;
+        let mut start = self.head;
         while out.len() < self.cfg.batch_size {
             let Some(nl) = self.buf[start..].iter().position(|b| *b == b'\n') else {
                 break;
@@ -124,20 +132,29 @@ impl FileSource {
                 line = &line[..line.len() - 1];
             }
             start += nl + 1;
-            let text = String::from_utf8_lossy(line).into_owned();
+            let text = match std::str::from_utf8(line) {
+                Ok(s) => s.to_owned(),
+                Err(_) => String::from_utf8_lossy(line).into_owned(),
+            };
             out.push(SourceRecord {
-                partition: self.partition.clone(),
-                offset: json!({ "position": self.position + start as u64 }),
+                // Only the batch's last record carries the source offset (set below):
+                // the worker stores it once the whole batch is acknowledged.
+                partition: Value::Null,
+                offset: Value::Null,
                 topic: self.cfg.topic.clone(),
                 key: SchemaAndValue::plain(Data::Null),
                 value: SchemaAndValue {
-                    schema: Some(json!({"type": "string", "optional": false})),
+                    schema: Some(self.schema.clone()),
                     data: Data::Value(Value::String(text)),
                 },
             });
         }
-        self.buf.drain(..start);
-        self.position += start as u64;
+        if let Some(last) = out.last_mut() {
+            last.partition = self.partition.clone();
+            last.offset = json!({ "position": self.position + (start - self.head) as u64 });
+        }
+        self.position += (start - self.head) as u64;
+        self.head = start;
         Ok(out)
     }
 }
@@ -160,6 +177,11 @@ mod tests {
         let r = s.poll().await.unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].value.data, Data::Value(json!("one")));
+        assert_eq!(
+            r[0].offset,
+            Value::Null,
+            "only the batch's last record has the offset"
+        );
         assert_eq!(r[1].offset, json!({"position": 9}));
         let stored = vec![(r[1].partition.clone(), r[1].offset.clone())];
         std::fs::write(&path, b"one\r\ntwo\nthree\n").unwrap();

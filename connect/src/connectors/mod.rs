@@ -12,6 +12,7 @@ pub mod jdbc_types;
 pub mod jdbc_url;
 pub mod s3_client;
 pub mod s3_sink;
+pub mod s3_uploads;
 
 use std::collections::BTreeMap;
 

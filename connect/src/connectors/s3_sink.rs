@@ -1,19 +1,22 @@
 //! `io.confluent.connect.s3.S3SinkConnector`: records of each topic-partition are
 //! buffered into one object at a time, named as Confluent names them
 //! (`<topics.dir>/<topic>/partition=<p>/<topic>+<p>+<startOffset %010d>.<ext>`), and
-//! uploaded when `flush.size` records are in it (or a rotation interval passes).
-//! The worker commits a partition's offset only after its object is uploaded, one
-//! object at a time, and the name depends only on the start offset: after a crash the
-//! task resumes at the start of the object that was not committed and rewrites the
-//! same name, so S3 holds every record exactly once.
+//! uploaded when `flush.size` records are in it (or a rotation interval passes); the
+//! uploads run beside the filling of the next objects (`s3_uploads`). The worker
+//! commits a partition's offset only after its objects up to it are uploaded, and the
+//! name depends only on the start offset: after a crash the task resumes at the start
+//! of the object that was not committed and rewrites the same name, so S3 holds every
+//! record exactly once.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rusty_s3::Credentials;
 
-use super::s3_client::{S3Client, S3Error};
+use super::s3_client::S3Client;
+use super::s3_uploads::{with_retries, Retry, Uploads};
 use super::{SinkRecord, TaskError};
 use crate::config::{self, ConfigError, ConfigMap};
 use crate::converters::Data;
@@ -202,11 +205,11 @@ struct OpenFile {
 
 pub struct S3Sink {
     cfg: S3Config,
-    policy: ErrorPolicy,
-    client: S3Client,
+    client: Arc<S3Client>,
+    retry: Retry,
     files: BTreeMap<(String, i32), OpenFile>,
-    /// Per partition: the next offset to consume once everything before it is in S3.
-    uploaded: BTreeMap<(String, i32), i64>,
+    /// Objects on their way to S3, and per partition what is written.
+    uploads: Uploads,
 }
 
 impl S3Sink {
@@ -220,37 +223,54 @@ impl S3Sink {
             }),
             _ => None,
         };
-        let client = S3Client::new(&cfg.store_url, &cfg.bucket, &cfg.region, creds)
-            .map_err(|e| TaskError::Fatal(e.to_string()))?;
+        let client = Arc::new(
+            S3Client::new(&cfg.store_url, &cfg.bucket, &cfg.region, creds)
+                .map_err(|e| TaskError::Fatal(e.to_string()))?,
+        );
+        let retry = Retry {
+            backoff_ms: cfg.retry_backoff_ms,
+            part_retries: cfg.part_retries,
+            timeout_ms: policy.retry_timeout_ms,
+            delay_max_ms: policy.retry_delay_max_ms,
+        };
         Ok(S3Sink {
             cfg,
-            policy,
+            uploads: Uploads::new(client.clone(), retry),
             client,
+            retry,
             files: BTreeMap::new(),
-            uploaded: BTreeMap::new(),
         })
     }
 
     /// Confluent checks the bucket at start: a missing bucket fails the task.
     pub async fn start(&mut self) -> Result<(), TaskError> {
-        self.with_retries("HEAD bucket", || self.client.head_bucket()).await.map_err(|e| match e {
+        let client = &self.client;
+        with_retries(self.retry, "HEAD bucket", || client.head_bucket()).await.map_err(|e| match e {
             TaskError::Fatal(m) => TaskError::Fatal(format!("org.apache.kafka.connect.errors.ConnectException: bucket {} is not usable: {m}", self.cfg.bucket)),
             other => other,
         })
     }
 
-    /// Add records; upload every object that is full (or due by rotation).
-    /// Returns whether anything was uploaded (the worker commits at once if so).
+    /// Add records; start the upload of every object that is full (or due by rotation).
+    /// Returns whether more is in S3 than before (the worker commits at once if so).
     pub async fn put(&mut self, records: &[SinkRecord]) -> Result<bool, TaskError> {
-        let mut uploaded = false;
+        let mut uploaded = self.uploads.reap()?;
+        let mut tp = (String::new(), -1);
         for r in records {
-            let tp = (r.topic.clone(), r.partition);
-            // A redelivery (after a seek or rebalance) starting before what is buffered:
-            // drop the buffer and start again at that offset (same object name).
-            if let Some(f) = self.files.get(&tp) {
-                if r.offset < f.next {
-                    self.files.remove(&tp);
-                }
+            // Records of a partition come in runs: the key is rebuilt only between runs.
+            if tp.1 != r.partition || tp.0 != r.topic {
+                tp = (r.topic.clone(), r.partition);
+            }
+            // A redelivery (after a seek or rebalance) starting before what is buffered
+            // or uploading: drop those and start again at that offset (same object name).
+            let seen = self
+                .files
+                .get(&tp)
+                .map(|f| f.next)
+                .or_else(|| self.uploads.end_of(&tp));
+            if seen.is_some_and(|n| r.offset < n) {
+                self.files.remove(&tp);
+                self.uploads.discard(&tp);
             }
             if let (Some(f), true) = (self.files.get(&tp), self.cfg.rotate_interval_ms > 0) {
                 if let (Some(first), Some(ts)) = (f.first_ts, r.timestamp) {
@@ -259,25 +279,19 @@ impl S3Sink {
                     }
                 }
             }
-            let line: Vec<u8> = match (&r.value.data, self.cfg.format) {
-                (Data::Null, _) if self.cfg.ignore_nulls => {
-                    // Nothing written, but the offset is consumed.
-                    if let Some(f) = self.files.get_mut(&tp) {
-                        f.next = r.offset + 1;
-                    }
-                    continue;
-                }
-                (Data::Null, _) => {
+            if matches!(r.value.data, Data::Null) {
+                if !self.cfg.ignore_nulls {
                     return Err(TaskError::Fatal(format!(
                         "org.apache.kafka.connect.errors.ConnectException: Null valued records are not writeable with current behavior.on.null.values 'fail' setting ({}-{}@{})",
                         r.topic, r.partition, r.offset
-                    )))
+                    )));
                 }
-                (Data::Bytes(b), Format::ByteArray) => b.clone(),
-                (Data::Value(serde_json::Value::String(s)), Format::ByteArray) => s.as_bytes().to_vec(),
-                (_, Format::ByteArray) => r.value.to_json().to_string().into_bytes(),
-                (_, Format::Json) => r.value.to_json().to_string().into_bytes(),
-            };
+                // Nothing written, but the offset is consumed.
+                if let Some(f) = self.files.get_mut(&tp) {
+                    f.next = r.offset + 1;
+                }
+                continue;
+            }
             let f = self.files.entry(tp.clone()).or_insert_with(|| OpenFile {
                 start: r.offset,
                 next: r.offset,
@@ -286,7 +300,25 @@ impl S3Sink {
                 first_ts: r.timestamp,
                 opened: Instant::now(),
             });
-            f.buf.extend_from_slice(&line);
+            // Written straight into the object's buffer: no copy of the value per record.
+            let written = match (&r.value.data, self.cfg.format) {
+                (Data::Bytes(b), Format::ByteArray) => {
+                    f.buf.extend_from_slice(b);
+                    Ok(())
+                }
+                (Data::Value(serde_json::Value::String(s)), Format::ByteArray) => {
+                    f.buf.extend_from_slice(s.as_bytes());
+                    Ok(())
+                }
+                (Data::Value(v), _) => serde_json::to_writer(&mut f.buf, v),
+                _ => serde_json::to_writer(&mut f.buf, &r.value.to_json()),
+            };
+            written.map_err(|e| {
+                TaskError::Fatal(format!(
+                    "org.apache.kafka.connect.errors.DataException: cannot write {}-{}@{}: {e}",
+                    r.topic, r.partition, r.offset
+                ))
+            })?;
             match self.cfg.format {
                 Format::Json => f.buf.push(b'\n'),
                 Format::ByteArray => f.buf.extend_from_slice(&self.cfg.separator),
@@ -317,73 +349,32 @@ impl S3Sink {
 
     /// Offsets safe to commit: the end of what is in S3, per partition.
     pub fn committable(&self) -> BTreeMap<(String, i32), i64> {
-        self.uploaded.clone()
+        self.uploads.committable()
+    }
+
+    /// Let the uploads under way finish (a graceful stop commits them).
+    pub async fn finish_uploads(&mut self) -> Result<bool, TaskError> {
+        self.uploads.drain().await
     }
 
     /// Forget buffered data (stop, rebalance): it is re-read from the committed offset.
     pub fn close(&mut self) {
         self.files.clear();
-        self.uploaded.clear();
+        self.uploads.clear();
     }
 
+    /// Hand `tp`'s object to the uploads (it waits only for a free upload slot).
     async fn upload(&mut self, tp: &(String, i32)) -> Result<bool, TaskError> {
-        let Some(f) = self.files.get(tp) else {
+        let Some(f) = self.files.remove(tp) else {
             return Ok(false);
         };
         if f.count == 0 {
             return Ok(false);
         }
         let key = self.cfg.object_name(&tp.0, tp.1, f.start);
-        let body = Bytes::from(f.buf.clone());
-        let next = f.next;
-        let client = &self.client;
-        self.with_retries("PUT object", || client.put_object(&key, body.clone()))
-            .await?;
-        tracing::debug!(object = %key, "uploaded");
-        self.files.remove(tp);
-        self.uploaded.insert(tp.clone(), next);
-        Ok(true)
-    }
-
-    /// Retry an S3 call while it fails for want of a connection: until
-    /// `errors.retry.timeout` when it is set (-1: forever), else `s3.part.retries` times,
-    /// with a doubling backoff capped at `errors.retry.delay.max.ms`.
-    async fn with_retries<F, Fut>(&self, what: &str, call: F) -> Result<(), TaskError>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<(), S3Error>>,
-    {
-        let started = Instant::now();
-        let mut delay = Duration::from_millis(self.cfg.retry_backoff_ms.max(1) as u64);
-        let cap = Duration::from_millis(self.policy.retry_delay_max_ms.max(1) as u64);
-        let mut attempt = 0i64;
-        loop {
-            match call().await {
-                Ok(()) => return Ok(()),
-                Err(S3Error::Unavailable(m)) => {
-                    attempt += 1;
-                    let more = match self.policy.retry_timeout_ms {
-                        -1 => true,
-                        0 => attempt <= self.cfg.part_retries,
-                        t => started.elapsed() < Duration::from_millis(t as u64),
-                    };
-                    if !more {
-                        return Err(TaskError::Fatal(format!(
-                            "org.apache.kafka.connect.errors.ConnectException: {what} failed after {attempt} attempts in {:?}: {m}",
-                            started.elapsed()
-                        )));
-                    }
-                    tracing::warn!(attempt, error = %m, "{what} failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(cap);
-                }
-                Err(e) => {
-                    return Err(TaskError::Fatal(format!(
-                        "org.apache.kafka.connect.errors.ConnectException: {what}: {e}"
-                    )))
-                }
-            }
-        }
+        self.uploads
+            .start(tp.clone(), key, Bytes::from(f.buf), f.next)
+            .await
     }
 }
 
