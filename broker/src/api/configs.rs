@@ -150,7 +150,9 @@ pub(super) async fn alter_configs(b: &Arc<Broker>, r: AlterConfigsRequest) -> Al
                     c.clone_from(&cfg);
                     Ok(())
                 };
-                b.cluster.update_topic_configs(&res.resource_name, &replace).await
+                b.cluster
+                    .update_topic_configs(&res.resource_name, &replace)
+                    .await
             };
             if let Err(e) = e {
                 (rr.error_code, rr.error_message) = admin_failure(&e, true);
@@ -211,7 +213,9 @@ pub(super) async fn incremental_alter_configs(
             ))
         } else if r.validate_only {
             match b.cache.view().topics.get(&name).map(|t| t.configs.clone()) {
-                Some(mut cfg) => edit(&mut cfg).and_then(|()| crate::cluster::validate_configs(&cfg)),
+                Some(mut cfg) => {
+                    edit(&mut cfg).and_then(|()| crate::cluster::validate_configs(&cfg))
+                }
                 None => Err(AdminError::UnknownTopic),
             }
         } else {

@@ -673,7 +673,8 @@ impl ZkCluster {
             match written {
                 Ok(()) => return Ok(()),
                 Err(e)
-                    if is_code(&e, ErrorCode::BadVersion) || is_code(&e, ErrorCode::NodeExists) => {}
+                    if is_code(&e, ErrorCode::BadVersion) || is_code(&e, ErrorCode::NodeExists) => {
+                }
                 Err(e) => return Err(zk_admin(e)),
             }
         }
