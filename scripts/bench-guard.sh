@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# What the storage-fault guards cost (issue 19): the same builds before and after, same run.
-#   BEFORE_BIN=DIR scripts/bench-guard.sh [--quick]
+# What the storage-fault guards cost (issue 19), two ways, same run:
+#   scripts/bench-guard.sh [--quick]                 this build with its free-space guards
+#                                                    off (the floors at 0) vs on (defaults)
+#   BEFORE_BIN=DIR scripts/bench-guard.sh [--quick]  a build from before the guards vs this one
+# The first isolates the guards; the second includes every change since BEFORE_BIN.
 # BEFORE_BIN holds fjord-broker and fjord-coord built from a commit without the guards
 # (e.g. eb27707, the parent of the first issue-19 commit: `git worktree add /tmp/before
 # eb27707 && (cd /tmp/before && CARGO_TARGET_DIR=~/.cache/before-target cargo build
@@ -15,10 +18,22 @@
 # env: BEFORE_BIN (required), FJORD_BIN, KBENCH, ZKBENCH, MSGS, OPS, REPS
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
-[ -n "${BEFORE_BIN:-}" ] && [ -x "$BEFORE_BIN/fjord-broker" ] && [ -x "$BEFORE_BIN/fjord-coord" ] || {
-  echo "BEFORE_BIN must name a directory with fjord-broker and fjord-coord (see the header)" >&2
-  exit 2
-}
+if [ -n "${BEFORE_BIN:-}" ]; then
+  [ -x "$BEFORE_BIN/fjord-broker" ] && [ -x "$BEFORE_BIN/fjord-coord" ] || {
+    echo "BEFORE_BIN must name a directory with fjord-broker and fjord-coord (see the header)" >&2
+    exit 2
+  }
+  echo "--- before: $BEFORE_BIN, after: $FJORD_BIN"
+else
+  BEFORE_BIN=$FJORD_BIN GUARD_OFF=1
+  echo "--- before: $FJORD_BIN with the free-space guards off, after: the same with them on"
+fi
+# broker_off / coord_off: the extra config lines of a "before" run.
+broker_off=(); coord_off=()
+if [ "${GUARD_OFF:-0}" = 1 ]; then
+  broker_off=("log.dir.min.free.bytes=0" "log.dir.min.free.percent=0")
+  coord_off=("fjord.minFreeBytes=0" "fjord.minFreePercent=0")
+fi
 require_tool "$KBENCH" kbench
 require_tool "$ZKBENCH" zkbench
 MSGS=${MSGS:-1000000}; OPS=${OPS:-200000}; REPS=${REPS:-5}
@@ -32,11 +47,12 @@ cpu_ms() { # pid: user+system CPU so far, ms
 }
 
 broker_run() { # side bin
-  local side=$1 bin=$2 port dir pid c0 line
+  local side=$1 bin=$2 port dir pid c0 line extra
   port=$(free_port); dir=$WORK/broker-$side
   rm -rf "$dir"; mkdir -p "$dir"
+  extra=(); [ "$side" = before ] && extra=("${broker_off[@]}")
   printf '%s\n' "broker.id=1" "listeners=PLAINTEXT://127.0.0.1:$port" "log.dirs=$dir/data" \
-    "zookeeper.connect=" "num.partitions=1" > "$dir/broker.properties"
+    "zookeeper.connect=" "num.partitions=1" "${extra[@]}" > "$dir/broker.properties"
   spawn "$dir/broker.log" "$bin/fjord-broker" "$dir/broker.properties"; pid=$SPAWNED
   wait_port "$port" fjord-broker "$dir/broker.log" "$pid" || exit 1
   for spec in "100B-acks1 100 1 $MSGS" "1KiB-acksall 1024 all $((MSGS / 4))"; do
@@ -52,10 +68,11 @@ broker_run() { # side bin
 }
 
 coord_run() { # side bin
-  local side=$1 bin=$2 port dir pid c0 line
+  local side=$1 bin=$2 port dir pid c0 line extra
   port=$(free_port); dir=$WORK/coord-$side
   rm -rf "$dir"
-  FJORD_BIN=$bin spawn_coord "$dir" "$port" forceSync=yes; pid=$SPAWNED
+  extra=(); [ "$side" = before ] && extra=("${coord_off[@]}")
+  FJORD_BIN=$bin spawn_coord "$dir" "$port" forceSync=yes "${extra[@]}"; pid=$SPAWNED
   wait_ruok "$port" "$pid" || exit 1
   c0=$(cpu_ms "$pid")
   line=$("$ZKBENCH" --connect "127.0.0.1:$port" --mode create --sessions 16 --inflight 64 \
