@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::config::{self, ConfigError, ConfigMap};
@@ -231,6 +231,20 @@ impl Reporter {
             Err((e, _)) => Err(format!(
                 "org.apache.kafka.connect.errors.ConnectException: could not write to the dead letter queue topic {topic}: {e}"
             )),
+        }
+    }
+}
+
+impl<'a> RawRecord<'a> {
+    /// What a consumed message carried.
+    pub fn of<M: Message>(m: &'a M) -> RawRecord<'a> {
+        RawRecord {
+            topic: m.topic(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key(),
+            value: m.payload(),
+            headers: headers_of(m.headers()),
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::connectors::jdbc_source::{JdbcSource, JdbcSourceConfig};
 use crate::connectors::s3_sink::{S3Config, S3Sink};
 use crate::connectors::{self, SinkRecord, TaskError};
 use crate::converters::Converter;
-use crate::errors::{headers_of, ErrorPolicy, Failure, RawRecord, Reporter, Stage};
+use crate::errors::{ErrorPolicy, Failure, RawRecord, Reporter, Stage};
 use crate::storage::OffsetStore;
 
 /// What the herder asks of a task.
@@ -547,14 +547,7 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                         })
                     }
                     Err((stage, class, e)) => {
-                        let rr = RawRecord {
-                            topic: m.topic(),
-                            partition: m.partition(),
-                            offset: m.offset(),
-                            key: m.key(),
-                            value: m.payload(),
-                            headers: headers_of(m.headers()),
-                        };
+                        let rr = RawRecord::of(m);
                         let f = Failure { stage, class_name: class, exception_class: e.class_name(), message: &e.0 };
                         reporter.report(&f, &rr).await?;
                     }
@@ -581,14 +574,7 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                         Ok(rejected) => {
                             for rj in rejected {
                                 let Some(m) = origin.get(rj.index).and_then(|i| raw.get(*i)) else { continue };
-                                let rr = RawRecord {
-                                    topic: m.topic(),
-                                    partition: m.partition(),
-                                    offset: m.offset(),
-                                    key: m.key(),
-                                    value: m.payload(),
-                                    headers: headers_of(m.headers()),
-                                };
+                                let rr = RawRecord::of(m);
                                 let f = Failure {
                                     stage: Stage::TaskPut,
                                     class_name: connectors::JDBC_SINK,

@@ -14,22 +14,45 @@ use crate::cluster::{Result, Topic};
 /// Bytes per Fetch: enough for many small records, small enough for a page.
 const FETCH_BYTES: i32 = 4 << 20;
 
-/// A case-sensitive substring looked for in the key, the value and the headers.
+/// What a record must contain, in its key, its value or a header (name or
+/// value), to be kept: anything, a case-sensitive substring, or a match of a
+/// regular expression (over the raw bytes, as a topic may hold any).
 #[derive(Debug, Clone, Default)]
-pub struct Filter(pub Option<String>);
+pub enum Filter {
+    #[default]
+    All,
+    Substring(String),
+    Regex(regex::bytes::Regex),
+}
+
+/// Bytes a compiled pattern may take: a hostile one is refused, not built.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 impl Filter {
-    pub fn matches(&self, r: &ConsumedRecord) -> bool {
-        let Some(needle) = self.0.as_deref().filter(|n| !n.is_empty()) else {
-            return true;
+    /// The page's `filter` field, as a regular expression when `regex` is
+    /// set. An invalid pattern is an error saying why.
+    pub fn parse(text: Option<&str>, regex: bool) -> std::result::Result<Filter, String> {
+        let Some(text) = text.filter(|t| !t.is_empty()) else {
+            return Ok(Filter::All);
         };
-        let n = needle.as_bytes();
-        let has = |b: &Option<Bytes>| b.as_ref().is_some_and(|b| contains(b, n));
-        has(&r.key)
-            || has(&r.value)
-            || r.headers
-                .iter()
-                .any(|(k, v)| contains(k.as_bytes(), n) || has(v))
+        if !regex {
+            return Ok(Filter::Substring(text.to_string()));
+        }
+        regex::bytes::RegexBuilder::new(text)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map(Filter::Regex)
+            .map_err(|e| format!("invalid regular expression: {e}"))
+    }
+
+    pub fn matches(&self, r: &ConsumedRecord) -> bool {
+        let found: &dyn Fn(&[u8]) -> bool = match self {
+            Filter::All => return true,
+            Filter::Substring(n) => &|hay| contains(hay, n.as_bytes()),
+            Filter::Regex(re) => &|hay| re.is_match(hay),
+        };
+        let has = |b: &Option<Bytes>| b.as_ref().is_some_and(|b| found(b));
+        has(&r.key) || has(&r.value) || r.headers.iter().any(|(k, v)| found(k.as_bytes()) || has(v))
     }
 }
 
@@ -154,13 +177,32 @@ mod tests {
 
     #[test]
     fn filter_looks_in_key_value_and_headers() {
-        let f = Filter(Some("needle".into()));
+        let f = Filter::parse(Some("needle"), false).unwrap();
         assert!(f.matches(&rec(Some("a-needle"), None, &[])));
         assert!(f.matches(&rec(None, Some("xneedlex"), &[])));
         assert!(f.matches(&rec(None, None, &[("h", "needle")])));
         assert!(f.matches(&rec(None, None, &[("needle", "v")])));
         assert!(!f.matches(&rec(Some("need"), Some("le"), &[("ne", "edle")])));
-        assert!(Filter(None).matches(&rec(None, None, &[])));
-        assert!(Filter(Some(String::new())).matches(&rec(None, None, &[])));
+        assert!(Filter::parse(None, false)
+            .unwrap()
+            .matches(&rec(None, None, &[])));
+        assert!(Filter::parse(Some(""), true)
+            .unwrap()
+            .matches(&rec(None, None, &[])));
+        // Not a pattern unless asked: "." is a literal dot.
+        assert!(!Filter::parse(Some("."), false)
+            .unwrap()
+            .matches(&rec(Some("x"), None, &[])));
+    }
+
+    #[test]
+    fn regex_filter_matches_anywhere_and_bad_patterns_are_refused() {
+        let f = Filter::parse(Some("^value-(12|77)$"), true).unwrap();
+        assert!(f.matches(&rec(None, Some("value-12"), &[])));
+        assert!(f.matches(&rec(None, None, &[("h", "value-77")])));
+        assert!(!f.matches(&rec(None, Some("value-123"), &[])));
+        let e = Filter::parse(Some("a(b"), true).unwrap_err();
+        assert!(e.starts_with("invalid regular expression"), "{e}");
+        assert!(Filter::parse(Some("(a{1000}){1000}"), true).is_err());
     }
 }

@@ -7,6 +7,18 @@ use std::collections::BTreeMap;
 
 use super::metadata::assign_replicas;
 
+/// An edit of a topic's configs (see `Cluster::update_topic_configs`).
+pub type ConfigEdit<'a> =
+    dyn Fn(&mut BTreeMap<String, String>) -> Result<(), AdminError> + Send + Sync + 'a;
+
+/// Every key and value of a topic's configs is one Fjord knows and accepts.
+pub(crate) fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), AdminError> {
+    configs
+        .iter()
+        .try_for_each(|(k, v)| crate::config::validate_topic_config(k, v))
+        .map_err(AdminError::InvalidConfig)
+}
+
 /// Admin failures, each mapping onto one Kafka error code.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {

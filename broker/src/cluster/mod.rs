@@ -16,27 +16,15 @@ pub mod metadata;
 pub mod standalone;
 pub mod zk;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use admin::{validate_topic_name, AdminError, IsrChange, NewTopic};
+pub(crate) use admin::validate_configs;
+pub use admin::{validate_topic_name, AdminError, ConfigEdit, IsrChange, NewTopic};
 use metadata::{BrokerInfo, MetadataCache};
 use standalone::Standalone;
 use zk::{ZkCluster, ZkStartError};
 
 use crate::config::BrokerConfig;
-
-/// An edit of a topic's configs (see [`Cluster::update_topic_configs`]).
-pub type ConfigEdit<'a> =
-    dyn Fn(&mut BTreeMap<String, String>) -> Result<(), AdminError> + Send + Sync + 'a;
-
-/// Every key and value of a topic's configs is one Fjord knows and accepts.
-pub(crate) fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), AdminError> {
-    configs
-        .iter()
-        .try_for_each(|(k, v)| crate::config::validate_topic_config(k, v))
-        .map_err(AdminError::InvalidConfig)
-}
 
 /// Why cluster state could not be reached at startup.
 #[derive(Debug, thiserror::Error)]

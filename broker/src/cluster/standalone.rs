@@ -3,14 +3,16 @@
 //! metadata cache as if a controller had elected it leader of everything.
 //! For development and benchmarks.
 
-use super::{validate_configs, ConfigEdit};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::admin::{new_base64_uuid, parse_base64_uuid, plan_assignment, AdminError, NewTopic};
+use super::admin::{
+    new_base64_uuid, parse_base64_uuid, plan_assignment, validate_configs, AdminError, ConfigEdit,
+    NewTopic,
+};
 use super::metadata::{BrokerInfo, MetadataCache, PartitionMeta, PartitionState, TopicMeta};
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

@@ -9,7 +9,6 @@
 //! just that and swaps a new snapshot into the MetadataCache. Requests never
 //! read the coordinator; admin requests write znodes and wait for the cache.
 
-use super::{validate_configs, ConfigEdit};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
@@ -21,7 +20,8 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, Mutex};
 
 use super::admin::{
-    new_base64_uuid, parse_base64_uuid, plan_assignment, AdminError, IsrChange, NewTopic,
+    new_base64_uuid, parse_base64_uuid, plan_assignment, validate_configs, AdminError, ConfigEdit,
+    IsrChange, NewTopic,
 };
 use super::controller::{plan_partition, preferred_moves, Plan};
 use super::liveness::Liveness;

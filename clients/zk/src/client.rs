@@ -389,8 +389,10 @@ pub struct ZkOptions {
     /// Largest reply frame accepted (jute.maxbuffer); `FRAME_SLACK` is added on top.
     pub max_frame: usize,
     /// Give up, with the socket's error, as soon as every host failed once
-    /// before the first session (a one-shot tool facing a refused port);
-    /// otherwise hosts are retried until `connect_timeout`.
+    /// before the first session without any accepting the connection (a
+    /// one-shot tool facing a refused port); otherwise (or when a member
+    /// answered but would not serve yet) hosts are retried until
+    /// `connect_timeout`.
     pub fail_fast: bool,
     /// TLS to the coordinator's secure client port (see [`crate::tls`]).
     pub tls: Option<Arc<rustls::ClientConfig>>,
@@ -1291,6 +1293,10 @@ impl Session {
     async fn run(mut self) {
         let mut close_waiters: Vec<oneshot::Sender<()>> = Vec::new();
         let mut round_failures = 0u32;
+        // A host of this round accepted the connection, then ended the
+        // handshake (a member that is starting, or cut off from its quorum):
+        // worth waiting for even with `fail_fast`.
+        let mut round_met_a_server = false;
         'outer: loop {
             // ---- connecting: try hosts round-robin, queueing commands meanwhile.
             let conn = loop {
@@ -1325,7 +1331,12 @@ impl Session {
                     Ok(c) => break c,
                     Err(e) => {
                         debug!("zk connect to {}:{} failed: {e}", host.0, host.1);
-                        if self.next_host == 0 && self.session_id == 0 && self.opts.fail_fast {
+                        round_met_a_server |= !matches!(e, ZkError::Io(_));
+                        if self.next_host == 0
+                            && self.session_id == 0
+                            && self.opts.fail_fast
+                            && !round_met_a_server
+                        {
                             if let Some(give_up) = self.give_up.take() {
                                 let _ = give_up.send(e);
                                 self.finish(SessionState::Closed, state::CLOSED, ZkError::Closed)
@@ -1334,6 +1345,7 @@ impl Session {
                             }
                         }
                         if self.next_host == 0 {
+                            round_met_a_server = false;
                             round_failures += 1;
                             // Short, jittered backoff between full rounds.
                             let ms =

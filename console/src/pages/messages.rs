@@ -66,7 +66,13 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
         .and_then(|l| l.parse::<u64>().ok())
         .unwrap_or(DEFAULT_SCAN)
         .max(1);
-    let filter = Filter(r.q("filter").map(str::to_string));
+    let filter = match Filter::parse(r.q("filter"), r.q("regex").is_some()) {
+        Ok(f) => f,
+        Err(e) => {
+            let body = form(name, t, r, format, limit, bound) + &notice("error", &e);
+            return Ok(app.page(StatusCode::BAD_REQUEST, name, &body));
+        }
+    };
     let partition = r.q("partition").and_then(|p| p.parse::<i32>().ok());
     let offset = r.q("offset").and_then(|o| o.parse::<i64>().ok());
     let ts_text = r.q("timestamp");
@@ -223,14 +229,9 @@ pub(super) async fn rows(
         .collect()
 }
 
-fn form(
-    name: &str,
-    t: &cluster::Topic,
-    r: &Req,
-    format: Format,
-    limit: usize,
-    bound: u64,
-) -> String {
+/// The `<option>`s of a partition picker ("all", then each partition), the
+/// request's `partition` selected.
+pub(super) fn partition_options(t: &cluster::Topic, r: &Req) -> String {
     let sel = r.q("partition").unwrap_or("");
     let mut opts = format!(
         "<option value=\"\"{}>all</option>",
@@ -243,6 +244,11 @@ fn form(
             if sel == v { " selected" } else { "" }
         );
     }
+    opts
+}
+
+/// The `<option>`s of a value-format picker, `format` selected.
+pub(super) fn format_options(format: Format) -> String {
     let mut fmts = String::new();
     for f in [Format::Text, Format::Json, Format::Hex, Format::Schema] {
         fmts += &format!(
@@ -251,6 +257,18 @@ fn form(
             f.name()
         );
     }
+    fmts
+}
+
+fn form(
+    name: &str,
+    t: &cluster::Topic,
+    r: &Req,
+    format: Format,
+    limit: usize,
+    bound: u64,
+) -> String {
+    let (opts, fmts) = (partition_options(t, r), format_options(format));
     format!(
         "<form method=\"get\" action=\"/topics/{}/messages\" id=\"browse\">\
 <label>Partition <select name=\"partition\" id=\"partition\">{opts}</select></label> \
@@ -259,13 +277,24 @@ fn form(
 <label>Show <input name=\"limit\" id=\"limit\" size=\"4\" value=\"{limit}\"></label> \
 <label>As <select name=\"format\" id=\"format\">{fmts}</select></label><br>\
 <label>Containing <input name=\"filter\" id=\"filter\" value=\"{}\"></label> \
+<label><input type=\"checkbox\" name=\"regex\" id=\"regex\" value=\"1\"{}> as a regular expression</label> \
 <label>Scan at most <input name=\"scan\" id=\"scan\" size=\"8\" value=\"{bound}\"></label> \
 <button id=\"browse-submit\">Show</button></form>",
         esc(&enc(name)),
         esc(r.q("offset").unwrap_or("")),
         esc(r.q("timestamp").unwrap_or("")),
         esc(r.q("filter").unwrap_or("")),
+        regex_checked(r),
     )
+}
+
+/// ` checked` when the request asked for a regular-expression filter.
+pub(super) fn regex_checked(r: &Req) -> &'static str {
+    if r.q("regex").is_some() {
+        " checked"
+    } else {
+        ""
+    }
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ const AT_END: i64 = -1;
 /// `/topics/{t}/{what}` (`tail` or `tail/poll`) keeping the query's
 /// `partition`, `format` and `filter`.
 pub fn url(name: &str, r: &Req, what: &str) -> String {
-    let q: Vec<String> = ["partition", "format", "filter"]
+    let q: Vec<String> = ["partition", "format", "filter", "regex"]
         .iter()
         .filter_map(|k| r.q(k).map(|v| format!("{k}={}", enc(v))))
         .collect();
@@ -74,26 +74,8 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
         .map(|p| (p, ends.get(&p).copied().unwrap_or(AT_END)))
         .collect();
     let format = Format::parse(r.q("format").unwrap_or("text"));
-    let sel = r.q("partition").unwrap_or("");
-    let mut opts = format!(
-        "<option value=\"\"{}>all</option>",
-        if sel.is_empty() { " selected" } else { "" }
-    );
-    for p in &t.partitions {
-        let v = p.index.to_string();
-        opts += &format!(
-            "<option value=\"{v}\"{}>{v}</option>",
-            if sel == v { " selected" } else { "" }
-        );
-    }
-    let mut fmts = String::new();
-    for f in [Format::Text, Format::Json, Format::Hex, Format::Schema] {
-        fmts += &format!(
-            "<option{}>{}</option>",
-            if f == format { " selected" } else { "" },
-            f.name()
-        );
-    }
+    let opts = super::messages::partition_options(t, r);
+    let fmts = super::messages::format_options(format);
     let mut body = format!(
         "<p>{} · {}</p>",
         link(&format!("/topics/{}", enc(name)), &format!("Topic {name}")),
@@ -104,9 +86,11 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
 <label>Partition <select name=\"partition\" id=\"partition\">{opts}</select></label> \
 <label>As <select name=\"format\" id=\"format\">{fmts}</select></label> \
 <label>Containing <input name=\"filter\" id=\"filter\" value=\"{}\"></label> \
+<label><input type=\"checkbox\" name=\"regex\" id=\"regex\" value=\"1\"{}> as a regular expression</label> \
 <button id=\"tail-submit\">Follow</button></form>",
         esc(&enc(name)),
         esc(r.q("filter").unwrap_or("")),
+        super::messages::regex_checked(r),
     );
     body += "<p><span id=\"tail-status\">Following from the log end: new messages appear below as they arrive.</span> \
 <button type=\"button\" id=\"tail-pause\">Pause</button></p>";
@@ -150,10 +134,14 @@ pub async fn poll(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
         }
         next.insert(p, at);
     }
+    let filter = match Filter::parse(r.q("filter"), r.q("regex").is_some()) {
+        Ok(f) => f,
+        Err(e) => return Ok(Reply::Json(json!({"error": e}).to_string())),
+    };
     let want = Want {
         limit: ROWS_PER_POLL,
         bound: SCAN_PER_POLL,
-        filter: Filter(r.q("filter").map(str::to_string)),
+        filter,
     };
     let mut found = Found::default();
     let mut trouble = Vec::new();

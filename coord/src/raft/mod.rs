@@ -873,8 +873,24 @@ async fn guard(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>, limit: Duration) {
     core.lock().set_read_only(ens.read_only_enabled);
     let mut iv = tokio::time::interval((limit / 10).max(Duration::from_millis(20)));
     let mut bad_since: Option<tokio::time::Instant> = None;
+    let mut metrics = ens.raft.metrics();
+    let mut metrics_open = true;
+    let mut last_role = (None, ServerState::Learner);
     loop {
-        iv.tick().await;
+        // Each tick, and at once when the role or leader changes (a member
+        // that just learned its leader starts serving without a tick's wait).
+        tokio::select! {
+            _ = iv.tick() => {}
+            r = metrics.changed(), if metrics_open => {
+                metrics_open = r.is_ok();
+                let m = metrics.borrow_and_update();
+                let role = (m.current_leader, m.state);
+                if role == last_role {
+                    continue; // only the log moved: wait for the tick
+                }
+                last_role = role;
+            }
+        }
         // A member a reconfig removed has no quorum to serve from either.
         let member = ens
             .raft

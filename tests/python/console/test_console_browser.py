@@ -33,6 +33,7 @@ import re
 import socket
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
@@ -153,6 +154,15 @@ def test_users_day(env):
     b.go("/topics/day/messages?partition=0&offset=0&filter=value-999&scan=100")
     assert b.rows("messages") == []
     assert "Stopped after scanning 100 records" in b.body()
+    # A regular expression (the same text without the box ticked is a literal).
+    b.go("/topics/day/messages?partition=0&offset=0&filter=%s&regex=1&limit=50"
+         % urllib.parse.quote("^value-(12|77)$"))
+    assert sorted(r[1] for r in b.rows("messages")) == ["12", "77"]
+    b.go("/topics/day/messages?partition=0&offset=0&filter=%s&limit=50"
+         % urllib.parse.quote("^value-(12|77)$"))
+    assert b.rows("messages") == []
+    b.go("/topics/day/messages?partition=0&offset=0&filter=a(b&regex=1")
+    assert "invalid regular expression" in b.body()
 
     # A group that stops halfway: 500 read and committed, then it leaves.
     group = "day-readers"
