@@ -3,7 +3,7 @@
 # same machine, with bench/kbench: produce 100 B and 1 KiB with acks=1 and
 # acks=all, consume from the beginning, e2e at 5,000 msg/s. Prints both side by side.
 #   scripts/bench-broker.sh            full: 1,000,000 messages per produce run, 3 rounds
-#   scripts/bench-broker.sh --quick    200,000 messages, 1 round
+#   scripts/bench-broker.sh --quick    200,000 messages (the old client too), 1 round
 # Old clients too: kbench-system (the same source on Debian's librdkafka 2.0.2, what kcat
 # uses) produces and consumes 1,000,000 messages against each server (Tansu fails there).
 # Exits 1 if any fjord run fails to verify (so the quick run in the test command is a test).
@@ -14,7 +14,7 @@ set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 require_tool "$KBENCH" kbench
 REPS=${REPS:-3}; MSGS=${MSGS:-1000000}; E2E_MSGS=${E2E_MSGS:-50000}; SYSTEM_MSGS=${SYSTEM_MSGS:-1000000}
-if [ "${1:-}" = "--quick" ]; then REPS=1; MSGS=200000; E2E_MSGS=20000; fi
+if [ "${1:-}" = "--quick" ]; then REPS=1; MSGS=200000; E2E_MSGS=20000; SYSTEM_MSGS=200000; fi
 OUT=${OUT:-/tmp/bench-broker-$$.txt}
 : >"$OUT"
 WORK=$(mktemp -d /tmp/fjord-bench-XXXX)

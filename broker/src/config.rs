@@ -737,6 +737,22 @@ impl BrokerConfig {
     }
 }
 
+/// Is `key` one of Kafka's PASSWORD-typed configs (`ssl.keystore.password`,
+/// `sasl.jaas.config`, their `listener.name.<l>.` forms, key material)?
+/// DescribeConfigs never sends their values, as Kafka does not.
+pub fn is_password_key(key: &str) -> bool {
+    const SUFFIXES: &[&str] = &[
+        ".password",
+        "jaas.config",
+        "secret",
+        "secret.key",
+        "ssl.keystore.key",
+        "ssl.keystore.certificate.chain",
+        "ssl.truststore.certificates",
+    ];
+    SUFFIXES.iter().any(|s| key.ends_with(s))
+}
+
 /// Topic-level configs with the broker-level key that supplies their default,
 /// as DescribeConfigs reports them (name, broker key, default).
 pub fn topic_config_defaults(

@@ -130,6 +130,25 @@ pub fn trs(rows: &[Vec<String>]) -> String {
     s
 }
 
+/// A byte count as people read it: `512 B`, `1.5 KiB`, `20.0 MiB`
+/// (negative: unknown, `-`).
+pub fn bytes(n: i64) -> String {
+    if n < 0 {
+        return "-".into();
+    }
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
 /// A list of broker ids as `1,2,3`.
 pub fn ids(v: &[i32]) -> String {
     v.iter()
@@ -167,6 +186,16 @@ pub fn utc(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_read_as_people_write_them() {
+        assert_eq!(bytes(-1), "-");
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(20 << 20), "20.0 MiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
+    }
 
     #[test]
     fn escapes_everything_that_could_open_markup() {

@@ -4,8 +4,8 @@
 //!
 //! Modules: `config` (the keys), `server` (request parsing, CSRF, read-only,
 //! timeouts), `pages/` (one file per page), `cluster` (Metadata, topics,
-//! offsets over the Kafka protocol), `scan` (reading messages), `groups`
-//! (lag and resets), `ensemble` (the coordinator's `srvr`), `decode`
+//! offsets over the Kafka protocol), `disk` (log-dir and partition sizes),
+//! `scan` (reading messages), `groups` (lag and resets), `ensemble` (the coordinator's `srvr`), `decode`
 //! (text/JSON/hex), `html` (escaping, the frame), `rest` (the registry's and
 //! Connect's REST APIs), `diff` (schema versions side by side), `typed`
 //! (registry-framed Avro/Protobuf/JSON Schema values decoded), `sampler`
@@ -17,6 +17,7 @@ mod cluster;
 mod config;
 mod decode;
 mod diff;
+mod disk;
 mod ensemble;
 mod groups;
 mod html;

@@ -3,7 +3,8 @@
 //! every group's committed offsets and lag (the calls its pages make) and
 //! keeps the last 15 minutes of the produce rate (end offsets advanced per
 //! second), the consume rate (committed offsets advanced per second), the
-//! total lag and each group's lag. Only what this process saw: nothing
+//! total lag and each group's lag; and each topic's size on disk as last
+//! seen (DescribeLogDirs, for the topic list). Only what this process saw: nothing
 //! survives a restart, and a sample the cluster does not answer is skipped.
 
 use std::collections::{HashMap, VecDeque};
@@ -32,6 +33,8 @@ struct State {
     total_lag: Series,
     lag: HashMap<String, Series>,
     topics: HashMap<String, TopicFigures>,
+    /// Each topic's size on disk (`disk::Disk::topics`) at the latest sample.
+    sizes: HashMap<String, i64>,
     last: Option<Last>,
 }
 
@@ -95,6 +98,10 @@ impl History {
     /// Each topic's rate and group lag as of the latest sample.
     pub fn topics(&self) -> HashMap<String, TopicFigures> {
         self.state().topics.clone()
+    }
+    /// Each topic's size on disk as of the latest sample that read it.
+    pub fn topic_sizes(&self) -> HashMap<String, i64> {
+        self.state().sizes.clone()
     }
     pub fn group_lag(&self, group: &str) -> Vec<(i64, f64)> {
         self.state()
@@ -203,6 +210,9 @@ async fn sample(app: &App, client: &mut Option<Client>) -> anyhow::Result<()> {
     let groups = crate::groups::list(c).await?;
     app.history
         .record(Instant::now(), now_ms(), ends.into_iter().collect(), groups);
+    // A broker that cannot say leaves its partitions to their other replicas.
+    let disk = crate::disk::read(c, snap.live.keys().copied(), None).await;
+    app.history.state().sizes = disk.topics();
     Ok(())
 }
 

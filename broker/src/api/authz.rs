@@ -709,6 +709,17 @@ pub(super) fn check(b: &Arc<Broker>, mut req: Request) -> Checked {
             }
             None
         }
+        RequestKind::DescribeLogDirs(_) => {
+            if !g.cluster(Op::Describe) {
+                // As Kafka: no directories, and from v3 the error itself.
+                let mut d = DescribeLogDirsResponse::default();
+                if v >= 3 {
+                    d.error_code = err::CLUSTER_AUTHORIZATION_FAILED;
+                }
+                return answer(ResponseKind::DescribeLogDirs(d));
+            }
+            None
+        }
         RequestKind::DescribeAcls(_) => {
             if !g.cluster(Op::Describe) {
                 return answer(ResponseKind::DescribeAcls(

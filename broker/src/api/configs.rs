@@ -20,6 +20,8 @@ const RESOURCE_BROKER: i8 = 4;
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
+/// DescribeConfigs v3+ config type of a password.
+const CONFIG_TYPE_PASSWORD: i8 = 9;
 
 pub(super) fn describe_configs(cx: Ctx<'_>, r: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let view = cx.view();
@@ -106,9 +108,13 @@ pub(super) fn describe_configs(cx: Ctx<'_>, r: DescribeConfigsRequest) -> Descri
             }
         }
         for (k, v, src, syn) in entries {
+            // A password's value never leaves the broker: null and marked sensitive.
+            let sensitive = crate::config::is_password_key(&k);
+            let shown = |v: &str| (!sensitive).then(|| s(v));
             let mut c = describe_configs_response::DescribeConfigsResourceResult::default()
                 .with_name(s(&k))
-                .with_value(Some(s(&v)))
+                .with_value(shown(&v))
+                .with_is_sensitive(sensitive)
                 .with_config_source(src);
             if r.include_synonyms {
                 c.synonyms = syn
@@ -116,13 +122,13 @@ pub(super) fn describe_configs(cx: Ctx<'_>, r: DescribeConfigsRequest) -> Descri
                     .map(|(n, v, src)| {
                         describe_configs_response::DescribeConfigsSynonym::default()
                             .with_name(s(&n))
-                            .with_value(Some(s(&v)))
+                            .with_value(shown(&v))
                             .with_source(src)
                     })
                     .collect();
             }
             if cx.version >= 3 {
-                c.config_type = 0;
+                c.config_type = if sensitive { CONFIG_TYPE_PASSWORD } else { 0 };
             }
             out.configs.push(c);
         }

@@ -11,6 +11,7 @@
 //! | `offsets.rs` | ListOffsets, OffsetForLeaderEpoch |
 //! | `topics.rs` | CreateTopics, DeleteTopics, CreatePartitions |
 //! | `configs.rs` | DescribeConfigs, AlterConfigs, IncrementalAlterConfigs |
+//! | `log_dirs.rs` | DescribeLogDirs |
 //! | `producer_id.rs` | InitProducerId |
 //! | `reassign.rs` | AlterPartitionReassignments, ListPartitionReassignments |
 //! | `transactions.rs` | AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeTransactions, ListTransactions (InitProducerId with a transactional id) |
@@ -33,6 +34,7 @@ pub mod common;
 mod configs;
 mod fetch;
 mod groups;
+mod log_dirs;
 mod metadata;
 mod offsets;
 mod produce;
@@ -124,6 +126,9 @@ fn route(b: &Arc<Broker>, req: Request) -> Pending {
                 r
             ))
         }
+        RequestKind::DescribeLogDirs(r) => later!(b, DescribeLogDirs, |b| {
+            log_dirs::describe_log_dirs(Ctx { b: &b, version: v }, r)
+        }),
         RequestKind::AlterConfigs(r) => {
             later!(b, AlterConfigs, |b| configs::alter_configs(&b, r).await)
         }

@@ -284,6 +284,7 @@ fn minimal_request(key: ApiKey) -> RequestKind {
             RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default())
         }
         ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(DescribeConfigsRequest::default()),
+        ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default()),
         ApiKey::AlterConfigs => RequestKind::AlterConfigs(AlterConfigsRequest::default()),
         ApiKey::CreatePartitions => {
             RequestKind::CreatePartitions(CreatePartitionsRequest::default())
@@ -469,6 +470,56 @@ async fn produce_then_fetch_round_trips_the_batches() {
         fetch(&t.b, "rt", 7).await.error_code,
         err::OFFSET_OUT_OF_RANGE
     );
+}
+
+#[tokio::test]
+async fn describe_log_dirs_gives_each_replicas_size() {
+    let t = start().await;
+    assert_eq!(create_topic(&t.b, "sz", 1).await, err::NONE);
+    let batch = make_batch(3, 1000, -1, -1);
+    let len = batch.len() as i64;
+    assert_eq!(produce(&t.b, "sz", batch, 1).await, (err::NONE, 0));
+    let ask = |only: Option<Vec<i32>>| {
+        RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default().with_topics(only.map(
+            |ps| {
+                vec![describe_log_dirs_request::DescribableLogDirTopic::default()
+                    .with_topic(topic("sz"))
+                    .with_partitions(ps)]
+            },
+        )))
+    };
+    let sizes = |r: Option<ResponseKind>| -> (String, Vec<(i32, i64)>, i64) {
+        let Some(ResponseKind::DescribeLogDirs(r)) = r else {
+            panic!("not a DescribeLogDirs answer: {r:?}")
+        };
+        assert_eq!(r.error_code, err::NONE);
+        let [d] = &r.results[..] else {
+            panic!("one directory: {r:?}")
+        };
+        assert_eq!(d.error_code, err::NONE);
+        let parts = d
+            .topics
+            .iter()
+            .filter(|t| t.name.0.as_str() == "sz")
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (p.partition_index, p.partition_size))
+            })
+            .collect();
+        (d.log_dir.to_string(), parts, d.total_bytes)
+    };
+    let (dir, parts, total) = sizes(call(&t.b, ApiKey::DescribeLogDirs, 4, ask(None)).await);
+    assert_eq!(dir, t.b.config.log_dir.to_string_lossy());
+    assert_eq!(parts, vec![(0, len)]);
+    assert!(total > 0);
+    // Only what was asked; v1 has no volume figures.
+    let (_, parts, total) =
+        sizes(call(&t.b, ApiKey::DescribeLogDirs, 1, ask(Some(vec![0, 7]))).await);
+    assert_eq!(parts, vec![(0, len)]);
+    assert_eq!(total, -1);
+    let (_, parts, _) = sizes(call(&t.b, ApiKey::DescribeLogDirs, 4, ask(Some(vec![7]))).await);
+    assert_eq!(parts, vec![]);
 }
 
 /// A consumer standing past a newly elected leader's HW (it read up to the

@@ -153,6 +153,11 @@ impl DiskGuard {
         }
     }
 
+    /// The volume's free and total bytes now (None: statvfs failed).
+    pub fn space(&self) -> Option<(u64, u64)> {
+        statvfs(&self.dir)
+    }
+
     /// Is there room to try the store again: free space above the floor
     /// (and above 1 MiB with the guard off)?
     pub fn has_room(&self) -> bool {

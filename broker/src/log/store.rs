@@ -854,6 +854,19 @@ impl LogStore {
     }
 }
 
+impl Drop for LogStore {
+    /// The writer thread holds the database: join it, so that the database
+    /// is closed when the last handle goes. A process that exits (say, a
+    /// start that failed after the log opened) while the thread still
+    /// closes RocksDB aborts in RocksDB's static destructors.
+    fn drop(&mut self) {
+        self.writer.get_mut().take();
+        if let Some(h) = self.writer_thread.get_mut().take() {
+            let _ = h.join();
+        }
+    }
+}
+
 /// Record one batch (offsets `base..=last`) in the partition's state and make
 /// its write entry. An ABORT marker's aborted-index entry is persisted
 /// before the batch is queued (recovery drops it should the batch be lost).

@@ -8,7 +8,9 @@
 //! protocol's subscription/assignment encoding and the range assignor),
 //! `member` (one consumer-group member: join, sync, heartbeat, commit, leave),
 //! `admin` (the group administration calls kafka-consumer-groups makes),
-//! `topic_admin` (create a topic, add partitions, describe and alter its
+//! `broker_admin` (one broker's log directory with each replica's size,
+//! and its configs: what kafka-log-dirs and kafka-configs --entity-type
+//! brokers read), `topic_admin` (create a topic, add partitions, describe and alter its
 //! configs: what kafka-topics and kafka-configs send),
 //! `security` (TLS and SASL from Kafka client settings; the SCRAM codec the
 //! broker shares).
@@ -18,6 +20,7 @@
 pub mod admin;
 pub mod assignor;
 pub mod batch;
+pub mod broker_admin;
 pub mod client;
 pub mod member;
 pub mod security;

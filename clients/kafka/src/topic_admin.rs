@@ -97,6 +97,28 @@ impl ConfigEntry {
     pub fn on_topic(&self) -> bool {
         self.source == SOURCE_TOPIC
     }
+
+    /// The value for display: `[hidden]` for a sensitive one, empty when unset.
+    pub fn shown(&self) -> String {
+        if self.sensitive {
+            "[hidden]".to_string()
+        } else {
+            self.value.clone().unwrap_or_default()
+        }
+    }
+
+    /// Where the value comes from, by Kafka's `ConfigSource` names.
+    pub fn source_name(&self) -> &'static str {
+        match self.source {
+            1 => "TOPIC_CONFIG",
+            2 => "DYNAMIC_BROKER_CONFIG",
+            3 => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+            4 => "STATIC_BROKER_CONFIG",
+            5 => "DEFAULT_CONFIG",
+            6 => "DYNAMIC_BROKER_LOGGER_CONFIG",
+            _ => "UNKNOWN",
+        }
+    }
 }
 
 /// Every config of each topic in `names` (a topic the broker refuses is left out).
@@ -124,20 +146,25 @@ pub async fn describe_topic_configs(
         if r.error_code != 0 {
             continue;
         }
-        let entries = r
-            .configs
-            .iter()
-            .map(|e| ConfigEntry {
-                name: e.name.to_string(),
-                value: e.value.as_ref().map(|v| v.to_string()),
-                source: e.config_source,
-                sensitive: e.is_sensitive,
-                read_only: e.read_only,
-            })
-            .collect();
-        out.insert(r.resource_name.to_string(), entries);
+        out.insert(r.resource_name.to_string(), config_entries(&r.configs));
     }
     Ok(out)
+}
+
+/// DescribeConfigs' entries as [`ConfigEntry`]s.
+pub(crate) fn config_entries(
+    configs: &[kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult],
+) -> Vec<ConfigEntry> {
+    configs
+        .iter()
+        .map(|e| ConfigEntry {
+            name: e.name.to_string(),
+            value: e.value.as_ref().map(|v| v.to_string()),
+            source: e.config_source,
+            sensitive: e.is_sensitive,
+            read_only: e.read_only,
+        })
+        .collect()
 }
 
 /// IncrementalAlterConfigs on one topic: SET each of `set`, DELETE (back

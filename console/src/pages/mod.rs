@@ -1,5 +1,5 @@
 //! The pages, one file each, and the routes that pick them. Every URL is
-//! stable (bookmarkable): `/`, `/brokers`, `/topics`, `/topics/{t}`,
+//! stable (bookmarkable): `/`, `/brokers`, `/brokers/{id}`, `/topics`, `/topics/{t}`,
 //! `/topics/{t}/messages?partition=&offset=|timestamp=`, `/topics/{t}/tail`
 //! (and its `/tail/poll`), `/topics/{t}/configs`, `/topics/{t}/partitions`,
 //! `/topics/{t}/delete`,
@@ -29,6 +29,7 @@ pub async fn route(app: &App, r: &Req) -> Reply {
     let res = match (get, segs.as_slice()) {
         (true, []) => overview::page(app).await,
         (true, ["brokers"]) => brokers::page(app).await,
+        (true, ["brokers", id]) => brokers::broker(app, id).await,
         (true, ["topics"]) => topics::list(app, r).await,
         (false, ["topics"]) => topics::create(app, r).await,
         (true, ["topics", t]) => topics::topic(app, t, r).await,

@@ -36,16 +36,9 @@ pub async fn section(app: &App, c: &mut Client, name: &str, partitions: usize) -
             )
         }
     };
-    let shown = |e: &ConfigEntry| {
-        if e.sensitive {
-            "[hidden]".to_string()
-        } else {
-            e.value.clone().unwrap_or_default()
-        }
-    };
     let rows: Vec<Vec<String>> = set
         .iter()
-        .map(|e| vec![esc(&e.name), format!("<code>{}</code>", esc(&shown(e)))])
+        .map(|e| vec![esc(&e.name), format!("<code>{}</code>", esc(&e.shown()))])
         .collect();
     let mut out = String::from("<h2>Configs</h2>");
     if rows.is_empty() {
@@ -59,7 +52,7 @@ pub async fn section(app: &App, c: &mut Client, name: &str, partitions: usize) -
     let lines: String = set
         .iter()
         .filter(|e| !e.sensitive)
-        .map(|e| format!("{}={}\n", e.name, shown(e)))
+        .map(|e| format!("{}={}\n", e.name, e.shown()))
         .collect();
     out += &format!(
         "<form method=\"post\" action=\"/topics/{t}/configs\" id=\"edit-configs\">{csrf}\

@@ -1,15 +1,15 @@
-//! `/topics` (the list, searchable with `?q=`, with each topic's produce rate
+//! `/topics` (the list, searchable with `?q=`, with each topic's size, produce rate
 //! and the lag of the groups reading it as the sampler last saw them, and
 //! the create form),
 //! `/topics/{t}` (each partition's leader, replicas, ISR, earliest and latest
-//! offsets, and its configs and partition count with their edit forms from
+//! offsets and size, and its configs and partition count with their edit forms from
 //! `topic_edit`) and the delete flow: `/topics/{t}/delete` asks to type the name,
 //! and its POST deletes.
 
 use hyper::StatusCode;
 
 use crate::cluster;
-use crate::html::{csrf_field, enc, esc, ids, link, notice, table};
+use crate::html::{bytes, csrf_field, enc, esc, ids, link, notice, table};
 use crate::server::{App, Reply, Req};
 
 pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
@@ -28,6 +28,7 @@ pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
         esc(q)
     );
     let figures = app.history.topics();
+    let sizes = app.history.topic_sizes();
     let rows: Vec<Vec<String>> = s
         .topics
         .iter()
@@ -40,6 +41,7 @@ pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
                 t.partitions.len().to_string(),
                 t.replication().to_string(),
                 under.to_string(),
+                sizes.get(&t.name).map_or("-".to_string(), |b| bytes(*b)),
                 f.rate.map_or("-".to_string(), |r| format!("{r:.1}")),
                 format!(
                     "<span class=\"lag\">{}</span>",
@@ -60,6 +62,7 @@ pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
             "partitions",
             "replication",
             "under-replicated",
+            "size",
             "msg/s",
             "group lag",
             "internal",
@@ -141,6 +144,17 @@ pub async fn topic(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     };
     let earliest = cluster::offsets(&mut c, t, -2).await?;
     let latest = cluster::offsets(&mut c, t, -1).await?;
+    let holders: std::collections::BTreeSet<i32> = t
+        .partitions
+        .iter()
+        .flat_map(|p| p.replicas.iter().copied())
+        .filter(|id| s.live.contains_key(id))
+        .collect();
+    let only = [(
+        name.to_string(),
+        t.partitions.iter().map(|p| p.index).collect::<Vec<_>>(),
+    )];
+    let disk = crate::disk::read(&mut c, holders, Some(&only)).await;
     let mut body = String::new();
     if r.q("created").is_some() {
         body += &notice("ok", &format!("Created topic {name}."));
@@ -177,6 +191,9 @@ pub async fn topic(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
                 isr,
                 off(&earliest, p.index),
                 off(&latest, p.index),
+                disk.partitions
+                    .get(&(name.to_string(), p.index))
+                    .map_or("-".to_string(), |b| bytes(*b)),
                 link(
                     &format!(
                         "/topics/{}/messages?partition={}&offset=0",
@@ -202,6 +219,7 @@ pub async fn topic(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
             "ISR",
             "earliest",
             "latest",
+            "size",
             "",
         ],
         &rows,

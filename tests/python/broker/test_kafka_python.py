@@ -1,4 +1,5 @@
-"""kafka-python: producer → consumer round trip, admin create/list/describe_configs."""
+"""kafka-python: producer → consumer round trip, admin create/list/describe_configs,
+describe_log_dirs."""
 import pytest
 
 kafka = pytest.importorskip("kafka")
@@ -30,3 +31,57 @@ def test_admin_and_roundtrip(cluster1, topic_name):
     got = [m for m in c]
     c.close()
     assert sorted(int(m.value.split(b"-")[1]) for m in got) == list(range(5000))
+
+
+def log_dirs(admin, broker, **kw):
+    """kafka-python's describe_log_dirs for one broker: {path: {(topic, partition): size}}
+    and each directory's (total, usable) bytes."""
+    got = admin.describe_log_dirs(brokers=[broker], **kw)
+    assert [r["broker"] for r in got] == [broker], got
+    sizes, space = {}, {}
+    for d in got[0]["log_dirs"]:
+        assert d["error_code"] == 0, d
+        sizes[d["log_dir"]] = {(t["name"], p["partition_index"]): p["partition_size"]
+                               for t in d["topics"] for p in t["partitions"]}
+        space[d["log_dir"]] = (d["total_bytes"], d["usable_bytes"])
+    return sizes, space
+
+
+def test_describe_log_dirs(make_cluster, topic_name):
+    """DescribeLogDirs as kafka-log-dirs and kafka-python send it: each broker names
+    its log directory, its volume's size and free space, and every replica it holds
+    with its size; both replicas of a partition hold the same bytes, the size grows
+    with what is produced, and a request naming partitions gets only those.
+    DescribeConfigs on a broker never shows a password's value."""
+    c = make_cluster(2, overrides={"ssl.key.password": "hunter2"})
+    a = KafkaAdminClient(bootstrap_servers=c.bootstrap, request_timeout_ms=20000)
+    a.create_topics([NewTopic(topic_name, num_partitions=2, replication_factor=2)])
+    p = KafkaProducer(bootstrap_servers=c.bootstrap, acks="all")
+    for i in range(1000):
+        p.send(topic_name, value=b"x" * 1000, partition=0)
+    p.flush(30)
+    p.close()
+
+    def replicas(broker):
+        sizes, space = log_dirs(a, broker)
+        (path, parts), = sizes.items()
+        assert path == c.broker(broker).log_dir
+        (total, usable), = space.values()
+        assert 0 < usable < total, space
+        return {k: v for k, v in parts.items() if k[0] == topic_name}
+
+    one = replicas(1)
+    # The follower holds what the leader acknowledged (acks=all): the same bytes.
+    assert replicas(2) == one, (replicas(2), one)
+    assert one[(topic_name, 1)] == 0
+    assert 1000 * 1000 < one[(topic_name, 0)] < 1000 * 1000 * 1.2, one
+
+    sizes, _ = log_dirs(a, 1, topic_partitions={topic_name: [1]})
+    assert list(sizes.values()) == [{(topic_name, 1): 0}], sizes
+
+    cfg = a.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")], config_filter="all")
+    (entries,) = [e for by_name in cfg.values() for e in by_name.values()]
+    assert entries["ssl.key.password"]["value"] is None, entries["ssl.key.password"]
+    assert entries["ssl.key.password"]["is_sensitive"] is True
+    assert entries["broker.id"]["value"] == "1", entries["broker.id"]
+    a.close()

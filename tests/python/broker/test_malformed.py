@@ -10,6 +10,9 @@ from fjordtest.net import HOST
 def send_and_expect_close(port, data):
     with socket.create_connection((HOST, port), timeout=5) as s:
         s.sendall(data)
+        # Half-close: a frame the broker answers (random bytes can be a valid
+        # request) ends at EOF instead of at the timeout.
+        s.shutdown(socket.SHUT_WR)
         s.settimeout(5)
         try:
             while s.recv(65536):

@@ -124,7 +124,25 @@ def test_users_day(env):
     b.go("/topics/day")
     b.wait(lambda: b.rows("partitions")[0][5] == "1000", 15, "latest offset 1000 on partition 0")
     assert b.rows("partitions")[0][4] == "0"
+    # Each partition's size (DescribeLogDirs): 1,000 messages on 0, none on 1.
+    assert b.rows("partitions")[0][6].endswith("KiB"), b.rows("partitions")
+    assert b.rows("partitions")[1][6] == "0 B", b.rows("partitions")
     b.shot("topic-offsets")
+
+    # Brokers: each one's log directory and what it holds (a replica of "day" each),
+    # and a broker's page with its replicas by size and its configs.
+    b.go("/brokers")
+    rows = {r[0]: r for r in b.rows("brokers")}
+    assert sorted(rows) == ["1", "2", "3"], rows
+    for i in ("1", "2", "3"):
+        assert rows[i][6] == c.broker(int(i)).log_dir, rows[i]
+        assert rows[i][7].endswith("KiB") and " of " in rows[i][8], rows[i]
+    b.go("/brokers/2")
+    reps = b.rows("replicas")
+    assert reps[0][:2] == ["day", "0"] and reps[0][2].endswith("KiB"), reps
+    configs = {r[0]: r for r in b.rows("broker-configs")}
+    assert configs["broker.id"][1:] == ["2", "STATIC_BROKER_CONFIG"], configs.get("broker.id")
+    b.shot("broker")
 
     # Message 500 by offset, through the browse form.
     b.go("/topics/day/messages")

@@ -17,7 +17,7 @@ test_charts: with console.sample.interval.ms=300, the overview's produce and
 consume charts are SVG polylines whose maximum is above 0 after a producer
 and a committing consumer ran, the total lag card shows the group's lag, and
 the group page's lag chart shows it too, and so does the topic list's group
-lag column."""
+lag column; the list shows the topic's size."""
 import re
 import time
 
@@ -228,8 +228,10 @@ def test_charts(live):
     # The topic list: the lag of the groups reading each topic, and its rate.
     b.go("/topics")
     row = [r for r in b.rows("topics") if r[0] == "chart"][0]
-    assert row[5] == "100" and float(row[4]) >= 0, row
-    assert [r[5] for r in b.rows("topics") if r[0] == "edit"] in ([], ["-"])
+    assert row[6] == "100" and float(row[5]) >= 0, row
+    assert [r[6] for r in b.rows("topics") if r[0] == "edit"] in ([], ["-"])
+    # Its size on disk, as the sampler last read it (DescribeLogDirs).
+    assert row[4].endswith("KiB"), row
 
     b.go("/groups/chart-readers")
     pts = b.d.find_element(By.CSS_SELECTOR, "#group-lag-chart polyline").get_attribute("points")

@@ -16,7 +16,7 @@ import time
 from kazoo.exceptions import ConnectionLoss, OperationTimeoutError, SessionExpiredError
 from kazoo.protocol.states import KazooState
 
-ROUNDS = int(os.environ.get("FJORD_REPLY_ROUTING_ROUNDS", "150"))
+ROUNDS = int(os.environ.get("FJORD_REPLY_ROUTING_ROUNDS", "75"))
 IN_FLIGHT = int(os.environ.get("FJORD_REPLY_ROUTING_INFLIGHT", "60"))
 
 

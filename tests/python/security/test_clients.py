@@ -15,6 +15,7 @@ from confluent_kafka.admin import (AdminClient, NewTopic, ScramMechanism,
                                    UserScramCredentialUpsertion, ScramCredentialInfo)
 
 from fjordtest.binaries import fjord_cli
+from fjordtest.waits import wait_until
 
 USERS = {"SCRAM-SHA-256": ("sam", "sam-secret"), "SCRAM-SHA-512": ("sally", "sally-secret")}
 
@@ -152,8 +153,9 @@ def test_untrusted_certificates(cluster):
     # No client certificate on a listener that requires one.
     e = auth_error(conf(cluster, "MTLS"))
     assert e.code() in (KafkaError._SSL, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN), e
-    log = cluster.brokers[0].log_tail(200000)
-    assert "TLS handshake failed" in log
+    # The client gives up on the alert; the broker logs the failure just after.
+    wait_until(lambda: "TLS handshake failed" in cluster.brokers[0].log_tail(200000), 10,
+               "the broker's log line for the failed handshake")
 
 
 def test_fjord_user_list_and_delete(cluster):
