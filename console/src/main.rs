@@ -5,9 +5,10 @@
 //! Modules: `config` (the keys), `server` (request parsing, CSRF, read-only,
 //! timeouts), `pages/` (one file per page), `cluster` (Metadata, topics,
 //! offsets over the Kafka protocol), `disk` (log-dir and partition sizes),
-//! `scan` (reading messages), `groups` (lag and resets), `ensemble` (the coordinator's `srvr`), `decode`
-//! (text/JSON/hex), `html` (escaping, the frame), `rest` (the registry's and
-//! Connect's REST APIs), `diff` (schema versions side by side), `typed`
+//! `scan` (reading messages), `groups` (lag and resets), `ensemble` (the
+//! coordinator's `srvr`), `decode` (text/JSON/hex), `html` (escaping, the
+//! frame), `listing` (long lists sorted and paged), `rest` (the registry's
+//! and Connect's REST APIs), `diff` (schema versions side by side), `typed`
 //! (registry-framed Avro/Protobuf/JSON Schema values decoded), `sampler`
 //! (the history behind the charts, sampled in a task started here),
 //! `chart` (SVG line charts).
@@ -21,6 +22,7 @@ mod disk;
 mod ensemble;
 mod groups;
 mod html;
+mod listing;
 mod pages;
 mod rest;
 mod sampler;

@@ -1,4 +1,4 @@
-//! `/groups` (state, members, topics, total lag), `/groups/{g}` (members
+//! `/groups` (state, members, topics, total lag; sorted and paged by `listing`), `/groups/{g}` (members
 //! and their assignment; its lag over the last 15 minutes as the sampler saw
 //! it; committed offset, end offset and lag per
 //! partition; the reset form) and `/groups/{g}/reset`: a POST with
@@ -10,6 +10,7 @@ use hyper::StatusCode;
 
 use crate::groups::{self, Reset};
 use crate::html::{csrf_field, enc, esc, link, notice, table};
+use crate::listing::{self, num, text, Row};
 use crate::server::{App, Reply, Req};
 
 fn opt(v: Option<i64>) -> String {
@@ -20,17 +21,27 @@ pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
     let mut c = super::client(app).await?;
     let rows = groups::list(&mut c).await?;
     let q = r.q("q").unwrap_or("");
-    let rows: Vec<Vec<String>> = rows
+    let rows: Vec<Row> = rows
         .iter()
         .filter(|g| q.is_empty() || g.name.contains(q))
         .map(|g| {
-            vec![
-                link(&format!("/groups/{}", enc(&g.name)), &g.name),
-                esc(&g.state),
-                g.members.to_string(),
-                esc(&g.topics.iter().cloned().collect::<Vec<_>>().join(", ")),
-                format!("<span class=\"lag\">{}</span>", g.lag),
-            ]
+            let topics = g.topics.iter().cloned().collect::<Vec<_>>().join(", ");
+            Row {
+                cells: vec![
+                    link(&format!("/groups/{}", enc(&g.name)), &g.name),
+                    esc(&g.state),
+                    g.members.to_string(),
+                    esc(&topics),
+                    format!("<span class=\"lag\">{}</span>", g.lag),
+                ],
+                keys: vec![
+                    text(&g.name),
+                    text(&g.state),
+                    num(Some(g.members as f64)),
+                    text(&topics),
+                    num(Some(g.lag as f64)),
+                ],
+            }
         })
         .collect();
     let mut body = String::new();
@@ -41,10 +52,12 @@ pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
         "<form method=\"get\" action=\"/groups\"><input name=\"q\" value=\"{}\" placeholder=\"search\"> <button>Search</button></form>",
         esc(q)
     );
-    body += &table(
+    body += &listing::render(
         "groups",
+        "/groups",
         &["group", "state", "members", "topics", "lag"],
-        &rows,
+        rows,
+        r,
     );
     Ok(app.page(StatusCode::OK, "Consumer groups", &body))
 }

@@ -49,12 +49,10 @@ pub fn parse_time(s: &str) -> Option<i64> {
 }
 
 pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
-    let mut c = super::client(app).await?;
-    let s = cluster::snapshot(&mut c, Some(&[name.to_string()]), &app.seen).await?;
-    let Some(t) = s.topic(name).filter(|t| t.error_code == 0) else {
-        let body = notice("error", &format!("Topic '{name}' does not exist."));
-        return Ok(app.page(StatusCode::NOT_FOUND, name, &body));
+    let Some(super::Found { mut c, t, .. }) = super::find_topic(app, name).await? else {
+        return Ok(super::no_such_topic(app, name));
     };
+    let t = &t;
     let format = Format::parse(r.q("format").unwrap_or("text"));
     let limit = r
         .q("limit")

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::cluster::{self, Topic};
 use crate::decode::Format;
-use crate::html::{enc, esc, link, notice, table_with, trs};
+use crate::html::{enc, esc, link, table_with, trs};
 use crate::scan::{self, Filter, Found, Want};
 use crate::server::{App, Reply, Req};
 
@@ -62,12 +62,10 @@ fn followed(t: &Topic, r: &Req) -> Vec<i32> {
 }
 
 pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
-    let mut c = super::client(app).await?;
-    let s = cluster::snapshot(&mut c, Some(&[name.to_string()]), &app.seen).await?;
-    let Some(t) = s.topic(name).filter(|t| t.error_code == 0) else {
-        let body = notice("error", &format!("Topic '{name}' does not exist."));
-        return Ok(app.page(StatusCode::NOT_FOUND, name, &body));
+    let Some(super::Found { mut c, t, .. }) = super::find_topic(app, name).await? else {
+        return Ok(super::no_such_topic(app, name));
     };
+    let t = &t;
     let ends = cluster::offsets(&mut c, t, -1).await?;
     let next: BTreeMap<i32, i64> = followed(t, r)
         .into_iter()
@@ -111,12 +109,11 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
 
 /// One poll: the rows after `next` and the positions after them.
 pub async fn poll(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
-    let mut c = super::client(app).await?;
-    let s = cluster::snapshot(&mut c, Some(&[name.to_string()]), &app.seen).await?;
-    let Some(t) = s.topic(name).filter(|t| t.error_code == 0) else {
-        let j = json!({ "error": format!("Topic '{name}' does not exist.") });
+    let Some(super::Found { mut c, t, .. }) = super::find_topic(app, name).await? else {
+        let j = json!({ "error": super::missing(name) });
         return Ok(Reply::Json(j.to_string()));
     };
+    let t = &t;
     let asked = parse_next(r.q("next").unwrap_or(""));
     let mut next = BTreeMap::new();
     let mut ends = None;

@@ -152,15 +152,10 @@ pub async fn partitions(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply>
     let Ok(count) = r.f("count").trim().parse::<i32>() else {
         return Ok(refused(app, name, "the partition count must be a number"));
     };
-    let mut c = super::client(app).await?;
-    let s = cluster::snapshot(&mut c, Some(&[name.to_string()]), &app.seen).await?;
-    let Some(t) = s.topic(name).filter(|t| t.error_code == 0) else {
-        return Ok(refused(
-            app,
-            name,
-            &format!("Topic '{name}' does not exist."),
-        ));
+    let Some(super::Found { mut c, t, .. }) = super::find_topic(app, name).await? else {
+        return Ok(refused(app, name, &super::missing(name)));
     };
+    let t = &t;
     let now = t.partitions.len();
     if count as i64 <= now as i64 {
         return Ok(refused(

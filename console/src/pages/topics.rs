@@ -1,4 +1,5 @@
-//! `/topics` (the list, searchable with `?q=`, with each topic's size, produce rate
+//! `/topics` (the list, searchable with `?q=`, sorted by any column and cut
+//! into pages by `listing`, with each topic's size, produce rate
 //! and the lag of the groups reading it as the sampler last saw them, and
 //! the create form),
 //! `/topics/{t}` (each partition's leader, replicas, ISR, earliest and latest
@@ -10,6 +11,7 @@ use hyper::StatusCode;
 
 use crate::cluster;
 use crate::html::{bytes, csrf_field, enc, esc, ids, link, notice, table};
+use crate::listing::{self, num, text, Row};
 use crate::server::{App, Reply, Req};
 
 pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
@@ -29,34 +31,48 @@ pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
     );
     let figures = app.history.topics();
     let sizes = app.history.topic_sizes();
-    let rows: Vec<Vec<String>> = s
+    let rows: Vec<Row> = s
         .topics
         .iter()
         .filter(|t| q.is_empty() || t.name.contains(q))
         .map(|t| {
             let under = t.partitions.iter().filter(|p| p.under_replicated()).count();
             let f = figures.get(&t.name).copied().unwrap_or_default();
-            vec![
-                link(&format!("/topics/{}", enc(&t.name)), &t.name),
-                t.partitions.len().to_string(),
-                t.replication().to_string(),
-                under.to_string(),
-                sizes.get(&t.name).map_or("-".to_string(), |b| bytes(*b)),
-                f.rate.map_or("-".to_string(), |r| format!("{r:.1}")),
-                format!(
-                    "<span class=\"lag\">{}</span>",
-                    f.lag.map_or("-".to_string(), |l| l.to_string())
-                ),
-                if t.internal {
-                    "yes".into()
-                } else {
-                    String::new()
-                },
-            ]
+            let size = sizes.get(&t.name).copied();
+            Row {
+                cells: vec![
+                    link(&format!("/topics/{}", enc(&t.name)), &t.name),
+                    t.partitions.len().to_string(),
+                    t.replication().to_string(),
+                    under.to_string(),
+                    size.map_or("-".to_string(), bytes),
+                    f.rate.map_or("-".to_string(), |r| format!("{r:.1}")),
+                    format!(
+                        "<span class=\"lag\">{}</span>",
+                        f.lag.map_or("-".to_string(), |l| l.to_string())
+                    ),
+                    if t.internal {
+                        "yes".into()
+                    } else {
+                        String::new()
+                    },
+                ],
+                keys: vec![
+                    text(&t.name),
+                    num(Some(t.partitions.len() as f64)),
+                    num(Some(t.replication() as f64)),
+                    num(Some(under as f64)),
+                    num(size.map(|b| b as f64)),
+                    num(f.rate),
+                    num(f.lag.map(|l| l as f64)),
+                    text(if t.internal { "yes" } else { "" }),
+                ],
+            }
         })
         .collect();
-    body += &table(
+    body += &listing::render(
         "topics",
+        "/topics",
         &[
             "topic",
             "partitions",
@@ -67,7 +83,8 @@ pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
             "group lag",
             "internal",
         ],
-        &rows,
+        rows,
+        r,
     );
     if !app.cfg.read_only {
         body += &create_form(app, &CreateForm::default());
@@ -136,12 +153,10 @@ pub async fn create(app: &App, r: &Req) -> anyhow::Result<Reply> {
 }
 
 pub async fn topic(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
-    let mut c = super::client(app).await?;
-    let s = cluster::snapshot(&mut c, Some(&[name.to_string()]), &app.seen).await?;
-    let Some(t) = s.topic(name).filter(|t| t.error_code == 0) else {
-        let body = notice("error", &format!("Topic '{name}' does not exist."));
-        return Ok(app.page(StatusCode::NOT_FOUND, name, &body));
+    let Some(super::Found { mut c, s, t }) = super::find_topic(app, name).await? else {
+        return Ok(super::no_such_topic(app, name));
     };
+    let t = &t;
     let earliest = cluster::offsets(&mut c, t, -2).await?;
     let latest = cluster::offsets(&mut c, t, -1).await?;
     let holders: std::collections::BTreeSet<i32> = t

@@ -17,7 +17,7 @@ test_charts: with console.sample.interval.ms=300, the overview's produce and
 consume charts are SVG polylines whose maximum is above 0 after a producer
 and a committing consumer ran, the total lag card shows the group's lag, and
 the group page's lag chart shows it too, and so does the topic list's group
-lag column; the list shows the topic's size."""
+lag column; the list shows the topic's size, and sorts by a column from its header."""
 import re
 import time
 
@@ -232,6 +232,12 @@ def test_charts(live):
     assert [r[6] for r in b.rows("topics") if r[0] == "edit"] in ([], ["-"])
     # Its size on disk, as the sampler last read it (DescribeLogDirs).
     assert row[4].endswith("KiB"), row
+    # Sorted from the header: "group lag" once ascending (no lag first), again descending.
+    for _ in range(2):
+        b.d.find_element(By.CSS_SELECTOR, "#topics thead").find_element(
+            By.LINK_TEXT, "group lag").click()
+    assert b.d.current_url.endswith("/topics?sort=group%20lag&desc=1&page=1"), b.d.current_url
+    assert b.rows("topics")[0][0] == "chart", b.rows("topics")
 
     b.go("/groups/chart-readers")
     pts = b.d.find_element(By.CSS_SELECTOR, "#group-lag-chart polyline").get_attribute("points")
