@@ -904,6 +904,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn password_keys_are_kafkas_password_configs() {
+        for k in [
+            "ssl.keystore.password",
+            "ssl.key.password",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config",
+            "sasl.jaas.config",
+            "ssl.keystore.key",
+            "delegation.token.secret.key",
+        ] {
+            assert!(is_password_key(k), "{k}");
+        }
+        for k in [
+            "ssl.keystore.location",
+            "sasl.enabled.mechanisms",
+            "log.dirs",
+        ] {
+            assert!(!is_password_key(k), "{k}");
+        }
+    }
+
+    #[test]
     fn legacy_topic_configs_accepted_unknown_rejected() {
         for (k, v) in [
             ("message.format.version", "0.10.0.0"),

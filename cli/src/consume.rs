@@ -79,7 +79,7 @@ pub struct ConsumeArgs {
 
 /// Where a partition starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Start {
+pub(crate) enum Start {
     Earliest,
     Latest,
     At(i64),
@@ -105,7 +105,7 @@ pub async fn run(args: ConsumeArgs, out: Output) -> anyhow::Result<()> {
         return run_group(&args, &topic, &g, out).await;
     }
     let start = parse_start(&args)?;
-    let mut c = Consumer::open(&args, &topic, start).await?;
+    let mut c = Consumer::open(&args.bs, &topic, start, args.fetch_max_bytes).await?;
     let info = &c.info;
     let parts: Vec<i32> = match args.partition {
         Some(p) if info.partitions.iter().any(|x| x.index == p) => vec![p],
@@ -166,7 +166,7 @@ async fn run_group(
     if let Start::At(_) = start {
         bail!("--offset N cannot be used with --group: members start at the group's committed offsets (change them with fjord group reset-offsets)");
     }
-    let mut c = Consumer::open(args, topic, start).await?;
+    let mut c = Consumer::open(&args.bs, topic, start, args.fetch_max_bytes).await?;
     let cfg = c.client.config().clone();
     let mut member = GroupMember::new(cfg, group, vec![topic.to_string()]);
     let printer = Lines::new(args, out)?;
@@ -290,10 +290,11 @@ fn poll_wait(idle: Option<Duration>, last: Instant) -> Option<Duration> {
     }
 }
 
-/// Fetch state: the next offset per partition, one Fetch per leader.
-struct Consumer {
+/// Fetch state: the next offset per partition, one Fetch per leader (also
+/// `fjord dlq`'s reader).
+pub(crate) struct Consumer {
     client: Client,
-    info: TopicInfo,
+    pub(crate) info: TopicInfo,
     positions: BTreeMap<i32, i64>,
     /// Where an out-of-range position goes: -2 earliest, -1 latest.
     reset_to: i64,
@@ -302,8 +303,13 @@ struct Consumer {
 
 impl Consumer {
     /// Connect and look `topic` up; no partition has a position yet.
-    async fn open(args: &ConsumeArgs, topic: &str, start: Start) -> anyhow::Result<Consumer> {
-        let mut client = args.bs.connect().await?;
+    pub(crate) async fn open(
+        bs: &Bootstrap,
+        topic: &str,
+        start: Start,
+        fetch_max_bytes: i32,
+    ) -> anyhow::Result<Consumer> {
+        let mut client = bs.connect().await?;
         let info = client
             .topic(topic, false)
             .await
@@ -313,11 +319,15 @@ impl Consumer {
             info,
             positions: BTreeMap::new(),
             reset_to: if start == Start::Earliest { -2 } else { -1 },
-            fetch_max_bytes: args.fetch_max_bytes.max(1024),
+            fetch_max_bytes: fetch_max_bytes.max(1024),
         })
     }
 
-    async fn init_positions(&mut self, parts: &[i32], start: Start) -> anyhow::Result<()> {
+    pub(crate) async fn init_positions(
+        &mut self,
+        parts: &[i32],
+        start: Start,
+    ) -> anyhow::Result<()> {
         match start {
             Start::At(o) => {
                 for p in parts {
@@ -336,13 +346,31 @@ impl Consumer {
         Ok(())
     }
 
+    /// The high watermark of each of `parts` now: where a read of "what is
+    /// there so far" stops.
+    pub(crate) async fn ends(&mut self, parts: &[i32]) -> anyhow::Result<BTreeMap<i32, i64>> {
+        let offs = self.client.list_offsets(&self.info, parts, -1).await?;
+        Ok(parts
+            .iter()
+            .map(|p| (*p, offs.get(p).copied().flatten().map_or(0, |(o, _)| o)))
+            .collect())
+    }
+
+    /// The next offset to read of partition `p`.
+    pub(crate) fn position(&self, p: i32) -> i64 {
+        self.positions.get(&p).copied().unwrap_or(0)
+    }
+
     async fn refresh(&mut self) -> anyhow::Result<()> {
         self.info = self.client.topic(&self.info.name.clone(), false).await?;
         Ok(())
     }
 
     /// One round of Fetches (one per leader); records in partition order.
-    async fn poll(&mut self, wait: Duration) -> anyhow::Result<Vec<(i32, ConsumedRecord)>> {
+    pub(crate) async fn poll(
+        &mut self,
+        wait: Duration,
+    ) -> anyhow::Result<Vec<(i32, ConsumedRecord)>> {
         let by_leader = self.info.by_leader(self.positions.keys().copied());
         let leaders = by_leader.len().max(1) as u32;
         let mut out = Vec::new();

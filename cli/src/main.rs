@@ -10,6 +10,7 @@ mod acl;
 mod cluster;
 mod connect;
 mod consume;
+mod dlq;
 mod formatter;
 mod group;
 mod kafka;
@@ -71,6 +72,8 @@ enum Command {
     Connect(connect::ConnectArgs),
     /// ACLs: add, list, remove (like kafka-acls).
     Acl(acl::AclArgs),
+    /// Connect's dead-letter topics: inspect (error headers decoded), replay to a topic.
+    Dlq(dlq::DlqArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -89,6 +92,7 @@ async fn main() -> ExitCode {
         Command::Txn(args) => txn::run(args, cli.output).await,
         Command::Schema(args) => schema::run(args, cli.output).await,
         Command::Connect(args) => connect::run(args, cli.output).await,
+        Command::Dlq(args) => dlq::run(args, cli.output).await,
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -340,9 +340,10 @@ fn retriable(code: i16) -> bool {
     )
 }
 
-struct Producer {
+/// Sends records to one topic's partition leaders (also `fjord dlq replay`'s).
+pub(crate) struct Producer {
     client: Client,
-    topic: TopicInfo,
+    pub(crate) topic: TopicInfo,
     acks: i16,
     compression: Compression,
     fixed_partition: Option<i32>,
@@ -354,6 +355,32 @@ struct Producer {
 }
 
 impl Producer {
+    /// A producer of the existing `topic` with acks=all, uncompressed,
+    /// partitioning as Java clients do (key hash, else sticky).
+    pub(crate) async fn open(
+        bs: &Bootstrap,
+        topic: &str,
+        retries: u32,
+    ) -> anyhow::Result<Producer> {
+        let mut client = bs.connect().await?;
+        let topic = client
+            .topic(topic, false)
+            .await
+            .with_context(|| format!("topic {topic}"))?;
+        Ok(Producer {
+            client,
+            sticky: rand_start(topic.partitions.len()),
+            topic,
+            acks: -1,
+            compression: Compression::None,
+            fixed_partition: None,
+            retries,
+            timeout_ms: bs.request_timeout_ms.min(i32::MAX as u64) as i32,
+            sent: 0,
+            per_partition: BTreeMap::new(),
+        })
+    }
+
     fn partition_for(&self, rec: &ProducerRecord, sticky: i32) -> i32 {
         if let Some(p) = self.fixed_partition {
             return p;
@@ -371,7 +398,7 @@ impl Producer {
     }
 
     /// Send one round of records: grouped by partition, one request per leader.
-    async fn send(&mut self, recs: Vec<ProducerRecord>) -> anyhow::Result<()> {
+    pub(crate) async fn send(&mut self, recs: Vec<ProducerRecord>) -> anyhow::Result<()> {
         let n = self.topic.partitions.len();
         if n == 0 {
             bail!("topic {} has no partitions", self.topic.name);

@@ -4,12 +4,18 @@ with poison ones among them (invalid JSON, a payload that does not match its sch
 in the DLQ topic, original key/value kept, with `__connect.errors.*` headers naming
 topic, partition, offset, stage and exception; `none` → the task is FAILED at the first
 one with the trace in /status, nothing after it is written, and after the fix (the
-config now tolerates) a restart resumes there: nothing lost, nothing twice."""
+config now tolerates) a restart resumes there: nothing lost, nothing twice.
+`fjord dlq inspect` lists the 37 with their origin, stage and exception decoded;
+`fjord dlq replay --to` sends them back (original key, value and headers, the error
+headers removed) once the cause is fixed, and `--where-stage` picks one stage's."""
 import json
 import os
+import subprocess
 import time
 
 from confluent_kafka import Producer
+
+from fjordtest.binaries import fjord_cli
 
 from .conftest import Worker, consume_all, create_topic, wait_for
 
@@ -78,6 +84,46 @@ def check_dlq(bs, dlq, topic):
     assert seen == POISON
 
 
+def fjord(*args):
+    r = subprocess.run([fjord_cli(), *args], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return r
+
+
+def check_inspect_and_replay(bs, dlq, topic):
+    """fjord dlq inspect and replay over the DLQ check_dlq has just checked."""
+    listed = json.loads(fjord("dlq", "inspect", dlq, "--bootstrap-server", bs,
+                              "--output", "json").stdout)
+    assert sorted(int(d["key"][1:]) for d in listed) == sorted(POISON), listed[:2]
+    for d in listed:
+        i = int(d["key"][1:])
+        assert d["error"]["topic"] == topic and d["error"]["offset"] == str(i), d
+        assert d["error"]["stage"] == "VALUE_CONVERTER", d
+        assert d["error"]["exception.class.name"] == "org.apache.kafka.connect.errors.DataException"
+        assert d["headers"] == {"origin": "h%d" % i}, d
+    text = fjord("dlq", "inspect", dlq, "--bootstrap-server", bs).stdout
+    assert "from %s[0]@13" % topic in text and "stage=VALUE_CONVERTER" in text, text[:500]
+
+    # The cause fixed, the 37 go back: to a topic of their own here, so they can be counted.
+    back = dlq + "-replayed"
+    create_topic(bs, back, 2)
+    r = fjord("dlq", "replay", dlq, "--to", back, "--where-stage", "TRANSFORMATION",
+              "--bootstrap-server", bs)
+    assert "Replayed 0 record(s)" in r.stdout, r.stdout
+    r = fjord("dlq", "replay", dlq, "--to", back, "--bootstrap-server", bs, "--output", "json")
+    assert json.loads(r.stdout) == {"from": dlq, "to": back, "replayed": len(POISON), "skipped": 0}
+    msgs = consume_all(bs, back, len(POISON), 60)
+    assert len(msgs) == len(POISON)
+    for m in msgs:
+        i = int(m.key().decode()[1:])
+        assert m.value() == value_of(i)
+        assert m.headers() == [("origin", b"h%d" % i)], m.headers()
+    # From an offset on: the records after it only.
+    r = fjord("dlq", "replay", dlq, "--to", back, "--from-offset", "30",
+              "--bootstrap-server", bs, "--output", "json")
+    assert json.loads(r.stdout)["replayed"] == len(POISON) - 30
+
+
 def test_tolerance_all_sends_exactly_the_poison_to_the_dlq(broker, workdir):
     bs = broker.bootstrap
     create_topic(bs, "dlq-in", 1)
@@ -93,6 +139,7 @@ def test_tolerance_all_sends_exactly_the_poison_to_the_dlq(broker, workdir):
         assert ids_in(out) == good
         check_dlq(bs, "dlq-all", "dlq-in")
         assert w.call("GET", "/connectors/tolerant/status")[1]["tasks"][0]["state"] == "RUNNING"
+        check_inspect_and_replay(bs, "dlq-all", "dlq-in")
     finally:
         w.stop()
 
