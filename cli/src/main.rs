@@ -14,6 +14,7 @@ mod dlq;
 mod formatter;
 mod group;
 mod kafka;
+mod log_dirs;
 mod offsets;
 mod produce;
 mod schema;
@@ -72,6 +73,8 @@ enum Command {
     Connect(connect::ConnectArgs),
     /// ACLs: add, list, remove (like kafka-acls).
     Acl(acl::AclArgs),
+    /// Each broker's log directories with every replica's size (like kafka-log-dirs --describe).
+    LogDirs(log_dirs::LogDirsArgs),
     /// Connect's dead-letter topics: inspect (error headers decoded), replay to a topic.
     Dlq(dlq::DlqArgs),
 }
@@ -93,6 +96,7 @@ async fn main() -> ExitCode {
         Command::Schema(args) => schema::run(args, cli.output).await,
         Command::Connect(args) => connect::run(args, cli.output).await,
         Command::Dlq(args) => dlq::run(args, cli.output).await,
+        Command::LogDirs(args) => log_dirs::run(args, cli.output).await,
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,10 +1,15 @@
 """kafka-python: producer → consumer round trip, admin create/list/describe_configs,
 describe_log_dirs."""
+import json
+import subprocess
+
 import pytest
 
 kafka = pytest.importorskip("kafka")
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic  # noqa: E402
+
+from fjordtest.binaries import fjord_cli  # noqa: E402
 
 
 def test_admin_and_roundtrip(cluster1, topic_name):
@@ -51,7 +56,8 @@ def test_describe_log_dirs(make_cluster, topic_name):
     """DescribeLogDirs as kafka-log-dirs and kafka-python send it: each broker names
     its log directory, its volume's size and free space, and every replica it holds
     with its size; both replicas of a partition hold the same bytes, the size grows
-    with what is produced, and a request naming partitions gets only those.
+    with what is produced, and a request naming partitions gets only those; fjord
+    log-dirs prints the same as kafka-log-dirs --describe does.
     DescribeConfigs on a broker never shows a password's value."""
     c = make_cluster(2, overrides={"ssl.key.password": "hunter2"})
     a = KafkaAdminClient(bootstrap_servers=c.bootstrap, request_timeout_ms=20000)
@@ -78,6 +84,20 @@ def test_describe_log_dirs(make_cluster, topic_name):
 
     sizes, _ = log_dirs(a, 1, topic_partitions={topic_name: [1]})
     assert list(sizes.values()) == [{(topic_name, 1): 0}], sizes
+
+    # fjord log-dirs (kafka-log-dirs --describe) reads the same figures.
+    out = subprocess.run([fjord_cli(), "log-dirs", "--describe", "--bootstrap-server", c.bootstrap,
+                          "--topic-list", topic_name], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[:2] == ["Querying brokers for log directories information",
+                         "Received log directory information from brokers 1,2"], lines
+    doc = json.loads(lines[2])
+    for b in doc["brokers"]:
+        (d,) = b["logDirs"]
+        assert d["logDir"] == c.broker(b["broker"]).log_dir
+        assert {p["partition"]: p["size"] for p in d["partitions"]} == {
+            "%s-%d" % (t, i): size for (t, i), size in one.items()}, d
 
     cfg = a.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")], config_filter="all")
     (entries,) = [e for by_name in cfg.values() for e in by_name.values()]
