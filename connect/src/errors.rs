@@ -66,6 +66,8 @@ impl ErrorPolicy {
 pub enum Stage {
     KeyConverter,
     ValueConverter,
+    /// A single message transform (`transforms=`).
+    Transformation,
     /// The sink connector's write of the record (a row the database refused).
     TaskPut,
 }
@@ -75,6 +77,7 @@ impl Stage {
         match self {
             Stage::KeyConverter => "KEY_CONVERTER",
             Stage::ValueConverter => "VALUE_CONVERTER",
+            Stage::Transformation => "TRANSFORMATION",
             Stage::TaskPut => "TASK_PUT",
         }
     }

@@ -10,6 +10,7 @@ mod errors;
 mod herder;
 mod rest;
 mod storage;
+mod transforms;
 mod worker;
 
 use std::path::PathBuf;

@@ -25,8 +25,9 @@ use crate::connectors::jdbc_source::{JdbcSource, JdbcSourceConfig};
 use crate::connectors::s3_sink::{S3Config, S3Sink};
 use crate::connectors::{self, SinkRecord, TaskError};
 use crate::converters::Converter;
-use crate::errors::{ErrorPolicy, Failure, RawRecord, Reporter, Stage};
+use crate::errors::{headers_of, ErrorPolicy, Failure, RawRecord, Reporter, Stage};
 use crate::storage::OffsetStore;
+use crate::transforms::{Rec, Transforms};
 
 /// What the herder asks of a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +187,7 @@ fn read_ahead(
 async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
     let (kc, vc) = converters(ctx)?;
     let policy = ErrorPolicy::from_config(&ctx.config).map_err(|e| e.to_string())?;
+    let transforms = Transforms::from_config(&ctx.config).map_err(|e| e.to_string())?;
     let stored = ctx.offsets.get(&ctx.connector);
     let is_jdbc = ctx
         .config
@@ -267,7 +269,33 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
             Err(TaskError::Fatal(m)) => return Err(m),
         };
         let mut deliveries = Vec::with_capacity(batch.len());
-        for r in &batch {
+        for r0 in &batch {
+            let mut owned;
+            let r = if transforms.is_empty() {
+                r0
+            } else {
+                owned = r0.clone();
+                let mut t = Rec {
+                    topic: &mut owned.topic,
+                    key: &mut owned.key,
+                    value: &mut owned.value,
+                    partition: None,
+                    offset: None,
+                    timestamp: None,
+                    headers: &[],
+                };
+                match transforms.apply(&mut t) {
+                    Ok(true) => &owned,
+                    Ok(false) => continue,
+                    Err(e) if policy.tolerate_all => {
+                        tracing::error!(connector = %ctx.connector, error = %e.message, transform = %e.class, "source record skipped: a transform refused it");
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(format!("org.apache.kafka.connect.errors.ConnectException: Tolerance exceeded in error handler\nCaused by: org.apache.kafka.connect.errors.DataException: {} ({})", e.message, e.class));
+                    }
+                }
+            };
             let key = kc.to_kafka(&r.key);
             let value = vc.to_kafka(&r.value);
             let (key, value) = match (key, value) {
@@ -422,6 +450,7 @@ const MAX_BATCH: usize = 2000;
 async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
     let (kc, vc) = converters(ctx)?;
     let policy = ErrorPolicy::from_config(&ctx.config).map_err(|e| e.to_string())?;
+    let transforms = Transforms::from_config(&ctx.config).map_err(|e| e.to_string())?;
     let class = ctx
         .config
         .get("connector.class")
@@ -536,15 +565,41 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 let value = key.and_then(|k| vc.to_connect(m.payload()).map(|v| (k, v)).map_err(|e| (Stage::ValueConverter, vc.class_name(), e)));
                 match value {
                     Ok((key, value)) => {
-                        origin.push(ri);
-                        records.push(SinkRecord {
+                        let mut rec = SinkRecord {
                             topic: m.topic().to_string(),
                             partition: m.partition(),
                             offset: m.offset(),
                             timestamp: m.timestamp().to_millis(),
                             key,
                             value,
-                        })
+                        };
+                        let kept = if transforms.is_empty() {
+                            true
+                        } else {
+                            let headers = headers_of(m.headers());
+                            let mut t = Rec {
+                                topic: &mut rec.topic,
+                                key: &mut rec.key,
+                                value: &mut rec.value,
+                                partition: Some(rec.partition),
+                                offset: Some(rec.offset),
+                                timestamp: rec.timestamp,
+                                headers: &headers,
+                            };
+                            match transforms.apply(&mut t) {
+                                Ok(kept) => kept,
+                                Err(e) => {
+                                    let rr = RawRecord::of(m);
+                                    let f = Failure { stage: Stage::Transformation, class_name: &e.class, exception_class: "org.apache.kafka.connect.errors.DataException", message: &e.message };
+                                    reporter.report(&f, &rr).await?;
+                                    false
+                                }
+                            }
+                        };
+                        if kept {
+                            origin.push(ri);
+                            records.push(rec);
+                        }
                     }
                     Err((stage, class, e)) => {
                         let rr = RawRecord::of(m);

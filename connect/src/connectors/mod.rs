@@ -151,6 +151,7 @@ pub fn validate(m: &ConfigMap) -> Vec<ConfigError> {
     push(config::converter_section(m, "key.converter", false).map(|_| ()));
     push(config::converter_section(m, "value.converter", false).map(|_| ()));
     push(ErrorPolicy::from_config(m).map(|_| ()));
+    push(crate::transforms::Transforms::from_config(m).map(|_| ()));
     if p.kind == Kind::Sink {
         let topics = config::list(m, "topics");
         let regex = m
