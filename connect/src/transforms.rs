@@ -1,14 +1,16 @@
 //! Single message transforms (SMTs) and their predicates, from a connector's
 //! `transforms=` and `predicates=` keys under Kafka's class names and keys:
-//! `InsertField`, `ReplaceField`, `MaskField`, `ExtractField` (`$Key`/`$Value`),
-//! `ValueToKey`, `RegexRouter`, `TimestampRouter`, `Filter`; predicates
+//! `InsertField`, `ReplaceField`, `MaskField`, `ExtractField`, `Cast`,
+//! `TimestampConverter` (each `$Key`/`$Value`), `ValueToKey`, `RegexRouter`,
+//! `TimestampRouter`, `Filter`; predicates
 //! `TopicNameMatches`, `HasHeaderKey`, `RecordIsTombstone` (`transforms.<t>.predicate`,
 //! `.negate`). They run in order on each record: after the converters for a
 //! sink, before them for a source. Structs carry their Connect schema when the
 //! converter gave one, and a transform changes it with the value. A record a
 //! transform cannot handle (a schemaless value that is not a map, a missing
-//! field) is a poison record at stage TRANSFORMATION. `Cast` and
-//! `TimestampConverter` are not built in: a config naming them is refused.
+//! field, a string that does not parse) is a poison record at stage
+//! TRANSFORMATION. Dates follow a SimpleDateFormat subset (`yyyy`, `yy`, `MM`,
+//! `dd`, `HH`, `mm`, `ss`, `SSS`, quoted text), in UTC.
 
 use regex::Regex;
 use serde_json::{json, Map, Value};
@@ -76,7 +78,79 @@ enum Kind {
         timestamp_format: String,
     },
     Filter,
+    Cast {
+        /// `spec` as one type: the whole (primitive) value.
+        whole: Option<CastTo>,
+        fields: Vec<(String, CastTo)>,
+    },
+    TimestampConverter {
+        to: TsType,
+        /// None: the whole value.
+        field: Option<String>,
+        format: Option<String>,
+        /// Milliseconds per unit of a unix value (`unix.precision`); negative:
+        /// units per millisecond (micro- and nanoseconds).
+        unix_ms: i64,
+    },
 }
+
+/// Cast's target types, as Kafka spells them in `spec`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum CastTo {
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    Float32,
+    Float64,
+    Boolean,
+    Str,
+}
+
+impl CastTo {
+    fn parse(s: &str) -> Option<CastTo> {
+        Some(match s.trim() {
+            "int8" => CastTo::Int8,
+            "int16" => CastTo::Int16,
+            "int32" => CastTo::Int32,
+            "int64" => CastTo::Int64,
+            "float32" => CastTo::Float32,
+            "float64" => CastTo::Float64,
+            "boolean" => CastTo::Boolean,
+            "string" => CastTo::Str,
+            _ => return None,
+        })
+    }
+
+    /// The type's name in a Connect JSON schema.
+    fn schema_type(self) -> &'static str {
+        match self {
+            CastTo::Int8 => "int8",
+            CastTo::Int16 => "int16",
+            CastTo::Int32 => "int32",
+            CastTo::Int64 => "int64",
+            CastTo::Float32 => "float",
+            CastTo::Float64 => "double",
+            CastTo::Boolean => "boolean",
+            CastTo::Str => "string",
+        }
+    }
+}
+
+/// TimestampConverter's `target.type`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum TsType {
+    Str,
+    Unix,
+    Date,
+    Time,
+    Timestamp,
+}
+
+const TIMESTAMP: &str = "org.apache.kafka.connect.data.Timestamp";
+const DATE: &str = "org.apache.kafka.connect.data.Date";
+const TIME: &str = "org.apache.kafka.connect.data.Time";
+const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug)]
 enum Predicate {
@@ -194,7 +268,12 @@ impl Transforms {
             };
             let needs_side = matches!(
                 base,
-                "InsertField" | "ReplaceField" | "MaskField" | "ExtractField"
+                "InsertField"
+                    | "ReplaceField"
+                    | "MaskField"
+                    | "ExtractField"
+                    | "Cast"
+                    | "TimestampConverter"
             );
             if needs_side != short.contains('$') {
                 return Err(ConfigError::new(
@@ -221,18 +300,28 @@ impl Transforms {
                     let mut renames = Vec::new();
                     for r in list(&c, "renames") {
                         let Some((a, b)) = r.split_once(':') else {
-                            return Err(ConfigError::new(&key("renames"), format!("Invalid rename mapping: {r}")));
+                            return Err(ConfigError::new(
+                                &key("renames"),
+                                format!("Invalid rename mapping: {r}"),
+                            ));
                         };
                         renames.push((a.to_string(), b.to_string()));
                     }
-                    Kind::ReplaceField { include, exclude, renames }
+                    Kind::ReplaceField {
+                        include,
+                        exclude,
+                        renames,
+                    }
                 }
                 "MaskField" => {
                     let fields = list(&c, "fields");
                     if fields.is_empty() {
                         return Err(missing("fields"));
                     }
-                    Kind::MaskField { fields, replacement: opt(&c, "replacement") }
+                    Kind::MaskField {
+                        fields,
+                        replacement: opt(&c, "replacement"),
+                    }
                 }
                 "ExtractField" => Kind::ExtractField {
                     field: opt(&c, "field").ok_or_else(|| missing("field"))?,
@@ -245,18 +334,74 @@ impl Transforms {
                     Kind::ValueToKey { fields }
                 }
                 "RegexRouter" => Kind::RegexRouter {
-                    regex: regex(&key("regex"), &opt(&c, "regex").ok_or_else(|| missing("regex"))?)?,
-                    replacement: java_replacement(c.get("replacement").ok_or_else(|| missing("replacement"))?),
+                    regex: regex(
+                        &key("regex"),
+                        &opt(&c, "regex").ok_or_else(|| missing("regex"))?,
+                    )?,
+                    replacement: java_replacement(
+                        c.get("replacement").ok_or_else(|| missing("replacement"))?,
+                    ),
                 },
                 "TimestampRouter" => Kind::TimestampRouter {
-                    topic_format: opt(&c, "topic.format").unwrap_or_else(|| "${topic}-${timestamp}".into()),
-                    timestamp_format: opt(&c, "timestamp.format").unwrap_or_else(|| "yyyyMMdd".into()),
+                    topic_format: opt(&c, "topic.format")
+                        .unwrap_or_else(|| "${topic}-${timestamp}".into()),
+                    timestamp_format: opt(&c, "timestamp.format")
+                        .unwrap_or_else(|| "yyyyMMdd".into()),
                 },
                 "Filter" => Kind::Filter,
-                "Cast" | "TimestampConverter" => {
-                    return Err(ConfigError::new(&tkey, format!("{class} is not built into fjord-connect (built in: InsertField, ReplaceField, MaskField, ExtractField, ValueToKey, RegexRouter, TimestampRouter, Filter)")))
+                "Cast" => {
+                    let spec = opt(&c, "spec").ok_or_else(|| missing("spec"))?;
+                    let bad = || {
+                        ConfigError::new(&key("spec"), format!("Invalid value {spec} for configuration spec: types are int8, int16, int32, int64, float32, float64, boolean, string"))
+                    };
+                    let mut whole = None;
+                    let mut fields = Vec::new();
+                    for part in spec.split(',') {
+                        match part.split_once(':') {
+                            Some((f, ty)) => fields
+                                .push((f.trim().to_string(), CastTo::parse(ty).ok_or_else(bad)?)),
+                            None => whole = Some(CastTo::parse(part).ok_or_else(bad)?),
+                        }
+                    }
+                    if whole.is_some() && spec.contains(',') {
+                        return Err(bad());
+                    }
+                    Kind::Cast { whole, fields }
                 }
-                _ => return Err(ConfigError::new(&tkey, format!("Invalid value {class}: Class {class} could not be found"))),
+                "TimestampConverter" => {
+                    let ty = opt(&c, "target.type").ok_or_else(|| missing("target.type"))?;
+                    let to = match ty.as_str() {
+                        "string" => TsType::Str,
+                        "unix" => TsType::Unix,
+                        "Date" => TsType::Date,
+                        "Time" => TsType::Time,
+                        "Timestamp" => TsType::Timestamp,
+                        _ => return Err(ConfigError::new(&key("target.type"), format!("Unknown timestamp type in TimestampConverter: {ty}. Valid values are string, unix, Date, Time, Timestamp"))),
+                    };
+                    let format = opt(&c, "format");
+                    if to == TsType::Str && format.is_none() {
+                        return Err(ConfigError::new(&key("format"), "TimestampConverter requires format option to be specified when using string timestamps"));
+                    }
+                    let unix_ms = match opt(&c, "unix.precision").as_deref().unwrap_or("milliseconds") {
+                        "seconds" => 1000,
+                        "milliseconds" => 1,
+                        "microseconds" => -1000,
+                        "nanoseconds" => -1_000_000,
+                        p => return Err(ConfigError::new(&key("unix.precision"), format!("Invalid value {p}: seconds, milliseconds, microseconds, nanoseconds"))),
+                    };
+                    Kind::TimestampConverter {
+                        to,
+                        field: opt(&c, "field"),
+                        format,
+                        unix_ms,
+                    }
+                }
+                _ => {
+                    return Err(ConfigError::new(
+                        &tkey,
+                        format!("Invalid value {class}: Class {class} could not be found"),
+                    ))
+                }
             };
             let predicate = match opt(&c, "predicate") {
                 None => None,
@@ -347,6 +492,16 @@ impl Transforms {
                         ),
                         data: Data::Value(Value::Object(key)),
                     };
+                }
+                Kind::Cast { .. } | Kind::TimestampConverter { .. } => {
+                    let target = if t.side == Side::Key {
+                        &mut *r.key
+                    } else {
+                        &mut *r.value
+                    };
+                    if target.data != Data::Null {
+                        convert(&t.kind, target).map_err(fail)?;
+                    }
                 }
                 kind => {
                     let target = if t.side == Side::Key {
@@ -534,6 +689,276 @@ fn edit(
     }
     target.data = Data::Value(Value::Object(map));
     Ok(())
+}
+
+/// Cast and TimestampConverter on one side: the whole value or the named fields.
+fn convert(kind: &Kind, target: &mut SchemaAndValue) -> Result<(), String> {
+    let found = kind_of(&target.data);
+    let Data::Value(v) = &mut target.data else {
+        return Err(format!("Cast and TimestampConverter do not handle {found}"));
+    };
+    match kind {
+        Kind::Cast {
+            whole: Some(to), ..
+        } => {
+            *v = cast_value(v, *to)?;
+            if let Some(s) = target.schema.as_mut() {
+                retype(s, to.schema_type(), None);
+            }
+        }
+        Kind::Cast { fields, .. } => {
+            let Value::Object(map) = v else {
+                return Err(format!("Only Map objects supported in absence of schema for [cast types], found: {found}"));
+            };
+            for (f, to) in fields {
+                if let Some(x) = map.get_mut(f).filter(|x| !x.is_null()) {
+                    *x = cast_value(x, *to)?;
+                }
+                if let Some(fs) = field_mut(&mut target.schema, f) {
+                    retype(fs, to.schema_type(), None);
+                }
+            }
+        }
+        Kind::TimestampConverter {
+            to,
+            field,
+            format,
+            unix_ms,
+        } => {
+            let conv = |x: &Value,
+                        schema: Option<&Value>|
+             -> Result<(Value, &'static str, Option<&'static str>), String> {
+                let ms = to_epoch_ms(x, schema, format.as_deref(), *unix_ms)?;
+                Ok(match to {
+                    TsType::Str => (
+                        json!(format_ts(format.as_deref().unwrap_or_default(), ms)),
+                        "string",
+                        None,
+                    ),
+                    TsType::Unix if *unix_ms > 0 => (json!(ms.div_euclid(*unix_ms)), "int64", None),
+                    TsType::Unix => (json!(ms.saturating_mul(-*unix_ms)), "int64", None),
+                    TsType::Timestamp => (json!(ms), "int64", Some(TIMESTAMP)),
+                    TsType::Date => (json!(ms.div_euclid(DAY_MS)), "int32", Some(DATE)),
+                    TsType::Time => (json!(ms.rem_euclid(DAY_MS)), "int32", Some(TIME)),
+                })
+            };
+            match field {
+                None => {
+                    let (nv, ty, name) = conv(v, target.schema.as_ref())?;
+                    *v = nv;
+                    if let Some(s) = target.schema.as_mut() {
+                        retype(s, ty, name);
+                    }
+                }
+                Some(f) => {
+                    let Value::Object(map) = v else {
+                        return Err(format!("Only Map objects supported in absence of schema for [converting timestamp formats], found: {found}"));
+                    };
+                    let Some(x) = map.get_mut(f).filter(|x| !x.is_null()) else {
+                        return Ok(());
+                    };
+                    let fs = target.schema.as_ref().and_then(|s| field_schema(s, f));
+                    let (nv, ty, name) = conv(x, fs.as_ref())?;
+                    *x = nv;
+                    if let Some(fs) = field_mut(&mut target.schema, f) {
+                        retype(fs, ty, name);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The schema of `field` in the struct schema, to change in place.
+fn field_mut<'s>(schema: &'s mut Option<Value>, field: &str) -> Option<&'s mut Value> {
+    schema
+        .as_mut()?
+        .get_mut("fields")?
+        .as_array_mut()?
+        .iter_mut()
+        .find(|f| f.get("field").and_then(Value::as_str) == Some(field))
+}
+
+/// Give a (field) schema a new type and logical name, keeping `field` and `optional`.
+fn retype(s: &mut Value, ty: &str, name: Option<&str>) {
+    if let Some(o) = s.as_object_mut() {
+        o.retain(|k, _| k == "field" || k == "optional");
+        o.insert("type".into(), json!(ty));
+        if let Some(n) = name {
+            o.insert("name".into(), json!(n));
+            o.insert("version".into(), json!(1));
+        }
+    }
+}
+
+/// One primitive cast as Kafka's Cast does it.
+fn cast_value(v: &Value, to: CastTo) -> Result<Value, String> {
+    let unsupported = || {
+        format!(
+            "Cast transformation does not support casting to {} from {v}",
+            to.schema_type()
+        )
+    };
+    let int = || -> Result<i64, String> {
+        match v {
+            Value::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_f64().map(|f| f as i64))
+                .ok_or_else(unsupported),
+            Value::Bool(b) => Ok(i64::from(*b)),
+            Value::String(s) => s
+                .trim()
+                .parse::<i64>()
+                .map_err(|e| format!("Value '{s}' cannot be cast to {}: {e}", to.schema_type())),
+            _ => Err(unsupported()),
+        }
+    };
+    let float = || -> Result<f64, String> {
+        match v {
+            Value::Number(n) => n.as_f64().ok_or_else(unsupported),
+            Value::Bool(b) => Ok(if *b { 1.0 } else { 0.0 }),
+            Value::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .map_err(|e| format!("Value '{s}' cannot be cast to {}: {e}", to.schema_type())),
+            _ => Err(unsupported()),
+        }
+    };
+    Ok(match to {
+        CastTo::Int8 => json!(int()? as i8),
+        CastTo::Int16 => json!(int()? as i16),
+        CastTo::Int32 => json!(int()? as i32),
+        CastTo::Int64 => json!(int()?),
+        CastTo::Float32 => json!(float()? as f32 as f64),
+        CastTo::Float64 => json!(float()?),
+        CastTo::Boolean => match v {
+            Value::Bool(b) => json!(b),
+            Value::Number(n) => json!(n.as_f64().is_some_and(|f| f != 0.0)),
+            Value::String(s) => json!(s.trim().eq_ignore_ascii_case("true")),
+            _ => return Err(unsupported()),
+        },
+        CastTo::Str => match v {
+            Value::String(s) => json!(s),
+            Value::Number(_) | Value::Bool(_) => json!(v.to_string()),
+            _ => return Err(unsupported()),
+        },
+    })
+}
+
+/// A timestamp value as ms since the epoch: by its schema's logical type when
+/// it has one, a string through `format`, a number as unix time.
+fn to_epoch_ms(
+    v: &Value,
+    schema: Option<&Value>,
+    format: Option<&str>,
+    unix_ms: i64,
+) -> Result<i64, String> {
+    let name = schema.and_then(|s| s.get("name")).and_then(Value::as_str);
+    match (v, name) {
+        (Value::Number(n), Some(DATE)) => n
+            .as_i64()
+            .map(|d| d * DAY_MS)
+            .ok_or_else(|| format!("Invalid Date {n}")),
+        (Value::Number(n), Some(TIMESTAMP | TIME)) => {
+            n.as_i64().ok_or_else(|| format!("Invalid timestamp {n}"))
+        }
+        (Value::Number(n), _) => {
+            let u = n
+                .as_i64()
+                .ok_or_else(|| format!("Invalid unix timestamp {n}"))?;
+            Ok(if unix_ms > 0 {
+                u.saturating_mul(unix_ms)
+            } else {
+                u.div_euclid(-unix_ms)
+            })
+        }
+        (Value::String(s), _) => {
+            let f = format.ok_or("TimestampConverter requires format option to be specified when using string timestamps")?;
+            parse_ts(f, s).ok_or_else(|| {
+                format!("Could not parse timestamp: value ({s}) does not match pattern ({f})")
+            })
+        }
+        _ => Err(format!("Expected a timestamp, found {v}")),
+    }
+}
+
+/// Days since the epoch of a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `s` read with the same SimpleDateFormat subset as [`format_ts`], in UTC.
+fn parse_ts(pattern: &str, s: &str) -> Option<i64> {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = s.chars().collect();
+    let (mut y, mut mo, mut d) = (1970i64, 1i64, 1i64);
+    let (mut h, mut mi, mut se, mut ms) = (0i64, 0i64, 0i64, 0i64);
+    let (mut i, mut j) = (0, 0);
+    while i < p.len() {
+        let c = p[i];
+        let mut n = 1;
+        while i + n < p.len() && p[i + n] == c {
+            n += 1;
+        }
+        if c == '\'' {
+            let end = p[i + 1..]
+                .iter()
+                .position(|&x| x == '\'')
+                .map_or(p.len(), |q| i + 1 + q);
+            for &lit in &p[i + 1..end] {
+                if t.get(j) != Some(&lit) {
+                    return None;
+                }
+                j += 1;
+            }
+            i = end + 1;
+            continue;
+        }
+        if matches!(c, 'y' | 'M' | 'd' | 'H' | 'm' | 's' | 'S') {
+            let width = if n == 1 { 2 } else { n };
+            let start = j;
+            while j < t.len() && j - start < width && t[j].is_ascii_digit() {
+                j += 1;
+            }
+            let num: i64 = t[start..j].iter().collect::<String>().parse().ok()?;
+            match c {
+                'y' if n == 2 => y = 2000 + num,
+                'y' => y = num,
+                'M' => mo = num,
+                'd' => d = num,
+                'H' => h = num,
+                'm' => mi = num,
+                's' => se = num,
+                _ => ms = num,
+            }
+        } else {
+            for _ in 0..n {
+                if t.get(j) != Some(&c) {
+                    return None;
+                }
+                j += 1;
+            }
+        }
+        i += n;
+    }
+    if j != t.len()
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || mi > 59
+        || se > 60
+    {
+        return None;
+    }
+    Some(((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60_000 + se * 1000 + ms)
 }
 
 /// `ms` (UTC) in a Java SimpleDateFormat pattern: `yyyy`, `yy`, `MM`, `dd`, `HH`,
@@ -773,6 +1198,87 @@ mod tests {
     }
 
     #[test]
+    fn cast_and_timestamp_converter() {
+        let t = Transforms::from_config(&cfg(&[
+            ("transforms", "cast,when,day"),
+            (
+                "transforms.cast.type",
+                "org.apache.kafka.connect.transforms.Cast$Value",
+            ),
+            ("transforms.cast.spec", "id:string,amount:int32,ok:boolean"),
+            (
+                "transforms.when.type",
+                "org.apache.kafka.connect.transforms.TimestampConverter$Value",
+            ),
+            ("transforms.when.field", "at"),
+            ("transforms.when.target.type", "Timestamp"),
+            ("transforms.when.format", "yyyy-MM-dd HH:mm:ss"),
+            (
+                "transforms.day.type",
+                "org.apache.kafka.connect.transforms.TimestampConverter$Value",
+            ),
+            ("transforms.day.field", "ts"),
+            ("transforms.day.target.type", "string"),
+            ("transforms.day.format", "yyyyMMdd"),
+            ("transforms.day.unix.precision", "seconds"),
+        ]))
+        .expect("config");
+        let schema = json!({"type": "struct", "optional": false, "fields": [
+            {"field": "id", "type": "int64", "optional": false},
+            {"field": "amount", "type": "double", "optional": true},
+            {"field": "ok", "type": "int8", "optional": false},
+            {"field": "at", "type": "string", "optional": false},
+            {"field": "ts", "type": "int64", "optional": false}]});
+        let v = json!({"id": 12, "amount": 9.75, "ok": 1, "at": "2024-12-05 12:00:00", "ts": 1_733_400_000});
+        let (_, _, _, out) = run(&t, "t", val(v, Some(schema))).expect("applies");
+        assert_eq!(
+            out.data,
+            Data::Value(
+                json!({"id": "12", "amount": 9, "ok": true, "at": 1_733_400_000_000i64, "ts": "20241205"})
+            )
+        );
+        let fields = out.schema.expect("schema")["fields"].clone();
+        assert_eq!(
+            fields[0],
+            json!({"field": "id", "type": "string", "optional": false})
+        );
+        assert_eq!(
+            fields[1],
+            json!({"field": "amount", "type": "int32", "optional": true})
+        );
+        assert_eq!(
+            fields[3],
+            json!({"field": "at", "type": "int64", "optional": false, "name": TIMESTAMP, "version": 1})
+        );
+        // A string that does not match the format is a poison record.
+        let bad = json!({"id": 1, "amount": 1, "ok": 0, "at": "05/12/2024", "ts": 0});
+        let e = run(&t, "t", val(bad, None)).expect_err("refused");
+        assert!(e.message.contains("does not match pattern"), "{e:?}");
+        // Whole-value cast; Date is days since the epoch.
+        let t = Transforms::from_config(&cfg(&[
+            ("transforms", "c,d"),
+            (
+                "transforms.c.type",
+                "org.apache.kafka.connect.transforms.Cast$Value",
+            ),
+            ("transforms.c.spec", "int64"),
+            (
+                "transforms.d.type",
+                "org.apache.kafka.connect.transforms.TimestampConverter$Value",
+            ),
+            ("transforms.d.target.type", "Date"),
+        ]))
+        .expect("config");
+        let (_, _, _, out) = run(&t, "t", val(json!("1733400000000"), None)).expect("applies");
+        assert_eq!(out.data, Data::Value(json!(20062)));
+        assert_eq!(
+            parse_ts("yyyyMMdd'T'HHmmss.SSS", "20241205T120000.123"),
+            Some(1_733_400_000_123)
+        );
+        assert_eq!(parse_ts("yyyy-MM-dd", "2024-13-01"), None);
+    }
+
+    #[test]
     fn bad_configs_name_their_key() {
         let err = |kv: &[(&str, &str)]| Transforms::from_config(&cfg(kv)).expect_err("refused").key;
         assert_eq!(err(&[("transforms", "a")]), "transforms.a.type");
@@ -782,9 +1288,10 @@ mod tests {
                 (
                     "transforms.a.type",
                     "org.apache.kafka.connect.transforms.Cast$Value"
-                )
+                ),
+                ("transforms.a.spec", "id:int128")
             ]),
-            "transforms.a.type"
+            "transforms.a.spec"
         );
         assert_eq!(
             err(&[

@@ -1,11 +1,11 @@
 """Single message transforms and predicates from a connector config, as Kafka Connect
 takes them (`transforms=`, `transforms.<t>.type` with Kafka's class names, `predicates=`):
 a FileStream sink behind InsertField$Value (the record's topic and a static field),
-ReplaceField$Value (a field dropped, one renamed), MaskField$Value and a Filter whose
+ReplaceField$Value (a field dropped, one renamed), MaskField$Value, Cast$Value and a Filter whose
 HasHeaderKey predicate drops the records carrying a header writes exactly the
 transformed records of the others; a value a transform cannot handle (not a struct) is
 a poison record in the DLQ at stage TRANSFORMATION naming the transform's class; a
-transform that is not built in is refused at POST with its key named."""
+transform that is not built in (HoistField) is refused at POST with its key named."""
 import json
 import os
 import time
@@ -39,7 +39,7 @@ def config(out):
         "errors.tolerance": "all", "errors.deadletterqueue.topic.name": "tx-dlq",
         "errors.deadletterqueue.topic.replication.factor": "1",
         "errors.deadletterqueue.context.headers.enable": "true",
-        "transforms": "skip,ins,drop,mask",
+        "transforms": "skip,ins,drop,mask,cast",
         "transforms.skip.type": T + "Filter",
         "transforms.skip.predicate": "marked",
         "transforms.ins.type": T + "InsertField$Value",
@@ -51,6 +51,8 @@ def config(out):
         "transforms.drop.renames": "id:order_id",
         "transforms.mask.type": T + "MaskField$Value",
         "transforms.mask.fields": "card",
+        "transforms.cast.type": T + "Cast$Value",
+        "transforms.cast.spec": "order_id:string",
         "predicates": "marked",
         "predicates.marked.type": T + "predicates.HasHeaderKey",
         "predicates.marked.name": "skip",
@@ -68,7 +70,7 @@ def test_transforms_filter_and_dead_letter(broker, workdir):
     out = os.path.join(workdir, "out.txt")
     w = Worker(workdir, bs).start()
     try:
-        bad = dict(config(out), **{"transforms.mask.type": T + "Cast$Value"})
+        bad = dict(config(out), **{"transforms.mask.type": T + "HoistField$Value"})
         code, err = w.call("POST", "/connectors", {"name": "bad", "config": bad})
         assert code == 400 and "transforms.mask.type" in err["message"], (code, err)
 
@@ -84,7 +86,7 @@ def test_transforms_filter_and_dead_letter(broker, workdir):
                 return []
         wait_for(lambda: len(lines()) >= len(want), 60, "transformed records")
         time.sleep(1.0)
-        assert lines() == [{"order_id": i, "card": "", "src_topic": "tx-in", "dc": "eu-1"} for i in want]
+        assert lines() == [{"order_id": str(i), "card": "", "src_topic": "tx-in", "dc": "eu-1"} for i in want]
 
         dead = consume_all(bs, "tx-dlq", len(NOT_STRUCT), 30)
         assert sorted(int(m.key()[1:]) for m in dead) == sorted(NOT_STRUCT)
