@@ -8,6 +8,7 @@ mod connectors;
 mod converters;
 mod errors;
 mod herder;
+mod logical;
 mod rest;
 mod storage;
 mod transforms;

@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 
 use crate::config::{boolean, list, required, ConfigError, ConfigMap};
 use crate::converters::{Data, SchemaAndValue};
+use crate::logical::{civil_from_days, days_from_civil, DATE, TIME, TIMESTAMP};
 
 const PKG: &str = "org.apache.kafka.connect.transforms.";
 
@@ -147,9 +148,6 @@ enum TsType {
     Timestamp,
 }
 
-const TIMESTAMP: &str = "org.apache.kafka.connect.data.Timestamp";
-const DATE: &str = "org.apache.kafka.connect.data.Date";
-const TIME: &str = "org.apache.kafka.connect.data.Time";
 const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug)]
@@ -601,7 +599,7 @@ fn edit(
             add(
                 sf,
                 ts.map(|t| json!(t)),
-                json!({"type": "int64", "name": "org.apache.kafka.connect.data.Timestamp", "version": 1}),
+                json!({"type": "int64", "name": TIMESTAMP, "version": 1}),
             );
             if let Some((f, v)) = fixed {
                 add(&Some(f.clone()), Some(json!(v)), json!({"type": "string"}));
@@ -884,17 +882,6 @@ fn to_epoch_ms(
     }
 }
 
-/// Days since the epoch of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// `s` read with the same SimpleDateFormat subset as [`format_ts`], in UTC.
 fn parse_ts(pattern: &str, s: &str) -> Option<i64> {
     let p: Vec<char> = pattern.chars().collect();
@@ -958,7 +945,7 @@ fn parse_ts(pattern: &str, s: &str) -> Option<i64> {
     {
         return None;
     }
-    Some(((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60_000 + se * 1000 + ms)
+    Some(((days_from_civil(y, mo as u32, d as u32) * 24 + h) * 60 + mi) * 60_000 + se * 1000 + ms)
 }
 
 /// `ms` (UTC) in a Java SimpleDateFormat pattern: `yyyy`, `yy`, `MM`, `dd`, `HH`,
@@ -966,16 +953,7 @@ fn parse_ts(pattern: &str, s: &str) -> Option<i64> {
 fn format_ts(pattern: &str, ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = civil_from_days(days);
     let mut out = String::new();
     let chars: Vec<char> = pattern.chars().collect();
     let mut i = 0;
