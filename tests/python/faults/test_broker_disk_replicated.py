@@ -1,7 +1,10 @@
 """One broker of three runs out of disk (issue 19): 3 brokers, RF 3,
 min.insync.replicas 2, broker 3's log dir on a 64 MB tmpfs with
-log.dir.min.free.bytes 16 MiB, a confluent-kafka producer (acks=all, the
-client's default retries) writing to 3 partitions throughout.
+log.dir.min.free.bytes 16 MiB, an idempotent confluent-kafka producer
+(acks=all, the client's default retries) writing to 3 partitions throughout.
+Idempotence is what makes "exactly once" below a promise: without it a batch
+the old leader had already replicated when it answered NOT_LEADER is written
+again by the client's retry, in Kafka as here.
 
 - A file filling broker 3's tmpfs trips its free-space guard; the broker
   withdraws (`/admin/log_dir_offline/3`) and within 15 s the controller has
@@ -60,6 +63,7 @@ class Feeder:
 
     def __init__(self, bootstrap):
         self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+                           "enable.idempotence": True,
                            "message.timeout.ms": 60000, "log_level": 0})
         self.acked = {}
         self.errors = []
