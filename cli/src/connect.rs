@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 
-use crate::sr_client::{enc, Registry};
+use crate::sr_client::{enc, service, Rest};
 use crate::Output;
 
 /// `fjord connect ...`
@@ -81,7 +81,7 @@ enum Cmd {
 }
 
 pub async fn run(args: ConnectArgs, output: Output) -> anyhow::Result<()> {
-    let w = Registry::new(&args.url).map_err(|e| anyhow!("--connect-url: {e}"))?;
+    let w = service("the Connect worker", "--connect-url", &args.url)?;
     let c = |method: &'static str, path: String, body: Option<Value>| {
         let w = w.clone();
         async move { call(&w, method, &path, body.as_ref()).await }
@@ -173,16 +173,8 @@ pub async fn run(args: ConnectArgs, output: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn call(
-    w: &Registry,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> anyhow::Result<Value> {
-    let (status, v) = w
-        .call_raw(method, path, body)
-        .await
-        .context("connect worker")?;
+async fn call(w: &Rest, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    let (status, v) = w.call_raw(method, path, body).await?;
     if (200..300).contains(&status) {
         return Ok(match v {
             Value::String(s) if s.is_empty() => Value::Null,

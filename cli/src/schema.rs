@@ -6,7 +6,7 @@ use anyhow::{anyhow, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use crate::sr_client::{enc, Registry};
+use crate::sr_client::{enc, service};
 use crate::Output;
 
 /// `fjord schema ...`
@@ -100,7 +100,7 @@ fn body(file: &std::path::Path, kind: &str) -> anyhow::Result<Value> {
 
 /// Run `fjord schema`.
 pub async fn run(a: SchemaArgs, out: Output) -> anyhow::Result<()> {
-    let r = Registry::new(&a.registry)?;
+    let r = service("the schema registry", "--schema-registry", &a.registry)?;
     let v = match a.cmd {
         Cmd::List { prefix, deleted } => {
             let mut q = format!("/subjects?deleted={deleted}");

@@ -13,7 +13,7 @@ use fjord_kafka::client::ConsumedRecord;
 use fjord_schema::{codec, framing, Parsed, ResolvedRef, SchemaType};
 use serde_json::{json, Value};
 
-use crate::sr_client::{enc, Registry};
+use crate::sr_client::{enc, service, Rest};
 
 /// How a key or value is written and read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,12 +81,12 @@ impl TypedArgs {
 
 /// Schemas by id, fetched once each.
 pub struct SchemaCache {
-    reg: Registry,
+    reg: Rest,
     by_id: HashMap<i32, Result<Parsed, String>>,
 }
 
 impl SchemaCache {
-    pub fn new(reg: Registry) -> SchemaCache {
+    pub fn new(reg: Rest) -> SchemaCache {
         SchemaCache {
             reg,
             by_id: HashMap::new(),
@@ -224,7 +224,11 @@ impl Encoder {
     /// Register (or look up) the schemas the options name.
     pub async fn new(a: &TypedArgs, topic: &str) -> anyhow::Result<Encoder> {
         let reg = if a.typed() {
-            Some(Registry::new(&a.schema_registry)?)
+            Some(service(
+                "the schema registry",
+                "--schema-registry",
+                &a.schema_registry,
+            )?)
         } else {
             None
         };
@@ -333,7 +337,11 @@ pub struct Decoder {
 impl Decoder {
     pub fn new(a: &TypedArgs) -> anyhow::Result<Decoder> {
         let cache = if a.typed() {
-            Some(SchemaCache::new(Registry::new(&a.schema_registry)?))
+            Some(SchemaCache::new(service(
+                "the schema registry",
+                "--schema-registry",
+                &a.schema_registry,
+            )?))
         } else {
             None
         };

@@ -1,18 +1,25 @@
 //! Converters between Kafka bytes and Connect data, under Kafka's class names:
 //! `JsonConverter` (with or without the `{"schema":..,"payload":..}` envelope),
-//! `StringConverter` and `ByteArrayConverter`. A record that does not convert is a
-//! poison record: the error goes to the worker's error handler (DLQ, tolerance).
+//! `StringConverter`, `ByteArrayConverter`, and Confluent's `AvroConverter`
+//! against a Schema Registry (`avro_data.rs` maps the data, `registry.rs` keeps
+//! the ids). A record that does not convert is a poison record: the error goes
+//! to the worker's error handler (DLQ, tolerance); a registry that does not
+//! answer is not the record's fault and fails the task instead.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::avro_data;
 use crate::config::{boolean, ConfigError, ConfigMap};
+use crate::registry::{RegistryError, SchemaRegistry, Strategy};
 
 pub const JSON: &str = "org.apache.kafka.connect.json.JsonConverter";
 pub const STRING: &str = "org.apache.kafka.connect.storage.StringConverter";
 pub const BYTES: &str = "org.apache.kafka.connect.converters.ByteArrayConverter";
+pub const AVRO: &str = "io.confluent.connect.avro.AvroConverter";
 
 /// Connect's value model, as far as the built-in connectors need it: raw bytes
 /// (ByteArrayConverter) or a JSON-shaped value (structs are objects), with the
@@ -47,10 +54,22 @@ impl SchemaAndValue {
 
 /// Why a record could not be converted (the DLQ's exception message).
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
-#[error("{0}")]
-pub struct ConvertError(pub String);
+#[error("{message}")]
+pub struct ConvertError {
+    pub message: String,
+    /// A service the converter needs (the Schema Registry) did not answer:
+    /// the task fails and is restarted later; the record is not dead-lettered.
+    pub unavailable: bool,
+}
 
 impl ConvertError {
+    pub fn data(message: impl Into<String>) -> ConvertError {
+        ConvertError {
+            message: message.into(),
+            unavailable: false,
+        }
+    }
+
     /// The Java class Kafka would name in `__connect.errors.exception.class.name`.
     pub fn class_name(&self) -> &'static str {
         "org.apache.kafka.connect.errors.DataException"
@@ -62,6 +81,116 @@ pub enum Converter {
     Json { schemas: bool },
     String,
     ByteArray,
+    Avro(Arc<AvroConverter>),
+}
+
+/// Confluent's AvroConverter: Confluent's wire framing (magic byte 0, the
+/// schema id) around Avro binary, schemas in the registry.
+#[derive(Debug)]
+pub struct AvroConverter {
+    registry: SchemaRegistry,
+    is_key: bool,
+    strategy: Strategy,
+}
+
+impl PartialEq for AvroConverter {
+    fn eq(&self, o: &AvroConverter) -> bool {
+        (self.registry.url(), self.is_key, self.strategy)
+            == (o.registry.url(), o.is_key, o.strategy)
+    }
+}
+
+impl From<RegistryError> for ConvertError {
+    fn from(e: RegistryError) -> ConvertError {
+        ConvertError {
+            unavailable: matches!(e, RegistryError::Unavailable(_)),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl AvroConverter {
+    fn from_config(what: &str, c: &ConfigMap) -> Result<AvroConverter, ConfigError> {
+        let key = |k: &str| format!("{what}.{k}");
+        let url = c
+            .get("schema.registry.url")
+            .map(|u| u.split(',').next().unwrap_or("").trim())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    &key("schema.registry.url"),
+                    "Missing required configuration with no default value",
+                )
+            })?;
+        let auto_register = boolean(c, "auto.register.schemas", true)
+            .map_err(|e| ConfigError::new(&key("auto.register.schemas"), e.message))?;
+        let is_key = what.starts_with("key");
+        let strategy_key = if is_key {
+            "key.subject.name.strategy"
+        } else {
+            "value.subject.name.strategy"
+        };
+        let strategy = match c.get(strategy_key) {
+            None => Strategy::Topic,
+            Some(class) => Strategy::from_class(class.trim()).ok_or_else(|| {
+                ConfigError::new(&key(strategy_key), format!("Class {class} could not be found (TopicNameStrategy, RecordNameStrategy or TopicRecordNameStrategy)"))
+            })?,
+        };
+        let registry = SchemaRegistry::new(url, auto_register)
+            .map_err(|e| ConfigError::new(&key("schema.registry.url"), e))?;
+        Ok(AvroConverter {
+            registry,
+            is_key,
+            strategy,
+        })
+    }
+
+    async fn to_connect(&self, bytes: &[u8]) -> Result<SchemaAndValue, ConvertError> {
+        let (id, rest) = fjord_schema::framing::unframe(bytes)
+            .map_err(|e| ConvertError::data(format!("Failed to deserialize data to Avro: {e}")))?;
+        let reader = self.registry.reader(id).await?;
+        let datum =
+            apache_avro::from_avro_datum(&reader.avro, &mut &rest[..], None).map_err(|e| {
+                ConvertError::data(format!(
+                    "Failed to deserialize data to Avro (schema id {id}): {e}"
+                ))
+            })?;
+        let v = avro_data::connect_value(datum).map_err(ConvertError::data)?;
+        Ok(SchemaAndValue {
+            schema: Some(reader.connect.clone()),
+            data: if v.is_null() {
+                Data::Null
+            } else {
+                Data::Value(v)
+            },
+        })
+    }
+
+    async fn to_kafka(
+        &self,
+        topic: &str,
+        v: &SchemaAndValue,
+    ) -> Result<Option<Vec<u8>>, ConvertError> {
+        let value = match &v.data {
+            Data::Null => return Ok(None),
+            Data::Bytes(b) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+            Data::Value(x) => x.clone(),
+        };
+        let schema = v.schema.as_ref().ok_or_else(|| {
+            ConvertError::data(
+                "the AvroConverter needs a Connect schema with the value (this record has none)",
+            )
+        })?;
+        let w = self.registry.writer(schema)?;
+        let subject = self.strategy.subject(topic, self.is_key, &w.record_name);
+        let id = self.registry.id(&subject, &w).await?;
+        let datum = avro_data::avro_value(schema, &value).map_err(ConvertError::data)?;
+        let payload = apache_avro::to_avro_datum(&w.avro, datum).map_err(|e| {
+            ConvertError::data(format!(
+                "Failed to serialize Avro data for topic {topic}: {e}"
+            ))
+        })?;
+        Ok(Some(fjord_schema::framing::frame(id, None, &payload)))
+    }
 }
 
 impl Converter {
@@ -74,9 +203,10 @@ impl Converter {
             }),
             Some(STRING) => Ok(Converter::String),
             Some(BYTES) => Ok(Converter::ByteArray),
+            Some(AVRO) => Ok(Converter::Avro(Arc::new(AvroConverter::from_config(what, c)?))),
             Some(other) => Err(ConfigError::new(
                 what,
-                format!("Invalid value {other} for configuration {what}: Class {other} could not be found (built in: {JSON}, {STRING}, {BYTES})"),
+                format!("Invalid value {other} for configuration {what}: Class {other} could not be found (built in: {JSON}, {STRING}, {BYTES}, {AVRO})"),
             )),
             None => Err(ConfigError::new(what, "Missing required configuration with no default value")),
         }
@@ -87,15 +217,17 @@ impl Converter {
             Converter::Json { .. } => JSON,
             Converter::String => STRING,
             Converter::ByteArray => BYTES,
+            Converter::Avro(_) => AVRO,
         }
     }
 
     /// Kafka bytes → Connect data (sink side).
-    pub fn to_connect(&self, bytes: Option<&[u8]>) -> Result<SchemaAndValue, ConvertError> {
+    pub async fn to_connect(&self, bytes: Option<&[u8]>) -> Result<SchemaAndValue, ConvertError> {
         let Some(bytes) = bytes else {
             return Ok(SchemaAndValue::plain(Data::Null));
         };
         match self {
+            Converter::Avro(a) => a.to_connect(bytes).await,
             Converter::ByteArray => Ok(SchemaAndValue {
                 schema: Some(json!({"type": "bytes", "optional": true})),
                 data: Data::Bytes(bytes.to_vec()),
@@ -105,11 +237,13 @@ impl Converter {
                     schema: Some(json!({"type": "string", "optional": true})),
                     data: Data::Value(Value::String(s.to_string())),
                 }),
-                Err(e) => Err(ConvertError(format!("Failed to deserialize string: {e}"))),
+                Err(e) => Err(ConvertError::data(format!(
+                    "Failed to deserialize string: {e}"
+                ))),
             },
             Converter::Json { schemas } => {
                 let v: Value = serde_json::from_slice(bytes).map_err(|e| {
-                    ConvertError(format!("Converting byte[] to Kafka Connect data failed due to serialization error: {e}"))
+                    ConvertError::data(format!("Converting byte[] to Kafka Connect data failed due to serialization error: {e}"))
                 })?;
                 if !schemas {
                     return Ok(SchemaAndValue::plain(if v.is_null() {
@@ -130,27 +264,29 @@ impl Converter {
                             data: if payload.is_null() { Data::Null } else { Data::Value(payload) },
                         })
                     }
-                    _ => Err(ConvertError(
-                        "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields and may not contain additional fields. If you are trying to deserialize plain JSON data, set schemas.enable=false in your converter configuration.".into(),
+                    _ => Err(ConvertError::data(
+                        "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields and may not contain additional fields. If you are trying to deserialize plain JSON data, set schemas.enable=false in your converter configuration.",
                     )),
                 }
             }
         }
     }
 
-    /// Connect data → Kafka bytes (source side; Kafka's `fromConnectData`). Strings and
-    /// bytes are lent, not copied: the producer copies them once anyway.
-    pub fn to_kafka<'a>(
+    /// Connect data → Kafka bytes for `topic` (source side; Kafka's
+    /// `fromConnectData`). Strings and bytes are lent, not copied: the producer
+    /// copies them once anyway.
+    pub async fn to_kafka<'a>(
         &self,
+        topic: &str,
         v: &'a SchemaAndValue,
     ) -> Result<Option<Cow<'a, [u8]>>, ConvertError> {
         match self {
+            Converter::Avro(a) => Ok(a.to_kafka(topic, v).await?.map(Cow::Owned)),
             Converter::ByteArray => match &v.data {
                 Data::Null => Ok(None),
                 Data::Bytes(b) => Ok(Some(Cow::Borrowed(b))),
-                Data::Value(_) => Err(ConvertError(
-                    "ByteArrayConverter is not compatible with objects of type string/struct"
-                        .into(),
+                Data::Value(_) => Err(ConvertError::data(
+                    "ByteArrayConverter is not compatible with objects of type string/struct",
                 )),
             },
             Converter::String => match &v.data {
@@ -171,7 +307,7 @@ impl Converter {
                 };
                 serde_json::to_vec(&out)
                     .map(|b| Some(Cow::Owned(b)))
-                    .map_err(|e| ConvertError(e.to_string()))
+                    .map_err(|e| ConvertError::data(e.to_string()))
             }
         }
     }
@@ -189,7 +325,7 @@ fn check_schema(schema: &Value, payload: &Value) -> Result<(), ConvertError> {
         return if optional || schema.get("default").is_some() {
             Ok(())
         } else {
-            Err(ConvertError(format!(
+            Err(ConvertError::data(format!(
                 "Invalid null value for required {} field",
                 ty.to_uppercase()
             )))
@@ -221,19 +357,19 @@ fn check_schema(schema: &Value, payload: &Value) -> Result<(), ConvertError> {
                 {
                     let name = f.get("field").and_then(|n| n.as_str()).unwrap_or("");
                     check_schema(f, o.get(name).unwrap_or(&Value::Null))
-                        .map_err(|e| ConvertError(format!("{} (field {name})", e.0)))?;
+                        .map_err(|e| ConvertError::data(format!("{} (field {name})", e.message)))?;
                 }
                 true
             }
             None => false,
         },
-        "" => return Err(ConvertError("Schema must contain 'type' field".into())),
-        other => return Err(ConvertError(format!("Unknown schema type: {other}"))),
+        "" => return Err(ConvertError::data("Schema must contain 'type' field")),
+        other => return Err(ConvertError::data(format!("Unknown schema type: {other}"))),
     };
     if ok {
         Ok(())
     } else {
-        Err(ConvertError(format!(
+        Err(ConvertError::data(format!(
             "Expected {} value but got {}",
             ty.to_uppercase(),
             kind(payload)
@@ -263,57 +399,88 @@ mod tests {
         Converter::from_config("value.converter", &m).unwrap()
     }
 
-    #[test]
-    fn json_without_schemas_round_trips() {
+    #[tokio::test]
+    async fn json_without_schemas_round_trips() {
         let c = conv(JSON, "false");
-        let v = c.to_connect(Some(br#"{"a":1,"b":"x"}"#)).unwrap();
+        let v = c.to_connect(Some(br#"{"a":1,"b":"x"}"#)).await.unwrap();
         assert_eq!(v.data, Data::Value(json!({"a":1,"b":"x"})));
         assert_eq!(
-            c.to_kafka(&v).unwrap().unwrap(),
+            c.to_kafka("t", &v).await.unwrap().unwrap(),
             br#"{"a":1,"b":"x"}"#.to_vec()
         );
-        assert!(c.to_connect(Some(b"{not json")).is_err());
-        assert_eq!(c.to_connect(None).unwrap().data, Data::Null);
+        assert!(c.to_connect(Some(b"{not json")).await.is_err());
+        assert_eq!(c.to_connect(None).await.unwrap().data, Data::Null);
     }
 
-    #[test]
-    fn json_envelope_is_checked() {
+    #[tokio::test]
+    async fn json_envelope_is_checked() {
         let c = conv(JSON, "true");
         let good = br#"{"schema":{"type":"struct","fields":[{"field":"id","type":"int32","optional":false}]},"payload":{"id":3}}"#;
-        let v = c.to_connect(Some(good)).unwrap();
+        let v = c.to_connect(Some(good)).await.unwrap();
         assert_eq!(v.data, Data::Value(json!({"id":3})));
         let wrong = br#"{"schema":{"type":"struct","fields":[{"field":"id","type":"int32","optional":false}]},"payload":{"id":"three"}}"#;
-        assert!(c.to_connect(Some(wrong)).unwrap_err().0.contains("INT32"));
+        assert!(c
+            .to_connect(Some(wrong))
+            .await
+            .unwrap_err()
+            .message
+            .contains("INT32"));
         let missing = br#"{"schema":{"type":"struct","fields":[{"field":"id","type":"int32","optional":false}]},"payload":{}}"#;
-        assert!(c.to_connect(Some(missing)).is_err());
+        assert!(c.to_connect(Some(missing)).await.is_err());
         assert!(c
             .to_connect(Some(br#"{"id":3}"#))
+            .await
             .unwrap_err()
-            .0
+            .message
             .contains("schemas.enable"));
         let hi = SchemaAndValue {
             schema: Some(json!({"type":"string"})),
             data: Data::Value(json!("hi")),
         };
-        let out = c.to_kafka(&hi).unwrap().unwrap();
+        let out = c.to_kafka("t", &hi).await.unwrap().unwrap();
         let parsed: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(parsed, json!({"schema":{"type":"string"},"payload":"hi"}));
     }
 
-    #[test]
-    fn string_and_bytes() {
+    #[tokio::test]
+    async fn string_and_bytes() {
         let s = conv(STRING, "false");
         assert_eq!(
-            s.to_connect(Some(b"line")).unwrap().data,
+            s.to_connect(Some(b"line")).await.unwrap().data,
             Data::Value(json!("line"))
         );
-        assert!(s.to_connect(Some(&[0xff, 0xfe])).is_err());
+        assert!(s.to_connect(Some(&[0xff, 0xfe])).await.is_err());
         let b = conv(BYTES, "false");
-        let v = b.to_connect(Some(&[0, 1, 2])).unwrap();
+        let v = b.to_connect(Some(&[0, 1, 2])).await.unwrap();
         assert_eq!(v.data, Data::Bytes(vec![0, 1, 2]));
         assert_eq!(v.to_json(), json!("AAEC"));
-        assert_eq!(b.to_kafka(&v).unwrap().unwrap(), vec![0, 1, 2]);
+        assert_eq!(b.to_kafka("t", &v).await.unwrap().unwrap(), vec![0, 1, 2]);
         let mut m = ConfigMap::new();
+        m.insert("class".into(), "com.example.Avro".into());
+        assert_eq!(
+            Converter::from_config("key.converter", &m).unwrap_err().key,
+            "key.converter"
+        );
+        m.insert("class".into(), AVRO.into());
+        assert_eq!(
+            Converter::from_config("value.converter", &m)
+                .unwrap_err()
+                .key,
+            "value.converter.schema.registry.url"
+        );
+        m.insert("schema.registry.url".into(), "http://127.0.0.1:8081".into());
+        m.insert(
+            "value.subject.name.strategy".into(),
+            "com.example.Mine".into(),
+        );
+        assert_eq!(
+            Converter::from_config("value.converter", &m)
+                .unwrap_err()
+                .key,
+            "value.converter.value.subject.name.strategy"
+        );
+        m.remove("value.subject.name.strategy");
+        assert!(Converter::from_config("value.converter", &m).is_ok());
         m.insert("class".into(), "com.example.Avro".into());
         assert_eq!(
             Converter::from_config("key.converter", &m).unwrap_err().key,

@@ -296,11 +296,19 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
                     }
                 }
             };
-            let key = kc.to_kafka(&r.key);
-            let value = vc.to_kafka(&r.value);
+            let key = kc.to_kafka(&r.topic, &r.key).await;
+            let value = match &key {
+                Ok(_) => vc.to_kafka(&r.topic, &r.value).await,
+                Err(_) => Ok(None),
+            };
             let (key, value) = match (key, value) {
                 (Ok(k), Ok(v)) => (k, v),
                 (Err(e), _) | (_, Err(e)) => {
+                    if e.unavailable {
+                        return Err(format!(
+                            "org.apache.kafka.connect.errors.RetriableException: {e}"
+                        ));
+                    }
                     if policy.tolerate_all {
                         tracing::error!(connector = %ctx.connector, error = %e, "source record skipped: conversion failed");
                         continue;
@@ -561,8 +569,17 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
             // The batch's topics, listed once per batch (`GET /connectors/{n}/topics`).
             let mut batch_topics: Vec<&str> = Vec::new();
             for (ri, m) in raw.iter().enumerate() {
-                let key = kc.to_connect(m.key()).map_err(|e| (Stage::KeyConverter, kc.class_name(), e));
-                let value = key.and_then(|k| vc.to_connect(m.payload()).map(|v| (k, v)).map_err(|e| (Stage::ValueConverter, vc.class_name(), e)));
+                let key = kc.to_connect(m.key()).await.map_err(|e| (Stage::KeyConverter, kc.class_name(), e));
+                let value = match key {
+                    Ok(k) => vc.to_connect(m.payload()).await.map(|v| (k, v)).map_err(|e| (Stage::ValueConverter, vc.class_name(), e)),
+                    Err(e) => Err(e),
+                };
+                if let Err((_, _, e)) = &value {
+                    if e.unavailable {
+                        // Nothing of this batch is committed: the restarted task reads it again.
+                        return Err(format!("org.apache.kafka.connect.errors.RetriableException: {e}"));
+                    }
+                }
                 match value {
                     Ok((key, value)) => {
                         let mut rec = SinkRecord {
@@ -603,7 +620,7 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                     }
                     Err((stage, class, e)) => {
                         let rr = RawRecord::of(m);
-                        let f = Failure { stage, class_name: class, exception_class: e.class_name(), message: &e.0 };
+                        let f = Failure { stage, class_name: class, exception_class: e.class_name(), message: &e.message };
                         reporter.report(&f, &rr).await?;
                     }
                 }

@@ -24,7 +24,6 @@ mod groups;
 mod html;
 mod listing;
 mod pages;
-mod rest;
 mod sampler;
 mod scan;
 mod server;

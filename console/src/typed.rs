@@ -11,7 +11,7 @@ use fjord_schema::{codec, framing, Parsed, ResolvedRef, SchemaType};
 use serde_json::Value;
 
 use crate::html::enc;
-use crate::rest::Rest;
+use fjord_http::client::Rest;
 
 /// Schemas by id (a failed fetch is not kept: the registry may come back).
 #[derive(Default)]

@@ -1,7 +1,11 @@
 //! fjord-http: the one HTTP/1.1 accept loop Fjord's REST listeners share
 //! (the broker's Schema Registry and metrics/health endpoints, fjord-connect's
 //! REST API): keep-alive connections on hyper, a task each, ended gracefully
-//! at shutdown. Each listener brings only its handler.
+//! at shutdown. Each listener brings only its handler. [`client`] is the
+//! other side: the JSON client the CLI, the console and the Connect
+//! converters call those services with.
+
+pub mod client;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::cluster;
 use crate::html::{csrf_field, enc, esc, link, notice, table};
-use crate::rest::{Rest, RestError};
 use crate::server::{App, Reply, Req};
+use fjord_http::client::{Rest, RestError};
 
 /// The worker's client, or the page that says why there is none.
 fn worker(app: &App) -> Result<Rest, Reply> {

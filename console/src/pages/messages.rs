@@ -11,9 +11,9 @@ use hyper::StatusCode;
 use crate::cluster;
 use crate::decode::{show, Format};
 use crate::html::{enc, esc, notice, table, utc};
-use crate::rest::Rest;
 use crate::scan::{self, Filter, Found, Want};
 use crate::server::{App, Reply, Req};
+use fjord_http::client::Rest;
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;

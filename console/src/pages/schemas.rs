@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use crate::diff::{self, Row};
 use crate::html::{csrf_field, enc, esc, link, notice, table};
-use crate::rest::{Rest, RestError};
 use crate::server::{App, Reply, Req};
+use fjord_http::client::{Rest, RestError};
 
 const TYPES: &[&str] = &["AVRO", "JSON", "PROTOBUF"];
 /// The registry's compatibility levels.

@@ -1,4 +1,5 @@
-"""Fixtures of the fjord-connect suite: a one-broker fjordtest cluster, an S3-compatible
+"""Fixtures of the fjord-connect suite: a one-broker fjordtest cluster (its broker
+serving the Schema Registry too, at `broker.registry_url`), an S3-compatible
 server (moto's, `python3 -m moto.server`) on a free port, and Worker, a real
 `fjord-connect standalone` process on a free REST port beside them.
 
@@ -19,6 +20,7 @@ from fjordtest.binaries import bin_dir, require
 from fjordtest.broker import Cluster, require_brokers
 from fjordtest.net import HOST, free_port
 from fjordtest.proc import Proc
+from fjordtest.registry import RegistryBroker
 
 OVERRIDES = {
     "group.initial.rebalance.delay.ms": 0,
@@ -130,7 +132,8 @@ def require_moto():
 def broker():
     require_brokers()
     require(connect_binary())
-    with Cluster(1, OVERRIDES) as c:
+    with Cluster(1, OVERRIDES, broker=RegistryBroker) as c:
+        c.registry_url = c.brokers[0].url
         yield c
 
 

@@ -7,7 +7,9 @@ from the worker's stored source offsets (at most the batch in flight at the kill
 an updated row (timestamp modes) comes again.
 Then the issue's pipeline in small, from config/jdbc-{source,sink}-connector.properties:
 MariaDB → JDBC source → Kafka → JDBC sink (upsert, pk.mode=record_value, auto.create) →
-an equal PostgreSQL table, inserts and updates included, across a kill -9 of the worker."""
+an equal PostgreSQL table, inserts and updates included, across a kill -9 of the worker;
+once with JsonConverter and once with Confluent's AvroConverter against the broker's
+Schema Registry (the topic then read back with confluent-kafka's AvroDeserializer)."""
 import base64
 import json
 import os
@@ -67,15 +69,22 @@ def source_props(db, name, table, mode, **extra):
 
 
 class Reader:
-    """Keeps consuming a topic in the background (from the start, its own group).
+    """Keeps consuming a topic in the background (from the start, its own group);
+    with `registry`, the values are Avro and read with confluent-kafka's
+    AvroDeserializer (each becomes {"payload": the record}, as JsonConverter's).
 
     Standalone Connect is at least once for sources, as Kafka's: a batch Kafka
     acknowledged just before a SIGKILL, whose offsets had not reached the offset file
     yet, is read again after the restart. `distinct()` is what arrived less such
     repeats (records equal to an earlier one); `repeats()` counts them."""
 
-    def __init__(self, bs, topic):
+    def __init__(self, bs, topic, registry=None):
         from confluent_kafka import Consumer
+        self.avro = None
+        if registry:
+            from confluent_kafka.schema_registry import SchemaRegistryClient
+            from confluent_kafka.schema_registry.avro import AvroDeserializer
+            self.avro = AvroDeserializer(SchemaRegistryClient({"url": registry}))
         self.c = Consumer({"bootstrap.servers": bs, "group.id": "reader-%d" % time.time_ns(),
                            "auto.offset.reset": "earliest", "enable.auto.commit": False,
                            "topic.metadata.refresh.interval.ms": 500})
@@ -86,9 +95,13 @@ class Reader:
 
     def _take(self, m):
         if m is not None and not m.error():
-            r = json.loads(m.value())
+            if self.avro:
+                from confluent_kafka.serialization import MessageField, SerializationContext
+                r = {"payload": self.avro(m.value(), SerializationContext(m.topic(), MessageField.VALUE))}
+            else:
+                r = json.loads(m.value())
             self.records.append(r)
-            k = json.dumps(r["payload"], sort_keys=True)
+            k = json.dumps(r["payload"], sort_keys=True, default=str)
             if k not in self.seen:
                 self.seen.add(k)
                 self.unique.append(r)
@@ -204,19 +217,32 @@ def read_props(name):
     return out
 
 
-def test_mariadb_to_postgres_pipeline(broker, workdir, mariadb, postgres):
+AVRO = "io.confluent.connect.avro.AvroConverter"
+
+
+@pytest.mark.parametrize("converter", ["json", "avro"])
+def test_mariadb_to_postgres_pipeline(broker, workdir, mariadb, postgres, converter):
     """config/jdbc-source-connector.properties and config/jdbc-sink-connector.properties
     as shipped (only where the databases are, and a shorter poll): MariaDB → Kafka →
-    PostgreSQL, with inserts and updates while the worker is killed with SIGKILL."""
+    PostgreSQL, with inserts and updates while the worker is killed with SIGKILL; with
+    `avro`, both connectors' value.converter is Confluent's AvroConverter instead."""
     bs = broker.bootstrap
-    table = "orders"
+    table = "orders" if converter == "json" else "orders_avro"
     make_table(mariadb, table)
     insert(mariadb, table, 1, 500)
     src_p = read_props("jdbc-source-connector.properties")
     sink_p = read_props("jdbc-sink-connector.properties")
-    assert src_p["table.whitelist"] == table and src_p["mode"] == "timestamp+incrementing"
+    assert src_p["table.whitelist"] == "orders" and src_p["mode"] == "timestamp+incrementing"
+    assert sink_p["topics"] == src_p["topic.prefix"] + "orders" and sink_p["insert.mode"] == "upsert"
     topic = src_p["topic.prefix"] + table
-    assert sink_p["topics"] == topic and sink_p["insert.mode"] == "upsert"
+    src_p["table.whitelist"] = table
+    sink_p["topics"] = topic
+    registry = None
+    if converter == "avro":
+        registry = broker.registry_url
+        for p in (src_p, sink_p):
+            p.pop("value.converter.schemas.enable")
+            p.update({"value.converter": AVRO, "value.converter.schema.registry.url": registry})
     create_topic(bs, topic)
     src_p.update({"connection.url": mariadb.url, "connection.user": mariadb.user,
                   "connection.password": PASSWORD, "poll.interval.ms": "200"})
@@ -241,12 +267,23 @@ def test_mariadb_to_postgres_pipeline(broker, workdir, mariadb, postgres):
         trim = [[*r[:4], r[4][:23]] for r in a]
         return len(a) == n and [[*r[:4], r[4][:23]] for r in b] == trim
 
-    reader = Reader(bs, topic)
+    reader = Reader(bs, topic, registry)
     try:
         wait_for(lambda: same(500), 60, "500 equal rows in PostgreSQL")
         types = postgres.column_types(target)
         assert types["amount"] == "numeric" and types["updated_at"] == "timestamp without time zone", types
         assert types["id"] == "integer", types
+        if registry:
+            # Registered under TopicNameStrategy's subject, shaped as Confluent's AvroData.
+            import requests
+            latest = requests.get("%s/subjects/%s-value/versions/latest" % (registry, topic), timeout=10).json()
+            s = json.loads(latest["schema"])
+            fields = {f["name"]: f["type"] for f in s["fields"]}
+            assert s["type"] == "record" and s["name"] == table, s
+            assert fields["id"] == "int" and fields["name"] == "string", fields
+            assert fields["amount"][0] == "null", fields
+            assert (fields["amount"][1]["logicalType"], fields["amount"][1]["scale"]) == ("decimal", 2), fields
+            assert fields["updated_at"]["logicalType"] == "timestamp-millis", fields
 
         # Inserts and updates while the worker is killed with SIGKILL and restarted.
         def more():

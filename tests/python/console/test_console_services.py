@@ -43,7 +43,8 @@ from fjordtest.binaries import require  # noqa: E402
 from fjordtest.broker import require_brokers  # noqa: E402
 from fjordtest.kafka import create_topic  # noqa: E402
 from fjordtest.net import HOST, free_port  # noqa: E402
-from registry.conftest import RegistryCluster, avro_record, call  # noqa: E402
+from fjordtest.registry import RegistryCluster  # noqa: E402
+from registry.conftest import avro_record, call  # noqa: E402
 
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
 GOOD_SCHEMA = {"type": "struct", "optional": False,

@@ -1,8 +1,9 @@
-//! A small JSON-over-HTTP client for the optional services the console shows
-//! (the Schema Registry and a Connect worker): one HTTP/1.1 request per call
-//! through hyper, bounded by the console's timeout, the answer parsed as
-//! JSON, and their `{"error_code", "message"}` bodies turned into errors that
-//! name the service, so each page can say exactly what failed.
+//! A small JSON-over-HTTP client for Fjord's REST services (the Schema
+//! Registry, a Connect worker), shared by the CLI, the console and
+//! fjord-connect's converters: one HTTP/1.1 request per call through hyper,
+//! bounded by a timeout, the answer parsed as JSON, and Confluent's
+//! `{"error_code", "message"}` bodies turned into errors that name the
+//! service, so every caller can say exactly what failed.
 
 use std::time::Duration;
 
@@ -92,14 +93,7 @@ impl Rest {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, RestError> {
-        let (status, v) =
-            match tokio::time::timeout(self.timeout, self.raw(method, path, body)).await {
-                Ok(r) => r?,
-                Err(_) => {
-                    return Err(self
-                        .unreachable(format!("no answer within {} ms", self.timeout.as_millis())))
-                }
-            };
+        let (status, v) = self.call_raw(method, path, body).await?;
         if (200..300).contains(&status) {
             return Ok(v);
         }
@@ -124,6 +118,23 @@ impl Rest {
             what: self.what,
             url: self.url.clone(),
             msg,
+        }
+    }
+
+    /// One request, whatever its status: (status, body as JSON, a JSON
+    /// string when it is not JSON, Null when empty). For callers that show
+    /// the status themselves (the CLI's `fjord connect`).
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), RestError> {
+        match tokio::time::timeout(self.timeout, self.raw(method, path, body)).await {
+            Ok(r) => r,
+            Err(_) => {
+                Err(self.unreachable(format!("no answer within {} ms", self.timeout.as_millis())))
+            }
         }
     }
 
@@ -169,6 +180,19 @@ impl Rest {
         };
         Ok((status, v))
     }
+}
+
+/// A path segment (a subject or connector name) percent-encoded.
+pub fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
