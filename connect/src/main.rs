@@ -3,14 +3,12 @@
 //! then wire the offset store, the herder, the connectors and the REST listener, and
 //! run until SIGTERM/SIGINT, when tasks stop gracefully and offsets are flushed.
 
-mod avro_data;
 mod config;
 mod connectors;
 mod converters;
 mod errors;
 mod herder;
 mod logical;
-mod registry;
 mod rest;
 mod storage;
 mod transforms;

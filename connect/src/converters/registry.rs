@@ -1,20 +1,21 @@
-//! The AvroConverter's Schema Registry client: the id of each schema a
-//! converter writes (registered, or looked up when `auto.register.schemas`
+//! The schema-aware converters' Schema Registry client: the id of each schema
+//! a converter writes (registered, or looked up when `auto.register.schemas`
 //! is false, under the subject its naming strategy gives: once per subject
-//! and schema), and the schema of each id it reads (fetched once). A registry
+//! and schema), and the registered text of an id it reads (each converter
+//! keeps what it parsed from it). A registry
 //! that does not answer is retried for a while and then reported as
 //! unavailable, which fails the task rather than dead-lettering the record,
 //! as Connect treats a lost connection; a registry that answers "no" is the
 //! record's fault.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use fjord_http::client::{enc, Rest, RestError};
 use serde_json::{json, Value};
 
-use crate::avro_data;
+use crate::config::{boolean, ConfigError, ConfigMap};
 
 /// How long an unreachable registry is retried before the call gives up.
 const RETRY_FOR: Duration = Duration::from_secs(15);
@@ -59,29 +60,18 @@ impl Strategy {
     }
 }
 
-/// A schema read back by id: the parsed Avro schema and its Connect schema.
+/// A schema as the registry holds it: `schemaType` (AVRO when absent) and text.
 #[derive(Debug)]
-pub struct Reader {
-    pub avro: apache_avro::Schema,
-    pub connect: Value,
-}
-
-/// A schema to write with: parsed once per distinct Connect schema.
-#[derive(Debug)]
-pub struct Writer {
-    pub avro: apache_avro::Schema,
+pub struct Registered {
+    pub kind: String,
     pub text: String,
-    /// The full name a record strategy names the subject after.
-    pub record_name: String,
 }
 
 #[derive(Debug)]
 pub struct SchemaRegistry {
     rest: Rest,
     auto_register: bool,
-    writers: Mutex<HashMap<String, Arc<Writer>>>,
     ids: Mutex<HashMap<(String, String), i32>>,
-    readers: Mutex<HashMap<i32, Arc<Reader>>>,
 }
 
 impl SchemaRegistry {
@@ -89,9 +79,7 @@ impl SchemaRegistry {
         Ok(SchemaRegistry {
             rest: Rest::new("the schema registry", url, TIMEOUT).map_err(|e| e.to_string())?,
             auto_register,
-            writers: Mutex::default(),
             ids: Mutex::default(),
-            readers: Mutex::default(),
         })
     }
 
@@ -99,40 +87,10 @@ impl SchemaRegistry {
         self.rest.url()
     }
 
-    /// The Avro schema a Connect schema is written with (built and parsed once).
-    pub fn writer(&self, connect: &Value) -> Result<Arc<Writer>, RegistryError> {
-        let key = connect.to_string();
-        if let Some(w) = lock(&self.writers).get(&key) {
-            return Ok(w.clone());
-        }
-        let a = avro_data::avro_schema(connect).map_err(RegistryError::Refused)?;
-        let text = a.to_string();
-        let avro = apache_avro::Schema::parse_str(&text)
-            .map_err(|e| RegistryError::Refused(format!("not a valid Avro schema: {e}")))?;
-        let record_name = match &avro {
-            apache_avro::Schema::Record(r) => r.name.fullname(None),
-            _ => match &a {
-                Value::String(t) => t.clone(),
-                Value::Object(o) => o
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                _ => "union".to_string(),
-            },
-        };
-        let w = Arc::new(Writer {
-            avro,
-            text,
-            record_name,
-        });
-        lock(&self.writers).insert(key, w.clone());
-        Ok(w)
-    }
-
-    /// The id of `w` under `subject`: registered (or looked up) once.
-    pub async fn id(&self, subject: &str, w: &Writer) -> Result<i32, RegistryError> {
-        let key = (subject.to_string(), w.text.clone());
+    /// The id of schema `text` of type `kind` (AVRO, JSON) under `subject`:
+    /// registered (or looked up) once.
+    pub async fn id(&self, subject: &str, kind: &str, text: &str) -> Result<i32, RegistryError> {
+        let key = (subject.to_string(), text.to_string());
         if let Some(id) = lock(&self.ids).get(&key) {
             return Ok(*id);
         }
@@ -141,7 +99,10 @@ impl SchemaRegistry {
         } else {
             format!("/subjects/{}", enc(subject))
         };
-        let body = json!({"schema": w.text});
+        let mut body = json!({"schema": text});
+        if kind != "AVRO" {
+            body["schemaType"] = json!(kind);
+        }
         let v = self.call("POST", &path, Some(&body)).await?;
         let id = v
             .get("id")
@@ -154,39 +115,31 @@ impl SchemaRegistry {
         Ok(id)
     }
 
-    /// The schema registered under `id` (fetched once).
-    pub async fn reader(&self, id: i32) -> Result<Arc<Reader>, RegistryError> {
-        if let Some(r) = lock(&self.readers).get(&id) {
-            return Ok(r.clone());
-        }
+    /// The schema registered under `id`.
+    pub async fn schema(&self, id: i32) -> Result<Registered, RegistryError> {
         let v = self
             .call("GET", &format!("/schemas/ids/{id}"), None)
             .await?;
-        let kind = v
-            .get("schemaType")
-            .and_then(Value::as_str)
-            .unwrap_or("AVRO");
-        if kind != "AVRO" {
-            return Err(RegistryError::Refused(format!(
-                "schema id {id} is a {kind} schema, not Avro"
-            )));
-        }
         if v.get("references")
             .and_then(Value::as_array)
             .is_some_and(|r| !r.is_empty())
         {
             return Err(RegistryError::Refused(format!(
-                "schema id {id} has references, which this AvroConverter does not follow"
+                "schema id {id} has references, which the converters here do not follow"
             )));
         }
-        let text = v.get("schema").and_then(Value::as_str).unwrap_or("");
-        let bad = |e: String| RegistryError::Refused(format!("schema id {id}: {e}"));
-        let avro = apache_avro::Schema::parse_str(text).map_err(|e| bad(e.to_string()))?;
-        let json: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-        let connect = avro_data::connect_schema(&json).map_err(bad)?;
-        let r = Arc::new(Reader { avro, connect });
-        lock(&self.readers).insert(id, r.clone());
-        Ok(r)
+        Ok(Registered {
+            kind: v
+                .get("schemaType")
+                .and_then(Value::as_str)
+                .unwrap_or("AVRO")
+                .to_string(),
+            text: v
+                .get("schema")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        })
     }
 
     /// One call, retried while the registry does not answer (or answers 5xx).
@@ -219,7 +172,72 @@ impl SchemaRegistry {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// What a schema-aware converter's config says about the registry: where it
+/// is, whether to register, and how subjects are named (keys Confluent's).
+#[derive(Debug)]
+pub struct Subjects {
+    pub registry: SchemaRegistry,
+    pub is_key: bool,
+    pub strategy: Strategy,
+}
+
+impl PartialEq for Subjects {
+    fn eq(&self, o: &Subjects) -> bool {
+        (self.registry.url(), self.is_key, self.strategy)
+            == (o.registry.url(), o.is_key, o.strategy)
+    }
+}
+
+impl Subjects {
+    /// `what` is the converter's key (`value.converter`), named in errors.
+    pub fn from_config(what: &str, c: &ConfigMap) -> Result<Subjects, ConfigError> {
+        let key = |k: &str| format!("{what}.{k}");
+        let url = c
+            .get("schema.registry.url")
+            .map(|u| u.split(',').next().unwrap_or("").trim())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    &key("schema.registry.url"),
+                    "Missing required configuration with no default value",
+                )
+            })?;
+        let auto_register = boolean(c, "auto.register.schemas", true)
+            .map_err(|e| ConfigError::new(&key("auto.register.schemas"), e.message))?;
+        let is_key = what.starts_with("key");
+        let strategy_key = if is_key {
+            "key.subject.name.strategy"
+        } else {
+            "value.subject.name.strategy"
+        };
+        let strategy = match c.get(strategy_key) {
+            None => Strategy::Topic,
+            Some(class) => Strategy::from_class(class.trim()).ok_or_else(|| {
+                ConfigError::new(&key(strategy_key), format!("Class {class} could not be found (TopicNameStrategy, RecordNameStrategy or TopicRecordNameStrategy)"))
+            })?,
+        };
+        let registry = SchemaRegistry::new(url, auto_register)
+            .map_err(|e| ConfigError::new(&key("schema.registry.url"), e))?;
+        Ok(Subjects {
+            registry,
+            is_key,
+            strategy,
+        })
+    }
+
+    /// The id of a schema written to `topic` (`record` names it for the record strategies).
+    pub async fn id(
+        &self,
+        topic: &str,
+        record: &str,
+        kind: &str,
+        text: &str,
+    ) -> Result<i32, RegistryError> {
+        let subject = self.strategy.subject(topic, self.is_key, record);
+        self.registry.id(&subject, kind, text).await
+    }
+}
+
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -253,13 +271,8 @@ mod tests {
     }
 
     #[test]
-    fn writers_are_parsed_once_per_schema() {
-        let r = SchemaRegistry::new("http://127.0.0.1:1", true).expect("url");
-        let c = json!({"type": "struct", "name": "shop.Order", "optional": false,
-                       "fields": [{"field": "id", "type": "int64", "optional": false}]});
-        let w = r.writer(&c).expect("writer");
-        assert_eq!(w.record_name, "shop.Order");
-        assert!(Arc::ptr_eq(&w, &r.writer(&c).expect("again")));
+    fn only_http_urls() {
+        assert!(SchemaRegistry::new("http://127.0.0.1:1", true).is_ok());
         assert!(SchemaRegistry::new("https://x", true).is_err());
     }
 }

@@ -12,14 +12,23 @@ use std::sync::Arc;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::avro_data;
 use crate::config::{boolean, ConfigError, ConfigMap};
-use crate::registry::{RegistryError, SchemaRegistry, Strategy};
+
+mod avro;
+mod avro_data;
+mod json_schema;
+mod json_schema_data;
+mod registry;
+
+pub use avro::AvroConverter;
+pub use json_schema::JsonSchemaConverter;
+use registry::RegistryError;
 
 pub const JSON: &str = "org.apache.kafka.connect.json.JsonConverter";
 pub const STRING: &str = "org.apache.kafka.connect.storage.StringConverter";
 pub const BYTES: &str = "org.apache.kafka.connect.converters.ByteArrayConverter";
 pub const AVRO: &str = "io.confluent.connect.avro.AvroConverter";
+pub const JSON_SCHEMA: &str = "io.confluent.connect.json.JsonSchemaConverter";
 
 /// Connect's value model, as far as the built-in connectors need it: raw bytes
 /// (ByteArrayConverter) or a JSON-shaped value (structs are objects), with the
@@ -76,30 +85,6 @@ impl ConvertError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Converter {
-    Json { schemas: bool },
-    String,
-    ByteArray,
-    Avro(Arc<AvroConverter>),
-}
-
-/// Confluent's AvroConverter: Confluent's wire framing (magic byte 0, the
-/// schema id) around Avro binary, schemas in the registry.
-#[derive(Debug)]
-pub struct AvroConverter {
-    registry: SchemaRegistry,
-    is_key: bool,
-    strategy: Strategy,
-}
-
-impl PartialEq for AvroConverter {
-    fn eq(&self, o: &AvroConverter) -> bool {
-        (self.registry.url(), self.is_key, self.strategy)
-            == (o.registry.url(), o.is_key, o.strategy)
-    }
-}
-
 impl From<RegistryError> for ConvertError {
     fn from(e: RegistryError) -> ConvertError {
         ConvertError {
@@ -109,88 +94,13 @@ impl From<RegistryError> for ConvertError {
     }
 }
 
-impl AvroConverter {
-    fn from_config(what: &str, c: &ConfigMap) -> Result<AvroConverter, ConfigError> {
-        let key = |k: &str| format!("{what}.{k}");
-        let url = c
-            .get("schema.registry.url")
-            .map(|u| u.split(',').next().unwrap_or("").trim())
-            .ok_or_else(|| {
-                ConfigError::new(
-                    &key("schema.registry.url"),
-                    "Missing required configuration with no default value",
-                )
-            })?;
-        let auto_register = boolean(c, "auto.register.schemas", true)
-            .map_err(|e| ConfigError::new(&key("auto.register.schemas"), e.message))?;
-        let is_key = what.starts_with("key");
-        let strategy_key = if is_key {
-            "key.subject.name.strategy"
-        } else {
-            "value.subject.name.strategy"
-        };
-        let strategy = match c.get(strategy_key) {
-            None => Strategy::Topic,
-            Some(class) => Strategy::from_class(class.trim()).ok_or_else(|| {
-                ConfigError::new(&key(strategy_key), format!("Class {class} could not be found (TopicNameStrategy, RecordNameStrategy or TopicRecordNameStrategy)"))
-            })?,
-        };
-        let registry = SchemaRegistry::new(url, auto_register)
-            .map_err(|e| ConfigError::new(&key("schema.registry.url"), e))?;
-        Ok(AvroConverter {
-            registry,
-            is_key,
-            strategy,
-        })
-    }
-
-    async fn to_connect(&self, bytes: &[u8]) -> Result<SchemaAndValue, ConvertError> {
-        let (id, rest) = fjord_schema::framing::unframe(bytes)
-            .map_err(|e| ConvertError::data(format!("Failed to deserialize data to Avro: {e}")))?;
-        let reader = self.registry.reader(id).await?;
-        let datum =
-            apache_avro::from_avro_datum(&reader.avro, &mut &rest[..], None).map_err(|e| {
-                ConvertError::data(format!(
-                    "Failed to deserialize data to Avro (schema id {id}): {e}"
-                ))
-            })?;
-        let v = avro_data::connect_value(datum).map_err(ConvertError::data)?;
-        Ok(SchemaAndValue {
-            schema: Some(reader.connect.clone()),
-            data: if v.is_null() {
-                Data::Null
-            } else {
-                Data::Value(v)
-            },
-        })
-    }
-
-    async fn to_kafka(
-        &self,
-        topic: &str,
-        v: &SchemaAndValue,
-    ) -> Result<Option<Vec<u8>>, ConvertError> {
-        let value = match &v.data {
-            Data::Null => return Ok(None),
-            Data::Bytes(b) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
-            Data::Value(x) => x.clone(),
-        };
-        let schema = v.schema.as_ref().ok_or_else(|| {
-            ConvertError::data(
-                "the AvroConverter needs a Connect schema with the value (this record has none)",
-            )
-        })?;
-        let w = self.registry.writer(schema)?;
-        let subject = self.strategy.subject(topic, self.is_key, &w.record_name);
-        let id = self.registry.id(&subject, &w).await?;
-        let datum = avro_data::avro_value(schema, &value).map_err(ConvertError::data)?;
-        let payload = apache_avro::to_avro_datum(&w.avro, datum).map_err(|e| {
-            ConvertError::data(format!(
-                "Failed to serialize Avro data for topic {topic}: {e}"
-            ))
-        })?;
-        Ok(Some(fjord_schema::framing::frame(id, None, &payload)))
-    }
+#[derive(Debug, Clone, PartialEq)]
+pub enum Converter {
+    Json { schemas: bool },
+    String,
+    ByteArray,
+    Avro(Arc<AvroConverter>),
+    JsonSchema(Arc<JsonSchemaConverter>),
 }
 
 impl Converter {
@@ -204,9 +114,10 @@ impl Converter {
             Some(STRING) => Ok(Converter::String),
             Some(BYTES) => Ok(Converter::ByteArray),
             Some(AVRO) => Ok(Converter::Avro(Arc::new(AvroConverter::from_config(what, c)?))),
+            Some(JSON_SCHEMA) => Ok(Converter::JsonSchema(Arc::new(JsonSchemaConverter::from_config(what, c)?))),
             Some(other) => Err(ConfigError::new(
                 what,
-                format!("Invalid value {other} for configuration {what}: Class {other} could not be found (built in: {JSON}, {STRING}, {BYTES}, {AVRO})"),
+                format!("Invalid value {other} for configuration {what}: Class {other} could not be found (built in: {JSON}, {STRING}, {BYTES}, {AVRO}, {JSON_SCHEMA})"),
             )),
             None => Err(ConfigError::new(what, "Missing required configuration with no default value")),
         }
@@ -218,6 +129,7 @@ impl Converter {
             Converter::String => STRING,
             Converter::ByteArray => BYTES,
             Converter::Avro(_) => AVRO,
+            Converter::JsonSchema(_) => JSON_SCHEMA,
         }
     }
 
@@ -228,6 +140,7 @@ impl Converter {
         };
         match self {
             Converter::Avro(a) => a.to_connect(bytes).await,
+            Converter::JsonSchema(j) => j.to_connect(bytes).await,
             Converter::ByteArray => Ok(SchemaAndValue {
                 schema: Some(json!({"type": "bytes", "optional": true})),
                 data: Data::Bytes(bytes.to_vec()),
@@ -282,6 +195,7 @@ impl Converter {
     ) -> Result<Option<Cow<'a, [u8]>>, ConvertError> {
         match self {
             Converter::Avro(a) => Ok(a.to_kafka(topic, v).await?.map(Cow::Owned)),
+            Converter::JsonSchema(j) => Ok(j.to_kafka(topic, v).await?.map(Cow::Owned)),
             Converter::ByteArray => match &v.data {
                 Data::Null => Ok(None),
                 Data::Bytes(b) => Ok(Some(Cow::Borrowed(b))),

@@ -1,0 +1,439 @@
+//! Connect data ↔ JSON Schema, as Confluent's `JsonSchemaData` maps them, for
+//! the JsonSchemaConverter:
+//!
+//! * integers are `"integer"` and floats `"number"`, tagged `"connect.type"`
+//!   (`int8`..`int64`, `float32`, `float64`); bytes are base64 strings tagged
+//!   `bytes`; a struct is an object whose `title` is the schema's name and
+//!   whose properties carry `"connect.index"`; a map is an object with
+//!   `additionalProperties`; an optional schema is `oneOf [null, T]`;
+//! * `Decimal`, `Date`, `Time` and `Timestamp` keep Connect's name as the
+//!   `title`; a decimal is written as a JSON number (exactly: the digits of
+//!   its unscaled value), everything else as Connect's JSON shapes.
+//!
+//! Decimals are read through `f64` (serde_json's numbers), so a decimal of
+//! more than 15 significant digits is rounded on the way in.
+
+use base64::Engine;
+use serde_json::{json, Map, Value};
+
+use crate::logical::{DATE, DECIMAL, TIME, TIMESTAMP};
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+fn ty(s: &Value) -> &str {
+    s.get("type").and_then(Value::as_str).unwrap_or("")
+}
+
+fn optional(s: &Value) -> bool {
+    s.get("optional").and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn name(s: &Value) -> &str {
+    s.get("name").and_then(Value::as_str).unwrap_or("")
+}
+
+fn scale(s: &Value) -> usize {
+    s.get("parameters")
+        .and_then(|p| p.get("scale"))
+        .and_then(|v| v.as_str().and_then(|t| t.parse().ok()).or(v.as_u64()))
+        .unwrap_or(0) as usize
+}
+
+/// The JSON Schema of a Connect schema.
+pub fn json_schema(c: &Value) -> Result<Value, String> {
+    let mut s = match (name(c), ty(c)) {
+        (_, t @ ("int8" | "int16" | "int32" | "int64")) => {
+            json!({"type": "integer", "connect.type": t})
+        }
+        (_, "float" | "float32") => json!({"type": "number", "connect.type": "float32"}),
+        (_, "double" | "float64") => json!({"type": "number", "connect.type": "float64"}),
+        (DECIMAL, "bytes") => json!({"type": "number"}),
+        (_, "bytes") => json!({"type": "string", "connect.type": "bytes"}),
+        (_, "boolean") => json!({"type": "boolean"}),
+        (_, "string") => json!({"type": "string"}),
+        (_, "array") => {
+            let items = c.get("items").ok_or("an array schema without items")?;
+            json!({"type": "array", "items": json_schema(items)?})
+        }
+        (_, "map") => {
+            let values = c.get("values").ok_or("a map schema without values")?;
+            if c.get("keys").map(ty).unwrap_or("string") != "string" {
+                return Err("a map with non-string keys: the JsonSchemaConverter here writes string keys only".into());
+            }
+            json!({"type": "object", "additionalProperties": json_schema(values)?, "connect.type": "map"})
+        }
+        (_, "struct") => {
+            let mut props = Map::new();
+            let mut required = Vec::new();
+            for (i, f) in c
+                .get("fields")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let fname = f
+                    .get("field")
+                    .and_then(Value::as_str)
+                    .ok_or("a struct field without a name")?;
+                let mut fs = json_schema(f)?;
+                fs["connect.index"] = json!(i);
+                if !optional(f) {
+                    required.push(json!(fname));
+                }
+                props.insert(fname.to_string(), fs);
+            }
+            json!({"type": "object", "properties": props, "required": required})
+        }
+        (_, "") => return Err("a Connect schema without a type".into()),
+        (_, other) => return Err(format!("unknown Connect schema type {other}")),
+    };
+    if !name(c).is_empty() {
+        s["title"] = json!(name(c));
+    }
+    if matches!(name(c), DECIMAL | DATE | TIME | TIMESTAMP) {
+        s["connect.version"] = json!(1);
+        if let Some(p) = c.get("parameters") {
+            s["connect.parameters"] = p.clone();
+        }
+        s["connect.type"] = json!(ty(c));
+    }
+    Ok(if optional(c) {
+        json!({"oneOf": [{"type": "null"}, s]})
+    } else {
+        s
+    })
+}
+
+/// The JSON text of a Connect value of schema `c` (decimals as exact numbers).
+pub fn write(c: &Value, v: &Value, out: &mut String) -> Result<(), String> {
+    if v.is_null() {
+        if !optional(c) && c.get("default").is_none() {
+            return Err(format!(
+                "Invalid null value for required {} field",
+                ty(c).to_uppercase()
+            ));
+        }
+        out.push_str("null");
+        return Ok(());
+    }
+    match (name(c), ty(c)) {
+        (DECIMAL, _) => {
+            let raw = v
+                .as_str()
+                .and_then(|s| b64().decode(s).ok())
+                .ok_or_else(|| format!("a Decimal that is not base64 bytes: {v}"))?;
+            out.push_str(&decimal_text(&raw, scale(c))?);
+        }
+        (_, "struct") => {
+            let o = v
+                .as_object()
+                .ok_or_else(|| format!("Expected STRUCT value but got {v}"))?;
+            out.push('{');
+            for (i, f) in c
+                .get("fields")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let fname = f.get("field").and_then(Value::as_str).unwrap_or("");
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(fname.to_string()).to_string());
+                out.push(':');
+                let x = o
+                    .get(fname)
+                    .filter(|x| !x.is_null())
+                    .or(f.get("default"))
+                    .unwrap_or(&Value::Null);
+                write(f, x, out).map_err(|e| format!("{e} (field {fname})"))?;
+            }
+            out.push('}');
+        }
+        (_, "array") => {
+            let items = c.get("items").ok_or("an array schema without items")?;
+            let a = v
+                .as_array()
+                .ok_or_else(|| format!("Expected ARRAY value but got {v}"))?;
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write(items, x, out)?;
+            }
+            out.push(']');
+        }
+        (_, "map") => {
+            let values = c.get("values").ok_or("a map schema without values")?;
+            let o = v
+                .as_object()
+                .ok_or_else(|| format!("Expected MAP value but got {v}"))?;
+            out.push('{');
+            for (i, (k, x)) in o.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write(values, x, out)?;
+            }
+            out.push('}');
+        }
+        _ => out.push_str(&v.to_string()),
+    }
+    Ok(())
+}
+
+/// `-12.34` of the big-endian two's complement `raw` with `scale` digits.
+fn decimal_text(raw: &[u8], scale: usize) -> Result<String, String> {
+    if raw.len() > 16 {
+        return Err(format!(
+            "a Decimal of {} bytes is beyond 128 bits",
+            raw.len()
+        ));
+    }
+    let mut n: i128 = if raw.first().is_some_and(|b| b & 0x80 != 0) {
+        -1
+    } else {
+        0
+    };
+    for b in raw {
+        n = (n << 8) | i128::from(*b);
+    }
+    let digits = n.unsigned_abs().to_string();
+    let digits = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = digits.split_at(digits.len() - scale);
+    let sign = if n < 0 { "-" } else { "" };
+    Ok(if scale == 0 {
+        format!("{sign}{int}")
+    } else {
+        format!("{sign}{int}.{frac}")
+    })
+}
+
+/// The Connect schema of a JSON Schema written as above (or by Confluent's converter).
+pub fn connect_schema(j: &Value) -> Result<Value, String> {
+    if let Some(branches) = j
+        .get("oneOf")
+        .or_else(|| j.get("anyOf"))
+        .and_then(Value::as_array)
+    {
+        let non_null: Vec<&Value> = branches.iter().filter(|b| ty(b) != "null").collect();
+        if non_null.len() != 1 || branches.len() != 2 {
+            return Err("a oneOf other than [null, T]: only optional values are read here".into());
+        }
+        let mut s = connect_schema(non_null[0])?;
+        s["optional"] = json!(true);
+        return Ok(s);
+    }
+    let title = j.get("title").and_then(Value::as_str).unwrap_or("");
+    let ct = j.get("connect.type").and_then(Value::as_str);
+    let mut s = match (title, ty(j)) {
+        (DECIMAL, _) => {
+            let params = j
+                .get("connect.parameters")
+                .cloned()
+                .unwrap_or_else(|| json!({"scale": "0"}));
+            json!({"type": "bytes", "parameters": params})
+        }
+        (DATE | TIME, _) => json!({"type": "int32"}),
+        (TIMESTAMP, _) => json!({"type": "int64"}),
+        (_, "integer") => json!({"type": ct.unwrap_or("int64")}),
+        (_, "number") => json!({"type": if ct == Some("float32") { "float" } else { "double" }}),
+        (_, "string") if ct == Some("bytes") => json!({"type": "bytes"}),
+        (_, t @ ("string" | "boolean")) => json!({"type": t}),
+        (_, "array") => {
+            json!({"type": "array", "items": connect_schema(j.get("items").ok_or("an array without items")?)?})
+        }
+        (_, "object") if j.get("properties").is_some() => {
+            let props = j
+                .get("properties")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let mut fields: Vec<(i64, String, Value)> = Vec::new();
+            for (k, p) in props {
+                let idx = p
+                    .get("connect.index")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(i64::MAX);
+                let mut fs = connect_schema(&p)?;
+                fs["field"] = json!(k);
+                fields.push((idx, k, fs));
+            }
+            fields.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+            json!({"type": "struct", "fields": fields.into_iter().map(|f| f.2).collect::<Vec<_>>()})
+        }
+        (_, "object") => {
+            let values = j
+                .get("additionalProperties")
+                .filter(|v| v.is_object())
+                .ok_or("an object with neither properties nor additionalProperties")?;
+            json!({"type": "map", "keys": {"type": "string", "optional": false}, "values": connect_schema(values)?})
+        }
+        (_, other) => {
+            return Err(format!(
+                "a JSON Schema of type {other:?} has no Connect type here"
+            ))
+        }
+    };
+    if !title.is_empty() {
+        s["name"] = json!(title);
+    }
+    if matches!(title, DECIMAL | DATE | TIME | TIMESTAMP) {
+        s["version"] = json!(1);
+    }
+    s["optional"] = json!(false);
+    Ok(s)
+}
+
+/// A JSON document read with Connect schema `c` as Connect's JSON shapes
+/// (a decimal's number becomes base64 of its unscaled value).
+pub fn connect_value(c: &Value, v: &Value) -> Result<Value, String> {
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    Ok(match (name(c), ty(c)) {
+        (DECIMAL, _) => {
+            let f = v
+                .as_f64()
+                .ok_or_else(|| format!("Expected a decimal number but got {v}"))?;
+            let unscaled = (f * 10f64.powi(scale(c) as i32)).round();
+            if !unscaled.is_finite() || unscaled.abs() > 1.7e38 {
+                return Err(format!("the decimal {v} is out of range"));
+            }
+            let n = unscaled as i128;
+            let bytes = n.to_be_bytes();
+            // The shortest two's complement form, as Java's BigInteger.toByteArray.
+            let mut start = 0;
+            while start < 15
+                && ((bytes[start] == 0 && bytes[start + 1] & 0x80 == 0)
+                    || (bytes[start] == 0xff && bytes[start + 1] & 0x80 != 0))
+            {
+                start += 1;
+            }
+            Value::String(b64().encode(&bytes[start..]))
+        }
+        (_, "struct") => {
+            let o = v
+                .as_object()
+                .ok_or_else(|| format!("Expected STRUCT value but got {v}"))?;
+            let mut out = Map::new();
+            for f in c
+                .get("fields")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let fname = f.get("field").and_then(Value::as_str).unwrap_or("");
+                let x = o.get(fname).unwrap_or(&Value::Null);
+                if x.is_null() && !optional(f) {
+                    return Err(format!(
+                        "Invalid null value for required {} field (field {fname})",
+                        ty(f).to_uppercase()
+                    ));
+                }
+                out.insert(
+                    fname.to_string(),
+                    connect_value(f, x).map_err(|e| format!("{e} (field {fname})"))?,
+                );
+            }
+            Value::Object(out)
+        }
+        (_, "array") => {
+            let items = c.get("items").ok_or("an array schema without items")?;
+            let a = v
+                .as_array()
+                .ok_or_else(|| format!("Expected ARRAY value but got {v}"))?;
+            Value::Array(
+                a.iter()
+                    .map(|x| connect_value(items, x))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        (_, "map") => {
+            let values = c.get("values").ok_or("a map schema without values")?;
+            let o = v
+                .as_object()
+                .ok_or_else(|| format!("Expected MAP value but got {v}"))?;
+            Value::Object(
+                o.iter()
+                    .map(|(k, x)| Ok((k.clone(), connect_value(values, x)?)))
+                    .collect::<Result<_, String>>()?,
+            )
+        }
+        (_, t) => {
+            let ok = match t {
+                "int8" | "int16" | "int32" | "int64" => v.is_i64() || v.is_u64(),
+                "float" | "double" => v.is_number(),
+                "boolean" => v.is_boolean(),
+                "string" | "bytes" => v.is_string(),
+                _ => false,
+            };
+            if !ok {
+                return Err(format!("Expected {} value but got {v}", t.to_uppercase()));
+            }
+            v.clone()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_through_json_schema() {
+        let c = json!({"type": "struct", "name": "orders", "optional": false, "fields": [
+            {"field": "id", "type": "int32", "optional": false},
+            {"field": "amount", "type": "bytes", "optional": true, "name": DECIMAL, "version": 1, "parameters": {"scale": "2"}},
+            {"field": "at", "type": "int64", "optional": false, "name": TIMESTAMP, "version": 1},
+            {"field": "note", "type": "string", "optional": true},
+            {"field": "raw", "type": "bytes", "optional": false},
+        ]});
+        let amount = b64().encode((-1234i16).to_be_bytes());
+        let v = json!({"id": 7, "amount": amount, "at": 1_700_000_000_123i64, "note": null, "raw": "AAEC"});
+        let mut text = String::new();
+        write(&c, &v, &mut text).expect("write");
+        assert_eq!(
+            text,
+            r#"{"id":7,"amount":-12.34,"at":1700000000123,"note":null,"raw":"AAEC"}"#
+        );
+        let js = json_schema(&c).expect("schema");
+        assert_eq!(js["title"], "orders");
+        assert_eq!(js["required"], json!(["id", "at", "raw"]));
+        assert_eq!(js["properties"]["amount"]["oneOf"][1]["title"], DECIMAL);
+        let back = connect_schema(&js).expect("connect schema");
+        let names: Vec<&str> = back["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["id", "amount", "at", "note", "raw"]);
+        let doc: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(connect_value(&back, &doc).expect("value"), v);
+        assert!(
+            connect_value(&back, &json!({"id": "x", "at": 1, "raw": ""}))
+                .unwrap_err()
+                .contains("field id")
+        );
+    }
+
+    #[test]
+    fn decimals_print_exactly() {
+        assert_eq!(decimal_text(&[0x01, 0x00], 2).unwrap(), "2.56");
+        assert_eq!(decimal_text(&[0xff], 3).unwrap(), "-0.001");
+        assert_eq!(decimal_text(&[0x05], 0).unwrap(), "5");
+        let big = 123_456_789_012_345_678_901_234_567i128.to_be_bytes();
+        assert_eq!(
+            decimal_text(&big, 4).unwrap(),
+            "12345678901234567890123.4567"
+        );
+    }
+}
