@@ -7,8 +7,14 @@
 //! name depends only on the start offset: after a crash the task resumes at the start
 //! of the object that was not committed and rewrites the same name, so S3 holds every
 //! record exactly once.
+//!
+//! Formats: `JsonFormat` (a JSON value a line), `ByteArrayFormat` (raw bytes and a
+//! separator) and `AvroFormat` (an Avro object container file of the records'
+//! values, their Connect schema mapped as the AvroConverter maps it; a record whose
+//! schema differs from the open object's closes it first, as Confluent's
+//! `schema.compatibility=NONE` does, so every object has one schema).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,18 +25,20 @@ use super::s3_client::S3Client;
 use super::s3_uploads::{with_retries, Retry, Uploads};
 use super::{SinkRecord, TaskError};
 use crate::config::{self, ConfigError, ConfigMap};
-use crate::converters::Data;
+use crate::converters::{avro_data, Data};
 use crate::errors::ErrorPolicy;
 
 pub const S3_STORAGE: &str = "io.confluent.connect.s3.storage.S3Storage";
 pub const JSON_FORMAT: &str = "io.confluent.connect.s3.format.json.JsonFormat";
 pub const BYTES_FORMAT: &str = "io.confluent.connect.s3.format.bytearray.ByteArrayFormat";
+pub const AVRO_FORMAT: &str = "io.confluent.connect.s3.format.avro.AvroFormat";
 pub const DEFAULT_PARTITIONER: &str = "io.confluent.connect.storage.partitioner.DefaultPartitioner";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Format {
     Json,
     ByteArray,
+    Avro,
 }
 
 #[derive(Debug, Clone)]
@@ -81,11 +89,12 @@ impl S3Config {
         let format = match config::required(m, "format.class")? {
             JSON_FORMAT => Format::Json,
             BYTES_FORMAT => Format::ByteArray,
+            AVRO_FORMAT => Format::Avro,
             other => {
                 return Err(ConfigError::new(
                     "format.class",
                     format!(
-                    "Invalid value {other}: built-in formats are {JSON_FORMAT} and {BYTES_FORMAT}"
+                    "Invalid value {other}: built-in formats are {JSON_FORMAT}, {AVRO_FORMAT} and {BYTES_FORMAT}"
                 ),
                 ))
             }
@@ -111,6 +120,7 @@ impl S3Config {
             .unwrap_or_else(|| b"\n".to_vec());
         let extension = match format {
             Format::Json => ".json".to_string(),
+            Format::Avro => ".avro".to_string(),
             Format::ByteArray => m
                 .get("format.bytearray.extension")
                 .cloned()
@@ -199,8 +209,17 @@ struct OpenFile {
     next: i64,
     count: usize,
     buf: Vec<u8>,
+    /// AvroFormat: the object's schema and its values, written as one container
+    /// file at upload (the container's header needs the schema first).
+    avro: Option<(Arc<AvroSchema>, Vec<apache_avro::types::Value>)>,
     first_ts: Option<i64>,
     opened: Instant,
+}
+
+/// A Connect schema as the Avro schema its objects are written with.
+struct AvroSchema {
+    connect: serde_json::Value,
+    avro: apache_avro::Schema,
 }
 
 pub struct S3Sink {
@@ -210,6 +229,8 @@ pub struct S3Sink {
     files: BTreeMap<(String, i32), OpenFile>,
     /// Objects on their way to S3, and per partition what is written.
     uploads: Uploads,
+    /// AvroFormat: each distinct Connect schema mapped once.
+    avro_schemas: HashMap<String, Arc<AvroSchema>>,
 }
 
 impl S3Sink {
@@ -239,6 +260,7 @@ impl S3Sink {
             client,
             retry,
             files: BTreeMap::new(),
+            avro_schemas: HashMap::new(),
         })
     }
 
@@ -292,16 +314,48 @@ impl S3Sink {
                 }
                 continue;
             }
+            let bad = |e: String| {
+                TaskError::Fatal(format!(
+                    "org.apache.kafka.connect.errors.DataException: cannot write {}-{}@{}: {e}",
+                    r.topic, r.partition, r.offset
+                ))
+            };
+            let schema = match self.cfg.format {
+                Format::Avro => {
+                    let s = self.avro_schema(r.value.schema.as_ref()).map_err(bad)?;
+                    // A new schema closes the object: one schema an object.
+                    if self
+                        .files
+                        .get(&tp)
+                        .and_then(|f| f.avro.as_ref())
+                        .is_some_and(|(o, _)| !Arc::ptr_eq(o, &s))
+                    {
+                        uploaded |= self.upload(&tp).await?;
+                    }
+                    Some(s)
+                }
+                _ => None,
+            };
             let f = self.files.entry(tp.clone()).or_insert_with(|| OpenFile {
                 start: r.offset,
                 next: r.offset,
                 count: 0,
                 buf: Vec::new(),
+                avro: schema.clone().map(|s| (s, Vec::new())),
                 first_ts: r.timestamp,
                 opened: Instant::now(),
             });
             // Written straight into the object's buffer: no copy of the value per record.
             let written = match (&r.value.data, self.cfg.format) {
+                (data, Format::Avro) => {
+                    let value = match data {
+                        Data::Value(v) => v.clone(),
+                        _ => r.value.to_json(),
+                    };
+                    let (s, values) = f.avro.as_mut().ok_or_else(|| bad("no schema".into()))?;
+                    values.push(avro_data::avro_value(&s.connect, &value).map_err(bad)?);
+                    Ok(())
+                }
                 (Data::Bytes(b), Format::ByteArray) => {
                     f.buf.extend_from_slice(b);
                     Ok(())
@@ -310,18 +364,18 @@ impl S3Sink {
                     f.buf.extend_from_slice(s.as_bytes());
                     Ok(())
                 }
-                (Data::Value(v), _) => serde_json::to_writer(&mut f.buf, v),
-                _ => serde_json::to_writer(&mut f.buf, &r.value.to_json()),
+                (Data::Value(v), _) => {
+                    serde_json::to_writer(&mut f.buf, v).map_err(|e| e.to_string())
+                }
+                _ => {
+                    serde_json::to_writer(&mut f.buf, &r.value.to_json()).map_err(|e| e.to_string())
+                }
             };
-            written.map_err(|e| {
-                TaskError::Fatal(format!(
-                    "org.apache.kafka.connect.errors.DataException: cannot write {}-{}@{}: {e}",
-                    r.topic, r.partition, r.offset
-                ))
-            })?;
+            written.map_err(bad)?;
             match self.cfg.format {
                 Format::Json => f.buf.push(b'\n'),
                 Format::ByteArray => f.buf.extend_from_slice(&self.cfg.separator),
+                Format::Avro => {}
             }
             f.count += 1;
             f.next = r.offset + 1;
@@ -372,9 +426,79 @@ impl S3Sink {
             return Ok(false);
         }
         let key = self.cfg.object_name(&tp.0, tp.1, f.start);
+        let body = match f.avro {
+            Some((s, values)) => container(&s.avro, values).map_err(|e| {
+                TaskError::Fatal(format!(
+                    "org.apache.kafka.connect.errors.DataException: cannot write {key}: {e}"
+                ))
+            })?,
+            None => f.buf,
+        };
         self.uploads
-            .start(tp.clone(), key, Bytes::from(f.buf), f.next)
+            .start(tp.clone(), key, Bytes::from(body), f.next)
             .await
+    }
+
+    /// The Avro schema of a record's Connect schema (mapped once per schema).
+    fn avro_schema(
+        &mut self,
+        connect: Option<&serde_json::Value>,
+    ) -> Result<Arc<AvroSchema>, String> {
+        let connect = connect.ok_or(
+            "AvroFormat needs records with a schema (AvroConverter, or JsonConverter with schemas.enable=true)",
+        )?;
+        let key = connect.to_string();
+        if let Some(s) = self.avro_schemas.get(&key) {
+            return Ok(s.clone());
+        }
+        let text = avro_data::avro_schema(connect)?.to_string();
+        let avro = apache_avro::Schema::parse_str(&text).map_err(|e| e.to_string())?;
+        let s = Arc::new(AvroSchema {
+            connect: connect.clone(),
+            avro,
+        });
+        self.avro_schemas.insert(key, s.clone());
+        Ok(s)
+    }
+}
+
+/// An Avro object container file of `values` (no codec, as Confluent's default
+/// `avro.codec=null`).
+fn container(
+    schema: &apache_avro::Schema,
+    values: Vec<apache_avro::types::Value>,
+) -> Result<Vec<u8>, String> {
+    let mut w = apache_avro::Writer::new(schema, Vec::new());
+    for v in values {
+        w.append(v).map_err(|e| e.to_string())?;
+    }
+    w.into_inner().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod avro_format_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn container_files_read_back() {
+        let c = json!({"type": "struct", "name": "t", "optional": false,
+                       "fields": [{"field": "id", "type": "int64", "optional": false}]});
+        let text = avro_data::avro_schema(&c).unwrap().to_string();
+        let s = apache_avro::Schema::parse_str(&text).unwrap();
+        let vals = (0..3)
+            .map(|i| avro_data::avro_value(&c, &json!({"id": i})).unwrap())
+            .collect();
+        let bytes = container(&s, vals).unwrap();
+        let back: Vec<_> = apache_avro::Reader::new(&bytes[..])
+            .unwrap()
+            .map(|v| v.unwrap())
+            .collect();
+        assert_eq!(back.len(), 3);
+        assert_eq!(
+            avro_data::connect_value(back[2].clone()).unwrap(),
+            json!({"id": 2})
+        );
     }
 }
 
@@ -410,10 +534,16 @@ mod tests {
     fn bad_keys_are_named() {
         assert_eq!(cfg("flush.size=zero\n").unwrap_err().key, "flush.size");
         assert_eq!(
-            cfg("format.class=io.confluent.connect.s3.format.avro.AvroFormat\n")
+            cfg("format.class=io.confluent.connect.s3.format.parquet.ParquetFormat\n")
                 .unwrap_err()
                 .key,
             "format.class"
+        );
+        assert_eq!(
+            cfg(&format!("format.class={AVRO_FORMAT}\n"))
+                .unwrap()
+                .extension,
+            ".avro"
         );
         assert_eq!(
             cfg("partitioner.class=x.Y\n").unwrap_err().key,

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::config::{boolean, ConfigError, ConfigMap};
 
 mod avro;
-mod avro_data;
+pub mod avro_data;
 mod json_schema;
 mod json_schema_data;
 mod registry;

@@ -222,3 +222,63 @@ def test_s3_outage_retries_then_fails_and_resumes_without_loss(broker, workdir, 
         assert consume_all(bs, "ob-dlq", 0, 5) == []
     finally:
         w.stop()
+
+
+def test_s3_avro_format_from_confluent_avro_records(broker, workdir, s3):
+    """format.class=...AvroFormat with value.converter=AvroConverter: records written
+    by confluent-kafka's AvroSerializer land as Avro container files (`.avro`, read
+    back with fastavro) holding exactly those records in offset order; the schema
+    gaining a field closes the open object, so each object has one schema."""
+    import fastavro
+    from confluent_kafka import Producer
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    bs, reg = broker.bootstrap, broker.registry_url
+    topic, bucket = "avro-events", "avro-lake"
+    create_topic(bs, topic, 1)
+    s3c = s3.client()
+    s3c.create_bucket(Bucket=bucket)
+    v1 = json.dumps({"type": "record", "name": "Event", "namespace": "shop", "fields": [
+        {"name": "id", "type": "long"}, {"name": "name", "type": "string"}]})
+    v2 = json.dumps({"type": "record", "name": "Event", "namespace": "shop", "fields": [
+        {"name": "id", "type": "long"}, {"name": "name", "type": "string"},
+        {"name": "tag", "type": ["null", "string"], "default": None}]})
+    src = SchemaRegistryClient({"url": reg})
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    p = Producer({"bootstrap.servers": bs, "linger.ms": 5, "enable.idempotence": True})
+    ser1, ser2 = AvroSerializer(src, v1), AvroSerializer(src, v2)
+    want = []
+    for i in range(25):  # 10 of v1, then 15 of v2
+        rec = {"id": i, "name": "e%d" % i} if i < 10 else {"id": i, "name": "e%d" % i, "tag": "t%d" % i}
+        want.append(rec)
+        p.produce(topic, value=(ser1 if i < 10 else ser2)(rec, ctx))
+    assert p.flush(30) == 0
+    w = Worker(workdir, bs).start()
+    try:
+        code, info = w.call("POST", "/connectors", {"name": "s3-avro", "config": {
+            "connector.class": "io.confluent.connect.s3.S3SinkConnector",
+            "topics": topic, "s3.region": "us-east-1", "s3.bucket.name": bucket, "store.url": s3.url,
+            "aws.access.key.id": "testing", "aws.secret.access.key": "testing",
+            "flush.size": "6", "storage.class": "io.confluent.connect.s3.storage.S3Storage",
+            "format.class": "io.confluent.connect.s3.format.avro.AvroFormat",
+            "partitioner.class": "io.confluent.connect.storage.partitioner.DefaultPartitioner",
+            "value.converter": "io.confluent.connect.avro.AvroConverter",
+            "value.converter.schema.registry.url": reg}})
+        assert code == 201, info
+        # v1: 6 + 4 (closed by the new schema); v2: 6 + 6 (+ 3 left open).
+        wait_for(lambda: len(objects(s3c, bucket)) >= 4, 60, "four Avro objects")
+        time.sleep(1.0)
+        keys = sorted(objects(s3c, bucket))
+        assert keys == ["topics/%s/partition=0/%s+0+%010d.avro" % (topic, topic, o) for o in (0, 6, 10, 16)], keys
+        got = []
+        for k in keys:
+            reader = fastavro.reader(s3c.get_object(Bucket=bucket, Key=k)["Body"])
+            fields = [f["name"] for f in reader.writer_schema["fields"]]
+            recs = list(reader)
+            assert fields == (["id", "name"] if recs[0]["id"] < 10 else ["id", "name", "tag"]), (k, fields)
+            got += recs
+        assert got == want[:22]
+    finally:
+        w.stop()
