@@ -113,16 +113,70 @@ fn converters(ctx: &TaskCtx) -> Result<(Converter, Converter), String> {
 fn client_config(ctx: &TaskCtx, prefix: &str, override_prefix: &str) -> ClientConfig {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &ctx.worker.bootstrap_servers);
-    for (k, v) in ctx.worker.client_overrides(prefix) {
-        cc.set(k, v);
-    }
-    for (k, v) in ctx.config.iter().filter_map(|(k, v)| {
-        k.strip_prefix(override_prefix)
-            .map(|s| (s.to_string(), v.clone()))
-    }) {
-        cc.set(k, v);
+    let overrides =
+        ctx.worker
+            .client_overrides(prefix)
+            .into_iter()
+            .chain(ctx.config.iter().filter_map(|(k, v)| {
+                k.strip_prefix(override_prefix)
+                    .map(|s| (s.to_string(), v.clone()))
+            }));
+    for (k, v) in overrides {
+        match java_client_key(&k, &v) {
+            JavaKey::Same => {
+                cc.set(k, v);
+            }
+            JavaKey::As(name, value) => {
+                cc.set(name, value);
+            }
+            JavaKey::Ignored => {
+                tracing::info!(connector = %ctx.connector, key = %format!("{prefix}{k}"), "a Java client setting librdkafka has no equivalent for: ignored");
+            }
+        }
     }
     cc
+}
+
+/// How a Java client key from a worker file reaches librdkafka.
+#[derive(Debug, PartialEq)]
+enum JavaKey {
+    Same,
+    As(&'static str, String),
+    Ignored,
+}
+
+/// Worker files written for Kafka's Java clients carry keys librdkafka names
+/// differently or lacks (serializer classes, `max.poll.records`, ...): renamed or
+/// ignored here, so an existing `consumer.*`/`producer.*` line does not fail the task.
+fn java_client_key(k: &str, v: &str) -> JavaKey {
+    match k {
+        "max.poll.records"
+        | "key.deserializer"
+        | "value.deserializer"
+        | "key.serializer"
+        | "value.serializer"
+        | "buffer.memory"
+        | "max.block.ms"
+        | "interceptor.classes"
+        | "metric.reporters"
+        | "default.api.timeout.ms"
+        | "exclude.internal.topics" => JavaKey::Ignored,
+        "send.buffer.bytes" => JavaKey::As("socket.send.buffer.bytes", v.to_string()),
+        "receive.buffer.bytes" => JavaKey::As("socket.receive.buffer.bytes", v.to_string()),
+        "partition.assignment.strategy" => {
+            let names: Vec<&str> = v
+                .split(',')
+                .map(|c| match c.trim().rsplit('.').next().unwrap_or("") {
+                    "RangeAssignor" => "range",
+                    "RoundRobinAssignor" => "roundrobin",
+                    "CooperativeStickyAssignor" => "cooperative-sticky",
+                    other => other,
+                })
+                .collect();
+            JavaKey::As("partition.assignment.strategy", names.join(","))
+        }
+        _ => JavaKey::Same,
+    }
 }
 
 /// Wait while paused; `Ok(false)` means stop.
@@ -745,5 +799,26 @@ fn commit<C: ConsumerContext>(
     }
     if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
         tracing::warn!(error = %e, "offset commit failed; it will be retried with the next one");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_client_keys_are_renamed_or_ignored() {
+        assert_eq!(
+            java_client_key("max.poll.records", "10000"),
+            JavaKey::Ignored
+        );
+        assert_eq!(java_client_key("fetch.min.bytes", "1"), JavaKey::Same);
+        assert_eq!(
+            java_client_key(
+                "partition.assignment.strategy",
+                "org.apache.kafka.clients.consumer.RangeAssignor"
+            ),
+            JavaKey::As("partition.assignment.strategy", "range".into())
+        );
     }
 }
