@@ -210,18 +210,27 @@ impl Converter {
                 Data::Value(other) => Ok(Some(Cow::Owned(other.to_string().into_bytes()))),
             },
             Converter::Json { schemas } => {
-                let payload = v.to_json();
                 if matches!(v.data, Data::Null) && !schemas {
                     return Ok(None);
                 }
-                let out = if *schemas {
-                    json!({"schema": v.schema.clone().unwrap_or(Value::Null), "payload": payload})
-                } else {
-                    payload
-                };
-                serde_json::to_vec(&out)
-                    .map(|b| Some(Cow::Owned(b)))
-                    .map_err(|e| ConvertError::data(e.to_string()))
+                // Written straight out: no copy of the schema or the value per record.
+                let mut out = Vec::with_capacity(256);
+                let err = |e: serde_json::Error| ConvertError::data(e.to_string());
+                if *schemas {
+                    out.extend_from_slice(b"{\"schema\":");
+                    serde_json::to_writer(&mut out, v.schema.as_ref().unwrap_or(&Value::Null))
+                        .map_err(err)?;
+                    out.extend_from_slice(b",\"payload\":");
+                }
+                match &v.data {
+                    Data::Null => out.extend_from_slice(b"null"),
+                    Data::Value(x) => serde_json::to_writer(&mut out, x).map_err(err)?,
+                    Data::Bytes(_) => serde_json::to_writer(&mut out, &v.to_json()).map_err(err)?,
+                }
+                if *schemas {
+                    out.push(b'}');
+                }
+                Ok(Some(Cow::Owned(out)))
             }
         }
     }
