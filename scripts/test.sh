@@ -10,7 +10,7 @@
 #      (about 15 s),
 #      scripts/ensemble-bench.sh --quick, scripts/bench-registry.sh --quick,
 #      scripts/bench-security.sh --quick, scripts/bench-acl.sh --quick,
-#      scripts/bench-connect.sh --quick, scripts/bench-console.sh --quick; full runs: see README),
+#      scripts/bench-connect.sh --quick, scripts/bench-jdbc.sh --quick, scripts/bench-console.sh --quick; full runs: see README),
 #   4. the acceptance tests with real clients against real processes (pytest tests/python;
 #      in parallel workers, then the `serial` modules alone).
 # Env: FJORD_SKIP_FUZZ=1 / FJORD_SKIP_BENCH=1 skip steps 2 / 3; PYTEST_ARGS adds pytest flags.
@@ -61,6 +61,7 @@ if [ "${FJORD_SKIP_BENCH:-0}" != 1 ]; then
   step scripts/bench-security.sh --quick
   step scripts/bench-acl.sh --quick
   step scripts/bench-connect.sh --quick
+  step scripts/bench-jdbc.sh --quick
   step scripts/bench-console.sh --quick
 fi
 
