@@ -2,6 +2,8 @@
 //! `Date`, `Time`), and the one calendar that turns epoch days into civil
 //! dates and back (Howard Hinnant's algorithms): `Date` is epoch days, and the
 //! JDBC connectors and the transforms both read and write dates through it.
+//! A `Decimal` is the big-endian two's complement of its unscaled value
+//! (`decimal_text` and `unscaled_bytes` convert it from and to its digits).
 
 pub const DECIMAL: &str = "org.apache.kafka.connect.data.Decimal";
 pub const TIMESTAMP: &str = "org.apache.kafka.connect.data.Timestamp";
@@ -31,4 +33,71 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Big-endian two's-complement unscaled integer + scale → decimal text.
+pub fn decimal_text(bytes: &[u8], scale: i32) -> Result<String, String> {
+    if bytes.len() > 16 {
+        return Err("decimal wider than 128 bits".into());
+    }
+    let mut n: i128 = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+        -1
+    } else {
+        0
+    };
+    for b in bytes {
+        n = (n << 8) | *b as i128;
+    }
+    let neg = n < 0;
+    let digits = n.unsigned_abs().to_string();
+    let s = if scale <= 0 {
+        format!("{digits}{}", "0".repeat((-scale) as usize))
+    } else {
+        let scale = scale as usize;
+        let padded = format!("{digits:0>width$}", width = scale + 1);
+        let (a, b) = padded.split_at(padded.len() - scale);
+        format!("{a}.{b}")
+    };
+    Ok(if neg { format!("-{s}") } else { s })
+}
+
+/// Decimal text → minimal big-endian two's-complement unscaled integer at `scale`.
+pub fn unscaled_bytes(text: &str, scale: i32) -> Result<Vec<u8>, String> {
+    let t = text.trim();
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    let scale = scale.max(0) as usize;
+    let mut frac = frac.to_string();
+    if frac.len() > scale {
+        frac.truncate(scale);
+    }
+    while frac.len() < scale {
+        frac.push('0');
+    }
+    let digits = format!("{int}{frac}");
+    let mut n: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits
+            .parse::<i128>()
+            .map_err(|_| format!("'{text}' is not a decimal"))?
+    };
+    if neg {
+        n = -n;
+    }
+    let full = n.to_be_bytes();
+    // Drop leading bytes that only repeat the sign.
+    let mut start = 0;
+    while start < 15 {
+        let (b, next) = (full[start], full[start + 1]);
+        if (b == 0 && next & 0x80 == 0) || (b == 0xff && next & 0x80 != 0) {
+            start += 1;
+        } else {
+            break;
+        }
+    }
+    Ok(full[start..].to_vec())
 }

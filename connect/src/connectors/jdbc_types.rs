@@ -8,7 +8,9 @@
 use base64::Engine;
 use serde_json::{json, Value};
 
-pub use crate::logical::{civil_from_days, days_from_civil, DATE, DECIMAL, TIME, TIMESTAMP};
+pub use crate::logical::{
+    civil_from_days, days_from_civil, decimal_text, unscaled_bytes, DATE, DECIMAL, TIME, TIMESTAMP,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColType {
@@ -178,73 +180,6 @@ fn b64(v: &Value) -> Result<Vec<u8>, String> {
     base64::engine::general_purpose::STANDARD
         .decode(s)
         .map_err(|e| format!("invalid base64 bytes: {e}"))
-}
-
-/// Big-endian two's-complement unscaled integer + scale → decimal text.
-pub fn decimal_text(bytes: &[u8], scale: i32) -> Result<String, String> {
-    if bytes.len() > 16 {
-        return Err("decimal wider than 128 bits".into());
-    }
-    let mut n: i128 = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
-        -1
-    } else {
-        0
-    };
-    for b in bytes {
-        n = (n << 8) | *b as i128;
-    }
-    let neg = n < 0;
-    let digits = n.unsigned_abs().to_string();
-    let s = if scale <= 0 {
-        format!("{digits}{}", "0".repeat((-scale) as usize))
-    } else {
-        let scale = scale as usize;
-        let padded = format!("{digits:0>width$}", width = scale + 1);
-        let (a, b) = padded.split_at(padded.len() - scale);
-        format!("{a}.{b}")
-    };
-    Ok(if neg { format!("-{s}") } else { s })
-}
-
-/// Decimal text → minimal big-endian two's-complement unscaled integer at `scale`.
-pub fn unscaled_bytes(text: &str, scale: i32) -> Result<Vec<u8>, String> {
-    let t = text.trim();
-    let (neg, t) = match t.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
-    let scale = scale.max(0) as usize;
-    let mut frac = frac.to_string();
-    if frac.len() > scale {
-        frac.truncate(scale);
-    }
-    while frac.len() < scale {
-        frac.push('0');
-    }
-    let digits = format!("{int}{frac}");
-    let mut n: i128 = if digits.is_empty() {
-        0
-    } else {
-        digits
-            .parse::<i128>()
-            .map_err(|_| format!("'{text}' is not a decimal"))?
-    };
-    if neg {
-        n = -n;
-    }
-    let full = n.to_be_bytes();
-    // Drop leading bytes that only repeat the sign.
-    let mut start = 0;
-    while start < 15 {
-        let (b, next) = (full[start], full[start + 1]);
-        if (b == 0 && next & 0x80 == 0) || (b == 0xff && next & 0x80 != 0) {
-            start += 1;
-        } else {
-            break;
-        }
-    }
-    Ok(full[start..].to_vec())
 }
 
 /// `YYYY-MM-DD HH:MM:SS.ffffff` of microseconds since the epoch (UTC).

@@ -5,11 +5,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use base64::Engine;
 use serde_json::Value;
 
 use super::registry::{lock, Subjects};
-use super::{avro_data, ConvertError, Data, SchemaAndValue};
+use super::{avro_data, schema_and_value, ConvertError, Data, SchemaAndValue};
 use crate::config::{ConfigError, ConfigMap};
 
 #[derive(Debug)]
@@ -122,16 +121,9 @@ impl AvroConverter {
         topic: &str,
         v: &SchemaAndValue,
     ) -> Result<Option<Vec<u8>>, ConvertError> {
-        let value = match &v.data {
-            Data::Null => return Ok(None),
-            Data::Bytes(b) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
-            Data::Value(x) => x.clone(),
+        let Some((value, schema)) = schema_and_value(v, "AvroConverter")? else {
+            return Ok(None);
         };
-        let schema = v.schema.as_ref().ok_or_else(|| {
-            ConvertError::data(
-                "the AvroConverter needs a Connect schema with the value (this record has none)",
-            )
-        })?;
         let w = self.writer(schema)?;
         let id = self
             .subjects

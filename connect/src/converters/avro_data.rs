@@ -21,35 +21,13 @@ use apache_avro::types::Value as Avro;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
+use super::shape::{b64, decimal_scale, name as logical, optional, ty};
 use crate::logical::{DATE, DECIMAL, TIME, TIMESTAMP};
 
 const NAMESPACE: &str = "io.confluent.connect.avro";
 const DEFAULT_NAME: &str = "ConnectDefault";
 /// Confluent's default precision for a Decimal without `connect.decimal.precision`.
 const DEFAULT_PRECISION: i64 = 64;
-
-fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
-}
-
-fn ty(s: &Value) -> &str {
-    s.get("type").and_then(Value::as_str).unwrap_or("")
-}
-
-fn optional(s: &Value) -> bool {
-    s.get("optional").and_then(Value::as_bool).unwrap_or(false)
-}
-
-fn logical(s: &Value) -> &str {
-    s.get("name").and_then(Value::as_str).unwrap_or("")
-}
-
-fn decimal_scale(s: &Value) -> i64 {
-    s.get("parameters")
-        .and_then(|p| p.get("scale"))
-        .and_then(|v| v.as_str().and_then(|t| t.parse().ok()).or(v.as_i64()))
-        .unwrap_or(0)
-}
 
 /// The Avro schema (as JSON) of a Connect schema.
 pub fn avro_schema(connect: &Value) -> Result<Value, String> {

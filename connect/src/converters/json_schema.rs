@@ -6,11 +6,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use base64::Engine;
 use serde_json::Value;
 
 use super::registry::{lock, Subjects};
-use super::{json_schema_data, ConvertError, Data, SchemaAndValue};
+use super::{json_schema_data, schema_and_value, ConvertError, Data, SchemaAndValue};
 use crate::config::{ConfigError, ConfigMap};
 
 #[derive(Debug)]
@@ -76,14 +75,9 @@ impl JsonSchemaConverter {
         topic: &str,
         v: &SchemaAndValue,
     ) -> Result<Option<Vec<u8>>, ConvertError> {
-        let value = match &v.data {
-            Data::Null => return Ok(None),
-            Data::Bytes(b) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
-            Data::Value(x) => x.clone(),
+        let Some((value, schema)) = schema_and_value(v, "JsonSchemaConverter")? else {
+            return Ok(None);
         };
-        let schema = v.schema.as_ref().ok_or_else(|| {
-            ConvertError::data("the JsonSchemaConverter needs a Connect schema with the value (this record has none)")
-        })?;
         let key = schema.to_string();
         // The guard must be gone before the None arm locks again.
         let cached = lock(&self.writers).get(&key).cloned();

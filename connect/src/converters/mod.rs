@@ -19,6 +19,7 @@ pub mod avro_data;
 mod json_schema;
 mod json_schema_data;
 mod registry;
+mod shape;
 
 pub use avro::AvroConverter;
 pub use json_schema::JsonSchemaConverter;
@@ -83,6 +84,27 @@ impl ConvertError {
     pub fn class_name(&self) -> &'static str {
         "org.apache.kafka.connect.errors.DataException"
     }
+}
+
+/// What a schema-aware converter writes: the value (bytes as Connect's base64
+/// text) and its Connect schema; `None` for a null value (a null record).
+fn schema_and_value<'a>(
+    v: &'a SchemaAndValue,
+    converter: &str,
+) -> Result<Option<(Cow<'a, Value>, &'a Value)>, ConvertError> {
+    let value = match &v.data {
+        Data::Null => return Ok(None),
+        Data::Bytes(b) => Cow::Owned(Value::String(
+            base64::engine::general_purpose::STANDARD.encode(b),
+        )),
+        Data::Value(x) => Cow::Borrowed(x),
+    };
+    let schema = v.schema.as_ref().ok_or_else(|| {
+        ConvertError::data(format!(
+            "the {converter} needs a Connect schema with the value (this record has none)"
+        ))
+    })?;
+    Ok(Some((value, schema)))
 }
 
 impl From<RegistryError> for ConvertError {
