@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use super::registry::{lock, Subjects};
-use super::{avro_data, schema_and_value, ConvertError, Data, SchemaAndValue};
+use super::{avro_data, schema_and_value, ConvertError, SchemaAndValue};
 use crate::config::{ConfigError, ConfigMap};
 
 #[derive(Debug)]
@@ -106,14 +106,7 @@ impl AvroConverter {
                 ))
             })?;
         let v = avro_data::connect_value(datum).map_err(ConvertError::data)?;
-        Ok(SchemaAndValue {
-            schema: Some(reader.connect.clone()),
-            data: if v.is_null() {
-                Data::Null
-            } else {
-                Data::Value(v)
-            },
-        })
+        Ok(SchemaAndValue::read(reader.connect.clone(), v))
     }
 
     pub async fn to_kafka(

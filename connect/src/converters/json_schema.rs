@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use super::registry::{lock, Subjects};
-use super::{json_schema_data, schema_and_value, ConvertError, Data, SchemaAndValue};
+use super::{json_schema_data, schema_and_value, ConvertError, SchemaAndValue};
 use crate::config::{ConfigError, ConfigMap};
 
 #[derive(Debug)]
@@ -60,14 +60,7 @@ impl JsonSchemaConverter {
             ConvertError::data(format!("Failed to deserialize JSON (schema id {id}): {e}"))
         })?;
         let v = json_schema_data::connect_value(&schema, &doc).map_err(ConvertError::data)?;
-        Ok(SchemaAndValue {
-            schema: Some((*schema).clone()),
-            data: if v.is_null() {
-                Data::Null
-            } else {
-                Data::Value(v)
-            },
-        })
+        Ok(SchemaAndValue::read((*schema).clone(), v))
     }
 
     pub async fn to_kafka(

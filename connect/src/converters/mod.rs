@@ -52,6 +52,18 @@ impl SchemaAndValue {
         SchemaAndValue { schema: None, data }
     }
 
+    /// A value read with its schema (a JSON null is Connect's null).
+    pub fn read(schema: Value, v: Value) -> Self {
+        SchemaAndValue {
+            schema: Some(schema),
+            data: if v.is_null() {
+                Data::Null
+            } else {
+                Data::Value(v)
+            },
+        }
+    }
+
     /// The value as JSON, bytes as base64 (what Kafka's JsonConverter writes for BYTES).
     pub fn to_json(&self) -> Value {
         match &self.data {
