@@ -9,7 +9,9 @@ Then the issue's pipeline in small, from config/jdbc-{source,sink}-connector.pro
 MariaDB → JDBC source → Kafka → JDBC sink (upsert, pk.mode=record_value, auto.create) →
 an equal PostgreSQL table, inserts and updates included, across a kill -9 of the worker;
 once with JsonConverter and once with Confluent's AvroConverter against the broker's
-Schema Registry (the topic then read back with confluent-kafka's AvroDeserializer)."""
+Schema Registry (the topic then read back with confluent-kafka's AvroDeserializer).
+500 rows, 100 inserts and 50 updates by default; FJORD_CONNECT_FULL=1 runs the issue's
+50,000 rows, 1,000 inserts and 500 updates."""
 import base64
 import json
 import os
@@ -40,10 +42,11 @@ def make_table(db, table):
 
 
 def insert(db, table, start, n):
-    rows = ",".join("('row-%d', %s, %s)" % (i, "%d.%02d" % (i, i % 100) if i % 7 else "NULL",
-                                              "NULL" if i % 3 == 0 else "'note %d'" % i)
-                    for i in range(start, start + n))
-    db.sql("INSERT INTO %s (name, amount, note) VALUES %s" % (table, rows))
+    for s in range(start, start + n, 2000):  # statements small enough for one argument
+        rows = ",".join("('row-%d', %s, %s)" % (i, "%d.%02d" % (i, i % 100) if i % 7 else "NULL",
+                                                  "NULL" if i % 3 == 0 else "'note %d'" % i)
+                        for i in range(s, min(start + n, s + 2000)))
+        db.sql("INSERT INTO %s (name, amount, note) VALUES %s" % (table, rows))
 
 
 def source_props(db, name, table, mode, **extra):
@@ -218,6 +221,9 @@ def read_props(name):
 
 
 AVRO = "io.confluent.connect.avro.AvroConverter"
+# The issue's sizes with FJORD_CONNECT_FULL=1: 50,000 rows, then 1,000 inserts and 500 updates.
+FULL = os.environ.get("FJORD_CONNECT_FULL") == "1"
+ROWS, MORE, UPDATED = (50_000, 1_000, 500) if FULL else (500, 100, 50)
 
 
 @pytest.mark.parametrize("converter", ["json", "avro"])
@@ -229,7 +235,7 @@ def test_mariadb_to_postgres_pipeline(broker, workdir, mariadb, postgres, conver
     bs = broker.bootstrap
     table = "orders" if converter == "json" else "orders_avro"
     make_table(mariadb, table)
-    insert(mariadb, table, 1, 500)
+    insert(mariadb, table, 1, ROWS)
     src_p = read_props("jdbc-source-connector.properties")
     sink_p = read_props("jdbc-sink-connector.properties")
     assert src_p["table.whitelist"] == "orders" and src_p["mode"] == "timestamp+incrementing"
@@ -269,7 +275,7 @@ def test_mariadb_to_postgres_pipeline(broker, workdir, mariadb, postgres, conver
 
     reader = Reader(bs, topic, registry)
     try:
-        wait_for(lambda: same(500), 60, "500 equal rows in PostgreSQL")
+        wait_for(lambda: same(ROWS), 300 if FULL else 60, "%d equal rows in PostgreSQL" % ROWS)
         types = postgres.column_types(target)
         assert types["amount"] == "numeric" and types["updated_at"] == "timestamp without time zone", types
         assert types["id"] == "integer", types
@@ -288,7 +294,7 @@ def test_mariadb_to_postgres_pipeline(broker, workdir, mariadb, postgres, conver
         # Inserts and updates while the worker is killed with SIGKILL and restarted.
         def more():
             for k in range(4):
-                insert(mariadb, table, 501 + 25 * k, 25)
+                insert(mariadb, table, ROWS + 1 + (MORE // 4) * k, MORE // 4)
                 time.sleep(0.2)
         t = threading.Thread(target=more)
         t.start()
@@ -298,14 +304,16 @@ def test_mariadb_to_postgres_pipeline(broker, workdir, mariadb, postgres, conver
         w.restart()
         t.join()
         time.sleep(0.05)
-        mariadb.sql("UPDATE %s SET name = CONCAT(name, '-v2'), updated_at = UTC_TIMESTAMP(6) WHERE id <= 50" % table)
-        wait_for(lambda: same(600), 60, "inserts and updates in PostgreSQL")
-        assert postgres.sql('SELECT name FROM "%s" WHERE id = 50' % target) == [["row-50-v2"]]
+        mariadb.sql("UPDATE %s SET name = CONCAT(name, '-v2'), updated_at = UTC_TIMESTAMP(6) WHERE id <= %d"
+                    % (table, UPDATED))
+        wait_for(lambda: same(ROWS + MORE), 300 if FULL else 60, "inserts and updates in PostgreSQL")
+        assert postgres.sql('SELECT name FROM "%s" WHERE id = %d' % (target, UPDATED)) == [["row-%d-v2" % UPDATED]]
         # The topic holds each row, and each updated row once more: nothing lost (and at
         # most the batch in flight at the kill twice; PostgreSQL's upsert absorbs it).
-        ids = sorted(r["payload"]["id"] for r in reader.poll_until(650))
-        assert ids == sorted(list(range(1, 601)) + list(range(1, 51))), len(ids)
-        assert reader.repeats() < 100, reader.repeats()
+        ids = sorted(r["payload"]["id"] for r in reader.poll_until(ROWS + MORE + UPDATED, 300 if FULL else 60))
+        assert ids == sorted(list(range(1, ROWS + MORE + 1)) + list(range(1, UPDATED + 1))), len(ids)
+        # At most the batches in flight at the kill (batch.max.rows=500 in the file) twice.
+        assert reader.repeats() < (1000 if FULL else 100), reader.repeats()
     finally:
         reader.close()
         w.stop()
