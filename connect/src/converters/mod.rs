@@ -1,8 +1,9 @@
 //! Converters between Kafka bytes and Connect data, under Kafka's class names:
 //! `JsonConverter` (with or without the `{"schema":..,"payload":..}` envelope),
 //! `StringConverter`, `ByteArrayConverter`, and Confluent's `AvroConverter`
-//! against a Schema Registry (`avro_data.rs` maps the data, `registry.rs` keeps
-//! the ids). A record that does not convert is a poison record: the error goes
+//! (`avro.rs`) and `JsonSchemaConverter` (`json_schema.rs`) against a Schema
+//! Registry: `avro_data.rs` and `json_schema_data.rs` map the data,
+//! `shape.rs` reads Connect schemas for both, `registry.rs` keeps the ids. A record that does not convert is a poison record: the error goes
 //! to the worker's error handler (DLQ, tolerance); a registry that does not
 //! answer is not the record's fault and fails the task instead.
 
