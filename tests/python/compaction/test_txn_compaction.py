@@ -81,6 +81,19 @@ def txn_producer(bootstrap, tid):
     return p
 
 
+def markers_written(b, topic):
+    """No transaction is open on partition 0: its last stable offset (what a
+    read_committed consumer is told) has reached its high watermark."""
+    tp = TopicPartition(topic, 0)
+    rc = Consumer({"bootstrap.servers": b, "group.id": "lso", "isolation.level": "read_committed"})
+    ru = Consumer({"bootstrap.servers": b, "group.id": "hw", "isolation.level": "read_uncommitted"})
+    try:
+        return rc.get_watermark_offsets(tp, timeout=10)[1] == ru.get_watermark_offsets(tp, timeout=10)[1]
+    finally:
+        rc.close()
+        ru.close()
+
+
 def produce_mix(b, topic, request):
     """Writes the interleaving; returns (plain, committed, aborted) as
     {(key, value): offset} and the offset of the closing plain record."""
@@ -122,6 +135,9 @@ def produce_mix(b, topic, request):
         new_b = {kv: o for kv, o in tb_w.offsets.items() if kv not in before_b}
         (committed if commit_a else aborted).update(new_a)
         aborted.update(new_b)
+    # EndTxn is answered before the coordinator's markers are in the log (as in
+    # Kafka): wait for them, so the closing record is the partition's last.
+    wait_until(lambda: markers_written(b, topic), 30, "the last transaction markers")
     # The closing record: the last batch is the active tail, never cleaned.
     plain.produce(topic, key=b"zz-close", value=b"P-close", partition=0,
                   on_delivery=plain_w.report)
