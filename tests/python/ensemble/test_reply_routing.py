@@ -86,10 +86,11 @@ def test_replies_never_reach_a_later_connection(ensemble3):
             assert not captured.bad, "round %d: kazoo connection thread: %s" % (r, captured.bad[:3])
             _wait(lambda: zk.state == KazooState.CONNECTED, 20, "round %d: reconnect" % r)
             assert zk._connection._connection_routine.is_alive(), "round %d: connection thread died" % r
-        # The client is still usable, and every acknowledged create holds
-        # its own data exactly once.
-        zk.sync("/rr")
-        children = zk.get_children("/rr")
+        # The client is still usable (retried as kazoo users do: the last
+        # round's connection may still be dropped after the reconnect was
+        # seen), and every acknowledged create holds its own data exactly once.
+        zk.retry(zk.sync, "/rr")
+        children = zk.retry(zk.get_children, "/rr")
         gets = {p: zk.get_async(p) for p in acked}
         for p, a in gets.items():
             assert a.get(timeout=30)[0] == acked[p], "%s holds another create's data" % p
