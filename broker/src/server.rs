@@ -164,7 +164,10 @@ impl OutQueue {
             }
         }
         self.bytes = 0;
-        Ok(())
+        // A TLS stream may accept the last plaintext while its ciphertext
+        // still waits for a full socket: without this the tail of a large
+        // fetch sits in rustls until the connection's next response.
+        w.flush().await
     }
 }
 

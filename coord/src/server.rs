@@ -1065,6 +1065,14 @@ fn conn_handle(
     }
 }
 
+/// Write and flush: a TLS stream may hold the last ciphertext of a write
+/// while the socket is full, and only a flush pushes it out before the
+/// connection's next response.
+async fn send(wr: &mut WriteHalf, buf: &[u8]) -> std::io::Result<()> {
+    wr.write_all(buf).await?;
+    wr.flush().await
+}
+
 async fn writer(
     mut wr: WriteHalf,
     mut rx: mpsc::UnboundedReceiver<Out>,
@@ -1083,7 +1091,7 @@ async fn writer(
                 Out::Close(t) => (t, None, None),
             };
             if *durable.borrow() < tag {
-                if !buf.is_empty() && wr.write_all(&buf).await.is_err() {
+                if !buf.is_empty() && send(&mut wr, &buf).await.is_err() {
                     break 'outer;
                 }
                 outbox.written(buf.len());
@@ -1120,7 +1128,7 @@ async fn writer(
                 }
             }
             if buf.len() >= 64 * 1024 {
-                if wr.write_all(&buf).await.is_err() {
+                if send(&mut wr, &buf).await.is_err() {
                     break 'outer;
                 }
                 outbox.written(buf.len());
@@ -1129,7 +1137,7 @@ async fn writer(
             next = rx.try_recv().ok();
         }
         if !buf.is_empty() {
-            if wr.write_all(&buf).await.is_err() {
+            if send(&mut wr, &buf).await.is_err() {
                 break;
             }
             outbox.written(buf.len());

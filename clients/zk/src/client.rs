@@ -1150,7 +1150,13 @@ async fn writer(mut wr: WriteHalf, mut rx: mpsc::UnboundedReceiver<Bytes>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = wr.write_all(&buf).await {
+        // The flush pushes out ciphertext a TLS stream may still hold.
+        if let Err(e) = async {
+            wr.write_all(&buf).await?;
+            wr.flush().await
+        }
+        .await
+        {
             debug!("zk client write failed: {e}");
             return;
         }
@@ -1216,6 +1222,7 @@ async fn handshake(
         let mut out = BytesMut::new();
         proto::frame(&mut out, |w| req.write(w));
         wr.write_all(&out).await?;
+        wr.flush().await?;
         let mut reader = FrameReader {
             rd,
             buf: BytesMut::new(),

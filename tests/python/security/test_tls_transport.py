@@ -7,10 +7,15 @@
     broker's ciphertext read buffer cross intact: a 4 MiB produce of random
     bytes split by librdkafka into many small TLS records (it writes each
     buffer segment with its own SSL_write), and the fetches that return them,
-    compared byte for byte."""
+    compared byte for byte;
+  * a fetch response larger than the socket's send buffer arrives whole: a
+    response's last ciphertext used to stay in rustls when the socket was
+    full at its final write, until the connection's next response, so a
+    consumer with one fetch in flight waited for socket.timeout.ms."""
 import os
 import socket
 import ssl
+import subprocess
 import time
 import uuid
 
@@ -61,3 +66,40 @@ def test_large_batches_cross_tls_intact(secure):
     cons.close()
     assert len(got) == n
     assert got == values
+
+
+def test_large_fetches_never_stall_on_a_full_socket(secure):
+    topic = "tls-fetch-" + uuid.uuid4().hex[:8]
+    a = AdminClient({"bootstrap.servers": secure.brokers[0].addr("PLAINTEXT")})
+    for f in a.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
+        f.result(30)
+    n = 48 * 1024  # 48 MiB of 1 KiB records, written over PLAINTEXT
+    p = Producer({"bootstrap.servers": secure.brokers[0].addr("PLAINTEXT"), "acks": 1,
+                  "linger.ms": 20, "batch.size": 1 << 20, "queue.buffering.max.kbytes": 1 << 20})
+    for i in range(n):
+        while True:
+            try:
+                p.produce(topic, b"%08d" % i + bytes(1016))
+                break
+            except BufferError:
+                p.poll(0.05)
+    assert p.flush(60) == 0
+    # kcat (Debian's librdkafka 2.0.2 keeps one fetch in flight) with 8 MiB
+    # fetches: each response is several times the socket buffer, so its final
+    # write often finds the socket full. Before the fix about one read in
+    # three hung until socket.timeout.ms; a read takes under a second here.
+    for attempt in range(8):
+        try:
+            out = subprocess.run(
+                ["kcat", "-C", "-b", secure.brokers[0].addr("SSL"), "-X", "security.protocol=SSL",
+                 "-X", "ssl.ca.location=" + secure.certs["ca.pem"],
+                 "-X", "max.partition.fetch.bytes=%d" % (8 << 20), "-X", "fetch.max.bytes=%d" % (16 << 20),
+                 "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q", "-f", "%o %s\\n"],
+                capture_output=True, timeout=20, check=True).stdout
+        except subprocess.TimeoutExpired:
+            raise AssertionError("read %d stalled: a fetch response did not arrive whole" % attempt)
+        lines = out.splitlines()
+        assert len(lines) == n, (attempt, len(lines))
+        for off in (0, n // 2, n - 1):
+            o, v = lines[off].split(b" ", 1)
+            assert int(o) == off and v[:8] == b"%08d" % off

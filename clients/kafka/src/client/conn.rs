@@ -235,13 +235,17 @@ impl Conn {
     }
 
     async fn write(&mut self, frame: &[u8]) -> Result<()> {
-        self.stream
-            .write_all(frame)
-            .await
-            .map_err(|e| ClientError::Io {
-                addr: self.addr.clone(),
-                source: e,
-            })
+        // The flush pushes out ciphertext a TLS stream may still hold when
+        // the socket was full at the end of write_all.
+        let stream = &mut self.stream;
+        let sent = async {
+            stream.write_all(frame).await?;
+            stream.flush().await
+        };
+        sent.await.map_err(|e| ClientError::Io {
+            addr: self.addr.clone(),
+            source: e,
+        })
     }
 
     /// Send `req` at exactly `version` and wait up to `timeout` for its response.
