@@ -71,7 +71,8 @@ export FJORD_REQUIRE_BINARIES=1
 # the modules marked `serial` (they assert on failover or join times) run alone afterwards.
 pytest_tier() {  # pytest's exit 5 is "nothing selected" (PYTEST_ARGS="-k ..." may leave a tier empty)
   local s=0
-  python3 -m pytest tests/python -q -p no:cacheprovider "$@" ${PYTEST_ARGS:-} || s=$?
+  # --durations: the slowest tests, for keeping the run inside its time budget.
+  python3 -m pytest tests/python -q -p no:cacheprovider --durations=15 "$@" ${PYTEST_ARGS:-} || s=$?
   if [ "$s" = 5 ]; then s=0; fi
   return "$s"
 }
