@@ -6,6 +6,7 @@
 mod config;
 mod connectors;
 mod converters;
+mod date_pattern;
 mod errors;
 mod herder;
 mod logical;

@@ -9,15 +9,15 @@
 //! converter gave one, and a transform changes it with the value. A record a
 //! transform cannot handle (a schemaless value that is not a map, a missing
 //! field, a string that does not parse) is a poison record at stage
-//! TRANSFORMATION. Dates follow a SimpleDateFormat subset (`yyyy`, `yy`, `MM`,
-//! `dd`, `HH`, `mm`, `ss`, `SSS`, quoted text), in UTC.
+//! TRANSFORMATION. Dates follow the pattern subset of [`crate::date_pattern`], in UTC.
 
 use regex::Regex;
 use serde_json::{json, Map, Value};
 
 use crate::config::{boolean, list, required, ConfigError, ConfigMap};
 use crate::converters::{Data, SchemaAndValue};
-use crate::logical::{civil_from_days, days_from_civil, DATE, TIME, TIMESTAMP};
+use crate::date_pattern::{format_ts, parse_ts};
+use crate::logical::{DATE, TIME, TIMESTAMP};
 
 const PKG: &str = "org.apache.kafka.connect.transforms.";
 
@@ -880,113 +880,6 @@ fn to_epoch_ms(
         }
         _ => Err(format!("Expected a timestamp, found {v}")),
     }
-}
-
-/// `s` read with the same SimpleDateFormat subset as [`format_ts`], in UTC.
-fn parse_ts(pattern: &str, s: &str) -> Option<i64> {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = s.chars().collect();
-    let (mut y, mut mo, mut d) = (1970i64, 1i64, 1i64);
-    let (mut h, mut mi, mut se, mut ms) = (0i64, 0i64, 0i64, 0i64);
-    let (mut i, mut j) = (0, 0);
-    while i < p.len() {
-        let c = p[i];
-        let mut n = 1;
-        while i + n < p.len() && p[i + n] == c {
-            n += 1;
-        }
-        if c == '\'' {
-            let end = p[i + 1..]
-                .iter()
-                .position(|&x| x == '\'')
-                .map_or(p.len(), |q| i + 1 + q);
-            for &lit in &p[i + 1..end] {
-                if t.get(j) != Some(&lit) {
-                    return None;
-                }
-                j += 1;
-            }
-            i = end + 1;
-            continue;
-        }
-        if matches!(c, 'y' | 'M' | 'd' | 'H' | 'm' | 's' | 'S') {
-            let width = if n == 1 { 2 } else { n };
-            let start = j;
-            while j < t.len() && j - start < width && t[j].is_ascii_digit() {
-                j += 1;
-            }
-            let num: i64 = t[start..j].iter().collect::<String>().parse().ok()?;
-            match c {
-                'y' if n == 2 => y = 2000 + num,
-                'y' => y = num,
-                'M' => mo = num,
-                'd' => d = num,
-                'H' => h = num,
-                'm' => mi = num,
-                's' => se = num,
-                _ => ms = num,
-            }
-        } else {
-            for _ in 0..n {
-                if t.get(j) != Some(&c) {
-                    return None;
-                }
-                j += 1;
-            }
-        }
-        i += n;
-    }
-    if j != t.len()
-        || !(1..=12).contains(&mo)
-        || !(1..=31).contains(&d)
-        || h > 23
-        || mi > 59
-        || se > 60
-    {
-        return None;
-    }
-    Some(((days_from_civil(y, mo as u32, d as u32) * 24 + h) * 60 + mi) * 60_000 + se * 1000 + ms)
-}
-
-/// `ms` (UTC) in a Java SimpleDateFormat pattern: `yyyy`, `yy`, `MM`, `dd`, `HH`,
-/// `mm`, `ss`, `SSS`; 'quoted' text and other characters as they are.
-fn format_ts(pattern: &str, ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    let mut out = String::new();
-    let chars: Vec<char> = pattern.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let mut n = 1;
-        while i + n < chars.len() && chars[i + n] == c {
-            n += 1;
-        }
-        match c {
-            'y' if n == 2 => out.push_str(&format!("{:02}", y.rem_euclid(100))),
-            'y' => out.push_str(&format!("{y:04}")),
-            'M' => out.push_str(&format!("{m:02}")),
-            'd' => out.push_str(&format!("{d:02}")),
-            'H' => out.push_str(&format!("{:02}", rem / 3600)),
-            'm' => out.push_str(&format!("{:02}", rem % 3600 / 60)),
-            's' => out.push_str(&format!("{:02}", rem % 60)),
-            'S' => out.push_str(&format!("{:03}", ms.rem_euclid(1000))),
-            '\'' => {
-                // Quoted literal up to the next quote.
-                let end = chars[i + 1..]
-                    .iter()
-                    .position(|&x| x == '\'')
-                    .map_or(chars.len(), |p| i + 1 + p);
-                out.extend(&chars[i + 1..end]);
-                i = end + 1;
-                continue;
-            }
-            _ => out.extend(std::iter::repeat_n(c, n)),
-        }
-        i += n;
-    }
-    out
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod jdbc_source;
 pub mod jdbc_types;
 pub mod jdbc_url;
 pub mod s3_client;
+pub mod s3_partitioner;
 pub mod s3_sink;
 pub mod s3_uploads;
 

@@ -1,12 +1,15 @@
 //! `io.confluent.connect.s3.S3SinkConnector`: records of each topic-partition are
-//! buffered into one object at a time, named as Confluent names them
-//! (`<topics.dir>/<topic>/partition=<p>/<topic>+<p>+<startOffset %010d>.<ext>`), and
-//! uploaded when `flush.size` records are in it (or a rotation interval passes); the
-//! uploads run beside the filling of the next objects (`s3_uploads`). The worker
-//! commits a partition's offset only after its objects up to it are uploaded, and the
-//! name depends only on the start offset: after a crash the task resumes at the start
-//! of the object that was not committed and rewrites the same name, so S3 holds every
-//! record exactly once.
+//! buffered into a chunk, one object per directory the partitioner gives
+//! (`s3_partitioner`; `partition=<p>` by default), named as Confluent names them
+//! (`<topics.dir>/<topic>/<directory>/<topic>+<p>+<startOffset %010d>.<ext>`), and
+//! the chunk's objects are uploaded together when `flush.size` records of the
+//! partition are in it (or a rotation interval passes); the uploads run beside the
+//! filling of the next chunks (`s3_uploads`). The worker commits a partition's
+//! offset only after its objects up to it are uploaded, and a chunk's bounds and
+//! names depend only on the records: after a crash the task resumes at the start of
+//! the chunk that was not committed and rewrites the same names, so S3 holds every
+//! record exactly once (with `timestamp.extractor=Wallclock` the directories depend
+//! on the clock, as in Confluent's).
 //!
 //! Formats: `JsonFormat` (a JSON value a line), `ByteArrayFormat` (raw bytes and a
 //! separator) and `AvroFormat` (an Avro object container file of the records'
@@ -22,6 +25,7 @@ use bytes::Bytes;
 use rusty_s3::Credentials;
 
 use super::s3_client::S3Client;
+use super::s3_partitioner::{Partitioner, DEFAULT as DEFAULT_PARTITIONER};
 use super::s3_uploads::{with_retries, Retry, Uploads};
 use super::{SinkRecord, TaskError};
 use crate::config::{self, ConfigError, ConfigMap};
@@ -32,7 +36,6 @@ pub const S3_STORAGE: &str = "io.confluent.connect.s3.storage.S3Storage";
 pub const JSON_FORMAT: &str = "io.confluent.connect.s3.format.json.JsonFormat";
 pub const BYTES_FORMAT: &str = "io.confluent.connect.s3.format.bytearray.ByteArrayFormat";
 pub const AVRO_FORMAT: &str = "io.confluent.connect.s3.format.avro.AvroFormat";
-pub const DEFAULT_PARTITIONER: &str = "io.confluent.connect.storage.partitioner.DefaultPartitioner";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Format {
@@ -53,6 +56,7 @@ pub struct S3Config {
     pub rotate_interval_ms: i64,
     pub rotate_schedule_interval_ms: i64,
     pub format: Format,
+    pub partitioner: Partitioner,
     pub separator: Vec<u8>,
     pub extension: String,
     pub ignore_nulls: bool,
@@ -99,18 +103,7 @@ impl S3Config {
                 ))
             }
         };
-        let partitioner = m
-            .get("partitioner.class")
-            .map(|s| s.trim())
-            .unwrap_or(DEFAULT_PARTITIONER);
-        if partitioner != DEFAULT_PARTITIONER {
-            return Err(ConfigError::new(
-                "partitioner.class",
-                format!(
-                    "Invalid value {partitioner}: only {DEFAULT_PARTITIONER} is built in so far"
-                ),
-            ));
-        }
+        let partitioner = Partitioner::from_config(m)?;
         let flush_size = config::required(m, "flush.size")
             .and_then(|_| config::int_at_least(m, "flush.size", 1, 1))?
             as usize;
@@ -160,6 +153,7 @@ impl S3Config {
                 -1,
             )?,
             format,
+            partitioner,
             separator,
             extension,
             ignore_nulls,
@@ -168,10 +162,11 @@ impl S3Config {
         })
     }
 
-    /// Confluent's object name for the file of `topic`/`partition` starting at `start`.
-    pub fn object_name(&self, topic: &str, partition: i32, start: i64) -> String {
+    /// Confluent's object name for the file of `topic`/`partition` in directory
+    /// `dir` (the partitioner's) starting at `start`.
+    pub fn object_name(&self, topic: &str, partition: i32, dir: &str, start: i64) -> String {
         format!(
-            "{}/{topic}/partition={partition}/{topic}+{partition}+{start:010}{}",
+            "{}/{topic}/{dir}/{topic}+{partition}+{start:010}{}",
             self.topics_dir, self.extension
         )
     }
@@ -196,6 +191,13 @@ pub fn definitions() -> Vec<(&'static str, &'static str, bool, Option<&'static s
             false,
             Some(DEFAULT_PARTITIONER),
         ),
+        ("partition.field.name", "LIST", false, None),
+        ("partition.duration.ms", "LONG", false, Some("-1")),
+        ("path.format", "STRING", false, None),
+        ("locale", "STRING", false, None),
+        ("timezone", "STRING", false, None),
+        ("timestamp.extractor", "STRING", false, Some("Wallclock")),
+        ("timestamp.field", "STRING", false, Some("timestamp")),
         ("format.bytearray.separator", "STRING", false, None),
         ("behavior.on.null.values", "STRING", false, Some("fail")),
         ("s3.part.retries", "INT", false, Some("3")),
@@ -203,17 +205,32 @@ pub fn definitions() -> Vec<(&'static str, &'static str, bool, Option<&'static s
     ]
 }
 
-/// The object being filled for one topic-partition.
-struct OpenFile {
+/// What one topic-partition has buffered since its last upload: the records
+/// `start..next`, one object per directory, all uploaded together (Confluent's
+/// rotation commits every open file of the partition at once, so a chunk's bounds
+/// depend only on the records).
+struct Chunk {
     start: i64,
     next: i64,
     count: usize,
-    buf: Vec<u8>,
-    /// AvroFormat: the object's schema and its values, written as one container
-    /// file at upload (the container's header needs the schema first).
-    avro: Option<(Arc<AvroSchema>, Vec<apache_avro::types::Value>)>,
+    objects: BTreeMap<String, Object>,
+    /// The last record's directory (time-based rotation also rotates when it changes).
+    dir: String,
+    /// The time `rotate.interval.ms` counts from: the first record's (the
+    /// time-based partitioner's time, else the Kafka timestamp).
     first_ts: Option<i64>,
+    /// AvroFormat: the chunk's schema (a new one closes the chunk).
+    schema: Option<Arc<AvroSchema>>,
     opened: Instant,
+}
+
+/// One object being filled.
+struct Object {
+    start: i64,
+    buf: Vec<u8>,
+    /// AvroFormat: the values, written as one container file at upload (the
+    /// container's header needs the schema first).
+    avro: Vec<apache_avro::types::Value>,
 }
 
 /// A Connect schema as the Avro schema its objects are written with.
@@ -226,7 +243,7 @@ pub struct S3Sink {
     cfg: S3Config,
     client: Arc<S3Client>,
     retry: Retry,
-    files: BTreeMap<(String, i32), OpenFile>,
+    files: BTreeMap<(String, i32), Chunk>,
     /// Objects on their way to S3, and per partition what is written.
     uploads: Uploads,
     /// AvroFormat: each distinct Connect schema mapped once.
@@ -294,13 +311,6 @@ impl S3Sink {
                 self.files.remove(&tp);
                 self.uploads.discard(&tp);
             }
-            if let (Some(f), true) = (self.files.get(&tp), self.cfg.rotate_interval_ms > 0) {
-                if let (Some(first), Some(ts)) = (f.first_ts, r.timestamp) {
-                    if ts - first >= self.cfg.rotate_interval_ms {
-                        uploaded |= self.upload(&tp).await?;
-                    }
-                }
-            }
             if matches!(r.value.data, Data::Null) {
                 if !self.cfg.ignore_nulls {
                     return Err(TaskError::Fatal(format!(
@@ -320,15 +330,29 @@ impl S3Sink {
                     r.topic, r.partition, r.offset
                 ))
             };
+            let place = self.cfg.partitioner.place(r, now_ms()).map_err(|e| {
+                bad(format!(
+                    "io.confluent.connect.storage.errors.PartitionException: {e}"
+                ))
+            })?;
+            let time = place.time.or(r.timestamp);
+            if let (Some(f), true) = (self.files.get(&tp), self.cfg.rotate_interval_ms > 0) {
+                let late = matches!((f.first_ts, time), (Some(first), Some(ts)) if ts - first >= self.cfg.rotate_interval_ms);
+                // Confluent's time-based rotation also closes a chunk when the directory changes.
+                let moved = place.time.is_some() && f.dir != place.dir;
+                if late || moved {
+                    uploaded |= self.upload(&tp).await?;
+                }
+            }
             let schema = match self.cfg.format {
                 Format::Avro => {
                     let s = self.avro_schema(r.value.schema.as_ref()).map_err(bad)?;
-                    // A new schema closes the object: one schema an object.
+                    // A new schema closes the chunk: one schema an object.
                     if self
                         .files
                         .get(&tp)
-                        .and_then(|f| f.avro.as_ref())
-                        .is_some_and(|(o, _)| !Arc::ptr_eq(o, &s))
+                        .and_then(|f| f.schema.as_ref())
+                        .is_some_and(|o| !Arc::ptr_eq(o, &s))
                     {
                         uploaded |= self.upload(&tp).await?;
                     }
@@ -336,15 +360,25 @@ impl S3Sink {
                 }
                 _ => None,
             };
-            let f = self.files.entry(tp.clone()).or_insert_with(|| OpenFile {
+            let f = self.files.entry(tp.clone()).or_insert_with(|| Chunk {
                 start: r.offset,
                 next: r.offset,
                 count: 0,
-                buf: Vec::new(),
-                avro: schema.clone().map(|s| (s, Vec::new())),
-                first_ts: r.timestamp,
+                objects: BTreeMap::new(),
+                dir: String::new(),
+                first_ts: time,
+                schema,
                 opened: Instant::now(),
             });
+            let o = f
+                .objects
+                .entry(place.dir.clone())
+                .or_insert_with(|| Object {
+                    start: r.offset,
+                    buf: Vec::new(),
+                    avro: Vec::new(),
+                });
+            f.dir = place.dir;
             // Written straight into the object's buffer: no copy of the value per record.
             let written = match (&r.value.data, self.cfg.format) {
                 (data, Format::Avro) => {
@@ -352,29 +386,30 @@ impl S3Sink {
                         Data::Value(v) => v.clone(),
                         _ => r.value.to_json(),
                     };
-                    let (s, values) = f.avro.as_mut().ok_or_else(|| bad("no schema".into()))?;
-                    values.push(avro_data::avro_value(&s.connect, &value).map_err(bad)?);
+                    let s = f.schema.as_ref().ok_or_else(|| bad("no schema".into()))?;
+                    o.avro
+                        .push(avro_data::avro_value(&s.connect, &value).map_err(bad)?);
                     Ok(())
                 }
                 (Data::Bytes(b), Format::ByteArray) => {
-                    f.buf.extend_from_slice(b);
+                    o.buf.extend_from_slice(b);
                     Ok(())
                 }
                 (Data::Value(serde_json::Value::String(s)), Format::ByteArray) => {
-                    f.buf.extend_from_slice(s.as_bytes());
+                    o.buf.extend_from_slice(s.as_bytes());
                     Ok(())
                 }
                 (Data::Value(v), _) => {
-                    serde_json::to_writer(&mut f.buf, v).map_err(|e| e.to_string())
+                    serde_json::to_writer(&mut o.buf, v).map_err(|e| e.to_string())
                 }
                 _ => {
-                    serde_json::to_writer(&mut f.buf, &r.value.to_json()).map_err(|e| e.to_string())
+                    serde_json::to_writer(&mut o.buf, &r.value.to_json()).map_err(|e| e.to_string())
                 }
             };
             written.map_err(bad)?;
             match self.cfg.format {
-                Format::Json => f.buf.push(b'\n'),
-                Format::ByteArray => f.buf.extend_from_slice(&self.cfg.separator),
+                Format::Json => o.buf.push(b'\n'),
+                Format::ByteArray => o.buf.extend_from_slice(&self.cfg.separator),
                 Format::Avro => {}
             }
             f.count += 1;
@@ -417,7 +452,9 @@ impl S3Sink {
         self.uploads.clear();
     }
 
-    /// Hand `tp`'s object to the uploads (it waits only for a free upload slot).
+    /// Hand `tp`'s chunk to the uploads (it waits only for a free upload slot).
+    /// Only its last object carries the chunk's end: the partition's offset moves
+    /// past the chunk when every object of it is in S3.
     async fn upload(&mut self, tp: &(String, i32)) -> Result<bool, TaskError> {
         let Some(f) = self.files.remove(tp) else {
             return Ok(false);
@@ -425,18 +462,25 @@ impl S3Sink {
         if f.count == 0 {
             return Ok(false);
         }
-        let key = self.cfg.object_name(&tp.0, tp.1, f.start);
-        let body = match f.avro {
-            Some((s, values)) => container(&s.avro, values).map_err(|e| {
-                TaskError::Fatal(format!(
-                    "org.apache.kafka.connect.errors.DataException: cannot write {key}: {e}"
-                ))
-            })?,
-            None => f.buf,
-        };
-        self.uploads
-            .start(tp.clone(), key, Bytes::from(body), f.next)
-            .await
+        let mut moved = false;
+        let last = f.objects.len().saturating_sub(1);
+        for (i, (dir, o)) in f.objects.into_iter().enumerate() {
+            let key = self.cfg.object_name(&tp.0, tp.1, &dir, o.start);
+            let body = match &f.schema {
+                Some(s) => container(&s.avro, o.avro).map_err(|e| {
+                    TaskError::Fatal(format!(
+                        "org.apache.kafka.connect.errors.DataException: cannot write {key}: {e}"
+                    ))
+                })?,
+                None => o.buf,
+            };
+            let end = if i == last { f.next } else { f.start };
+            moved |= self
+                .uploads
+                .start(tp.clone(), key, Bytes::from(body), end)
+                .await?;
+        }
+        Ok(moved)
     }
 
     /// The Avro schema of a record's Connect schema (mapped once per schema).
@@ -460,6 +504,12 @@ impl S3Sink {
         self.avro_schemas.insert(key, s.clone());
         Ok(s)
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// An Avro object container file of `values` (no codec, as Confluent's default
@@ -517,7 +567,7 @@ mod tests {
     fn object_names_are_confluents() {
         let c = cfg("").unwrap();
         assert_eq!(
-            c.object_name("orders", 2, 1000),
+            c.object_name("orders", 2, "partition=2", 1000),
             "topics/orders/partition=2/orders+2+0000001000.json"
         );
         let c = cfg(&format!(
@@ -525,7 +575,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            c.object_name("t", 0, 0),
+            c.object_name("t", 0, "partition=0", 0),
             "lake/raw/t/partition=0/t+0+0000000000.bin"
         );
     }
