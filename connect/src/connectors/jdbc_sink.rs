@@ -723,7 +723,7 @@ mod tests {
                 data: Data::Null,
             },
             Some(e) => SchemaAndValue {
-                schema: e.get("schema").cloned(),
+                schema: e.get("schema").cloned().map(std::sync::Arc::new),
                 data: Data::Value(e["payload"].clone()),
             },
         };
@@ -795,7 +795,7 @@ mod tests {
         // Primitive keys use __connect_key.
         let (c, v) = key_columns(
             &SchemaAndValue {
-                schema: Some(json!({"type":"int64"})),
+                schema: Some(std::sync::Arc::new(json!({"type":"int64"}))),
                 data: Data::Value(json!(9)),
             },
             &[],

@@ -322,7 +322,7 @@ impl S3Sink {
             };
             let schema = match self.cfg.format {
                 Format::Avro => {
-                    let s = self.avro_schema(r.value.schema.as_ref()).map_err(bad)?;
+                    let s = self.avro_schema(r.value.schema.as_deref()).map_err(bad)?;
                     // A new schema closes the object: one schema an object.
                     if self
                         .files

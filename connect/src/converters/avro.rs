@@ -38,7 +38,7 @@ struct Writer {
 #[derive(Debug)]
 struct Reader {
     avro: apache_avro::Schema,
-    connect: Value,
+    connect: Arc<Value>,
 }
 
 impl AvroConverter {
@@ -89,7 +89,7 @@ impl AvroConverter {
         }
         let avro = apache_avro::Schema::parse_str(&s.text).map_err(|e| bad(e.to_string()))?;
         let json: Value = serde_json::from_str(&s.text).map_err(|e| bad(e.to_string()))?;
-        let connect = avro_data::connect_schema(&json).map_err(bad)?;
+        let connect = Arc::new(avro_data::connect_schema(&json).map_err(bad)?);
         let r = Arc::new(Reader { avro, connect });
         lock(&self.readers).insert(id, r.clone());
         Ok(r)

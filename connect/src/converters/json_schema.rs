@@ -60,7 +60,7 @@ impl JsonSchemaConverter {
             ConvertError::data(format!("Failed to deserialize JSON (schema id {id}): {e}"))
         })?;
         let v = json_schema_data::connect_value(&schema, &doc).map_err(ConvertError::data)?;
-        Ok(SchemaAndValue::read((*schema).clone(), v))
+        Ok(SchemaAndValue::read(schema, v))
     }
 
     pub async fn to_kafka(
