@@ -14,6 +14,7 @@
 //! schema differs from the open object's closes it first, as Confluent's
 //! `schema.compatibility=NONE` does, so every object has one schema).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -218,7 +219,7 @@ struct OpenFile {
 
 /// A Connect schema as the Avro schema its objects are written with.
 struct AvroSchema {
-    connect: serde_json::Value,
+    connect: Arc<serde_json::Value>,
     avro: apache_avro::Schema,
 }
 
@@ -231,6 +232,9 @@ pub struct S3Sink {
     uploads: Uploads,
     /// AvroFormat: each distinct Connect schema mapped once.
     avro_schemas: HashMap<String, Arc<AvroSchema>>,
+    /// The last record's: the records of a run share one schema, and looking it up
+    /// by its text meant writing that text for every record.
+    last_avro: Option<Arc<AvroSchema>>,
 }
 
 impl S3Sink {
@@ -261,6 +265,7 @@ impl S3Sink {
             retry,
             files: BTreeMap::new(),
             avro_schemas: HashMap::new(),
+            last_avro: None,
         })
     }
 
@@ -322,7 +327,7 @@ impl S3Sink {
             };
             let schema = match self.cfg.format {
                 Format::Avro => {
-                    let s = self.avro_schema(r.value.schema.as_deref()).map_err(bad)?;
+                    let s = self.avro_schema(r.value.schema.as_ref()).map_err(bad)?;
                     // A new schema closes the object: one schema an object.
                     if self
                         .files
@@ -349,8 +354,8 @@ impl S3Sink {
             let written = match (&r.value.data, self.cfg.format) {
                 (data, Format::Avro) => {
                     let value = match data {
-                        Data::Value(v) => v.clone(),
-                        _ => r.value.to_json(),
+                        Data::Value(v) => Cow::Borrowed(v),
+                        _ => Cow::Owned(r.value.to_json()),
                     };
                     let (s, values) = f.avro.as_mut().ok_or_else(|| bad("no schema".into()))?;
                     values.push(avro_data::avro_value(&s.connect, &value).map_err(bad)?);
@@ -442,22 +447,31 @@ impl S3Sink {
     /// The Avro schema of a record's Connect schema (mapped once per schema).
     fn avro_schema(
         &mut self,
-        connect: Option<&serde_json::Value>,
+        connect: Option<&Arc<serde_json::Value>>,
     ) -> Result<Arc<AvroSchema>, String> {
         let connect = connect.ok_or(
             "AvroFormat needs records with a schema (AvroConverter, or JsonConverter with schemas.enable=true)",
         )?;
-        let key = connect.to_string();
-        if let Some(s) = self.avro_schemas.get(&key) {
-            return Ok(s.clone());
+        if let Some(last) = &self.last_avro {
+            if Arc::ptr_eq(&last.connect, connect) || last.connect == *connect {
+                return Ok(last.clone());
+            }
         }
-        let text = avro_data::avro_schema(connect)?.to_string();
-        let avro = apache_avro::Schema::parse_str(&text).map_err(|e| e.to_string())?;
-        let s = Arc::new(AvroSchema {
-            connect: connect.clone(),
-            avro,
-        });
-        self.avro_schemas.insert(key, s.clone());
+        let key = connect.to_string();
+        let s = match self.avro_schemas.get(&key) {
+            Some(s) => s.clone(),
+            None => {
+                let text = avro_data::avro_schema(connect)?.to_string();
+                let avro = apache_avro::Schema::parse_str(&text).map_err(|e| e.to_string())?;
+                let s = Arc::new(AvroSchema {
+                    connect: connect.clone(),
+                    avro,
+                });
+                self.avro_schemas.insert(key, s.clone());
+                s
+            }
+        };
+        self.last_avro = Some(s.clone());
         Ok(s)
     }
 }
