@@ -101,12 +101,14 @@ impl ConvertError {
     }
 }
 
+type ToWrite<'a> = (Cow<'a, Value>, &'a Arc<Value>);
+
 /// What a schema-aware converter writes: the value (bytes as Connect's base64
 /// text) and its Connect schema; `None` for a null value (a null record).
 fn schema_and_value<'a>(
     v: &'a SchemaAndValue,
     converter: &str,
-) -> Result<Option<(Cow<'a, Value>, &'a Arc<Value>)>, ConvertError> {
+) -> Result<Option<ToWrite<'a>>, ConvertError> {
     let value = match &v.data {
         Data::Null => return Ok(None),
         Data::Bytes(b) => Cow::Owned(Value::String(
@@ -308,9 +310,16 @@ const ENVELOPE_MID: &[u8] = b",\"payload\":";
 pub struct LastSchemas {
     /// The schema's text as it came in, and the schema parsed from it (an `Arc`:
     /// the tasks sharing the converter parse their payloads outside the lock).
-    read: Mutex<Option<Arc<(Vec<u8>, Arc<Value>)>>>,
+    read: Mutex<Option<Arc<ReadSchema>>>,
     /// A schema written (by pointer: a source shares one among its records) and its text.
     written: Mutex<Option<(Arc<Value>, Vec<u8>)>>,
+}
+
+/// A schema's text as an envelope carried it, and the schema.
+#[derive(Debug)]
+struct ReadSchema {
+    text: Vec<u8>,
+    schema: Arc<Value>,
 }
 
 impl PartialEq for LastSchemas {
@@ -326,14 +335,13 @@ impl LastSchemas {
     /// schema, P not one JSON value) is `None` and parsed whole.
     fn read_again(&self, bytes: &[u8]) -> Option<(Arc<Value>, Value)> {
         let last = registry::lock(&self.read).clone()?;
-        let (text, schema) = &*last;
         let payload = bytes
             .strip_prefix(ENVELOPE_HEAD)?
-            .strip_prefix(text.as_slice())?
+            .strip_prefix(last.text.as_slice())?
             .strip_prefix(ENVELOPE_MID)?
             .strip_suffix(b"}")?;
         let payload = serde_json::from_slice(payload).ok()?;
-        Some((schema.clone(), payload))
+        Some((last.schema.clone(), payload))
     }
 
     /// Keep `schema` with its text in `bytes` (an envelope that parsed), when the
@@ -348,7 +356,10 @@ impl LastSchemas {
         }
         let text = &rest[..values.byte_offset()];
         if rest[text.len()..].starts_with(ENVELOPE_MID) {
-            *registry::lock(&self.read) = Some(Arc::new((text.to_vec(), schema.clone())));
+            *registry::lock(&self.read) = Some(Arc::new(ReadSchema {
+                text: text.to_vec(),
+                schema: schema.clone(),
+            }));
         }
     }
 
