@@ -26,7 +26,7 @@ use super::s3_client::S3Client;
 use super::s3_uploads::{with_retries, Retry, Uploads};
 use super::{SinkRecord, TaskError};
 use crate::config::{self, ConfigError, ConfigMap};
-use crate::converters::{avro_data, Data};
+use crate::converters::{avro_data, Data, LastSchema};
 use crate::errors::ErrorPolicy;
 
 pub const S3_STORAGE: &str = "io.confluent.connect.s3.storage.S3Storage";
@@ -234,7 +234,7 @@ pub struct S3Sink {
     avro_schemas: HashMap<String, Arc<AvroSchema>>,
     /// The last record's: the records of a run share one schema, and looking it up
     /// by its text meant writing that text for every record.
-    last_avro: Option<Arc<AvroSchema>>,
+    last_avro: LastSchema<Arc<AvroSchema>>,
 }
 
 impl S3Sink {
@@ -265,7 +265,7 @@ impl S3Sink {
             retry,
             files: BTreeMap::new(),
             avro_schemas: HashMap::new(),
-            last_avro: None,
+            last_avro: LastSchema::default(),
         })
     }
 
@@ -452,10 +452,8 @@ impl S3Sink {
         let connect = connect.ok_or(
             "AvroFormat needs records with a schema (AvroConverter, or JsonConverter with schemas.enable=true)",
         )?;
-        if let Some(last) = &self.last_avro {
-            if Arc::ptr_eq(&last.connect, connect) || last.connect == *connect {
-                return Ok(last.clone());
-            }
+        if let Some(s) = self.last_avro.get(connect) {
+            return Ok(s);
         }
         let key = connect.to_string();
         let s = match self.avro_schemas.get(&key) {
@@ -471,7 +469,7 @@ impl S3Sink {
                 s
             }
         };
-        self.last_avro = Some(s.clone());
+        self.last_avro.set(connect, s.clone());
         Ok(s)
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use super::registry::{lock, Subjects};
-use super::{avro_data, schema_and_value, ConvertError, SchemaAndValue};
+use super::{avro_data, schema_and_value, ConvertError, LastSchema, SchemaAndValue};
 use crate::config::{ConfigError, ConfigMap};
 
 #[derive(Debug)]
@@ -18,8 +18,8 @@ pub struct AvroConverter {
     subjects: Subjects,
     /// By the Connect schema's JSON text.
     writers: Mutex<HashMap<String, Arc<Writer>>>,
-    /// The last record's (compared by pointer, then by value).
-    last: Mutex<Option<Arc<Writer>>>,
+    /// The last record's.
+    last: Mutex<LastSchema<Arc<Writer>>>,
     readers: Mutex<HashMap<i32, Arc<Reader>>>,
 }
 
@@ -32,7 +32,6 @@ impl PartialEq for AvroConverter {
 /// A schema to write with.
 #[derive(Debug)]
 struct Writer {
-    connect: Arc<Value>,
     avro: apache_avro::Schema,
     text: String,
     /// The full name the record strategies name the subject after.
@@ -57,15 +56,12 @@ impl AvroConverter {
     }
 
     fn writer(&self, connect: &Arc<Value>) -> Result<Arc<Writer>, ConvertError> {
-        let last = lock(&self.last)
-            .as_ref()
-            .filter(|w| Arc::ptr_eq(&w.connect, connect) || w.connect == *connect)
-            .cloned();
+        let last = lock(&self.last).get(connect);
         if let Some(w) = last {
             return Ok(w);
         }
         let w = self.writer_of(connect)?;
-        *lock(&self.last) = Some(w.clone());
+        lock(&self.last).set(connect, w.clone());
         Ok(w)
     }
 
@@ -89,7 +85,6 @@ impl AvroConverter {
             _ => "union".to_string(),
         };
         let w = Arc::new(Writer {
-            connect: connect.clone(),
             avro,
             text,
             record_name,

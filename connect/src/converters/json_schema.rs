@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use super::registry::{lock, Subjects};
-use super::{json_schema_data, schema_and_value, ConvertError, SchemaAndValue};
+use super::{json_schema_data, schema_and_value, ConvertError, LastSchema, SchemaAndValue};
 use crate::config::{ConfigError, ConfigMap};
 
 #[derive(Debug)]
@@ -18,14 +18,11 @@ pub struct JsonSchemaConverter {
     subjects: Subjects,
     /// Connect schema's JSON text → (JSON Schema text, record name).
     writers: Mutex<HashMap<String, Arc<(String, String)>>>,
-    /// The last record's Connect schema and its entry in `writers` (compared by
-    /// pointer, then by value).
-    last: Mutex<Option<LastWriter>>,
+    /// The last record's entry in `writers`.
+    last: Mutex<LastSchema<Arc<(String, String)>>>,
     /// Schema id → Connect schema.
     readers: Mutex<HashMap<i32, Arc<Value>>>,
 }
-
-type LastWriter = (Arc<Value>, Arc<(String, String)>);
 
 impl PartialEq for JsonSchemaConverter {
     fn eq(&self, o: &JsonSchemaConverter) -> bool {
@@ -78,15 +75,12 @@ impl JsonSchemaConverter {
         let Some((value, schema)) = schema_and_value(v, "JsonSchemaConverter")? else {
             return Ok(None);
         };
-        let last = lock(&self.last)
-            .as_ref()
-            .filter(|(s, _)| Arc::ptr_eq(s, schema) || s == schema)
-            .map(|(_, w)| w.clone());
+        let last = lock(&self.last).get(schema);
         let w = match last {
             Some(w) => w,
             None => {
                 let w = self.writer_of(schema)?;
-                *lock(&self.last) = Some((schema.clone(), w.clone()));
+                lock(&self.last).set(schema, w.clone());
                 w
             }
         };

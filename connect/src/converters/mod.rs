@@ -299,6 +299,36 @@ impl Converter {
     }
 }
 
+/// The last Connect schema a cache was asked for, and what it found for it: a run of
+/// records with one schema finds it by pointer, or (a copy: a source's next batch) by
+/// value, without writing the schema's text for a map lookup.
+#[derive(Debug)]
+pub struct LastSchema<T>(Option<(Arc<Value>, T)>);
+
+impl<T> Default for LastSchema<T> {
+    fn default() -> Self {
+        LastSchema(None)
+    }
+}
+
+impl<T: Clone> LastSchema<T> {
+    pub fn get(&mut self, schema: &Arc<Value>) -> Option<T> {
+        let (last, found) = self.0.as_mut()?;
+        if !Arc::ptr_eq(last, schema) {
+            if **last != **schema {
+                return None;
+            }
+            // The copy is kept: the records sharing it are found by pointer.
+            *last = schema.clone();
+        }
+        Some(found.clone())
+    }
+
+    pub fn set(&mut self, schema: &Arc<Value>, found: T) {
+        self.0 = Some((schema.clone(), found));
+    }
+}
+
 /// How the JsonConverter's envelope starts, and what comes between its schema and payload.
 const ENVELOPE_HEAD: &[u8] = b"{\"schema\":";
 const ENVELOPE_MID: &[u8] = b",\"payload\":";
@@ -595,6 +625,19 @@ mod tests {
             c.to_kafka("t", &rec(3, &s)).await.unwrap().unwrap(),
             want(3)
         );
+    }
+
+    #[test]
+    fn last_schema_finds_a_copy_and_keeps_it() {
+        let a = Arc::new(json!({"type": "int64", "optional": false}));
+        let mut last = LastSchema::default();
+        assert_eq!(last.get(&a), None::<u8>);
+        last.set(&a, 1);
+        assert_eq!(last.get(&a), Some(1));
+        let copy = Arc::new((*a).clone());
+        assert_eq!(last.get(&copy), Some(1));
+        assert!(last.0.as_ref().is_some_and(|(s, _)| Arc::ptr_eq(s, &copy)));
+        assert_eq!(last.get(&Arc::new(json!({"type": "string"}))), None);
     }
 
     #[tokio::test]
