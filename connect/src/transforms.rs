@@ -11,6 +11,8 @@
 //! field, a string that does not parse) is a poison record at stage
 //! TRANSFORMATION. Dates follow the pattern subset of [`crate::date_pattern`], in UTC.
 
+use std::sync::Arc;
+
 use regex::Regex;
 use serde_json::{json, Map, Value};
 
@@ -485,9 +487,11 @@ impl Transforms {
                         }
                     }
                     *r.key = SchemaAndValue {
-                        schema: v.schema.as_ref().map(
-                            |_| json!({"type": "struct", "fields": key_fields, "optional": false}),
-                        ),
+                        schema: v.schema.as_ref().map(|_| {
+                            Arc::new(
+                                json!({"type": "struct", "fields": key_fields, "optional": false}),
+                            )
+                        }),
                         data: Data::Value(Value::Object(key)),
                     };
                 }
@@ -670,7 +674,7 @@ fn edit(
                     if let Some(o) = s.as_object_mut() {
                         o.remove("field");
                     }
-                    s
+                    Arc::new(s)
                 }),
                 data: if v.is_null() {
                     Data::Null
@@ -682,7 +686,7 @@ fn edit(
         }
         _ => {}
     }
-    if let (Some(s), Some(fs)) = (target.schema.as_mut(), fields) {
+    if let (Some(s), Some(fs)) = (target.schema.as_mut().map(Arc::make_mut), fields) {
         s["fields"] = Value::Array(fs);
     }
     target.data = Data::Value(Value::Object(map));
@@ -700,7 +704,7 @@ fn convert(kind: &Kind, target: &mut SchemaAndValue) -> Result<(), String> {
             whole: Some(to), ..
         } => {
             *v = cast_value(v, *to)?;
-            if let Some(s) = target.schema.as_mut() {
+            if let Some(s) = target.schema.as_mut().map(Arc::make_mut) {
                 retype(s, to.schema_type(), None);
             }
         }
@@ -742,9 +746,9 @@ fn convert(kind: &Kind, target: &mut SchemaAndValue) -> Result<(), String> {
             };
             match field {
                 None => {
-                    let (nv, ty, name) = conv(v, target.schema.as_ref())?;
+                    let (nv, ty, name) = conv(v, target.schema.as_deref())?;
                     *v = nv;
-                    if let Some(s) = target.schema.as_mut() {
+                    if let Some(s) = target.schema.as_mut().map(Arc::make_mut) {
                         retype(s, ty, name);
                     }
                 }
@@ -769,10 +773,10 @@ fn convert(kind: &Kind, target: &mut SchemaAndValue) -> Result<(), String> {
     Ok(())
 }
 
-/// The schema of `field` in the struct schema, to change in place.
-fn field_mut<'s>(schema: &'s mut Option<Value>, field: &str) -> Option<&'s mut Value> {
-    schema
-        .as_mut()?
+/// The schema of `field` in the struct schema, to change in place (a copy of a
+/// schema other records share).
+fn field_mut<'s>(schema: &'s mut Option<Arc<Value>>, field: &str) -> Option<&'s mut Value> {
+    Arc::make_mut(schema.as_mut()?)
         .get_mut("fields")?
         .as_array_mut()?
         .iter_mut()
@@ -894,7 +898,7 @@ mod tests {
 
     fn val(v: Value, schema: Option<Value>) -> SchemaAndValue {
         SchemaAndValue {
-            schema,
+            schema: schema.map(Arc::new),
             data: Data::Value(v),
         }
     }

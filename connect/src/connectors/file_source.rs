@@ -4,6 +4,7 @@
 //! as Kafka's).
 
 use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -53,7 +54,7 @@ pub struct FileSource {
     position: u64,
     partition: Value,
     /// Connect's STRING schema of every value, built once.
-    schema: Value,
+    schema: Arc<Value>,
     /// Bytes read ahead; `buf[head..]` are those not yet handed out (at `position`).
     buf: Vec<u8>,
     head: usize,
@@ -72,7 +73,7 @@ impl FileSource {
             cfg,
             position,
             partition,
-            schema: json!({"type": "string", "optional": false}),
+            schema: Arc::new(json!({"type": "string", "optional": false})),
             buf: Vec::new(),
             head: 0,
         }

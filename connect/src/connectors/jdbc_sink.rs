@@ -605,14 +605,30 @@ fn key_columns(
     ))
 }
 
-/// The shape two writes must share to go in one statement.
-fn shape(op: &Op) -> Option<(&str, Vec<(&str, ColType)>)> {
-    match op {
-        Op::Write { table, cols, .. } => Some((
-            table,
-            cols.iter().map(|c| (c.name.as_str(), c.ty)).collect(),
-        )),
-        _ => None,
+/// Whether `b` is a write of `a`'s shape (table, column names and types), so the two
+/// may go in one statement. Compared in place: it runs for every row.
+fn same_shape(a: &Op, b: &Op) -> bool {
+    match (a, b) {
+        (
+            Op::Write {
+                table: ta,
+                cols: ca,
+                ..
+            },
+            Op::Write {
+                table: tb,
+                cols: cb,
+                ..
+            },
+        ) => {
+            ta == tb
+                && ca.len() == cb.len()
+                && ca
+                    .iter()
+                    .zip(cb)
+                    .all(|(x, y)| x.name == y.name && x.ty == y.ty)
+        }
+        _ => false,
     }
 }
 
@@ -663,7 +679,6 @@ async fn run_ops(
             Op::Write {
                 table, cols, pk, ..
             } => {
-                let first = shape(&ops[i].1);
                 let max_rows = batch.min((60_000 / cols.len().max(1)).max(1));
                 let key_idx: Vec<usize> = cols
                     .iter()
@@ -674,7 +689,7 @@ async fn run_ops(
                 let mut seen: HashSet<Vec<String>> = HashSet::new();
                 let mut j = i;
                 let mut params = Vec::new();
-                while j < ops.len() && j - i < max_rows && shape(&ops[j].1) == first {
+                while j < ops.len() && j - i < max_rows && same_shape(&ops[i].1, &ops[j].1) {
                     let Op::Write { values, .. } = &ops[j].1 else {
                         break;
                     };
@@ -723,7 +738,7 @@ mod tests {
                 data: Data::Null,
             },
             Some(e) => SchemaAndValue {
-                schema: e.get("schema").cloned(),
+                schema: e.get("schema").cloned().map(std::sync::Arc::new),
                 data: Data::Value(e["payload"].clone()),
             },
         };
@@ -795,7 +810,7 @@ mod tests {
         // Primitive keys use __connect_key.
         let (c, v) = key_columns(
             &SchemaAndValue {
-                schema: Some(json!({"type":"int64"})),
+                schema: Some(std::sync::Arc::new(json!({"type":"int64"}))),
                 data: Data::Value(json!(9)),
             },
             &[],

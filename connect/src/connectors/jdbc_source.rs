@@ -12,6 +12,7 @@
 //! row whose record Kafka acknowledged.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -407,7 +408,11 @@ impl JdbcSource {
         };
         let sql = d.source_query(&from, &criteria);
         let (cols, rows) = db.query(&sql, &params).await?;
-        let schema = struct_schema(if q.is_query { "query" } else { &q.from }, &cols);
+        // One schema shared by the batch's records.
+        let schema = Arc::new(struct_schema(
+            if q.is_query { "query" } else { &q.from },
+            &cols,
+        ));
         let inc_idx = self
             .cfg
             .incrementing_column

@@ -17,6 +17,7 @@
 //! schema differs from the open object's closes it first, as Confluent's
 //! `schema.compatibility=NONE` does, so every object has one schema).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +30,7 @@ use super::s3_partitioner::{Partitioner, DEFAULT as DEFAULT_PARTITIONER};
 use super::s3_uploads::{with_retries, Retry, Uploads};
 use super::{SinkRecord, TaskError};
 use crate::config::{self, ConfigError, ConfigMap};
-use crate::converters::{avro_data, Data};
+use crate::converters::{avro_data, Data, LastSchema};
 use crate::errors::ErrorPolicy;
 
 pub const S3_STORAGE: &str = "io.confluent.connect.s3.storage.S3Storage";
@@ -235,7 +236,7 @@ struct Object {
 
 /// A Connect schema as the Avro schema its objects are written with.
 struct AvroSchema {
-    connect: serde_json::Value,
+    connect: Arc<serde_json::Value>,
     avro: apache_avro::Schema,
 }
 
@@ -248,6 +249,9 @@ pub struct S3Sink {
     uploads: Uploads,
     /// AvroFormat: each distinct Connect schema mapped once.
     avro_schemas: HashMap<String, Arc<AvroSchema>>,
+    /// The last record's: the records of a run share one schema, and looking it up
+    /// by its text meant writing that text for every record.
+    last_avro: LastSchema<Arc<AvroSchema>>,
 }
 
 impl S3Sink {
@@ -278,6 +282,7 @@ impl S3Sink {
             retry,
             files: BTreeMap::new(),
             avro_schemas: HashMap::new(),
+            last_avro: LastSchema::default(),
         })
     }
 
@@ -383,8 +388,8 @@ impl S3Sink {
             let written = match (&r.value.data, self.cfg.format) {
                 (data, Format::Avro) => {
                     let value = match data {
-                        Data::Value(v) => v.clone(),
-                        _ => r.value.to_json(),
+                        Data::Value(v) => Cow::Borrowed(v),
+                        _ => Cow::Owned(r.value.to_json()),
                     };
                     let s = f.schema.as_ref().ok_or_else(|| bad("no schema".into()))?;
                     o.avro
@@ -486,22 +491,29 @@ impl S3Sink {
     /// The Avro schema of a record's Connect schema (mapped once per schema).
     fn avro_schema(
         &mut self,
-        connect: Option<&serde_json::Value>,
+        connect: Option<&Arc<serde_json::Value>>,
     ) -> Result<Arc<AvroSchema>, String> {
         let connect = connect.ok_or(
             "AvroFormat needs records with a schema (AvroConverter, or JsonConverter with schemas.enable=true)",
         )?;
-        let key = connect.to_string();
-        if let Some(s) = self.avro_schemas.get(&key) {
-            return Ok(s.clone());
+        if let Some(s) = self.last_avro.get(connect) {
+            return Ok(s);
         }
-        let text = avro_data::avro_schema(connect)?.to_string();
-        let avro = apache_avro::Schema::parse_str(&text).map_err(|e| e.to_string())?;
-        let s = Arc::new(AvroSchema {
-            connect: connect.clone(),
-            avro,
-        });
-        self.avro_schemas.insert(key, s.clone());
+        let key = connect.to_string();
+        let s = match self.avro_schemas.get(&key) {
+            Some(s) => s.clone(),
+            None => {
+                let text = avro_data::avro_schema(connect)?.to_string();
+                let avro = apache_avro::Schema::parse_str(&text).map_err(|e| e.to_string())?;
+                let s = Arc::new(AvroSchema {
+                    connect: connect.clone(),
+                    avro,
+                });
+                self.avro_schemas.insert(key, s.clone());
+                s
+            }
+        };
+        self.last_avro.set(connect, s.clone());
         Ok(s)
     }
 }

@@ -1,6 +1,8 @@
 //! Confluent's `AvroConverter`: Confluent's wire framing (magic byte 0, the
 //! schema id) around Avro binary, the schemas in the Schema Registry. Each
-//! Connect schema becomes an Avro schema once, each id read is parsed once.
+//! Connect schema becomes an Avro schema once, each id read is parsed once; the
+//! last writer is kept aside, so a run of records with one schema finds it without
+//! writing the schema's text.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use super::registry::{lock, Subjects};
-use super::{avro_data, schema_and_value, ConvertError, SchemaAndValue};
+use super::{avro_data, schema_and_value, ConvertError, LastSchema, SchemaAndValue};
 use crate::config::{ConfigError, ConfigMap};
 
 #[derive(Debug)]
@@ -16,6 +18,8 @@ pub struct AvroConverter {
     subjects: Subjects,
     /// By the Connect schema's JSON text.
     writers: Mutex<HashMap<String, Arc<Writer>>>,
+    /// The last record's.
+    last: Mutex<LastSchema<Arc<Writer>>>,
     readers: Mutex<HashMap<i32, Arc<Reader>>>,
 }
 
@@ -38,7 +42,7 @@ struct Writer {
 #[derive(Debug)]
 struct Reader {
     avro: apache_avro::Schema,
-    connect: Value,
+    connect: Arc<Value>,
 }
 
 impl AvroConverter {
@@ -46,11 +50,22 @@ impl AvroConverter {
         Ok(AvroConverter {
             subjects: Subjects::from_config(what, c)?,
             writers: Mutex::default(),
+            last: Mutex::default(),
             readers: Mutex::default(),
         })
     }
 
-    fn writer(&self, connect: &Value) -> Result<Arc<Writer>, ConvertError> {
+    fn writer(&self, connect: &Arc<Value>) -> Result<Arc<Writer>, ConvertError> {
+        let last = lock(&self.last).get(connect);
+        if let Some(w) = last {
+            return Ok(w);
+        }
+        let w = self.writer_of(connect)?;
+        lock(&self.last).set(connect, w.clone());
+        Ok(w)
+    }
+
+    fn writer_of(&self, connect: &Arc<Value>) -> Result<Arc<Writer>, ConvertError> {
         let key = connect.to_string();
         if let Some(w) = lock(&self.writers).get(&key) {
             return Ok(w.clone());
@@ -89,7 +104,7 @@ impl AvroConverter {
         }
         let avro = apache_avro::Schema::parse_str(&s.text).map_err(|e| bad(e.to_string()))?;
         let json: Value = serde_json::from_str(&s.text).map_err(|e| bad(e.to_string()))?;
-        let connect = avro_data::connect_schema(&json).map_err(bad)?;
+        let connect = Arc::new(avro_data::connect_schema(&json).map_err(bad)?);
         let r = Arc::new(Reader { avro, connect });
         lock(&self.readers).insert(id, r.clone());
         Ok(r)
@@ -142,14 +157,21 @@ mod tests {
         let mut m = ConfigMap::new();
         m.insert("schema.registry.url".into(), "http://127.0.0.1:1".into());
         let a = AvroConverter::from_config("value.converter", &m).expect("config");
-        let c = json!({"type": "struct", "name": "shop.Order", "optional": false,
-                       "fields": [{"field": "id", "type": "int64", "optional": false}]});
+        let c = Arc::new(
+            json!({"type": "struct", "name": "shop.Order", "optional": false,
+                   "fields": [{"field": "id", "type": "int64", "optional": false}]}),
+        );
         let w = a.writer(&c).expect("writer");
         assert_eq!(w.record_name, "shop.Order");
         assert!(Arc::ptr_eq(&w, &a.writer(&c).expect("again")));
+        // An equal schema in another Arc (a record of the next batch) finds it too.
+        let copy = Arc::new((*c).clone());
+        assert!(Arc::ptr_eq(&w, &a.writer(&copy).expect("copy")));
         let s = a
-            .writer(&json!({"type": "string", "optional": false}))
+            .writer(&Arc::new(json!({"type": "string", "optional": false})))
             .expect("string");
         assert_eq!(s.record_name, "string");
+        // Back to the first: from the map, not rebuilt.
+        assert!(Arc::ptr_eq(&w, &a.writer(&c).expect("back")));
     }
 }

@@ -1,7 +1,8 @@
 //! Confluent's `JsonSchemaConverter`: Confluent's wire framing (magic byte 0,
 //! the schema id) around the JSON text, the JSON Schema in the Schema
 //! Registry (`schemaType` JSON). Each Connect schema is mapped once, each id
-//! read is parsed once.
+//! read is parsed once; the last one written is kept aside, so a run of records
+//! with one schema finds it without writing the schema's text.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use super::registry::{lock, Subjects};
-use super::{json_schema_data, schema_and_value, ConvertError, SchemaAndValue};
+use super::{json_schema_data, schema_and_value, ConvertError, LastSchema, SchemaAndValue};
 use crate::config::{ConfigError, ConfigMap};
 
 #[derive(Debug)]
@@ -17,6 +18,8 @@ pub struct JsonSchemaConverter {
     subjects: Subjects,
     /// Connect schema's JSON text → (JSON Schema text, record name).
     writers: Mutex<HashMap<String, Arc<(String, String)>>>,
+    /// The last record's entry in `writers`.
+    last: Mutex<LastSchema<Arc<(String, String)>>>,
     /// Schema id → Connect schema.
     readers: Mutex<HashMap<i32, Arc<Value>>>,
 }
@@ -32,6 +35,7 @@ impl JsonSchemaConverter {
         Ok(JsonSchemaConverter {
             subjects: Subjects::from_config(what, c)?,
             writers: Mutex::default(),
+            last: Mutex::default(),
             readers: Mutex::default(),
         })
     }
@@ -60,7 +64,7 @@ impl JsonSchemaConverter {
             ConvertError::data(format!("Failed to deserialize JSON (schema id {id}): {e}"))
         })?;
         let v = json_schema_data::connect_value(&schema, &doc).map_err(ConvertError::data)?;
-        Ok(SchemaAndValue::read((*schema).clone(), v))
+        Ok(SchemaAndValue::read(schema, v))
     }
 
     pub async fn to_kafka(
@@ -71,10 +75,31 @@ impl JsonSchemaConverter {
         let Some((value, schema)) = schema_and_value(v, "JsonSchemaConverter")? else {
             return Ok(None);
         };
+        let last = lock(&self.last).get(schema);
+        let w = match last {
+            Some(w) => w,
+            None => {
+                let w = self.writer_of(schema)?;
+                lock(&self.last).set(schema, w.clone());
+                w
+            }
+        };
+        let id = self.subjects.id(topic, &w.1, "JSON", &w.0).await?;
+        let mut text = String::new();
+        json_schema_data::write(schema, &value, &mut text).map_err(ConvertError::data)?;
+        Ok(Some(fjord_schema::framing::frame(
+            id,
+            None,
+            text.as_bytes(),
+        )))
+    }
+
+    /// The JSON Schema text and record name of a Connect schema, mapped once.
+    fn writer_of(&self, schema: &Value) -> Result<Arc<(String, String)>, ConvertError> {
         let key = schema.to_string();
         // The guard must be gone before the None arm locks again.
         let cached = lock(&self.writers).get(&key).cloned();
-        let w = match cached {
+        Ok(match cached {
             Some(w) => w,
             None => {
                 let js = json_schema_data::json_schema(schema).map_err(ConvertError::data)?;
@@ -87,14 +112,6 @@ impl JsonSchemaConverter {
                 lock(&self.writers).insert(key, w.clone());
                 w
             }
-        };
-        let id = self.subjects.id(topic, &w.1, "JSON", &w.0).await?;
-        let mut text = String::new();
-        json_schema_data::write(schema, &value, &mut text).map_err(ConvertError::data)?;
-        Ok(Some(fjord_schema::framing::frame(
-            id,
-            None,
-            text.as_bytes(),
-        )))
+        })
     }
 }

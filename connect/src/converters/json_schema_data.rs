@@ -135,33 +135,41 @@ pub fn write(c: &Value, v: &Value, out: &mut String) -> Result<(), String> {
             let a = v
                 .as_array()
                 .ok_or_else(|| format!("Expected ARRAY value but got {v}"))?;
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write(items, x, out)?;
-            }
-            out.push(']');
+            write_all(items, a.iter().map(|x| (None, x)), "[]", out)?;
         }
         (_, "map") => {
             let values = c.get("values").ok_or("a map schema without values")?;
             let o = v
                 .as_object()
                 .ok_or_else(|| format!("Expected MAP value but got {v}"))?;
-            out.push('{');
-            for (i, (k, x)) in o.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                write(values, x, out)?;
-            }
-            out.push('}');
+            write_all(values, o.iter().map(|(k, x)| (Some(k), x)), "{}", out)?;
         }
         _ => out.push_str(&v.to_string()),
     }
+    Ok(())
+}
+
+/// An array's items or a map's entries (a key, then `:`), each against `schema`,
+/// between the two `brackets`.
+fn write_all<'v>(
+    schema: &Value,
+    entries: impl Iterator<Item = (Option<&'v String>, &'v Value)>,
+    brackets: &str,
+    out: &mut String,
+) -> Result<(), String> {
+    let (open, close) = brackets.split_at(1);
+    out.push_str(open);
+    for (i, (k, x)) in entries.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if let Some(k) = k {
+            out.push_str(&Value::String(k.clone()).to_string());
+            out.push(':');
+        }
+        write(schema, x, out)?;
+    }
+    out.push_str(close);
     Ok(())
 }
 
@@ -359,6 +367,28 @@ mod tests {
                 .unwrap_err()
                 .contains("field id")
         );
+    }
+
+    #[test]
+    fn arrays_and_maps_write_each_item_against_its_schema() {
+        let dec = json!({"type": "bytes", "name": DECIMAL, "optional": true, "parameters": {"scale": "1"}});
+        let one = b64().encode(15i8.to_be_bytes());
+        let mut text = String::new();
+        let array = json!({"type": "array", "items": dec, "optional": false});
+        write(&array, &json!([one, null]), &mut text).expect("array");
+        assert_eq!(text, "[1.5,null]");
+        text.clear();
+        let map =
+            json!({"type": "map", "keys": {"type": "string"}, "values": dec, "optional": false});
+        write(&map, &json!({"a\"b": one, "c": null}), &mut text).expect("map");
+        assert_eq!(text, r#"{"a\"b":1.5,"c":null}"#);
+        text.clear();
+        write(&array, &json!([]), &mut text).expect("empty");
+        write(&map, &json!({}), &mut text).expect("empty");
+        assert_eq!(text, "[]{}");
+        assert!(write(&map, &json!([1]), &mut text)
+            .unwrap_err()
+            .contains("MAP"));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! answer is not the record's fault and fails the task instead.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -44,7 +44,9 @@ pub enum Data {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchemaAndValue {
-    pub schema: Option<Value>,
+    /// Shared: the records of a batch (a table's rows, a topic's run) carry one
+    /// schema, so a record costs a reference count, not a copy of its tree.
+    pub schema: Option<Arc<Value>>,
     pub data: Data,
 }
 
@@ -54,7 +56,7 @@ impl SchemaAndValue {
     }
 
     /// A value read with its schema (a JSON null is Connect's null).
-    pub fn read(schema: Value, v: Value) -> Self {
+    pub fn read(schema: Arc<Value>, v: Value) -> Self {
         SchemaAndValue {
             schema: Some(schema),
             data: if v.is_null() {
@@ -99,12 +101,14 @@ impl ConvertError {
     }
 }
 
+type ToWrite<'a> = (Cow<'a, Value>, &'a Arc<Value>);
+
 /// What a schema-aware converter writes: the value (bytes as Connect's base64
 /// text) and its Connect schema; `None` for a null value (a null record).
 fn schema_and_value<'a>(
     v: &'a SchemaAndValue,
     converter: &str,
-) -> Result<Option<(Cow<'a, Value>, &'a Value)>, ConvertError> {
+) -> Result<Option<ToWrite<'a>>, ConvertError> {
     let value = match &v.data {
         Data::Null => return Ok(None),
         Data::Bytes(b) => Cow::Owned(Value::String(
@@ -131,7 +135,10 @@ impl From<RegistryError> for ConvertError {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Converter {
-    Json { schemas: bool },
+    Json {
+        schemas: bool,
+        last: Arc<LastSchemas>,
+    },
     String,
     ByteArray,
     Avro(Arc<AvroConverter>),
@@ -145,6 +152,7 @@ impl Converter {
         match c.get("class").map(|s| s.as_str()) {
             Some(JSON) => Ok(Converter::Json {
                 schemas: boolean(c, "schemas.enable", true).map_err(|e| ConfigError::new(&format!("{what}.schemas.enable"), e.message))?,
+                last: Arc::default(),
             }),
             Some(STRING) => Ok(Converter::String),
             Some(BYTES) => Ok(Converter::ByteArray),
@@ -177,35 +185,43 @@ impl Converter {
             Converter::Avro(a) => a.to_connect(bytes).await,
             Converter::JsonSchema(j) => j.to_connect(bytes).await,
             Converter::ByteArray => Ok(SchemaAndValue {
-                schema: Some(json!({"type": "bytes", "optional": true})),
+                schema: Some(Arc::new(json!({"type": "bytes", "optional": true}))),
                 data: Data::Bytes(bytes.to_vec()),
             }),
             Converter::String => match std::str::from_utf8(bytes) {
                 Ok(s) => Ok(SchemaAndValue {
-                    schema: Some(json!({"type": "string", "optional": true})),
+                    schema: Some(Arc::new(json!({"type": "string", "optional": true}))),
                     data: Data::Value(Value::String(s.to_string())),
                 }),
                 Err(e) => Err(ConvertError::data(format!(
                     "Failed to deserialize string: {e}"
                 ))),
             },
-            Converter::Json { schemas } => {
+            Converter::Json {
+                schemas: true,
+                last,
+            } => {
+                if let Some((schema, payload)) = last.read_again(bytes) {
+                    check_schema(&schema, &payload)?;
+                    return Ok(SchemaAndValue {
+                        schema: Some(schema),
+                        data: if payload.is_null() {
+                            Data::Null
+                        } else {
+                            Data::Value(payload)
+                        },
+                    });
+                }
                 let v: Value = serde_json::from_slice(bytes).map_err(|e| {
                     ConvertError::data(format!("Converting byte[] to Kafka Connect data failed due to serialization error: {e}"))
                 })?;
-                if !schemas {
-                    return Ok(SchemaAndValue::plain(if v.is_null() {
-                        Data::Null
-                    } else {
-                        Data::Value(v)
-                    }));
-                }
                 match v {
                     Value::Object(mut o) if o.len() == 2 && o.contains_key("schema") && o.contains_key("payload") => {
-                        let schema = o.remove("schema").filter(|s| !s.is_null());
+                        let schema = o.remove("schema").filter(|s| !s.is_null()).map(Arc::new);
                         let payload = o.remove("payload").unwrap_or(Value::Null);
                         if let Some(s) = &schema {
                             check_schema(s, &payload)?;
+                            last.remember_read(bytes, s);
                         }
                         Ok(SchemaAndValue {
                             schema,
@@ -216,6 +232,16 @@ impl Converter {
                         "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields and may not contain additional fields. If you are trying to deserialize plain JSON data, set schemas.enable=false in your converter configuration.",
                     )),
                 }
+            }
+            Converter::Json { schemas: false, .. } => {
+                let v: Value = serde_json::from_slice(bytes).map_err(|e| {
+                    ConvertError::data(format!("Converting byte[] to Kafka Connect data failed due to serialization error: {e}"))
+                })?;
+                Ok(SchemaAndValue::plain(if v.is_null() {
+                    Data::Null
+                } else {
+                    Data::Value(v)
+                }))
             }
         }
     }
@@ -244,7 +270,7 @@ impl Converter {
                 Data::Value(Value::String(s)) => Ok(Some(Cow::Borrowed(s.as_bytes()))),
                 Data::Value(other) => Ok(Some(Cow::Owned(other.to_string().into_bytes()))),
             },
-            Converter::Json { schemas } => {
+            Converter::Json { schemas, last } => {
                 if matches!(v.data, Data::Null) && !schemas {
                     return Ok(None);
                 }
@@ -252,10 +278,12 @@ impl Converter {
                 let mut out = Vec::with_capacity(256);
                 let err = |e: serde_json::Error| ConvertError::data(e.to_string());
                 if *schemas {
-                    out.extend_from_slice(b"{\"schema\":");
-                    serde_json::to_writer(&mut out, v.schema.as_ref().unwrap_or(&Value::Null))
-                        .map_err(err)?;
-                    out.extend_from_slice(b",\"payload\":");
+                    out.extend_from_slice(ENVELOPE_HEAD);
+                    match &v.schema {
+                        Some(s) => last.write(s, &mut out).map_err(err)?,
+                        None => out.extend_from_slice(b"null"),
+                    }
+                    out.extend_from_slice(ENVELOPE_MID);
                 }
                 match &v.data {
                     Data::Null => out.extend_from_slice(b"null"),
@@ -268,6 +296,116 @@ impl Converter {
                 Ok(Some(Cow::Owned(out)))
             }
         }
+    }
+}
+
+/// The last Connect schema a cache was asked for, and what it found for it: a run of
+/// records with one schema finds it by pointer, or (a copy: a source's next batch) by
+/// value, without writing the schema's text for a map lookup.
+#[derive(Debug)]
+pub struct LastSchema<T>(Option<(Arc<Value>, T)>);
+
+impl<T> Default for LastSchema<T> {
+    fn default() -> Self {
+        LastSchema(None)
+    }
+}
+
+impl<T: Clone> LastSchema<T> {
+    pub fn get(&mut self, schema: &Arc<Value>) -> Option<T> {
+        let (last, found) = self.0.as_mut()?;
+        if !Arc::ptr_eq(last, schema) {
+            if **last != **schema {
+                return None;
+            }
+            // The copy is kept: the records sharing it are found by pointer.
+            *last = schema.clone();
+        }
+        Some(found.clone())
+    }
+
+    pub fn set(&mut self, schema: &Arc<Value>, found: T) {
+        self.0 = Some((schema.clone(), found));
+    }
+}
+
+/// How the JsonConverter's envelope starts, and what comes between its schema and payload.
+const ENVELOPE_HEAD: &[u8] = b"{\"schema\":";
+const ENVELOPE_MID: &[u8] = b",\"payload\":";
+
+/// The JsonConverter's last schema each way: a topic's records nearly always carry
+/// the same schema, and parsing (or writing) its JSON for every record was most of
+/// the worker's allocations. Not part of the configuration (equal to any other).
+#[derive(Debug, Default)]
+pub struct LastSchemas {
+    /// The schema's text as it came in, and the schema parsed from it (an `Arc`:
+    /// the tasks sharing the converter parse their payloads outside the lock).
+    read: Mutex<Option<Arc<ReadSchema>>>,
+    /// A schema written (by pointer: a source shares one among its records) and its text.
+    written: Mutex<Option<(Arc<Value>, Vec<u8>)>>,
+}
+
+/// A schema's text as an envelope carried it, and the schema.
+#[derive(Debug)]
+struct ReadSchema {
+    text: Vec<u8>,
+    schema: Arc<Value>,
+}
+
+impl PartialEq for LastSchemas {
+    fn eq(&self, _: &LastSchemas) -> bool {
+        true
+    }
+}
+
+impl LastSchemas {
+    /// An envelope whose schema text is the last one's, exactly (`{"schema":` it
+    /// `,"payload":` P `}`): the last schema and P, parsing only P. The same bytes
+    /// parsed whole give the same result; anything else (other spacing, another
+    /// schema, P not one JSON value) is `None` and parsed whole.
+    fn read_again(&self, bytes: &[u8]) -> Option<(Arc<Value>, Value)> {
+        let last = registry::lock(&self.read).clone()?;
+        let payload = bytes
+            .strip_prefix(ENVELOPE_HEAD)?
+            .strip_prefix(last.text.as_slice())?
+            .strip_prefix(ENVELOPE_MID)?
+            .strip_suffix(b"}")?;
+        let payload = serde_json::from_slice(payload).ok()?;
+        Some((last.schema.clone(), payload))
+    }
+
+    /// Keep `schema` with its text in `bytes` (an envelope that parsed), when the
+    /// envelope is written as `read_again` expects.
+    fn remember_read(&self, bytes: &[u8], schema: &Arc<Value>) {
+        let Some(rest) = bytes.strip_prefix(ENVELOPE_HEAD) else {
+            return;
+        };
+        let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<Value>();
+        if !matches!(values.next(), Some(Ok(_))) {
+            return;
+        }
+        let text = &rest[..values.byte_offset()];
+        if rest[text.len()..].starts_with(ENVELOPE_MID) {
+            *registry::lock(&self.read) = Some(Arc::new(ReadSchema {
+                text: text.to_vec(),
+                schema: schema.clone(),
+            }));
+        }
+    }
+
+    /// Write `schema`'s JSON: the last one's text again when it is the same `Arc`.
+    fn write(&self, schema: &Arc<Value>, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        let mut last = registry::lock(&self.written);
+        if let Some((s, text)) = last.as_ref() {
+            if Arc::ptr_eq(s, schema) {
+                out.extend_from_slice(text);
+                return Ok(());
+            }
+        }
+        let start = out.len();
+        serde_json::to_writer(&mut *out, &**schema)?;
+        *last = Some((schema.clone(), out[start..].to_vec()));
+        Ok(())
     }
 }
 
@@ -392,12 +530,114 @@ mod tests {
             .message
             .contains("schemas.enable"));
         let hi = SchemaAndValue {
-            schema: Some(json!({"type":"string"})),
+            schema: Some(Arc::new(json!({"type":"string"}))),
             data: Data::Value(json!("hi")),
         };
         let out = c.to_kafka("t", &hi).await.unwrap().unwrap();
         let parsed: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(parsed, json!({"schema":{"type":"string"},"payload":"hi"}));
+    }
+
+    #[tokio::test]
+    async fn json_envelope_schema_is_parsed_once_per_text() {
+        let c = conv(JSON, "true");
+        let schema =
+            r#"{"type":"struct","fields":[{"field":"id","type":"int32","optional":false}]}"#;
+        let rec = |payload: &str| format!(r#"{{"schema":{schema},"payload":{payload}}}"#);
+        let a = c
+            .to_connect(Some(rec(r#"{"id":1}"#).as_bytes()))
+            .await
+            .unwrap();
+        let b = c
+            .to_connect(Some(rec(r#"{"id":2}"#).as_bytes()))
+            .await
+            .unwrap();
+        let (sa, sb) = (a.schema.unwrap(), b.schema.unwrap());
+        assert!(
+            Arc::ptr_eq(&sa, &sb),
+            "the second record reuses the parsed schema"
+        );
+        assert_eq!(b.data, Data::Value(json!({"id":2})));
+        // The checks still run on the payload alone.
+        assert!(c
+            .to_connect(Some(rec(r#"{"id":"x"}"#).as_bytes()))
+            .await
+            .is_err());
+        assert_eq!(
+            c.to_connect(Some(rec("null").as_bytes()))
+                .await
+                .unwrap_err()
+                .message,
+            "Invalid null value for required STRUCT field"
+        );
+        // What the whole parse refuses is refused: a third field, trailing text.
+        for bad in [
+            rec(r#"{"id":3},"extra":1"#),
+            rec(r#"{"id":3}} x"#),
+            rec(r#"{"id":3"#),
+        ] {
+            assert!(c.to_connect(Some(bad.as_bytes())).await.is_err(), "{bad}");
+        }
+        // Other spacing or another schema: parsed whole, and the same value.
+        let spaced = format!(r#"{{ "schema": {schema}, "payload": {{"id":4}} }}"#);
+        let v = c.to_connect(Some(spaced.as_bytes())).await.unwrap();
+        assert_eq!(v.schema.as_deref(), Some(&*sa));
+        assert_eq!(v.data, Data::Value(json!({"id":4})));
+        let other = br#"{"schema":{"type":"string","optional":false},"payload":"s"}"#;
+        let v = c.to_connect(Some(other)).await.unwrap();
+        assert_eq!(v.schema.unwrap()["type"], "string");
+        let v = c
+            .to_connect(Some(rec(r#"{"id":5}"#).as_bytes()))
+            .await
+            .unwrap();
+        assert_eq!(*v.schema.unwrap(), *sa);
+    }
+
+    #[tokio::test]
+    async fn json_envelope_writes_a_shared_schema_once() {
+        let c = conv(JSON, "true");
+        let s = Arc::new(json!({"type":"int64","optional":false}));
+        let rec = |n: i64, s: &Arc<Value>| SchemaAndValue {
+            schema: Some(s.clone()),
+            data: Data::Value(json!(n)),
+        };
+        let want = |n: i64| {
+            format!(r#"{{"schema":{{"optional":false,"type":"int64"}},"payload":{n}}}"#)
+                .into_bytes()
+        };
+        assert_eq!(
+            c.to_kafka("t", &rec(1, &s)).await.unwrap().unwrap(),
+            want(1)
+        );
+        assert_eq!(
+            c.to_kafka("t", &rec(2, &s)).await.unwrap().unwrap(),
+            want(2)
+        );
+        let x = SchemaAndValue {
+            schema: Some(Arc::new(json!({"type":"string"}))),
+            data: Data::Value(json!("x")),
+        };
+        assert_eq!(
+            c.to_kafka("t", &x).await.unwrap().unwrap(),
+            br#"{"schema":{"type":"string"},"payload":"x"}"#.to_vec()
+        );
+        assert_eq!(
+            c.to_kafka("t", &rec(3, &s)).await.unwrap().unwrap(),
+            want(3)
+        );
+    }
+
+    #[test]
+    fn last_schema_finds_a_copy_and_keeps_it() {
+        let a = Arc::new(json!({"type": "int64", "optional": false}));
+        let mut last = LastSchema::default();
+        assert_eq!(last.get(&a), None::<u8>);
+        last.set(&a, 1);
+        assert_eq!(last.get(&a), Some(1));
+        let copy = Arc::new((*a).clone());
+        assert_eq!(last.get(&copy), Some(1));
+        assert!(last.0.as_ref().is_some_and(|(s, _)| Arc::ptr_eq(s, &copy)));
+        assert_eq!(last.get(&Arc::new(json!({"type": "string"}))), None);
     }
 
     #[tokio::test]
