@@ -226,7 +226,7 @@ fn value_struct(
     r: &SinkRecord,
 ) -> Result<(&serde_json::Map<String, Value>, Option<&Value>), String> {
     match &r.value.data {
-        Data::Value(Value::Object(o)) => Ok((o, r.value.schema.as_ref())),
+        Data::Value(Value::Object(o)) => Ok((o, r.value.schema.as_deref())),
         _ => Err("Error encoding partition: the value is not a struct or a map".into()),
     }
 }
@@ -362,7 +362,7 @@ mod tests {
             timestamp: ts,
             key: SchemaAndValue::plain(Data::Null),
             value: SchemaAndValue {
-                schema,
+                schema: schema.map(std::sync::Arc::new),
                 data: Data::Value(value),
             },
         }
