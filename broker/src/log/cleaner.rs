@@ -11,9 +11,16 @@
 //! aborted-transaction index): below the clean limit (never past the LSO)
 //! every transaction is decided, so records of aborted transactions are
 //! dropped and committed transactional records are cleaned like plain ones.
-//! Control batches (COMMIT/ABORT markers) are always kept, so the index and
-//! a read_committed consumer's view of where each transaction ends never
-//! change under it.
+//! A control batch (COMMIT/ABORT marker) goes as Kafka's cleaner removes it
+//! (KIP-98, KIP-534): only once no batch of its transaction is left in the
+//! log (a replay would otherwise reopen the transaction and hold the LSO
+//! there for good), and only `delete.retention.ms` after that was first
+//! seen, like a tombstone, so a consumer that read the transaction's records
+//! before they were cleaned still finds where it ends. An ABORT marker's
+//! aborted-index entry goes in the same swap: an entry without its marker
+//! would make a read_committed consumer skip the producer's later
+//! transactions. A marker that is the log's last batch, or that alone holds
+//! its producer's current epoch (no data batch of that epoch left), stays.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -109,7 +116,8 @@ impl TxnView for AbortedIndex {
 struct CleanState {
     /// Everything below was cleaned by an earlier pass (Kafka's cleaner checkpoint).
     clean_end: i64,
-    /// Base offset of a cleaned batch holding tombstones → when they may go.
+    /// Base offset of a cleaned batch holding tombstones, or of a marker
+    /// whose transaction has no batch left → when it may go.
     horizons: BTreeMap<i64, i64>,
 }
 
@@ -121,7 +129,10 @@ pub struct PassStats {
     pub limit: i64,
     pub batches_rewritten: u64,
     pub batches_deleted: u64,
+    /// Data records removed (markers not counted).
     pub records_removed: u64,
+    /// COMMIT/ABORT markers removed (their batches count in `batches_deleted`).
+    pub markers_removed: u64,
     pub bytes_before: u64,
     pub bytes_after: u64,
 }
@@ -148,6 +159,20 @@ struct Snapshot {
     /// The base of each producer's last batch: kept even when emptied, so
     /// the producer's sequence survives a restart (as Kafka).
     producer_last: HashSet<i64>,
+    /// Producer id → its current epoch, for producers with no data batch of
+    /// that epoch: their markers of that epoch are all that keeps the epoch
+    /// (and so the fencing of older ones) over a restart.
+    epoch_only: HashMap<i64, i16>,
+}
+
+/// What a pass has read of one producer's transaction since its previous
+/// marker, for deciding the marker that ends it.
+#[derive(Debug, Default, Clone, Copy)]
+struct TxnSeen {
+    /// A data batch of it was in the log when this pass read it.
+    seen: bool,
+    /// A batch of it stays after this pass (kept, rewritten or kept empty).
+    left: bool,
 }
 
 /// One batch's change, swapped in with others under the lock.
@@ -162,6 +187,13 @@ enum Change {
         base: i64,
         old_size: u32,
         removed: u64,
+    },
+    /// A marker goes; an ABORT marker takes its aborted-index entry (by its
+    /// last offset) with it.
+    DropMarker {
+        base: i64,
+        old_size: u32,
+        aborted: Option<i64>,
     },
 }
 
@@ -207,6 +239,7 @@ impl Cleaner {
         let mut pending: Vec<Change> = Vec::new();
         let mut pending_bytes = 0usize;
         let mut failed: Option<LogError> = None;
+        let mut txns: HashMap<i64, TxnSeen> = HashMap::new();
         let db = self.log.db().clone();
         db.scan(p.id, snap.log_start, limit, &mut |v| {
             let Ok(h) = batch::parse_header(v) else {
@@ -217,13 +250,24 @@ impl Cleaner {
                 return Ok(true);
             };
             stats.bytes_before += v.len() as u64;
-            let change = self.clean_batch(p, v, &h, *meta, &map, &snap, &mut st, now, cfg);
+            let change = if h.is_control() {
+                let seen = txns.remove(&h.producer_id).unwrap_or_default();
+                self.clean_marker(v, &h, *meta, seen, &snap, &mut st, now, cfg)
+            } else {
+                let c = self.clean_batch(p, v, &h, *meta, &map, &snap, &mut st, now, cfg);
+                if h.is_transactional() && h.producer_id >= 0 {
+                    let t = txns.entry(h.producer_id).or_default();
+                    t.seen = true;
+                    t.left |= !matches!(c, Some(Change::Delete { .. }));
+                }
+                c
+            };
             match &change {
                 Some(Change::Put { data, .. }) => {
                     stats.bytes_after += data.len() as u64;
                     pending_bytes += data.len();
                 }
-                Some(Change::Delete { .. }) => {}
+                Some(Change::Delete { .. } | Change::DropMarker { .. }) => {}
                 None => stats.bytes_after += v.len() as u64,
             }
             if let Some(c) = change {
@@ -256,7 +300,8 @@ impl Cleaner {
         tracing::info!(
             topic = %p.topic, partition = p.index, start = stats.start, limit = stats.limit,
             rewritten = stats.batches_rewritten, deleted = stats.batches_deleted,
-            records_removed = stats.records_removed, bytes_before = stats.bytes_before,
+            records_removed = stats.records_removed, markers_removed = stats.markers_removed,
+            bytes_before = stats.bytes_before,
             bytes_after = stats.bytes_after, "cleaned partition"
         );
         Ok(Some(stats))
@@ -313,6 +358,12 @@ impl Cleaner {
                 .producers
                 .values()
                 .filter_map(|e| e.recent.back().map(|r| r.2))
+                .collect(),
+            epoch_only: s
+                .producers
+                .iter()
+                .filter(|(_, e)| e.recent.is_empty())
+                .map(|(pid, e)| (*pid, e.epoch))
                 .collect(),
         })
     }
@@ -392,6 +443,50 @@ impl Cleaner {
         Ok((map, limit))
     }
 
+    /// What becomes of one marker, given what the pass read of its
+    /// transaction (`t`): it goes only when no batch of the transaction is
+    /// left, none was there when this pass read the log (so its removal is
+    /// swapped in, not just planned), and its horizon, set
+    /// `delete.retention.ms` after it was first found with nothing left, has
+    /// passed.
+    #[allow(clippy::too_many_arguments)]
+    fn clean_marker(
+        &self,
+        v: &[u8],
+        h: &batch::BatchHeader,
+        meta: BatchMeta,
+        t: TxnSeen,
+        snap: &Snapshot,
+        st: &mut CleanState,
+        now: i64,
+        cfg: &CompactionConfig,
+    ) -> Option<Change> {
+        let base = h.base_offset;
+        let marker = if h.is_transactional() && h.producer_id >= 0 {
+            batch::control_marker(v, h)
+        } else {
+            None
+        };
+        let protected = base == snap.last_base
+            || snap.epoch_only.get(&h.producer_id) == Some(&h.producer_epoch);
+        let Some(m) = marker.filter(|_| !t.left && !protected) else {
+            st.horizons.remove(&base);
+            return None;
+        };
+        let horizon = *st
+            .horizons
+            .entry(base)
+            .or_insert(now.saturating_add(cfg.delete_retention_ms));
+        if t.seen || horizon > now {
+            return None;
+        }
+        Some(Change::DropMarker {
+            base,
+            old_size: meta.size,
+            aborted: (!m.commit).then_some(meta.last_offset),
+        })
+    }
+
     /// What becomes of one batch: None to leave it, a rewrite, or a delete.
     #[allow(clippy::too_many_arguments)]
     fn clean_batch(
@@ -407,8 +502,20 @@ impl Cleaner {
         cfg: &CompactionConfig,
     ) -> Option<Change> {
         let base = h.base_offset;
-        if h.is_control() || h.record_count == 0 {
+        if h.is_control() {
             return None;
+        }
+        let keep_empty =
+            base == snap.last_base || (h.producer_id >= 0 && snap.producer_last.contains(&base));
+        if h.record_count == 0 {
+            // Kept empty by an earlier pass as its producer's last batch: it
+            // goes once it no longer is, else its transaction's marker (which
+            // a replay needs to close it) could never go.
+            return (!keep_empty).then_some(Change::Delete {
+                base,
+                old_size: meta.size,
+                removed: 0,
+            });
         }
         // A batch holds records of one transaction: all aborted or none.
         let aborted = if h.is_transactional() {
@@ -452,8 +559,6 @@ impl Cleaner {
             return None;
         }
         let removed = (recs.len() - keep.len()) as u64;
-        let keep_empty =
-            base == snap.last_base || (h.producer_id >= 0 && snap.producer_last.contains(&base));
         if keep.is_empty() && !keep_empty {
             return Some(Change::Delete {
                 base,
@@ -503,6 +608,8 @@ impl Cleaner {
         let mut puts = Vec::new();
         let mut deletes = Vec::new();
         let mut removed = Vec::new();
+        let mut unindex = Vec::new();
+        let mut markers = 0u64;
         for c in pending.drain(..) {
             match c {
                 Change::Put {
@@ -522,10 +629,29 @@ impl Cleaner {
                     deletes.push(base);
                     stats.records_removed += n;
                 }
+                Change::DropMarker {
+                    base,
+                    old_size,
+                    aborted,
+                } if unchanged(&s, base, old_size) => {
+                    deletes.push(base);
+                    unindex.extend(aborted);
+                    markers += 1;
+                }
                 _ => {}
             }
         }
+        // The aborted-index entries go first: a crash in between leaves a
+        // marker without an entry, which filters nothing, never an entry
+        // without its marker.
+        for last in &unindex {
+            self.log.db().drop_aborted(p.id, *last, *last + 1)?;
+        }
         self.log.db().rewrite(p.id, &puts, &deletes)?;
+        for last in &unindex {
+            s.txn.drop_aborted(*last);
+        }
+        stats.markers_removed += markers;
         stats.records_removed += removed.iter().sum::<u64>();
         for (base, data) in &puts {
             let old = s.index.get(base).map(|m| m.size).unwrap_or(0);

@@ -2,7 +2,10 @@
 //! keep their offsets, tombstones stay until `delete.retention.ms` after
 //! their first cleaning, emptied batches go (a producer's last one stays
 //! empty), transactional batches are untouched, followers copy a compacted
-//! log with its gaps, and a store that fails mid-clean reopens readable.
+//! log with its gaps, a store that fails mid-clean reopens readable, and
+//! COMMIT/ABORT markers go only once their transaction has nothing left and
+//! `delete.retention.ms` has passed, with the aborted-index entry, while
+//! read_committed reads the same records to the same end.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -468,7 +471,8 @@ fn marker(pid: i64, commit: bool) -> Bytes {
 
 /// With the partition's aborted index: records of aborted transactions go
 /// (keys or not), committed transactional records supersede and are
-/// superseded like plain ones, markers stay and the aborted index with them.
+/// superseded like plain ones, markers stay (until their horizon) and the
+/// aborted index with them.
 #[tokio::test]
 async fn aborted_records_dropped_committed_compacted_markers_kept() {
     let store = LogStore::in_memory(policy()).unwrap();
@@ -544,5 +548,230 @@ async fn open_transaction_bounds_cleaning_with_aborted_index() {
     c.clean(&p, &cfg(), NOW + 1).unwrap().unwrap();
     let got: Vec<i64> = dump(&store, &p, 0).iter().map(|r| r.0).collect();
     assert_eq!(got, vec![3, 5, 6]);
+    store.shutdown();
+}
+
+/// What a read_committed consumer reads from offset 0, by Kafka's consumer
+/// rule: the fetch's aborted list puts a producer's transactional batches
+/// in a skip set from the first offset of its aborted transaction until an
+/// ABORT marker of that producer; control batches are never delivered.
+/// Returns the records and the offset the consumer reaches.
+fn committed_view(store: &LogStore, p: &Partition) -> (Vec<(i64, String, Option<String>)>, i64) {
+    let mut pending = p.aborted_ranges(0, p.offsets().last_stable);
+    pending.sort_by_key(|a| a.first_offset);
+    let mut pending = pending.into_iter().peekable();
+    let mut skip = std::collections::HashSet::new();
+    let (mut out, mut pos) = (Vec::new(), 0);
+    loop {
+        let got = store
+            .read_for_fetch(p, pos, 1 << 20, true, Upto::LastStable)
+            .unwrap();
+        if got.is_empty() {
+            return (out, pos);
+        }
+        for (h, b) in batch::split_batches(&got).unwrap() {
+            let last = h.base_offset + h.last_offset_delta as i64;
+            pos = last + 1;
+            while let Some(a) = pending.next_if(|a| a.first_offset <= last) {
+                skip.insert(a.producer_id);
+            }
+            if h.is_control() {
+                if batch::control_marker(&b, &h).is_some_and(|m| !m.commit) {
+                    skip.remove(&h.producer_id);
+                }
+                continue;
+            }
+            if h.is_transactional() && skip.contains(&h.producer_id) {
+                continue;
+            }
+            let set = RecordBatchDecoder::decode(&mut b.clone()).unwrap();
+            for r in set.records {
+                let s = |x: Option<Bytes>| x.map(|v| String::from_utf8_lossy(&v).into_owned());
+                out.push((r.offset, s(r.key).unwrap_or_default(), s(r.value)));
+            }
+        }
+    }
+}
+
+/// Base offsets of the control batches (markers) in the log.
+fn marker_offsets(store: &LogStore, p: &Partition) -> Vec<i64> {
+    store
+        .read_replica(p, 0, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|b| batch::parse_header(b).unwrap())
+        .filter(|h| h.is_control())
+        .map(|h| h.base_offset)
+        .collect()
+}
+
+/// Markers go as in Kafka's cleaner: kept while a batch of their
+/// transaction is in the log, then kept `delete.retention.ms` more, then
+/// removed, an ABORT marker with its aborted-index entry (also on disk: a
+/// reopened log neither restores the entry nor reopens the transaction).
+/// Survivors keep their offsets and read_committed reads the same records
+/// to the same end throughout.
+async fn markers_removed_after_their_data_and_horizon(store: Arc<LogStore>) -> Arc<Partition> {
+    let p = leader(&store);
+    put(&store, &p, kv(&[("a", Some("1"))], 100, -1, 0, false)).await; // 0
+    put(&store, &p, kv(&[("b", Some("x"))], 100, 8, 0, true)).await; // 1: aborted
+    put(&store, &p, marker(8, false)).await; // 2: ABORT
+    put(&store, &p, kv(&[("a", Some("t"))], 100, 9, 0, true)).await; // 3: committed
+    put(&store, &p, marker(9, true)).await; // 4: COMMIT
+    put(&store, &p, kv(&[("a", Some("2"))], 100, -1, 0, false)).await; // 5
+    put(&store, &p, kv(&[("d", Some("y"))], 100, 8, 1, true)).await; // 6: committed, latest d
+    put(&store, &p, marker(8, true)).await; // 7: COMMIT
+    put(&store, &p, kv(&[("c", Some("u"))], 100, 9, 1, true)).await; // 8: committed
+    put(&store, &p, marker(9, true)).await; // 9: COMMIT
+    put(&store, &p, kv(&[("z", Some("1"))], 100, -1, 0, false)).await; // 10 (tail)
+    let lso = p.offsets().last_stable;
+    assert_eq!(lso, 11);
+    let view = committed_view(&store, &p);
+    let s = |o: i64, k: &str, v: &str| (o, k.to_string(), Some(v.to_string()));
+    let latest = vec![
+        s(5, "a", "2"),
+        s(6, "d", "y"),
+        s(8, "c", "u"),
+        s(10, "z", "1"),
+    ];
+    assert_eq!(view.1, 11);
+    let c = Cleaner::new(store.clone(), Arc::new(AbortedIndex), 1 << 20);
+    // Pass 1 removes the aborted record and the superseded committed one;
+    // their markers stay: the pass itself read their transactions' batches.
+    let st = c.clean(&p, &cfg(), NOW).unwrap().unwrap();
+    assert_eq!((st.records_removed, st.markers_removed), (3, 0));
+    assert_eq!(marker_offsets(&store, &p), vec![2, 4, 7, 9]);
+    let markers = marker_offsets(&store, &p);
+    let data: Vec<_> = dump(&store, &p, 0)
+        .into_iter()
+        .filter(|r| !markers.contains(&r.0))
+        .collect();
+    assert_eq!(data, latest);
+    assert_eq!(p.aborted_ranges(0, 11).len(), 1);
+    assert_eq!(committed_view(&store, &p), (latest.clone(), 11));
+    // Within delete.retention.ms of that, nothing more goes.
+    assert!(c.clean(&p, &cfg(), NOW + 999).unwrap().is_none());
+    assert_eq!(marker_offsets(&store, &p), vec![2, 4, 7, 9]);
+    // After it: the two markers whose transactions have nothing left go,
+    // the ABORT's index entry with it; 7 and 9 end transactions whose
+    // records are still there.
+    let st = c.clean(&p, &cfg(), NOW + 1_000).unwrap().unwrap();
+    assert_eq!((st.markers_removed, st.batches_deleted), (2, 2));
+    assert_eq!(st.records_removed, 0);
+    assert_eq!(marker_offsets(&store, &p), vec![7, 9]);
+    assert_eq!(p.aborted_ranges(0, 11), vec![]);
+    assert_eq!(p.offsets().last_stable, lso);
+    assert_eq!(committed_view(&store, &p), (latest.clone(), 11));
+    // Markers whose transaction still has records stay for good.
+    assert!(c.clean(&p, &cfg(), NOW + 100_000).unwrap().is_none());
+    assert_eq!(marker_offsets(&store, &p), vec![7, 9]);
+    // c supersedes producer 9's last data batch: emptied, it stays (the
+    // producer's sequence), so its marker stays too (a replay would reopen
+    // the transaction at the empty batch without it).
+    put(&store, &p, kv(&[("c", Some("2"))], 100, -1, 0, false)).await; // 11
+    put(&store, &p, kv(&[("z", Some("2"))], 100, -1, 0, false)).await; // 12 (tail)
+    c.clean(&p, &cfg(), NOW + 100_001).unwrap().unwrap();
+    assert!(c.clean(&p, &cfg(), NOW + 200_000).unwrap().is_none());
+    assert_eq!(marker_offsets(&store, &p), vec![7, 9]);
+    let (recs, end) = committed_view(&store, &p);
+    assert_eq!(end, 13);
+    let offsets: Vec<i64> = recs.iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![5, 6, 11, 12]);
+    // Producer 9 writes again: the empty batch goes, and its marker after
+    // the horizon.
+    put(&store, &p, kv(&[("e", Some("v"))], 100, 9, 2, true)).await; // 13
+    put(&store, &p, marker(9, true)).await; // 14: COMMIT
+    put(&store, &p, kv(&[("z", Some("3"))], 100, -1, 0, false)).await; // 15 (tail)
+    let st = c.clean(&p, &cfg(), NOW + 200_001).unwrap().unwrap();
+    assert_eq!((st.batches_deleted, st.markers_removed), (2, 0));
+    assert_eq!(marker_offsets(&store, &p), vec![7, 9, 14]);
+    let st = c.clean(&p, &cfg(), NOW + 201_001).unwrap().unwrap();
+    assert_eq!(st.markers_removed, 1);
+    assert_eq!(marker_offsets(&store, &p), vec![7, 14]);
+    let (recs, end) = committed_view(&store, &p);
+    assert_eq!(end, 16);
+    let offsets: Vec<i64> = recs.iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![5, 6, 11, 13, 15]);
+    assert_eq!(p.offsets().last_stable, 16);
+    p
+}
+
+#[tokio::test]
+async fn markers_removed_after_their_data_and_horizon_in_memory() {
+    let store = LogStore::in_memory(policy()).unwrap();
+    markers_removed_after_their_data_and_horizon(store.clone()).await;
+    store.shutdown();
+}
+
+#[tokio::test]
+async fn markers_removed_after_their_data_and_horizon_on_rocksdb_and_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = LogStore::open(dir.path(), policy()).unwrap();
+        markers_removed_after_their_data_and_horizon(store.clone()).await;
+        store.checkpoint_hw(&mut Default::default());
+        store.shutdown();
+    }
+    let store = LogStore::open(dir.path(), policy()).unwrap();
+    let p = store.get("t", 0).unwrap();
+    p.become_leader(1, 1, &[1]);
+    // The dropped entry is not restored from disk, and no transaction is
+    // open again: read_committed reads to the end.
+    assert_eq!(p.aborted_ranges(0, i64::MAX), vec![]);
+    assert_eq!(p.offsets().last_stable, 16);
+    let (recs, end) = committed_view(&store, &p);
+    assert_eq!(end, 16);
+    assert_eq!(recs.len(), 5);
+    assert_eq!(marker_offsets(&store, &p), vec![7, 14]);
+    store.shutdown();
+}
+
+/// A committed transaction whose records were all superseded loses its
+/// marker after the horizon (the producer wrote again since); the marker
+/// that alone holds a producer's bumped epoch, and the log's last batch,
+/// stay; with no aborted index (NoTxnIndex) no transaction's records go, so
+/// no marker goes.
+#[tokio::test]
+async fn superseded_commit_loses_its_marker_epoch_and_last_markers_stay() {
+    let store = LogStore::in_memory(policy()).unwrap();
+    let p = leader(&store);
+    put(&store, &p, kv(&[("a", Some("t"))], 100, 9, 0, true)).await; // 0: committed
+    put(&store, &p, marker(9, true)).await; // 1: COMMIT
+    put(&store, &p, kv(&[("b", Some("t"))], 100, 7, 0, true)).await; // 2: pid 7, epoch 0
+    let bumped = batch::ControlMarker {
+        commit: false,
+        coordinator_epoch: 0,
+    };
+    put(&store, &p, batch::control_batch(7, 1, bumped, 100)).await; // 3: ABORT, epoch 1
+    put(&store, &p, kv(&[("a", Some("2"))], 100, -1, 0, false)).await; // 4
+    put(&store, &p, kv(&[("c", Some("t"))], 100, 9, 1, true)).await; // 5: pid 9 again
+    put(&store, &p, marker(9, true)).await; // 6: COMMIT (the log's last batch)
+    assert_eq!(p.offsets().last_stable, 7);
+    let k = cfg();
+    let untouched = Cleaner::new(store.clone(), Arc::new(NoTxnIndex), 1 << 20);
+    untouched.clean(&p, &k, NOW).unwrap();
+    untouched.clean(&p, &k, NOW + 10_000).unwrap();
+    assert_eq!(marker_offsets(&store, &p), vec![1, 3, 6]);
+    let c = Cleaner::new(store.clone(), Arc::new(AbortedIndex), 1 << 20);
+    c.clean(&p, &k, NOW).unwrap().unwrap();
+    assert_eq!(marker_offsets(&store, &p), vec![1, 3, 6]);
+    // What read_committed reads once the records are cleaned, markers kept.
+    let before = committed_view(&store, &p);
+    assert_eq!(before.0.iter().map(|r| r.0).collect::<Vec<_>>(), vec![4, 5]);
+    let st = c.clean(&p, &k, NOW + 1_000).unwrap().unwrap();
+    assert_eq!(st.markers_removed, 1);
+    // 1 goes; 3 holds producer 7's epoch 1 (its data at epoch 0 is gone),
+    // 6 is the log's last batch.
+    assert_eq!(marker_offsets(&store, &p), vec![3, 6]);
+    assert!(c.clean(&p, &k, NOW + 100_000).unwrap().is_none());
+    assert_eq!(marker_offsets(&store, &p), vec![3, 6]);
+    assert_eq!(committed_view(&store, &p), before);
+    assert_eq!(before.1, 7);
+    // The bumped epoch still fences the producer's older epoch.
+    let stale = kv(&[("q", Some("1"))], 100, 7, 1, true);
+    assert!(matches!(
+        store.append(&p, batch::split_batches(&stale).unwrap(), 0),
+        Err(LogError::InvalidProducerEpoch)
+    ));
     store.shutdown();
 }

@@ -137,6 +137,14 @@ impl TxnState {
         }
     }
 
+    /// Forget the entry ending at `last_offset` (its ABORT marker is being
+    /// cleaned away with no record of the transaction left): an entry
+    /// without its marker would make a consumer skip the producer's later
+    /// transactions, which only that marker ends.
+    pub(crate) fn drop_aborted(&mut self, last_offset: i64) {
+        self.aborted.remove(&last_offset);
+    }
+
     /// Every aborted-index entry held, by last offset.
     pub(crate) fn aborted_all(&self) -> impl Iterator<Item = &AbortedTxn> {
         self.aborted.values()

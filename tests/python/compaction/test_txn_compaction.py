@@ -10,7 +10,11 @@ transaction; a read_uncommitted consumer reaches the end too and finds the
 aborted records gone from the log. Then a transaction left open while the
 cleaner runs: read_committed reads up to its first offset (the LSO),
 nothing from there on is cleaned, and after the commit the consumer reads on
-and the cleaner cleans past it."""
+and the cleaner cleans past it. Last, the markers: once every record of a
+transaction is cleaned away and delete.retention.ms has passed, its
+COMMIT/ABORT marker goes too (raw fetches, which show control batches), and
+an aborted transaction's entry with it, while read_committed still reads
+exactly the latest committed values up to the high watermark."""
 import time
 
 import pytest
@@ -22,6 +26,7 @@ from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, 
 
 from fjordtest.broker import Cluster, require_brokers  # noqa: E402
 from fjordtest.kafka import create_topic  # noqa: E402
+from fjordtest.kafka_wire import fetch_batches  # noqa: E402
 from fjordtest.names import unique  # noqa: E402
 from fjordtest.waits import wait_until  # noqa: E402
 
@@ -258,3 +263,63 @@ def test_compacted_topic_with_transactions_never_stalls_read_committed(cluster, 
     wait_until(lambda: read_to_end(b, topic, end2, "read_committed") == want2, 60,
                "the cleaner to clean past the committed transaction", interval=0.5)
     assert read_to_end(b, topic, end2, "read_uncommitted") == want2
+
+
+def test_markers_go_once_their_transactions_are_cleaned(cluster, request):
+    topic = unique("compact-markers", request)
+    b = cluster.bootstrap
+    host, port = b.split(",")[0].rsplit(":", 1)
+    port = int(port)
+    create_topic(b, topic, configs={"cleanup.policy": "compact", "segment.ms": "3600000",
+                                    "min.cleanable.dirty.ratio": "0.01",
+                                    "delete.retention.ms": "2000"})
+    plain, committed, aborted, end = produce_mix(b, topic, request)
+    visible = dict(plain)
+    visible.update(committed)
+    want_records = sorted((o, k, v) for k, (o, v) in latest_per_key(visible).items())
+
+    batches, hw, lso, _ = fetch_batches(host, port, topic)
+    assert hw == lso == end + 1, (hw, lso, end)
+    markers = [x for x in batches if x["control"]]
+    # Two transactions a round, each ended by one marker here.
+    assert len(markers) == 2 * ROUNDS, markers
+    pids = {x["producer_id"] for x in markers}
+    assert len(pids) == 2
+    # Each producer's last transaction keeps its marker: its last data batch
+    # stays (emptied or not) for the producer's sequence, and a marker goes
+    # only once its transaction has no batch left.
+    last_marker = {pid: max(x["base"] for x in markers if x["producer_id"] == pid)
+                   for pid in pids}
+    removable = {x["base"] for x in markers} - set(last_marker.values())
+
+    a = AdminClient({"bootstrap.servers": b})
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic,
+                         incremental_configs=[ConfigEntry("segment.ms", "500",
+                                                          incremental_operation=AlterConfigOpType.SET)])
+    for f in a.incremental_alter_configs([res]).values():
+        f.result(30)
+
+    def markers_gone():
+        got, hw2, lso2, ab = fetch_batches(host, port, topic, read_committed=True)
+        left = sorted(x["base"] for x in got if x["control"])
+        return (got, hw2, lso2, ab) if left == sorted(last_marker.values()) else None
+    got, hw2, lso2, ab = wait_until(
+        markers_gone, 60, "the cleaner to remove the markers of fully cleaned transactions",
+        interval=0.5)
+    # The markers' offsets are gone from the log; no other offset moved.
+    assert not [x for x in got if x["base"] in removable]
+    assert (hw2, lso2) == (hw, lso)
+    # Only an abort whose marker is still there is listed for read_committed.
+    abort_left = [x for x in got if x["control"] and x["base"] == last_marker.get(x["producer_id"])]
+    for pid, first in ab:
+        assert any(m["producer_id"] == pid and m["base"] > first for m in abort_left), (pid, first)
+    assert len(ab) == 1, ab
+    # read_committed from the beginning: exactly the latest committed value
+    # of each key at its original offset, reaching the high watermark.
+    for _ in range(3):
+        rc = read_to_end(b, topic, end, "read_committed")
+        assert rc == want_records
+        assert not [r for r in rc if (r[1], r[2]) in aborted]
+        got, hw3, lso3, _ = fetch_batches(host, port, topic, read_committed=True)
+        assert got[-1]["last"] + 1 == hw3 == lso3 == hw
+        time.sleep(0.5)
