@@ -13,11 +13,10 @@ import pytest
 
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,  # noqa: E402
-                                   ConfigResource)
+from confluent_kafka.admin import AdminClient, ConfigResource  # noqa: E402
 
 from fjordtest.broker import Cluster, require_brokers  # noqa: E402
-from fjordtest.kafka import create_topic  # noqa: E402
+from fjordtest.kafka import create_topic, set_topic_config  # noqa: E402
 from fjordtest.names import unique  # noqa: E402
 from fjordtest.waits import wait_until  # noqa: E402
 
@@ -100,12 +99,9 @@ def test_compaction_keeps_latest_per_key_then_drops_tombstones(cluster, request)
     time.sleep(0.5)
     sst_before = sst_bytes(cluster.brokers[0])
 
+    set_topic_config(b, topic, "segment.ms", "500")
     a = AdminClient({"bootstrap.servers": b})
-    res = ConfigResource(ConfigResource.Type.TOPIC, topic,
-                         incremental_configs=[ConfigEntry("segment.ms", "500",
-                                                          incremental_operation=AlterConfigOpType.SET)])
-    for f in a.incremental_alter_configs([res]).values():
-        f.result(30)
+
     def described():
         fs = a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
         cfg = list(fs.values())[0].result(30)

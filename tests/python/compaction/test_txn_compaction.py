@@ -21,11 +21,9 @@ import pytest
 
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,  # noqa: E402
-                                   ConfigResource)
 
 from fjordtest.broker import Cluster, require_brokers  # noqa: E402
-from fjordtest.kafka import create_topic  # noqa: E402
+from fjordtest.kafka import create_topic, set_topic_config  # noqa: E402
 from fjordtest.kafka_wire import fetch_batches  # noqa: E402
 from fjordtest.names import unique  # noqa: E402
 from fjordtest.waits import wait_until  # noqa: E402
@@ -196,12 +194,7 @@ def test_compacted_topic_with_transactions_never_stalls_read_committed(cluster, 
     ru_before = read_to_end(b, topic, end, "read_uncommitted")
     assert len(ru_before) == len(everything)
 
-    a = AdminClient({"bootstrap.servers": b})
-    res = ConfigResource(ConfigResource.Type.TOPIC, topic,
-                         incremental_configs=[ConfigEntry("segment.ms", "500",
-                                                          incremental_operation=AlterConfigOpType.SET)])
-    for f in a.incremental_alter_configs([res]).values():
-        f.result(30)
+    set_topic_config(b, topic, "segment.ms", "500")
 
     # The cleaner has run once only the latest committed record of each key
     # is left: superseded plain and committed transactional records and every
@@ -292,12 +285,7 @@ def test_markers_go_once_their_transactions_are_cleaned(cluster, request):
                    for pid in pids}
     removable = {x["base"] for x in markers} - set(last_marker.values())
 
-    a = AdminClient({"bootstrap.servers": b})
-    res = ConfigResource(ConfigResource.Type.TOPIC, topic,
-                         incremental_configs=[ConfigEntry("segment.ms", "500",
-                                                          incremental_operation=AlterConfigOpType.SET)])
-    for f in a.incremental_alter_configs([res]).values():
-        f.result(30)
+    set_topic_config(b, topic, "segment.ms", "500")
 
     def markers_gone():
         got, hw2, lso2, ab = fetch_batches(host, port, topic, read_committed=True)

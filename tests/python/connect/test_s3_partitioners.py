@@ -32,6 +32,14 @@ BASE = {
 HOUR_MS = 3_600_000
 
 
+def lake(bs, s3, topic, bucket, partitions):
+    """The topic, and an empty bucket for it; the S3 client."""
+    create_topic(bs, topic, partitions)
+    s3c = s3.client()
+    s3c.create_bucket(Bucket=bucket)
+    return s3c
+
+
 def lines(s3c, bucket, key):
     body = s3c.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     return [json.loads(x) for x in body.split("\n") if x]
@@ -43,9 +51,7 @@ def test_time_based_partitioner_hourly_exactly_once_across_kill9(broker, workdir
     n, parts, flush = 3000, 2, 150
     # Recent times: the topic's retention (7 days) would delete older records.
     t0 = (int(time.time() * 1000) // HOUR_MS - 4) * HOUR_MS
-    create_topic(bs, topic, parts)
-    s3c = s3.client()
-    s3c.create_bucket(Bucket=bucket)
+    s3c = lake(bs, s3, topic, bucket, parts)
 
     def produce(a, b):
         p = Producer({"bootstrap.servers": bs, "linger.ms": 10, "enable.idempotence": True})
@@ -100,9 +106,7 @@ def test_time_based_partitioner_hourly_exactly_once_across_kill9(broker, workdir
 def test_field_partitioner_writes_a_directory_per_value(broker, workdir, s3):
     from confluent_kafka import Producer
     bs, topic, bucket = broker.bootstrap, "orders", "orders-lake"
-    create_topic(bs, topic, 1)
-    s3c = s3.client()
-    s3c.create_bucket(Bucket=bucket)
+    s3c = lake(bs, s3, topic, bucket, 1)
     regions = ["eu", "us", "ap"]
     p = Producer({"bootstrap.servers": bs})
     for i in range(90):
@@ -138,9 +142,7 @@ def test_field_partitioner_writes_a_directory_per_value(broker, workdir, s3):
 def test_daily_partitioner_from_a_nested_iso_field_in_a_fixed_zone(broker, workdir, s3):
     from confluent_kafka import Producer
     bs, topic, bucket = broker.bootstrap, "visits", "visits-lake"
-    create_topic(bs, topic, 1)
-    s3c = s3.client()
-    s3c.create_bucket(Bucket=bucket)
+    s3c = lake(bs, s3, topic, bucket, 1)
     # 21:30 UTC on 28 Feb is 23:30 in UTC+2; 22:30 UTC is already 29 Feb there.
     ats = ["2024-02-28T21:30:00Z", "2024-02-28T21:59:59.999Z", "2024-02-28T22:30:00Z",
            "2024-02-29T12:00:00+02:00"]

@@ -1,5 +1,6 @@
-"""Topic helpers the Kafka-side suites share: create a topic through
-confluent-kafka's AdminClient, and read `fjord topic describe --output json`."""
+"""Topic helpers the Kafka-side suites share: create a topic and change one of
+its configs through confluent-kafka's AdminClient, and read `fjord topic
+describe --output json`."""
 import json
 import subprocess
 
@@ -14,6 +15,16 @@ def create_topic(bootstrap, name, partitions=1, rf=1, configs=None):
     for f in fs.values():
         f.result(30)
     del a
+
+
+def set_topic_config(bootstrap, topic, key, value):
+    """IncrementalAlterConfigs SET of one topic config (as kafka-configs --alter)."""
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)])
+    for f in a.incremental_alter_configs([res]).values():
+        f.result(30)
 
 
 def describe(bootstrap, topic):
