@@ -110,9 +110,22 @@ class Cluster:
                 b.start(wait=False)
             for b in self.brokers:
                 b.wait_ready()
+            self.wait_known()
         except BaseException:
             self.close()
             raise
+
+    def wait_known(self, timeout=30.0):
+        """Until every live broker's Metadata lists every live broker: each learns
+        of the others through the coordinator's watch, and a topic with as many
+        replicas as brokers is refused (INVALID_REPLICATION_FACTOR, as Kafka
+        does) by a broker that has not yet seen them all."""
+        from fjordtest.kafka_wire import metadata_brokers
+        from fjordtest.waits import wait_until
+        live = [b for b in self.brokers if b.alive()]
+        ids = {b.id for b in live}
+        wait_until(lambda: all(ids <= set(metadata_brokers(HOST, b.port)) for b in live),
+                   timeout, "every broker to know all %d" % len(ids), retry_on=(OSError,))
 
     @property
     def bootstrap(self):
@@ -132,6 +145,7 @@ class Cluster:
             b.start(wait=False)
         for b in self.brokers:
             b.wait_ready()
+        self.wait_known()
 
     def close(self):
         for b in self.brokers:
