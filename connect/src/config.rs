@@ -217,6 +217,9 @@ pub struct WorkerConfig {
     pub offset_flush_interval: Duration,
     pub offset_storage_file: Option<String>,
     pub shutdown_timeout: Duration,
+    /// Distributed mode: how long a dead worker keeps its tasks (its coordinator
+    /// session's timeout).
+    pub session_timeout: Duration,
     /// Every key, so `producer.*`/`consumer.*` overrides can reach the clients.
     pub all: ConfigMap,
 }
@@ -249,6 +252,8 @@ impl WorkerConfig {
             Duration::from_millis(
                 int_at_least(&m, "tasks.shutdown.graceful.timeout.ms", 5_000, 0)? as u64,
             );
+        let session_timeout =
+            Duration::from_millis(int_at_least(&m, "session.timeout.ms", 10_000, 1_000)? as u64);
         if let Some(v) = m.get("plugin.path") {
             tracing::info!(plugin_path = %v, "plugin.path ignored: the connectors are built into fjord-connect");
         }
@@ -261,6 +266,7 @@ impl WorkerConfig {
             offset_flush_interval,
             offset_storage_file: m.get("offset.storage.file.filename").cloned(),
             shutdown_timeout,
+            session_timeout,
             all: m,
         })
     }

@@ -1,8 +1,10 @@
-//! The herder: connectors and their tasks on this worker — create, reconfigure,
-//! pause/resume/stop, restart, delete, status, active topics and offsets (KIP-875).
-//! The REST layer calls it; it starts task loops in `worker` and keeps their handles.
-//! Standalone keeps configs in memory (as Kafka's standalone worker); distributed mode
-//! will put a config store behind the same calls.
+//! The herder: connectors and their tasks — create, reconfigure, pause/resume/stop,
+//! restart, delete, status, active topics and offsets (KIP-875). The REST layer calls
+//! it. Every write goes to the config store first; then `reconcile` brings this
+//! worker's running tasks in line with the records: the tasks the assignment gives
+//! this worker (all of them in standalone), with their config, target and restart
+//! count. Distributed mode calls `reconcile` again whenever the cluster changes, so
+//! a write taken by one worker reaches the tasks on every other.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -16,8 +18,11 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::assignment;
 use crate::config::{self, ConfigMap, WorkerConfig};
+use crate::config_store::{ConfigStore, ConnectorRecord, StoreError};
 use crate::connectors::{self, Kind};
+use crate::distributed::Cluster;
 use crate::storage::OffsetStore;
 use crate::worker::{self, SharedStatus, Target, TaskCtx, TaskStatus};
 
@@ -45,43 +50,90 @@ impl HerderError {
     }
 }
 
+impl From<StoreError> for HerderError {
+    fn from(e: StoreError) -> Self {
+        HerderError::Internal(e.to_string())
+    }
+}
+
 type R<T> = Result<T, HerderError>;
 
-struct Task {
-    id: i32,
+/// A task running on this worker.
+struct Running {
     config: ConfigMap,
+    restarts: u64,
+    target: Target,
+    /// The cluster session it was claimed under (0 in standalone).
+    epoch: u64,
     control: watch::Sender<Target>,
     status: SharedStatus,
     join: Option<JoinHandle<()>>,
+    /// What was last published to the cluster, so only changes are written.
+    published: Option<(&'static str, Option<String>)>,
 }
 
-struct Connector {
-    config: ConfigMap,
-    kind: Kind,
-    target: Target,
-    tasks: Vec<Task>,
-    topics: Arc<Mutex<BTreeSet<String>>>,
+type Key = (String, i32);
+
+/// What every worker agrees on at one moment: live workers, records, and who runs what.
+struct Plan {
+    records: BTreeMap<String, ConnectorRecord>,
+    owners: BTreeMap<assignment::Unit, String>,
+    workers: Vec<String>,
 }
 
 pub struct Herder {
-    connectors: tokio::sync::Mutex<BTreeMap<String, Connector>>,
-    worker: Arc<WorkerConfig>,
+    store: Arc<dyn ConfigStore>,
     offsets: Arc<dyn OffsetStore>,
+    /// Distributed mode's membership; `None` in standalone, where every task is here.
+    cluster: Option<Arc<Cluster>>,
+    worker: Arc<WorkerConfig>,
     pub worker_id: String,
+    local: tokio::sync::Mutex<BTreeMap<Key, Running>>,
+    /// Each connector's active topics as seen on this worker, and (distributed) what
+    /// of them was published.
+    topics: Mutex<BTreeMap<String, ActiveTopics>>,
 }
+
+/// A connector's active topics as its tasks here record them, and what of them was
+/// published to the cluster.
+type ActiveTopics = (Arc<Mutex<BTreeSet<String>>>, BTreeSet<String>);
 
 fn not_found(name: &str) -> HerderError {
     HerderError::NotFound(format!("Connector {name} not found"))
 }
 
+fn kind_of(config: &ConfigMap) -> Kind {
+    connectors::plugin(config.get("connector.class").map_or("", |s| s.as_str()))
+        .map_or(Kind::Source, |p| p.kind)
+}
+
+fn state_of(target: Target) -> &'static str {
+    match target {
+        Target::Running => "RUNNING",
+        Target::Paused => "PAUSED",
+        Target::Stopped => "STOPPED",
+    }
+}
+
 impl Herder {
-    pub fn new(worker: Arc<WorkerConfig>, offsets: Arc<dyn OffsetStore>) -> Self {
-        let worker_id = worker.rest_addr.clone();
+    pub fn new(
+        worker: Arc<WorkerConfig>,
+        store: Arc<dyn ConfigStore>,
+        offsets: Arc<dyn OffsetStore>,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Self {
+        let worker_id = match &cluster {
+            Some(c) => c.me.clone(),
+            None => worker.rest_addr.clone(),
+        };
         Herder {
-            connectors: tokio::sync::Mutex::new(BTreeMap::new()),
-            worker,
+            store,
             offsets,
+            cluster,
+            worker,
             worker_id,
+            local: tokio::sync::Mutex::new(BTreeMap::new()),
+            topics: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -107,6 +159,33 @@ impl Herder {
         )))
     }
 
+    async fn record(&self, name: &str) -> R<ConnectorRecord> {
+        Ok(self
+            .store
+            .get(name)
+            .await?
+            .ok_or_else(|| not_found(name))?
+            .0)
+    }
+
+    /// Change a connector's record with `f`, retrying when another worker changed it
+    /// meanwhile; then bring the local tasks in line.
+    async fn update(&self, name: &str, f: impl Fn(&mut ConnectorRecord)) -> R<ConnectorRecord> {
+        loop {
+            let (mut rec, v) = self.store.get(name).await?.ok_or_else(|| not_found(name))?;
+            f(&mut rec);
+            match self.store.put(name, &rec, Some(v)).await {
+                Ok(()) => {
+                    self.reconcile().await;
+                    return Ok(rec);
+                }
+                Err(StoreError::Changed) => continue,
+                Err(StoreError::NotFound) => return Err(not_found(name)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Create (or, with `allow_update`, replace) a connector. Returns its info and
     /// whether it was created.
     pub async fn put(
@@ -126,66 +205,207 @@ impl Herder {
             }
         }
         Self::check(name, &config)?;
-        let kind = connectors::plugin(
-            config
-                .get("connector.class")
-                .map(|s| s.as_str())
-                .unwrap_or(""),
-        )
-        .map(|p| p.kind)
-        .ok_or_else(|| HerderError::BadRequest("unknown connector class".into()))?;
-        let mut all = self.connectors.lock().await;
-        let created = match all.get_mut(name) {
-            Some(_) if !allow_update => {
-                return Err(HerderError::Conflict(format!(
-                    "Connector {name} already exists"
-                )))
-            }
-            Some(c) => {
-                self.stop_tasks(c).await;
-                c.config = config;
-                c.kind = kind;
-                if c.target != Target::Stopped {
-                    self.start_tasks(name, c);
+        let exists = || HerderError::Conflict(format!("Connector {name} already exists"));
+        let (rec, created) = loop {
+            match self.store.get(name).await? {
+                Some(_) if !allow_update => return Err(exists()),
+                Some((old, v)) => {
+                    let rec = ConnectorRecord {
+                        tasks: if old.target == Target::Stopped {
+                            Vec::new()
+                        } else {
+                            connectors::task_configs(&config)
+                        },
+                        config: config.clone(),
+                        target: old.target,
+                        restarts: old.restarts,
+                    };
+                    match self.store.put(name, &rec, Some(v)).await {
+                        Ok(()) => break (rec, false),
+                        Err(StoreError::Changed | StoreError::NotFound) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
                 }
-                false
-            }
-            None => {
-                let mut c = Connector {
-                    config,
-                    kind,
-                    target: Target::Running,
-                    tasks: Vec::new(),
-                    topics: Arc::default(),
-                };
-                self.start_tasks(name, &mut c);
-                all.insert(name.to_string(), c);
-                true
+                None => {
+                    let rec = ConnectorRecord {
+                        tasks: connectors::task_configs(&config),
+                        config: config.clone(),
+                        target: Target::Running,
+                        restarts: BTreeMap::new(),
+                    };
+                    match self.store.put(name, &rec, None).await {
+                        Ok(()) => break (rec, true),
+                        Err(StoreError::Exists) if !allow_update => return Err(exists()),
+                        Err(StoreError::Exists) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             }
         };
-        let info = info_of(name, &all[name]);
-        Ok((info, created))
+        self.reconcile().await;
+        Ok((info_of(name, &rec), created))
     }
 
-    fn start_tasks(&self, name: &str, c: &mut Connector) {
-        c.tasks.clear();
-        if c.target == Target::Stopped {
-            return;
+    async fn plan(&self) -> R<Plan> {
+        let workers = match &self.cluster {
+            Some(c) => c.workers().await.map_err(HerderError::Internal)?,
+            None => vec![self.worker_id.clone()],
+        };
+        let mut records = BTreeMap::new();
+        for name in self.store.list().await? {
+            if let Some((rec, _)) = self.store.get(&name).await? {
+                records.insert(name, rec);
+            }
         }
-        for (i, tc) in connectors::task_configs(&c.config).into_iter().enumerate() {
-            c.tasks
-                .push(self.spawn_task(name, i as i32, tc, c.target, c.topics.clone()));
+        let counts: BTreeMap<String, usize> = records
+            .iter()
+            .map(|(n, r)| (n.clone(), r.tasks.len()))
+            .collect();
+        let owners = assignment::assign(&workers, &counts);
+        Ok(Plan {
+            records,
+            owners,
+            workers,
+        })
+    }
+
+    /// Bring this worker's tasks in line with the records and the assignment: stop
+    /// what is no longer ours or changed, pass new targets on, start what is ours
+    /// and not running (in distributed mode once its `owners` node is ours).
+    pub async fn reconcile(&self) {
+        let mut local = self.local.lock().await;
+        let plan = match self.plan().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the connectors' records; tasks unchanged");
+                return;
+            }
+        };
+        let epoch = self.cluster.as_ref().map_or(0, |c| c.epoch());
+        let mut mine: BTreeMap<Key, (&ConnectorRecord, &ConfigMap)> = BTreeMap::new();
+        for ((name, task), owner) in &plan.owners {
+            let (Some(id), true) = (task, *owner == self.worker_id) else {
+                continue;
+            };
+            let Some(rec) = plan.records.get(name) else {
+                continue;
+            };
+            if let Some(tc) = rec.tasks.get(*id as usize) {
+                mine.insert((name.clone(), *id), (rec, tc));
+            }
         }
+        let stale: Vec<Key> = local
+            .iter()
+            .filter(|(k, r)| match mine.get(*k) {
+                None => true,
+                Some((rec, tc)) => {
+                    **tc != r.config
+                        || rec.restarts.get(&k.1).copied().unwrap_or(0) != r.restarts
+                        || r.epoch != epoch
+                }
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &stale {
+            if let Some(r) = local.get(k) {
+                let _ = r.control.send(Target::Stopped);
+            }
+        }
+        for k in stale {
+            if let Some(mut r) = local.remove(&k) {
+                self.stop_task(&k, &mut r).await;
+                if let (Some(c), true) = (&self.cluster, r.epoch == epoch) {
+                    c.release(&k.0, k.1).await;
+                }
+            }
+        }
+        for (k, r) in local.iter_mut() {
+            if let Some((rec, _)) = mine.get(k) {
+                if r.target != rec.target {
+                    r.target = rec.target;
+                    let _ = r.control.send(rec.target);
+                }
+            }
+        }
+        for (k, (rec, tc)) in mine {
+            if local.contains_key(&k) {
+                continue;
+            }
+            if let Some(c) = &self.cluster {
+                match c.claim(&k.0, k.1).await {
+                    Ok(true) => {}
+                    // Still held by the worker it moves from: next time round.
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, connector = %k.0, task = k.1, "cannot claim a task");
+                        continue;
+                    }
+                }
+            }
+            let restarts = rec.restarts.get(&k.1).copied().unwrap_or(0);
+            let r = self.spawn_task(&k, tc.clone(), rec.target, restarts, epoch);
+            local.insert(k, r);
+        }
+        if let Some(c) = &self.cluster {
+            self.publish(c, &mut local).await;
+        }
+    }
+
+    /// Statuses and active topics of this worker's tasks that changed, to the cluster.
+    async fn publish(&self, c: &Cluster, local: &mut BTreeMap<Key, Running>) {
+        for ((name, id), r) in local.iter_mut() {
+            let s = r.status.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let now = (s.state, s.trace);
+            if r.published.as_ref() != Some(&now) {
+                c.publish_status(name, *id, now.0, now.1.as_deref()).await;
+                r.published = Some(now);
+            }
+        }
+        let fresh: Vec<(String, String)> = {
+            let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+            let mut out = Vec::new();
+            for (name, (seen, published)) in topics.iter_mut() {
+                let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                for t in seen.difference(published) {
+                    out.push((name.clone(), t.clone()));
+                }
+                published.extend(seen.iter().cloned());
+            }
+            out
+        };
+        for (name, t) in fresh {
+            if let Err(e) = c.add_topic(&name, &t).await {
+                tracing::warn!(error = %e, connector = %name, topic = %t, "cannot record an active topic");
+                if let Some((_, published)) = self
+                    .topics
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_mut(&name)
+                {
+                    published.remove(&t);
+                }
+            }
+        }
+    }
+
+    fn topics_of(&self, name: &str) -> Arc<Mutex<BTreeSet<String>>> {
+        self.topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .0
+            .clone()
     }
 
     fn spawn_task(
         &self,
-        name: &str,
-        id: i32,
+        (name, id): &Key,
         config: ConfigMap,
         target: Target,
-        topics: Arc<Mutex<BTreeSet<String>>>,
-    ) -> Task {
+        restarts: u64,
+        epoch: u64,
+    ) -> Running {
         let (tx, rx) = watch::channel(target);
         let status: SharedStatus = Arc::new(Mutex::new(TaskStatus {
             state: "UNASSIGNED",
@@ -193,25 +413,28 @@ impl Herder {
         }));
         let ctx = TaskCtx {
             connector: name.to_string(),
-            id,
+            id: *id,
             config: config.clone(),
             worker: self.worker.clone(),
             offsets: self.offsets.clone(),
             status: status.clone(),
             control: rx,
-            topics,
+            topics: self.topics_of(name),
         };
         let join = tokio::spawn(worker::run_task(ctx));
-        Task {
-            id,
+        Running {
             config,
+            restarts,
+            target,
+            epoch,
             control: tx,
             status,
             join: Some(join),
+            published: None,
         }
     }
 
-    async fn stop_task(&self, t: &mut Task) {
+    async fn stop_task(&self, (name, id): &Key, t: &mut Running) {
         let _ = t.control.send(Target::Stopped);
         if let Some(j) = t.join.take() {
             let abort = j.abort_handle();
@@ -220,7 +443,8 @@ impl Herder {
                 .is_err()
             {
                 tracing::warn!(
-                    task = t.id,
+                    connector = %name,
+                    task = id,
                     "task did not stop within tasks.shutdown.graceful.timeout.ms; cancelled"
                 );
                 abort.abort();
@@ -228,185 +452,231 @@ impl Herder {
         }
     }
 
-    async fn stop_tasks(&self, c: &mut Connector) {
-        for t in c.tasks.iter_mut() {
-            let _ = t.control.send(Target::Stopped);
-        }
-        for t in c.tasks.iter_mut() {
-            self.stop_task(t).await;
-        }
-        c.tasks.clear();
-    }
-
-    pub async fn names(&self) -> Vec<String> {
-        self.connectors.lock().await.keys().cloned().collect()
+    pub async fn names(&self) -> R<Vec<String>> {
+        Ok(self.store.list().await?)
     }
 
     pub async fn info(&self, name: &str) -> R<Value> {
-        let all = self.connectors.lock().await;
-        all.get(name)
-            .map(|c| info_of(name, c))
-            .ok_or_else(|| not_found(name))
+        Ok(info_of(name, &self.record(name).await?))
     }
 
     pub async fn config(&self, name: &str) -> R<ConfigMap> {
-        let all = self.connectors.lock().await;
-        all.get(name)
-            .map(|c| c.config.clone())
-            .ok_or_else(|| not_found(name))
+        Ok(self.record(name).await?.config)
     }
 
     pub async fn status(&self, name: &str) -> R<Value> {
-        let all = self.connectors.lock().await;
-        let c = all.get(name).ok_or_else(|| not_found(name))?;
-        Ok(self.status_of(name, c))
-    }
-
-    fn status_of(&self, name: &str, c: &Connector) -> Value {
-        let state = match c.target {
-            Target::Running => "RUNNING",
-            Target::Paused => "PAUSED",
-            Target::Stopped => "STOPPED",
+        let plan = self.plan().await?;
+        let rec = plan.records.get(name).ok_or_else(|| not_found(name))?;
+        let remote = self.remote_statuses(name).await;
+        let local = self.local.lock().await;
+        let owner = |u: Option<i32>| {
+            plan.owners
+                .get(&(name.to_string(), u))
+                .cloned()
+                .unwrap_or_else(|| self.worker_id.clone())
         };
-        let tasks: Vec<Value> = c.tasks.iter().map(|t| self.task_status_of(t)).collect();
-        json!({
+        let tasks: Vec<Value> = (0..rec.tasks.len() as i32)
+            .map(|id| {
+                self.task_status_of(&local, &remote, &plan.workers, name, id, owner(Some(id)))
+            })
+            .collect();
+        Ok(json!({
             "name": name,
-            "connector": {"state": state, "worker_id": self.worker_id},
+            "connector": {"state": state_of(rec.target), "worker_id": owner(None)},
             "tasks": tasks,
-            "type": c.kind.as_str(),
-        })
+            "type": kind_of(&rec.config).as_str(),
+        }))
     }
 
-    fn task_status_of(&self, t: &Task) -> Value {
-        let s = t.status.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let mut v = json!({"id": t.id, "state": s.state, "worker_id": self.worker_id});
-        if let Some(trace) = s.trace {
-            v["trace"] = Value::String(trace);
+    async fn remote_statuses(&self, name: &str) -> BTreeMap<i32, Value> {
+        match &self.cluster {
+            Some(c) => c.statuses(name).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, connector = %name, "cannot read task statuses");
+                BTreeMap::new()
+            }),
+            None => BTreeMap::new(),
         }
-        v
+    }
+
+    /// A task's status: from here if it runs here, else what its worker published
+    /// while that worker is alive, else UNASSIGNED on the worker it is assigned to.
+    fn task_status_of(
+        &self,
+        local: &BTreeMap<Key, Running>,
+        remote: &BTreeMap<i32, Value>,
+        workers: &[String],
+        name: &str,
+        id: i32,
+        assigned: String,
+    ) -> Value {
+        if let Some(r) = local.get(&(name.to_string(), id)) {
+            let s = r.status.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let mut v = json!({"id": id, "state": s.state, "worker_id": self.worker_id});
+            if let Some(trace) = s.trace {
+                v["trace"] = Value::String(trace);
+            }
+            return v;
+        }
+        if let Some(v) = remote.get(&id) {
+            let w = v.get("worker_id").and_then(|w| w.as_str()).unwrap_or("");
+            if w != self.worker_id && w == assigned && workers.iter().any(|x| x == w) {
+                let mut v = v.clone();
+                v["id"] = json!(id);
+                return v;
+            }
+        }
+        json!({"id": id, "state": "UNASSIGNED", "worker_id": assigned})
     }
 
     pub async fn tasks(&self, name: &str) -> R<Value> {
-        let all = self.connectors.lock().await;
-        let c = all.get(name).ok_or_else(|| not_found(name))?;
+        let rec = self.record(name).await?;
         Ok(Value::Array(
-            c.tasks
+            rec.tasks
                 .iter()
-                .map(|t| json!({"id": {"connector": name, "task": t.id}, "config": t.config}))
+                .enumerate()
+                .map(|(i, tc)| json!({"id": {"connector": name, "task": i}, "config": tc}))
                 .collect(),
         ))
     }
 
     pub async fn task_status(&self, name: &str, id: i32) -> R<Value> {
-        let all = self.connectors.lock().await;
-        let c = all.get(name).ok_or_else(|| not_found(name))?;
-        let t = c.tasks.iter().find(|t| t.id == id).ok_or_else(|| {
-            HerderError::NotFound(format!("No status found for task {name}-{id}"))
-        })?;
-        Ok(self.task_status_of(t))
+        let s = self.status(name).await?;
+        s["tasks"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["id"] == json!(id)))
+            .cloned()
+            .ok_or_else(|| HerderError::NotFound(format!("No status found for task {name}-{id}")))
     }
 
     pub async fn topics(&self, name: &str) -> R<Value> {
-        let all = self.connectors.lock().await;
-        let c = all.get(name).ok_or_else(|| not_found(name))?;
-        let topics: Vec<String> = c
-            .topics
+        self.record(name).await?;
+        let mut topics: BTreeSet<String> = self
+            .topics_of(name)
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect();
+            .clone();
+        if let Some(c) = &self.cluster {
+            topics.extend(c.topics(name).await.map_err(HerderError::Internal)?);
+        }
         Ok(json!({ name: {"topics": topics} }))
     }
 
     pub async fn reset_topics(&self, name: &str) -> R<()> {
-        let all = self.connectors.lock().await;
-        let c = all.get(name).ok_or_else(|| not_found(name))?;
-        c.topics.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.record(name).await?;
+        if let Some((seen, published)) = self
+            .topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(name)
+        {
+            seen.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            published.clear();
+        }
+        if let Some(c) = &self.cluster {
+            c.reset_topics(name).await.map_err(HerderError::Internal)?;
+        }
         Ok(())
     }
 
     /// POST /connectors/{n}/restart: `None` when only the connector was restarted (204),
-    /// else the status after restarting the chosen tasks (202).
+    /// else the status after asking the chosen tasks to restart (202).
     pub async fn restart(
         &self,
         name: &str,
         include_tasks: bool,
         only_failed: bool,
     ) -> R<Option<Value>> {
-        let mut all = self.connectors.lock().await;
-        let c = all.get_mut(name).ok_or_else(|| not_found(name))?;
+        let before = self.status(name).await?;
         if !include_tasks {
             // The connector object holds no running state of its own here: restarting
             // it is re-reading its config, which the next task start does anyway.
             return Ok(None);
         }
-        let target = c.target;
-        let topics = c.topics.clone();
-        for i in 0..c.tasks.len() {
-            let failed = c.tasks[i]
-                .status
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .state
-                == "FAILED";
-            if only_failed && !failed {
-                continue;
+        let chosen: Vec<i32> = before["tasks"]
+            .as_array()
+            .map(|ts| {
+                ts.iter()
+                    .filter(|t| !only_failed || t["state"] == "FAILED")
+                    .filter_map(|t| t["id"].as_i64().map(|i| i as i32))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.update(name, |rec| {
+            for id in &chosen {
+                *rec.restarts.entry(*id).or_default() += 1;
             }
-            let id = c.tasks[i].id;
-            let cfg = c.tasks[i].config.clone();
-            self.stop_task(&mut c.tasks[i]).await;
-            c.tasks[i] = self.spawn_task(name, id, cfg, target, topics.clone());
-        }
-        Ok(Some(self.status_of(name, c)))
-    }
-
-    pub async fn restart_task(&self, name: &str, id: i32) -> R<()> {
-        let mut all = self.connectors.lock().await;
-        let c = all.get_mut(name).ok_or_else(|| not_found(name))?;
-        let (target, topics) = (c.target, c.topics.clone());
-        let i = c
-            .tasks
-            .iter()
-            .position(|t| t.id == id)
-            .ok_or_else(|| HerderError::NotFound(format!("Task {name}-{id} not found")))?;
-        let cfg = c.tasks[i].config.clone();
-        self.stop_task(&mut c.tasks[i]).await;
-        c.tasks[i] = self.spawn_task(name, id, cfg, target, topics);
-        Ok(())
-    }
-
-    /// pause / resume / stop.
-    pub async fn set_target(&self, name: &str, target: Target) -> R<()> {
-        let mut all = self.connectors.lock().await;
-        let c = all.get_mut(name).ok_or_else(|| not_found(name))?;
-        let was = c.target;
-        c.target = target;
-        match (was, target) {
-            (_, Target::Stopped) => self.stop_tasks(c).await,
-            (Target::Stopped, _) => self.start_tasks(name, c),
-            _ => {
-                for t in &c.tasks {
-                    let _ = t.control.send(target);
+        })
+        .await?;
+        let mut after = self.status(name).await?;
+        // Tasks on other workers restart when those workers see the request.
+        if let Some(ts) = after["tasks"].as_array_mut() {
+            for t in ts {
+                let id = t["id"].as_i64().unwrap_or(-1) as i32;
+                if chosen.contains(&id) && t["worker_id"] != json!(self.worker_id) {
+                    t["state"] = json!("RESTARTING");
                 }
             }
         }
+        Ok(Some(after))
+    }
+
+    pub async fn restart_task(&self, name: &str, id: i32) -> R<()> {
+        let rec = self.record(name).await?;
+        if id < 0 || id as usize >= rec.tasks.len() {
+            return Err(HerderError::NotFound(format!("Task {name}-{id} not found")));
+        }
+        self.update(name, |rec| *rec.restarts.entry(id).or_default() += 1)
+            .await?;
+        Ok(())
+    }
+
+    /// pause / resume / stop. A stopped connector has no tasks (KIP-875); leaving
+    /// STOPPED splits its config into tasks again.
+    pub async fn set_target(&self, name: &str, target: Target) -> R<()> {
+        self.update(name, |rec| {
+            rec.target = target;
+            if target == Target::Stopped {
+                rec.tasks.clear();
+            } else if rec.tasks.is_empty() {
+                rec.tasks = connectors::task_configs(&rec.config);
+            }
+        })
+        .await?;
         Ok(())
     }
 
     pub async fn delete(&self, name: &str) -> R<()> {
-        let mut all = self.connectors.lock().await;
-        let mut c = all.remove(name).ok_or_else(|| not_found(name))?;
-        self.stop_tasks(&mut c).await;
+        match self.store.delete(name).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Err(not_found(name)),
+            Err(e) => return Err(e.into()),
+        }
+        self.reconcile().await;
+        self.topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        if let Some(c) = &self.cluster {
+            c.forget(name).await.map_err(HerderError::Internal)?;
+        }
         Ok(())
     }
 
+    /// Stop every local task (gracefully, within the timeout), give up their claims
+    /// and flush the offsets.
     pub async fn shutdown(&self) {
-        let mut all = self.connectors.lock().await;
-        for c in all.values_mut() {
-            self.stop_tasks(c).await;
+        let mut local = self.local.lock().await;
+        for r in local.values() {
+            let _ = r.control.send(Target::Stopped);
         }
-        if let Err(e) = self.offsets.flush() {
+        let all = std::mem::take(&mut *local);
+        for (k, mut r) in all {
+            self.stop_task(&k, &mut r).await;
+            if let Some(c) = &self.cluster {
+                c.release(&k.0, k.1).await;
+            }
+        }
+        if let Err(e) = self.offsets.flush().await {
             tracing::error!(error = %e, "final offset flush failed");
         }
     }
@@ -414,14 +684,13 @@ impl Herder {
     // ------------------------------------------------------------ offsets (KIP-875)
 
     async fn kind_and_topics(&self, name: &str, must_be_stopped: bool) -> R<(Kind, Vec<String>)> {
-        let all = self.connectors.lock().await;
-        let c = all.get(name).ok_or_else(|| not_found(name))?;
+        let c = self.record(name).await?;
         if must_be_stopped && c.target != Target::Stopped {
             return Err(HerderError::BadRequest(format!(
                 "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{name}/stop' endpoint"
             )));
         }
-        Ok((c.kind, config::list(&c.config, "topics")))
+        Ok((kind_of(&c.config), config::list(&c.config, "topics")))
     }
 
     pub async fn offsets(&self, name: &str) -> R<Value> {
@@ -430,6 +699,8 @@ impl Herder {
             Kind::Source => self
                 .offsets
                 .get(name)
+                .await
+                .map_err(|e| HerderError::Internal(e.to_string()))?
                 .into_iter()
                 .map(|(p, o)| json!({"partition": p, "offset": o}))
                 .collect(),
@@ -479,6 +750,7 @@ impl Herder {
                 self.offsets.put(name, entries);
                 self.offsets
                     .flush()
+                    .await
                     .map_err(|e| HerderError::Internal(e.to_string()))?;
             }
             Kind::Sink => {
@@ -542,9 +814,9 @@ impl Herder {
         let (kind, _) = self.kind_and_topics(name, true).await?;
         match kind {
             Kind::Source => {
-                self.offsets.clear(name);
                 self.offsets
-                    .flush()
+                    .clear(name)
+                    .await
                     .map_err(|e| HerderError::Internal(e.to_string()))?;
             }
             Kind::Sink => {
@@ -635,11 +907,11 @@ fn sink_offsets(bootstrap: &str, group: &str, topics: &[String]) -> Result<Vec<V
         .collect())
 }
 
-fn info_of(name: &str, c: &Connector) -> Value {
+fn info_of(name: &str, c: &ConnectorRecord) -> Value {
     json!({
         "name": name,
         "config": c.config,
-        "tasks": c.tasks.iter().map(|t| json!({"connector": name, "task": t.id})).collect::<Vec<_>>(),
-        "type": c.kind.as_str(),
+        "tasks": (0..c.tasks.len()).map(|i| json!({"connector": name, "task": i})).collect::<Vec<_>>(),
+        "type": kind_of(&c.config).as_str(),
     })
 }

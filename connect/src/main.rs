@@ -1,12 +1,18 @@
-//! `fjord-connect standalone worker.properties connector.properties...`: read and check
-//! every file first (a bad one → exit 2 naming the key and the file; nothing starts),
-//! then wire the offset store, the herder, the connectors and the REST listener, and
-//! run until SIGTERM/SIGINT, when tasks stop gracefully and offsets are flushed.
+//! `fjord-connect standalone worker.properties connector.properties...` and
+//! `fjord-connect distributed worker.properties`, as Kafka's two scripts: read and
+//! check every file first (a bad one → exit 2 naming the key and the file; nothing
+//! starts), then wire the stores, the herder and the REST listener, and run until
+//! SIGTERM/SIGINT, when tasks stop gracefully and offsets are flushed. Standalone
+//! keeps offsets in `offset.storage.file.filename`; distributed keeps configs,
+//! statuses and offsets in the coordinator (see `distributed`).
 
+mod assignment;
 mod config;
+mod config_store;
 mod connectors;
 mod converters;
 mod date_pattern;
+mod distributed;
 mod errors;
 mod herder;
 mod logical;
@@ -20,11 +26,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use config::{ConfigError, ConfigMap, WorkerConfig};
+use config_store::{ConfigStore, MemoryConfigs};
 use herder::Herder;
-use storage::{FileOffsets, MemoryOffsets, OffsetStore};
+use storage::{FileOffsets, OffsetStore};
 
-const USAGE: &str =
-    "usage: fjord-connect standalone <worker.properties> [connector.properties ...]";
+const USAGE: &str = "usage: fjord-connect standalone <worker.properties> [connector.properties ...]\n       fjord-connect distributed <worker.properties>";
+
+/// What the command line asked for, every file read and checked.
+enum Mode {
+    Standalone(Vec<(String, ConfigMap)>, Arc<dyn OffsetStore>),
+    Distributed(String),
+}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -36,36 +48,23 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (worker_file, connector_files) = match args.split_first() {
-        Some((mode, rest)) if mode == "standalone" && !rest.is_empty() => (
-            PathBuf::from(&rest[0]),
-            rest[1..].iter().map(PathBuf::from).collect::<Vec<_>>(),
-        ),
-        Some((mode, _)) if mode == "distributed" => {
-            eprintln!("fjord-connect: distributed mode is not built yet; run `fjord-connect standalone ...`");
-            return ExitCode::from(2);
+    let loaded = match args.split_first() {
+        Some((mode, rest)) if mode == "standalone" && !rest.is_empty() => {
+            let connector_files: Vec<PathBuf> = rest[1..].iter().map(PathBuf::from).collect();
+            load_standalone(&PathBuf::from(&rest[0]), &connector_files)
         }
+        Some((mode, [file])) if mode == "distributed" => load_distributed(&PathBuf::from(file)),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };
-    let (worker_cfg, connector_cfgs) = match load_all(&worker_file, &connector_files) {
+    let (worker_cfg, mode) = match loaded {
         Ok(x) => x,
         Err(e) => {
             eprintln!("fjord-connect: invalid configuration: {e}");
             return ExitCode::from(2);
         }
-    };
-    let offsets: Arc<dyn OffsetStore> = match &worker_cfg.offset_storage_file {
-        Some(f) => match FileOffsets::open(PathBuf::from(f)) {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                eprintln!("fjord-connect: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Arc::new(MemoryOffsets::default()),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -77,7 +76,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(worker_cfg, connector_cfgs, offsets)) {
+    match rt.block_on(run(worker_cfg, mode)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fjord-connect: {e:#}");
@@ -87,10 +86,10 @@ fn main() -> ExitCode {
 }
 
 /// Every file parsed and checked before anything starts.
-fn load_all(
+fn load_standalone(
     worker_file: &std::path::Path,
     connector_files: &[PathBuf],
-) -> Result<(WorkerConfig, Vec<(String, ConfigMap)>), ConfigError> {
+) -> Result<(WorkerConfig, Mode), ConfigError> {
     let wm = config::load_properties(worker_file)?;
     let worker = WorkerConfig::from_map(wm).map_err(|e| e.in_file(worker_file))?;
     if worker.offset_storage_file.is_none() {
@@ -114,26 +113,94 @@ fn load_all(
         }
         out.push((name, m));
     }
-    Ok((worker, out))
+    let file = worker.offset_storage_file.clone().unwrap_or_default();
+    let offsets = FileOffsets::open(PathBuf::from(file)).map_err(|e| {
+        ConfigError::new("offset.storage.file.filename", e.to_string()).in_file(worker_file)
+    })?;
+    Ok((worker, Mode::Standalone(out, Arc::new(offsets))))
 }
 
-async fn run(
-    worker: WorkerConfig,
-    connector_cfgs: Vec<(String, ConfigMap)>,
-    offsets: Arc<dyn OffsetStore>,
-) -> anyhow::Result<()> {
+/// Kafka's distributed worker file as it is: `group.id` is required; the storage
+/// topics' keys are accepted and not used (the coordinator holds that state).
+fn load_distributed(worker_file: &std::path::Path) -> Result<(WorkerConfig, Mode), ConfigError> {
+    let wm = config::load_properties(worker_file)?;
+    let worker = WorkerConfig::from_map(wm).map_err(|e| e.in_file(worker_file))?;
+    let group = match &worker.group_id {
+        Some(g) if !g.trim().is_empty() => g.clone(),
+        _ => {
+            return Err(ConfigError::new(
+                "group.id",
+                "Missing required configuration \"group.id\" which has no default value. (distributed mode)",
+            )
+            .in_file(worker_file))
+        }
+    };
+    for k in [
+        "config.storage.topic",
+        "offset.storage.topic",
+        "status.storage.topic",
+    ] {
+        if let Some(v) = worker.all.get(k) {
+            tracing::info!(key = k, value = %v, "not used: distributed mode keeps this state in the coordinator, under /connect/<group.id>/");
+        }
+    }
+    Ok((worker, Mode::Distributed(group)))
+}
+
+async fn run(worker: WorkerConfig, mode: Mode) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&worker.rest_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (listeners): {e}", worker.rest_addr))?;
     let worker = Arc::new(worker);
-    let herder = Arc::new(Herder::new(worker.clone(), offsets.clone()));
-    for (name, cfg) in connector_cfgs {
-        herder
-            .put(&name, cfg, false)
-            .await
-            .map_err(|e| anyhow::anyhow!("connector {name}: {e}"))?;
-        tracing::info!(connector = %name, "connector started");
-    }
+    let (herder, cluster, offsets) = match mode {
+        Mode::Standalone(connector_cfgs, offsets) => {
+            let store: Arc<dyn ConfigStore> = Arc::new(MemoryConfigs::default());
+            let herder = Arc::new(Herder::new(worker.clone(), store, offsets.clone(), None));
+            for (name, cfg) in connector_cfgs {
+                herder
+                    .put(&name, cfg, false)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("connector {name}: {e}"))?;
+                tracing::info!(connector = %name, "connector started");
+            }
+            (herder, None, offsets)
+        }
+        Mode::Distributed(group) => {
+            let zk = distributed::coordinator_of(&worker.bootstrap_servers)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot find the coordinator through bootstrap.servers: {e}")
+                })?;
+            let me = worker.rest_addr.clone();
+            let url = format!("http://{me}/");
+            let cluster = distributed::Cluster::join(&zk, &group, me, url, worker.session_timeout)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let store: Arc<dyn ConfigStore> = Arc::new(distributed::ZkConfigs {
+                cluster: cluster.clone(),
+            });
+            let offsets: Arc<dyn OffsetStore> =
+                Arc::new(distributed::ZkOffsets::new(cluster.clone()));
+            let herder = Arc::new(Herder::new(
+                worker.clone(),
+                store,
+                offsets.clone(),
+                Some(cluster.clone()),
+            ));
+            // The cluster pokes; the herder looks at the records again.
+            let poke = Arc::new(tokio::sync::Notify::new());
+            tokio::spawn(cluster.clone().watch(poke.clone()));
+            let h = herder.clone();
+            tokio::spawn(async move {
+                loop {
+                    poke.notified().await;
+                    h.reconcile().await;
+                }
+            });
+            tracing::info!(group_id = %group, coordinator = %zk, "joined the group: configs, statuses and offsets under /connect/{group}/");
+            (herder, Some(cluster), offsets)
+        }
+    };
     // Source offsets flush on their own timer too (tasks flush after each interval
     // they run; this covers a task that is idle).
     let flusher = {
@@ -142,7 +209,7 @@ async fn run(
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                if let Err(e) = offsets.flush() {
+                if let Err(e) = offsets.flush().await {
                     tracing::error!(error = %e, "offset flush failed");
                 }
             }
@@ -153,10 +220,13 @@ async fn run(
     let server = tokio::spawn(fjord_http::serve(listener, "rest", stop_rx, move |req| {
         rest::handle(h.clone(), req)
     }));
-    tracing::info!(listeners = %worker.rest_addr, group_id = ?worker.group_id, "fjord-connect standalone worker started (group.id is used by distributed mode only)");
+    tracing::info!(listeners = %worker.rest_addr, distributed = cluster.is_some(), "fjord-connect worker started");
     shutdown_signal().await;
     tracing::info!("stopping: tasks first, then the REST listener");
     herder.shutdown().await;
+    if let Some(c) = &cluster {
+        c.leave().await;
+    }
     flusher.abort();
     let _ = stop_tx.send(true);
     let _ = server.await;

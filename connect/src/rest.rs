@@ -151,7 +151,7 @@ async fn route(
             "kafka_cluster_id": Value::Null,
         })),
         (&Method::GET, ["connectors"]) => {
-            let names = h.names().await;
+            let names = h.names().await?;
             let expand: Vec<&str> = q
                 .get("expand")
                 .map(|e| e.split(',').collect())

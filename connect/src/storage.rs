@@ -1,7 +1,8 @@
 //! Source offsets behind a small trait: an in-memory twin (tests, REST-only runs) and
 //! the standalone file (`offset.storage.file.filename`), rewritten whole and renamed
 //! into place so a crash leaves the previous flush, never half a file. Distributed
-//! mode will bring a third implementation over the cluster (see docs/architecture.md).
+//! mode keeps them in the coordinator (`distributed::ZkOffsets`). The trait's reads and
+//! flushes are futures because that third store answers over the network.
 //!
 //! Keys are Connect's: per connector, a source partition (a JSON object such as
 //! `{"filename":"/x"}`) → its offset (`{"position":123}`).
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 
 use std::sync::Mutex;
 
+use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 /// connector → (partition JSON text → offset)
@@ -27,20 +29,26 @@ pub enum StorageError {
     },
     #[error("offset file {path} is not valid: {message}")]
     Corrupt { path: String, message: String },
+    #[error("offsets in the coordinator: {0}")]
+    Coordinator(String),
 }
 
 pub trait OffsetStore: Send + Sync {
     /// Every partition → offset of `connector`.
-    fn get(&self, connector: &str) -> Vec<(Value, Value)>;
+    fn get<'a>(
+        &'a self,
+        connector: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(Value, Value)>, StorageError>>;
     /// Set (or, with `None`, remove) offsets; durable after `flush`.
     fn put(&self, connector: &str, entries: Vec<(Value, Option<Value>)>);
-    /// Drop every offset of `connector` (DELETE /connectors/{n}/offsets).
-    fn clear(&self, connector: &str);
+    /// Drop every offset of `connector` (DELETE /connectors/{n}/offsets), durably.
+    fn clear<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<(), StorageError>>;
     /// Make every `put` so far durable.
-    fn flush(&self) -> Result<(), StorageError>;
+    fn flush(&self) -> BoxFuture<'_, Result<(), StorageError>>;
 }
 
-/// In-memory twin.
+/// In-memory twin, for tests.
+#[cfg(test)]
 #[derive(Default)]
 pub struct MemoryOffsets {
     map: Mutex<Offsets>,
@@ -80,18 +88,24 @@ fn put_in(map: &mut Offsets, connector: &str, entries: Vec<(Value, Option<Value>
     }
 }
 
+#[cfg(test)]
 impl OffsetStore for MemoryOffsets {
-    fn get(&self, connector: &str) -> Vec<(Value, Value)> {
-        get_in(&lock(&self.map), connector)
+    fn get<'a>(
+        &'a self,
+        connector: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(Value, Value)>, StorageError>> {
+        let v = get_in(&lock(&self.map), connector);
+        Box::pin(async move { Ok(v) })
     }
     fn put(&self, connector: &str, entries: Vec<(Value, Option<Value>)>) {
         put_in(&mut lock(&self.map), connector, entries)
     }
-    fn clear(&self, connector: &str) {
+    fn clear<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
         lock(&self.map).remove(connector);
+        Box::pin(async { Ok(()) })
     }
-    fn flush(&self) -> Result<(), StorageError> {
-        Ok(())
+    fn flush(&self) -> BoxFuture<'_, Result<(), StorageError>> {
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -125,16 +139,28 @@ impl FileOffsets {
 }
 
 impl OffsetStore for FileOffsets {
-    fn get(&self, connector: &str) -> Vec<(Value, Value)> {
-        get_in(&lock(&self.map), connector)
+    fn get<'a>(
+        &'a self,
+        connector: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(Value, Value)>, StorageError>> {
+        let v = get_in(&lock(&self.map), connector);
+        Box::pin(async move { Ok(v) })
     }
     fn put(&self, connector: &str, entries: Vec<(Value, Option<Value>)>) {
         put_in(&mut lock(&self.map), connector, entries)
     }
-    fn clear(&self, connector: &str) {
+    fn clear<'a>(&'a self, connector: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
         lock(&self.map).remove(connector);
+        Box::pin(async move { self.write() })
     }
-    fn flush(&self) -> Result<(), StorageError> {
+    fn flush(&self) -> BoxFuture<'_, Result<(), StorageError>> {
+        Box::pin(async move { self.write() })
+    }
+}
+
+impl FileOffsets {
+    /// The whole map to a temporary file, synced, then renamed over the old one.
+    fn write(&self) -> Result<(), StorageError> {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let bytes = serde_json::to_vec_pretty(&*lock(&self.map)).unwrap_or_default();
         let p = self.path.display().to_string();
@@ -156,7 +182,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn exercise(s: &dyn OffsetStore) {
+    async fn exercise(s: &dyn OffsetStore) {
         s.put(
             "c",
             vec![(json!({"filename":"/a"}), Some(json!({"position":10})))],
@@ -167,32 +193,32 @@ mod tests {
         );
         s.put("c", vec![(json!({"filename":"/b"}), None)]);
         assert_eq!(
-            s.get("c"),
+            s.get("c").await.unwrap(),
             vec![(json!({"filename":"/a"}), json!({"position":10}))]
         );
-        assert!(s.get("other").is_empty());
+        assert!(s.get("other").await.unwrap().is_empty());
     }
 
-    #[test]
-    fn memory_twin() {
-        exercise(&MemoryOffsets::default());
+    #[tokio::test]
+    async fn memory_twin() {
+        exercise(&MemoryOffsets::default()).await;
     }
 
-    #[test]
-    fn file_survives_reopen() {
+    #[tokio::test]
+    async fn file_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("offsets");
         let s = FileOffsets::open(path.clone()).unwrap();
-        exercise(&s);
-        s.flush().unwrap();
+        exercise(&s).await;
+        s.flush().await.unwrap();
         let again = FileOffsets::open(path.clone()).unwrap();
         assert_eq!(
-            again.get("c"),
+            again.get("c").await.unwrap(),
             vec![(json!({"filename":"/a"}), json!({"position":10}))]
         );
-        again.clear("c");
-        again.flush().unwrap();
-        assert!(FileOffsets::open(path.clone()).unwrap().get("c").is_empty());
+        again.clear("c").await.unwrap();
+        let reopened = FileOffsets::open(path.clone()).unwrap();
+        assert!(reopened.get("c").await.unwrap().is_empty());
         std::fs::write(&path, b"{oops").unwrap();
         assert!(matches!(
             FileOffsets::open(path),

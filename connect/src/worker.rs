@@ -29,8 +29,9 @@ use crate::errors::{headers_of, ErrorPolicy, Failure, RawRecord, Reporter, Stage
 use crate::storage::OffsetStore;
 use crate::transforms::{Rec, Transforms};
 
-/// What the herder asks of a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the herder asks of a task (stored with a connector's config in distributed mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum Target {
     Running,
     Paused,
@@ -238,11 +239,33 @@ fn read_ahead(
     rx
 }
 
+/// Hand the acknowledged batches' source offsets to the store and make them durable.
+async fn flush_offsets(
+    pending: &mut BTreeMap<String, (Value, Value)>,
+    ctx: &TaskCtx,
+) -> Result<(), String> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    ctx.offsets.put(
+        &ctx.connector,
+        std::mem::take(pending)
+            .into_values()
+            .map(|(p, o)| (p, Some(o)))
+            .collect(),
+    );
+    ctx.offsets.flush().await.map_err(|e| e.to_string())
+}
+
 async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
     let (kc, vc) = converters(ctx)?;
     let policy = ErrorPolicy::from_config(&ctx.config).map_err(|e| e.to_string())?;
     let transforms = Transforms::from_config(&ctx.config).map_err(|e| e.to_string())?;
-    let stored = ctx.offsets.get(&ctx.connector);
+    let stored = ctx
+        .offsets
+        .get(&ctx.connector)
+        .await
+        .map_err(|e| e.to_string())?;
     let is_jdbc = ctx
         .config
         .get("connector.class")
@@ -281,20 +304,6 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
     };
     let mut last_flush = Instant::now();
     let mut pending: BTreeMap<String, (Value, Value)> = BTreeMap::new();
-    let flush =
-        |pending: &mut BTreeMap<String, (Value, Value)>, ctx: &TaskCtx| -> Result<(), String> {
-            if pending.is_empty() {
-                return Ok(());
-            }
-            ctx.offsets.put(
-                &ctx.connector,
-                std::mem::take(pending)
-                    .into_values()
-                    .map(|(p, o)| (p, Some(o)))
-                    .collect(),
-            );
-            ctx.offsets.flush().map_err(|e| e.to_string())
-        };
     // Batches sent and not yet known acknowledged, oldest first: the next batch is read
     // and sent while these are under way; a batch's offsets count only once it and
     // every batch before it are acknowledged.
@@ -304,7 +313,7 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
     loop {
         if *ctx.control.borrow() != Target::Running {
             settle_all(&mut sent, &mut pending).await?;
-            flush(&mut pending, ctx)?;
+            flush_offsets(&mut pending, ctx).await?;
         }
         if !wait_while_paused(ctx).await {
             break;
@@ -414,12 +423,12 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
             settle_oldest(&mut sent, &mut pending).await?;
         }
         if last_flush.elapsed() >= flush_every {
-            flush(&mut pending, ctx)?;
+            flush_offsets(&mut pending, ctx).await?;
             last_flush = Instant::now();
         }
     }
     settle_all(&mut sent, &mut pending).await?;
-    flush(&mut pending, ctx)
+    flush_offsets(&mut pending, ctx).await
 }
 
 /// Batches a source task may have sent and not yet seen acknowledged. Two keep the

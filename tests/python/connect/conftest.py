@@ -1,7 +1,8 @@
 """Fixtures of the fjord-connect suite: a one-broker fjordtest cluster (its broker
 serving the Schema Registry too, at `broker.registry_url`), an S3-compatible
 server (moto's, `python3 -m moto.server`) on a free port, and Worker, a real
-`fjord-connect standalone` process on a free REST port beside them.
+`fjord-connect standalone` (or, with `group`, `distributed`) process on a free REST
+port beside them.
 
 Env: FJORD_CONNECT_FULL=1 runs the S3 acceptance with 100,000 records (default 20,000).
 """
@@ -41,10 +42,11 @@ def write_props(path, props):
 
 
 class Worker(Proc):
-    """One fjord-connect standalone worker; its REST API at self.url."""
+    """One fjord-connect worker, standalone, or distributed in `group` (its state in
+    the brokers' coordinator, found through them); its REST API at self.url."""
     stop_timeout = 30.0
 
-    def __init__(self, workdir, bootstrap, connector_files=(), extra=None, name="connect"):
+    def __init__(self, workdir, bootstrap, connector_files=(), extra=None, name="connect", group=None):
         super().__init__(name, workdir)
         self.port = free_port()
         self.url = "http://%s:%d" % (HOST, self.port)
@@ -58,19 +60,25 @@ class Worker(Proc):
             "listeners": self.url,
             "plugin.path": "/nonexistent",
         }
+        if group is not None:
+            # Kafka's connect-distributed.properties as it is: the storage topics'
+            # keys are accepted (the coordinator holds that state here).
+            del props["offset.storage.file.filename"]
+            props.update({"group.id": group, "session.timeout.ms": "6000",
+                          "config.storage.topic": "connect-configs",
+                          "offset.storage.topic": "connect-offsets",
+                          "status.storage.topic": "connect-status"})
         props.update(extra or {})
         self.worker_file = write_props(os.path.join(workdir, name + "-worker.properties"), props)
-        self.connector_files = list(connector_files)
+        self.cmd = ([connect_binary(), "standalone", self.worker_file] + list(connector_files)
+                    if group is None else [connect_binary(), "distributed", self.worker_file])
 
     def start(self):
-        self.launch([connect_binary(), "standalone", self.worker_file] + self.connector_files)
+        self.launch(self.cmd)
         self.wait_listening(self.port)
         return self
 
-    def restart(self):
-        self.launch([connect_binary(), "standalone", self.worker_file] + self.connector_files)
-        self.wait_listening(self.port)
-        return self
+    restart = start
 
     def call(self, method, path, body=None):
         """(status, parsed JSON body or None)."""
