@@ -148,6 +148,12 @@ impl Cluster {
         self.zk.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The session is gone: its `owners` nodes with it, so this worker's tasks may
+    /// already run elsewhere.
+    pub fn expired(&self) -> bool {
+        *self.zk().state().borrow() == fjord_zk::client::SessionState::Expired
+    }
+
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)
     }

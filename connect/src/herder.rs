@@ -75,6 +75,7 @@ struct Running {
 type Key = (String, i32);
 
 /// What every worker agrees on at one moment: live workers, records, and who runs what.
+#[derive(Default)]
 struct Plan {
     records: BTreeMap<String, ConnectorRecord>,
     owners: BTreeMap<assignment::Unit, String>,
@@ -274,11 +275,16 @@ impl Herder {
     /// and not running (in distributed mode once its `owners` node is ours).
     pub async fn reconcile(&self) {
         let mut local = self.local.lock().await;
-        let plan = match self.plan().await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the connectors' records; tasks unchanged");
-                return;
+        let plan = if self.cluster.as_ref().is_some_and(|c| c.expired()) {
+            // Stop everything until a new session is registered (`Cluster::watch`).
+            Plan::default()
+        } else {
+            match self.plan().await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the connectors' records; tasks unchanged");
+                    return;
+                }
             }
         };
         let epoch = self.cluster.as_ref().map_or(0, |c| c.epoch());

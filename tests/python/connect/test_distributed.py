@@ -152,3 +152,42 @@ def test_distributed_needs_a_group_id(workdir):
     assert code == 2 and "group.id" in err and f in err, err
     code, err = run_standalone(["distributed"])
     assert code == 2 and "usage" in err, err
+
+
+def test_a_paused_worker_loses_its_tasks_and_rejoins_with_a_new_session(broker, workdir):
+    """SIGSTOP a worker past the session timeout: the other takes all four tasks; on
+    SIGCONT the paused one finds its session expired, stops what it ran, registers
+    again, and the tasks split 2 + 2 once more, with no record lost."""
+    import signal
+    bs = broker.bootstrap
+    group = "dist-pause-%d" % time.time_ns()
+    create_topic(bs, "dist-pause", 4)
+    out_file = os.path.join(workdir, "out.txt")
+    conv = {"key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "consumer.session.timeout.ms": "6000"}
+    w1 = Worker(workdir, bs, extra=conv, name="p1", group=group).start()
+    w2 = Worker(workdir, bs, extra=conv, name="p2", group=group).start()
+    id1, id2 = "127.0.0.1:%d" % w1.port, "127.0.0.1:%d" % w2.port
+    try:
+        sink = {"connector.class": SINK, "topics": "dist-pause", "file": out_file, "tasks.max": "4"}
+        assert w2.call("POST", "/connectors", {"name": "psink", "config": sink})[0] == 201
+        w2.wait_status("psink", lambda s: sorted(placement(s)) == sorted([id1, id2]))
+        os.kill(w1.proc.pid, signal.SIGSTOP)
+        try:
+            w2.wait_status("psink", lambda s: placement(s) == {id2: [0, 1, 2, 3]},
+                           timeout=SESSION_TIMEOUT_S + 20)
+            produce(bs, "dist-pause", ["p%d" % i for i in range(1000)])
+        finally:
+            os.kill(w1.proc.pid, signal.SIGCONT)
+        st = w1.wait_status("psink", lambda s: sorted(placement(s)) == sorted([id1, id2])
+                            and sum(len(v) for v in placement(s).values()) == 4,
+                            timeout=SESSION_TIMEOUT_S + 20)
+        assert sorted(len(v) for v in placement(st).values()) == [2, 2], st
+        produce(bs, "dist-pause", ["q%d" % i for i in range(1000)])
+        want = {"p%d" % i for i in range(1000)} | {"q%d" % i for i in range(1000)}
+        wait_for(lambda: want <= set(lines_of(out_file)), 60, "every line after the pause")
+        assert "session expired" in w1.log_tail(20000)
+    finally:
+        w1.stop()
+        w2.stop()
