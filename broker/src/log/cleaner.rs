@@ -137,6 +137,18 @@ pub struct PassStats {
     pub bytes_after: u64,
 }
 
+/// What one pass reads and never changes: the partition, the snapshot of its
+/// batches, the latest offset of each key below the limit, the clock and the
+/// topic's compaction config.
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    p: &'a Partition,
+    snap: &'a Snapshot,
+    map: &'a HashMap<Bytes, i64>,
+    now: i64,
+    cfg: &'a CompactionConfig,
+}
+
 /// The cleaner over one broker's log.
 pub struct Cleaner {
     log: Arc<LogStore>,
@@ -240,6 +252,13 @@ impl Cleaner {
         let mut pending_bytes = 0usize;
         let mut failed: Option<LogError> = None;
         let mut txns: HashMap<i64, TxnSeen> = HashMap::new();
+        let pass = Pass {
+            p,
+            snap: &snap,
+            map: &map,
+            now,
+            cfg,
+        };
         let db = self.log.db().clone();
         db.scan(p.id, snap.log_start, limit, &mut |v| {
             let Ok(h) = batch::parse_header(v) else {
@@ -252,9 +271,9 @@ impl Cleaner {
             stats.bytes_before += v.len() as u64;
             let change = if h.is_control() {
                 let seen = txns.remove(&h.producer_id).unwrap_or_default();
-                self.clean_marker(v, &h, *meta, seen, &snap, &mut st, now, cfg)
+                self.clean_marker(&pass, &mut st, v, &h, *meta, seen)
             } else {
-                let c = self.clean_batch(p, v, &h, *meta, &map, &snap, &mut st, now, cfg);
+                let c = self.clean_batch(&pass, &mut st, v, &h, *meta);
                 if h.is_transactional() && h.producer_id >= 0 {
                     let t = txns.entry(h.producer_id).or_default();
                     t.seen = true;
@@ -449,18 +468,16 @@ impl Cleaner {
     /// swapped in, not just planned), and its horizon, set
     /// `delete.retention.ms` after it was first found with nothing left, has
     /// passed.
-    #[allow(clippy::too_many_arguments)]
     fn clean_marker(
         &self,
+        pass: &Pass<'_>,
+        st: &mut CleanState,
         v: &[u8],
         h: &batch::BatchHeader,
         meta: BatchMeta,
         t: TxnSeen,
-        snap: &Snapshot,
-        st: &mut CleanState,
-        now: i64,
-        cfg: &CompactionConfig,
     ) -> Option<Change> {
+        let Pass { snap, now, cfg, .. } = *pass;
         let base = h.base_offset;
         let marker = if h.is_transactional() && h.producer_id >= 0 {
             batch::control_marker(v, h)
@@ -488,19 +505,21 @@ impl Cleaner {
     }
 
     /// What becomes of one batch: None to leave it, a rewrite, or a delete.
-    #[allow(clippy::too_many_arguments)]
     fn clean_batch(
         &self,
-        p: &Partition,
+        pass: &Pass<'_>,
+        st: &mut CleanState,
         v: &[u8],
         h: &batch::BatchHeader,
         meta: BatchMeta,
-        map: &HashMap<Bytes, i64>,
-        snap: &Snapshot,
-        st: &mut CleanState,
-        now: i64,
-        cfg: &CompactionConfig,
     ) -> Option<Change> {
+        let Pass {
+            p,
+            snap,
+            map,
+            now,
+            cfg,
+        } = *pass;
         let base = h.base_offset;
         if h.is_control() {
             return None;
