@@ -89,6 +89,13 @@ def screenshot_dir():
     return shots
 
 
+def set_text(b, elem_id, text):
+    """Replace the text of the input `elem_id` in Browser `b`."""
+    el = b.d.find_element(By.ID, elem_id)
+    el.clear()
+    el.send_keys(text)
+
+
 class Browser:
     def __init__(self, driver, base, shots):
         self.d = driver

@@ -30,7 +30,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
 from console.browser import (Browser, Console, chromium, http, require_console,  # noqa: E402
-                             screenshot_dir)
+                             screenshot_dir, set_text)
 from fjordtest.broker import Cluster, require_brokers  # noqa: E402
 from fjordtest.kafka import create_topic  # noqa: E402
 
@@ -127,12 +127,6 @@ def topic_configs(bootstrap, topic):
 def partition_count(bootstrap, topic):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     return len(admin.list_topics(topic, timeout=30).topics[topic].partitions)
-
-
-def set_text(b, elem_id, text):
-    el = b.d.find_element(By.ID, elem_id)
-    el.clear()
-    el.send_keys(text)
 
 
 def test_topic_edit(live):

@@ -38,7 +38,7 @@ from selenium.webdriver.support.ui import Select  # noqa: E402
 
 from connect.conftest import Worker, connect_binary  # noqa: E402
 from console.browser import (Browser, Console, chromium, http, require_console,  # noqa: E402
-                             screenshot_dir)
+                             screenshot_dir, set_text)
 from fjordtest.binaries import require  # noqa: E402
 from fjordtest.broker import require_brokers  # noqa: E402
 from fjordtest.kafka import create_topic  # noqa: E402
@@ -84,12 +84,6 @@ def svc():
         for p in made:
             p.stop()
         cluster.close()
-
-
-def set_text(b, elem_id, text):
-    el = b.d.find_element(By.ID, elem_id)
-    el.clear()
-    el.send_keys(text)
 
 
 def test_schemas(svc):
