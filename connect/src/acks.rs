@@ -115,13 +115,14 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// `wait` with a short deadline: `Err` if the batch is not done by then.
+    async fn done(a: &Acks, b: BatchId) -> Result<Result<(), String>, tokio::time::error::Elapsed> {
+        tokio::time::timeout(Duration::from_millis(50), a.wait(b)).await
+    }
+
     #[tokio::test]
     async fn a_batch_is_done_when_sealed_and_all_acknowledged() {
         let a = Acks::default();
-        let done = |a: &Acks, b| {
-            let w = a.wait(b);
-            async move { tokio::time::timeout(Duration::from_millis(50), w).await }
-        };
         a.open(0);
         a.seal(0, 0);
         assert_eq!(done(&a, 0).await, Ok(Ok(())), "an empty batch is done");

@@ -292,9 +292,13 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
         Source::File(read_ahead(s))
     };
     // Delivery reports are counted per batch by the producer's context (`acks`).
-    let producer: ThreadedProducer<Acks> = client_config(ctx, "producer.", "producer.override.")
+    let mut pc = client_config(ctx, "producer.", "producer.override.");
+    // A worker's `producer.linger.ms` (or librdkafka's alias) is kept; 5 ms otherwise.
+    if pc.get("linger.ms").is_none() && pc.get("queue.buffering.max.ms").is_none() {
+        pc.set("linger.ms", "5");
+    }
+    let producer: ThreadedProducer<Acks> = pc
         .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
         .create_with_context(Acks::default())
         .map_err(|e| format!("cannot create producer: {e}"))?;
     let acks = producer.context().clone();
