@@ -13,17 +13,24 @@
 #   - moto's own ceiling: plain PUTs of objects of the same size into the same moto, one
 #     at a time and 4 at once (as many as the sink has under way), with the same bytes:
 #     whichever of that and "moto 4 at once" is lower bounds the pipeline.
+#   Settings a user would pick for this bulk load on this 2-core box (both stated in
+#   "S3 sink throughput", docs/operations.md): the S3 sink runs tasks.max=2 (two
+#   consumers of the 4 partitions: its conversion on both cores), and the worker file
+#   sets producer.linger.ms=50 (fuller produce requests; the worker's default is 5).
+#   SINK_TASKS= and LINGER_MS= override them (SINK_TASKS=1 LINGER_MS=5: the defaults).
 #   Also: the worker's RSS idle (no connectors) and its peak under the run.
 #   scripts/bench-connect.sh           N=1,000,000 (1 GiB)
 #   scripts/bench-connect.sh --quick   N=100,000
 # moto keeps objects in memory and is Python (one process, the GIL), yet its ceiling
 # lines show 3-10x what the pipeline delivers here: the worker's CPU bounds the run (see
 # "S3 sink throughput" in docs/operations.md).  env: FJORD_BIN, CONNECT_BIN (another
-# fjord-connect build, e.g. for before/after), N, PARTITIONS (default 4), KEEP_WORK=1
+# fjord-connect build, e.g. for before/after), N, PARTITIONS (default 4), SINK_TASKS
+# (default 2), LINGER_MS (default 50), KEEP_WORK=1
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 MODE=${1:-full}
 N=${N:-1000000}; PARTITIONS=${PARTITIONS:-4}
+SINK_TASKS=${SINK_TASKS:-2}; LINGER_MS=${LINGER_MS:-50}
 if [ "$MODE" = "--quick" ]; then N=100000; fi
 CONNECT=${CONNECT_BIN:-$FJORD_BIN/fjord-connect}
 [ -x "$CONNECT" ] || { echo "fjord-connect not built at $CONNECT: cargo build --release --workspace --bins" >&2; exit 1; }
@@ -58,6 +65,7 @@ key.converter=org.apache.kafka.connect.storage.StringConverter
 value.converter=org.apache.kafka.connect.storage.StringConverter
 offset.storage.file.filename=$WORK/connect.offsets
 offset.flush.interval.ms=1000
+producer.linger.ms=$LINGER_MS
 listeners=http://127.0.0.1:$REST_PORT
 P
 python3 - "$WORK/in.jsonl" "$N" <<'PY'
@@ -73,7 +81,7 @@ CPID=$SPAWNED
 wait_port "$REST_PORT" fjord-connect "$WORK/connect.log" "$CPID"
 sleep 2
 IDLE=$(rss_kib "$CPID")
-python3 - "$REST_PORT" "$S3_PORT" "$WORK/in.jsonl" "$N" "$CPID" "$IDLE" "$PORT" "$BROKER_PID" "$MOTO_PID" <<'PY'
+python3 - "$REST_PORT" "$S3_PORT" "$WORK/in.jsonl" "$N" "$CPID" "$IDLE" "$PORT" "$BROKER_PID" "$MOTO_PID" "$SINK_TASKS" <<'PY'
 import http.client, json, os, sys, threading, time, urllib.request
 import boto3
 from confluent_kafka import Consumer, TopicPartition
@@ -117,7 +125,7 @@ call("POST", "/connectors", {"name": "src", "config": {"connector.class": "FileS
 call("POST", "/connectors", {"name": "s3", "config": {
     "connector.class": "io.confluent.connect.s3.S3SinkConnector", "topics": "bench", "s3.bucket.name": "bench",
     "store.url": "http://127.0.0.1:%d" % s3port, "aws.access.key.id": "testing", "aws.secret.access.key": "testing",
-    "flush.size": str(FLUSH), "rotate.schedule.interval.ms": "2000",
+    "flush.size": str(FLUSH), "rotate.schedule.interval.ms": "2000", "tasks.max": sys.argv[10],
     "storage.class": "io.confluent.connect.s3.storage.S3Storage",
     "format.class": "io.confluent.connect.s3.format.json.JsonFormat",
     "value.converter": "org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable": "false"}})

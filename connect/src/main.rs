@@ -6,6 +6,7 @@
 //! keeps offsets in `offset.storage.file.filename`; distributed keeps configs,
 //! statuses and offsets in the coordinator (see `distributed`).
 
+mod acks;
 mod assignment;
 mod config;
 mod config_store;

@@ -547,6 +547,14 @@ fn kind_of(d: &Data) -> &'static str {
         Data::Value(Value::Bool(_)) => "java.lang.Boolean",
         Data::Value(Value::Array(_)) => "java.util.List",
         Data::Value(_) => "java.util.Map",
+        // Schemaless JSON text (transforms are never handed it): its kind by its first byte.
+        Data::Json(t) => match t.first() {
+            Some(b'"') => "java.lang.String",
+            Some(b't' | b'f') => "java.lang.Boolean",
+            Some(b'[') => "java.util.List",
+            Some(b'{') => "java.util.Map",
+            _ => "java.lang.Number",
+        },
     }
 }
 

@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
 use tokio::sync::watch;
 
+use crate::acks::{Acks, BatchId};
 use crate::config::{self, ConfigMap, WorkerConfig};
 use crate::connectors::file_sink::{FileSink, FileSinkConfig};
 use crate::connectors::file_source::{FileSource, FileSourceConfig};
@@ -290,11 +291,18 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
             .insert(s.topic().to_string());
         Source::File(read_ahead(s))
     };
-    let producer: FutureProducer = client_config(ctx, "producer.", "producer.override.")
+    // Delivery reports are counted per batch by the producer's context (`acks`).
+    let mut pc = client_config(ctx, "producer.", "producer.override.");
+    // A worker's `producer.linger.ms` (or librdkafka's alias) is kept; 5 ms otherwise.
+    if pc.get("linger.ms").is_none() && pc.get("queue.buffering.max.ms").is_none() {
+        pc.set("linger.ms", "5");
+    }
+    let producer: ThreadedProducer<Acks> = pc
         .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()
+        .create_with_context(Acks::default())
         .map_err(|e| format!("cannot create producer: {e}"))?;
+    let acks = producer.context().clone();
+    let mut next_batch: BatchId = 0;
     // The JDBC source flushes its offsets after every acknowledged batch: a table is
     // re-read from its offset after a crash, and a late flush would send rows twice.
     let flush_every = if is_jdbc {
@@ -312,7 +320,7 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
     let max_sent = if is_jdbc { 0 } else { MAX_SENT_BATCHES };
     loop {
         if *ctx.control.borrow() != Target::Running {
-            settle_all(&mut sent, &mut pending).await?;
+            settle_all(&mut sent, &mut pending, &acks).await?;
             flush_offsets(&mut pending, ctx).await?;
         }
         if !wait_while_paused(ctx).await {
@@ -331,7 +339,10 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
             }
             Err(TaskError::Fatal(m)) => return Err(m),
         };
-        let mut deliveries = Vec::with_capacity(batch.len());
+        let id = next_batch;
+        next_batch = next_batch.wrapping_add(1);
+        acks.open(id);
+        let mut sent_records = 0;
         for r0 in &batch {
             let mut owned;
             let r = if transforms.is_empty() {
@@ -380,16 +391,17 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
                 }
             };
             loop {
-                let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.topic);
+                let mut rec: BaseRecord<'_, [u8], [u8], BatchId> =
+                    BaseRecord::with_opaque_to(&r.topic, id);
                 if let Some(k) = key.as_deref() {
                     rec = rec.key(k);
                 }
                 if let Some(v) = value.as_deref() {
                     rec = rec.payload(v);
                 }
-                match producer.send_result(rec) {
-                    Ok(f) => {
-                        deliveries.push(f);
+                match producer.send(rec) {
+                    Ok(()) => {
+                        sent_records += 1;
                         break;
                     }
                     Err((e, _)) => {
@@ -401,33 +413,33 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
                         ) {
                             return Err(format!("org.apache.kafka.connect.errors.ConnectException: produce failed: {e}"));
                         }
-                        // The producer's queue is full: wait for the oldest sends.
+                        // The producer's queue is full: wait for the oldest sends (or,
+                        // this batch being the only one, for its first records).
                         if sent.is_empty() {
-                            for f in deliveries.drain(..) {
-                                check_delivery(f.await)?;
-                            }
+                            tokio::time::sleep(Duration::from_millis(5)).await;
                         } else {
-                            settle_oldest(&mut sent, &mut pending).await?;
+                            settle_oldest(&mut sent, &mut pending, &acks).await?;
                         }
                     }
                 }
             }
         }
         let idle = batch.is_empty();
+        acks.seal(id, sent_records);
         sent.push_back(SentBatch {
-            deliveries,
+            id,
             offsets: last_offsets(batch),
         });
         // An idle source (nothing new) waits for what it sent, so its offsets are stored.
         while sent.len() > max_sent || (idle && !sent.is_empty()) {
-            settle_oldest(&mut sent, &mut pending).await?;
+            settle_oldest(&mut sent, &mut pending, &acks).await?;
         }
         if last_flush.elapsed() >= flush_every {
             flush_offsets(&mut pending, ctx).await?;
             last_flush = Instant::now();
         }
     }
-    settle_all(&mut sent, &mut pending).await?;
+    settle_all(&mut sent, &mut pending, &acks).await?;
     flush_offsets(&mut pending, ctx).await
 }
 
@@ -436,10 +448,10 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
 /// before reading the next left the task idle for a round trip per batch).
 const MAX_SENT_BATCHES: usize = 2;
 
-/// A source batch handed to the producer: its deliveries and, per source partition,
-/// the offset of its last record.
+/// A source batch handed to the producer: its id (its records' delivery reports are
+/// counted under it, see `acks`) and, per source partition, the offset of its last record.
 struct SentBatch {
-    deliveries: Vec<rdkafka::producer::DeliveryFuture>,
+    id: BatchId,
     offsets: Vec<(Value, Value)>,
 }
 
@@ -460,13 +472,12 @@ fn last_offsets(batch: Vec<connectors::SourceRecord>) -> Vec<(Value, Value)> {
 async fn settle_oldest(
     sent: &mut VecDeque<SentBatch>,
     pending: &mut BTreeMap<String, (Value, Value)>,
+    acks: &Acks,
 ) -> Result<(), String> {
     let Some(b) = sent.pop_front() else {
         return Ok(());
     };
-    for f in b.deliveries {
-        check_delivery(f.await)?;
-    }
+    acks.wait(b.id).await?;
     for (p, o) in b.offsets {
         pending.insert(p.to_string(), (p, o));
     }
@@ -476,21 +487,12 @@ async fn settle_oldest(
 async fn settle_all(
     sent: &mut VecDeque<SentBatch>,
     pending: &mut BTreeMap<String, (Value, Value)>,
+    acks: &Acks,
 ) -> Result<(), String> {
     while !sent.is_empty() {
-        settle_oldest(sent, pending).await?;
+        settle_oldest(sent, pending, acks).await?;
     }
     Ok(())
-}
-
-fn check_delivery<E>(
-    r: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, E>,
-) -> Result<(), String> {
-    match r {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(format!("org.apache.kafka.connect.errors.ConnectException: Unrecoverable exception from producer send callback: {e}")),
-        Err(_) => Err("org.apache.kafka.connect.errors.ConnectException: producer went away".into()),
-    }
 }
 
 // ---------------------------------------------------------------- sink
@@ -543,6 +545,9 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
             FileSinkConfig::from_config(&ctx.config).map_err(|e| e.to_string())?,
         ))
     };
+    // Schemaless JSON already in JsonFormat's compact form skips the parse and the
+    // re-serialisation (byte-identical output; see `converters::compact_json`).
+    let json_text = transforms.is_empty() && matches!(&sink, Sink::S3(s) if s.takes_json_text());
     let reporter = Reporter::new(
         policy,
         &ctx.connector,
@@ -608,7 +613,9 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 tokio::select! {
                     biased;
                     m = consumer.recv() => match m {
-                        Ok(m) => raw.push(m.detach()),
+                        // Kept as librdkafka's message (not copied out): the value is
+                        // read in place and the message freed with the batch.
+                        Ok(m) => raw.push(m),
                         Err(e) => {
                             tracing::warn!(connector = %ctx.connector, error = %e, "consumer error");
                             break;
@@ -634,7 +641,10 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
             for (ri, m) in raw.iter().enumerate() {
                 let key = kc.to_connect(m.key()).await.map_err(|e| (Stage::KeyConverter, kc.class_name(), e));
                 let value = match key {
-                    Ok(k) => vc.to_connect(m.payload()).await.map(|v| (k, v)).map_err(|e| (Stage::ValueConverter, vc.class_name(), e)),
+                    Ok(k) => match json_text.then(|| vc.json_text(m.payload())).flatten() {
+                        Some(v) => Ok((k, v)),
+                        None => vc.to_connect(m.payload()).await.map(|v| (k, v)).map_err(|e| (Stage::ValueConverter, vc.class_name(), e)),
+                    },
                     Err(e) => Err(e),
                 };
                 if let Err((_, _, e)) = &value {

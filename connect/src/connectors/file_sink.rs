@@ -60,7 +60,16 @@ impl FileSink {
         let file = self.cfg.file.clone();
         let w = self.writer()?;
         for r in records {
-            let res = match &r.value.data {
+            // Schemaless JSON text (never handed to this sink today) as its value.
+            let parsed;
+            let data = match &r.value.data {
+                Data::Json(_) => {
+                    parsed = Data::Value(r.value.to_json());
+                    &parsed
+                }
+                d => d,
+            };
+            let res = match data {
                 Data::Null => w.write_all(b"null\n"),
                 Data::Bytes(b) => w.write_all(b).and_then(|_| w.write_all(b"\n")),
                 Data::Value(serde_json::Value::String(s)) => {
@@ -69,6 +78,7 @@ impl FileSink {
                 Data::Value(v) => w
                     .write_all(v.to_string().as_bytes())
                     .and_then(|_| w.write_all(b"\n")),
+                Data::Json(text) => w.write_all(text).and_then(|_| w.write_all(b"\n")),
             };
             res.map_err(|e| TaskError::Retriable(format!("write to {file} failed: {e}")))?;
         }

@@ -125,7 +125,7 @@ impl FileSource {
         }
         let mut start = self.head;
         while out.len() < self.cfg.batch_size {
-            let Some(nl) = self.buf[start..].iter().position(|b| *b == b'\n') else {
+            let Some(nl) = find_newline(&self.buf[start..]) else {
                 break;
             };
             let mut line = &self.buf[start..start + nl];
@@ -160,6 +160,24 @@ impl FileSource {
     }
 }
 
+/// The index of the first `\n` in `b`: 32 bytes at a time (a test the compiler
+/// vectorises; the bytewise search was the source stage's largest own cost).
+fn find_newline(b: &[u8]) -> Option<usize> {
+    let mut chunks = b.chunks_exact(32);
+    let mut base = 0;
+    for c in &mut chunks {
+        if c.iter().fold(false, |a, &x| a | (x == b'\n')) {
+            return c.iter().position(|&x| x == b'\n').map(|i| base + i);
+        }
+        base += 32;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&x| x == b'\n')
+        .map(|i| base + i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +208,20 @@ mod tests {
         let r = again.poll().await.unwrap();
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].value.data, Data::Value(json!("three")));
+    }
+
+    #[test]
+    fn newlines_are_found_in_and_across_chunks() {
+        for len in [0, 1, 31, 32, 33, 64, 100] {
+            for at in 0..len {
+                let mut b = vec![b'x'; len];
+                b[at] = b'\n';
+                if at + 1 < len {
+                    b[len - 1] = b'\n';
+                }
+                assert_eq!(find_newline(&b), Some(at), "len {len} at {at}");
+            }
+            assert_eq!(find_newline(&vec![b'x'; len]), None);
+        }
     }
 }

@@ -155,11 +155,32 @@ impl Partitioner {
         }))
     }
 
+    /// Whether [`Partitioner::place`] reads the worker's clock (`Wallclock`): the
+    /// sink asks the clock only then.
+    pub fn reads_clock(&self) -> bool {
+        matches!(self, Partitioner::Time(t) if t.extractor == Extractor::Wallclock)
+    }
+
+    /// Whether the directory depends on the record's value (a field of it): the
+    /// worker may hand the sink a schemaless JSON value as its text otherwise.
+    pub fn reads_value(&self) -> bool {
+        match self {
+            Partitioner::Default => false,
+            Partitioner::Field(_) => true,
+            Partitioner::Time(t) => matches!(t.extractor, Extractor::RecordField(_)),
+        }
+    }
+
+    /// The `DefaultPartitioner`'s directory of Kafka partition `p`.
+    pub fn partition_dir(p: i32) -> String {
+        format!("partition={p}")
+    }
+
     /// The directory of `r` (`now_ms`: the worker's clock, for `Wallclock`).
     pub fn place(&self, r: &SinkRecord, now_ms: i64) -> Result<Placement, String> {
         match self {
             Partitioner::Default => Ok(Placement {
-                dir: format!("partition={}", r.partition),
+                dir: Self::partition_dir(r.partition),
                 time: None,
             }),
             Partitioner::Field(fields) => {

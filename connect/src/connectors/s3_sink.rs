@@ -252,7 +252,12 @@ pub struct S3Sink {
     /// The last record's: the records of a run share one schema, and looking it up
     /// by its text meant writing that text for every record.
     last_avro: LastSchema<Arc<AvroSchema>>,
+    /// The size of the last object written (JSON, bytes): the next one's first capacity.
+    object_hint: usize,
 }
+
+/// At most this much is reserved for an object up front (it still grows past it).
+const MAX_OBJECT_HINT: usize = 64 << 20;
 
 impl S3Sink {
     pub fn new(cfg: S3Config, policy: ErrorPolicy) -> Result<Self, TaskError> {
@@ -283,7 +288,15 @@ impl S3Sink {
             files: BTreeMap::new(),
             avro_schemas: HashMap::new(),
             last_avro: LastSchema::default(),
+            object_hint: 0,
         })
+    }
+
+    /// Whether a schemaless JSON value may come as its compact text (`Data::Json`):
+    /// `JsonFormat` writes that text as it is, and the partitioner does not read
+    /// the value.
+    pub fn takes_json_text(&self) -> bool {
+        self.cfg.format == Format::Json && !self.cfg.partitioner.reads_value()
     }
 
     /// Confluent checks the bucket at start: a missing bucket fails the task.
@@ -300,10 +313,18 @@ impl S3Sink {
     pub async fn put(&mut self, records: &[SinkRecord]) -> Result<bool, TaskError> {
         let mut uploaded = self.uploads.reap()?;
         let mut tp = (String::new(), -1);
+        // The DefaultPartitioner's `partition=<p>`, formatted once per run of a
+        // partition's records (it was one `format!` and two copies per record).
+        let by_partition = self.cfg.partitioner == Partitioner::Default;
+        let mut run_dir = String::new();
+        let clock = self.cfg.partitioner.reads_clock();
         for r in records {
             // Records of a partition come in runs: the key is rebuilt only between runs.
             if tp.1 != r.partition || tp.0 != r.topic {
                 tp = (r.topic.clone(), r.partition);
+                if by_partition {
+                    run_dir = Partitioner::partition_dir(r.partition);
+                }
             }
             // A redelivery (after a seek or rebalance) starting before what is buffered
             // or uploading: drop those and start again at that offset (same object name).
@@ -335,16 +356,23 @@ impl S3Sink {
                     r.topic, r.partition, r.offset
                 ))
             };
-            let place = self.cfg.partitioner.place(r, now_ms()).map_err(|e| {
-                bad(format!(
-                    "io.confluent.connect.storage.errors.PartitionException: {e}"
-                ))
-            })?;
-            let time = place.time.or(r.timestamp);
+            let placed;
+            let (dir, place_time) = if by_partition {
+                (run_dir.as_str(), None)
+            } else {
+                let now = if clock { now_ms() } else { 0 };
+                placed = self.cfg.partitioner.place(r, now).map_err(|e| {
+                    bad(format!(
+                        "io.confluent.connect.storage.errors.PartitionException: {e}"
+                    ))
+                })?;
+                (placed.dir.as_str(), placed.time)
+            };
+            let time = place_time.or(r.timestamp);
             if let (Some(f), true) = (self.files.get(&tp), self.cfg.rotate_interval_ms > 0) {
                 let late = matches!((f.first_ts, time), (Some(first), Some(ts)) if ts - first >= self.cfg.rotate_interval_ms);
                 // Confluent's time-based rotation also closes a chunk when the directory changes.
-                let moved = place.time.is_some() && f.dir != place.dir;
+                let moved = place_time.is_some() && f.dir != dir;
                 if late || moved {
                     uploaded |= self.upload(&tp).await?;
                 }
@@ -375,15 +403,27 @@ impl S3Sink {
                 schema,
                 opened: Instant::now(),
             });
+            if !f.objects.contains_key(dir) {
+                // Sized as the last object was: a 10 MB object grew by doubling, each
+                // step a copy of what it held.
+                let hint = self.object_hint.min(MAX_OBJECT_HINT);
+                f.objects.insert(
+                    dir.to_string(),
+                    Object {
+                        start: r.offset,
+                        buf: Vec::with_capacity(hint),
+                        avro: Vec::new(),
+                    },
+                );
+            }
             let o = f
                 .objects
-                .entry(place.dir.clone())
-                .or_insert_with(|| Object {
-                    start: r.offset,
-                    buf: Vec::new(),
-                    avro: Vec::new(),
-                });
-            f.dir = place.dir;
+                .get_mut(dir)
+                .ok_or_else(|| bad("the object was not opened".into()))?;
+            // Only the time-based rotation reads it (a change of directory).
+            if place_time.is_some() && f.dir != dir {
+                f.dir = dir.to_string();
+            }
             // Written straight into the object's buffer: no copy of the value per record.
             let written = match (&r.value.data, self.cfg.format) {
                 (data, Format::Avro) => {
@@ -406,6 +446,11 @@ impl S3Sink {
                 }
                 (Data::Value(v), _) => {
                     serde_json::to_writer(&mut o.buf, v).map_err(|e| e.to_string())
+                }
+                // Schemaless JSON already as JsonFormat writes it (`compact_json`).
+                (Data::Json(text), Format::Json) => {
+                    o.buf.extend_from_slice(text);
+                    Ok(())
                 }
                 _ => {
                     serde_json::to_writer(&mut o.buf, &r.value.to_json()).map_err(|e| e.to_string())
@@ -477,7 +522,10 @@ impl S3Sink {
                         "org.apache.kafka.connect.errors.DataException: cannot write {key}: {e}"
                     ))
                 })?,
-                None => o.buf,
+                None => {
+                    self.object_hint = o.buf.len();
+                    o.buf
+                }
             };
             let end = if i == last { f.next } else { f.start };
             moved |= self

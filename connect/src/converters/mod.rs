@@ -17,6 +17,7 @@ use crate::config::{boolean, ConfigError, ConfigMap};
 
 mod avro;
 pub mod avro_data;
+pub mod compact_json;
 mod json_schema;
 mod json_schema_data;
 mod registry;
@@ -40,6 +41,10 @@ pub enum Data {
     Null,
     Bytes(Vec<u8>),
     Value(Value),
+    /// A schemaless JSON value as its compact text, exactly what serialising its
+    /// parse writes ([`compact_json::compact`]); only the S3 sink's
+    /// `JsonFormat` is handed these ([`Converter::json_text`]).
+    Json(Vec<u8>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +78,8 @@ impl SchemaAndValue {
             Data::Null => Value::Null,
             Data::Bytes(b) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
             Data::Value(v) => v.clone(),
+            // Checked JSON: it parses (a null would be a bug, not a panic).
+            Data::Json(text) => serde_json::from_slice(text).unwrap_or(Value::Null),
         }
     }
 }
@@ -115,6 +122,7 @@ fn schema_and_value<'a>(
             base64::engine::general_purpose::STANDARD.encode(b),
         )),
         Data::Value(x) => Cow::Borrowed(x),
+        Data::Json(_) => Cow::Owned(v.to_json()),
     };
     let schema = v.schema.as_ref().ok_or_else(|| {
         ConvertError::data(format!(
@@ -173,6 +181,18 @@ impl Converter {
             Converter::ByteArray => BYTES,
             Converter::Avro(_) => AVRO,
             Converter::JsonSchema(_) => JSON_SCHEMA,
+        }
+    }
+
+    /// A schemaless JsonConverter's value as the text writing its parse would give,
+    /// made without the parse (`compact_json`); `None` for anything else, which
+    /// goes through [`Converter::to_connect`] (and its errors).
+    pub fn json_text(&self, bytes: Option<&[u8]>) -> Option<SchemaAndValue> {
+        match (self, bytes) {
+            (Converter::Json { schemas: false, .. }, Some(b)) => {
+                compact_json::compact(b).map(|t| SchemaAndValue::plain(Data::Json(t)))
+            }
+            _ => None,
         }
     }
 
@@ -260,7 +280,7 @@ impl Converter {
             Converter::ByteArray => match &v.data {
                 Data::Null => Ok(None),
                 Data::Bytes(b) => Ok(Some(Cow::Borrowed(b))),
-                Data::Value(_) => Err(ConvertError::data(
+                Data::Value(_) | Data::Json(_) => Err(ConvertError::data(
                     "ByteArrayConverter is not compatible with objects of type string/struct",
                 )),
             },
@@ -269,6 +289,10 @@ impl Converter {
                 Data::Bytes(b) => Ok(Some(Cow::Borrowed(b))),
                 Data::Value(Value::String(s)) => Ok(Some(Cow::Borrowed(s.as_bytes()))),
                 Data::Value(other) => Ok(Some(Cow::Owned(other.to_string().into_bytes()))),
+                Data::Json(text) => match v.to_json() {
+                    Value::String(s) => Ok(Some(Cow::Owned(s.into_bytes()))),
+                    _ => Ok(Some(Cow::Borrowed(text))),
+                },
             },
             Converter::Json { schemas, last } => {
                 if matches!(v.data, Data::Null) && !schemas {
@@ -289,6 +313,8 @@ impl Converter {
                     Data::Null => out.extend_from_slice(b"null"),
                     Data::Value(x) => serde_json::to_writer(&mut out, x).map_err(err)?,
                     Data::Bytes(_) => serde_json::to_writer(&mut out, &v.to_json()).map_err(err)?,
+                    // The text is what writing its parse gives (`compact_json`).
+                    Data::Json(text) => out.extend_from_slice(text),
                 }
                 if *schemas {
                     out.push(b'}');

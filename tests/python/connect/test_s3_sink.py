@@ -2,7 +2,10 @@
 (config/s3-sink-connector.properties' keys) run by `fjord-connect standalone` against
 moto's S3 server, read back with boto3: exactly those records, in offset order per
 partition, under Confluent's object names — across a kill -9 of the worker in the
-middle and a restart (no record missing, none twice).
+middle and a restart (no record missing, none twice). Even ids carry an integer
+`amount` (written by json.dumps with its spaces: the sink's compact-JSON path, no
+parse), odd ids a float (parsed and re-written): every line must be the compact JSON
+of its record, byte for byte, either way.
 
 20,000 records by default; FJORD_CONNECT_FULL=1 runs the issue's 100,000."""
 import json
@@ -18,12 +21,17 @@ FLUSH = 1000
 NAME = re.compile(r"^topics/(?P<t>[^/]+)/partition=(?P<p>\d+)/(?P=t)\+(?P=p)\+(?P<o>\d{10})\.json$")
 
 
+def amount(i):
+    """i * 1.5: an integer for even ids (compact-JSON path), a float for odd ones."""
+    return i * 3 // 2 if i % 2 == 0 else i * 1.5
+
+
 def produce(bs, topic, start, end):
     from confluent_kafka import Producer
     p = Producer({"bootstrap.servers": bs, "linger.ms": 20, "enable.idempotence": True})
     for i in range(start, end):
         p.produce(topic, key=json.dumps({"id": i}).encode(),
-                  value=json.dumps({"id": i, "name": "rec-%d" % i, "amount": i * 1.5}).encode(),
+                  value=json.dumps({"id": i, "name": "rec-%d" % i, "amount": amount(i)}).encode(),
                   partition=i % PARTS)
         if i % 5000 == 0:
             p.poll(0)
@@ -45,6 +53,9 @@ def read_back(s3c, bucket):
         assert m, "object name not Confluent's: " + k
         body = s3c.get_object(Bucket=bucket, Key=k)["Body"].read().decode()
         recs = [json.loads(line) for line in body.split("\n") if line]
+        # JsonFormat's bytes: compact, keys sorted (what the converter + format write)
+        for line, r in zip([ln for ln in body.split("\n") if ln], recs):
+            assert line == json.dumps(r, separators=(",", ":"), sort_keys=True), (k, line)
         out.setdefault(int(m["p"]), []).append((int(m["o"]), recs))
     for p in out:
         out[p].sort()
