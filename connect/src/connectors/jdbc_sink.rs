@@ -5,7 +5,8 @@
 //! row of its key), `table.name.format` (`${topic}`), `batch.size`.
 //!
 //! One `put` is one transaction: consecutive records of the same table and shape go
-//! in multi-row statements. When the database refuses a statement (a constraint, a
+//! together — into PostgreSQL by `COPY` into a stage table and one statement from it
+//! (jdbc_copy.rs), into MySQL/MariaDB as multi-row statements. When the database refuses a statement (a constraint, a
 //! bad value) the transaction is rolled back and the records are written one by one,
 //! so the ones it refuses are reported to the worker as poison records (DLQ /
 //! `errors.tolerance`), and the others are written. A lost connection is retried
@@ -16,10 +17,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::jdbc_copy::Stages;
 use super::jdbc_db::{Db, DbError};
 use super::jdbc_dialect::{ColDef, Dialect};
 use super::jdbc_types::{to_sql, ColType, SqlValue};
-use super::jdbc_url::JdbcUrl;
+use super::jdbc_url::{Engine, JdbcUrl};
 use super::{SinkRecord, TaskError};
 use crate::config::{self, ConfigError, ConfigMap};
 use crate::converters::{Data, SchemaAndValue};
@@ -193,6 +195,8 @@ pub struct JdbcSink {
     cfg: JdbcSinkConfig,
     dialect: Dialect,
     db: Option<Db>,
+    /// The COPY stage tables of `db`'s session (PostgreSQL).
+    stages: Stages,
     /// table → its columns (lower case), as last seen or created.
     tables: HashMap<String, HashSet<String>>,
     failures: i64,
@@ -205,6 +209,7 @@ impl JdbcSink {
             cfg,
             dialect,
             db: None,
+            stages: Stages::default(),
             tables: HashMap::new(),
             failures: 0,
         }
@@ -221,6 +226,7 @@ impl JdbcSink {
             )
             .await?,
         );
+        self.stages = Stages::default();
         Ok(())
     }
 
@@ -256,6 +262,7 @@ impl JdbcSink {
         if self.db.is_none() {
             let db = Db::connect(&self.cfg.url).await?;
             self.db = Some(db);
+            self.stages = Stages::default();
         }
         let mut rejected = Vec::new();
         let mut ops: Vec<(usize, Op)> = Vec::with_capacity(records.len());
@@ -269,13 +276,27 @@ impl JdbcSink {
                 }),
             }
         }
-        // Tables first (DDL is not part of the batch's transaction on MySQL anyway).
+        // Tables (and PostgreSQL's COPY stages) first, once per shape: DDL is not part
+        // of the batch's transaction on MySQL anyway, and a stage must outlive a
+        // rolled-back put.
+        let mut last: Option<&Op> = None;
         for (_, op) in &ops {
             if let Op::Write {
                 table, cols, pk, ..
             } = op
             {
+                if last.is_some_and(|l| same_shape(l, op)) {
+                    continue;
+                }
+                last = Some(op);
                 self.ensure_table(table, cols, pk).await?;
+                if self.dialect.0 == Engine::Postgres {
+                    let db = self
+                        .db
+                        .as_mut()
+                        .ok_or_else(|| DbError::Connection("not connected".into()))?;
+                    self.stages.ensure(db, table, cols).await?;
+                }
             }
         }
         let db = self
@@ -283,12 +304,14 @@ impl JdbcSink {
             .as_mut()
             .ok_or_else(|| DbError::Connection("not connected".into()))?;
         db.batch("BEGIN").await?;
+        self.stages.begin();
         match run_ops(
             db,
             self.dialect,
             &ops,
             self.cfg.insert_mode,
             self.cfg.batch_size,
+            Some(&mut self.stages),
         )
         .await
         {
@@ -301,7 +324,7 @@ impl JdbcSink {
                 db.batch("ROLLBACK").await?;
                 for (i, op) in &ops {
                     let one = [(*i, op.clone())];
-                    match run_ops(db, self.dialect, &one, self.cfg.insert_mode, 1).await {
+                    match run_ops(db, self.dialect, &one, self.cfg.insert_mode, 1, None).await {
                         Ok(()) => {}
                         Err(DbError::Statement(m)) => rejected.push(Rejected {
                             index: *i,
@@ -632,18 +655,50 @@ fn same_shape(a: &Op, b: &Op) -> bool {
     }
 }
 
-/// Run ops in order: runs of same-shape writes as multi-row statements of at most
-/// `batch` rows (an upsert run is cut where a key repeats: one statement may not touch
-/// a row twice), updates and deletes one statement each.
+/// The shortest run of same-shape writes worth a COPY (two statements, not one).
+const COPY_MIN_ROWS: usize = 2;
+
+/// Run ops in order. With `stages` (PostgreSQL), runs of same-shape writes of at
+/// least `COPY_MIN_ROWS` rows are COPYed, at most `batch` rows at a time, whatever
+/// the insert mode. Otherwise they are multi-row statements of at most `batch` rows
+/// (an upsert run is cut where a key repeats: one statement may not touch a row
+/// twice), and updates and deletes one statement each.
 async fn run_ops(
     db: &mut Db,
     d: Dialect,
     ops: &[(usize, Op)],
     mode: InsertMode,
     batch: usize,
+    mut stages: Option<&mut Stages>,
 ) -> Result<(), DbError> {
     let mut i = 0;
     while i < ops.len() {
+        if let (
+            Some(st),
+            Op::Write {
+                table, cols, pk, ..
+            },
+        ) = (stages.as_deref_mut(), &ops[i].1)
+        {
+            let mut j = i;
+            while j < ops.len() && j - i < batch && same_shape(&ops[i].1, &ops[j].1) {
+                j += 1;
+            }
+            if j - i >= COPY_MIN_ROWS && st.has(table, cols) {
+                {
+                    let rows: Vec<&[SqlValue]> = ops[i..j]
+                        .iter()
+                        .filter_map(|(_, op)| match op {
+                            Op::Write { values, .. } => Some(values.as_slice()),
+                            _ => None,
+                        })
+                        .collect();
+                    st.write(db, d, table, cols, pk, mode, &rows).await?;
+                    i = j;
+                    continue;
+                }
+            }
+        }
         match &ops[i].1 {
             Op::Skip => i += 1,
             Op::Delete {

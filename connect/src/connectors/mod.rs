@@ -4,6 +4,7 @@
 
 pub mod file_sink;
 pub mod file_source;
+pub mod jdbc_copy;
 pub mod jdbc_db;
 pub mod jdbc_dialect;
 pub mod jdbc_sink;
