@@ -578,6 +578,8 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
     // Next offset to consume, per partition, of everything handed to the connector.
     let mut consumed: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let mut paused = false;
+    // A batch gathered and converted while the last put ran.
+    let mut ahead: Option<Gathered> = None;
     let result: Result<(), String> = async {
         loop {
             match *ctx.control.borrow_and_update() {
@@ -598,26 +600,30 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 }
                 _ => {}
             }
-            // Gather a batch: up to MAX_BATCH messages or 100 ms (the consumer keeps
-            // being polled while paused, so the group does not expel it).
-            let mut raw = Vec::new();
-            // One timer for the whole batch (not one registered per message).
-            let deadline = tokio::time::sleep(Duration::from_millis(100));
-            tokio::pin!(deadline);
-            while raw.len() < MAX_BATCH {
-                tokio::select! {
-                    biased;
-                    m = consumer.recv() => match m {
-                        Ok(m) => raw.push(m.detach()),
-                        Err(e) => {
-                            tracing::warn!(connector = %ctx.connector, error = %e, "consumer error");
-                            break;
-                        }
-                    },
-                    _ = &mut deadline => break,
-                    _ = ctx.control.changed() => break,
+            // A batch: the one gathered and converted while the last put ran, or a new
+            // one (up to MAX_BATCH messages or 100 ms; the consumer keeps being polled
+            // while paused, so the group does not expel it).
+            let Gathered {
+                raw,
+                records,
+                origin,
+                failures,
+            } = match ahead.take() {
+                Some(b) => b,
+                None => {
+                    let mut ctl = ctx.control.clone();
+                    gather(
+                        &consumer,
+                        &mut ctl,
+                        &ctx.connector,
+                        &kc,
+                        &vc,
+                        &transforms,
+                        &ctx.topics,
+                    )
+                    .await?
                 }
-            }
+            };
             if revoked.swap(false, Ordering::SeqCst) {
                 // Partitions may have moved: drop what is buffered; the new owner (or
                 // we, after reassignment) starts again at the committed offsets.
@@ -626,114 +632,63 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 }
                 consumed.clear();
             }
-            let mut records = Vec::with_capacity(raw.len());
-            // records[i] came from raw[origin[i]] (for the DLQ of rows the database refuses).
-            let mut origin = Vec::with_capacity(raw.len());
-            // The batch's topics, listed once per batch (`GET /connectors/{n}/topics`).
-            let mut batch_topics: Vec<&str> = Vec::new();
-            for (ri, m) in raw.iter().enumerate() {
-                let key = kc.to_connect(m.key()).await.map_err(|e| (Stage::KeyConverter, kc.class_name(), e));
-                let value = match key {
-                    Ok(k) => vc.to_connect(m.payload()).await.map(|v| (k, v)).map_err(|e| (Stage::ValueConverter, vc.class_name(), e)),
-                    Err(e) => Err(e),
+            // Records the converters or transforms refused, dead-lettered in order.
+            for f in &failures {
+                let Some(m) = raw.get(f.index) else { continue };
+                let rr = RawRecord::of(m);
+                let fl = Failure {
+                    stage: f.stage,
+                    class_name: &f.class_name,
+                    exception_class: &f.exception_class,
+                    message: &f.message,
                 };
-                if let Err((_, _, e)) = &value {
-                    if e.unavailable {
-                        // Nothing of this batch is committed: the restarted task reads it again.
-                        return Err(format!("org.apache.kafka.connect.errors.RetriableException: {e}"));
-                    }
-                }
-                match value {
-                    Ok((key, value)) => {
-                        let mut rec = SinkRecord {
-                            topic: m.topic().to_string(),
-                            partition: m.partition(),
-                            offset: m.offset(),
-                            timestamp: m.timestamp().to_millis(),
-                            key,
-                            value,
-                        };
-                        let kept = if transforms.is_empty() {
-                            true
-                        } else {
-                            let headers = headers_of(m.headers());
-                            let mut t = Rec {
-                                topic: &mut rec.topic,
-                                key: &mut rec.key,
-                                value: &mut rec.value,
-                                partition: Some(rec.partition),
-                                offset: Some(rec.offset),
-                                timestamp: rec.timestamp,
-                                headers: &headers,
-                            };
-                            match transforms.apply(&mut t) {
-                                Ok(kept) => kept,
-                                Err(e) => {
-                                    let rr = RawRecord::of(m);
-                                    let f = Failure { stage: Stage::Transformation, class_name: &e.class, exception_class: "org.apache.kafka.connect.errors.DataException", message: &e.message };
-                                    reporter.report(&f, &rr).await?;
-                                    false
-                                }
-                            }
-                        };
-                        if kept {
-                            origin.push(ri);
-                            records.push(rec);
-                        }
-                    }
-                    Err((stage, class, e)) => {
-                        let rr = RawRecord::of(m);
-                        let f = Failure { stage, class_name: class, exception_class: e.class_name(), message: &e.message };
-                        reporter.report(&f, &rr).await?;
-                    }
-                }
-                if !batch_topics.contains(&m.topic()) {
-                    batch_topics.push(m.topic());
-                }
+                reporter.report(&fl, &rr).await?;
             }
-            if !batch_topics.is_empty() {
-                let mut t = ctx.topics.lock().unwrap_or_else(|p| p.into_inner());
-                for topic in batch_topics {
-                    if !t.contains(topic) {
-                        t.insert(topic.to_string());
-                    }
+            // A JDBC put waits on the database: the next batch is gathered and converted
+            // meanwhile (it is put, and committed, only after this one).
+            let overlap = matches!(sink, Sink::Jdbc(_))
+                && !records.is_empty()
+                && *ctx.control.borrow() == Target::Running;
+            let mut ctl = ctx.control.clone();
+            let next = async {
+                if overlap {
+                    Some(
+                        gather(
+                            &consumer,
+                            &mut ctl,
+                            &ctx.connector,
+                            &kc,
+                            &vc,
+                            &transforms,
+                            &ctx.topics,
+                        )
+                        .await,
+                    )
+                } else {
+                    None
                 }
-            }
-            // Hand the batch over; retriable failures are tried again (not dead-lettered).
-            let uploaded = loop {
-                let r = match &mut sink {
-                    Sink::File(f) => f.put(&records).map(|_| false),
-                    Sink::S3(s) => s.put(&records).await,
-                    Sink::Jdbc(_) if records.is_empty() => Ok(false),
-                    Sink::Jdbc(j) => match j.put(&records).await {
-                        Ok(rejected) => {
-                            for rj in rejected {
-                                let Some(m) = origin.get(rj.index).and_then(|i| raw.get(*i)) else { continue };
-                                let rr = RawRecord::of(m);
-                                let f = Failure {
-                                    stage: Stage::TaskPut,
-                                    class_name: connectors::JDBC_SINK,
-                                    exception_class: "java.sql.SQLException",
-                                    message: &rj.message,
-                                };
-                                reporter.report(&f, &rr).await?;
-                            }
-                            Ok(true)
-                        }
-                        Err(e) => Err(e),
-                    },
-                };
-                match r {
-                    Ok(u) => break u,
-                    Err(TaskError::Retriable(m)) => {
-                        tracing::warn!(connector = %ctx.connector, task = ctx.id, error = %m, "put failed; retrying");
-                        if *ctx.control.borrow() == Target::Stopped {
-                            return Err(m);
-                        }
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    Err(TaskError::Fatal(m)) => return Err(m),
+            };
+            let (uploaded, next) = tokio::join!(
+                put_batch(
+                    &mut sink,
+                    &records,
+                    &origin,
+                    &raw,
+                    &reporter,
+                    &ctx.connector,
+                    ctx.id,
+                    &ctx.control
+                ),
+                next
+            );
+            let uploaded = uploaded?;
+            let next_err = match next {
+                Some(Ok(b)) => {
+                    ahead = Some(b);
+                    None
                 }
+                Some(Err(e)) => Some(e),
+                None => None,
             };
             // Messages of a partition come in runs: one map update per run.
             let mut i = 0;
@@ -755,6 +710,10 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                     last_commit = Instant::now();
                 }
                 _ => {}
+            }
+            // The batch gathered meanwhile failed (this one is written and committed).
+            if let Some(e) = next_err {
+                return Err(e);
             }
         }
         Ok(())
@@ -778,6 +737,209 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
     }
     consumer.unsubscribe();
     result
+}
+
+/// A batch as gathered: the messages, the records they made (`records[i]` came from
+/// `raw[origin[i]]`), and the messages the converters or transforms refused.
+struct Gathered {
+    raw: Vec<rdkafka::message::OwnedMessage>,
+    records: Vec<SinkRecord>,
+    origin: Vec<usize>,
+    failures: Vec<Refused>,
+}
+
+/// A message refused before the connector saw it; dead-lettered when its batch is
+/// taken, so the DLQ keeps the order of the records.
+struct Refused {
+    index: usize,
+    stage: Stage,
+    class_name: String,
+    exception_class: String,
+    message: String,
+}
+
+/// Gather a batch (up to MAX_BATCH messages or 100 ms, or until the task's target
+/// changes) and convert it.
+#[allow(clippy::too_many_arguments)]
+async fn gather<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    control: &mut watch::Receiver<Target>,
+    connector: &str,
+    kc: &Converter,
+    vc: &Converter,
+    transforms: &Transforms,
+    topics: &Mutex<BTreeSet<String>>,
+) -> Result<Gathered, String> {
+    let mut raw = Vec::new();
+    // One timer for the whole batch (not one registered per message).
+    let deadline = tokio::time::sleep(Duration::from_millis(100));
+    tokio::pin!(deadline);
+    while raw.len() < MAX_BATCH {
+        tokio::select! {
+            biased;
+            m = consumer.recv() => match m {
+                Ok(m) => raw.push(m.detach()),
+                Err(e) => {
+                    tracing::warn!(connector = %connector, error = %e, "consumer error");
+                    break;
+                }
+            },
+            _ = &mut deadline => break,
+            _ = control.changed() => break,
+        }
+    }
+    let mut records = Vec::with_capacity(raw.len());
+    let mut origin = Vec::with_capacity(raw.len());
+    let mut failures = Vec::new();
+    // The batch's topics, listed once per batch (`GET /connectors/{n}/topics`).
+    let mut batch_topics: Vec<&str> = Vec::new();
+    for (ri, m) in raw.iter().enumerate() {
+        if ri % 64 == 63 {
+            // Converting is CPU work: let a put running beside it (`tokio::join!`)
+            // answer the database, so the two overlap.
+            tokio::task::yield_now().await;
+        }
+        let key = kc
+            .to_connect(m.key())
+            .await
+            .map_err(|e| (Stage::KeyConverter, kc.class_name(), e));
+        let value = match key {
+            Ok(k) => vc
+                .to_connect(m.payload())
+                .await
+                .map(|v| (k, v))
+                .map_err(|e| (Stage::ValueConverter, vc.class_name(), e)),
+            Err(e) => Err(e),
+        };
+        if let Err((_, _, e)) = &value {
+            if e.unavailable {
+                // Nothing of this batch is committed: the restarted task reads it again.
+                return Err(format!(
+                    "org.apache.kafka.connect.errors.RetriableException: {e}"
+                ));
+            }
+        }
+        match value {
+            Ok((key, value)) => {
+                let mut rec = SinkRecord {
+                    topic: m.topic().to_string(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    timestamp: m.timestamp().to_millis(),
+                    key,
+                    value,
+                };
+                let kept = if transforms.is_empty() {
+                    true
+                } else {
+                    let headers = headers_of(m.headers());
+                    let mut t = Rec {
+                        topic: &mut rec.topic,
+                        key: &mut rec.key,
+                        value: &mut rec.value,
+                        partition: Some(rec.partition),
+                        offset: Some(rec.offset),
+                        timestamp: rec.timestamp,
+                        headers: &headers,
+                    };
+                    match transforms.apply(&mut t) {
+                        Ok(kept) => kept,
+                        Err(e) => {
+                            failures.push(Refused {
+                                index: ri,
+                                stage: Stage::Transformation,
+                                class_name: e.class.clone(),
+                                exception_class: "org.apache.kafka.connect.errors.DataException"
+                                    .into(),
+                                message: e.message.clone(),
+                            });
+                            false
+                        }
+                    }
+                };
+                if kept {
+                    origin.push(ri);
+                    records.push(rec);
+                }
+            }
+            Err((stage, class, e)) => failures.push(Refused {
+                index: ri,
+                stage,
+                class_name: class.to_string(),
+                exception_class: e.class_name().to_string(),
+                message: e.message.clone(),
+            }),
+        }
+        if !batch_topics.contains(&m.topic()) {
+            batch_topics.push(m.topic());
+        }
+    }
+    if !batch_topics.is_empty() {
+        let mut t = topics.lock().unwrap_or_else(|p| p.into_inner());
+        for topic in batch_topics {
+            if !t.contains(topic) {
+                t.insert(topic.to_string());
+            }
+        }
+    }
+    Ok(Gathered {
+        raw,
+        records,
+        origin,
+        failures,
+    })
+}
+
+/// Hand a batch to the connector; retriable failures are tried again (not
+/// dead-lettered). `Ok(true)`: the batch is written (S3: an upload finished).
+#[allow(clippy::too_many_arguments)]
+async fn put_batch(
+    sink: &mut Sink,
+    records: &[SinkRecord],
+    origin: &[usize],
+    raw: &[rdkafka::message::OwnedMessage],
+    reporter: &Reporter,
+    connector: &str,
+    task: i32,
+    control: &watch::Receiver<Target>,
+) -> Result<bool, String> {
+    loop {
+        let r = match sink {
+            Sink::File(f) => f.put(records).map(|_| false),
+            Sink::S3(s) => s.put(records).await,
+            Sink::Jdbc(_) if records.is_empty() => Ok(false),
+            Sink::Jdbc(j) => match j.put(records).await {
+                Ok(rejected) => {
+                    for rj in rejected {
+                        let Some(m) = origin.get(rj.index).and_then(|i| raw.get(*i)) else {
+                            continue;
+                        };
+                        let rr = RawRecord::of(m);
+                        let f = Failure {
+                            stage: Stage::TaskPut,
+                            class_name: connectors::JDBC_SINK,
+                            exception_class: "java.sql.SQLException",
+                            message: &rj.message,
+                        };
+                        reporter.report(&f, &rr).await?;
+                    }
+                    Ok(true)
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match r {
+            Ok(u) => return Ok(u),
+            Err(TaskError::Retriable(m)) => {
+                tracing::warn!(connector = %connector, task, error = %m, "put failed; retrying");
+                if *control.borrow() == Target::Stopped {
+                    return Err(m);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(TaskError::Fatal(m)) => return Err(m),
+        }
+    }
 }
 
 /// Commit `offsets` (next offset to read) for the partitions this consumer still owns.
