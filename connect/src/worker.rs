@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use crate::config::{self, ConfigMap, WorkerConfig};
 use crate::connectors::file_sink::{FileSink, FileSinkConfig};
 use crate::connectors::file_source::{FileSource, FileSourceConfig};
-use crate::connectors::jdbc_sink::{JdbcSink, JdbcSinkConfig};
+use crate::connectors::jdbc_sink::{JdbcSink, JdbcSinkConfig, Prepared, Preparer};
 use crate::connectors::jdbc_source::{JdbcSource, JdbcSourceConfig};
 use crate::connectors::s3_sink::{S3Config, S3Sink};
 use crate::connectors::{self, SinkRecord, TaskError};
@@ -580,6 +580,10 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
     let mut paused = false;
     // A batch gathered and converted while the last put ran.
     let mut ahead: Option<Gathered> = None;
+    let mut jdbc_prep = match &sink {
+        Sink::Jdbc(j) => Some(j.preparer()),
+        _ => None,
+    };
     let result: Result<(), String> = async {
         loop {
             match *ctx.control.borrow_and_update() {
@@ -608,6 +612,7 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 records,
                 origin,
                 failures,
+                prepared,
             } = match ahead.take() {
                 Some(b) => b,
                 None => {
@@ -620,6 +625,7 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                         &vc,
                         &transforms,
                         &ctx.topics,
+                        jdbc_prep.as_mut(),
                     )
                     .await?
                 }
@@ -661,6 +667,7 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                             &vc,
                             &transforms,
                             &ctx.topics,
+                            jdbc_prep.as_mut(),
                         )
                         .await,
                     )
@@ -672,6 +679,7 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 put_batch(
                     &mut sink,
                     &records,
+                    prepared.as_ref(),
                     &origin,
                     &raw,
                     &reporter,
@@ -701,12 +709,15 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 i += 1;
             }
             match &mut sink {
-                Sink::S3(s) if uploaded => commit(&consumer, &s.committable()),
+                Sink::S3(s) if uploaded => commit(&consumer, &s.committable(), CommitMode::Sync),
                 // Rows are committed in the database: commit what they came from.
-                Sink::Jdbc(_) if !raw.is_empty() => commit(&consumer, &consumed),
+                // Not waited for (Kafka Connect's commitAsync): a lost commit is covered
+                // by the next one, and a sync commit per batch held the task for the
+                // broker's round trip every 2,000 records.
+                Sink::Jdbc(_) if !raw.is_empty() => commit(&consumer, &consumed, CommitMode::Async),
                 Sink::File(f) if last_commit.elapsed() >= flush_every && !consumed.is_empty() => {
                     f.flush().map_err(|e| e.to_string())?;
-                    commit(&consumer, &consumed);
+                    commit(&consumer, &consumed, CommitMode::Sync);
                     last_commit = Instant::now();
                 }
                 _ => {}
@@ -723,17 +734,17 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
     match &mut sink {
         Sink::File(f) => {
             if f.flush().is_ok() {
-                commit(&consumer, &consumed);
+                commit(&consumer, &consumed, CommitMode::Sync);
             }
         }
         Sink::S3(s) => {
             // Uploads under way may finish within the graceful timeout; what did is
             // committed, the rest is re-read from the committed offset.
             let _ = tokio::time::timeout(ctx.worker.shutdown_timeout, s.finish_uploads()).await;
-            commit(&consumer, &s.committable());
+            commit(&consumer, &s.committable(), CommitMode::Sync);
             s.close();
         }
-        Sink::Jdbc(_) => commit(&consumer, &consumed),
+        Sink::Jdbc(_) => commit(&consumer, &consumed, CommitMode::Sync),
     }
     consumer.unsubscribe();
     result
@@ -746,6 +757,8 @@ struct Gathered {
     records: Vec<SinkRecord>,
     origin: Vec<usize>,
     failures: Vec<Refused>,
+    /// A JDBC sink's ops of `records`.
+    prepared: Option<Prepared>,
 }
 
 /// A message refused before the connector saw it; dead-lettered when its batch is
@@ -769,6 +782,7 @@ async fn gather<C: ConsumerContext + 'static>(
     vc: &Converter,
     transforms: &Transforms,
     topics: &Mutex<BTreeSet<String>>,
+    jdbc: Option<&mut Preparer>,
 ) -> Result<Gathered, String> {
     let mut raw = Vec::new();
     // One timer for the whole batch (not one registered per message).
@@ -882,11 +896,14 @@ async fn gather<C: ConsumerContext + 'static>(
             }
         }
     }
+    // A JDBC sink's ops are made here too, off its put.
+    let prepared = jdbc.map(|p| p.prepare(&records));
     Ok(Gathered {
         raw,
         records,
         origin,
         failures,
+        prepared,
     })
 }
 
@@ -896,6 +913,7 @@ async fn gather<C: ConsumerContext + 'static>(
 async fn put_batch(
     sink: &mut Sink,
     records: &[SinkRecord],
+    prepared: Option<&Prepared>,
     origin: &[usize],
     raw: &[rdkafka::message::OwnedMessage],
     reporter: &Reporter,
@@ -908,7 +926,10 @@ async fn put_batch(
             Sink::File(f) => f.put(records).map(|_| false),
             Sink::S3(s) => s.put(records).await,
             Sink::Jdbc(_) if records.is_empty() => Ok(false),
-            Sink::Jdbc(j) => match j.put(records).await {
+            Sink::Jdbc(j) => match match prepared {
+                Some(p) => j.put_prepared(p).await,
+                None => j.put(records).await,
+            } {
                 Ok(rejected) => {
                     for rj in rejected {
                         let Some(m) = origin.get(rj.index).and_then(|i| raw.get(*i)) else {
@@ -946,6 +967,7 @@ async fn put_batch(
 fn commit<C: ConsumerContext>(
     consumer: &StreamConsumer<C>,
     offsets: &BTreeMap<(String, i32), i64>,
+    mode: CommitMode,
 ) {
     if offsets.is_empty() {
         return;
@@ -968,7 +990,7 @@ fn commit<C: ConsumerContext>(
     if tpl.count() == 0 {
         return;
     }
-    if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+    if let Err(e) = consumer.commit(&tpl, mode) {
         tracing::warn!(error = %e, "offset commit failed; it will be retried with the next one");
     }
 }

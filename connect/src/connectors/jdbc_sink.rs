@@ -13,6 +13,7 @@
 //! (`max.retries`, `retry.backoff.ms`) and never dead-letters anything.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -20,6 +21,7 @@ use serde_json::Value;
 use super::jdbc_copy::Stages;
 use super::jdbc_db::{Db, DbError};
 use super::jdbc_dialect::{ColDef, Dialect};
+use super::jdbc_rows::{self, ShapeCache};
 use super::jdbc_types::{to_sql, ColType, SqlValue};
 use super::jdbc_url::{Engine, JdbcUrl};
 use super::{SinkRecord, TaskError};
@@ -169,11 +171,12 @@ pub fn common_definitions() -> Vec<(&'static str, &'static str, bool, Option<&'s
 /// What one record does to the database.
 #[derive(Debug, Clone)]
 enum Op {
+    /// Table, columns and key shared by the records of one shape (jdbc_rows.rs).
     Write {
-        table: String,
-        cols: Vec<ColDef>,
+        table: Arc<str>,
+        cols: Arc<[ColDef]>,
         values: Vec<SqlValue>,
-        pk: Vec<String>,
+        pk: Arc<[String]>,
     },
     Delete {
         table: String,
@@ -197,6 +200,8 @@ pub struct JdbcSink {
     db: Option<Db>,
     /// The COPY stage tables of `db`'s session (PostgreSQL).
     stages: Stages,
+    /// Records → ops, for `put`.
+    prep: Preparer,
     /// table → its columns (lower case), as last seen or created.
     tables: HashMap<String, HashSet<String>>,
     failures: i64,
@@ -206,6 +211,7 @@ impl JdbcSink {
     pub fn new(cfg: JdbcSinkConfig) -> Self {
         let dialect = Dialect(cfg.url.engine);
         JdbcSink {
+            prep: Preparer::new(&cfg),
             cfg,
             dialect,
             db: None,
@@ -232,10 +238,22 @@ impl JdbcSink {
 
     /// Write a batch. `Ok(rejected)`: everything else is in the database and committed.
     pub async fn put(&mut self, records: &[SinkRecord]) -> Result<Vec<Rejected>, TaskError> {
-        if records.is_empty() {
+        let p = self.prep.prepare(records);
+        self.put_prepared(&p).await
+    }
+
+    /// A `Preparer` of this sink's records, to turn a batch into ops away from `put`
+    /// (the worker does it while the batch before is being written).
+    pub fn preparer(&self) -> Preparer {
+        Preparer::new(&self.cfg)
+    }
+
+    /// Write a prepared batch, as `put`.
+    pub async fn put_prepared(&mut self, p: &Prepared) -> Result<Vec<Rejected>, TaskError> {
+        if p.ops.is_empty() && p.rejected.is_empty() {
             return Ok(Vec::new());
         }
-        match self.try_put(records).await {
+        match self.try_put(p).await {
             Ok(r) => {
                 self.failures = 0;
                 Ok(r)
@@ -258,29 +276,19 @@ impl JdbcSink {
         }
     }
 
-    async fn try_put(&mut self, records: &[SinkRecord]) -> Result<Vec<Rejected>, DbError> {
+    async fn try_put(&mut self, p: &Prepared) -> Result<Vec<Rejected>, DbError> {
         if self.db.is_none() {
             let db = Db::connect(&self.cfg.url).await?;
             self.db = Some(db);
             self.stages = Stages::default();
         }
-        let mut rejected = Vec::new();
-        let mut ops: Vec<(usize, Op)> = Vec::with_capacity(records.len());
-        for (i, r) in records.iter().enumerate() {
-            match self.op_of(r) {
-                Ok(Op::Skip) => {}
-                Ok(op) => ops.push((i, op)),
-                Err(m) => rejected.push(Rejected {
-                    index: i,
-                    message: m,
-                }),
-            }
-        }
+        let mut rejected = p.rejected.clone();
+        let ops = &p.ops;
         // Tables (and PostgreSQL's COPY stages) first, once per shape: DDL is not part
         // of the batch's transaction on MySQL anyway, and a stage must outlive a
         // rolled-back put.
         let mut last: Option<&Op> = None;
-        for (_, op) in &ops {
+        for (_, op) in ops {
             if let Op::Write {
                 table, cols, pk, ..
             } = op
@@ -308,7 +316,7 @@ impl JdbcSink {
         match run_ops(
             db,
             self.dialect,
-            &ops,
+            ops,
             self.cfg.insert_mode,
             self.cfg.batch_size,
             Some(&mut self.stages),
@@ -322,7 +330,7 @@ impl JdbcSink {
             Err(DbError::Statement(first)) => {
                 tracing::warn!(error = %first, "a batch was refused; writing its records one by one");
                 db.batch("ROLLBACK").await?;
-                for (i, op) in &ops {
+                for (i, op) in ops {
                     let one = [(*i, op.clone())];
                     match run_ops(db, self.dialect, &one, self.cfg.insert_mode, 1, None).await {
                         Ok(()) => {}
@@ -414,99 +422,69 @@ impl JdbcSink {
         self.tables.insert(table.to_string(), known);
         Ok(())
     }
+}
+
+/// A batch as ops, and the records that cannot become one (a bad shape or value).
+#[derive(Debug, Default)]
+pub struct Prepared {
+    ops: Vec<(usize, Op)>,
+    rejected: Vec<Rejected>,
+}
+
+/// Turns records into ops: the sink's configuration and the shape of the last run of
+/// records (jdbc_rows.rs). No connection: it can run while a put waits on the database.
+pub struct Preparer {
+    cfg: JdbcSinkConfig,
+    shapes: ShapeCache,
+}
+
+impl Preparer {
+    fn new(cfg: &JdbcSinkConfig) -> Self {
+        Preparer {
+            cfg: cfg.clone(),
+            shapes: ShapeCache::default(),
+        }
+    }
+
+    /// The ops of a batch; `Rejected` indexes are places in `records`.
+    pub fn prepare(&mut self, records: &[SinkRecord]) -> Prepared {
+        let mut p = Prepared {
+            ops: Vec::with_capacity(records.len()),
+            rejected: Vec::new(),
+        };
+        for (i, r) in records.iter().enumerate() {
+            match self.op_of(r) {
+                Ok(Op::Skip) => {}
+                Ok(op) => p.ops.push((i, op)),
+                Err(m) => p.rejected.push(Rejected {
+                    index: i,
+                    message: m,
+                }),
+            }
+        }
+        p
+    }
 
     /// The row a record makes (or why it cannot make one).
-    fn op_of(&self, r: &SinkRecord) -> Result<Op, String> {
-        let table = self.cfg.table_name(&r.topic);
+    fn op_of(&mut self, r: &SinkRecord) -> Result<Op, String> {
         if matches!(r.value.data, Data::Null) {
             if !self.cfg.delete_enabled {
                 return Ok(Op::Skip);
             }
             let (keys, values) = key_columns(&r.key, &self.cfg.pk_fields)?;
             return Ok(Op::Delete {
-                table,
+                table: self.cfg.table_name(&r.topic),
                 keys,
                 values,
             });
         }
-        let (vfields, vvals) = struct_columns(&r.value, "value")?;
-        let mut cols = Vec::new();
-        let mut values = Vec::new();
-        let pk: Vec<String> = match self.cfg.pk_mode {
-            PkMode::None => Vec::new(),
-            PkMode::Kafka => {
-                let names: Vec<String> = if self.cfg.pk_fields.is_empty() {
-                    vec![
-                        "__connect_topic".into(),
-                        "__connect_partition".into(),
-                        "__connect_offset".into(),
-                    ]
-                } else {
-                    self.cfg.pk_fields.clone()
-                };
-                cols.push(ColDef {
-                    name: names[0].clone(),
-                    ty: ColType::Text,
-                    optional: false,
-                });
-                cols.push(ColDef {
-                    name: names[1].clone(),
-                    ty: ColType::Int32,
-                    optional: false,
-                });
-                cols.push(ColDef {
-                    name: names[2].clone(),
-                    ty: ColType::Int64,
-                    optional: false,
-                });
-                values.push(SqlValue::Text(r.topic.clone()));
-                values.push(SqlValue::Int(r.partition as i64));
-                values.push(SqlValue::Int(r.offset));
-                names
-            }
-            PkMode::RecordKey => {
-                let (kc, kv) = key_columns(&r.key, &self.cfg.pk_fields)?;
-                let names = kc.iter().map(|c| c.name.clone()).collect();
-                cols.extend(kc);
-                values.extend(kv);
-                names
-            }
-            PkMode::RecordValue => {
-                let names: Vec<String> = if self.cfg.pk_fields.is_empty() {
-                    vfields.iter().map(|c| c.name.clone()).collect()
-                } else {
-                    self.cfg.pk_fields.clone()
-                };
-                for n in &names {
-                    if !vfields.iter().any(|c| &c.name == n) {
-                        return Err(format!("PK mode for table '{table}' is RECORD_VALUE with configured PK fields {names:?}, but record value schema does not contain field: {n}"));
-                    }
-                }
-                names
-            }
-        };
-        for (c, v) in vfields.into_iter().zip(vvals) {
-            if cols.iter().any(|k: &ColDef| k.name == c.name) {
-                continue;
-            }
-            let mut c = c;
-            if pk.contains(&c.name) {
-                if matches!(v, SqlValue::Null) {
-                    return Err(format!("primary key field {} is null", c.name));
-                }
-                c.optional = false;
-            }
-            cols.push(c);
-            values.push(v);
-        }
-        if cols.is_empty() {
-            return Err("the record has no fields to write".into());
-        }
+        let shape = self.shapes.shape(&self.cfg, r)?;
+        let values = jdbc_rows::values(&shape, r)?;
         Ok(Op::Write {
-            table,
-            cols,
+            table: shape.table.clone(),
+            cols: shape.cols.clone(),
             values,
-            pk,
+            pk: shape.pk.clone(),
         })
     }
 }
@@ -644,12 +622,13 @@ fn same_shape(a: &Op, b: &Op) -> bool {
                 ..
             },
         ) => {
-            ta == tb
-                && ca.len() == cb.len()
-                && ca
-                    .iter()
-                    .zip(cb)
-                    .all(|(x, y)| x.name == y.name && x.ty == y.ty)
+            (Arc::ptr_eq(ca, cb) && Arc::ptr_eq(ta, tb))
+                || ta == tb
+                    && ca.len() == cb.len()
+                    && ca
+                        .iter()
+                        .zip(cb.iter())
+                        .all(|(x, y)| x.name == y.name && x.ty == y.ty)
         }
         _ => false,
     }
@@ -830,7 +809,7 @@ mod tests {
 
     #[test]
     fn records_become_rows() {
-        let s = JdbcSink::new(
+        let mut s = JdbcSink::new(
             cfg("insert.mode=upsert\npk.mode=record_key\ndelete.enabled=true\n").unwrap(),
         );
         let key = json!({"schema":{"type":"struct","fields":[{"field":"id","type":"int32"}]},"payload":{"id":5}});
@@ -840,19 +819,19 @@ mod tests {
             cols,
             values,
             pk,
-        } = s.op_of(&rec(Some(key.clone()), Some(val))).unwrap()
+        } = s.prep.op_of(&rec(Some(key.clone()), Some(val))).unwrap()
         else {
             panic!("not a write")
         };
-        assert_eq!(table, "orders");
-        assert_eq!(pk, vec!["id".to_string()]);
+        assert_eq!(&*table, "orders");
+        assert_eq!(pk.to_vec(), vec!["id".to_string()]);
         assert_eq!(
             cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
             ["id", "name"]
         );
         assert_eq!(values, vec![SqlValue::Int(5), SqlValue::Text("x".into())]);
         assert!(matches!(
-            s.op_of(&rec(Some(key), None)).unwrap(),
+            s.prep.op_of(&rec(Some(key), None)).unwrap(),
             Op::Delete { .. }
         ));
         // Schemaless values cannot become rows.
@@ -861,7 +840,7 @@ mod tests {
             schema: None,
             data: Data::Value(json!({"id": 1})),
         };
-        assert!(s.op_of(&r).unwrap_err().contains("schema"));
+        assert!(s.prep.op_of(&r).unwrap_err().contains("schema"));
         // Primitive keys use __connect_key.
         let (c, v) = key_columns(
             &SchemaAndValue {

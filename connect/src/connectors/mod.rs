@@ -7,6 +7,7 @@ pub mod file_source;
 pub mod jdbc_copy;
 pub mod jdbc_db;
 pub mod jdbc_dialect;
+pub mod jdbc_rows;
 pub mod jdbc_sink;
 pub mod jdbc_source;
 pub mod jdbc_types;
