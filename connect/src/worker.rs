@@ -808,7 +808,7 @@ async fn gather<C: ConsumerContext + 'static>(
     // The batch's topics, listed once per batch (`GET /connectors/{n}/topics`).
     let mut batch_topics: Vec<&str> = Vec::new();
     for (ri, m) in raw.iter().enumerate() {
-        if ri % 64 == 63 {
+        if ri % 16 == 15 {
             // Converting is CPU work: let a put running beside it (`tokio::join!`)
             // answer the database, so the two overlap.
             tokio::task::yield_now().await;

@@ -51,8 +51,11 @@ pub struct Shape {
 /// value schema.
 #[derive(Default)]
 pub struct ShapeCache {
-    last: Option<(String, Option<Arc<Value>>, Arc<Value>, Arc<Shape>)>,
+    last: Option<Seen>,
 }
+
+/// What a shape was worked out from: topic, key schema, value schema.
+type Seen = (String, Option<Arc<Value>>, Arc<Value>, Arc<Shape>);
 
 fn same_schema(a: &Arc<Value>, b: &Arc<Value>) -> bool {
     Arc::ptr_eq(a, b) || **a == **b
