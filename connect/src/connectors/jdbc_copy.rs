@@ -85,7 +85,12 @@ impl Stages {
             }
             Err(e) => return Err(e),
         }
-        let types = db.column_types(table).await?;
+        // Types unknown (a refused catalog query): always through the stage.
+        let types = match db.column_types(table).await {
+            Ok(t) => t,
+            Err(DbError::Statement(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
         let direct = cols.iter().all(|c| {
             types
                 .iter()
