@@ -21,7 +21,7 @@ use crate::acks::{Acks, BatchId};
 use crate::config::{self, ConfigMap, WorkerConfig};
 use crate::connectors::file_sink::{FileSink, FileSinkConfig};
 use crate::connectors::file_source::{FileSource, FileSourceConfig};
-use crate::connectors::jdbc_sink::{JdbcSink, JdbcSinkConfig};
+use crate::connectors::jdbc_sink::{JdbcSink, JdbcSinkConfig, Prepared, Preparer};
 use crate::connectors::jdbc_source::{JdbcSource, JdbcSourceConfig};
 use crate::connectors::s3_sink::{S3Config, S3Sink};
 use crate::connectors::{self, SinkRecord, TaskError};
@@ -583,6 +583,12 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
     // Next offset to consume, per partition, of everything handed to the connector.
     let mut consumed: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let mut paused = false;
+    // A batch gathered and converted while the last put ran.
+    let mut ahead: Option<Gathered> = None;
+    let mut jdbc_prep = match &sink {
+        Sink::Jdbc(j) => Some(j.preparer()),
+        _ => None,
+    };
     let result: Result<(), String> = async {
         loop {
             match *ctx.control.borrow_and_update() {
@@ -603,28 +609,33 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 }
                 _ => {}
             }
-            // Gather a batch: up to MAX_BATCH messages or 100 ms (the consumer keeps
-            // being polled while paused, so the group does not expel it).
-            let mut raw = Vec::new();
-            // One timer for the whole batch (not one registered per message).
-            let deadline = tokio::time::sleep(Duration::from_millis(100));
-            tokio::pin!(deadline);
-            while raw.len() < MAX_BATCH {
-                tokio::select! {
-                    biased;
-                    m = consumer.recv() => match m {
-                        // Kept as librdkafka's message (not copied out): the value is
-                        // read in place and the message freed with the batch.
-                        Ok(m) => raw.push(m),
-                        Err(e) => {
-                            tracing::warn!(connector = %ctx.connector, error = %e, "consumer error");
-                            break;
-                        }
-                    },
-                    _ = &mut deadline => break,
-                    _ = ctx.control.changed() => break,
+            // A batch: the one gathered and converted while the last put ran, or a new
+            // one (up to MAX_BATCH messages or 100 ms; the consumer keeps being polled
+            // while paused, so the group does not expel it).
+            let Gathered {
+                raw,
+                records,
+                origin,
+                failures,
+                prepared,
+            } = match ahead.take() {
+                Some(b) => b,
+                None => {
+                    let mut ctl = ctx.control.clone();
+                    gather(
+                        &consumer,
+                        &mut ctl,
+                        &ctx.connector,
+                        &kc,
+                        &vc,
+                        &transforms,
+                        &ctx.topics,
+                        jdbc_prep.as_mut(),
+                        json_text,
+                    )
+                    .await?
                 }
-            }
+            };
             if revoked.swap(false, Ordering::SeqCst) {
                 // Partitions may have moved: drop what is buffered; the new owner (or
                 // we, after reassignment) starts again at the committed offsets.
@@ -633,117 +644,66 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 }
                 consumed.clear();
             }
-            let mut records = Vec::with_capacity(raw.len());
-            // records[i] came from raw[origin[i]] (for the DLQ of rows the database refuses).
-            let mut origin = Vec::with_capacity(raw.len());
-            // The batch's topics, listed once per batch (`GET /connectors/{n}/topics`).
-            let mut batch_topics: Vec<&str> = Vec::new();
-            for (ri, m) in raw.iter().enumerate() {
-                let key = kc.to_connect(m.key()).await.map_err(|e| (Stage::KeyConverter, kc.class_name(), e));
-                let value = match key {
-                    Ok(k) => match json_text.then(|| vc.json_text(m.payload())).flatten() {
-                        Some(v) => Ok((k, v)),
-                        None => vc.to_connect(m.payload()).await.map(|v| (k, v)).map_err(|e| (Stage::ValueConverter, vc.class_name(), e)),
-                    },
-                    Err(e) => Err(e),
+            // Records the converters or transforms refused, dead-lettered in order.
+            for f in &failures {
+                let Some(m) = raw.get(f.index) else { continue };
+                let rr = RawRecord::of(m);
+                let fl = Failure {
+                    stage: f.stage,
+                    class_name: &f.class_name,
+                    exception_class: &f.exception_class,
+                    message: &f.message,
                 };
-                if let Err((_, _, e)) = &value {
-                    if e.unavailable {
-                        // Nothing of this batch is committed: the restarted task reads it again.
-                        return Err(format!("org.apache.kafka.connect.errors.RetriableException: {e}"));
-                    }
-                }
-                match value {
-                    Ok((key, value)) => {
-                        let mut rec = SinkRecord {
-                            topic: m.topic().to_string(),
-                            partition: m.partition(),
-                            offset: m.offset(),
-                            timestamp: m.timestamp().to_millis(),
-                            key,
-                            value,
-                        };
-                        let kept = if transforms.is_empty() {
-                            true
-                        } else {
-                            let headers = headers_of(m.headers());
-                            let mut t = Rec {
-                                topic: &mut rec.topic,
-                                key: &mut rec.key,
-                                value: &mut rec.value,
-                                partition: Some(rec.partition),
-                                offset: Some(rec.offset),
-                                timestamp: rec.timestamp,
-                                headers: &headers,
-                            };
-                            match transforms.apply(&mut t) {
-                                Ok(kept) => kept,
-                                Err(e) => {
-                                    let rr = RawRecord::of(m);
-                                    let f = Failure { stage: Stage::Transformation, class_name: &e.class, exception_class: "org.apache.kafka.connect.errors.DataException", message: &e.message };
-                                    reporter.report(&f, &rr).await?;
-                                    false
-                                }
-                            }
-                        };
-                        if kept {
-                            origin.push(ri);
-                            records.push(rec);
-                        }
-                    }
-                    Err((stage, class, e)) => {
-                        let rr = RawRecord::of(m);
-                        let f = Failure { stage, class_name: class, exception_class: e.class_name(), message: &e.message };
-                        reporter.report(&f, &rr).await?;
-                    }
-                }
-                if !batch_topics.contains(&m.topic()) {
-                    batch_topics.push(m.topic());
-                }
+                reporter.report(&fl, &rr).await?;
             }
-            if !batch_topics.is_empty() {
-                let mut t = ctx.topics.lock().unwrap_or_else(|p| p.into_inner());
-                for topic in batch_topics {
-                    if !t.contains(topic) {
-                        t.insert(topic.to_string());
-                    }
+            // A JDBC put waits on the database: the next batch is gathered and converted
+            // meanwhile (it is put, and committed, only after this one).
+            let overlap = matches!(sink, Sink::Jdbc(_))
+                && !records.is_empty()
+                && *ctx.control.borrow() == Target::Running;
+            let mut ctl = ctx.control.clone();
+            let next = async {
+                if overlap {
+                    Some(
+                        gather(
+                            &consumer,
+                            &mut ctl,
+                            &ctx.connector,
+                            &kc,
+                            &vc,
+                            &transforms,
+                            &ctx.topics,
+                            jdbc_prep.as_mut(),
+                            json_text,
+                        )
+                        .await,
+                    )
+                } else {
+                    None
                 }
-            }
-            // Hand the batch over; retriable failures are tried again (not dead-lettered).
-            let uploaded = loop {
-                let r = match &mut sink {
-                    Sink::File(f) => f.put(&records).map(|_| false),
-                    Sink::S3(s) => s.put(&records).await,
-                    Sink::Jdbc(_) if records.is_empty() => Ok(false),
-                    Sink::Jdbc(j) => match j.put(&records).await {
-                        Ok(rejected) => {
-                            for rj in rejected {
-                                let Some(m) = origin.get(rj.index).and_then(|i| raw.get(*i)) else { continue };
-                                let rr = RawRecord::of(m);
-                                let f = Failure {
-                                    stage: Stage::TaskPut,
-                                    class_name: connectors::JDBC_SINK,
-                                    exception_class: "java.sql.SQLException",
-                                    message: &rj.message,
-                                };
-                                reporter.report(&f, &rr).await?;
-                            }
-                            Ok(true)
-                        }
-                        Err(e) => Err(e),
-                    },
-                };
-                match r {
-                    Ok(u) => break u,
-                    Err(TaskError::Retriable(m)) => {
-                        tracing::warn!(connector = %ctx.connector, task = ctx.id, error = %m, "put failed; retrying");
-                        if *ctx.control.borrow() == Target::Stopped {
-                            return Err(m);
-                        }
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    Err(TaskError::Fatal(m)) => return Err(m),
+            };
+            let (uploaded, next) = tokio::join!(
+                put_batch(
+                    &mut sink,
+                    &records,
+                    prepared.as_ref(),
+                    &origin,
+                    &raw,
+                    &reporter,
+                    &ctx.connector,
+                    ctx.id,
+                    &ctx.control
+                ),
+                next
+            );
+            let uploaded = uploaded?;
+            let next_err = match next {
+                Some(Ok(b)) => {
+                    ahead = Some(b);
+                    None
                 }
+                Some(Err(e)) => Some(e),
+                None => None,
             };
             // Messages of a partition come in runs: one map update per run.
             let mut i = 0;
@@ -756,15 +716,22 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 i += 1;
             }
             match &mut sink {
-                Sink::S3(s) if uploaded => commit(&consumer, &s.committable()),
+                Sink::S3(s) if uploaded => commit(&consumer, &s.committable(), CommitMode::Sync),
                 // Rows are committed in the database: commit what they came from.
-                Sink::Jdbc(_) if !raw.is_empty() => commit(&consumer, &consumed),
+                // Not waited for (Kafka Connect's commitAsync): a lost commit is covered
+                // by the next one, and a sync commit per batch held the task for the
+                // broker's round trip every 2,000 records.
+                Sink::Jdbc(_) if !raw.is_empty() => commit(&consumer, &consumed, CommitMode::Async),
                 Sink::File(f) if last_commit.elapsed() >= flush_every && !consumed.is_empty() => {
                     f.flush().map_err(|e| e.to_string())?;
-                    commit(&consumer, &consumed);
+                    commit(&consumer, &consumed, CommitMode::Sync);
                     last_commit = Instant::now();
                 }
                 _ => {}
+            }
+            // The batch gathered meanwhile failed (this one is written and committed).
+            if let Some(e) = next_err {
+                return Err(e);
             }
         }
         Ok(())
@@ -774,26 +741,246 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
     match &mut sink {
         Sink::File(f) => {
             if f.flush().is_ok() {
-                commit(&consumer, &consumed);
+                commit(&consumer, &consumed, CommitMode::Sync);
             }
         }
         Sink::S3(s) => {
             // Uploads under way may finish within the graceful timeout; what did is
             // committed, the rest is re-read from the committed offset.
             let _ = tokio::time::timeout(ctx.worker.shutdown_timeout, s.finish_uploads()).await;
-            commit(&consumer, &s.committable());
+            commit(&consumer, &s.committable(), CommitMode::Sync);
             s.close();
         }
-        Sink::Jdbc(_) => commit(&consumer, &consumed),
+        Sink::Jdbc(_) => commit(&consumer, &consumed, CommitMode::Sync),
     }
     consumer.unsubscribe();
     result
+}
+
+/// A batch as gathered: the messages, the records they made (`records[i]` came from
+/// `raw[origin[i]]`), and the messages the converters or transforms refused.
+struct Gathered<'c> {
+    /// Kept as librdkafka's messages (not copied out): values are read in place
+    /// and the messages freed with the batch.
+    raw: Vec<rdkafka::message::BorrowedMessage<'c>>,
+    records: Vec<SinkRecord>,
+    origin: Vec<usize>,
+    failures: Vec<Refused>,
+    /// A JDBC sink's ops of `records`.
+    prepared: Option<Prepared>,
+}
+
+/// A message refused before the connector saw it; dead-lettered when its batch is
+/// taken, so the DLQ keeps the order of the records.
+struct Refused {
+    index: usize,
+    stage: Stage,
+    class_name: String,
+    exception_class: String,
+    message: String,
+}
+
+/// Gather a batch (up to MAX_BATCH messages or 100 ms, or until the task's target
+/// changes) and convert it.
+#[allow(clippy::too_many_arguments)]
+async fn gather<'c, C: ConsumerContext + 'static>(
+    consumer: &'c StreamConsumer<C>,
+    control: &mut watch::Receiver<Target>,
+    connector: &str,
+    kc: &Converter,
+    vc: &Converter,
+    transforms: &Transforms,
+    topics: &Mutex<BTreeSet<String>>,
+    jdbc: Option<&mut Preparer>,
+    json_text: bool,
+) -> Result<Gathered<'c>, String> {
+    let mut raw = Vec::new();
+    // One timer for the whole batch (not one registered per message).
+    let deadline = tokio::time::sleep(Duration::from_millis(100));
+    tokio::pin!(deadline);
+    while raw.len() < MAX_BATCH {
+        tokio::select! {
+            biased;
+            m = consumer.recv() => match m {
+                Ok(m) => raw.push(m),
+                Err(e) => {
+                    tracing::warn!(connector = %connector, error = %e, "consumer error");
+                    break;
+                }
+            },
+            _ = &mut deadline => break,
+            _ = control.changed() => break,
+        }
+    }
+    let mut records = Vec::with_capacity(raw.len());
+    let mut origin = Vec::with_capacity(raw.len());
+    let mut failures = Vec::new();
+    // The batch's topics, listed once per batch (`GET /connectors/{n}/topics`).
+    let mut batch_topics: Vec<&str> = Vec::new();
+    for (ri, m) in raw.iter().enumerate() {
+        if ri % 16 == 15 {
+            // Converting is CPU work: let a put running beside it (`tokio::join!`)
+            // answer the database, so the two overlap.
+            tokio::task::yield_now().await;
+        }
+        let key = kc
+            .to_connect(m.key())
+            .await
+            .map_err(|e| (Stage::KeyConverter, kc.class_name(), e));
+        let value = match key {
+            Ok(k) => match json_text.then(|| vc.json_text(m.payload())).flatten() {
+                Some(v) => Ok((k, v)),
+                None => vc
+                    .to_connect(m.payload())
+                    .await
+                    .map(|v| (k, v))
+                    .map_err(|e| (Stage::ValueConverter, vc.class_name(), e)),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err((_, _, e)) = &value {
+            if e.unavailable {
+                // Nothing of this batch is committed: the restarted task reads it again.
+                return Err(format!(
+                    "org.apache.kafka.connect.errors.RetriableException: {e}"
+                ));
+            }
+        }
+        match value {
+            Ok((key, value)) => {
+                let mut rec = SinkRecord {
+                    topic: m.topic().to_string(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    timestamp: m.timestamp().to_millis(),
+                    key,
+                    value,
+                };
+                let kept = if transforms.is_empty() {
+                    true
+                } else {
+                    let headers = headers_of(m.headers());
+                    let mut t = Rec {
+                        topic: &mut rec.topic,
+                        key: &mut rec.key,
+                        value: &mut rec.value,
+                        partition: Some(rec.partition),
+                        offset: Some(rec.offset),
+                        timestamp: rec.timestamp,
+                        headers: &headers,
+                    };
+                    match transforms.apply(&mut t) {
+                        Ok(kept) => kept,
+                        Err(e) => {
+                            failures.push(Refused {
+                                index: ri,
+                                stage: Stage::Transformation,
+                                class_name: e.class.clone(),
+                                exception_class: "org.apache.kafka.connect.errors.DataException"
+                                    .into(),
+                                message: e.message.clone(),
+                            });
+                            false
+                        }
+                    }
+                };
+                if kept {
+                    origin.push(ri);
+                    records.push(rec);
+                }
+            }
+            Err((stage, class, e)) => failures.push(Refused {
+                index: ri,
+                stage,
+                class_name: class.to_string(),
+                exception_class: e.class_name().to_string(),
+                message: e.message.clone(),
+            }),
+        }
+        if !batch_topics.contains(&m.topic()) {
+            batch_topics.push(m.topic());
+        }
+    }
+    if !batch_topics.is_empty() {
+        let mut t = topics.lock().unwrap_or_else(|p| p.into_inner());
+        for topic in batch_topics {
+            if !t.contains(topic) {
+                t.insert(topic.to_string());
+            }
+        }
+    }
+    // A JDBC sink's ops are made here too, off its put.
+    let prepared = jdbc.map(|p| p.prepare(&records));
+    Ok(Gathered {
+        raw,
+        records,
+        origin,
+        failures,
+        prepared,
+    })
+}
+
+/// Hand a batch to the connector; retriable failures are tried again (not
+/// dead-lettered). `Ok(true)`: the batch is written (S3: an upload finished).
+#[allow(clippy::too_many_arguments)]
+async fn put_batch(
+    sink: &mut Sink,
+    records: &[SinkRecord],
+    prepared: Option<&Prepared>,
+    origin: &[usize],
+    raw: &[rdkafka::message::BorrowedMessage<'_>],
+    reporter: &Reporter,
+    connector: &str,
+    task: i32,
+    control: &watch::Receiver<Target>,
+) -> Result<bool, String> {
+    loop {
+        let r = match sink {
+            Sink::File(f) => f.put(records).map(|_| false),
+            Sink::S3(s) => s.put(records).await,
+            Sink::Jdbc(_) if records.is_empty() => Ok(false),
+            Sink::Jdbc(j) => match match prepared {
+                Some(p) => j.put_prepared(p).await,
+                None => j.put(records).await,
+            } {
+                Ok(rejected) => {
+                    for rj in rejected {
+                        let Some(m) = origin.get(rj.index).and_then(|i| raw.get(*i)) else {
+                            continue;
+                        };
+                        let rr = RawRecord::of(m);
+                        let f = Failure {
+                            stage: Stage::TaskPut,
+                            class_name: connectors::JDBC_SINK,
+                            exception_class: "java.sql.SQLException",
+                            message: &rj.message,
+                        };
+                        reporter.report(&f, &rr).await?;
+                    }
+                    Ok(true)
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match r {
+            Ok(u) => return Ok(u),
+            Err(TaskError::Retriable(m)) => {
+                tracing::warn!(connector = %connector, task, error = %m, "put failed; retrying");
+                if *control.borrow() == Target::Stopped {
+                    return Err(m);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(TaskError::Fatal(m)) => return Err(m),
+        }
+    }
 }
 
 /// Commit `offsets` (next offset to read) for the partitions this consumer still owns.
 fn commit<C: ConsumerContext>(
     consumer: &StreamConsumer<C>,
     offsets: &BTreeMap<(String, i32), i64>,
+    mode: CommitMode,
 ) {
     if offsets.is_empty() {
         return;
@@ -816,7 +1003,7 @@ fn commit<C: ConsumerContext>(
     if tpl.count() == 0 {
         return;
     }
-    if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+    if let Err(e) = consumer.commit(&tpl, mode) {
         tracing::warn!(error = %e, "offset commit failed; it will be retried with the next one");
     }
 }

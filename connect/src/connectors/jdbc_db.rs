@@ -12,10 +12,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use futures_util::SinkExt;
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::Queryable;
 use tokio_postgres::types::{FromSql, ToSql, Type};
 
+use super::jdbc_dialect::Dialect;
 use super::jdbc_types::{self as types, ColType, SqlValue};
 use super::jdbc_url::{Engine, JdbcUrl};
 
@@ -25,6 +27,14 @@ pub enum DbError {
     Connection(String),
     #[error("{0}")]
     Statement(String),
+}
+
+impl DbError {
+    /// A unique constraint refused a row (PostgreSQL's SQLSTATE 23505, as `pg_message`
+    /// writes it).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, DbError::Statement(m) if m.contains("(SQLSTATE 23505)"))
+    }
 }
 
 /// A result column: its name, its Connect-side type, and whether it may be NULL.
@@ -174,6 +184,28 @@ impl Db {
         }
     }
 
+    /// Run a `COPY .. FROM STDIN` (PostgreSQL only) with `data` as its input; the rows
+    /// it loaded. The statement is prepared once per connection, like the others.
+    pub async fn copy_in(&mut self, sql: &str, data: Vec<u8>) -> Result<u64, DbError> {
+        match self {
+            Db::Pg {
+                client, statements, ..
+            } => {
+                let st = pg_statement(client, statements, sql, 0).await?;
+                let sink = client
+                    .copy_in::<_, bytes::Bytes>(&st)
+                    .await
+                    .map_err(pg_err)?;
+                futures_util::pin_mut!(sink);
+                sink.send(bytes::Bytes::from(data)).await.map_err(pg_err)?;
+                sink.finish().await.map_err(pg_err)
+            }
+            Db::My(_) => Err(DbError::Statement(
+                "COPY is PostgreSQL's; MySQL has no COPY FROM STDIN".into(),
+            )),
+        }
+    }
+
     /// Run a query; the result columns (also when no row came back) and the rows.
     pub async fn query(
         &mut self,
@@ -289,6 +321,25 @@ impl Db {
                 })
                 .collect(),
         ))
+    }
+
+    /// PostgreSQL: each column of `table` and its type's name (`int8`, `text`,
+    /// `numeric`, ..., as `pg_type` names them); empty when the table is unknown.
+    pub async fn column_types(&mut self, table: &str) -> Result<Vec<(String, String)>, DbError> {
+        let sql = "SELECT a.attname::text, t.typname::text FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = to_regclass($1::text) AND a.attnum > 0 AND NOT a.attisdropped";
+        let (_, rows) = self
+            .query(
+                sql,
+                &[SqlValue::Text(Dialect(Engine::Postgres).quote(table))],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| match (r.first(), r.get(1)) {
+                (Some(SqlValue::Text(n)), Some(SqlValue::Text(t))) => Some((n.clone(), t.clone())),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The database's clock in UTC microseconds (timestamp mode's upper bound).

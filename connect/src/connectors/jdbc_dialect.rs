@@ -73,20 +73,7 @@ impl Dialect {
         match self.0 {
             Engine::MySql => "?".into(),
             Engine::Postgres => {
-                let cast = match t {
-                    ColType::Int8 | ColType::Int16 => "int2",
-                    ColType::Int32 => "int4",
-                    ColType::Int64 => "int8",
-                    ColType::Float32 => "float4",
-                    ColType::Float64 => "float8",
-                    ColType::Bool => "bool",
-                    ColType::Text => "text",
-                    ColType::Bytes => "bytea",
-                    ColType::Decimal { .. } => "numeric",
-                    ColType::Date => "date",
-                    ColType::Time => "time",
-                    ColType::Timestamp => "timestamp",
-                };
+                let cast = pg_type(t);
                 format!("${n}::{cast}")
             }
         }
@@ -262,6 +249,25 @@ impl Dialect {
         } else {
             format!("{base} {criteria}")
         }
+    }
+}
+
+/// The PostgreSQL type a value of `t` is read as: the cast of its parameter, and the
+/// column type of the COPY stage (so both paths convert a value alike).
+pub fn pg_type(t: ColType) -> &'static str {
+    match t {
+        ColType::Int8 | ColType::Int16 => "int2",
+        ColType::Int32 => "int4",
+        ColType::Int64 => "int8",
+        ColType::Float32 => "float4",
+        ColType::Float64 => "float8",
+        ColType::Bool => "bool",
+        ColType::Text => "text",
+        ColType::Bytes => "bytea",
+        ColType::Decimal { .. } => "numeric",
+        ColType::Date => "date",
+        ColType::Time => "time",
+        ColType::Timestamp => "timestamp",
     }
 }
 

@@ -5,21 +5,25 @@
 //! row of its key), `table.name.format` (`${topic}`), `batch.size`.
 //!
 //! One `put` is one transaction: consecutive records of the same table and shape go
-//! in multi-row statements. When the database refuses a statement (a constraint, a
+//! together — into PostgreSQL by `COPY` into a stage table and one statement from it
+//! (jdbc_copy.rs), into MySQL/MariaDB as multi-row statements. When the database refuses a statement (a constraint, a
 //! bad value) the transaction is rolled back and the records are written one by one,
 //! so the ones it refuses are reported to the worker as poison records (DLQ /
 //! `errors.tolerance`), and the others are written. A lost connection is retried
 //! (`max.retries`, `retry.backoff.ms`) and never dead-letters anything.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use super::jdbc_copy::Stages;
 use super::jdbc_db::{Db, DbError};
 use super::jdbc_dialect::{ColDef, Dialect};
+use super::jdbc_rows::{self, ShapeCache};
 use super::jdbc_types::{to_sql, ColType, SqlValue};
-use super::jdbc_url::JdbcUrl;
+use super::jdbc_url::{Engine, JdbcUrl};
 use super::{SinkRecord, TaskError};
 use crate::config::{self, ConfigError, ConfigMap};
 use crate::converters::{Data, SchemaAndValue};
@@ -167,11 +171,12 @@ pub fn common_definitions() -> Vec<(&'static str, &'static str, bool, Option<&'s
 /// What one record does to the database.
 #[derive(Debug, Clone)]
 enum Op {
+    /// Table, columns and key shared by the records of one shape (jdbc_rows.rs).
     Write {
-        table: String,
-        cols: Vec<ColDef>,
+        table: Arc<str>,
+        cols: Arc<[ColDef]>,
         values: Vec<SqlValue>,
-        pk: Vec<String>,
+        pk: Arc<[String]>,
     },
     Delete {
         table: String,
@@ -193,6 +198,10 @@ pub struct JdbcSink {
     cfg: JdbcSinkConfig,
     dialect: Dialect,
     db: Option<Db>,
+    /// The COPY stage tables of `db`'s session (PostgreSQL).
+    stages: Stages,
+    /// Records → ops, for `put`.
+    prep: Preparer,
     /// table → its columns (lower case), as last seen or created.
     tables: HashMap<String, HashSet<String>>,
     failures: i64,
@@ -202,9 +211,11 @@ impl JdbcSink {
     pub fn new(cfg: JdbcSinkConfig) -> Self {
         let dialect = Dialect(cfg.url.engine);
         JdbcSink {
+            prep: Preparer::new(&cfg),
             cfg,
             dialect,
             db: None,
+            stages: Stages::default(),
             tables: HashMap::new(),
             failures: 0,
         }
@@ -221,15 +232,28 @@ impl JdbcSink {
             )
             .await?,
         );
+        self.stages = Stages::default();
         Ok(())
     }
 
     /// Write a batch. `Ok(rejected)`: everything else is in the database and committed.
     pub async fn put(&mut self, records: &[SinkRecord]) -> Result<Vec<Rejected>, TaskError> {
-        if records.is_empty() {
+        let p = self.prep.prepare(records);
+        self.put_prepared(&p).await
+    }
+
+    /// A `Preparer` of this sink's records, to turn a batch into ops away from `put`
+    /// (the worker does it while the batch before is being written).
+    pub fn preparer(&self) -> Preparer {
+        Preparer::new(&self.cfg)
+    }
+
+    /// Write a prepared batch, as `put`.
+    pub async fn put_prepared(&mut self, p: &Prepared) -> Result<Vec<Rejected>, TaskError> {
+        if p.ops.is_empty() && p.rejected.is_empty() {
             return Ok(Vec::new());
         }
-        match self.try_put(records).await {
+        match self.try_put(p).await {
             Ok(r) => {
                 self.failures = 0;
                 Ok(r)
@@ -252,30 +276,35 @@ impl JdbcSink {
         }
     }
 
-    async fn try_put(&mut self, records: &[SinkRecord]) -> Result<Vec<Rejected>, DbError> {
+    async fn try_put(&mut self, p: &Prepared) -> Result<Vec<Rejected>, DbError> {
         if self.db.is_none() {
             let db = Db::connect(&self.cfg.url).await?;
             self.db = Some(db);
+            self.stages = Stages::default();
         }
-        let mut rejected = Vec::new();
-        let mut ops: Vec<(usize, Op)> = Vec::with_capacity(records.len());
-        for (i, r) in records.iter().enumerate() {
-            match self.op_of(r) {
-                Ok(Op::Skip) => {}
-                Ok(op) => ops.push((i, op)),
-                Err(m) => rejected.push(Rejected {
-                    index: i,
-                    message: m,
-                }),
-            }
-        }
-        // Tables first (DDL is not part of the batch's transaction on MySQL anyway).
-        for (_, op) in &ops {
+        let mut rejected = p.rejected.clone();
+        let ops = &p.ops;
+        // Tables (and PostgreSQL's COPY stages) first, once per shape: DDL is not part
+        // of the batch's transaction on MySQL anyway, and a stage must outlive a
+        // rolled-back put.
+        let mut last: Option<&Op> = None;
+        for (_, op) in ops {
             if let Op::Write {
                 table, cols, pk, ..
             } = op
             {
+                if last.is_some_and(|l| same_shape(l, op)) {
+                    continue;
+                }
+                last = Some(op);
                 self.ensure_table(table, cols, pk).await?;
+                if self.dialect.0 == Engine::Postgres {
+                    let db = self
+                        .db
+                        .as_mut()
+                        .ok_or_else(|| DbError::Connection("not connected".into()))?;
+                    self.stages.ensure(db, table, cols).await?;
+                }
             }
         }
         let db = self
@@ -283,12 +312,14 @@ impl JdbcSink {
             .as_mut()
             .ok_or_else(|| DbError::Connection("not connected".into()))?;
         db.batch("BEGIN").await?;
+        self.stages.begin();
         match run_ops(
             db,
             self.dialect,
-            &ops,
+            ops,
             self.cfg.insert_mode,
             self.cfg.batch_size,
+            Some(&mut self.stages),
         )
         .await
         {
@@ -299,9 +330,9 @@ impl JdbcSink {
             Err(DbError::Statement(first)) => {
                 tracing::warn!(error = %first, "a batch was refused; writing its records one by one");
                 db.batch("ROLLBACK").await?;
-                for (i, op) in &ops {
+                for (i, op) in ops {
                     let one = [(*i, op.clone())];
-                    match run_ops(db, self.dialect, &one, self.cfg.insert_mode, 1).await {
+                    match run_ops(db, self.dialect, &one, self.cfg.insert_mode, 1, None).await {
                         Ok(()) => {}
                         Err(DbError::Statement(m)) => rejected.push(Rejected {
                             index: *i,
@@ -391,99 +422,69 @@ impl JdbcSink {
         self.tables.insert(table.to_string(), known);
         Ok(())
     }
+}
+
+/// A batch as ops, and the records that cannot become one (a bad shape or value).
+#[derive(Debug, Default)]
+pub struct Prepared {
+    ops: Vec<(usize, Op)>,
+    rejected: Vec<Rejected>,
+}
+
+/// Turns records into ops: the sink's configuration and the shape of the last run of
+/// records (jdbc_rows.rs). No connection: it can run while a put waits on the database.
+pub struct Preparer {
+    cfg: JdbcSinkConfig,
+    shapes: ShapeCache,
+}
+
+impl Preparer {
+    fn new(cfg: &JdbcSinkConfig) -> Self {
+        Preparer {
+            cfg: cfg.clone(),
+            shapes: ShapeCache::default(),
+        }
+    }
+
+    /// The ops of a batch; `Rejected` indexes are places in `records`.
+    pub fn prepare(&mut self, records: &[SinkRecord]) -> Prepared {
+        let mut p = Prepared {
+            ops: Vec::with_capacity(records.len()),
+            rejected: Vec::new(),
+        };
+        for (i, r) in records.iter().enumerate() {
+            match self.op_of(r) {
+                Ok(Op::Skip) => {}
+                Ok(op) => p.ops.push((i, op)),
+                Err(m) => p.rejected.push(Rejected {
+                    index: i,
+                    message: m,
+                }),
+            }
+        }
+        p
+    }
 
     /// The row a record makes (or why it cannot make one).
-    fn op_of(&self, r: &SinkRecord) -> Result<Op, String> {
-        let table = self.cfg.table_name(&r.topic);
+    fn op_of(&mut self, r: &SinkRecord) -> Result<Op, String> {
         if matches!(r.value.data, Data::Null) {
             if !self.cfg.delete_enabled {
                 return Ok(Op::Skip);
             }
             let (keys, values) = key_columns(&r.key, &self.cfg.pk_fields)?;
             return Ok(Op::Delete {
-                table,
+                table: self.cfg.table_name(&r.topic),
                 keys,
                 values,
             });
         }
-        let (vfields, vvals) = struct_columns(&r.value, "value")?;
-        let mut cols = Vec::new();
-        let mut values = Vec::new();
-        let pk: Vec<String> = match self.cfg.pk_mode {
-            PkMode::None => Vec::new(),
-            PkMode::Kafka => {
-                let names: Vec<String> = if self.cfg.pk_fields.is_empty() {
-                    vec![
-                        "__connect_topic".into(),
-                        "__connect_partition".into(),
-                        "__connect_offset".into(),
-                    ]
-                } else {
-                    self.cfg.pk_fields.clone()
-                };
-                cols.push(ColDef {
-                    name: names[0].clone(),
-                    ty: ColType::Text,
-                    optional: false,
-                });
-                cols.push(ColDef {
-                    name: names[1].clone(),
-                    ty: ColType::Int32,
-                    optional: false,
-                });
-                cols.push(ColDef {
-                    name: names[2].clone(),
-                    ty: ColType::Int64,
-                    optional: false,
-                });
-                values.push(SqlValue::Text(r.topic.clone()));
-                values.push(SqlValue::Int(r.partition as i64));
-                values.push(SqlValue::Int(r.offset));
-                names
-            }
-            PkMode::RecordKey => {
-                let (kc, kv) = key_columns(&r.key, &self.cfg.pk_fields)?;
-                let names = kc.iter().map(|c| c.name.clone()).collect();
-                cols.extend(kc);
-                values.extend(kv);
-                names
-            }
-            PkMode::RecordValue => {
-                let names: Vec<String> = if self.cfg.pk_fields.is_empty() {
-                    vfields.iter().map(|c| c.name.clone()).collect()
-                } else {
-                    self.cfg.pk_fields.clone()
-                };
-                for n in &names {
-                    if !vfields.iter().any(|c| &c.name == n) {
-                        return Err(format!("PK mode for table '{table}' is RECORD_VALUE with configured PK fields {names:?}, but record value schema does not contain field: {n}"));
-                    }
-                }
-                names
-            }
-        };
-        for (c, v) in vfields.into_iter().zip(vvals) {
-            if cols.iter().any(|k: &ColDef| k.name == c.name) {
-                continue;
-            }
-            let mut c = c;
-            if pk.contains(&c.name) {
-                if matches!(v, SqlValue::Null) {
-                    return Err(format!("primary key field {} is null", c.name));
-                }
-                c.optional = false;
-            }
-            cols.push(c);
-            values.push(v);
-        }
-        if cols.is_empty() {
-            return Err("the record has no fields to write".into());
-        }
+        let shape = self.shapes.shape(&self.cfg, r)?;
+        let values = jdbc_rows::values(&shape, r)?;
         Ok(Op::Write {
-            table,
-            cols,
+            table: shape.table.clone(),
+            cols: shape.cols.clone(),
             values,
-            pk,
+            pk: shape.pk.clone(),
         })
     }
 }
@@ -621,29 +622,62 @@ fn same_shape(a: &Op, b: &Op) -> bool {
                 ..
             },
         ) => {
-            ta == tb
-                && ca.len() == cb.len()
-                && ca
-                    .iter()
-                    .zip(cb)
-                    .all(|(x, y)| x.name == y.name && x.ty == y.ty)
+            (Arc::ptr_eq(ca, cb) && Arc::ptr_eq(ta, tb))
+                || ta == tb
+                    && ca.len() == cb.len()
+                    && ca
+                        .iter()
+                        .zip(cb.iter())
+                        .all(|(x, y)| x.name == y.name && x.ty == y.ty)
         }
         _ => false,
     }
 }
 
-/// Run ops in order: runs of same-shape writes as multi-row statements of at most
-/// `batch` rows (an upsert run is cut where a key repeats: one statement may not touch
-/// a row twice), updates and deletes one statement each.
+/// The shortest run of same-shape writes worth a COPY (two statements, not one).
+const COPY_MIN_ROWS: usize = 2;
+
+/// Run ops in order. With `stages` (PostgreSQL), runs of same-shape writes of at
+/// least `COPY_MIN_ROWS` rows are COPYed, at most `batch` rows at a time, whatever
+/// the insert mode. Otherwise they are multi-row statements of at most `batch` rows
+/// (an upsert run is cut where a key repeats: one statement may not touch a row
+/// twice), and updates and deletes one statement each.
 async fn run_ops(
     db: &mut Db,
     d: Dialect,
     ops: &[(usize, Op)],
     mode: InsertMode,
     batch: usize,
+    mut stages: Option<&mut Stages>,
 ) -> Result<(), DbError> {
     let mut i = 0;
     while i < ops.len() {
+        if let (
+            Some(st),
+            Op::Write {
+                table, cols, pk, ..
+            },
+        ) = (stages.as_deref_mut(), &ops[i].1)
+        {
+            let mut j = i;
+            while j < ops.len() && j - i < batch && same_shape(&ops[i].1, &ops[j].1) {
+                j += 1;
+            }
+            if j - i >= COPY_MIN_ROWS && st.has(table, cols) {
+                {
+                    let rows: Vec<&[SqlValue]> = ops[i..j]
+                        .iter()
+                        .filter_map(|(_, op)| match op {
+                            Op::Write { values, .. } => Some(values.as_slice()),
+                            _ => None,
+                        })
+                        .collect();
+                    st.write(db, d, table, cols, pk, mode, &rows).await?;
+                    i = j;
+                    continue;
+                }
+            }
+        }
         match &ops[i].1 {
             Op::Skip => i += 1,
             Op::Delete {
@@ -775,7 +809,7 @@ mod tests {
 
     #[test]
     fn records_become_rows() {
-        let s = JdbcSink::new(
+        let mut s = JdbcSink::new(
             cfg("insert.mode=upsert\npk.mode=record_key\ndelete.enabled=true\n").unwrap(),
         );
         let key = json!({"schema":{"type":"struct","fields":[{"field":"id","type":"int32"}]},"payload":{"id":5}});
@@ -785,19 +819,19 @@ mod tests {
             cols,
             values,
             pk,
-        } = s.op_of(&rec(Some(key.clone()), Some(val))).unwrap()
+        } = s.prep.op_of(&rec(Some(key.clone()), Some(val))).unwrap()
         else {
             panic!("not a write")
         };
-        assert_eq!(table, "orders");
-        assert_eq!(pk, vec!["id".to_string()]);
+        assert_eq!(&*table, "orders");
+        assert_eq!(pk.to_vec(), vec!["id".to_string()]);
         assert_eq!(
             cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
             ["id", "name"]
         );
         assert_eq!(values, vec![SqlValue::Int(5), SqlValue::Text("x".into())]);
         assert!(matches!(
-            s.op_of(&rec(Some(key), None)).unwrap(),
+            s.prep.op_of(&rec(Some(key), None)).unwrap(),
             Op::Delete { .. }
         ));
         // Schemaless values cannot become rows.
@@ -806,7 +840,7 @@ mod tests {
             schema: None,
             data: Data::Value(json!({"id": 1})),
         };
-        assert!(s.op_of(&r).unwrap_err().contains("schema"));
+        assert!(s.prep.op_of(&r).unwrap_err().contains("schema"));
         // Primitive keys use __connect_key.
         let (c, v) = key_columns(
             &SchemaAndValue {

@@ -4,8 +4,10 @@
 
 pub mod file_sink;
 pub mod file_source;
+pub mod jdbc_copy;
 pub mod jdbc_db;
 pub mod jdbc_dialect;
+pub mod jdbc_rows;
 pub mod jdbc_sink;
 pub mod jdbc_source;
 pub mod jdbc_types;

@@ -144,6 +144,81 @@ def count_or_zero(db, table):
         return 0
 
 
+def test_postgres_copy_path_keeps_record_order_and_escapes(broker, workdir, postgres):
+    """PostgreSQL batches go by COPY (straight into the table while keys are new, else
+    through a stage table): one batch repeating keys, deleting and re-creating rows
+    ends as the records applied in order would leave it, text with tabs, newlines,
+    carriage returns, backslashes and a literal \\N round-trips byte for byte, NULLs
+    stay NULL; insert.mode=update keeps the last update of a key in a batch."""
+    db = postgres
+    bs = broker.bootstrap
+    topic, upd = "copy_order", "copy_update"
+    create_topic(bs, topic)
+    create_topic(bs, upd)
+    odd = ["tab\there", "line\nbreak", "cr\rlf\r\n", "back\\slash \\N \\t", "\\", "", "é ü 中"]
+    expected = {}
+    items = []
+
+    def put(i, name, note="x"):
+        v = value(i, name)
+        v["payload"]["note"] = note
+        items.append((key(i), v))
+        expected[i] = (name, note)
+
+    def delete(i):
+        items.append((key(i), None))
+        expected.pop(i, None)
+    # Batch 1 (new keys, then repeats and deletes of them in the same batch).
+    for i in range(60):
+        put(i, "first-%d" % i, odd[i % len(odd)] if i % 3 else None)
+    put(1, "second-1")
+    put(1, "third-1", odd[0])
+    delete(2)
+    delete(3)
+    put(3, "reborn-3", odd[3])
+    put(4, "fourth-4")
+    delete(4)
+    produce(bs, topic, items)
+    # Update mode over a table holding keys 0..9: key 5 updated twice (the last wins),
+    # key 99 unknown (nothing to update).
+    db.sql("CREATE TABLE copy_update (id BIGINT PRIMARY KEY, name TEXT NOT NULL)")
+    db.sql("INSERT INTO copy_update SELECT g, 'orig-' || g FROM generate_series(0, 9) g")
+    sch = {"type": "struct", "fields": [{"field": "id", "type": "int64", "optional": False},
+                                        {"field": "name", "type": "string", "optional": False}]}
+    produce(bs, upd, [(key(i), {"schema": sch, "payload": {"id": i, "name": n}})
+                      for i, n in [(5, "u1"), (6, "u\t6"), (5, "u2"), (99, "ghost"), (7, "u7")]])
+    w = Worker(workdir, bs).start()
+    try:
+        create(w, "jdbc-copy", sink_config(db, topic, **{
+            "insert.mode": "upsert", "pk.mode": "record_key", "pk.fields": "id",
+            "auto.create": "true", "delete.enabled": "true", "batch.size": "500"}))
+        create(w, "jdbc-update", sink_config(db, upd, **{
+            "insert.mode": "update", "pk.mode": "record_value", "pk.fields": "id"}))
+
+        def table():
+            rows = db.sql("SELECT id, name, encode(convert_to(note, 'UTF8'), 'hex') FROM %s ORDER BY id" % topic)
+            return {int(r[0]): (r[1], None if r[2] is None else bytes.fromhex(r[2]).decode()) for r in rows}
+        want = dict(sorted(expected.items()))
+        wait_for(lambda: count_or_zero(db, topic) == len(want) and table() == want, 60, "batch 1 as applied in order")
+        # Batch 2: every key again (all exist: the stage path), with repeats and a delete.
+        items.clear()
+        for i in sorted(expected):
+            put(i, "again-%d" % i, odd[(i + 1) % len(odd)])
+        put(10, "last-10", None)
+        delete(11)
+        produce(bs, topic, items)
+        want = dict(sorted(expected.items()))
+        wait_for(lambda: table() == want, 60, "batch 2 as applied in order")
+        wait_for(lambda: db.sql("SELECT id, name FROM copy_update WHERE id BETWEEN 4 AND 8 ORDER BY id") ==
+                 [["4", "orig-4"], ["5", "u2"], ["6", "u\t6"], ["7", "u7"], ["8", "orig-8"]], 60, "the updates")
+        assert db.sql("SELECT COUNT(*) FROM copy_update") == [["10"]]
+        for name in ("jdbc-copy", "jdbc-update"):
+            st = w.call("GET", "/connectors/%s/status" % name)[1]
+            assert st["tasks"][0]["state"] == "RUNNING", st
+    finally:
+        w.stop()
+
+
 def test_rows_the_database_refuses_go_to_the_dlq(broker, workdir, postgres):
     db = postgres
     bs = broker.bootstrap
