@@ -590,6 +590,15 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
         _ => None,
     };
     let result: Result<(), String> = async {
+        let gatherer = Gatherer {
+            consumer: &consumer,
+            connector: &ctx.connector,
+            kc: &kc,
+            vc: &vc,
+            transforms: &transforms,
+            topics: &ctx.topics,
+            json_text,
+        };
         loop {
             match *ctx.control.borrow_and_update() {
                 Target::Stopped => break,
@@ -622,18 +631,7 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 Some(b) => b,
                 None => {
                     let mut ctl = ctx.control.clone();
-                    gather(
-                        &consumer,
-                        &mut ctl,
-                        &ctx.connector,
-                        &kc,
-                        &vc,
-                        &transforms,
-                        &ctx.topics,
-                        jdbc_prep.as_mut(),
-                        json_text,
-                    )
-                    .await?
+                    gather(&gatherer, &mut ctl, jdbc_prep.as_mut()).await?
                 }
             };
             if revoked.swap(false, Ordering::SeqCst) {
@@ -664,20 +662,7 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
             let mut ctl = ctx.control.clone();
             let next = async {
                 if overlap {
-                    Some(
-                        gather(
-                            &consumer,
-                            &mut ctl,
-                            &ctx.connector,
-                            &kc,
-                            &vc,
-                            &transforms,
-                            &ctx.topics,
-                            jdbc_prep.as_mut(),
-                            json_text,
-                        )
-                        .await,
-                    )
+                    Some(gather(&gatherer, &mut ctl, jdbc_prep.as_mut()).await)
                 } else {
                     None
                 }
@@ -780,20 +765,27 @@ struct Refused {
     message: String,
 }
 
+/// What a sink task gathers and converts each batch with.
+struct Gatherer<'c, C: ConsumerContext + 'static> {
+    consumer: &'c StreamConsumer<C>,
+    connector: &'c str,
+    kc: &'c Converter,
+    vc: &'c Converter,
+    transforms: &'c Transforms,
+    topics: &'c Mutex<BTreeSet<String>>,
+    /// Schemaless JSON for JsonFormat skips the parse (`converters::compact_json`).
+    json_text: bool,
+}
+
 /// Gather a batch (up to MAX_BATCH messages or 100 ms, or until the task's target
 /// changes) and convert it.
-#[allow(clippy::too_many_arguments)]
 async fn gather<'c, C: ConsumerContext + 'static>(
-    consumer: &'c StreamConsumer<C>,
+    g: &Gatherer<'c, C>,
     control: &mut watch::Receiver<Target>,
-    connector: &str,
-    kc: &Converter,
-    vc: &Converter,
-    transforms: &Transforms,
-    topics: &Mutex<BTreeSet<String>>,
     jdbc: Option<&mut Preparer>,
-    json_text: bool,
 ) -> Result<Gathered<'c>, String> {
+    let (consumer, connector, kc, vc) = (g.consumer, g.connector, g.kc, g.vc);
+    let (transforms, topics, json_text) = (g.transforms, g.topics, g.json_text);
     let mut raw = Vec::new();
     // One timer for the whole batch (not one registered per message).
     let deadline = tokio::time::sleep(Duration::from_millis(100));

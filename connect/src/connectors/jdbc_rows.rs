@@ -16,11 +16,11 @@ use crate::converters::{Data, SchemaAndValue};
 
 /// A field of a struct schema.
 #[derive(Debug)]
-struct Field {
-    name: String,
-    ty: ColType,
-    optional: bool,
-    default: Option<Value>,
+pub(super) struct Field {
+    pub(super) name: String,
+    pub(super) ty: ColType,
+    pub(super) optional: bool,
+    pub(super) default: Option<Value>,
 }
 
 /// Where a column's value comes from.
@@ -94,14 +94,14 @@ impl ShapeCache {
     }
 }
 
-fn no_schema(what: &str) -> String {
+pub(super) fn no_schema(what: &str) -> String {
     format!(
         "Sink connector requires records with a non-null Struct {what} and non-null Struct schema (the {what} has no schema: use JsonConverter with schemas.enable=true)"
     )
 }
 
 /// The fields of a struct schema.
-fn struct_fields(schema: &Value, what: &str) -> Result<Vec<Field>, String> {
+pub(super) fn struct_fields(schema: &Value, what: &str) -> Result<Vec<Field>, String> {
     if schema.get("type").and_then(|t| t.as_str()) != Some("struct") {
         return Err(format!(
             "the {what} schema is {}, not a struct",

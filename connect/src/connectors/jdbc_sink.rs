@@ -514,46 +514,29 @@ pub async fn connect(url: &JdbcUrl, attempts: i64, backoff: Duration) -> Result<
     }
 }
 
-/// The fields of a struct value as columns and values.
+/// The fields of a struct value as columns and values (a field missing from the
+/// value takes its schema default).
 fn struct_columns(v: &SchemaAndValue, what: &str) -> Result<(Vec<ColDef>, Vec<SqlValue>), String> {
     let Some(schema) = &v.schema else {
-        return Err(format!(
-            "Sink connector requires records with a non-null Struct {what} and non-null Struct schema (the {what} has no schema: use JsonConverter with schemas.enable=true)"
-        ));
+        return Err(jdbc_rows::no_schema(what));
     };
-    if schema.get("type").and_then(|t| t.as_str()) != Some("struct") {
-        return Err(format!(
-            "the {what} schema is {}, not a struct",
-            schema.get("type").unwrap_or(&Value::Null)
-        ));
-    }
+    let fields = jdbc_rows::struct_fields(schema, what)?;
     let Data::Value(Value::Object(obj)) = &v.data else {
         return Err(format!("the {what} is not a struct"));
     };
-    let mut cols = Vec::new();
-    let mut vals = Vec::new();
-    for f in schema
-        .get("fields")
-        .and_then(|f| f.as_array())
-        .into_iter()
-        .flatten()
-    {
-        let name = f
-            .get("field")
-            .and_then(|n| n.as_str())
-            .unwrap_or("")
-            .to_string();
-        if name.is_empty() {
-            return Err(format!("a field of the {what} schema has no name"));
-        }
-        let ty = ColType::of_schema(f).map_err(|e| format!("field {name}: {e}"))?;
-        let optional = f.get("optional").and_then(|o| o.as_bool()).unwrap_or(false);
+    let mut cols = Vec::with_capacity(fields.len());
+    let mut vals = Vec::with_capacity(fields.len());
+    for f in fields {
         let raw = obj
-            .get(&name)
-            .or_else(|| f.get("default"))
+            .get(&f.name)
+            .or(f.default.as_ref())
             .unwrap_or(&Value::Null);
-        let val = to_sql(ty, raw).map_err(|e| format!("field {name}: {e}"))?;
-        cols.push(ColDef { name, ty, optional });
+        let val = to_sql(f.ty, raw).map_err(|e| format!("field {}: {e}", f.name))?;
+        cols.push(ColDef {
+            name: f.name,
+            ty: f.ty,
+            optional: f.optional,
+        });
         vals.push(val);
     }
     Ok((cols, vals))
