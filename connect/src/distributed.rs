@@ -287,17 +287,24 @@ impl Cluster {
     pub async fn claim(&self, name: &str, id: i32) -> Result<bool, String> {
         let zk = self.zk();
         let dir = self.path(&["owners", &node_name(name)]);
-        zk.ensure_path(&dir).await.map_err(zk_err)?;
         let node = format!("{dir}/{id}");
-        match zk
-            .create(
-                &node,
-                self.me.as_bytes(),
-                &Acl::open_unsafe(),
-                CreateMode::Ephemeral,
-            )
-            .await
-        {
+        let mut created = Err(ZkError::Code(ErrorCode::NoNode));
+        // Twice: a release elsewhere may remove the emptied parent between the two calls.
+        for _ in 0..2 {
+            zk.ensure_path(&dir).await.map_err(zk_err)?;
+            created = zk
+                .create(
+                    &node,
+                    self.me.as_bytes(),
+                    &Acl::open_unsafe(),
+                    CreateMode::Ephemeral,
+                )
+                .await;
+            if !matches!(&created, Err(e) if is(e, ErrorCode::NoNode)) {
+                break;
+            }
+        }
+        match created {
             Ok(_) => Ok(true),
             Err(e) if is(&e, ErrorCode::NodeExists) => {
                 let (owner, st) = match zk.get_data(&node).await {
@@ -311,13 +318,21 @@ impl Cluster {
         }
     }
 
-    /// Give up task `id` of `name` (after it stopped).
+    /// Give up task `id` of `name` (after it stopped). The last release of a connector
+    /// also removes its emptied `owners/<name>`, so a deleted connector leaves nothing.
     pub async fn release(&self, name: &str, id: i32) {
-        let node = self.path(&["owners", &node_name(name), &id.to_string()]);
-        match self.zk().delete(&node, -1).await {
+        let zk = self.zk();
+        let dir = self.path(&["owners", &node_name(name)]);
+        let node = format!("{dir}/{id}");
+        match zk.delete(&node, -1).await {
             Ok(()) => {}
             Err(e) if is(&e, ErrorCode::NoNode) => {}
             Err(e) => tracing::warn!(error = %e, node = %node, "cannot release a task"),
+        }
+        match zk.delete(&dir, -1).await {
+            Ok(()) => {}
+            Err(e) if is(&e, ErrorCode::NotEmpty) || is(&e, ErrorCode::NoNode) => {}
+            Err(e) => tracing::debug!(error = %e, node = %dir, "owners node left"),
         }
     }
 

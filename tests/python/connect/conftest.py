@@ -195,6 +195,15 @@ def consume_all(bootstrap, topic, expect, timeout=60.0):
     return out
 
 
+def lines_of(path):
+    """The lines of a file a FileStream sink writes; none until it exists."""
+    try:
+        with open(path) as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
 def wait_for(pred, timeout=60.0, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -11,19 +11,17 @@ import time
 
 from confluent_kafka import Producer
 
-from .conftest import Worker, consume_all, create_topic, run_standalone, wait_for, write_props
+from .conftest import (Worker, consume_all, create_topic, lines_of, run_standalone, wait_for,
+                       write_props)
 
 SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
 SESSION_TIMEOUT_S = 6.0
-
-
-def lines_of(path):
-    try:
-        with open(path) as f:
-            return f.read().splitlines()
-    except FileNotFoundError:
-        return []
+# The workers' converters, and their sink tasks' consumers' session timeout: a killed
+# worker's consumers leave the group this soon.
+WORKER_PROPS = {"key.converter": "org.apache.kafka.connect.storage.StringConverter",
+                "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+                "consumer.session.timeout.ms": "6000"}
 
 
 def produce(bs, topic, values):
@@ -49,12 +47,8 @@ def test_two_workers_share_tasks_survive_kill9_and_a_full_restart(broker, workdi
     create_topic(bs, "dist-src", 1)
     out_file = os.path.join(workdir, "out.txt")
     src_file = os.path.join(workdir, "in.txt")
-    conv = {"key.converter": "org.apache.kafka.connect.storage.StringConverter",
-            "value.converter": "org.apache.kafka.connect.storage.StringConverter",
-            # The sink tasks' consumers: a killed worker's leave the group this soon.
-            "consumer.session.timeout.ms": "6000"}
-    w1 = Worker(workdir, bs, extra=conv, name="w1", group=group).start()
-    w2 = Worker(workdir, bs, extra=conv, name="w2", group=group).start()
+    w1 = Worker(workdir, bs, extra=WORKER_PROPS, name="w1", group=group).start()
+    w2 = Worker(workdir, bs, extra=WORKER_PROPS, name="w2", group=group).start()
     ids = {w1: "%s:%d" % ("127.0.0.1", w1.port), w2: "%s:%d" % ("127.0.0.1", w2.port)}
     try:
         sink = {"connector.class": SINK, "topics": "dist-in", "file": out_file, "tasks.max": "4"}
@@ -138,6 +132,17 @@ def test_two_workers_share_tasks_survive_kill9_and_a_full_restart(broker, workdi
         assert w1.call("DELETE", "/connectors/sink")[0] == 204
         assert w2.call("GET", "/connectors")[1] == ["src"]
         assert w2.call("GET", "/connectors/sink/status")[0] == 404
+        # ... and nothing of it stays in the coordinator once its tasks are released.
+        zk = KazooClient(hosts=broker.coord.hosts)
+        zk.start(timeout=15)
+        try:
+            root = "/connect/%s" % group
+            wait_for(lambda: all(zk.exists("%s/%s/sink" % (root, d)) is None
+                                 for d in ("connectors", "owners", "status", "topics")),
+                     20, "the deleted connector's znodes to go")
+            assert zk.get_children(root + "/owners") == ["src"]
+        finally:
+            zk.stop()
     finally:
         w1.stop()
         w2.stop()
@@ -163,11 +168,8 @@ def test_a_paused_worker_loses_its_tasks_and_rejoins_with_a_new_session(broker, 
     group = "dist-pause-%d" % time.time_ns()
     create_topic(bs, "dist-pause", 4)
     out_file = os.path.join(workdir, "out.txt")
-    conv = {"key.converter": "org.apache.kafka.connect.storage.StringConverter",
-            "value.converter": "org.apache.kafka.connect.storage.StringConverter",
-            "consumer.session.timeout.ms": "6000"}
-    w1 = Worker(workdir, bs, extra=conv, name="p1", group=group).start()
-    w2 = Worker(workdir, bs, extra=conv, name="p2", group=group).start()
+    w1 = Worker(workdir, bs, extra=WORKER_PROPS, name="p1", group=group).start()
+    w2 = Worker(workdir, bs, extra=WORKER_PROPS, name="p2", group=group).start()
     id1, id2 = "127.0.0.1:%d" % w1.port, "127.0.0.1:%d" % w2.port
     try:
         sink = {"connector.class": SINK, "topics": "dist-pause", "file": out_file, "tasks.max": "4"}

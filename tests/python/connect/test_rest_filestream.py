@@ -8,18 +8,10 @@ import json
 import os
 import time
 
-from .conftest import Worker, consume_all, create_topic, wait_for
+from .conftest import Worker, consume_all, create_topic, lines_of, wait_for
 
 SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
-
-
-def lines_of(path):
-    try:
-        with open(path) as f:
-            return f.read().splitlines()
-    except FileNotFoundError:
-        return []
 
 
 def test_filestream_pipeline_and_rest(broker, workdir):
