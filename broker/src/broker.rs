@@ -16,7 +16,7 @@ use crate::config::BrokerConfig;
 use crate::group::Groups;
 use crate::log::cleaner::{cleaner_loop, AbortedIndex, Cleaner, CompactionConfig};
 use crate::log::producer_ids::ProducerIds;
-use crate::log::retention::retention_loop;
+use crate::log::retention::{producer_expiry_loop, retention_loop};
 use crate::log::{FlushPolicy, LogStore};
 use crate::metrics::counters::{BrokerMetrics, BrokerState};
 use crate::replica::ReplicaManager;
@@ -200,6 +200,12 @@ impl Broker {
                 retention_for(&limits_cache, defaults, &policy_default, topic)
             }),
             broker.config.retention_check_interval,
+            broker.shutdown_signal(),
+        ));
+        tokio::spawn(producer_expiry_loop(
+            log.clone(),
+            broker.config.producer_id_expiration_ms,
+            broker.config.producer_id_expiration_check_interval,
             broker.shutdown_signal(),
         ));
         if broker.config.cleaner.enable {

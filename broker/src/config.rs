@@ -177,6 +177,11 @@ pub struct BrokerConfig {
     pub offset_metadata_max_bytes: usize,
     /// Largest `transaction.timeout.ms` an InitProducerId may ask for.
     pub transaction_max_timeout_ms: i32,
+    /// producer.id.expiration.ms: a producer silent this long is forgotten by
+    /// the partitions it wrote to (no open transaction there).
+    pub producer_id_expiration_ms: i64,
+    /// producer.id.expiration.check.interval.ms: how often they look.
+    pub producer_id_expiration_check_interval: Duration,
     /// How often the transaction coordinator aborts timed-out transactions
     /// (and finishes ones a deposed coordinator left prepared).
     pub transaction_abort_interval: Duration,
@@ -251,6 +256,8 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             offset_metadata_max_bytes: 4096,
             transaction_max_timeout_ms: 900_000,
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval: Duration::from_millis(600_000),
             transaction_abort_interval: Duration::from_millis(10_000),
             schema_registry_listen: None,
             metrics_listen: None,
@@ -676,6 +683,11 @@ impl BrokerConfig {
                     }
                     "offset.metadata.max.bytes" => c.offset_metadata_max_bytes = num(v)?,
                     "transaction.max.timeout.ms" => c.transaction_max_timeout_ms = at_least(v, 1)?,
+                    "producer.id.expiration.ms" => c.producer_id_expiration_ms = at_least(v, 1)?,
+                    "producer.id.expiration.check.interval.ms" => {
+                        c.producer_id_expiration_check_interval =
+                            Duration::from_millis(at_least(v, 1)?)
+                    }
                     "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
                         c.transaction_abort_interval = Duration::from_millis(at_least(v, 1)?)
                     }
@@ -1034,6 +1046,34 @@ mod tests {
         assert_eq!(c.free_space.min_free_percent, 2.5);
         assert!(BrokerConfig::parse("log.dir.min.free.percent=101\n", "f.properties").is_err());
         assert!(BrokerConfig::parse("log.dir.min.free.bytes=-1\n", "f.properties").is_err());
+    }
+
+    #[test]
+    fn producer_expiration_keys() {
+        let c = BrokerConfig::parse(
+            "producer.id.expiration.ms=1000\nproducer.id.expiration.check.interval.ms=50\n",
+            "p.properties",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.producer_id_expiration_ms,
+                c.producer_id_expiration_check_interval
+            ),
+            (1000, Duration::from_millis(50))
+        );
+        let d = BrokerConfig::parse("", "d.properties").unwrap();
+        assert_eq!(d.producer_id_expiration_ms, 86_400_000);
+        for bad in [
+            "producer.id.expiration.ms=0",
+            "producer.id.expiration.check.interval.ms=soon",
+        ] {
+            let e = BrokerConfig::parse(bad, "p.properties")
+                .unwrap_err()
+                .to_string();
+            let key = bad.split('=').next().unwrap_or_default();
+            assert!(e.contains(key) && e.contains("p.properties"), "{e}");
+        }
     }
 
     #[test]

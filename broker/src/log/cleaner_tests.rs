@@ -274,6 +274,41 @@ async fn transactional_untouched_and_producer_last_batch_kept() {
     store.shutdown();
 }
 
+/// A producer silent for `producer.id.expiration.ms` is forgotten, and the
+/// next pass drops the last batch that was kept (empty) for it; a producer
+/// with a transaction open in the partition is kept whatever its age.
+#[tokio::test]
+async fn expired_producer_loses_its_kept_last_batch() {
+    let store = LogStore::in_memory(policy()).unwrap();
+    let p = leader(&store);
+    put(&store, &p, kv(&[("b", Some("p"))], 100, 7, 0, false)).await; // 0: producer 7's last
+    put(&store, &p, kv(&[("b", Some("2"))], 100, -1, 0, false)).await; // 1
+    put(&store, &p, kv(&[("z", Some("1"))], 100, -1, 0, false)).await; // 2 (tail)
+    let c = Cleaner::new(store.clone(), Arc::new(NoTxnIndex), 1 << 20);
+    let bases = |store: &LogStore| -> Vec<(i64, i32)> {
+        store
+            .read_replica(&p, 0, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|b| batch::parse_header(b).unwrap())
+            .map(|h| (h.base_offset, h.record_count))
+            .collect()
+    };
+    c.clean(&p, &cfg(), NOW).unwrap().unwrap();
+    assert_eq!(bases(&store), vec![(0, 0), (1, 1), (2, 1)]);
+    // Silent for 999 ms of a 1,000 ms expiration: kept.
+    assert_eq!(store.expire_producers(&p, 100 + 999, 1_000), 0);
+    assert_eq!(store.expire_producers(&p, 100 + 1_000, 1_000), 1);
+    put(&store, &p, kv(&[("z", Some("2"))], 200, -1, 0, false)).await; // 3
+    put(&store, &p, kv(&[("y", Some("1"))], 200, -1, 0, false)).await; // 4 (tail)
+    c.clean(&p, &cfg(), NOW).unwrap().unwrap();
+    assert_eq!(bases(&store), vec![(1, 1), (3, 1), (4, 1)]);
+    // An open transaction keeps its producer, however old.
+    put(&store, &p, kv(&[("t", Some("1"))], 100, 9, 0, true)).await; // 5, never ended
+    assert_eq!(store.expire_producers(&p, NOW, 1), 0);
+    store.shutdown();
+}
+
 /// An open transaction holds the clean limit (the LSO) below it: nothing
 /// at or after its first offset is cleaned, whatever supersedes it.
 #[tokio::test]

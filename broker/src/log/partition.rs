@@ -36,6 +36,9 @@ pub(crate) struct ProducerEntry {
     pub(crate) epoch: i16,
     /// (first seq, last seq, base offset, last offset), oldest first.
     pub(crate) recent: VecDeque<(i32, i32, i64, i64)>,
+    /// The largest batch timestamp seen from it (markers included): what
+    /// `producer.id.expiration.ms` counts from, as Kafka's `lastTimestamp`.
+    pub(crate) last_timestamp: i64,
 }
 
 pub(crate) struct PState {
@@ -408,6 +411,7 @@ pub(crate) fn note_producer(
     last: i64,
 ) {
     let e = map.entry(h.producer_id).or_default();
+    e.last_timestamp = e.last_timestamp.max(h.max_timestamp);
     if h.producer_epoch != e.epoch {
         e.epoch = h.producer_epoch;
         e.recent.clear();

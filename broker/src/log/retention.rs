@@ -1,7 +1,10 @@
-//! The retention task: every `log.retention.check.interval.ms`, drop whole
-//! batches past each partition's time or size limit and compact what was
-//! freed. The limits per topic come from the caller (topic overrides or
-//! broker defaults), so the log needs no view of cluster metadata.
+//! The log's periodic sweeps. Retention: every
+//! `log.retention.check.interval.ms`, drop whole batches past each
+//! partition's time or size limit and compact what was freed; the limits per
+//! topic come from the caller (topic overrides or broker defaults), so the log
+//! needs no view of cluster metadata. Producer expiry: every
+//! `producer.id.expiration.check.interval.ms`, forget producers silent for
+//! `producer.id.expiration.ms`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,5 +44,28 @@ pub async fn retention_loop(
             }
         })
         .await;
+    }
+}
+
+/// Run producer expiry until `stop` turns true.
+pub async fn producer_expiry_loop(
+    log: Arc<LogStore>,
+    expiration_ms: i64,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = every.max(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let now = now_ms();
+        for p in log.all() {
+            let n = log.expire_producers(&p, now, expiration_ms);
+            if n > 0 {
+                tracing::debug!(topic = %p.topic, partition = p.index, producers = n, "expired producer ids");
+            }
+        }
     }
 }

@@ -750,6 +750,23 @@ impl LogStore {
         }
     }
 
+    /// Forget the producers of `p` whose last batch is `expiration_ms` old
+    /// (Kafka's `producer.id.expiration.ms`), unless a transaction of theirs
+    /// is open here. Their idempotence state goes, and the cleaner stops
+    /// keeping their last batch and their markers' epochs (without this,
+    /// every producer that ever wrote to a compacted topic would keep a batch
+    /// there for good). Returns how many were forgotten.
+    pub fn expire_producers(&self, p: &Partition, now_ms: i64, expiration_ms: i64) -> usize {
+        let mut s = p.state.lock();
+        let before = s.producers.len();
+        let PState { producers, txn, .. } = &mut *s;
+        producers.retain(|pid, e| {
+            now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+                || txn.open_since(*pid).is_some()
+        });
+        before - s.producers.len()
+    }
+
     /// Drop whole batches from the front: those older than `retention_ms`
     /// (by max timestamp) and those beyond `retention_bytes`. Returns the new start.
     pub fn apply_retention(
