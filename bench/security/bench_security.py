@@ -18,8 +18,10 @@ run:
     hashlib (the client's PBKDF2 is counted too, as every client pays it).
 
 Rounds alternate the listeners (PLAINTEXT, SSL, SASL_SSL, PLAINTEXT, ...);
-medians reported. With BEFORE_BIN=dir a second coordinator + broker from an
-older build runs too, each round going through both (before/after in one run).
+medians reported, and each round's ratio to PLAINTEXT beside them (less
+disturbed by other work). With BEFORE_BIN=dir a second coordinator + broker
+from an older build runs too, each round going through both (before/after in
+one run).
 Usage: bench_security.py [--quick]"""
 import base64
 import hashlib
@@ -214,6 +216,16 @@ def report(label, runs, listeners):
               % (label, listener, 100 * p[0] / base_p[0], 100 * q[0] / base_q[0],
                  ceil(base_p, p), ceil(base_q, q), p[1] - base_p[1], q[1] - base_q[1],
                  p[2] - base_p[2], q[2] - base_q[2]), flush=True)
+    # The same ratio round by round: a listener and PLAINTEXT of one round run
+    # seconds apart, so load from other work on a shared machine, which drifts
+    # over minutes, weighs on both sides of each ratio alike.
+    for listener in listeners[1:]:
+        per = {w: [100 * t[0] / b[0] for t, b in zip(runs[(listener, w)], runs[("PLAINTEXT", w)])]
+               for w in ("produce", "consume")}
+        print("security-bench: %s%-9s vs PLAINTEXT round by round:"
+              " produce %s (median %3.0f%%)  consume %s (median %3.0f%%)"
+              % (label, listener, " ".join("%.0f%%" % x for x in per["produce"]), med(per["produce"]),
+                 " ".join("%.0f%%" % x for x in per["consume"]), med(per["consume"])), flush=True)
 
 
 def main():
