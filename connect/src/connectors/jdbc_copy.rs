@@ -151,10 +151,12 @@ impl Stages {
                 db.copy_in(&copy, data).await?;
                 return Ok(());
             }
-            db.batch("SAVEPOINT fjord_copy").await?;
+            // The savepoint goes out with the COPY, its release with what comes next
+            // (`Db::defer`): one round trip for the three.
+            db.defer("SAVEPOINT fjord_copy").await?;
             match db.copy_in(&copy, data).await {
                 Ok(_) => {
-                    db.batch("RELEASE SAVEPOINT fjord_copy").await?;
+                    db.defer("RELEASE SAVEPOINT fjord_copy").await?;
                     return Ok(());
                 }
                 Err(e) if e.is_unique_violation() => {

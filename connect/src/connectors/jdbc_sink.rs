@@ -253,8 +253,14 @@ impl JdbcSink {
         if p.ops.is_empty() && p.rejected.is_empty() {
             return Ok(Vec::new());
         }
+        let started = std::time::Instant::now();
         match self.try_put(p).await {
             Ok(r) => {
+                tracing::debug!(
+                    rows = p.ops.len(),
+                    ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "put written"
+                );
                 self.failures = 0;
                 Ok(r)
             }
@@ -311,7 +317,8 @@ impl JdbcSink {
             .db
             .as_mut()
             .ok_or_else(|| DbError::Connection("not connected".into()))?;
-        db.batch("BEGIN").await?;
+        // Sent with the put's first statement (PostgreSQL), not waited for alone.
+        db.defer("BEGIN").await?;
         self.stages.begin();
         match run_ops(
             db,
@@ -431,6 +438,15 @@ pub struct Prepared {
     rejected: Vec<Rejected>,
 }
 
+impl Prepared {
+    pub fn with_capacity(n: usize) -> Self {
+        Prepared {
+            ops: Vec::with_capacity(n),
+            rejected: Vec::new(),
+        }
+    }
+}
+
 /// Turns records into ops: the sink's configuration and the shape of the last run of
 /// records (jdbc_rows.rs). No connection: it can run while a put waits on the database.
 pub struct Preparer {
@@ -453,16 +469,51 @@ impl Preparer {
             rejected: Vec::new(),
         };
         for (i, r) in records.iter().enumerate() {
-            match self.op_of(r) {
-                Ok(Op::Skip) => {}
-                Ok(op) => p.ops.push((i, op)),
-                Err(m) => p.rejected.push(Rejected {
-                    index: i,
-                    message: m,
-                }),
-            }
+            self.add(&mut p, i, r);
         }
         p
+    }
+
+    /// Add record `index` of a batch to `p` (its op, or why it has none).
+    pub fn add(&mut self, p: &mut Prepared, index: usize, r: &SinkRecord) {
+        match self.op_of(r) {
+            Ok(Op::Skip) => {}
+            Ok(op) => p.ops.push((index, op)),
+            Err(m) => p.rejected.push(Rejected { index, message: m }),
+        }
+    }
+
+    /// Add record `index` straight from its value's JSON text (`payload`, the envelope's
+    /// payload, whose schema the converter read as `schema`), when the shape is the last
+    /// record's and the text is a well-formed row (`jdbc_rows` fast path). `false`:
+    /// nothing was added; the record must go through the converter and [`Preparer::add`].
+    pub fn add_fast(
+        &mut self,
+        p: &mut Prepared,
+        index: usize,
+        (topic, partition, offset): (&str, i32, i64),
+        schema: &Arc<Value>,
+        payload: &[u8],
+    ) -> bool {
+        if self.cfg.pk_mode == PkMode::RecordKey {
+            return false;
+        }
+        let Some(shape) = self.shapes.last_for(topic, schema) else {
+            return false;
+        };
+        let Some(values) = shape.fast_values(topic, partition, offset, payload) else {
+            return false;
+        };
+        p.ops.push((
+            index,
+            Op::Write {
+                table: shape.table.clone(),
+                cols: shape.cols.clone(),
+                values,
+                pk: shape.pk.clone(),
+            },
+        ));
+        true
     }
 
     /// The row a record makes (or why it cannot make one).
@@ -837,5 +888,93 @@ mod tests {
             (c[0].name.as_str(), &v[0]),
             ("__connect_key", &SqlValue::Int(9))
         );
+    }
+
+    /// The fast path (payload text straight to values) gives exactly what the converter
+    /// and `op_of` give, and refuses whatever they refuse.
+    #[tokio::test]
+    async fn fast_rows_match_the_full_path() {
+        let mut m = ConfigMap::new();
+        m.insert("class".into(), crate::converters::JSON.into());
+        m.insert("schemas.enable".into(), "true".into());
+        let conv = crate::converters::Converter::from_config("value.converter", &m).unwrap();
+        let schema = r#"{"type":"struct","optional":false,"fields":[{"field":"id","type":"int32","optional":false},{"field":"name","type":"string","optional":false},{"field":"amount","type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"}},{"field":"note","type":"string","optional":true},{"field":"ts","type":"int64","optional":false,"name":"org.apache.kafka.connect.data.Timestamp","version":1},{"field":"f","type":"double","optional":true},{"field":"b","type":"boolean","optional":true,"default":true},{"field":"d","type":"int32","optional":true,"name":"org.apache.kafka.connect.data.Date","version":1},{"field":"blob","type":"bytes","optional":true}]}"#;
+        let env = |payload: &str| format!(r#"{{"schema":{schema},"payload":{payload}}}"#);
+        let mut prep = Preparer::new(
+            &cfg("insert.mode=upsert\npk.mode=record_value\npk.fields=id\n").unwrap(),
+        );
+        let slow = |conv: &crate::converters::Converter, prep: &mut Preparer, text: &str| {
+            let conv = conv.clone();
+            let text = text.to_string();
+            let v = futures_util::FutureExt::now_or_never(conv.to_connect(Some(text.as_bytes())))
+                .expect("the JSON converter does not wait");
+            let value = v.map_err(|e| e.message)?;
+            let mut r = rec(None, None);
+            r.value = value;
+            match prep.op_of(&r)? {
+                Op::Write { values, .. } => Ok(values),
+                other => Err(format!("not a write: {other:?}")),
+            }
+        };
+        let fast = |conv: &crate::converters::Converter, prep: &mut Preparer, text: &str| {
+            let (s, payload) = conv.envelope_payload(Some(text.as_bytes()))?;
+            let mut p = Prepared::default();
+            if !prep.add_fast(&mut p, 0, ("orders", 0, 7), &s, payload) {
+                return None;
+            }
+            match p.ops.pop() {
+                Some((0, Op::Write { values, .. })) => Some(values),
+                _ => panic!("add_fast said yes but made no write"),
+            }
+        };
+        let good = [
+            r#"{"id":1,"name":"a","amount":"BOI=","note":null,"ts":1700000000123,"f":1.5,"b":false,"d":19000,"blob":"AAE="}"#,
+            r#"{"blob":null,"d":null,"b":null,"f":3,"ts":-5,"note":"n\"o\\te\n\u00e9","amount":null,"name":"","id":-2147483648}"#,
+            r#"{"id":2,"name":"x","ts":0}"#,
+            r#" { "id" : 3 , "name" : "y" , "ts" : 1 , "extra" : {"deep":[1,2,{"z":null}]} } "#,
+            r#"{"id":4,"name":"z","ts":9,"f":-1e300,"amount":"/w=="}"#,
+        ];
+        let bad = [
+            r#"{"id":"1","name":"a","ts":1}"#,
+            r#"{"id":1.5,"name":"a","ts":1}"#,
+            r#"{"id":null,"name":"a","ts":1}"#,
+            r#"{"name":"a","ts":1}"#,
+            r#"{"id":1,"ts":1}"#,
+            r#"{"id":1,"name":5,"ts":1}"#,
+            r#"{"id":1,"name":"a","ts":1.5}"#,
+            r#"{"id":1,"name":"a","ts":1,"amount":"!!"}"#,
+            r#"{"id":1,"name":"a","ts":1,"amount":12.5}"#,
+            r#"{"id":1,"name":"a","ts":1,"b":"true"}"#,
+            r#"{"id":1,"name":"a","ts":1,"f":"1"}"#,
+            r#"{"id":9223372036854775808,"name":"a","ts":1}"#,
+            r#"{"id":1,"name":"a","ts":1,"id":2}"#,
+            r#"{"id":1,"name":"a","ts":1} x"#,
+            r#"{"id":1,"name":"a","ts":1"#,
+            r#"[1,2]"#,
+            "null",
+            "7",
+        ];
+        // The first record teaches the converter the schema text and the preparer
+        // the shape; the fast path takes the records after it.
+        assert!(slow(&conv, &mut prep, &env(good[0])).is_ok());
+        for p in good {
+            let text = env(p);
+            let want = slow(&conv, &mut prep, &text).unwrap_or_else(|e| panic!("{p}: {e}"));
+            assert_eq!(fast(&conv, &mut prep, &text), Some(want), "{p}");
+        }
+        for p in bad {
+            let text = env(p);
+            let f = fast(&conv, &mut prep, &text);
+            match slow(&conv, &mut prep, &text) {
+                Ok(want) => assert!(f.is_none() || f == Some(want), "{p}"),
+                Err(_) => assert_eq!(f, None, "{p}"),
+            }
+        }
+        // Spaced differently or another schema: not the fast path's.
+        let spaced = format!(r#"{{ "schema":{schema},"payload":{}}}"#, good[0]);
+        assert_eq!(fast(&conv, &mut prep, &spaced), None);
+        // pk.mode=record_key reads the key: never the fast path.
+        let mut keyed = Preparer::new(&cfg("insert.mode=upsert\npk.mode=record_key\n").unwrap());
+        assert_eq!(fast(&conv, &mut keyed, &env(good[0])), None);
     }
 }
