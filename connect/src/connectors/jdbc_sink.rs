@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::jdbc_copy::Stages;
+use super::jdbc_copy::{self, Stages};
 use super::jdbc_db::{Db, DbError};
 use super::jdbc_dialect::{ColDef, Dialect};
 use super::jdbc_rows::{self, ShapeCache};
@@ -326,7 +326,7 @@ impl JdbcSink {
             ops,
             self.cfg.insert_mode,
             self.cfg.batch_size,
-            Some(&mut self.stages),
+            Some((&mut self.stages, p.lines())),
         )
         .await
         {
@@ -436,14 +436,60 @@ impl JdbcSink {
 pub struct Prepared {
     ops: Vec<(usize, Op)>,
     rejected: Vec<Rejected>,
+    /// PostgreSQL: each write's row as a COPY text line (`jdbc_copy::encode_row`),
+    /// made with the ops so that a put only sends them; `line_ends[k]` is where
+    /// `ops[k]`'s line ends in `text` (a delete's is empty).
+    text: Vec<u8>,
+    line_ends: Vec<usize>,
 }
 
 impl Prepared {
     pub fn with_capacity(n: usize) -> Self {
         Prepared {
             ops: Vec::with_capacity(n),
-            rejected: Vec::new(),
+            ..Prepared::default()
         }
+    }
+
+    /// Add an op; its COPY line too when `copy_text` (a write, for PostgreSQL).
+    fn push(&mut self, index: usize, op: Op, copy_text: bool) {
+        if copy_text {
+            if let Op::Write { values, .. } = &op {
+                jdbc_copy::encode_row(&mut self.text, None, values);
+            }
+            self.line_ends.push(self.text.len());
+        }
+        self.ops.push((index, op));
+    }
+
+    /// The ops' COPY lines, when they were made.
+    fn lines(&self) -> Option<Lines<'_>> {
+        (self.line_ends.len() == self.ops.len()).then_some(Lines {
+            text: &self.text,
+            ends: &self.line_ends,
+        })
+    }
+}
+
+/// The COPY lines of a run of ops (`Prepared::lines`, sliced with the ops).
+#[derive(Clone, Copy)]
+pub struct Lines<'a> {
+    text: &'a [u8],
+    /// Where each op's line ends; the first starts where the one before it ends.
+    ends: &'a [usize],
+}
+
+impl<'a> Lines<'a> {
+    /// The lines of ops `i..j` (of the ops these lines were made with).
+    fn slice(&self, i: usize, j: usize) -> Option<(&'a [u8], Vec<&'a [u8]>)> {
+        let start = if i == 0 { 0 } else { *self.ends.get(i - 1)? };
+        let mut at = start;
+        let mut lines = Vec::with_capacity(j - i);
+        for &end in self.ends.get(i..j)? {
+            lines.push(self.text.get(at..end)?);
+            at = end;
+        }
+        Some((self.text.get(start..at)?, lines))
     }
 }
 
@@ -452,6 +498,8 @@ impl Prepared {
 pub struct Preparer {
     cfg: JdbcSinkConfig,
     shapes: ShapeCache,
+    /// PostgreSQL: rows are also written as COPY text while preparing.
+    copy_text: bool,
 }
 
 impl Preparer {
@@ -459,15 +507,13 @@ impl Preparer {
         Preparer {
             cfg: cfg.clone(),
             shapes: ShapeCache::default(),
+            copy_text: cfg.url.engine == Engine::Postgres,
         }
     }
 
     /// The ops of a batch; `Rejected` indexes are places in `records`.
     pub fn prepare(&mut self, records: &[SinkRecord]) -> Prepared {
-        let mut p = Prepared {
-            ops: Vec::with_capacity(records.len()),
-            rejected: Vec::new(),
-        };
+        let mut p = Prepared::with_capacity(records.len());
         for (i, r) in records.iter().enumerate() {
             self.add(&mut p, i, r);
         }
@@ -478,7 +524,7 @@ impl Preparer {
     pub fn add(&mut self, p: &mut Prepared, index: usize, r: &SinkRecord) {
         match self.op_of(r) {
             Ok(Op::Skip) => {}
-            Ok(op) => p.ops.push((index, op)),
+            Ok(op) => p.push(index, op, self.copy_text),
             Err(m) => p.rejected.push(Rejected { index, message: m }),
         }
     }
@@ -504,7 +550,7 @@ impl Preparer {
         let Some(values) = shape.fast_values(topic, partition, offset, payload) else {
             return false;
         };
-        p.ops.push((
+        p.push(
             index,
             Op::Write {
                 table: shape.table.clone(),
@@ -512,7 +558,8 @@ impl Preparer {
                 values,
                 pk: shape.pk.clone(),
             },
-        ));
+            self.copy_text,
+        );
         true
     }
 
@@ -682,16 +729,16 @@ async fn run_ops(
     ops: &[(usize, Op)],
     mode: InsertMode,
     batch: usize,
-    mut stages: Option<&mut Stages>,
+    mut stages: Option<(&mut Stages, Option<Lines<'_>>)>,
 ) -> Result<(), DbError> {
     let mut i = 0;
     while i < ops.len() {
         if let (
-            Some(st),
+            Some((st, lines)),
             Op::Write {
                 table, cols, pk, ..
             },
-        ) = (stages.as_deref_mut(), &ops[i].1)
+        ) = (stages.as_mut(), &ops[i].1)
         {
             let mut j = i;
             while j < ops.len() && j - i < batch && same_shape(&ops[i].1, &ops[j].1) {
@@ -706,7 +753,8 @@ async fn run_ops(
                             _ => None,
                         })
                         .collect();
-                    st.write(db, d, table, cols, pk, mode, &rows).await?;
+                    let text = lines.and_then(|l| l.slice(i, j));
+                    st.write(db, d, table, cols, pk, mode, &rows, text).await?;
                     i = j;
                     continue;
                 }
@@ -976,5 +1024,37 @@ mod tests {
         // pk.mode=record_key reads the key: never the fast path.
         let mut keyed = Preparer::new(&cfg("insert.mode=upsert\npk.mode=record_key\n").unwrap());
         assert_eq!(fast(&conv, &mut keyed, &env(good[0])), None);
+    }
+
+    /// A PostgreSQL sink's prepared batch carries each write's COPY line, sliced per run.
+    #[test]
+    fn prepared_rows_carry_their_copy_lines() {
+        let mut prep = Preparer::new(
+            &cfg("insert.mode=upsert\npk.mode=record_key\ndelete.enabled=true\n").unwrap(),
+        );
+        let key = |id: i64| json!({"schema":{"type":"struct","fields":[{"field":"id","type":"int32"}]},"payload":{"id":id}});
+        let val = |id: i64, name: &str| json!({"schema":{"type":"struct","fields":[{"field":"id","type":"int32"},{"field":"name","type":"string","optional":true}]},"payload":{"id":id,"name":name}});
+        let recs = [
+            rec(Some(key(1)), Some(val(1, "a\tb"))),
+            rec(Some(key(2)), None),
+            rec(Some(key(3)), Some(val(3, "c"))),
+        ];
+        let p = prep.prepare(&recs);
+        assert_eq!(p.ops.len(), 3);
+        let lines = p
+            .lines()
+            .expect("PostgreSQL rows are encoded while preparing");
+        let (all, each) = lines.slice(0, 3).unwrap();
+        assert_eq!(all, b"1\ta\\tb\n3\tc\n");
+        assert_eq!(each, vec![&b"1\ta\\tb\n"[..], &b""[..], &b"3\tc\n"[..]]);
+        let (all, each) = lines.slice(2, 3).unwrap();
+        assert_eq!((all, each), (&b"3\tc\n"[..], vec![&b"3\tc\n"[..]]));
+        assert!(lines.slice(2, 4).is_none());
+        // MySQL has no COPY: nothing is encoded.
+        let my = JdbcSinkConfig::from_config(&parse_properties(
+            "connection.url=jdbc:mysql://127.0.0.1:3306/db\ninsert.mode=upsert\npk.mode=record_key\n",
+        ))
+        .unwrap();
+        assert!(Preparer::new(&my).prepare(&recs[..1]).lines().is_none());
     }
 }
