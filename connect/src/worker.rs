@@ -131,6 +131,8 @@ fn client_config(ctx: &TaskCtx, prefix: &str, override_prefix: &str) -> ClientCo
             JavaKey::As(name, value) => {
                 cc.set(name, value);
             }
+            // The worker's own: a sink task's batch (`sink_batch_cap`).
+            JavaKey::Worker => {}
             JavaKey::Ignored => {
                 tracing::info!(connector = %ctx.connector, key = %format!("{prefix}{k}"), "a Java client setting librdkafka has no equivalent for: ignored");
             }
@@ -144,6 +146,8 @@ fn client_config(ctx: &TaskCtx, prefix: &str, override_prefix: &str) -> ClientCo
 enum JavaKey {
     Same,
     As(&'static str, String),
+    /// Not librdkafka's, but the worker reads it (`max.poll.records`).
+    Worker,
     Ignored,
 }
 
@@ -152,8 +156,8 @@ enum JavaKey {
 /// ignored here, so an existing `consumer.*`/`producer.*` line does not fail the task.
 fn java_client_key(k: &str, v: &str) -> JavaKey {
     match k {
-        "max.poll.records"
-        | "key.deserializer"
+        "max.poll.records" => JavaKey::Worker,
+        "key.deserializer"
         | "value.deserializer"
         | "key.serializer"
         | "value.serializer"
@@ -518,9 +522,34 @@ enum Sink {
     Jdbc(Box<JdbcSink>),
 }
 
+/// A sink batch (one `put`) without `max.poll.records`: librdkafka has no such cap, and
+/// Kafka's default of 500 would cost the JDBC sink a transaction per 500 records.
 const MAX_BATCH: usize = 2000;
+/// The most a sink batch holds whatever `max.poll.records` says (the batch's messages
+/// stay in memory until it is written).
+const MAX_BATCH_CEILING: usize = 100_000;
+
+/// How many messages a sink task hands its connector at most in one `put`: Kafka
+/// Connect's `max.poll.records` of the task's consumer (`consumer.override.` in the
+/// connector, else `consumer.` in the worker file), else `MAX_BATCH`.
+fn sink_batch_cap(ctx: &TaskCtx) -> usize {
+    ctx.config
+        .get("consumer.override.max.poll.records")
+        .cloned()
+        .or_else(|| {
+            ctx.worker
+                .client_overrides("consumer.")
+                .into_iter()
+                .find(|(k, _)| k == "max.poll.records")
+                .map(|(_, v)| v)
+        })
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .map_or(MAX_BATCH, |n| n.min(MAX_BATCH_CEILING))
+}
 
 async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
+    let started = Instant::now();
     let (kc, vc) = converters(ctx)?;
     let policy = ErrorPolicy::from_config(&ctx.config).map_err(|e| e.to_string())?;
     let transforms = Transforms::from_config(&ctx.config).map_err(|e| e.to_string())?;
@@ -578,6 +607,11 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
     consumer
         .subscribe(&refs)
         .map_err(|e| format!("subscribe failed: {e}"))?;
+    tracing::debug!(
+        connector = %ctx.connector,
+        since_start_ms = started.elapsed().as_millis() as u64,
+        "sink task subscribed"
+    );
     let flush_every = ctx.worker.offset_flush_interval;
     let mut last_commit = Instant::now();
     // Next offset to consume, per partition, of everything handed to the connector.
@@ -591,6 +625,7 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
     };
     let result: Result<(), String> = async {
         let gatherer = Gatherer {
+            max_batch: sink_batch_cap(ctx),
             consumer: &consumer,
             connector: &ctx.connector,
             kc: &kc,
@@ -619,7 +654,7 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 _ => {}
             }
             // A batch: the one gathered and converted while the last put ran, or a new
-            // one (up to MAX_BATCH messages or 100 ms; the consumer keeps being polled
+            // one (up to `max.poll.records` messages or 100 ms; the consumer keeps being polled
             // while paused, so the group does not expel it).
             let Gathered {
                 raw,
@@ -634,6 +669,13 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                     gather(&gatherer, &mut ctl, jdbc_prep.as_mut()).await?
                 }
             };
+            let put_started = Instant::now();
+            tracing::debug!(
+                connector = %ctx.connector,
+                records = raw.len(),
+                since_start_ms = started.elapsed().as_millis() as u64,
+                "batch gathered"
+            );
             if revoked.swap(false, Ordering::SeqCst) {
                 // Partitions may have moved: drop what is buffered; the new owner (or
                 // we, after reassignment) starts again at the committed offsets.
@@ -657,7 +699,7 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
             // A JDBC put waits on the database: the next batch is gathered and converted
             // meanwhile (it is put, and committed, only after this one).
             let overlap = matches!(sink, Sink::Jdbc(_))
-                && !records.is_empty()
+                && !origin.is_empty()
                 && *ctx.control.borrow() == Target::Running;
             let mut ctl = ctx.control.clone();
             let next = async {
@@ -682,6 +724,15 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 next
             );
             let uploaded = uploaded?;
+            if !raw.is_empty() {
+                tracing::debug!(
+                    connector = %ctx.connector,
+                    records = raw.len(),
+                    since_start_ms = started.elapsed().as_millis() as u64,
+                    put_and_next_ms = put_started.elapsed().as_millis() as u64,
+                    "batch written"
+                );
+            }
             let next_err = match next {
                 Some(Ok(b)) => {
                     ahead = Some(b);
@@ -748,7 +799,9 @@ struct Gathered<'c> {
     /// Kept as librdkafka's messages (not copied out): values are read in place
     /// and the messages freed with the batch.
     raw: Vec<rdkafka::message::BorrowedMessage<'c>>,
+    /// Empty for a JDBC sink, whose records are made into `prepared` as they come.
     records: Vec<SinkRecord>,
+    /// One per record the connector gets (JDBC: its index in `prepared`).
     origin: Vec<usize>,
     failures: Vec<Refused>,
     /// A JDBC sink's ops of `records`.
@@ -767,6 +820,8 @@ struct Refused {
 
 /// What a sink task gathers and converts each batch with.
 struct Gatherer<'c, C: ConsumerContext + 'static> {
+    /// Messages in a batch at most (`sink_batch_cap`).
+    max_batch: usize,
     consumer: &'c StreamConsumer<C>,
     connector: &'c str,
     kc: &'c Converter,
@@ -777,7 +832,7 @@ struct Gatherer<'c, C: ConsumerContext + 'static> {
     json_text: bool,
 }
 
-/// Gather a batch (up to MAX_BATCH messages or 100 ms, or until the task's target
+/// Gather a batch (up to `max_batch` messages or 100 ms, or until the task's target
 /// changes) and convert it.
 async fn gather<'c, C: ConsumerContext + 'static>(
     g: &Gatherer<'c, C>,
@@ -790,7 +845,7 @@ async fn gather<'c, C: ConsumerContext + 'static>(
     // One timer for the whole batch (not one registered per message).
     let deadline = tokio::time::sleep(Duration::from_millis(100));
     tokio::pin!(deadline);
-    while raw.len() < MAX_BATCH {
+    while raw.len() < g.max_batch {
         tokio::select! {
             biased;
             m = consumer.recv() => match m {
@@ -804,9 +859,13 @@ async fn gather<'c, C: ConsumerContext + 'static>(
             _ = control.changed() => break,
         }
     }
-    let mut records = Vec::with_capacity(raw.len());
+    let mut records = Vec::with_capacity(if jdbc.is_some() { 0 } else { raw.len() });
     let mut origin = Vec::with_capacity(raw.len());
     let mut failures = Vec::new();
+    // A JDBC sink's ops are made here, off its put, record by record (its records are
+    // not kept: `origin` still counts them).
+    let mut jdbc = jdbc;
+    let mut prepared = jdbc.as_ref().map(|_| Prepared::with_capacity(raw.len()));
     // The batch's topics, listed once per batch (`GET /connectors/{n}/topics`).
     let mut batch_topics: Vec<&str> = Vec::new();
     for (ri, m) in raw.iter().enumerate() {
@@ -815,10 +874,29 @@ async fn gather<'c, C: ConsumerContext + 'static>(
             // answer the database, so the two overlap.
             tokio::task::yield_now().await;
         }
+        if !batch_topics.contains(&m.topic()) {
+            batch_topics.push(m.topic());
+        }
         let key = kc
             .to_connect(m.key())
             .await
             .map_err(|e| (Stage::KeyConverter, kc.class_name(), e));
+        // A JDBC row read straight from the envelope's payload text (no transforms;
+        // the key converted all the same, so a bad key is still refused).
+        if let (Some(p), Some(prep), Ok(_), true) = (
+            jdbc.as_deref_mut(),
+            prepared.as_mut(),
+            &key,
+            transforms.is_empty(),
+        ) {
+            if let Some((schema, payload)) = vc.envelope_payload(m.payload()) {
+                let at = (m.topic(), m.partition(), m.offset());
+                if p.add_fast(prep, origin.len(), at, &schema, payload) {
+                    origin.push(ri);
+                    continue;
+                }
+            }
+        }
         let value = match key {
             Ok(k) => match json_text.then(|| vc.json_text(m.payload())).flatten() {
                 Some(v) => Ok((k, v)),
@@ -877,8 +955,11 @@ async fn gather<'c, C: ConsumerContext + 'static>(
                     }
                 };
                 if kept {
+                    match (jdbc.as_deref_mut(), prepared.as_mut()) {
+                        (Some(p), Some(prep)) => p.add(prep, origin.len(), &rec),
+                        _ => records.push(rec),
+                    }
                     origin.push(ri);
-                    records.push(rec);
                 }
             }
             Err((stage, class, e)) => failures.push(Refused {
@@ -889,9 +970,6 @@ async fn gather<'c, C: ConsumerContext + 'static>(
                 message: e.message.clone(),
             }),
         }
-        if !batch_topics.contains(&m.topic()) {
-            batch_topics.push(m.topic());
-        }
     }
     if !batch_topics.is_empty() {
         let mut t = topics.lock().unwrap_or_else(|p| p.into_inner());
@@ -901,8 +979,6 @@ async fn gather<'c, C: ConsumerContext + 'static>(
             }
         }
     }
-    // A JDBC sink's ops are made here too, off its put.
-    let prepared = jdbc.map(|p| p.prepare(&records));
     Ok(Gathered {
         raw,
         records,
@@ -930,7 +1006,7 @@ async fn put_batch(
         let r = match sink {
             Sink::File(f) => f.put(records).map(|_| false),
             Sink::S3(s) => s.put(records).await,
-            Sink::Jdbc(_) if records.is_empty() => Ok(false),
+            Sink::Jdbc(_) if origin.is_empty() => Ok(false),
             Sink::Jdbc(j) => match match prepared {
                 Some(p) => j.put_prepared(p).await,
                 None => j.put(records).await,
@@ -1008,8 +1084,9 @@ mod tests {
     fn java_client_keys_are_renamed_or_ignored() {
         assert_eq!(
             java_client_key("max.poll.records", "10000"),
-            JavaKey::Ignored
+            JavaKey::Worker
         );
+        assert_eq!(java_client_key("key.deserializer", "x"), JavaKey::Ignored);
         assert_eq!(java_client_key("fetch.min.bytes", "1"), JavaKey::Same);
         assert_eq!(
             java_client_key(

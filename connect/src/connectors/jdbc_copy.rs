@@ -113,7 +113,8 @@ impl Stages {
     }
 
     /// Write `rows` (each `cols`' values, in put order) to `table`: straight, or
-    /// through the shape's stage (`has` must hold).
+    /// through the shape's stage (`has` must hold). `text`: the rows' COPY lines
+    /// already made (`encode_row` without a sequence number), all of them and each.
     #[allow(clippy::too_many_arguments)]
     pub async fn write(
         &mut self,
@@ -124,7 +125,9 @@ impl Stages {
         pk: &[String],
         mode: InsertMode,
         rows: &[&[SqlValue]],
+        text: Option<(&[u8], Vec<&[u8]>)>,
     ) -> Result<(), DbError> {
+        let text = text.filter(|(_, lines)| lines.len() == rows.len());
         let Some(st) = self.by_shape.get_mut(&shape_key(table, cols)) else {
             return Err(DbError::Statement(format!(
                 "no COPY stage for table \"{table}\""
@@ -141,20 +144,28 @@ impl Stages {
             }
             && (mode == InsertMode::Insert || keys_unique(cols, pk, rows));
         if try_direct {
-            let mut data = Vec::with_capacity(rows.len() * (16 + 24 * cols.len()));
-            for row in rows {
-                encode_row(&mut data, None, row);
-            }
+            let data = match &text {
+                Some((all, _)) => all.to_vec(),
+                None => {
+                    let mut data = Vec::with_capacity(rows.len() * (16 + 24 * cols.len()));
+                    for row in rows {
+                        encode_row(&mut data, None, row);
+                    }
+                    data
+                }
+            };
             let copy = format!("COPY {}({}) FROM STDIN", d.quote(table), col_list(d, cols));
             if mode == InsertMode::Insert {
                 // A refusal is the batch's, as a multi-row INSERT's would be.
                 db.copy_in(&copy, data).await?;
                 return Ok(());
             }
-            db.batch("SAVEPOINT fjord_copy").await?;
+            // The savepoint goes out with the COPY, its release with what comes next
+            // (`Db::defer`): one round trip for the three.
+            db.defer("SAVEPOINT fjord_copy").await?;
             match db.copy_in(&copy, data).await {
                 Ok(_) => {
-                    db.batch("RELEASE SAVEPOINT fjord_copy").await?;
+                    db.defer("RELEASE SAVEPOINT fjord_copy").await?;
                     return Ok(());
                 }
                 Err(e) if e.is_unique_violation() => {
@@ -171,8 +182,19 @@ impl Stages {
             db.batch(&format!("TRUNCATE {stage}")).await?;
         }
         let mut data = Vec::with_capacity(rows.len() * (16 + 24 * cols.len()));
-        for (seq, row) in rows.iter().enumerate() {
-            encode_row(&mut data, Some(seq), row);
+        match &text {
+            Some((all, lines)) => {
+                data.reserve(all.len() + 8 * lines.len());
+                for (seq, line) in lines.iter().enumerate() {
+                    let _ = write!(SeqOut(&mut data), "{seq}\t");
+                    data.extend_from_slice(line);
+                }
+            }
+            None => {
+                for (seq, row) in rows.iter().enumerate() {
+                    encode_row(&mut data, Some(seq), row);
+                }
+            }
         }
         db.copy_in(&format!("COPY {stage} FROM STDIN"), data)
             .await?;
@@ -185,6 +207,16 @@ impl Stages {
             },
         };
         db.execute(&sql, &[]).await?;
+        Ok(())
+    }
+}
+
+/// `write!` into a byte buffer.
+struct SeqOut<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for SeqOut<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
         Ok(())
     }
 }
@@ -322,7 +354,7 @@ fn hash_value(v: &SqlValue, h: &mut DefaultHasher) {
 
 /// One COPY text line: the sequence number (stage rows), then each value (`\N` for
 /// NULL), tab-separated.
-fn encode_row(out: &mut Vec<u8>, seq: Option<usize>, row: &[SqlValue]) {
+pub(super) fn encode_row(out: &mut Vec<u8>, seq: Option<usize>, row: &[SqlValue]) {
     let mut first = true;
     if let Some(seq) = seq {
         let mut s = String::new();

@@ -5,6 +5,11 @@
 //! dead-letter) versus `Statement` (the server refused this SQL or these values: a
 //! poison record when it is one record's).
 //!
+//! Statements without results that need not be waited for (`BEGIN`, `SAVEPOINT`,
+//! `RELEASE SAVEPOINT`) can be deferred on PostgreSQL ([`Db::defer`]): they go out with
+//! the next statement, pipelined on the connection, so a put's transaction costs
+//! fewer round trips. Their errors are the next statement's.
+//!
 //! Values are decoded from the wire formats here (PostgreSQL binary, MySQL binary
 //! protocol), so no client type features are needed (Cargo.toml: `tokio-postgres` and
 //! `mysql_async` without default features).
@@ -51,6 +56,8 @@ pub enum Db {
         client: Box<tokio_postgres::Client>,
         statements: HashMap<String, tokio_postgres::Statement>,
         conn_task: tokio::task::JoinHandle<()>,
+        /// Deferred statements (`defer`), `;`-separated, sent before the next one.
+        deferred: String,
     },
     My(Box<mysql_async::Conn>),
 }
@@ -109,6 +116,7 @@ impl Db {
                     client: Box::new(client),
                     statements: HashMap::new(),
                     conn_task,
+                    deferred: String::new(),
                 };
                 if let Db::Pg { client, .. } = &db {
                     client
@@ -152,7 +160,48 @@ impl Db {
     /// Run statements without parameters (`BEGIN`, DDL).
     pub async fn batch(&mut self, sql: &str) -> Result<(), DbError> {
         match self {
-            Db::Pg { client, .. } => client.batch_execute(sql).await.map_err(pg_err),
+            Db::Pg {
+                client, deferred, ..
+            } => {
+                if deferred.is_empty() {
+                    client.batch_execute(sql).await.map_err(pg_err)
+                } else {
+                    let mut all = std::mem::take(deferred);
+                    all.push_str("; ");
+                    all.push_str(sql);
+                    client.batch_execute(&all).await.map_err(pg_err)
+                }
+            }
+            Db::My(c) => c.query_drop(sql).await.map_err(my_err),
+        }
+    }
+
+    /// Send the deferred statements now (before one that is not pipelined with them).
+    async fn flush_deferred(&mut self) -> Result<(), DbError> {
+        if let Db::Pg {
+            client, deferred, ..
+        } = self
+        {
+            if !deferred.is_empty() {
+                let before = std::mem::take(deferred);
+                client.batch_execute(&before).await.map_err(pg_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Run a statement without parameters or results whose outcome can wait: on
+    /// PostgreSQL it is sent with the next statement (whose error it then is, if it
+    /// fails); on MySQL it runs now.
+    pub async fn defer(&mut self, sql: &str) -> Result<(), DbError> {
+        match self {
+            Db::Pg { deferred, .. } => {
+                if !deferred.is_empty() {
+                    deferred.push_str("; ");
+                }
+                deferred.push_str(sql);
+                Ok(())
+            }
             Db::My(c) => c.query_drop(sql).await.map_err(my_err),
         }
     }
@@ -161,6 +210,7 @@ impl Db {
     /// PostgreSQL parameters travel as text (`$n::type` casts in the SQL, written by
     /// the dialect), MySQL's as its own values.
     pub async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, DbError> {
+        self.flush_deferred().await?;
         match self {
             Db::Pg {
                 client, statements, ..
@@ -189,16 +239,31 @@ impl Db {
     pub async fn copy_in(&mut self, sql: &str, data: Vec<u8>) -> Result<u64, DbError> {
         match self {
             Db::Pg {
-                client, statements, ..
+                client,
+                statements,
+                deferred,
+                ..
             } => {
-                let st = pg_statement(client, statements, sql, 0).await?;
-                let sink = client
-                    .copy_in::<_, bytes::Bytes>(&st)
-                    .await
-                    .map_err(pg_err)?;
-                futures_util::pin_mut!(sink);
-                sink.send(bytes::Bytes::from(data)).await.map_err(pg_err)?;
-                sink.finish().await.map_err(pg_err)
+                let before = std::mem::take(deferred);
+                let client = &**client;
+                let copy = async {
+                    let st = pg_statement(client, statements, sql, 0).await?;
+                    let sink = client
+                        .copy_in::<_, bytes::Bytes>(&st)
+                        .await
+                        .map_err(pg_err)?;
+                    futures_util::pin_mut!(sink);
+                    sink.send(bytes::Bytes::from(data)).await.map_err(pg_err)?;
+                    sink.finish().await.map_err(pg_err)
+                };
+                if before.is_empty() {
+                    return copy.await;
+                }
+                // Pipelined: the deferred statements go first; their error is the one
+                // that counts (the COPY then fails as part of an aborted transaction).
+                let (b, c) = tokio::join!(client.batch_execute(&before), copy);
+                b.map_err(pg_err)?;
+                c
             }
             Db::My(_) => Err(DbError::Statement(
                 "COPY is PostgreSQL's; MySQL has no COPY FROM STDIN".into(),
@@ -212,6 +277,7 @@ impl Db {
         sql: &str,
         params: &[SqlValue],
     ) -> Result<(Vec<Column>, Vec<Vec<SqlValue>>), DbError> {
+        self.flush_deferred().await?;
         match self {
             Db::Pg {
                 client, statements, ..

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::jdbc_copy::Stages;
+use super::jdbc_copy::{self, Stages};
 use super::jdbc_db::{Db, DbError};
 use super::jdbc_dialect::{ColDef, Dialect};
 use super::jdbc_rows::{self, ShapeCache};
@@ -253,8 +253,14 @@ impl JdbcSink {
         if p.ops.is_empty() && p.rejected.is_empty() {
             return Ok(Vec::new());
         }
+        let started = std::time::Instant::now();
         match self.try_put(p).await {
             Ok(r) => {
+                tracing::debug!(
+                    rows = p.ops.len(),
+                    ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "put written"
+                );
                 self.failures = 0;
                 Ok(r)
             }
@@ -311,7 +317,8 @@ impl JdbcSink {
             .db
             .as_mut()
             .ok_or_else(|| DbError::Connection("not connected".into()))?;
-        db.batch("BEGIN").await?;
+        // Sent with the put's first statement (PostgreSQL), not waited for alone.
+        db.defer("BEGIN").await?;
         self.stages.begin();
         match run_ops(
             db,
@@ -319,7 +326,7 @@ impl JdbcSink {
             ops,
             self.cfg.insert_mode,
             self.cfg.batch_size,
-            Some(&mut self.stages),
+            Some((&mut self.stages, p.lines())),
         )
         .await
         {
@@ -429,6 +436,61 @@ impl JdbcSink {
 pub struct Prepared {
     ops: Vec<(usize, Op)>,
     rejected: Vec<Rejected>,
+    /// PostgreSQL: each write's row as a COPY text line (`jdbc_copy::encode_row`),
+    /// made with the ops so that a put only sends them; `line_ends[k]` is where
+    /// `ops[k]`'s line ends in `text` (a delete's is empty).
+    text: Vec<u8>,
+    line_ends: Vec<usize>,
+}
+
+impl Prepared {
+    pub fn with_capacity(n: usize) -> Self {
+        Prepared {
+            ops: Vec::with_capacity(n),
+            ..Prepared::default()
+        }
+    }
+
+    /// Add an op; its COPY line too when `copy_text` (a write, for PostgreSQL).
+    fn push(&mut self, index: usize, op: Op, copy_text: bool) {
+        if copy_text {
+            if let Op::Write { values, .. } = &op {
+                jdbc_copy::encode_row(&mut self.text, None, values);
+            }
+            self.line_ends.push(self.text.len());
+        }
+        self.ops.push((index, op));
+    }
+
+    /// The ops' COPY lines, when they were made.
+    fn lines(&self) -> Option<Lines<'_>> {
+        (self.line_ends.len() == self.ops.len()).then_some(Lines {
+            text: &self.text,
+            ends: &self.line_ends,
+        })
+    }
+}
+
+/// The COPY lines of a run of ops (`Prepared::lines`, sliced with the ops).
+#[derive(Clone, Copy)]
+pub struct Lines<'a> {
+    text: &'a [u8],
+    /// Where each op's line ends; the first starts where the one before it ends.
+    ends: &'a [usize],
+}
+
+impl<'a> Lines<'a> {
+    /// The lines of ops `i..j` (of the ops these lines were made with).
+    fn slice(&self, i: usize, j: usize) -> Option<(&'a [u8], Vec<&'a [u8]>)> {
+        let start = if i == 0 { 0 } else { *self.ends.get(i - 1)? };
+        let mut at = start;
+        let mut lines = Vec::with_capacity(j - i);
+        for &end in self.ends.get(i..j)? {
+            lines.push(self.text.get(at..end)?);
+            at = end;
+        }
+        Some((self.text.get(start..at)?, lines))
+    }
 }
 
 /// Turns records into ops: the sink's configuration and the shape of the last run of
@@ -436,6 +498,8 @@ pub struct Prepared {
 pub struct Preparer {
     cfg: JdbcSinkConfig,
     shapes: ShapeCache,
+    /// PostgreSQL: rows are also written as COPY text while preparing.
+    copy_text: bool,
 }
 
 impl Preparer {
@@ -443,26 +507,60 @@ impl Preparer {
         Preparer {
             cfg: cfg.clone(),
             shapes: ShapeCache::default(),
+            copy_text: cfg.url.engine == Engine::Postgres,
         }
     }
 
     /// The ops of a batch; `Rejected` indexes are places in `records`.
     pub fn prepare(&mut self, records: &[SinkRecord]) -> Prepared {
-        let mut p = Prepared {
-            ops: Vec::with_capacity(records.len()),
-            rejected: Vec::new(),
-        };
+        let mut p = Prepared::with_capacity(records.len());
         for (i, r) in records.iter().enumerate() {
-            match self.op_of(r) {
-                Ok(Op::Skip) => {}
-                Ok(op) => p.ops.push((i, op)),
-                Err(m) => p.rejected.push(Rejected {
-                    index: i,
-                    message: m,
-                }),
-            }
+            self.add(&mut p, i, r);
         }
         p
+    }
+
+    /// Add record `index` of a batch to `p` (its op, or why it has none).
+    pub fn add(&mut self, p: &mut Prepared, index: usize, r: &SinkRecord) {
+        match self.op_of(r) {
+            Ok(Op::Skip) => {}
+            Ok(op) => p.push(index, op, self.copy_text),
+            Err(m) => p.rejected.push(Rejected { index, message: m }),
+        }
+    }
+
+    /// Add record `index` straight from its value's JSON text (`payload`, the envelope's
+    /// payload, whose schema the converter read as `schema`), when the shape is the last
+    /// record's and the text is a well-formed row (`jdbc_rows` fast path). `false`:
+    /// nothing was added; the record must go through the converter and [`Preparer::add`].
+    pub fn add_fast(
+        &mut self,
+        p: &mut Prepared,
+        index: usize,
+        (topic, partition, offset): (&str, i32, i64),
+        schema: &Arc<Value>,
+        payload: &[u8],
+    ) -> bool {
+        if self.cfg.pk_mode == PkMode::RecordKey {
+            return false;
+        }
+        let Some(shape) = self.shapes.last_for(topic, schema) else {
+            return false;
+        };
+        let Some(values) = shape.fast_values(topic, partition, offset, payload) else {
+            return false;
+        };
+        p.push(
+            index,
+            Op::Write {
+                table: shape.table.clone(),
+                cols: shape.cols.clone(),
+                values,
+                pk: shape.pk.clone(),
+            },
+            self.copy_text,
+        );
+        true
     }
 
     /// The row a record makes (or why it cannot make one).
@@ -631,16 +729,16 @@ async fn run_ops(
     ops: &[(usize, Op)],
     mode: InsertMode,
     batch: usize,
-    mut stages: Option<&mut Stages>,
+    mut stages: Option<(&mut Stages, Option<Lines<'_>>)>,
 ) -> Result<(), DbError> {
     let mut i = 0;
     while i < ops.len() {
         if let (
-            Some(st),
+            Some((st, lines)),
             Op::Write {
                 table, cols, pk, ..
             },
-        ) = (stages.as_deref_mut(), &ops[i].1)
+        ) = (stages.as_mut(), &ops[i].1)
         {
             let mut j = i;
             while j < ops.len() && j - i < batch && same_shape(&ops[i].1, &ops[j].1) {
@@ -655,7 +753,8 @@ async fn run_ops(
                             _ => None,
                         })
                         .collect();
-                    st.write(db, d, table, cols, pk, mode, &rows).await?;
+                    let text = lines.and_then(|l| l.slice(i, j));
+                    st.write(db, d, table, cols, pk, mode, &rows, text).await?;
                     i = j;
                     continue;
                 }
@@ -837,5 +936,125 @@ mod tests {
             (c[0].name.as_str(), &v[0]),
             ("__connect_key", &SqlValue::Int(9))
         );
+    }
+
+    /// The fast path (payload text straight to values) gives exactly what the converter
+    /// and `op_of` give, and refuses whatever they refuse.
+    #[tokio::test]
+    async fn fast_rows_match_the_full_path() {
+        let mut m = ConfigMap::new();
+        m.insert("class".into(), crate::converters::JSON.into());
+        m.insert("schemas.enable".into(), "true".into());
+        let conv = crate::converters::Converter::from_config("value.converter", &m).unwrap();
+        let schema = r#"{"type":"struct","optional":false,"fields":[{"field":"id","type":"int32","optional":false},{"field":"name","type":"string","optional":false},{"field":"amount","type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"}},{"field":"note","type":"string","optional":true},{"field":"ts","type":"int64","optional":false,"name":"org.apache.kafka.connect.data.Timestamp","version":1},{"field":"f","type":"double","optional":true},{"field":"b","type":"boolean","optional":true,"default":true},{"field":"d","type":"int32","optional":true,"name":"org.apache.kafka.connect.data.Date","version":1},{"field":"blob","type":"bytes","optional":true}]}"#;
+        let env = |payload: &str| format!(r#"{{"schema":{schema},"payload":{payload}}}"#);
+        let mut prep = Preparer::new(
+            &cfg("insert.mode=upsert\npk.mode=record_value\npk.fields=id\n").unwrap(),
+        );
+        let slow = |conv: &crate::converters::Converter, prep: &mut Preparer, text: &str| {
+            let conv = conv.clone();
+            let text = text.to_string();
+            let v = futures_util::FutureExt::now_or_never(conv.to_connect(Some(text.as_bytes())))
+                .expect("the JSON converter does not wait");
+            let value = v.map_err(|e| e.message)?;
+            let mut r = rec(None, None);
+            r.value = value;
+            match prep.op_of(&r)? {
+                Op::Write { values, .. } => Ok(values),
+                other => Err(format!("not a write: {other:?}")),
+            }
+        };
+        let fast = |conv: &crate::converters::Converter, prep: &mut Preparer, text: &str| {
+            let (s, payload) = conv.envelope_payload(Some(text.as_bytes()))?;
+            let mut p = Prepared::default();
+            if !prep.add_fast(&mut p, 0, ("orders", 0, 7), &s, payload) {
+                return None;
+            }
+            match p.ops.pop() {
+                Some((0, Op::Write { values, .. })) => Some(values),
+                _ => panic!("add_fast said yes but made no write"),
+            }
+        };
+        let good = [
+            r#"{"id":1,"name":"a","amount":"BOI=","note":null,"ts":1700000000123,"f":1.5,"b":false,"d":19000,"blob":"AAE="}"#,
+            r#"{"blob":null,"d":null,"b":null,"f":3,"ts":-5,"note":"n\"o\\te\n\u00e9","amount":null,"name":"","id":-2147483648}"#,
+            r#"{"id":2,"name":"x","ts":0}"#,
+            r#" { "id" : 3 , "name" : "y" , "ts" : 1 , "extra" : {"deep":[1,2,{"z":null}]} } "#,
+            r#"{"id":4,"name":"z","ts":9,"f":-1e300,"amount":"/w=="}"#,
+        ];
+        let bad = [
+            r#"{"id":"1","name":"a","ts":1}"#,
+            r#"{"id":1.5,"name":"a","ts":1}"#,
+            r#"{"id":null,"name":"a","ts":1}"#,
+            r#"{"name":"a","ts":1}"#,
+            r#"{"id":1,"ts":1}"#,
+            r#"{"id":1,"name":5,"ts":1}"#,
+            r#"{"id":1,"name":"a","ts":1.5}"#,
+            r#"{"id":1,"name":"a","ts":1,"amount":"!!"}"#,
+            r#"{"id":1,"name":"a","ts":1,"amount":12.5}"#,
+            r#"{"id":1,"name":"a","ts":1,"b":"true"}"#,
+            r#"{"id":1,"name":"a","ts":1,"f":"1"}"#,
+            r#"{"id":9223372036854775808,"name":"a","ts":1}"#,
+            r#"{"id":1,"name":"a","ts":1,"id":2}"#,
+            r#"{"id":1,"name":"a","ts":1} x"#,
+            r#"{"id":1,"name":"a","ts":1"#,
+            r#"[1,2]"#,
+            "null",
+            "7",
+        ];
+        // The first record teaches the converter the schema text and the preparer
+        // the shape; the fast path takes the records after it.
+        assert!(slow(&conv, &mut prep, &env(good[0])).is_ok());
+        for p in good {
+            let text = env(p);
+            let want = slow(&conv, &mut prep, &text).unwrap_or_else(|e| panic!("{p}: {e}"));
+            assert_eq!(fast(&conv, &mut prep, &text), Some(want), "{p}");
+        }
+        for p in bad {
+            let text = env(p);
+            let f = fast(&conv, &mut prep, &text);
+            match slow(&conv, &mut prep, &text) {
+                Ok(want) => assert!(f.is_none() || f == Some(want), "{p}"),
+                Err(_) => assert_eq!(f, None, "{p}"),
+            }
+        }
+        // Spaced differently or another schema: not the fast path's.
+        let spaced = format!(r#"{{ "schema":{schema},"payload":{}}}"#, good[0]);
+        assert_eq!(fast(&conv, &mut prep, &spaced), None);
+        // pk.mode=record_key reads the key: never the fast path.
+        let mut keyed = Preparer::new(&cfg("insert.mode=upsert\npk.mode=record_key\n").unwrap());
+        assert_eq!(fast(&conv, &mut keyed, &env(good[0])), None);
+    }
+
+    /// A PostgreSQL sink's prepared batch carries each write's COPY line, sliced per run.
+    #[test]
+    fn prepared_rows_carry_their_copy_lines() {
+        let mut prep = Preparer::new(
+            &cfg("insert.mode=upsert\npk.mode=record_key\ndelete.enabled=true\n").unwrap(),
+        );
+        let key = |id: i64| json!({"schema":{"type":"struct","fields":[{"field":"id","type":"int32"}]},"payload":{"id":id}});
+        let val = |id: i64, name: &str| json!({"schema":{"type":"struct","fields":[{"field":"id","type":"int32"},{"field":"name","type":"string","optional":true}]},"payload":{"id":id,"name":name}});
+        let recs = [
+            rec(Some(key(1)), Some(val(1, "a\tb"))),
+            rec(Some(key(2)), None),
+            rec(Some(key(3)), Some(val(3, "c"))),
+        ];
+        let p = prep.prepare(&recs);
+        assert_eq!(p.ops.len(), 3);
+        let lines = p
+            .lines()
+            .expect("PostgreSQL rows are encoded while preparing");
+        let (all, each) = lines.slice(0, 3).unwrap();
+        assert_eq!(all, b"1\ta\\tb\n3\tc\n");
+        assert_eq!(each, vec![&b"1\ta\\tb\n"[..], &b""[..], &b"3\tc\n"[..]]);
+        let (all, each) = lines.slice(2, 3).unwrap();
+        assert_eq!((all, each), (&b"3\tc\n"[..], vec![&b"3\tc\n"[..]]));
+        assert!(lines.slice(2, 4).is_none());
+        // MySQL has no COPY: nothing is encoded.
+        let my = JdbcSinkConfig::from_config(&parse_properties(
+            "connection.url=jdbc:mysql://127.0.0.1:3306/db\ninsert.mode=upsert\npk.mode=record_key\n",
+        ))
+        .unwrap();
+        assert!(Preparer::new(&my).prepare(&recs[..1]).lines().is_none());
     }
 }

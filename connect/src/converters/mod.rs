@@ -196,6 +196,23 @@ impl Converter {
         }
     }
 
+    /// A JsonConverter envelope (schemas enabled) whose schema text is exactly the
+    /// last one read: that schema and the payload's text, unparsed and unchecked.
+    /// `None` for anything else. A consumer that reads the payload itself must accept
+    /// only what [`Converter::to_connect`] would, and send anything else there.
+    pub fn envelope_payload<'b>(&self, bytes: Option<&'b [u8]>) -> Option<(Arc<Value>, &'b [u8])> {
+        match (self, bytes) {
+            (
+                Converter::Json {
+                    schemas: true,
+                    last,
+                },
+                Some(b),
+            ) => last.payload_text(b),
+            _ => None,
+        }
+    }
+
     /// Kafka bytes → Connect data (sink side).
     pub async fn to_connect(&self, bytes: Option<&[u8]>) -> Result<SchemaAndValue, ConvertError> {
         let Some(bytes) = bytes else {
@@ -390,13 +407,19 @@ impl LastSchemas {
     /// parsed whole give the same result; anything else (other spacing, another
     /// schema, P not one JSON value) is `None` and parsed whole.
     fn read_again(&self, bytes: &[u8]) -> Option<(Arc<Value>, Value)> {
+        let (schema, payload) = self.payload_text(bytes)?;
+        let payload = serde_json::from_slice(payload).ok()?;
+        Some((schema, payload))
+    }
+
+    /// The last schema and the payload's text of an envelope as `read_again` takes it.
+    fn payload_text<'b>(&self, bytes: &'b [u8]) -> Option<(Arc<Value>, &'b [u8])> {
         let last = registry::lock(&self.read).clone()?;
         let payload = bytes
             .strip_prefix(ENVELOPE_HEAD)?
             .strip_prefix(last.text.as_slice())?
             .strip_prefix(ENVELOPE_MID)?
             .strip_suffix(b"}")?;
-        let payload = serde_json::from_slice(payload).ok()?;
         Some((last.schema.clone(), payload))
     }
 
