@@ -112,9 +112,19 @@ fn converters(ctx: &TaskCtx) -> Result<(Converter, Converter), String> {
     ))
 }
 
-fn client_config(ctx: &TaskCtx, prefix: &str, override_prefix: &str) -> ClientConfig {
+/// A task's client: `defaults`, then the worker file's `<prefix>*` and the connector's
+/// `<override_prefix>*` settings over them.
+fn client_config(
+    ctx: &TaskCtx,
+    prefix: &str,
+    override_prefix: &str,
+    defaults: &[(&str, &str)],
+) -> ClientConfig {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &ctx.worker.bootstrap_servers);
+    for (k, v) in defaults {
+        cc.set(*k, *v);
+    }
     let overrides =
         ctx.worker
             .client_overrides(prefix)
@@ -296,7 +306,7 @@ async fn run_source(ctx: &mut TaskCtx) -> Result<(), String> {
         Source::File(read_ahead(s))
     };
     // Delivery reports are counted per batch by the producer's context (`acks`).
-    let mut pc = client_config(ctx, "producer.", "producer.override.");
+    let mut pc = client_config(ctx, "producer.", "producer.override.", &[]);
     // A worker's `producer.linger.ms` (or librdkafka's alias) is kept; 5 ms otherwise.
     if pc.get("linger.ms").is_none() && pc.get("queue.buffering.max.ms").is_none() {
         pc.set("linger.ms", "5");
@@ -522,6 +532,18 @@ enum Sink {
     Jdbc(Box<JdbcSink>),
 }
 
+/// A sink task's consumer settings unless the worker file or connector sets them.
+/// librdkafka 2.0.2 stops fetching a partition whose local queue holds
+/// `queued.min.messages` (100,000) or `queued.max.messages.kbytes` (64 MiB) and looks
+/// at it again only on its broker thread's next wake-up, up to a second later: a sink
+/// that drains faster than that (100,000 records or 64 MiB in under a second) then
+/// waits with an empty queue. These limits hold more than a second of either sink's
+/// benchmark rate, at up to 128 MiB of prefetched records per task.
+const SINK_CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("queued.min.messages", "1000000"),
+    ("queued.max.messages.kbytes", "131072"),
+];
+
 /// A sink batch (one `put`) without `max.poll.records`: librdkafka has no such cap, and
 /// Kafka's default of 500 would cost the JDBC sink a transaction per 500 records.
 const MAX_BATCH: usize = 2000;
@@ -585,16 +607,20 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
     )
     .await?;
     let revoked = Arc::new(AtomicBool::new(false));
-    let consumer: StreamConsumer<SinkContext> =
-        client_config(ctx, "consumer.", "consumer.override.")
-            .set("group.id", sink_group(&ctx.connector))
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .create_with_context(SinkContext {
-                revoked: revoked.clone(),
-            })
-            .map_err(|e| format!("cannot create consumer: {e}"))?;
+    let consumer: StreamConsumer<SinkContext> = client_config(
+        ctx,
+        "consumer.",
+        "consumer.override.",
+        SINK_CONSUMER_DEFAULTS,
+    )
+    .set("group.id", sink_group(&ctx.connector))
+    .set("enable.auto.commit", "false")
+    .set("auto.offset.reset", "earliest")
+    .set("enable.partition.eof", "false")
+    .create_with_context(SinkContext {
+        revoked: revoked.clone(),
+    })
+    .map_err(|e| format!("cannot create consumer: {e}"))?;
     let mut topics = config::list(&ctx.config, "topics");
     if let Some(re) = ctx
         .config
