@@ -22,29 +22,20 @@ pub async fn retention_loop(
     log: Arc<LogStore>,
     limits: Limits,
     every: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let every = every.max(Duration::from_millis(100));
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-        let log = log.clone();
-        let limits = limits.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let now = now_ms();
-            for p in log.all() {
-                let (ms, bytes) = limits(&p.topic);
-                match log.apply_retention(&p, now, ms, bytes) {
-                    Ok(Some(_)) => log.compact_partition(&p),
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
-                }
+    sweep_every(every, stop, move || {
+        let now = now_ms();
+        for p in log.all() {
+            let (ms, bytes) = limits(&p.topic);
+            match log.apply_retention(&p, now, ms, bytes) {
+                Ok(Some(_)) => log.compact_partition(&p),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
             }
-        })
-        .await;
-    }
+        }
+    })
+    .await
 }
 
 /// Run producer expiry until `stop` turns true.
@@ -52,14 +43,9 @@ pub async fn producer_expiry_loop(
     log: Arc<LogStore>,
     expiration_ms: i64,
     every: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let every = every.max(Duration::from_millis(100));
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
+    sweep_every(every, stop, move || {
         let now = now_ms();
         for p in log.all() {
             let n = log.expire_producers(&p, now, expiration_ms);
@@ -67,5 +53,24 @@ pub async fn producer_expiry_loop(
                 tracing::debug!(topic = %p.topic, partition = p.index, producers = n, "expired producer ids");
             }
         }
+    })
+    .await
+}
+
+/// Run `sweep` on the blocking pool (it may write to the disk) every `every`, at
+/// least 100 ms apart, until `stop` turns true.
+async fn sweep_every<F>(every: Duration, mut stop: watch::Receiver<bool>, sweep: F)
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    let every = every.max(Duration::from_millis(100));
+    let sweep = Arc::new(sweep);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let sweep = sweep.clone();
+        let _ = tokio::task::spawn_blocking(move || sweep()).await;
     }
 }
