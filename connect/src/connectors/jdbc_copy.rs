@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 
 use super::jdbc_db::{Db, DbError};
-use super::jdbc_dialect::{pg_type, ColDef, Dialect};
+use super::jdbc_dialect::{key_indexes, pg_type, ColDef, Dialect};
 use super::jdbc_sink::InsertMode;
 use super::jdbc_types::{self as types, SqlValue};
 
@@ -245,10 +245,9 @@ fn stage_cols(n: usize) -> String {
 
 /// The stage's key columns (`c<i>` of the pk columns).
 fn stage_keys(cols: &[ColDef], pk: &[String]) -> Vec<String> {
-    cols.iter()
-        .enumerate()
-        .filter(|(_, c)| pk.contains(&c.name))
-        .map(|(i, _)| format!("c{}", i + 1))
+    key_indexes(cols, pk)
+        .into_iter()
+        .map(|i| format!("c{}", i + 1))
         .collect()
 }
 
@@ -323,12 +322,7 @@ fn update_sql(
 /// Whether no two rows share a key (a direct COPY would fail on the second). Hashes
 /// compared: a collision only sends the run through the stage.
 fn keys_unique(cols: &[ColDef], pk: &[String], rows: &[&[SqlValue]]) -> bool {
-    let idx: Vec<usize> = cols
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| pk.contains(&c.name))
-        .map(|(i, _)| i)
-        .collect();
+    let idx = key_indexes(cols, pk);
     let mut seen = HashSet::with_capacity(rows.len());
     rows.iter().all(|row| {
         let mut h = DefaultHasher::new();

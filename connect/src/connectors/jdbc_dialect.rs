@@ -14,6 +14,15 @@ pub struct ColDef {
     pub optional: bool,
 }
 
+/// The positions in `cols` of the primary-key columns `pk`, in `cols` order.
+pub fn key_indexes(cols: &[ColDef], pk: &[String]) -> Vec<usize> {
+    cols.iter()
+        .enumerate()
+        .filter(|(_, c)| pk.contains(&c.name))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dialect(pub Engine);
 

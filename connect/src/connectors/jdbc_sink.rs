@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::jdbc_copy::{self, Stages};
 use super::jdbc_db::{Db, DbError};
-use super::jdbc_dialect::{ColDef, Dialect};
+use super::jdbc_dialect::{key_indexes, ColDef, Dialect};
 use super::jdbc_rows::{self, ShapeCache};
 use super::jdbc_types::{to_sql, ColType, SqlValue};
 use super::jdbc_url::{Engine, JdbcUrl};
@@ -796,12 +796,7 @@ async fn run_ops(
                 table, cols, pk, ..
             } => {
                 let max_rows = batch.min((60_000 / cols.len().max(1)).max(1));
-                let key_idx: Vec<usize> = cols
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| pk.contains(&c.name))
-                    .map(|(j, _)| j)
-                    .collect();
+                let key_idx = key_indexes(cols, pk);
                 let mut seen: HashSet<Vec<String>> = HashSet::new();
                 let mut j = i;
                 let mut params = Vec::new();
