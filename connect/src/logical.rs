@@ -50,15 +50,24 @@ pub fn decimal_text(bytes: &[u8], scale: i32) -> Result<String, String> {
     }
     let neg = n < 0;
     let digits = n.unsigned_abs().to_string();
-    let s = if scale <= 0 {
-        format!("{digits}{}", "0".repeat((-scale) as usize))
+    let mut s = String::with_capacity(digits.len() + scale.unsigned_abs() as usize + 3);
+    if neg {
+        s.push('-');
+    }
+    if scale <= 0 {
+        s.push_str(&digits);
+        s.extend(std::iter::repeat_n('0', (-scale) as usize));
+    } else if digits.len() <= scale as usize {
+        s.push_str("0.");
+        s.extend(std::iter::repeat_n('0', scale as usize - digits.len()));
+        s.push_str(&digits);
     } else {
-        let scale = scale as usize;
-        let padded = format!("{digits:0>width$}", width = scale + 1);
-        let (a, b) = padded.split_at(padded.len() - scale);
-        format!("{a}.{b}")
-    };
-    Ok(if neg { format!("-{s}") } else { s })
+        let (a, b) = digits.split_at(digits.len() - scale as usize);
+        s.push_str(a);
+        s.push('.');
+        s.push_str(b);
+    }
+    Ok(s)
 }
 
 /// Decimal text → minimal big-endian two's-complement unscaled integer at `scale`.

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
@@ -516,7 +517,23 @@ struct SinkContext {
     revoked: Arc<AtomicBool>,
 }
 
-impl ClientContext for SinkContext {}
+impl ClientContext for SinkContext {
+    /// librdkafka's own lines (its errors, and what `consumer.debug=` asks for) go to
+    /// the worker's log, not to the `log` crate nobody listens to.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, line: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", fac, "{line}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{line}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", fac, "{line}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{line}"),
+        }
+    }
+}
 
 impl ConsumerContext for SinkContext {
     fn pre_rebalance(&self, rebalance: &Rebalance<'_>) {

@@ -186,7 +186,8 @@ impl Stages {
             Some((all, lines)) => {
                 data.reserve(all.len() + 8 * lines.len());
                 for (seq, line) in lines.iter().enumerate() {
-                    let _ = write!(SeqOut(&mut data), "{seq}\t");
+                    data.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+                    data.push(b'\t');
                     data.extend_from_slice(line);
                 }
             }
@@ -207,16 +208,6 @@ impl Stages {
             },
         };
         db.execute(&sql, &[]).await?;
-        Ok(())
-    }
-}
-
-/// `write!` into a byte buffer.
-struct SeqOut<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for SeqOut<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
         Ok(())
     }
 }
@@ -351,9 +342,7 @@ fn hash_value(v: &SqlValue, h: &mut DefaultHasher) {
 pub(super) fn encode_row(out: &mut Vec<u8>, seq: Option<usize>, row: &[SqlValue]) {
     let mut first = true;
     if let Some(seq) = seq {
-        let mut s = String::new();
-        let _ = write!(s, "{seq}");
-        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
         first = false;
     }
     for v in row {
@@ -376,8 +365,8 @@ fn encode_value(out: &mut Vec<u8>, v: &SqlValue) {
             return;
         }
         SqlValue::Int(i) => {
-            let _ = write!(num, "{i}");
-            &num
+            out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
+            return;
         }
         SqlValue::Float(f) => {
             if f.is_nan() {

@@ -719,8 +719,8 @@ fn same_shape(a: &Op, b: &Op) -> bool {
 const COPY_MIN_ROWS: usize = 2;
 
 /// Run ops in order. With `stages` (PostgreSQL), runs of same-shape writes of at
-/// least `COPY_MIN_ROWS` rows are COPYed, at most `batch` rows at a time, whatever
-/// the insert mode. Otherwise they are multi-row statements of at most `batch` rows
+/// least `COPY_MIN_ROWS` rows are COPYed, each run in one COPY, whatever the insert
+/// mode. Otherwise they are multi-row statements of at most `batch` rows
 /// (an upsert run is cut where a key repeats: one statement may not touch a row
 /// twice), and updates and deletes one statement each.
 async fn run_ops(
@@ -740,8 +740,11 @@ async fn run_ops(
             },
         ) = (stages.as_mut(), &ops[i].1)
         {
+            // A run is one COPY however long: `batch.size` bounds a statement's
+            // parameters, and splitting a COPY cost a round trip per piece, during
+            // which PostgreSQL waited on the worker (the put is one transaction anyway).
             let mut j = i;
-            while j < ops.len() && j - i < batch && same_shape(&ops[i].1, &ops[j].1) {
+            while j < ops.len() && same_shape(&ops[i].1, &ops[j].1) {
                 j += 1;
             }
             if j - i >= COPY_MIN_ROWS && st.has(table, cols) {
