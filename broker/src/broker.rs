@@ -159,6 +159,8 @@ impl Broker {
                 me: config.broker_id,
                 max_timeout_ms: config.transaction_max_timeout_ms,
                 abort_interval: config.transaction_abort_interval,
+                expiration_ms: config.transactional_id_expiration_ms,
+                expiry_interval: config.transaction_remove_expired_interval,
             },
             cache.clone(),
             txn_store,

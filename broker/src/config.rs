@@ -185,6 +185,12 @@ pub struct BrokerConfig {
     /// How often the transaction coordinator aborts timed-out transactions
     /// (and finishes ones a deposed coordinator left prepared).
     pub transaction_abort_interval: Duration,
+    /// transactional.id.expiration.ms: a transactional id idle this long
+    /// (and not in a transaction) is forgotten by its coordinator.
+    pub transactional_id_expiration_ms: i64,
+    /// transaction.remove.expired.transaction.cleanup.interval.ms: how often
+    /// the coordinator looks for such ids.
+    pub transaction_remove_expired_interval: Duration,
     /// schema.registry.listeners (`http://host:port`): where the Schema
     /// Registry's REST API listens; None (the key absent) keeps it off.
     pub schema_registry_listen: Option<Endpoint>,
@@ -259,6 +265,8 @@ impl Default for BrokerConfig {
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval: Duration::from_millis(600_000),
             transaction_abort_interval: Duration::from_millis(10_000),
+            transactional_id_expiration_ms: 604_800_000,
+            transaction_remove_expired_interval: Duration::from_millis(3_600_000),
             schema_registry_listen: None,
             metrics_listen: None,
             slow_request_ms: 1000,
@@ -691,6 +699,13 @@ impl BrokerConfig {
                     "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
                         c.transaction_abort_interval = Duration::from_millis(at_least(v, 1)?)
                     }
+                    "transactional.id.expiration.ms" => {
+                        c.transactional_id_expiration_ms = at_least(v, 1)?
+                    }
+                    "transaction.remove.expired.transaction.cleanup.interval.ms" => {
+                        c.transaction_remove_expired_interval =
+                            Duration::from_millis(at_least(v, 1)?)
+                    }
                     "schema.registry.listeners" => {
                         c.schema_registry_listen = Some(parse_http_endpoint(v)?)
                     }
@@ -1073,6 +1088,43 @@ mod tests {
                 .to_string();
             let key = bad.split('=').next().unwrap_or_default();
             assert!(e.contains(key) && e.contains("p.properties"), "{e}");
+        }
+    }
+
+    #[test]
+    fn transactional_id_expiration_keys() {
+        let d = BrokerConfig::parse("", "d.properties").unwrap();
+        assert_eq!(
+            (
+                d.transactional_id_expiration_ms,
+                d.transaction_remove_expired_interval
+            ),
+            (604_800_000, Duration::from_millis(3_600_000))
+        );
+        let c = BrokerConfig::parse(
+            "transactional.id.expiration.ms=1500\n\
+             transaction.remove.expired.transaction.cleanup.interval.ms=300\n",
+            "t.properties",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.transactional_id_expiration_ms,
+                c.transaction_remove_expired_interval
+            ),
+            (1500, Duration::from_millis(300))
+        );
+        for bad in [
+            "transactional.id.expiration.ms=0",
+            "transactional.id.expiration.ms=7d",
+            "transaction.remove.expired.transaction.cleanup.interval.ms=-5",
+            "transaction.remove.expired.transaction.cleanup.interval.ms=hourly",
+        ] {
+            let e = BrokerConfig::parse(bad, "t.properties")
+                .unwrap_err()
+                .to_string();
+            let key = bad.split('=').next().unwrap_or_default();
+            assert!(e.contains(key) && e.contains("t.properties"), "{e}");
         }
     }
 

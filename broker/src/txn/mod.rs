@@ -3,7 +3,9 @@
 //! partitions and groups, durable in a [`store::TxnStore`]; the
 //! InitProducerId / AddPartitionsToTxn / AddOffsetsToTxn / EndTxn /
 //! TxnOffsetCommit / DescribeTransactions / ListTransactions logic; marker
-//! writing at the end of a transaction; aborting timed-out transactions.
+//! writing at the end of a transaction; aborting timed-out transactions;
+//! forgetting idle ids (Kafka's transactional-id expiration,
+//! [`TxnCoordinator::remove_expired`]).
 //!
 //! * placement: like a group's ([`crate::group::coordinator_for`], the
 //!   rendezvous hash over live brokers), so when a broker dies its ids move
@@ -22,12 +24,15 @@
 //! only retry after a backoff.
 
 pub mod codes;
+#[cfg(test)]
+mod expiry_tests;
 pub mod markers;
 pub mod state;
 pub mod store;
 pub mod zk_store;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,6 +80,10 @@ pub struct TxnSettings {
     pub me: i32,
     pub max_timeout_ms: i32,
     pub abort_interval: Duration,
+    /// `transactional.id.expiration.ms`.
+    pub expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub expiry_interval: Duration,
 }
 
 /// One transaction as DescribeTransactions shows it.
@@ -102,8 +111,8 @@ pub struct TxnCoordinator {
 pub type InitResult = (i16, i64, i16);
 
 impl TxnCoordinator {
-    /// Build the coordinator and start its timeout/recovery loop. Must run
-    /// inside the tokio runtime.
+    /// Build the coordinator and start its timeout/recovery and expiry
+    /// loops. Must run inside the tokio runtime.
     pub fn start(
         settings: TxnSettings,
         cache: Arc<MetadataCache>,
@@ -121,7 +130,18 @@ impl TxnCoordinator {
             completing: Mutex::new(HashMap::new()),
             shutdown,
         });
-        tokio::spawn(timeout_loop(c.clone()));
+        tokio::spawn(sweep_loop(
+            c.clone(),
+            settings.abort_interval,
+            |c| async move { c.abort_timed_out().await },
+        ));
+        tokio::spawn(sweep_loop(
+            c.clone(),
+            settings.expiry_interval,
+            |c| async move {
+                c.remove_expired(now_ms()).await;
+            },
+        ));
         c
     }
 
@@ -599,18 +619,92 @@ impl TxnCoordinator {
             }
         }
     }
+
+    /// One pass of Kafka's transactional-id expiration as of `now`: forget
+    /// every id this broker coordinates that has no transaction in it and
+    /// was last used `transactional.id.expiration.ms` ago
+    /// ([`TxnMeta::should_expire`]). Returns how many went.
+    ///
+    /// The record leaves the store under the id's lock (a request here
+    /// waits for it) and at the version held, so a write elsewhere since
+    /// (another coordinator's InitProducerId) keeps it. An id without a
+    /// record is one never seen: InitProducerId starts it over (a new
+    /// producer id, epoch 0), DescribeTransactions answers
+    /// TRANSACTIONAL_ID_NOT_FOUND, ListTransactions leaves it out.
+    pub async fn remove_expired(self: &Arc<Self>, now: i64) -> usize {
+        let ids = match self.store.list().await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list transactions for expiry");
+                return 0;
+            }
+        };
+        let mut removed = 0;
+        for id in ids {
+            if self.owns(&id) != codes::NONE {
+                continue;
+            }
+            let slot = self.slot(&id);
+            let mut g = slot.lock().await;
+            if self.ensure_loaded(&id, &mut g).await.is_err() {
+                continue;
+            }
+            let version = match &*g {
+                Slot::Have(s) if s.meta.should_expire(now, self.settings.expiration_ms) => {
+                    s.version
+                }
+                _ => continue,
+            };
+            match self.store.remove(&id, version).await {
+                Ok(()) => {
+                    tracing::info!(id, "transactional id expired");
+                    *g = Slot::Absent;
+                    removed += 1;
+                }
+                Err(TxnStoreError::Fenced) => {
+                    tracing::debug!(id, "expired id written since; kept");
+                    *g = Slot::Unloaded;
+                }
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "cannot remove expired transactional id");
+                    continue;
+                }
+            }
+            drop(g);
+            self.forget(&id, &slot);
+        }
+        removed
+    }
+
+    /// Drop `id`'s slot from the cache unless a request holds or waits for
+    /// it (they clone it under the map's lock, so the count is exact here):
+    /// that request then sees it Absent, and any later one loads afresh.
+    fn forget(&self, id: &str, slot: &SlotRef) {
+        let mut slots = self.slots.lock();
+        let ours = slots.get(id).is_some_and(|s| Arc::ptr_eq(s, slot));
+        // The map's reference and the caller's.
+        if ours && Arc::strong_count(slot) == 2 {
+            slots.remove(id);
+        }
+    }
 }
 
-async fn timeout_loop(c: Arc<TxnCoordinator>) {
+/// Run `pass` every `every` until shutdown: the timeout abort and the
+/// expiry each have one.
+async fn sweep_loop<F, Fut>(c: Arc<TxnCoordinator>, every: Duration, pass: F)
+where
+    F: Fn(Arc<TxnCoordinator>) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let mut stop = c.shutdown.clone();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(c.settings.abort_interval) => {}
+            _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
         if *stop.borrow() {
             return;
         }
-        c.abort_timed_out().await;
+        pass(c.clone()).await;
     }
 }

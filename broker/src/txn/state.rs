@@ -65,6 +65,16 @@ impl TxnState {
     pub fn is_prepare(self) -> bool {
         matches!(self, TxnState::PrepareCommit | TxnState::PrepareAbort)
     }
+
+    /// No transaction in progress, so the id may expire (Kafka's
+    /// `isExpirationAllowed`): an Ongoing one is aborted by its timeout
+    /// first, a Prepare* one still owes its markers.
+    pub fn expiration_allowed(self) -> bool {
+        matches!(
+            self,
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+        )
+    }
 }
 
 /// The durable record of one transactional id (`/transactions/<id>`).
@@ -310,6 +320,12 @@ impl TxnMeta {
         m
     }
 
+    /// `transactional.id.expiration.ms` passed since the id was last used
+    /// and no transaction is in it: its coordinator may forget it.
+    pub fn should_expire(&self, now: i64, expiration_ms: i64) -> bool {
+        self.state.expiration_allowed() && self.last_update_ms <= now.saturating_sub(expiration_ms)
+    }
+
     /// TxnOffsetCommit's check against the record: the producer matches, the
     /// transaction is ongoing and AddOffsetsToTxn added `group`.
     pub fn check_offsets(&self, pid: i64, epoch: i16, group: &str, version: i16) -> i16 {
@@ -429,6 +445,22 @@ mod tests {
         assert_eq!(o.check_producer(7, 0, 3, 2), codes::NONE);
         assert_eq!(a.check_producer(7, 0, 3, 2), codes::PRODUCER_FENCED);
         assert_eq!(a.check_producer(7, 0, 1, 2), codes::INVALID_PRODUCER_EPOCH);
+    }
+
+    #[test]
+    fn only_idle_ids_without_a_transaction_expire() {
+        let e = TxnMeta::fresh(7, 100, 0);
+        assert!(!e.should_expire(999, 1000));
+        assert!(e.should_expire(1000, 1000));
+        let o = e.add(&parts("t", &[0]), None, 10).unwrap();
+        assert!(!o.should_expire(1_000_000, 1000));
+        let p = o.end(true, 20).unwrap().unwrap();
+        assert!(!p.should_expire(1_000_000, 1000));
+        let c = p.completed(30);
+        assert!(!c.should_expire(1029, 1000));
+        assert!(c.should_expire(1030, 1000));
+        let a = o.end(false, 40).unwrap().unwrap().completed(50);
+        assert!(a.should_expire(1050, 1000));
     }
 
     #[test]

@@ -60,6 +60,11 @@ pub trait TxnStore: Send + Sync {
     fn load<'a>(&'a self, id: &'a str) -> Fut<'a, Option<Stored>>;
     /// Create (`version` None) or replace the record at `version`; returns the new version.
     fn put<'a>(&'a self, id: &'a str, meta: &'a TxnMeta, version: Option<i32>) -> Fut<'a, i32>;
+    /// Delete the record (and any pending offsets) iff it is still at
+    /// `version` — else [`TxnStoreError::Fenced`], so a write that raced
+    /// the expiry (a new InitProducerId) wins. Afterwards the id is as
+    /// never seen.
+    fn remove<'a>(&'a self, id: &'a str, version: i32) -> Fut<'a, ()>;
     /// Merge `offsets` into `group`'s pending offsets of the transaction iff
     /// `check` passes (returns NONE) on the current record; its code otherwise.
     fn put_offsets<'a>(
@@ -179,6 +184,21 @@ impl MemStore {
     }
 }
 
+impl MemStore {
+    fn remove_sync(&self, id: &str, version: i32) -> Result<(), TxnStoreError> {
+        let mut recs = self.recs.lock();
+        match recs.get(id) {
+            Some(r) if r.meta.is_some() && r.version == version => {}
+            _ => return Err(TxnStoreError::Fenced),
+        }
+        let mut next = recs.clone();
+        next.remove(id);
+        self.persist(&next)?;
+        *recs = next;
+        Ok(())
+    }
+}
+
 impl TxnStore for MemStore {
     fn list(&self) -> Fut<'_, Vec<String>> {
         let ids = self
@@ -203,6 +223,11 @@ impl TxnStore for MemStore {
 
     fn put<'a>(&'a self, id: &'a str, meta: &'a TxnMeta, version: Option<i32>) -> Fut<'a, i32> {
         let r = self.put_sync(id, meta, version);
+        Box::pin(async move { r })
+    }
+
+    fn remove<'a>(&'a self, id: &'a str, version: i32) -> Fut<'a, ()> {
+        let r = self.remove_sync(id, version);
         Box::pin(async move { r })
     }
 

@@ -13,6 +13,9 @@
 //!   them, so whichever broker coordinates the group now answers
 //!   OffsetFetch's require_stable from here.
 //!
+//! An expired id (`TxnCoordinator::remove_expired`) is one multi too: any pending nodes, then
+//! the record deleted at the version read.
+//!
 //! Completing a commit is one multi: the record (at its version), every
 //! pending offset created/set under `/consumers/<group>/offsets/<topic>/<p>`
 //! (where `group::offsets` keeps committed offsets; its watch picks them
@@ -176,6 +179,42 @@ impl TxnStore for ZkStore {
                     }
                 }
             }
+        })
+    }
+
+    fn remove<'a>(&'a self, id: &'a str, version: i32) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let zk = self.zk();
+            for _ in 0..RETRIES {
+                // An expired id is Empty or Complete*: nothing pending is
+                // expected, but a znode with children cannot be deleted.
+                let pending = ZkStore::read_pending(&zk, id).await?;
+                let mut ops = Vec::new();
+                for (group, (_, v)) in &pending {
+                    ops.push(MultiOp::delete(&pending_path(id, group), *v));
+                    let entry = index_entry(group, id);
+                    if exists(&zk, &entry).await? {
+                        ops.push(MultiOp::delete(&entry, -1));
+                    }
+                }
+                // Last (children first); at the version read, so a write
+                // since (a new InitProducerId) keeps the record.
+                let record = ops.len();
+                ops.push(MultiOp::delete(&txn_path(id), version));
+                let res = zk.multi(ops).await?;
+                match failed(&res) {
+                    None => return Ok(()),
+                    Some((i, ErrorCode::BadVersion | ErrorCode::NoNode)) if i == record => {
+                        return Err(TxnStoreError::Fenced)
+                    }
+                    Some((i, c)) => {
+                        tracing::debug!(id, op = i, ?c, "removing expired id raced; retrying");
+                    }
+                }
+            }
+            Err(TxnStoreError::Zk(ZkError::Code(
+                ErrorCode::RuntimeInconsistency,
+            )))
         })
     }
 
