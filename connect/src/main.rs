@@ -18,6 +18,7 @@ mod errors;
 mod herder;
 mod logical;
 mod rest;
+mod sink_context;
 mod storage;
 mod transforms;
 mod worker;

@@ -9,9 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::client::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -28,6 +26,7 @@ use crate::connectors::s3_sink::{S3Config, S3Sink};
 use crate::connectors::{self, SinkRecord, TaskError};
 use crate::converters::Converter;
 use crate::errors::{headers_of, ErrorPolicy, Failure, RawRecord, Reporter, Stage};
+use crate::sink_context::SinkContext;
 use crate::storage::OffsetStore;
 use crate::transforms::{Rec, Transforms};
 
@@ -511,37 +510,6 @@ async fn settle_all(
 }
 
 // ---------------------------------------------------------------- sink
-
-/// Notes partition revocation, so the sink drops buffers of partitions it lost.
-struct SinkContext {
-    revoked: Arc<AtomicBool>,
-}
-
-impl ClientContext for SinkContext {
-    /// librdkafka's own lines (its errors, and what `consumer.debug=` asks for) go to
-    /// the worker's log, not to the `log` crate nobody listens to.
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, line: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", fac, "{line}"),
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{line}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(target: "librdkafka", fac, "{line}")
-            }
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{line}"),
-        }
-    }
-}
-
-impl ConsumerContext for SinkContext {
-    fn pre_rebalance(&self, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(_) = rebalance {
-            self.revoked.store(true, Ordering::SeqCst);
-        }
-    }
-}
 
 enum Sink {
     File(FileSink),
