@@ -49,12 +49,7 @@ impl ClientContext for SinkContext {
 impl ConsumerContext for SinkContext {
     /// As rdkafka's default (assign on assignment, unassign otherwise), with the
     /// start positions set first and revocations noted.
-    fn rebalance(
-        &self,
-        client: &NativeClient,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
+    fn rebalance(&self, client: &NativeClient, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         let cooperative = is_cooperative(client);
         // SAFETY (all three calls): `client` is the live consumer handle librdkafka
         // passed to this callback and `tpl` its partition list, both valid for the

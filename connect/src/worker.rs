@@ -630,6 +630,10 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
     let mut paused = false;
     // A batch gathered and converted while the last put ran.
     let mut ahead: Option<Gathered> = None;
+    // The last batch, freed while the next put waits on the database (tens of
+    // thousands of librdkafka messages and rows: milliseconds the database would
+    // otherwise wait for between two puts).
+    let mut retired: Option<Gathered> = None;
     let mut jdbc_prep = match &sink {
         Sink::Jdbc(j) => Some(j.preparer()),
         _ => None,
@@ -713,7 +717,10 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 && !origin.is_empty()
                 && *ctx.control.borrow() == Target::Running;
             let mut ctl = ctx.control.clone();
+            let freed = retired.take();
             let next = async {
+                tokio::task::yield_now().await;
+                drop(freed);
                 if overlap {
                     Some(gather(&gatherer, &mut ctl, jdbc_prep.as_mut()).await)
                 } else {
@@ -776,6 +783,13 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
                 }
                 _ => {}
             }
+            retired = Some(Gathered {
+                raw,
+                records,
+                origin,
+                failures,
+                prepared,
+            });
             // The batch gathered meanwhile failed (this one is written and committed).
             if let Some(e) = next_err {
                 return Err(e);
