@@ -220,7 +220,7 @@ impl Partitioner {
 }
 
 /// `UTC`, `GMT`, `Z`, `Etc/UTC`, or a fixed offset (`+02:00`, `-0530`, `UTC+2`).
-fn fixed_offset_ms(tz: &str) -> Option<i64> {
+pub fn fixed_offset_ms(tz: &str) -> Option<i64> {
     let rest = ["Etc/UTC", "Etc/GMT", "UTC", "GMT", "Z"]
         .iter()
         .find_map(|p| tz.strip_prefix(p))

@@ -20,13 +20,12 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rusty_s3::Credentials;
 
 use super::s3_client::S3Client;
-use super::s3_partitioner::{Partitioner, DEFAULT as DEFAULT_PARTITIONER};
+use super::s3_partitioner::{fixed_offset_ms, Partitioner, DEFAULT as DEFAULT_PARTITIONER};
 use super::s3_uploads::{with_retries, Retry, Uploads};
 use super::{SinkRecord, TaskError};
 use crate::config::{self, ConfigError, ConfigMap};
@@ -56,6 +55,9 @@ pub struct S3Config {
     pub flush_size: usize,
     pub rotate_interval_ms: i64,
     pub rotate_schedule_interval_ms: i64,
+    /// `timezone`'s offset from UTC: scheduled rotations fall on multiples of the
+    /// interval from midnight there (UTC when unset).
+    pub schedule_offset_ms: i64,
     pub format: Format,
     pub partitioner: Partitioner,
     pub separator: Vec<u8>,
@@ -153,6 +155,15 @@ impl S3Config {
                 -1,
                 -1,
             )?,
+            schedule_offset_ms: match m.get("timezone").map(|s| s.trim()) {
+                None | Some("") => 0,
+                Some(tz) => fixed_offset_ms(tz).ok_or_else(|| {
+                    ConfigError::new(
+                        "timezone",
+                        format!("Invalid value {tz}: UTC and fixed offsets (+02:00, UTC-5) are supported; zones with daylight saving are not"),
+                    )
+                })?,
+            },
             format,
             partitioner,
             separator,
@@ -222,7 +233,20 @@ struct Chunk {
     first_ts: Option<i64>,
     /// AvroFormat: the chunk's schema (a new one closes the chunk).
     schema: Option<Arc<AvroSchema>>,
-    opened: Instant,
+    /// When `rotate.schedule.interval.ms` closes the chunk (ms since the epoch).
+    rotate_at_ms: Option<i64>,
+}
+
+/// When a chunk opened at `now` is closed by `rotate.schedule.interval.ms`, as
+/// Confluent's sinks have it: at the first multiple of `interval` after `now`,
+/// counted from midnight of `now`'s day in the zone `offset` ms east of UTC, and at
+/// the latest at the next midnight. So an hourly schedule closes files at the top
+/// of each hour, whenever they were opened.
+fn next_scheduled_rotation(now: i64, interval: i64, offset: i64) -> i64 {
+    const DAY: i64 = 86_400_000;
+    let start_of_day = (now + offset).div_euclid(DAY) * DAY - offset;
+    let next = ((now - start_of_day) / interval + 1) * interval;
+    start_of_day + next.min(DAY)
 }
 
 /// One object being filled.
@@ -401,7 +425,13 @@ impl S3Sink {
                 dir: String::new(),
                 first_ts: time,
                 schema,
-                opened: Instant::now(),
+                rotate_at_ms: (self.cfg.rotate_schedule_interval_ms > 0).then(|| {
+                    next_scheduled_rotation(
+                        now_ms(),
+                        self.cfg.rotate_schedule_interval_ms,
+                        self.cfg.schedule_offset_ms,
+                    )
+                }),
             });
             if !f.objects.contains_key(dir) {
                 // Sized as the last object was: a 10 MB object grew by doubling, each
@@ -469,14 +499,11 @@ impl S3Sink {
             }
         }
         if self.cfg.rotate_schedule_interval_ms > 0 {
+            let now = now_ms();
             let due: Vec<_> = self
                 .files
                 .iter()
-                .filter(|(_, f)| {
-                    f.count > 0
-                        && f.opened.elapsed()
-                            >= Duration::from_millis(self.cfg.rotate_schedule_interval_ms as u64)
-                })
+                .filter(|(_, f)| f.count > 0 && f.rotate_at_ms.is_some_and(|at| now >= at))
                 .map(|(k, _)| k.clone())
                 .collect();
             for tp in due {
@@ -621,6 +648,39 @@ mod tests {
         S3Config::from_config(&parse_properties(&format!(
             "s3.bucket.name=b\nflush.size=3\nstorage.class={S3_STORAGE}\nformat.class={JSON_FORMAT}\nstore.url=http://127.0.0.1:9\n{extra}"
         )))
+    }
+
+    #[test]
+    fn scheduled_rotation_falls_on_the_clock() {
+        const H: i64 = 3_600_000;
+        let midnight = 20_000 * 86_400_000; // 2024-10-04T00:00Z
+        // Hourly: the top of the next hour, wherever in the hour the chunk opened.
+        assert_eq!(next_scheduled_rotation(midnight, H, 0), midnight + H);
+        assert_eq!(next_scheduled_rotation(midnight + 1, H, 0), midnight + H);
+        assert_eq!(next_scheduled_rotation(midnight - 1, H, 0), midnight);
+        assert_eq!(next_scheduled_rotation(midnight + H - 1, H, 0), midnight + H);
+        // An interval that does not divide the day stops at midnight.
+        let seven = 7 * H;
+        assert_eq!(
+            next_scheduled_rotation(midnight + 22 * H, seven, 0),
+            midnight + 24 * H
+        );
+        // Counted from midnight in the zone: at +02:00 the local day starts at 22:00Z,
+        // so 3-hourly falls on 01:00Z, 04:00Z, ...
+        assert_eq!(
+            next_scheduled_rotation(midnight + H - 1, 3 * H, 2 * H),
+            midnight + H
+        );
+        assert_eq!(
+            next_scheduled_rotation(midnight + H, 3 * H, 2 * H),
+            midnight + 4 * H
+        );
+        assert_eq!(cfg("timezone=+02:00\n").unwrap().schedule_offset_ms, 2 * H);
+        assert_eq!(cfg("").unwrap().schedule_offset_ms, 0);
+        assert_eq!(
+            cfg("timezone=Europe/Paris\n").unwrap_err().key,
+            "timezone"
+        );
     }
 
     #[test]
