@@ -653,12 +653,16 @@ mod tests {
     #[test]
     fn scheduled_rotation_falls_on_the_clock() {
         const H: i64 = 3_600_000;
-        let midnight = 20_000 * 86_400_000; // 2024-10-04T00:00Z
+        // 2024-10-04T00:00Z.
+        let midnight = 20_000 * 86_400_000;
         // Hourly: the top of the next hour, wherever in the hour the chunk opened.
         assert_eq!(next_scheduled_rotation(midnight, H, 0), midnight + H);
         assert_eq!(next_scheduled_rotation(midnight + 1, H, 0), midnight + H);
         assert_eq!(next_scheduled_rotation(midnight - 1, H, 0), midnight);
-        assert_eq!(next_scheduled_rotation(midnight + H - 1, H, 0), midnight + H);
+        assert_eq!(
+            next_scheduled_rotation(midnight + H - 1, H, 0),
+            midnight + H
+        );
         // An interval that does not divide the day stops at midnight.
         let seven = 7 * H;
         assert_eq!(
@@ -677,10 +681,7 @@ mod tests {
         );
         assert_eq!(cfg("timezone=+02:00\n").unwrap().schedule_offset_ms, 2 * H);
         assert_eq!(cfg("").unwrap().schedule_offset_ms, 0);
-        assert_eq!(
-            cfg("timezone=Europe/Paris\n").unwrap_err().key,
-            "timezone"
-        );
+        assert_eq!(cfg("timezone=Europe/Paris\n").unwrap_err().key, "timezone");
     }
 
     #[test]
