@@ -587,18 +587,26 @@ impl TxnCoordinator {
         Ok(out)
     }
 
+    /// The ids this broker coordinates, for a sweep (`what`: the log's word for
+    /// it) to lock and load one by one; none when the store cannot list them.
+    async fn owned_ids(&self, what: &str) -> Vec<String> {
+        match self.store.list().await {
+            Ok(ids) => ids
+                .into_iter()
+                .filter(|id| self.owns(id) == codes::NONE)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, sweep = what, "cannot list transactions");
+                Vec::new()
+            }
+        }
+    }
+
     /// One pass of the timeout loop: abort (with an epoch bump, fencing the
     /// producer) every Ongoing transaction past its timeout, and finish any
     /// prepared one (a previous coordinator's, after failover).
     pub async fn abort_timed_out(self: &Arc<Self>) {
-        let ids = match self.store.list().await {
-            Ok(ids) => ids,
-            Err(_) => return,
-        };
-        for id in ids {
-            if self.owns(&id) != codes::NONE {
-                continue;
-            }
+        for id in self.owned_ids("timeout").await {
             let slot = self.slot(&id);
             let mut g = slot.lock().await;
             if self.ensure_loaded(&id, &mut g).await.is_err() {
@@ -632,18 +640,8 @@ impl TxnCoordinator {
     /// producer id, epoch 0), DescribeTransactions answers
     /// TRANSACTIONAL_ID_NOT_FOUND, ListTransactions leaves it out.
     pub async fn remove_expired(self: &Arc<Self>, now: i64) -> usize {
-        let ids = match self.store.list().await {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list transactions for expiry");
-                return 0;
-            }
-        };
         let mut removed = 0;
-        for id in ids {
-            if self.owns(&id) != codes::NONE {
-                continue;
-            }
+        for id in self.owned_ids("expiry").await {
             let slot = self.slot(&id);
             let mut g = slot.lock().await;
             if self.ensure_loaded(&id, &mut g).await.is_err() {
