@@ -128,6 +128,8 @@ impl S3Config {
             "fail",
             &["fail", "ignore", "write"],
         )? != "fail";
+        let rotate_schedule_interval_ms =
+            config::int_at_least(m, "rotate.schedule.interval.ms", -1, -1)?;
         Ok(S3Config {
             bucket,
             region,
@@ -149,14 +151,12 @@ impl S3Config {
                 .unwrap_or_else(|| "topics".into()),
             flush_size,
             rotate_interval_ms: config::int_at_least(m, "rotate.interval.ms", -1, -1)?,
-            rotate_schedule_interval_ms: config::int_at_least(
-                m,
-                "rotate.schedule.interval.ms",
-                -1,
-                -1,
-            )?,
+            rotate_schedule_interval_ms,
+            // Read only where it is used: a DefaultPartitioner file may carry any
+            // `timezone` without a schedule.
             schedule_offset_ms: match m.get("timezone").map(|s| s.trim()) {
                 None | Some("") => 0,
+                Some(_) if rotate_schedule_interval_ms <= 0 => 0,
                 Some(tz) => fixed_offset_ms(tz).ok_or_else(|| {
                     ConfigError::new(
                         "timezone",
@@ -679,9 +679,22 @@ mod tests {
             next_scheduled_rotation(midnight + H, 3 * H, 2 * H),
             midnight + 4 * H
         );
-        assert_eq!(cfg("timezone=+02:00\n").unwrap().schedule_offset_ms, 2 * H);
-        assert_eq!(cfg("").unwrap().schedule_offset_ms, 0);
-        assert_eq!(cfg("timezone=Europe/Paris\n").unwrap_err().key, "timezone");
+        let sched = "rotate.schedule.interval.ms=60000\n";
+        assert_eq!(
+            cfg(&format!("{sched}timezone=+02:00\n"))
+                .unwrap()
+                .schedule_offset_ms,
+            2 * H
+        );
+        assert_eq!(cfg(sched).unwrap().schedule_offset_ms, 0);
+        assert_eq!(
+            cfg(&format!("{sched}timezone=Europe/Paris\n"))
+                .unwrap_err()
+                .key,
+            "timezone"
+        );
+        // Without a schedule the zone is not read (DefaultPartitioner files carry one).
+        assert!(cfg("timezone=Europe/Paris\n").is_ok());
     }
 
     #[test]
