@@ -1079,10 +1079,15 @@ mod tests {
         );
         let d = BrokerConfig::parse("", "d.properties").unwrap();
         assert_eq!(d.producer_id_expiration_ms, 86_400_000);
-        for bad in [
+        refused_naming_key_and_file(&[
             "producer.id.expiration.ms=0",
             "producer.id.expiration.check.interval.ms=soon",
-        ] {
+        ]);
+    }
+
+    /// Each `key=value` line alone is refused with an error naming the key and the file.
+    fn refused_naming_key_and_file(lines: &[&str]) {
+        for bad in lines {
             let e = BrokerConfig::parse(bad, "p.properties")
                 .unwrap_err()
                 .to_string();
@@ -1114,18 +1119,12 @@ mod tests {
             ),
             (1500, Duration::from_millis(300))
         );
-        for bad in [
+        refused_naming_key_and_file(&[
             "transactional.id.expiration.ms=0",
             "transactional.id.expiration.ms=7d",
             "transaction.remove.expired.transaction.cleanup.interval.ms=-5",
             "transaction.remove.expired.transaction.cleanup.interval.ms=hourly",
-        ] {
-            let e = BrokerConfig::parse(bad, "t.properties")
-                .unwrap_err()
-                .to_string();
-            let key = bad.split('=').next().unwrap_or_default();
-            assert!(e.contains(key) && e.contains("t.properties"), "{e}");
-        }
+        ]);
     }
 
     #[test]
