@@ -9,6 +9,10 @@ pub fn base(a: &Args) -> ClientConfig {
     c.set("bootstrap.servers", &a.brokers);
     for (k, v) in &a.extra {
         c.set(k, v);
+        if k == "debug" {
+            // The crate's default level (from the `log` crate, unset here) drops them.
+            c.set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+        }
     }
     c
 }

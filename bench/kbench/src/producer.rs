@@ -21,7 +21,16 @@ pub struct Deliveries {
     pub first_error: Mutex<Option<String>>,
 }
 
-impl ClientContext for Deliveries {}
+/// librdkafka's log lines (`--set debug=...`) go to stderr with the time since start, so
+/// a run's protocol timeline can be read against its figures.
+impl ClientContext for Deliveries {
+    fn log(&self, _level: rdkafka::config::RDKafkaLogLevel, fac: &str, line: &str) {
+        eprintln!(
+            "{:>10.3}ms {fac} {line}",
+            self.t0.elapsed().as_secs_f64() * 1e3
+        );
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = usize;
