@@ -1,12 +1,14 @@
 //! StreamsConfig: Kafka Streams' property names (`application.id`, `bootstrap.servers`,
 //! `processing.guarantee`, `state.dir`, `commit.interval.ms`, `replication.factor`,
-//! `errors.dead.letter.queue.topic.name` as KIP-1034), plus librdkafka properties passed through.
+//! `errors.dead.letter.queue.topic.name` as KIP-1034, `max.task.idle.ms`,
+//! `buffered.records.per.partition`), plus librdkafka properties passed through.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::merge::TaskIdle;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Guarantee {
@@ -44,6 +46,12 @@ pub struct StreamsConfig {
     /// Stop (after a final commit) once no record arrived for this long after the last one:
     /// for batch-like runs and benchmarks.
     pub exit_when_idle: Option<Duration>,
+    /// `max.task.idle.ms`: how long a task reading several topics waits for one that has
+    /// nothing buffered before it goes on without it (timestamp order, KIP-695).
+    pub max_task_idle: TaskIdle,
+    /// `buffered.records.per.partition` (1000): a partition waiting in timestamp order is
+    /// paused once it holds this many records.
+    pub buffered_records_per_partition: usize,
     /// Extra librdkafka properties for every client (e.g. `debug`).
     pub client: BTreeMap<String, String>,
 }
@@ -59,6 +67,8 @@ impl StreamsConfig {
             replication_factor: 1,
             dead_letter_topic: None,
             exit_when_idle: None,
+            max_task_idle: TaskIdle::UntilCaughtUp,
+            buffered_records_per_partition: 1000,
             client: BTreeMap::new(),
         }
     }
@@ -86,6 +96,28 @@ impl StreamsConfig {
             c.replication_factor = num(&r, "replication.factor")? as i32;
         }
         c.dead_letter_topic = get("errors.dead.letter.queue.topic.name");
+        if let Some(v) = get("max.task.idle.ms") {
+            c.max_task_idle = match v.trim().parse::<i64>() {
+                Ok(-1) => TaskIdle::Never,
+                Ok(0) => TaskIdle::UntilCaughtUp,
+                Ok(ms) if ms > 0 => TaskIdle::For(Duration::from_millis(ms as u64)),
+                _ => {
+                    return Err(Error::Config(format!(
+                        "max.task.idle.ms={v}: expected -1, 0 or a positive number of ms"
+                    )))
+                }
+            };
+        }
+        if let Some(v) = get("buffered.records.per.partition") {
+            c.buffered_records_per_partition = match num(&v, "buffered.records.per.partition")? {
+                0 => {
+                    return Err(Error::Config(
+                        "buffered.records.per.partition=0: must be at least 1".into(),
+                    ))
+                }
+                n => n as usize,
+            };
+        }
         for (k, v) in props {
             if !matches!(
                 k.as_str(),
@@ -96,6 +128,8 @@ impl StreamsConfig {
                     | "state.dir"
                     | "replication.factor"
                     | "errors.dead.letter.queue.topic.name"
+                    | "max.task.idle.ms"
+                    | "buffered.records.per.partition"
             ) {
                 c.client.insert(k.clone(), v.clone());
             }
@@ -107,4 +141,47 @@ impl StreamsConfig {
 fn num(v: &str, key: &str) -> Result<u64> {
     v.parse()
         .map_err(|_| Error::Config(format!("{key}={v}: not a number")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut p = BTreeMap::from([
+            ("application.id".to_string(), "a".to_string()),
+            ("bootstrap.servers".to_string(), "b:9092".to_string()),
+        ]);
+        for (k, v) in extra {
+            p.insert(k.to_string(), v.to_string());
+        }
+        p
+    }
+
+    #[test]
+    fn max_task_idle_and_buffered_records_as_kafka_streams_reads_them() {
+        let c = StreamsConfig::from_properties(&props(&[])).unwrap();
+        assert_eq!(c.max_task_idle, TaskIdle::UntilCaughtUp);
+        assert_eq!(c.buffered_records_per_partition, 1000);
+        let idle = |v| {
+            StreamsConfig::from_properties(&props(&[("max.task.idle.ms", v)]))
+                .map(|c| c.max_task_idle)
+        };
+        assert_eq!(idle("-1").unwrap(), TaskIdle::Never);
+        assert_eq!(
+            idle("250").unwrap(),
+            TaskIdle::For(Duration::from_millis(250))
+        );
+        for bad in ["-2", "soon", ""] {
+            let e = idle(bad).unwrap_err().to_string();
+            assert!(e.contains("max.task.idle.ms"), "{e}");
+        }
+        let e = StreamsConfig::from_properties(&props(&[("buffered.records.per.partition", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("buffered.records.per.partition"), "{e}");
+        // Neither reaches librdkafka, which would refuse them.
+        let c = StreamsConfig::from_properties(&props(&[("max.task.idle.ms", "0")])).unwrap();
+        assert!(!c.client.contains_key("max.task.idle.ms"));
+    }
 }

@@ -10,6 +10,8 @@ mod checkpoint;
 mod config;
 mod driver;
 mod error;
+mod merge;
+mod poll;
 mod runtime;
 mod serdes;
 mod store;
@@ -24,6 +26,7 @@ pub use builder::{
 pub use config::{Guarantee, StreamsConfig};
 pub use driver::{ChangelogRecord, RawRecord, TopologyTestDriver};
 pub use error::{Error, Result};
+pub use merge::TaskIdle;
 pub use runtime::{KafkaStreams, RunStats};
 pub use serdes::{BytesSerde, I64Serde, JsonSerde, Serde, StringSerde, WindowedSerde};
 pub use task::TaskStats;

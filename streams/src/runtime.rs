@@ -8,9 +8,10 @@
 //! Rebalances are handled in the loop, not in librdkafka's callback: the callback only
 //! queues the event, and the loop commits (with the old generation, before anyone else can
 //! own the partitions) and then assigns/unassigns, as Kafka Streams commits in
-//! onPartitionsRevoked.
+//! onPartitionsRevoked. A task that reads several topics into one sub-topology (a
+//! stream–table join) takes their records in timestamp order ([`crate::merge`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,8 @@ use serde::Serialize;
 use crate::checkpoint::{self, Offsets};
 use crate::config::{Guarantee, StreamsConfig};
 use crate::error::{Error, Result};
+use crate::merge::{GroupKey, Merger};
+use crate::poll::{self, Polled, Record};
 use crate::store::{Backend, CachedStore, RocksKv};
 use crate::task::{Output, Task, TaskStats};
 use crate::topology::{TopicName, Topology};
@@ -169,6 +172,32 @@ impl KafkaStreams {
         self.shutdown.clone()
     }
 
+    /// Shuts the instance down (after a final commit) on SIGINT or SIGTERM, as a Kafka
+    /// Streams application's shutdown hook does.
+    pub fn stop_on_signals(&self) {
+        let stop = self.shutdown.clone();
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let Ok(mut term) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            });
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+
     /// Runs until shut down (or idle, with `exit_when_idle`). Blocks the calling thread.
     pub fn run(self) -> Result<RunStats> {
         Runner::start(self.topology, self.config, self.shutdown)?.run()
@@ -182,6 +211,11 @@ struct Runner {
     app_dir: PathBuf,
     topics: HashMap<String, (TopicName, bool)>,
     num_tasks: i32,
+    /// Records waiting for timestamp order. Declared before `consumer`: its librdkafka
+    /// messages must go before the consumer does.
+    merge: Merger<Record>,
+    /// Partitions paused because their lane holds `buffered.records.per.partition`.
+    paused: HashSet<(String, i32)>,
     consumer: BaseConsumer<ConsumerCtx>,
     restorer: BaseConsumer,
     producer: Prod,
@@ -286,6 +320,17 @@ impl Runner {
             // the time (bench-streams: ~90k events/s with the default, ~190k with this).
             // Memory stays bounded by queued.max.messages.kbytes per partition.
             .set("queued.min.messages", "1000000");
+        let groups: Vec<Vec<String>> = topology
+            .co_read_groups()
+            .iter()
+            .map(|g| g.iter().map(|t| Topology::topic(&app, t)).collect())
+            .collect();
+        if !groups.is_empty() {
+            // Timestamp order across topics waits for a lane only until its end is known.
+            // Only then: an EOF each time a fetch catches up costs the others for nothing.
+            cc.set("enable.partition.eof", "true");
+            tracing::info!(groups = ?groups, max_task_idle = ?cfg.max_task_idle, "topics read in timestamp order");
+        }
         user_overrides(&mut cc, &cfg);
         let consumer: BaseConsumer<ConsumerCtx> = cc.create_with_context(consumer_ctx)?;
         let restorer: BaseConsumer = client_config(&cfg)
@@ -335,6 +380,7 @@ impl Runner {
         subs.sort();
         let refs: Vec<&str> = subs.iter().map(|s| s.as_str()).collect();
         consumer.subscribe(&refs)?;
+        let merge = Merger::new(groups, cfg.max_task_idle);
         Ok(Runner {
             topology,
             cfg,
@@ -342,6 +388,8 @@ impl Runner {
             app_dir,
             topics,
             num_tasks,
+            merge,
+            paused: HashSet::new(),
             consumer,
             restorer,
             producer,
@@ -367,45 +415,45 @@ impl Runner {
             if self.shutdown.load(Ordering::SeqCst) {
                 break;
             }
-            let (got, detached) = {
-                let polled = self.consumer.poll(Duration::from_millis(50));
-                match polled {
-                    None => (false, None),
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "consumer error");
-                        (false, None)
+            let got = match poll::poll(&self.consumer, Duration::from_millis(50)) {
+                None => false,
+                Some(Polled::Error(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    false
+                }
+                Some(Polled::Eof { topic, partition }) => {
+                    if let Some(k) = self.merge.eof(&topic, partition) {
+                        self.drain_group(k)?;
                     }
-                    Some(Ok(m)) => {
-                        let p = m.partition();
-                        if self.topics.contains_key(m.topic()) && !self.tasks.contains_key(&p) {
-                            // A record for a task not opened yet: open it (restore) first.
-                            (true, Some(m.detach()))
-                        } else {
-                            self.uncommitted |= handle(&m, &mut parts!(self))?;
-                            (true, None)
-                        }
-                    }
+                    false
+                }
+                Some(Polled::Record(r)) => {
+                    self.take(r)?;
+                    true
                 }
             };
-            if let Some(owned) = detached {
-                let p = owned.partition();
-                let t = self.open_task(p)?;
-                self.tasks.insert(p, t);
-                self.uncommitted |= handle(&owned, &mut parts!(self))?;
+            if self.merge.idle != crate::merge::TaskIdle::UntilCaughtUp {
+                for k in self.merge.due(Instant::now()) {
+                    self.drain_group(k)?;
+                }
             }
             // One clock read an iteration: on this loop's per-record path it was a tenth of
             // the CPU when read for each of the checks below.
             let now = Instant::now();
-            if got {
-                first_record.get_or_insert(now);
-                last_record = Some(now);
-                last_activity = now;
+            // Outputs of what was processed: a polled record's, or those of records a
+            // partition EOF (or the end of an idle wait) released from their group.
+            if !self.out.is_empty() {
                 let outs = std::mem::take(&mut self.out);
                 for o in &outs {
                     self.send(o)?;
                 }
                 self.out = outs;
                 self.out.clear();
+            }
+            if got {
+                first_record.get_or_insert(now);
+                last_record = Some(now);
+                last_activity = now;
                 since_poll += 1;
                 if since_poll >= 1000 {
                     self.producer.poll(Duration::ZERO);
@@ -437,6 +485,8 @@ impl Runner {
         if self.uncommitted {
             self.commit()?;
         }
+        // Buffered messages go before the consumer closes.
+        self.merge.assign(&[]);
         if let (Some(a), Some(b)) = (first_record, last_record) {
             self.stats.processing_ms = b.duration_since(a).as_millis() as u64;
         }
@@ -462,6 +512,82 @@ impl Runner {
             .store(true, Ordering::SeqCst);
         tracing::info!(stats = ?self.stats, "stopped");
         Ok(self.stats)
+    }
+
+    /// One polled record: opens its task if needed, then processes it, or queues it in its
+    /// group when it waits for timestamp order.
+    fn take(&mut self, r: Record) -> Result<()> {
+        let p = r.partition();
+        if !self.topics.contains_key(r.topic()) {
+            return Ok(());
+        }
+        if !self.tasks.contains_key(&p) {
+            let t = self.open_task(p)?;
+            self.tasks.insert(p, t);
+        }
+        let Some((k, lane)) = self.merge.lane(r.topic(), p) else {
+            self.uncommitted |= handle(&r, &mut parts!(self))?;
+            return Ok(());
+        };
+        let ts = match self.topics.get(r.topic()) {
+            Some((name, _)) => self
+                .topology
+                .event_time(name, r.key(), r.payload(), r.timestamp()),
+            None => r.timestamp(),
+        };
+        self.merge.push(k, lane, ts, r);
+        if let Some((topic, n)) = self.merge.buffered(k, lane) {
+            if n >= self.cfg.buffered_records_per_partition
+                && self.paused.insert((topic.to_string(), p))
+            {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(topic, p);
+                self.consumer.pause(&tpl)?;
+            }
+        }
+        self.drain_group(k)
+    }
+
+    /// Processes a group's records for as long as timestamp order allows; resumes a paused
+    /// lane once it has room again.
+    fn drain_group(&mut self, k: GroupKey) -> Result<()> {
+        while let Some(r) = self.merge.next(k, Instant::now()) {
+            self.uncommitted |= handle(&r, &mut parts!(self))?;
+        }
+        if self.paused.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        let limit = self.cfg.buffered_records_per_partition;
+        for (lane, topic) in self.merge.lanes_of(k).into_iter().enumerate() {
+            let room = self
+                .merge
+                .buffered(k, lane)
+                .is_some_and(|(_, n)| n < limit / 2 + 1);
+            if room && self.paused.remove(&(topic.clone(), k.1)) {
+                tpl.add_partition(&topic, k.1);
+            }
+        }
+        if tpl.count() > 0 {
+            self.consumer.resume(&tpl)?;
+        }
+        Ok(())
+    }
+
+    /// After a seek or a revocation: drops buffered records (they are fetched again from the
+    /// position sought) and resumes paused partitions.
+    fn forget_buffered(&mut self) -> Result<()> {
+        self.merge.clear();
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in self.paused.drain() {
+            tpl.add_partition(&t, p);
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.resume(&tpl) {
+                tracing::debug!(error = %e, "resume after a seek");
+            }
+        }
+        Ok(())
     }
 
     fn send(&self, o: &Output) -> Result<()> {
@@ -621,6 +747,7 @@ impl Runner {
                 self.tasks.insert(p, t);
             }
         }
+        self.forget_buffered()?;
         let assignment = self.consumer.assignment()?;
         let committed = self.consumer.committed_offsets(assignment, TIMEOUT)?;
         for e in committed.elements() {
@@ -644,6 +771,8 @@ impl Runner {
                     self.commit()?;
                 }
                 self.positions.clear();
+                self.forget_buffered()?;
+                self.merge.assign(&[]);
                 self.consumer.unassign()?;
             }
             RebalanceEvent::Assign(tpl) => {
@@ -674,6 +803,14 @@ impl Runner {
                         }
                     }
                 }
+                self.forget_buffered()?;
+                let assigned: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                self.merge.assign(&assigned);
+                let tpl = start_positions(&self.consumer, tpl);
                 self.consumer.assign(&tpl)?;
             }
             RebalanceEvent::Error(e) => {
@@ -811,8 +948,41 @@ struct Parts<'a> {
     stats: &'a mut RunStats,
 }
 
+/// Where each newly assigned partition starts: its committed offset, or (never committed)
+/// its log start as a number. Left to librdkafka, a partition its group never committed
+/// waits out librdkafka 2.0.2's 100 ms back-off (it takes "no committed offset" for an
+/// error) before the earliest offset is even looked up. On any failure the partition is
+/// left as it was, and librdkafka's own lookup runs.
+fn start_positions<C: ConsumerContext>(
+    c: &BaseConsumer<C>,
+    tpl: TopicPartitionList,
+) -> TopicPartitionList {
+    let committed = match c.committed_offsets(tpl.clone(), TIMEOUT) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::debug!(error = %e, "committed offsets not known; librdkafka looks them up");
+            return tpl;
+        }
+    };
+    let mut out = tpl;
+    for e in committed.elements() {
+        let start = match (e.error(), e.offset()) {
+            (Ok(()), Offset::Offset(o)) if o >= 0 => o,
+            (Ok(()), Offset::Invalid) => {
+                match c.fetch_watermarks(e.topic(), e.partition(), TIMEOUT) {
+                    Ok((low, _)) if low >= 0 => low,
+                    _ => continue,
+                }
+            }
+            _ => continue,
+        };
+        let _ = out.set_partition_offset(e.topic(), e.partition(), Offset::Offset(start));
+    }
+    out
+}
+
 /// Processes one consumed record; true when it belonged to the topology.
-fn handle<M: Message>(m: &M, x: &mut Parts<'_>) -> Result<bool> {
+fn handle(m: &Record, x: &mut Parts<'_>) -> Result<bool> {
     let topic = m.topic();
     let Some((name, user)) = x.topics.get(topic) else {
         return Ok(false);
@@ -821,7 +991,7 @@ fn handle<M: Message>(m: &M, x: &mut Parts<'_>) -> Result<bool> {
     let Some(task) = x.tasks.get_mut(&p) else {
         return Ok(false);
     };
-    let ts = m.timestamp().to_millis().unwrap_or(0);
+    let ts = m.timestamp();
     task.process(
         x.topology,
         &x.cfg.application_id,

@@ -4,7 +4,7 @@
 //! and the in-memory test driver.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::window::Windows;
@@ -145,6 +145,96 @@ impl Topology {
         v
     }
 
+    /// Input topics that feed one sub-topology (a processor or a store reachable from
+    /// both), two or more to a group: their records must be taken in timestamp order
+    /// ([`crate::merge`]). Tables come first in each group (they win timestamp ties), then
+    /// streams, each by name. A repartition topic starts a sub-topology of its own, as in
+    /// Kafka Streams, so `payments → select_key → repartition → count` has no group.
+    pub(crate) fn co_read_groups(&self) -> Vec<Vec<TopicName>> {
+        // What each input topic reaches: node indices and store names.
+        let mut inputs: Vec<(TopicName, BTreeSet<String>)> = Vec::new();
+        let tables = self.tables.iter().map(|(t, (store, node, _))| {
+            let mut seen = BTreeSet::from([format!("store:{store}")]);
+            self.reach(*node, &mut seen);
+            (t.clone(), seen)
+        });
+        let streams = self.sources.iter().map(|(t, srcs)| {
+            let mut seen = BTreeSet::new();
+            for s in srcs {
+                self.reach(s.node, &mut seen);
+            }
+            (t.clone(), seen)
+        });
+        inputs.extend(tables);
+        inputs.extend(streams);
+        // Merge groups whose reach overlaps until none do (a handful of topics: quadratic is fine).
+        let mut groups: Vec<(Vec<TopicName>, BTreeSet<String>)> = Vec::new();
+        for (t, reach) in inputs {
+            let mut merged = (vec![t], reach);
+            groups.retain(|g| {
+                if g.1.is_disjoint(&merged.1) {
+                    return true;
+                }
+                merged.0.extend(g.0.iter().cloned());
+                merged.1.extend(g.1.iter().cloned());
+                false
+            });
+            groups.push(merged);
+        }
+        let mut out: Vec<Vec<TopicName>> = groups
+            .into_iter()
+            .filter(|g| g.0.len() > 1)
+            .map(|(mut topics, _)| {
+                topics.sort_by_key(|t| (!self.tables.contains_key(t), t.clone()));
+                topics.dedup();
+                topics
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The time a record of `topic` is ordered by in a co-read group: its event time as the
+    /// topic's (first) reader extracts it, else the record's own timestamp (`ts`).
+    pub(crate) fn event_time(
+        &self,
+        topic: &TopicName,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        ts: i64,
+    ) -> i64 {
+        let decode = match self.tables.get(topic) {
+            Some((_, _, d)) => Some(d),
+            None => self
+                .sources
+                .get(topic)
+                .and_then(|s| s.first())
+                .map(|s| &s.decode),
+        };
+        match (decode, value) {
+            (Some(d), Some(v)) => d(key.unwrap_or_default(), v, ts).map_or(ts, |r| r.ts),
+            _ => ts,
+        }
+    }
+
+    fn reach(&self, node: usize, seen: &mut BTreeSet<String>) {
+        if !seen.insert(format!("node:{node}")) {
+            return;
+        }
+        let Some(n) = self.nodes.get(node) else {
+            return;
+        };
+        match &n.kind {
+            NodeKind::Aggregate { store, .. } | NodeKind::Join { store, .. } => {
+                seen.insert(format!("store:{store}"));
+            }
+            _ => {}
+        }
+        for c in &n.children {
+            self.reach(*c, seen);
+        }
+    }
+
     pub fn stores(&self) -> &[StoreSpec] {
         &self.stores
     }
@@ -161,5 +251,50 @@ impl Topology {
                 .collect::<Vec<_>>(),
             self.nodes.len()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::TopicName;
+    use crate::{Consumed, Grouped, StreamsBuilder, StringSerde, Windows};
+
+    fn user(t: &str) -> TopicName {
+        TopicName::User(t.into())
+    }
+
+    #[test]
+    fn a_stream_table_join_reads_both_topics_in_one_group_table_first() {
+        let b = StreamsBuilder::new();
+        let table = b.table("zz-table", Consumed::with(StringSerde, StringSerde), "t");
+        b.stream("aa-stream", Consumed::with(StringSerde, StringSerde))
+            .join(&table, |_, v, t| format!("{v}{t}"))
+            .to("out", crate::Produced::with(StringSerde, StringSerde));
+        b.stream("lonely", Consumed::with(StringSerde, StringSerde))
+            .to("out2", crate::Produced::with(StringSerde, StringSerde));
+        let t = b.build().unwrap();
+        assert_eq!(
+            t.co_read_groups(),
+            vec![vec![user("zz-table"), user("aa-stream")]]
+        );
+    }
+
+    #[test]
+    fn a_repartition_topic_starts_a_sub_topology_of_its_own() {
+        let b = StreamsBuilder::new();
+        let s1 = b.stream("a", Consumed::with(StringSerde, StringSerde));
+        let s2 = b.stream("b", Consumed::with(StringSerde, StringSerde));
+        // Two streams into one sink topic share no processor: no order between them.
+        s1.to("out", crate::Produced::with(StringSerde, StringSerde));
+        s2.select_key(|_, v| v.clone())
+            .group_by_key(Grouped::with("g", StringSerde, StringSerde))
+            .windowed_by(Windows::Tumbling {
+                size: Duration::from_secs(60),
+                grace: Duration::ZERO,
+            })
+            .count("c");
+        assert!(b.build().unwrap().co_read_groups().is_empty());
     }
 }

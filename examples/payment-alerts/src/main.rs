@@ -3,7 +3,6 @@
 //! payments go to a dead-letter topic. Prints one JSON line of run statistics on exit.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -89,27 +88,7 @@ fn main() -> anyhow::Result<()> {
         grace: Duration::from_millis(a.grace_ms),
     };
     let streams = KafkaStreams::new(topology(&opts)?, cfg);
-    let stop = streams.shutdown_handle();
-    std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        rt.block_on(async {
-            let Ok(mut term) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            else {
-                return;
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        });
-        stop.store(true, Ordering::SeqCst);
-    });
+    streams.stop_on_signals();
     let stats = streams.run()?;
     // The one line a script reads: what this run processed.
     println!(
