@@ -3,12 +3,14 @@ fjord-broker: the payments and the customers table are both written before the
 app starts, payments first, so arrival order is the opposite of event time. The
 join is right only if each task takes the two topics' records in timestamp order
 (payments by the `ts` field the app extracts, customers by record timestamp):
-each payment must carry the tier its customer had at the payment's time.
+each payment must carry the tier its customer had at the payment's time. With
+max.task.idle.ms=-1 (arrival order) the same run fails: every payment gets the last tier.
 """
 import json
 import os
 import time
 
+import pytest
 from confluent_kafka import Producer
 
 from fjordtest.binaries import bin_dir, require
@@ -28,13 +30,13 @@ EXPECTED = {100: None, 1000: "silver", 3000: "gold", 5000: "platinum"}
 class Enrich(Proc):
     stop_timeout = 30.0
 
-    def __init__(self, workdir, bootstrap, t):
+    def __init__(self, workdir, bootstrap, t, extra=()):
         super().__init__("payment-enrich", workdir)
         self.args = [os.path.join(bin_dir(), "payment-enrich"), "--bootstrap", bootstrap,
                      "--application-id", t["app"], "--state-dir",
                      os.path.join(workdir, "enrich-state"), "--payments", t["pay"],
                      "--customers", t["cust"], "--output", t["out"],
-                     "--exit-when-idle-ms", "3000"]
+                     "--exit-when-idle-ms", "3000", *extra]
 
     def run(self, timeout=120):
         self.launch(self.args)
@@ -56,7 +58,11 @@ def send(bootstrap, topic, records):
     assert p.flush(30) == 0
 
 
-def test_join_takes_table_and_stream_in_event_time_order(broker, workdir, request):
+# The second run pauses a partition as soon as two of its records wait (and resumes it as
+# they drain), so the pause/resume path is taken many times.
+@pytest.mark.parametrize("extra", [(), ("-p", "buffered.records.per.partition=2")],
+                         ids=["default", "paused-at-2"])
+def test_join_takes_table_and_stream_in_event_time_order(broker, workdir, request, extra):
     require(os.path.join(bin_dir(), "payment-enrich"))
     t = {"pay": unique("pay", request, 20), "cust": unique("cust", request, 20),
          "out": unique("enriched", request, 20), "app": unique("enrich", request, 20)}
@@ -73,7 +79,7 @@ def test_join_takes_table_and_stream_in_event_time_order(broker, workdir, reques
         (c.encode(), json.dumps({"tier": tier}).encode(), d0 + off)
         for off, tier in UPDATES for c in ids])
 
-    stats = Enrich(workdir, broker.bootstrap, t).run()
+    stats = Enrich(workdir, broker.bootstrap, t, extra).run()
     assert stats["input_records"] == CUSTOMERS * (len(PAYMENTS) + len(UPDATES)), stats
 
     got = {}
