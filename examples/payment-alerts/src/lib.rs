@@ -2,6 +2,8 @@
 //! windows with a grace period) and emit one alert when the 11th arrives. The count is the
 //! committed state, so "already alerted" is too: the count passes 11 once per window.
 
+pub mod cli;
+
 use std::time::Duration;
 
 use fjord_streams::{

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 use fjord_streams::{KafkaStreams, StreamsConfig};
+use payment_alerts::cli;
 
 #[derive(Parser)]
 #[command(
@@ -35,34 +35,17 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    cli::init_logging();
     let a = Args::parse();
     let mut props = BTreeMap::from([
         ("application.id".to_string(), a.application_id.clone()),
         ("bootstrap.servers".to_string(), a.bootstrap.clone()),
         ("state.dir".to_string(), a.state_dir.clone()),
     ]);
-    for p in &a.properties {
-        let (k, v) = p
-            .split_once('=')
-            .with_context(|| format!("property {p}: expected key=value"))?;
-        props.insert(k.to_string(), v.to_string());
-    }
+    cli::add_properties(&mut props, &a.properties)?;
     let mut cfg = StreamsConfig::from_properties(&props)?;
     cfg.exit_when_idle = a.exit_when_idle_ms.map(Duration::from_millis);
     let topology = payment_enrich::topology(&a.payments, &a.customers, &a.output)?;
     let streams = KafkaStreams::new(topology, cfg);
-    streams.stop_on_signals();
-    let stats = streams.run()?;
-    // The one line a script reads: what this run processed.
-    println!(
-        "{}",
-        serde_json::json!({ "event": "stopped", "stats": stats })
-    );
-    Ok(())
+    cli::run(streams)
 }
