@@ -129,7 +129,15 @@ impl<K: Data, V: Data> Produced<K, V> {
     }
     fn encode(&self) -> EncodeFn {
         let (ks, vs) = (self.key.clone(), self.value.clone());
-        Arc::new(move |r: &Rec| (ks.serialize(key_ref::<K>(r)), vs.serialize(val_ref::<V>(r))))
+        Arc::new(move |r: &Rec| {
+            let k = ks
+                .serialize(key_ref::<K>(r))
+                .map_err(|e| format!("key: {e}"))?;
+            let v = vs
+                .serialize(val_ref::<V>(r))
+                .map_err(|e| format!("value: {e}"))?;
+            Ok((k, v))
+        })
     }
 }
 
@@ -435,7 +443,10 @@ impl<K: Data, V: Data> KStream<K, V> {
             ));
         }
         let ks = table.key.clone();
-        let key: KeyFn = Arc::new(move |r: &Rec| ks.serialize(key_ref::<K>(r)));
+        let key: KeyFn = Arc::new(move |r: &Rec| {
+            ks.serialize(key_ref::<K>(r))
+                .map_err(|e| format!("key: {e}"))
+        });
         let vs = table.value.clone();
         let join: JoinFn = Arc::new(move |r: Rec, tv: Option<&[u8]>| {
             let tv = match tv {
@@ -480,7 +491,10 @@ fn aggregate_node<K: Data, V: Data, VA: Data, KO: Data>(
     step: Step<K, V, VA>,
 ) -> usize {
     let ks = key.clone();
-    let keyf: KeyFn = Arc::new(move |r: &Rec| ks.serialize(key_ref::<K>(r)));
+    let keyf: KeyFn = Arc::new(move |r: &Rec| {
+        ks.serialize(key_ref::<K>(r))
+            .map_err(|e| format!("key: {e}"))
+    });
     let agg: AggFn = Arc::new(
         move |r: &Rec, old: Option<&[u8]>, win: Option<(i64, i64)>| {
             let (k, v) = (key_ref::<K>(r), val_ref::<V>(r));
@@ -493,7 +507,9 @@ fn aggregate_node<K: Data, V: Data, VA: Data, KO: Data>(
                 None => None,
             };
             let new = step(k, v, old);
-            let bytes = serde.serialize(&new);
+            let bytes = serde
+                .serialize(&new)
+                .map_err(|e| format!("aggregate: {e}"))?;
             let out_key: Dyn = match win {
                 Some((start, end)) => Box::new(Windowed {
                     key: k.clone(),
@@ -669,8 +685,8 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
 /// Windowed tables are not joinable (their store is keyed by window too): a placeholder serde.
 struct NoKeySerde;
 impl<K: 'static> Serde<Windowed<K>> for NoKeySerde {
-    fn serialize(&self, _: &Windowed<K>) -> Vec<u8> {
-        Vec::new()
+    fn serialize(&self, _: &Windowed<K>) -> Result<Vec<u8>> {
+        Err(Error::Serde("windowed table keys are not written".into()))
     }
     fn deserialize(&self, _: &[u8]) -> Result<Windowed<K>> {
         Err(Error::Serde(

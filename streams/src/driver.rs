@@ -132,7 +132,7 @@ impl TopologyTestDriver {
         value: &V,
         ts: i64,
     ) -> Result<()> {
-        let (k, v) = (ks.serialize(key), vs.serialize(value));
+        let (k, v) = (ks.serialize(key)?, vs.serialize(value)?);
         self.pipe_raw(topic, Some(&k), Some(&v), ts)
     }
 

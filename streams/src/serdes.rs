@@ -6,10 +6,11 @@ use std::marker::PhantomData;
 use crate::error::{Error, Result};
 use crate::window::Windowed;
 
-/// A serializer/deserializer pair for one type. Deserializing is fallible (records come
-/// from the network and from disk); serializing a value the program built is not.
+/// A serializer/deserializer pair for one type. Both are fallible: records come from the
+/// network and from disk, and a value may not fit the schema it is written with (a
+/// serialization error stops the task, as Kafka Streams' default handler does).
 pub trait Serde<T>: Send + Sync + 'static {
-    fn serialize(&self, value: &T) -> Vec<u8>;
+    fn serialize(&self, value: &T) -> Result<Vec<u8>>;
     fn deserialize(&self, bytes: &[u8]) -> Result<T>;
 }
 
@@ -32,10 +33,8 @@ impl<T> Serde<T> for JsonSerde<T>
 where
     T: serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
-    fn serialize(&self, value: &T) -> Vec<u8> {
-        // Serializing plain data structs to a Vec cannot fail; fall back to null if a
-        // user type's Serialize impl refuses.
-        serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec())
+    fn serialize(&self, value: &T) -> Result<Vec<u8>> {
+        serde_json::to_vec(value).map_err(|e| Error::Serde(e.to_string()))
     }
     fn deserialize(&self, bytes: &[u8]) -> Result<T> {
         serde_json::from_slice(bytes).map_err(|e| Error::Serde(e.to_string()))
@@ -47,8 +46,8 @@ where
 pub struct StringSerde;
 
 impl Serde<String> for StringSerde {
-    fn serialize(&self, value: &String) -> Vec<u8> {
-        value.as_bytes().to_vec()
+    fn serialize(&self, value: &String) -> Result<Vec<u8>> {
+        Ok(value.as_bytes().to_vec())
     }
     fn deserialize(&self, bytes: &[u8]) -> Result<String> {
         String::from_utf8(bytes.to_vec()).map_err(|e| Error::Serde(e.to_string()))
@@ -60,8 +59,8 @@ impl Serde<String> for StringSerde {
 pub struct BytesSerde;
 
 impl Serde<Vec<u8>> for BytesSerde {
-    fn serialize(&self, value: &Vec<u8>) -> Vec<u8> {
-        value.clone()
+    fn serialize(&self, value: &Vec<u8>) -> Result<Vec<u8>> {
+        Ok(value.clone())
     }
     fn deserialize(&self, bytes: &[u8]) -> Result<Vec<u8>> {
         Ok(bytes.to_vec())
@@ -73,8 +72,8 @@ impl Serde<Vec<u8>> for BytesSerde {
 pub struct I64Serde;
 
 impl Serde<i64> for I64Serde {
-    fn serialize(&self, value: &i64) -> Vec<u8> {
-        value.to_be_bytes().to_vec()
+    fn serialize(&self, value: &i64) -> Result<Vec<u8>> {
+        Ok(value.to_be_bytes().to_vec())
     }
     fn deserialize(&self, bytes: &[u8]) -> Result<i64> {
         let a: [u8; 8] = bytes
@@ -95,11 +94,11 @@ impl<K, S: Serde<K>> WindowedSerde<K, S> {
 }
 
 impl<K: 'static, S: Serde<K>> Serde<Windowed<K>> for WindowedSerde<K, S> {
-    fn serialize(&self, value: &Windowed<K>) -> Vec<u8> {
-        let mut b = self.0.serialize(&value.key);
+    fn serialize(&self, value: &Windowed<K>) -> Result<Vec<u8>> {
+        let mut b = self.0.serialize(&value.key)?;
         b.extend_from_slice(&value.start.to_be_bytes());
         b.extend_from_slice(&value.end.to_be_bytes());
-        b
+        Ok(b)
     }
     fn deserialize(&self, bytes: &[u8]) -> Result<Windowed<K>> {
         if bytes.len() < 16 {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{window_key, CachedStore};
 use crate::topology::{NodeKind, Rec, TopicName, Topology};
 
@@ -158,7 +158,10 @@ impl Task {
                 Ok(())
             }
             NodeKind::Sink { topic, encode } => {
-                let (k, v) = encode(&rec);
+                // Kafka Streams' default: a record that cannot be serialized stops the task.
+                let (k, v) = encode(&rec).map_err(|e| {
+                    Error::Serde(format!("writing to {}: {e}", Topology::topic(app, topic)))
+                })?;
                 out.push(Output {
                     topic: Topology::topic(app, topic),
                     key: Some(k),
@@ -175,7 +178,7 @@ impl Task {
                 agg,
                 windows,
             } => {
-                let kb = key(&rec);
+                let kb = key(&rec).map_err(|e| Error::Serde(format!("store {store}: {e}")))?;
                 let part = self.partition;
                 let Some(s) = self.stores.get_mut(store) else {
                     return Ok(());
@@ -230,7 +233,7 @@ impl Task {
                 Ok(())
             }
             NodeKind::Join { store, key, join } => {
-                let kb = key(&rec);
+                let kb = key(&rec).map_err(|e| Error::Serde(format!("store {store}: {e}")))?;
                 let tv = match self.stores.get(store) {
                     Some(s) => s.get(&kb)?,
                     None => None,

@@ -20,8 +20,8 @@ pub(crate) struct Rec {
 
 pub(crate) type Cloner = Arc<dyn Fn(&Rec) -> Rec + Send + Sync>;
 pub(crate) type StatelessFn = Box<dyn Fn(Rec, &mut Vec<Rec>) + Send + Sync>;
-pub(crate) type EncodeFn = Arc<dyn Fn(&Rec) -> (Vec<u8>, Vec<u8>) + Send + Sync>;
-pub(crate) type KeyFn = Arc<dyn Fn(&Rec) -> Vec<u8> + Send + Sync>;
+pub(crate) type EncodeFn = Arc<dyn Fn(&Rec) -> Result<(Vec<u8>, Vec<u8>), String> + Send + Sync>;
+pub(crate) type KeyFn = Arc<dyn Fn(&Rec) -> Result<Vec<u8>, String> + Send + Sync>;
 /// (record, old aggregate bytes, window start/end) -> (new aggregate bytes, record to forward).
 pub(crate) type AggFn = Arc<
     dyn Fn(&Rec, Option<&[u8]>, Option<(i64, i64)>) -> Result<(Vec<u8>, Rec), String> + Send + Sync,

@@ -6,6 +6,7 @@
 //! converters call those services with.
 
 pub mod client;
+pub mod registry;
 
 use std::convert::Infallible;
 use std::future::Future;
