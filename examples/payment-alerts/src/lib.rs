@@ -7,8 +7,8 @@ pub mod cli;
 use std::time::Duration;
 
 use fjord_streams::{
-    BytesSerde, Consumed, Grouped, JsonSerde, Produced, Result, StreamsBuilder, StringSerde,
-    Topology, Windows,
+    BytesSerde, Consumed, Grouped, JsonSerde, Produced, RegistrySerde, Result, Serde,
+    StreamsBuilder, StringSerde, Topology, Windows,
 };
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +30,22 @@ pub struct Alert {
     pub count: i64,
 }
 
+/// How payments are read and alerts written: plain JSON, or Avro through a Schema
+/// Registry (Confluent's wire format, subjects `<topic>-value`), as Confluent's
+/// AvroSerializer writes and AvroDeserializer reads them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Avro { registry_url: String },
+}
+
+/// The Avro schema of a payment (`{"customer_id", "amount", "ts"}`).
+pub const PAYMENT_AVRO: &str = r#"{"type":"record","name":"Payment","namespace":"fjord.examples","fields":[{"name":"customer_id","type":"string"},{"name":"amount","type":"double"},{"name":"ts","type":"long"}]}"#;
+/// The Avro schema of an alert (`{"customer_id", "day", "count"}`).
+pub const ALERT_AVRO: &str = r#"{"type":"record","name":"Alert","namespace":"fjord.examples","fields":[{"name":"customer_id","type":"string"},{"name":"day","type":"string"},{"name":"count","type":"long"}]}"#;
+
 pub struct Options {
+    pub format: Format,
     pub input: String,
     pub output: String,
     /// The count that raises the alert (11: "more than 10 payments a day").
@@ -41,6 +56,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            format: Format::Json,
             input: "payments".into(),
             output: "payment-alerts".into(),
             threshold: 11,
@@ -64,13 +80,31 @@ pub fn utc_day(ms: i64) -> String {
 }
 
 pub fn topology(o: &Options) -> Result<Topology> {
+    match &o.format {
+        Format::Json => build(o, JsonSerde::<Payment>::new(), JsonSerde::<Alert>::new()),
+        Format::Avro { registry_url } => build(
+            o,
+            RegistrySerde::<Payment>::avro(
+                registry_url,
+                &format!("{}-value", o.input),
+                PAYMENT_AVRO,
+            )?,
+            RegistrySerde::<Alert>::avro(registry_url, &format!("{}-value", o.output), ALERT_AVRO)?,
+        ),
+    }
+}
+
+fn build(
+    o: &Options,
+    payments: impl Serde<Payment>,
+    alerts: impl Serde<Alert>,
+) -> Result<Topology> {
     let b = StreamsBuilder::new();
     // Event time is the payment's own `ts`; a payment that is not valid JSON of this shape
     // fails deserialization and goes to the dead-letter topic (errors.dead.letter.queue.topic.name).
     let payments = b.stream(
         &o.input,
-        Consumed::with(BytesSerde, JsonSerde::<Payment>::new())
-            .with_timestamp_extractor(|_, p: &Payment, _| p.ts),
+        Consumed::with(BytesSerde, payments).with_timestamp_extractor(|_, p: &Payment, _| p.ts),
     );
     let threshold = o.threshold;
     payments
@@ -95,10 +129,7 @@ pub fn topology(o: &Options) -> Result<Topology> {
             };
             (w.key, alert)
         })
-        .to(
-            &o.output,
-            Produced::with(StringSerde, JsonSerde::<Alert>::new()),
-        );
+        .to(&o.output, Produced::with(StringSerde, alerts));
     b.build()
 }
 
