@@ -576,7 +576,7 @@ impl Runner {
 
     /// After a seek or a revocation: drops buffered records (they are fetched again from the
     /// position sought) and resumes paused partitions.
-    fn forget_buffered(&mut self) -> Result<()> {
+    fn forget_buffered(&mut self) {
         self.merge.clear();
         let mut tpl = TopicPartitionList::new();
         for (t, p) in self.paused.drain() {
@@ -587,7 +587,6 @@ impl Runner {
                 tracing::debug!(error = %e, "resume after a seek");
             }
         }
-        Ok(())
     }
 
     fn send(&self, o: &Output) -> Result<()> {
@@ -747,7 +746,7 @@ impl Runner {
                 self.tasks.insert(p, t);
             }
         }
-        self.forget_buffered()?;
+        self.forget_buffered();
         let assignment = self.consumer.assignment()?;
         let committed = self.consumer.committed_offsets(assignment, TIMEOUT)?;
         for e in committed.elements() {
@@ -771,7 +770,7 @@ impl Runner {
                     self.commit()?;
                 }
                 self.positions.clear();
-                self.forget_buffered()?;
+                self.forget_buffered();
                 self.merge.assign(&[]);
                 self.consumer.unassign()?;
             }
@@ -803,7 +802,7 @@ impl Runner {
                         }
                     }
                 }
-                self.forget_buffered()?;
+                self.forget_buffered();
                 let assigned: Vec<(String, i32)> = tpl
                     .elements()
                     .iter()
