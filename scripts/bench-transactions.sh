@@ -16,7 +16,8 @@
 # once); the non-transactional run is the same with linger 0 or 5.
 # Transactional runs: one producer (the figure) and TXN_PRODUCERS (default 4)
 # concurrent transactional producers sharing the records, since one producer waits for
-# each commit before it begins the next transaction.
+# each commit before it begins the next transaction; each against the idempotent run of
+# the same shape (1 producer, or TXN_PRODUCERS producers sharing the records).
 # env: KBENCH (default ~/.cache/bench-target/release/kbench, built from bench/kbench),
 #      FJORD_BIN, MSGS, REPS, TXN_PRODUCERS, CLUSTERS (e.g. "1" or "1 3"), LINGER_MS (0)
 set -euo pipefail
@@ -35,9 +36,13 @@ from replication import replharness as h
 
 kb, msgs, reps = os.environ["KBENCH"], int(os.environ["MSGS"]), int(os.environ["REPS"])
 np = int(os.environ["TXN_PRODUCERS"])
-RUNS = (("idempotent", ["--idempotence"]),
-        ("txn-1p", ["--transactional", "--txn-records", "100"]),
-        ("txn-%dp" % np, ["--transactional", "--txn-records", "100", "--producers", str(np)]))
+# Each transactional run is set against the idempotent run of the same shape (one producer,
+# or np producers sharing the records): "the same without transactions".
+RUNS = (("idempotent", ["--idempotence"], None),
+        ("txn-1p", ["--transactional", "--txn-records", "100"], "idempotent"),
+        ("idempotent-%dp" % np, ["--idempotence", "--producers", str(np)], None),
+        ("txn-%dp" % np, ["--transactional", "--txn-records", "100", "--producers", str(np)],
+         "idempotent-%dp" % np))
 
 def field(name, line):
     m = re.search(r" %s=([^ ]+)" % name, line)
@@ -48,10 +53,10 @@ for n in map(int, os.environ["CLUSTERS"].split()):
     rf = 3 if n >= 3 else 1
     c = h.start_cluster(n, {"min.insync.replicas": 2 if rf == 3 else 1,
                             "log.retention.check.interval.ms": 60000})
-    res = {label: [] for label, _ in RUNS}
+    res = {label: [] for label, _, _ in RUNS}
     try:
         for r in range(reps):
-            for label, extra in RUNS:
+            for label, extra, _ in RUNS:
                 topic = "bench-txn-%d-%s-%d" % (n, label, r)
                 out = subprocess.run([kb, "--brokers", c.bootstrap, "--mode", "produce",
                                       "--topic", topic, "--messages", str(msgs), "--size", "1024",
@@ -74,13 +79,12 @@ for n in map(int, os.environ["CLUSTERS"].split()):
         sys.exit(1)
     med = {k: (statistics.median(x for x, _ in v), statistics.median(p for _, p in v))
            for k, v in res.items()}
-    base = med["idempotent"][0]
     print("--- %d broker(s), RF %d, acks=all, 1 KiB, linger.ms=%s, %d records a run, medians of %d round(s)"
           % (n, rf, os.environ["LINGER_MS"], msgs, reps))
-    for label, _ in RUNS:
+    for label, _, base in RUNS:
         rate, p99 = med[label]
-        tail = "" if label == "idempotent" else \
-            "  ratio=%.2f  commit_p99_ms=%.1f" % (rate / base, p99)
+        tail = "" if base is None else \
+            "  ratio=%.2f (to %s)  commit_p99_ms=%.1f" % (rate / med[base][0], base, p99)
         print("result brokers=%d rf=%d %-12s %9.0f msgs/s %7.1f MB/s%s"
               % (n, rf, label, rate, rate * 1024 / 1e6, tail), flush=True)
 PY

@@ -59,7 +59,8 @@ pub struct Args {
     /// Records per transaction with --transactional
     #[arg(long, default_value_t = 100)]
     pub txn_records: u64,
-    /// Transactional producers (threads, one transactional.id each) sharing the records
+    /// Producers (threads, one client each; transactional: one transactional.id each)
+    /// sharing the records
     #[arg(long, default_value_t = 1)]
     pub producers: u64,
     /// linger.ms (librdkafka default 5)
