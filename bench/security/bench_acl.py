@@ -11,8 +11,12 @@ broker 1, then to one led by broker 2, alternating for ROUNDS rounds;
 medians of MB/s and the ratio. Then `fjord-acl-bench` times single
 decisions against a 10,000-entry cache (ns per decision).
 
+Besides MB/s, each round prints the serving broker's CPU seconds per GiB (utime + stime
+from /proc): on a shared machine throughput swings between rounds far more than an
+authorizer could move it, while the broker's own CPU per GiB is what a decision adds to.
+
 Usage: bench_acl.py [--quick]   (--quick: 1,000 ACLs and 32 MiB per round, else 10,000
-ACLs and 128 MiB; 3 rounds)"""
+ACLs and 128 MiB; ROUNDS rounds, default 3, 5 in a full run)"""
 import os
 import socket
 import struct
@@ -36,7 +40,7 @@ from security.conftest import SecureBroker, make_certs  # noqa: E402
 
 QUICK = "--quick" in sys.argv
 MB = 32 if QUICK else 128
-ROUNDS = 3
+ROUNDS = int(os.environ.get("ROUNDS", 3 if QUICK else 5))
 ACLS = 1_000 if QUICK else 10_000
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
         'username="admin" password="admin-secret" user_admin="admin-secret" '
@@ -58,6 +62,13 @@ class Bench(SecureBroker):
 def wstr(v):
     b = v.encode()
     return struct.pack(">h", len(b)) + b
+
+
+def cpu_s(pid):
+    """utime + stime of a process, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def produce(addr, topic, n):
@@ -145,16 +156,23 @@ def main():
               % (len(bindings), time.time() - t0), flush=True)
         n = MB * 1024
         runs = {1: [], 2: []}
+        cpu = {1: [], 2: []}
         for r in range(ROUNDS):
             for b in brokers:
+                c0 = cpu_s(b.pid)
                 el = produce(b.addr("SASL_PLAINTEXT"), topics[(b.id, r)], n)
+                per_gib = (cpu_s(b.pid) - c0) * 1024 / MB
                 runs[b.id].append(MB / el)
-                print("acl-bench: round %d %-22s produce %7.1f MB/s" %
-                      (r + 1, "no authorizer" if b.id == 1 else "authorizer, %d ACLs" % ACLS, MB / el), flush=True)
+                cpu[b.id].append(per_gib)
+                print("acl-bench: round %d %-22s produce %7.1f MB/s  broker CPU %.2f s/GiB" %
+                      (r + 1, "no authorizer" if b.id == 1 else "authorizer, %d ACLs" % ACLS,
+                       MB / el, per_gib), flush=True)
         med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
         off, on_ = med(runs[1]), med(runs[2])
         print("acl-bench: produce no authorizer %7.1f MB/s, authorizer with %d ACLs %7.1f MB/s "
               "(%.0f%%; medians of %d, %d x 1 KiB)" % (off, ACLS, on_, 100 * on_ / off, ROUNDS, n), flush=True)
+        print("acl-bench: broker CPU no authorizer %.2f s/GiB, authorizer with %d ACLs %.2f s/GiB "
+              "(medians of %d)" % (med(cpu[1]), ACLS, med(cpu[2]), ROUNDS), flush=True)
     finally:
         for b in brokers:
             b.stop()
