@@ -30,8 +30,11 @@ step fjord_install_apt
 step fjord_install_pip
 step fjord_build
 
-# The broker's modules import one way only (docs/architecture.md → The broker).
-python3 scripts/check-cycles.py broker/src
+# The broker's, Connect's and fjord-streams' modules import one way only
+# (docs/architecture.md).
+for crate_src in broker/src connect/src streams/src; do
+  python3 scripts/check-cycles.py "$crate_src"
+done
 
 if cargo nextest --version >/dev/null 2>&1; then
   step cargo nextest run --release --workspace --no-fail-fast

@@ -1,10 +1,9 @@
-//! Java `.properties` parsing and the worker's keys (Kafka Connect's names), plus
-//! the typed getters every connector uses so that a bad value is reported the same
-//! way everywhere: the key, the file, and why.
+//! Java `.properties` parsing and the typed getters every connector (and the worker's
+//! own keys, `worker_config.rs`) uses, so that a bad value is reported the same way
+//! everywhere: the key, the file, and why.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 /// A connector's or worker's configuration: key → value, as Connect keeps it.
 pub type ConfigMap = BTreeMap<String, String>;
@@ -204,131 +203,6 @@ pub fn list(m: &ConfigMap, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The worker's own keys (Kafka's names). Unknown keys are kept in `all` and ignored,
-/// as Kafka only warns about them; `plugin.path` is accepted: the connectors are built in.
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    pub bootstrap_servers: String,
-    pub group_id: Option<String>,
-    pub key_converter: ConfigMap,
-    pub value_converter: ConfigMap,
-    /// host:port to bind the REST listener on (from `listeners`).
-    pub rest_addr: String,
-    pub offset_flush_interval: Duration,
-    pub offset_storage_file: Option<String>,
-    pub shutdown_timeout: Duration,
-    /// Distributed mode: how long a dead worker keeps its tasks (its coordinator
-    /// session's timeout).
-    pub session_timeout: Duration,
-    /// Every key, so `producer.*`/`consumer.*` overrides can reach the clients.
-    pub all: ConfigMap,
-}
-
-impl WorkerConfig {
-    pub fn from_map(m: ConfigMap) -> Result<Self, ConfigError> {
-        let bootstrap_servers = m
-            .get("bootstrap.servers")
-            .cloned()
-            .unwrap_or_else(|| "localhost:9092".into());
-        let key_converter = converter_section(&m, "key.converter", true)?;
-        let value_converter = converter_section(&m, "value.converter", true)?;
-        let listeners = m
-            .get("listeners")
-            .cloned()
-            .unwrap_or_else(|| "http://127.0.0.1:8083".into());
-        let first = listeners.split(',').next().unwrap_or("").trim().to_string();
-        let rest_addr = match first.strip_prefix("http://") {
-            Some(a) if !a.is_empty() => normalise_host(a),
-            _ => {
-                return Err(ConfigError::new(
-                    "listeners",
-                    format!("Invalid value {listeners}: expected http://host:port (https listeners are not supported yet)"),
-                ))
-            }
-        };
-        let offset_flush_interval =
-            Duration::from_millis(int_at_least(&m, "offset.flush.interval.ms", 60_000, 1)? as u64);
-        let shutdown_timeout =
-            Duration::from_millis(
-                int_at_least(&m, "tasks.shutdown.graceful.timeout.ms", 5_000, 0)? as u64,
-            );
-        let session_timeout =
-            Duration::from_millis(int_at_least(&m, "session.timeout.ms", 10_000, 1_000)? as u64);
-        if let Some(v) = m.get("plugin.path") {
-            tracing::info!(plugin_path = %v, "plugin.path ignored: the connectors are built into fjord-connect");
-        }
-        Ok(WorkerConfig {
-            bootstrap_servers,
-            group_id: m.get("group.id").cloned(),
-            key_converter,
-            value_converter,
-            rest_addr,
-            offset_flush_interval,
-            offset_storage_file: m.get("offset.storage.file.filename").cloned(),
-            shutdown_timeout,
-            session_timeout,
-            all: m,
-        })
-    }
-
-    /// `producer.`/`consumer.`/`admin.` prefixed overrides for a client.
-    pub fn client_overrides(&self, prefix: &str) -> Vec<(String, String)> {
-        self.all
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix(prefix).map(|s| (s.to_string(), v.clone())))
-            .collect()
-    }
-}
-
-fn normalise_host(a: &str) -> String {
-    let a = a.trim_end_matches('/');
-    match a.rsplit_once(':') {
-        Some(("", port)) | Some(("0.0.0.0", port)) if port.parse::<u16>().is_ok() => {
-            format!("0.0.0.0:{port}")
-        }
-        Some((host, port)) if port.parse::<u16>().is_ok() => {
-            let host = if host == "localhost" {
-                "127.0.0.1"
-            } else {
-                host
-            };
-            format!("{host}:{port}")
-        }
-        _ => format!("{a}:8083"),
-    }
-}
-
-/// The converter class under `prefix` and its `prefix.`-keys (the class's own settings),
-/// e.g. `value.converter=...JsonConverter` and `value.converter.schemas.enable=false`.
-/// `required` says whether the class must be there (worker) or may be absent (connector).
-pub fn converter_section(
-    m: &ConfigMap,
-    prefix: &str,
-    required_class: bool,
-) -> Result<ConfigMap, ConfigError> {
-    let mut out = ConfigMap::new();
-    match m.get(prefix) {
-        Some(class) => {
-            out.insert("class".into(), class.trim().to_string());
-        }
-        None if required_class => {
-            return Err(ConfigError::new(
-                prefix,
-                "Missing required configuration with no default value",
-            ))
-        }
-        None => return Ok(out),
-    }
-    let dotted = format!("{prefix}.");
-    for (k, v) in m {
-        if let Some(sub) = k.strip_prefix(&dotted) {
-            out.insert(sub.to_string(), v.clone());
-        }
-    }
-    crate::converters::Converter::from_config(prefix, &out)?;
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,20 +229,5 @@ mod tests {
         assert_eq!(boolean(&m, "enable", true).unwrap_err().key, "enable");
         assert_eq!(required(&m, "topics").unwrap_err().key, "topics");
         assert_eq!(int(&m, "missing", 7).unwrap(), 7);
-    }
-
-    #[test]
-    fn worker_listeners_and_converters() {
-        let m = parse_properties(
-            "bootstrap.servers=127.0.0.1:9092\nkey.converter=org.apache.kafka.connect.storage.StringConverter\nvalue.converter=org.apache.kafka.connect.json.JsonConverter\nvalue.converter.schemas.enable=false\nlisteners=http://localhost:18083\n",
-        );
-        let w = WorkerConfig::from_map(m).unwrap();
-        assert_eq!(w.rest_addr, "127.0.0.1:18083");
-        assert_eq!(w.value_converter["schemas.enable"], "false");
-        let bad = parse_properties("key.converter=com.example.Nope\nvalue.converter=org.apache.kafka.connect.storage.StringConverter\n");
-        assert_eq!(
-            WorkerConfig::from_map(bad).unwrap_err().key,
-            "key.converter"
-        );
     }
 }

@@ -19,12 +19,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::assignment;
-use crate::config::{self, ConfigMap, WorkerConfig};
+use crate::config::{self, ConfigMap};
 use crate::config_store::{ConfigStore, ConnectorRecord, StoreError};
 use crate::connectors::{self, Kind};
 use crate::distributed::Cluster;
 use crate::storage::OffsetStore;
 use crate::worker::{self, SharedStatus, Target, TaskCtx, TaskStatus};
+use crate::worker_config::WorkerConfig;
 
 /// Errors with the HTTP status Connect answers them with.
 #[derive(Debug, thiserror::Error)]

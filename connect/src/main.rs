@@ -22,15 +22,17 @@ mod sink_context;
 mod storage;
 mod transforms;
 mod worker;
+mod worker_config;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use config::{ConfigError, ConfigMap, WorkerConfig};
+use config::{ConfigError, ConfigMap};
 use config_store::{ConfigStore, MemoryConfigs};
 use herder::Herder;
 use storage::{FileOffsets, OffsetStore};
+use worker_config::WorkerConfig;
 
 const USAGE: &str = "usage: fjord-connect standalone <worker.properties> [connector.properties ...]\n       fjord-connect distributed <worker.properties>";
 

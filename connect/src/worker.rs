@@ -17,10 +17,11 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::acks::{Acks, BatchId};
-use crate::config::{self, ConfigMap, WorkerConfig};
+use crate::config::{self, ConfigMap};
 use crate::connectors::file_sink::{FileSink, FileSinkConfig};
 use crate::connectors::file_source::{FileSource, FileSourceConfig};
-use crate::connectors::jdbc_sink::{JdbcSink, JdbcSinkConfig, Prepared, Preparer};
+use crate::connectors::jdbc_config::JdbcSinkConfig;
+use crate::connectors::jdbc_sink::{JdbcSink, Prepared, Preparer};
 use crate::connectors::jdbc_source::{JdbcSource, JdbcSourceConfig};
 use crate::connectors::s3_sink::{S3Config, S3Sink};
 use crate::connectors::{self, SinkRecord, TaskError};
@@ -29,6 +30,7 @@ use crate::errors::{headers_of, ErrorPolicy, Failure, RawRecord, Reporter, Stage
 use crate::sink_context::SinkContext;
 use crate::storage::OffsetStore;
 use crate::transforms::{Rec, Transforms};
+use crate::worker_config::WorkerConfig;
 
 /// What the herder asks of a task (stored with a connector's config in distributed mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -98,7 +100,7 @@ pub async fn run_task(mut ctx: TaskCtx) {
 fn converters(ctx: &TaskCtx) -> Result<(Converter, Converter), String> {
     let pick = |prefix: &str, worker: &ConfigMap| -> Result<Converter, String> {
         let own =
-            config::converter_section(&ctx.config, prefix, false).map_err(|e| e.to_string())?;
+            crate::converters::section(&ctx.config, prefix, false).map_err(|e| e.to_string())?;
         let section = if own.contains_key("class") {
             own
         } else {

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use super::{SinkRecord, TaskError};
+use super::records::{SinkRecord, TaskError};
 use crate::config::{ConfigError, ConfigMap};
 use crate::converters::Data;
 

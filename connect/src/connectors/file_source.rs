@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{SourceRecord, TaskError};
+use super::records::{SourceRecord, TaskError};
 
 /// Bytes read ahead from the file per poll: enough for a full `batch.size` of 1 KiB lines
 /// (small reads made small producer batches, each waited for).

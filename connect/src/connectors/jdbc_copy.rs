@@ -23,9 +23,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 
+use super::jdbc_config::InsertMode;
 use super::jdbc_db::{Db, DbError};
 use super::jdbc_dialect::{key_indexes, pg_type, ColDef, Dialect};
-use super::jdbc_sink::InsertMode;
 use super::jdbc_types::{self as types, SqlValue};
 
 /// The stage's column holding a row's place in the put (the last of a key wins).

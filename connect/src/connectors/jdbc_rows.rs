@@ -19,10 +19,10 @@ use base64::Engine;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
+use super::jdbc_config::{JdbcSinkConfig, PkMode};
 use super::jdbc_dialect::ColDef;
-use super::jdbc_sink::{JdbcSinkConfig, PkMode};
 use super::jdbc_types::{decimal_text, to_sql, ColType, SqlValue};
-use super::SinkRecord;
+use super::records::SinkRecord;
 use crate::converters::{Data, SchemaAndValue};
 
 /// A field of a struct schema.

@@ -21,7 +21,7 @@ use super::jdbc_db::{Column, Db, DbError};
 use super::jdbc_dialect::{Dialect, SourceFrom};
 use super::jdbc_types::{to_json, ColType, SqlValue};
 use super::jdbc_url::{Engine, JdbcUrl};
-use super::{SourceRecord, TaskError};
+use super::records::{SourceRecord, TaskError};
 use crate::config::{self, ConfigError, ConfigMap};
 use crate::converters::{Data, SchemaAndValue};
 
@@ -154,7 +154,7 @@ impl JdbcSourceConfig {
 }
 
 pub fn definitions() -> Vec<(&'static str, &'static str, bool, Option<&'static str>)> {
-    let mut d = super::jdbc_sink::common_definitions();
+    let mut d = super::jdbc_config::common_definitions();
     d.extend([
         ("mode", "STRING", true, None),
         ("incrementing.column.name", "STRING", false, Some("")),
@@ -213,7 +213,7 @@ impl JdbcSource {
     /// Connect and find the tables (`table.whitelist`, else every table of the database
     /// less `table.blacklist`); place each at its stored offset.
     pub async fn start(&mut self) -> Result<(), TaskError> {
-        let mut db = super::jdbc_sink::connect(
+        let mut db = super::jdbc_config::connect(
             &self.cfg.url,
             self.cfg.connection_attempts,
             self.cfg.connection_backoff,

@@ -4,6 +4,7 @@
 
 pub mod file_sink;
 pub mod file_source;
+pub mod jdbc_config;
 pub mod jdbc_copy;
 pub mod jdbc_db;
 pub mod jdbc_dialect;
@@ -17,12 +18,12 @@ pub mod s3_partitioner;
 pub mod s3_sink;
 pub mod s3_uploads;
 
+mod records;
+pub use records::{SinkRecord, SourceRecord, TaskError};
+
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use crate::config::{self, ConfigError, ConfigMap};
-use crate::converters::SchemaAndValue;
 use crate::errors::ErrorPolicy;
 
 pub const FILE_SOURCE: &str = "org.apache.kafka.connect.file.FileStreamSourceConnector";
@@ -90,39 +91,6 @@ pub fn plugin(name: &str) -> Option<&'static Plugin> {
     })
 }
 
-/// A record a source task produced, with its place in the source.
-#[derive(Debug, Clone)]
-pub struct SourceRecord {
-    pub partition: Value,
-    pub offset: Value,
-    pub topic: String,
-    pub key: SchemaAndValue,
-    pub value: SchemaAndValue,
-}
-
-/// A record a sink task receives (already converted).
-#[derive(Debug, Clone)]
-pub struct SinkRecord {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub timestamp: Option<i64>,
-    /// Converted like the value (a bad key is a poison record); the JDBC sink's
-    /// `pk.mode=record_key` and `delete.enabled` read it.
-    pub key: SchemaAndValue,
-    pub value: SchemaAndValue,
-}
-
-/// How a task call failed: `Retriable` leaves the task running and the call is tried
-/// again (a lost S3 connection); `Fatal` fails the task with the message as its trace.
-#[derive(Debug, thiserror::Error, Clone)]
-pub enum TaskError {
-    #[error("{0}")]
-    Retriable(String),
-    #[error("{0}")]
-    Fatal(String),
-}
-
 /// Check a whole connector config; every problem is listed (the REST validate call
 /// shows them all), standalone and POST refuse on the first.
 pub fn validate(m: &ConfigMap) -> Vec<ConfigError> {
@@ -151,8 +119,8 @@ pub fn validate(m: &ConfigMap) -> Vec<ConfigError> {
         return errs;
     };
     push(config::int_at_least(m, "tasks.max", 1, 1).map(|_| ()));
-    push(config::converter_section(m, "key.converter", false).map(|_| ()));
-    push(config::converter_section(m, "value.converter", false).map(|_| ()));
+    push(crate::converters::section(m, "key.converter", false).map(|_| ()));
+    push(crate::converters::section(m, "value.converter", false).map(|_| ()));
     push(ErrorPolicy::from_config(m).map(|_| ()));
     push(crate::transforms::Transforms::from_config(m).map(|_| ()));
     if p.kind == Kind::Sink {
@@ -185,7 +153,7 @@ pub fn validate(m: &ConfigMap) -> Vec<ConfigError> {
         FILE_SOURCE => push(file_source::FileSourceConfig::from_config(m).map(|_| ())),
         FILE_SINK => push(file_sink::FileSinkConfig::from_config(m).map(|_| ())),
         S3_SINK => push(s3_sink::S3Config::from_config(m).map(|_| ())),
-        JDBC_SINK => push(jdbc_sink::JdbcSinkConfig::from_config(m).map(|_| ())),
+        JDBC_SINK => push(jdbc_config::JdbcSinkConfig::from_config(m).map(|_| ())),
         JDBC_SOURCE => push(jdbc_source::JdbcSourceConfig::from_config(m).map(|_| ())),
         _ => {}
     }
@@ -264,7 +232,7 @@ pub fn definitions(class: &str) -> Vec<(&'static str, &'static str, bool, Option
         ]),
         Some(FILE_SINK) => d.push(("file", "STRING", false, None)),
         Some(S3_SINK) => d.extend(s3_sink::definitions()),
-        Some(JDBC_SINK) => d.extend(jdbc_sink::definitions()),
+        Some(JDBC_SINK) => d.extend(jdbc_config::definitions()),
         Some(JDBC_SOURCE) => d.extend(jdbc_source::definitions()),
         _ => {}
     }

@@ -20,7 +20,7 @@
 
 use serde_json::Value;
 
-use super::SinkRecord;
+use super::records::SinkRecord;
 use crate::config::{self, ConfigError, ConfigMap};
 use crate::converters::Data;
 use crate::date_pattern::{format_ts, unknown_letter};

@@ -24,10 +24,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rusty_s3::Credentials;
 
+use super::records::{SinkRecord, TaskError};
 use super::s3_client::S3Client;
 use super::s3_partitioner::{fixed_offset_ms, Partitioner, DEFAULT as DEFAULT_PARTITIONER};
 use super::s3_uploads::{with_retries, Retry, Uploads};
-use super::{SinkRecord, TaskError};
 use crate::config::{self, ConfigError, ConfigMap};
 use crate::converters::{avro_data, Data, LastSchema};
 use crate::errors::ErrorPolicy;

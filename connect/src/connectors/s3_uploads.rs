@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::task::{AbortHandle, JoinError, JoinSet};
 
+use super::records::TaskError;
 use super::s3_client::{S3Client, S3Error};
-use super::TaskError;
 
 /// PUTs of one task at once. Four keep moto's threads and a real endpoint's
 /// connections busy while the task fills the next objects; more only holds more

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+use super::data::{schema_and_value, ConvertError, LastSchema, SchemaAndValue};
+use super::json_schema_data;
 use super::registry::{lock, Subjects};
-use super::{json_schema_data, schema_and_value, ConvertError, LastSchema, SchemaAndValue};
 use crate::config::{ConfigError, ConfigMap};
 
 #[derive(Debug)]
