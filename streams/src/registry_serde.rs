@@ -14,6 +14,7 @@ use fjord_http::registry::SchemaRegistry;
 use fjord_schema::{codec, framing, Parsed, SchemaType};
 
 use crate::error::{Error, Result};
+use crate::runtime::blocking_runtime;
 use crate::serdes::Serde;
 
 /// A registry serde for values (or keys) of type `T`.
@@ -71,13 +72,7 @@ impl<T> RegistrySerde<T> {
             .map_err(|e| Error::Config(format!("schema for {subject}: {e}")))?;
         let registry = SchemaRegistry::new(url, auto_register)
             .map_err(|e| Error::Config(format!("schema registry {url}: {e}")))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Io {
-                path: "tokio runtime".into(),
-                source: e,
-            })?;
+        let rt = blocking_runtime()?;
         let id = rt
             .block_on(registry.id(subject, kind.as_str(), schema))
             .map_err(|e| Error::Config(format!("registering the schema of {subject}: {e}")))?;

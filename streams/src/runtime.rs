@@ -1048,6 +1048,18 @@ fn process_id(app_dir: &Path) -> Result<String> {
     Ok(id)
 }
 
+/// A current-thread runtime for the few async calls (admin, Schema Registry) the stream
+/// thread makes, blocking on each.
+pub(crate) fn blocking_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io {
+            path: "tokio runtime".into(),
+            source: e,
+        })
+}
+
 fn create_internal_topics(topology: &Topology, cfg: &StreamsConfig, partitions: i32) -> Result<()> {
     let app = &cfg.application_id;
     let mut topics: Vec<(String, Vec<(String, String)>)> = Vec::new();
@@ -1090,14 +1102,7 @@ fn create_internal_topics(topology: &Topology, cfg: &StreamsConfig, partitions: 
             t
         })
         .collect();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Io {
-            path: "tokio runtime".into(),
-            source: e,
-        })?;
-    let results = rt.block_on(
+    let results = blocking_runtime()?.block_on(
         admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(TIMEOUT))),
     )?;
     for r in results {
