@@ -74,6 +74,13 @@ impl<'a> Iterator for Records<'a> {
 /// and a CRC32C matches, so a torn tail is not mistaken for damage. Returns
 /// the offset of the damaged record.
 pub fn damaged_at(bytes: &[u8], end: usize) -> Option<usize> {
+    // A preallocated log's unused tail (`txnlog`): nothing can follow.
+    if bytes
+        .get(end..)
+        .is_some_and(|rest| rest.iter().all(|b| *b == 0))
+    {
+        return None;
+    }
     let valid_at = |pos: usize| Records { bytes, pos }.next().is_some();
     let hdr = bytes.get(end..end.checked_add(HEADER)?)?;
     let len = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;

@@ -5,6 +5,8 @@
 //! writes whatever has accumulated and fsyncs once for all of it, then
 //! publishes the highest durable zxid. Nobody waits on a timer: while one
 //! fsync runs, the next batch fills. Replies wait for the durable zxid.
+//! Files are zero-filled ahead of the records ([`PREALLOC`]), so those
+//! fsyncs need no filesystem journal commit.
 //!
 //! Files: `<dataLogDir>/fjord-log/log.<first zxid, hex>` and
 //! `<dataDir>/fjord-snap/snapshot.<zxid, hex>`, both record files
@@ -12,6 +14,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -328,15 +331,77 @@ fn write_image(tree: &DataTree, tmp: &Path, path: &Path) -> io::Result<()> {
     fs::rename(tmp, path)
 }
 
-fn new_log_file(dir: &Path, start: i64) -> Result<File, StorageError> {
+/// Log files are zero-filled this far ahead of their records: an
+/// fdatasync after a write that grows the file must also commit the new size
+/// (a filesystem journal commit), after a write inside it only the data
+/// (ext4 here: p50 0.13 → 0.09 ms for a small record), and every write waits
+/// for that sync. A zero length ends the records ([`recfile`]), so the unused
+/// tail reads as the end of the log. ZooKeeper preallocates its logs likewise.
+/// Each step stalls the writer (here ~1 ms to write 1 MiB of zeros, ~3 ms for
+/// the sync that flushes them, once per ~3000 small records): a bigger step
+/// stalls longer (8 MiB: ~40 ms).
+const PREALLOC: u64 = 1 << 20;
+
+/// The log file being written: records go at `pos`, zeros reach `alloc`.
+struct LogFile {
+    file: Arc<File>,
+    pos: u64,
+    alloc: u64,
+    /// Zero-filling failed once (a nearly full disk): records then simply
+    /// extend the file, as without preallocation.
+    no_prealloc: bool,
+}
+
+impl LogFile {
+    /// Writes `buf` after the last record, zero-filling ahead first.
+    fn write(&mut self, buf: &[u8], dir: &Path, guard: Option<&crate::diskguard::DiskGuard>) {
+        let end = self.pos + buf.len() as u64;
+        if end > self.alloc && !self.no_prealloc {
+            self.zero_fill(end.div_ceil(PREALLOC) * PREALLOC, dir, guard);
+        }
+        if let Err(e) = self.file.write_all_at(buf, self.pos) {
+            write_failed(dir, &e);
+        }
+        self.pos = end;
+        self.alloc = self.alloc.max(end);
+    }
+
+    fn zero_fill(&mut self, to: u64, dir: &Path, guard: Option<&crate::diskguard::DiskGuard>) {
+        const CHUNK: usize = 1 << 20;
+        let zeros = vec![0u8; CHUNK];
+        while self.alloc < to {
+            let n = CHUNK.min((to - self.alloc) as usize);
+            if let Err(e) = self.file.write_all_at(&zeros[..n], self.alloc) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot preallocate the transaction log; appending without");
+                self.no_prealloc = true;
+                return;
+            }
+            if let Some(g) = guard {
+                g.wrote(n as u64);
+            }
+            self.alloc += n as u64;
+        }
+    }
+}
+
+/// Starts `log.<start>`. A file of that name already there holds no valid
+/// record (recovery would have replayed it past `start`), only zeros or a
+/// torn record of a previous run, so it starts over.
+fn new_log_file(dir: &Path, start: i64) -> Result<LogFile, StorageError> {
     let path = dir.join(format!("log.{start:016x}"));
     let f = OpenOptions::new()
         .create(true)
-        .append(true)
+        .write(true)
+        .truncate(true)
         .open(&path)
         .map_err(io_err(&path))?;
     fsync_dir(dir);
-    Ok(f)
+    Ok(LogFile {
+        file: Arc::new(f),
+        pos: 0,
+        alloc: 0,
+        no_prealloc: false,
+    })
 }
 
 /// Fsync work handed from the writer to the syncers: the newest request
@@ -352,7 +417,7 @@ struct SyncSlot {
 /// for a sync: it keeps appending while up to SYNCERS syncs are in flight.
 const SYNCERS: usize = 3;
 
-fn writer_loop(shared: Arc<Shared>, dir: PathBuf, file: File) {
+fn writer_loop(shared: Arc<Shared>, dir: PathBuf, mut log: LogFile) {
     let slot = Arc::new(SyncSlot::default());
     for i in 0..SYNCERS {
         let (slot, shared, dir) = (slot.clone(), shared.clone(), dir.clone());
@@ -363,15 +428,15 @@ fn writer_loop(shared: Arc<Shared>, dir: PathBuf, file: File) {
             tracing::error!(error = %e, "cannot start a log syncer thread");
         }
     }
-    let mut file = Arc::new(file);
     loop {
         let items = shared.pending.take_all();
         let mut written = None;
         for item in items {
             match item {
                 Item::Bytes(buf, last) => {
-                    write_or_exit(&file, &buf, &dir);
-                    if let Some(g) = shared.guard.get() {
+                    let guard = shared.guard.get().map(|g| &**g);
+                    log.write(&buf, &dir, guard);
+                    if let Some(g) = guard {
                         g.wrote(buf.len() as u64);
                     }
                     written = Some(last);
@@ -379,14 +444,16 @@ fn writer_loop(shared: Arc<Shared>, dir: PathBuf, file: File) {
                 Item::Roll(next) => {
                     // The old file is synced here, in line, so that a sync of
                     // the new file can never claim zxids still unsynced in it.
-                    sync_or_exit(&file, &dir);
+                    // Without its zero tail (only disk space: zeros end the records anyway).
+                    let _ = log.file.set_len(log.pos);
+                    sync_or_exit(&log.file, &dir);
                     if let Some(z) = written.take() {
                         shared.durable.send_modify(|d| *d = (*d).max(z));
                     }
                     loop {
                         match new_log_file(&dir, next) {
                             Ok(f) => {
-                                file = Arc::new(f);
+                                log = f;
                                 break;
                             }
                             Err(e) => {
@@ -399,7 +466,7 @@ fn writer_loop(shared: Arc<Shared>, dir: PathBuf, file: File) {
             }
         }
         if let Some(z) = written {
-            *slot.want.lock() = Some((file.clone(), z));
+            *slot.want.lock() = Some((log.file.clone(), z));
             slot.wake.notify_one();
         }
     }
@@ -432,15 +499,13 @@ fn syncer_loop(slot: &SyncSlot, shared: &Shared, dir: &Path) {
 /// `Restart=on-failure`) recovers from what is on disk, the torn tail cut.
 /// The free-space guard (`diskguard`) refuses writes before a full disk
 /// gets here.
-fn write_or_exit(file: &File, buf: &[u8], dir: &Path) {
-    if let Err(e) = (&mut &*file).write_all(buf) {
-        tracing::error!(dir = %dir.display(), error = %e, "transaction log write failed; stopping (restart recovers from the log)");
-        eprintln!(
-            "fjord-coord: write to the transaction log in {} failed: {e}",
-            dir.display()
-        );
-        std::process::exit(1);
-    }
+fn write_failed(dir: &Path, e: &io::Error) -> ! {
+    tracing::error!(dir = %dir.display(), error = %e, "transaction log write failed; stopping (restart recovers from the log)");
+    eprintln!(
+        "fjord-coord: write to the transaction log in {} failed: {e}",
+        dir.display()
+    );
+    std::process::exit(1);
 }
 
 /// A failed fsync cannot be retried safely (Linux may drop the dirty pages
@@ -546,6 +611,52 @@ mod tests {
         let (_log, rec) = TxnLog::open(dir.path(), dir.path(), 3).unwrap();
         assert_eq!(rec.tree.last_zxid, 6);
         for i in 1..=6 {
+            assert!(rec.tree.get(&format!("/n{i}")).is_some(), "/n{i}");
+        }
+    }
+
+    /// Zeros ahead of the records (preallocation) read as the end of the
+    /// log, a torn record in front of them as a torn tail; a file started
+    /// again under the same name (nothing written in between) starts over.
+    #[test]
+    fn preallocated_tail_ends_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let append = |zxids: std::ops::RangeInclusive<i64>| {
+            let (log, rec) = TxnLog::open(dir.path(), dir.path(), 3).unwrap();
+            let last = *zxids.end();
+            for i in zxids {
+                log.append(&create_txn(i, &format!("/n{i}")));
+            }
+            rt.block_on(log.durable().wait_for(|z| *z >= last)).unwrap();
+            rec.tree.last_zxid
+        };
+        assert_eq!(append(1..=3), 0);
+        let log_dir = dir.path().join("fjord-log");
+        let path = list(&log_dir, "log.").unwrap()[0].1.clone();
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, PREALLOC);
+        let end: usize = recfile::records(&bytes).map(|r| r.len() + 8).sum();
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&[0, 0, 0, 50, 1, 2, 3, 4, 5], end as u64)
+            .unwrap();
+        assert_eq!(append(4..=4), 3);
+        // Opened and left empty twice: the second open reuses log.5's name.
+        assert_eq!(
+            TxnLog::open(dir.path(), dir.path(), 3)
+                .unwrap()
+                .1
+                .tree
+                .last_zxid,
+            4
+        );
+        assert_eq!(append(5..=5), 4);
+        let (_log, rec) = TxnLog::open(dir.path(), dir.path(), 3).unwrap();
+        assert_eq!(rec.tree.last_zxid, 5);
+        for i in 1..=5 {
             assert!(rec.tree.get(&format!("/n{i}")).is_some(), "/n{i}");
         }
     }
