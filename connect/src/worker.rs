@@ -817,6 +817,12 @@ async fn run_sink(ctx: &mut TaskCtx) -> Result<(), String> {
         Sink::Jdbc(_) => commit(&consumer, &consumed, CommitMode::Sync),
     }
     consumer.unsubscribe();
+    // Closing the consumer (leaving the group, the last revocation) blocks in librdkafka,
+    // on a runtime thread it would hold that thread meanwhile: two tasks stopping at once
+    // can hold both of a 2-core worker's threads (a CI run once saw a worker's REST API
+    // not answer for 60 s just after a connector's two tasks there were stopped). The
+    // blocking pool takes the close instead.
+    let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
     result
 }
 
