@@ -53,15 +53,21 @@ struct State {
     last_append: Instant,
     /// A leader's AppendEntries was accepted since this process started.
     heard_any: bool,
-    /// A leader whose peer connection closed and whose port refused a new
-    /// one: evidence it is gone, so no need to wait for a timeout.
-    gone: Option<NodeId>,
+    /// A leader whose peer connection (the [`LinkId`]) closed and whose
+    /// port refused a new one: evidence it is gone, so no need to wait for
+    /// a timeout.
+    gone: Option<(NodeId, LinkId)>,
     /// This member is running a campaign.
     campaigning: bool,
     /// Last time this member backed another's pre-vote: it then holds back
     /// its own campaign for a while, as Raft's voters reset their timer.
     backed: Option<Instant>,
 }
+
+/// Names one accepted peer connection, so that requests still in flight
+/// on a leader's closed connection are told apart from those of the same
+/// member restarted (a new connection).
+pub type LinkId = u64;
 
 /// Decides when this member campaigns and answers other members' pre-votes.
 pub struct Elector {
@@ -110,12 +116,15 @@ impl Elector {
         }
     }
 
-    /// `leader`'s AppendEntries was accepted here: a leader is alive
-    /// (unless it is the one known gone: its last requests can still be
-    /// processed after its connection closed).
-    pub fn heard_from_leader(&self, leader: NodeId) {
+    /// `leader`'s AppendEntries (or snapshot chunk), sent on `link`, was
+    /// accepted here: a leader is alive, unless that is the closed link of
+    /// the leader known gone (its last requests can still be processed
+    /// after the connection closed). The same member on a new link has
+    /// restarted, and may lead again (openraft restarts a leader whose
+    /// vote was committed as leader).
+    pub fn heard_from_leader(&self, leader: NodeId, link: LinkId) {
         let mut s = self.state.lock();
-        if s.gone == Some(leader) {
+        if s.gone == Some((leader, link)) {
             return;
         }
         let now = Instant::now();
@@ -125,11 +134,14 @@ impl Elector {
         s.gone = None;
     }
 
-    /// Whether a leader reached this member since it started. Until then a
-    /// restarted follower only remembers a leader (openraft restores it from
-    /// the saved vote) and has no link to forward a client's writes over.
-    pub fn heard_any_leader(&self) -> bool {
-        self.state.lock().heard_any
+    /// Whether a leader's AppendEntries (or snapshot chunk) was taken here
+    /// within `d`, and that leader is not known gone. A follower cut off
+    /// from the leader and the quorum never campaigns (its pre-votes are
+    /// refused), so openraft keeps naming the old leader: this is what
+    /// tells the guard it has been cut off.
+    pub fn heard_leader_within(&self, d: Duration) -> bool {
+        let s = self.state.lock();
+        s.heard_any && s.gone.is_none() && s.last_append.elapsed() < d
     }
 
     /// This member granted a real vote: that candidate gets time to win.
@@ -147,7 +159,7 @@ impl Elector {
     /// process's listener, and a loaded host can be slow to answer, so a
     /// probe that finds no evidence is repeated until another leader is
     /// known or the election timeout would decide anyway.
-    pub fn link_closed(ens: &Arc<Ensemble>, from: NodeId) {
+    pub fn link_closed(ens: &Arc<Ensemble>, from: NodeId, link: LinkId) {
         if from == ens.my_id || ens.leader() != Some(from) {
             return;
         }
@@ -172,7 +184,7 @@ impl Elector {
                             return;
                         }
                         tracing::info!(leader = from, error = %e, "the leader's peer connection closed and a new one is refused: campaigning now");
-                        me.state.lock().gone = Some(from);
+                        me.state.lock().gone = Some((from, link));
                         me.wake.notify_one();
                         return;
                     }
@@ -362,7 +374,7 @@ pub async fn run(ens: Arc<Ensemble>) {
         if gone.is_none() && Instant::now() < not_before {
             continue;
         }
-        if let Some(g) = gone {
+        if let Some((g, _)) = gone {
             let stagger = t.heartbeat / 2 * me.rank(&sets, g)
                 + random_between(t.heartbeat / 40, t.heartbeat / 8);
             tokio::time::sleep(stagger).await;

@@ -861,7 +861,7 @@ async fn watch_role(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>) {
 
 /// ZooKeeper's rule that a member cut off from the quorum stops serving: a
 /// leader that cannot confirm its leadership with a quorum within syncLimit
-/// ticks, or a member that has known no leader for that long, closes its
+/// ticks, or a member that has heard from no leader for that long, closes its
 /// client connections and refuses new ones until it is back. Clients then
 /// resume their sessions on members that can still commit (otherwise their
 /// pings would be answered here while the real leader expires them). A
@@ -907,7 +907,7 @@ async fn guard(ens: Arc<Ensemble>, core: Arc<Mutex<Core>>, limit: Duration) {
                     Ok(Ok(_))
                 )
             } else {
-                ens.leader().is_some() && ens.elector.heard_any_leader()
+                ens.leader().is_some() && ens.elector.heard_leader_within(limit)
             };
         let now = tokio::time::Instant::now();
         let serve = if ok {

@@ -34,6 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
+use super::elect::LinkId;
 use super::sm::{meta_from_pb, meta_to_pb};
 use super::{
     entry_from_pb, entry_to_pb, opt_log_id_from_pb, opt_log_id_to_pb, vote_from_pb, vote_to_pb,
@@ -580,10 +581,13 @@ pub async fn serve(
         })?;
     tracing::info!(%addr, member = me.id, "listening for ensemble peers");
     tokio::spawn(async move {
+        let mut next_link: LinkId = 0;
         loop {
             match listener.accept().await {
                 Ok((sock, peer)) => {
                     let _ = sock.set_nodelay(true);
+                    next_link += 1;
+                    let link = next_link;
                     let ens = ens.clone();
                     let core = core.clone();
                     let tls = tls.clone();
@@ -609,11 +613,11 @@ pub async fn serve(
                             }
                         };
                         let mut leader = None;
-                        if let Err(e) = serve_conn(halves, &ens, core, &mut leader).await {
+                        if let Err(e) = serve_conn(halves, link, &ens, core, &mut leader).await {
                             tracing::debug!(%peer, error = %e, "peer connection ended");
                         }
                         if let Some(from) = leader {
-                            super::elect::Elector::link_closed(&ens, from);
+                            super::elect::Elector::link_closed(&ens, from, link);
                         }
                     });
                 }
@@ -631,11 +635,12 @@ fn error_body(e: impl std::fmt::Display) -> pb::peer_response::Body {
     pb::peer_response::Body::Error(e.to_string())
 }
 
-/// Serves one peer connection until it ends; `appends_from` is set to the
-/// member that sent AppendEntries on it (a leader), whose connection ending
-/// may mean its process died (see `elect`).
+/// Serves one peer connection (`link`) until it ends; `appends_from` is
+/// set to the member that sent AppendEntries on it (a leader), whose
+/// connection ending may mean its process died (see `elect`).
 async fn serve_conn(
     (rd, wr): (ReadHalf, WriteHalf),
+    link: LinkId,
     ens: &Arc<Ensemble>,
     core: Arc<parking_lot::Mutex<Core>>,
     appends_from: &mut Option<NodeId>,
@@ -674,7 +679,7 @@ async fn serve_conn(
                     let resp = raft.append_entries(rpc).await;
                     if matches!(&resp, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_)))
                     {
-                        ens.elector.heard_from_leader(from);
+                        ens.elector.heard_from_leader(from, link);
                     }
                     reply(match resp {
                         Ok(r) => pb::peer_response::Body::Append(pb::AppendResp {
@@ -724,8 +729,15 @@ async fn serve_conn(
                     data: s.data.to_vec(),
                     done: s.done,
                 };
+                let (ens, from, vote) = (ens.clone(), req.from, rpc.vote);
                 tokio::spawn(async move {
-                    reply(match raft.install_snapshot(rpc).await {
+                    let resp = raft.install_snapshot(rpc).await;
+                    // A chunk taken under the leader's vote is contact too: a
+                    // long snapshot must not read as a silent leader.
+                    if matches!(&resp, Ok(r) if r.vote == vote) {
+                        ens.elector.heard_from_leader(from, link);
+                    }
+                    reply(match resp {
                         Ok(r) => pb::peer_response::Body::Snapshot(pb::SnapshotResp {
                             vote: Some(vote_to_pb(&r.vote)),
                         }),

@@ -195,9 +195,17 @@ def test_reconfig_disabled(ensemble3):
         zk.stop()
 
 
-def test_read_only_mode():
+@pytest.mark.parametrize("survivor", ["leader", "follower"])
+def test_read_only_mode(survivor):
+    """The member left alone goes read-only whether it led or followed. A
+    follower is the harder case: its pre-votes are refused, so it never
+    starts an election and Raft keeps naming the dead leader; only the
+    leader's silence tells it that it is cut off."""
     with running(3, {"readonlymode.enabled": "true"}) as e:
-        m1, m2, m3 = e.members
+        lead = e.wait_leader()
+        others = [m for m in e.members if m is not lead]
+        m1 = lead if survivor == "leader" else others[0]
+        m2, m3 = [m for m in e.members if m is not m1]
         zk = client([m1])
         zk.create("/ro", b"data")
         zk.stop()
