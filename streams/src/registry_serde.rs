@@ -134,7 +134,7 @@ where
     fn deserialize(&self, bytes: &[u8]) -> Result<T> {
         let (id, rest) = framing::unframe(bytes).map_err(|e| Error::Serde(e.to_string()))?;
         let schema = self.inner.reader(id)?;
-        let doc = codec::decode(&schema, rest)
+        let doc = codec::decode_for_serde(&schema, rest)
             .map_err(|e| Error::Serde(format!("schema id {id}: {e}")))?;
         serde_json::from_value(doc).map_err(|e| Error::Serde(format!("schema id {id}: {e}")))
     }

@@ -518,10 +518,12 @@ impl Runner {
     /// group when it waits for timestamp order.
     fn take(&mut self, r: Record) -> Result<()> {
         let p = r.partition();
-        if !self.topics.contains_key(r.topic()) {
-            return Ok(());
-        }
+        // The topic is looked up once a record (by `handle`, or for its event time below);
+        // a record of a topic not read here is dropped there, and opens no task.
         if !self.tasks.contains_key(&p) {
+            if !self.topics.contains_key(r.topic()) {
+                return Ok(());
+            }
             let t = self.open_task(p)?;
             self.tasks.insert(p, t);
         }
@@ -529,12 +531,12 @@ impl Runner {
             self.uncommitted |= handle(&r, &mut parts!(self))?;
             return Ok(());
         };
-        let ts = match self.topics.get(r.topic()) {
-            Some((name, _)) => self
-                .topology
-                .event_time(name, r.key(), r.payload(), r.timestamp()),
-            None => r.timestamp(),
+        let Some((name, _)) = self.topics.get(r.topic()) else {
+            return Ok(());
         };
+        let ts = self
+            .topology
+            .event_time(name, r.key(), r.payload(), r.timestamp());
         self.merge.push(k, lane, ts, r);
         if let Some((topic, n)) = self.merge.buffered(k, lane) {
             if n >= self.cfg.buffered_records_per_partition
@@ -551,7 +553,9 @@ impl Runner {
     /// Processes a group's records for as long as timestamp order allows; resumes a paused
     /// lane once it has room again.
     fn drain_group(&mut self, k: GroupKey) -> Result<()> {
-        while let Some(r) = self.merge.next(k, Instant::now()) {
+        // One clock read a call: the records released now are all due at this instant.
+        let now = Instant::now();
+        while let Some(r) = self.merge.next(k, now) {
             self.uncommitted |= handle(&r, &mut parts!(self))?;
         }
         if self.paused.is_empty() {

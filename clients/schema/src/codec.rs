@@ -63,8 +63,31 @@ pub fn encode(schema: &Parsed, doc: &Value) -> Result<(Vec<u8>, Option<Vec<i32>>
 }
 
 /// Decode a payload (after magic byte and id; Protobuf indexes still in
-/// front) written with `schema` into JSON.
+/// front) written with `schema` into JSON. Protobuf comes out in its
+/// canonical JSON mapping (lowerCamelCase names, 64-bit integers as
+/// strings, default values left out), as Confluent's console consumer
+/// prints it.
 pub fn decode(schema: &Parsed, rest: &[u8]) -> Result<Value, CodecError> {
+    decode_with(schema, rest, &prost_reflect::SerializeOptions::new())
+}
+
+/// [`decode`] into the shape a Rust type's `serde` derive takes: Protobuf
+/// fields by their `.proto` names, 64-bit integers as numbers, and fields
+/// at their default value present (proto3 writes no bytes for them). Avro
+/// and JSON Schema come out as from [`decode`].
+pub fn decode_for_serde(schema: &Parsed, rest: &[u8]) -> Result<Value, CodecError> {
+    let opts = prost_reflect::SerializeOptions::new()
+        .use_proto_field_name(true)
+        .stringify_64_bit_integers(false)
+        .skip_default_fields(false);
+    decode_with(schema, rest, &opts)
+}
+
+fn decode_with(
+    schema: &Parsed,
+    rest: &[u8],
+    opts: &prost_reflect::SerializeOptions,
+) -> Result<Value, CodecError> {
     match schema {
         Parsed::Avro(a) => {
             let mut cur = Cursor::new(rest);
@@ -89,7 +112,8 @@ pub fn decode(schema: &Parsed, rest: &[u8]) -> Result<Value, CodecError> {
                 .ok_or_else(|| CodecError::Decode(format!("no message at index {idx:?}")))?;
             let msg = DynamicMessage::decode(desc, payload)
                 .map_err(|e| CodecError::Decode(e.to_string()))?;
-            serde_json::to_value(&msg).map_err(|e| CodecError::Decode(e.to_string()))
+            msg.serialize_with_options(serde_json::value::Serializer, opts)
+                .map_err(|e| CodecError::Decode(e.to_string()))
         }
         Parsed::Json(_) => {
             serde_json::from_slice(rest).map_err(|e| CodecError::Decode(e.to_string()))
@@ -181,6 +205,38 @@ mod tests {
         let mut framed = vec![0u8];
         framed.extend_from_slice(&b);
         assert_eq!(decode(&s, &framed).expect("decode"), doc);
+    }
+
+    #[test]
+    fn protobuf_for_serde_keeps_names_numbers_and_defaults() {
+        let s = parse(
+            SchemaType::Protobuf,
+            r#"syntax = "proto3"; package t; message P { string customer_id = 1; double amount = 2; int64 ts = 3; }"#,
+            &[],
+        )
+        .expect("schema");
+        // Either naming is taken on the way in; 0.0 is proto3's default.
+        let (b, _) = encode(
+            &s,
+            &serde_json::json!({"customerId": "c1", "amount": 0.0, "ts": 1_700_000_000_000i64}),
+        )
+        .expect("encode");
+        let (b2, _) = encode(
+            &s,
+            &serde_json::json!({"customer_id": "c1", "amount": 0.0, "ts": 1_700_000_000_000i64}),
+        )
+        .expect("encode");
+        assert_eq!(b, b2);
+        let mut framed = vec![0u8];
+        framed.extend_from_slice(&b);
+        assert_eq!(
+            decode(&s, &framed).expect("decode"),
+            serde_json::json!({"customerId": "c1", "ts": "1700000000000"})
+        );
+        assert_eq!(
+            decode_for_serde(&s, &framed).expect("decode"),
+            serde_json::json!({"customer_id": "c1", "amount": 0.0, "ts": 1_700_000_000_000i64})
+        );
     }
 
     #[test]

@@ -30,19 +30,58 @@ pub struct Alert {
     pub count: i64,
 }
 
-/// How payments are read and alerts written: plain JSON, or Avro through a Schema
-/// Registry (Confluent's wire format, subjects `<topic>-value`), as Confluent's
-/// AvroSerializer writes and AvroDeserializer reads them.
+/// How payments are read and alerts written: plain JSON, or through a Schema Registry
+/// (Confluent's wire format, subjects `<topic>-value`), as Confluent's Avro, JSON Schema
+/// and Protobuf serializers write and their deserializers read them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Format {
     Json,
-    Avro { registry_url: String },
+    Registry {
+        kind: RegistryFormat,
+        registry_url: String,
+    },
+}
+
+/// The Schema Registry's three formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistryFormat {
+    Avro,
+    JsonSchema,
+    Protobuf,
+}
+
+impl RegistryFormat {
+    /// A serde writing `schema` (this format's text) under `subject`.
+    fn serde<T>(self, url: &str, subject: &str, schema: &str) -> Result<RegistrySerde<T>> {
+        match self {
+            RegistryFormat::Avro => RegistrySerde::avro(url, subject, schema),
+            RegistryFormat::JsonSchema => RegistrySerde::json_schema(url, subject, schema),
+            RegistryFormat::Protobuf => RegistrySerde::protobuf(url, subject, schema),
+        }
+    }
+
+    /// The (payment, alert) schemas in this format.
+    fn schemas(self) -> (&'static str, &'static str) {
+        match self {
+            RegistryFormat::Avro => (PAYMENT_AVRO, ALERT_AVRO),
+            RegistryFormat::JsonSchema => (PAYMENT_JSON_SCHEMA, ALERT_JSON_SCHEMA),
+            RegistryFormat::Protobuf => (PAYMENT_PROTO, ALERT_PROTO),
+        }
+    }
 }
 
 /// The Avro schema of a payment (`{"customer_id", "amount", "ts"}`).
 pub const PAYMENT_AVRO: &str = r#"{"type":"record","name":"Payment","namespace":"fjord.examples","fields":[{"name":"customer_id","type":"string"},{"name":"amount","type":"double"},{"name":"ts","type":"long"}]}"#;
 /// The Avro schema of an alert (`{"customer_id", "day", "count"}`).
 pub const ALERT_AVRO: &str = r#"{"type":"record","name":"Alert","namespace":"fjord.examples","fields":[{"name":"customer_id","type":"string"},{"name":"day","type":"string"},{"name":"count","type":"long"}]}"#;
+/// The JSON Schema of a payment.
+pub const PAYMENT_JSON_SCHEMA: &str = r#"{"$schema":"http://json-schema.org/draft-07/schema#","title":"Payment","type":"object","properties":{"customer_id":{"type":"string"},"amount":{"type":"number"},"ts":{"type":"integer"}},"required":["customer_id","amount","ts"]}"#;
+/// The JSON Schema of an alert.
+pub const ALERT_JSON_SCHEMA: &str = r#"{"$schema":"http://json-schema.org/draft-07/schema#","title":"Alert","type":"object","properties":{"customer_id":{"type":"string"},"day":{"type":"string"},"count":{"type":"integer"}},"required":["customer_id","day","count"]}"#;
+/// The Protobuf schema of a payment.
+pub const PAYMENT_PROTO: &str = "syntax = \"proto3\";\npackage fjord.examples;\n\nmessage Payment {\n  string customer_id = 1;\n  double amount = 2;\n  int64 ts = 3;\n}\n";
+/// The Protobuf schema of an alert.
+pub const ALERT_PROTO: &str = "syntax = \"proto3\";\npackage fjord.examples;\n\nmessage Alert {\n  string customer_id = 1;\n  string day = 2;\n  int64 count = 3;\n}\n";
 
 pub struct Options {
     pub format: Format,
@@ -82,15 +121,14 @@ pub fn utc_day(ms: i64) -> String {
 pub fn topology(o: &Options) -> Result<Topology> {
     match &o.format {
         Format::Json => build(o, JsonSerde::<Payment>::new(), JsonSerde::<Alert>::new()),
-        Format::Avro { registry_url } => build(
-            o,
-            RegistrySerde::<Payment>::avro(
-                registry_url,
-                &format!("{}-value", o.input),
-                PAYMENT_AVRO,
-            )?,
-            RegistrySerde::<Alert>::avro(registry_url, &format!("{}-value", o.output), ALERT_AVRO)?,
-        ),
+        Format::Registry { kind, registry_url } => {
+            let (payment, alert) = kind.schemas();
+            build(
+                o,
+                kind.serde::<Payment>(registry_url, &format!("{}-value", o.input), payment)?,
+                kind.serde::<Alert>(registry_url, &format!("{}-value", o.output), alert)?,
+            )
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use fjord_streams::{KafkaStreams, StreamsConfig};
 use payment_alerts::cli;
-use payment_alerts::{topology, Format, Options};
+use payment_alerts::{topology, Format, Options, RegistryFormat};
 
 #[derive(Parser)]
 #[command(about = "Alerts on a customer's 11th payment of a UTC day (fjord-streams example)")]
@@ -27,11 +27,11 @@ struct Args {
     grace_ms: u64,
     #[arg(long, default_value = "payments")]
     input: String,
-    /// json, or avro (Confluent's wire format through --schema-registry-url; subjects
-    /// `<input>-value` and `<output>-value`).
+    /// json, or avro, json_schema or protobuf (Confluent's wire format through
+    /// --schema-registry-url; subjects `<input>-value` and `<output>-value`).
     #[arg(long, default_value = "json")]
     value_format: String,
-    /// The Schema Registry, for --value-format avro.
+    /// The Schema Registry, for the registry formats.
     #[arg(long)]
     schema_registry_url: Option<String>,
     #[arg(long, default_value = "payment-alerts")]
@@ -78,13 +78,25 @@ fn main() -> anyhow::Result<()> {
     cli::add_properties(&mut props, &a.properties)?;
     let mut cfg = StreamsConfig::from_properties(&props)?;
     cfg.exit_when_idle = a.exit_when_idle_ms.map(Duration::from_millis);
-    let format = match (a.value_format.as_str(), &a.schema_registry_url) {
-        ("json", _) => Format::Json,
-        ("avro", Some(url)) => Format::Avro {
+    let kind = match a.value_format.as_str() {
+        "json" => None,
+        "avro" => Some(RegistryFormat::Avro),
+        "json_schema" => Some(RegistryFormat::JsonSchema),
+        "protobuf" => Some(RegistryFormat::Protobuf),
+        other => {
+            anyhow::bail!("--value-format {other}: expected json, avro, json_schema or protobuf")
+        }
+    };
+    let format = match (kind, &a.schema_registry_url) {
+        (None, _) => Format::Json,
+        (Some(kind), Some(url)) => Format::Registry {
+            kind,
             registry_url: url.clone(),
         },
-        ("avro", None) => anyhow::bail!("--value-format avro needs --schema-registry-url"),
-        (other, _) => anyhow::bail!("--value-format {other}: expected json or avro"),
+        (Some(_), None) => anyhow::bail!(
+            "--value-format {} needs --schema-registry-url",
+            a.value_format
+        ),
     };
     let opts = Options {
         format,
