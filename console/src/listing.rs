@@ -8,8 +8,8 @@
 use std::cmp::Ordering;
 use std::fmt::Write;
 
+use crate::app::Req;
 use crate::html::{enc, esc, trs};
-use crate::server::Req;
 
 /// Rows shown per page.
 pub const PAGE: usize = 100;

@@ -13,6 +13,7 @@
 //! (the history behind the charts, sampled in a task started here),
 //! `chart` (SVG line charts).
 
+mod app;
 mod chart;
 mod cluster;
 mod config;
@@ -93,8 +94,12 @@ async fn run(cfg: config::ConsoleConfig) -> anyhow::Result<()> {
         read_only = cfg.read_only,
         "fjord-console started"
     );
-    let app = Arc::new(server::App::new(cfg));
-    let sampling = tokio::spawn(sampler::run(app.clone()));
+    let app = Arc::new(app::App::new(cfg));
+    let sampling = tokio::spawn(sampler::run(
+        app.cfg.clone(),
+        app.seen.clone(),
+        app.history.clone(),
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let a = app.clone();
     let serving = tokio::spawn(fjord_http::serve(

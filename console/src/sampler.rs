@@ -14,8 +14,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use fjord_kafka::admin::TopicPartition;
 use fjord_kafka::client::Client;
 
+use crate::cluster::Seen;
+use crate::config::ConsoleConfig;
 use crate::groups::GroupRow;
-use crate::server::App;
 
 /// How far back the charts look.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -171,16 +172,18 @@ impl History {
     }
 }
 
-/// Sample until the process ends (spawned by `main`).
-pub async fn run(app: Arc<App>) {
-    let mut tick = tokio::time::interval(app.cfg.sample_interval);
+/// Sample until the process ends (spawned by `main`), into `history`; the
+/// brokers it sees alive join `seen`, as a page's would.
+pub async fn run(cfg: ConsoleConfig, seen: Arc<Seen>, history: Arc<History>) {
+    let mut tick = tokio::time::interval(cfg.sample_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut client: Option<Client> = None;
     // One sample may take as long as a page may.
-    let limit = app.cfg.timeout * 2;
+    let limit = cfg.timeout * 2;
     loop {
         tick.tick().await;
-        match tokio::time::timeout(limit, sample(&app, &mut client)).await {
+        let once = sample(&cfg, &seen, &history, &mut client);
+        match tokio::time::timeout(limit, once).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::debug!(error = %format!("{e:#}"), "sample skipped");
@@ -194,25 +197,29 @@ pub async fn run(app: Arc<App>) {
     }
 }
 
-async fn sample(app: &App, client: &mut Option<Client>) -> anyhow::Result<()> {
+async fn sample(
+    cfg: &ConsoleConfig,
+    seen: &Seen,
+    history: &History,
+    client: &mut Option<Client>,
+) -> anyhow::Result<()> {
     if client.is_none() {
-        *client = Some(crate::cluster::connect(&app.cfg.bootstrap, app.cfg.timeout).await?);
+        *client = Some(crate::cluster::connect(&cfg.bootstrap, cfg.timeout).await?);
     }
     let Some(c) = client.as_mut() else {
         return Ok(());
     };
-    let snap = crate::cluster::snapshot(c, None, &app.seen).await?;
+    let snap = crate::cluster::snapshot(c, None, seen).await?;
     let parts: std::collections::BTreeSet<TopicPartition> = snap
         .partitions()
         .map(|(t, p)| (t.name.clone(), p.index))
         .collect();
     let ends = fjord_kafka::admin::offsets_at(c, &parts, -1).await?;
     let groups = crate::groups::list(c).await?;
-    app.history
-        .record(Instant::now(), now_ms(), ends.into_iter().collect(), groups);
+    history.record(Instant::now(), now_ms(), ends.into_iter().collect(), groups);
     // A broker that cannot say leaves its partitions to their other replicas.
     let disk = crate::disk::read(c, snap.live.keys().copied(), None).await;
-    app.history.state().sizes = disk.topics();
+    history.state().sizes = disk.topics();
     Ok(())
 }
 

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use fjord_kafka::broker_admin::{describe_broker_configs, LogDir};
 use hyper::StatusCode;
 
+use crate::app::{App, Reply};
 use crate::cluster;
 use crate::disk;
 use crate::html::{bytes, esc, link, notice, table};
-use crate::server::{App, Reply};
 
 /// A broker's directories in one cell each: paths, bytes held, volume free/total.
 fn dir_cells(dirs: Option<&Result<Vec<LogDir>, String>>) -> [String; 3] {
@@ -39,7 +39,7 @@ fn dir_cells(dirs: Option<&Result<Vec<LogDir>, String>>) -> [String; 3] {
 }
 
 pub async fn page(app: &App) -> anyhow::Result<Reply> {
-    let mut c = super::client(app).await?;
+    let mut c = super::shared::client(app).await?;
     let s = cluster::snapshot(&mut c, None, &app.seen).await?;
     let d = disk::read(&mut c, s.live.keys().copied(), None).await;
     let mut replicas: BTreeMap<i32, usize> = BTreeMap::new();
@@ -101,7 +101,7 @@ pub async fn broker(app: &App, id: &str) -> anyhow::Result<Reply> {
             "a broker id is a number",
         ));
     };
-    let mut c = super::client(app).await?;
+    let mut c = super::shared::client(app).await?;
     let s = cluster::snapshot(&mut c, None, &app.seen).await?;
     let Some(b) = s.live.get(&id) else {
         let why = if s.down.contains(&id) {

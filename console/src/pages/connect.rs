@@ -10,9 +10,9 @@
 use hyper::StatusCode;
 use serde_json::Value;
 
+use crate::app::{App, Reply, Req};
 use crate::cluster;
 use crate::html::{csrf_field, enc, esc, link, notice, table};
-use crate::server::{App, Reply, Req};
 use fjord_http::client::{Rest, RestError};
 
 /// The worker's client, or the page that says why there is none.
@@ -207,7 +207,7 @@ async fn dead_letters(app: &App, config: &Value) -> String {
         return "<h2>Dead-letter topic</h2><p>None configured (errors.deadletterqueue.topic.name).</p>".into();
     };
     let count = async {
-        let mut c = super::client(app).await?;
+        let mut c = super::shared::client(app).await?;
         let snap = cluster::snapshot(&mut c, Some(&[dlq.to_string()]), &app.seen).await?;
         let Some(t) = snap.topic(dlq).filter(|t| t.error_code == 0) else {
             return anyhow::Ok(None);

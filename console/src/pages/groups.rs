@@ -8,17 +8,17 @@
 
 use hyper::StatusCode;
 
+use crate::app::{App, Reply, Req};
 use crate::groups::{self, Reset};
 use crate::html::{csrf_field, enc, esc, link, notice, table};
 use crate::listing::{self, num, text, Row};
-use crate::server::{App, Reply, Req};
 
 fn opt(v: Option<i64>) -> String {
     v.map_or("-".to_string(), |x| x.to_string())
 }
 
 pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
-    let mut c = super::client(app).await?;
+    let mut c = super::shared::client(app).await?;
     let rows = groups::list(&mut c).await?;
     let q = r.q("q").unwrap_or("");
     let rows: Vec<Row> = rows
@@ -63,7 +63,7 @@ pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
 }
 
 pub async fn group(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
-    let mut c = super::client(app).await?;
+    let mut c = super::shared::client(app).await?;
     let d = groups::detail(&mut c, name).await?;
     let mut body = String::new();
     if r.q("reset").is_some() {
@@ -178,7 +178,7 @@ pub async fn reset(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     } else {
         vec![topic.to_string()]
     };
-    let mut c = super::client(app).await?;
+    let mut c = super::shared::client(app).await?;
     let (state, moves) = groups::plan(&mut c, name, &topics, reset).await?;
     if moves.is_empty() {
         let body = notice(
@@ -270,7 +270,7 @@ pub async fn delete(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
         );
         return Ok(app.page(StatusCode::BAD_REQUEST, "Not deleted", &body));
     }
-    let mut c = super::client(app).await?;
+    let mut c = super::shared::client(app).await?;
     match groups::delete(&mut c, name).await {
         Ok(()) => Ok(Reply::Redirect(format!("/groups?deleted={}", enc(name)))),
         Err(e) => {

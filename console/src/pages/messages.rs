@@ -8,11 +8,11 @@
 use fjord_kafka::client::ConsumedRecord;
 use hyper::StatusCode;
 
+use crate::app::{App, Reply, Req};
 use crate::cluster;
 use crate::decode::{show, Format};
 use crate::html::{enc, esc, notice, table, utc};
 use crate::scan::{self, Filter, Found, Want};
-use crate::server::{App, Reply, Req};
 use fjord_http::client::Rest;
 
 const DEFAULT_LIMIT: usize = 50;
@@ -20,6 +20,16 @@ const MAX_LIMIT: usize = 1000;
 const DEFAULT_SCAN: u64 = 100_000;
 
 /// A timestamp from the form: epoch milliseconds, or `YYYY-MM-DD[ T]HH:MM[:SS[.mmm]]` in UTC.
+/// `/topics/{t}/{what}` (`messages`, `tail` or `tail/poll`) keeping the query's
+/// `partition`, `format` and `filter`.
+pub fn url(name: &str, r: &Req, what: &str) -> String {
+    let q: Vec<String> = ["partition", "format", "filter", "regex"]
+        .iter()
+        .filter_map(|k| r.q(k).map(|v| format!("{k}={}", enc(v))))
+        .collect();
+    format!("/topics/{}/{what}?{}", enc(name), q.join("&"))
+}
+
 pub fn parse_time(s: &str) -> Option<i64> {
     let s = s.trim();
     if let Ok(ms) = s.parse::<i64>() {
@@ -49,8 +59,9 @@ pub fn parse_time(s: &str) -> Option<i64> {
 }
 
 pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
-    let Some(super::Found { mut c, t, .. }) = super::find_topic(app, name).await? else {
-        return Ok(super::no_such_topic(app, name));
+    let Some(super::shared::Found { mut c, t, .. }) = super::shared::find_topic(app, name).await?
+    else {
+        return Ok(super::shared::no_such_topic(app, name));
     };
     let t = &t;
     let format = Format::parse(r.q("format").unwrap_or("text"));
@@ -77,7 +88,7 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     let mut body = format!(
         "<p>{} · <a id=\"live-tail\" href=\"{}\">Live tail</a></p>",
         crate::html::link(&format!("/topics/{}", enc(name)), &format!("Topic {name}")),
-        esc(&super::tail::url(name, r, "tail"))
+        esc(&url(name, r, "tail"))
     );
     body += &form(name, t, r, format, limit, bound);
     let parts: Vec<i32> = match partition {

@@ -13,6 +13,7 @@ mod groups;
 mod messages;
 mod overview;
 mod schemas;
+mod shared;
 mod tail;
 mod topic_edit;
 mod topics;
@@ -20,7 +21,7 @@ mod znodes;
 
 use hyper::{Method, StatusCode};
 
-use crate::server::{App, Reply, Req};
+use crate::app::{App, Reply, Req};
 
 /// Pick the page for `r`.
 pub async fn route(app: &App, r: &Req) -> Reply {
@@ -62,39 +63,4 @@ pub async fn route(app: &App, r: &Req) -> Reply {
             &format!("{e:#}"),
         )
     })
-}
-
-/// A client for one page, with the console's timeout on every request.
-async fn client(app: &App) -> anyhow::Result<fjord_kafka::client::Client> {
-    crate::cluster::connect(&app.cfg.bootstrap, app.cfg.timeout).await
-}
-
-/// A topic's page found its topic: the page's client, the Metadata
-/// snapshot that named it (brokers included) and the topic itself.
-struct Found {
-    c: fjord_kafka::client::Client,
-    s: crate::cluster::Snapshot,
-    t: crate::cluster::Topic,
-}
-
-/// `name` as Metadata describes it, or None when it does not exist (the
-/// caller answers [`missing`] in its own form: a 404 page, JSON, a refusal).
-async fn find_topic(app: &App, name: &str) -> anyhow::Result<Option<Found>> {
-    let mut c = client(app).await?;
-    let s = crate::cluster::snapshot(&mut c, Some(&[name.to_string()]), &app.seen).await?;
-    let Some(t) = s.topic(name).filter(|t| t.error_code == 0).cloned() else {
-        return Ok(None);
-    };
-    Ok(Some(Found { c, s, t }))
-}
-
-/// What a page for a topic that does not exist says.
-fn missing(name: &str) -> String {
-    format!("Topic '{name}' does not exist.")
-}
-
-/// The 404 page for a topic that does not exist.
-fn no_such_topic(app: &App, name: &str) -> Reply {
-    let body = crate::html::notice("error", &missing(name));
-    app.page(StatusCode::NOT_FOUND, name, &body)
 }

@@ -6,13 +6,13 @@
 
 use hyper::StatusCode;
 
+use crate::app::{App, Reply};
 use crate::chart;
 use crate::cluster;
 use crate::html::{esc, ids, link, table};
-use crate::server::{App, Reply};
 
 pub async fn page(app: &App) -> anyhow::Result<Reply> {
-    let mut c = super::client(app).await?;
+    let mut c = super::shared::client(app).await?;
     let s = cluster::snapshot(&mut c, None, &app.seen).await?;
     let parts = s.partitions().count();
     let under: Vec<_> = s

@@ -12,9 +12,9 @@
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
+use crate::app::{App, Reply, Req};
 use crate::diff::{self, Row};
 use crate::html::{csrf_field, enc, esc, link, notice, table};
-use crate::server::{App, Reply, Req};
 use fjord_http::client::{Rest, RestError};
 
 const TYPES: &[&str] = &["AVRO", "JSON", "PROTOBUF"];

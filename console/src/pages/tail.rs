@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use hyper::StatusCode;
 use serde_json::json;
 
+use crate::app::{App, Reply, Req};
 use crate::cluster::{self, Topic};
 use crate::decode::Format;
 use crate::html::{enc, esc, link, table_with, trs};
 use crate::scan::{self, Filter, Found, Want};
-use crate::server::{App, Reply, Req};
 
 /// How often the page polls.
 const POLL_MS: u64 = 1000;
@@ -25,16 +25,6 @@ const ROWS_PER_POLL: usize = 500;
 const SCAN_PER_POLL: u64 = 100_000;
 /// A position still to be resolved to the log end (its leader was unknown).
 const AT_END: i64 = -1;
-
-/// `/topics/{t}/{what}` (`tail` or `tail/poll`) keeping the query's
-/// `partition`, `format` and `filter`.
-pub fn url(name: &str, r: &Req, what: &str) -> String {
-    let q: Vec<String> = ["partition", "format", "filter", "regex"]
-        .iter()
-        .filter_map(|k| r.q(k).map(|v| format!("{k}={}", enc(v))))
-        .collect();
-    format!("/topics/{}/{what}?{}", enc(name), q.join("&"))
-}
 
 /// `P:O,P:O` from a poll; malformed pairs are ignored.
 fn parse_next(s: &str) -> BTreeMap<i32, i64> {
@@ -62,8 +52,9 @@ fn followed(t: &Topic, r: &Req) -> Vec<i32> {
 }
 
 pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
-    let Some(super::Found { mut c, t, .. }) = super::find_topic(app, name).await? else {
-        return Ok(super::no_such_topic(app, name));
+    let Some(super::shared::Found { mut c, t, .. }) = super::shared::find_topic(app, name).await?
+    else {
+        return Ok(super::shared::no_such_topic(app, name));
     };
     let t = &t;
     let ends = cluster::offsets(&mut c, t, -1).await?;
@@ -77,7 +68,10 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     let mut body = format!(
         "<p>{} · {}</p>",
         link(&format!("/topics/{}", enc(name)), &format!("Topic {name}")),
-        link(&url(name, r, "messages"), "Browse messages")
+        link(
+            &super::messages::url(name, r, "messages"),
+            "Browse messages"
+        )
     );
     body += &format!(
         "<form method=\"get\" action=\"/topics/{}/tail\" id=\"tail-form\">\
@@ -96,7 +90,7 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
     body += &table_with(
         "tail",
         &[
-            ("data-poll", &url(name, r, "tail/poll")),
+            ("data-poll", &super::messages::url(name, r, "tail/poll")),
             ("data-next", &show_next(&next)),
             ("data-every", &POLL_MS.to_string()),
         ],
@@ -109,8 +103,9 @@ pub async fn page(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
 
 /// One poll: the rows after `next` and the positions after them.
 pub async fn poll(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
-    let Some(super::Found { mut c, t, .. }) = super::find_topic(app, name).await? else {
-        let j = json!({ "error": super::missing(name) });
+    let Some(super::shared::Found { mut c, t, .. }) = super::shared::find_topic(app, name).await?
+    else {
+        let j = json!({ "error": super::shared::missing(name) });
         return Ok(Reply::Json(j.to_string()));
     };
     let t = &t;

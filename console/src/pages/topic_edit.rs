@@ -10,9 +10,9 @@ use fjord_kafka::client::Client;
 use fjord_kafka::topic_admin::{self, ConfigEntry};
 use hyper::StatusCode;
 
+use crate::app::{App, Reply, Req};
 use crate::cluster;
 use crate::html::{csrf_field, enc, esc, notice, table};
-use crate::server::{App, Reply, Req};
 
 /// The configs set on the topic (name → value; sensitive ones have no value).
 async fn on_topic(c: &mut Client, name: &str) -> anyhow::Result<Vec<ConfigEntry>> {
@@ -119,7 +119,7 @@ pub async fn configs(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
         Ok(c) => c,
         Err(e) => return Ok(refused(app, name, &e)),
     };
-    let mut c = super::client(app).await?;
+    let mut c = super::shared::client(app).await?;
     let old = on_topic(&mut c, name).await?;
     let (set, delete) = changes(&old, &new);
     if set.is_empty() && delete.is_empty() {
@@ -152,8 +152,9 @@ pub async fn partitions(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply>
     let Ok(count) = r.f("count").trim().parse::<i32>() else {
         return Ok(refused(app, name, "the partition count must be a number"));
     };
-    let Some(super::Found { mut c, t, .. }) = super::find_topic(app, name).await? else {
-        return Ok(refused(app, name, &super::missing(name)));
+    let Some(super::shared::Found { mut c, t, .. }) = super::shared::find_topic(app, name).await?
+    else {
+        return Ok(refused(app, name, &super::shared::missing(name)));
     };
     let t = &t;
     let now = t.partitions.len();

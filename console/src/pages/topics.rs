@@ -9,13 +9,13 @@
 
 use hyper::StatusCode;
 
+use crate::app::{App, Reply, Req};
 use crate::cluster;
 use crate::html::{bytes, csrf_field, enc, esc, ids, link, notice, table};
 use crate::listing::{self, num, text, Row};
-use crate::server::{App, Reply, Req};
 
 pub async fn list(app: &App, r: &Req) -> anyhow::Result<Reply> {
-    let mut c = super::client(app).await?;
+    let mut c = super::shared::client(app).await?;
     let s = cluster::snapshot(&mut c, None, &app.seen).await?;
     let mut body = String::new();
     if let Some(t) = r.q("created") {
@@ -140,7 +140,7 @@ pub async fn create(app: &App, r: &Req) -> anyhow::Result<Reply> {
         Ok(c) => c,
         Err(e) => return again(&e),
     };
-    let mut c = super::client(app).await?;
+    let mut c = super::shared::client(app).await?;
     if let Err(e) =
         fjord_kafka::topic_admin::create_topic(&mut c, form.name, partitions, rf, &configs).await
     {
@@ -153,8 +153,9 @@ pub async fn create(app: &App, r: &Req) -> anyhow::Result<Reply> {
 }
 
 pub async fn topic(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
-    let Some(super::Found { mut c, s, t }) = super::find_topic(app, name).await? else {
-        return Ok(super::no_such_topic(app, name));
+    let Some(super::shared::Found { mut c, s, t }) = super::shared::find_topic(app, name).await?
+    else {
+        return Ok(super::shared::no_such_topic(app, name));
     };
     let t = &t;
     let earliest = cluster::offsets(&mut c, t, -2).await?;
@@ -279,7 +280,7 @@ pub async fn delete(app: &App, name: &str, r: &Req) -> anyhow::Result<Reply> {
         );
         return Ok(app.page(StatusCode::BAD_REQUEST, "Not deleted", &body));
     }
-    let mut c = super::client(app).await?;
+    let mut c = super::shared::client(app).await?;
     cluster::delete_topic(&mut c, name).await?;
     Ok(Reply::Redirect(format!("/topics?deleted={}", enc(name))))
 }

@@ -8,9 +8,9 @@
 use fjord_zk::client::{ZkClient, ZkOptions};
 use hyper::StatusCode;
 
+use crate::app::{App, Reply, Req};
 use crate::decode::{show, Format};
 use crate::html::{enc, esc, link, notice, table, utc};
-use crate::server::{App, Reply, Req};
 
 fn child(parent: &str, name: &str) -> String {
     if parent == "/" {

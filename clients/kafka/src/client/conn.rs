@@ -10,13 +10,15 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::error::{check, ClientError};
-use crate::security::{ClientSecurity, Stream};
+use super::error::{check, ClientError, KafkaError};
+use crate::security::sasl::SaslExchange;
+use crate::security::{ClientSecurity, SaslCredentials, Stream};
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
 
@@ -135,9 +137,54 @@ impl Conn {
         check(resp.error_code, None)?;
         c.versions = resp.api_keys;
         if let Some(creds) = &cfg.security.sasl {
-            crate::security::sasl::authenticate(&mut c, creds).await?;
+            c.authenticate(creds).await?;
         }
         Ok(c)
+    }
+
+    /// SaslHandshake v1 naming `creds`' mechanism, then one SaslAuthenticate
+    /// per token of the exchange (ApiVersions already done).
+    async fn authenticate(&mut self, creds: &SaslCredentials) -> Result<()> {
+        let mech = creds.mechanism.name();
+        let hs = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(mech.into()));
+        let resp = self.call(&hs, 1).await?;
+        if resp.error_code == ResponseError::UnsupportedSaslMechanism.code() {
+            let offered: Vec<String> = resp.mechanisms.iter().map(|m| m.to_string()).collect();
+            return Err(self.auth_err(format!(
+                "UNSUPPORTED_SASL_MECHANISM: the broker does not enable {mech} (it offers {})",
+                offered.join(", ")
+            )));
+        }
+        if resp.error_code != 0 {
+            let name = KafkaError::new(resp.error_code, None).name();
+            return Err(self.auth_err(format!("SaslHandshake: {name}")));
+        }
+        let mut ex = SaslExchange::new(creds);
+        let mut server: Option<Bytes> = None;
+        while let Some(token) = ex
+            .step(server.as_deref())
+            .map_err(|e| self.auth_err(format!("{mech}: {e}")))?
+        {
+            let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+            let resp = self.call(&req, 2).await?;
+            if resp.error_code != 0 {
+                let name = KafkaError::new(resp.error_code, None).name();
+                let msg = resp
+                    .error_message
+                    .as_deref()
+                    .unwrap_or("authentication failed");
+                return Err(self.auth_err(format!("{name} with SASL mechanism {mech}: {msg}")));
+            }
+            server = Some(resp.auth_bytes);
+        }
+        Ok(())
+    }
+
+    fn auth_err(&self, msg: String) -> ClientError {
+        ClientError::Auth {
+            addr: self.addr.clone(),
+            msg,
+        }
     }
 
     /// The address this connection was opened to.

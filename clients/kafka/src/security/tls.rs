@@ -15,7 +15,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::Lookup;
+use super::settings::Lookup;
 
 /// Debian's bundle of system CA certificates (ca-certificates).
 const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
