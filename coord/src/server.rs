@@ -206,7 +206,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     if let Some(addr) = cfg.metrics_provider {
         // Asked for explicitly: a port that cannot be bound stops start-up,
         // as ZooKeeper's provider does.
-        let l = crate::http::bind(addr, "Prometheus metrics (/metrics)").await?;
+        let l = crate::http::bind(addr, "Prometheus metrics (/metrics)")
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
         let route: crate::http::Route = std::sync::Arc::new(crate::http::prom::route);
         tokio::spawn(crate::http::serve(
             l,

@@ -12,7 +12,7 @@ use std::time::Instant;
 use hyper::StatusCode;
 use serde_json::{json, Map, Value};
 
-use super::{Handles, Reply};
+use super::listener::{Handles, Reply};
 use crate::monitor::{self, VERSION};
 
 /// (primary name, aliases), sorted as ZooKeeper lists them.

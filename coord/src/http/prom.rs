@@ -14,7 +14,7 @@ use std::fmt::Write;
 
 use hyper::StatusCode;
 
-use super::{Handles, Reply};
+use super::listener::{Handles, Reply};
 use crate::monitor::Report;
 use crate::timings::Detail;
 
