@@ -155,7 +155,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
                 (my_id & 0xff) as u8,
                 applied_rx,
             )));
-            let ens = Ensemble::start(cfg.clone(), core.clone(), applied_tx).await?;
+            let ens = crate::raft::start(cfg.clone(), core.clone(), applied_tx).await?;
             tracing::info!(
                 member = my_id,
                 members = cfg.servers.len(),

@@ -29,7 +29,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::log::LogStore;
-use super::{opt_log_id_from_pb, opt_log_id_to_pb, Ensemble, NodeId};
+use super::net::Peers;
+use super::types::{opt_log_id_from_pb, opt_log_id_to_pb, NodeId, Raft};
 
 /// Election timings, from tickTime (`Config::raft_timing`).
 #[derive(Clone, Copy, Debug)]
@@ -74,6 +75,10 @@ pub struct Elector {
     my_id: NodeId,
     timing: Timing,
     log: LogStore,
+    /// This member's openraft (its view of the leader; the election).
+    raft: Raft,
+    /// The links pre-votes and probes go over.
+    peers: Arc<Peers>,
     state: Mutex<State>,
     wake: Notify,
 }
@@ -98,12 +103,20 @@ fn random_between(lo: Duration, hi: Duration) -> Duration {
 }
 
 impl Elector {
-    pub fn new(my_id: NodeId, timing: Timing, log: LogStore) -> Elector {
+    pub fn new(
+        my_id: NodeId,
+        timing: Timing,
+        log: LogStore,
+        raft: Raft,
+        peers: Arc<Peers>,
+    ) -> Elector {
         let now = Instant::now();
         Elector {
             my_id,
             timing,
             log,
+            raft,
+            peers,
             state: Mutex::new(State {
                 last_contact: now,
                 last_append: now,
@@ -134,6 +147,11 @@ impl Elector {
         s.gone = None;
     }
 
+    /// The leader openraft names now.
+    fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
     /// Whether a leader's AppendEntries (or snapshot chunk) was taken here
     /// within `d`, and that leader is not known gone. A follower cut off
     /// from the leader and the quorum never campaigns (its pre-votes are
@@ -159,18 +177,17 @@ impl Elector {
     /// process's listener, and a loaded host can be slow to answer, so a
     /// probe that finds no evidence is repeated until another leader is
     /// known or the election timeout would decide anyway.
-    pub fn link_closed(ens: &Arc<Ensemble>, from: NodeId, link: LinkId) {
-        if from == ens.my_id || ens.leader() != Some(from) {
+    pub fn link_closed(self: &Arc<Self>, from: NodeId, link: LinkId) {
+        if from == self.my_id || self.leader() != Some(from) {
             return;
         }
-        let ens = ens.clone();
+        let me = self.clone();
         tokio::spawn(async move {
-            let me = &ens.elector;
             let until = Instant::now() + me.timing.timeout_min;
             loop {
-                match ens.peers.probe(from, me.timing.heartbeat).await {
+                match me.peers.probe(from, me.timing.heartbeat).await {
                     Ok(()) => {
-                        if ens.leader() != Some(from) || Instant::now() >= until {
+                        if me.leader() != Some(from) || Instant::now() >= until {
                             tracing::debug!(
                                 leader = from,
                                 "leader's peer connection closed; it accepts a new one"
@@ -180,7 +197,7 @@ impl Elector {
                         tokio::time::sleep(me.timing.heartbeat / 2).await;
                     }
                     Err(e) => {
-                        if ens.leader() != Some(from) {
+                        if me.leader() != Some(from) {
                             return;
                         }
                         tracing::info!(leader = from, error = %e, "the leader's peer connection closed and a new one is refused: campaigning now");
@@ -194,9 +211,9 @@ impl Elector {
     }
 
     /// This member's answer to `from`'s pre-vote.
-    pub fn pre_vote(&self, ens: &Ensemble, from: NodeId, req: &pb::PreVoteReq) -> pb::PreVoteResp {
+    pub fn pre_vote(&self, from: NodeId, req: &pb::PreVoteReq) -> pb::PreVoteResp {
         let (state, leader) = {
-            let m = ens.raft.metrics();
+            let m = self.raft.metrics();
             let m = m.borrow();
             (m.state, m.current_leader)
         };
@@ -237,8 +254,8 @@ impl Elector {
 
     /// The voter sets (two during a joint reconfiguration) when this member
     /// may campaign: an initialized voter that does not lead.
-    fn voter_sets(&self, ens: &Ensemble) -> Option<Vec<BTreeSet<NodeId>>> {
-        let m = ens.raft.metrics();
+    fn voter_sets(&self) -> Option<Vec<BTreeSet<NodeId>>> {
+        let m = self.raft.metrics();
         let m = m.borrow();
         if m.state == ServerState::Leader {
             return None;
@@ -249,7 +266,7 @@ impl Elector {
 
     /// One campaign: pre-vote, wait out the voters' lease, elect, and wait
     /// (briefly) for a leader to come out of it.
-    async fn campaign(&self, ens: &Ensemble, sets: &[BTreeSet<NodeId>]) -> Outcome {
+    async fn campaign(&self, sets: &[BTreeSet<NodeId>]) -> Outcome {
         let started = Instant::now();
         let others: BTreeSet<NodeId> = sets
             .iter()
@@ -263,7 +280,7 @@ impl Elector {
         let answers = futures_util::future::join_all(others.iter().map(|id| async move {
             (
                 *id,
-                ens.peers.pre_vote(*id, req, self.timing.heartbeat).await,
+                self.peers.pre_vote(*id, req, self.timing.heartbeat).await,
             )
         }))
         .await;
@@ -304,12 +321,12 @@ impl Elector {
         tracing::info!(member = self.my_id, backers = ?backers, "pre-vote won; starting an election");
         // Until the election is under way the metrics still name the old
         // leader: wait for a leader of a later term.
-        let term = ens.raft.metrics().borrow().current_term;
-        if ens.raft.trigger().elect().await.is_err() {
+        let term = self.raft.metrics().borrow().current_term;
+        if self.raft.trigger().elect().await.is_err() {
             return Outcome::Split;
         }
         let window = random_between(self.timing.heartbeat, self.timing.heartbeat * 2);
-        let settled = ens
+        let settled = self
             .raft
             .wait(Some(window))
             .metrics(
@@ -341,8 +358,7 @@ impl Elector {
 
 /// Runs elections for this member (see the module doc): wakes on evidence
 /// that the leader is gone, or polls for the election timeout.
-pub async fn run(ens: Arc<Ensemble>) {
-    let me = &ens.elector;
+pub async fn run(me: Arc<Elector>) {
     let t = me.timing;
     let mut timeout = random_between(t.timeout_min, t.timeout_max);
     // This member's own next campaign waits until then (after one that
@@ -355,7 +371,7 @@ pub async fn run(ens: Arc<Ensemble>) {
             _ = tokio::time::sleep(t.heartbeat / 4) => {}
             _ = me.wake.notified() => {}
         }
-        let Some(sets) = me.voter_sets(&ens) else {
+        let Some(sets) = me.voter_sets() else {
             // Leading (or not a voter): the timeout starts afresh after.
             me.state.lock().last_contact = Instant::now();
             continue;
@@ -390,7 +406,7 @@ pub async fn run(ens: Arc<Ensemble>) {
             told = true;
         }
         me.state.lock().campaigning = true;
-        let outcome = me.campaign(&ens, &sets).await;
+        let outcome = me.campaign(&sets).await;
         me.state.lock().campaigning = false;
         timeout = random_between(t.timeout_min, t.timeout_max);
         let pause = match outcome {

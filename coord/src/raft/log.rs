@@ -25,7 +25,7 @@ use openraft::{Entry, LogId, OptionalSend, StorageIOError, Vote};
 use parking_lot::Mutex;
 use prost::Message;
 
-use super::{
+use super::types::{
     entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb, opt_log_id_to_pb, vote_from_pb,
     vote_to_pb, NodeId, StorageError, TypeConfig,
 };

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use openraft::error::Fatal;
 
-use super::Raft;
+use super::types::Raft;
 use crate::config::Config;
 use crate::diskguard::DiskGuard;
 

@@ -27,7 +27,7 @@ use openraft::{
 use parking_lot::Mutex;
 use prost::Message;
 
-use super::{
+use super::types::{
     membership_from_pb, membership_to_pb, opt_log_id_from_pb, opt_log_id_to_pb, zxid_after,
     zxid_base, NodeId, StorageError, TypeConfig,
 };
@@ -248,12 +248,12 @@ fn apply_command(core: &mut Core, my_id: NodeId, cmd: pb::Command) {
 /// a membership entry carries no leader-stamped clock, and every member
 /// must build the same stat.
 fn set_config_node(core: &mut Core, m: &openraft::Membership<NodeId, BasicNode>, zxid: i64) {
-    let data = Bytes::from(super::render_config(m, zxid));
+    let data = Bytes::from(super::types::render_config(m, zxid));
     core.set_clock(Some(0));
     let mut p = core.begin();
     core.set_clock(None);
     match core.tree_mut().set_data(
-        super::CONFIG_NODE,
+        super::types::CONFIG_NODE,
         Some(data.clone()),
         p.zxid,
         p.time,
@@ -263,7 +263,7 @@ fn set_config_node(core: &mut Core, m: &openraft::Membership<NodeId, BasicNode>,
             p.undos.push(undo);
             p.ops.push(cpb::Op {
                 kind: Some(cpb::op::Kind::SetData(cpb::SetData {
-                    path: super::CONFIG_NODE.to_string(),
+                    path: super::types::CONFIG_NODE.to_string(),
                     data: Some(data),
                 })),
             });
