@@ -63,10 +63,9 @@ pub fn encode(schema: &Parsed, doc: &Value) -> Result<(Vec<u8>, Option<Vec<i32>>
 }
 
 /// Decode a payload (after magic byte and id; Protobuf indexes still in
-/// front) written with `schema` into JSON. Protobuf comes out in its
-/// canonical JSON mapping (lowerCamelCase names, 64-bit integers as
-/// strings, default values left out), as Confluent's console consumer
-/// prints it.
+/// front) written with `schema` into JSON. Protobuf comes out in the
+/// proto3 JSON mapping (lowerCamelCase names, 64-bit integers as strings,
+/// fields at their default value left out): what `fjord consume` prints.
 pub fn decode(schema: &Parsed, rest: &[u8]) -> Result<Value, CodecError> {
     decode_with(schema, rest, &prost_reflect::SerializeOptions::new())
 }
