@@ -2,8 +2,9 @@
 //! read and check the file (a bad key exits 2 naming it), bind the listener,
 //! serve pages through fjord-http's accept loop until SIGTERM/SIGINT.
 //!
-//! Modules: `config` (the keys), `server` (request parsing, CSRF, read-only,
-//! timeouts), `pages/` (one file per page), `cluster` (Metadata, topics,
+//! Modules: `config` (the keys), `app` (what every page receives: the shared
+//! handles, the parsed request, the reply), `server` (request parsing, CSRF,
+//! read-only, timeouts), `pages/` (one file per page), `cluster` (Metadata, topics,
 //! offsets over the Kafka protocol), `disk` (log-dir and partition sizes),
 //! `scan` (reading messages), `groups` (lag and resets), `ensemble` (the
 //! coordinator's `srvr`), `decode` (text/JSON/hex), `html` (escaping, the
