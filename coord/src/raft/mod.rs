@@ -52,8 +52,9 @@ use crate::core::Core;
 /// Opens the Raft log and snapshot under dataDir/dataLogDir, starts
 /// openraft, the peer listener, the elector, the proposer, the role
 /// watcher, the guard and the touch forwarder: the wiring of this module's
-/// pieces, which know nothing of each other beyond what they are handed. The member with no log yet joins the membership
-/// every `server.N` line describes.
+/// pieces, which know nothing of each other beyond what they are handed.
+/// The member with no log yet joins the membership every `server.N` line
+/// describes.
 pub async fn start(
     cfg: Arc<Config>,
     core: Arc<Mutex<Core>>,

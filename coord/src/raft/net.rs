@@ -1,6 +1,7 @@
-//! Peer links between ensemble members: `PeerRequest`/`PeerResponse` prost
-//! messages, 4-byte length-prefixed (tokio-util framed TCP), on each
-//! member's `server.N` peer port.
+//! Peer links between ensemble members, the sending side (`peer_server` is
+//! the receiving one, and shares this file's framing and batched writer):
+//! `PeerRequest`/`PeerResponse` prost messages, 4-byte length-prefixed
+//! (tokio-util framed TCP), on each member's `server.N` peer port.
 //!
 //! One outgoing connection per peer carries every request to it, tagged with
 //! an id so responses may come back in any order; requests leave in the order
